@@ -1,0 +1,176 @@
+//! Naming rules (design rule 7): every Docker-visible name is built from the hierarchy, specific
+//! to generic, as in DNS.
+//!
+//! - service instance: `<service>` when the service has one instance, else `<service>-<index>`;
+//! - container name and host name: `<instance>-<execution>-<owner>-<deployment>`;
+//! - execution: `<execution>-<owner>-<deployment>`;
+//! - user, and the user's Docker network: `<owner>-<deployment>`.
+//!
+//! Every part is a lowercase DNS label ([`check_dns_label`]), and a container host name must fit
+//! in one DNS label ([`MAX_HOST_NAME`]), so no valid request can produce an invalid or colliding
+//! Docker name. These are pure functions: no I/O, no state.
+
+/// The longest a container host name may be: it is a single DNS label.
+pub const MAX_HOST_NAME: usize = 63;
+
+/// What a DNS label may look like, as told to users in error messages.
+const DNS_LABEL_RULE: &str =
+    "must be a lowercase DNS label (a-z, 0-9 and '-', starting and ending \
+                              with a letter or digit, at most 63 characters)";
+
+/// The longest a rejected value is quoted in an error message, in characters.
+const MAX_QUOTED: usize = 80;
+
+/// Checks that `s` is a lowercase DNS label: 1 to 63 characters of `[a-z0-9-]`, starting and
+/// ending with a letter or digit.
+///
+/// `what` names the thing being checked in the error message, e.g. `execution name`, giving
+/// `execution name "My_App": must be a lowercase DNS label (...)`.
+pub fn check_dns_label(what: &str, s: &str) -> Result<(), String> {
+    let bytes = s.as_bytes();
+    let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let ok = !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes.iter().all(|b| alnum(b) || *b == b'-')
+        && bytes.first().is_some_and(alnum)
+        && bytes.last().is_some_and(alnum);
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{what} \"{}\": {DNS_LABEL_RULE}", quote(s)))
+    }
+}
+
+/// The name of one instance of a service: `<service>` when the service has a single instance,
+/// else `<service>-<index>` (index from 0).
+pub fn service_instance_name(service: &str, index: u32, total_count: u32) -> String {
+    if total_count == 1 {
+        service.to_string()
+    } else {
+        format!("{service}-{index}")
+    }
+}
+
+/// The container name, which is also its host name:
+/// `<instance>-<execution>-<owner>-<deployment>`, where `<instance>` is
+/// [`service_instance_name`].
+pub fn container_name(
+    service: &str,
+    index: u32,
+    total_count: u32,
+    execution: &str,
+    owner: &str,
+    deployment: &str,
+) -> String {
+    format!(
+        "{}-{}",
+        service_instance_name(service, index, total_count),
+        execution_full_name(execution, owner, deployment)
+    )
+}
+
+/// The full name of an execution: `<execution>-<owner>-<deployment>`.
+pub fn execution_full_name(execution: &str, owner: &str, deployment: &str) -> String {
+    format!("{execution}-{}", user_network_name(owner, deployment))
+}
+
+/// The full name of a user, which is also the name of the user's Docker network:
+/// `<owner>-<deployment>`.
+pub fn user_network_name(owner: &str, deployment: &str) -> String {
+    format!("{owner}-{deployment}")
+}
+
+/// `s` shortened for quoting in an error message, so that a huge input gives a short message.
+fn quote(s: &str) -> String {
+    if s.chars().count() <= MAX_QUOTED {
+        s.to_string()
+    } else {
+        let mut short: String = s.chars().take(MAX_QUOTED).collect();
+        short.push('…');
+        short
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_labels() {
+        for s in [
+            "a",
+            "0",
+            "spark-master",
+            "a-b-c",
+            "x1",
+            "1x",
+            "a--b",
+            &"a".repeat(63),
+        ] {
+            assert_eq!(check_dns_label("name", s), Ok(()), "{s}");
+        }
+    }
+
+    #[test]
+    fn invalid_labels() {
+        let long = "a".repeat(64);
+        for s in [
+            "", "-a", "a-", "-", "A", "My_App", "a_b", "a.b", "a b", " a", "é", "a\n", &long,
+        ] {
+            assert!(check_dns_label("name", s).is_err(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn error_message_says_what_to_fix() {
+        assert_eq!(
+            check_dns_label("execution name", "My_App"),
+            Err(
+                "execution name \"My_App\": must be a lowercase DNS label (a-z, 0-9 and '-', \
+                 starting and ending with a letter or digit, at most 63 characters)"
+                    .to_string()
+            )
+        );
+    }
+
+    #[test]
+    fn huge_input_gives_a_short_message() {
+        let huge = "X".repeat(100_000);
+        let msg = check_dns_label("user name", &huge)
+            .err()
+            .unwrap_or_default();
+        assert!(msg.len() < 300, "{}", msg.len());
+        assert!(msg.starts_with("user name \"XXXX"));
+        assert!(msg.contains("…\""));
+    }
+
+    #[test]
+    fn instance_names() {
+        assert_eq!(service_instance_name("jupyter", 0, 1), "jupyter");
+        assert_eq!(
+            service_instance_name("spark-worker", 0, 3),
+            "spark-worker-0"
+        );
+        assert_eq!(
+            service_instance_name("spark-worker", 2, 3),
+            "spark-worker-2"
+        );
+    }
+
+    #[test]
+    fn composed_names() {
+        assert_eq!(
+            container_name("jupyter", 0, 1, "lab", "alice", "prod"),
+            "jupyter-lab-alice-prod"
+        );
+        assert_eq!(
+            container_name("spark-worker", 1, 3, "lab", "alice", "prod"),
+            "spark-worker-1-lab-alice-prod"
+        );
+        assert_eq!(
+            execution_full_name("lab", "alice", "prod"),
+            "lab-alice-prod"
+        );
+        assert_eq!(user_network_name("alice", "prod"), "alice-prod");
+    }
+}

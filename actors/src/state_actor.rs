@@ -1,0 +1,409 @@
+//! The StateActor: the only writer of Zoe's [`State`]. It handles one message at a time, applies
+//! changes with the pure functions of [`crate::transitions`], and answers a change only once a
+//! checkpoint holding it is on disk.
+//!
+//! Durability uses group commit: one writer thread writes one checkpoint at a time; changes that
+//! arrive while a write is in flight are collected and all acknowledged by the next checkpoint.
+//! The actor never waits for the disk or for Docker: it hands work off and gets the outcome back
+//! as a message.
+
+use std::sync::{mpsc, Arc};
+use std::time::Instant;
+
+use actix::prelude::*;
+use serde_json::Value;
+use time::OffsetDateTime;
+use tokio::sync::oneshot;
+
+use zoe_checkpoints::{encode, Application, ExecutionStatus, Role, State, Store, Timestamp};
+
+use crate::error::{Code, ZoeError};
+use crate::transitions::{self, Caller, SubmitLimits};
+use crate::views::{self, Platform};
+
+/// Settings of the state actor.
+#[derive(Clone, Debug)]
+pub struct StateConfig {
+    /// Checkpoints to keep on disk.
+    pub keep_checkpoints: usize,
+    pub limits: SubmitLimits,
+}
+
+/// A reply waiting for its change to become durable.
+type Reply = Box<dyn FnOnce(Result<(), ZoeError>) + Send>;
+
+/// The state actor.
+pub struct StateActor {
+    state: State,
+    config: StateConfig,
+    platform: Platform,
+    store: Store,
+    /// Number of the newest checkpoint written or being written.
+    seq: u64,
+    /// Changes applied in memory but not yet handed to the writer.
+    dirty: bool,
+    /// Replies of changes not yet handed to the writer.
+    waiting: Vec<Reply>,
+    /// Replies of changes in the checkpoint being written.
+    in_flight: Vec<Reply>,
+    /// Whether a checkpoint is being written.
+    seq_in_flight: bool,
+    writer: Option<mpsc::Sender<WriteJob>>,
+}
+
+struct WriteJob {
+    seq: u64,
+    state: State,
+}
+
+/// Sent by the writer thread when a checkpoint is on disk (or could not be written).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Written {
+    seq: u64,
+    result: Result<(), String>,
+    elapsed_ms: f64,
+}
+
+impl StateActor {
+    /// A state actor over `state`, whose newest checkpoint on disk is number `seq`.
+    pub fn new(state: State, store: Store, seq: u64, config: StateConfig) -> Self {
+        StateActor {
+            state,
+            config,
+            platform: Platform::default(),
+            store,
+            seq,
+            dirty: false,
+            waiting: Vec::new(),
+            in_flight: Vec::new(),
+            seq_in_flight: false,
+            writer: None,
+        }
+    }
+
+    fn now() -> Timestamp {
+        OffsetDateTime::now_utc()
+    }
+
+    /// Records that the state changed and returns a future that resolves with `value` once the
+    /// change is durable.
+    fn commit<T: Send + 'static>(&mut self, value: T, ctx: &mut Context<Self>) -> ResponseFuture<Result<T, ZoeError>> {
+        let (tx, rx) = oneshot::channel();
+        self.waiting.push(Box::new(move |r: Result<(), ZoeError>| {
+            let _ = tx.send(r.map(|()| value));
+        }));
+        self.dirty = true;
+        self.flush(ctx);
+        Box::pin(async move {
+            rx.await.unwrap_or_else(|_| Err(ZoeError::new(Code::Unavailable, "the state actor stopped")))
+        })
+    }
+
+    /// Marks a change that no request waits for (Docker outcomes, scheduling).
+    fn changed(&mut self, ctx: &mut Context<Self>) {
+        self.dirty = true;
+        self.flush(ctx);
+    }
+
+    /// Hands the current state to the writer unless a write is already in flight.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if !self.dirty || self.seq_in_flight {
+            return;
+        }
+        let Some(writer) = &self.writer else {
+            return;
+        };
+        self.seq += 1;
+        self.dirty = false;
+        self.seq_in_flight = true;
+        self.in_flight = std::mem::take(&mut self.waiting);
+        let job = WriteJob { seq: self.seq, state: self.state.clone() };
+        if writer.send(job).is_err() {
+            tracing::error!("checkpoint writer thread is gone");
+            self.seq_in_flight = false;
+            for r in self.in_flight.drain(..) {
+                r(Err(ZoeError::new(Code::CheckpointFailed, "the checkpoint writer stopped")));
+            }
+            ctx.stop();
+        }
+    }
+
+    fn caller(&self, caller: &Caller) -> Result<(), ZoeError> {
+        transitions::check_caller(&self.state, caller)
+    }
+}
+
+fn writer_thread(store: Store, keep: usize, jobs: mpsc::Receiver<WriteJob>, actor: Addr<StateActor>) {
+    while let Ok(mut job) = jobs.recv() {
+        // Group commit on the writer side too: if more states queued up meanwhile, the newest
+        // one covers them all.
+        while let Ok(newer) = jobs.try_recv() {
+            job = newer;
+        }
+        let started = Instant::now();
+        let result = encode(&job.state)
+            .map_err(|e| format!("cannot encode the state: {e}"))
+            .and_then(|text| {
+                store
+                    .write(job.seq, &text)
+                    .map_err(|e| format!("cannot write {}: {e}", store.path(job.seq).display()))
+            });
+        if result.is_ok() {
+            if let Err(e) = store.prune(keep) {
+                tracing::warn!("cannot prune old checkpoints: {e}");
+            }
+        }
+        actor.do_send(Written { seq: job.seq, result, elapsed_ms: started.elapsed().as_secs_f64() * 1e3 });
+    }
+}
+
+impl Actor for StateActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // `send` waits (it never drops) when the mailbox is full; a roomy mailbox keeps many
+        // concurrent clients from waiting on each other before the actor even sees them.
+        ctx.set_mailbox_capacity(4096);
+        let (tx, rx) = mpsc::channel();
+        let store = self.store.clone();
+        let keep = self.config.keep_checkpoints;
+        let addr = ctx.address();
+        match std::thread::Builder::new()
+            .name("zoe-checkpoint-writer".into())
+            .spawn(move || writer_thread(store, keep, rx, addr))
+        {
+            Ok(_) => self.writer = Some(tx),
+            Err(e) => {
+                tracing::error!("cannot start the checkpoint writer thread: {e}");
+                ctx.stop();
+            }
+        }
+    }
+}
+
+impl Handler<Written> for StateActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Written, ctx: &mut Self::Context) {
+        self.seq_in_flight = false;
+        let replies = std::mem::take(&mut self.in_flight);
+        match msg.result {
+            Ok(()) => {
+                tracing::debug!(seq = msg.seq, ms = msg.elapsed_ms, changes = replies.len(), "checkpoint written");
+                for r in replies {
+                    r(Ok(()));
+                }
+            }
+            Err(e) => {
+                tracing::error!("checkpoint {} failed: {e}", msg.seq);
+                // The changes stay in memory and go into the next checkpoint, but none of them
+                // was acknowledged.
+                self.dirty = true;
+                for r in replies {
+                    r(Err(ZoeError::new(Code::CheckpointFailed, format!("the change could not be saved: {e}"))));
+                }
+            }
+        }
+        self.flush(ctx);
+    }
+}
+
+macro_rules! message {
+    ($(#[$m:meta])* $name:ident { $($field:ident : $ty:ty),* $(,)? } -> $ret:literal) => {
+        $(#[$m])*
+        #[derive(Message, Debug)]
+        #[rtype(result = $ret)]
+        pub struct $name { $(pub $field: $ty),* }
+    };
+}
+
+/// What the HTTP layer needs to verify a login.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    pub caller: Caller,
+    pub password_hash: String,
+}
+
+message!(
+    /// Looks up a user's credentials by name, for authentication.
+    LookupCredentials { name: String } -> "Option<Credentials>"
+);
+
+impl Handler<LookupCredentials> for StateActor {
+    type Result = Option<Credentials>;
+
+    fn handle(&mut self, msg: LookupCredentials, _: &mut Self::Context) -> Self::Result {
+        self.state.user_by_name(&msg.name).map(|u| Credentials {
+            caller: Caller { id: u.id, name: u.name.clone(), role: u.role },
+            password_hash: u.password_hash.clone(),
+        })
+    }
+}
+
+message!(
+    /// `GET /user/<name>`.
+    GetUser { caller: Caller, name: String } -> "Result<Value, ZoeError>"
+);
+
+impl Handler<GetUser> for StateActor {
+    type Result = Result<Value, ZoeError>;
+
+    fn handle(&mut self, msg: GetUser, _: &mut Self::Context) -> Self::Result {
+        self.caller(&msg.caller)?;
+        transitions::visible_user(&self.state, &msg.caller, &msg.name).map(|u| views::user(u))
+    }
+}
+
+message!(
+    /// `POST /user`; the password was hashed by the caller, off this actor.
+    CreateUser { caller: Caller, name: String, role: Role, password_hash: String } -> "Result<Value, ZoeError>"
+);
+
+impl Handler<CreateUser> for StateActor {
+    type Result = ResponseFuture<Result<Value, ZoeError>>;
+
+    fn handle(&mut self, msg: CreateUser, ctx: &mut Self::Context) -> Self::Result {
+        let result = self.caller(&msg.caller).and_then(|()| {
+            transitions::create_user(&mut self.state, &msg.caller, &msg.name, msg.role, msg.password_hash, Self::now())
+        });
+        match result {
+            Ok(u) => self.commit(views::user(&u), ctx),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+}
+
+message!(
+    /// `DELETE /user/<name>`.
+    DeleteUser { caller: Caller, name: String } -> "Result<(), ZoeError>"
+);
+
+impl Handler<DeleteUser> for StateActor {
+    type Result = ResponseFuture<Result<(), ZoeError>>;
+
+    fn handle(&mut self, msg: DeleteUser, ctx: &mut Self::Context) -> Self::Result {
+        let result = self
+            .caller(&msg.caller)
+            .and_then(|()| transitions::delete_user(&mut self.state, &msg.caller, &msg.name));
+        match result {
+            Ok(_) => self.commit((), ctx),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+}
+
+message!(
+    /// `GET /execution`, optionally only one status.
+    ListExecutions { caller: Caller, status: Option<ExecutionStatus> } -> "Result<Value, ZoeError>"
+);
+
+impl Handler<ListExecutions> for StateActor {
+    type Result = Result<Value, ZoeError>;
+
+    fn handle(&mut self, msg: ListExecutions, _: &mut Self::Context) -> Self::Result {
+        self.caller(&msg.caller)?;
+        Ok(Value::Array(views::executions(&self.state, &msg.caller, msg.status)))
+    }
+}
+
+message!(
+    /// `GET /execution/<id>`.
+    GetExecution { caller: Caller, id: u64 } -> "Result<Value, ZoeError>"
+);
+
+impl Handler<GetExecution> for StateActor {
+    type Result = Result<Value, ZoeError>;
+
+    fn handle(&mut self, msg: GetExecution, _: &mut Self::Context) -> Self::Result {
+        self.caller(&msg.caller)?;
+        transitions::visible_execution(&self.state, &msg.caller, msg.id).map(|e| views::execution(&self.state, e))
+    }
+}
+
+message!(
+    /// `POST /execution` with an already validated application description.
+    SubmitExecution { caller: Caller, name: String, application: Application } -> "Result<u64, ZoeError>"
+);
+
+impl Handler<SubmitExecution> for StateActor {
+    type Result = ResponseFuture<Result<u64, ZoeError>>;
+
+    fn handle(&mut self, msg: SubmitExecution, ctx: &mut Self::Context) -> Self::Result {
+        let result = self.caller(&msg.caller).and_then(|()| {
+            transitions::submit_execution(
+                &mut self.state,
+                &msg.caller,
+                &msg.name,
+                msg.application,
+                &self.config.limits,
+                Self::now(),
+            )
+        });
+        match result {
+            Ok(id) => self.commit(id, ctx),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+}
+
+message!(
+    /// `DELETE /execution/<id>`.
+    TerminateExecution { caller: Caller, id: u64 } -> "Result<(), ZoeError>"
+);
+
+impl Handler<TerminateExecution> for StateActor {
+    type Result = ResponseFuture<Result<(), ZoeError>>;
+
+    fn handle(&mut self, msg: TerminateExecution, ctx: &mut Self::Context) -> Self::Result {
+        let result = self
+            .caller(&msg.caller)
+            .and_then(|()| transitions::terminate_execution(&mut self.state, &msg.caller, msg.id, Self::now()));
+        match result {
+            Ok(transitions::Termination::AlreadyEnding) => Box::pin(async { Ok(()) }),
+            Ok(_) => self.commit((), ctx),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+}
+
+message!(
+    /// `GET /service/<id>`.
+    GetService { caller: Caller, id: u64 } -> "Result<Value, ZoeError>"
+);
+
+impl Handler<GetService> for StateActor {
+    type Result = Result<Value, ZoeError>;
+
+    fn handle(&mut self, msg: GetService, _: &mut Self::Context) -> Self::Result {
+        self.caller(&msg.caller)?;
+        transitions::visible_service(&self.state, &msg.caller, msg.id).map(|(e, s)| views::service(e, s))
+    }
+}
+
+message!(
+    /// `POST /query`.
+    Query { caller: Caller, what: String, filters: serde_json::Map<String, Value> } -> "Result<Value, ZoeError>"
+);
+
+impl Handler<Query> for StateActor {
+    type Result = Result<Value, ZoeError>;
+
+    fn handle(&mut self, msg: Query, _: &mut Self::Context) -> Self::Result {
+        self.caller(&msg.caller)?;
+        views::query(&self.state, &self.platform, &msg.caller, &msg.what, &msg.filters, Self::now())
+    }
+}
+
+message!(
+    /// A copy of the whole state (cheap: users and executions are shared), for tests and tools.
+    Snapshot {} -> "Arc<State>"
+);
+
+impl Handler<Snapshot> for StateActor {
+    type Result = MessageResult<Snapshot>;
+
+    fn handle(&mut self, _: Snapshot, _: &mut Self::Context) -> Self::Result {
+        MessageResult(Arc::new(self.state.clone()))
+    }
+}

@@ -1,0 +1,322 @@
+//! State transitions: plain functions over [`State`] that take `now` as an argument. No actix,
+//! no I/O, no clock. The state actor calls them one message at a time; tests call them directly.
+
+use std::sync::Arc;
+
+use zoe_checkpoints::{
+    Application, Execution, ExecutionStatus, Role, Service, ServicePort, ServiceStatus, State,
+    Timestamp, User,
+};
+
+use crate::app_description::check_host_names;
+use crate::error::{Code, ZoeError};
+use crate::naming;
+
+/// Who is asking: an authenticated user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub id: u64,
+    pub name: String,
+    pub role: Role,
+}
+
+impl Caller {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// Whether this caller may see and act on objects owned by `owner_id`.
+    pub fn can_see(&self, owner_id: u64) -> bool {
+        self.is_admin() || self.id == owner_id
+    }
+}
+
+/// Limits applied when an execution is submitted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SubmitLimits {
+    /// Active executions a guest may have at once.
+    pub guest_max_active: usize,
+}
+
+impl Default for SubmitLimits {
+    fn default() -> Self {
+        SubmitLimits { guest_max_active: 1 }
+    }
+}
+
+fn no_such_user(name: &str) -> ZoeError {
+    ZoeError::new(Code::NoSuchUser, format!("no such user: {name}"))
+}
+
+fn no_such_execution(id: u64) -> ZoeError {
+    ZoeError::new(Code::NoSuchExecution, format!("no such execution: {id}"))
+}
+
+/// Checks that the caller still exists with the same name and role; a deleted user's cached
+/// credentials must not keep working.
+pub fn check_caller(state: &State, caller: &Caller) -> Result<(), ZoeError> {
+    match state.users.get(&caller.id) {
+        Some(u) if u.name == caller.name && u.role == caller.role => Ok(()),
+        _ => Err(ZoeError::new(
+            Code::Unauthorized,
+            "Cannot authenticate your request, provide proper credentials",
+        )),
+    }
+}
+
+/// Looks up a user the caller may see. One they may not see is reported as missing.
+pub fn visible_user<'s>(state: &'s State, caller: &Caller, name: &str) -> Result<&'s Arc<User>, ZoeError> {
+    match state.user_by_name(name) {
+        Some(u) if caller.can_see(u.id) => Ok(u),
+        _ => Err(no_such_user(name)),
+    }
+}
+
+/// Looks up an execution the caller may see. One they may not see is reported as missing.
+pub fn visible_execution<'s>(
+    state: &'s State,
+    caller: &Caller,
+    id: u64,
+) -> Result<&'s Arc<Execution>, ZoeError> {
+    match state.executions.get(&id) {
+        Some(e) if caller.can_see(e.owner_id) => Ok(e),
+        _ => Err(no_such_execution(id)),
+    }
+}
+
+/// Looks up a service the caller may see, with its execution.
+pub fn visible_service<'s>(
+    state: &'s State,
+    caller: &Caller,
+    id: u64,
+) -> Result<(&'s Arc<Execution>, &'s Service), ZoeError> {
+    match state.find_service(id) {
+        Some((e, i)) if caller.can_see(e.owner_id) => Ok((e, &e.services[i])),
+        _ => Err(ZoeError::new(Code::NoSuchService, format!("no such service: {id}"))),
+    }
+}
+
+/// Adds a user. `password_hash` is an argon2 PHC string computed by the caller (off the actor).
+pub fn create_user(
+    state: &mut State,
+    caller: &Caller,
+    name: &str,
+    role: Role,
+    password_hash: String,
+    now: Timestamp,
+) -> Result<Arc<User>, ZoeError> {
+    if !caller.is_admin() {
+        return Err(ZoeError::new(Code::AdminOnly, "only an administrator can create users"));
+    }
+    naming::check_dns_label("user name", name).map_err(|m| ZoeError::new(Code::InvalidName, m))?;
+    let network = naming::user_network_name(name, &state.deployment_name);
+    if network.len() > naming::MAX_HOST_NAME {
+        return Err(ZoeError::new(
+            Code::InvalidName,
+            format!(
+                "user name {name:?} is too long: its network name {network:?} would exceed {} characters",
+                naming::MAX_HOST_NAME
+            ),
+        ));
+    }
+    if state.user_by_name(name).is_some() {
+        return Err(ZoeError::new(Code::UserExists, format!("user name already registered: {name}")));
+    }
+    let user = Arc::new(User {
+        id: state.gen_id(),
+        name: name.to_string(),
+        role,
+        password_hash,
+        created_at: now,
+    });
+    state.users.insert(user.id, user.clone());
+    Ok(user)
+}
+
+/// Removes a user. Their past executions stay in the history, owned by their (never reused) id.
+pub fn delete_user(state: &mut State, caller: &Caller, name: &str) -> Result<Arc<User>, ZoeError> {
+    let user = visible_user(state, caller, name)?.clone();
+    if let Some(e) = state.executions.values().find(|e| e.owner_id == user.id && e.status.is_active()) {
+        return Err(ZoeError::new(
+            Code::UserHasActiveExecutions,
+            format!(
+                "user {name} has active executions (for example {} with id {}, {}); terminate them first",
+                e.name,
+                e.id,
+                e.status.as_str()
+            ),
+        ));
+    }
+    if user.role == Role::Admin && state.users.values().filter(|u| u.role == Role::Admin).count() == 1 {
+        return Err(ZoeError::new(Code::LastAdmin, format!("{name} is the last administrator and cannot be deleted")));
+    }
+    state.users.remove(&user.id);
+    Ok(user)
+}
+
+/// Queues a new execution of a validated application description. Returns its id.
+pub fn submit_execution(
+    state: &mut State,
+    caller: &Caller,
+    name: &str,
+    application: Application,
+    limits: &SubmitLimits,
+    now: Timestamp,
+) -> Result<u64, ZoeError> {
+    naming::check_dns_label("execution name", name).map_err(|m| ZoeError::new(Code::InvalidName, m))?;
+    check_host_names(&application, name, &caller.name, &state.deployment_name)?;
+    let mine_active = state
+        .executions
+        .values()
+        .filter(|e| e.owner_id == caller.id && e.status.is_active());
+    let mut active = 0;
+    for e in mine_active {
+        if e.name == name {
+            return Err(ZoeError::new(
+                Code::ExecutionNameInUse,
+                format!(
+                    "an execution named {name} is already active (id {}, {}); terminate it or pick another name",
+                    e.id,
+                    e.status.as_str()
+                ),
+            ));
+        }
+        active += 1;
+    }
+    if caller.role == Role::Guest && active >= limits.guest_max_active {
+        return Err(ZoeError::new(
+            Code::QuotaExceeded,
+            format!(
+                "Quota exceeded: guests may have {} active execution(s) and you have {active}",
+                limits.guest_max_active
+            ),
+        ));
+    }
+    let id = state.gen_id();
+    let execution = Execution {
+        id,
+        name: name.to_string(),
+        owner: caller.name.clone(),
+        owner_id: caller.id,
+        status: ExecutionStatus::Scheduled,
+        error: None,
+        time_scheduled: now,
+        time_started: None,
+        time_finished: None,
+        application,
+        services: Vec::new(),
+    };
+    state.executions.insert(id, Arc::new(execution));
+    Ok(id)
+}
+
+/// Moves an execution to `to`, refusing any move not in [`ExecutionStatus::can_move_to`], and
+/// keeps the times consistent.
+pub fn set_status(
+    state: &mut State,
+    id: u64,
+    to: ExecutionStatus,
+    now: Timestamp,
+) -> Result<(), ZoeError> {
+    let e = state.executions.get_mut(&id).ok_or_else(|| no_such_execution(id))?;
+    if !e.status.can_move_to(to) {
+        return Err(ZoeError::new(
+            Code::InvalidTransition,
+            format!("execution {id} cannot go from {} to {}", e.status.as_str(), to.as_str()),
+        ));
+    }
+    let e = Arc::make_mut(e);
+    e.status = to;
+    match to {
+        ExecutionStatus::Running => e.time_started = Some(now),
+        s if s.is_final() => e.time_finished = Some(now),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// What the caller of [`terminate_execution`] must do next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Termination {
+    /// Nothing ran; the execution is already `terminated`.
+    Done,
+    /// Its containers must be stopped and removed; the execution is `cleaning up`.
+    RemoveContainers,
+    /// It had already ended or is already being cleaned up; nothing changed.
+    AlreadyEnding,
+}
+
+/// A user's request to end an execution.
+pub fn terminate_execution(
+    state: &mut State,
+    caller: &Caller,
+    id: u64,
+    now: Timestamp,
+) -> Result<Termination, ZoeError> {
+    let status = visible_execution(state, caller, id)?.status;
+    match status {
+        ExecutionStatus::Scheduled => {
+            set_status(state, id, ExecutionStatus::Terminated, now)?;
+            Ok(Termination::Done)
+        }
+        ExecutionStatus::Starting | ExecutionStatus::Running => {
+            set_status(state, id, ExecutionStatus::CleaningUp, now)?;
+            if let Some(e) = state.executions.get_mut(&id) {
+                Arc::make_mut(e).error.get_or_insert_with(|| format!("terminated by {}", caller.name));
+            }
+            Ok(Termination::RemoveContainers)
+        }
+        _ => Ok(Termination::AlreadyEnding),
+    }
+}
+
+/// Creates the service records (one per container) of an execution that is about to start and
+/// moves it to `starting`. Services are ordered by `startup_order`, then description order.
+pub fn begin_start(state: &mut State, id: u64, now: Timestamp) -> Result<(), ZoeError> {
+    set_status(state, id, ExecutionStatus::Starting, now)?;
+    let deployment = state.deployment_name.clone();
+    let Some(e) = state.executions.get(&id) else {
+        return Err(no_such_execution(id));
+    };
+    let mut descs: Vec<_> = e.application.services.iter().collect();
+    descs.sort_by_key(|d| d.startup_order);
+    let mut services = Vec::new();
+    let (exec_name, owner) = (e.name.clone(), e.owner.clone());
+    let mut specs = Vec::new();
+    for d in descs {
+        for index in 0..d.total_count {
+            specs.push((d.clone(), index));
+        }
+    }
+    for (d, index) in specs {
+        services.push(Service {
+            id: state.gen_id(),
+            name: naming::container_name(&d.name, index, d.total_count, &exec_name, &owner, &deployment),
+            service_name: d.name.clone(),
+            index,
+            is_monitor: d.monitor,
+            status: ServiceStatus::Pending,
+            docker_id: None,
+            exit_code: None,
+            oom_killed: false,
+            ip_address: Default::default(),
+            ports: d
+                .ports
+                .iter()
+                .map(|p| ServicePort {
+                    name: p.name.clone(),
+                    protocol: p.protocol.clone(),
+                    port_number: p.port_number,
+                    path: p.path.clone(),
+                    is_main_endpoint: p.is_main_endpoint,
+                    expose: p.expose,
+                    host_endpoint: None,
+                })
+                .collect(),
+        });
+    }
+    if let Some(e) = state.executions.get_mut(&id) {
+        Arc::make_mut(e).services = services;
+    }
+    Ok(())
+}

@@ -1,0 +1,418 @@
+//! The persisted state model: everything the master knows, as it is written in a checkpoint.
+//!
+//! Field order here is the field order in the RON files, so keep it stable and readable:
+//! identity first, then status, then times, then the bulky parts.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// The checkpoint format written by this version of Zoe.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A point in time, always UTC, written as RFC 3339.
+pub type Timestamp = OffsetDateTime;
+
+/// The whole state of a Zoe master.
+///
+/// Users and executions are kept behind `Arc` so that a snapshot for the checkpoint writer is a
+/// cheap clone; changes go through `Arc::make_mut` (copy on write).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    /// Format of this checkpoint; older formats are upgraded on load.
+    pub format_version: u32,
+    /// The deployment this state belongs to; a master configured for another one refuses it.
+    pub deployment_name: String,
+    /// The next id to hand out. Users, executions and services share this one counter.
+    pub next_id: u64,
+    /// Users, in id order.
+    #[serde(with = "id_list")]
+    pub users: BTreeMap<u64, Arc<User>>,
+    /// Executions, in id order (which is submission order).
+    #[serde(with = "id_list")]
+    pub executions: BTreeMap<u64, Arc<Execution>>,
+}
+
+impl State {
+    /// An empty state for a deployment.
+    pub fn new(deployment_name: &str) -> Self {
+        State {
+            format_version: FORMAT_VERSION,
+            deployment_name: deployment_name.to_string(),
+            next_id: 0,
+            users: BTreeMap::new(),
+            executions: BTreeMap::new(),
+        }
+    }
+
+    /// Hands out the next id.
+    pub fn gen_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// The user with this name, if any.
+    pub fn user_by_name(&self, name: &str) -> Option<&Arc<User>> {
+        self.users.values().find(|u| u.name == name)
+    }
+
+    /// The execution holding the service with this id, and the service's index in it.
+    pub fn find_service(&self, service_id: u64) -> Option<(&Arc<Execution>, usize)> {
+        self.executions.values().find_map(|e| {
+            e.services.iter().position(|s| s.id == service_id).map(|i| (e, i))
+        })
+    }
+}
+
+/// Something stored in an id-ordered list of a checkpoint.
+pub trait HasId {
+    /// The object's id.
+    fn id(&self) -> u64;
+}
+
+/// A Zoe user.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub id: u64,
+    /// A lowercase DNS label; part of every container name of this user.
+    pub name: String,
+    pub role: Role,
+    /// Argon2id hash in PHC string format. Never returned by the API.
+    pub password_hash: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: Timestamp,
+}
+
+impl HasId for User {
+    fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+/// What a user may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Sees and acts on everything; the only role that manages users.
+    Admin,
+    /// Acts on their own executions.
+    User,
+    /// A user with tight quotas (one active execution).
+    Guest,
+}
+
+impl Role {
+    /// The role as written in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::User => "user",
+            Role::Guest => "guest",
+        }
+    }
+
+    /// Parses an API role string.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "user" => Some(Role::User),
+            "guest" => Some(Role::Guest),
+            _ => None,
+        }
+    }
+}
+
+/// One run of an application description.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Execution {
+    pub id: u64,
+    /// A lowercase DNS label, unique among the owner's active executions.
+    pub name: String,
+    /// The owner's name when the execution was submitted.
+    pub owner: String,
+    /// The owner's user id. Ids are never reused, so a later user with the same name does not
+    /// inherit this execution.
+    pub owner_id: u64,
+    pub status: ExecutionStatus,
+    /// Why the execution failed or ended, in plain words.
+    pub error: Option<String>,
+    /// When it was submitted (and queued).
+    #[serde(with = "time::serde::rfc3339")]
+    pub time_scheduled: Timestamp,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub time_started: Option<Timestamp>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub time_finished: Option<Timestamp>,
+    /// The validated application description.
+    pub application: Application,
+    /// One entry per container, created when the execution starts.
+    pub services: Vec<Service>,
+}
+
+impl HasId for Execution {
+    fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+/// The life of an execution. The allowed moves between these are written down in
+/// `ExecutionStatus::can_move_to`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutionStatus {
+    /// Waiting in the queue.
+    Scheduled,
+    /// Its containers are being created.
+    Starting,
+    /// All its containers were started.
+    Running,
+    /// Its containers are being stopped and removed.
+    CleaningUp,
+    /// Ended on its own (the monitor service exited).
+    Finished,
+    /// Ended by a user or an administrator.
+    Terminated,
+    /// Failed to start or lost its containers.
+    Error,
+}
+
+impl ExecutionStatus {
+    /// Every status, in life order.
+    pub const ALL: [ExecutionStatus; 7] = [
+        ExecutionStatus::Scheduled,
+        ExecutionStatus::Starting,
+        ExecutionStatus::Running,
+        ExecutionStatus::CleaningUp,
+        ExecutionStatus::Finished,
+        ExecutionStatus::Terminated,
+        ExecutionStatus::Error,
+    ];
+
+    /// The status as written in the API (0.9.7 spelling, `cleaning up` with a space).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionStatus::Scheduled => "scheduled",
+            ExecutionStatus::Starting => "starting",
+            ExecutionStatus::Running => "running",
+            ExecutionStatus::CleaningUp => "cleaning up",
+            ExecutionStatus::Finished => "finished",
+            ExecutionStatus::Terminated => "terminated",
+            ExecutionStatus::Error => "error",
+        }
+    }
+
+    /// Parses an API status string.
+    pub fn parse(s: &str) -> Option<ExecutionStatus> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Active executions hold (or are about to hold) resources and block their name.
+    pub fn is_active(self) -> bool {
+        !self.is_final()
+    }
+
+    /// Final statuses are never left.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            ExecutionStatus::Finished | ExecutionStatus::Terminated | ExecutionStatus::Error
+        )
+    }
+
+    /// The allowed transitions, and only these:
+    ///
+    /// ```text
+    /// scheduled   -> starting | terminated | error
+    /// starting    -> running | cleaning up | error
+    /// running     -> cleaning up | finished | error
+    /// cleaning up -> finished | terminated | error
+    /// finished, terminated, error: final
+    /// ```
+    pub fn can_move_to(self, to: ExecutionStatus) -> bool {
+        use ExecutionStatus::*;
+        matches!(
+            (self, to),
+            (Scheduled, Starting | Terminated | Error)
+                | (Starting, Running | CleaningUp | Error)
+                | (Running, CleaningUp | Finished | Error)
+                | (CleaningUp, Finished | Terminated | Error)
+        )
+    }
+}
+
+/// One container of an execution.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub id: u64,
+    /// Container name and host name: `<service>[-<index>]-<execution>-<owner>-<deployment>`.
+    pub name: String,
+    /// The name of the service in the application description.
+    pub service_name: String,
+    /// Which instance of the service this is, from 0.
+    pub index: u32,
+    pub is_monitor: bool,
+    pub status: ServiceStatus,
+    /// The Docker container id, once created.
+    pub docker_id: Option<String>,
+    /// Exit code, once the container has stopped.
+    pub exit_code: Option<i64>,
+    /// Whether the kernel killed it for exceeding its memory limit.
+    pub oom_killed: bool,
+    /// Network name to IP address.
+    pub ip_address: BTreeMap<String, String>,
+    /// The ports of the description, with their published host endpoints.
+    pub ports: Vec<ServicePort>,
+}
+
+/// The life of one container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceStatus {
+    /// Not created yet.
+    Pending,
+    /// Created and started.
+    Running,
+    /// Stopped on its own; see `exit_code` and `oom_killed`.
+    Exited,
+    /// Removed by Zoe.
+    Removed,
+}
+
+impl ServiceStatus {
+    /// The status as written in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceStatus::Pending => "pending",
+            ServiceStatus::Running => "running",
+            ServiceStatus::Exited => "exited",
+            ServiceStatus::Removed => "removed",
+        }
+    }
+}
+
+/// A port of a running service.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServicePort {
+    pub name: String,
+    pub protocol: String,
+    pub port_number: u16,
+    pub path: String,
+    pub is_main_endpoint: bool,
+    pub expose: bool,
+    /// `host:port` where an exposed port was published, once running.
+    pub host_endpoint: Option<String>,
+}
+
+/// A validated application description (format version 2).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Application {
+    pub name: String,
+    pub version: u32,
+    pub will_end: bool,
+    pub requires_binary: bool,
+    /// 0 to 1024.
+    pub priority: u32,
+    pub services: Vec<ServiceDescription>,
+}
+
+/// One service of an application description.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceDescription {
+    /// A lowercase DNS label, unique in the application.
+    pub name: String,
+    pub docker_image: String,
+    /// When a monitor service ends, its execution ends.
+    pub monitor: bool,
+    pub total_count: u32,
+    pub essential_count: u32,
+    pub startup_order: u32,
+    pub ports: Vec<PortDescription>,
+    pub required_resources: Resources,
+    /// `(name, value)` pairs; values may use template variables.
+    pub environment: Vec<(String, String)>,
+    /// Shell-style command line; may use template variables.
+    pub command: Option<String>,
+    /// Host paths to mount; only from an administrator's allow-list.
+    pub volumes: Vec<Volume>,
+    /// Extra Docker networks to join; only from an administrator's allow-list.
+    pub networks: Vec<String>,
+}
+
+/// What a service needs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// Memory limit in bytes.
+    pub memory: u64,
+    /// CPU limit, in cores; absent means no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cores: Option<f64>,
+}
+
+/// A port of a service description.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortDescription {
+    pub name: String,
+    pub protocol: String,
+    pub port_number: u16,
+    pub path: String,
+    pub is_main_endpoint: bool,
+    pub expose: bool,
+}
+
+/// A host path mounted into a service.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Volume {
+    pub host_path: String,
+    pub container_path: String,
+    pub readonly: bool,
+}
+
+/// Serializes an id-keyed map as a plain list, in id order, and refuses duplicate ids on load.
+mod id_list {
+    use super::HasId;
+    use serde::de::{Deserialize, Deserializer, Error};
+    use serde::ser::{SerializeSeq, Serializer};
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    pub fn serialize<T, S>(map: &BTreeMap<u64, Arc<T>>, s: S) -> Result<S::Ok, S::Error>
+    where
+        T: serde::Serialize,
+        S: Serializer,
+    {
+        let mut seq = s.serialize_seq(Some(map.len()))?;
+        for v in map.values() {
+            seq.serialize_element(v.as_ref())?;
+        }
+        seq.end()
+    }
+
+    pub fn deserialize<'de, T, D>(d: D) -> Result<BTreeMap<u64, Arc<T>>, D::Error>
+    where
+        T: Deserialize<'de> + HasId,
+        D: Deserializer<'de>,
+    {
+        let list = Vec::<T>::deserialize(d)?;
+        let mut map = BTreeMap::new();
+        for v in list {
+            let id = v.id();
+            if map.insert(id, Arc::new(v)).is_some() {
+                return Err(D::Error::custom(format!("id {id} appears twice in this list")));
+            }
+        }
+        Ok(map)
+    }
+}

@@ -1,0 +1,247 @@
+//! The REST API under `/api/0.6`, in the shapes of Zoe 0.9.7. Each handler authenticates,
+//! parses, sends one message to the state actor and maps the reply.
+
+use actix_web::http::{header, Method};
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use serde_json::{json, Map, Value};
+use zoe_actors::app_description::parse_application;
+use zoe_actors::state_actor::{
+    CreateUser, DeleteUser, GetExecution, GetService, GetUser, ListExecutions, Query,
+    SubmitExecution, TerminateExecution,
+};
+use zoe_actors::{Code, ZoeError};
+use zoe_checkpoints::{ExecutionStatus, Role};
+
+use crate::auth::{hash_password, Authed, MAX_PASSWORD_BYTES};
+use crate::error::ApiError;
+use crate::AppData;
+
+/// The API's base path.
+pub const BASE: &str = "/api/0.6";
+/// Zoe 0.9.7's API version, kept so its clients work.
+pub const API_VERSION: &str = "0.6";
+/// The application description format this master reads.
+pub const APPLICATION_FORMAT_VERSION: u32 = 2;
+
+type ApiResult = Result<HttpResponse, ApiError>;
+
+/// Registers every API route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope(BASE)
+            .service(resource("/info", &[Method::GET]).route(web::get().to(info)))
+            .service(resource("/user", &[Method::POST]).route(web::post().to(create_user)))
+            .service(
+                resource("/user/{name}", &[Method::GET, Method::DELETE])
+                    .route(web::get().to(get_user))
+                    .route(web::delete().to(delete_user)),
+            )
+            .service(
+                resource("/execution", &[Method::GET, Method::POST])
+                    .route(web::get().to(list_executions))
+                    .route(web::post().to(submit_execution)),
+            )
+            .service(
+                resource("/execution/{id}", &[Method::GET, Method::DELETE])
+                    .route(web::get().to(get_execution))
+                    .route(web::delete().to(terminate_execution)),
+            )
+            .service(resource("/service/{id}", &[Method::GET]).route(web::get().to(get_service)))
+            .service(resource("/query", &[Method::POST]).route(web::post().to(query))),
+    );
+}
+
+/// A resource that answers other methods with 405 and an `Allow` header.
+fn resource(path: &str, allowed: &'static [Method]) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move |req: HttpRequest| async move {
+        method_not_allowed(&req, allowed)
+    }))
+}
+
+fn method_not_allowed(req: &HttpRequest, allowed: &[Method]) -> HttpResponse {
+    let allow = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+    let e = ZoeError::new(
+        Code::MethodNotAllowed,
+        format!("{} is not allowed on {}; use {allow}", req.method(), req.path()),
+    );
+    HttpResponse::MethodNotAllowed()
+        .insert_header((header::ALLOW, allow))
+        .json(crate::error::body(&e))
+}
+
+/// Answers unknown paths.
+pub async fn not_found(req: HttpRequest) -> ApiResult {
+    Err(ApiError::new(Code::NotFound, format!("no such endpoint: {} {}", req.method(), req.path())))
+}
+
+/// Reads the request body as a JSON object, within the configured size, whatever the
+/// content type.
+async fn json_body(data: &AppData, mut payload: web::Payload) -> Result<Map<String, Value>, ApiError> {
+    let limit = data.config.max_body_bytes;
+    let too_large = || {
+        ApiError::new(
+            Code::PayloadTooLarge,
+            format!("the request body is larger than the limit of {limit} bytes"),
+        )
+    };
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| match e {
+            actix_web::error::PayloadError::Overflow => too_large(),
+            e => ApiError::new(Code::InvalidRequest, format!("cannot read the request body: {e}")),
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    if body.is_empty() {
+        return Err(ApiError::new(Code::InvalidJson, "the request body is empty; send a JSON object"));
+    }
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::new(Code::InvalidRequest, "the request body must be a JSON object")),
+        Err(e) => Err(ApiError::new(Code::InvalidJson, format!("Error decoding JSON data: {e}"))),
+    }
+}
+
+fn missing(key: &str) -> ApiError {
+    ApiError::new(Code::InvalidRequest, format!("Missing required attribute {key}"))
+}
+
+/// A required string field of a request body.
+fn string_field(body: &Map<String, Value>, key: &str) -> Result<String, ApiError> {
+    match body.get(key) {
+        None | Some(Value::Null) => Err(missing(key)),
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(ApiError::new(Code::InvalidRequest, format!("{key}: must be a string"))),
+    }
+}
+
+fn parse_id(raw: &str, what: Code) -> Result<u64, ApiError> {
+    raw.parse().map_err(|_| {
+        let noun = if what == Code::NoSuchService { "service" } else { "execution" };
+        ApiError::new(what, format!("no such {noun}: {raw:?} (ids are whole numbers)"))
+    })
+}
+
+async fn info(data: web::Data<AppData>, _: Authed) -> ApiResult {
+    Ok(HttpResponse::Ok().json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "api_version": API_VERSION,
+        "application_format_version": APPLICATION_FORMAT_VERSION,
+        "deployment_name": data.config.deployment_name,
+    })))
+}
+
+async fn create_user(data: web::Data<AppData>, Authed(caller): Authed, payload: web::Payload) -> ApiResult {
+    let body = json_body(&data, payload).await?;
+    let name = string_field(&body, "name")?;
+    let role_text = string_field(&body, "role")?;
+    let role = Role::parse(&role_text).ok_or_else(|| {
+        ApiError::new(Code::InvalidRole, format!("role {role_text:?} is not one of admin, user, guest"))
+    })?;
+    let password = string_field(&body, "password")?;
+    if password.is_empty() || password.len() > MAX_PASSWORD_BYTES {
+        return Err(ApiError::new(
+            Code::InvalidRequest,
+            format!("password: must be 1 to {MAX_PASSWORD_BYTES} bytes long"),
+        ));
+    }
+    if !caller.is_admin() {
+        return Err(ApiError::new(Code::AdminOnly, "only an administrator can create users"));
+    }
+    let password_hash = web::block(move || hash_password(&password))
+        .await
+        .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?
+        .map_err(|e| ApiError::new(Code::Internal, e))?;
+    let user = data.state.send(CreateUser { caller, name, role, password_hash }).await??;
+    Ok(HttpResponse::Created().json(json!({ "user": user })))
+}
+
+async fn get_user(data: web::Data<AppData>, Authed(caller): Authed, name: web::Path<String>) -> ApiResult {
+    let user = data.state.send(GetUser { caller, name: name.into_inner() }).await??;
+    Ok(HttpResponse::Ok().json(user))
+}
+
+async fn delete_user(data: web::Data<AppData>, Authed(caller): Authed, name: web::Path<String>) -> ApiResult {
+    data.state.send(DeleteUser { caller, name: name.into_inner() }).await??;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(serde::Deserialize)]
+struct ListParams {
+    status: Option<String>,
+}
+
+async fn list_executions(
+    data: web::Data<AppData>,
+    Authed(caller): Authed,
+    params: web::Query<ListParams>,
+) -> ApiResult {
+    let status = match params.into_inner().status {
+        None => None,
+        Some(s) => Some(ExecutionStatus::parse(&s).ok_or_else(|| {
+            ApiError::new(
+                Code::InvalidRequest,
+                format!(
+                    "status {s:?} is not one of {}",
+                    ExecutionStatus::ALL.map(|s| s.as_str()).join(", ")
+                ),
+            )
+        })?),
+    };
+    let list = data.state.send(ListExecutions { caller, status }).await??;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+async fn submit_execution(data: web::Data<AppData>, Authed(caller): Authed, payload: web::Payload) -> ApiResult {
+    let body = json_body(&data, payload).await?;
+    let name = string_field(&body, "name")?;
+    let application = match body.get("application") {
+        None | Some(Value::Null) => return Err(missing("application")),
+        Some(v) => parse_application(v).map_err(ZoeError::from)?,
+    };
+    let id = data.state.send(SubmitExecution { caller, name, application }).await??;
+    Ok(HttpResponse::Created().json(json!({ "execution_id": id })))
+}
+
+async fn get_execution(data: web::Data<AppData>, Authed(caller): Authed, id: web::Path<String>) -> ApiResult {
+    let id = parse_id(&id, Code::NoSuchExecution)?;
+    let e = data.state.send(GetExecution { caller, id }).await??;
+    Ok(HttpResponse::Ok().json(e))
+}
+
+async fn terminate_execution(data: web::Data<AppData>, Authed(caller): Authed, id: web::Path<String>) -> ApiResult {
+    let id = parse_id(&id, Code::NoSuchExecution)?;
+    data.state.send(TerminateExecution { caller, id }).await??;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn get_service(data: web::Data<AppData>, Authed(caller): Authed, id: web::Path<String>) -> ApiResult {
+    let id = parse_id(&id, Code::NoSuchService)?;
+    let s = data.state.send(GetService { caller, id }).await??;
+    Ok(HttpResponse::Ok().json(s))
+}
+
+async fn query(data: web::Data<AppData>, Authed(caller): Authed, payload: web::Payload) -> ApiResult {
+    let body = json_body(&data, payload).await?;
+    let what = match body.get("what") {
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(ApiError::new(Code::InvalidRequest, "\"what\" must be a string")),
+        None => return Err(ApiError::new(Code::InvalidRequest, "\"what\" is required in query object")),
+    };
+    let filters = match body.get("filters") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m.clone(),
+        Some(_) => {
+            return Err(ApiError::new(
+                Code::InvalidFilters,
+                "query filters should be a dictionary of {attribute: requested_value} entries",
+            ))
+        }
+    };
+    let result = data.state.send(Query { caller, what, filters }).await??;
+    Ok(HttpResponse::Ok().json(result))
+}

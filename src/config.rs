@@ -1,0 +1,123 @@
+//! The master's configuration: one struct. Each key can be given as a flag (`--state-dir`), an
+//! environment variable (`ZOE_STATE_DIR`) or a key in a TOML file (`state-dir = "..."`, file named
+//! by `--config`); flags win over the environment, which wins over the file, which wins over the
+//! defaults.
+
+use std::path::PathBuf;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args};
+use serde::{Deserialize, Serialize};
+
+/// The default password of `zoeadmin`; the master warns loudly while it is in use.
+pub const DEFAULT_ADMIN_PASSWORD: &str = "changeme";
+
+/// Settings of `zoe master`.
+#[derive(Args, Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MasterConfig {
+    /// TOML file with any of these settings, written as `listen-port = 4850`.
+    #[arg(long, env = "ZOE_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+
+    /// Address the REST API and web interface listen on.
+    #[arg(long, env = "ZOE_LISTEN_ADDRESS", default_value = "127.0.0.1")]
+    pub listen_address: String,
+
+    /// Port the REST API and web interface listen on (0 picks a free one).
+    #[arg(long, env = "ZOE_LISTEN_PORT", default_value_t = 4850)]
+    pub listen_port: u16,
+
+    /// Directory for checkpoints, kept logs and the lock file.
+    #[arg(long, env = "ZOE_STATE_DIR", default_value = "./zoe-state")]
+    pub state_dir: PathBuf,
+
+    /// Name of this deployment: the last part of every container, network and execution name.
+    #[arg(long, env = "ZOE_DEPLOYMENT_NAME", default_value = "dev")]
+    pub deployment_name: String,
+
+    /// Directory under which each user's workspace `<deployment>/<user>` is created.
+    #[arg(long, env = "ZOE_WORKSPACE_BASE_PATH", default_value = "./zoe-workspaces")]
+    pub workspace_base_path: PathBuf,
+
+    /// Password of the first administrator, `zoeadmin`, set when the state is first created.
+    #[arg(long, env = "ZOE_ADMIN_PASSWORD", default_value = DEFAULT_ADMIN_PASSWORD, hide_env_values = true)]
+    pub admin_password: String,
+
+    /// How many checkpoint files to keep.
+    #[arg(long, env = "ZOE_KEEP_CHECKPOINTS", default_value_t = 100)]
+    pub keep_checkpoints: usize,
+
+    /// Start from checkpoint N instead of the newest (it is re-written as the new newest).
+    #[arg(long, env = "ZOE_FROM_CHECKPOINT")]
+    #[serde(default)]
+    pub from_checkpoint: Option<u64>,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "ZOE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// How long a verified password is remembered, in seconds (0: verify every request).
+    #[arg(long, env = "ZOE_AUTH_CACHE_SECONDS", default_value_t = 60)]
+    pub auth_cache_seconds: u64,
+
+    /// Failed logins allowed per user and client address within the window before further
+    /// attempts are refused with 429.
+    #[arg(long, env = "ZOE_LOGIN_FAILURES_MAX", default_value_t = 10)]
+    pub login_failures_max: u32,
+
+    /// The failed-login window, in seconds.
+    #[arg(long, env = "ZOE_LOGIN_FAILURES_WINDOW", default_value_t = 300)]
+    pub login_failures_window: u64,
+
+    /// Active executions a guest may have at once.
+    #[arg(long, env = "ZOE_GUEST_MAX_ACTIVE", default_value_t = 1)]
+    pub guest_max_active: usize,
+
+    /// HTTP worker threads (0: one per core).
+    #[arg(long, env = "ZOE_HTTP_WORKERS", default_value_t = 0)]
+    pub http_workers: usize,
+
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "ZOE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+/// A configuration problem.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl MasterConfig {
+    /// Fills every key that was left at its default from the `--config` TOML file, if any.
+    pub fn apply_file(self, matches: &ArgMatches) -> Result<Self, ConfigError> {
+        let Some(path) = self.config.clone() else {
+            return Ok(self);
+        };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+        let file: toml::Table = text
+            .parse()
+            .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
+        let mut merged = toml::Table::try_from(&self)
+            .map_err(|e| ConfigError(format!("cannot merge the config file: {e}")))?;
+        for (key, value) in file {
+            let id = key.replace('-', "_");
+            if id == "config" || matches.try_get_raw(&id).is_err() {
+                return Err(ConfigError(format!(
+                    "config file {}: unknown key {key:?} (keys are the long flag names, e.g. listen-port)",
+                    path.display()
+                )));
+            }
+            if matches!(matches.value_source(&id), None | Some(ValueSource::DefaultValue)) {
+                merged.insert(key, value);
+            }
+        }
+        let mut merged: MasterConfig = merged
+            .try_into()
+            .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
+        merged.config = Some(path);
+        Ok(merged)
+    }
+}

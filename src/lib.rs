@@ -1,0 +1,22 @@
+//! The `zoe` binary's library: configuration, the HTTP API and its authentication, the master's
+//! start-up, and the command-line tools. The domain lives in the `zoe-actors` crate and the
+//! persisted state in `zoe-checkpoints`.
+
+use std::sync::Arc;
+
+use actix::Addr;
+use zoe_actors::state_actor::StateActor;
+
+pub mod api;
+pub mod auth;
+pub mod checkpoint_cmd;
+pub mod config;
+pub mod error;
+pub mod master;
+
+/// What every HTTP handler can reach.
+pub struct AppData {
+    pub state: Addr<StateActor>,
+    pub auth: Arc<auth::Auth>,
+    pub config: Arc<config::MasterConfig>,
+}

@@ -1,0 +1,79 @@
+//! `zoe`: the Zoe master, its checkpoint tools and its command-line client, in one binary.
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use zoe::checkpoint_cmd::{self, CheckpointCmd, StateDir};
+use zoe::config::MasterConfig;
+
+/// Zoe: analytics as a service on Docker.
+#[derive(Parser, Debug)]
+#[command(name = "zoe", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the master: REST API, web interface, scheduler and checkpoints.
+    Master(MasterConfig),
+    /// Inspect, compare, verify and revert checkpoints (with the master stopped for revert).
+    Checkpoint {
+        #[command(flatten)]
+        dir: StateDir,
+        #[command(subcommand)]
+        cmd: CheckpointCmd,
+    },
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ZOE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    match cli.command {
+        Command::Master(config) => {
+            let sub = matches.subcommand_matches("master");
+            let config = match sub.map(|m| config.clone().apply_file(m)).unwrap_or(Ok(config)) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("zoe master: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            init_logging(config.log_format == "json");
+            let system = actix::System::new();
+            let result = system.block_on(async move {
+                let running = zoe::master::start(config).map_err(|e| e.to_string())?;
+                running.server.await.map_err(|e| e.to_string())
+            });
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("zoe master: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Checkpoint { dir, cmd } => match checkpoint_cmd::run(cmd, &dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("zoe checkpoint: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}

@@ -1,0 +1,199 @@
+//! Starting a master: lock the state directory, load (or create) the state, start the actors and
+//! the HTTP server. `main` and the integration tests use the same [`start`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Actor;
+use actix_web::middleware::{NormalizePath, TrailingSlash};
+use actix_web::{web, App, HttpServer};
+use time::OffsetDateTime;
+use zoe_actors::state_actor::{StateActor, StateConfig};
+use zoe_actors::transitions::SubmitLimits;
+use zoe_checkpoints::{encode, is_dns_label, Role, State, Store, User};
+
+use crate::auth::{hash_password, Auth};
+use crate::config::{MasterConfig, DEFAULT_ADMIN_PASSWORD};
+use crate::AppData;
+
+/// Name of the first administrator.
+pub const ADMIN_NAME: &str = "zoeadmin";
+
+/// Why a master could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(pub String);
+
+/// A loaded state and the number of the checkpoint it came from.
+pub struct Loaded {
+    pub state: State,
+    pub seq: u64,
+    pub store: Store,
+}
+
+/// Loads the state the master should run with: the newest checkpoint, checkpoint
+/// `--from-checkpoint N` (re-written as the newest), or a new state with `zoeadmin`.
+pub fn load_state(config: &MasterConfig) -> Result<Loaded, StartError> {
+    let store = Store::open(&config.state_dir).map_err(|e| {
+        StartError(format!("cannot open the state directory {}: {e}", config.state_dir.display()))
+    })?;
+    let newest = store
+        .newest()
+        .map_err(|e| StartError(format!("cannot list {}: {e}", store.dir().display())))?;
+    let hint = |n: u64| {
+        let older = if n > 1 { format!(" or start from an older one with `--from-checkpoint {}`", n - 1) } else { String::new() };
+        format!(
+            "fix the file by hand, check it with `zoe checkpoint verify --state-dir {}`{older}",
+            config.state_dir.display()
+        )
+    };
+    let chosen = config.from_checkpoint.or(newest);
+    let (state, seq) = match chosen {
+        Some(n) => {
+            if !store.path(n).exists() {
+                return Err(StartError(format!(
+                    "checkpoint {n} does not exist in {}; `zoe checkpoint list` shows which do",
+                    store.dir().display()
+                )));
+            }
+            let state = store
+                .load(n)
+                .map_err(|e| StartError(format!("cannot load checkpoint {n}: {e}\nhint: {}", hint(n))))?;
+            (state, newest.unwrap_or(n))
+        }
+        None => (new_state(config)?, 0),
+    };
+    if state.deployment_name != config.deployment_name {
+        return Err(StartError(format!(
+            "the checkpoints in {} belong to deployment {:?}, but this master is configured for {:?}; \
+             use --deployment-name {} or another --state-dir",
+            store.dir().display(),
+            state.deployment_name,
+            config.deployment_name,
+            state.deployment_name
+        )));
+    }
+    // A new state, or an older checkpoint chosen by hand, becomes the newest checkpoint now, so
+    // that history only grows and a restart without the flag keeps it.
+    let seq = if seq == 0 || config.from_checkpoint.is_some_and(|n| Some(n) != newest) {
+        let next = seq + 1;
+        let text = encode(&state).map_err(|e| StartError(format!("cannot encode the state: {e}")))?;
+        store
+            .write(next, &text)
+            .map_err(|e| StartError(format!("cannot write {}: {e}", store.path(next).display())))?;
+        next
+    } else {
+        seq
+    };
+    Ok(Loaded { state, seq, store })
+}
+
+fn new_state(config: &MasterConfig) -> Result<State, StartError> {
+    if !is_dns_label(&config.deployment_name) {
+        return Err(StartError(format!(
+            "deployment name {:?} must be a lowercase DNS label (a-z, 0-9, '-')",
+            config.deployment_name
+        )));
+    }
+    let mut state = State::new(&config.deployment_name);
+    let id = state.gen_id();
+    let password_hash = hash_password(&config.admin_password).map_err(StartError)?;
+    state.users.insert(
+        id,
+        Arc::new(User {
+            id,
+            name: ADMIN_NAME.into(),
+            role: Role::Admin,
+            password_hash,
+            created_at: OffsetDateTime::now_utc(),
+        }),
+    );
+    Ok(state)
+}
+
+/// A running master.
+pub struct Running {
+    /// Where the HTTP server listens.
+    pub addr: SocketAddr,
+    /// The HTTP server; await it to run until it stops.
+    pub server: actix_web::dev::Server,
+    /// Holds the state directory lock while the master runs.
+    pub _lock: std::fs::File,
+}
+
+/// Starts a master inside the current actix system.
+pub fn start(config: MasterConfig) -> Result<Running, StartError> {
+    let lock = Store::try_lock(&config.state_dir)
+        .map_err(|e| StartError(format!("cannot lock {}: {e}", config.state_dir.display())))?
+        .ok_or_else(|| {
+            StartError(format!(
+                "another master is running on {}; stop it first",
+                config.state_dir.display()
+            ))
+        })?;
+    let loaded = load_state(&config)?;
+    if config.admin_password == DEFAULT_ADMIN_PASSWORD && loaded.seq <= 1 {
+        tracing::warn!(
+            "!!! zoeadmin's password is the default {DEFAULT_ADMIN_PASSWORD:?}: set ZOE_ADMIN_PASSWORD before the first start of any real deployment !!!"
+        );
+    }
+    tracing::info!(
+        checkpoint = loaded.seq,
+        users = loaded.state.users.len(),
+        executions = loaded.state.executions.len(),
+        "state loaded from {}",
+        loaded.store.dir().display()
+    );
+    let state_config = StateConfig {
+        keep_checkpoints: config.keep_checkpoints,
+        limits: SubmitLimits { guest_max_active: config.guest_max_active },
+    };
+    let state = StateActor::new(loaded.state, loaded.store, loaded.seq, state_config).start();
+    let auth = Auth::new(
+        Duration::from_secs(config.auth_cache_seconds),
+        config.login_failures_max,
+        Duration::from_secs(config.login_failures_window),
+    )
+    .map_err(StartError)?;
+    let data = web::Data::new(AppData { state, auth: Arc::new(auth), config: Arc::new(config.clone()) });
+    let workers = if config.http_workers == 0 {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+    } else {
+        config.http_workers
+    };
+    let server = HttpServer::new(move || create_app(data.clone()))
+        .workers(workers)
+        .bind((config.listen_address.as_str(), config.listen_port))
+        .map_err(|e| {
+            StartError(format!("cannot listen on {}:{}: {e}", config.listen_address, config.listen_port))
+        })?;
+    let addr = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| StartError("the server has no address".into()))?;
+    let server = server.run();
+    tracing::info!("Zoe master listening on http://{addr}{}", crate::api::BASE);
+    Ok(Running { addr, server, _lock: lock })
+}
+
+/// The whole web application: API, web pages and their middleware. Used by the server and by
+/// tests.
+pub fn create_app(
+    data: web::Data<AppData>,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(data)
+        .wrap(NormalizePath::new(TrailingSlash::Trim))
+        .configure(crate::api::configure)
+        .default_service(web::to(crate::api::not_found))
+}

@@ -1,0 +1,4 @@
+//! Zoe's integration tests: one test binary (one link step), one module per area.
+//! They use the real actors, real HTTP, real files and the real Docker Engine.
+
+mod docker;
