@@ -79,6 +79,11 @@ pub struct MasterConfig {
     #[arg(long, env = "ZOE_HTTP_WORKERS", default_value_t = 0)]
     pub http_workers: usize,
 
+    /// Run without a container back end: executions wait in the queue. For trying the API.
+    #[arg(long, env = "ZOE_NO_DOCKER")]
+    #[serde(default)]
+    pub no_docker: bool,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "ZOE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,

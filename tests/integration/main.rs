@@ -1,4 +1,7 @@
 //! Zoe's integration tests: one test binary (one link step), one module per area.
 //! They use the real actors, real HTTP, real files and the real Docker Engine.
 
+mod api;
+mod checkpoints;
+mod common;
 mod docker;

@@ -1,0 +1,284 @@
+//! The REST API through real HTTP, the real actors and real checkpoints (no Docker needed: the
+//! master runs with `--no-docker`, so executions wait in the queue).
+
+use serde_json::{json, Value};
+
+use crate::common::{app, assert_error, temp_dir, Master, ADMIN};
+
+const NO_DOCKER: &[&str] = &["--no-docker"];
+
+fn master(tag: &str) -> Master {
+    Master::start_in(&temp_dir(tag), NO_DOCKER)
+}
+
+#[test]
+fn info_needs_credentials_and_answers_the_0_9_7_shape() {
+    let m = master("info");
+    let (s, v) = m.get("/api/0.6/info", ADMIN);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["api_version"], "0.6");
+    assert_eq!(v["application_format_version"], 2);
+    assert_eq!(v["deployment_name"], "test");
+    assert!(v["version"].is_string());
+
+    let (s, headers, v) = m.call_full("GET", "/api/0.6/info", None, None);
+    assert_eq!(s, 401, "{v}");
+    assert_eq!(v["code"], "unauthorized");
+    assert!(
+        headers.iter().any(|(k, val)| k == "www-authenticate" && val == "Basic realm=\"zoe\""),
+        "{headers:?}"
+    );
+    assert_error(&m.get("/api/0.6/info", ("zoeadmin", "wrong")), 401, "unauthorized");
+    assert_error(&m.get("/api/0.6/info", ("nobody", "x")), 401, "unauthorized");
+    // A malformed Authorization header is a 401 too, not a 500.
+    let (s, _, _) = m.call_full("GET", "/api/0.6/info", None, None);
+    assert_eq!(s, 401);
+}
+
+#[test]
+fn users_are_created_read_and_deleted_with_roles_enforced() {
+    let m = master("users");
+    let (s, v) = m.post("/api/0.6/user", ADMIN, &json!({"name": "alice", "role": "user", "password": "pw-a"}));
+    assert_eq!(s, 201, "{v}");
+    let u = &v["user"];
+    assert_eq!(u["name"], "alice");
+    assert_eq!(u["role"], "user");
+    assert_eq!(u["owner"], "alice");
+    assert_eq!(u["gateway_urls"], json!([]));
+    assert!(u["id"].as_u64().is_some());
+    assert!(!v.to_string().contains("argon2") && !v.to_string().contains("pw-a"), "{v}");
+
+    m.create_user("bob", "user", "pw-b");
+    m.create_user("gina", "guest", "pw-g");
+    let alice = ("alice", "pw-a");
+
+    // Bad input.
+    let user = |body: Value| m.post("/api/0.6/user", ADMIN, &body);
+    assert_error(&user(json!({"name": "alice", "role": "user", "password": "x"})), 409, "user_exists");
+    assert_error(&user(json!({"name": "Alice_1", "role": "user", "password": "x"})), 400, "invalid_name");
+    assert_error(&user(json!({"name": "carl", "role": "root", "password": "x"})), 400, "invalid_role");
+    assert_error(&user(json!({"name": "carl", "role": "user"})), 400, "invalid_request");
+    assert_error(&user(json!({"role": "user", "password": "x"})), 400, "invalid_request");
+    assert_error(&user(json!({"name": 5, "role": "user", "password": "x"})), 400, "invalid_request");
+    assert_error(&user(json!(["not", "an", "object"])), 400, "invalid_request");
+    assert_error(&m.call("POST", "/api/0.6/user", Some(ADMIN), Some("{\"name\": ")), 400, "invalid_json");
+    assert_error(&m.call("POST", "/api/0.6/user", Some(ADMIN), Some("")), 400, "invalid_json");
+    // Only admins create users.
+    assert_error(
+        &m.post("/api/0.6/user", alice, &json!({"name": "carl", "role": "admin", "password": "x"})),
+        403,
+        "admin_only",
+    );
+
+    // Reading: yourself or, for admins, anyone; others' names are not even confirmed.
+    let (s, v) = m.get("/api/0.6/user/alice", alice);
+    assert_eq!((s, v["name"].as_str()), (200, Some("alice")));
+    assert_eq!(m.get("/api/0.6/user/bob", ADMIN).0, 200);
+    assert_error(&m.get("/api/0.6/user/bob", alice), 404, "no_such_user");
+    assert_error(&m.get("/api/0.6/user/nobody", alice), 404, "no_such_user");
+    assert_error(&m.get("/api/0.6/user/nobody", ADMIN), 404, "no_such_user");
+
+    // Deleting.
+    assert_error(&m.delete("/api/0.6/user/bob", alice), 404, "no_such_user");
+    assert_error(&m.delete("/api/0.6/user/zoeadmin", ADMIN), 409, "last_admin");
+    let id = m.submit(("bob", "pw-b"), "job", &app("img", None));
+    assert_error(&m.delete("/api/0.6/user/bob", ADMIN), 409, "user_has_active_executions");
+    assert_eq!(m.delete(&format!("/api/0.6/execution/{id}"), ("bob", "pw-b")).0, 204);
+    assert_eq!(m.delete("/api/0.6/user/bob", ADMIN).0, 204);
+    assert_error(&m.get("/api/0.6/user/bob", ADMIN), 404, "no_such_user");
+    assert_error(&m.get("/api/0.6/info", ("bob", "pw-b")), 401, "unauthorized");
+    // Users may delete themselves, as in 0.9.7.
+    assert_eq!(m.delete("/api/0.6/user/gina", ("gina", "pw-g")).0, 204);
+    // The deleted user's history stays, visible to the admin; a new "bob" does not inherit it.
+    let (_, all) = m.get("/api/0.6/execution", ADMIN);
+    assert!(all.as_array().unwrap().iter().any(|e| e["id"] == id && e["owner"] == "bob"), "{all}");
+    m.create_user("bob", "user", "pw-b2");
+    let (_, mine) = m.get("/api/0.6/execution", ("bob", "pw-b2"));
+    assert_eq!(mine, json!([]));
+    assert_error(&m.get(&format!("/api/0.6/execution/{id}"), ("bob", "pw-b2")), 404, "no_such_execution");
+}
+
+#[test]
+fn executions_are_queued_listed_scoped_and_terminated() {
+    let m = master("exec");
+    m.create_user("alice", "user", "pa");
+    m.create_user("bob", "user", "pb");
+    m.create_user("gina", "guest", "pg");
+    let (alice, bob, gina) = (("alice", "pa"), ("bob", "pb"), ("gina", "pg"));
+
+    let a1 = m.submit(alice, "wc1", &app("zoe-test-busybox:latest", Some("sleep 1")));
+    let b1 = m.submit(bob, "wc1", &app("zoe-test-busybox:latest", None));
+    let (s, e) = m.get(&format!("/api/0.6/execution/{a1}"), alice);
+    assert_eq!(s, 200, "{e}");
+    assert_eq!(e["name"], "wc1");
+    assert_eq!(e["owner"], "alice");
+    assert_eq!(e["status"], "scheduled");
+    assert_eq!(e["queue_position"], 1);
+    assert_eq!(e["error"], Value::Null);
+    assert_eq!(e["services"], json!([]));
+    assert_eq!(e["time_started"], Value::Null);
+    assert!(e["time_scheduled"].as_str().unwrap().ends_with('Z'), "{e}");
+    assert_eq!(e["application"]["services"][0]["command"], "sleep 1");
+    let (_, e) = m.get(&format!("/api/0.6/execution/{b1}"), bob);
+    assert_eq!(e["queue_position"], 2);
+
+    // Scoping: others' executions do not exist for you; the admin sees all.
+    assert_error(&m.get(&format!("/api/0.6/execution/{b1}"), alice), 404, "no_such_execution");
+    assert_error(&m.delete(&format!("/api/0.6/execution/{b1}"), alice), 404, "no_such_execution");
+    let (_, list) = m.get("/api/0.6/execution", alice);
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    let (_, list) = m.get("/api/0.6/execution", ADMIN);
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    let (_, list) = m.get("/api/0.6/execution?status=scheduled", ADMIN);
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    assert_error(&m.get("/api/0.6/execution?status=sleeping", ADMIN), 400, "invalid_request");
+
+    // Names: DNS labels, unique among the owner's active executions.
+    let submit = |auth, name: &str, app: Value| m.post("/api/0.6/execution", auth, &json!({"name": name, "application": app}));
+    assert_error(&submit(alice, "wc1", app("img", None)), 409, "execution_name_in_use");
+    assert_error(&submit(alice, "Word Count", app("img", None)), 400, "invalid_name");
+    assert_error(&submit(alice, &"x".repeat(60), app("img", None)), 400, "too_long");
+    assert_error(&m.post("/api/0.6/execution", alice, &json!({"application": app("img", None)})), 400, "invalid_request");
+    assert_error(&m.post("/api/0.6/execution", alice, &json!({"name": "x"})), 400, "invalid_request");
+
+    // Invalid descriptions are 400s that name the field, never 500s.
+    let mut bad = app("img", None);
+    bad["services"][0]["total_count"] = json!("3");
+    let r = submit(alice, "bad", bad);
+    assert_error(&r, 400, "wrong_type");
+    assert!(r.1["message"].as_str().unwrap().contains("services[0].total_count"), "{}", r.1);
+    let mut bad = app("img", None);
+    bad["version"] = json!(1);
+    assert_error(&submit(alice, "bad", bad), 400, "unsupported_version");
+    let mut bad = app("img", Some("echo {nope}"));
+    bad["services"][0]["monitor"] = json!(true);
+    assert_error(&submit(alice, "bad", bad), 400, "unknown_template_variable");
+    let mut bad = app("img", None);
+    bad["services"][0]["volumes"] = json!([["/etc", "/host-etc", false]]);
+    assert_error(&submit(alice, "bad", bad), 400, "volumes_not_allowed");
+    let mut bad = app("img", None);
+    bad["services"][0]["monitor"] = json!(false);
+    assert_error(&submit(alice, "bad", bad), 400, "no_monitor");
+    assert_error(&submit(alice, "bad", json!("not an object")), 400, "not_an_object");
+
+    // Guests: one active execution.
+    let g1 = m.submit(gina, "g1", &app("img", None));
+    assert_error(&submit(gina, "g2", app("img", None)), 402, "quota_exceeded");
+
+    // Terminating a queued execution ends it at once; again is a no-op; the record stays.
+    assert_eq!(m.delete(&format!("/api/0.6/execution/{g1}"), gina).0, 204);
+    assert_eq!(m.delete(&format!("/api/0.6/execution/{g1}"), gina).0, 204);
+    let (_, e) = m.get(&format!("/api/0.6/execution/{g1}"), gina);
+    assert_eq!(e["status"], "terminated");
+    assert_eq!(e["queue_position"], Value::Null);
+    assert!(e["time_finished"].is_string(), "{e}");
+    // The name is free again; history keeps both records.
+    let g2 = m.submit(gina, "g1", &app("img", None));
+    assert_ne!(g1, g2);
+    let (_, list) = m.get("/api/0.6/execution", gina);
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    // The admin can terminate anyone's execution.
+    assert_eq!(m.delete(&format!("/api/0.6/execution/{b1}"), ADMIN).0, 204);
+
+    assert_error(&m.get("/api/0.6/execution/abc", alice), 404, "no_such_execution");
+    assert_error(&m.get("/api/0.6/execution/999999", alice), 404, "no_such_execution");
+    assert_error(&m.get("/api/0.6/service/999999", alice), 404, "no_such_service");
+    assert_error(&m.get("/api/0.6/service/x", alice), 404, "no_such_service");
+}
+
+#[test]
+fn query_filters_and_scopes_like_0_9_7_and_never_fails_with_500() {
+    let m = master("query");
+    m.create_user("alice", "user", "pa");
+    m.create_user("bob", "guest", "pb");
+    let alice = ("alice", "pa");
+    let a1 = m.submit(alice, "one", &app("img", None));
+    m.submit(alice, "two", &app("img", None));
+    m.submit(("bob", "pb"), "one", &app("img", None));
+    let q = |auth, body: Value| m.post("/api/0.6/query", auth, &body);
+
+    let (s, v) = q(alice, json!({"what": "user", "filters": {}}));
+    assert_eq!(s, 200);
+    assert_eq!(v.as_array().unwrap().iter().map(|u| u["name"].clone()).collect::<Vec<_>>(), [json!("alice")]);
+    let (_, v) = q(ADMIN, json!({"what": "user", "filters": {"role": "guest"}}));
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v[0]["name"], "bob");
+
+    let (_, v) = q(alice, json!({"what": "execution", "filters": {"name": "one"}}));
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v[0]["id"], a1);
+    let (_, v) = q(ADMIN, json!({"what": "execution", "filters": {"name": "one"}}));
+    assert_eq!(v.as_array().unwrap().len(), 2, "{v}");
+    // 0.9.7 answered an admin's owner filter with a 500.
+    let (s, v) = q(ADMIN, json!({"what": "execution", "filters": {"owner": "alice"}}));
+    assert_eq!((s, v.as_array().unwrap().len()), (200, 2), "{v}");
+    let (_, v) = q(ADMIN, json!({"what": "execution", "filters": {"id": a1}}));
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    let (_, v) = q(ADMIN, json!({"what": "execution", "filters": {"id": a1.to_string()}}));
+    assert_eq!(v, json!([]), "JSON types matter, as in 0.9.7");
+    let (_, v) = q(ADMIN, json!({"what": "execution", "filters": {"no_such_attribute": 1}}));
+    assert_eq!(v, json!([]));
+    let (s, v) = q(alice, json!({"what": "service"}));
+    assert_eq!((s, v), (200, json!([])));
+
+    let (s, v) = q(alice, json!({"what": "stats_scheduler"}));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["stats"]["count_waiting"], 3);
+    assert_eq!(v["stats"]["waiting_list"], json!(["one", "two", "one"]));
+    assert!(v["stats"]["timestamp"].as_f64().unwrap() > 1.7e9);
+    let (s, v) = q(alice, json!({"what": "stats_swarm", "filters": {}}));
+    assert_eq!(s, 200, "{v}");
+    assert!(v["stats"]["nodes"].is_array(), "{v}");
+
+    assert_error(&q(alice, json!({"filters": {}})), 400, "invalid_request");
+    assert_error(&q(alice, json!({"what": "blob"})), 400, "unknown_query");
+    assert_error(&q(alice, json!({"what": "user", "filters": [1]})), 400, "invalid_filters");
+}
+
+#[test]
+fn http_edges_get_clear_json_errors() {
+    let m = master("http");
+    // Wrong method: 405 with Allow.
+    let (s, headers, v) = m.call_full("PUT", "/api/0.6/execution", Some(ADMIN), None);
+    assert_eq!(s, 405, "{v}");
+    assert_eq!(v["code"], "method_not_allowed");
+    assert!(headers.iter().any(|(k, val)| k == "allow" && val == "GET, POST"), "{headers:?}");
+    // Unknown path.
+    assert_error(&m.get("/api/0.6/nothing", ADMIN), 404, "not_found");
+    assert_error(&m.get("/api/0.5/info", ADMIN), 404, "not_found");
+    // A doubled slash (the 0.9.7 CLI sends one when ZOE_URL ends with /) and a trailing one.
+    assert_eq!(m.get("//api/0.6/info", ADMIN).0, 200);
+    assert_eq!(m.get("/api/0.6//info/", ADMIN).0, 200);
+    // Huge bodies: 413 with a code, and the master keeps working.
+    let huge = format!("{{\"name\": \"{}\"}}", "x".repeat(2 * 1024 * 1024));
+    assert_error(&m.call("POST", "/api/0.6/execution", Some(ADMIN), Some(&huge)), 413, "payload_too_large");
+    // Deep nesting and non-UTF-8.
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    assert_error(&m.call("POST", "/api/0.6/query", Some(ADMIN), Some(&deep)), 400, "invalid_json");
+    let url = format!("{}/api/0.6/query", m.url);
+    let req = ureq::http::Request::builder()
+        .method("POST")
+        .uri(&url)
+        .header("Authorization", "Basic em9lYWRtaW46YWRtaW4tc2VjcmV0")
+        .body(vec![0xff, 0xfe, 0x7b])
+        .unwrap();
+    let resp = m.agent.run(req).unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    assert_eq!(m.get("/api/0.6/info", ADMIN).0, 200);
+}
+
+#[test]
+fn failed_logins_are_throttled_per_user_and_address() {
+    let dir = temp_dir("throttle");
+    let m = Master::start_in(&dir, &["--no-docker", "--login-failures-max", "3", "--login-failures-window", "60"]);
+    m.create_user("alice", "user", "right");
+    for _ in 0..3 {
+        assert_error(&m.get("/api/0.6/info", ("alice", "wrong")), 401, "unauthorized");
+    }
+    let (s, headers, v) = m.call_full("GET", "/api/0.6/info", Some(("alice", "right")), None);
+    assert_eq!(s, 429, "even the right password waits out the window: {v}");
+    assert_eq!(v["code"], "too_many_failed_logins");
+    assert!(headers.iter().any(|(k, _)| k == "retry-after"));
+    // Other users are not affected.
+    assert_eq!(m.get("/api/0.6/info", ADMIN).0, 200);
+}

@@ -1,0 +1,217 @@
+//! Test harness: runs the real `zoe` binary as a master on a free port with its own state
+//! directory, and talks to it over real HTTP.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+pub const ADMIN: (&str, &str) = ("zoeadmin", "admin-secret");
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh, empty directory for one test.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("zoe-it-{}-{tag}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A master process.
+pub struct Master {
+    pub child: Child,
+    pub url: String,
+    pub state_dir: PathBuf,
+    pub log: Arc<Mutex<Vec<String>>>,
+    pub agent: ureq::Agent,
+}
+
+/// Arguments of a master start, beyond the ones every test master gets.
+pub fn zoe_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_zoe")
+}
+
+impl Master {
+    /// Starts a master on `state_dir` with extra flags, and waits until it listens.
+    pub fn start_in(state_dir: &Path, extra: &[&str]) -> Master {
+        Self::try_start_in(state_dir, extra).unwrap_or_else(|e| panic!("master did not start: {e}"))
+    }
+
+    /// Starts a master, or returns what it printed when it did not come up.
+    pub fn try_start_in(state_dir: &Path, extra: &[&str]) -> Result<Master, String> {
+        let mut child = Command::new(zoe_bin())
+            .arg("master")
+            .args(["--listen-port", "0", "--deployment-name", "test", "--http-workers", "2"])
+            .arg("--state-dir")
+            .arg(state_dir)
+            .args(extra)
+            .env("ZOE_ADMIN_PASSWORD", ADMIN.1)
+            .env("ZOE_LOG", "info")
+            .env_remove("ZOE_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", zoe_bin()))?;
+        let stderr = child.stderr.take().ok_or("no stderr")?;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let addr = rest.split('/').next().unwrap_or("").to_string();
+                    let _ = tx.send(addr);
+                }
+                log2.lock().unwrap().push(line);
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => {
+                let agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .timeout_global(Some(Duration::from_secs(30)))
+                    .build()
+                    .into();
+                Ok(Master { child, url: format!("http://{addr}"), state_dir: state_dir.to_path_buf(), log, agent })
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait().ok();
+                std::thread::sleep(Duration::from_millis(100));
+                Err(format!("exit {status:?}; output:\n{}", log.lock().unwrap().join("\n")))
+            }
+        }
+    }
+
+    /// Starts a master on a new state directory.
+    pub fn start(tag: &str) -> Master {
+        Self::start_in(&temp_dir(tag), &[])
+    }
+
+    /// Kills the master with SIGKILL, no goodbye.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Sends a request; returns the status and the body as JSON (Null when empty, a string
+    /// when not JSON).
+    pub fn call(&self, method: &str, path: &str, auth: Option<(&str, &str)>, body: Option<&str>) -> (u16, Value) {
+        let (status, _, value) = self.call_full(method, path, auth, body);
+        (status, value)
+    }
+
+    /// Like `call`, with the response headers.
+    pub fn call_full(
+        &self,
+        method: &str,
+        path: &str,
+        auth: Option<(&str, &str)>,
+        body: Option<&str>,
+    ) -> (u16, Vec<(String, String)>, Value) {
+        let url = format!("{}{path}", self.url);
+        let mut req = ureq::http::Request::builder().method(method).uri(&url);
+        if let Some((u, p)) = auth {
+            let token = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+            req = req.header("Authorization", format!("Basic {token}"));
+        }
+        if body.is_some() {
+            req = req.header("Content-Type", "application/json");
+        }
+        let req = req.body(body.unwrap_or("").as_bytes().to_vec()).unwrap();
+        let mut resp = self.agent.run(req).unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let text = resp.body_mut().with_config().limit(64 * 1024 * 1024).read_to_string().unwrap_or_default();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, headers, value)
+    }
+
+    pub fn get(&self, path: &str, auth: (&str, &str)) -> (u16, Value) {
+        self.call("GET", path, Some(auth), None)
+    }
+
+    pub fn post(&self, path: &str, auth: (&str, &str), body: &Value) -> (u16, Value) {
+        self.call("POST", path, Some(auth), Some(&body.to_string()))
+    }
+
+    pub fn delete(&self, path: &str, auth: (&str, &str)) -> (u16, Value) {
+        self.call("DELETE", path, Some(auth), None)
+    }
+
+    /// Creates a user as zoeadmin; panics unless it worked.
+    pub fn create_user(&self, name: &str, role: &str, password: &str) -> u64 {
+        let (s, v) = self.post("/api/0.6/user", ADMIN, &json!({"name": name, "role": role, "password": password}));
+        assert_eq!(s, 201, "create user {name}: {v}");
+        v["user"]["id"].as_u64().unwrap()
+    }
+
+    /// Submits an execution; panics unless it worked.
+    pub fn submit(&self, auth: (&str, &str), name: &str, app: &Value) -> u64 {
+        let (s, v) = self.post("/api/0.6/execution", auth, &json!({"name": name, "application": app}));
+        assert_eq!(s, 201, "submit {name}: {v}");
+        v["execution_id"].as_u64().unwrap()
+    }
+}
+
+impl Drop for Master {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A small valid application description with one monitor service.
+pub fn app(image: &str, command: Option<&str>) -> Value {
+    json!({
+        "name": "test-app",
+        "version": 2,
+        "will_end": true,
+        "requires_binary": false,
+        "priority": 512,
+        "services": [{
+            "name": "main",
+            "docker_image": image,
+            "monitor": true,
+            "total_count": 1,
+            "essential_count": 1,
+            "startup_order": 0,
+            "ports": [],
+            "required_resources": {"memory": 64 * 1024 * 1024},
+            "command": command,
+        }]
+    })
+}
+
+/// Asserts an error response: status and stable code.
+#[track_caller]
+pub fn assert_error(resp: &(u16, Value), status: u16, code: &str) {
+    assert_eq!(resp.0, status, "expected {status} {code}, got {} {}", resp.0, resp.1);
+    assert_eq!(resp.1["code"], code, "expected code {code}, got {}", resp.1);
+    assert!(
+        resp.1["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "error without message: {}",
+        resp.1
+    );
+}
