@@ -13,5 +13,8 @@ pub mod state_actor;
 pub mod transitions;
 pub mod views;
 
+#[cfg(test)]
+mod testing;
+
 pub use error::{Code, ZoeError};
 pub use transitions::Caller;

@@ -320,3 +320,134 @@ pub fn begin_start(state: &mut State, id: u64, now: Timestamp) -> Result<(), Zoe
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{at, describe, insta_settings};
+    use serde_json::json;
+
+    fn app(monitor_count: u32) -> Application {
+        crate::app_description::parse_application(&json!({
+            "name": "spark", "version": 2, "will_end": false, "requires_binary": false, "priority": 10,
+            "services": [
+                {"name": "master", "docker_image": "spark-master", "monitor": false, "total_count": 1,
+                 "essential_count": 1, "startup_order": 0, "required_resources": {"memory": 67108864},
+                 "ports": [{"name": "web", "protocol": "http", "port_number": 8080, "is_main_endpoint": false, "expose": true}]},
+                {"name": "worker", "docker_image": "spark-worker", "monitor": false, "total_count": 2,
+                 "essential_count": 1, "startup_order": 1, "required_resources": {"memory": 67108864, "cores": 0.5},
+                 "ports": [], "environment": [["MASTER", "master-{execution_name}-{user_name}-{deployment_name}"]]},
+                {"name": "notebook", "docker_image": "jupyter", "monitor": true, "total_count": monitor_count,
+                 "essential_count": 1, "startup_order": 1, "required_resources": {"memory": 67108864},
+                 "ports": [], "command": "start {index}"}
+            ]
+        }))
+        .unwrap()
+    }
+
+    fn admin() -> Caller {
+        Caller { id: 0, name: "zoeadmin".into(), role: Role::Admin }
+    }
+
+    fn base() -> State {
+        let mut s = State::new("dev");
+        let root = admin();
+        s.next_id = 1;
+        s.users.insert(
+            0,
+            Arc::new(User { id: 0, name: "zoeadmin".into(), role: Role::Admin, password_hash: "$argon2id$x".into(), created_at: at(0) }),
+        );
+        create_user(&mut s, &root, "alice", Role::User, "$argon2id$a".into(), at(1)).unwrap();
+        create_user(&mut s, &root, "gina", Role::Guest, "$argon2id$g".into(), at(2)).unwrap();
+        s
+    }
+
+    fn caller(s: &State, name: &str) -> Caller {
+        let u = s.user_by_name(name).unwrap();
+        Caller { id: u.id, name: u.name.clone(), role: u.role }
+    }
+
+    /// Steps through an execution's life, with a snapshot of the whole state after each step.
+    #[test]
+    fn execution_life_step_by_step() {
+        insta_settings().bind(|| {
+            let mut s = base();
+            let alice = caller(&s, "alice");
+            let gina = caller(&s, "gina");
+            let limits = SubmitLimits::default();
+            let mut step = |label: &str, s: &State, result: String| {
+                insta::assert_snapshot!(label.to_string(), format!("{result}\n---\n{}", describe(s)));
+            };
+            let r = submit_execution(&mut s, &alice, "wc1", app(1), &limits, at(10));
+            step("01_submit", &s, format!("{r:?}"));
+            let r = submit_execution(&mut s, &alice, "wc1", app(1), &limits, at(11));
+            step("02_same_name_refused", &s, format!("{r:?}"));
+            let g = submit_execution(&mut s, &gina, "g1", app(1), &limits, at(12));
+            let r = submit_execution(&mut s, &gina, "g2", app(1), &limits, at(13));
+            step("03_guest_quota", &s, format!("{g:?} then {r:?}"));
+            let r = begin_start(&mut s, 3, at(20));
+            step("04_starting", &s, format!("{r:?}"));
+            let r = set_status(&mut s, 3, ExecutionStatus::Running, at(21));
+            step("05_running", &s, format!("{r:?}"));
+            let r = terminate_execution(&mut s, &gina, 3, at(30));
+            let r2 = terminate_execution(&mut s, &alice, 3, at(30));
+            step("06_terminate_others_is_invisible_then_own", &s, format!("{r:?} then {r2:?}"));
+            let r = set_status(&mut s, 3, ExecutionStatus::Running, at(31));
+            let r2 = set_status(&mut s, 3, ExecutionStatus::Terminated, at(32));
+            step("07_cleaning_up_cannot_go_back", &s, format!("{r:?} then {r2:?}"));
+            let r = delete_user(&mut s, &admin(), "gina").map(|u| u.name.clone());
+            let g1 = s.executions.values().find(|e| e.name == "g1").map(|e| e.id).unwrap();
+            let t = terminate_execution(&mut s, &gina, g1, at(40));
+            let r2 = delete_user(&mut s, &admin(), "gina").map(|u| u.name.clone());
+            step("08_delete_user_keeps_history", &s, format!("{r:?} then {t:?} then {r2:?}"));
+        });
+    }
+
+    #[test]
+    fn transitions_table_is_exactly_the_documented_one() {
+        use ExecutionStatus::*;
+        let allowed: Vec<_> = ExecutionStatus::ALL
+            .iter()
+            .flat_map(|a| ExecutionStatus::ALL.iter().map(move |b| (*a, *b)))
+            .filter(|(a, b)| a.can_move_to(*b))
+            .collect();
+        assert_eq!(
+            allowed,
+            vec![
+                (Scheduled, Starting),
+                (Scheduled, Terminated),
+                (Scheduled, Error),
+                (Starting, Running),
+                (Starting, CleaningUp),
+                (Starting, Error),
+                (Running, CleaningUp),
+                (Running, Finished),
+                (Running, Error),
+                (CleaningUp, Finished),
+                (CleaningUp, Terminated),
+                (CleaningUp, Error),
+            ]
+        );
+        for s in ExecutionStatus::ALL.into_iter().filter(|s| s.is_final()) {
+            assert!(ExecutionStatus::ALL.iter().all(|t| !s.can_move_to(*t)));
+        }
+    }
+
+    #[test]
+    fn names_too_long_once_composed_are_refused_at_submit() {
+        let mut s = base();
+        let alice = caller(&s, "alice");
+        let r = submit_execution(&mut s, &alice, &"x".repeat(45), app(3), &SubmitLimits::default(), at(1));
+        let e = r.unwrap_err();
+        assert_eq!(e.code.as_str(), "too_long", "{e}");
+        assert!(s.executions.is_empty());
+    }
+
+    #[test]
+    fn deleted_callers_are_refused() {
+        let mut s = base();
+        let alice = caller(&s, "alice");
+        delete_user(&mut s, &admin(), "alice").unwrap();
+        assert_eq!(check_caller(&s, &alice).unwrap_err().code, Code::Unauthorized);
+    }
+}

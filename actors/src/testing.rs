@@ -1,0 +1,128 @@
+//! Test helpers: an exhaustive, redacted text form of the whole [`State`] for insta snapshots,
+//! and a fixed clock. Every field is destructured without `..`, so adding a field to the model
+//! does not compile until someone decides how it appears here.
+
+use std::fmt::Write;
+
+use time::OffsetDateTime;
+use zoe_checkpoints::{
+    Application, Execution, PortDescription, Resources, Service, ServiceDescription, ServicePort,
+    State, User,
+};
+
+/// A fixed instant plus `secs` seconds.
+pub fn at(secs: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_795_000_000 + secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn t(x: &OffsetDateTime) -> String {
+    format!("t+{}", (x.unix_timestamp() - 1_795_000_000))
+}
+
+fn ot(x: &Option<OffsetDateTime>) -> String {
+    x.as_ref().map(t).unwrap_or_else(|| "-".into())
+}
+
+/// The whole state as text: stable, readable, with hashes and container ids redacted and times
+/// relative to [`at`]`(0)`.
+pub fn describe(state: &State) -> String {
+    let State { format_version, deployment_name, next_id, users, executions } = state;
+    let mut o = String::new();
+    let _ = writeln!(o, "format {format_version}, deployment {deployment_name}, next_id {next_id}");
+    for u in users.values() {
+        let User { id, name, role, password_hash, created_at } = u.as_ref();
+        let hash = if password_hash.starts_with("$argon2") { "[argon2]" } else { "[not argon2!]" };
+        let _ = writeln!(o, "user {id} {name} {} {hash} created {}", role.as_str(), t(created_at));
+    }
+    for e in executions.values() {
+        let Execution {
+            id,
+            name,
+            owner,
+            owner_id,
+            status,
+            error,
+            time_scheduled,
+            time_started,
+            time_finished,
+            application,
+            services,
+        } = e.as_ref();
+        let _ = writeln!(
+            o,
+            "execution {id} {name} of {owner}({owner_id}) {} error={error:?} scheduled {} started {} finished {}",
+            status.as_str(),
+            t(time_scheduled),
+            ot(time_started),
+            ot(time_finished)
+        );
+        let Application { name, version, will_end, requires_binary, priority, services: descs } = application;
+        let _ = writeln!(
+            o,
+            "  app {name:?} v{version} will_end={will_end} requires_binary={requires_binary} priority={priority}"
+        );
+        for d in descs {
+            let ServiceDescription {
+                name,
+                docker_image,
+                monitor,
+                total_count,
+                essential_count,
+                startup_order,
+                ports,
+                required_resources,
+                environment,
+                command,
+                volumes,
+                networks,
+            } = d;
+            let Resources { memory, cores } = required_resources;
+            let _ = writeln!(
+                o,
+                "  - {name} image={docker_image} monitor={monitor} count={total_count}/{essential_count} order={startup_order} mem={memory} cores={cores:?} env={environment:?} cmd={command:?} volumes={} networks={networks:?}",
+                volumes.len()
+            );
+            for p in ports {
+                let PortDescription { name, protocol, port_number, path, is_main_endpoint, expose } = p;
+                let _ = writeln!(o, "    port {name:?} {protocol}:{port_number}{path} main={is_main_endpoint} expose={expose}");
+            }
+        }
+        for s in services {
+            let Service {
+                id,
+                name,
+                service_name,
+                index,
+                is_monitor,
+                status,
+                docker_id,
+                exit_code,
+                oom_killed,
+                ip_address,
+                ports,
+            } = s;
+            let _ = writeln!(
+                o,
+                "  service {id} {name} ({service_name}#{index}) monitor={is_monitor} {} docker={} exit={exit_code:?} oom={oom_killed} ip={ip_address:?}",
+                status.as_str(),
+                if docker_id.is_some() { "[id]" } else { "-" }
+            );
+            for p in ports {
+                let ServicePort { name, protocol, port_number, path, is_main_endpoint, expose, host_endpoint } = p;
+                let _ = writeln!(
+                    o,
+                    "    port {name:?} {protocol}:{port_number}{path} main={is_main_endpoint} expose={expose} at={host_endpoint:?}"
+                );
+            }
+        }
+    }
+    o
+}
+
+/// insta settings that put every snapshot in the workspace's top-level `snapshots/`.
+pub fn insta_settings() -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots"));
+    s.set_prepend_module_to_snapshot(true);
+    s
+}
