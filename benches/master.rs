@@ -1,1 +1,271 @@
-fn main(){}
+//! Master benchmarks: `cargo bench --bench master` (set `ZOE_BENCH_SECONDS` to change how long
+//! each load runs, default 3).
+//!
+//! 1. Authenticated `GET /api/0.6/execution/<id>` against a handler that returns a constant,
+//!    in the same run, same worker count, same client.
+//! 2. Durable state changes per second (`POST /api/0.6/execution`, each acknowledged only once
+//!    its checkpoint is on disk) from 64 concurrent clients, with 10, 1,000 and 10,000
+//!    executions already in the state.
+//! 3. Time to load (read, parse, validate) a checkpoint of 10,000 executions.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use serde_json::json;
+use zoe::config::MasterConfig;
+use zoe_checkpoints::{encode, Execution, ExecutionStatus, Role, State, Store, User};
+
+#[derive(Parser)]
+struct Wrap {
+    #[command(flatten)]
+    config: MasterConfig,
+}
+
+const AUTH: &str = "Basic YWxpY2U6YWxpY2UtcHc="; // alice:alice-pw
+
+fn seconds() -> f64 {
+    std::env::var("ZOE_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0)
+}
+
+fn app() -> serde_json::Value {
+    json!({
+        "name": "bench", "version": 2, "will_end": true, "requires_binary": false, "priority": 512,
+        "services": [{
+            "name": "main", "docker_image": "zoe-test-busybox:latest", "monitor": true,
+            "total_count": 1, "essential_count": 1, "startup_order": 0, "ports": [],
+            "required_resources": {"memory": 67108864}, "command": "sleep 1"
+        }]
+    })
+}
+
+/// A state with zoeadmin, alice and `n` finished executions of alice.
+fn state_with(n: usize) -> State {
+    let hash = zoe::auth::hash_password("alice-pw").unwrap_or_default();
+    let mut s = State::new("bench");
+    let now = time::OffsetDateTime::now_utc();
+    for (name, role) in [("zoeadmin", Role::Admin), ("alice", Role::User)] {
+        let id = s.gen_id();
+        s.users.insert(id, Arc::new(User { id, name: name.into(), role, password_hash: hash.clone(), created_at: now }));
+    }
+    let application = zoe_actors::app_description::parse_application(&app()).unwrap_or_else(|e| panic!("{e}"));
+    for i in 0..n {
+        let id = s.gen_id();
+        s.executions.insert(
+            id,
+            Arc::new(Execution {
+                id,
+                name: format!("old-{i}"),
+                owner: "alice".into(),
+                owner_id: 1,
+                status: ExecutionStatus::Terminated,
+                error: None,
+                time_scheduled: now,
+                time_started: None,
+                time_finished: Some(now),
+                application: application.clone(),
+                services: vec![],
+            }),
+        );
+    }
+    s
+}
+
+fn prepare_dir(tag: &str, n: usize) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("zoe-bench-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = Store::open(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let text = encode(&state_with(n)).unwrap_or_else(|e| panic!("{e}"));
+    store.write(1, &text).unwrap_or_else(|e| panic!("{e}"));
+    dir
+}
+
+/// Starts a master (in this process, its own actix system) on `dir`; returns its address.
+fn start_master(dir: &Path) -> SocketAddr {
+    let config = Wrap::parse_from([
+        "bench",
+        "--state-dir",
+        dir.to_str().unwrap_or("."),
+        "--deployment-name",
+        "bench",
+        "--listen-port",
+        "0",
+        "--no-docker",
+        "--keep-checkpoints",
+        "3",
+    ])
+    .config;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        actix::System::new().block_on(async move {
+            match zoe::master::start(config) {
+                Ok(r) => {
+                    let _ = tx.send(r.addr);
+                    let _ = r.server.await;
+                }
+                Err(e) => panic!("master: {e}"),
+            }
+        })
+    });
+    rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|e| panic!("master did not start: {e}"))
+}
+
+/// Starts a server whose only handler returns a constant JSON body.
+fn start_constant(workers: usize) -> SocketAddr {
+    use actix_web::{web, App, HttpResponse, HttpServer};
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        actix::System::new().block_on(async move {
+            let server = HttpServer::new(|| {
+                App::new().route("/constant", web::get().to(|| async { HttpResponse::Ok().json(json!({"ok": true})) }))
+            })
+            .workers(workers)
+            .bind(("127.0.0.1", 0))
+            .unwrap_or_else(|e| panic!("{e}"));
+            let _ = tx.send(server.addrs()[0]);
+            let _ = server.run().await;
+        })
+    });
+    rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs `clients` threads, each sending requests made by `make` for `secs` seconds over its own
+/// keep-alive connection. Returns (requests per second, p50 ms, p99 ms).
+fn load(clients: usize, secs: f64, make: impl Fn(usize, u64) -> (String, String, Option<String>) + Send + Sync + 'static, expect: u16) -> (f64, f64, f64) {
+    let make = Arc::new(make);
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let ready = Arc::new(AtomicU64::new(0));
+    let handles: Vec<_> = (0..clients)
+        .map(|c| {
+            let (make, stop, count, ready) = (make.clone(), stop.clone(), count.clone(), ready.clone());
+            std::thread::spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .timeout_global(Some(Duration::from_secs(60)))
+                    .build()
+                    .into();
+                let mut lat = Vec::new();
+                let mut n = 0u64;
+                let mut warm = true;
+                while !stop.load(Ordering::Relaxed) {
+                    let (method, url, body) = make(c, n);
+                    let t = Instant::now();
+                    let req = ureq::http::Request::builder()
+                        .method(method.as_str())
+                        .uri(&url)
+                        .header("Authorization", AUTH)
+                        .body(body.unwrap_or_default().into_bytes())
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    let mut resp = agent.run(req).unwrap_or_else(|e| panic!("{url}: {e}"));
+                    let _ = resp.body_mut().read_to_vec();
+                    assert_eq!(resp.status().as_u16(), expect, "{method} {url}");
+                    n += 1;
+                    if warm {
+                        // The first request of each client opens its connection and fills the
+                        // credential cache; the clock starts after it.
+                        warm = false;
+                        ready.fetch_add(1, Ordering::SeqCst);
+                        while ready.load(Ordering::SeqCst) < clients as u64 {
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                        continue;
+                    }
+                    lat.push(t.elapsed().as_secs_f64() * 1e3);
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+                lat
+            })
+        })
+        .collect();
+    while ready.load(Ordering::SeqCst) < clients as u64 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    stop.store(true, Ordering::Relaxed);
+    let mut lat: Vec<f64> = handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect();
+    let elapsed = started.elapsed().as_secs_f64();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0.0);
+    (count.load(Ordering::Relaxed) as f64 / elapsed, pct(0.5), pct(0.99))
+}
+
+fn main() {
+    // `cargo test --benches` passes --bench-less flags; only run when asked for a benchmark.
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return;
+    }
+    if let Ok(filter) = std::env::var("ZOE_LOG") {
+        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_writer(std::io::stderr).init();
+    }
+    let only = std::env::var("ZOE_BENCH_ONLY").unwrap_or_default();
+    let secs = seconds();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    println!("Zoe master benchmarks: {cores} cores, {secs} s per load, release build\n");
+
+    // 1. Reads against a constant handler.
+    if only.is_empty() || only == "reads" {
+    let dir = prepare_dir("reads", 1000);
+    let addr = start_master(&dir);
+    let url = format!("http://{addr}/api/0.6/execution/2");
+    let constant = start_constant(cores);
+    let curl = format!("http://{constant}/constant");
+    let clients = 16;
+    let (c_rps, c50, c99) = load(clients, secs, move |_, _| ("GET".into(), curl.clone(), None), 200);
+    let (r_rps, r50, r99) = load(clients, secs, move |_, _| ("GET".into(), url.clone(), None), 200);
+    println!("| load ({clients} clients) | requests/s | p50 ms | p99 ms |");
+    println!("|---|---|---|---|");
+    println!("| constant handler | {c_rps:.0} | {c50:.2} | {c99:.2} |");
+    println!("| authenticated GET /execution/<id> (1,000 in state) | {r_rps:.0} | {r50:.2} | {r99:.2} |");
+    println!("\nauthenticated reads reach {:.0}% of the constant handler (goal: at least 50%)\n", 100.0 * r_rps / c_rps);
+
+    }
+
+    // 2. Durable changes with 64 clients.
+    if only.is_empty() || only == "writes" {
+    println!("| executions in state at start | durable submits/s (64 clients) | p50 ms | p99 ms | executions at end | checkpoint size at end |");
+    println!("|---|---|---|---|---|---|");
+    for n in [10usize, 1_000, 10_000] {
+        let dir = prepare_dir(&format!("writes-{n}"), n);
+        let addr = start_master(&dir);
+        let url = format!("http://{addr}/api/0.6/execution");
+        let (rps, p50, p99) = load(
+            64,
+            secs,
+            move |c, i| ("POST".into(), url.clone(), Some(json!({"name": format!("c{c}-{i}"), "application": app()}).to_string())),
+            201,
+        );
+        let store = Store::open(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let files = store.list().unwrap_or_default();
+        let last = files.last().map(|f| (f.number, f.size)).unwrap_or((0, 0));
+        let end = store.load(last.0).map(|s| s.executions.len()).unwrap_or(0);
+        println!("| {n} | {rps:.0} | {p50:.1} | {p99:.1} | {end} | {:.1} MB |", last.1 as f64 / 1e6);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    }
+
+    // 3. Loading a checkpoint of 10,000 executions.
+    if only.is_empty() || only == "load" {
+    let dir = prepare_dir("load", 10_000);
+    let store = Store::open(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let size = store.list().unwrap_or_default().first().map(|f| f.size).unwrap_or(0);
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let s = store.load(1).unwrap_or_else(|e| panic!("{e}"));
+        best = best.min(t.elapsed().as_secs_f64());
+        assert_eq!(s.executions.len(), 10_000);
+    }
+    println!(
+        "\nloading a checkpoint of 10,000 executions ({:.1} MB): {:.0} ms (best of 3; goal: under 1 s)",
+        size as f64 / 1e6,
+        best * 1e3
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    }
+}

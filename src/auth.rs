@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::dev::Payload;
@@ -49,6 +49,9 @@ pub struct Auth {
     secret: [u8; 32],
     ttl: Duration,
     cache: Mutex<HashMap<[u8; 32], Instant>>,
+    /// One verification at a time per credential: concurrent requests with the same
+    /// credentials wait for the first one's result instead of all paying argon2.
+    in_progress: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
     failures: Mutex<HashMap<(String, IpAddr), (u32, Instant)>>,
     max_failures: u32,
     window: Duration,
@@ -67,6 +70,7 @@ impl Auth {
             secret,
             ttl,
             cache: Mutex::new(HashMap::new()),
+            in_progress: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             max_failures,
             window,
@@ -102,6 +106,22 @@ impl Auth {
                 }
             }
             cache.insert(key, Instant::now());
+        }
+    }
+
+    fn gate(&self, key: [u8; 32]) -> Arc<tokio::sync::Mutex<()>> {
+        match self.in_progress.lock() {
+            Ok(mut m) => m.entry(key).or_default().clone(),
+            Err(_) => Arc::default(),
+        }
+    }
+
+    /// Forgets the gate of `key` once nobody holds or waits for it.
+    fn ungate(&self, key: &[u8; 32]) {
+        if let Ok(mut m) = self.in_progress.lock() {
+            if m.get(key).is_some_and(|g| Arc::strong_count(g) == 1) {
+                m.remove(key);
+            }
         }
     }
 
@@ -155,11 +175,22 @@ impl Auth {
         } else if password.len() > MAX_PASSWORD_BYTES {
             false
         } else {
-            let phc = phc.clone();
-            web::block(move || verify_password(&password, &phc))
-                .await
-                .map_err(|e| ApiError::new(Code::Internal, format!("password check failed: {e}")))?
+            let gate = self.gate(key);
+            let _turn = gate.lock().await;
+            if caller.is_some() && self.cached(&key) {
+                true
+            } else {
+                let phc = phc.clone();
+                let ok = web::block(move || verify_password(&password, &phc))
+                    .await
+                    .map_err(|e| ApiError::new(Code::Internal, format!("password check failed: {e}")))?;
+                if ok && caller.is_some() {
+                    self.remember(key);
+                }
+                ok
+            }
         };
+        self.ungate(&key);
         match caller {
             Some(caller) if ok => {
                 self.remember(key);

@@ -15,7 +15,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
-use zoe_checkpoints::{encode, Application, ExecutionStatus, Role, State, Store, Timestamp};
+use zoe_checkpoints::{Application, Encoder, ExecutionStatus, Role, State, Store, Timestamp};
 
 use crate::error::{Code, ZoeError};
 use crate::transitions::{self, Caller, SubmitLimits};
@@ -28,6 +28,9 @@ pub struct StateConfig {
     pub keep_checkpoints: usize,
     pub limits: SubmitLimits,
 }
+
+/// How long to wait for more changes after a checkpoint, when few are waiting.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// A reply waiting for its change to become durable.
 type Reply = Box<dyn FnOnce(Result<(), ZoeError>) + Send>;
@@ -135,6 +138,7 @@ impl StateActor {
 }
 
 fn writer_thread(store: Store, keep: usize, jobs: mpsc::Receiver<WriteJob>, actor: Addr<StateActor>) {
+    let mut encoder = Encoder::default();
     while let Ok(mut job) = jobs.recv() {
         // Group commit on the writer side too: if more states queued up meanwhile, the newest
         // one covers them all.
@@ -142,9 +146,11 @@ fn writer_thread(store: Store, keep: usize, jobs: mpsc::Receiver<WriteJob>, acto
             job = newer;
         }
         let started = Instant::now();
-        let result = encode(&job.state)
+        let result = encoder
+            .encode(&job.state)
             .map_err(|e| format!("cannot encode the state: {e}"))
             .and_then(|text| {
+                tracing::trace!(ms = started.elapsed().as_secs_f64() * 1e3, bytes = text.len(), "checkpoint encoded");
                 store
                     .write(job.seq, &text)
                     .map_err(|e| format!("cannot write {}: {e}", store.path(job.seq).display()))
@@ -188,11 +194,19 @@ impl Handler<Written> for StateActor {
     fn handle(&mut self, msg: Written, ctx: &mut Self::Context) {
         self.seq_in_flight = false;
         let replies = std::mem::take(&mut self.in_flight);
+        let batch = replies.len();
         match msg.result {
             Ok(()) => {
-                tracing::debug!(seq = msg.seq, ms = msg.elapsed_ms, changes = replies.len(), "checkpoint written");
+                tracing::debug!(seq = msg.seq, ms = msg.elapsed_ms, changes = batch, "checkpoint written");
                 for r in replies {
                     r(Ok(()));
+                }
+                // Group commit: the clients just answered are about to send their next change.
+                // When few changes are waiting, give them a moment to arrive, so the next
+                // checkpoint covers them too instead of leaving them for the one after.
+                if self.waiting.len() * 2 < batch {
+                    ctx.run_later(GATHER, |act, ctx| act.flush(ctx));
+                    return;
                 }
             }
             Err(e) => {

@@ -8,6 +8,6 @@ pub mod codec;
 pub mod model;
 pub mod store;
 
-pub use codec::{decode, encode, is_dns_label, validate, LoadError};
+pub use codec::{decode, encode, is_dns_label, validate, Encoder, LoadError};
 pub use model::*;
 pub use store::{write_atomic, CheckpointFile, Store};
