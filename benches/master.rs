@@ -63,6 +63,7 @@ fn state_with(n: usize) -> State {
                 owner_id: 1,
                 status: ExecutionStatus::Terminated,
                 error: None,
+                ending: None,
                 time_scheduled: now,
                 time_started: None,
                 time_finished: Some(now),

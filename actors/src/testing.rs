@@ -42,6 +42,7 @@ pub fn describe(state: &State) -> String {
             owner_id,
             status,
             error,
+            ending,
             time_scheduled,
             time_started,
             time_finished,
@@ -50,8 +51,9 @@ pub fn describe(state: &State) -> String {
         } = e.as_ref();
         let _ = writeln!(
             o,
-            "execution {id} {name} of {owner}({owner_id}) {} error={error:?} scheduled {} started {} finished {}",
+            "execution {id} {name} of {owner}({owner_id}) {} ending={} error={error:?} scheduled {} started {} finished {}",
             status.as_str(),
+            ending.map(|s| s.as_str()).unwrap_or("-"),
             t(time_scheduled),
             ot(time_started),
             ot(time_finished)

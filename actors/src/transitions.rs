@@ -200,6 +200,7 @@ pub fn submit_execution(
         owner_id: caller.id,
         status: ExecutionStatus::Scheduled,
         error: None,
+        ending: None,
         time_scheduled: now,
         time_started: None,
         time_finished: None,
@@ -227,8 +228,16 @@ pub fn set_status(
     }
     let e = Arc::make_mut(e);
     e.status = to;
+    if to != ExecutionStatus::CleaningUp {
+        e.ending = None;
+    }
     match to {
         ExecutionStatus::Running => e.time_started = Some(now),
+        ExecutionStatus::Scheduled => {
+            // Back in the queue after an interrupted start: its containers are gone.
+            e.time_started = None;
+            e.services.clear();
+        }
         s if s.is_final() => e.time_finished = Some(now),
         _ => {}
     }
@@ -260,14 +269,31 @@ pub fn terminate_execution(
             Ok(Termination::Done)
         }
         ExecutionStatus::Starting | ExecutionStatus::Running => {
-            set_status(state, id, ExecutionStatus::CleaningUp, now)?;
-            if let Some(e) = state.executions.get_mut(&id) {
-                Arc::make_mut(e).error.get_or_insert_with(|| format!("terminated by {}", caller.name));
-            }
+            begin_cleanup(state, id, ExecutionStatus::Terminated, &format!("terminated by {}", caller.name), now)?;
             Ok(Termination::RemoveContainers)
         }
         _ => Ok(Termination::AlreadyEnding),
     }
+}
+
+/// Moves an execution to `cleaning up`: its containers are to be removed, after which it takes
+/// the status `ending`. `reason` is recorded as its error unless one is already there.
+pub fn begin_cleanup(
+    state: &mut State,
+    id: u64,
+    ending: ExecutionStatus,
+    reason: &str,
+    now: Timestamp,
+) -> Result<(), ZoeError> {
+    set_status(state, id, ExecutionStatus::CleaningUp, now)?;
+    if let Some(e) = state.executions.get_mut(&id) {
+        let e = Arc::make_mut(e);
+        e.ending = Some(ending);
+        if !reason.is_empty() {
+            e.error.get_or_insert_with(|| reason.to_string());
+        }
+    }
+    Ok(())
 }
 
 /// Creates the service records (one per container) of an execution that is about to start and
@@ -423,6 +449,7 @@ mod tests {
                 (Running, CleaningUp),
                 (Running, Finished),
                 (Running, Error),
+                (CleaningUp, Scheduled),
                 (CleaningUp, Finished),
                 (CleaningUp, Terminated),
                 (CleaningUp, Error),

@@ -149,6 +149,12 @@ pub fn decode(text: &str) -> Result<State, LoadError> {
     let probe: VersionProbe = ron::from_str(text).map_err(|e| ron_error(&e))?;
     let state: State = match probe.format_version {
         FORMAT_VERSION => ron::from_str(text).map_err(|e| ron_error(&e))?,
+        // Version 1 lacks `Execution::ending`, which reads as `None`: the same model parses it.
+        1 => {
+            let mut s: State = ron::from_str(text).map_err(|e| ron_error(&e))?;
+            s.format_version = FORMAT_VERSION;
+            s
+        }
         v if v > FORMAT_VERSION => {
             return Err(LoadError::at(
                 locate(text, "format_version").0,
@@ -349,6 +355,7 @@ mod tests {
             owner_id: 1,
             status: ExecutionStatus::Running,
             error: None,
+            ending: None,
             time_scheduled: datetime!(2026-11-25 08:01:00 UTC),
             time_started: Some(datetime!(2026-11-25 08:01:02.5 UTC)),
             time_finished: None,
@@ -450,7 +457,7 @@ mod tests {
         let line = text.lines().position(|l| l.contains("role: guest,")).unwrap() + 1;
         assert_eq!(e.line, line, "{e}");
         assert!(e.reason.contains("superuser"), "{e}");
-        let e = err_of(&text.replace("format_version: 1,", "format_version: 99,"));
+        let e = err_of(&text.replace("format_version: 2,", "format_version: 99,"));
         assert!(e.reason.contains("newer Zoe"), "{e}");
         let e = err_of(&text.replace("stutus", "x").replace("status: running,", "status: running,\n            colour: blue,"));
         assert!(e.reason.contains("colour"), "unknown fields are refused: {e}");

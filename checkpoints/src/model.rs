@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 /// The checkpoint format written by this version of Zoe.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// History: 1, the first; 2 added `Execution::ending` (read from 1 as `None`).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// A point in time, always UTC, written as RFC 3339.
 pub type Timestamp = OffsetDateTime;
@@ -142,6 +144,10 @@ pub struct Execution {
     pub status: ExecutionStatus,
     /// Why the execution failed or ended, in plain words.
     pub error: Option<String>,
+    /// While `cleaning up`: the status it takes once its containers are gone (`finished`,
+    /// `terminated`, `error`, or `scheduled` to start again after a master restart).
+    #[serde(default)]
+    pub ending: Option<ExecutionStatus>,
     /// When it was submitted (and queued).
     #[serde(with = "time::serde::rfc3339")]
     pub time_scheduled: Timestamp,
@@ -232,6 +238,7 @@ impl ExecutionStatus {
     /// starting    -> running | cleaning up | error
     /// running     -> cleaning up | finished | error
     /// cleaning up -> finished | terminated | error
+    ///              | scheduled   (a start interrupted by a master restart, cleaned, retried)
     /// finished, terminated, error: final
     /// ```
     pub fn can_move_to(self, to: ExecutionStatus) -> bool {
@@ -241,7 +248,7 @@ impl ExecutionStatus {
             (Scheduled, Starting | Terminated | Error)
                 | (Starting, Running | CleaningUp | Error)
                 | (Running, CleaningUp | Finished | Error)
-                | (CleaningUp, Finished | Terminated | Error)
+                | (CleaningUp, Finished | Terminated | Error | Scheduled)
         )
     }
 }

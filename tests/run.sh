@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: prepares what the tests need (a reachable Docker Engine,
+# the local test image), then runs every test of the workspace. Extra arguments go to
+# `cargo test` (e.g. `tests/run.sh -- api::`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! docker info >/dev/null 2>&1; then
+    echo "run.sh: the Docker Engine does not answer; trying to start it" >&2
+    (service docker start || (nohup dockerd >/tmp/dockerd.log 2>&1 &)) >/dev/null 2>&1 || true
+    for _ in $(seq 1 30); do docker info >/dev/null 2>&1 && break; sleep 1; done
+    docker info >/dev/null 2>&1 || { echo "run.sh: Docker is unreachable; the Docker tests cannot run" >&2; exit 1; }
+fi
+bash tests/images/build.sh
+
+cargo test --workspace --locked "$@"
