@@ -119,6 +119,7 @@ pub const CODES: &[&str] = &[
     "too_long",
     "volumes_not_allowed",
     "networks_not_allowed",
+    "invalid_command",
 ];
 
 /// Why an application description was rejected.
@@ -326,6 +327,13 @@ fn parse_service(
             let command = string_value(v, &path)?;
             check_length(command, &path, MAX_COMMAND)?;
             check_template(command, &path)?;
+            if let Err(e) = shell_words::split(command) {
+                return fail(
+                    &path,
+                    "invalid_command",
+                    &format!("cannot be split into words like a shell would ({e}); check its quotes"),
+                );
+            }
             Some(command.to_string())
         }
     };
@@ -1736,6 +1744,7 @@ mod tests {
             error(&with("name", json!("x".repeat(200)))).1,
             error(&with("services/0/volumes", json!([["/a", "/b", false]]))).1,
             error(&with("services/0/networks", json!(["x"]))).1,
+            error(&with("services/0/command", json!("sh -c 'unclosed"))).1,
         ];
         produced.sort_unstable();
         let mut codes = CODES.to_vec();

@@ -1,0 +1,160 @@
+//! What to ask of the container back end, decided from the state alone (pure): which executions
+//! to start now, and the exact containers of a start (names, labels, expanded environment and
+//! command, limits, ports, workspace).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use zoe_checkpoints::{Execution, ExecutionStatus, State};
+
+use crate::docker_actor::{ContainerSpec, RemoveExecution, StartExecution};
+use crate::naming;
+use crate::template::{self, Vars};
+
+/// Where the workspace is mounted in every container.
+pub const WORKSPACE_MOUNT: &str = "/mnt/workspace";
+
+/// The executions to start now, in queue order: every `scheduled` one (first in, first out).
+pub fn to_start(state: &State) -> Vec<u64> {
+    state
+        .executions
+        .values()
+        .filter(|e| e.status == ExecutionStatus::Scheduled)
+        .map(|e| e.id)
+        .collect()
+}
+
+/// The Docker labels of a container, with the keys of Zoe 0.9.7.
+pub fn labels(deployment: &str, e: &Execution, service_id: u64, instance: &str, monitor: bool) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("zoe.deployment_name".to_string(), deployment.to_string()),
+        ("zoe.owner".to_string(), e.owner.clone()),
+        ("zoe.execution.name".to_string(), e.name.clone()),
+        ("zoe.execution.id".to_string(), e.id.to_string()),
+        ("zoe.service.name".to_string(), instance.to_string()),
+        ("zoe.service.id".to_string(), service_id.to_string()),
+        ("zoe.type".to_string(), "app_service".to_string()),
+        ("zoe.monitor".to_string(), monitor.to_string()),
+    ])
+}
+
+/// The containers of an execution in `starting` (its service records already created).
+pub fn start_plan(state: &State, id: u64, workspace_base: &Path) -> Result<StartExecution, String> {
+    let e = state.executions.get(&id).ok_or_else(|| format!("no execution {id}"))?;
+    let deployment = &state.deployment_name;
+    let workspace = workspace_base.join(deployment).join(&e.owner);
+    let mut containers = Vec::new();
+    for s in &e.services {
+        let d = e
+            .application
+            .services
+            .iter()
+            .find(|d| d.name == s.service_name)
+            .ok_or_else(|| format!("service {} has no description", s.name))?;
+        let vars = Vars {
+            execution_name: &e.name,
+            user_name: &e.owner,
+            deployment_name: deployment,
+            index: s.index,
+            execution_id: e.id,
+        };
+        let env = d
+            .environment
+            .iter()
+            .map(|(k, v)| template::expand(v, &vars).map(|v| format!("{k}={v}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let cmd = match &d.command {
+            None => None,
+            Some(c) => {
+                let expanded = template::expand(c, &vars)?;
+                Some(shell_words::split(&expanded).map_err(|err| format!("command of {}: {err}", d.name))?)
+            }
+        };
+        let instance = naming::service_instance_name(&d.name, s.index, d.total_count);
+        containers.push(ContainerSpec {
+            service_id: s.id,
+            name: s.name.clone(),
+            image: d.docker_image.clone(),
+            env,
+            cmd,
+            labels: labels(deployment, e, s.id, &instance, d.monitor),
+            memory: d.required_resources.memory,
+            nano_cpus: d.required_resources.cores.map(|c| (c * 1e9) as i64),
+            exposed_ports: d.ports.iter().filter(|p| p.expose).map(|p| p.port_number).collect(),
+            workspace: Some((workspace.clone(), WORKSPACE_MOUNT.to_string())),
+            startup_order: d.startup_order,
+        });
+    }
+    Ok(StartExecution {
+        execution_id: id,
+        network: naming::user_network_name(&e.owner, deployment),
+        owner: e.owner.clone(),
+        containers,
+    })
+}
+
+/// The removal of every container of an execution.
+pub fn remove_plan(e: &Execution) -> RemoveExecution {
+    RemoveExecution { execution_id: e.id, containers: e.services.iter().map(|s| (s.id, s.name.clone())).collect() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::at;
+    use crate::transitions::{begin_start, create_user, submit_execution, Caller, SubmitLimits};
+    use serde_json::json;
+    use std::sync::Arc;
+    use zoe_checkpoints::{Role, User};
+
+    #[test]
+    fn a_start_plan_names_labels_expands_and_limits_every_container() {
+        let mut s = State::new("dev");
+        s.next_id = 1;
+        s.users.insert(0, Arc::new(User { id: 0, name: "zoeadmin".into(), role: Role::Admin, password_hash: "$argon2id$".into(), created_at: at(0) }));
+        let admin = Caller { id: 0, name: "zoeadmin".into(), role: Role::Admin };
+        let alice = create_user(&mut s, &admin, "alice", Role::User, "$argon2id$".into(), at(0)).unwrap();
+        let alice = Caller { id: alice.id, name: "alice".into(), role: Role::User };
+        let app = crate::app_description::parse_application(&json!({
+            "name": "spark", "version": 2, "will_end": false, "requires_binary": false, "priority": 1,
+            "services": [
+                {"name": "worker", "docker_image": "w:1", "monitor": false, "total_count": 2, "essential_count": 1,
+                 "startup_order": 1, "ports": [], "required_resources": {"memory": 10485760, "cores": 1.5},
+                 "environment": [["MASTER", "master-{execution_name}-{user_name}-{deployment_name}"], ["N", "{index}/{execution_id}"]]},
+                {"name": "master", "docker_image": "m:1", "monitor": true, "total_count": 1, "essential_count": 1,
+                 "startup_order": 0, "required_resources": {"memory": 20971520},
+                 "ports": [{"name": "ui", "protocol": "http", "port_number": 8080, "is_main_endpoint": true, "expose": true},
+                           {"name": "rpc", "protocol": "tcp", "port_number": 7077, "is_main_endpoint": false}],
+                 "command": "run --name '{execution_name} x' --literal {{braces}}"}
+            ]
+        }))
+        .unwrap();
+        let id = submit_execution(&mut s, &alice, "wc1", app, &SubmitLimits::default(), at(1)).unwrap();
+        assert_eq!(to_start(&s), vec![id]);
+        begin_start(&mut s, id, at(2)).unwrap();
+        assert!(to_start(&s).is_empty());
+        let plan = start_plan(&s, id, Path::new("/ws")).unwrap();
+        assert_eq!(plan.network, "alice-dev");
+        let names: Vec<_> = plan.containers.iter().map(|c| (c.name.as_str(), c.startup_order)).collect();
+        assert_eq!(names, [("master-wc1-alice-dev", 0), ("worker-0-wc1-alice-dev", 1), ("worker-1-wc1-alice-dev", 1)]);
+        let m = &plan.containers[0];
+        assert_eq!(m.cmd.as_deref().unwrap(), ["run", "--name", "wc1 x", "--literal", "{braces}"]);
+        assert_eq!(m.exposed_ports, [8080]);
+        assert_eq!(m.memory, 20971520);
+        assert_eq!(m.nano_cpus, None);
+        assert_eq!(m.labels["zoe.monitor"], "true");
+        assert_eq!(m.labels["zoe.service.name"], "master");
+        assert_eq!(m.workspace, Some((Path::new("/ws/dev/alice").to_path_buf(), "/mnt/workspace".to_string())));
+        let w1 = &plan.containers[2];
+        assert_eq!(w1.env, ["MASTER=master-wc1-alice-dev", &format!("N=1/{id}")]);
+        assert_eq!(w1.nano_cpus, Some(1_500_000_000));
+        assert_eq!(w1.labels["zoe.service.name"], "worker-1");
+        assert_eq!(w1.labels["zoe.execution.id"], id.to_string());
+        assert_eq!(w1.labels["zoe.service.id"], w1.service_id.to_string());
+        assert_eq!(w1.labels.keys().collect::<Vec<_>>(), [
+            "zoe.deployment_name", "zoe.execution.id", "zoe.execution.name", "zoe.monitor",
+            "zoe.owner", "zoe.service.id", "zoe.service.name", "zoe.type"
+        ]);
+        assert_eq!(w1.cmd, None);
+    }
+}
