@@ -6,9 +6,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
 use zoe_actors::app_description::parse_application;
+use zoe_actors::docker_actor::ServiceLogs;
 use zoe_actors::state_actor::{
     CreateUser, DeleteUser, GetExecution, GetService, GetUser, ListExecutions, Query,
-    SubmitExecution, TerminateExecution,
+    ServiceLogSource, SubmitExecution, TerminateExecution,
 };
 use zoe_actors::{Code, ZoeError};
 use zoe_checkpoints::{ExecutionStatus, Role};
@@ -48,6 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::delete().to(terminate_execution)),
             )
             .service(resource("/service/{id}", &[Method::GET]).route(web::get().to(get_service)))
+            .service(resource("/service/{id}/logs", &[Method::GET]).route(web::get().to(service_logs)))
             .service(resource("/query", &[Method::POST]).route(web::post().to(query))),
     );
 }
@@ -244,4 +246,47 @@ async fn query(data: web::Data<AppData>, Authed(caller): Authed, payload: web::P
     };
     let result = data.state.send(Query { caller, what, filters }).await??;
     Ok(HttpResponse::Ok().json(result))
+}
+
+#[derive(serde::Deserialize)]
+struct LogParams {
+    /// Keep the response open and send new lines as they come.
+    #[serde(default)]
+    follow: bool,
+    /// Only the last N lines.
+    tail: Option<u64>,
+}
+
+/// `GET /service/<id>/logs`: the live log of a running container (streamed, `?follow=true` to
+/// keep following), or the tail kept when it was removed.
+async fn service_logs(
+    data: web::Data<AppData>,
+    Authed(caller): Authed,
+    id: web::Path<String>,
+    params: web::Query<LogParams>,
+) -> ApiResult {
+    let id = parse_id(&id, Code::NoSuchService)?;
+    let source = data.state.send(ServiceLogSource { caller, id }).await??;
+    if let (true, Some(docker)) = (source.live, &data.docker) {
+        let msg = ServiceLogs { container: source.container.clone(), follow: params.follow, tail_lines: params.tail };
+        if let Ok(Ok(rx)) = docker.send(msg).await {
+            let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|item| {
+                    (item.map(web::Bytes::from).map_err(actix_web::error::ErrorInternalServerError), rx)
+                })
+            });
+            return Ok(HttpResponse::Ok()
+                .content_type("text/plain; charset=utf-8")
+                .insert_header((header::CACHE_CONTROL, "no-cache"))
+                .streaming(stream));
+        }
+    }
+    let path = crate::master::log_dir(&data.config).join(format!("{}.log", source.service_id));
+    match web::block(move || std::fs::read(path)).await {
+        Ok(Ok(bytes)) => Ok(HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(bytes)),
+        _ => Err(ApiError::new(
+            Code::NotFound,
+            format!("no log is kept for service {id}: its container never ran or left no output"),
+        )),
+    }
 }

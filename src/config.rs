@@ -84,6 +84,36 @@ pub struct MasterConfig {
     #[serde(default)]
     pub no_docker: bool,
 
+    /// Docker Engine to use: `unix:///path/docker.sock` or `tcp://host:port` (default: the
+    /// local engine, honouring DOCKER_HOST).
+    #[arg(long, env = "ZOE_DOCKER_HOST")]
+    #[serde(default)]
+    pub docker_host: Option<String>,
+
+    /// Time limit of each Docker call, in seconds.
+    #[arg(long, env = "ZOE_DOCKER_TIMEOUT", default_value_t = 30)]
+    pub docker_timeout: u64,
+
+    /// Time limit for pulling a missing image, in seconds.
+    #[arg(long, env = "ZOE_PULL_TIMEOUT", default_value_t = 120)]
+    pub pull_timeout: u64,
+
+    /// Seconds a container gets between SIGTERM and SIGKILL when its execution ends.
+    #[arg(long, env = "ZOE_STOP_GRACE", default_value_t = 10)]
+    pub stop_grace: u64,
+
+    /// Host address that exposed ports are published on.
+    #[arg(long, env = "ZOE_PUBLISH_ADDRESS", default_value = "127.0.0.1")]
+    pub publish_address: String,
+
+    /// Bytes of each container's log kept under `<state-dir>/logs` when it is removed.
+    #[arg(long, env = "ZOE_LOG_TAIL_BYTES", default_value_t = 1024 * 1024)]
+    pub log_tail_bytes: usize,
+
+    /// Seconds between two comparisons of the state with Docker's containers.
+    #[arg(long, env = "ZOE_RECONCILE_INTERVAL", default_value_t = 10)]
+    pub reconcile_interval: u64,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "ZOE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use actix::Addr;
+use zoe_actors::docker_actor::DockerActor;
 use zoe_actors::state_actor::StateActor;
 
 pub mod api;
@@ -17,6 +18,8 @@ pub mod master;
 /// What every HTTP handler can reach.
 pub struct AppData {
     pub state: Addr<StateActor>,
+    /// The container back end, for streaming logs; `None` with `--no-docker`.
+    pub docker: Option<Addr<DockerActor>>,
     pub auth: Arc<auth::Auth>,
     pub config: Arc<config::MasterConfig>,
 }

@@ -5,10 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::Actor;
 use actix_web::middleware::{NormalizePath, TrailingSlash};
 use actix_web::{web, App, HttpServer};
 use time::OffsetDateTime;
+use zoe_actors::docker_actor::DockerConfig;
 use zoe_actors::state_actor::{StateActor, StateConfig};
 use zoe_actors::transitions::SubmitLimits;
 use zoe_checkpoints::{encode, is_dns_label, Role, State, Store, User};
@@ -112,6 +112,15 @@ fn new_state(config: &MasterConfig) -> Result<State, StartError> {
     Ok(state)
 }
 
+/// Where the log tails of removed containers are kept.
+pub fn log_dir(config: &MasterConfig) -> std::path::PathBuf {
+    config.state_dir.join("logs")
+}
+
+fn absolute(path: &std::path::Path) -> Result<std::path::PathBuf, StartError> {
+    std::path::absolute(path).map_err(|e| StartError(format!("bad path {}: {e}", path.display())))
+}
+
 /// A running master.
 pub struct Running {
     /// Where the HTTP server listens.
@@ -145,18 +154,37 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
         "state loaded from {}",
         loaded.store.dir().display()
     );
+    let workspace_base = absolute(&config.workspace_base_path)?;
     let state_config = StateConfig {
         keep_checkpoints: config.keep_checkpoints,
         limits: SubmitLimits { guest_max_active: config.guest_max_active },
+        workspace_base,
     };
-    let state = StateActor::new(loaded.state, loaded.store, loaded.seq, state_config).start();
+    let docker_config = if config.no_docker {
+        tracing::warn!("running without Docker (--no-docker): executions wait in the queue");
+        None
+    } else {
+        Some(DockerConfig {
+            docker_host: config.docker_host.clone(),
+            deployment_name: config.deployment_name.clone(),
+            call_timeout: Duration::from_secs(config.docker_timeout),
+            pull_timeout: Duration::from_secs(config.pull_timeout),
+            stop_grace: Duration::from_secs(config.stop_grace),
+            publish_address: config.publish_address.clone(),
+            log_dir: log_dir(&config),
+            log_tail_bytes: config.log_tail_bytes,
+            reconcile_interval: Duration::from_secs(config.reconcile_interval.max(1)),
+        })
+    };
+    let (state, docker) = StateActor::launch(loaded.state, loaded.store, loaded.seq, state_config, docker_config)
+        .map_err(|e| StartError(format!("cannot start the Docker actor: {e}")))?;
     let auth = Auth::new(
         Duration::from_secs(config.auth_cache_seconds),
         config.login_failures_max,
         Duration::from_secs(config.login_failures_window),
     )
     .map_err(StartError)?;
-    let data = web::Data::new(AppData { state, auth: Arc::new(auth), config: Arc::new(config.clone()) });
+    let data = web::Data::new(AppData { state, docker, auth: Arc::new(auth), config: Arc::new(config.clone()) });
     let workers = if config.http_workers == 0 {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
     } else {

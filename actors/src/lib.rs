@@ -6,6 +6,7 @@
 
 pub mod app_description;
 pub mod naming;
+pub mod outcomes;
 pub mod plan;
 pub mod template;
 pub mod docker_actor;

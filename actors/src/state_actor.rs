@@ -17,8 +17,13 @@ use tokio::sync::oneshot;
 
 use zoe_checkpoints::{Application, Encoder, ExecutionStatus, Role, State, Store, Timestamp};
 
+use crate::docker_actor::{
+    DockerActor, DockerConfig, DockerEvent, RemoveContainers, RemoveNetwork,
+};
 use crate::error::{Code, ZoeError};
-use crate::transitions::{self, Caller, SubmitLimits};
+use crate::outcomes::{self, FollowUp};
+use crate::plan;
+use crate::transitions::{self, Caller, SubmitLimits, Termination};
 use crate::views::{self, Platform};
 
 /// Settings of the state actor.
@@ -27,6 +32,8 @@ pub struct StateConfig {
     /// Checkpoints to keep on disk.
     pub keep_checkpoints: usize,
     pub limits: SubmitLimits,
+    /// Where users' workspaces are created: `<base>/<deployment>/<user>`.
+    pub workspace_base: std::path::PathBuf,
 }
 
 /// How long to wait for more changes after a checkpoint, when few are waiting.
@@ -52,6 +59,8 @@ pub struct StateActor {
     /// Whether a checkpoint is being written.
     seq_in_flight: bool,
     writer: Option<mpsc::Sender<WriteJob>>,
+    /// The container back end; `None` runs without one (executions wait in the queue).
+    docker: Option<Addr<DockerActor>>,
 }
 
 struct WriteJob {
@@ -82,6 +91,67 @@ impl StateActor {
             in_flight: Vec::new(),
             seq_in_flight: false,
             writer: None,
+            docker: None,
+        }
+    }
+
+    /// Starts the state actor and, with a `docker` configuration, the Docker actor that reports
+    /// to it.
+    pub fn launch(
+        state: State,
+        store: Store,
+        seq: u64,
+        config: StateConfig,
+        docker: Option<DockerConfig>,
+    ) -> Result<(Addr<StateActor>, Option<Addr<DockerActor>>), String> {
+        let ctx = Context::<StateActor>::new();
+        let addr = ctx.address();
+        let docker = match docker {
+            Some(cfg) => Some(DockerActor::new(cfg, addr.clone().recipient())?.start()),
+            None => None,
+        };
+        let mut actor = StateActor::new(state, store, seq, config);
+        actor.docker = docker.clone();
+        ctx.run(actor);
+        Ok((addr, docker))
+    }
+
+    /// Carries out what an outcome asks for, then looks for executions to start.
+    fn follow_up(&mut self, f: FollowUp, ctx: &mut Context<Self>) {
+        if f.changed {
+            self.changed(ctx);
+        }
+        if let Some(docker) = &self.docker {
+            for r in f.remove {
+                docker.do_send(r);
+            }
+            if !f.orphans.is_empty() {
+                tracing::warn!("removing {} container(s) unknown to the state: {:?}", f.orphans.len(), f.orphans);
+                docker.do_send(RemoveContainers { names_or_ids: f.orphans });
+            }
+        }
+        self.schedule(ctx);
+    }
+
+    /// Starts every execution the scheduler picks.
+    fn schedule(&mut self, ctx: &mut Context<Self>) {
+        let Some(docker) = self.docker.clone() else { return };
+        let now = Self::now();
+        for id in plan::to_start(&self.state) {
+            if let Err(e) = transitions::begin_start(&mut self.state, id, now) {
+                tracing::error!("cannot start execution {id}: {e}");
+                continue;
+            }
+            match plan::start_plan(&self.state, id, &self.config.workspace_base) {
+                Ok(p) => docker.do_send(p),
+                Err(msg) => {
+                    let _ = transitions::set_status(&mut self.state, id, ExecutionStatus::Error, now);
+                    if let Some(e) = self.state.executions.get_mut(&id) {
+                        Arc::make_mut(e).error = Some(msg);
+                    }
+                }
+            }
+            self.changed(ctx);
         }
     }
 
@@ -185,6 +255,58 @@ impl Actor for StateActor {
                 ctx.stop();
             }
         }
+        if self.docker.is_some() {
+            let f = outcomes::repair_after_restart(&mut self.state, Self::now());
+            self.follow_up(f, ctx);
+        }
+    }
+}
+
+impl Handler<DockerEvent> for StateActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: DockerEvent, ctx: &mut Self::Context) {
+        let now = Self::now();
+        let f = match msg {
+            DockerEvent::ExecutionStarted { execution_id, containers } => {
+                outcomes::started(&mut self.state, execution_id, &containers, now)
+            }
+            DockerEvent::ExecutionStartFailed { execution_id, error } => {
+                tracing::warn!("execution {execution_id} failed to start: {error}");
+                outcomes::start_failed(&mut self.state, execution_id, &error, now)
+            }
+            DockerEvent::ExecutionRemoved { execution_id, error } => {
+                outcomes::removed(&mut self.state, execution_id, error.as_deref(), now)
+            }
+            DockerEvent::ContainerExited { execution_id, service_id, exit_code, oom_killed, .. } => {
+                outcomes::exited(&mut self.state, execution_id, service_id, exit_code, oom_killed, now)
+            }
+            DockerEvent::Inventory { containers } => outcomes::reconcile(&mut self.state, &containers, now),
+            DockerEvent::Platform(p) => {
+                self.platform = Platform {
+                    name: p.name,
+                    server_version: p.server_version,
+                    memory_total: p.memory_total,
+                    cpus: p.cpus,
+                    containers: p.containers,
+                    containers_running: p.containers_running,
+                    images: p.images,
+                    reachable: true,
+                };
+                FollowUp::default()
+            }
+            DockerEvent::Unreachable { error } => {
+                tracing::error!("Docker is unreachable: {error}");
+                self.platform.reachable = false;
+                FollowUp::default()
+            }
+            DockerEvent::Reachable => {
+                tracing::info!("Docker answers again");
+                self.platform.reachable = true;
+                FollowUp::default()
+            }
+        };
+        self.follow_up(f, ctx);
     }
 }
 
@@ -301,7 +423,13 @@ impl Handler<DeleteUser> for StateActor {
             .caller(&msg.caller)
             .and_then(|()| transitions::delete_user(&mut self.state, &msg.caller, &msg.name));
         match result {
-            Ok(_) => self.commit((), ctx),
+            Ok(user) => {
+                if let Some(docker) = &self.docker {
+                    let network = crate::naming::user_network_name(&user.name, &self.state.deployment_name);
+                    docker.do_send(RemoveNetwork { network });
+                }
+                self.commit((), ctx)
+            }
             Err(e) => Box::pin(async move { Err(e) }),
         }
     }
@@ -355,7 +483,11 @@ impl Handler<SubmitExecution> for StateActor {
             )
         });
         match result {
-            Ok(id) => self.commit(id, ctx),
+            Ok(id) => {
+                let reply = self.commit(id, ctx);
+                self.schedule(ctx);
+                reply
+            }
             Err(e) => Box::pin(async move { Err(e) }),
         }
     }
@@ -374,8 +506,14 @@ impl Handler<TerminateExecution> for StateActor {
             .caller(&msg.caller)
             .and_then(|()| transitions::terminate_execution(&mut self.state, &msg.caller, msg.id, Self::now()));
         match result {
-            Ok(transitions::Termination::AlreadyEnding) => Box::pin(async { Ok(()) }),
-            Ok(_) => self.commit((), ctx),
+            Ok(Termination::AlreadyEnding) => Box::pin(async { Ok(()) }),
+            Ok(Termination::Done) => self.commit((), ctx),
+            Ok(Termination::RemoveContainers) => {
+                if let (Some(docker), Some(e)) = (&self.docker, self.state.executions.get(&msg.id)) {
+                    docker.do_send(plan::remove_plan(e));
+                }
+                self.commit((), ctx)
+            }
             Err(e) => Box::pin(async move { Err(e) }),
         }
     }
@@ -419,5 +557,34 @@ impl Handler<Snapshot> for StateActor {
 
     fn handle(&mut self, _: Snapshot, _: &mut Self::Context) -> Self::Result {
         MessageResult(Arc::new(self.state.clone()))
+    }
+}
+
+/// Where a service's log can be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogSource {
+    pub service_id: u64,
+    /// The container name.
+    pub container: String,
+    /// Whether the container may still exist (otherwise only the kept tail is left).
+    pub live: bool,
+}
+
+message!(
+    /// `GET /service/<id>/logs`: where to read the log of a service the caller may see.
+    ServiceLogSource { caller: Caller, id: u64 } -> "Result<LogSource, ZoeError>"
+);
+
+impl Handler<ServiceLogSource> for StateActor {
+    type Result = Result<LogSource, ZoeError>;
+
+    fn handle(&mut self, msg: ServiceLogSource, _: &mut Self::Context) -> Self::Result {
+        self.caller(&msg.caller)?;
+        let (e, s) = transitions::visible_service(&self.state, &msg.caller, msg.id)?;
+        Ok(LogSource {
+            service_id: s.id,
+            container: s.name.clone(),
+            live: !e.status.is_final() && s.docker_id.is_some(),
+        })
     }
 }
