@@ -5,3 +5,4 @@ mod api;
 mod checkpoints;
 mod common;
 mod docker;
+mod lifecycle;

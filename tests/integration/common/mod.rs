@@ -51,7 +51,9 @@ impl Master {
     pub fn try_start_in(state_dir: &Path, extra: &[&str]) -> Result<Master, String> {
         let mut child = Command::new(zoe_bin())
             .arg("master")
-            .args(["--listen-port", "0", "--deployment-name", "test", "--http-workers", "2"])
+            .args(["--listen-port", "0"])
+            .env("ZOE_DEPLOYMENT_NAME", "test")
+            .env("ZOE_HTTP_WORKERS", "2")
             .arg("--state-dir")
             .arg(state_dir)
             .args(extra)

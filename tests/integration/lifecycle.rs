@@ -1,0 +1,266 @@
+//! Whole execution lifecycles through the REST API on the real Docker Engine: start, names and
+//! labels, service discovery, exposed ports, monitor exit, OOM, terminate with kept logs,
+//! missing images, containers removed behind Zoe's back, and master restarts.
+//!
+//! Needs Docker and the image `zoe-test-busybox:latest` (made by `tests/images/build.sh`); a
+//! missing one fails the test loudly.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::common::{temp_dir, Master, ADMIN};
+
+const IMAGE: &str = "zoe-test-busybox:latest";
+
+/// Removes every container and network of a deployment when dropped, even on failure.
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let filter = format!("label=zoe.deployment_name={}", self.0);
+        if let Ok(out) = Command::new("docker").args(["ps", "-aq", "--filter", &filter]).output() {
+            let ids: Vec<String> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect();
+            if !ids.is_empty() {
+                let _ = Command::new("docker").args(["rm", "-f"]).args(&ids).output();
+            }
+        }
+        if let Ok(out) = Command::new("docker").args(["network", "ls", "-q", "--filter", &filter]).output() {
+            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("docker").args(["network", "rm", id]).output();
+            }
+        }
+    }
+}
+
+fn require_docker() {
+    let ok = Command::new("docker").args(["image", "inspect", IMAGE]).output().is_ok_and(|o| o.status.success());
+    assert!(ok, "Docker is unreachable or the image {IMAGE} is missing: run tests/images/build.sh (tests/run.sh does)");
+}
+
+/// A master with Docker, on its own deployment name, with fast reconciliation.
+fn docker_master(tag: &str) -> (Master, Cleanup, String) {
+    require_docker();
+    let deployment = format!("l{}{tag}", std::process::id() % 10000);
+    let dir = temp_dir(tag);
+    let m = Master::start_in(
+        &dir,
+        &["--deployment-name", &deployment, "--reconcile-interval", "1", "--stop-grace", "2", "--workspace-base-path", dir.join("ws").to_str().unwrap()],
+    );
+    (m, Cleanup(deployment.clone()), deployment)
+}
+
+fn wait_status(m: &Master, auth: (&str, &str), id: u64, want: &[&str], secs: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let (s, e) = m.get(&format!("/api/0.6/execution/{id}"), auth);
+        assert_eq!(s, 200, "{e}");
+        if want.contains(&e["status"].as_str().unwrap_or("")) {
+            return e;
+        }
+        assert!(Instant::now() < deadline, "execution {id} never reached {want:?}; now: {e}\nmaster log:\n{}", m.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn inspect(name: &str) -> Value {
+    let out = Command::new("docker").args(["inspect", name]).output().unwrap();
+    assert!(out.status.success(), "docker inspect {name}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice::<Value>(&out.stdout).unwrap()[0].clone()
+}
+
+fn containers_of(deployment: &str) -> Vec<String> {
+    let filter = format!("label=zoe.deployment_name={deployment}");
+    let out = Command::new("docker").args(["ps", "-a", "--format", "{{.Names}}", "--filter", &filter]).output().unwrap();
+    let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect();
+    v.sort();
+    v
+}
+
+fn exec_in(container: &str, cmd: &str) -> (bool, String) {
+    let out = Command::new("docker").args(["exec", container, "sh", "-c", cmd]).output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+fn service(name: &str, monitor: bool, count: u32, order: u32, command: &str, ports: Value) -> Value {
+    json!({
+        "name": name, "docker_image": IMAGE, "monitor": monitor, "total_count": count,
+        "essential_count": 1, "startup_order": order, "ports": ports,
+        "required_resources": {"memory": 32 * 1024 * 1024}, "command": command,
+    })
+}
+
+fn application(services: Vec<Value>) -> Value {
+    json!({"name": "lifecycle", "version": 2, "will_end": false, "requires_binary": false, "priority": 1, "services": services})
+}
+
+#[test]
+fn a_three_service_execution_runs_named_labelled_connected_and_reachable() {
+    let (m, _cleanup, dep) = docker_master("run");
+    m.create_user("alice", "user", "pa");
+    let alice = ("alice", "pa");
+    let web = service(
+        "web",
+        false,
+        1,
+        0,
+        "httpd -f -p 8080 -h /mnt/workspace",
+        json!([{"name": "site", "protocol": "http", "port_number": 8080, "is_main_endpoint": true, "expose": true}]),
+    );
+    let worker = service("worker", false, 2, 1, "sh -c 'echo worker {index} of {execution_name}; sleep 600'", json!([]));
+    let main = service("main", true, 1, 2, "sleep 600", json!([]));
+    let id = m.submit(alice, "wc1", &application(vec![web, worker, main]));
+    let e = wait_status(&m, alice, id, &["running", "error"], 60);
+    assert_eq!(e["status"], "running", "{e}");
+    assert!(e["time_started"].is_string());
+    let sids: Vec<u64> = e["services"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    assert_eq!(sids.len(), 4);
+
+    let names = containers_of(&dep);
+    let expect: Vec<String> = ["main", "web", "worker-0", "worker-1"].iter().map(|s| format!("{s}-wc1-alice-{dep}")).collect();
+    assert_eq!(names, expect);
+
+    // Read back what Docker was told.
+    let w1 = inspect(&format!("worker-1-wc1-alice-{dep}"));
+    assert_eq!(w1["Config"]["Hostname"], format!("worker-1-wc1-alice-{dep}"));
+    let labels = &w1["Config"]["Labels"];
+    assert_eq!(labels["zoe.deployment_name"], dep.as_str());
+    assert_eq!(labels["zoe.owner"], "alice");
+    assert_eq!(labels["zoe.execution.name"], "wc1");
+    assert_eq!(labels["zoe.execution.id"], id.to_string());
+    assert_eq!(labels["zoe.service.name"], "worker-1");
+    assert_eq!(labels["zoe.type"], "app_service");
+    assert_eq!(labels["zoe.monitor"], "false");
+    assert!(sids.contains(&labels["zoe.service.id"].as_str().unwrap().parse::<u64>().unwrap()));
+    let host = &w1["HostConfig"];
+    assert_eq!(host["NetworkMode"], format!("alice-{dep}"));
+    assert_eq!(host["Memory"], 32 * 1024 * 1024);
+    assert_eq!(host["MemorySwap"], 32 * 1024 * 1024);
+    assert_eq!(host["Privileged"], false);
+    assert_eq!(host["Init"], true);
+    let mounts = w1["Mounts"].as_array().unwrap();
+    assert!(
+        mounts.iter().any(|mt| mt["Destination"] == "/mnt/workspace" && mt["RW"] == true
+            && mt["Source"].as_str().unwrap().ends_with(&format!("/ws/{dep}/alice"))),
+        "{mounts:?}"
+    );
+    assert_eq!(inspect(&format!("main-wc1-alice-{dep}"))["Config"]["Labels"]["zoe.monitor"], "true");
+
+    // Services find each other by host name on the user's network.
+    let ws = m.state_dir.join("ws").join(&dep).join("alice");
+    std::fs::write(ws.join("index.html"), "hello from the workspace\n").unwrap();
+    let (ok, out) = exec_in(&format!("worker-0-wc1-alice-{dep}"), &format!("timeout 5 wget -q -O- http://web-wc1-alice-{dep}:8080/index.html"));
+    assert!(ok && out.contains("hello from the workspace"), "{out}");
+    let (ok, out) = exec_in(&format!("main-wc1-alice-{dep}"), &format!("nslookup worker-1-wc1-alice-{dep}"));
+    assert!(ok, "{out}");
+
+    // The exposed port answers from the host, at the endpoint the API reports.
+    let web_sid = sids[0];
+    let (s, svc) = m.get(&format!("/api/0.6/service/{web_sid}"), alice);
+    assert_eq!(s, 200, "{svc}");
+    assert_eq!(svc["name"], format!("web-wc1-alice-{dep}"));
+    assert_eq!(svc["status"], "running");
+    assert!(svc["ip_address"][format!("alice-{dep}")].is_string(), "{svc}");
+    let endpoint = svc["ports"][0]["host_endpoint"].as_str().unwrap().to_string();
+    assert!(endpoint.starts_with("127.0.0.1:"), "{endpoint}");
+    let body = ureq::get(format!("http://{endpoint}/index.html")).call().unwrap().body_mut().read_to_string().unwrap();
+    assert_eq!(body, "hello from the workspace\n");
+
+    // Live log of a worker, expanded templates included.
+    let (s, log) = m.call("GET", &format!("/api/0.6/service/{}/logs", sids[1]), Some(alice), None);
+    assert_eq!(s, 200);
+    assert!(log.as_str().unwrap_or("").contains("worker 0 of wc1"), "{log}");
+
+    // Terminate: every container goes, log tails stay.
+    assert_eq!(m.delete(&format!("/api/0.6/execution/{id}"), alice).0, 204);
+    let e = wait_status(&m, alice, id, &["terminated"], 60);
+    assert!(e["time_finished"].is_string());
+    assert_eq!(e["services"], json!([]));
+    assert!(containers_of(&dep).is_empty(), "{:?}", containers_of(&dep));
+    let (s, log) = m.call("GET", &format!("/api/0.6/service/{}/logs", sids[1]), Some(alice), None);
+    assert_eq!(s, 200, "{log}");
+    assert!(log.as_str().unwrap_or("").contains("worker 0 of wc1"), "kept tail: {log}");
+    // Others cannot read it.
+    m.create_user("bob", "user", "pb");
+    assert_eq!(m.call("GET", &format!("/api/0.6/service/{}/logs", sids[1]), Some(("bob", "pb")), None).0, 404);
+}
+
+#[test]
+fn the_monitor_ending_finishes_the_execution_with_its_exit_code_and_oom_is_reported() {
+    let (m, _cleanup, dep) = docker_master("exit");
+    m.create_user("alice", "user", "pa");
+    let alice = ("alice", "pa");
+    let helper = service("helper", false, 1, 0, "sleep 600", json!([]));
+    let main = service("main", true, 1, 1, "sh -c 'sleep 1; exit 3'", json!([]));
+    let id = m.submit(alice, "exit3", &application(vec![helper, main]));
+    let e = wait_status(&m, alice, id, &["finished", "error"], 60);
+    assert_eq!(e["status"], "finished", "{e}");
+    assert!(e["error"].as_str().unwrap().contains("exited with code 3"), "{e}");
+    assert!(containers_of(&dep).is_empty(), "the helper is removed too: {:?}", containers_of(&dep));
+    let (_, svcs) = m.post("/api/0.6/query", ADMIN, &json!({"what": "execution", "filters": {"id": id}}));
+    assert_eq!(svcs[0]["status"], "finished");
+
+    // Memory limit 8 MiB, a process that wants far more.
+    let mut hog = service("hog", true, 1, 0, "sh -c 'x=$(head -c 200000000 /dev/zero | tr \"\\0\" a); echo $x | wc -c'", json!([]));
+    hog["required_resources"]["memory"] = json!(8 * 1024 * 1024);
+    let id = m.submit(alice, "oom", &application(vec![hog]));
+    let e = wait_status(&m, alice, id, &["finished", "error"], 60);
+    assert_eq!(e["status"], "finished", "{e}");
+    let err = e["error"].as_str().unwrap_or("");
+    assert!(err.contains("more than its memory limit"), "OOM reported: {e}");
+}
+
+#[test]
+fn a_missing_image_ends_in_error_with_a_clear_message_and_no_container() {
+    let (m, _cleanup, dep) = docker_master("noimg");
+    m.create_user("alice", "user", "pa");
+    let alice = ("alice", "pa");
+    let mut svc = service("main", true, 1, 0, "true", json!([]));
+    svc["docker_image"] = json!("zoe-no-such-image:1");
+    let ok = service("first", false, 1, 0, "sleep 600", json!([]));
+    let id = m.submit(alice, "noimg", &application(vec![ok, svc]));
+    let e = wait_status(&m, alice, id, &["error"], 120);
+    let err = e["error"].as_str().unwrap();
+    assert!(err.contains("zoe-no-such-image:1") && err.contains("not present"), "{err}");
+    assert!(containers_of(&dep).is_empty(), "{:?}", containers_of(&dep));
+    // A failed start does not block the next one.
+    let id2 = m.submit(alice, "next", &application(vec![service("main", true, 1, 0, "sleep 600", json!([]))]));
+    assert_eq!(wait_status(&m, alice, id2, &["running", "error"], 60)["status"], "running");
+}
+
+#[test]
+fn containers_removed_behind_zoes_back_and_master_restarts_end_matching_docker() {
+    let (mut m, _cleanup, dep) = docker_master("reconcile");
+    m.create_user("alice", "user", "pa");
+    let alice = ("alice", "pa");
+    let one = m.submit(alice, "one", &application(vec![service("main", true, 1, 0, "sleep 600", json!([]))]));
+    let two = m.submit(alice, "two", &application(vec![service("main", true, 1, 0, "sleep 600", json!([]))]));
+    wait_status(&m, alice, one, &["running"], 60);
+    wait_status(&m, alice, two, &["running"], 60);
+
+    // Someone removes a container directly.
+    let out = Command::new("docker").args(["rm", "-f", &format!("main-one-alice-{dep}")]).output().unwrap();
+    assert!(out.status.success());
+    let e = wait_status(&m, alice, one, &["error", "finished"], 30);
+    assert!(e["error"].as_str().unwrap_or("").contains("disappeared") || e["status"] == "finished", "{e}");
+
+    // The master dies while `two` runs; a container it never knew appears; then it restarts.
+    m.kill();
+    let stray = Command::new("docker")
+        .args(["run", "-d", "--name", &format!("stray-{dep}"), "--label", &format!("zoe.deployment_name={dep}"), "--label", "zoe.execution.id=999999", IMAGE, "sleep", "600"])
+        .output()
+        .unwrap();
+    assert!(stray.status.success(), "{}", String::from_utf8_lossy(&stray.stderr));
+    let dir = m.state_dir.clone();
+    let m = Master::start_in(&dir, &["--deployment-name", &dep, "--reconcile-interval", "1", "--stop-grace", "2", "--workspace-base-path", dir.join("ws").to_str().unwrap()]);
+    let three = m.submit(alice, "three", &application(vec![service("main", true, 1, 0, "sleep 600", json!([]))]));
+    wait_status(&m, alice, three, &["running"], 60);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while containers_of(&dep).contains(&format!("stray-{dep}")) {
+        assert!(Instant::now() < deadline, "the orphan container was not removed: {:?}", containers_of(&dep));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(wait_status(&m, alice, two, &["running"], 5)["status"], "running", "two survived the restart");
+    assert_eq!(containers_of(&dep), vec![format!("main-three-alice-{dep}"), format!("main-two-alice-{dep}")]);
+}
