@@ -136,6 +136,10 @@ impl StateActor {
     /// Starts every execution the scheduler picks.
     fn schedule(&mut self, ctx: &mut Context<Self>) {
         let Some(docker) = self.docker.clone() else { return };
+        if !self.platform.reachable {
+            // Executions wait in the queue until Docker answers (the Docker actor reports it).
+            return;
+        }
         let now = Self::now();
         for id in plan::to_start(&self.state) {
             if let Err(e) = transitions::begin_start(&mut self.state, id, now) {

@@ -264,3 +264,32 @@ fn containers_removed_behind_zoes_back_and_master_restarts_end_matching_docker()
     assert_eq!(wait_status(&m, alice, two, &["running"], 5)["status"], "running", "two survived the restart");
     assert_eq!(containers_of(&dep), vec![format!("main-three-alice-{dep}"), format!("main-two-alice-{dep}")]);
 }
+
+#[test]
+fn with_docker_unreachable_reads_work_submissions_queue_and_all_resumes_when_it_is_back() {
+    require_docker();
+    let deployment = format!("l{}down", std::process::id() % 10000);
+    let _cleanup = Cleanup(deployment.clone());
+    let dir = temp_dir("down");
+    // The master's Docker socket is a path that does not exist yet.
+    let sock = dir.join("docker.sock");
+    let host = format!("unix://{}", sock.display());
+    let m = Master::start_in(&dir, &["--deployment-name", &deployment, "--docker-host", &host, "--reconcile-interval", "1", "--docker-timeout", "2"]);
+    m.create_user("alice", "user", "pa");
+    let alice = ("alice", "pa");
+    let id = m.submit(alice, "waits", &application(vec![service("main", true, 1, 0, "sleep 600", json!([]))]));
+    std::thread::sleep(Duration::from_secs(2));
+    let (s, e) = m.get(&format!("/api/0.6/execution/{id}"), alice);
+    assert_eq!((s, e["status"].as_str()), (200, Some("scheduled")), "waits in the queue: {e}");
+    let (s, stats) = m.post("/api/0.6/query", alice, &json!({"what": "stats_swarm"}));
+    assert_eq!(s, 200);
+    assert_eq!(stats["stats"]["nodes"][0]["status"], "unreachable", "{stats}");
+
+    // Docker comes back: the execution starts without any further request.
+    std::os::unix::fs::symlink("/var/run/docker.sock", &sock).unwrap();
+    let e = wait_status(&m, alice, id, &["running", "error"], 60);
+    assert_eq!(e["status"], "running", "{e}");
+    let (_, stats) = m.post("/api/0.6/query", alice, &json!({"what": "stats_swarm"}));
+    assert_eq!(stats["stats"]["nodes"][0]["status"], "healthy", "{stats}");
+    assert!(stats["stats"]["memory_total"].as_u64().unwrap() > 0, "{stats}");
+}
