@@ -7,6 +7,9 @@
 //!    its checkpoint is on disk) from 64 concurrent clients, with 10, 1,000 and 10,000
 //!    executions already in the state.
 //! 3. Time to load (read, parse, validate) a checkpoint of 10,000 executions.
+//! 4. Time from `POST /api/0.6/execution` to `running` for executions of 3 and 10 containers,
+//!    against creating, starting and inspecting the same containers directly through the Docker
+//!    API, in the same run (needs Docker and `zoe-test-busybox:latest`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -86,7 +89,11 @@ fn prepare_dir(tag: &str, n: usize) -> PathBuf {
 
 /// Starts a master (in this process, its own actix system) on `dir`; returns its address.
 fn start_master(dir: &Path) -> SocketAddr {
-    let config = Wrap::parse_from([
+    start_master_with(dir, &["--no-docker"])
+}
+
+fn start_master_with(dir: &Path, extra: &[&str]) -> SocketAddr {
+    let mut args = vec![
         "bench",
         "--state-dir",
         dir.to_str().unwrap_or("."),
@@ -94,11 +101,11 @@ fn start_master(dir: &Path) -> SocketAddr {
         "bench",
         "--listen-port",
         "0",
-        "--no-docker",
         "--keep-checkpoints",
         "3",
-    ])
-    .config;
+    ];
+    args.extend_from_slice(extra);
+    let config = Wrap::parse_from(args).config;
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         actix::System::new().block_on(async move {
@@ -269,4 +276,152 @@ fn main() {
     );
     let _ = std::fs::remove_dir_all(&dir);
     }
+
+    // 4. Starting containers: Zoe against the Docker API directly.
+    if only.is_empty() || only == "start" {
+        startup(std::env::var("ZOE_BENCH_STARTS").ok().and_then(|s| s.parse().ok()).unwrap_or(5));
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn app_of(containers: u32) -> serde_json::Value {
+    json!({
+        "name": "startup", "version": 2, "will_end": false, "requires_binary": false, "priority": 1,
+        "services": [
+            {"name": "main", "docker_image": "zoe-test-busybox:latest", "monitor": true, "total_count": 1,
+             "essential_count": 1, "startup_order": 0, "ports": [],
+             "required_resources": {"memory": 33554432}, "command": "sleep 600"},
+            {"name": "worker", "docker_image": "zoe-test-busybox:latest", "monitor": false, "total_count": containers - 1,
+             "essential_count": 1, "startup_order": 1, "ports": [],
+             "required_resources": {"memory": 33554432}, "command": "sleep 600"}
+        ]
+    })
+}
+
+fn http(agent: &ureq::Agent, method: &str, url: &str, body: Option<String>) -> (u16, serde_json::Value) {
+    let req = ureq::http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("Authorization", AUTH)
+        .body(body.unwrap_or_default().into_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut resp = agent.run(req).unwrap_or_else(|e| panic!("{url}: {e}"));
+    let v = resp.body_mut().read_json().unwrap_or(serde_json::Value::Null);
+    (resp.status().as_u16(), v)
+}
+
+fn wait_for(agent: &ureq::Agent, url: &str, status: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (_, e) = http(agent, "GET", url, None);
+        if e["status"] == status {
+            return;
+        }
+        assert!(e["status"] != "error", "{e}");
+        assert!(Instant::now() < deadline, "never {status}: {e}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Creates, starts and inspects `n` containers like Zoe does, straight through the Docker API.
+async fn direct_start(docker: &bollard::Docker, run: usize, n: u32, workspace: &str) -> Vec<String> {
+    use bollard::models::{ContainerCreateBody, HostConfig};
+    use bollard::query_parameters::{CreateContainerOptions, InspectContainerOptions, StartContainerOptions};
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let name = format!("direct-{run}-{i}-bench");
+        let body = ContainerCreateBody {
+            hostname: Some(name.clone()),
+            image: Some("zoe-test-busybox:latest".into()),
+            cmd: Some(vec!["sleep".into(), "600".into()]),
+            env: Some(vec![]),
+            labels: Some(
+                ["deployment_name", "owner", "execution.name", "execution.id", "service.name", "service.id", "type", "monitor"]
+                    .iter()
+                    .map(|k| (format!("zoe.bench.{k}"), "x".to_string()))
+                    .collect(),
+            ),
+            host_config: Some(HostConfig {
+                memory: Some(33554432),
+                memory_swap: Some(33554432),
+                network_mode: Some("zoe-bench-direct".into()),
+                init: Some(true),
+                privileged: Some(false),
+                binds: Some(vec![format!("{workspace}:/mnt/workspace:rw")]),
+                log_config: Some(bollard::models::HostConfigLogConfig {
+                    typ: Some("json-file".into()),
+                    config: Some(Default::default()),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptions { name: Some(name), ..Default::default() };
+        let id = docker.create_container(Some(opts), body).await.unwrap_or_else(|e| panic!("{e}")).id;
+        docker.start_container(&id, None::<StartContainerOptions>).await.unwrap_or_else(|e| panic!("{e}"));
+        docker.inspect_container(&id, None::<InspectContainerOptions>).await.unwrap_or_else(|e| panic!("{e}"));
+        ids.push(id);
+    }
+    ids
+}
+
+fn startup(runs: usize) {
+    use bollard::query_parameters::RemoveContainerOptions;
+    let dir = prepare_dir("start", 0);
+    let addr = start_master_with(&dir, &["--stop-grace", "1", "--workspace-base-path", dir.join("ws").to_str().unwrap_or("ws")]);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    let workspace = std::path::absolute(dir.join("ws").join("bench").join("alice"))
+        .unwrap_or_default()
+        .display()
+        .to_string();
+    let system = actix::System::new();
+    let docker = bollard::Docker::connect_with_local_defaults().unwrap_or_else(|e| panic!("Docker: {e}"));
+    system.block_on(async {
+        let req = bollard::models::NetworkCreateRequest { name: "zoe-bench-direct".into(), ..Default::default() };
+        let _ = docker.create_network(req).await;
+    });
+    println!("\n| containers | POST to running, Zoe (median of {runs}) | create+start+inspect, Docker API directly | Zoe's overhead |");
+    println!("|---|---|---|---|");
+    for n in [3u32, 10] {
+        let (mut zoe, mut direct) = (Vec::new(), Vec::new());
+        for run in 0..=runs {
+            let t = Instant::now();
+            let body = json!({"name": format!("s{n}-{run}"), "application": app_of(n)}).to_string();
+            let (s, v) = http(&agent, "POST", &format!("http://{addr}/api/0.6/execution"), Some(body));
+            assert_eq!(s, 201, "{v}");
+            let url = format!("http://{addr}/api/0.6/execution/{}", v["execution_id"]);
+            wait_for(&agent, &url, "running");
+            let z = t.elapsed().as_secs_f64();
+            http(&agent, "DELETE", &url, None);
+            wait_for(&agent, &url, "terminated");
+
+            let t = Instant::now();
+            let ids = system.block_on(direct_start(&docker, run, n, &workspace));
+            let d = t.elapsed().as_secs_f64();
+            system.block_on(async {
+                for id in ids {
+                    let _ = docker.remove_container(&id, Some(RemoveContainerOptions { force: true, ..Default::default() })).await;
+                }
+            });
+            if run > 0 {
+                // Run 0 warms up both paths (network creation, caches).
+                zoe.push(z);
+                direct.push(d);
+            }
+        }
+        let (z, d) = (median(zoe), median(direct));
+        println!("| {n} | {:.0} ms | {:.0} ms | {:+.1}% |", z * 1e3, d * 1e3, 100.0 * (z - d) / d);
+    }
+    system.block_on(async {
+        let _ = docker.remove_network("zoe-bench-direct").await;
+    });
+    let _ = std::fs::remove_dir_all(&dir);
 }
