@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use zoe_actors::app_description::parse_application;
 use zoe_actors::docker_actor::ServiceLogs;
 use zoe_actors::state_actor::{
-    CreateUser, DeleteUser, GetExecution, GetService, GetUser, ListExecutions, Query,
+    CreateUser, DeleteUser, UpdateUser, GetExecution, GetService, GetUser, ListExecutions, Query,
     ServiceLogSource, SubmitExecution, TerminateExecution,
 };
 use zoe_actors::{Code, ZoeError};
@@ -34,8 +34,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(resource("/info", &[Method::GET]).route(web::get().to(info)))
             .service(resource("/user", &[Method::POST]).route(web::post().to(create_user)))
             .service(
-                resource("/user/{name}", &[Method::GET, Method::DELETE])
+                resource("/user/{name}", &[Method::GET, Method::PUT, Method::DELETE])
                     .route(web::get().to(get_user))
+                    .route(web::put().to(update_user))
                     .route(web::delete().to(delete_user)),
             )
             .service(
@@ -140,26 +141,65 @@ async fn info(data: web::Data<AppData>, _: Authed) -> ApiResult {
 async fn create_user(data: web::Data<AppData>, Authed(caller): Authed, payload: web::Payload) -> ApiResult {
     let body = json_body(&data, payload).await?;
     let name = string_field(&body, "name")?;
-    let role_text = string_field(&body, "role")?;
-    let role = Role::parse(&role_text).ok_or_else(|| {
-        ApiError::new(Code::InvalidRole, format!("role {role_text:?} is not one of admin, user, guest"))
-    })?;
-    let password = string_field(&body, "password")?;
-    if password.is_empty() || password.len() > MAX_PASSWORD_BYTES {
-        return Err(ApiError::new(
-            Code::InvalidRequest,
-            format!("password: must be 1 to {MAX_PASSWORD_BYTES} bytes long"),
-        ));
-    }
+    let role = role_field(&body)?.ok_or_else(|| missing("role"))?;
+    let password = password_field(&body)?.ok_or_else(|| missing("password"))?;
     if !caller.is_admin() {
         return Err(ApiError::new(Code::AdminOnly, "only an administrator can create users"));
     }
-    let password_hash = web::block(move || hash_password(&password))
-        .await
-        .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?
-        .map_err(|e| ApiError::new(Code::Internal, e))?;
+    let password_hash = hash(password).await?;
     let user = data.state.send(CreateUser { caller, name, role, password_hash }).await??;
     Ok(HttpResponse::Created().json(json!({ "user": user })))
+}
+
+/// A password from a request body, checked for length.
+fn password_field(body: &Map<String, Value>) -> Result<Option<String>, ApiError> {
+    match body.get("password") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(p)) if !p.is_empty() && p.len() <= MAX_PASSWORD_BYTES => Ok(Some(p.clone())),
+        Some(_) => Err(ApiError::new(
+            Code::InvalidRequest,
+            format!("password: must be a string of 1 to {MAX_PASSWORD_BYTES} bytes"),
+        )),
+    }
+}
+
+/// Hashes a password on the blocking pool.
+async fn hash(password: String) -> Result<String, ApiError> {
+    web::block(move || hash_password(&password))
+        .await
+        .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?
+        .map_err(|e| ApiError::new(Code::Internal, e))
+}
+
+fn role_field(body: &Map<String, Value>) -> Result<Option<Role>, ApiError> {
+    match body.get("role") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(r)) => Role::parse(r)
+            .map(Some)
+            .ok_or_else(|| ApiError::new(Code::InvalidRole, format!("role {r:?} is not one of admin, user, guest"))),
+        Some(_) => Err(ApiError::new(Code::InvalidRole, "role: must be one of \"admin\", \"user\", \"guest\"")),
+    }
+}
+
+/// `PUT /user/<name>` `{"role"?, "password"?}`: administrators change roles and passwords,
+/// users their own password.
+async fn update_user(
+    data: web::Data<AppData>,
+    Authed(caller): Authed,
+    name: web::Path<String>,
+    payload: web::Payload,
+) -> ApiResult {
+    let body = json_body(&data, payload).await?;
+    if let Some(k) = body.keys().find(|k| !matches!(k.as_str(), "role" | "password")) {
+        return Err(ApiError::new(Code::InvalidRequest, format!("{k}: unknown field; only role and password can change")));
+    }
+    let role = role_field(&body)?;
+    let password_hash = match password_field(&body)? {
+        Some(p) => Some(hash(p).await?),
+        None => None,
+    };
+    let user = data.state.send(UpdateUser { caller, name: name.into_inner(), role, password_hash }).await??;
+    Ok(HttpResponse::Ok().json(user))
 }
 
 async fn get_user(data: web::Data<AppData>, Authed(caller): Authed, name: web::Path<String>) -> ApiResult {

@@ -415,6 +415,25 @@ impl Handler<CreateUser> for StateActor {
 }
 
 message!(
+    /// `PUT /user/<name>`: a new role and/or password hash.
+    UpdateUser { caller: Caller, name: String, role: Option<Role>, password_hash: Option<String> } -> "Result<Value, ZoeError>"
+);
+
+impl Handler<UpdateUser> for StateActor {
+    type Result = ResponseFuture<Result<Value, ZoeError>>;
+
+    fn handle(&mut self, msg: UpdateUser, ctx: &mut Self::Context) -> Self::Result {
+        let result = self.caller(&msg.caller).and_then(|()| {
+            transitions::update_user(&mut self.state, &msg.caller, &msg.name, msg.role, msg.password_hash)
+        });
+        match result {
+            Ok(u) => self.commit(views::user(&u), ctx),
+            Err(e) => Box::pin(async move { Err(e) }),
+        }
+    }
+}
+
+message!(
     /// `DELETE /user/<name>`.
     DeleteUser { caller: Caller, name: String } -> "Result<(), ZoeError>"
 );

@@ -154,6 +154,36 @@ pub fn delete_user(state: &mut State, caller: &Caller, name: &str) -> Result<Arc
     Ok(user)
 }
 
+/// Changes a user's role (administrators only) and/or password (administrators, or the user).
+pub fn update_user(
+    state: &mut State,
+    caller: &Caller,
+    name: &str,
+    role: Option<Role>,
+    password_hash: Option<String>,
+) -> Result<Arc<User>, ZoeError> {
+    let user = visible_user(state, caller, name)?.clone();
+    if role.is_some_and(|r| r != user.role) {
+        if !caller.is_admin() {
+            return Err(ZoeError::new(Code::AdminOnly, "only an administrator can change roles"));
+        }
+        if user.role == Role::Admin && state.users.values().filter(|u| u.role == Role::Admin).count() == 1 {
+            return Err(ZoeError::new(Code::LastAdmin, format!("{name} is the last administrator and must stay one")));
+        }
+    }
+    let Some(u) = state.users.get_mut(&user.id) else {
+        return Err(no_such_user(name));
+    };
+    let u = Arc::make_mut(u);
+    if let Some(r) = role {
+        u.role = r;
+    }
+    if let Some(h) = password_hash {
+        u.password_hash = h;
+    }
+    Ok(Arc::new(u.clone()))
+}
+
 /// Queues a new execution of a validated application description. Returns its id.
 pub fn submit_execution(
     state: &mut State,

@@ -282,3 +282,26 @@ fn failed_logins_are_throttled_per_user_and_address() {
     // Other users are not affected.
     assert_eq!(m.get("/api/0.6/info", ADMIN).0, 200);
 }
+
+#[test]
+fn roles_and_passwords_change_through_put() {
+    let m = master("put");
+    m.create_user("alice", "user", "pa");
+    m.create_user("bob", "user", "pb");
+    let put = |auth, who: &str, body: Value| m.call("PUT", &format!("/api/0.6/user/{who}"), Some(auth), Some(&body.to_string()));
+    // Users change their own password, not their role, and cannot see others.
+    assert_eq!(put(("alice", "pa"), "alice", json!({"password": "pa2"})).0, 200);
+    assert_error(&m.get("/api/0.6/info", ("alice", "pa")), 401, "unauthorized");
+    assert_eq!(m.get("/api/0.6/info", ("alice", "pa2")).0, 200);
+    assert_error(&put(("alice", "pa2"), "alice", json!({"role": "admin"})), 403, "admin_only");
+    assert_error(&put(("alice", "pa2"), "bob", json!({"password": "x"})), 404, "no_such_user");
+    // Admins change roles; the last admin stays one.
+    let (s, v) = put(ADMIN, "bob", json!({"role": "admin"}));
+    assert_eq!((s, v["role"].as_str()), (200, Some("admin")), "{v}");
+    assert_eq!(m.get("/api/0.6/user/alice", ("bob", "pb")).0, 200, "bob is an admin now");
+    assert_eq!(put(("bob", "pb"), "zoeadmin", json!({"role": "user"})).0, 200);
+    assert_error(&put(("bob", "pb"), "bob", json!({"role": "guest"})), 409, "last_admin");
+    assert_error(&put(("bob", "pb"), "alice", json!({"role": "king"})), 400, "invalid_role");
+    assert_error(&put(("bob", "pb"), "alice", json!({"name": "eve"})), 400, "invalid_request");
+    assert_error(&put(("bob", "pb"), "alice", json!({"password": ""})), 400, "invalid_request");
+}

@@ -216,6 +216,8 @@ impl Harness {
             panic!("cannot create {}: {e}", dir.display());
         }
         let mut config = DockerConfig::new(dep.clone());
+        // The same engine as the docker CLI these tests also use.
+        config.docker_host = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty());
         config.call_timeout = Duration::from_secs(30);
         config.pull_timeout = Duration::from_secs(30);
         config.stop_grace = Duration::from_secs(3);
@@ -1092,6 +1094,8 @@ enum ProxyMode {
     Hang = 2,
 }
 
+const DOCKER_SOCKET: &str = "/var/run/docker.sock";
+
 /// A TCP proxy to the local Docker socket that can be broken on purpose.
 struct Proxy {
     port: u16,
@@ -1143,8 +1147,7 @@ impl Proxy {
                 if current == ProxyMode::Hang as u8 {
                     continue; // kept open in `conns`, never answered
                 }
-                let Ok(server) = std::os::unix::net::UnixStream::connect("/var/run/docker.sock")
-                else {
+                let Ok(server) = std::os::unix::net::UnixStream::connect(DOCKER_SOCKET) else {
                     let _ = client.shutdown(std::net::Shutdown::Both);
                     continue;
                 };
