@@ -393,24 +393,45 @@ fn startup(runs: usize) {
     for n in [3u32, 10] {
         let (mut zoe, mut direct) = (Vec::new(), Vec::new());
         for run in 0..=runs {
-            let t = Instant::now();
-            let body = json!({"name": format!("s{n}-{run}"), "application": app_of(n)}).to_string();
-            let (s, v) = http(&agent, "POST", &format!("http://{addr}/api/0.6/execution"), Some(body));
-            assert_eq!(s, 201, "{v}");
-            let url = format!("http://{addr}/api/0.6/execution/{}", v["execution_id"]);
-            wait_for(&agent, &url, "running");
-            let z = t.elapsed().as_secs_f64();
-            http(&agent, "DELETE", &url, None);
-            wait_for(&agent, &url, "terminated");
-
-            let t = Instant::now();
-            let ids = system.block_on(direct_start(&docker, run, n, &workspace));
-            let d = t.elapsed().as_secs_f64();
-            system.block_on(async {
-                for id in ids {
-                    let _ = docker.remove_container(&id, Some(RemoveContainerOptions { force: true, ..Default::default() })).await;
-                }
-            });
+            let zoe_run = || {
+                let t = Instant::now();
+                let body = json!({"name": format!("s{n}-{run}"), "application": app_of(n)}).to_string();
+                let (s, v) = http(&agent, "POST", &format!("http://{addr}/api/0.6/execution"), Some(body));
+                assert_eq!(s, 201, "{v}");
+                let url = format!("http://{addr}/api/0.6/execution/{}", v["execution_id"]);
+                wait_for(&agent, &url, "running");
+                let z = t.elapsed().as_secs_f64();
+                http(&agent, "DELETE", &url, None);
+                wait_for(&agent, &url, "terminated");
+                z
+            };
+            let direct_run = || {
+                let t = Instant::now();
+                let ids = system.block_on(direct_start(&docker, run, n, &workspace));
+                let d = t.elapsed().as_secs_f64();
+                system.block_on(async {
+                    for id in ids {
+                        let _ = docker.remove_container(&id, Some(RemoveContainerOptions { force: true, ..Default::default() })).await;
+                    }
+                });
+                d
+            };
+            // Alternate which goes first, and let the engine settle after each clean-up, so
+            // that neither path pays for the other's leftovers.
+            let settle = || std::thread::sleep(Duration::from_millis(1500));
+            let (z, d) = if run % 2 == 0 {
+                let z = zoe_run();
+                settle();
+                let d = direct_run();
+                settle();
+                (z, d)
+            } else {
+                let d = direct_run();
+                settle();
+                let z = zoe_run();
+                settle();
+                (z, d)
+            };
             if run > 0 {
                 // Run 0 warms up both paths (network creation, caches).
                 zoe.push(z);

@@ -274,6 +274,7 @@ impl DockerActor {
                 outages: AtomicU64::new(0),
                 outage_notify: tokio::sync::Notify::new(),
                 completions: AtomicU64::new(0),
+                runnable: Mutex::new(HashSet::new()),
             }),
         })
     }
@@ -624,6 +625,8 @@ struct Inner {
     outage_notify: tokio::sync::Notify,
     /// Counts the outcomes of starts and removals sent.
     completions: AtomicU64,
+    /// Commands found runnable: (image id, program, PATH, working dir).
+    runnable: Mutex<HashSet<(String, String, String, String)>>,
 }
 
 impl Inner {
@@ -1137,9 +1140,27 @@ impl Inner {
                 .map(|d| absolute_in(&workdir, &format!("{}/{prog}", d.trim_end_matches('/'))))
                 .collect()
         };
-        for candidate in &candidates {
-            match self.path_kind(docker, id, candidate).await {
-                Ok(PathKind::Executable) => return Ok(()),
+        // Images do not change under their id: a program found in one stays there. (Unless it
+        // was found in the workspace, which is mounted and may change.)
+        let key = (image.id.clone().unwrap_or_else(|| spec.image.clone()), prog.clone(), path_var.clone(), workdir.clone());
+        if lock(&self.runnable).contains(&key) {
+            return Ok(());
+        }
+        // Every place the program may be is looked at concurrently; the first in PATH order
+        // decides, as it would for the shell.
+        let kinds = futures_util::future::join_all(
+            candidates.iter().map(|c| self.path_kind(docker, id, c)),
+        )
+        .await;
+        for (kind, candidate) in kinds.into_iter().zip(&candidates) {
+            match kind {
+                Ok(PathKind::Executable) => {
+                    let mounted = spec.workspace.as_ref().is_some_and(|(_, m)| candidate.starts_with(m.as_str()));
+                    if !mounted {
+                        lock(&self.runnable).insert(key);
+                    }
+                    return Ok(());
+                }
                 Ok(PathKind::NotExecutable) if prog.contains('/') => {
                     return Err(format!(
                         "container {}: cannot run \"{prog}\"{whose}: it is not an executable file",
