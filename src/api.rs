@@ -164,7 +164,7 @@ fn password_field(body: &Map<String, Value>) -> Result<Option<String>, ApiError>
 }
 
 /// Hashes a password on the blocking pool.
-async fn hash(password: String) -> Result<String, ApiError> {
+pub async fn hash(password: String) -> Result<String, ApiError> {
     web::block(move || hash_password(&password))
         .await
         .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?
@@ -306,9 +306,21 @@ async fn service_logs(
     params: web::Query<LogParams>,
 ) -> ApiResult {
     let id = parse_id(&id, Code::NoSuchService)?;
+    service_log_response(&data, caller, id, params.follow, params.tail).await
+}
+
+/// The log of service `id` as a plain-text response, if the caller may see it: streamed from
+/// the live container, or the tail kept after its removal. Used by the API and the web pages.
+pub async fn service_log_response(
+    data: &AppData,
+    caller: zoe_actors::Caller,
+    id: u64,
+    follow: bool,
+    tail: Option<u64>,
+) -> ApiResult {
     let source = data.state.send(ServiceLogSource { caller, id }).await??;
     if let (true, Some(docker)) = (source.live, &data.docker) {
-        let msg = ServiceLogs { container: source.container.clone(), follow: params.follow, tail_lines: params.tail };
+        let msg = ServiceLogs { container: source.container.clone(), follow, tail_lines: tail };
         if let Ok(Ok(rx)) = docker.send(msg).await {
             let stream = futures_util::stream::unfold(rx, |mut rx| async move {
                 rx.recv().await.map(|item| {

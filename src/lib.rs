@@ -11,9 +11,11 @@ use zoe_actors::state_actor::StateActor;
 pub mod api;
 pub mod auth;
 pub mod checkpoint_cmd;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod master;
+pub mod web;
 
 /// What every HTTP handler can reach.
 pub struct AppData {

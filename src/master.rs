@@ -223,5 +223,6 @@ pub fn create_app(
         .app_data(data)
         .wrap(NormalizePath::new(TrailingSlash::Trim))
         .configure(crate::api::configure)
+        .configure(crate::web::configure)
         .default_service(web::to(crate::api::not_found))
 }

@@ -1,0 +1,1 @@
+//! The `zoe` command-line client (being written).
