@@ -71,9 +71,64 @@ pub struct MasterConfig {
     #[arg(long, env = "ZOE_LOGIN_FAILURES_WINDOW", default_value_t = 300)]
     pub login_failures_window: u64,
 
-    /// Active executions a guest may have at once.
+    /// Scheduling policy: `fifo` (submission order), `priority` (the description's priority,
+    /// higher first) or `size` (smallest reservation first); the last two with aging.
+    #[arg(long, env = "ZOE_SCHEDULER_POLICY", default_value = "fifo", value_parser = ["fifo", "priority", "size"])]
+    pub scheduler_policy: String,
+
+    /// Seconds of waiting after which an execution outranks any newly submitted one.
+    #[arg(long, env = "ZOE_AGING_SECONDS", default_value_t = 600)]
+    pub aging_seconds: u64,
+
+    /// Cap on the memory Zoe hands out (bytes, or with a suffix: 512MiB, 16GiB); default: the
+    /// engine's memory.
+    #[arg(long, env = "ZOE_MAX_MEMORY", value_parser = parse_bytes)]
+    #[serde(default, with = "bytes_opt")]
+    pub max_memory: Option<u64>,
+
+    /// Cap on the cores Zoe hands out; default: the engine's CPUs.
+    #[arg(long, env = "ZOE_MAX_CORES")]
+    #[serde(default)]
+    pub max_cores: Option<f64>,
+
+    /// Active (queued or running) executions a guest may have at once.
     #[arg(long, env = "ZOE_GUEST_MAX_ACTIVE", default_value_t = 1)]
     pub guest_max_active: usize,
+
+    /// Memory a guest's active executions may reserve at once (bytes or 4GiB...; default: no limit).
+    #[arg(long, env = "ZOE_GUEST_MAX_MEMORY", value_parser = parse_bytes)]
+    #[serde(default, with = "bytes_opt")]
+    pub guest_max_memory: Option<u64>,
+
+    /// Cores a guest's active executions may reserve at once (default: no limit).
+    #[arg(long, env = "ZOE_GUEST_MAX_CORES")]
+    #[serde(default)]
+    pub guest_max_cores: Option<f64>,
+
+    /// Seconds a guest's execution may run before it is terminated (default: no limit).
+    #[arg(long, env = "ZOE_GUEST_MAX_RUNTIME")]
+    #[serde(default)]
+    pub guest_max_runtime: Option<u64>,
+
+    /// Active executions a user may have at once (default: no limit).
+    #[arg(long, env = "ZOE_USER_MAX_ACTIVE")]
+    #[serde(default)]
+    pub user_max_active: Option<usize>,
+
+    /// Memory a user's active executions may reserve at once (default: no limit).
+    #[arg(long, env = "ZOE_USER_MAX_MEMORY", value_parser = parse_bytes)]
+    #[serde(default, with = "bytes_opt")]
+    pub user_max_memory: Option<u64>,
+
+    /// Cores a user's active executions may reserve at once (default: no limit).
+    #[arg(long, env = "ZOE_USER_MAX_CORES")]
+    #[serde(default)]
+    pub user_max_cores: Option<f64>,
+
+    /// Seconds a user's execution may run before it is terminated (default: no limit).
+    #[arg(long, env = "ZOE_USER_MAX_RUNTIME")]
+    #[serde(default)]
+    pub user_max_runtime: Option<u64>,
 
     /// HTTP worker threads (0: one per core).
     #[arg(long, env = "ZOE_HTTP_WORKERS", default_value_t = 0)]
@@ -117,6 +172,86 @@ pub struct MasterConfig {
     /// Log format: `text` or `json`.
     #[arg(long, env = "ZOE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
+}
+
+/// Parses a size in bytes: a whole number, optionally followed by K, M, G or T (powers of
+/// 1024, with or without `iB`/`B`).
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a size such as 536870912, 512MiB or 16GiB"))?;
+    let shift = match unit.trim().to_ascii_lowercase().trim_end_matches("ib").trim_end_matches('b') {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use K, M, G or T (powers of 1024)")),
+    };
+    n.checked_mul(1u64 << shift).ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// Sizes in the TOML file: a number of bytes or a string such as "16GiB".
+mod bytes_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(n) => s.serialize_some(n),
+            None => s.serialize_none(),
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Number(u64),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        match Option::<Size>::deserialize(d)? {
+            None => Ok(None),
+            Some(Size::Number(n)) => Ok(Some(n)),
+            Some(Size::Text(t)) => super::parse_bytes(&t).map(Some).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl MasterConfig {
+    /// The scheduler settings these options describe.
+    pub fn scheduler(&self) -> zoe_actors::scheduler::SchedulerConfig {
+        use zoe_actors::scheduler::{Policy, Quota, SchedulerConfig};
+        use zoe_checkpoints::Role;
+        let secs = |s: Option<u64>| s.map(std::time::Duration::from_secs);
+        SchedulerConfig {
+            policy: Policy::parse(&self.scheduler_policy).unwrap_or(Policy::Fifo),
+            aging: std::time::Duration::from_secs(self.aging_seconds.max(1)),
+            max_memory: self.max_memory,
+            max_cores: self.max_cores,
+            quotas: std::collections::HashMap::from([
+                (
+                    Role::Guest,
+                    Quota {
+                        max_active: Some(self.guest_max_active),
+                        max_memory: self.guest_max_memory,
+                        max_cores: self.guest_max_cores,
+                        max_runtime: secs(self.guest_max_runtime),
+                    },
+                ),
+                (
+                    Role::User,
+                    Quota {
+                        max_active: self.user_max_active,
+                        max_memory: self.user_max_memory,
+                        max_cores: self.user_max_cores,
+                        max_runtime: secs(self.user_max_runtime),
+                    },
+                ),
+            ]),
+        }
+    }
 }
 
 /// A configuration problem.

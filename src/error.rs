@@ -45,7 +45,8 @@ pub fn status_of(code: Code) -> StatusCode {
         | Code::InvalidName
         | Code::InvalidRole
         | Code::UnknownQuery
-        | Code::InvalidFilters => StatusCode::BAD_REQUEST,
+        | Code::InvalidFilters
+        | Code::ExceedsCapacity => StatusCode::BAD_REQUEST,
         Code::Unauthorized => StatusCode::UNAUTHORIZED,
         Code::QuotaExceeded => StatusCode::PAYMENT_REQUIRED,
         Code::AdminOnly => StatusCode::FORBIDDEN,

@@ -10,7 +10,6 @@ use actix_web::{web, App, HttpServer};
 use time::OffsetDateTime;
 use zoe_actors::docker_actor::DockerConfig;
 use zoe_actors::state_actor::{StateActor, StateConfig};
-use zoe_actors::transitions::SubmitLimits;
 use zoe_checkpoints::{encode, is_dns_label, Role, State, Store, User};
 
 use crate::auth::{hash_password, Auth};
@@ -157,7 +156,7 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
     let workspace_base = absolute(&config.workspace_base_path)?;
     let state_config = StateConfig {
         keep_checkpoints: config.keep_checkpoints,
-        limits: SubmitLimits { guest_max_active: config.guest_max_active },
+        scheduler: config.scheduler(),
         workspace_base,
     };
     let docker_config = if config.no_docker {

@@ -32,6 +32,8 @@ pub enum Code {
     UserHasActiveExecutions,
     LastAdmin,
     QuotaExceeded,
+    /// The application needs more than the whole platform has.
+    ExceedsCapacity,
     /// The execution cannot make that move from its current status.
     InvalidTransition,
     UnknownQuery,
@@ -66,6 +68,7 @@ impl Code {
             Code::UserHasActiveExecutions => "user_has_active_executions",
             Code::LastAdmin => "last_admin",
             Code::QuotaExceeded => "quota_exceeded",
+            Code::ExceedsCapacity => "exceeds_capacity",
             Code::InvalidTransition => "invalid_transition",
             Code::UnknownQuery => "unknown_query",
             Code::InvalidFilters => "invalid_filters",

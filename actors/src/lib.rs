@@ -8,6 +8,7 @@ pub mod app_description;
 pub mod naming;
 pub mod outcomes;
 pub mod plan;
+pub mod scheduler;
 pub mod template;
 pub mod docker_actor;
 pub mod error;

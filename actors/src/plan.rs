@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use zoe_checkpoints::{Execution, ExecutionStatus, State};
+use zoe_checkpoints::{Execution, State};
 
 use crate::docker_actor::{ContainerSpec, RemoveExecution, StartExecution};
 use crate::naming;
@@ -13,16 +13,6 @@ use crate::template::{self, Vars};
 
 /// Where the workspace is mounted in every container.
 pub const WORKSPACE_MOUNT: &str = "/mnt/workspace";
-
-/// The executions to start now, in queue order: every `scheduled` one (first in, first out).
-pub fn to_start(state: &State) -> Vec<u64> {
-    state
-        .executions
-        .values()
-        .filter(|e| e.status == ExecutionStatus::Scheduled)
-        .map(|e| e.id)
-        .collect()
-}
 
 /// The Docker labels of a container, with the keys of Zoe 0.9.7.
 pub fn labels(deployment: &str, e: &Execution, service_id: u64, instance: &str, monitor: bool) -> BTreeMap<String, String> {
@@ -102,7 +92,8 @@ pub fn remove_plan(e: &Execution) -> RemoveExecution {
 mod tests {
     use super::*;
     use crate::testing::at;
-    use crate::transitions::{begin_start, create_user, submit_execution, Caller, SubmitLimits};
+    use crate::scheduler::{to_start, SchedulerConfig};
+    use crate::transitions::{begin_start, create_user, submit_execution, Caller};
     use serde_json::json;
     use std::sync::Arc;
     use zoe_checkpoints::{Role, User};
@@ -129,10 +120,11 @@ mod tests {
             ]
         }))
         .unwrap();
-        let id = submit_execution(&mut s, &alice, "wc1", app, &SubmitLimits::default(), at(1)).unwrap();
-        assert_eq!(to_start(&s), vec![id]);
+        let cfg = SchedulerConfig::default();
+        let id = submit_execution(&mut s, &alice, "wc1", app, &cfg, None, at(1)).unwrap();
+        assert_eq!(to_start(&s, &cfg, None, at(1)), vec![id]);
         begin_start(&mut s, id, at(2)).unwrap();
-        assert!(to_start(&s).is_empty());
+        assert!(to_start(&s, &cfg, None, at(2)).is_empty());
         let plan = start_plan(&s, id, Path::new("/ws")).unwrap();
         assert_eq!(plan.network, "alice-dev");
         let names: Vec<_> = plan.containers.iter().map(|c| (c.name.as_str(), c.startup_order)).collect();

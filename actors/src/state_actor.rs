@@ -23,7 +23,8 @@ use crate::docker_actor::{
 use crate::error::{Code, ZoeError};
 use crate::outcomes::{self, FollowUp};
 use crate::plan;
-use crate::transitions::{self, Caller, SubmitLimits, Termination};
+use crate::scheduler::{self, Resources, SchedulerConfig};
+use crate::transitions::{self, Caller, Termination};
 use crate::views::{self, Platform};
 
 /// Settings of the state actor.
@@ -31,7 +32,7 @@ use crate::views::{self, Platform};
 pub struct StateConfig {
     /// Checkpoints to keep on disk.
     pub keep_checkpoints: usize,
-    pub limits: SubmitLimits,
+    pub scheduler: SchedulerConfig,
     /// Where users' workspaces are created: `<base>/<deployment>/<user>`.
     pub workspace_base: std::path::PathBuf,
 }
@@ -141,7 +142,7 @@ impl StateActor {
             return;
         }
         let now = Self::now();
-        for id in plan::to_start(&self.state) {
+        for id in scheduler::to_start(&self.state, &self.config.scheduler, self.engine(), now) {
             if let Err(e) = transitions::begin_start(&mut self.state, id, now) {
                 tracing::error!("cannot start execution {id}: {e}");
                 continue;
@@ -209,6 +210,33 @@ impl StateActor {
     fn caller(&self, caller: &Caller) -> Result<(), ZoeError> {
         transitions::check_caller(&self.state, caller)
     }
+
+    /// The engine's capacity as last reported, if it was.
+    fn engine(&self) -> Option<Resources> {
+        (self.platform.memory_total > 0)
+            .then(|| Resources { memory: self.platform.memory_total, cores: f64::from(self.platform.cpus) })
+    }
+
+    fn positions(&self) -> views::Positions {
+        scheduler::queue_positions(&self.state, &self.config.scheduler, self.engine(), Self::now())
+    }
+
+    /// Every second: executions past their time limit are terminated, and the queue is looked
+    /// at again (aging changes its order; nothing else may have happened).
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        let now = Self::now();
+        let mut f = FollowUp::default();
+        for (id, reason) in scheduler::overdue(&self.state, &self.config.scheduler, now) {
+            tracing::info!("execution {id}: {reason}");
+            if transitions::begin_cleanup(&mut self.state, id, ExecutionStatus::Terminated, &reason, now).is_ok() {
+                if let Some(e) = self.state.executions.get(&id) {
+                    f.remove.push(plan::remove_plan(e));
+                }
+                f.changed = true;
+            }
+        }
+        self.follow_up(f, ctx);
+    }
 }
 
 fn writer_thread(store: Store, keep: usize, jobs: mpsc::Receiver<WriteJob>, actor: Addr<StateActor>) {
@@ -263,6 +291,7 @@ impl Actor for StateActor {
             let f = outcomes::repair_after_restart(&mut self.state, Self::now());
             self.follow_up(f, ctx);
         }
+        ctx.run_interval(std::time::Duration::from_secs(1), |act, ctx| act.tick(ctx));
     }
 }
 
@@ -468,7 +497,7 @@ impl Handler<ListExecutions> for StateActor {
 
     fn handle(&mut self, msg: ListExecutions, _: &mut Self::Context) -> Self::Result {
         self.caller(&msg.caller)?;
-        Ok(Value::Array(views::executions(&self.state, &msg.caller, msg.status)))
+        Ok(Value::Array(views::executions(&self.state, &self.positions(), &msg.caller, msg.status)))
     }
 }
 
@@ -482,7 +511,9 @@ impl Handler<GetExecution> for StateActor {
 
     fn handle(&mut self, msg: GetExecution, _: &mut Self::Context) -> Self::Result {
         self.caller(&msg.caller)?;
-        transitions::visible_execution(&self.state, &msg.caller, msg.id).map(|e| views::execution(&self.state, e))
+        let e = transitions::visible_execution(&self.state, &msg.caller, msg.id)?;
+        let position = scheduler::queue_positions(&self.state, &self.config.scheduler, self.engine(), Self::now());
+        Ok(views::execution(&position, e))
     }
 }
 
@@ -495,13 +526,15 @@ impl Handler<SubmitExecution> for StateActor {
     type Result = ResponseFuture<Result<u64, ZoeError>>;
 
     fn handle(&mut self, msg: SubmitExecution, ctx: &mut Self::Context) -> Self::Result {
+        let engine = self.engine();
         let result = self.caller(&msg.caller).and_then(|()| {
             transitions::submit_execution(
                 &mut self.state,
                 &msg.caller,
                 &msg.name,
                 msg.application,
-                &self.config.limits,
+                &self.config.scheduler,
+                engine,
                 Self::now(),
             )
         });
@@ -566,7 +599,13 @@ impl Handler<Query> for StateActor {
 
     fn handle(&mut self, msg: Query, _: &mut Self::Context) -> Self::Result {
         self.caller(&msg.caller)?;
-        views::query(&self.state, &self.platform, &msg.caller, &msg.what, &msg.filters, Self::now())
+        let positions = self.positions();
+        let sched = views::SchedulerView {
+            policy: self.config.scheduler.policy.as_str(),
+            capacity: self.config.scheduler.capacity(self.engine()),
+            positions: &positions,
+        };
+        views::query(&self.state, &self.platform, &sched, &msg.caller, &msg.what, &msg.filters, Self::now())
     }
 }
 

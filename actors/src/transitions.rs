@@ -11,6 +11,7 @@ use zoe_checkpoints::{
 use crate::app_description::check_host_names;
 use crate::error::{Code, ZoeError};
 use crate::naming;
+use crate::scheduler::{self, Resources, SchedulerConfig};
 
 /// Who is asking: an authenticated user.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,18 +32,6 @@ impl Caller {
     }
 }
 
-/// Limits applied when an execution is submitted.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SubmitLimits {
-    /// Active executions a guest may have at once.
-    pub guest_max_active: usize,
-}
-
-impl Default for SubmitLimits {
-    fn default() -> Self {
-        SubmitLimits { guest_max_active: 1 }
-    }
-}
 
 fn no_such_user(name: &str) -> ZoeError {
     ZoeError::new(Code::NoSuchUser, format!("no such user: {name}"))
@@ -184,13 +173,16 @@ pub fn update_user(
     Ok(Arc::new(u.clone()))
 }
 
-/// Queues a new execution of a validated application description. Returns its id.
+/// Queues a new execution of a validated application description, if it could ever fit the
+/// platform (`engine`: its capacity as last reported) and the owner's quota allows it. Returns
+/// its id.
 pub fn submit_execution(
     state: &mut State,
     caller: &Caller,
     name: &str,
     application: Application,
-    limits: &SubmitLimits,
+    sched: &SchedulerConfig,
+    engine: Option<Resources>,
     now: Timestamp,
 ) -> Result<u64, ZoeError> {
     naming::check_dns_label("execution name", name).map_err(|m| ZoeError::new(Code::InvalidName, m))?;
@@ -199,7 +191,6 @@ pub fn submit_execution(
         .executions
         .values()
         .filter(|e| e.owner_id == caller.id && e.status.is_active());
-    let mut active = 0;
     for e in mine_active {
         if e.name == name {
             return Err(ZoeError::new(
@@ -211,17 +202,8 @@ pub fn submit_execution(
                 ),
             ));
         }
-        active += 1;
     }
-    if caller.role == Role::Guest && active >= limits.guest_max_active {
-        return Err(ZoeError::new(
-            Code::QuotaExceeded,
-            format!(
-                "Quota exceeded: guests may have {} active execution(s) and you have {active}",
-                limits.guest_max_active
-            ),
-        ));
-    }
+    scheduler::admit(state, sched, engine, caller.id, caller.role, &application)?;
     let id = state.gen_id();
     let execution = Execution {
         id,
@@ -430,16 +412,16 @@ mod tests {
             let mut s = base();
             let alice = caller(&s, "alice");
             let gina = caller(&s, "gina");
-            let limits = SubmitLimits::default();
+            let limits = SchedulerConfig::default();
             let mut step = |label: &str, s: &State, result: String| {
                 insta::assert_snapshot!(label.to_string(), format!("{result}\n---\n{}", describe(s)));
             };
-            let r = submit_execution(&mut s, &alice, "wc1", app(1), &limits, at(10));
+            let r = submit_execution(&mut s, &alice, "wc1", app(1), &limits, None, at(10));
             step("01_submit", &s, format!("{r:?}"));
-            let r = submit_execution(&mut s, &alice, "wc1", app(1), &limits, at(11));
+            let r = submit_execution(&mut s, &alice, "wc1", app(1), &limits, None, at(11));
             step("02_same_name_refused", &s, format!("{r:?}"));
-            let g = submit_execution(&mut s, &gina, "g1", app(1), &limits, at(12));
-            let r = submit_execution(&mut s, &gina, "g2", app(1), &limits, at(13));
+            let g = submit_execution(&mut s, &gina, "g1", app(1), &limits, None, at(12));
+            let r = submit_execution(&mut s, &gina, "g2", app(1), &limits, None, at(13));
             step("03_guest_quota", &s, format!("{g:?} then {r:?}"));
             let r = begin_start(&mut s, 3, at(20));
             step("04_starting", &s, format!("{r:?}"));
@@ -494,7 +476,7 @@ mod tests {
     fn names_too_long_once_composed_are_refused_at_submit() {
         let mut s = base();
         let alice = caller(&s, "alice");
-        let r = submit_execution(&mut s, &alice, &"x".repeat(45), app(3), &SubmitLimits::default(), at(1));
+        let r = submit_execution(&mut s, &alice, &"x".repeat(45), app(3), &SchedulerConfig::default(), None, at(1));
         let e = r.unwrap_err();
         assert_eq!(e.code.as_str(), "too_long", "{e}");
         assert!(s.executions.is_empty());

@@ -8,6 +8,7 @@ use time::format_description::well_known::Rfc3339;
 use zoe_checkpoints::{Execution, ExecutionStatus, Service, State, Timestamp, User};
 
 use crate::error::{Code, ZoeError};
+use crate::scheduler::{reserved, Resources};
 use crate::transitions::Caller;
 
 fn time(t: &Timestamp) -> Value {
@@ -34,40 +35,16 @@ pub fn user(u: &User) -> Value {
     })
 }
 
-/// Position (from 1) of a scheduled execution in the queue, in submission order.
-pub fn queue_position(state: &State, e: &Execution) -> Option<usize> {
-    if e.status != ExecutionStatus::Scheduled {
-        return None;
-    }
-    Some(
-        state
-            .executions
-            .values()
-            .filter(|o| o.status == ExecutionStatus::Scheduled && o.id < e.id)
-            .count()
-            + 1,
-    )
-}
-
-/// Queue positions of every scheduled execution, computed in one pass.
-pub fn queue_positions(state: &State) -> std::collections::HashMap<u64, usize> {
-    state
-        .executions
-        .values()
-        .filter(|e| e.status == ExecutionStatus::Scheduled)
-        .enumerate()
-        .map(|(i, e)| (e.id, i + 1))
-        .collect()
-}
+/// Where scheduled executions stand in the queue (from 1), in the scheduler's order.
+pub type Positions = std::collections::HashMap<u64, usize>;
 
 /// The execution in 0.9.7 form; `services` lists the ids of its live containers.
-pub fn execution(state: &State, e: &Execution) -> Value {
-    execution_at(e, queue_position(state, e))
+pub fn execution(positions: &Positions, e: &Execution) -> Value {
+    execution_at(e, positions.get(&e.id).copied())
 }
 
 /// The executions the caller may see, in id order, in API form.
-pub fn executions(state: &State, caller: &Caller, status: Option<ExecutionStatus>) -> Vec<Value> {
-    let positions = queue_positions(state);
+pub fn executions(state: &State, positions: &Positions, caller: &Caller, status: Option<ExecutionStatus>) -> Vec<Value> {
     state
         .executions
         .values()
@@ -129,22 +106,11 @@ pub struct Platform {
     pub reachable: bool,
 }
 
-/// Memory and cores reserved by active executions that hold (or are getting) containers.
-pub fn reserved(state: &State) -> (u64, f64) {
-    let mut mem = 0u64;
-    let mut cores = 0f64;
-    for e in state.executions.values().filter(|e| {
-        matches!(
-            e.status,
-            ExecutionStatus::Starting | ExecutionStatus::Running | ExecutionStatus::CleaningUp
-        )
-    }) {
-        for d in &e.application.services {
-            mem = mem.saturating_add(d.required_resources.memory.saturating_mul(u64::from(d.total_count)));
-            cores += d.required_resources.cores.unwrap_or(0.0) * f64::from(d.total_count);
-        }
-    }
-    (mem, cores)
+/// What the scheduler shows: its policy, the capacity and the queue order.
+pub struct SchedulerView<'a> {
+    pub policy: &'static str,
+    pub capacity: Option<Resources>,
+    pub positions: &'a Positions,
 }
 
 /// `POST /query`: `what` is `user`, `execution`, `service`, `stats_scheduler` or `stats_swarm`.
@@ -153,6 +119,7 @@ pub fn reserved(state: &State) -> (u64, f64) {
 pub fn query(
     state: &State,
     platform: &Platform,
+    sched: &SchedulerView,
     caller: &Caller,
     what: &str,
     filters: &serde_json::Map<String, Value>,
@@ -167,7 +134,7 @@ pub fn query(
             .map(|u| user(u))
             .filter(keep)
             .collect(),
-        "execution" => executions(state, caller, None).into_iter().filter(keep).collect(),
+        "execution" => executions(state, sched.positions, caller, None).into_iter().filter(keep).collect(),
         "service" => state
             .executions
             .values()
@@ -175,8 +142,8 @@ pub fn query(
             .flat_map(|e| e.services.iter().map(move |s| service(e, s)))
             .filter(keep)
             .collect(),
-        "stats_scheduler" => return Ok(stats_scheduler(state, platform, now)),
-        "stats_swarm" => return Ok(stats_platform(state, platform, now)),
+        "stats_scheduler" => return Ok(stats_scheduler(state, sched, now)),
+        "stats_swarm" => return Ok(stats_platform(state, platform, sched, now)),
         other => {
             return Err(ZoeError::new(
                 Code::UnknownQuery,
@@ -193,38 +160,45 @@ fn epoch_seconds(now: Timestamp) -> f64 {
     now.unix_timestamp_nanos() as f64 / 1e9
 }
 
-/// `{"stats": {"timestamp", "count_waiting", "waiting_list", ...}}`.
-pub fn stats_scheduler(state: &State, platform: &Platform, now: Timestamp) -> Value {
-    let waiting: Vec<&str> = state
+/// `{"stats": {"timestamp", "count_waiting", "waiting_list", ...}}`: the queue in the
+/// scheduler's order, what runs, and reserved against total resources.
+pub fn stats_scheduler(state: &State, sched: &SchedulerView, now: Timestamp) -> Value {
+    let mut waiting: Vec<(usize, &str)> = state
         .executions
         .values()
-        .filter(|e| e.status == ExecutionStatus::Scheduled)
-        .map(|e| e.name.as_str())
+        .filter_map(|e| sched.positions.get(&e.id).map(|p| (*p, e.name.as_str())))
         .collect();
+    waiting.sort();
+    let waiting: Vec<&str> = waiting.into_iter().map(|(_, n)| n).collect();
     let count = |st: ExecutionStatus| state.executions.values().filter(|e| e.status == st).count();
-    let (mem, cores) = reserved(state);
+    let used = reserved(state);
     json!({"stats": {
         "timestamp": epoch_seconds(now),
+        "policy": sched.policy,
         "count_waiting": waiting.len(),
         "waiting_list": waiting,
         "count_starting": count(ExecutionStatus::Starting),
         "count_running": count(ExecutionStatus::Running),
-        "memory_reserved": mem,
-        "memory_total": platform.memory_total,
-        "cores_reserved": cores,
-        "cores_total": platform.cpus,
+        "count_cleaning_up": count(ExecutionStatus::CleaningUp),
+        "memory_reserved": used.memory,
+        "memory_total": sched.capacity.map(|c| c.memory),
+        "cores_reserved": used.cores,
+        "cores_total": sched.capacity.map(|c| c.cores),
     }})
 }
 
 /// The platform's figures, in the shape 0.9.7 meant for `stats_swarm`, with one node.
-pub fn stats_platform(state: &State, platform: &Platform, now: Timestamp) -> Value {
-    let (mem, cores) = reserved(state);
+pub fn stats_platform(state: &State, platform: &Platform, sched: &SchedulerView, now: Timestamp) -> Value {
+    let used = reserved(state);
+    let (mem, cores) = (used.memory, used.cores);
     json!({"stats": {
         "container_count": platform.containers,
         "image_count": platform.images,
         "memory_total": platform.memory_total,
         "cores_total": platform.cpus,
         "placement_strategy": "single engine",
+        "memory_capacity": sched.capacity.map(|c| c.memory),
+        "cores_capacity": sched.capacity.map(|c| c.cores),
         "active_filters": [],
         "nodes": [{
             "name": platform.name,

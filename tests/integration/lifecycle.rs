@@ -293,3 +293,40 @@ fn with_docker_unreachable_reads_work_submissions_queue_and_all_resumes_when_it_
     assert_eq!(stats["stats"]["nodes"][0]["status"], "healthy", "{stats}");
     assert!(stats["stats"]["memory_total"].as_u64().unwrap() > 0, "{stats}");
 }
+
+#[test]
+fn with_capacity_capped_a_second_execution_waits_then_starts_on_its_own() {
+    require_docker();
+    let deployment = format!("l{}cap", std::process::id() % 10000);
+    let _cleanup = Cleanup(deployment.clone());
+    let dir = temp_dir("cap");
+    let m = Master::start_in(&dir, &["--deployment-name", &deployment, "--max-memory", "100MiB", "--stop-grace", "1", "--reconcile-interval", "1"]);
+    m.create_user("alice", "user", "pa");
+    let alice = ("alice", "pa");
+    let one_svc = || {
+        let mut s = service("main", true, 1, 0, "sleep 600", json!([]));
+        s["required_resources"]["memory"] = json!(64 * 1024 * 1024);
+        application(vec![s])
+    };
+    let first = m.submit(alice, "first", &one_svc());
+    wait_status(&m, alice, first, &["running"], 60);
+    let second = m.submit(alice, "second", &one_svc());
+    std::thread::sleep(Duration::from_secs(2));
+    let (_, e) = m.get(&format!("/api/0.6/execution/{second}"), alice);
+    assert_eq!(e["status"], "scheduled", "64 + 64 MiB do not fit in 100 MiB: {e}");
+    assert_eq!(e["queue_position"], 1);
+    let (_, stats) = m.post("/api/0.6/query", alice, &json!({"what": "stats_scheduler"}));
+    assert_eq!(stats["stats"]["waiting_list"], json!(["second"]), "{stats}");
+    assert_eq!(stats["stats"]["memory_total"], 100 * 1024 * 1024);
+    assert_eq!(stats["stats"]["memory_reserved"], 64 * 1024 * 1024);
+    // An application that could never fit is refused at once, saying by how much.
+    let mut huge = one_svc();
+    huge["services"][0]["required_resources"]["memory"] = json!(200 * 1024 * 1024);
+    let r = m.post("/api/0.6/execution", alice, &json!({"name": "huge", "application": huge}));
+    crate::common::assert_error(&r, 400, "exceeds_capacity");
+    // Terminating the first lets the second start, with no further request.
+    assert_eq!(m.delete(&format!("/api/0.6/execution/{first}"), alice).0, 204);
+    let e = wait_status(&m, alice, second, &["running", "error"], 60);
+    assert_eq!(e["status"], "running", "{e}");
+    assert_eq!(e["queue_position"], Value::Null);
+}

@@ -1,0 +1,587 @@
+//! The scheduler: pure functions that decide which queued executions start, in which order, and
+//! which running ones have overstayed their time. Used by the state actor on every change and on
+//! a periodic tick, and by the simulator (`zoe simulate`) with a simulated clock.
+//!
+//! An execution reserves the sum of its services' `required_resources` (memory, and cores when
+//! given, times `total_count`) from the moment it starts until its containers are gone, and
+//! starts only when that reservation fits in what is free. The head of the queue (in the
+//! policy's order) is never overtaken: when it does not fit, nothing else starts, so a large
+//! execution cannot starve. Aging moves waiting executions ahead as they wait:
+//!
+//! - `fifo`: submission order, as in Zoe 0.9.7;
+//! - `priority`: the description's `priority` (0 to 1024, higher first), submission order among
+//!   equals; waiting `aging` seconds is worth 1024 priority levels;
+//! - `size`: the smallest reservation first (its dominant share of the capacity: the larger
+//!   of its memory and cores shares), submission order among equals; waiting `aging` seconds is
+//!   worth the whole capacity.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::time::Duration;
+
+use zoe_checkpoints::{Application, Execution, ExecutionStatus, Role, State, Timestamp};
+
+use crate::error::{Code, ZoeError};
+
+/// How the queue is ordered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Policy {
+    Fifo,
+    Priority,
+    Size,
+}
+
+impl Policy {
+    pub fn parse(s: &str) -> Option<Policy> {
+        match s {
+            "fifo" => Some(Policy::Fifo),
+            "priority" => Some(Policy::Priority),
+            "size" => Some(Policy::Size),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Fifo => "fifo",
+            Policy::Priority => "priority",
+            Policy::Size => "size",
+        }
+    }
+}
+
+/// Memory (bytes) and cores.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Resources {
+    pub memory: u64,
+    pub cores: f64,
+}
+
+impl Resources {
+    pub fn add(self, o: Resources) -> Resources {
+        Resources { memory: self.memory.saturating_add(o.memory), cores: self.cores + o.cores }
+    }
+
+    pub fn sub(self, o: Resources) -> Resources {
+        Resources { memory: self.memory.saturating_sub(o.memory), cores: (self.cores - o.cores).max(0.0) }
+    }
+
+    /// Whether `self` fits in `free`.
+    pub fn fits(self, free: Resources) -> bool {
+        self.memory <= free.memory && self.cores <= free.cores + 1e-9
+    }
+}
+
+/// What an application reserves while it runs.
+pub fn reservation(app: &Application) -> Resources {
+    app.services.iter().fold(Resources::default(), |acc, d| {
+        let n = u64::from(d.total_count);
+        acc.add(Resources {
+            memory: d.required_resources.memory.saturating_mul(n),
+            cores: d.required_resources.cores.unwrap_or(0.0) * f64::from(d.total_count),
+        })
+    })
+}
+
+/// Whether an execution in this status holds (or is getting, or releasing) its containers.
+pub fn holds_resources(status: ExecutionStatus) -> bool {
+    matches!(status, ExecutionStatus::Starting | ExecutionStatus::Running | ExecutionStatus::CleaningUp)
+}
+
+/// What executions hold now.
+pub fn reserved(state: &State) -> Resources {
+    state
+        .executions
+        .values()
+        .filter(|e| holds_resources(e.status))
+        .fold(Resources::default(), |acc, e| acc.add(reservation(&e.application)))
+}
+
+/// Per-role limits.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Quota {
+    /// Active (queued or running) executions at once.
+    pub max_active: Option<usize>,
+    /// Memory reserved by the user's active executions at once, in bytes.
+    pub max_memory: Option<u64>,
+    /// Cores reserved by the user's active executions at once.
+    pub max_cores: Option<f64>,
+    /// How long an execution may run, from `time_started`.
+    pub max_runtime: Option<Duration>,
+}
+
+/// Scheduler settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SchedulerConfig {
+    pub policy: Policy,
+    /// Waiting this long outranks any fresh execution.
+    pub aging: Duration,
+    /// Caps on the platform's capacity (the engine's own figures are used up to these).
+    pub max_memory: Option<u64>,
+    pub max_cores: Option<f64>,
+    pub quotas: HashMap<Role, Quota>,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            policy: Policy::Fifo,
+            aging: Duration::from_secs(600),
+            max_memory: None,
+            max_cores: None,
+            quotas: HashMap::from([(Role::Guest, Quota { max_active: Some(1), ..Quota::default() })]),
+        }
+    }
+}
+
+impl SchedulerConfig {
+    /// The capacity: the engine's figures capped by configuration. With no engine figures
+    /// (Docker not heard from yet), only the caps; `None` when nothing is known.
+    pub fn capacity(&self, engine: Option<Resources>) -> Option<Resources> {
+        let cap_mem = |m: u64| self.max_memory.map_or(m, |c| c.min(m));
+        let cap_cores = |c: f64| self.max_cores.map_or(c, |x| x.min(c));
+        match engine {
+            Some(e) => Some(Resources { memory: cap_mem(e.memory), cores: cap_cores(e.cores) }),
+            None => match (self.max_memory, self.max_cores) {
+                (None, None) => None,
+                (m, c) => Some(Resources { memory: m.unwrap_or(u64::MAX), cores: c.unwrap_or(f64::MAX) }),
+            },
+        }
+    }
+
+    fn quota(&self, role: Role) -> Quota {
+        self.quotas.get(&role).cloned().unwrap_or_default()
+    }
+}
+
+/// An execution waiting in the queue, as the scheduler sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Waiting {
+    pub id: u64,
+    pub submitted: Timestamp,
+    pub priority: u32,
+    pub need: Resources,
+}
+
+impl Waiting {
+    pub fn of(e: &Execution) -> Waiting {
+        Waiting { id: e.id, submitted: e.time_scheduled, priority: e.application.priority, need: reservation(&e.application) }
+    }
+}
+
+/// The queue of a state: every `scheduled` execution.
+pub fn waiting(state: &State) -> Vec<Waiting> {
+    state.executions.values().filter(|e| e.status == ExecutionStatus::Scheduled).map(|e| Waiting::of(e)).collect()
+}
+
+fn waited(w: &Waiting, now: Timestamp, aging: Duration) -> f64 {
+    let secs = (now - w.submitted).as_seconds_f64().max(0.0);
+    secs / aging.as_secs_f64().max(1e-3)
+}
+
+/// Sorts the queue in the policy's order, most urgent first.
+pub fn order(queue: &mut [Waiting], policy: Policy, capacity: Option<Resources>, aging: Duration, now: Timestamp) {
+    let fifo = |a: &Waiting, b: &Waiting| a.submitted.cmp(&b.submitted).then(a.id.cmp(&b.id));
+    match policy {
+        Policy::Fifo => queue.sort_by(fifo),
+        Policy::Priority => {
+            let score = |w: &Waiting| f64::from(w.priority) + 1024.0 * waited(w, now, aging);
+            queue.sort_by(|a, b| score(b).partial_cmp(&score(a)).unwrap_or(Ordering::Equal).then_with(|| fifo(a, b)));
+        }
+        Policy::Size => {
+            let cap = capacity.unwrap_or(Resources { memory: 1 << 40, cores: 64.0 });
+            let share = |w: &Waiting| {
+                let m = w.need.memory as f64 / (cap.memory.max(1) as f64);
+                let c = if cap.cores > 0.0 { w.need.cores / cap.cores } else { 0.0 };
+                m.max(c)
+            };
+            let score = |w: &Waiting| share(w) - waited(w, now, aging);
+            queue.sort_by(|a, b| score(a).partial_cmp(&score(b)).unwrap_or(Ordering::Equal).then_with(|| fifo(a, b)));
+        }
+    }
+}
+
+/// From a queue in order, the executions that start now: each in turn while it fits in what is
+/// free; the first that does not fit stops the round (nothing overtakes it).
+pub fn pick(ordered: &[Waiting], mut free: Resources) -> Vec<u64> {
+    let mut out = Vec::new();
+    for w in ordered {
+        if !w.need.fits(free) {
+            break;
+        }
+        free = free.sub(w.need);
+        out.push(w.id);
+    }
+    out
+}
+
+/// The executions of `state` to start now.
+pub fn to_start(state: &State, config: &SchedulerConfig, engine: Option<Resources>, now: Timestamp) -> Vec<u64> {
+    let capacity = config.capacity(engine);
+    let mut queue = waiting(state);
+    order(&mut queue, config.policy, capacity, config.aging, now);
+    let free = match capacity {
+        Some(c) => c.sub(reserved(state)),
+        None => Resources { memory: u64::MAX, cores: f64::MAX },
+    };
+    pick(&queue, free)
+}
+
+/// Queue positions (from 1) in the policy's order.
+pub fn queue_positions(state: &State, config: &SchedulerConfig, engine: Option<Resources>, now: Timestamp) -> HashMap<u64, usize> {
+    let mut queue = waiting(state);
+    order(&mut queue, config.policy, config.capacity(engine), config.aging, now);
+    queue.iter().enumerate().map(|(i, w)| (w.id, i + 1)).collect()
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
+/// Checks a new submission against the capacity (it must fit one day) and the owner's quota.
+pub fn admit(
+    state: &State,
+    config: &SchedulerConfig,
+    engine: Option<Resources>,
+    owner_id: u64,
+    role: Role,
+    app: &Application,
+) -> Result<(), ZoeError> {
+    let need = reservation(app);
+    if let Some(cap) = config.capacity(engine) {
+        if need.memory > cap.memory {
+            return Err(ZoeError::new(
+                Code::ExceedsCapacity,
+                format!(
+                    "the application needs {} of memory, {} more than the whole platform has ({}); it could never start",
+                    gib(need.memory),
+                    gib(need.memory - cap.memory),
+                    gib(cap.memory)
+                ),
+            ));
+        }
+        if need.cores > cap.cores + 1e-9 {
+            return Err(ZoeError::new(
+                Code::ExceedsCapacity,
+                format!(
+                    "the application needs {} cores, {} more than the whole platform has ({}); it could never start",
+                    need.cores,
+                    need.cores - cap.cores,
+                    cap.cores
+                ),
+            ));
+        }
+    }
+    let quota = config.quota(role);
+    let mine: Vec<_> = state.executions.values().filter(|e| e.owner_id == owner_id && e.status.is_active()).collect();
+    let role_name = role.as_str();
+    if let Some(max) = quota.max_active {
+        if mine.len() >= max {
+            return Err(ZoeError::new(
+                Code::QuotaExceeded,
+                format!("Quota exceeded: role {role_name} may have {max} active execution(s) and you have {}", mine.len()),
+            ));
+        }
+    }
+    let used = mine.iter().fold(Resources::default(), |acc, e| acc.add(reservation(&e.application)));
+    if let Some(max) = quota.max_memory {
+        if used.memory.saturating_add(need.memory) > max {
+            return Err(ZoeError::new(
+                Code::QuotaExceeded,
+                format!(
+                    "Quota exceeded: role {role_name} may reserve {} of memory at once; your active executions hold {} and this one needs {}",
+                    gib(max),
+                    gib(used.memory),
+                    gib(need.memory)
+                ),
+            ));
+        }
+    }
+    if let Some(max) = quota.max_cores {
+        if used.cores + need.cores > max + 1e-9 {
+            return Err(ZoeError::new(
+                Code::QuotaExceeded,
+                format!(
+                    "Quota exceeded: role {role_name} may reserve {max} cores at once; your active executions hold {} and this one needs {}",
+                    used.cores, need.cores
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Running executions that have run longer than their owner's role allows, with the reason.
+pub fn overdue(state: &State, config: &SchedulerConfig, now: Timestamp) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    for e in state.executions.values().filter(|e| e.status == ExecutionStatus::Running) {
+        let Some(role) = state.users.get(&e.owner_id).map(|u| u.role) else { continue };
+        let (Some(limit), Some(started)) = (config.quota(role).max_runtime, e.time_started) else { continue };
+        if (now - started).as_seconds_f64() >= limit.as_secs_f64() {
+            out.push((
+                e.id,
+                format!("terminated after running for the {} s limit of role {}", limit.as_secs(), role.as_str()),
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcomes;
+    use crate::testing::{at, describe, insta_settings};
+    use crate::transitions::{begin_start, create_user, set_status, submit_execution, Caller};
+    use serde_json::json;
+    use std::sync::Arc;
+    use zoe_checkpoints::User;
+
+    const MIB: u64 = 1 << 20;
+
+    fn app(memory_mib: u64, cores: Option<f64>, priority: u32) -> Application {
+        let mut res = json!({"memory": memory_mib * MIB});
+        if let Some(c) = cores {
+            res["cores"] = json!(c);
+        }
+        crate::app_description::parse_application(&json!({
+            "name": "a", "version": 2, "will_end": true, "requires_binary": false, "priority": priority,
+            "services": [{"name": "main", "docker_image": "img", "monitor": true, "total_count": 1,
+                          "essential_count": 1, "startup_order": 0, "ports": [], "required_resources": res}]
+        }))
+        .unwrap()
+    }
+
+    struct World {
+        s: State,
+        cfg: SchedulerConfig,
+        engine: Option<Resources>,
+        log: String,
+    }
+
+    impl World {
+        fn new(policy: Policy) -> World {
+            let mut s = State::new("dev");
+            s.next_id = 1;
+            s.users.insert(0, Arc::new(User { id: 0, name: "zoeadmin".into(), role: Role::Admin, password_hash: "$argon2id$".into(), created_at: at(0) }));
+            let admin = Caller { id: 0, name: "zoeadmin".into(), role: Role::Admin };
+            for (name, role) in [("alice", Role::User), ("gina", Role::Guest)] {
+                create_user(&mut s, &admin, name, role, "$argon2id$".into(), at(0)).unwrap();
+            }
+            let cfg = SchedulerConfig { policy, aging: Duration::from_secs(100), ..SchedulerConfig::default() };
+            World { s, cfg, engine: Some(Resources { memory: 1024 * MIB, cores: 4.0 }), log: String::new() }
+        }
+
+        fn caller(&self, name: &str) -> Caller {
+            let u = self.s.user_by_name(name).unwrap();
+            Caller { id: u.id, name: name.into(), role: u.role }
+        }
+
+        fn submit(&mut self, who: &str, name: &str, app: Application, t: i64) -> Result<u64, ZoeError> {
+            let c = self.caller(who);
+            let r = submit_execution(&mut self.s, &c, name, app, &self.cfg, self.engine, at(t));
+            self.log.push_str(&format!("t+{t} submit {name} by {who}: {}\n", match &r {
+                Ok(id) => format!("id {id}"),
+                Err(e) => format!("{} {}", e.code.as_str(), e.message),
+            }));
+            r
+        }
+
+        /// One scheduling round: starts what the scheduler picks (the back end "succeeds").
+        fn round(&mut self, t: i64) -> Vec<u64> {
+            let ids = to_start(&self.s, &self.cfg, self.engine, at(t));
+            for id in &ids {
+                begin_start(&mut self.s, *id, at(t)).unwrap();
+                outcomes::started(&mut self.s, *id, &[], at(t));
+            }
+            let names: Vec<&str> = ids.iter().map(|id| self.s.executions[id].name.as_str()).collect();
+            self.log.push_str(&format!("t+{t} round: started {names:?}, reserved {:?}\n", reserved(&self.s)));
+            ids
+        }
+
+        fn end(&mut self, id: u64, t: i64) {
+            begin_cleanup_done(&mut self.s, id, t);
+            self.log.push_str(&format!("t+{t} {} finished\n", self.s.executions[&id].name));
+        }
+
+        fn snapshot(&self, name: &str) {
+            let text = format!("{}---\n{}", self.log, describe(&self.s));
+            insta_settings().bind(|| insta::assert_snapshot!(name.to_string(), text));
+        }
+    }
+
+    fn begin_cleanup_done(s: &mut State, id: u64, t: i64) {
+        crate::transitions::begin_cleanup(s, id, ExecutionStatus::Finished, "", at(t)).unwrap();
+        outcomes::removed(s, id, None, at(t));
+    }
+
+    #[test]
+    fn fits_and_does_not_fit_then_starts_when_room_is_made() {
+        let mut w = World::new(Policy::Fifo);
+        let a = w.submit("alice", "big", app(600, Some(2.0), 1), 0).unwrap();
+        w.submit("alice", "second", app(600, None, 1), 1).unwrap();
+        assert_eq!(w.round(2), vec![a]);
+        assert!(w.round(3).is_empty(), "600 + 600 MiB does not fit in 1024");
+        assert_eq!(queue_positions(&w.s, &w.cfg, w.engine, at(3)).into_values().collect::<Vec<_>>(), vec![1]);
+        w.end(a, 10);
+        assert_eq!(w.round(10).len(), 1);
+        // Never fits: refused at submit, saying by how much.
+        let e = w.submit("alice", "huge", app(2048, None, 1), 11).unwrap_err();
+        assert_eq!(e.code, Code::ExceedsCapacity);
+        assert!(e.message.contains("1.00 GiB more"), "{e}");
+        let e = w.submit("alice", "cpu", app(10, Some(8.0), 1), 12).unwrap_err();
+        assert!(e.message.contains("4 more"), "{e}");
+        w.snapshot("fits_and_does_not_fit");
+    }
+
+    #[test]
+    fn a_large_execution_at_the_head_fifo_versus_size() {
+        for policy in [Policy::Fifo, Policy::Size] {
+            let mut w = World::new(policy);
+            let hog = w.submit("alice", "hog", app(700, None, 1), 0).unwrap();
+            w.round(0);
+            w.submit("alice", "large", app(800, None, 1), 1).unwrap();
+            w.submit("alice", "small-1", app(100, None, 1), 2).unwrap();
+            w.submit("alice", "small-2", app(100, None, 1), 3).unwrap();
+            let started = w.round(4);
+            match policy {
+                // Strict order: nothing passes the large one.
+                Policy::Fifo => assert!(started.is_empty()),
+                // Smallest first: both small ones run now; the large one waits for room.
+                _ => assert_eq!(started.len(), 2),
+            }
+            w.end(hog, 20);
+            w.round(20);
+            w.snapshot(&format!("large_at_head_{}", policy.as_str()));
+        }
+    }
+
+    #[test]
+    fn aging_ends_starvation() {
+        // With `size`, a stream of small executions would keep a large one waiting forever;
+        // after the aging time it goes first and nothing overtakes it.
+        let mut w = World::new(Policy::Size);
+        let large = w.submit("alice", "large", app(900, None, 1), 0).unwrap();
+        let mut t = 0;
+        let mut running = Vec::new();
+        let mut large_started = None;
+        for i in 0..40 {
+            t = i * 10;
+            if let Some(id) = running.pop() {
+                w.end(id, t);
+            }
+            w.submit("alice", &format!("small-{i}"), app(200, None, 1), t).unwrap();
+            let started = w.round(t);
+            if started.contains(&large) {
+                large_started = Some(t);
+                break;
+            }
+            running.extend(started);
+        }
+        let at_t = large_started.expect("the large execution never started");
+        // Its share is 900/1024 and a small one's 200/1024: it must wait about 0.68 of the aging
+        // time (100 s) to outrank a fresh small execution.
+        assert!((60..=100).contains(&at_t), "started at t+{at_t}");
+        let _ = t;
+        w.snapshot("aging_ends_starvation");
+    }
+
+    #[test]
+    fn priority_orders_and_ages() {
+        let mut w = World::new(Policy::Priority);
+        w.engine = Some(Resources { memory: 100 * MIB, cores: 1.0 });
+        let blocker = w.submit("alice", "blocker", app(100, None, 0), 0).unwrap();
+        w.round(0);
+        w.submit("alice", "low-old", app(100, None, 10), 1).unwrap();
+        w.submit("alice", "high-new", app(100, None, 900), 50).unwrap();
+        let pos = queue_positions(&w.s, &w.cfg, w.engine, at(50));
+        let name_at = |p: usize| pos.iter().find(|(_, v)| **v == p).map(|(id, _)| w.s.executions[id].name.clone());
+        assert_eq!(name_at(1).as_deref(), Some("high-new"));
+        // Later, low-old has waited long enough to outrank a fresh high-priority execution
+        // (10 + 1024 * 140/100 > 900), though not high-new, which has been waiting too.
+        w.submit("alice", "high-late", app(100, None, 900), 141).unwrap();
+        let pos = queue_positions(&w.s, &w.cfg, w.engine, at(141));
+        let mut order: Vec<(usize, String)> = pos.iter().map(|(id, p)| (*p, w.s.executions[id].name.clone())).collect();
+        order.sort();
+        let order: Vec<String> = order.into_iter().map(|(_, n)| n).collect();
+        assert_eq!(order, ["high-new", "low-old", "high-late"]);
+        w.end(blocker, 141);
+        w.round(141);
+        w.snapshot("priority_orders_and_ages");
+    }
+
+    #[test]
+    fn a_failing_start_does_not_block_the_queue() {
+        let mut w = World::new(Policy::Fifo);
+        let bad = w.submit("alice", "bad", app(500, None, 1), 0).unwrap();
+        let next = w.submit("alice", "next", app(500, None, 1), 1).unwrap();
+        let third = w.submit("alice", "third", app(500, None, 1), 2).unwrap();
+        let ids = to_start(&w.s, &w.cfg, w.engine, at(3));
+        assert_eq!(ids, vec![bad, next]);
+        for id in ids {
+            begin_start(&mut w.s, id, at(3)).unwrap();
+        }
+        outcomes::start_failed(&mut w.s, bad, "image \"x\" is not present on this engine", at(4));
+        outcomes::started(&mut w.s, next, &[], at(4));
+        w.log.push_str("t+4 bad failed to start, next started\n");
+        assert_eq!(w.round(5), vec![third], "the failure freed its reservation and the queue moved on");
+        w.snapshot("failing_start_does_not_block");
+    }
+
+    #[test]
+    fn quotas_of_each_kind() {
+        let mut w = World::new(Policy::Fifo);
+        w.cfg.quotas.insert(Role::User, Quota { max_active: Some(3), max_memory: Some(300 * MIB), max_cores: Some(1.5), max_runtime: None });
+        w.submit("alice", "one", app(100, Some(1.0), 1), 0).unwrap();
+        let mem = w.submit("alice", "two", app(250, None, 1), 1).unwrap_err();
+        assert!(mem.code == Code::QuotaExceeded && mem.message.contains("memory"), "{mem}");
+        let cores = w.submit("alice", "two", app(10, Some(1.0), 1), 2).unwrap_err();
+        assert!(cores.code == Code::QuotaExceeded && cores.message.contains("cores"), "{cores}");
+        w.submit("alice", "two", app(10, None, 1), 3).unwrap();
+        w.submit("alice", "three", app(10, None, 1), 4).unwrap();
+        let active = w.submit("alice", "four", app(10, None, 1), 5).unwrap_err();
+        assert!(active.code == Code::QuotaExceeded && active.message.contains("3 active"), "{active}");
+        w.submit("gina", "g1", app(10, None, 1), 6).unwrap();
+        let guest = w.submit("gina", "g2", app(10, None, 1), 7).unwrap_err();
+        assert_eq!(guest.code, Code::QuotaExceeded);
+        w.snapshot("quotas_of_each_kind");
+    }
+
+    #[test]
+    fn the_running_time_limit_counts_from_the_start() {
+        let mut w = World::new(Policy::Fifo);
+        w.cfg.quotas.insert(Role::Guest, Quota { max_active: Some(1), max_runtime: Some(Duration::from_secs(60)), ..Quota::default() });
+        let id = w.submit("gina", "g1", app(10, None, 1), 0).unwrap();
+        // Queued for 100 s: the limit does not count waiting.
+        assert!(overdue(&w.s, &w.cfg, at(100)).is_empty());
+        w.round(100);
+        assert!(overdue(&w.s, &w.cfg, at(159)).is_empty());
+        let over = overdue(&w.s, &w.cfg, at(160));
+        assert_eq!(over.len(), 1);
+        assert_eq!(over[0].0, id);
+        assert!(over[0].1.contains("60 s limit of role guest"), "{}", over[0].1);
+        let _ = set_status;
+    }
+
+    #[test]
+    fn the_queue_survives_a_restart_in_order() {
+        let mut w = World::new(Policy::Fifo);
+        w.engine = Some(Resources { memory: 100 * MIB, cores: 1.0 });
+        let first = w.submit("alice", "first", app(100, None, 1), 0).unwrap();
+        w.submit("alice", "second", app(100, None, 1), 1).unwrap();
+        w.submit("alice", "third", app(100, None, 1), 2).unwrap();
+        w.round(3);
+        let text = zoe_checkpoints::encode(&w.s).unwrap();
+        let mut restored = zoe_checkpoints::decode(&text).unwrap();
+        assert_eq!(restored, w.s);
+        // After a restart the running one is checked, and the others keep their places.
+        let pos = queue_positions(&restored, &w.cfg, w.engine, at(4));
+        let mut names: Vec<(usize, String)> = pos.iter().map(|(id, p)| (*p, restored.executions[id].name.clone())).collect();
+        names.sort();
+        assert_eq!(names, vec![(1, "second".to_string()), (2, "third".to_string())]);
+        begin_cleanup_done(&mut restored, first, 5);
+        let next = to_start(&restored, &w.cfg, w.engine, at(5));
+        assert_eq!(next.len(), 1);
+        assert_eq!(restored.executions[&next[0]].name, "second");
+    }
+}
