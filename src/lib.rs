@@ -15,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod master;
+pub mod simulate_cmd;
 pub mod web;
 
 /// What every HTTP handler can reach.

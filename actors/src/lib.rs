@@ -9,6 +9,7 @@ pub mod naming;
 pub mod outcomes;
 pub mod plan;
 pub mod scheduler;
+pub mod simulator;
 pub mod template;
 pub mod docker_actor;
 pub mod error;
