@@ -15,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod master;
+pub mod observability;
 pub mod simulate_cmd;
 pub mod web;
 
@@ -25,4 +26,6 @@ pub struct AppData {
     pub docker: Option<Addr<DockerActor>>,
     pub auth: Arc<auth::Auth>,
     pub config: Arc<config::MasterConfig>,
+    /// API latency, for `/metrics`.
+    pub metrics: Arc<observability::ApiMetrics>,
 }

@@ -183,7 +183,13 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
         Duration::from_secs(config.login_failures_window),
     )
     .map_err(StartError)?;
-    let data = web::Data::new(AppData { state, docker, auth: Arc::new(auth), config: Arc::new(config.clone()) });
+    let data = web::Data::new(AppData {
+        state,
+        docker,
+        auth: Arc::new(auth),
+        config: Arc::new(config.clone()),
+        metrics: Arc::default(),
+    });
     let workers = if config.http_workers == 0 {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
     } else {
@@ -218,9 +224,23 @@ pub fn create_app(
         InitError = (),
     >,
 > {
+    let metrics = data.metrics.clone();
     App::new()
         .app_data(data)
+        .wrap_fn(move |req, srv| {
+            let started = std::time::Instant::now();
+            let method = req.method().to_string();
+            let metrics = metrics.clone();
+            let fut = actix_web::dev::Service::call(srv, req);
+            async move {
+                let res = fut.await?;
+                let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
+                metrics.observe(&route, &method, res.status().as_u16(), started.elapsed());
+                Ok(res)
+            }
+        })
         .wrap(NormalizePath::new(TrailingSlash::Trim))
+        .configure(crate::observability::configure)
         .configure(crate::api::configure)
         .configure(crate::web::configure)
         .default_service(web::to(crate::api::not_found))

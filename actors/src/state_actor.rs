@@ -62,6 +62,18 @@ pub struct StateActor {
     writer: Option<mpsc::Sender<WriteJob>>,
     /// The container back end; `None` runs without one (executions wait in the queue).
     docker: Option<Addr<DockerActor>>,
+    counters: Counters,
+}
+
+/// Running totals for `/metrics`.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Counters {
+    checkpoints_written: u64,
+    checkpoint_failures: u64,
+    checkpoint_seconds: f64,
+    checkpoint_last_seconds: f64,
+    docker_outages: u64,
+    start_failures: u64,
 }
 
 struct WriteJob {
@@ -93,6 +105,7 @@ impl StateActor {
             seq_in_flight: false,
             writer: None,
             docker: None,
+            counters: Counters::default(),
         }
     }
 
@@ -306,6 +319,7 @@ impl Handler<DockerEvent> for StateActor {
             }
             DockerEvent::ExecutionStartFailed { execution_id, error } => {
                 tracing::warn!("execution {execution_id} failed to start: {error}");
+                self.counters.start_failures += 1;
                 outcomes::start_failed(&mut self.state, execution_id, &error, now)
             }
             DockerEvent::ExecutionRemoved { execution_id, error } => {
@@ -330,6 +344,7 @@ impl Handler<DockerEvent> for StateActor {
             }
             DockerEvent::Unreachable { error } => {
                 tracing::error!("Docker is unreachable: {error}");
+                self.counters.docker_outages += 1;
                 self.platform.reachable = false;
                 FollowUp::default()
             }
@@ -350,8 +365,11 @@ impl Handler<Written> for StateActor {
         self.seq_in_flight = false;
         let replies = std::mem::take(&mut self.in_flight);
         let batch = replies.len();
+        self.counters.checkpoint_last_seconds = msg.elapsed_ms / 1e3;
+        self.counters.checkpoint_seconds += msg.elapsed_ms / 1e3;
         match msg.result {
             Ok(()) => {
+                self.counters.checkpoints_written += 1;
                 tracing::debug!(seq = msg.seq, ms = msg.elapsed_ms, changes = batch, "checkpoint written");
                 for r in replies {
                     r(Ok(()));
@@ -365,6 +383,7 @@ impl Handler<Written> for StateActor {
                 }
             }
             Err(e) => {
+                self.counters.checkpoint_failures += 1;
                 tracing::error!("checkpoint {} failed: {e}", msg.seq);
                 // The changes stay in memory and go into the next checkpoint, but none of them
                 // was acknowledged.
@@ -647,6 +666,59 @@ impl Handler<ServiceLogSource> for StateActor {
             service_id: s.id,
             container: s.name.clone(),
             live: !e.status.is_final() && s.docker_id.is_some(),
+        })
+    }
+}
+
+/// Figures for `/metrics` and `/readyz`; no names.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Metrics {
+    pub executions_by_status: Vec<(&'static str, usize)>,
+    pub queue_length: usize,
+    pub memory_reserved: u64,
+    pub memory_total: Option<u64>,
+    pub cores_reserved: f64,
+    pub cores_total: Option<f64>,
+    pub docker_reachable: bool,
+    pub checkpoints_written: u64,
+    pub checkpoint_failures: u64,
+    pub checkpoint_seconds: f64,
+    pub checkpoint_last_seconds: f64,
+    pub docker_outages: u64,
+    pub start_failures: u64,
+}
+
+message!(
+    /// The figures of `/metrics`.
+    MetricsSnapshot {} -> "Metrics"
+);
+
+impl Handler<MetricsSnapshot> for StateActor {
+    type Result = MessageResult<MetricsSnapshot>;
+
+    fn handle(&mut self, _: MetricsSnapshot, _: &mut Self::Context) -> Self::Result {
+        let by_status = ExecutionStatus::ALL
+            .iter()
+            .map(|st| (st.as_str(), self.state.executions.values().filter(|e| e.status == *st).count()))
+            .collect::<Vec<_>>();
+        let queue_length = by_status.first().map(|(_, n)| *n).unwrap_or(0);
+        let used = scheduler::reserved(&self.state);
+        let capacity = self.config.scheduler.capacity(self.engine());
+        let c = &self.counters;
+        MessageResult(Metrics {
+            executions_by_status: by_status,
+            queue_length,
+            memory_reserved: used.memory,
+            memory_total: capacity.map(|c| c.memory),
+            cores_reserved: used.cores,
+            cores_total: capacity.map(|c| c.cores),
+            docker_reachable: self.platform.reachable,
+            checkpoints_written: c.checkpoints_written,
+            checkpoint_failures: c.checkpoint_failures,
+            checkpoint_seconds: c.checkpoint_seconds,
+            checkpoint_last_seconds: c.checkpoint_last_seconds,
+            docker_outages: c.docker_outages,
+            start_failures: c.start_failures,
         })
     }
 }

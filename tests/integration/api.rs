@@ -305,3 +305,53 @@ fn roles_and_passwords_change_through_put() {
     assert_error(&put(("bob", "pb"), "alice", json!({"name": "eve"})), 400, "invalid_request");
     assert_error(&put(("bob", "pb"), "alice", json!({"password": ""})), 400, "invalid_request");
 }
+
+#[test]
+fn health_readiness_and_metrics_need_no_credentials_and_count_requests() {
+    let m = master("metrics");
+    assert_eq!(m.call("GET", "/healthz", None, None), (200, Value::String("ok\n".into())));
+    let (s, v) = m.call("GET", "/readyz", None, None);
+    assert_eq!(s, 200);
+    assert!(v.as_str().unwrap().contains("docker: disabled"), "{v}");
+    m.create_user("alice", "user", "pa");
+    m.submit(("alice", "pa"), "one", &app("img", None));
+    assert_eq!(m.get("/api/0.6/execution/999", ("alice", "pa")).0, 404);
+    let (s, v) = m.call("GET", "/metrics", None, None);
+    assert_eq!(s, 200);
+    let text = v.as_str().unwrap();
+    for line in [
+        "zoe_executions{status=\"scheduled\"} 1",
+        "zoe_queue_length 1",
+        "zoe_api_request_duration_seconds_count{endpoint=\"/api/0.6/user\",method=\"POST\",status=\"201\"} 1",
+        "zoe_api_request_duration_seconds_count{endpoint=\"/api/0.6/execution/{id}\",method=\"GET\",status=\"404\"} 1",
+        "zoe_checkpoint_failures_total 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+    }
+    let written: f64 = text.lines().find_map(|l| l.strip_prefix("zoe_checkpoint_writes_total ")).unwrap().parse().unwrap();
+    assert!(written >= 2.0, "{text}");
+    assert!(!text.contains("alice"), "metrics reveal no names");
+}
+
+#[test]
+fn a_config_file_is_read_and_the_environment_and_flags_win_over_it() {
+    let dir = temp_dir("config");
+    let file = dir.join("zoe.toml");
+    std::fs::write(&file, "deployment-name = \"fromfile\"\nguest-max-active = 2\nmax-memory = \"1GiB\"\nmax-body-bytes = 100\n").unwrap();
+    let m = Master::start_in(&dir, &["--no-docker", "--config", file.to_str().unwrap(), "--max-body-bytes", "4096"]);
+    // The harness sets ZOE_DEPLOYMENT_NAME=test: the environment wins over the file.
+    assert_eq!(m.get("/api/0.6/info", ADMIN).1["deployment_name"], "test");
+    // The file's guest quota applies (2 instead of the default 1), and the submissions (about
+    // 400 bytes each) pass because the flag's body limit wins over the file's 100 bytes.
+    m.create_user("gina", "guest", "pg");
+    m.submit(("gina", "pg"), "one", &app("img", None));
+    m.submit(("gina", "pg"), "two", &app("img", None));
+    assert_error(&m.post("/api/0.6/execution", ("gina", "pg"), &json!({"name": "three", "application": app("img", None)})), 402, "quota_exceeded");
+    let (_, stats) = m.post("/api/0.6/query", ADMIN, &json!({"what": "stats_scheduler"}));
+    assert_eq!(stats["stats"]["memory_total"], 1u64 << 30, "{stats}");
+    drop(m);
+    // An unknown key is refused with its name.
+    std::fs::write(&file, "listen-prot = 1\n").unwrap();
+    let err = Master::try_start_in(&dir, &["--no-docker", "--config", file.to_str().unwrap()]).err().unwrap();
+    assert!(err.contains("unknown key \"listen-prot\""), "{err}");
+}
