@@ -413,7 +413,7 @@ mod tests {
             let alice = caller(&s, "alice");
             let gina = caller(&s, "gina");
             let limits = SchedulerConfig::default();
-            let mut step = |label: &str, s: &State, result: String| {
+            let step = |label: &str, s: &State, result: String| {
                 insta::assert_snapshot!(label.to_string(), format!("{result}\n---\n{}", describe(s)));
             };
             let r = submit_execution(&mut s, &alice, "wc1", app(1), &limits, None, at(10));
