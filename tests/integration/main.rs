@@ -3,6 +3,9 @@
 
 mod api;
 mod checkpoints;
+mod cli;
 mod common;
 mod docker;
 mod lifecycle;
+mod security;
+mod web;
