@@ -7,5 +7,6 @@ mod cli;
 mod common;
 mod docker;
 mod lifecycle;
+mod load;
 mod security;
 mod web;

@@ -47,9 +47,18 @@ impl Master {
         Self::try_start_in(state_dir, extra).unwrap_or_else(|e| panic!("master did not start: {e}"))
     }
 
+    /// Starts a master from another `zoe` binary (e.g. a release build).
+    pub fn start_with_bin(bin: &str, state_dir: &Path, extra: &[&str]) -> Master {
+        Self::try_start_bin(bin, state_dir, extra).unwrap_or_else(|e| panic!("master did not start: {e}"))
+    }
+
     /// Starts a master, or returns what it printed when it did not come up.
     pub fn try_start_in(state_dir: &Path, extra: &[&str]) -> Result<Master, String> {
-        let mut child = Command::new(zoe_bin())
+        Self::try_start_bin(zoe_bin(), state_dir, extra)
+    }
+
+    fn try_start_bin(bin: &str, state_dir: &Path, extra: &[&str]) -> Result<Master, String> {
+        let mut child = Command::new(bin)
             .arg("master")
             .args(["--listen-port", "0"])
             .env("ZOE_DEPLOYMENT_NAME", "test")
@@ -63,7 +72,7 @@ impl Master {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", zoe_bin()))?;
+            .map_err(|e| format!("cannot run {bin}: {e}"))?;
         let stderr = child.stderr.take().ok_or("no stderr")?;
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel();
