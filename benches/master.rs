@@ -28,6 +28,9 @@ struct Wrap {
     config: MasterConfig,
 }
 
+/// Durable changes measured at each state size.
+const CHANGES: usize = 2000;
+
 const AUTH: &str = "Basic YWxpY2U6YWxpY2UtcHc="; // alice:alice-pw
 
 fn seconds() -> f64 {
@@ -193,7 +196,15 @@ fn load(clients: usize, secs: f64, make: impl Fn(usize, u64) -> (String, String,
         std::thread::sleep(Duration::from_millis(5));
     }
     let started = Instant::now();
-    std::thread::sleep(Duration::from_secs_f64(secs));
+    // `secs` < 0 means: until -secs requests were answered (so that a state that grows with
+    // each request stays near its starting size).
+    if secs >= 0.0 {
+        std::thread::sleep(Duration::from_secs_f64(secs));
+    } else {
+        while (count.load(Ordering::Relaxed) as f64) < -secs {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
     stop.store(true, Ordering::Relaxed);
     let mut lat: Vec<f64> = handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect();
     let elapsed = started.elapsed().as_secs_f64();
@@ -235,6 +246,7 @@ fn main() {
 
     // 2. Durable changes with 64 clients.
     if only.is_empty() || only == "writes" {
+    println!("{CHANGES} durable submits from 64 clients at each size:\n");
     println!("| executions in state at start | durable submits/s (64 clients) | p50 ms | p99 ms | executions at end | checkpoint size at end |");
     println!("|---|---|---|---|---|---|");
     for n in [10usize, 1_000, 10_000] {
@@ -243,7 +255,7 @@ fn main() {
         let url = format!("http://{addr}/api/0.6/execution");
         let (rps, p50, p99) = load(
             64,
-            secs,
+            -(CHANGES as f64),
             move |c, i| ("POST".into(), url.clone(), Some(json!({"name": format!("c{c}-{i}"), "application": app()}).to_string())),
             201,
         );

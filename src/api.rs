@@ -335,10 +335,43 @@ pub async fn service_log_response(
     }
     let path = crate::master::log_dir(&data.config).join(format!("{}.log", source.service_id));
     match web::block(move || std::fs::read(path)).await {
-        Ok(Ok(bytes)) => Ok(HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(bytes)),
+        Ok(Ok(bytes)) => Ok(HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(last_lines(bytes, tail))),
         _ => Err(ApiError::new(
             Code::NotFound,
             format!("no log is kept for service {id}: its container never ran or left no output"),
         )),
+    }
+}
+
+/// The last `tail` lines of a log (all of it without `tail`).
+fn last_lines(bytes: Vec<u8>, tail: Option<u64>) -> Vec<u8> {
+    let Some(n) = tail else { return bytes };
+    let body = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+    let start = body
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(usize::try_from(n).unwrap_or(usize::MAX).saturating_sub(1))
+        .map_or(0, |(i, _)| i + 1);
+    if n == 0 {
+        return Vec::new();
+    }
+    bytes[start..].to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_lines;
+
+    #[test]
+    fn last_lines_of_a_kept_log() {
+        let log = b"a\nb\nc\n".to_vec();
+        assert_eq!(last_lines(log.clone(), None), log);
+        assert_eq!(last_lines(log.clone(), Some(1)), b"c\n");
+        assert_eq!(last_lines(log.clone(), Some(2)), b"b\nc\n");
+        assert_eq!(last_lines(log.clone(), Some(9)), log);
+        assert_eq!(last_lines(log, Some(0)), b"");
+        assert_eq!(last_lines(b"x".to_vec(), Some(1)), b"x");
     }
 }

@@ -8,8 +8,10 @@ use zoe::config::MasterConfig;
 
 /// Zoe: analytics as a service on Docker.
 #[derive(Parser, Debug)]
-#[command(name = "zoe", version, about)]
+#[command(name = "zoe", version, about, after_help = zoe::cli::AFTER_HELP)]
 struct Cli {
+    #[command(flatten)]
+    client: zoe::cli::Options,
     #[command(subcommand)]
     command: Command,
 }
@@ -17,7 +19,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the master: REST API, web interface, scheduler and checkpoints.
-    Master(MasterConfig),
+    Master(Box<MasterConfig>),
     /// Inspect, compare, verify and revert checkpoints (with the master stopped for revert).
     Checkpoint {
         #[command(flatten)]
@@ -25,6 +27,12 @@ enum Command {
         #[command(subcommand)]
         cmd: CheckpointCmd,
     },
+    /// Replay a workload trace through the scheduler with a simulated clock, comparing
+    /// policies; or generate a synthetic trace.
+    Simulate(zoe::simulate_cmd::SimulateArgs),
+    // The command-line client of a master (0.9.7's `zoe.py` commands and more).
+    #[command(flatten)]
+    Client(zoe::cli::ClientCommand),
 }
 
 fn init_logging(json: bool) {
@@ -44,8 +52,13 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    if cli.client.any_given() && !matches!(cli.command, Command::Client(_)) {
+        eprintln!("zoe: --url, --user, --password and --json are options of the client commands");
+        return ExitCode::from(2);
+    }
     match cli.command {
         Command::Master(config) => {
+            let config = *config;
             let sub = matches.subcommand_matches("master");
             let config = match sub.map(|m| config.clone().apply_file(m)).unwrap_or(Ok(config)) {
                 Ok(c) => c,
@@ -75,5 +88,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Simulate(args) => match zoe::simulate_cmd::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("zoe simulate: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Client(cmd) => zoe::cli::run(&cli.client, cmd),
     }
 }

@@ -1,1 +1,242 @@
-//! The `zoe` command-line client (being written).
+//! The `zoe` command-line client: the subcommands of Zoe 0.9.7's `zoe.py` with the same names
+//! and arguments (`stats`, `user-new`, `user-get`, `user-rm`, `user-ls`, `app-validate`,
+//! `start`, `exec-ls`, `exec-get`, `exec-app-get`, `terminate`), plus `user-set`, `logs`,
+//! `start --wait` and `exec-ls --status`.
+//!
+//! Unlike 0.9.7 it exits non-zero on every failure, takes the server and credentials from flags
+//! as well as from `ZOE_URL`, `ZOE_USER` and `ZOE_PASS`, has a timeout on each request and
+//! retries only requests that could not reach the server.
+//!
+//! [`client`] is the HTTP side (auth, timeouts, retry, errors and exit codes), [`commands`]
+//! runs each subcommand, [`output`] formats for people.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{ArgGroup, Args, Subcommand};
+use zoe_checkpoints::ExecutionStatus;
+
+pub mod client;
+pub mod commands;
+pub mod output;
+
+pub use client::{CliError, Connection};
+
+/// Shown at the end of `zoe --help`.
+pub const AFTER_HELP: &str = "\
+Client commands (stats, user-*, app-validate, start, exec-*, terminate, logs) take the server
+and credentials from --url/--user/--password, given before the command, or else from ZOE_URL,
+ZOE_USER and ZOE_PASS (e.g. ZOE_URL=http://127.0.0.1:4850). With --json they print the
+server's JSON, pretty; errors always go to stderr as `zoe: <message> (<code>)`.
+
+Exit codes of the client commands:
+  0  success
+  1  the server refused (its message and code are printed), the application description is
+     invalid, or `start --wait` saw the execution end before it ran
+  2  usage error: bad arguments, no server or credentials given, unreadable file
+  3  the server could not be reached (after 3 attempts, 0.5 s then 1 s apart) or did not
+     answer within 30 s
+  4  `start --wait --timeout` gave up waiting (the execution stays queued)";
+
+/// Server, credentials and output format of the client commands.
+#[derive(Args, Clone, Debug, Default)]
+pub struct Options {
+    /// Zoe master to talk to, e.g. http://127.0.0.1:4850 [default: $ZOE_URL].
+    #[arg(long, value_name = "URL", help_heading = "Client options")]
+    pub url: Option<String>,
+
+    /// User name to authenticate as [default: $ZOE_USER].
+    #[arg(long, value_name = "NAME", help_heading = "Client options")]
+    pub user: Option<String>,
+
+    /// Password to authenticate with [default: $ZOE_PASS].
+    #[arg(long, value_name = "PASSWORD", help_heading = "Client options")]
+    pub password: Option<String>,
+
+    /// Print the server's JSON answers (pretty) instead of tables, for scripts (user-rm and
+    /// terminate then print nothing).
+    #[arg(long, global = true, help_heading = "Client options")]
+    pub json: bool,
+}
+
+impl Options {
+    /// Whether any client option was given (they mean nothing to `master` and `checkpoint`).
+    pub fn any_given(&self) -> bool {
+        self.url.is_some() || self.user.is_some() || self.password.is_some() || self.json
+    }
+
+    /// The server and credentials: flags first, then the environment.
+    pub fn connection(&self) -> Result<Connection, CliError> {
+        Connection::resolve(
+            self.url.clone(),
+            self.user.clone(),
+            self.password.clone(),
+            |k| std::env::var(k).ok(),
+        )
+    }
+}
+
+/// The client subcommands.
+#[derive(Subcommand, Clone, Debug)]
+pub enum ClientCommand {
+    /// Show the platform statistics: the scheduler's queue and reservations, and the Docker
+    /// engine.
+    Stats,
+
+    /// Create a user (administrators only).
+    UserNew {
+        /// Name of the new user (a lowercase DNS label).
+        #[arg(long)]
+        name: String,
+        /// Their password. Without it, one line is read from standard input, which must then
+        /// not be a terminal (`echo "$PW" | zoe user-new ...`).
+        #[arg(long)]
+        password: Option<String>,
+        /// Their role.
+        #[arg(long, value_parser = ["admin", "user", "guest"])]
+        role: String,
+    },
+
+    /// Show a user.
+    UserGet {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+
+    /// Change a user's role or password (roles: administrators only; passwords: administrators,
+    /// or the user themselves).
+    #[command(group(ArgGroup::new("change").required(true).multiple(true).args(["role", "password"])))]
+    UserSet {
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// The new role.
+        #[arg(long, value_parser = ["admin", "user", "guest"])]
+        role: Option<String>,
+        /// The new password.
+        #[arg(long)]
+        password: Option<String>,
+    },
+
+    /// Delete a user (their executions stay in the history).
+    UserRm {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+
+    /// List the users.
+    UserLs,
+
+    /// Check an application description, locally, with the server's own validation.
+    AppValidate {
+        /// The application description (JSON).
+        #[arg(value_name = "FILE")]
+        jsonfile: PathBuf,
+    },
+
+    /// Start an execution of an application description (checked locally first).
+    Start {
+        /// Name of the execution (a lowercase DNS label).
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// The application description (JSON).
+        #[arg(value_name = "FILE")]
+        jsonfile: PathBuf,
+        /// Wait until the execution runs, showing its progress on stderr, then print its
+        /// services and their addresses. Fails (exit 1) if it ends before running. With
+        /// --json, prints {"execution": ..., "services": [...]}.
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up after SECS seconds (exit 4); the execution is left as it is.
+        /// Default: wait as long as it takes.
+        #[arg(long, value_name = "SECS", requires = "wait", value_parser = parse_seconds)]
+        timeout: Option<std::time::Duration>,
+    },
+
+    /// List executions (all of them by default; administrators see everyone's).
+    ExecLs {
+        /// Only executions with this status (repeatable): scheduled, starting, running,
+        /// "cleaning up", finished, terminated, error.
+        #[arg(long, value_name = "STATUS", value_parser = parse_status)]
+        status: Vec<String>,
+        /// Only active executions: scheduled, starting, running, cleaning up.
+        #[arg(long, conflicts_with = "status")]
+        active: bool,
+        /// Every execution, whatever its status (the default).
+        #[arg(long, conflicts_with_all = ["status", "active"])]
+        all: bool,
+    },
+
+    /// Show an execution and its services with their addresses. With --json, prints
+    /// {"execution": ..., "services": [...]}.
+    ExecGet {
+        #[arg(value_name = "ID")]
+        id: u64,
+    },
+
+    /// Print the application description of the execution NAME (the newest one of that name).
+    ExecAppGet {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+
+    /// Terminate an execution (its record is kept).
+    Terminate {
+        #[arg(value_name = "ID")]
+        id: u64,
+    },
+
+    /// Print the log of a service (a container), as it arrives.
+    Logs {
+        /// The service id (see exec-get).
+        #[arg(value_name = "SERVICE_ID")]
+        service_id: u64,
+        /// Keep following the log until the container ends (no time limit).
+        #[arg(long, short)]
+        follow: bool,
+        /// Only the last N lines.
+        #[arg(long, value_name = "N")]
+        tail: Option<u64>,
+    },
+}
+
+/// An execution status as written in the API; `cleaning-up` and `cleaning_up` are accepted
+/// for `cleaning up`.
+fn parse_status(s: &str) -> Result<String, String> {
+    let spaced = s.trim().replace(['-', '_'], " ");
+    ExecutionStatus::parse(&spaced)
+        .map(|st| st.as_str().to_string())
+        .ok_or_else(|| {
+            let all: Vec<&str> = ExecutionStatus::ALL.iter().map(|s| s.as_str()).collect();
+            format!("not a status; use one of: {}", all.join(", "))
+        })
+}
+
+fn parse_seconds(s: &str) -> Result<std::time::Duration, String> {
+    s.parse::<f64>()
+        .ok()
+        .and_then(|f| std::time::Duration::try_from_secs_f64(f).ok())
+        .ok_or_else(|| "not a number of seconds".to_string())
+}
+
+/// Runs a client command; prints its error as `zoe: <message>` and returns its exit code.
+pub fn run(options: &Options, command: ClientCommand) -> ExitCode {
+    match commands::run(options, command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("zoe: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_checked_and_spelled_as_the_api_does() {
+        assert_eq!(parse_status("running"), Ok("running".to_string()));
+        assert_eq!(parse_status("cleaning-up"), Ok("cleaning up".to_string()));
+        assert!(parse_status("queued").is_err());
+    }
+}

@@ -1,0 +1,439 @@
+//! The HTTP side of the command-line client: the server address and credentials, Basic
+//! authentication, timeouts, a short retry on connection failures, and the mapping of every
+//! failure to a [`CliError`] with its exit code.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::Value;
+
+/// Base path of the REST API.
+const API: &str = "/api/0.6";
+/// Time allowed for a whole request (not for `logs --follow`).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time allowed to open the connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pauses between attempts when the server cannot be reached: 3 attempts in all.
+const RETRY_PAUSES: [Duration; 2] = [Duration::from_millis(500), Duration::from_millis(1000)];
+/// Largest response body read into memory.
+const MAX_BODY: u64 = 256 * 1024 * 1024;
+
+/// Exit codes, documented in `zoe --help`.
+pub mod exit {
+    /// The server refused (an error status with its message and code), the description is
+    /// invalid, or the execution ended before running (`start --wait`).
+    pub const REFUSED: u8 = 1;
+    /// The command line is wrong: unknown flag, missing argument, missing server or
+    /// credentials, unreadable file.
+    pub const USAGE: u8 = 2;
+    /// The server could not be reached or did not answer in time.
+    pub const CONNECTION: u8 = 3;
+    /// `start --wait --timeout`: gave up waiting; the execution is still there.
+    pub const GAVE_UP: u8 = 4;
+}
+
+/// Why a command failed; printed as `zoe: <message>` on stderr.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A refusal with a stable code: from the server, or from the local description check.
+    #[error("{message} ({code})")]
+    Refused { code: String, message: String },
+    /// Another failure after the server answered (an execution that ended before running, an
+    /// answer that is not Zoe's).
+    #[error("{0}")]
+    Failed(String),
+    /// A mistake on the command line or in the environment.
+    #[error("{0}")]
+    Usage(String),
+    /// No answer from the server.
+    #[error("{0}")]
+    Connection(String),
+    /// Gave up waiting.
+    #[error("{0}")]
+    GaveUp(String),
+}
+
+impl CliError {
+    /// The process exit code for this failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Refused { .. } | CliError::Failed(_) => exit::REFUSED,
+            CliError::Usage(_) => exit::USAGE,
+            CliError::Connection(_) => exit::CONNECTION,
+            CliError::GaveUp(_) => exit::GAVE_UP,
+        }
+    }
+}
+
+/// Where the server is and who is asking.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    /// `http://host:port`, without a trailing slash.
+    pub url: String,
+    pub user: String,
+    pub password: String,
+}
+
+impl Connection {
+    /// Picks each setting from its flag, else from its environment variable; the first one
+    /// missing is a usage error that names it.
+    pub fn resolve(
+        url: Option<String>,
+        user: Option<String>,
+        password: Option<String>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Connection, CliError> {
+        let pick = |flag: Option<String>, var: &str, what: &str, name: &str| {
+            flag.or_else(|| env(var))
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| {
+                    CliError::Usage(format!("no {what} given: set {var} or pass --{name}"))
+                })
+        };
+        let url = pick(url, "ZOE_URL", "server", "url")?;
+        let user = pick(user, "ZOE_USER", "user name", "user")?;
+        let password = pick(password, "ZOE_PASS", "password", "password")?;
+        Ok(Connection {
+            url: normalize_url(&url)?,
+            user,
+            password,
+        })
+    }
+}
+
+/// `host:4850`, `http://host:4850/`, `http://host:4850/api/0.6` all become
+/// `http://host:4850`.
+fn normalize_url(raw: &str) -> Result<String, CliError> {
+    let raw = raw.trim();
+    let url = if raw.contains("://") {
+        raw.to_string()
+    } else {
+        format!("http://{raw}")
+    };
+    if !url.starts_with("http://") {
+        return Err(CliError::Usage(format!(
+            "server URL {raw:?} is not supported: this client speaks plain http:// only"
+        )));
+    }
+    let mut url = url.trim_end_matches('/');
+    if let Some(base) = url.strip_suffix(API) {
+        url = base.trim_end_matches('/');
+    }
+    if url.len() <= "http://".len() {
+        return Err(CliError::Usage(format!("server URL {raw:?} has no host")));
+    }
+    Ok(url.to_string())
+}
+
+/// An HTTP method of the API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Method {
+    Get,
+    Post,
+    Put,
+    Delete,
+}
+
+impl Method {
+    fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
+/// A client of one Zoe master.
+pub struct Client {
+    conn: Connection,
+    authorization: String,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    pub fn new(conn: Connection) -> Client {
+        let token = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", conn.user, conn.password));
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .user_agent(concat!("zoe-cli/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        Client {
+            conn,
+            authorization: format!("Basic {token}"),
+            agent,
+        }
+    }
+
+    /// `GET <path>`: the JSON answer.
+    pub fn get(&self, path: &str) -> Result<Value, CliError> {
+        self.json(Method::Get, path, None)
+    }
+
+    /// `POST <path>` with a JSON body: the JSON answer.
+    pub fn post(&self, path: &str, body: &Value) -> Result<Value, CliError> {
+        self.json(Method::Post, path, Some(body))
+    }
+
+    /// `PUT <path>` with a JSON body: the JSON answer.
+    pub fn put(&self, path: &str, body: &Value) -> Result<Value, CliError> {
+        self.json(Method::Put, path, Some(body))
+    }
+
+    /// `DELETE <path>`; the answer has no body.
+    pub fn delete(&self, path: &str) -> Result<(), CliError> {
+        self.send(Method::Delete, path, None, Some(REQUEST_TIMEOUT))
+            .map(drop)
+    }
+
+    /// `POST /query`: `what` with `filters`.
+    pub fn query(&self, what: &str, filters: Value) -> Result<Value, CliError> {
+        self.post(
+            "/query",
+            &serde_json::json!({"what": what, "filters": filters}),
+        )
+    }
+
+    /// `GET <path>` and copy the body to `out` as it arrives, flushing after each piece. With
+    /// `endless` there is no overall time limit (for a followed log). Stops quietly when `out`
+    /// is closed (a pipe into `head`).
+    pub fn stream(&self, path: &str, endless: bool, out: &mut dyn Write) -> Result<(), CliError> {
+        let timeout = if endless { None } else { Some(REQUEST_TIMEOUT) };
+        let resp = self.send(Method::Get, path, None, timeout)?;
+        let mut reader = resp.into_body().into_reader();
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(CliError::Connection(format!(
+                        "the log stream from {} broke off: {e}",
+                        self.conn.url
+                    )))
+                }
+            };
+            match out.write_all(&buf[..n]).and_then(|()| out.flush()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                Err(e) => return Err(CliError::Failed(format!("cannot write the log: {e}"))),
+            }
+        }
+    }
+
+    fn json(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, CliError> {
+        let body = body.map(|b| b.to_string().into_bytes());
+        let mut resp = self.send(method, path, body, Some(REQUEST_TIMEOUT))?;
+        let text = read_text(&mut resp).map_err(|e| {
+            CliError::Connection(format!("reading the answer of {}: {e}", self.conn.url))
+        })?;
+        serde_json::from_str(&text).map_err(|e| {
+            CliError::Failed(format!(
+                "{} {path} answered something that is not JSON ({e}): {}",
+                method.as_str(),
+                excerpt(&text)
+            ))
+        })
+    }
+
+    /// Sends one request, retrying only when it could not reach the server; returns the
+    /// response when its status is a success, the server's refusal otherwise.
+    fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        timeout: Option<Duration>,
+    ) -> Result<ureq::http::Response<ureq::Body>, CliError> {
+        let url = format!("{}{API}{path}", self.conn.url);
+        let mut pauses = RETRY_PAUSES.iter();
+        let mut attempts = 1;
+        let mut resp = loop {
+            match self.attempt(method, &url, body.as_deref(), timeout) {
+                Ok(resp) => break resp,
+                Err(e) => match (retryable(method, &e), pauses.next()) {
+                    (true, Some(pause)) => {
+                        std::thread::sleep(*pause);
+                        attempts += 1;
+                    }
+                    _ => return Err(self.transport_error(&e, attempts)),
+                },
+            }
+        };
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let text = read_text(&mut resp).unwrap_or_default();
+        let parsed: Option<Value> = serde_json::from_str(&text).ok();
+        let field = |k: &str| {
+            parsed
+                .as_ref()
+                .and_then(|v| v.get(k))
+                .and_then(Value::as_str)
+        };
+        Err(match (field("message"), field("code")) {
+            (Some(message), code) => CliError::Refused {
+                code: code
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("http_{}", status.as_u16())),
+                message: message.to_string(),
+            },
+            (None, _) => CliError::Refused {
+                code: format!("http_{}", status.as_u16()),
+                message: format!(
+                    "{} {path} answered {status} without a Zoe error (is {} a Zoe master?): {}",
+                    method.as_str(),
+                    self.conn.url,
+                    excerpt(&text)
+                ),
+            },
+        })
+    }
+
+    fn attempt(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&[u8]>,
+        timeout: Option<Duration>,
+    ) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+        let mut req = ureq::http::Request::builder()
+            .method(method.as_str())
+            .uri(url)
+            .header("Authorization", &self.authorization);
+        if body.is_some() {
+            req = req.header("Content-Type", "application/json");
+        }
+        let req = req
+            .body(body.unwrap_or_default().to_vec())
+            .map_err(ureq::Error::Http)?;
+        let req = self
+            .agent
+            .configure_request(req)
+            .timeout_global(timeout)
+            .build();
+        self.agent.run(req)
+    }
+
+    fn transport_error(&self, e: &ureq::Error, attempts: u32) -> CliError {
+        let url = &self.conn.url;
+        let tries = if attempts > 1 {
+            format!(" (tried {attempts} times)")
+        } else {
+            String::new()
+        };
+        match e {
+            ureq::Error::BadUri(m) => CliError::Usage(format!("bad server URL {url}: {m}")),
+            ureq::Error::Timeout(ureq::Timeout::Connect | ureq::Timeout::Resolve) => {
+                CliError::Connection(format!("cannot connect to {url}: timed out{tries}"))
+            }
+            ureq::Error::Timeout(_) => CliError::Connection(format!(
+                "no answer from {url} within {} s",
+                REQUEST_TIMEOUT.as_secs()
+            )),
+            ureq::Error::HostNotFound => {
+                CliError::Connection(format!("cannot connect to {url}: host not found{tries}"))
+            }
+            ureq::Error::ConnectionFailed => {
+                CliError::Connection(format!("cannot connect to {url}{tries}"))
+            }
+            ureq::Error::Io(io) if before_sending(io) => {
+                CliError::Connection(format!("cannot connect to {url}: {io}{tries}"))
+            }
+            ureq::Error::Io(io) => CliError::Connection(format!("cannot reach {url}: {io}{tries}")),
+            other => CliError::Connection(format!("request to {url} failed: {other}{tries}")),
+        }
+    }
+}
+
+/// Whether an I/O error means the connection was never made.
+fn before_sending(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionRefused | AddrNotAvailable | NetworkUnreachable | HostUnreachable
+    )
+}
+
+/// Whether to try again: when the request cannot have reached the server, or, for a `GET`
+/// (which changes nothing), when the connection broke before any answer. Never after an HTTP
+/// answer, and never after a timeout waiting for one.
+fn retryable(method: Method, e: &ureq::Error) -> bool {
+    match e {
+        ureq::Error::ConnectionFailed
+        | ureq::Error::HostNotFound
+        | ureq::Error::Timeout(ureq::Timeout::Connect | ureq::Timeout::Resolve) => true,
+        ureq::Error::Io(io) => before_sending(io) || method == Method::Get,
+        _ => false,
+    }
+}
+
+fn read_text(resp: &mut ureq::http::Response<ureq::Body>) -> Result<String, ureq::Error> {
+    resp.body_mut()
+        .with_config()
+        .limit(MAX_BODY)
+        .read_to_string()
+}
+
+/// The start of a body, on one line, for an error message.
+fn excerpt(text: &str) -> String {
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.is_empty() {
+        return "(empty body)".to_string();
+    }
+    let mut s: String = one_line.chars().take(200).collect();
+    if s.len() < one_line.len() {
+        s.push_str("...");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_normalized() {
+        for raw in [
+            "http://h:1",
+            "http://h:1/",
+            "h:1",
+            "http://h:1//",
+            "http://h:1/api/0.6/",
+        ] {
+            assert_eq!(
+                normalize_url(raw).ok().as_deref(),
+                Some("http://h:1"),
+                "{raw}"
+            );
+        }
+        assert!(matches!(
+            normalize_url("https://h"),
+            Err(CliError::Usage(_))
+        ));
+        assert!(matches!(normalize_url("http://"), Err(CliError::Usage(_))));
+    }
+
+    #[test]
+    fn flags_win_and_the_first_missing_setting_is_named() {
+        let env = |k: &str| match k {
+            "ZOE_URL" => Some("http://env:1".to_string()),
+            "ZOE_USER" => Some("envuser".to_string()),
+            _ => None,
+        };
+        let c = Connection::resolve(None, Some("flaguser".into()), Some("p".into()), env);
+        let c = c.as_ref().map(|c| (c.url.as_str(), c.user.as_str()));
+        assert_eq!(c.ok(), Some(("http://env:1", "flaguser")));
+        let e = Connection::resolve(None, None, None, env).err();
+        let e = e.as_ref().map(|e| (e.to_string(), e.exit_code()));
+        let want = "no password given: set ZOE_PASS or pass --password".to_string();
+        assert_eq!(e, Some((want, exit::USAGE)));
+    }
+}

@@ -1,0 +1,715 @@
+//! The `zoe` command-line client, run as a real process against a real master: every
+//! subcommand, its output, its errors and its exit codes (0 success, 1 refused, 2 usage,
+//! 3 connection, 4 gave up waiting). The last test runs a container on the real Docker Engine
+//! (image `zoe-test-busybox:latest`, made by `tests/images/build.sh`) and fails loudly without
+//! it.
+
+#![allow(clippy::unwrap_used)] // a test fails by panicking, with the value in the message
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::common::{app, temp_dir, zoe_bin, Master, ADMIN};
+
+const IMAGE: &str = "zoe-test-busybox:latest";
+
+/// What one run of the client did.
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    fn ok(&self) -> &str {
+        assert_eq!(self.code, 0, "expected success: {self:#?}");
+        &self.stdout
+    }
+
+    /// Asserts the exit code and a one-line error on stderr containing `text`.
+    #[track_caller]
+    fn fails(&self, code: i32, text: &str) {
+        assert_eq!(self.code, code, "expected exit {code}: {self:#?}");
+        assert!(
+            self.stderr.contains(text),
+            "expected {text:?} on stderr: {self:#?}"
+        );
+        let last = self.stderr.lines().last().unwrap_or("");
+        assert!(
+            last.starts_with("zoe: ") || self.stderr.starts_with("error: "),
+            "{self:#?}"
+        );
+    }
+
+    #[track_caller]
+    fn json(&self) -> Value {
+        serde_json::from_str(self.ok()).unwrap_or_else(|e| panic!("not JSON ({e}): {self:#?}"))
+    }
+}
+
+/// Where the client points and as whom, through the environment (as 0.9.7).
+#[derive(Clone, Copy)]
+struct Env<'a> {
+    url: &'a str,
+    user: &'a str,
+    pass: &'a str,
+}
+
+impl<'a> Env<'a> {
+    fn of(m: &'a Master, (user, pass): (&'a str, &'a str)) -> Self {
+        Env {
+            url: &m.url,
+            user,
+            pass,
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        zoe(Some(*self), args, None)
+    }
+}
+
+/// Runs the client with only the given settings in its environment; fails the test if it takes
+/// more than a minute.
+fn zoe(env: Option<Env>, args: &[&str], stdin: Option<&str>) -> Run {
+    let mut cmd = Command::new(zoe_bin());
+    cmd.args(args)
+        .env_remove("ZOE_URL")
+        .env_remove("ZOE_USER")
+        .env_remove("ZOE_PASS");
+    if let Some(e) = env {
+        cmd.env("ZOE_URL", e.url)
+            .env("ZOE_USER", e.user)
+            .env("ZOE_PASS", e.pass);
+    }
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        out.read_to_string(&mut s).map(|_| s)
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        err.read_to_string(&mut s).map(|_| s)
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("zoe {args:?} did not end within a minute");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: out.join().unwrap().unwrap(),
+        stderr: err.join().unwrap().unwrap(),
+    }
+}
+
+/// Writes `value` as a JSON file in `dir`.
+fn json_file(dir: &std::path::Path, name: &str, value: &Value) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, serde_json::to_string_pretty(value).unwrap()).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn settings_errors_are_one_line_and_unreachable_servers_fail_fast() {
+    let dir = temp_dir("cli-settings");
+    let good = json_file(&dir, "app.json", &app(IMAGE, Some("sleep 1")));
+
+    // Each missing setting is named, on one line, with exit 2 and no request.
+    let none = zoe(None, &["exec-ls"], None);
+    none.fails(2, "no server given: set ZOE_URL or pass --url");
+    assert_eq!(none.stderr.lines().count(), 1, "{none:#?}");
+    let no_user = zoe(None, &["--url", "http://127.0.0.1:9", "exec-ls"], None);
+    no_user.fails(2, "no user name given: set ZOE_USER or pass --user");
+    assert_eq!(no_user.stderr.lines().count(), 1);
+    let no_pass = zoe(
+        None,
+        &["--url", "http://127.0.0.1:9", "--user", "u", "user-ls"],
+        None,
+    );
+    no_pass.fails(2, "no password given: set ZOE_PASS or pass --password");
+    zoe(
+        None,
+        &[
+            "--url",
+            "https://example.org",
+            "--user",
+            "u",
+            "--password",
+            "p",
+            "stats",
+        ],
+        None,
+    )
+    .fails(2, "plain http:// only");
+    // Usage errors from the argument parser also exit 2.
+    zoe(None, &["exec-get", "not-a-number"], None).fails(2, "invalid value");
+    zoe(None, &["user-set", "bob"], None).fails(2, "required arguments");
+    zoe(None, &["start", "x", &good, "--timeout", "3"], None).fails(2, "--wait");
+
+    // A closed port: exit 3 after the bounded retry (3 attempts, 1.5 s of pauses), quickly.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/");
+    let started = Instant::now();
+    let refused = zoe(
+        Some(Env {
+            url: &url,
+            user: "u",
+            pass: "p",
+        }),
+        &["exec-ls"],
+        None,
+    );
+    let took = started.elapsed();
+    refused.fails(3, &format!("cannot connect to http://127.0.0.1:{port}"));
+    assert!(refused.stderr.contains("tried 3 times"), "{refused:#?}");
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_secs(10),
+        "took {took:?}"
+    );
+
+    // app-validate needs no server and uses the server's validation.
+    assert_eq!(
+        zoe(None, &["app-validate", &good], None).ok(),
+        "Static validation OK\n"
+    );
+    let mut bad = app(IMAGE, None);
+    bad["services"][0]["ports"] = json!([{"name": "p", "protocol": "tcp", "port_number": "80"}]);
+    let bad = json_file(&dir, "bad.json", &bad);
+    zoe(None, &["app-validate", &bad], None).fails(
+        1,
+        "application.services[0].ports[0].port_number: must be an integer",
+    );
+    zoe(None, &["app-validate", &bad], None).fails(1, "(wrong_type)");
+    std::fs::write(dir.join("broken.json"), "{\"name\": ").unwrap();
+    zoe(
+        None,
+        &["app-validate", dir.join("broken.json").to_str().unwrap()],
+        None,
+    )
+    .fails(1, "(invalid_json)");
+    zoe(
+        None,
+        &["app-validate", dir.join("missing.json").to_str().unwrap()],
+        None,
+    )
+    .fails(2, "cannot read");
+    assert_eq!(
+        zoe(None, &["--json", "app-validate", &good], None).json(),
+        json!({"valid": true})
+    );
+}
+
+#[test]
+fn users_and_stats_through_the_client() {
+    let m = Master::start_in(&temp_dir("cli-users"), &["--no-docker"]);
+    let admin = Env::of(&m, ADMIN);
+
+    let out = admin.run(&[
+        "user-new",
+        "--name",
+        "alice",
+        "--password",
+        "pa",
+        "--role",
+        "user",
+    ]);
+    assert!(out.ok().contains("User alice created"), "{out:#?}");
+    admin
+        .run(&[
+            "user-new",
+            "--name",
+            "alice",
+            "--password",
+            "x",
+            "--role",
+            "user",
+        ])
+        .fails(1, "(user_exists)");
+    admin
+        .run(&[
+            "user-new",
+            "--name",
+            "bob",
+            "--password",
+            "x",
+            "--role",
+            "boss",
+        ])
+        .fails(2, "invalid value 'boss'");
+    admin
+        .run(&[
+            "user-new",
+            "--name",
+            "Bad Name",
+            "--password",
+            "x",
+            "--role",
+            "user",
+        ])
+        .fails(1, "(invalid_name)");
+    // The password from standard input when not given (stdin is not a terminal here).
+    let piped = zoe(
+        Some(admin),
+        &["user-new", "--name", "carol", "--role", "guest"],
+        Some("cpass\n"),
+    );
+    piped.ok();
+    Env::of(&m, ("carol", "cpass"))
+        .run(&["user-get", "carol"])
+        .ok();
+    admin
+        .run(&["user-new", "--name", "dave", "--role", "user"])
+        .fails(2, "standard input was empty");
+
+    let alice = Env::of(&m, ("alice", "pa"));
+    let got = alice.run(&["user-get", "alice"]);
+    assert!(got.ok().contains("User: alice\nRole: user\n"), "{got:#?}");
+    admin
+        .run(&["user-get", "nobody"])
+        .fails(1, "(no_such_user)");
+    alice
+        .run(&[
+            "user-new",
+            "--name",
+            "eve",
+            "--password",
+            "x",
+            "--role",
+            "user",
+        ])
+        .fails(1, "(admin_only)");
+
+    let ls = admin.run(&["user-ls"]);
+    let lines: Vec<&str> = ls.ok().lines().collect();
+    assert!(
+        lines[0].starts_with("ID  NAME") && lines[0].contains("ROLE"),
+        "{ls:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()[1..3] == ["carol", "guest"]),
+        "{ls:#?}"
+    );
+    let users = admin.run(&["--json", "user-ls"]).json();
+    assert_eq!(users.as_array().unwrap().len(), 3, "{users}");
+
+    // Wrong password: the server's message and code, non-zero.
+    Env::of(&m, ("alice", "wrong"))
+        .run(&["exec-ls"])
+        .fails(1, "(unauthorized)");
+    // Flags win over the environment.
+    zoe(
+        Some(Env::of(&m, ("alice", "wrong"))),
+        &["--password", "pa", "user-get", "alice"],
+        None,
+    )
+    .ok();
+
+    // user-set: role by an administrator, password by the user; the old password stops working.
+    let set = admin.run(&["user-set", "alice", "--role", "admin"]);
+    assert!(set.ok().contains("Role: admin"), "{set:#?}");
+    assert_eq!(
+        admin
+            .run(&["--json", "user-set", "alice", "--role", "user"])
+            .json()["role"],
+        "user"
+    );
+    alice
+        .run(&["user-set", "alice", "--role", "admin"])
+        .fails(1, "(admin_only)");
+    alice.run(&["user-set", "alice", "--password", "pb"]).ok();
+    Env::of(&m, ("alice", "pb"))
+        .run(&["user-get", "alice"])
+        .ok();
+
+    // user-rm; then the user is gone.
+    assert!(admin
+        .run(&["user-rm", "carol"])
+        .ok()
+        .contains("User carol deleted"));
+    admin.run(&["user-rm", "carol"]).fails(1, "(no_such_user)");
+
+    let stats = admin.run(&["stats"]);
+    let text = stats.ok();
+    for key in [
+        "Scheduler",
+        "waiting:",
+        "running:",
+        "Platform",
+        "placement:",
+        "status:",
+    ] {
+        assert!(text.contains(key), "{key} missing: {stats:#?}");
+    }
+    let stats = admin.run(&["--json", "stats"]).json();
+    assert!(
+        stats["stats_swarm"]["stats"].is_object() && stats["stats_scheduler"]["stats"].is_object(),
+        "{stats}"
+    );
+}
+
+#[test]
+fn executions_through_the_client_without_docker() {
+    let dir = temp_dir("cli-exec");
+    let m = Master::start_in(&dir, &["--no-docker"]);
+    m.create_user("alice", "user", "pa");
+    let alice = Env::of(&m, ("alice", "pa"));
+    let file = json_file(&dir, "app.json", &app(IMAGE, Some("sleep 60")));
+    let mut invalid = app(IMAGE, None);
+    invalid["services"][0]["monitr"] = json!(true);
+    let invalid = json_file(&dir, "invalid.json", &invalid);
+
+    // Checked locally first: nothing reaches the server.
+    alice.run(&["start", "bad", &invalid]).fails(
+        1,
+        "application.services[0].monitr: unknown field \"monitr\" (did you mean \"monitor\"?)",
+    );
+    let started = alice.run(&["start", "wc1", &file]);
+    let id1: u64 = started
+        .ok()
+        .strip_prefix("Application scheduled successfully with ID ")
+        .and_then(|r| r.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{started:#?}"));
+    alice
+        .run(&["start", "wc1", &file])
+        .fails(1, "(execution_name_in_use)");
+    let id2 = alice.run(&["--json", "start", "wc2", &file]).json()["execution_id"]
+        .as_u64()
+        .unwrap();
+
+    let ls = alice.run(&["exec-ls"]);
+    let lines: Vec<Vec<&str>> = ls
+        .ok()
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines[0],
+        [
+            "ID",
+            "NAME",
+            "OWNER",
+            "STATUS",
+            "SCHEDULED",
+            "STARTED",
+            "FINISHED",
+            "QUEUE"
+        ],
+        "{ls:#?}"
+    );
+    assert_eq!(
+        (lines[1][..4].to_vec(), lines[1].last()),
+        (
+            vec![&*id1.to_string(), "wc1", "alice", "scheduled"],
+            Some(&"1")
+        )
+    );
+    assert_eq!((lines.len(), lines[2][1]), (3, "wc2"), "{ls:#?}");
+    assert_eq!(
+        alice
+            .run(&["exec-ls", "--status", "running"])
+            .ok()
+            .lines()
+            .count(),
+        1,
+        "header only"
+    );
+    let both = alice
+        .run(&[
+            "--json",
+            "exec-ls",
+            "--status",
+            "scheduled",
+            "--status",
+            "running",
+        ])
+        .json();
+    assert_eq!(both.as_array().unwrap().len(), 2, "{both}");
+    alice
+        .run(&["exec-ls", "--status", "queued"])
+        .fails(2, "not a status");
+
+    let got = alice.run(&["exec-get", &id1.to_string()]);
+    for line in [
+        "Execution wc1 (ID: ",
+        "Status: scheduled\n",
+        "Queue position: 1\n",
+        "Application name: test-app\n",
+    ] {
+        assert!(got.ok().contains(line), "{line:?} missing: {got:#?}");
+    }
+    let got = alice.run(&["--json", "exec-get", &id1.to_string()]).json();
+    assert_eq!(
+        (&got["execution"]["status"], &got["services"]),
+        (&json!("scheduled"), &json!([]))
+    );
+    Env::of(&m, ADMIN)
+        .run(&["exec-get", "999"])
+        .fails(1, "(no_such_execution)");
+    let application: Value =
+        serde_json::from_str(alice.run(&["exec-app-get", "wc1"]).ok()).unwrap();
+    assert_eq!(application["services"][0]["command"], "sleep 60");
+    alice
+        .run(&["exec-app-get", "nothing"])
+        .fails(1, "(no_such_execution)");
+
+    // --wait is bounded by --timeout: progress on stderr, a clear message, exit 4.
+    let t0 = Instant::now();
+    let waited = alice.run(&["start", "wc3", &file, "--wait", "--timeout", "1"]);
+    waited.fails(4, "gave up waiting after 1.0 s");
+    assert!(
+        waited.stderr.contains("still scheduled, queue position 3"),
+        "{waited:#?}"
+    );
+    assert!(
+        waited.stderr.contains("scheduled (queue position 3)"),
+        "progress: {waited:#?}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(10));
+
+    let term = alice.run(&["terminate", &id2.to_string()]);
+    assert!(term.ok().contains(&format!("Execution {id2} terminated")));
+    alice
+        .run(&["terminate", "999"])
+        .fails(1, "(no_such_execution)");
+    let ended = alice
+        .run(&["--json", "exec-ls", "--status", "terminated"])
+        .json();
+    assert_eq!(
+        ended
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [id2]
+    );
+    let active = alice.run(&["--json", "exec-ls", "--active"]).json();
+    assert_eq!(active.as_array().unwrap().len(), 2, "{active}");
+    // No container ever ran: no log.
+    alice.run(&["logs", "999"]).fails(1, "(no_such_service)");
+}
+
+/// Removes the deployment's containers and networks when dropped, even when the test fails.
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let filter = format!("label=zoe.deployment_name={}", self.0);
+        for (list, rm) in [
+            (["ps", "-aq"], vec!["rm", "-f"]),
+            (["network", "ls"], vec!["network", "rm"]),
+        ] {
+            let mut args = list.to_vec();
+            if list[0] == "network" {
+                args.push("-q");
+            }
+            if let Ok(out) = Command::new("docker")
+                .args(&args)
+                .args(["--filter", &filter])
+                .output()
+            {
+                let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                    .split_whitespace()
+                    .map(String::from)
+                    .collect();
+                if !ids.is_empty() {
+                    let _ = Command::new("docker").args(&rm).args(&ids).output();
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn start_wait_shows_endpoints_and_logs_stream_on_docker() {
+    let ok = Command::new("docker")
+        .args(["image", "inspect", IMAGE])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "Docker is unreachable or the image {IMAGE} is missing: run tests/images/build.sh"
+    );
+    let deployment = format!("c{}", std::process::id() % 100000);
+    let _cleanup = Cleanup(deployment.clone());
+    let dir = temp_dir("cli-docker");
+    let ws = dir.join("ws");
+    let m = Master::start_in(
+        &dir,
+        &[
+            "--deployment-name",
+            &deployment,
+            "--workspace-base-path",
+            ws.to_str().unwrap(),
+            "--stop-grace",
+            "1",
+        ],
+    );
+    let admin = Env::of(&m, ADMIN);
+
+    let mut application = app(IMAGE, Some("sh -c 'echo hello; sleep 4; echo bye'"));
+    application["services"][0]["ports"] = json!([{"name": "web", "protocol": "http", "port_number": 8080, "path": "/ui", "is_main_endpoint": true, "expose": true}]);
+    let file = json_file(&dir, "app.json", &application);
+    let run = admin.run(&["start", "hello", &file, "--wait", "--timeout", "60"]);
+    let out = run.ok();
+    assert!(
+        out.contains("Execution hello (ID: ") && out.contains(") is running\n"),
+        "{run:#?}"
+    );
+    assert!(
+        run.stderr.contains("execution") && run.stderr.contains(": running"),
+        "progress: {run:#?}"
+    );
+    let service_line = out
+        .lines()
+        .find(|l| l.starts_with("Service main-hello-zoeadmin-"))
+        .unwrap_or_else(|| panic!("{run:#?}"));
+    assert!(service_line.ends_with("): running"), "{run:#?}");
+    let sid = service_line
+        .split("(ID: ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .unwrap();
+    let endpoint = out
+        .lines()
+        .find(|l| l.starts_with(" - web: http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("{run:#?}"));
+    assert!(endpoint.ends_with("/ui"), "{endpoint}");
+
+    // logs --follow streams lines as they come and ends when the container does.
+    let t0 = Instant::now();
+    let mut follow = Command::new(zoe_bin())
+        .args(["logs", sid, "--follow"])
+        .env("ZOE_URL", &m.url)
+        .env("ZOE_USER", ADMIN.0)
+        .env("ZOE_PASS", ADMIN.1)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(follow.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "hello");
+    let first_at = t0.elapsed();
+    assert_eq!(lines.next().unwrap().unwrap(), "bye");
+    let second_at = t0.elapsed();
+    assert!(
+        second_at > first_at + Duration::from_secs(1),
+        "not streamed: hello at {first_at:?}, bye at {second_at:?}"
+    );
+    assert!(lines.next().is_none());
+    let status = follow.wait().unwrap();
+    assert!(
+        status.success() && t0.elapsed() < Duration::from_secs(30),
+        "{status:?} after {:?}",
+        t0.elapsed()
+    );
+
+    // The execution ended on its own; the log is kept.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let e = admin
+            .run(&["--json", "exec-ls", "--status", "finished"])
+            .json();
+        if e.as_array().unwrap().len() == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never finished: {}",
+            admin.run(&["exec-ls"]).stdout
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(admin.run(&["logs", sid]).ok(), "hello\nbye\n");
+
+    // An execution that fails to start: --wait says so and exits 1.
+    let broken = json_file(
+        &dir,
+        "broken.json",
+        &app(IMAGE, Some("no-such-program-here")),
+    );
+    let failed = admin.run(&["start", "broken", &broken, "--wait", "--timeout", "60"]);
+    failed.fails(1, "before running");
+
+    // A long one, terminated through the client.
+    let long = json_file(
+        &dir,
+        "long.json",
+        &app(IMAGE, Some("sh -c 'echo one; echo two; sleep 600'")),
+    );
+    let run = admin.run(&[
+        "--json",
+        "start",
+        "long",
+        &long,
+        "--wait",
+        "--timeout",
+        "60",
+    ]);
+    let v = run.json();
+    assert_eq!(v["execution"]["status"], "running", "{v}");
+    assert_eq!(v["services"][0]["status"], "running", "{v}");
+    let sid = v["services"][0]["id"].as_u64().unwrap().to_string();
+    assert_eq!(admin.run(&["logs", &sid, "--tail", "1"]).ok(), "two\n");
+    let id = v["execution"]["id"].as_u64().unwrap().to_string();
+    admin.run(&["terminate", &id]).ok();
+}
+
+#[test]
+fn simulate_compares_the_policies_on_a_sample_trace_and_names_bad_lines() {
+    let trace = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/traces/mixed-1000.csv");
+    let out = std::process::Command::new(crate::common::zoe_bin()).args(["simulate", "--trace", trace]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    for policy in ["| fifo | 1000 |", "| priority | 1000 |", "| size | 1000 |"] {
+        assert!(text.lines().any(|l| l.starts_with(policy)), "{policy} in\n{text}");
+    }
+    let bad = crate::common::temp_dir("badtrace").join("t.csv");
+    std::fs::write(&bad, "submit_s,memory_mib,cores,duration_s,priority\n0,512,1,60,1\n5,lots,1,60,1\n").unwrap();
+    let out = std::process::Command::new(crate::common::zoe_bin()).args(["simulate", "--trace"]).arg(&bad).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(err.contains("line 3") && err.contains("memory_mib"), "{err}");
+    // The generator is reproducible.
+    let gen = |seed: &str| std::process::Command::new(crate::common::zoe_bin()).args(["simulate", "--generate", "50", "--seed", seed]).output().unwrap().stdout;
+    assert_eq!(gen("7"), gen("7"));
+    assert_ne!(gen("7"), gen("8"));
+}
