@@ -12,5 +12,13 @@ if ! docker info >/dev/null 2>&1; then
     docker info >/dev/null 2>&1 || { echo "run.sh: Docker is unreachable; the Docker tests cannot run" >&2; exit 1; }
 fi
 bash tests/images/build.sh
+# The web interface's browser test drives Debian's headless Chromium through chromedriver; the
+# load test uses Debian's wrk.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1; then
+    echo "run.sh: installing chromium, chromium-driver and wrk for the browser and load tests" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y --no-install-recommends chromium chromium-driver fonts-dejavu-core wrk
+fi
 
 cargo test --workspace --locked "$@"

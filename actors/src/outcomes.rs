@@ -259,3 +259,88 @@ pub fn repair_after_restart(state: &mut State, now: Timestamp) -> FollowUp {
     }
     f
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler::{to_start, SchedulerConfig};
+    use crate::testing::at;
+    use crate::transitions::{begin_start, submit_execution, Caller};
+    use serde_json::json;
+    use zoe_checkpoints::{Role, User};
+
+    fn state_with_one(status_after: &str) -> (State, u64) {
+        let mut s = State::new("dev");
+        s.next_id = 1;
+        s.users.insert(0, Arc::new(User { id: 0, name: "zoeadmin".into(), role: Role::Admin, password_hash: "$argon2id$".into(), created_at: at(0) }));
+        let admin = Caller { id: 0, name: "zoeadmin".into(), role: Role::Admin };
+        let app = crate::app_description::parse_application(&json!({
+            "name": "a", "version": 2, "will_end": true, "requires_binary": false, "priority": 1,
+            "services": [{"name": "main", "docker_image": "img", "monitor": true, "total_count": 2, "essential_count": 1,
+                          "startup_order": 0, "ports": [], "required_resources": {"memory": 67108864}}]
+        }))
+        .unwrap();
+        let id = submit_execution(&mut s, &admin, "job", app, &SchedulerConfig::default(), None, at(1)).unwrap();
+        begin_start(&mut s, id, at(2)).unwrap();
+        if status_after == "running" {
+            let containers: Vec<StartedContainer> = s.executions[&id]
+                .services
+                .iter()
+                .map(|sv| StartedContainer { service_id: sv.id, docker_id: format!("d{}", sv.id), ip_address: Default::default(), host_endpoints: Default::default() })
+                .collect();
+            started(&mut s, id, &containers, at(3));
+        }
+        (s, id)
+    }
+
+    #[test]
+    fn a_start_interrupted_by_a_restart_is_cleaned_and_queued_again() {
+        let (mut s, id) = state_with_one("starting");
+        let f = repair_after_restart(&mut s, at(10));
+        assert!(f.changed);
+        assert_eq!(f.remove.len(), 1);
+        assert_eq!(f.remove[0].containers.len(), 2, "removed by name, even if never recorded");
+        assert_eq!(s.executions[&id].status, ExecutionStatus::CleaningUp);
+        assert!(to_start(&s, &SchedulerConfig::default(), None, at(10)).is_empty(), "not before it is clean");
+        removed(&mut s, id, None, at(11));
+        let e = &s.executions[&id];
+        assert_eq!((e.status, e.services.len(), e.time_started), (ExecutionStatus::Scheduled, 0, None));
+        assert_eq!(to_start(&s, &SchedulerConfig::default(), None, at(12)), vec![id]);
+    }
+
+    #[test]
+    fn the_inventory_catches_missed_exits_vanished_containers_and_orphans() {
+        let (mut s, id) = state_with_one("running");
+        let sids: Vec<u64> = s.executions[&id].services.iter().map(|sv| sv.id).collect();
+        let info = |sid: u64, running: bool, exit: Option<i64>| ContainerInfo {
+            docker_id: format!("d{sid}"),
+            name: String::new(),
+            execution_id: Some(id),
+            service_id: Some(sid),
+            running,
+            exit_code: exit,
+            oom_killed: false,
+        };
+        // All there and running: nothing to do.
+        let f = reconcile(&mut s, &[info(sids[0], true, None), info(sids[1], true, None)], at(5));
+        assert!(!f.changed && f.remove.is_empty() && f.orphans.is_empty());
+        // A stranger with our labels is an orphan.
+        let mut stray = info(999, true, None);
+        stray.docker_id = "stray".into();
+        stray.execution_id = Some(12345);
+        let f = reconcile(&mut s, &[info(sids[0], true, None), info(sids[1], true, None), stray], at(6));
+        assert_eq!(f.orphans, vec!["stray".to_string()]);
+        // One exited while we were not looking (a monitor: the execution finishes), the other
+        // vanished.
+        let f = reconcile(&mut s, &[info(sids[0], false, Some(2))], at(7));
+        assert!(f.changed);
+        let e = &s.executions[&id];
+        assert_eq!(e.status, ExecutionStatus::CleaningUp);
+        assert_eq!(e.ending, Some(ExecutionStatus::Error), "a vanished monitor container is an error");
+        assert_eq!(f.remove.len(), 1);
+        // Once nothing of it is left, the clean-up completes even without its report.
+        let f = reconcile(&mut s, &[], at(8));
+        assert!(f.changed);
+        assert_eq!(s.executions[&id].status, ExecutionStatus::Error);
+    }
+}

@@ -384,6 +384,7 @@ mod tests {
                 Ok(id) => format!("id {id}"),
                 Err(e) => format!("{} {}", e.code.as_str(), e.message),
             }));
+            self.step_state(t);
             r
         }
 
@@ -396,12 +397,29 @@ mod tests {
             }
             let names: Vec<&str> = ids.iter().map(|id| self.s.executions[id].name.as_str()).collect();
             self.log.push_str(&format!("t+{t} round: started {names:?}, reserved {:?}\n", reserved(&self.s)));
+            self.step_state(t);
             ids
         }
 
         fn end(&mut self, id: u64, t: i64) {
             begin_cleanup_done(&mut self.s, id, t);
             self.log.push_str(&format!("t+{t} {} finished\n", self.s.executions[&id].name));
+            self.step_state(t);
+        }
+
+        /// The state after a step, one line: every execution's status and queue position.
+        fn step_state(&mut self, t: i64) {
+            let pos = queue_positions(&self.s, &self.cfg, self.engine, at(t));
+            let line: Vec<String> = self
+                .s
+                .executions
+                .values()
+                .map(|e| match pos.get(&e.id) {
+                    Some(p) => format!("{}={}#{p}", e.name, e.status.as_str()),
+                    None => format!("{}={}", e.name, e.status.as_str()),
+                })
+                .collect();
+            self.log.push_str(&format!("      state: {}\n", line.join(" ")));
         }
 
         fn snapshot(&self, name: &str) {

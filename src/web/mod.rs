@@ -1,6 +1,550 @@
-//! The web interface (being written).
+//! The web interface: server-rendered HTML pages served by the master on the API's port, with
+//! the API's HTTP basic authentication. No JavaScript build step: every page and every action
+//! works without JavaScript (forms, POST then a 303 redirect); a little plain JavaScript only
+//! fills the description box from a file or the catalogue and asks before destructive actions.
+//!
+//! Each handler authenticates ([`page::WebUser`]), sends one message (two for a restart) to the
+//! state actor and renders an askama template from `src/web/templates/`. Every state-changing
+//! POST carries a per-user anti-CSRF token and is refused when the browser says it comes from
+//! another site.
+//!
+//! | route | page |
+//! |---|---|
+//! | `GET /` | redirects to `/executions` |
+//! | `GET /executions` | the caller's executions (all of them for an admin) |
+//! | `GET, POST /executions/new` | the form that starts an execution |
+//! | `GET /executions/<id>` | one execution, its services, endpoints and log links |
+//! | `POST /executions/<id>/terminate`, `/restart` | actions |
+//! | `GET /executions/<id>/services/<sid>/log` | the log of one service |
+//! | `GET, POST /admin/users`, `POST /admin/users/<name>/role`, `/delete` | users (admins) |
+//! | `GET /admin/platform` | capacity, use and the queue (admins) |
 
-use actix_web::web;
+mod admin;
+pub mod catalogue;
+mod page;
+mod rows;
+
+use std::sync::Arc;
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde_json::Value;
+use zoe_actors::app_description::parse_application;
+use zoe_actors::state_actor::{
+    GetExecution, GetService, ListExecutions, Snapshot, SubmitExecution, TerminateExecution,
+};
+use zoe_actors::{transitions, views, Code, ZoeError};
+use zoe_checkpoints::{Application, Execution};
+
+use crate::AppData;
+use catalogue::{Entry, CATALOGUE};
+use page::{read_form, render, see_other, Layout, PageResult, WebUser};
+use rows::{rows, ExecutionRow, ServiceRow};
+
+/// Lines of a service log shown on its page.
+const LOG_LINES: u64 = 500;
 
 /// Registers the web pages.
-pub fn configure(_cfg: &mut web::ServiceConfig) {}
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(home))
+        .route("/static/zoe.css", web::get().to(css))
+        .route("/static/zoe.js", web::get().to(js))
+        .route("/executions", web::get().to(executions))
+        .route("/executions/new", web::get().to(new_execution))
+        .route("/executions/new", web::post().to(submit_execution))
+        .route("/executions/{id}", web::get().to(execution))
+        .route("/executions/{id}/terminate", web::post().to(terminate))
+        .route("/executions/{id}/restart", web::post().to(restart))
+        .route(
+            "/executions/{id}/services/{sid}/log",
+            web::get().to(service_log),
+        )
+        .configure(admin::configure);
+}
+
+async fn home() -> HttpResponse {
+    see_other("/executions")
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .body(body)
+}
+
+async fn css() -> HttpResponse {
+    asset("text/css; charset=utf-8", include_str!("static/zoe.css"))
+}
+
+async fn js() -> HttpResponse {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("static/zoe.js"),
+    )
+}
+
+/// An id from the path; anything else is a page that does not exist.
+fn parse_id(user: &WebUser, raw: &str) -> Result<u64, page::WebError> {
+    raw.parse().map_err(|_| user.not_found("such page"))
+}
+
+/// The execution `id` with all its services (the API lists only live ones) and its
+/// application, if the caller may see it: the same checks as every state actor message.
+async fn visible_execution(
+    user: &WebUser,
+    data: &AppData,
+    id: u64,
+) -> Result<Arc<Execution>, page::WebError> {
+    let state = data
+        .state
+        .send(Snapshot {})
+        .await
+        .map_err(|e| user.error(crate::error::ApiError::from(e).0))?;
+    transitions::check_caller(&state, &user.caller).map_err(|e| user.error(e))?;
+    let e = transitions::visible_execution(&state, &user.caller, id).map_err(|e| user.error(e))?;
+    Ok(e.clone())
+}
+
+/// The execution `id` as the API shows it.
+async fn execution_row(
+    user: &WebUser,
+    data: &AppData,
+    id: u64,
+) -> Result<ExecutionRow, page::WebError> {
+    let v = user
+        .ask(
+            data,
+            GetExecution {
+                caller: user.caller.clone(),
+                id,
+            },
+        )
+        .await?;
+    rows::<ExecutionRow>(v)
+        .pop()
+        .ok_or_else(|| user.not_found("such execution"))
+}
+
+// ---------------------------------------------------------------------------------- executions
+
+#[derive(Template)]
+#[template(path = "executions.html")]
+struct ExecutionsPage {
+    layout: Layout,
+    executions: Vec<ExecutionRow>,
+    refresh: bool,
+}
+
+async fn executions(data: web::Data<AppData>, user: WebUser) -> PageResult {
+    let list = user
+        .ask(
+            &data,
+            ListExecutions {
+                caller: user.caller.clone(),
+                status: None,
+            },
+        )
+        .await?;
+    let mut executions: Vec<ExecutionRow> = rows(list);
+    executions.reverse();
+    let refresh = executions.iter().any(ExecutionRow::is_moving);
+    Ok(render(
+        &ExecutionsPage {
+            layout: user.layout.at("executions"),
+            executions,
+            refresh,
+        },
+        StatusCode::OK,
+    ))
+}
+
+#[derive(Template)]
+#[template(path = "execution.html")]
+struct ExecutionPage {
+    layout: Layout,
+    e: ExecutionRow,
+    services: Vec<ServiceRow>,
+}
+
+async fn execution(data: web::Data<AppData>, user: WebUser, id: web::Path<String>) -> PageResult {
+    let id = parse_id(&user, &id)?;
+    let row = execution_row(&user, &data, id).await?;
+    let e = visible_execution(&user, &data, id).await?;
+    let services = rows(Value::Array(
+        e.services.iter().map(|s| views::service(&e, s)).collect(),
+    ));
+    Ok(render(
+        &ExecutionPage {
+            layout: user.layout.at("executions"),
+            e: row,
+            services,
+        },
+        StatusCode::OK,
+    ))
+}
+
+/// The form of a button that acts on an execution.
+#[derive(serde::Deserialize)]
+struct ActionForm {
+    #[serde(default)]
+    csrf: String,
+    /// The page to go back to.
+    #[serde(default)]
+    next: String,
+}
+
+/// Only pages of this interface are places to go back to.
+fn back_to(next: &str, id: u64) -> String {
+    let local = next.starts_with("/executions")
+        && !next.contains("//")
+        && next
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_'));
+    if local {
+        next.to_string()
+    } else {
+        format!("/executions/{id}")
+    }
+}
+
+async fn terminate(
+    req: HttpRequest,
+    data: web::Data<AppData>,
+    user: WebUser,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> PageResult {
+    let id = parse_id(&user, &id)?;
+    let form: ActionForm = read_form(&user, &data, payload).await?;
+    user.check_post(&req, &form.csrf)?;
+    user.ask(
+        &data,
+        TerminateExecution {
+            caller: user.caller.clone(),
+            id,
+        },
+    )
+    .await?;
+    Ok(see_other(&back_to(&form.next, id)))
+}
+
+/// Submits the application of an ended execution again, under the same name.
+async fn restart(
+    req: HttpRequest,
+    data: web::Data<AppData>,
+    user: WebUser,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> PageResult {
+    let id = parse_id(&user, &id)?;
+    let form: ActionForm = read_form(&user, &data, payload).await?;
+    user.check_post(&req, &form.csrf)?;
+    let old = visible_execution(&user, &data, id).await?;
+    let msg = SubmitExecution {
+        caller: user.caller.clone(),
+        name: old.name.clone(),
+        application: old.application.clone(),
+    };
+    let new_id = user.ask(&data, msg).await?;
+    Ok(see_other(&format!("/executions/{new_id}")))
+}
+
+// ------------------------------------------------------------------------------- new execution
+
+#[derive(Template)]
+#[template(path = "new_execution.html")]
+struct NewExecutionPage {
+    layout: Layout,
+    catalogue: &'static [Entry],
+    form: NewExecutionForm,
+    /// A problem with the name, shown next to it.
+    name_error: String,
+    /// Where in the description the problem is (`application.services[0].name`).
+    description_path: String,
+    /// A problem with the description, shown next to it.
+    description_error: String,
+    /// Any other problem, shown above the form.
+    error: String,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct NewExecutionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    /// A catalogue key; used when `description` is empty.
+    #[serde(default)]
+    app: String,
+    /// The description, as JSON text.
+    #[serde(default)]
+    description: String,
+}
+
+impl NewExecutionPage {
+    fn new(layout: &Layout, form: NewExecutionForm) -> Self {
+        NewExecutionPage {
+            layout: layout.at("new"),
+            catalogue: CATALOGUE,
+            form,
+            name_error: String::new(),
+            description_path: String::new(),
+            description_error: String::new(),
+            error: String::new(),
+        }
+    }
+
+    /// Puts a refusal next to the field it is about.
+    fn with_error(mut self, e: &ZoeError) -> Self {
+        match e.code {
+            Code::InvalidName | Code::ExecutionNameInUse => self.name_error = e.message.clone(),
+            Code::InvalidDescription(_) => {
+                let (path, message) = e
+                    .message
+                    .split_once(": ")
+                    .unwrap_or(("application", &e.message));
+                self.description_path = path.to_string();
+                self.description_error = message.to_string();
+            }
+            _ => self.error = page::sentence(&e.message),
+        }
+        self
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct NewParams {
+    /// Preselects a catalogue entry.
+    app: Option<String>,
+}
+
+async fn new_execution(user: WebUser, params: web::Query<NewParams>) -> PageResult {
+    let mut form = NewExecutionForm::default();
+    if let Some(entry) = params.app.as_deref().and_then(catalogue::find) {
+        form.app = entry.key.to_string();
+        form.name = entry.execution_name.to_string();
+        form.description = entry.json.to_string();
+    }
+    Ok(render(
+        &NewExecutionPage::new(&user.layout, form),
+        StatusCode::OK,
+    ))
+}
+
+/// Reads the description of the form: the text box, or the catalogue entry when it is empty.
+fn description_of(form: &mut NewExecutionForm) -> Result<Application, ZoeError> {
+    if form.description.trim().is_empty() {
+        match catalogue::find(&form.app) {
+            Some(entry) => form.description = entry.json.to_string(),
+            None => {
+                return Err(ZoeError::new(
+                    Code::InvalidDescription("missing_field"),
+                    "application: paste or upload a description, or pick one from the catalogue",
+                ))
+            }
+        }
+    }
+    let v: Value = serde_json::from_str(&form.description).map_err(|e| {
+        ZoeError::new(
+            Code::InvalidDescription("invalid_json"),
+            format!(
+                "application: this is not valid JSON (line {}, column {}: {e})",
+                e.line(),
+                e.column()
+            ),
+        )
+    })?;
+    parse_application(&v).map_err(|e| {
+        let path = if e.path == "application" {
+            e.path
+        } else {
+            format!("application.{}", e.path)
+        };
+        ZoeError::new(
+            Code::InvalidDescription(e.code),
+            format!("{path}: {}", e.message),
+        )
+    })
+}
+
+async fn submit_execution(
+    req: HttpRequest,
+    data: web::Data<AppData>,
+    user: WebUser,
+    payload: web::Payload,
+) -> PageResult {
+    let mut form: NewExecutionForm = read_form(&user, &data, payload).await?;
+    user.check_post(&req, &form.csrf)?;
+    form.name = form.name.trim().to_string();
+    let refused = |form: NewExecutionForm, e: ZoeError| {
+        let status = crate::error::status_of(e.code);
+        Ok(render(
+            &NewExecutionPage::new(&user.layout, form).with_error(&e),
+            status,
+        ))
+    };
+    let application = match description_of(&mut form) {
+        Ok(a) => a,
+        Err(e) => return refused(form, e),
+    };
+    let msg = SubmitExecution {
+        caller: user.caller.clone(),
+        name: form.name.clone(),
+        application,
+    };
+    match data.state.send(msg).await {
+        Ok(Ok(id)) => Ok(see_other(&format!("/executions/{id}"))),
+        Ok(Err(e)) => refused(form, e),
+        Err(e) => Err(user.error(crate::error::ApiError::from(e).0)),
+    }
+}
+
+// ------------------------------------------------------------------------------------ logs
+
+#[derive(Template)]
+#[template(path = "log.html")]
+struct LogPage {
+    layout: Layout,
+    e: ExecutionRow,
+    s: ServiceRow,
+    live: bool,
+    log: String,
+    /// Why there is no log to show.
+    note: String,
+}
+
+async fn service_log(
+    data: web::Data<AppData>,
+    user: WebUser,
+    ids: web::Path<(String, String)>,
+) -> PageResult {
+    let id = parse_id(&user, &ids.0)?;
+    let sid = parse_id(&user, &ids.1)?;
+    let row = execution_row(&user, &data, id).await?;
+    let service = user
+        .ask(
+            &data,
+            GetService {
+                caller: user.caller.clone(),
+                id: sid,
+            },
+        )
+        .await?;
+    if service.get("execution_id").and_then(Value::as_u64) != Some(id) {
+        return Err(user.not_found("such service"));
+    }
+    let s = rows::<ServiceRow>(service)
+        .pop()
+        .ok_or_else(|| user.not_found("such service"))?;
+    let live = row.is_active() && s.docker_id.is_some();
+    let (log, note) = match crate::api::service_log_response(
+        &data,
+        user.caller.clone(),
+        sid,
+        false,
+        Some(LOG_LINES),
+    )
+    .await
+    {
+        Ok(resp) => match actix_web::body::to_bytes_limited(
+            resp.into_body(),
+            8 * data.config.log_tail_bytes.max(1 << 20),
+        )
+        .await
+        {
+            Ok(Ok(bytes)) => (
+                last_lines(&String::from_utf8_lossy(&bytes), LOG_LINES as usize),
+                String::new(),
+            ),
+            Ok(Err(e)) => (String::new(), format!("The log could not be read: {e}")),
+            Err(_) => (String::new(), "The log is too large to show here.".into()),
+        },
+        Err(crate::error::ApiError(e))
+            if e.code == Code::NotFound || e.code == Code::NoSuchService =>
+        {
+            (
+                String::new(),
+                "There is no log yet: the container has not started or has written nothing.".into(),
+            )
+        }
+        Err(crate::error::ApiError(e)) => return Err(user.error(e)),
+    };
+    let note = if note.is_empty() && log.is_empty() {
+        "The log is empty so far.".to_string()
+    } else {
+        note
+    };
+    Ok(render(
+        &LogPage {
+            layout: user.layout.at("executions"),
+            e: row,
+            s,
+            live,
+            log,
+            note,
+        },
+        StatusCode::OK,
+    ))
+}
+
+/// The last `n` lines of a text.
+fn last_lines(text: &str, n: usize) -> String {
+    let trimmed = text.strip_suffix('\n').unwrap_or(text);
+    match trimmed.rmatch_indices('\n').nth(n.saturating_sub(1)) {
+        Some((i, _)) if n > 0 => trimmed[i + 1..].to_string(),
+        _ => trimmed.to_string(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a test fails by panicking
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_lines_keeps_the_end() {
+        assert_eq!(last_lines("a\nb\nc\n", 2), "b\nc");
+        assert_eq!(last_lines("a\nb\nc", 5), "a\nb\nc");
+        assert_eq!(last_lines("", 3), "");
+    }
+
+    #[test]
+    fn only_local_pages_are_places_to_go_back_to() {
+        assert_eq!(back_to("/executions", 4), "/executions");
+        assert_eq!(back_to("/executions/4", 4), "/executions/4");
+        assert_eq!(back_to("//evil.example/executions", 4), "/executions/4");
+        assert_eq!(back_to("https://evil.example", 4), "/executions/4");
+        assert_eq!(back_to("/executions//evil", 4), "/executions/4");
+    }
+
+    #[test]
+    fn description_errors_name_their_field() {
+        let mut form = NewExecutionForm {
+            description: r#"{"name": "x"}"#.into(),
+            ..Default::default()
+        };
+        let e = description_of(&mut form).unwrap_err();
+        assert!(
+            e.message.starts_with("application.version: "),
+            "{}",
+            e.message
+        );
+        let mut form = NewExecutionForm {
+            description: "{".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            description_of(&mut form).unwrap_err().code,
+            Code::InvalidDescription("invalid_json")
+        );
+        let mut form = NewExecutionForm {
+            app: "batch".into(),
+            ..Default::default()
+        };
+        assert!(description_of(&mut form).is_ok());
+        assert!(form.description.contains("step"));
+    }
+}

@@ -1,0 +1,414 @@
+//! Administrators' pages: users (list, create, change role, delete) and the platform (capacity,
+//! use, the queue). Anyone else gets the same 404 page as for a page that does not exist.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest};
+use askama::Template;
+use serde_json::{Map, Value};
+use zoe_actors::state_actor::{CreateUser, DeleteUser, ListExecutions, Query, UpdateUser};
+use zoe_actors::{Code, ZoeError};
+use zoe_checkpoints::{ExecutionStatus, Role};
+
+use super::page::{
+    read_form, render, see_other, sentence, show_bytes, show_duration, Layout, PageResult,
+    WebError, WebUser,
+};
+use super::rows::{rows, ExecutionRow, UserRow};
+use crate::auth::MAX_PASSWORD_BYTES;
+use crate::AppData;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/users", web::get().to(users))
+        .route("/admin/users", web::post().to(create_user))
+        .route("/admin/users/{name}/role", web::post().to(change_role))
+        .route("/admin/users/{name}/delete", web::post().to(delete_user))
+        .route("/admin/platform", web::get().to(platform));
+}
+
+/// Administrators only; the others are told the page does not exist, as the API does.
+fn admin_only(user: &WebUser) -> Result<(), WebError> {
+    if user.caller.is_admin() {
+        Ok(())
+    } else {
+        Err(user.not_found("such page"))
+    }
+}
+
+const ROLES: [&str; 3] = ["user", "guest", "admin"];
+
+// ----------------------------------------------------------------------------------- users
+
+#[derive(Template)]
+#[template(path = "users.html")]
+struct UsersPage {
+    layout: Layout,
+    users: Vec<UserRow>,
+    roles: [&'static str; 3],
+    /// What the create form keeps (never the password).
+    name: String,
+    role: String,
+    /// The outcome of the last action, from the redirect.
+    notice: String,
+    error: String,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct Notice {
+    created: Option<String>,
+    changed: Option<String>,
+    deleted: Option<String>,
+}
+
+impl Notice {
+    fn text(&self) -> String {
+        match (&self.created, &self.changed, &self.deleted) {
+            (Some(n), _, _) => format!("User {n} was created."),
+            (_, Some(n), _) => format!("The role of {n} was changed."),
+            (_, _, Some(n)) => format!("User {n} was deleted."),
+            _ => String::new(),
+        }
+    }
+}
+
+/// The users page, with what a refused form keeps.
+async fn users_page(
+    user: &WebUser,
+    data: &AppData,
+    name: String,
+    role: String,
+    notice: String,
+    error: String,
+    status: StatusCode,
+) -> PageResult {
+    let list = user
+        .ask(
+            data,
+            Query {
+                caller: user.caller.clone(),
+                what: "user".into(),
+                filters: Map::new(),
+            },
+        )
+        .await?;
+    let mut users: Vec<UserRow> = rows(list);
+    users.sort_by(|a, b| a.name.cmp(&b.name));
+    let page = UsersPage {
+        layout: user.layout.at("users"),
+        users,
+        roles: ROLES,
+        name,
+        role,
+        notice,
+        error,
+    };
+    Ok(render(&page, status))
+}
+
+async fn users(data: web::Data<AppData>, user: WebUser, notice: web::Query<Notice>) -> PageResult {
+    admin_only(&user)?;
+    users_page(
+        &user,
+        &data,
+        String::new(),
+        "user".into(),
+        notice.text(),
+        String::new(),
+        StatusCode::OK,
+    )
+    .await
+}
+
+#[derive(serde::Deserialize)]
+struct CreateForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    password: String,
+}
+
+fn role_of(role: &str) -> Result<Role, ZoeError> {
+    Role::parse(role).ok_or_else(|| {
+        ZoeError::new(
+            Code::InvalidRole,
+            format!("role {role:?} is not one of admin, user, guest"),
+        )
+    })
+}
+
+async fn create_user(
+    req: HttpRequest,
+    data: web::Data<AppData>,
+    user: WebUser,
+    payload: web::Payload,
+) -> PageResult {
+    admin_only(&user)?;
+    let form: CreateForm = read_form(&user, &data, payload).await?;
+    user.check_post(&req, &form.csrf)?;
+    let name = form.name.trim().to_string();
+    let created = async {
+        let role = role_of(&form.role)?;
+        if form.password.is_empty() || form.password.len() > MAX_PASSWORD_BYTES {
+            return Err(ZoeError::new(
+                Code::InvalidRequest,
+                format!("the password must be 1 to {MAX_PASSWORD_BYTES} bytes long"),
+            ));
+        }
+        let password_hash = crate::api::hash(form.password.clone())
+            .await
+            .map_err(|e| e.0)?;
+        let msg = CreateUser {
+            caller: user.caller.clone(),
+            name: name.clone(),
+            role,
+            password_hash,
+        };
+        data.state
+            .send(msg)
+            .await
+            .map_err(|e| crate::error::ApiError::from(e).0)?
+    };
+    match created.await {
+        Ok(_) => Ok(see_other(&format!(
+            "/admin/users?created={}",
+            query_value(&name)
+        ))),
+        Err(e) => {
+            let status = crate::error::status_of(e.code);
+            users_page(
+                &user,
+                &data,
+                name,
+                form.role,
+                String::new(),
+                sentence(&e.message),
+                status,
+            )
+            .await
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct RoleForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    role: String,
+}
+
+async fn change_role(
+    req: HttpRequest,
+    data: web::Data<AppData>,
+    user: WebUser,
+    name: web::Path<String>,
+    payload: web::Payload,
+) -> PageResult {
+    admin_only(&user)?;
+    let form: RoleForm = read_form(&user, &data, payload).await?;
+    user.check_post(&req, &form.csrf)?;
+    let name = name.into_inner();
+    let changed = async {
+        let role = role_of(&form.role)?;
+        let msg = UpdateUser {
+            caller: user.caller.clone(),
+            name: name.clone(),
+            role: Some(role),
+            password_hash: None,
+        };
+        data.state
+            .send(msg)
+            .await
+            .map_err(|e| crate::error::ApiError::from(e).0)?
+    };
+    match changed.await {
+        Ok(_) => Ok(see_other(&format!(
+            "/admin/users?changed={}",
+            query_value(&name)
+        ))),
+        Err(e) => refused(&user, &data, e).await,
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct DeleteForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn delete_user(
+    req: HttpRequest,
+    data: web::Data<AppData>,
+    user: WebUser,
+    name: web::Path<String>,
+    payload: web::Payload,
+) -> PageResult {
+    admin_only(&user)?;
+    let form: DeleteForm = read_form(&user, &data, payload).await?;
+    user.check_post(&req, &form.csrf)?;
+    let name = name.into_inner();
+    match data
+        .state
+        .send(DeleteUser {
+            caller: user.caller.clone(),
+            name: name.clone(),
+        })
+        .await
+    {
+        Ok(Ok(())) => Ok(see_other(&format!(
+            "/admin/users?deleted={}",
+            query_value(&name)
+        ))),
+        Ok(Err(e)) => refused(&user, &data, e).await,
+        Err(e) => Err(user.error(crate::error::ApiError::from(e).0)),
+    }
+}
+
+/// The users page with a refusal on top; a missing user is a 404 page.
+async fn refused(user: &WebUser, data: &AppData, e: ZoeError) -> PageResult {
+    if e.code == Code::NoSuchUser {
+        return Err(user.error(e));
+    }
+    let status = crate::error::status_of(e.code);
+    users_page(
+        user,
+        data,
+        String::new(),
+        "user".into(),
+        String::new(),
+        sentence(&e.message),
+        status,
+    )
+    .await
+}
+
+/// A value for a URL query: only the characters of user names pass as they are.
+fn query_value(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+// -------------------------------------------------------------------------------- platform
+
+#[derive(Template)]
+#[template(path = "platform.html")]
+struct PlatformPage {
+    layout: Layout,
+    engine: String,
+    engine_version: String,
+    healthy: bool,
+    containers: u64,
+    containers_running: u64,
+    images: u64,
+    memory_reserved: u64,
+    memory_total: u64,
+    memory_text: String,
+    cores_reserved: f64,
+    cores_total: f64,
+    cores_text: String,
+    waiting: u64,
+    starting: u64,
+    running: u64,
+    queue: Vec<QueueRow>,
+}
+
+struct QueueRow {
+    position: usize,
+    e: ExecutionRow,
+    waited: String,
+}
+
+fn num(v: &Value, key: &str) -> f64 {
+    v.get(key).and_then(Value::as_f64).unwrap_or(0.0)
+}
+
+fn count(v: &Value, key: &str) -> u64 {
+    v.get(key).and_then(Value::as_u64).unwrap_or(0)
+}
+
+fn text(v: &Value, key: &str) -> String {
+    v.get(key).and_then(Value::as_str).unwrap_or("").to_string()
+}
+
+async fn platform(data: web::Data<AppData>, user: WebUser) -> PageResult {
+    admin_only(&user)?;
+    let query = |what: &str| Query {
+        caller: user.caller.clone(),
+        what: what.into(),
+        filters: Map::new(),
+    };
+    let swarm = user.ask(&data, query("stats_swarm")).await?;
+    let scheduler = user.ask(&data, query("stats_scheduler")).await?;
+    let waiting = user
+        .ask(
+            &data,
+            ListExecutions {
+                caller: user.caller.clone(),
+                status: Some(ExecutionStatus::Scheduled),
+            },
+        )
+        .await?;
+    let swarm = &swarm["stats"];
+    let scheduler = &scheduler["stats"];
+    let node = swarm
+        .get("nodes")
+        .and_then(|n| n.get(0))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let memory_reserved = count(&node, "memory_reserved");
+    let memory_total = count(swarm, "memory_total");
+    let cores_reserved = num(&node, "cores_reserved");
+    let cores_total = num(swarm, "cores_total");
+    let mut queue: Vec<QueueRow> = rows::<ExecutionRow>(waiting)
+        .into_iter()
+        .map(|e| QueueRow {
+            position: e.queue_position.unwrap_or(0),
+            waited: show_duration(&e.time_scheduled, None),
+            e,
+        })
+        .collect();
+    queue.sort_by_key(|q| q.position);
+    let page = PlatformPage {
+        layout: user.layout.at("platform"),
+        engine: text(&node, "name"),
+        engine_version: text(&node, "server_version"),
+        healthy: text(&node, "status") == "healthy",
+        containers: count(swarm, "container_count"),
+        containers_running: count(&node, "container_count"),
+        images: count(swarm, "image_count"),
+        memory_text: format!(
+            "{} of {}",
+            show_bytes(memory_reserved),
+            show_bytes(memory_total)
+        ),
+        memory_reserved,
+        memory_total,
+        cores_text: format!("{cores_reserved:.1} of {cores_total:.0}"),
+        cores_reserved,
+        cores_total,
+        waiting: count(scheduler, "count_waiting"),
+        starting: count(scheduler, "count_starting"),
+        running: count(scheduler, "count_running"),
+        queue,
+    };
+    Ok(render(&page, StatusCode::OK))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a test fails by panicking
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_escaped() {
+        assert_eq!(query_value("alice-2"), "alice-2");
+        assert_eq!(query_value("a&b=c d"), "a%26b%3Dc%20d");
+    }
+}

@@ -1,0 +1,459 @@
+//! What every page needs: the signed-in user and the page frame ([`WebUser`], [`Layout`]),
+//! HTML error pages ([`WebError`]), rendering, form bodies and their CSRF protection.
+
+use std::sync::OnceLock;
+
+use actix::{Handler, Message};
+use actix_web::dev::Payload;
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use askama::Template;
+use blake2::{Blake2s256, Digest};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use zoe_actors::state_actor::StateActor;
+use zoe_actors::{Caller, Code, ZoeError};
+
+use crate::auth::Authed;
+use crate::error::ApiError;
+use crate::AppData;
+
+/// The Zoe version shown in every footer.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The frame around every page: who is signed in, the navigation, the footer.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    /// The signed-in user; empty on pages shown before signing in.
+    pub user: String,
+    pub role: &'static str,
+    pub is_admin: bool,
+    /// The anti-CSRF token every form of this user carries.
+    pub csrf: String,
+    pub deployment: String,
+    pub version: &'static str,
+    /// The section highlighted in the navigation.
+    pub section: &'static str,
+}
+
+impl Layout {
+    fn anonymous(deployment: String) -> Self {
+        Layout {
+            user: String::new(),
+            role: "",
+            is_admin: false,
+            csrf: String::new(),
+            deployment,
+            version: VERSION,
+            section: "",
+        }
+    }
+
+    /// The same frame with another section highlighted.
+    pub fn at(&self, section: &'static str) -> Layout {
+        Layout {
+            section,
+            ..self.clone()
+        }
+    }
+}
+
+/// Extractor: the caller of a page, authenticated with HTTP basic auth like the API; refusals
+/// are HTML pages.
+pub struct WebUser {
+    pub caller: Caller,
+    pub layout: Layout,
+}
+
+fn deployment_of(req: &HttpRequest) -> String {
+    req.app_data::<web::Data<AppData>>()
+        .map(|d| d.config.deployment_name.clone())
+        .unwrap_or_default()
+}
+
+impl FromRequest for WebUser {
+    type Error = WebError;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let authed = Authed::from_request(req, payload);
+        let deployment = deployment_of(req);
+        Box::pin(async move {
+            match authed.await {
+                Ok(Authed(caller)) => {
+                    let layout = Layout {
+                        user: caller.name.clone(),
+                        role: caller.role.as_str(),
+                        is_admin: caller.is_admin(),
+                        csrf: csrf_token(&caller),
+                        deployment,
+                        version: VERSION,
+                        section: "",
+                    };
+                    Ok(WebUser { caller, layout })
+                }
+                Err(ApiError(e)) => Err(WebError::new(e, Layout::anonymous(deployment))),
+            }
+        })
+    }
+}
+
+impl WebUser {
+    /// Sends one message to the state actor; a refusal becomes an error page.
+    pub async fn ask<M, T>(&self, data: &AppData, msg: M) -> Result<T, WebError>
+    where
+        M: Message<Result = Result<T, ZoeError>> + Send + 'static,
+        T: Send + 'static,
+        StateActor: Handler<M>,
+    {
+        match data.state.send(msg).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(self.error(e)),
+            Err(e) => Err(self.error(ApiError::from(e).0)),
+        }
+    }
+
+    /// An error page inside this user's frame.
+    pub fn error(&self, e: ZoeError) -> WebError {
+        WebError::new(e, self.layout.clone())
+    }
+
+    /// The error page for a page this user may not see: the same 404 as for a missing one.
+    pub fn not_found(&self, what: &str) -> WebError {
+        self.error(ZoeError::new(
+            Code::NotFound,
+            format!("There is no {what} here."),
+        ))
+    }
+
+    /// Checks a state-changing request: the form's token must be this user's, and a browser
+    /// must not say the request came from another site.
+    pub fn check_post(&self, req: &HttpRequest, token: &str) -> Result<(), WebError> {
+        let forbidden = |why: &str| WebError {
+            status: StatusCode::FORBIDDEN,
+            title: "Request refused".into(),
+            message: format!("{why} Go back, reload the page and try again."),
+            layout: Box::new(self.layout.clone()),
+        };
+        if !same_origin(req) {
+            return Err(forbidden("This form was sent from another web site."));
+        }
+        if !constant_time_eq(token.as_bytes(), self.layout.csrf.as_bytes()) {
+            return Err(forbidden(
+                "This form is out of date or was not made by this Zoe.",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whether the browser's `Origin` and `Sec-Fetch-Site` headers, when present, say the request
+/// comes from this site.
+fn same_origin(req: &HttpRequest) -> bool {
+    let headers = req.headers();
+    if let Some(site) = headers.get("sec-fetch-site") {
+        if !matches!(site.to_str(), Ok("same-origin" | "none")) {
+            return false;
+        }
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    let Some((scheme, authority)) = origin.split_once("://") else {
+        return false;
+    };
+    let host = req.connection_info().host().to_ascii_lowercase();
+    matches!(scheme, "http" | "https") && authority.to_ascii_lowercase() == host
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The per-process key of the CSRF tokens: tokens die with the master, which only means that
+/// forms opened before a restart must be reloaded.
+fn csrf_secret() -> &'static [u8; 32] {
+    static SECRET: OnceLock<[u8; 32]> = OnceLock::new();
+    SECRET.get_or_init(|| {
+        let mut s = [0u8; 32];
+        OsRng.fill_bytes(&mut s);
+        s
+    })
+}
+
+/// The anti-CSRF token of a user: a keyed digest of their id and name. It cannot be computed
+/// without the secret, and changes when the user is deleted and created again.
+pub fn csrf_token(caller: &Caller) -> String {
+    let mut h = Blake2s256::new();
+    h.update(csrf_secret());
+    h.update(b"zoe-web-csrf");
+    h.update(caller.id.to_le_bytes());
+    h.update((caller.name.len() as u64).to_le_bytes());
+    h.update(caller.name.as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reads an `application/x-www-form-urlencoded` body, within the configured size.
+pub async fn read_form<T: DeserializeOwned>(
+    user: &WebUser,
+    data: &AppData,
+    mut payload: web::Payload,
+) -> Result<T, WebError> {
+    let limit = data.config.max_body_bytes;
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            user.error(ZoeError::new(
+                Code::InvalidRequest,
+                format!("cannot read the form: {e}"),
+            ))
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(user.error(ZoeError::new(
+                Code::PayloadTooLarge,
+                format!("The form is larger than the limit of {limit} bytes."),
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let text = std::str::from_utf8(&body).map_err(|_| {
+        user.error(ZoeError::new(
+            Code::InvalidRequest,
+            "The form is not valid UTF-8 text.",
+        ))
+    })?;
+    // A form body has the syntax of a query string.
+    web::Query::<T>::from_query(text)
+        .map(web::Query::into_inner)
+        .map_err(|e| {
+            user.error(ZoeError::new(
+                Code::InvalidRequest,
+                format!("The form is incomplete: {e}"),
+            ))
+        })
+}
+
+/// Renders a page with the headers every page gets.
+pub fn render(page: &impl Template, status: StatusCode) -> HttpResponse {
+    match page.render() {
+        Ok(html) => HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+            .insert_header((header::X_FRAME_OPTIONS, "DENY"))
+            .insert_header((header::REFERRER_POLICY, "same-origin"))
+            .insert_header((
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+            ))
+            .body(html),
+        Err(e) => {
+            tracing::error!("cannot render a page: {e}");
+            HttpResponse::InternalServerError()
+                .content_type("text/plain; charset=utf-8")
+                .body(format!("Zoe could not render this page: {e}"))
+        }
+    }
+}
+
+/// POST/redirect/GET: where to go after a change.
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+/// A refusal shown as an HTML page, in the frame of the user who asked.
+#[derive(Debug)]
+pub struct WebError {
+    pub status: StatusCode,
+    pub title: String,
+    pub message: String,
+    /// Boxed: errors travel in `Result`s and should stay small.
+    pub layout: Box<Layout>,
+}
+
+impl WebError {
+    pub fn new(e: ZoeError, layout: Layout) -> Self {
+        let status = crate::error::status_of(e.code);
+        let (title, message) = match e.code {
+            Code::Unauthorized => (
+                "Please sign in",
+                "This page needs your Zoe user name and password. Reload the page to sign in again.".to_string(),
+            ),
+            Code::NoSuchExecution | Code::NoSuchService | Code::NoSuchUser | Code::NotFound => {
+                ("Not found", e.message)
+            }
+            Code::TooManyFailedLogins => ("Too many failed sign-ins", e.message),
+            Code::QuotaExceeded => ("Quota exceeded", e.message),
+            Code::CheckpointFailed | Code::Unavailable => ("Zoe is not available right now", e.message),
+            _ if status == StatusCode::CONFLICT => ("That cannot be done now", e.message),
+            _ if status.is_client_error() => ("That did not work", e.message),
+            _ => ("Something went wrong", e.message),
+        };
+        WebError {
+            status,
+            title: title.into(),
+            message: sentence(&message),
+            layout: Box::new(layout),
+        }
+    }
+}
+
+/// A domain message as a sentence: a capital first letter and a full stop.
+pub fn sentence(message: &str) -> String {
+    let message = message.trim();
+    let mut chars = message.chars();
+    let Some(first) = chars.next() else {
+        return String::new();
+    };
+    let mut out: String = first.to_uppercase().chain(chars).collect();
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
+}
+
+impl std::fmt::Display for WebError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.title, self.message)
+    }
+}
+
+/// The error page.
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    layout: &'a Layout,
+    status: u16,
+    title: &'a str,
+    message: &'a str,
+}
+
+impl ResponseError for WebError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let page = ErrorPage {
+            layout: &self.layout,
+            status: self.status.as_u16(),
+            title: &self.title,
+            message: &self.message,
+        };
+        let mut resp = render(&page, self.status);
+        let headers = resp.headers_mut();
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static(crate::error::REALM),
+            );
+        }
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            headers.insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
+        }
+        resp
+    }
+}
+
+pub type PageResult = Result<HttpResponse, WebError>;
+
+/// An RFC 3339 time from the API as `2025-11-25 09:07:03` (UTC).
+pub fn show_time(t: &str) -> String {
+    use time::format_description::well_known::Rfc3339;
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    time::OffsetDateTime::parse(t, &Rfc3339)
+        .ok()
+        .and_then(|t| t.to_offset(time::UtcOffset::UTC).format(&format).ok())
+        .unwrap_or_else(|| t.to_string())
+}
+
+/// The time between two RFC 3339 times (to now when `to` is `None`), as `1 h 02 min`.
+pub fn show_duration(from: &str, to: Option<&str>) -> String {
+    use time::format_description::well_known::Rfc3339;
+    let Ok(from) = time::OffsetDateTime::parse(from, &Rfc3339) else {
+        return String::new();
+    };
+    let to = match to {
+        Some(t) => match time::OffsetDateTime::parse(t, &Rfc3339) {
+            Ok(t) => t,
+            Err(_) => return String::new(),
+        },
+        None => time::OffsetDateTime::now_utc(),
+    };
+    let secs = (to - from).whole_seconds().max(0);
+    match secs {
+        s if s < 60 => format!("{s} s"),
+        s if s < 3600 => format!("{} min {:02} s", s / 60, s % 60),
+        s if s < 86400 => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),
+        s => format!("{} d {} h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+/// A byte count for people: `1.5 GiB`.
+pub fn show_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} bytes")
+    } else if v.fract() < 0.05 {
+        format!("{v:.0} {}", UNITS[unit])
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a test fails by panicking
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_differ_per_user_and_compare_exactly() {
+        let a = Caller {
+            id: 1,
+            name: "alice".into(),
+            role: zoe_checkpoints::Role::User,
+        };
+        let b = Caller {
+            id: 2,
+            name: "alice".into(),
+            role: zoe_checkpoints::Role::User,
+        };
+        assert_eq!(csrf_token(&a), csrf_token(&a));
+        assert_ne!(csrf_token(&a), csrf_token(&b));
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+
+    #[test]
+    fn times_sizes_and_durations_read_well() {
+        assert_eq!(show_time("2025-11-25T09:07:03.5Z"), "2025-11-25 09:07:03");
+        assert_eq!(show_time("garbage"), "garbage");
+        assert_eq!(
+            show_duration("2025-11-25T09:00:00Z", Some("2025-11-25T10:02:00Z")),
+            "1 h 02 min"
+        );
+        assert_eq!(
+            show_duration("2025-11-25T09:00:00Z", Some("2025-11-25T09:00:42Z")),
+            "42 s"
+        );
+        assert_eq!(show_bytes(512), "512 bytes");
+        assert_eq!(show_bytes(3 << 29), "1.5 GiB");
+        assert_eq!(show_bytes(64 << 20), "64 MiB");
+        assert_eq!(sentence("no such execution: 7"), "No such execution: 7.");
+        assert_eq!(sentence("Done."), "Done.");
+        assert_eq!(sentence(""), "");
+    }
+}
