@@ -805,13 +805,7 @@ fn is_env_name(s: &str) -> bool {
 
 /// `s` shortened for quoting in a message or path.
 fn quote(s: &str) -> String {
-    if s.chars().count() <= MAX_QUOTED {
-        s.to_string()
-    } else {
-        let mut short: String = s.chars().take(MAX_QUOTED).collect();
-        short.push('…');
-        short
-    }
+    crate::naming::shorten(s, MAX_QUOTED)
 }
 
 /// The allowed key closest to a misspelt `key`, if one is close enough to be a likely typo.

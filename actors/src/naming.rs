@@ -27,14 +27,7 @@ const MAX_QUOTED: usize = 80;
 /// `what` names the thing being checked in the error message, e.g. `execution name`, giving
 /// `execution name "My_App": must be a lowercase DNS label (...)`.
 pub fn check_dns_label(what: &str, s: &str) -> Result<(), String> {
-    let bytes = s.as_bytes();
-    let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    let ok = !bytes.is_empty()
-        && bytes.len() <= 63
-        && bytes.iter().all(|b| alnum(b) || *b == b'-')
-        && bytes.first().is_some_and(alnum)
-        && bytes.last().is_some_and(alnum);
-    if ok {
+    if zoe_checkpoints::is_dns_label(s) {
         Ok(())
     } else {
         Err(format!("{what} \"{}\": {DNS_LABEL_RULE}", quote(s)))
@@ -82,10 +75,15 @@ pub fn user_network_name(owner: &str, deployment: &str) -> String {
 
 /// `s` shortened for quoting in an error message, so that a huge input gives a short message.
 fn quote(s: &str) -> String {
-    if s.chars().count() <= MAX_QUOTED {
+    shorten(s, MAX_QUOTED)
+}
+
+/// `s` cut to `max` characters (with `…` when cut), for quoting untrusted input in messages.
+pub(crate) fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
         s.to_string()
     } else {
-        let mut short: String = s.chars().take(MAX_QUOTED).collect();
+        let mut short: String = s.chars().take(max).collect();
         short.push('…');
         short
     }

@@ -145,13 +145,7 @@ fn position(text: &str, byte: usize) -> usize {
 
 /// `s` shortened for quoting in an error message.
 fn quote(s: &str) -> String {
-    if s.chars().count() <= MAX_QUOTED {
-        s.to_string()
-    } else {
-        let mut short: String = s.chars().take(MAX_QUOTED).collect();
-        short.push('…');
-        short
-    }
+    crate::naming::shorten(s, MAX_QUOTED)
 }
 
 #[cfg(test)]
