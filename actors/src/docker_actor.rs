@@ -592,6 +592,9 @@ fn label_u64(labels: Option<&HashMap<String, String>>, key: &str) -> Option<u64>
     labels.and_then(|l| l.get(key)).and_then(|v| v.parse().ok())
 }
 
+/// Containers of one startup-order group created and started at the same time.
+const START_CONCURRENCY: usize = 4;
+
 /// What a start has done so far, for cleaning up after a failure.
 #[derive(Default)]
 struct Created {
@@ -823,9 +826,25 @@ impl Inner {
         let mut order: Vec<&ContainerSpec> = msg.containers.iter().collect();
         order.sort_by_key(|c| c.startup_order);
         let mut started = Vec::with_capacity(order.len());
-        for spec in order {
-            let image = images.get(&spec.image);
-            started.push(self.start_one(docker, msg, spec, image, created).await?);
+        // Startup-order groups one after the other; within a group, a few containers at once.
+        for group in order.chunk_by(|a, b| a.startup_order == b.startup_order) {
+            for batch in group.chunks(START_CONCURRENCY) {
+                let mut locals: Vec<Created> = batch.iter().map(|_| Created::default()).collect();
+                let results = futures_util::future::join_all(
+                    locals
+                        .iter_mut()
+                        .zip(batch)
+                        .map(|(local, spec)| self.start_one(docker, msg, spec, images.get(&spec.image), local)),
+                )
+                .await;
+                for local in locals {
+                    created.attempted.extend(local.attempted);
+                    created.ids.extend(local.ids);
+                }
+                for r in results {
+                    started.push(r?);
+                }
+            }
         }
         Ok(started)
     }
