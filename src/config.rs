@@ -29,6 +29,17 @@ pub struct MasterConfig {
     #[arg(long, env = "ZOE_LISTEN_PORT", default_value_t = 4850)]
     pub listen_port: u16,
 
+    /// Serve HTTPS with this certificate chain (PEM: the server's certificate first, then any
+    /// intermediates); needs --tls-key. Without both, the master serves plain HTTP.
+    #[arg(long, env = "ZOE_TLS_CERT", value_name = "PATH")]
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of the --tls-cert certificate.
+    #[arg(long, env = "ZOE_TLS_KEY", value_name = "PATH")]
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+
     /// Directory for checkpoints, kept logs and the lock file.
     #[arg(long, env = "ZOE_STATE_DIR", default_value = "./zoe-state")]
     pub state_dir: PathBuf,

@@ -17,6 +17,7 @@ pub mod error;
 pub mod master;
 pub mod observability;
 pub mod simulate_cmd;
+pub mod tls;
 pub mod web;
 
 /// What every HTTP handler can reach.

@@ -53,7 +53,7 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     if cli.client.any_given() && !matches!(cli.command, Command::Client(_)) {
-        eprintln!("zoe: --url, --user, --password and --json are options of the client commands");
+        eprintln!("zoe: --url, --user, --password, --ca-file and --json are options of the client commands");
         return ExitCode::from(2);
     }
     match cli.command {

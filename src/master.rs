@@ -132,6 +132,17 @@ pub struct Running {
 
 /// Starts a master inside the current actix system.
 pub fn start(config: MasterConfig) -> Result<Running, StartError> {
+    // TLS first: a bad certificate or key stops the master before it touches the state.
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key).map_err(StartError)?),
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(StartError("--tls-cert needs --tls-key (ZOE_TLS_KEY, tls-key) as well".into()))
+        }
+        (None, Some(_)) => {
+            return Err(StartError("--tls-key needs --tls-cert (ZOE_TLS_CERT, tls-cert) as well".into()))
+        }
+    };
     let lock = Store::try_lock(&config.state_dir)
         .map_err(|e| StartError(format!("cannot lock {}: {e}", config.state_dir.display())))?
         .ok_or_else(|| {
@@ -195,19 +206,21 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
     } else {
         config.http_workers
     };
-    let server = HttpServer::new(move || create_app(data.clone()))
-        .workers(workers)
-        .bind((config.listen_address.as_str(), config.listen_port))
-        .map_err(|e| {
-            StartError(format!("cannot listen on {}:{}: {e}", config.listen_address, config.listen_port))
-        })?;
+    let server = HttpServer::new(move || create_app(data.clone())).workers(workers);
+    let listen = (config.listen_address.as_str(), config.listen_port);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let server = match tls {
+        Some(tls) => server.bind_rustls_0_23(listen, tls),
+        None => server.bind(listen),
+    }
+    .map_err(|e| StartError(format!("cannot listen on {}:{}: {e}", config.listen_address, config.listen_port)))?;
     let addr = server
         .addrs()
         .first()
         .copied()
         .ok_or_else(|| StartError("the server has no address".into()))?;
     let server = server.run();
-    tracing::info!("Zoe master listening on http://{addr}{}", crate::api::BASE);
+    tracing::info!("Zoe master listening on {scheme}://{addr}{}", crate::api::BASE);
     Ok(Running { addr, server, _lock: lock })
 }
 

@@ -3,6 +3,7 @@
 //! failure to a [`CliError`] with its exit code.
 
 use std::io::{Read, Write};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine;
@@ -69,10 +70,13 @@ impl CliError {
 /// Where the server is and who is asking.
 #[derive(Clone, Debug)]
 pub struct Connection {
-    /// `http://host:port`, without a trailing slash.
+    /// `http://host:port` or `https://host:port`, without a trailing slash.
     pub url: String,
     pub user: String,
     pub password: String,
+    /// PEM file of the certificate authorities trusted for `https://` instead of the built-in
+    /// ones.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Connection {
@@ -98,12 +102,13 @@ impl Connection {
             url: normalize_url(&url)?,
             user,
             password,
+            ca_file: None,
         })
     }
 }
 
 /// `host:4850`, `http://host:4850/`, `http://host:4850/api/0.6` all become
-/// `http://host:4850`.
+/// `http://host:4850`; `https://` is kept.
 fn normalize_url(raw: &str) -> Result<String, CliError> {
     let raw = raw.trim();
     let url = if raw.contains("://") {
@@ -111,16 +116,19 @@ fn normalize_url(raw: &str) -> Result<String, CliError> {
     } else {
         format!("http://{raw}")
     };
-    if !url.starts_with("http://") {
+    let Some(scheme) = ["http://", "https://"]
+        .into_iter()
+        .find(|s| url.starts_with(s))
+    else {
         return Err(CliError::Usage(format!(
-            "server URL {raw:?} is not supported: this client speaks plain http:// only"
+            "server URL {raw:?} is not supported: use http:// or https://"
         )));
-    }
+    };
     let mut url = url.trim_end_matches('/');
     if let Some(base) = url.strip_suffix(API) {
         url = base.trim_end_matches('/');
     }
-    if url.len() <= "http://".len() {
+    if url.len() <= scheme.len() {
         return Err(CliError::Usage(format!("server URL {raw:?} has no host")));
     }
     Ok(url.to_string())
@@ -154,20 +162,32 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(conn: Connection) -> Client {
+    /// A client of `conn`; fails when its `--ca-file` cannot be read.
+    pub fn new(conn: Connection) -> Result<Client, CliError> {
         let token = base64::engine::general_purpose::STANDARD
             .encode(format!("{}:{}", conn.user, conn.password));
+        let mut tls = ureq::tls::TlsConfig::builder()
+            .unversioned_rustls_crypto_provider(crate::tls::provider());
+        if let Some(path) = &conn.ca_file {
+            let certs = crate::tls::load_certs(path, "the CA file").map_err(CliError::Usage)?;
+            let certs: Vec<_> = certs
+                .iter()
+                .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
+                .collect();
+            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
+        }
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .user_agent(concat!("zoe-cli/", env!("CARGO_PKG_VERSION")))
+            .tls_config(tls.build())
             .build()
             .into();
-        Client {
+        Ok(Client {
             conn,
             authorization: format!("Basic {token}"),
             agent,
-        }
+        })
     }
 
     /// `GET <path>`: the JSON answer.
@@ -344,10 +364,22 @@ impl Client {
             ureq::Error::ConnectionFailed => {
                 CliError::Connection(format!("cannot connect to {url}{tries}"))
             }
-            ureq::Error::Io(io) if before_sending(io) => {
-                CliError::Connection(format!("cannot connect to {url}: {io}{tries}"))
-            }
-            ureq::Error::Io(io) => CliError::Connection(format!("cannot reach {url}: {io}{tries}")),
+            ureq::Error::Io(io) => match crate::tls::certificate_error(io) {
+                Some(why) => {
+                    let hint = if self.conn.ca_file.is_some() {
+                        "is --ca-file the authority that signed the master's certificate?"
+                    } else {
+                        "pass the master's certificate authority with --ca-file (or ZOE_CA_FILE)"
+                    };
+                    CliError::Connection(format!(
+                        "cannot connect to {url}: the server's TLS certificate is not trusted ({why}); {hint}"
+                    ))
+                }
+                None if before_sending(io) => {
+                    CliError::Connection(format!("cannot connect to {url}: {io}{tries}"))
+                }
+                None => CliError::Connection(format!("cannot reach {url}: {io}{tries}")),
+            },
             other => CliError::Connection(format!("request to {url} failed: {other}{tries}")),
         }
     }
@@ -370,6 +402,7 @@ fn retryable(method: Method, e: &ureq::Error) -> bool {
         ureq::Error::ConnectionFailed
         | ureq::Error::HostNotFound
         | ureq::Error::Timeout(ureq::Timeout::Connect | ureq::Timeout::Resolve) => true,
+        ureq::Error::Io(io) if crate::tls::certificate_error(io).is_some() => false,
         ureq::Error::Io(io) => before_sending(io) || method == Method::Get,
         _ => false,
     }
@@ -414,10 +447,12 @@ mod tests {
                 "{raw}"
             );
         }
-        assert!(matches!(
-            normalize_url("https://h"),
-            Err(CliError::Usage(_))
-        ));
+        assert_eq!(
+            normalize_url("https://h:1/api/0.6/").ok().as_deref(),
+            Some("https://h:1")
+        );
+        assert!(matches!(normalize_url("ftp://h"), Err(CliError::Usage(_))));
+        assert!(matches!(normalize_url("https://"), Err(CliError::Usage(_))));
         assert!(matches!(normalize_url("http://"), Err(CliError::Usage(_))));
     }
 

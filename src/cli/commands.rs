@@ -21,7 +21,7 @@ const POLL: Duration = Duration::from_millis(500);
 pub fn run(options: &Options, command: ClientCommand) -> Result<(), CliError> {
     let json = options.json;
     // Made when needed: app-validate runs without a server.
-    let client = || options.connection().map(Client::new);
+    let client = || options.connection().and_then(Client::new);
     let out = match command {
         ClientCommand::Stats => stats(&client()?, json)?,
         ClientCommand::UserNew {

@@ -26,8 +26,10 @@ pub use client::{CliError, Connection};
 pub const AFTER_HELP: &str = "\
 Client commands (stats, user-*, app-validate, start, exec-*, terminate, logs) take the server
 and credentials from --url/--user/--password, given before the command, or else from ZOE_URL,
-ZOE_USER and ZOE_PASS (e.g. ZOE_URL=http://127.0.0.1:4850). With --json they print the
-server's JSON, pretty; errors always go to stderr as `zoe: <message> (<code>)`.
+ZOE_USER and ZOE_PASS (e.g. ZOE_URL=http://127.0.0.1:4850). For an https:// master whose
+certificate is not from a public authority, --ca-file (or ZOE_CA_FILE) names the PEM file of
+its certificate authority. With --json they print the server's JSON, pretty; errors always go
+to stderr as `zoe: <message> (<code>)`.
 
 Exit codes of the client commands:
   0  success
@@ -53,6 +55,12 @@ pub struct Options {
     #[arg(long, value_name = "PASSWORD", help_heading = "Client options")]
     pub password: Option<String>,
 
+    /// Trust the certificate authorities in this PEM file for an https:// server, instead of
+    /// the built-in public ones (for a master with a private or self-signed certificate)
+    /// [default: $ZOE_CA_FILE].
+    #[arg(long, value_name = "PATH", help_heading = "Client options")]
+    pub ca_file: Option<PathBuf>,
+
     /// Print the server's JSON answers (pretty) instead of tables, for scripts (user-rm and
     /// terminate then print nothing).
     #[arg(long, global = true, help_heading = "Client options")]
@@ -62,17 +70,27 @@ pub struct Options {
 impl Options {
     /// Whether any client option was given (they mean nothing to `master` and `checkpoint`).
     pub fn any_given(&self) -> bool {
-        self.url.is_some() || self.user.is_some() || self.password.is_some() || self.json
+        self.url.is_some()
+            || self.user.is_some()
+            || self.password.is_some()
+            || self.ca_file.is_some()
+            || self.json
     }
 
     /// The server and credentials: flags first, then the environment.
     pub fn connection(&self) -> Result<Connection, CliError> {
-        Connection::resolve(
+        let mut conn = Connection::resolve(
             self.url.clone(),
             self.user.clone(),
             self.password.clone(),
             |k| std::env::var(k).ok(),
-        )
+        )?;
+        conn.ca_file = self
+            .ca_file
+            .clone()
+            .or_else(|| std::env::var_os("ZOE_CA_FILE").map(PathBuf::from))
+            .filter(|p| !p.as_os_str().is_empty());
+        Ok(conn)
     }
 }
 

@@ -162,7 +162,7 @@ fn settings_errors_are_one_line_and_unreachable_servers_fail_fast() {
         None,
         &[
             "--url",
-            "https://example.org",
+            "ftp://example.org",
             "--user",
             "u",
             "--password",
@@ -171,7 +171,7 @@ fn settings_errors_are_one_line_and_unreachable_servers_fail_fast() {
         ],
         None,
     )
-    .fails(2, "plain http:// only");
+    .fails(2, "use http:// or https://");
     // Usage errors from the argument parser also exit 2.
     zoe(None, &["exec-get", "not-a-number"], None).fails(2, "invalid value");
     zoe(None, &["user-set", "bob"], None).fails(2, "required arguments");

@@ -9,4 +9,5 @@ mod docker;
 mod lifecycle;
 mod load;
 mod security;
+mod tls;
 mod web;

@@ -79,21 +79,23 @@ impl Master {
         let log2 = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let addr = rest.split('/').next().unwrap_or("").to_string();
-                    let _ = tx.send(addr);
+                for scheme in ["http", "https"] {
+                    if let Some(rest) = line.split(&format!("listening on {scheme}://")).nth(1) {
+                        let addr = rest.split('/').next().unwrap_or("").to_string();
+                        let _ = tx.send(format!("{scheme}://{addr}"));
+                    }
                 }
                 log2.lock().unwrap().push(line);
             }
         });
         match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => {
+            Ok(url) => {
                 let agent = ureq::Agent::config_builder()
                     .http_status_as_error(false)
                     .timeout_global(Some(Duration::from_secs(30)))
                     .build()
                     .into();
-                Ok(Master { child, url: format!("http://{addr}"), state_dir: state_dir.to_path_buf(), log, agent })
+                Ok(Master { child, url, state_dir: state_dir.to_path_buf(), log, agent })
             }
             Err(_) => {
                 let _ = child.kill();
