@@ -121,8 +121,6 @@ async fn users(data: web::Data<AppData>, user: WebUser, notice: web::Query<Notic
 #[derive(serde::Deserialize)]
 struct CreateForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     name: String,
     #[serde(default)]
     role: String,
@@ -146,8 +144,7 @@ async fn create_user(
     payload: web::Payload,
 ) -> PageResult {
     admin_only(&user)?;
-    let form: CreateForm = read_form(&user, &data, payload).await?;
-    user.check_post(&req, &form.csrf)?;
+    let form: CreateForm = read_form(&req, &user, &data, payload).await?;
     let name = form.name.trim().to_string();
     let created = async {
         let role = role_of(&form.role)?;
@@ -195,8 +192,6 @@ async fn create_user(
 #[derive(serde::Deserialize)]
 struct RoleForm {
     #[serde(default)]
-    csrf: String,
-    #[serde(default)]
     role: String,
 }
 
@@ -208,8 +203,7 @@ async fn change_role(
     payload: web::Payload,
 ) -> PageResult {
     admin_only(&user)?;
-    let form: RoleForm = read_form(&user, &data, payload).await?;
-    user.check_post(&req, &form.csrf)?;
+    let form: RoleForm = read_form(&req, &user, &data, payload).await?;
     let name = name.into_inner();
     let changed = async {
         let role = role_of(&form.role)?;
@@ -233,12 +227,6 @@ async fn change_role(
     }
 }
 
-#[derive(serde::Deserialize)]
-struct DeleteForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 async fn delete_user(
     req: HttpRequest,
     data: web::Data<AppData>,
@@ -247,8 +235,8 @@ async fn delete_user(
     payload: web::Payload,
 ) -> PageResult {
     admin_only(&user)?;
-    let form: DeleteForm = read_form(&user, &data, payload).await?;
-    user.check_post(&req, &form.csrf)?;
+    // The form carries nothing but its token.
+    let _: serde::de::IgnoredAny = read_form(&req, &user, &data, payload).await?;
     let name = name.into_inner();
     match data
         .state

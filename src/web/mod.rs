@@ -189,8 +189,6 @@ async fn execution(data: web::Data<AppData>, user: WebUser, id: web::Path<String
 /// The form of a button that acts on an execution.
 #[derive(serde::Deserialize)]
 struct ActionForm {
-    #[serde(default)]
-    csrf: String,
     /// The page to go back to.
     #[serde(default)]
     next: String,
@@ -218,8 +216,7 @@ async fn terminate(
     payload: web::Payload,
 ) -> PageResult {
     let id = parse_id(&user, &id)?;
-    let form: ActionForm = read_form(&user, &data, payload).await?;
-    user.check_post(&req, &form.csrf)?;
+    let form: ActionForm = read_form(&req, &user, &data, payload).await?;
     user.ask(
         &data,
         TerminateExecution {
@@ -240,8 +237,7 @@ async fn restart(
     payload: web::Payload,
 ) -> PageResult {
     let id = parse_id(&user, &id)?;
-    let form: ActionForm = read_form(&user, &data, payload).await?;
-    user.check_post(&req, &form.csrf)?;
+    let _: ActionForm = read_form(&req, &user, &data, payload).await?;
     let old = visible_execution(&user, &data, id).await?;
     let msg = SubmitExecution {
         caller: user.caller.clone(),
@@ -272,8 +268,6 @@ struct NewExecutionPage {
 
 #[derive(Debug, Default, serde::Deserialize)]
 struct NewExecutionForm {
-    #[serde(default)]
-    csrf: String,
     #[serde(default)]
     name: String,
     /// A catalogue key; used when `description` is empty.
@@ -376,8 +370,7 @@ async fn submit_execution(
     user: WebUser,
     payload: web::Payload,
 ) -> PageResult {
-    let mut form: NewExecutionForm = read_form(&user, &data, payload).await?;
-    user.check_post(&req, &form.csrf)?;
+    let mut form: NewExecutionForm = read_form(&req, &user, &data, payload).await?;
     form.name = form.name.trim().to_string();
     let refused = |form: NewExecutionForm, e: ZoeError| {
         let status = crate::error::status_of(e.code);

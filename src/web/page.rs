@@ -197,12 +197,28 @@ pub fn csrf_token(caller: &Caller) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Reads an `application/x-www-form-urlencoded` body, within the configured size.
+/// The token every posted form carries.
+#[derive(serde::Deserialize)]
+struct Token {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// Reads a posted `application/x-www-form-urlencoded` body, within the configured size, and
+/// refuses it unless it carries the user's token and comes from this site.
 pub async fn read_form<T: DeserializeOwned>(
+    req: &HttpRequest,
     user: &WebUser,
     data: &AppData,
-    mut payload: web::Payload,
+    payload: web::Payload,
 ) -> Result<T, WebError> {
+    let text = read_body(user, data, payload).await?;
+    let token: Token = parse_form(user, &text)?;
+    user.check_post(req, &token.csrf)?;
+    parse_form(user, &text)
+}
+
+async fn read_body(user: &WebUser, data: &AppData, mut payload: web::Payload) -> Result<String, WebError> {
     let limit = data.config.max_body_bytes;
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
@@ -220,12 +236,15 @@ pub async fn read_form<T: DeserializeOwned>(
         }
         body.extend_from_slice(&chunk);
     }
-    let text = std::str::from_utf8(&body).map_err(|_| {
+    String::from_utf8(body.to_vec()).map_err(|_| {
         user.error(ZoeError::new(
             Code::InvalidRequest,
             "The form is not valid UTF-8 text.",
         ))
-    })?;
+    })
+}
+
+fn parse_form<T: DeserializeOwned>(user: &WebUser, text: &str) -> Result<T, WebError> {
     // A form body has the syntax of a query string.
     web::Query::<T>::from_query(text)
         .map(web::Query::into_inner)
