@@ -330,3 +330,106 @@ fn with_capacity_capped_a_second_execution_waits_then_starts_on_its_own() {
     assert_eq!(e["status"], "running", "{e}");
     assert_eq!(e["queue_position"], Value::Null);
 }
+
+/// Labels of every container of a deployment: (execution id, running).
+fn containers_by_execution(deployment: &str) -> Vec<(u64, bool)> {
+    let filter = format!("label=zoe.deployment_name={deployment}");
+    let out = Command::new("docker")
+        .args(["ps", "-a", "--filter", &filter, "--format", "{{.Label \"zoe.execution.id\"}} {{.State}}"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (id, state) = l.split_once(' ')?;
+            Some((id.parse().ok()?, state == "running"))
+        })
+        .collect()
+}
+
+#[test]
+fn sigkill_while_containers_start_and_stop_leaves_nothing_stranded() {
+    let (mut m, _cleanup, dep) = docker_master("crash");
+    m.create_user("alice", "user", "pa");
+    let alice = ("alice", "pa");
+    let dir = m.state_dir.clone();
+    let args = ["--deployment-name", &dep, "--reconcile-interval", "1", "--stop-grace", "1"];
+    let mut acked: Vec<(u64, bool)> = Vec::new();
+    for round in 0..3 {
+        // Submissions and terminations race with the kill.
+        let url = m.url.clone();
+        let client = std::thread::spawn(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(5))).build().into();
+            let mut done = Vec::new();
+            for n in 0..6 {
+                let body = json!({"name": format!("r{round}-{n}"), "application": application(vec![service("main", true, 1, 0, "sleep 120", json!([]))])});
+                let Ok(mut r) = agent.post(format!("{url}/api/0.6/execution")).header("Authorization", "Basic YWxpY2U6cGE=").send(body.to_string().as_bytes()) else { break };
+                let Ok(v) = r.body_mut().read_json::<Value>() else { break };
+                let id = v["execution_id"].as_u64().unwrap();
+                done.push((id, false));
+                std::thread::sleep(Duration::from_millis(150));
+                if n % 2 == 1 {
+                    let ok = agent.delete(format!("{url}/api/0.6/execution/{id}")).header("Authorization", "Basic YWxpY2U6cGE=").call().is_ok();
+                    if !ok {
+                        break;
+                    }
+                    done.push((id, true));
+                }
+            }
+            done
+        });
+        std::thread::sleep(Duration::from_millis(600 + 400 * round));
+        m.kill();
+        acked.extend(client.join().unwrap());
+        m = Master::start_in(&dir, &args);
+        // After the restart settles, nothing is stuck and the state matches Docker.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let list = loop {
+            let (_, list) = m.get("/api/0.6/execution", alice);
+            let list = list.as_array().unwrap().clone();
+            let busy = list.iter().filter(|e| ["starting", "cleaning up"].contains(&e["status"].as_str().unwrap_or(""))).count();
+            if busy == 0 {
+                break list;
+            }
+            assert!(Instant::now() < deadline, "round {round}: stuck executions: {list:?}\n{}", m.log_text());
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        for (id, terminated) in &acked {
+            let e = list.iter().find(|e| e["id"] == *id).unwrap_or_else(|| panic!("round {round}: acknowledged execution {id} lost"));
+            if *terminated {
+                assert_eq!(e["status"], "terminated", "round {round}: acknowledged termination of {id} lost");
+            }
+        }
+        // Give the first inventory time to remove orphans, then compare with Docker.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, list) = m.get("/api/0.6/execution", alice);
+            let list = list.as_array().unwrap().clone();
+            let docker = containers_by_execution(&dep);
+            let mismatches: Vec<String> = list
+                .iter()
+                .filter_map(|e| {
+                    let id = e["id"].as_u64()?;
+                    let status = e["status"].as_str()?;
+                    let running = docker.iter().filter(|(x, r)| *x == id && *r).count();
+                    let any = docker.iter().filter(|(x, _)| *x == id).count();
+                    let ok = match status {
+                        "running" => running == 1,
+                        "scheduled" | "terminated" | "finished" | "error" => any == 0,
+                        _ => false,
+                    };
+                    (!ok).then(|| format!("{id} {status}: {any} container(s), {running} running"))
+                })
+                .chain(docker.iter().filter(|(x, _)| !list.iter().any(|e| e["id"] == *x)).map(|(x, _)| format!("orphan of {x}")))
+                .collect();
+            if mismatches.is_empty() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "round {round}: state and Docker differ: {mismatches:?}");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        eprintln!("round {round}: {} acknowledged changes, state matches Docker", acked.len());
+    }
+    let out = Command::new(crate::common::zoe_bin()).args(["checkpoint", "verify", "--state-dir"]).arg(&dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
