@@ -216,6 +216,13 @@ pub fn reconcile(state: &mut State, inventory: &[ContainerInfo], now: Timestamp)
                 let g = removed(state, id, None, now);
                 f.changed |= g.changed;
             }
+            ExecutionStatus::CleaningUp => {
+                // Some of it is still there (a removal failed, e.g. while Docker was down):
+                // ask again. The state actor does not repeat a removal already under way.
+                if let Some(e) = state.executions.get(&id) {
+                    f.remove.push(remove_plan(e));
+                }
+            }
             _ => {}
         }
     }
@@ -338,8 +345,12 @@ mod tests {
         assert_eq!(e.status, ExecutionStatus::CleaningUp);
         assert_eq!(e.ending, Some(ExecutionStatus::Error), "a vanished monitor container is an error");
         assert_eq!(f.remove.len(), 1);
+        // While something of it is left, its removal is asked for again (it may have failed).
+        let f = reconcile(&mut s, &[info(sids[0], false, Some(2))], at(8));
+        assert_eq!(f.remove.len(), 1);
+        assert_eq!(s.executions[&id].status, ExecutionStatus::CleaningUp);
         // Once nothing of it is left, the clean-up completes even without its report.
-        let f = reconcile(&mut s, &[], at(8));
+        let f = reconcile(&mut s, &[], at(9));
         assert!(f.changed);
         assert_eq!(s.executions[&id].status, ExecutionStatus::Error);
     }

@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use zoe_checkpoints::{Application, Encoder, ExecutionStatus, Role, State, Store, Timestamp};
 
 use crate::docker_actor::{
-    DockerActor, DockerConfig, DockerEvent, RemoveContainers, RemoveNetwork,
+    DockerActor, DockerConfig, DockerEvent, RemoveContainers, RemoveExecution, RemoveNetwork,
 };
 use crate::error::{Code, ZoeError};
 use crate::outcomes::{self, FollowUp};
@@ -62,6 +62,8 @@ pub struct StateActor {
     writer: Option<mpsc::Sender<WriteJob>>,
     /// The container back end; `None` runs without one (executions wait in the queue).
     docker: Option<Addr<DockerActor>>,
+    /// Executions whose removal was asked of the back end and not yet reported.
+    removing: std::collections::HashSet<u64>,
     counters: Counters,
 }
 
@@ -105,6 +107,7 @@ impl StateActor {
             seq_in_flight: false,
             writer: None,
             docker: None,
+            removing: Default::default(),
             counters: Counters::default(),
         }
     }
@@ -135,16 +138,25 @@ impl StateActor {
         if f.changed {
             self.changed(ctx);
         }
+        for r in f.remove {
+            self.remove(r);
+        }
         if let Some(docker) = &self.docker {
-            for r in f.remove {
-                docker.do_send(r);
-            }
             if !f.orphans.is_empty() {
                 tracing::warn!("removing {} container(s) unknown to the state: {:?}", f.orphans.len(), f.orphans);
                 docker.do_send(RemoveContainers { names_or_ids: f.orphans });
             }
         }
         self.schedule(ctx);
+    }
+
+    /// Asks the back end to remove an execution's containers, unless that is already under way.
+    fn remove(&mut self, r: RemoveExecution) {
+        if let Some(docker) = &self.docker {
+            if self.removing.insert(r.execution_id) {
+                docker.do_send(r);
+            }
+        }
     }
 
     /// Starts every execution the scheduler picks.
@@ -323,6 +335,7 @@ impl Handler<DockerEvent> for StateActor {
                 outcomes::start_failed(&mut self.state, execution_id, &error, now)
             }
             DockerEvent::ExecutionRemoved { execution_id, error } => {
+                self.removing.remove(&execution_id);
                 outcomes::removed(&mut self.state, execution_id, error.as_deref(), now)
             }
             DockerEvent::ContainerExited { execution_id, service_id, exit_code, oom_killed, .. } => {
@@ -584,8 +597,9 @@ impl Handler<TerminateExecution> for StateActor {
             Ok(Termination::AlreadyEnding) => Box::pin(async { Ok(()) }),
             Ok(Termination::Done) => self.commit((), ctx),
             Ok(Termination::RemoveContainers) => {
-                if let (Some(docker), Some(e)) = (&self.docker, self.state.executions.get(&msg.id)) {
-                    docker.do_send(plan::remove_plan(e));
+                if let Some(e) = self.state.executions.get(&msg.id) {
+                    let r = plan::remove_plan(e);
+                    self.remove(r);
                 }
                 self.commit((), ctx)
             }

@@ -433,3 +433,64 @@ fn sigkill_while_containers_start_and_stop_leaves_nothing_stranded() {
     let out = Command::new(crate::common::zoe_bin()).args(["checkpoint", "verify", "--state-dir"]).arg(&dir).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }
+
+#[test]
+fn docker_cut_slowed_and_its_event_stream_dropped_the_master_serves_and_recovers() {
+    use crate::common::proxy::{Proxy, ProxyMode};
+    require_docker();
+    let proxy = Proxy::start();
+    let deployment = format!("l{}faults", std::process::id() % 10000);
+    let _cleanup = Cleanup(deployment.clone());
+    let dir = temp_dir("faults");
+    let host = format!("tcp://127.0.0.1:{}", proxy.port);
+    let m = Master::start_in(&dir, &["--deployment-name", &deployment, "--docker-host", &host, "--docker-timeout", "3", "--reconcile-interval", "1", "--stop-grace", "1"]);
+    m.create_user("alice", "user", "pa");
+    let alice = ("alice", "pa");
+    let app1 = || application(vec![service("main", true, 1, 0, "sleep 600", json!([]))]);
+
+    // The event stream breaks mid-way, and a container dies meanwhile: the death is still seen.
+    let a = m.submit(alice, "a", &app1());
+    wait_status(&m, alice, a, &["running"], 60);
+    proxy.cut_streams();
+    let out = Command::new("docker").args(["kill", &format!("main-a-alice-{deployment}")]).output().unwrap();
+    assert!(out.status.success());
+    let e = wait_status(&m, alice, a, &["finished", "error"], 30);
+    assert_eq!(e["status"], "finished", "{e}");
+
+    // Docker slowed down: reads stay fast, a start still completes.
+    proxy.set(ProxyMode::Slow);
+    let b = m.submit(alice, "b", &app1());
+    let t = Instant::now();
+    assert_eq!(m.get(&format!("/api/0.6/execution/{b}"), alice).0, 200);
+    assert!(t.elapsed() < Duration::from_millis(500), "reads do not wait for Docker: {:?}", t.elapsed());
+    let e = wait_status(&m, alice, b, &["running", "error"], 90);
+    proxy.set(ProxyMode::Up);
+    let b_ran = e["status"] == "running";
+    if !b_ran {
+        assert!(e["error"].as_str().unwrap_or("").contains("did not answer"), "a slow Docker gives a clear error: {e}");
+    }
+
+    // Docker down: reads work, a termination and a submission wait; all completes when it is back.
+    proxy.set(ProxyMode::Down);
+    std::thread::sleep(Duration::from_secs(2));
+    let t = Instant::now();
+    assert_eq!(m.get("/api/0.6/execution", alice).0, 200);
+    assert!(t.elapsed() < Duration::from_millis(500));
+    if b_ran {
+        assert_eq!(m.delete(&format!("/api/0.6/execution/{b}"), alice).0, 204);
+    }
+    let c = m.submit(alice, "c", &app1());
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(m.get(&format!("/api/0.6/execution/{c}"), alice).1["status"], "scheduled");
+    proxy.set(ProxyMode::Up);
+    let e = wait_status(&m, alice, c, &["running", "error"], 60);
+    assert_eq!(e["status"], "running", "{e}");
+    let e = wait_status(&m, alice, b, &["terminated", "error"], 60);
+    assert_ne!(e["status"], "cleaning up");
+    // Nothing is stuck, and the state matches Docker.
+    let (_, list) = m.get("/api/0.6/execution", alice);
+    for e in list.as_array().unwrap() {
+        assert!(!["starting", "cleaning up"].contains(&e["status"].as_str().unwrap()), "{e}");
+    }
+    assert_eq!(containers_of(&deployment), vec![format!("main-c-alice-{deployment}")]);
+}
