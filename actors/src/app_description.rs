@@ -331,7 +331,7 @@ fn parse_service(
                 return fail(
                     &path,
                     "invalid_command",
-                    &format!("cannot be split into words like a shell would ({e}); check its quotes"),
+                    format!("cannot be split into words like a shell would ({e}); check its quotes"),
                 );
             }
             Some(command.to_string())

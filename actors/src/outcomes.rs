@@ -23,7 +23,7 @@ pub struct FollowUp {
     pub changed: bool,
 }
 
-fn exec_mut<'s>(state: &'s mut State, id: u64) -> Option<&'s mut Execution> {
+fn exec_mut(state: &mut State, id: u64) -> Option<&mut Execution> {
     state.executions.get_mut(&id).map(Arc::make_mut)
 }
 

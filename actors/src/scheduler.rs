@@ -58,11 +58,13 @@ pub struct Resources {
 }
 
 impl Resources {
-    pub fn add(self, o: Resources) -> Resources {
+    /// Both together.
+    pub fn plus(self, o: Resources) -> Resources {
         Resources { memory: self.memory.saturating_add(o.memory), cores: self.cores + o.cores }
     }
 
-    pub fn sub(self, o: Resources) -> Resources {
+    /// What is left when `o` is taken (never below zero).
+    pub fn minus(self, o: Resources) -> Resources {
         Resources { memory: self.memory.saturating_sub(o.memory), cores: (self.cores - o.cores).max(0.0) }
     }
 
@@ -76,7 +78,7 @@ impl Resources {
 pub fn reservation(app: &Application) -> Resources {
     app.services.iter().fold(Resources::default(), |acc, d| {
         let n = u64::from(d.total_count);
-        acc.add(Resources {
+        acc.plus(Resources {
             memory: d.required_resources.memory.saturating_mul(n),
             cores: d.required_resources.cores.unwrap_or(0.0) * f64::from(d.total_count),
         })
@@ -94,7 +96,7 @@ pub fn reserved(state: &State) -> Resources {
         .executions
         .values()
         .filter(|e| holds_resources(e.status))
-        .fold(Resources::default(), |acc, e| acc.add(reservation(&e.application)))
+        .fold(Resources::default(), |acc, e| acc.plus(reservation(&e.application)))
 }
 
 /// Per-role limits.
@@ -209,7 +211,7 @@ pub fn pick(ordered: &[Waiting], mut free: Resources) -> Vec<u64> {
         if !w.need.fits(free) {
             break;
         }
-        free = free.sub(w.need);
+        free = free.minus(w.need);
         out.push(w.id);
     }
     out
@@ -221,7 +223,7 @@ pub fn to_start(state: &State, config: &SchedulerConfig, engine: Option<Resource
     let mut queue = waiting(state);
     order(&mut queue, config.policy, capacity, config.aging, now);
     let free = match capacity {
-        Some(c) => c.sub(reserved(state)),
+        Some(c) => c.minus(reserved(state)),
         None => Resources { memory: u64::MAX, cores: f64::MAX },
     };
     pick(&queue, free)
@@ -283,7 +285,7 @@ pub fn admit(
             ));
         }
     }
-    let used = mine.iter().fold(Resources::default(), |acc, e| acc.add(reservation(&e.application)));
+    let used = mine.iter().fold(Resources::default(), |acc, e| acc.plus(reservation(&e.application)));
     if let Some(max) = quota.max_memory {
         if used.memory.saturating_add(need.memory) > max {
             return Err(ZoeError::new(

@@ -167,7 +167,7 @@ pub fn simulate(jobs: &[Job], capacity: Resources, policy: Policy, aging: Durati
             (None, Some(e)) => e,
             (Some(s), Some(e)) => s.min(e),
         };
-        let used = capacity.sub(free);
+        let used = capacity.minus(free);
         mem_area += used.memory as f64 * (t - now);
         core_area += used.cores * (t - now);
         now = t;
@@ -176,7 +176,7 @@ pub fn simulate(jobs: &[Job], capacity: Resources, policy: Policy, aging: Durati
                 break;
             }
             running.pop();
-            free = free.add(jobs[i].need);
+            free = free.plus(jobs[i].need);
         }
         while let Some(j) = jobs.get(next).filter(|j| j.submit <= now) {
             if j.need.fits(capacity) {
@@ -192,7 +192,7 @@ pub fn simulate(jobs: &[Job], capacity: Resources, policy: Policy, aging: Durati
             for id in &chosen {
                 let i = *id as usize;
                 started[i] = now;
-                free = free.sub(jobs[i].need);
+                free = free.minus(jobs[i].need);
                 running.push(Reverse((((now + jobs[i].duration) * 1000.0).round() as u64, i)));
             }
             let n = chosen.len();
