@@ -51,7 +51,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .service(resource("/service/{id}", &[Method::GET]).route(web::get().to(get_service)))
             .service(resource("/service/{id}/logs", &[Method::GET]).route(web::get().to(service_logs)))
-            .service(resource("/query", &[Method::POST]).route(web::post().to(query))),
+            .service(resource("/query", &[Method::POST]).route(web::post().to(query)))
+            .service(
+                resource("/openapi.json", &[Method::GET]).route(web::get().to(crate::openapi::openapi_json)),
+            ),
     );
 }
 
@@ -129,6 +132,18 @@ fn parse_id(raw: &str, what: Code) -> Result<u64, ApiError> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/0.6/info",
+    tag = "platform",
+    security(("basic_auth" = [])),
+    responses(
+        (status = 200, description = "Versions and deployment", body = crate::openapi::Info),
+        (status = 401, description = "`unauthorized`: missing or wrong credentials (with `WWW-Authenticate`)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "`too_many_failed_logins` (with `Retry-After`)", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::openapi::ErrorBody),
+    ),
+)]
 async fn info(data: web::Data<AppData>, _: Authed) -> ApiResult {
     Ok(HttpResponse::Ok().json(json!({
         "version": env!("CARGO_PKG_VERSION"),
@@ -138,6 +153,23 @@ async fn info(data: web::Data<AppData>, _: Authed) -> ApiResult {
     })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/0.6/user",
+    tag = "users",
+    security(("basic_auth" = [])),
+    request_body = crate::openapi::NewUser,
+    responses(
+        (status = 201, description = "Created", body = crate::openapi::UserCreated),
+        (status = 400, description = "`invalid_json`, `invalid_request`, `invalid_name`, `invalid_role`", body = crate::openapi::ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`admin_only`", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`user_exists`", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`unauthorized`: missing or wrong credentials (with `WWW-Authenticate`)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "`too_many_failed_logins` (with `Retry-After`)", body = crate::openapi::ErrorBody),
+    ),
+)]
 async fn create_user(data: web::Data<AppData>, Authed(caller): Authed, payload: web::Payload) -> ApiResult {
     let body = json_body(&data, payload).await?;
     let name = string_field(&body, "name")?;
@@ -183,6 +215,27 @@ fn role_field(body: &Map<String, Value>) -> Result<Option<Role>, ApiError> {
 
 /// `PUT /user/<name>` `{"role"?, "password"?}`: administrators change roles and passwords,
 /// users their own password.
+#[utoipa::path(
+    put,
+    path = "/api/0.6/user/{name}",
+    tag = "users",
+    security(("basic_auth" = [])),
+    params(
+        ("name" = String, Path, description = "The user's name"),
+    ),
+    request_body = crate::openapi::UserUpdate,
+    responses(
+        (status = 200, description = "The changed user", body = crate::openapi::User),
+        (status = 400, description = "`invalid_json`, `invalid_request`, `invalid_role`", body = crate::openapi::ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`admin_only`: only administrators change roles and others' passwords", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`no_such_user`", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`last_admin`", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`unauthorized`: missing or wrong credentials (with `WWW-Authenticate`)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "`too_many_failed_logins` (with `Retry-After`)", body = crate::openapi::ErrorBody),
+    ),
+)]
 async fn update_user(
     data: web::Data<AppData>,
     Authed(caller): Authed,
@@ -202,11 +255,44 @@ async fn update_user(
     Ok(HttpResponse::Ok().json(user))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/0.6/user/{name}",
+    tag = "users",
+    security(("basic_auth" = [])),
+    params(
+        ("name" = String, Path, description = "The user's name"),
+    ),
+    responses(
+        (status = 200, description = "The user", body = crate::openapi::User),
+        (status = 404, description = "`no_such_user` (also for a user the caller may not see)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`unauthorized`: missing or wrong credentials (with `WWW-Authenticate`)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "`too_many_failed_logins` (with `Retry-After`)", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::openapi::ErrorBody),
+    ),
+)]
 async fn get_user(data: web::Data<AppData>, Authed(caller): Authed, name: web::Path<String>) -> ApiResult {
     let user = data.state.send(GetUser { caller, name: name.into_inner() }).await??;
     Ok(HttpResponse::Ok().json(user))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/0.6/user/{name}",
+    tag = "users",
+    security(("basic_auth" = [])),
+    params(
+        ("name" = String, Path, description = "The user's name"),
+    ),
+    responses(
+        (status = 204, description = "Deleted; their executions stay in the history"),
+        (status = 404, description = "`no_such_user`", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`user_has_active_executions`, `last_admin`", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`unauthorized`: missing or wrong credentials (with `WWW-Authenticate`)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "`too_many_failed_logins` (with `Retry-After`)", body = crate::openapi::ErrorBody),
+    ),
+)]
 async fn delete_user(data: web::Data<AppData>, Authed(caller): Authed, name: web::Path<String>) -> ApiResult {
     data.state.send(DeleteUser { caller, name: name.into_inner() }).await??;
     Ok(HttpResponse::NoContent().finish())
@@ -217,6 +303,22 @@ struct ListParams {
     status: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/0.6/execution",
+    tag = "executions",
+    security(("basic_auth" = [])),
+    params(
+        ("status" = Option<crate::openapi::ExecutionStatus>, Query, description = "Only executions with this status"),
+    ),
+    responses(
+        (status = 200, description = "The caller's executions (all of them for an administrator)", body = [crate::openapi::Execution]),
+        (status = 400, description = "`invalid_request`: unknown status", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`unauthorized`: missing or wrong credentials (with `WWW-Authenticate`)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "`too_many_failed_logins` (with `Retry-After`)", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::openapi::ErrorBody),
+    ),
+)]
 async fn list_executions(
     data: web::Data<AppData>,
     Authed(caller): Authed,
@@ -238,6 +340,23 @@ async fn list_executions(
     Ok(HttpResponse::Ok().json(list))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/0.6/execution",
+    tag = "executions",
+    security(("basic_auth" = [])),
+    request_body = crate::openapi::NewExecution,
+    responses(
+        (status = 201, description = "Queued and checkpointed", body = crate::openapi::ExecutionCreated),
+        (status = 400, description = "`invalid_json`, `invalid_request`, `exceeds_capacity`, or a description code (`missing_field`, `wrong_type`, ...) naming the field", body = crate::openapi::ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
+        (status = 402, description = "`quota_exceeded`", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`execution_name_in_use`", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`unauthorized`: missing or wrong credentials (with `WWW-Authenticate`)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "`too_many_failed_logins` (with `Retry-After`)", body = crate::openapi::ErrorBody),
+    ),
+)]
 async fn submit_execution(data: web::Data<AppData>, Authed(caller): Authed, payload: web::Payload) -> ApiResult {
     let body = json_body(&data, payload).await?;
     let name = string_field(&body, "name")?;
@@ -249,24 +368,88 @@ async fn submit_execution(data: web::Data<AppData>, Authed(caller): Authed, payl
     Ok(HttpResponse::Created().json(json!({ "execution_id": id })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/0.6/execution/{id}",
+    tag = "executions",
+    security(("basic_auth" = [])),
+    params(
+        ("id" = u64, Path, description = "The execution's id"),
+    ),
+    responses(
+        (status = 200, description = "The execution (with `queue_position` while waiting)", body = crate::openapi::Execution),
+        (status = 404, description = "`no_such_execution` (also for one the caller may not see)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`unauthorized`: missing or wrong credentials (with `WWW-Authenticate`)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "`too_many_failed_logins` (with `Retry-After`)", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::openapi::ErrorBody),
+    ),
+)]
 async fn get_execution(data: web::Data<AppData>, Authed(caller): Authed, id: web::Path<String>) -> ApiResult {
     let id = parse_id(&id, Code::NoSuchExecution)?;
     let e = data.state.send(GetExecution { caller, id }).await??;
     Ok(HttpResponse::Ok().json(e))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/0.6/execution/{id}",
+    tag = "executions",
+    security(("basic_auth" = [])),
+    params(
+        ("id" = u64, Path, description = "The execution's id"),
+    ),
+    responses(
+        (status = 204, description = "Terminated if it was active; the record is kept"),
+        (status = 404, description = "`no_such_execution`", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`invalid_transition`", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`unauthorized`: missing or wrong credentials (with `WWW-Authenticate`)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "`too_many_failed_logins` (with `Retry-After`)", body = crate::openapi::ErrorBody),
+    ),
+)]
 async fn terminate_execution(data: web::Data<AppData>, Authed(caller): Authed, id: web::Path<String>) -> ApiResult {
     let id = parse_id(&id, Code::NoSuchExecution)?;
     data.state.send(TerminateExecution { caller, id }).await??;
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/0.6/service/{id}",
+    tag = "services",
+    security(("basic_auth" = [])),
+    params(
+        ("id" = u64, Path, description = "The service's id"),
+    ),
+    responses(
+        (status = 200, description = "The service", body = crate::openapi::Service),
+        (status = 404, description = "`no_such_service`", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`unauthorized`: missing or wrong credentials (with `WWW-Authenticate`)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "`too_many_failed_logins` (with `Retry-After`)", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::openapi::ErrorBody),
+    ),
+)]
 async fn get_service(data: web::Data<AppData>, Authed(caller): Authed, id: web::Path<String>) -> ApiResult {
     let id = parse_id(&id, Code::NoSuchService)?;
     let s = data.state.send(GetService { caller, id }).await??;
     Ok(HttpResponse::Ok().json(s))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/0.6/query",
+    tag = "platform",
+    security(("basic_auth" = [])),
+    request_body = crate::openapi::QueryRequest,
+    responses(
+        (status = 200, description = "The matches (all filters must match exactly), or `{\"stats\": ...}`", body = crate::openapi::QueryAnswer),
+        (status = 400, description = "`invalid_json`, `invalid_request`, `unknown_query`, `invalid_filters`", body = crate::openapi::ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`unauthorized`: missing or wrong credentials (with `WWW-Authenticate`)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "`too_many_failed_logins` (with `Retry-After`)", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::openapi::ErrorBody),
+    ),
+)]
 async fn query(data: web::Data<AppData>, Authed(caller): Authed, payload: web::Payload) -> ApiResult {
     let body = json_body(&data, payload).await?;
     let what = match body.get("what") {
@@ -299,6 +482,25 @@ struct LogParams {
 
 /// `GET /service/<id>/logs`: the live log of a running container (streamed, `?follow=true` to
 /// keep following), or the tail kept when it was removed.
+#[utoipa::path(
+    get,
+    path = "/api/0.6/service/{id}/logs",
+    tag = "services",
+    security(("basic_auth" = [])),
+    params(
+        ("id" = u64, Path, description = "The service's id"),
+        ("follow" = Option<bool>, Query, description = "Keep the response open and send new lines as they come"),
+        ("tail" = Option<u64>, Query, description = "Only the last N lines"),
+    ),
+    responses(
+        (status = 200, description = "The live log (streamed with `follow`), or the tail kept after removal", content_type = "text/plain", body = String),
+        (status = 400, description = "`invalid_request`: bad query parameters", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`no_such_service`, `not_found` (no log kept)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "`unauthorized`: missing or wrong credentials (with `WWW-Authenticate`)", body = crate::openapi::ErrorBody),
+        (status = 429, description = "`too_many_failed_logins` (with `Retry-After`)", body = crate::openapi::ErrorBody),
+        (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::openapi::ErrorBody),
+    ),
+)]
 async fn service_logs(
     data: web::Data<AppData>,
     Authed(caller): Authed,

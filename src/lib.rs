@@ -16,6 +16,7 @@ pub mod config;
 pub mod error;
 pub mod master;
 pub mod observability;
+pub mod openapi;
 pub mod simulate_cmd;
 pub mod tls;
 pub mod web;

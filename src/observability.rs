@@ -64,11 +64,32 @@ impl ApiMetrics {
 
 /// Registers `/healthz`, `/readyz` and `/metrics`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(|| async { HttpResponse::Ok().content_type("text/plain").body("ok\n") }))
+    cfg.route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics));
 }
 
+/// The process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "`ok`", content_type = "text/plain", body = String)),
+)]
+pub(crate) async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("ok\n")
+}
+
+/// The state actor answers; says whether Docker is reachable.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "`ready` and `docker: disabled|reachable|unreachable`", content_type = "text/plain", body = String),
+        (status = 503, description = "The state actor does not answer", content_type = "text/plain", body = String),
+    ),
+)]
 async fn readyz(data: web::Data<AppData>) -> HttpResponse {
     match tokio::time::timeout(Duration::from_secs(2), data.state.send(MetricsSnapshot {})).await {
         Ok(Ok(m)) => HttpResponse::Ok().content_type("text/plain").body(format!(
@@ -85,6 +106,14 @@ async fn readyz(data: web::Data<AppData>) -> HttpResponse {
     }
 }
 
+/// Prometheus text format: API latency by route, method and status, executions, queue,
+/// reservations, Docker and checkpoint figures.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain; version=0.0.4", body = String)),
+)]
 async fn metrics(data: web::Data<AppData>) -> HttpResponse {
     let mut out = String::new();
     data.metrics.render(&mut out);

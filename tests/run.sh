@@ -21,4 +21,10 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
     apt-get install -y --no-install-recommends chromium chromium-driver fonts-dejavu-core wrk
 fi
 
+# The fuzz test (tests/integration/fuzz.rs) runs schemathesis from a virtualenv under target/.
+if [ ! -x target/st-venv/bin/schemathesis ]; then
+    echo "run.sh: installing schemathesis into target/st-venv for the fuzz test" >&2
+    python3 -m venv target/st-venv && target/st-venv/bin/pip install -q schemathesis
+fi
+
 cargo test --workspace --locked "$@"

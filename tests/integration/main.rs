@@ -6,6 +6,7 @@ mod checkpoints;
 mod cli;
 mod common;
 mod docker;
+mod fuzz;
 mod lifecycle;
 mod load;
 mod security;
