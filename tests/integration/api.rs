@@ -264,6 +264,28 @@ fn http_edges_get_clear_json_errors() {
         .unwrap();
     let resp = m.agent.run(req).unwrap();
     assert_eq!(resp.status().as_u16(), 400);
+    // Header abuse: an enormous header, a garbage Authorization header.
+    {
+        use std::io::{Read, Write};
+        let addr = m.url.trim_start_matches("http://").to_string();
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+        let head = format!("GET /api/0.6/info HTTP/1.1\r\nHost: x\r\nX-Junk: {}\r\n\r\n", "j".repeat(200_000));
+        let _ = s.write_all(head.as_bytes());
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        let status: u16 = answer.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        assert!((400..500).contains(&status), "a 200 kB header gets a 4xx: {:.100}", answer);
+    }
+    for junk in ["Basic", "Basic !!!", "Bearer x", "Basic Zm9v", &format!("Basic {}", "A".repeat(10_000))] {
+        let req = ureq::http::Request::builder()
+            .method("GET")
+            .uri(format!("{}/api/0.6/info", m.url))
+            .header("Authorization", junk)
+            .body(Vec::new())
+            .unwrap();
+        assert_eq!(m.agent.run(req).unwrap().status().as_u16(), 401, "{junk:.20}");
+    }
     assert_eq!(m.get("/api/0.6/info", ADMIN).0, 200);
 }
 
