@@ -252,7 +252,6 @@ fn main() {
     for n in [10usize, 1_000, 10_000] {
         let dir = prepare_dir(&format!("writes-{n}"), n);
         let addr = start_master(&dir);
-        let url = format!("http://{addr}/api/0.6/execution");
         let (rps, p50, p99) = changes(addr, 64, CHANGES);
         let store = Store::open(&dir).unwrap_or_else(|e| panic!("{e}"));
         let files = store.list().unwrap_or_default();
