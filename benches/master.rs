@@ -196,15 +196,7 @@ fn load(clients: usize, secs: f64, make: impl Fn(usize, u64) -> (String, String,
         std::thread::sleep(Duration::from_millis(5));
     }
     let started = Instant::now();
-    // `secs` < 0 means: until -secs requests were answered (so that a state that grows with
-    // each request stays near its starting size).
-    if secs >= 0.0 {
-        std::thread::sleep(Duration::from_secs_f64(secs));
-    } else {
-        while (count.load(Ordering::Relaxed) as f64) < -secs {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
+    std::thread::sleep(Duration::from_secs_f64(secs));
     stop.store(true, Ordering::Relaxed);
     let mut lat: Vec<f64> = handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect();
     let elapsed = started.elapsed().as_secs_f64();
