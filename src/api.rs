@@ -139,8 +139,7 @@ fn parse_id(raw: &str, what: Code) -> Result<u64, ApiError> {
     security(("basic_auth" = [])),
     responses(
         (status = 200, description = "Versions and deployment", body = crate::openapi::Info),
-        (status = 401, description = "`unauthorized`: missing or wrong credentials (with `WWW-Authenticate`)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "`too_many_failed_logins` (with `Retry-After`)", body = crate::openapi::ErrorBody),
+        crate::openapi::AuthRefusals,
         (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::openapi::ErrorBody),
     ),
 )]
@@ -166,8 +165,7 @@ async fn info(data: web::Data<AppData>, _: Authed) -> ApiResult {
         (status = 403, description = "`admin_only`", body = crate::openapi::ErrorBody),
         (status = 409, description = "`user_exists`", body = crate::openapi::ErrorBody),
         (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::openapi::ErrorBody),
-        (status = 401, description = "`unauthorized`: missing or wrong credentials (with `WWW-Authenticate`)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "`too_many_failed_logins` (with `Retry-After`)", body = crate::openapi::ErrorBody),
+        crate::openapi::AuthRefusals,
     ),
 )]
 async fn create_user(data: web::Data<AppData>, Authed(caller): Authed, payload: web::Payload) -> ApiResult {
@@ -232,8 +230,7 @@ fn role_field(body: &Map<String, Value>) -> Result<Option<Role>, ApiError> {
         (status = 404, description = "`no_such_user`", body = crate::openapi::ErrorBody),
         (status = 409, description = "`last_admin`", body = crate::openapi::ErrorBody),
         (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::openapi::ErrorBody),
-        (status = 401, description = "`unauthorized`: missing or wrong credentials (with `WWW-Authenticate`)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "`too_many_failed_logins` (with `Retry-After`)", body = crate::openapi::ErrorBody),
+        crate::openapi::AuthRefusals,
     ),
 )]
 async fn update_user(
@@ -266,8 +263,7 @@ async fn update_user(
     responses(
         (status = 200, description = "The user", body = crate::openapi::User),
         (status = 404, description = "`no_such_user` (also for a user the caller may not see)", body = crate::openapi::ErrorBody),
-        (status = 401, description = "`unauthorized`: missing or wrong credentials (with `WWW-Authenticate`)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "`too_many_failed_logins` (with `Retry-After`)", body = crate::openapi::ErrorBody),
+        crate::openapi::AuthRefusals,
         (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::openapi::ErrorBody),
     ),
 )]
@@ -289,8 +285,7 @@ async fn get_user(data: web::Data<AppData>, Authed(caller): Authed, name: web::P
         (status = 404, description = "`no_such_user`", body = crate::openapi::ErrorBody),
         (status = 409, description = "`user_has_active_executions`, `last_admin`", body = crate::openapi::ErrorBody),
         (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::openapi::ErrorBody),
-        (status = 401, description = "`unauthorized`: missing or wrong credentials (with `WWW-Authenticate`)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "`too_many_failed_logins` (with `Retry-After`)", body = crate::openapi::ErrorBody),
+        crate::openapi::AuthRefusals,
     ),
 )]
 async fn delete_user(data: web::Data<AppData>, Authed(caller): Authed, name: web::Path<String>) -> ApiResult {
@@ -314,8 +309,7 @@ struct ListParams {
     responses(
         (status = 200, description = "The caller's executions (all of them for an administrator)", body = [crate::openapi::Execution]),
         (status = 400, description = "`invalid_request`: unknown status", body = crate::openapi::ErrorBody),
-        (status = 401, description = "`unauthorized`: missing or wrong credentials (with `WWW-Authenticate`)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "`too_many_failed_logins` (with `Retry-After`)", body = crate::openapi::ErrorBody),
+        crate::openapi::AuthRefusals,
         (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::openapi::ErrorBody),
     ),
 )]
@@ -353,8 +347,7 @@ async fn list_executions(
         (status = 402, description = "`quota_exceeded`", body = crate::openapi::ErrorBody),
         (status = 409, description = "`execution_name_in_use`", body = crate::openapi::ErrorBody),
         (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::openapi::ErrorBody),
-        (status = 401, description = "`unauthorized`: missing or wrong credentials (with `WWW-Authenticate`)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "`too_many_failed_logins` (with `Retry-After`)", body = crate::openapi::ErrorBody),
+        crate::openapi::AuthRefusals,
     ),
 )]
 async fn submit_execution(data: web::Data<AppData>, Authed(caller): Authed, payload: web::Payload) -> ApiResult {
@@ -379,8 +372,7 @@ async fn submit_execution(data: web::Data<AppData>, Authed(caller): Authed, payl
     responses(
         (status = 200, description = "The execution (with `queue_position` while waiting)", body = crate::openapi::Execution),
         (status = 404, description = "`no_such_execution` (also for one the caller may not see)", body = crate::openapi::ErrorBody),
-        (status = 401, description = "`unauthorized`: missing or wrong credentials (with `WWW-Authenticate`)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "`too_many_failed_logins` (with `Retry-After`)", body = crate::openapi::ErrorBody),
+        crate::openapi::AuthRefusals,
         (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::openapi::ErrorBody),
     ),
 )]
@@ -403,8 +395,7 @@ async fn get_execution(data: web::Data<AppData>, Authed(caller): Authed, id: web
         (status = 404, description = "`no_such_execution`", body = crate::openapi::ErrorBody),
         (status = 409, description = "`invalid_transition`", body = crate::openapi::ErrorBody),
         (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::openapi::ErrorBody),
-        (status = 401, description = "`unauthorized`: missing or wrong credentials (with `WWW-Authenticate`)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "`too_many_failed_logins` (with `Retry-After`)", body = crate::openapi::ErrorBody),
+        crate::openapi::AuthRefusals,
     ),
 )]
 async fn terminate_execution(data: web::Data<AppData>, Authed(caller): Authed, id: web::Path<String>) -> ApiResult {
@@ -424,8 +415,7 @@ async fn terminate_execution(data: web::Data<AppData>, Authed(caller): Authed, i
     responses(
         (status = 200, description = "The service", body = crate::openapi::Service),
         (status = 404, description = "`no_such_service`", body = crate::openapi::ErrorBody),
-        (status = 401, description = "`unauthorized`: missing or wrong credentials (with `WWW-Authenticate`)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "`too_many_failed_logins` (with `Retry-After`)", body = crate::openapi::ErrorBody),
+        crate::openapi::AuthRefusals,
         (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::openapi::ErrorBody),
     ),
 )]
@@ -445,8 +435,7 @@ async fn get_service(data: web::Data<AppData>, Authed(caller): Authed, id: web::
         (status = 200, description = "The matches (all filters must match exactly), or `{\"stats\": ...}`", body = crate::openapi::QueryAnswer),
         (status = 400, description = "`invalid_json`, `invalid_request`, `unknown_query`, `invalid_filters`", body = crate::openapi::ErrorBody),
         (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
-        (status = 401, description = "`unauthorized`: missing or wrong credentials (with `WWW-Authenticate`)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "`too_many_failed_logins` (with `Retry-After`)", body = crate::openapi::ErrorBody),
+        crate::openapi::AuthRefusals,
         (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::openapi::ErrorBody),
     ),
 )]
@@ -496,8 +485,7 @@ struct LogParams {
         (status = 200, description = "The live log (streamed with `follow`), or the tail kept after removal", content_type = "text/plain", body = String),
         (status = 400, description = "`invalid_request`: bad query parameters", body = crate::openapi::ErrorBody),
         (status = 404, description = "`no_such_service`, `not_found` (no log kept)", body = crate::openapi::ErrorBody),
-        (status = 401, description = "`unauthorized`: missing or wrong credentials (with `WWW-Authenticate`)", body = crate::openapi::ErrorBody),
-        (status = 429, description = "`too_many_failed_logins` (with `Retry-After`)", body = crate::openapi::ErrorBody),
+        crate::openapi::AuthRefusals,
         (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::openapi::ErrorBody),
     ),
 )]

@@ -122,6 +122,17 @@ pub struct ErrorBody {
     pub code: String,
 }
 
+/// The refusals every authenticated operation can give.
+#[derive(utoipa::IntoResponses)]
+pub enum AuthRefusals {
+    /// `unauthorized`: missing or wrong credentials (with `WWW-Authenticate`)
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// `too_many_failed_logins` (with `Retry-After`)
+    #[response(status = 429)]
+    Throttled(ErrorBody),
+}
+
 /// `GET /info`.
 #[derive(ToSchema)]
 #[schema(example = json!({"version": "0.1.0", "api_version": "0.6", "application_format_version": 2, "deployment_name": "dev"}))]
