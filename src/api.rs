@@ -81,27 +81,30 @@ pub async fn not_found(req: HttpRequest) -> ApiResult {
     Err(ApiError::new(Code::NotFound, format!("no such endpoint: {} {}", req.method(), req.path())))
 }
 
-/// Reads the request body as a JSON object, within the configured size, whatever the
-/// content type.
-async fn json_body(data: &AppData, mut payload: web::Payload) -> Result<Map<String, Value>, ApiError> {
-    let limit = data.config.max_body_bytes;
+/// Reads a request body of at most `limit` bytes; `what` names it in the refusal ("request
+/// body", "form"). Used by the API and the web pages.
+pub async fn read_limited(mut payload: web::Payload, limit: usize, what: &str) -> Result<web::BytesMut, ZoeError> {
     let too_large = || {
-        ApiError::new(
-            Code::PayloadTooLarge,
-            format!("the request body is larger than the limit of {limit} bytes"),
-        )
+        ZoeError::new(Code::PayloadTooLarge, format!("the {what} is larger than the limit of {limit} bytes"))
     };
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| match e {
             actix_web::error::PayloadError::Overflow => too_large(),
-            e => ApiError::new(Code::InvalidRequest, format!("cannot read the request body: {e}")),
+            e => ZoeError::new(Code::InvalidRequest, format!("cannot read the {what}: {e}")),
         })?;
         if body.len() + chunk.len() > limit {
             return Err(too_large());
         }
         body.extend_from_slice(&chunk);
     }
+    Ok(body)
+}
+
+/// Reads the request body as a JSON object, within the configured size, whatever the
+/// content type.
+async fn json_body(data: &AppData, payload: web::Payload) -> Result<Map<String, Value>, ApiError> {
+    let body = read_limited(payload, data.config.max_body_bytes, "request body").await?;
     if body.is_empty() {
         return Err(ApiError::new(Code::InvalidJson, "the request body is empty; send a JSON object"));
     }

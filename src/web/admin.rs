@@ -10,7 +10,7 @@ use zoe_actors::{Code, ZoeError};
 use zoe_checkpoints::{ExecutionStatus, Role};
 
 use super::page::{
-    read_form, render, see_other, sentence, show_bytes, show_duration, Layout, PageResult,
+    read_form, render, see_other, tell, sentence, show_bytes, show_duration, Layout, PageResult,
     WebError, WebUser,
 };
 use super::rows::{rows, ExecutionRow, UserRow};
@@ -163,10 +163,7 @@ async fn create_user(
             role,
             password_hash,
         };
-        data.state
-            .send(msg)
-            .await
-            .map_err(|e| crate::error::ApiError::from(e).0)?
+        tell(&data, msg).await
     };
     match created.await {
         Ok(_) => Ok(see_other(&format!(
@@ -213,10 +210,7 @@ async fn change_role(
             role: Some(role),
             password_hash: None,
         };
-        data.state
-            .send(msg)
-            .await
-            .map_err(|e| crate::error::ApiError::from(e).0)?
+        tell(&data, msg).await
     };
     match changed.await {
         Ok(_) => Ok(see_other(&format!(

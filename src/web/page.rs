@@ -10,7 +10,6 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse, ResponseError};
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use askama::Template;
 use blake2::{Blake2s256, Digest};
-use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use zoe_actors::state_actor::StateActor;
 use zoe_actors::{Caller, Code, ZoeError};
@@ -99,6 +98,17 @@ impl FromRequest for WebUser {
     }
 }
 
+/// Sends one message to the state actor; a state actor that does not answer is a refusal like
+/// any other (`unavailable`).
+pub async fn tell<M, T>(data: &AppData, msg: M) -> Result<T, ZoeError>
+where
+    M: Message<Result = Result<T, ZoeError>> + Send + 'static,
+    T: Send + 'static,
+    StateActor: Handler<M>,
+{
+    data.state.send(msg).await.map_err(|e| ApiError::from(e).0)?
+}
+
 impl WebUser {
     /// Sends one message to the state actor; a refusal becomes an error page.
     pub async fn ask<M, T>(&self, data: &AppData, msg: M) -> Result<T, WebError>
@@ -107,11 +117,7 @@ impl WebUser {
         T: Send + 'static,
         StateActor: Handler<M>,
     {
-        match data.state.send(msg).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(self.error(e)),
-            Err(e) => Err(self.error(ApiError::from(e).0)),
-        }
+        tell(data, msg).await.map_err(|e| self.error(e))
     }
 
     /// An error page inside this user's frame.
@@ -218,24 +224,10 @@ pub async fn read_form<T: DeserializeOwned>(
     parse_form(user, &text)
 }
 
-async fn read_body(user: &WebUser, data: &AppData, mut payload: web::Payload) -> Result<String, WebError> {
-    let limit = data.config.max_body_bytes;
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            user.error(ZoeError::new(
-                Code::InvalidRequest,
-                format!("cannot read the form: {e}"),
-            ))
-        })?;
-        if body.len() + chunk.len() > limit {
-            return Err(user.error(ZoeError::new(
-                Code::PayloadTooLarge,
-                format!("The form is larger than the limit of {limit} bytes."),
-            )));
-        }
-        body.extend_from_slice(&chunk);
-    }
+async fn read_body(user: &WebUser, data: &AppData, payload: web::Payload) -> Result<String, WebError> {
+    let body = crate::api::read_limited(payload, data.config.max_body_bytes, "form")
+        .await
+        .map_err(|e| user.error(e))?;
     String::from_utf8(body.to_vec()).map_err(|_| {
         user.error(ZoeError::new(
             Code::InvalidRequest,
