@@ -55,7 +55,8 @@ fn state_with(n: usize) -> State {
     let now = time::OffsetDateTime::now_utc();
     for (name, role) in [("zoeadmin", Role::Admin), ("alice", Role::User)] {
         let id = s.gen_id();
-        s.users.insert(id, Arc::new(User { id, name: name.into(), role, password_hash: hash.clone(), created_at: now }));
+        let uid = s.gen_uid();
+        s.users.insert(id, Arc::new(User { id, name: name.into(), role, uid, password_hash: hash.clone(), created_at: now }));
     }
     let application = zoe_actors::app_description::parse_application(&app()).unwrap_or_else(|e| panic!("{e}"));
     for i in 0..n {
@@ -106,6 +107,16 @@ fn start_master_with(dir: &Path, extra: &[&str]) -> SocketAddr {
         "0",
         "--keep-checkpoints",
         "3",
+        // The benchmark measures throughput, not the per-user limits that protect a real
+        // deployment from one user: lift them.
+        "--submit-rate",
+        "1000000",
+        "--submit-burst",
+        "1000000",
+        "--user-max-active",
+        "1000000",
+        "--user-max-queued",
+        "1000000",
     ];
     args.extend_from_slice(extra);
     let config = Wrap::parse_from(args).config;
@@ -353,6 +364,7 @@ fn http(agent: &ureq::Agent, method: &str, url: &str, body: Option<String>) -> (
         .method(method)
         .uri(url)
         .header("Authorization", AUTH)
+        .header("Content-Type", "application/json")
         .body(body.unwrap_or_default().into_bytes())
         .unwrap_or_else(|e| panic!("{e}"));
     let mut resp = agent.run(req).unwrap_or_else(|e| panic!("{url}: {e}"));

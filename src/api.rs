@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
 use zoe_actors::app_description::parse_application;
-use zoe_actors::docker_actor::ServiceLogs;
+use zoe_actors::protocol::ServiceLogs;
 use zoe_actors::state_actor::{
     CreateUser, DeleteUser, UpdateUser, GetExecution, GetService, GetUser, ListExecutions, Query,
     ServiceLogSource, SubmitExecution, TerminateExecution,
@@ -14,7 +14,7 @@ use zoe_actors::state_actor::{
 use zoe_actors::{Code, ZoeError};
 use zoe_checkpoints::{ExecutionStatus, Role};
 
-use crate::auth::{hash_password, Authed, MAX_PASSWORD_BYTES};
+use crate::auth::{Authed, MAX_PASSWORD_BYTES};
 use crate::error::ApiError;
 use crate::AppData;
 
@@ -31,6 +31,10 @@ type ApiResult = Result<HttpResponse, ApiError>;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope(BASE)
+            .wrap(actix_web::middleware::from_fn(crate::origin::api_guard))
+            .app_data(web::QueryConfig::default().error_handler(|e, _req| {
+                ApiError::new(Code::InvalidRequest, format!("bad query parameters: {e}")).into()
+            }))
             .service(resource("/info", &[Method::GET]).route(web::get().to(info)))
             .service(resource("/user", &[Method::POST]).route(web::post().to(create_user)))
             .service(
@@ -115,6 +119,19 @@ async fn json_body(data: &AppData, payload: web::Payload) -> Result<Map<String, 
     }
 }
 
+/// Parses an application description of at most `max_bytes` of compact JSON: every description
+/// is kept in the checkpoints, so its size is bounded like every other thing a request stores.
+pub fn parse_description(v: &Value, max_bytes: usize) -> Result<zoe_checkpoints::Application, ZoeError> {
+    let size = serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX);
+    if size > max_bytes {
+        return Err(ZoeError::new(
+            Code::DescriptionTooLarge,
+            format!("application: the description is {size} bytes of JSON, more than the limit of {max_bytes}"),
+        ));
+    }
+    parse_application(v).map_err(ZoeError::from)
+}
+
 fn missing(key: &str) -> ApiError {
     ApiError::new(Code::InvalidRequest, format!("Missing required attribute {key}"))
 }
@@ -179,7 +196,7 @@ async fn create_user(data: web::Data<AppData>, Authed(caller): Authed, payload: 
     if !caller.is_admin() {
         return Err(ApiError::new(Code::AdminOnly, "only an administrator can create users"));
     }
-    let password_hash = hash(password).await?;
+    let password_hash = hash(&data, password).await?;
     let user = data.state.send(CreateUser { caller, name, role, password_hash }).await??;
     Ok(HttpResponse::Created().json(json!({ "user": user })))
 }
@@ -196,12 +213,9 @@ fn password_field(body: &Map<String, Value>) -> Result<Option<String>, ApiError>
     }
 }
 
-/// Hashes a password on the blocking pool.
-pub async fn hash(password: String) -> Result<String, ApiError> {
-    web::block(move || hash_password(&password))
-        .await
-        .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?
-        .map_err(|e| ApiError::new(Code::Internal, e))
+/// Hashes a password, in turn with the logins being verified.
+pub async fn hash(data: &AppData, password: String) -> Result<String, ApiError> {
+    Ok(data.auth.passwords.hash(password).await?)
 }
 
 fn role_field(body: &Map<String, Value>) -> Result<Option<Role>, ApiError> {
@@ -248,7 +262,7 @@ async fn update_user(
     }
     let role = role_field(&body)?;
     let password_hash = match password_field(&body)? {
-        Some(p) => Some(hash(p).await?),
+        Some(p) => Some(hash(&data, p).await?),
         None => None,
     };
     let user = data.state.send(UpdateUser { caller, name: name.into_inner(), role, password_hash }).await??;
@@ -354,11 +368,12 @@ async fn list_executions(
     ),
 )]
 async fn submit_execution(data: web::Data<AppData>, Authed(caller): Authed, payload: web::Payload) -> ApiResult {
+    data.limits.submission(&caller, std::time::Instant::now())?;
     let body = json_body(&data, payload).await?;
     let name = string_field(&body, "name")?;
     let application = match body.get("application") {
         None | Some(Value::Null) => return Err(missing("application")),
-        Some(v) => parse_application(v).map_err(ZoeError::from)?,
+        Some(v) => parse_description(v, data.config.max_description_bytes)?,
     };
     let id = data.state.send(SubmitExecution { caller, name, application }).await??;
     Ok(HttpResponse::Created().json(json!({ "execution_id": id })))
@@ -511,13 +526,16 @@ pub async fn service_log_response(
     follow: bool,
     tail: Option<u64>,
 ) -> ApiResult {
-    let source = data.state.send(ServiceLogSource { caller, id }).await??;
-    if let (true, Some(docker)) = (source.live, &data.docker) {
+    let source = data.state.send(ServiceLogSource { caller: caller.clone(), id }).await??;
+    if let (true, Some(backend)) = (source.live, &data.backend) {
+        // A followed stream holds one of the caller's few places until it ends or its client
+        // goes away (the server notices a closed connection at once).
+        let slot = if follow { Some(data.limits.follower(&caller)?) } else { None };
         let msg = ServiceLogs { container: source.container.clone(), follow, tail_lines: tail };
-        if let Ok(Ok(rx)) = docker.send(msg).await {
-            let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        if let Ok(Ok(rx)) = backend.logs.send(msg).await {
+            let stream = futures_util::stream::unfold((rx, slot), |(mut rx, slot)| async move {
                 rx.recv().await.map(|item| {
-                    (item.map(web::Bytes::from).map_err(actix_web::error::ErrorInternalServerError), rx)
+                    (item.map(web::Bytes::from).map_err(actix_web::error::ErrorInternalServerError), (rx, slot))
                 })
             });
             return Ok(HttpResponse::Ok()

@@ -4,7 +4,8 @@
 //! successful verification is remembered for a short time under a keyed digest of
 //! (user, password, stored hash): the cache never holds a password, and it forgets a user as
 //! soon as their hash changes or they are deleted (the lookup goes through the state actor
-//! first). Failed logins are throttled per user and client address.
+//! first). Failed logins are throttled per user and client address, and per address; both tables
+//! are bounded. Verifications themselves are bounded in number and memory (`passwords`).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -15,44 +16,27 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
 use argon2::password_hash::rand_core::{OsRng, RngCore};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use base64::Engine;
 use blake2::{Blake2s256, Digest};
 use zoe_actors::state_actor::LookupCredentials;
-use zoe_actors::{Caller, Code};
+use zoe_actors::{Caller, Code, ZoeError};
 
 use crate::error::ApiError;
+pub use crate::passwords::{hash_password, MAX_PASSWORD_BYTES};
+use crate::passwords::Passwords;
 use crate::AppData;
-
-/// Longest password accepted, in bytes.
-pub const MAX_PASSWORD_BYTES: usize = 1024;
-
-/// Hashes a password as an argon2id PHC string. CPU-heavy: call it from the blocking pool.
-pub fn hash_password(password: &str) -> Result<String, String> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| format!("cannot hash the password: {e}"))
-}
-
-/// Checks a password against a PHC string. CPU-heavy: call it from the blocking pool.
-pub fn verify_password(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
-        .unwrap_or(false)
-}
 
 /// The authenticator shared by all HTTP workers.
 pub struct Auth {
     secret: [u8; 32],
     ttl: Duration,
+    /// Hashing and verification, bounded in concurrency and memory.
+    pub passwords: Passwords,
     cache: Mutex<HashMap<[u8; 32], Instant>>,
     /// One verification at a time per credential: concurrent requests with the same
     /// credentials wait for the first one's result instead of all paying argon2.
     in_progress: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
-    failures: Mutex<HashMap<(String, IpAddr), (u32, Instant)>>,
+    failures: Mutex<Failures>,
     max_failures: u32,
     window: Duration,
     /// Verified against when the user does not exist, so that unknown and known users take
@@ -60,18 +44,63 @@ pub struct Auth {
     dummy_hash: String,
 }
 
-const MAX_ENTRIES: usize = 100_000;
+/// Entries of the credential cache and of each failure table. Failure tables are keyed by a
+/// digest of the name (16 bytes), never by the name itself, so made-up names of any length
+/// cost the same few bytes, and there are at most this many.
+const MAX_ENTRIES: usize = 10_000;
+
+/// A failed-login address may fail this many times more often than a (user, address) pair
+/// before all its logins are refused for the window: made-up user names do not escape the
+/// throttle.
+const ADDRESS_FACTOR: u32 = 10;
+
+/// Failed logins within the window: per (user, address) and per address.
+#[derive(Default)]
+struct Failures {
+    by_user: HashMap<([u8; 16], IpAddr), (u32, Instant)>,
+    by_address: HashMap<IpAddr, (u32, Instant)>,
+}
+
+/// Counts one failure in a bounded table: expired entries make room first, then the oldest.
+fn count_failure<K: std::hash::Hash + Eq + Copy>(table: &mut HashMap<K, (u32, Instant)>, key: K, window: Duration) {
+    if table.len() >= MAX_ENTRIES && !table.contains_key(&key) {
+        table.retain(|_, (_, since)| since.elapsed() < window);
+        if table.len() >= MAX_ENTRIES {
+            if let Some(oldest) = table.iter().min_by_key(|(_, (_, since))| *since).map(|(k, _)| *k) {
+                table.remove(&oldest);
+            }
+        }
+    }
+    let e = table.entry(key).or_insert((0, Instant::now()));
+    if e.1.elapsed() >= window {
+        *e = (0, Instant::now());
+    }
+    e.0 += 1;
+}
+
+/// The seconds left until a throttled entry's window ends, if it is throttled.
+fn throttled_for<K: std::hash::Hash + Eq>(
+    table: &HashMap<K, (u32, Instant)>,
+    key: &K,
+    max: u32,
+    window: Duration,
+) -> Option<u64> {
+    let (n, since) = table.get(key)?;
+    let left = window.checked_sub(since.elapsed())?;
+    (*n >= max).then(|| left.as_secs() + u64::from(left.subsec_nanos() > 0))
+}
 
 impl Auth {
-    pub fn new(ttl: Duration, max_failures: u32, window: Duration) -> Result<Self, String> {
+    pub fn new(ttl: Duration, max_failures: u32, window: Duration, passwords: Passwords) -> Result<Self, String> {
         let mut secret = [0u8; 32];
         OsRng.fill_bytes(&mut secret);
         Ok(Auth {
             secret,
             ttl,
+            passwords,
             cache: Mutex::new(HashMap::new()),
             in_progress: Mutex::new(HashMap::new()),
-            failures: Mutex::new(HashMap::new()),
+            failures: Mutex::default(),
             max_failures,
             window,
             dummy_hash: hash_password("zoe-dummy-password")?,
@@ -86,6 +115,18 @@ impl Auth {
             h.update(part.as_bytes());
         }
         h.finalize().into()
+    }
+
+    /// A short keyed digest of a user name, for the failure tables.
+    fn name_key(&self, name: &str) -> [u8; 16] {
+        let mut h = Blake2s256::new();
+        h.update(self.secret);
+        h.update(b"zoe-login-failures");
+        h.update(name.as_bytes());
+        let full: [u8; 32] = h.finalize().into();
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&full[..16]);
+        key
     }
 
     fn cached(&self, key: &[u8; 32]) -> bool {
@@ -125,45 +166,56 @@ impl Auth {
         }
     }
 
-    fn throttled(&self, name: &str, ip: IpAddr) -> bool {
-        let Ok(f) = self.failures.lock() else { return false };
-        f.get(&(name.to_string(), ip))
-            .is_some_and(|(n, since)| *n >= self.max_failures && since.elapsed() < self.window)
+    /// Refuses a login whose user and address, or whose address alone, failed too often.
+    fn check_throttle(&self, name: &str, ip: IpAddr) -> Result<(), ApiError> {
+        let Ok(f) = self.failures.lock() else { return Ok(()) };
+        let max = self.max_failures;
+        if let Some(secs) = throttled_for(&f.by_user, &(self.name_key(name), ip), max, self.window) {
+            return Err(ApiError(
+                ZoeError::new(
+                    Code::TooManyFailedLogins,
+                    format!("too many failed logins for {} from {ip}; wait {secs} seconds and try again", shorten(name)),
+                )
+                .retry_after(secs),
+            ));
+        }
+        if let Some(secs) = throttled_for(&f.by_address, &ip, max.saturating_mul(ADDRESS_FACTOR), self.window) {
+            return Err(ApiError(
+                ZoeError::new(
+                    Code::TooManyFailedLogins,
+                    format!("too many failed logins from {ip}; wait {secs} seconds and try again"),
+                )
+                .retry_after(secs),
+            ));
+        }
+        Ok(())
     }
 
     fn record_failure(&self, name: &str, ip: IpAddr) {
+        let key = self.name_key(name);
         if let Ok(mut f) = self.failures.lock() {
-            if f.len() >= MAX_ENTRIES {
-                let window = self.window;
-                f.retain(|_, (_, since)| since.elapsed() < window);
-            }
-            let e = f.entry((name.to_string(), ip)).or_insert((0, Instant::now()));
-            if e.1.elapsed() >= self.window {
-                *e = (0, Instant::now());
-            }
-            e.0 += 1;
+            count_failure(&mut f.by_user, (key, ip), self.window);
+            count_failure(&mut f.by_address, ip, self.window);
         }
     }
 
     fn clear_failures(&self, name: &str, ip: IpAddr) {
+        let key = self.name_key(name);
         if let Ok(mut f) = self.failures.lock() {
-            f.remove(&(name.to_string(), ip));
+            f.by_user.remove(&(key, ip));
         }
+    }
+
+    /// Entries in the failure tables (for tests of their bound).
+    pub fn failure_entries(&self) -> usize {
+        self.failures.lock().map(|f| f.by_user.len() + f.by_address.len()).unwrap_or(0)
     }
 
     /// Authenticates a request, or says why not.
     pub async fn authenticate(&self, data: &AppData, req: &HttpRequest) -> Result<Caller, ApiError> {
         let (name, password) = basic_credentials(req).ok_or_else(unauthorized)?;
         let ip = req.peer_addr().map(|a| a.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        if self.throttled(&name, ip) {
-            return Err(ApiError::new(
-                Code::TooManyFailedLogins,
-                format!(
-                    "too many failed logins for {name} from {ip}; wait {} seconds and try again",
-                    self.window.as_secs()
-                ),
-            ));
-        }
+        self.check_throttle(&name, ip)?;
         let creds = data.state.send(LookupCredentials { name: name.clone() }).await?;
         let (phc, caller) = match creds {
             Some(c) => (c.password_hash, Some(c.caller)),
@@ -176,21 +228,21 @@ impl Auth {
             false
         } else {
             let gate = self.gate(key);
-            let _turn = gate.lock().await;
-            if caller.is_some() && self.cached(&key) {
-                true
+            let turn = gate.lock().await;
+            let ok = if caller.is_some() && self.cached(&key) {
+                Ok(true)
             } else {
-                let phc = phc.clone();
-                let ok = web::block(move || verify_password(&password, &phc))
-                    .await
-                    .map_err(|e| ApiError::new(Code::Internal, format!("password check failed: {e}")))?;
-                if ok && caller.is_some() {
-                    self.remember(key);
-                }
-                ok
+                self.passwords.verify(password, phc).await
+            };
+            drop(turn);
+            drop(gate);
+            self.ungate(&key);
+            let ok = ok?;
+            if ok && caller.is_some() {
+                self.remember(key);
             }
+            ok
         };
-        self.ungate(&key);
         match caller {
             Some(caller) if ok => {
                 self.remember(key);
@@ -203,6 +255,11 @@ impl Auth {
             }
         }
     }
+}
+
+/// A user name for a message: made-up names can be long.
+fn shorten(name: &str) -> String {
+    zoe_actors::naming::shorten(name, 64)
 }
 
 fn unauthorized() -> ApiError {

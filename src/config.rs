@@ -69,9 +69,42 @@ pub struct MasterConfig {
     #[arg(long, env = "ZOE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Largest application description accepted, in bytes of JSON: every description is kept
+    /// in the checkpoints.
+    #[arg(long, env = "ZOE_MAX_DESCRIPTION_BYTES", default_value_t = 64 * 1024)]
+    pub max_description_bytes: usize,
+
+    /// Executions a user (any role but admin) may submit per second, on average.
+    #[arg(long, env = "ZOE_SUBMIT_RATE", default_value_t = 2.0)]
+    pub submit_rate: f64,
+
+    /// Executions a user may submit in a quick burst before `submit-rate` applies.
+    #[arg(long, env = "ZOE_SUBMIT_BURST", default_value_t = 20)]
+    pub submit_burst: u32,
+
+    /// Followed (`?follow=true`) log streams a user may have open at once.
+    #[arg(long, env = "ZOE_MAX_LOG_FOLLOWERS", default_value_t = 4)]
+    pub max_log_followers: usize,
+
     /// How long a verified password is remembered, in seconds (0: verify every request).
     #[arg(long, env = "ZOE_AUTH_CACHE_SECONDS", default_value_t = 60)]
     pub auth_cache_seconds: u64,
+
+    /// Password verifications run at once (each takes ~19 MiB and a core for a moment; 0: one
+    /// per core). Further logins wait their turn.
+    #[arg(long, env = "ZOE_AUTH_CONCURRENCY", default_value_t = 0)]
+    pub auth_concurrency: usize,
+
+    /// Seconds a login may wait for its turn before it is refused with 503 and `Retry-After`.
+    #[arg(long, env = "ZOE_AUTH_WAIT_SECONDS", default_value_t = 5)]
+    pub auth_wait_seconds: u64,
+
+    /// Addresses of reverse proxies whose `X-Forwarded-Host`, `X-Forwarded-Proto` and
+    /// `Forwarded` headers are believed (comma-separated, or repeat the flag). From any other
+    /// peer these headers are ignored.
+    #[arg(long = "trusted-proxy", env = "ZOE_TRUSTED_PROXIES", value_delimiter = ',')]
+    #[serde(default)]
+    pub trusted_proxy: Vec<std::net::IpAddr>,
 
     /// Failed logins allowed per user and client address within the window before further
     /// attempts are refused with 429.
@@ -106,6 +139,10 @@ pub struct MasterConfig {
     #[arg(long, env = "ZOE_GUEST_MAX_ACTIVE", default_value_t = 1)]
     pub guest_max_active: usize,
 
+    /// Executions a guest may have waiting in the queue at once.
+    #[arg(long, env = "ZOE_GUEST_MAX_QUEUED", default_value_t = 1)]
+    pub guest_max_queued: usize,
+
     /// Memory a guest's active executions may reserve at once (bytes or 4GiB...; default: no limit).
     #[arg(long, env = "ZOE_GUEST_MAX_MEMORY", value_parser = parse_bytes)]
     #[serde(default, with = "bytes_opt")]
@@ -121,10 +158,13 @@ pub struct MasterConfig {
     #[serde(default)]
     pub guest_max_runtime: Option<u64>,
 
-    /// Active executions a user may have at once (default: no limit).
-    #[arg(long, env = "ZOE_USER_MAX_ACTIVE")]
-    #[serde(default)]
-    pub user_max_active: Option<usize>,
+    /// Active (queued or running) executions a user may have at once.
+    #[arg(long, env = "ZOE_USER_MAX_ACTIVE", default_value_t = 20)]
+    pub user_max_active: usize,
+
+    /// Executions a user may have waiting in the queue at once.
+    #[arg(long, env = "ZOE_USER_MAX_QUEUED", default_value_t = 10)]
+    pub user_max_queued: usize,
 
     /// Memory a user's active executions may reserve at once (default: no limit).
     #[arg(long, env = "ZOE_USER_MAX_MEMORY", value_parser = parse_bytes)]
@@ -159,6 +199,40 @@ pub struct MasterConfig {
     /// Time limit of each Docker call, in seconds.
     #[arg(long, env = "ZOE_DOCKER_TIMEOUT", default_value_t = 30)]
     pub docker_timeout: u64,
+
+    /// Docker calls in flight at once (log streams excepted); more wait their turn. An old
+    /// engine flooded with concurrent calls can deadlock.
+    #[arg(long, env = "ZOE_DOCKER_MAX_CALLS", default_value_t = 8)]
+    pub docker_max_calls: usize,
+
+    /// Executions being started at once; the queue waits while this many are starting.
+    #[arg(long, env = "ZOE_MAX_STARTING", default_value_t = 4)]
+    pub max_starting: usize,
+
+    /// Registries that images may name (`host` or `host:port`; comma-separated, or repeat the
+    /// flag). Images naming any other registry are refused at submission; images without a
+    /// registry (local ones, or Docker Hub's bare names) are always allowed.
+    #[arg(long = "allowed-registry", env = "ZOE_ALLOWED_REGISTRIES", value_delimiter = ',')]
+    #[serde(default)]
+    pub allowed_registry: Vec<String>,
+
+    /// Processes (and threads) each container may have.
+    #[arg(long, env = "ZOE_PIDS_LIMIT", default_value_t = 1024)]
+    pub pids_limit: i64,
+
+    /// CPU limit, in cores, of a service whose description gives no `cores` (nothing is
+    /// reserved for it).
+    #[arg(long, env = "ZOE_DEFAULT_CORES", default_value_t = 1.0)]
+    pub default_cores: f64,
+
+    /// Bytes of log the engine keeps per container file (bytes or 10MiB...).
+    #[arg(long, env = "ZOE_CONTAINER_LOG_BYTES", default_value = "10MiB", value_parser = parse_bytes)]
+    #[serde(with = "bytes")]
+    pub container_log_bytes: u64,
+
+    /// Log files the engine keeps per container (the oldest is dropped).
+    #[arg(long, env = "ZOE_CONTAINER_LOG_FILES", default_value_t = 2)]
+    pub container_log_files: u32,
 
     /// Time limit for pulling a missing image, in seconds.
     #[arg(long, env = "ZOE_PULL_TIMEOUT", default_value_t = 120)]
@@ -203,6 +277,22 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
     n.checked_mul(1u64 << shift).ok_or_else(|| format!("{s:?} is too large"))
 }
 
+/// A size in the TOML file: a number of bytes or a string such as "10MiB".
+mod bytes {
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(*v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        match super::bytes_opt::deserialize(d)? {
+            Some(n) => Ok(n),
+            None => Err(serde::de::Error::custom("a size is needed")),
+        }
+    }
+}
+
 /// Sizes in the TOML file: a number of bytes or a string such as "16GiB".
 mod bytes_opt {
     use serde::{Deserialize, Deserializer, Serializer};
@@ -241,11 +331,13 @@ impl MasterConfig {
             aging: std::time::Duration::from_secs(self.aging_seconds.max(1)),
             max_memory: self.max_memory,
             max_cores: self.max_cores,
+            max_starting: self.max_starting.max(1),
             quotas: std::collections::HashMap::from([
                 (
                     Role::Guest,
                     Quota {
                         max_active: Some(self.guest_max_active),
+                        max_queued: Some(self.guest_max_queued),
                         max_memory: self.guest_max_memory,
                         max_cores: self.guest_max_cores,
                         max_runtime: secs(self.guest_max_runtime),
@@ -254,7 +346,8 @@ impl MasterConfig {
                 (
                     Role::User,
                     Quota {
-                        max_active: self.user_max_active,
+                        max_active: Some(self.user_max_active),
+                        max_queued: Some(self.user_max_queued),
                         max_memory: self.user_max_memory,
                         max_cores: self.user_max_cores,
                         max_runtime: secs(self.user_max_runtime),

@@ -49,7 +49,7 @@ pub fn status_of(code: Code) -> StatusCode {
         | Code::ExceedsCapacity => StatusCode::BAD_REQUEST,
         Code::Unauthorized => StatusCode::UNAUTHORIZED,
         Code::QuotaExceeded => StatusCode::PAYMENT_REQUIRED,
-        Code::AdminOnly => StatusCode::FORBIDDEN,
+        Code::AdminOnly | Code::CrossSiteRequest => StatusCode::FORBIDDEN,
         Code::NoSuchUser | Code::NoSuchExecution | Code::NoSuchService | Code::NotFound => {
             StatusCode::NOT_FOUND
         }
@@ -59,9 +59,10 @@ pub fn status_of(code: Code) -> StatusCode {
         | Code::UserHasActiveExecutions
         | Code::LastAdmin
         | Code::InvalidTransition => StatusCode::CONFLICT,
-        Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        Code::TooManyFailedLogins => StatusCode::TOO_MANY_REQUESTS,
-        Code::CheckpointFailed | Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Code::PayloadTooLarge | Code::DescriptionTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        Code::TooManyFailedLogins | Code::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+        Code::CheckpointFailed | Code::Unavailable | Code::Busy => StatusCode::SERVICE_UNAVAILABLE,
         Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -78,14 +79,11 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut resp = HttpResponse::build(self.status_code());
-        match self.0.code {
-            Code::Unauthorized => {
-                resp.insert_header((header::WWW_AUTHENTICATE, REALM));
-            }
-            Code::TooManyFailedLogins => {
-                resp.insert_header((header::RETRY_AFTER, "60"));
-            }
-            _ => {}
+        if self.0.code == Code::Unauthorized {
+            resp.insert_header((header::WWW_AUTHENTICATE, REALM));
+        }
+        if let Some(secs) = self.0.retry_after {
+            resp.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
         resp.json(body(&self.0))
     }

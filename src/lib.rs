@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use actix::Addr;
-use zoe_actors::docker_actor::DockerActor;
+use zoe_actors::protocol::BackendHandle;
 use zoe_actors::state_actor::StateActor;
 
 pub mod api;
@@ -14,9 +14,12 @@ pub mod checkpoint_cmd;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod limits;
 pub mod master;
 pub mod observability;
 pub mod openapi;
+pub mod origin;
+pub mod passwords;
 pub mod simulate_cmd;
 pub mod tls;
 pub mod web;
@@ -25,8 +28,10 @@ pub mod web;
 pub struct AppData {
     pub state: Addr<StateActor>,
     /// The container back end, for streaming logs; `None` with `--no-docker`.
-    pub docker: Option<Addr<DockerActor>>,
+    pub backend: Option<BackendHandle>,
     pub auth: Arc<auth::Auth>,
+    /// Per-user submission rate and followed logs.
+    pub limits: Arc<limits::Limits>,
     pub config: Arc<config::MasterConfig>,
     /// API latency, for `/metrics`.
     pub metrics: Arc<observability::ApiMetrics>,

@@ -9,10 +9,13 @@ use actix_web::middleware::{NormalizePath, TrailingSlash};
 use actix_web::{web, App, HttpServer};
 use time::OffsetDateTime;
 use zoe_actors::docker_actor::DockerConfig;
+use zoe_actors::plan::PlanSettings;
 use zoe_actors::state_actor::{StateActor, StateConfig};
 use zoe_checkpoints::{encode, is_dns_label, Role, State, Store, User};
 
 use crate::auth::{hash_password, Auth};
+use crate::limits::Limits;
+use crate::passwords::Passwords;
 use crate::config::{MasterConfig, DEFAULT_ADMIN_PASSWORD};
 use crate::AppData;
 
@@ -97,6 +100,7 @@ fn new_state(config: &MasterConfig) -> Result<State, StartError> {
     }
     let mut state = State::new(&config.deployment_name);
     let id = state.gen_id();
+    let uid = state.gen_uid();
     let password_hash = hash_password(&config.admin_password).map_err(StartError)?;
     state.users.insert(
         id,
@@ -104,6 +108,7 @@ fn new_state(config: &MasterConfig) -> Result<State, StartError> {
             id,
             name: ADMIN_NAME.into(),
             role: Role::Admin,
+            uid,
             password_hash,
             created_at: OffsetDateTime::now_utc(),
         }),
@@ -168,7 +173,8 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
     let state_config = StateConfig {
         keep_checkpoints: config.keep_checkpoints,
         scheduler: config.scheduler(),
-        workspace_base,
+        plan: PlanSettings { workspace_base, default_cores: config.default_cores },
+        allowed_registries: config.allowed_registry.clone(),
     };
     let docker_config = if config.no_docker {
         tracing::warn!("running without Docker (--no-docker): executions wait in the queue");
@@ -184,20 +190,26 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
             log_dir: log_dir(&config),
             log_tail_bytes: config.log_tail_bytes,
             reconcile_interval: Duration::from_secs(config.reconcile_interval.max(1)),
+            max_calls: config.docker_max_calls.max(1),
+            pids_limit: config.pids_limit,
+            log_max_bytes: config.container_log_bytes,
+            log_max_files: config.container_log_files,
         })
     };
-    let (state, docker) = StateActor::launch(loaded.state, loaded.store, loaded.seq, state_config, docker_config)
+    let (state, backend) = StateActor::launch(loaded.state, loaded.store, loaded.seq, state_config, docker_config)
         .map_err(|e| StartError(format!("cannot start the Docker actor: {e}")))?;
     let auth = Auth::new(
         Duration::from_secs(config.auth_cache_seconds),
         config.login_failures_max,
         Duration::from_secs(config.login_failures_window),
+        Passwords::new(config.auth_concurrency, Duration::from_secs(config.auth_wait_seconds)),
     )
     .map_err(StartError)?;
     let data = web::Data::new(AppData {
         state,
-        docker,
+        backend,
         auth: Arc::new(auth),
+        limits: Arc::new(Limits::new(config.submit_rate, config.submit_burst, config.max_log_followers)),
         config: Arc::new(config.clone()),
         metrics: Arc::default(),
     });
@@ -206,7 +218,12 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
     } else {
         config.http_workers
     };
-    let server = HttpServer::new(move || create_app(data.clone())).workers(workers);
+    // A client that goes away is noticed at once (its followed log streams end), and stopping
+    // the master does not wait long for streams that never end.
+    let server = HttpServer::new(move || create_app(data.clone()))
+        .workers(workers)
+        .h1_allow_half_closed(false)
+        .shutdown_timeout(5);
     let listen = (config.listen_address.as_str(), config.listen_port);
     let scheme = if tls.is_some() { "https" } else { "http" };
     let server = match tls {
@@ -242,13 +259,12 @@ pub fn create_app(
         .app_data(data)
         .wrap_fn(move |req, srv| {
             let started = std::time::Instant::now();
-            let method = req.method().to_string();
+            let method = req.method().clone();
             let metrics = metrics.clone();
             let fut = actix_web::dev::Service::call(srv, req);
             async move {
                 let res = fut.await?;
-                let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
-                metrics.observe(&route, &method, res.status().as_u16(), started.elapsed());
+                metrics.observe(res.request().match_pattern(), &method, res.status().as_u16(), started.elapsed());
                 Ok(res)
             }
         })

@@ -3,63 +3,122 @@
 //! by status, queue length, reserved and total resources, checkpoint writes, Docker trouble.
 //! These three need no credentials and reveal no names.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use zoe_actors::state_actor::MetricsSnapshot;
+use zoe_checkpoints::ExecutionStatus;
 
 use crate::AppData;
 
 /// Upper bounds of the latency histogram buckets, in seconds.
 const BUCKETS: [f64; 13] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
-#[derive(Default, Clone)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
+/// The HTTP methods, as a label: anything else is `OTHER`, so made-up methods cannot grow the
+/// label set.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(clippy::upper_case_acronyms)]
+enum MethodLabel {
+    GET,
+    HEAD,
+    POST,
+    PUT,
+    PATCH,
+    DELETE,
+    OPTIONS,
+    OTHER,
+}
+
+impl MethodLabel {
+    fn of(method: &actix_web::http::Method) -> MethodLabel {
+        match method.as_str() {
+            "GET" => MethodLabel::GET,
+            "HEAD" => MethodLabel::HEAD,
+            "POST" => MethodLabel::POST,
+            "PUT" => MethodLabel::PUT,
+            "PATCH" => MethodLabel::PATCH,
+            "DELETE" => MethodLabel::DELETE,
+            "OPTIONS" => MethodLabel::OPTIONS,
+            _ => MethodLabel::OTHER,
+        }
+    }
+}
+
+/// The labels of an API request: its route pattern (one of the routes the master registers, not
+/// the raw path, so ids do not explode the set), its method and its status.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ApiLabels {
+    endpoint: &'static str,
+    method: MethodLabel,
+    status: u16,
+}
+
+/// Route patterns seen, each kept once for the life of the process. They come from the routes
+/// the master registers (a fixed set); past a generous bound anything new is `other`.
+fn route_label(pattern: Option<String>) -> &'static str {
+    const MAX_ROUTES: usize = 256;
+    static SEEN: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let Some(pattern) = pattern else { return "unmatched" };
+    let Ok(mut seen) = SEEN.get_or_init(Mutex::default).lock() else { return "other" };
+    if let Some(known) = seen.get(pattern.as_str()) {
+        return known;
+    }
+    if seen.len() >= MAX_ROUTES {
+        return "other";
+    }
+    let leaked: &'static str = Box::leak(pattern.into_boxed_str());
+    seen.insert(leaked);
+    leaked
 }
 
 /// API latency, recorded by a middleware for every request.
-#[derive(Default)]
 pub struct ApiMetrics {
-    by_route: Mutex<BTreeMap<(String, String, u16), Histogram>>,
+    registry: Registry,
+    latency: Family<ApiLabels, Histogram>,
+}
+
+impl Default for ApiMetrics {
+    fn default() -> Self {
+        let latency =
+            Family::<ApiLabels, Histogram>::new_with_constructor(|| Histogram::new(BUCKETS.iter().copied()));
+        let mut registry = Registry::default();
+        registry.register("zoe_api_request_duration_seconds", "Time to answer API requests", latency.clone());
+        ApiMetrics { registry, latency }
+    }
 }
 
 impl ApiMetrics {
-    /// Records one request: the route pattern (not the raw path, so ids do not explode the
-    /// label set), its method and status, and how long it took.
-    pub fn observe(&self, route: &str, method: &str, status: u16, took: Duration) {
-        let secs = took.as_secs_f64();
-        if let Ok(mut m) = self.by_route.lock() {
-            let h = m.entry((route.to_string(), method.to_string(), status)).or_default();
-            for (i, le) in BUCKETS.iter().enumerate() {
-                if secs <= *le {
-                    h.counts[i] += 1;
-                }
-            }
-            h.count += 1;
-            h.sum += secs;
-        }
+    /// Records one request: its route pattern, method and status, and how long it took.
+    pub fn observe(&self, route: Option<String>, method: &actix_web::http::Method, status: u16, took: Duration) {
+        let labels = ApiLabels { endpoint: route_label(route), method: MethodLabel::of(method), status };
+        self.latency.get_or_create(&labels).observe(took.as_secs_f64());
     }
+}
 
-    fn render(&self, out: &mut String) {
-        out.push_str("# HELP zoe_api_request_duration_seconds Time to answer API requests.\n");
-        out.push_str("# TYPE zoe_api_request_duration_seconds histogram\n");
-        let Ok(m) = self.by_route.lock() else { return };
-        for ((route, method, status), h) in m.iter() {
-            let labels = format!("endpoint=\"{}\",method=\"{method}\",status=\"{status}\"", route.replace('"', "'"));
-            for (le, c) in BUCKETS.iter().zip(h.counts) {
-                let _ = writeln!(out, "zoe_api_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {c}");
-            }
-            let _ = writeln!(out, "zoe_api_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
-            let _ = writeln!(out, "zoe_api_request_duration_seconds_sum{{{labels}}} {}", h.sum);
-            let _ = writeln!(out, "zoe_api_request_duration_seconds_count{{{labels}}} {}", h.count);
-        }
-    }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: &'static str,
+}
+
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+enum DockerErrorKind {
+    unreachable,
+    start_failed,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: DockerErrorKind,
 }
 
 /// Registers `/healthz`, `/readyz` and `/metrics`.
@@ -94,7 +153,7 @@ async fn readyz(data: web::Data<AppData>) -> HttpResponse {
     match tokio::time::timeout(Duration::from_secs(2), data.state.send(MetricsSnapshot {})).await {
         Ok(Ok(m)) => HttpResponse::Ok().content_type("text/plain").body(format!(
             "ready\ndocker: {}\n",
-            if data.docker.is_none() {
+            if data.backend.is_none() {
                 "disabled"
             } else if m.docker_reachable {
                 "reachable"
@@ -112,46 +171,52 @@ async fn readyz(data: web::Data<AppData>) -> HttpResponse {
     get,
     path = "/metrics",
     tag = "operations",
-    responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain; version=0.0.4", body = String)),
+    responses((status = 200, description = "OpenMetrics text format 1.0.0", content_type = "application/openmetrics-text", body = String)),
 )]
 async fn metrics(data: web::Data<AppData>) -> HttpResponse {
     let mut out = String::new();
-    data.metrics.render(&mut out);
+    let _ = encode_registry(&mut out, &data.metrics.registry);
     if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(2), data.state.send(MetricsSnapshot {})).await {
-        let gauge = |out: &mut String, name: &str, help: &str, value: f64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+        let mut r = Registry::default();
+        let gauge = |r: &mut Registry, name: &str, help: &str, value: f64| {
+            let g = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+            g.set(value);
+            r.register(name, help, g);
         };
-        let _ = writeln!(out, "# HELP zoe_executions Executions by status.\n# TYPE zoe_executions gauge");
-        for (status, n) in &m.executions_by_status {
-            let _ = writeln!(out, "zoe_executions{{status=\"{status}\"}} {n}");
+        let int_gauge = |r: &mut Registry, name: &str, help: &str, value: u64| {
+            let g = Gauge::<i64>::default();
+            g.set(i64::try_from(value).unwrap_or(i64::MAX));
+            r.register(name, help, g);
+        };
+        let counter = |r: &mut Registry, name: &str, help: &str, value: u64| {
+            let c = Counter::<u64>::default();
+            c.inc_by(value);
+            r.register(name, help, c);
+        };
+        let by_status = Family::<StatusLabel, Gauge>::default();
+        for status in ExecutionStatus::ALL {
+            let n = m.executions_by_status.iter().find(|(s, _)| *s == status.as_str()).map_or(0, |(_, n)| *n);
+            by_status.get_or_create(&StatusLabel { status: status.as_str() }).set(i64::try_from(n).unwrap_or(i64::MAX));
         }
-        gauge(&mut out, "zoe_queue_length", "Executions waiting to start.", m.queue_length as f64);
-        gauge(&mut out, "zoe_memory_reserved_bytes", "Memory reserved by executions.", m.memory_reserved as f64);
-        gauge(&mut out, "zoe_memory_total_bytes", "Memory the scheduler hands out.", m.memory_total.unwrap_or(0) as f64);
-        gauge(&mut out, "zoe_cores_reserved", "Cores reserved by executions.", m.cores_reserved);
-        gauge(&mut out, "zoe_cores_total", "Cores the scheduler hands out.", m.cores_total.unwrap_or(0.0));
-        gauge(&mut out, "zoe_docker_reachable", "1 when Docker answered at last contact.", f64::from(u8::from(m.docker_reachable)));
-        let _ = writeln!(
-            out,
-            "# HELP zoe_checkpoint_writes_total Checkpoints written.\n# TYPE zoe_checkpoint_writes_total counter\nzoe_checkpoint_writes_total {}",
-            m.checkpoints_written
-        );
-        let _ = writeln!(
-            out,
-            "# HELP zoe_checkpoint_write_seconds_total Time spent writing checkpoints.\n# TYPE zoe_checkpoint_write_seconds_total counter\nzoe_checkpoint_write_seconds_total {}",
-            m.checkpoint_seconds
-        );
-        gauge(&mut out, "zoe_checkpoint_last_write_seconds", "Time the newest checkpoint took to write.", m.checkpoint_last_seconds);
-        let _ = writeln!(
-            out,
-            "# HELP zoe_checkpoint_failures_total Checkpoint writes that failed.\n# TYPE zoe_checkpoint_failures_total counter\nzoe_checkpoint_failures_total {}",
-            m.checkpoint_failures
-        );
-        let _ = writeln!(
-            out,
-            "# HELP zoe_docker_errors_total Docker outages and failed starts.\n# TYPE zoe_docker_errors_total counter\nzoe_docker_errors_total{{kind=\"unreachable\"}} {}\nzoe_docker_errors_total{{kind=\"start_failed\"}} {}",
-            m.docker_outages, m.start_failures
-        );
+        r.register("zoe_executions", "Executions by status", by_status);
+        int_gauge(&mut r, "zoe_queue_length", "Executions waiting to start", m.queue_length as u64);
+        int_gauge(&mut r, "zoe_memory_reserved_bytes", "Memory reserved by executions", m.memory_reserved);
+        int_gauge(&mut r, "zoe_memory_total_bytes", "Memory the scheduler hands out", m.memory_total.unwrap_or(0));
+        gauge(&mut r, "zoe_cores_reserved", "Cores reserved by executions", m.cores_reserved);
+        gauge(&mut r, "zoe_cores_total", "Cores the scheduler hands out", m.cores_total.unwrap_or(0.0));
+        int_gauge(&mut r, "zoe_docker_reachable", "1 when Docker answered at last contact", u64::from(m.docker_reachable));
+        counter(&mut r, "zoe_checkpoint_writes", "Checkpoints written", m.checkpoints_written);
+        let seconds = Counter::<f64, std::sync::atomic::AtomicU64>::default();
+        seconds.inc_by(m.checkpoint_seconds);
+        r.register("zoe_checkpoint_write_seconds", "Time spent writing checkpoints", seconds);
+        gauge(&mut r, "zoe_checkpoint_last_write_seconds", "Time the newest checkpoint took to write", m.checkpoint_last_seconds);
+        counter(&mut r, "zoe_checkpoint_failures", "Checkpoint writes that failed", m.checkpoint_failures);
+        let docker_errors = Family::<KindLabel, Counter>::default();
+        docker_errors.get_or_create(&KindLabel { kind: DockerErrorKind::unreachable }).inc_by(m.docker_outages);
+        docker_errors.get_or_create(&KindLabel { kind: DockerErrorKind::start_failed }).inc_by(m.start_failures);
+        r.register("zoe_docker_errors", "Docker outages and failed starts", docker_errors);
+        let _ = encode_registry(&mut out, &r);
     }
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(out)
+    let _ = encode_eof(&mut out);
+    HttpResponse::Ok().content_type("application/openmetrics-text; version=1.0.0; charset=utf-8").body(out)
 }

@@ -104,7 +104,9 @@ const PORT_FIELDS: &[&str] = &[
 /// - `too_long`: a string longer than its limit, or a container host name longer than a DNS
 ///   label ([`check_host_names`]);
 /// - `volumes_not_allowed`: a service asks for host path volumes;
-/// - `networks_not_allowed`: a service asks for extra Docker networks.
+/// - `networks_not_allowed`: a service asks for extra Docker networks;
+/// - `registry_not_allowed`: an image names a registry that is not on the master's allow-list
+///   ([`check_registries`]).
 pub const CODES: &[&str] = &[
     "not_an_object",
     "missing_field",
@@ -120,6 +122,7 @@ pub const CODES: &[&str] = &[
     "volumes_not_allowed",
     "networks_not_allowed",
     "invalid_command",
+    "registry_not_allowed",
 ];
 
 /// Why an application description was rejected.
@@ -585,6 +588,37 @@ pub fn check_host_names(
                      the limit of {}; use a shorter service or execution name",
                     name.len(),
                     naming::MAX_HOST_NAME
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The registry an image reference names, if any. As Docker reads references, the part before
+/// the first `/` is a registry when it has a `.` or a `:` or is `localhost`; otherwise the image
+/// is local, or on Docker Hub under its bare name.
+pub fn registry_of(image: &str) -> Option<&str> {
+    let (first, _) = image.split_once('/')?;
+    (first.contains('.') || first.contains(':') || first == "localhost").then_some(first)
+}
+
+/// Refuses images that name a registry not on `allowed` (`host` or `host:port`, compared
+/// without case). The engine would connect to whatever address an image names, so without this a
+/// description could make it probe any host and port.
+pub fn check_registries(app: &Application, allowed: &[String]) -> Res<()> {
+    for (i, service) in app.services.iter().enumerate() {
+        let Some(registry) = registry_of(&service.docker_image) else { continue };
+        if !allowed.iter().any(|a| a.eq_ignore_ascii_case(registry)) {
+            return fail(
+                &format!("{}.docker_image", index_path("services", i)),
+                "registry_not_allowed",
+                format!(
+                    "image \"{}\" names the registry {}, which this Zoe does not allow; use an image \
+                     of the engine or one of the allowed registries ({})",
+                    quote(&service.docker_image),
+                    quote(registry),
+                    if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") }
                 ),
             );
         }
@@ -1740,6 +1774,8 @@ mod tests {
             error(&with("services/0/networks", json!(["x"]))).1,
             error(&with("services/0/command", json!("sh -c 'unclosed"))).1,
         ];
+        let remote = parse_application(&with("services/0/docker_image", json!("evil.example/x"))).unwrap();
+        produced.push(check_registries(&remote, &[]).unwrap_err().code);
         produced.sort_unstable();
         let mut codes = CODES.to_vec();
         codes.sort_unstable();
@@ -1816,6 +1852,31 @@ mod tests {
         let Some(e) = e else { panic!("accepted") };
         assert_eq!(e.code, "unknown_field");
         assert!(e.path.len() < 100 && e.message.len() < 400);
+    }
+
+    #[test]
+    fn images_naming_a_registry_need_the_allow_list() {
+        for (image, registry) in [
+            ("busybox", None),
+            ("busybox:1.36", None),
+            ("library/busybox", None),
+            ("zoe-spark:4.0", None),
+            ("127.0.0.1:24851/probe/img", Some("127.0.0.1:24851")),
+            ("registry.example.org/team/app:1", Some("registry.example.org")),
+            ("localhost/x", Some("localhost")),
+            ("[::1]:5000/x", Some("[::1]:5000")),
+        ] {
+            assert_eq!(registry_of(image), registry, "{image}");
+        }
+        let mut v = spark();
+        v["services"][1]["docker_image"] = json!("127.0.0.1:24851/probe/img");
+        let app = parse_application(&v).unwrap();
+        let e = check_registries(&app, &[]).unwrap_err();
+        assert_eq!((e.code, e.path.as_str()), ("registry_not_allowed", "services[1].docker_image"));
+        assert!(e.message.contains("127.0.0.1:24851") && e.message.contains("(none)"), "{e}");
+        assert!(check_registries(&app, &["registry.example.org".into()]).is_err());
+        check_registries(&app, &["127.0.0.1:24851".into()]).unwrap();
+        check_registries(&parse_application(&spark()).unwrap(), &[]).unwrap();
     }
 }
 

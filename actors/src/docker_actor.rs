@@ -1,29 +1,16 @@
-//! The Docker actor: the only code that talks to the Docker Engine.
+//! The single-engine back end: the Docker actor, the only code that talks to one Docker Engine.
 //!
-//! It never touches Zoe's state. The state actor sends it commands ([`StartExecution`],
-//! [`RemoveExecution`], [`RemoveContainers`], [`RemoveNetwork`], [`Reconcile`]) and receives
-//! their outcomes, and whatever happens to containers on their own, as [`DockerEvent`] messages
-//! through the `Recipient` given to [`DockerActor::new`]. [`ServiceLogs`] is the one request with a
-//! direct answer: a channel fed with a container's log.
+//! It never touches Zoe's state. It speaks the back-end protocol of [`crate::protocol`]: the state
+//! actor sends it commands and receives their outcomes, and whatever happens to containers on
+//! their own, as [`BackendEvent`] messages through the `Recipient` given to [`DockerActor::new`].
+//! [`ServiceLogs`] is the one request with a direct answer: a channel fed with a container's log.
 //!
-//! Handlers never block the actor: every command runs as its own task, so several starts and
-//! removals proceed at the same time, and every Docker call is bounded by a timeout
-//! (`DockerConfig::call_timeout`; pulls by `pull_timeout`; stops by `stop_grace` plus
-//! `call_timeout`). The only unbounded reads are followed log streams, which end when the
-//! container stops or the receiver is dropped.
-//!
-//! What the state actor can rely on:
-//! - a `StartExecution` ends with exactly one `ExecutionStarted` or `ExecutionStartFailed`; after a
-//!   failure no container of that start is left behind (unless Docker itself could not be
-//!   reached to remove it; the error then says so, and the next `Inventory` shows it);
-//! - a `RemoveExecution` ends with exactly one `ExecutionRemoved`;
-//! - `ContainerExited` is sent for every container of the deployment that stops, including the
-//!   ones Zoe stops itself (removal, failed start); it may arrive before `ExecutionStarted` when a
-//!   container exits right away, and it may arrive twice after a reconnection to Docker;
-//! - `Inventory` is a snapshot of every container labelled with the deployment, including ones of
-//!   executions that are being started or removed at that moment;
-//! - `Unreachable` is sent once per outage, `Reachable` once when Docker answers again, followed
-//!   by a fresh `Inventory`.
+//! Handlers never block the actor: every command runs as its own task. The engine is protected
+//! from floods: at most `max_calls` engine calls are in flight at once (the others wait their
+//! turn), every call is bounded by a timeout (`call_timeout`; pulls by `pull_timeout`; stops by
+//! `stop_grace` plus `call_timeout`), removals of many containers go in bounded batches, and a
+//! removal cancels the creations still pending for its execution. The only unbounded reads are
+//! followed log streams, which end when the container stops or the receiver is dropped.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -34,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use actix::{
-    Actor, AsyncContext, Context, Handler, Message, Recipient, ResponseFuture, WrapFuture,
+    Actor, AsyncContext, Context, Handler, Recipient, ResponseFuture, WrapFuture,
 };
 use bollard::errors::Error as BollardError;
 use bollard::models::{
@@ -48,8 +35,13 @@ use bollard::query_parameters::{
 };
 use bollard::{ClientVersion, Docker, API_DEFAULT_VERSION};
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
+
+use crate::protocol::{
+    BackendEvent, ContainerInfo, ContainerSpec, LogStream, PlatformInfo, Reconcile,
+    RemoveContainers, RemoveExecution, RemoveNetwork, ServiceLogs, StartExecution,
+    StartedContainer,
+};
 
 // ------------------------------------------------------------------------------------------------
 // Public API
@@ -77,11 +69,19 @@ pub struct DockerConfig {
     pub log_tail_bytes: usize,
     /// How often the actor takes an inventory of the deployment's containers.
     pub reconcile_interval: Duration,
+    /// Engine calls in flight at once (followed logs and events excepted); the others wait.
+    pub max_calls: usize,
+    /// Processes (and threads) each container may have.
+    pub pids_limit: i64,
+    /// Bytes of each container's log file kept by the engine, and how many files.
+    pub log_max_bytes: u64,
+    pub log_max_files: u32,
 }
 
 impl DockerConfig {
-    /// The defaults for a deployment: local socket, 30 s calls, 10 min pulls, 10 s stop grace,
-    /// ports published on 127.0.0.1, logs in `./logs` (1 MiB tails), inventory every 10 s.
+    /// The defaults for a deployment: local socket, 30 s calls (8 at once), 10 min pulls, 10 s
+    /// stop grace, ports published on 127.0.0.1, logs in `./logs` (1 MiB tails), inventory
+    /// every 10 s, 1024 processes and 2 x 10 MiB of log per container.
     pub fn new(deployment_name: impl Into<String>) -> Self {
         DockerConfig {
             docker_host: None,
@@ -93,163 +93,12 @@ impl DockerConfig {
             log_dir: PathBuf::from("logs"),
             log_tail_bytes: 1 << 20,
             reconcile_interval: Duration::from_secs(10),
+            max_calls: 8,
+            pids_limit: 1024,
+            log_max_bytes: 10 << 20,
+            log_max_files: 2,
         }
     }
-}
-
-/// One container to create, fully computed by the caller (names, labels, expanded templates).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ContainerSpec {
-    pub service_id: u64,
-    /// Container name and host name.
-    pub name: String,
-    pub image: String,
-    /// `NAME=value`, already template-expanded.
-    pub env: Vec<String>,
-    /// Already expanded and split; `None` runs the image's default command.
-    pub cmd: Option<Vec<String>>,
-    /// The `zoe.*` labels.
-    pub labels: BTreeMap<String, String>,
-    /// Bytes; used for both `Memory` and `MemorySwap` (no swap beyond RAM).
-    pub memory: u64,
-    /// CPU limit in billionths of a core, when the description gives cores.
-    pub nano_cpus: Option<i64>,
-    /// TCP ports published on `publish_address`, on a random host port.
-    pub exposed_ports: Vec<u16>,
-    /// (host directory, container path): the host directory is created and bind-mounted rw.
-    pub workspace: Option<(PathBuf, String)>,
-    /// Containers start in ascending `startup_order`.
-    pub startup_order: u32,
-}
-
-/// Create and start the containers of an execution. Answered by `ExecutionStarted` or
-/// `ExecutionStartFailed`.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
-pub struct StartExecution {
-    pub execution_id: u64,
-    /// The user's network, e.g. `alice-dev`; created on first use.
-    pub network: String,
-    pub owner: String,
-    pub containers: Vec<ContainerSpec>,
-}
-
-/// Stop and remove the containers of an execution, keeping their log tails. Answered by
-/// `ExecutionRemoved`.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
-pub struct RemoveExecution {
-    pub execution_id: u64,
-    /// (service id, container name).
-    pub containers: Vec<(u64, String)>,
-}
-
-/// Remove a user network; a missing one is fine. No answer.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
-pub struct RemoveNetwork {
-    pub network: String,
-}
-
-/// Stop and remove containers Zoe does not know (orphans). No answer; the next `Inventory`
-/// shows the result.
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "()")]
-pub struct RemoveContainers {
-    pub names_or_ids: Vec<String>,
-}
-
-/// Take an inventory now: answered by `Inventory` then `Platform`.
-#[derive(Message, Debug, Clone, Copy)]
-#[rtype(result = "()")]
-pub struct Reconcile;
-
-/// Stream a container's log (stdout and stderr merged, in order, raw bytes).
-#[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<LogStream, String>")]
-pub struct ServiceLogs {
-    /// Container name or id.
-    pub container: String,
-    /// Keep streaming until the container stops.
-    pub follow: bool,
-    /// Only the last lines.
-    pub tail_lines: Option<u64>,
-}
-
-/// A container log, chunk by chunk; ends when the log ends. An `Err` item is the last one.
-pub type LogStream = tokio::sync::mpsc::Receiver<Result<Vec<u8>, String>>;
-
-/// What the Docker actor tells the state actor.
-#[derive(Message, Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[rtype(result = "()")]
-pub enum DockerEvent {
-    /// Every container of the execution was created and started.
-    ExecutionStarted {
-        execution_id: u64,
-        containers: Vec<StartedContainer>,
-    },
-    /// The execution could not be started; none of its containers is left.
-    ExecutionStartFailed { execution_id: u64, error: String },
-    /// The execution's containers were stopped and removed; `error` tells what could not be.
-    ExecutionRemoved {
-        execution_id: u64,
-        error: Option<String>,
-    },
-    /// A container of the deployment stopped (on its own or because Zoe stopped it).
-    ContainerExited {
-        execution_id: u64,
-        service_id: u64,
-        docker_id: String,
-        exit_code: i64,
-        oom_killed: bool,
-    },
-    /// Every container labelled `zoe.deployment_name=<deployment>`.
-    Inventory { containers: Vec<ContainerInfo> },
-    /// The engine's capacity and counters; after each inventory.
-    Platform(PlatformInfo),
-    /// Docker could not be reached; sent once per outage.
-    Unreachable { error: String },
-    /// Docker answers again after an `Unreachable`; an `Inventory` follows.
-    Reachable,
-}
-
-/// A started container.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StartedContainer {
-    pub service_id: u64,
-    pub docker_id: String,
-    /// Network name to IP address.
-    pub ip_address: BTreeMap<String, String>,
-    /// Container port to the published `host:port`.
-    pub host_endpoints: BTreeMap<u16, String>,
-}
-
-/// One container of the deployment, as seen by an inventory.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ContainerInfo {
-    pub docker_id: String,
-    pub name: String,
-    /// From the `zoe.execution.id` label.
-    pub execution_id: Option<u64>,
-    /// From the `zoe.service.id` label.
-    pub service_id: Option<u64>,
-    /// Running (or paused, or restarting).
-    pub running: bool,
-    /// Once it has stopped; `None` while running or never started.
-    pub exit_code: Option<i64>,
-    pub oom_killed: bool,
-}
-
-/// The engine, from `docker info`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PlatformInfo {
-    pub memory_total: u64,
-    pub cpus: u32,
-    pub containers: u64,
-    pub containers_running: u64,
-    pub images: u64,
-    pub server_version: String,
-    pub name: String,
 }
 
 /// The actor. See the module documentation.
@@ -259,12 +108,11 @@ pub struct DockerActor {
 
 impl DockerActor {
     /// Checks the configuration; does not contact Docker (that happens when the actor starts,
-    /// and an unreachable Docker is reported as `DockerEvent::Unreachable`).
-    pub fn new(config: DockerConfig, events: Recipient<DockerEvent>) -> Result<Self, String> {
+    /// and an unreachable Docker is reported as `BackendEvent::Unreachable`).
+    pub fn new(config: DockerConfig, events: Recipient<BackendEvent>) -> Result<Self, String> {
         validate_config(&config)?;
         Ok(DockerActor {
             inner: Arc::new(Inner {
-                config,
                 events,
                 client: Mutex::new(None),
                 unreachable: Mutex::new(false),
@@ -275,6 +123,10 @@ impl DockerActor {
                 outage_notify: tokio::sync::Notify::new(),
                 completions: AtomicU64::new(0),
                 runnable: Mutex::new(HashSet::new()),
+                calls: tokio::sync::Semaphore::new(config.max_calls.max(1)),
+                stops: tokio::sync::Semaphore::new(config.max_calls.max(1) * 4),
+                starts: Mutex::new(HashMap::new()),
+                config,
             }),
         })
     }
@@ -420,6 +272,11 @@ enum CallError {
 }
 
 impl CallError {
+    /// Whether the engine was too slow or out of reach, rather than refusing.
+    fn is_transient(&self) -> bool {
+        matches!(self, CallError::Timeout { .. } | CallError::Unreachable(_))
+    }
+
     fn is_not_found(&self) -> bool {
         matches!(self, CallError::Api { status: 404, .. })
     }
@@ -492,6 +349,19 @@ fn human_duration(d: Duration) -> String {
         format!("{} ms", d.as_millis())
     } else {
         format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+/// Why a pull failed, in words that never repeat what a registry answered: a registry's answer
+/// is whatever its owner wants it to be, and the image name may point anywhere.
+fn pull_reason(e: &CallError) -> String {
+    match e {
+        CallError::Timeout { after, .. } => format!("the pull did not finish within {}", human_duration(*after)),
+        CallError::Unreachable(_) => "Docker could not be reached".to_string(),
+        CallError::Api { status: 404, .. } => "no registry has it (or it needs credentials)".to_string(),
+        CallError::Api { .. } | CallError::Other(_) => {
+            "the registry could not be reached or refused it (its answer is not shown)".to_string()
+        }
     }
 }
 
@@ -595,6 +465,38 @@ fn label_u64(labels: Option<&HashMap<String, String>>, key: &str) -> Option<u64>
 /// Containers of one startup-order group created and started at the same time.
 const START_CONCURRENCY: usize = 4;
 
+/// Why a start failed, and whether it may work later.
+#[derive(Debug)]
+struct Failure {
+    message: String,
+    /// Docker was too slow or out of reach.
+    transient: bool,
+}
+
+impl Failure {
+    /// A failed engine call, described in the context of what was being done.
+    fn call(e: CallError, context: impl FnOnce(&CallError) -> String) -> Failure {
+        Failure { transient: e.is_transient(), message: context(&e) }
+    }
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure { message, transient: false }
+    }
+}
+
+/// A start under way, which a removal of the same execution can cancel and wait for.
+#[derive(Default)]
+struct StartControl {
+    cancelled: AtomicBool,
+    /// Held by the start until it has cleaned up after itself.
+    running: tokio::sync::Mutex<()>,
+}
+
+/// Containers removed (stopped) at once by one removal or clean-up pass.
+const REMOVE_BATCH: usize = 8;
+
 /// What a start has done so far, for cleaning up after a failure.
 #[derive(Default)]
 struct Created {
@@ -613,7 +515,7 @@ enum PathKind {
 /// Shared by the actor and all its tasks.
 struct Inner {
     config: DockerConfig,
-    events: Recipient<DockerEvent>,
+    events: Recipient<BackendEvent>,
     /// A client whose API version has been agreed with the engine; reset on an outage.
     client: Mutex<Option<Docker>>,
     /// Whether `Unreachable` was sent and `Reachable` not yet.
@@ -630,16 +532,23 @@ struct Inner {
     completions: AtomicU64,
     /// Commands found runnable: (image id, program, PATH, working dir).
     runnable: Mutex<HashSet<(String, String, String, String)>>,
+    /// Engine calls in flight (bounded by `max_calls`).
+    calls: tokio::sync::Semaphore,
+    /// Container stops in flight: a stop holds its call for up to the grace time, so stops have
+    /// their own, larger budget instead of starving every other call.
+    stops: tokio::sync::Semaphore,
+    /// Starts under way, by execution id.
+    starts: Mutex<HashMap<u64, Arc<StartControl>>>,
 }
 
 impl Inner {
-    fn send(&self, event: DockerEvent) {
+    fn send(&self, event: BackendEvent) {
         self.events.do_send(event);
     }
 
     /// Sends the outcome of a start or a removal, which an inventory taken meanwhile must not
     /// contradict (see `reconcile_once`).
-    fn send_outcome(&self, event: DockerEvent) {
+    fn send_outcome(&self, event: BackendEvent) {
         self.completions.fetch_add(1, Ordering::SeqCst);
         self.send(event);
     }
@@ -659,7 +568,7 @@ impl Inner {
             } else {
                 format!("cannot reach Docker: {error}")
             };
-            self.send(DockerEvent::Unreachable { error });
+            self.send(BackendEvent::Unreachable { error });
         }
     }
 
@@ -667,12 +576,24 @@ impl Inner {
         let was_unreachable = std::mem::replace(&mut *lock(&self.unreachable), false);
         if was_unreachable {
             info!("Docker answers again");
-            self.send(DockerEvent::Reachable);
+            self.send(BackendEvent::Reachable);
         }
     }
 
-    /// Runs one Docker call under a time limit, and keeps track of Docker's reachability.
+    /// Runs one Docker call under a time limit, once one of the `max_calls` turns is free, and
+    /// keeps track of Docker's reachability.
     async fn call<T>(
+        &self,
+        what: &str,
+        limit: Duration,
+        fut: impl Future<Output = Result<T, BollardError>>,
+    ) -> Result<T, CallError> {
+        let _turn = self.calls.acquire().await.map_err(|_| CallError::Other("the Docker actor is stopping".into()))?;
+        self.timed(what, limit, fut).await
+    }
+
+    /// Runs one Docker call under a time limit, without taking a turn (the caller has one).
+    async fn timed<T>(
         &self,
         what: &str,
         limit: Duration,
@@ -780,40 +701,58 @@ impl Inner {
             containers = msg.containers.len(),
             "starting execution"
         );
+        let control = Arc::new(StartControl::default());
+        let guard = control.running.lock().await;
+        lock(&self.starts).insert(execution_id, control.clone());
         let mut created = Created::default();
         let outcome = match self.ready().await {
-            Ok(docker) => self.try_start(&docker, &msg, &mut created).await,
-            Err(e) => Err(e.to_string()),
+            Ok(docker) => self.try_start(&docker, &msg, &control, &mut created).await,
+            Err(e) => Err(Failure::call(e, |e| e.to_string())),
         };
         let event = match outcome {
             Ok(containers) => {
                 info!(execution_id, "execution started");
-                DockerEvent::ExecutionStarted {
+                BackendEvent::ExecutionStarted {
                     execution_id,
                     containers,
                 }
             }
-            Err(error) => {
-                warn!(execution_id, error, "execution failed to start");
+            Err(failure) => {
+                warn!(execution_id, error = failure.message, "execution failed to start");
                 let error = match self.cleanup_failed_start(&msg, &created).await {
-                    Ok(()) => error,
-                    Err(cleanup) => format!("{error} (and cleaning up failed: {cleanup})"),
+                    Ok(()) => failure.message,
+                    Err(cleanup) => format!("{} (and cleaning up failed: {cleanup})", failure.message),
                 };
-                DockerEvent::ExecutionStartFailed {
+                BackendEvent::ExecutionStartFailed {
                     execution_id,
                     error,
+                    transient: failure.transient,
                 }
             }
         };
+        lock(&self.starts).remove(&execution_id);
+        drop(guard);
         self.send_outcome(event);
+    }
+
+    /// Cancels the start of an execution, if one is under way, and waits until it has cleaned
+    /// up after itself: no container of it is created after this returns.
+    async fn cancel_start(&self, execution_id: u64) {
+        let control = lock(&self.starts).get(&execution_id).cloned();
+        if let Some(control) = control {
+            info!(execution_id, "cancelling the start under way");
+            control.cancelled.store(true, Ordering::SeqCst);
+            let _ = control.running.lock().await;
+        }
     }
 
     async fn try_start(
         &self,
         docker: &Docker,
         msg: &StartExecution,
+        control: &StartControl,
         created: &mut Created,
-    ) -> Result<Vec<StartedContainer>, String> {
+    ) -> Result<Vec<StartedContainer>, Failure> {
         self.ensure_network(docker, &msg.network, &msg.owner)
             .await?;
         let mut images: BTreeMap<String, ImageInspect> = BTreeMap::new();
@@ -834,7 +773,7 @@ impl Inner {
                     locals
                         .iter_mut()
                         .zip(batch)
-                        .map(|(local, spec)| self.start_one(docker, msg, spec, images.get(&spec.image), local)),
+                        .map(|(local, spec)| self.start_one(docker, msg, spec, images.get(&spec.image), control, local)),
                 )
                 .await;
                 for local in locals {
@@ -854,7 +793,7 @@ impl Inner {
         docker: &Docker,
         network: &str,
         owner: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), Failure> {
         let _guard = self.network_lock.lock().await;
         let limit = self.config.call_timeout;
         let inspect = self
@@ -867,7 +806,7 @@ impl Inner {
         match inspect {
             Ok(_) => return Ok(()),
             Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(format!("cannot inspect network {network}: {e}")),
+            Err(e) => return Err(Failure::call(e, |e| format!("cannot inspect network {network}: {e}"))),
         }
         let request = NetworkCreateRequest {
             name: network.to_string(),
@@ -894,17 +833,17 @@ impl Inner {
                 Ok(())
             }
             Err(e) if e.is_conflict() => Ok(()),
-            Err(e) => Err(format!("cannot create network {network}: {e}")),
+            Err(e) => Err(Failure::call(e, |e| format!("cannot create network {network}: {e}"))),
         }
     }
 
-    async fn ensure_image(&self, docker: &Docker, image: &str) -> Result<ImageInspect, String> {
+    async fn ensure_image(&self, docker: &Docker, image: &str) -> Result<ImageInspect, Failure> {
         let limit = self.config.call_timeout;
         let what = format!("inspecting image {image}");
         match self.call(&what, limit, docker.inspect_image(image)).await {
             Ok(i) => return Ok(i),
             Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(format!("cannot inspect image \"{image}\": {e}")),
+            Err(e) => return Err(Failure::call(e, |e| format!("cannot inspect image \"{image}\": {e}"))),
         }
         info!(image, "image missing, pulling it");
         let not_pulled = |reason: String| {
@@ -912,13 +851,13 @@ impl Inner {
                 "image \"{image}\" is not present on this engine and could not be pulled: {reason}"
             )
         };
-        self.pull(docker, image).await.map_err(not_pulled)?;
+        self.pull(docker, image).await.map_err(|e| Failure::call(e, |e| not_pulled(pull_reason(e))))?;
         self.call(&what, limit, docker.inspect_image(image))
             .await
-            .map_err(|e| not_pulled(e.to_string()))
+            .map_err(|e| Failure::call(e, |e| not_pulled(pull_reason(e))))
     }
 
-    async fn pull(&self, docker: &Docker, image: &str) -> Result<(), String> {
+    async fn pull(&self, docker: &Docker, image: &str) -> Result<(), CallError> {
         let last = image.rsplit('/').next().unwrap_or(image);
         let tagged = last.contains(':') || image.contains('@');
         let options = CreateImageOptions {
@@ -938,14 +877,7 @@ impl Inner {
             Ok::<(), BollardError>(())
         };
         let limit = self.config.pull_timeout;
-        self.call(&format!("pulling image {image}"), limit, pulling)
-            .await
-            .map_err(|e| match e {
-                CallError::Timeout { after, .. } => {
-                    format!("the pull did not finish within {}", human_duration(after))
-                }
-                e => e.to_string(),
-            })
+        self.call(&format!("pulling image {image}"), limit, pulling).await
     }
 
     async fn start_one(
@@ -954,15 +886,24 @@ impl Inner {
         msg: &StartExecution,
         spec: &ContainerSpec,
         image: Option<&ImageInspect>,
+        control: &StartControl,
         created: &mut Created,
-    ) -> Result<StartedContainer, String> {
+    ) -> Result<StartedContainer, Failure> {
         let name = &spec.name;
         let limit = self.config.call_timeout;
         let mut binds = Vec::new();
-        if let Some((host, path)) = &spec.workspace {
-            binds.push(prepare_workspace(host, path).await?);
+        if let Some(ws) = spec.workspace.clone() {
+            let bind = tokio::task::spawn_blocking(move || crate::workspace::prepare(&ws))
+                .await
+                .map_err(|e| format!("the workspace task failed: {e}"))??;
+            binds.push(bind);
         }
         let body = self.create_body(msg, spec, binds)?;
+        if control.cancelled.load(Ordering::SeqCst) {
+            return Err(Failure::from(format!(
+                "the start was cancelled before container {name} was created: the execution is being removed"
+            )));
+        }
         created.attempted.push(spec.name.clone());
         let id = self.create(docker, msg, spec, body).await?;
         created.ids.push(id.clone());
@@ -975,7 +916,7 @@ impl Inner {
             docker.start_container(&id, None::<StartContainerOptions>),
         )
         .await
-        .map_err(|e| format!("cannot start container {name}: {e}"))?;
+        .map_err(|e| Failure::call(e, |e| format!("cannot start container {name}: {e}")))?;
         let info = self
             .call(
                 &format!("inspecting container {name}"),
@@ -983,10 +924,10 @@ impl Inner {
                 docker.inspect_container(&id, None::<InspectContainerOptions>),
             )
             .await
-            .map_err(|e| format!("cannot inspect container {name}: {e}"))?;
+            .map_err(|e| Failure::call(e, |e| format!("cannot inspect container {name}: {e}")))?;
         self.check_exec_failure(docker, &id, name, &info).await?;
         debug!(name, id, "container started");
-        self.started_container(spec, id, &info)
+        Ok(self.started_container(spec, id, &info)?)
     }
 
     fn create_body(
@@ -1000,7 +941,7 @@ impl Inner {
         let mut exposed = Vec::new();
         let mut bindings = HashMap::new();
         for port in &spec.exposed_ports {
-            let key = format!("{port}/tcp");
+            let key = port.key();
             exposed.push(key.clone());
             bindings.insert(
                 key,
@@ -1010,24 +951,32 @@ impl Inner {
                 }]),
             );
         }
+        let c = &self.config;
         let host_config = HostConfig {
             memory: Some(memory),
             memory_swap: Some(memory),
-            nano_cpus: spec.nano_cpus,
+            nano_cpus: Some(spec.nano_cpus),
+            pids_limit: Some(c.pids_limit),
             network_mode: Some(msg.network.clone()),
             init: Some(true),
             privileged: Some(false),
+            cap_drop: Some(vec!["ALL".to_string()]),
+            security_opt: Some(vec!["no-new-privileges".to_string()]),
             binds: (!binds.is_empty()).then_some(binds),
             port_bindings: (!bindings.is_empty()).then_some(bindings),
             log_config: Some(HostConfigLogConfig {
                 typ: Some("json-file".to_string()),
-                config: Some(HashMap::new()),
+                config: Some(HashMap::from([
+                    ("max-size".to_string(), c.log_max_bytes.to_string()),
+                    ("max-file".to_string(), c.log_max_files.max(1).to_string()),
+                ])),
             }),
             ..Default::default()
         };
         Ok(ContainerCreateBody {
             hostname: Some(spec.name.clone()),
             image: Some(spec.image.clone()),
+            user: Some(format!("{0}:{0}", spec.uid)),
             env: Some(spec.env.clone()),
             cmd: spec.cmd.clone(),
             labels: Some(spec.labels.clone().into_iter().collect()),
@@ -1045,7 +994,7 @@ impl Inner {
         msg: &StartExecution,
         spec: &ContainerSpec,
         body: ContainerCreateBody,
-    ) -> Result<String, String> {
+    ) -> Result<String, Failure> {
         let name = &spec.name;
         let limit = self.config.call_timeout;
         let what = format!("creating container {name}");
@@ -1053,6 +1002,7 @@ impl Inner {
             name: Some(name.clone()),
             ..Default::default()
         };
+        let failed = |e: CallError| Failure::call(e, |e| format!("cannot create container {name}: {e}"));
         match self
             .call(
                 &what,
@@ -1063,28 +1013,28 @@ impl Inner {
         {
             Ok(r) => return Ok(r.id),
             Err(e) if e.is_conflict() => {}
-            Err(e) => return Err(format!("cannot create container {name}: {e}")),
+            Err(e) => return Err(failed(e)),
         }
         match self.belongs_to(docker, name, msg.execution_id).await {
             Ok(Some(old_id)) => {
                 info!(name, "removing a leftover container of an earlier attempt");
                 self.force_remove(docker, &old_id)
                     .await
-                    .map_err(|e| format!("cannot remove the leftover container {name}: {e}"))?;
+                    .map_err(|e| Failure::call(e, |e| format!("cannot remove the leftover container {name}: {e}")))?;
             }
             Ok(None) => {
-                return Err(format!(
+                return Err(Failure::from(format!(
                     "cannot create container {name}: a container with this name already exists \
                      and does not belong to execution {}",
                     msg.execution_id
-                ))
+                )))
             }
-            Err(e) => return Err(format!("cannot create container {name}: {e}")),
+            Err(e) => return Err(failed(e)),
         }
         self.call(&what, limit, docker.create_container(Some(options()), body))
             .await
             .map(|r| r.id)
-            .map_err(|e| format!("cannot create container {name}: {e}"))
+            .map_err(failed)
     }
 
     /// The id of the container with this name if it carries this deployment's and this
@@ -1174,7 +1124,7 @@ impl Inner {
         for (kind, candidate) in kinds.into_iter().zip(&candidates) {
             match kind {
                 Ok(PathKind::Executable) => {
-                    let mounted = spec.workspace.as_ref().is_some_and(|(_, m)| candidate.starts_with(m.as_str()));
+                    let mounted = spec.workspace.as_ref().is_some_and(|w| candidate.starts_with(w.container.as_str()));
                     if !mounted {
                         lock(&self.runnable).insert(key);
                     }
@@ -1297,9 +1247,8 @@ impl Inner {
         let ports = settings.and_then(|s| s.ports.as_ref());
         let mut host_endpoints = BTreeMap::new();
         for port in &spec.exposed_ports {
-            let bindings = ports
-                .and_then(|p| p.get(&format!("{port}/tcp")))
-                .and_then(|b| b.as_ref());
+            let key = port.key();
+            let bindings = ports.and_then(|p| p.get(&key)).and_then(|b| b.as_ref());
             let binding = bindings.and_then(|b| {
                 let usable =
                     |pb: &&PortBinding| pb.host_port.as_deref().is_some_and(|p| !p.is_empty());
@@ -1310,7 +1259,7 @@ impl Inner {
             });
             let Some(binding) = binding else {
                 return Err(format!(
-                    "container {}: port {port} was not published by Docker",
+                    "container {}: port {key} was not published by Docker",
                     spec.name
                 ));
             };
@@ -1324,7 +1273,7 @@ impl Inner {
             } else {
                 format!("{host}:{host_port}")
             };
-            host_endpoints.insert(*port, endpoint);
+            host_endpoints.insert(key, endpoint);
         }
         Ok(StartedContainer {
             service_id: spec.service_id,
@@ -1425,6 +1374,7 @@ impl Inner {
     async fn remove_execution(self: Arc<Self>, msg: RemoveExecution) {
         let execution_id = msg.execution_id;
         info!(execution_id, "removing execution");
+        self.cancel_start(execution_id).await;
         let error = match self.ready().await {
             Ok(docker) => self
                 .clone()
@@ -1436,7 +1386,7 @@ impl Inner {
         if let Some(error) = &error {
             warn!(execution_id, error, "execution not entirely removed");
         }
-        self.send_outcome(DockerEvent::ExecutionRemoved {
+        self.send_outcome(BackendEvent::ExecutionRemoved {
             execution_id,
             error,
         });
@@ -1470,23 +1420,16 @@ impl Inner {
                 msg.execution_id
             )),
         }
-        let handles: Vec<_> = targets
-            .into_iter()
+        let results: Vec<Result<(), String>> = futures_util::stream::iter(targets)
             .map(|(container, service_id)| {
-                let inner = self.clone();
                 let docker = docker.clone();
-                actix::spawn(
-                    async move { inner.stop_and_remove(&docker, &container, service_id).await },
-                )
+                let inner = self.clone();
+                async move { inner.stop_and_remove(&docker, &container, service_id).await }
             })
-            .collect();
-        for handle in handles {
-            match handle.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => errors.push(e),
-                Err(e) => errors.push(format!("a removal task failed: {e}")),
-            }
-        }
+            .buffer_unordered(REMOVE_BATCH)
+            .collect()
+            .await;
+        errors.extend(results.into_iter().filter_map(Result::err));
         if errors.is_empty() {
             Ok(())
         } else {
@@ -1503,13 +1446,17 @@ impl Inner {
         service_id: Option<u64>,
     ) -> Result<(), String> {
         let limit = self.config.stop_grace + self.config.call_timeout;
-        let stop = self
-            .call(
-                &format!("stopping container {container}"),
-                limit,
-                docker.stop_container(container, Some(self.stop_options())),
-            )
-            .await;
+        let stop = match self.stops.acquire().await {
+            Ok(_turn) => {
+                self.timed(
+                    &format!("stopping container {container}"),
+                    limit,
+                    docker.stop_container(container, Some(self.stop_options())),
+                )
+                .await
+            }
+            Err(_) => Err(CallError::Other("the Docker actor is stopping".into())),
+        };
         match stop {
             Ok(()) => {}
             Err(e) if e.is_not_found() => return Ok(()),
@@ -1608,6 +1555,7 @@ impl Inner {
         Ok(())
     }
 
+    /// Removes orphan containers, a batch at a time.
     async fn remove_containers(self: Arc<Self>, msg: RemoveContainers) {
         let docker = match self.ready().await {
             Ok(d) => d,
@@ -1616,23 +1564,22 @@ impl Inner {
                 return;
             }
         };
-        let handles: Vec<_> = msg
-            .names_or_ids
-            .into_iter()
+        let results: Vec<(String, Result<(), String>)> = futures_util::stream::iter(msg.names_or_ids)
             .map(|container| {
-                let inner = self.clone();
                 let docker = docker.clone();
-                actix::spawn(async move {
+                let inner = self.clone();
+                async move {
                     let result = inner.stop_and_remove(&docker, &container, None).await;
                     (container, result)
-                })
+                }
             })
-            .collect();
-        for handle in handles {
-            match handle.await {
-                Ok((container, Ok(()))) => info!(container, "removed orphan container"),
-                Ok((_, Err(e))) => warn!(error = e, "cannot remove orphan container"),
-                Err(e) => warn!(error = %e, "a removal task failed"),
+            .buffer_unordered(REMOVE_BATCH)
+            .collect()
+            .await;
+        for (container, result) in results {
+            match result {
+                Ok(()) => info!(container, "removed orphan container"),
+                Err(e) => warn!(error = e, "cannot remove orphan container"),
             }
         }
     }
@@ -1709,7 +1656,7 @@ impl Inner {
                 return;
             };
             if self.completions.load(Ordering::SeqCst) == completions {
-                self.send(DockerEvent::Inventory { containers });
+                self.send(BackendEvent::Inventory { containers });
                 sent = true;
                 break;
             }
@@ -1726,7 +1673,7 @@ impl Inner {
         {
             Ok(info) => {
                 let count = |v: Option<i64>| u64::try_from(v.unwrap_or(0)).unwrap_or(0);
-                self.send(DockerEvent::Platform(PlatformInfo {
+                self.send(BackendEvent::Platform(PlatformInfo {
                     memory_total: count(info.mem_total),
                     cpus: u32::try_from(info.ncpu.unwrap_or(0)).unwrap_or(0),
                     containers: count(info.containers),
@@ -1900,39 +1847,13 @@ fn absolute_in(dir: &str, path: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
-/// Creates the workspace directory and returns its bind (`host:container:rw`).
-async fn prepare_workspace(host: &Path, container_path: &str) -> Result<String, String> {
-    let host = if host.is_absolute() {
-        host.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .map_err(|e| format!("cannot find the current directory: {e}"))?
-            .join(host)
-    };
-    let dir = host.clone();
-    tokio::task::spawn_blocking(move || std::fs::create_dir_all(&dir))
-        .await
-        .map_err(|e| format!("the workspace task failed: {e}"))?
-        .map_err(|e| format!("cannot create the workspace {}: {e}", host.display()))?;
-    let host_str = host
-        .to_str()
-        .ok_or_else(|| format!("the workspace path {} is not UTF-8", host.display()))?;
-    if host_str.contains(':') || container_path.contains(':') {
-        return Err(format!(
-            "the workspace path {host_str} or {container_path} contains a ':'"
-        ));
-    }
-    Ok(format!("{host_str}:{container_path}:rw"))
-}
-
-/// Writes a log tail atomically (temp file, then rename).
+/// Writes a log tail durably and privately (logs may hold secrets): mode 0600 in a 0700
+/// directory.
 fn write_log_file(dir: &Path, service_id: u64, data: &[u8]) -> Result<(), String> {
-    std::fs::create_dir_all(dir)
+    zoe_checkpoints::private_dir(dir)
         .map_err(|e| format!("cannot create the log directory {}: {e}", dir.display()))?;
     let path = dir.join(format!("{service_id}.log"));
-    let tmp = dir.join(format!(".{service_id}.log.tmp"));
-    std::fs::write(&tmp, data).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    zoe_checkpoints::write_atomic(&path, data).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 // ------------------------------------------------------------------------------------ watching
@@ -2131,7 +2052,7 @@ impl Inner {
                     execution_id,
                     service_id, exit_code, oom_killed, "container exited"
                 );
-                self.send(DockerEvent::ContainerExited {
+                self.send(BackendEvent::ContainerExited {
                     execution_id,
                     service_id,
                     docker_id: id,

@@ -20,6 +20,16 @@ pub enum Code {
     Unauthorized,
     /// Too many failed logins for this user from this address; try later.
     TooManyFailedLogins,
+    /// Too many requests of a kind (submissions, followed logs); try later.
+    TooManyRequests,
+    /// A browser said the request came from another site.
+    CrossSiteRequest,
+    /// A body that is not `application/json`.
+    UnsupportedMediaType,
+    /// The application description is larger than allowed.
+    DescriptionTooLarge,
+    /// The master is too busy to take this request now (password checks); try later.
+    Busy,
     /// Only an administrator may do this.
     AdminOnly,
     NoSuchUser,
@@ -58,6 +68,11 @@ impl Code {
             Code::InvalidRole => "invalid_role",
             Code::Unauthorized => "unauthorized",
             Code::TooManyFailedLogins => "too_many_failed_logins",
+            Code::TooManyRequests => "too_many_requests",
+            Code::CrossSiteRequest => "cross_site_request",
+            Code::UnsupportedMediaType => "unsupported_media_type",
+            Code::DescriptionTooLarge => "description_too_large",
+            Code::Busy => "busy",
             Code::AdminOnly => "admin_only",
             Code::NoSuchUser => "no_such_user",
             Code::NoSuchExecution => "no_such_execution",
@@ -86,11 +101,19 @@ impl Code {
 pub struct ZoeError {
     pub code: Code,
     pub message: String,
+    /// Seconds after which trying again may work, when that is known.
+    pub retry_after: Option<u64>,
 }
 
 impl ZoeError {
     pub fn new(code: Code, message: impl Into<String>) -> Self {
-        ZoeError { code, message: message.into() }
+        ZoeError { code, message: message.into(), retry_after: None }
+    }
+
+    /// The same refusal, saying when to try again.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds.max(1));
+        self
     }
 }
 
@@ -103,7 +126,9 @@ impl fmt::Display for ZoeError {
 impl std::error::Error for ZoeError {}
 
 impl From<crate::app_description::DescriptionError> for ZoeError {
+    /// The message names the field from the request's root: `application.services[2].name: ...`.
     fn from(e: crate::app_description::DescriptionError) -> Self {
-        ZoeError::new(Code::InvalidDescription(e.code), format!("application.{e}"))
+        let path = if e.path == "application" { e.path } else { format!("application.{}", e.path) };
+        ZoeError::new(Code::InvalidDescription(e.code), format!("{path}: {}", e.message))
     }
 }

@@ -1,6 +1,7 @@
-//! Zoe's actors and domain logic: the state actor (the single writer of the state), the Docker
-//! actor (the only code that talks to Docker), and the pure functions they use: application
-//! description validation, naming, state transitions and scheduling.
+//! Zoe's actors and domain logic: the state actor (the single writer of the state), the back
+//! ends that run containers (the Docker actor for one engine), the protocol between them, and the
+//! pure functions they use: application description validation, naming, state transitions,
+//! start plans and scheduling.
 //!
 //! Nothing here knows about HTTP.
 
@@ -8,6 +9,7 @@ pub mod app_description;
 pub mod naming;
 pub mod outcomes;
 pub mod plan;
+pub mod protocol;
 pub mod scheduler;
 pub mod simulator;
 pub mod template;
@@ -16,6 +18,7 @@ pub mod error;
 pub mod state_actor;
 pub mod transitions;
 pub mod views;
+pub mod workspace;
 
 #[cfg(test)]
 mod testing;

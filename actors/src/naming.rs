@@ -79,7 +79,7 @@ fn quote(s: &str) -> String {
 }
 
 /// `s` cut to `max` characters (with `…` when cut), for quoting untrusted input in messages.
-pub(crate) fn shorten(s: &str, max: usize) -> String {
+pub fn shorten(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         s.to_string()
     } else {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use zoe_checkpoints::{Execution, ExecutionStatus, ServiceStatus, State, Timestamp};
 
-use crate::docker_actor::{ContainerInfo, RemoveExecution, StartedContainer};
+use crate::protocol::{ContainerInfo, ExposedPort, RemoveExecution, StartedContainer, Transport};
 use crate::plan::remove_plan;
 use crate::transitions::{begin_cleanup, set_status};
 
@@ -78,7 +78,8 @@ pub fn started(state: &mut State, id: u64, containers: &[StartedContainer], now:
             s.docker_id = Some(c.docker_id.clone());
             s.ip_address = c.ip_address.clone();
             for p in &mut s.ports {
-                p.host_endpoint = c.host_endpoints.get(&p.port_number).cloned();
+                let key = ExposedPort { port: p.port_number, transport: Transport::of_protocol(&p.protocol) }.key();
+                p.host_endpoint = c.host_endpoints.get(&key).cloned();
             }
             if s.status == ServiceStatus::Pending {
                 s.status = ServiceStatus::Running;
@@ -101,22 +102,30 @@ pub fn started(state: &mut State, id: u64, containers: &[StartedContainer], now:
     f
 }
 
-/// A start failed; the back end already removed whatever it had created.
-pub fn start_failed(state: &mut State, id: u64, error: &str, now: Timestamp) -> FollowUp {
+/// A start failed; the back end already removed whatever it had created. With `retry` (the
+/// back end was too slow or away, and the execution has attempts left) the execution goes back to
+/// the queue, where it keeps its place; otherwise it ends in `error`.
+pub fn start_failed(state: &mut State, id: u64, error: &str, retry: bool, now: Timestamp) -> FollowUp {
     let mut f = FollowUp::default();
     let Some(e) = exec_mut(state, id) else { return f };
     for s in &mut e.services {
         s.status = ServiceStatus::Removed;
     }
-    let to = match e.status {
+    match e.status {
+        ExecutionStatus::Starting if retry => {
+            f.changed = set_status(state, id, ExecutionStatus::CleaningUp, now).is_ok()
+                && set_status(state, id, ExecutionStatus::Scheduled, now).is_ok();
+        }
         ExecutionStatus::Starting => {
             e.error = Some(error.to_string());
-            ExecutionStatus::Error
+            f.changed = set_status(state, id, ExecutionStatus::Error, now).is_ok();
         }
-        ExecutionStatus::CleaningUp => e.ending.unwrap_or(ExecutionStatus::Terminated),
-        _ => return f,
-    };
-    f.changed = set_status(state, id, to, now).is_ok();
+        ExecutionStatus::CleaningUp => {
+            let to = e.ending.unwrap_or(ExecutionStatus::Terminated);
+            f.changed = set_status(state, id, to, now).is_ok();
+        }
+        _ => {}
+    }
     f
 }
 
@@ -279,7 +288,8 @@ mod tests {
     fn state_with_one(status_after: &str) -> (State, u64) {
         let mut s = State::new("dev");
         s.next_id = 1;
-        s.users.insert(0, Arc::new(User { id: 0, name: "zoeadmin".into(), role: Role::Admin, password_hash: "$argon2id$".into(), created_at: at(0) }));
+        s.next_uid = 200_001;
+        s.users.insert(0, Arc::new(User { id: 0, name: "zoeadmin".into(), role: Role::Admin, uid: 200_000, password_hash: "$argon2id$".into(), created_at: at(0) }));
         let admin = Caller { id: 0, name: "zoeadmin".into(), role: Role::Admin };
         let app = crate::app_description::parse_application(&json!({
             "name": "a", "version": 2, "will_end": true, "requires_binary": false, "priority": 1,

@@ -3,11 +3,11 @@
 //! command, limits, ports, workspace).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::PathBuf;
 
 use zoe_checkpoints::{Execution, State};
 
-use crate::docker_actor::{ContainerSpec, RemoveExecution, StartExecution};
+use crate::protocol::{ContainerSpec, ExposedPort, RemoveExecution, StartExecution, Transport, Workspace};
 use crate::naming;
 use crate::template::{self, Vars};
 
@@ -28,11 +28,35 @@ pub fn labels(deployment: &str, e: &Execution, service_id: u64, instance: &str, 
     ])
 }
 
-/// The containers of an execution in `starting` (its service records already created).
-pub fn start_plan(state: &State, id: u64, workspace_base: &Path) -> Result<StartExecution, String> {
+/// What start plans need beyond the state: where workspaces live and the limits Zoe sets.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlanSettings {
+    /// Users' workspaces are `<base>/<deployment>/<user>`.
+    pub workspace_base: PathBuf,
+    /// The CPU limit of a service whose description gives no cores.
+    pub default_cores: f64,
+}
+
+impl Default for PlanSettings {
+    fn default() -> Self {
+        PlanSettings { workspace_base: PathBuf::from("zoe-workspaces"), default_cores: 1.0 }
+    }
+}
+
+/// The containers of an execution in `starting` (its service records already created). Every
+/// container runs as its owner's uid, with `HOME` in the owner's workspace.
+pub fn start_plan(state: &State, id: u64, settings: &PlanSettings) -> Result<StartExecution, String> {
     let e = state.executions.get(&id).ok_or_else(|| format!("no execution {id}"))?;
     let deployment = &state.deployment_name;
-    let workspace = workspace_base.join(deployment).join(&e.owner);
+    let owner = state
+        .users
+        .get(&e.owner_id)
+        .ok_or_else(|| format!("the owner of execution {id} ({}) no longer exists", e.owner))?;
+    let workspace = Workspace {
+        host: settings.workspace_base.join(deployment).join(&e.owner),
+        container: WORKSPACE_MOUNT.to_string(),
+        uid: owner.uid,
+    };
     let mut containers = Vec::new();
     for s in &e.services {
         let d = e
@@ -48,11 +72,14 @@ pub fn start_plan(state: &State, id: u64, workspace_base: &Path) -> Result<Start
             index: s.index,
             execution_id: e.id,
         };
-        let env = d
+        let mut env = d
             .environment
             .iter()
             .map(|(k, v)| template::expand(v, &vars).map(|v| format!("{k}={v}")))
             .collect::<Result<Vec<_>, _>>()?;
+        if !d.environment.iter().any(|(k, _)| k == "HOME") {
+            env.insert(0, format!("HOME={WORKSPACE_MOUNT}"));
+        }
         let cmd = match &d.command {
             None => None,
             Some(c) => {
@@ -68,10 +95,16 @@ pub fn start_plan(state: &State, id: u64, workspace_base: &Path) -> Result<Start
             env,
             cmd,
             labels: labels(deployment, e, s.id, &instance, d.monitor),
+            uid: owner.uid,
             memory: d.required_resources.memory,
-            nano_cpus: d.required_resources.cores.map(|c| (c * 1e9) as i64),
-            exposed_ports: d.ports.iter().filter(|p| p.expose).map(|p| p.port_number).collect(),
-            workspace: Some((workspace.clone(), WORKSPACE_MOUNT.to_string())),
+            nano_cpus: (d.required_resources.cores.unwrap_or(settings.default_cores) * 1e9) as i64,
+            exposed_ports: d
+                .ports
+                .iter()
+                .filter(|p| p.expose)
+                .map(|p| ExposedPort { port: p.port_number, transport: Transport::of_protocol(&p.protocol) })
+                .collect(),
+            workspace: Some(workspace.clone()),
             startup_order: d.startup_order,
         });
     }
@@ -102,7 +135,8 @@ mod tests {
     fn a_start_plan_names_labels_expands_and_limits_every_container() {
         let mut s = State::new("dev");
         s.next_id = 1;
-        s.users.insert(0, Arc::new(User { id: 0, name: "zoeadmin".into(), role: Role::Admin, password_hash: "$argon2id$".into(), created_at: at(0) }));
+        s.next_uid = 200_001;
+        s.users.insert(0, Arc::new(User { id: 0, name: "zoeadmin".into(), role: Role::Admin, uid: 200_000, password_hash: "$argon2id$".into(), created_at: at(0) }));
         let admin = Caller { id: 0, name: "zoeadmin".into(), role: Role::Admin };
         let alice = create_user(&mut s, &admin, "alice", Role::User, "$argon2id$".into(), at(0)).unwrap();
         let alice = Caller { id: alice.id, name: "alice".into(), role: Role::User };
@@ -115,7 +149,8 @@ mod tests {
                 {"name": "master", "docker_image": "m:1", "monitor": true, "total_count": 1, "essential_count": 1,
                  "startup_order": 0, "required_resources": {"memory": 20971520},
                  "ports": [{"name": "ui", "protocol": "http", "port_number": 8080, "is_main_endpoint": true, "expose": true},
-                           {"name": "rpc", "protocol": "tcp", "port_number": 7077, "is_main_endpoint": false}],
+                           {"name": "rpc", "protocol": "tcp", "port_number": 7077, "is_main_endpoint": false},
+                           {"name": "dns", "protocol": "udp", "port_number": 5353, "is_main_endpoint": false, "expose": true}],
                  "command": "run --name '{execution_name} x' --literal {{braces}}"}
             ]
         }))
@@ -125,21 +160,31 @@ mod tests {
         assert_eq!(to_start(&s, &cfg, None, at(1)), vec![id]);
         begin_start(&mut s, id, at(2)).unwrap();
         assert!(to_start(&s, &cfg, None, at(2)).is_empty());
-        let plan = start_plan(&s, id, Path::new("/ws")).unwrap();
+        let settings = PlanSettings { workspace_base: PathBuf::from("/ws"), default_cores: 0.5 };
+        let plan = start_plan(&s, id, &settings).unwrap();
         assert_eq!(plan.network, "alice-dev");
         let names: Vec<_> = plan.containers.iter().map(|c| (c.name.as_str(), c.startup_order)).collect();
         assert_eq!(names, [("master-wc1-alice-dev", 0), ("worker-0-wc1-alice-dev", 1), ("worker-1-wc1-alice-dev", 1)]);
         let m = &plan.containers[0];
         assert_eq!(m.cmd.as_deref().unwrap(), ["run", "--name", "wc1 x", "--literal", "{braces}"]);
-        assert_eq!(m.exposed_ports, [8080]);
+        assert_eq!(
+            m.exposed_ports,
+            [ExposedPort { port: 8080, transport: Transport::Tcp }, ExposedPort { port: 5353, transport: Transport::Udp }]
+        );
         assert_eq!(m.memory, 20971520);
-        assert_eq!(m.nano_cpus, None);
+        assert_eq!(m.nano_cpus, 500_000_000, "no cores in the description: the default limit");
+        assert_eq!(m.uid, s.users[&alice.id].uid);
+        assert!(m.uid >= 200_000);
+        assert_eq!(m.env[0], "HOME=/mnt/workspace");
         assert_eq!(m.labels["zoe.monitor"], "true");
         assert_eq!(m.labels["zoe.service.name"], "master");
-        assert_eq!(m.workspace, Some((Path::new("/ws/dev/alice").to_path_buf(), "/mnt/workspace".to_string())));
+        assert_eq!(
+            m.workspace,
+            Some(Workspace { host: PathBuf::from("/ws/dev/alice"), container: "/mnt/workspace".into(), uid: m.uid })
+        );
         let w1 = &plan.containers[2];
-        assert_eq!(w1.env, ["MASTER=master-wc1-alice-dev", &format!("N=1/{id}")]);
-        assert_eq!(w1.nano_cpus, Some(1_500_000_000));
+        assert_eq!(w1.env, ["HOME=/mnt/workspace", "MASTER=master-wc1-alice-dev", &format!("N=1/{id}")]);
+        assert_eq!(w1.nano_cpus, 1_500_000_000);
         assert_eq!(w1.labels["zoe.service.name"], "worker-1");
         assert_eq!(w1.labels["zoe.execution.id"], id.to_string());
         assert_eq!(w1.labels["zoe.service.id"], w1.service_id.to_string());

@@ -104,6 +104,8 @@ pub fn reserved(state: &State) -> Resources {
 pub struct Quota {
     /// Active (queued or running) executions at once.
     pub max_active: Option<usize>,
+    /// Executions waiting in the queue at once.
+    pub max_queued: Option<usize>,
     /// Memory reserved by the user's active executions at once, in bytes.
     pub max_memory: Option<u64>,
     /// Cores reserved by the user's active executions at once.
@@ -122,6 +124,9 @@ pub struct SchedulerConfig {
     pub max_memory: Option<u64>,
     pub max_cores: Option<f64>,
     pub quotas: HashMap<Role, Quota>,
+    /// Executions being started at once; the next ones wait until one of these is running.
+    /// Keeps a burst of submissions from flooding the back end.
+    pub max_starting: usize,
 }
 
 impl Default for SchedulerConfig {
@@ -132,6 +137,7 @@ impl Default for SchedulerConfig {
             max_memory: None,
             max_cores: None,
             quotas: HashMap::from([(Role::Guest, Quota { max_active: Some(1), ..Quota::default() })]),
+            max_starting: usize::MAX,
         }
     }
 }
@@ -217,16 +223,24 @@ pub fn pick(ordered: &[Waiting], mut free: Resources) -> Vec<u64> {
     out
 }
 
-/// The executions of `state` to start now.
+/// The executions of `state` to start now: what [`pick`] chooses, but no more than leaves
+/// `max_starting` executions starting at once.
 pub fn to_start(state: &State, config: &SchedulerConfig, engine: Option<Resources>, now: Timestamp) -> Vec<u64> {
     let capacity = config.capacity(engine);
+    let starting = state.executions.values().filter(|e| e.status == ExecutionStatus::Starting).count();
+    let room = config.max_starting.saturating_sub(starting);
+    if room == 0 {
+        return Vec::new();
+    }
     let mut queue = waiting(state);
     order(&mut queue, config.policy, capacity, config.aging, now);
     let free = match capacity {
         Some(c) => c.minus(reserved(state)),
         None => Resources { memory: u64::MAX, cores: f64::MAX },
     };
-    pick(&queue, free)
+    let mut picked = pick(&queue, free);
+    picked.truncate(room);
+    picked
 }
 
 /// Queue positions (from 1) in the policy's order.
@@ -282,6 +296,18 @@ pub fn admit(
             return Err(ZoeError::new(
                 Code::QuotaExceeded,
                 format!("Quota exceeded: role {role_name} may have {max} active execution(s) and you have {}", mine.len()),
+            ));
+        }
+    }
+    if let Some(max) = quota.max_queued {
+        let queued = mine.iter().filter(|e| e.status == ExecutionStatus::Scheduled).count();
+        if queued >= max {
+            return Err(ZoeError::new(
+                Code::QuotaExceeded,
+                format!(
+                    "Quota exceeded: role {role_name} may have {max} execution(s) waiting in the queue and you have {queued}; \
+                     wait until some start"
+                ),
             ));
         }
     }
@@ -365,7 +391,8 @@ mod tests {
         fn new(policy: Policy) -> World {
             let mut s = State::new("dev");
             s.next_id = 1;
-            s.users.insert(0, Arc::new(User { id: 0, name: "zoeadmin".into(), role: Role::Admin, password_hash: "$argon2id$".into(), created_at: at(0) }));
+            s.next_uid = 200_001;
+            s.users.insert(0, Arc::new(User { id: 0, name: "zoeadmin".into(), role: Role::Admin, uid: 200_000, password_hash: "$argon2id$".into(), created_at: at(0) }));
             let admin = Caller { id: 0, name: "zoeadmin".into(), role: Role::Admin };
             for (name, role) in [("alice", Role::User), ("gina", Role::Guest)] {
                 create_user(&mut s, &admin, name, role, "$argon2id$".into(), at(0)).unwrap();
@@ -541,7 +568,7 @@ mod tests {
         for id in ids {
             begin_start(&mut w.s, id, at(3)).unwrap();
         }
-        outcomes::start_failed(&mut w.s, bad, "image \"x\" is not present on this engine", at(4));
+        outcomes::start_failed(&mut w.s, bad, "image \"x\" is not present on this engine", false, at(4));
         outcomes::started(&mut w.s, next, &[], at(4));
         w.log.push_str("t+4 bad failed to start, next started\n");
         assert_eq!(w.round(5), vec![third], "the failure freed its reservation and the queue moved on");
@@ -549,9 +576,48 @@ mod tests {
     }
 
     #[test]
+    fn starts_in_flight_are_bounded() {
+        let mut w = World::new(Policy::Fifo);
+        w.cfg.max_starting = 2;
+        let ids: Vec<u64> = (0..5).map(|i| w.submit("alice", &format!("e{i}"), app(10, None, 1), i).unwrap()).collect();
+        let first = to_start(&w.s, &w.cfg, w.engine, at(5));
+        assert_eq!(first, ids[..2], "two at once, in queue order");
+        for id in &first {
+            begin_start(&mut w.s, *id, at(5)).unwrap();
+        }
+        w.log.push_str("t+5 e0 and e1 starting\n");
+        w.step_state(5);
+        assert!(to_start(&w.s, &w.cfg, w.engine, at(6)).is_empty(), "nothing more while two are starting");
+        outcomes::started(&mut w.s, ids[0], &[], at(7));
+        w.log.push_str("t+7 e0 running\n");
+        w.step_state(7);
+        assert_eq!(to_start(&w.s, &w.cfg, w.engine, at(7)), ids[2..3], "one more once one is running");
+        w.snapshot("starts_in_flight_are_bounded");
+    }
+
+    #[test]
+    fn a_start_that_may_work_later_goes_back_to_its_place() {
+        let mut w = World::new(Policy::Fifo);
+        w.cfg.max_starting = 1;
+        let slow = w.submit("alice", "slow", app(10, None, 1), 0).unwrap();
+        let next = w.submit("alice", "next", app(10, None, 1), 1).unwrap();
+        assert_eq!(to_start(&w.s, &w.cfg, w.engine, at(2)), vec![slow]);
+        begin_start(&mut w.s, slow, at(2)).unwrap();
+        let f = outcomes::start_failed(&mut w.s, slow, "Docker did not answer within 30 s", true, at(32));
+        assert!(f.changed);
+        w.log.push_str("t+32 slow failed to start (Docker too slow): back to the queue\n");
+        w.step_state(32);
+        let e = &w.s.executions[&slow];
+        assert_eq!((e.status, e.time_started, e.services.len()), (ExecutionStatus::Scheduled, None, 0));
+        assert_eq!(queue_positions(&w.s, &w.cfg, w.engine, at(33))[&slow], 1, "it keeps its place");
+        assert_eq!(queue_positions(&w.s, &w.cfg, w.engine, at(33))[&next], 2);
+        w.snapshot("transient_failure_requeues");
+    }
+
+    #[test]
     fn quotas_of_each_kind() {
         let mut w = World::new(Policy::Fifo);
-        w.cfg.quotas.insert(Role::User, Quota { max_active: Some(3), max_memory: Some(300 * MIB), max_cores: Some(1.5), max_runtime: None });
+        w.cfg.quotas.insert(Role::User, Quota { max_active: Some(4), max_queued: Some(3), max_memory: Some(300 * MIB), max_cores: Some(1.5), max_runtime: None });
         w.submit("alice", "one", app(100, Some(1.0), 1), 0).unwrap();
         let mem = w.submit("alice", "two", app(250, None, 1), 1).unwrap_err();
         assert!(mem.code == Code::QuotaExceeded && mem.message.contains("memory"), "{mem}");
@@ -559,10 +625,14 @@ mod tests {
         assert!(cores.code == Code::QuotaExceeded && cores.message.contains("cores"), "{cores}");
         w.submit("alice", "two", app(10, None, 1), 3).unwrap();
         w.submit("alice", "three", app(10, None, 1), 4).unwrap();
-        let active = w.submit("alice", "four", app(10, None, 1), 5).unwrap_err();
-        assert!(active.code == Code::QuotaExceeded && active.message.contains("3 active"), "{active}");
-        w.submit("gina", "g1", app(10, None, 1), 6).unwrap();
-        let guest = w.submit("gina", "g2", app(10, None, 1), 7).unwrap_err();
+        let queued = w.submit("alice", "four", app(10, None, 1), 5).unwrap_err();
+        assert!(queued.code == Code::QuotaExceeded && queued.message.contains("3 execution(s) waiting"), "{queued}");
+        w.round(5);
+        w.submit("alice", "four", app(10, None, 1), 6).unwrap();
+        let active = w.submit("alice", "five", app(10, None, 1), 7).unwrap_err();
+        assert!(active.code == Code::QuotaExceeded && active.message.contains("4 active"), "{active}");
+        w.submit("gina", "g1", app(10, None, 1), 8).unwrap();
+        let guest = w.submit("gina", "g2", app(10, None, 1), 9).unwrap_err();
         assert_eq!(guest.code, Code::QuotaExceeded);
         w.snapshot("quotas_of_each_kind");
     }

@@ -7,8 +7,9 @@
 //! The actor never waits for the disk or for Docker: it hands work off and gets the outcome back
 //! as a message.
 
+use std::collections::HashMap;
 use std::sync::{mpsc, Arc};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use serde_json::Value;
@@ -17,12 +18,12 @@ use tokio::sync::oneshot;
 
 use zoe_checkpoints::{Application, Encoder, ExecutionStatus, Role, State, Store, Timestamp};
 
-use crate::docker_actor::{
-    DockerActor, DockerConfig, DockerEvent, RemoveContainers, RemoveExecution, RemoveNetwork,
-};
+use crate::app_description::check_registries;
+use crate::docker_actor::{DockerActor, DockerConfig};
 use crate::error::{Code, ZoeError};
 use crate::outcomes::{self, FollowUp};
-use crate::plan;
+use crate::plan::{self, PlanSettings};
+use crate::protocol::{BackendEvent, BackendHandle, RemoveContainers, RemoveExecution, RemoveNetwork};
 use crate::scheduler::{self, Resources, SchedulerConfig};
 use crate::transitions::{self, Caller, Termination};
 use crate::views::{self, Platform};
@@ -33,9 +34,17 @@ pub struct StateConfig {
     /// Checkpoints to keep on disk.
     pub keep_checkpoints: usize,
     pub scheduler: SchedulerConfig,
-    /// Where users' workspaces are created: `<base>/<deployment>/<user>`.
-    pub workspace_base: std::path::PathBuf,
+    /// Workspaces and default limits of start plans.
+    pub plan: PlanSettings,
+    /// Registries images may name (`host[:port]`); images that name no registry are always
+    /// allowed.
+    pub allowed_registries: Vec<String>,
 }
+
+/// Starts that failed because the back end was slow or away are retried this many times.
+const START_ATTEMPTS: u32 = 5;
+/// After such a failure nothing is started for a while: 1 s, doubling up to this.
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 /// How long to wait for more changes after a checkpoint, when few are waiting.
 const GATHER: std::time::Duration = std::time::Duration::from_millis(2);
@@ -61,9 +70,15 @@ pub struct StateActor {
     seq_in_flight: bool,
     writer: Option<mpsc::Sender<WriteJob>>,
     /// The container back end; `None` runs without one (executions wait in the queue).
-    docker: Option<Addr<DockerActor>>,
+    backend: Option<BackendHandle>,
     /// Executions whose removal was asked of the back end and not yet reported.
     removing: std::collections::HashSet<u64>,
+    /// Starts that failed because the back end was slow or away, by execution.
+    attempts: HashMap<u64, u32>,
+    /// After such a failure, nothing starts before this moment.
+    paused_until: Option<Instant>,
+    /// The pause after the next such failure.
+    backoff: Duration,
     counters: Counters,
 }
 
@@ -106,8 +121,11 @@ impl StateActor {
             in_flight: Vec::new(),
             seq_in_flight: false,
             writer: None,
-            docker: None,
+            backend: None,
             removing: Default::default(),
+            attempts: HashMap::new(),
+            paused_until: None,
+            backoff: Duration::from_secs(1),
             counters: Counters::default(),
         }
     }
@@ -120,17 +138,17 @@ impl StateActor {
         seq: u64,
         config: StateConfig,
         docker: Option<DockerConfig>,
-    ) -> Result<(Addr<StateActor>, Option<Addr<DockerActor>>), String> {
+    ) -> Result<(Addr<StateActor>, Option<BackendHandle>), String> {
         let ctx = Context::<StateActor>::new();
         let addr = ctx.address();
-        let docker = match docker {
-            Some(cfg) => Some(DockerActor::new(cfg, addr.clone().recipient())?.start()),
+        let backend = match docker {
+            Some(cfg) => Some(BackendHandle::of(&DockerActor::new(cfg, addr.clone().recipient())?.start())),
             None => None,
         };
         let mut actor = StateActor::new(state, store, seq, config);
-        actor.docker = docker.clone();
+        actor.backend = backend.clone();
         ctx.run(actor);
-        Ok((addr, docker))
+        Ok((addr, backend))
     }
 
     /// Carries out what an outcome asks for, then looks for executions to start.
@@ -141,10 +159,10 @@ impl StateActor {
         for r in f.remove {
             self.remove(r);
         }
-        if let Some(docker) = &self.docker {
+        if let Some(backend) = &self.backend {
             if !f.orphans.is_empty() {
                 tracing::warn!("removing {} container(s) unknown to the state: {:?}", f.orphans.len(), f.orphans);
-                docker.do_send(RemoveContainers { names_or_ids: f.orphans });
+                backend.remove_containers.do_send(RemoveContainers { names_or_ids: f.orphans });
             }
         }
         self.schedule(ctx);
@@ -152,18 +170,23 @@ impl StateActor {
 
     /// Asks the back end to remove an execution's containers, unless that is already under way.
     fn remove(&mut self, r: RemoveExecution) {
-        if let Some(docker) = &self.docker {
+        self.attempts.remove(&r.execution_id);
+        if let Some(backend) = &self.backend {
             if self.removing.insert(r.execution_id) {
-                docker.do_send(r);
+                backend.remove.do_send(r);
             }
         }
     }
 
-    /// Starts every execution the scheduler picks.
+    /// Starts every execution the scheduler picks, unless the back end is away or a recent
+    /// slow start asked for a pause.
     fn schedule(&mut self, ctx: &mut Context<Self>) {
-        let Some(docker) = self.docker.clone() else { return };
+        let Some(backend) = self.backend.clone() else { return };
         if !self.platform.reachable {
-            // Executions wait in the queue until Docker answers (the Docker actor reports it).
+            // Executions wait in the queue until the back end answers (it reports it).
+            return;
+        }
+        if self.paused_until.is_some_and(|t| Instant::now() < t) {
             return;
         }
         let now = Self::now();
@@ -172,8 +195,8 @@ impl StateActor {
                 tracing::error!("cannot start execution {id}: {e}");
                 continue;
             }
-            match plan::start_plan(&self.state, id, &self.config.workspace_base) {
-                Ok(p) => docker.do_send(p),
+            match plan::start_plan(&self.state, id, &self.config.plan) {
+                Ok(p) => backend.start.do_send(p),
                 Err(msg) => {
                     let _ = transitions::set_status(&mut self.state, id, ExecutionStatus::Error, now);
                     if let Some(e) = self.state.executions.get_mut(&id) {
@@ -312,7 +335,7 @@ impl Actor for StateActor {
                 ctx.stop();
             }
         }
-        if self.docker.is_some() {
+        if self.backend.is_some() {
             let f = outcomes::repair_after_restart(&mut self.state, Self::now());
             self.follow_up(f, ctx);
         }
@@ -320,29 +343,49 @@ impl Actor for StateActor {
     }
 }
 
-impl Handler<DockerEvent> for StateActor {
+impl Handler<BackendEvent> for StateActor {
     type Result = ();
 
-    fn handle(&mut self, msg: DockerEvent, ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: BackendEvent, ctx: &mut Self::Context) {
         let now = Self::now();
         let f = match msg {
-            DockerEvent::ExecutionStarted { execution_id, containers } => {
+            BackendEvent::ExecutionStarted { execution_id, containers } => {
+                self.attempts.remove(&execution_id);
+                self.backoff = Duration::from_secs(1);
                 outcomes::started(&mut self.state, execution_id, &containers, now)
             }
-            DockerEvent::ExecutionStartFailed { execution_id, error } => {
-                tracing::warn!("execution {execution_id} failed to start: {error}");
+            BackendEvent::ExecutionStartFailed { execution_id, error, transient } => {
                 self.counters.start_failures += 1;
-                outcomes::start_failed(&mut self.state, execution_id, &error, now)
+                let retry = transient && {
+                    let n = self.attempts.entry(execution_id).or_insert(0);
+                    *n += 1;
+                    *n < START_ATTEMPTS
+                };
+                if retry {
+                    // The back end is struggling: give it a rest instead of sending it more (the
+                    // tick starts the queue again once the pause is over).
+                    let pause = self.backoff;
+                    tracing::warn!(
+                        "execution {execution_id} failed to start and goes back to the queue; nothing starts for {} s: {error}",
+                        pause.as_secs()
+                    );
+                    self.paused_until = Some(Instant::now() + pause);
+                    self.backoff = (pause * 2).min(BACKOFF_MAX);
+                } else {
+                    tracing::warn!("execution {execution_id} failed to start: {error}");
+                    self.attempts.remove(&execution_id);
+                }
+                outcomes::start_failed(&mut self.state, execution_id, &error, retry, now)
             }
-            DockerEvent::ExecutionRemoved { execution_id, error } => {
+            BackendEvent::ExecutionRemoved { execution_id, error } => {
                 self.removing.remove(&execution_id);
                 outcomes::removed(&mut self.state, execution_id, error.as_deref(), now)
             }
-            DockerEvent::ContainerExited { execution_id, service_id, exit_code, oom_killed, .. } => {
+            BackendEvent::ContainerExited { execution_id, service_id, exit_code, oom_killed, .. } => {
                 outcomes::exited(&mut self.state, execution_id, service_id, exit_code, oom_killed, now)
             }
-            DockerEvent::Inventory { containers } => outcomes::reconcile(&mut self.state, &containers, now),
-            DockerEvent::Platform(p) => {
+            BackendEvent::Inventory { containers } => outcomes::reconcile(&mut self.state, &containers, now),
+            BackendEvent::Platform(p) => {
                 self.platform = Platform {
                     name: p.name,
                     server_version: p.server_version,
@@ -355,13 +398,13 @@ impl Handler<DockerEvent> for StateActor {
                 };
                 FollowUp::default()
             }
-            DockerEvent::Unreachable { error } => {
+            BackendEvent::Unreachable { error } => {
                 tracing::error!("Docker is unreachable: {error}");
                 self.counters.docker_outages += 1;
                 self.platform.reachable = false;
                 FollowUp::default()
             }
-            DockerEvent::Reachable => {
+            BackendEvent::Reachable => {
                 tracing::info!("Docker answers again");
                 self.platform.reachable = true;
                 FollowUp::default()
@@ -508,9 +551,9 @@ impl Handler<DeleteUser> for StateActor {
             .and_then(|()| transitions::delete_user(&mut self.state, &msg.caller, &msg.name));
         match result {
             Ok(user) => {
-                if let Some(docker) = &self.docker {
+                if let Some(backend) = &self.backend {
                     let network = crate::naming::user_network_name(&user.name, &self.state.deployment_name);
-                    docker.do_send(RemoveNetwork { network });
+                    backend.remove_network.do_send(RemoveNetwork { network });
                 }
                 self.commit((), ctx)
             }
@@ -560,6 +603,7 @@ impl Handler<SubmitExecution> for StateActor {
     fn handle(&mut self, msg: SubmitExecution, ctx: &mut Self::Context) -> Self::Result {
         let engine = self.engine();
         let result = self.caller(&msg.caller).and_then(|()| {
+            check_registries(&msg.application, &self.config.allowed_registries).map_err(ZoeError::from)?;
             transitions::submit_execution(
                 &mut self.state,
                 &msg.caller,

@@ -26,13 +26,13 @@ fn ot(x: &Option<OffsetDateTime>) -> String {
 /// The whole state as text: stable, readable, with hashes and container ids redacted and times
 /// relative to [`at`]`(0)`.
 pub fn describe(state: &State) -> String {
-    let State { format_version, deployment_name, next_id, users, executions } = state;
+    let State { format_version, deployment_name, next_id, next_uid, users, executions } = state;
     let mut o = String::new();
-    let _ = writeln!(o, "format {format_version}, deployment {deployment_name}, next_id {next_id}");
+    let _ = writeln!(o, "format {format_version}, deployment {deployment_name}, next_id {next_id}, next_uid {next_uid}");
     for u in users.values() {
-        let User { id, name, role, password_hash, created_at } = u.as_ref();
+        let User { id, name, role, uid, password_hash, created_at } = u.as_ref();
         let hash = if password_hash.starts_with("$argon2") { "[argon2]" } else { "[not argon2!]" };
-        let _ = writeln!(o, "user {id} {name} {} {hash} created {}", role.as_str(), t(created_at));
+        let _ = writeln!(o, "user {id} {name} {} uid {uid} {hash} created {}", role.as_str(), t(created_at));
     }
     for e in executions.values() {
         let Execution {

@@ -115,6 +115,7 @@ pub fn create_user(
         id: state.gen_id(),
         name: name.to_string(),
         role,
+        uid: state.gen_uid(),
         password_hash,
         created_at: now,
     });
@@ -391,9 +392,10 @@ mod tests {
         let mut s = State::new("dev");
         let root = admin();
         s.next_id = 1;
+        s.next_uid = 200_001;
         s.users.insert(
             0,
-            Arc::new(User { id: 0, name: "zoeadmin".into(), role: Role::Admin, password_hash: "$argon2id$x".into(), created_at: at(0) }),
+            Arc::new(User { id: 0, name: "zoeadmin".into(), role: Role::Admin, uid: 200_000, password_hash: "$argon2id$x".into(), created_at: at(0) }),
         );
         create_user(&mut s, &root, "alice", Role::User, "$argon2id$a".into(), at(1)).unwrap();
         create_user(&mut s, &root, "gina", Role::Guest, "$argon2id$g".into(), at(2)).unwrap();

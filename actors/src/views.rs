@@ -142,8 +142,8 @@ pub fn query(
             .flat_map(|e| e.services.iter().map(move |s| service(e, s)))
             .filter(keep)
             .collect(),
-        "stats_scheduler" => return Ok(stats_scheduler(state, sched, now)),
-        "stats_swarm" => return Ok(stats_platform(state, platform, sched, now)),
+        "stats_scheduler" => return Ok(stats_scheduler(state, sched, caller, now)),
+        "stats_swarm" => return Ok(stats_platform(state, platform, sched, caller, now)),
         other => {
             return Err(ZoeError::new(
                 Code::UnknownQuery,
@@ -161,21 +161,25 @@ fn epoch_seconds(now: Timestamp) -> f64 {
 }
 
 /// `{"stats": {"timestamp", "count_waiting", "waiting_list", ...}}`: the queue in the
-/// scheduler's order, what runs, and reserved against total resources.
-pub fn stats_scheduler(state: &State, sched: &SchedulerView, now: Timestamp) -> Value {
-    let mut waiting: Vec<(usize, &str)> = state
+/// scheduler's order, what runs, and reserved against total resources. The waiting list names
+/// only the caller's own executions, unless the caller is an administrator; the counts are of
+/// everyone's.
+pub fn stats_scheduler(state: &State, sched: &SchedulerView, caller: &Caller, now: Timestamp) -> Value {
+    let mut queued: Vec<(usize, &Execution)> = state
         .executions
         .values()
-        .filter_map(|e| sched.positions.get(&e.id).map(|p| (*p, e.name.as_str())))
+        .filter_map(|e| sched.positions.get(&e.id).map(|p| (*p, e.as_ref())))
         .collect();
-    waiting.sort();
-    let waiting: Vec<&str> = waiting.into_iter().map(|(_, n)| n).collect();
+    queued.sort_by_key(|(p, _)| *p);
+    let count_waiting = queued.len();
+    let waiting: Vec<&str> =
+        queued.into_iter().filter(|(_, e)| caller.can_see(e.owner_id)).map(|(_, e)| e.name.as_str()).collect();
     let count = |st: ExecutionStatus| state.executions.values().filter(|e| e.status == st).count();
     let used = reserved(state);
     json!({"stats": {
         "timestamp": epoch_seconds(now),
         "policy": sched.policy,
-        "count_waiting": waiting.len(),
+        "count_waiting": count_waiting,
         "waiting_list": waiting,
         "count_starting": count(ExecutionStatus::Starting),
         "count_running": count(ExecutionStatus::Running),
@@ -187,10 +191,23 @@ pub fn stats_scheduler(state: &State, sched: &SchedulerView, now: Timestamp) -> 
     }})
 }
 
-/// The platform's figures, in the shape 0.9.7 meant for `stats_swarm`, with one node.
-pub fn stats_platform(state: &State, platform: &Platform, sched: &SchedulerView, now: Timestamp) -> Value {
+/// The platform's figures, in the shape 0.9.7 meant for `stats_swarm`, with one node. Only
+/// administrators see the nodes (host names, engine versions); others see the totals.
+pub fn stats_platform(state: &State, platform: &Platform, sched: &SchedulerView, caller: &Caller, now: Timestamp) -> Value {
     let used = reserved(state);
     let (mem, cores) = (used.memory, used.cores);
+    if !caller.is_admin() {
+        return json!({"stats": {
+            "container_count": platform.containers,
+            "memory_total": platform.memory_total,
+            "cores_total": platform.cpus,
+            "memory_capacity": sched.capacity.map(|c| c.memory),
+            "cores_capacity": sched.capacity.map(|c| c.cores),
+            "memory_reserved": mem,
+            "cores_reserved": cores,
+            "nodes": [],
+        }});
+    }
     json!({"stats": {
         "container_count": platform.containers,
         "image_count": platform.images,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::model::{Execution, ExecutionStatus, Role, State, User, FORMAT_VERSION};
+use crate::model::{Execution, ExecutionStatus, Role, State, User, FIRST_UID, FORMAT_VERSION, MIN_UID};
 
 /// Why a checkpoint could not be loaded, and where.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,11 +83,11 @@ pub struct Encoder {
 
 impl Encoder {
     pub fn encode(&mut self, state: &State) -> Result<String, ron::Error> {
-        let State { format_version, deployment_name, next_id, users, executions } = state;
+        let State { format_version, deployment_name, next_id, next_uid, users, executions } = state;
         let mut out = String::with_capacity(64 * 1024);
         out.push_str(&header(state));
         out.push_str(&format!(
-            "(\n    format_version: {format_version},\n    deployment_name: {},\n    next_id: {next_id},\n",
+            "(\n    format_version: {format_version},\n    deployment_name: {},\n    next_id: {next_id},\n    next_uid: {next_uid},\n",
             ron::to_string(deployment_name)?
         ));
         cached_list(&mut out, "users", users, &mut self.users)?;
@@ -149,10 +149,19 @@ pub fn decode(text: &str) -> Result<State, LoadError> {
     let probe: VersionProbe = ron::from_str(text).map_err(|e| ron_error(&e))?;
     let state: State = match probe.format_version {
         FORMAT_VERSION => ron::from_str(text).map_err(|e| ron_error(&e))?,
-        // Version 1 lacks `Execution::ending`, which reads as `None`: the same model parses it.
-        1 => {
+        // Version 1 lacks `Execution::ending`, which reads as `None`; versions 1 and 2 lack
+        // uids, which are given now, in id order. The same model parses them.
+        1 | 2 => {
             let mut s: State = ron::from_str(text).map_err(|e| ron_error(&e))?;
             s.format_version = FORMAT_VERSION;
+            s.next_uid = FIRST_UID;
+            let ids: Vec<u64> = s.users.keys().copied().collect();
+            for id in ids {
+                let uid = s.gen_uid();
+                if let Some(u) = s.users.get_mut(&id) {
+                    Arc::make_mut(u).uid = uid;
+                }
+            }
             s
         }
         v if v > FORMAT_VERSION => {
@@ -228,8 +237,21 @@ pub fn validate(state: &State) -> Result<(), Invalid> {
         Ok(())
     };
     let mut names = HashSet::new();
+    let mut uids = HashSet::new();
     for (key, u) in &state.users {
         claim(*key, "user")?;
+        if u.uid < MIN_UID || u.uid >= state.next_uid {
+            return Err(invalid(
+                Some(u.id),
+                format!(
+                    "user {:?}: uid {} must be at least {MIN_UID} and below next_uid {}",
+                    u.name, u.uid, state.next_uid
+                ),
+            ));
+        }
+        if !uids.insert(u.uid) {
+            return Err(invalid(Some(u.id), format!("user {:?}: uid {} is used twice", u.name, u.uid)));
+        }
         if !is_dns_label(&u.name) {
             return Err(invalid(Some(u.id), format!("user name {:?} is not a lowercase DNS label", u.name)));
         }
@@ -308,6 +330,7 @@ mod tests {
     pub(crate) fn sample_state() -> State {
         let mut s = State::new("prod");
         s.next_id = 9;
+        s.next_uid = FIRST_UID + 3;
         for (id, name, role) in [(0, "zoeadmin", Role::Admin), (1, "alice", Role::User), (2, "gina", Role::Guest)] {
             s.users.insert(
                 id,
@@ -315,6 +338,7 @@ mod tests {
                     id,
                     name: name.into(),
                     role,
+                    uid: FIRST_UID + id as u32,
                     password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ${name}"),
                     created_at: datetime!(2026-11-25 08:00:00 UTC),
                 }),
@@ -457,7 +481,7 @@ mod tests {
         let line = text.lines().position(|l| l.contains("role: guest,")).unwrap() + 1;
         assert_eq!(e.line, line, "{e}");
         assert!(e.reason.contains("superuser"), "{e}");
-        let e = err_of(&text.replace("format_version: 2,", "format_version: 99,"));
+        let e = err_of(&text.replace("format_version: 3,", "format_version: 99,"));
         assert!(e.reason.contains("newer Zoe"), "{e}");
         let e = err_of(&text.replace("stutus", "x").replace("status: running,", "status: running,\n            colour: blue,"));
         assert!(e.reason.contains("colour"), "unknown fields are refused: {e}");
@@ -477,6 +501,11 @@ mod tests {
         assert!(e.reason.contains("does not exist"), "{e}");
         let line = text.lines().position(|l| l.contains("id: 3,")).unwrap() + 1;
         assert_eq!(e.line, line, "{e}");
+        // A uid used twice, or one of the system's.
+        let e = err_of(&text.replace("uid: 200001,", "uid: 200000,"));
+        assert!(e.reason.contains("uid 200000 is used twice"), "{e}");
+        let e = err_of(&text.replace("uid: 200001,", "uid: 0,"));
+        assert!(e.reason.contains("must be at least 1000"), "{e}");
         // A bad name.
         let e = err_of(&text.replace("name: \"alice\"", "name: \"Alice\""));
         assert!(e.reason.contains("DNS"), "{e}");
@@ -497,7 +526,7 @@ mod properties {
     use proptest::prelude::*;
 
     fn sample_text() -> String {
-        include_str!("../../tests/fixtures/checkpoints/v2_running_and_finished.ron").to_string()
+        include_str!("../../tests/fixtures/checkpoints/v3_running_and_finished.ron").to_string()
     }
 
     proptest! {

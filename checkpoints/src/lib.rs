@@ -10,4 +10,4 @@ pub mod store;
 
 pub use codec::{decode, encode, is_dns_label, validate, Encoder, LoadError};
 pub use model::*;
-pub use store::{write_atomic, CheckpointFile, Store};
+pub use store::{private_dir, write_atomic, CheckpointFile, Store};

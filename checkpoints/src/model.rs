@@ -11,8 +11,16 @@ use time::OffsetDateTime;
 
 /// The checkpoint format written by this version of Zoe.
 ///
-/// History: 1, the first; 2 added `Execution::ending` (read from 1 as `None`).
-pub const FORMAT_VERSION: u32 = 2;
+/// History: 1, the first; 2 added `Execution::ending` (read from 1 as `None`); 3 added
+/// `User::uid` and `State::next_uid` (users of 1 and 2 get uids in id order when loaded).
+pub const FORMAT_VERSION: u32 = 3;
+
+/// The first uid handed to a user. Users' containers run as their own uid and gid, from this
+/// one up, far from the system's and the host's people's uids.
+pub const FIRST_UID: u32 = 200_000;
+
+/// No user may be given a uid below this one (root and the system's accounts).
+pub const MIN_UID: u32 = 1000;
 
 /// A point in time, always UTC, written as RFC 3339.
 pub type Timestamp = OffsetDateTime;
@@ -30,6 +38,9 @@ pub struct State {
     pub deployment_name: String,
     /// The next id to hand out. Users, executions and services share this one counter.
     pub next_id: u64,
+    /// The next uid to give a user. Uids are never reused, like ids.
+    #[serde(default = "first_uid")]
+    pub next_uid: u32,
     /// Users, in id order.
     #[serde(with = "id_list")]
     pub users: BTreeMap<u64, Arc<User>>,
@@ -45,6 +56,7 @@ impl State {
             format_version: FORMAT_VERSION,
             deployment_name: deployment_name.to_string(),
             next_id: 0,
+            next_uid: FIRST_UID,
             users: BTreeMap::new(),
             executions: BTreeMap::new(),
         }
@@ -55,6 +67,13 @@ impl State {
         let id = self.next_id;
         self.next_id += 1;
         id
+    }
+
+    /// Hands out the next uid.
+    pub fn gen_uid(&mut self) -> u32 {
+        let uid = self.next_uid;
+        self.next_uid = self.next_uid.saturating_add(1);
+        uid
     }
 
     /// The user with this name, if any.
@@ -68,6 +87,10 @@ impl State {
             e.services.iter().position(|s| s.id == service_id).map(|i| (e, i))
         })
     }
+}
+
+fn first_uid() -> u32 {
+    FIRST_UID
 }
 
 /// Something stored in an id-ordered list of a checkpoint.
@@ -84,6 +107,10 @@ pub struct User {
     /// A lowercase DNS label; part of every container name of this user.
     pub name: String,
     pub role: Role,
+    /// The uid (and gid) the user's containers run as and their workspace belongs to; given
+    /// once, never reused.
+    #[serde(default)]
+    pub uid: u32,
     /// Argon2id hash in PHC string format. Never returned by the API.
     pub password_hash: String,
     #[serde(with = "time::serde::rfc3339")]

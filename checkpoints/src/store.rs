@@ -6,6 +6,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::codec::{self, LoadError};
@@ -30,8 +31,23 @@ pub struct CheckpointFile {
     pub size: u64,
 }
 
-/// Writes `bytes` to `path` durably and atomically: temp file in the same directory, fsync,
-/// rename, fsync the directory. The one place in Zoe that does this.
+/// Checkpoints hold password hashes: the state directory and everything in it is for the
+/// master's user alone (directories 0700, files 0600).
+const PRIVATE_DIR: u32 = 0o700;
+const PRIVATE_FILE: u32 = 0o600;
+
+/// Creates `dir` (and its parents) if needed, and makes it private to the master's user.
+pub fn private_dir(dir: &Path) -> io::Result<()> {
+    fs::create_dir_all(dir)?;
+    let perms = fs::metadata(dir)?.permissions();
+    if perms.mode() & 0o7777 != PRIVATE_DIR {
+        fs::set_permissions(dir, fs::Permissions::from_mode(PRIVATE_DIR))?;
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` durably and atomically: temp file in the same directory (mode 0600),
+/// fsync, rename, fsync the directory. The one place in Zoe that does this.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let file_name = path
@@ -40,7 +56,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
     let tmp = dir.join(format!("{TMP_PREFIX}{file_name}"));
     {
-        let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+        let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(PRIVATE_FILE).open(&tmp)?;
+        f.set_permissions(fs::Permissions::from_mode(PRIVATE_FILE))?;
         f.write_all(bytes)?;
         f.sync_data()?;
     }
@@ -53,7 +70,8 @@ impl Store {
     /// of writes that a crash interrupted (they were never acknowledged).
     pub fn open(state_dir: &Path) -> io::Result<Store> {
         let dir = state_dir.join("checkpoints");
-        fs::create_dir_all(&dir)?;
+        private_dir(state_dir)?;
+        private_dir(&dir)?;
         for entry in fs::read_dir(&dir)? {
             let entry = entry?;
             if entry.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
@@ -123,12 +141,13 @@ impl Store {
     /// Takes the state directory's lock, held by a running master: `Ok(None)` when another
     /// process holds it. Released when the returned file is dropped.
     pub fn try_lock(state_dir: &Path) -> io::Result<Option<File>> {
-        fs::create_dir_all(state_dir)?;
+        private_dir(state_dir)?;
         let f = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(PRIVATE_FILE)
             .open(state_dir.join("master.lock"))?;
         match f.try_lock() {
             Ok(()) => Ok(Some(f)),
@@ -168,6 +187,8 @@ mod tests {
         fs::write(s.dir().join("notes.txt"), "ignored").unwrap();
         assert_eq!(s.list().unwrap().iter().map(|c| c.number).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
         assert_eq!(s.read(3).unwrap(), "text 3");
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!((mode(&d), mode(s.dir()), mode(&s.path(3))), (0o700, 0o700, 0o600), "hashes are private");
         assert_eq!(s.path(42).file_name().unwrap(), "0000000042.ron");
         assert_eq!(s.prune(2).unwrap(), 3);
         assert_eq!(s.list().unwrap().iter().map(|c| c.number).collect::<Vec<_>>(), [4, 5]);

@@ -154,7 +154,7 @@ async fn create_user(
                 format!("the password must be 1 to {MAX_PASSWORD_BYTES} bytes long"),
             ));
         }
-        let password_hash = crate::api::hash(form.password.clone())
+        let password_hash = crate::api::hash(&data, form.password.clone())
             .await
             .map_err(|e| e.0)?;
         let msg = CreateUser {

@@ -30,7 +30,6 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde_json::Value;
-use zoe_actors::app_description::parse_application;
 use zoe_actors::state_actor::{
     GetExecution, GetService, ListExecutions, Snapshot, SubmitExecution, TerminateExecution,
 };
@@ -329,7 +328,7 @@ async fn new_execution(user: WebUser, params: web::Query<NewParams>) -> PageResu
 }
 
 /// Reads the description of the form: the text box, or the catalogue entry when it is empty.
-fn description_of(form: &mut NewExecutionForm) -> Result<Application, ZoeError> {
+fn description_of(form: &mut NewExecutionForm, max_bytes: usize) -> Result<Application, ZoeError> {
     if form.description.trim().is_empty() {
         match catalogue::find(&form.app) {
             Some(entry) => form.description = entry.json.to_string(),
@@ -351,17 +350,7 @@ fn description_of(form: &mut NewExecutionForm) -> Result<Application, ZoeError> 
             ),
         )
     })?;
-    parse_application(&v).map_err(|e| {
-        let path = if e.path == "application" {
-            e.path
-        } else {
-            format!("application.{}", e.path)
-        };
-        ZoeError::new(
-            Code::InvalidDescription(e.code),
-            format!("{path}: {}", e.message),
-        )
-    })
+    crate::api::parse_description(&v, max_bytes)
 }
 
 async fn submit_execution(
@@ -372,6 +361,7 @@ async fn submit_execution(
 ) -> PageResult {
     let mut form: NewExecutionForm = read_form(&req, &user, &data, payload).await?;
     form.name = form.name.trim().to_string();
+    data.limits.submission(&user.caller, std::time::Instant::now()).map_err(|e| user.error(e))?;
     let refused = |form: NewExecutionForm, e: ZoeError| {
         let status = crate::error::status_of(e.code);
         Ok(render(
@@ -379,7 +369,7 @@ async fn submit_execution(
             status,
         ))
     };
-    let application = match description_of(&mut form) {
+    let application = match description_of(&mut form, data.config.max_description_bytes) {
         Ok(a) => a,
         Err(e) => return refused(form, e),
     };
@@ -519,7 +509,7 @@ mod tests {
             description: r#"{"name": "x"}"#.into(),
             ..Default::default()
         };
-        let e = description_of(&mut form).unwrap_err();
+        let e = description_of(&mut form, 65536).unwrap_err();
         assert!(
             e.message.starts_with("application.version: "),
             "{}",
@@ -530,14 +520,14 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            description_of(&mut form).unwrap_err().code,
+            description_of(&mut form, 65536).unwrap_err().code,
             Code::InvalidDescription("invalid_json")
         );
         let mut form = NewExecutionForm {
             app: "batch".into(),
             ..Default::default()
         };
-        assert!(description_of(&mut form).is_ok());
+        assert!(description_of(&mut form, 65536).is_ok());
         assert!(form.description.contains("step"));
     }
 }

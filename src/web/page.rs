@@ -141,8 +141,10 @@ impl WebUser {
             title: "Request refused".into(),
             message: format!("{why} Go back, reload the page and try again."),
             layout: Box::new(self.layout.clone()),
+            retry_after: None,
         };
-        if !same_origin(req) {
+        let trusted = req.app_data::<web::Data<AppData>>().map(|d| d.config.trusted_proxy.clone()).unwrap_or_default();
+        if !crate::origin::same_origin(req, &trusted) {
             return Err(forbidden("This form was sent from another web site."));
         }
         if !constant_time_eq(token.as_bytes(), self.layout.csrf.as_bytes()) {
@@ -152,28 +154,6 @@ impl WebUser {
         }
         Ok(())
     }
-}
-
-/// Whether the browser's `Origin` and `Sec-Fetch-Site` headers, when present, say the request
-/// comes from this site.
-fn same_origin(req: &HttpRequest) -> bool {
-    let headers = req.headers();
-    if let Some(site) = headers.get("sec-fetch-site") {
-        if !matches!(site.to_str(), Ok("same-origin" | "none")) {
-            return false;
-        }
-    }
-    let Some(origin) = headers.get(header::ORIGIN) else {
-        return true;
-    };
-    let Ok(origin) = origin.to_str() else {
-        return false;
-    };
-    let Some((scheme, authority)) = origin.split_once("://") else {
-        return false;
-    };
-    let host = req.connection_info().host().to_ascii_lowercase();
-    matches!(scheme, "http" | "https") && authority.to_ascii_lowercase() == host
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -286,6 +266,8 @@ pub struct WebError {
     pub message: String,
     /// Boxed: errors travel in `Result`s and should stay small.
     pub layout: Box<Layout>,
+    /// `Retry-After` seconds, when trying again later may work.
+    pub retry_after: Option<u64>,
 }
 
 impl WebError {
@@ -311,6 +293,7 @@ impl WebError {
             title: title.into(),
             message: sentence(&message),
             layout: Box::new(layout),
+            retry_after: e.retry_after,
         }
     }
 }
@@ -365,8 +348,8 @@ impl ResponseError for WebError {
                 header::HeaderValue::from_static(crate::error::REALM),
             );
         }
-        if self.status == StatusCode::TOO_MANY_REQUESTS {
-            headers.insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
         }
         resp
     }

@@ -223,8 +223,10 @@ fn query_filters_and_scopes_like_0_9_7_and_never_fails_with_500() {
 
     let (s, v) = q(alice, json!({"what": "stats_scheduler"}));
     assert_eq!(s, 200, "{v}");
-    assert_eq!(v["stats"]["count_waiting"], 3);
-    assert_eq!(v["stats"]["waiting_list"], json!(["one", "two", "one"]));
+    assert_eq!(v["stats"]["count_waiting"], 3, "everyone's waiting executions are counted");
+    assert_eq!(v["stats"]["waiting_list"], json!(["one", "two"]), "only alice's own are named");
+    let (_, v) = q(ADMIN, json!({"what": "stats_scheduler"}));
+    assert_eq!(v["stats"]["waiting_list"], json!(["one", "two", "one"]), "an administrator sees all");
     assert!(v["stats"]["timestamp"].as_f64().unwrap() > 1.7e9);
     let (s, v) = q(alice, json!({"what": "stats_swarm", "filters": {}}));
     assert_eq!(s, 200, "{v}");
@@ -260,6 +262,7 @@ fn http_edges_get_clear_json_errors() {
         .method("POST")
         .uri(&url)
         .header("Authorization", "Basic em9lYWRtaW46YWRtaW4tc2VjcmV0")
+        .header("Content-Type", "application/json")
         .body(vec![0xff, 0xfe, 0x7b])
         .unwrap();
     let resp = m.agent.run(req).unwrap();
@@ -359,7 +362,7 @@ fn health_readiness_and_metrics_need_no_credentials_and_count_requests() {
 fn a_config_file_is_read_and_the_environment_and_flags_win_over_it() {
     let dir = temp_dir("config");
     let file = dir.join("zoe.toml");
-    std::fs::write(&file, "deployment-name = \"fromfile\"\nguest-max-active = 2\nmax-memory = \"1GiB\"\nmax-body-bytes = 100\n").unwrap();
+    std::fs::write(&file, "deployment-name = \"fromfile\"\nguest-max-active = 2\nguest-max-queued = 2\nmax-memory = \"1GiB\"\nmax-body-bytes = 100\n").unwrap();
     let m = Master::start_in(&dir, &["--no-docker", "--config", file.to_str().unwrap(), "--max-body-bytes", "4096"]);
     // The harness sets ZOE_DEPLOYMENT_NAME=test: the environment wins over the file.
     assert_eq!(m.get("/api/0.6/info", ADMIN).1["deployment_name"], "test");

@@ -65,6 +65,7 @@ fn every_acknowledged_change_survives_sigkill() {
                         let mut resp = match agent
                             .post(format!("{url}/api/0.6/execution"))
                             .header("Authorization", auth)
+                            .header("Content-Type", "application/json")
                             .send(body.as_bytes())
                         {
                             Ok(r) => r,

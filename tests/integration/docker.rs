@@ -16,10 +16,11 @@ use actix::{Actor, Addr, Context, Handler};
 use crate::common::proxy::{Proxy, ProxyMode};
 use serde_json::Value;
 use tokio::sync::mpsc;
-use zoe_actors::docker_actor::{
-    ContainerInfo, ContainerSpec, DockerActor, DockerConfig, DockerEvent, Reconcile,
-    RemoveContainers, RemoveExecution, RemoveNetwork, ServiceLogs, StartExecution,
-    StartedContainer,
+use zoe_actors::docker_actor::{DockerActor, DockerConfig};
+use zoe_actors::protocol::{
+    BackendEvent, ContainerInfo, ContainerSpec, ExposedPort, Reconcile, RemoveContainers,
+    RemoveExecution, RemoveNetwork, ServiceLogs, StartExecution, StartedContainer, Transport,
+    Workspace,
 };
 
 const IMAGE: &str = "zoe-test-busybox:latest";
@@ -27,6 +28,8 @@ const IMAGE: &str = "zoe-test-busybox:latest";
 const WAIT: Duration = Duration::from_secs(60);
 const OWNER: &str = "alice";
 const MIB: u64 = 1 << 20;
+/// The uid the test containers run as, like a Zoe user's.
+const TEST_UID: u32 = 200_777;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -159,16 +162,16 @@ impl Drop for Cleanup {
 }
 
 /// Forwards the Docker actor's events into a channel the test reads.
-struct Forward(mpsc::UnboundedSender<DockerEvent>);
+struct Forward(mpsc::UnboundedSender<BackendEvent>);
 
 impl Actor for Forward {
     type Context = Context<Self>;
 }
 
-impl Handler<DockerEvent> for Forward {
+impl Handler<BackendEvent> for Forward {
     type Result = ();
 
-    fn handle(&mut self, event: DockerEvent, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, event: BackendEvent, _ctx: &mut Context<Self>) {
         let _ = self.0.send(event);
     }
 }
@@ -178,9 +181,9 @@ struct Harness {
     dep: String,
     dir: PathBuf,
     docker: Addr<DockerActor>,
-    events: mpsc::UnboundedReceiver<DockerEvent>,
+    events: mpsc::UnboundedReceiver<BackendEvent>,
     /// Events received but not yet asked for.
-    backlog: VecDeque<DockerEvent>,
+    backlog: VecDeque<BackendEvent>,
     _cleanup: Cleanup,
 }
 
@@ -285,8 +288,9 @@ impl Harness {
             env: vec![format!("ZOE_TEST_SERVICE={service}")],
             cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
             labels,
+            uid: TEST_UID,
             memory: 32 * MIB,
-            nano_cpus: None,
+            nano_cpus: 1_000_000_000,
             exposed_ports: Vec::new(),
             workspace: None,
             startup_order: 0,
@@ -306,7 +310,7 @@ impl Harness {
     async fn wait_for<T>(
         &mut self,
         what: &str,
-        mut pick: impl FnMut(&DockerEvent) -> Option<T>,
+        mut pick: impl FnMut(&BackendEvent) -> Option<T>,
     ) -> T {
         if let Some(pos) = self.backlog.iter().position(|e| pick(e).is_some()) {
             if let Some(event) = self.backlog.remove(pos) {
@@ -337,13 +341,14 @@ impl Harness {
         self.wait_for(
             &format!("start outcome of execution {execution}"),
             |e| match e {
-                DockerEvent::ExecutionStarted {
+                BackendEvent::ExecutionStarted {
                     execution_id,
                     containers,
                 } if *execution_id == execution => Some(Ok(containers.clone())),
-                DockerEvent::ExecutionStartFailed {
+                BackendEvent::ExecutionStartFailed {
                     execution_id,
                     error,
+                    ..
                 } if *execution_id == execution => Some(Err(error.clone())),
                 _ => None,
             },
@@ -377,7 +382,7 @@ impl Harness {
             containers,
         });
         self.wait_for(&format!("removal of execution {execution}"), |e| match e {
-            DockerEvent::ExecutionRemoved {
+            BackendEvent::ExecutionRemoved {
                 execution_id,
                 error,
             } if *execution_id == execution => Some(error.clone()),
@@ -389,7 +394,7 @@ impl Harness {
     /// (exit code, OOM killed) of a service's container.
     async fn exited(&mut self, execution: u64, service: u64) -> (i64, bool) {
         self.wait_for(&format!("exit of service {service}"), |e| match e {
-            DockerEvent::ContainerExited {
+            BackendEvent::ContainerExited {
                 execution_id,
                 service_id,
                 exit_code,
@@ -483,7 +488,7 @@ async fn http_get(url: String) -> String {
     }
 }
 
-async fn collect_logs(mut stream: zoe_actors::docker_actor::LogStream) -> String {
+async fn collect_logs(mut stream: zoe_actors::protocol::LogStream) -> String {
     let mut all = Vec::new();
     loop {
         match tokio::time::timeout(WAIT, stream.recv()).await {
@@ -516,7 +521,7 @@ async fn starts_an_execution_on_the_user_network() {
     {
         panic!("cannot prepare the workspace: {e}");
     }
-    let workspace = Some((ws.clone(), "/mnt/workspace".to_string()));
+    let workspace = Some(Workspace { host: ws.clone(), container: "/mnt/workspace".to_string(), uid: TEST_UID });
 
     let mut web = h.spec(
         1,
@@ -525,10 +530,10 @@ async fn starts_an_execution_on_the_user_network() {
         10,
         &["httpd", "-f", "-p", "8080", "-h", "/mnt/workspace"],
     );
-    web.exposed_ports = vec![8080];
+    web.exposed_ports = vec![ExposedPort { port: 8080, transport: Transport::Tcp }];
     web.workspace = workspace.clone();
     web.memory = 64 * MIB;
-    web.nano_cpus = Some(500_000_000);
+    web.nano_cpus = 500_000_000;
     let mut clients = Vec::new();
     for (i, sid) in [(0, 11), (1, 12)] {
         let mut c = h.spec(1, "client", Some(i), sid, &["sh", "-c", "sleep 300"]);
@@ -557,7 +562,7 @@ async fn starts_an_execution_on_the_user_network() {
         );
     }
     let web_started = &started[0];
-    let endpoint = match web_started.host_endpoints.get(&8080) {
+    let endpoint = match web_started.host_endpoints.get("8080/tcp") {
         Some(e) => e.clone(),
         None => panic!("port 8080 of web was not published: {web_started:?}"),
     };
@@ -589,6 +594,12 @@ async fn starts_an_execution_on_the_user_network() {
     assert_eq!(hc["Init"], true);
     assert_eq!(hc["Privileged"], false);
     assert!(hc["CapAdd"].is_null() || hc["CapAdd"] == serde_json::json!([]));
+    // Never root, no capabilities, no new privileges, bounded processes and logs.
+    assert_eq!(v["Config"]["User"], format!("{TEST_UID}:{TEST_UID}").as_str());
+    assert_eq!(hc["CapDrop"], serde_json::json!(["ALL"]));
+    assert_eq!(hc["SecurityOpt"], serde_json::json!(["no-new-privileges"]));
+    assert_eq!(hc["PidsLimit"], 1024);
+    assert_eq!(hc["LogConfig"]["Config"], serde_json::json!({"max-size": "10485760", "max-file": "2"}));
     assert!(matches!(
         hc["RestartPolicy"]["Name"].as_str(),
         Some("" | "no")
@@ -606,7 +617,7 @@ async fn starts_an_execution_on_the_user_network() {
     let c0 = docker_inspect("container", &clients[0].name);
     assert_eq!(c0["Config"]["Hostname"], clients[0].name.as_str());
     assert_eq!(c0["HostConfig"]["Memory"], 32 * MIB);
-    assert!(c0["HostConfig"]["NanoCpus"] == 0 || c0["HostConfig"]["NanoCpus"].is_null());
+    assert_eq!(c0["HostConfig"]["NanoCpus"], 1_000_000_000, "a CPU limit even without cores");
 
     let net = docker_inspect("network", &network);
     assert_eq!(net["Driver"], "bridge");
@@ -621,8 +632,9 @@ async fn starts_an_execution_on_the_user_network() {
         "nslookup {} -> {out}",
         web.name
     );
+    // No capabilities: no raw sockets (ping); TCP to the other service works (wget below).
     let (ok, out) = exec(&clients[1].name, &["ping", "-c", "1", "-W", "5", &web.name]).await;
-    assert!(ok, "ping {} -> {out}", web.name);
+    assert!(!ok, "ping needs CAP_NET_RAW, which containers do not have: {out}");
     let url = format!("http://{}:8080/", web.name);
     let (ok, out) = exec(
         &clients[0].name,
@@ -643,6 +655,12 @@ async fn starts_an_execution_on_the_user_network() {
             .as_deref(),
         Some("written\n")
     );
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let owner = |p: &Path| std::fs::metadata(p).map(|m| (m.uid(), m.permissions().mode() & 0o7777)).ok();
+        assert_eq!(owner(&ws), Some((TEST_UID, 0o700)), "the workspace is the user's alone");
+        assert_eq!(owner(&ws.join("from-client")).map(|o| o.0), Some(TEST_UID), "files written are the user's");
+    }
 
     // HTTP from the host, through the published port.
     let body = http_get(format!("http://{endpoint}/")).await;
@@ -899,7 +917,7 @@ async fn reconcile_reports_the_containers() {
     // The first inventory that saw all of them, the third one stopped.
     let inventory = h
         .wait_for("an inventory", |e| match e {
-            DockerEvent::Inventory { containers }
+            BackendEvent::Inventory { containers }
                 if containers
                     .iter()
                     .filter(|c| {
@@ -947,7 +965,7 @@ async fn reconcile_reports_the_containers() {
     // The engine's info that follows this inventory (not the one taken at start-up).
     let platform = h
         .wait_for("platform info", |e| match e {
-            DockerEvent::Platform(p) if p.containers_running >= 2 => Some(p.clone()),
+            BackendEvent::Platform(p) if p.containers_running >= 2 => Some(p.clone()),
             _ => None,
         })
         .await;
@@ -1057,7 +1075,7 @@ async fn an_unreachable_docker_is_reported_once() {
     });
     let error = h
         .wait_for("Unreachable", |e| match e {
-            DockerEvent::Unreachable { error } => Some(error.clone()),
+            BackendEvent::Unreachable { error } => Some(error.clone()),
             _ => None,
         })
         .await;
@@ -1078,7 +1096,7 @@ async fn an_unreachable_docker_is_reported_once() {
     let again = h
         .backlog
         .iter()
-        .filter(|e| matches!(e, DockerEvent::Unreachable { .. } | DockerEvent::Reachable))
+        .filter(|e| matches!(e, BackendEvent::Unreachable { .. } | BackendEvent::Reachable))
         .count();
     assert_eq!(again, 0, "{:?}", h.backlog);
 }
@@ -1102,7 +1120,7 @@ async fn survives_outages_of_docker() {
     h.start(12, vec![sleeper.clone(), victim.clone()]).await;
     // The event stream works: an inventory after the start proves the actor is connected.
     h.wait_for("an inventory", |e| match e {
-        DockerEvent::Inventory { containers } if containers.len() == 2 => Some(()),
+        BackendEvent::Inventory { containers } if containers.len() == 2 => Some(()),
         _ => None,
     })
     .await;
@@ -1112,7 +1130,7 @@ async fn survives_outages_of_docker() {
     proxy.set(ProxyMode::Down);
     let error = h
         .wait_for("Unreachable", |e| match e {
-            DockerEvent::Unreachable { error } => Some(error.clone()),
+            BackendEvent::Unreachable { error } => Some(error.clone()),
             _ => None,
         })
         .await;
@@ -1130,14 +1148,14 @@ async fn survives_outages_of_docker() {
     let t0 = Instant::now();
     proxy.set(ProxyMode::Up);
     h.wait_for("Reachable", |e| {
-        matches!(e, DockerEvent::Reachable).then_some(())
+        matches!(e, BackendEvent::Reachable).then_some(())
     })
     .await;
     eprintln!("back in {:?}", t0.elapsed());
     let repeated = h
         .backlog
         .iter()
-        .filter(|e| matches!(e, DockerEvent::Unreachable { .. }))
+        .filter(|e| matches!(e, BackendEvent::Unreachable { .. }))
         .count();
     assert_eq!(repeated, 0, "one outage, one Unreachable: {:?}", h.backlog);
     // The engine replays the death that happened meanwhile...
@@ -1145,7 +1163,7 @@ async fn survives_outages_of_docker() {
     // ...and the inventory shows it too.
     let victim_info = h
         .wait_for("an inventory with the killed container", |e| match e {
-            DockerEvent::Inventory { containers } => containers
+            BackendEvent::Inventory { containers } => containers
                 .iter()
                 .find(|c| c.service_id == Some(121) && !c.running)
                 .cloned(),
@@ -1167,14 +1185,14 @@ async fn survives_outages_of_docker() {
     );
     assert!(error.contains("did not answer within 2 s"), "{error}");
     h.wait_for("Unreachable", |e| match e {
-        DockerEvent::Unreachable { .. } => Some(()),
+        BackendEvent::Unreachable { .. } => Some(()),
         _ => None,
     })
     .await;
     eprintln!("hang noticed in {:?}", t0.elapsed());
     proxy.set(ProxyMode::Up);
     h.wait_for("Reachable", |e| {
-        matches!(e, DockerEvent::Reachable).then_some(())
+        matches!(e, BackendEvent::Reachable).then_some(())
     })
     .await;
 

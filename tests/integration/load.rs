@@ -14,6 +14,22 @@ use crate::common::{app, temp_dir, Master, ADMIN};
 
 const EXECUTIONS: usize = 5_000;
 
+/// The load test measures throughput, not the per-user limits that protect a real deployment
+/// from one user (tested in `security`): they are lifted.
+const UNLIMITED: &[&str] = &[
+    "--no-docker",
+    "--keep-checkpoints",
+    "5",
+    "--submit-rate",
+    "1000000",
+    "--submit-burst",
+    "1000000",
+    "--user-max-active",
+    "1000000",
+    "--user-max-queued",
+    "1000000",
+];
+
 /// A state with `n` ended executions of alice, written as the first checkpoint.
 fn prepare(dir: &std::path::Path, n: usize) {
     let now = time::OffsetDateTime::now_utc();
@@ -21,7 +37,8 @@ fn prepare(dir: &std::path::Path, n: usize) {
     let hash = zoe::auth::hash_password(crate::common::ADMIN.1).unwrap();
     for (name, role) in [("zoeadmin", Role::Admin), ("alice", Role::User)] {
         let id = s.gen_id();
-        s.users.insert(id, Arc::new(User { id, name: name.into(), role, password_hash: hash.clone(), created_at: now }));
+        let uid = s.gen_uid();
+        s.users.insert(id, Arc::new(User { id, name: name.into(), role, uid, password_hash: hash.clone(), created_at: now }));
     }
     let application = zoe_actors::app_description::parse_application(&app("img", Some("sleep 1"))).unwrap();
     for i in 0..n {
@@ -63,8 +80,8 @@ fn a_hundred_clients_mixing_reads_and_changes() {
     let dir = temp_dir("load");
     prepare(&dir, EXECUTIONS);
     let mut m = match std::env::var("ZOE_LOAD_BIN") {
-        Ok(bin) => Master::start_with_bin(&bin, &dir, &["--no-docker", "--keep-checkpoints", "5"]),
-        Err(_) => Master::start_in(&dir, &["--no-docker", "--keep-checkpoints", "5"]),
+        Ok(bin) => Master::start_with_bin(&bin, &dir, UNLIMITED),
+        Err(_) => Master::start_in(&dir, UNLIMITED),
     };
     let before = peak_memory_kib(m.child.id());
     // 90% reads of random executions, 10% submissions (acknowledged once durable).

@@ -1,0 +1,271 @@
+//! The back-end protocol: the commands the state actor sends to a container back end and the
+//! outcomes the back end sends back. Both back ends (one Docker Engine, a Docker Swarm) speak
+//! it; the pure code (`plan`, `outcomes`) depends on it and on no actor.
+//!
+//! What the state actor can rely on, from any back end:
+//! - a [`StartExecution`] ends with exactly one `ExecutionStarted` or `ExecutionStartFailed`;
+//!   after a failure no container of that start is left behind (unless the back end itself could
+//!   not be reached to remove it; the error then says so, and the next `Inventory` shows it);
+//! - a [`RemoveExecution`] ends with exactly one `ExecutionRemoved`; it cancels a start of the
+//!   same execution still under way, and no container of that execution appears after it;
+//! - `ContainerExited` is sent for every container of the deployment that stops, including the
+//!   ones Zoe stops itself; it may arrive before `ExecutionStarted` when a container exits right
+//!   away, and it may arrive twice after a reconnection;
+//! - `Inventory` is a snapshot of every container of the deployment, including ones of
+//!   executions being started or removed at that moment;
+//! - `Unreachable` is sent once per outage, `Reachable` once when the back end answers again,
+//!   followed by a fresh `Inventory`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use actix::{Actor, Addr, Context, Handler, Message, Recipient};
+use serde::{Deserialize, Serialize};
+
+/// One container to create, fully computed by the caller (names, labels, expanded templates,
+/// the owner's uid, limits).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    pub service_id: u64,
+    /// Container name and host name.
+    pub name: String,
+    pub image: String,
+    /// `NAME=value`, already template-expanded.
+    pub env: Vec<String>,
+    /// Already expanded and split; `None` runs the image's default command.
+    pub cmd: Option<Vec<String>>,
+    /// The `zoe.*` labels.
+    pub labels: BTreeMap<String, String>,
+    /// The uid (and gid) the container runs as: its owner's, never root.
+    pub uid: u32,
+    /// Bytes; used for both `Memory` and `MemorySwap` (no swap beyond RAM).
+    pub memory: u64,
+    /// CPU limit in billionths of a core (the description's cores, or the configured default).
+    pub nano_cpus: i64,
+    /// Ports published on `publish_address`, on a random host port.
+    pub exposed_ports: Vec<ExposedPort>,
+    /// The owner's workspace, created (owned by `uid`, mode 0700) and bind-mounted read-write.
+    pub workspace: Option<Workspace>,
+    /// Containers start in ascending `startup_order`.
+    pub startup_order: u32,
+}
+
+/// A port to publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ExposedPort {
+    pub port: u16,
+    pub transport: Transport,
+}
+
+impl ExposedPort {
+    /// Docker's key of the port, such as `8080/tcp`.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.port, self.transport.as_str())
+    }
+}
+
+/// The transport protocol of a published port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Transport {
+    Tcp,
+    Udp,
+}
+
+impl Transport {
+    /// The transport a description's port protocol runs on: `udp` for `udp`, else TCP (`http`,
+    /// `https`, `tcp`, `spark`...).
+    pub fn of_protocol(protocol: &str) -> Transport {
+        if protocol == "udp" {
+            Transport::Udp
+        } else {
+            Transport::Tcp
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+        }
+    }
+}
+
+/// A user's workspace directory on the host and where it is mounted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Workspace {
+    pub host: PathBuf,
+    pub container: String,
+    /// Its owner's uid (and gid).
+    pub uid: u32,
+}
+
+/// Create and start the containers of an execution. Answered by `ExecutionStarted` or
+/// `ExecutionStartFailed`.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct StartExecution {
+    pub execution_id: u64,
+    /// The user's network, e.g. `alice-dev`; created on first use.
+    pub network: String,
+    pub owner: String,
+    pub containers: Vec<ContainerSpec>,
+}
+
+/// Stop and remove the containers of an execution, keeping their log tails. Answered by
+/// `ExecutionRemoved`.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct RemoveExecution {
+    pub execution_id: u64,
+    /// (service id, container name).
+    pub containers: Vec<(u64, String)>,
+}
+
+/// Remove a user network; a missing one is fine. No answer.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct RemoveNetwork {
+    pub network: String,
+}
+
+/// Stop and remove containers Zoe does not know (orphans). No answer; the next `Inventory`
+/// shows the result.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct RemoveContainers {
+    pub names_or_ids: Vec<String>,
+}
+
+/// Take an inventory now: answered by `Inventory` then `Platform`.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct Reconcile;
+
+/// Stream a container's log (stdout and stderr merged, in order, raw bytes).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<LogStream, String>")]
+pub struct ServiceLogs {
+    /// Container name or id.
+    pub container: String,
+    /// Keep streaming until the container stops.
+    pub follow: bool,
+    /// Only the last lines.
+    pub tail_lines: Option<u64>,
+}
+
+/// A container log, chunk by chunk; ends when the log ends. An `Err` item is the last one.
+pub type LogStream = tokio::sync::mpsc::Receiver<Result<Vec<u8>, String>>;
+
+/// What a back end tells the state actor.
+#[derive(Message, Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[rtype(result = "()")]
+pub enum BackendEvent {
+    /// Every container of the execution was created and started.
+    ExecutionStarted {
+        execution_id: u64,
+        containers: Vec<StartedContainer>,
+    },
+    /// The execution could not be started; none of its containers is left. `transient`: the
+    /// back end was too slow or could not be reached (the start may work later), as opposed to
+    /// a refusal (a missing image, a bad command) that would fail again.
+    ExecutionStartFailed {
+        execution_id: u64,
+        error: String,
+        transient: bool,
+    },
+    /// The execution's containers were stopped and removed; `error` tells what could not be.
+    ExecutionRemoved {
+        execution_id: u64,
+        error: Option<String>,
+    },
+    /// A container of the deployment stopped (on its own or because Zoe stopped it).
+    ContainerExited {
+        execution_id: u64,
+        service_id: u64,
+        docker_id: String,
+        exit_code: i64,
+        oom_killed: bool,
+    },
+    /// Every container labelled `zoe.deployment_name=<deployment>`.
+    Inventory { containers: Vec<ContainerInfo> },
+    /// The engine's capacity and counters; after each inventory.
+    Platform(PlatformInfo),
+    /// The back end could not be reached; sent once per outage.
+    Unreachable { error: String },
+    /// The back end answers again after an `Unreachable`; an `Inventory` follows.
+    Reachable,
+}
+
+/// Where the state actor and the HTTP layer send each command of a back end.
+#[derive(Clone)]
+pub struct BackendHandle {
+    pub start: Recipient<StartExecution>,
+    pub remove: Recipient<RemoveExecution>,
+    pub remove_containers: Recipient<RemoveContainers>,
+    pub remove_network: Recipient<RemoveNetwork>,
+    pub reconcile: Recipient<Reconcile>,
+    pub logs: Recipient<ServiceLogs>,
+}
+
+impl BackendHandle {
+    /// The handle of a back-end actor that speaks the whole protocol.
+    pub fn of<A>(addr: &Addr<A>) -> Self
+    where
+        A: Actor<Context = Context<A>>
+            + Handler<StartExecution>
+            + Handler<RemoveExecution>
+            + Handler<RemoveContainers>
+            + Handler<RemoveNetwork>
+            + Handler<Reconcile>
+            + Handler<ServiceLogs>,
+    {
+        BackendHandle {
+            start: addr.clone().recipient(),
+            remove: addr.clone().recipient(),
+            remove_containers: addr.clone().recipient(),
+            remove_network: addr.clone().recipient(),
+            reconcile: addr.clone().recipient(),
+            logs: addr.clone().recipient(),
+        }
+    }
+}
+
+/// A started container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartedContainer {
+    pub service_id: u64,
+    pub docker_id: String,
+    /// Network name to IP address.
+    pub ip_address: BTreeMap<String, String>,
+    /// Docker's port key (`8080/tcp`) to the published `host:port`.
+    pub host_endpoints: BTreeMap<String, String>,
+}
+
+/// One container of the deployment, as seen by an inventory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerInfo {
+    pub docker_id: String,
+    pub name: String,
+    /// From the `zoe.execution.id` label.
+    pub execution_id: Option<u64>,
+    /// From the `zoe.service.id` label.
+    pub service_id: Option<u64>,
+    /// Running (or paused, or restarting).
+    pub running: bool,
+    /// Once it has stopped; `None` while running or never started.
+    pub exit_code: Option<i64>,
+    pub oom_killed: bool,
+}
+
+/// The engine, from `docker info`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformInfo {
+    pub memory_total: u64,
+    pub cpus: u32,
+    pub containers: u64,
+    pub containers_running: u64,
+    pub images: u64,
+    pub server_version: String,
+    pub name: String,
+}
+

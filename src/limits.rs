@@ -1,0 +1,136 @@
+//! Per-user limits on what requests may consume, beyond the quotas the scheduler checks:
+//! submissions per second (a token bucket per user) and followed log streams open at once.
+//! Administrators are not limited. Both tables hold one small entry per user, no more.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use zoe_actors::{Caller, Code, ZoeError};
+
+/// The limits, shared by all HTTP workers.
+pub struct Limits {
+    /// Submissions per second, on average, and the burst allowed above that.
+    rate: f64,
+    burst: f64,
+    /// Tokens left and when they were counted, per user id.
+    buckets: Mutex<HashMap<u64, (f64, Instant)>>,
+    max_followers: usize,
+    followers: Arc<Mutex<HashMap<u64, usize>>>,
+}
+
+/// A followed log stream's place; the place is given back when this is dropped (when the
+/// stream ends or its client goes).
+pub struct FollowerSlot {
+    user: u64,
+    followers: Arc<Mutex<HashMap<u64, usize>>>,
+}
+
+impl Drop for FollowerSlot {
+    fn drop(&mut self) {
+        if let Ok(mut f) = self.followers.lock() {
+            if let Some(n) = f.get_mut(&self.user) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    f.remove(&self.user);
+                }
+            }
+        }
+    }
+}
+
+impl Limits {
+    pub fn new(rate: f64, burst: u32, max_followers: usize) -> Limits {
+        Limits {
+            rate: if rate.is_finite() && rate > 0.0 { rate } else { f64::MIN_POSITIVE },
+            burst: f64::from(burst.max(1)),
+            buckets: Mutex::default(),
+            max_followers,
+            followers: Arc::default(),
+        }
+    }
+
+    /// Takes one submission from the caller's bucket, or says when the next one will be allowed.
+    pub fn submission(&self, caller: &Caller, now: Instant) -> Result<(), ZoeError> {
+        if caller.is_admin() {
+            return Ok(());
+        }
+        let Ok(mut buckets) = self.buckets.lock() else { return Ok(()) };
+        let (tokens, at) = buckets.entry(caller.id).or_insert((self.burst, now));
+        let refilled = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
+        if refilled >= 1.0 {
+            *tokens = refilled - 1.0;
+            *at = now;
+            return Ok(());
+        }
+        let wait = ((1.0 - refilled) / self.rate).ceil().min(86_400.0) as u64;
+        Err(ZoeError::new(
+            Code::TooManyRequests,
+            format!(
+                "too many submissions: at most {} per second on average (bursts of {}); try again in {wait} s",
+                self.rate, self.burst
+            ),
+        )
+        .retry_after(wait))
+    }
+
+    /// A place for one more followed log stream of the caller, if they have one left.
+    pub fn follower(&self, caller: &Caller) -> Result<FollowerSlot, ZoeError> {
+        if let Ok(mut f) = self.followers.lock() {
+            let n = f.entry(caller.id).or_insert(0);
+            if *n >= self.max_followers && !caller.is_admin() {
+                return Err(ZoeError::new(
+                    Code::TooManyRequests,
+                    format!(
+                        "you are already following {} logs, the most one may at once; close one of them first",
+                        self.max_followers
+                    ),
+                )
+                .retry_after(5));
+            }
+            *n += 1;
+        }
+        Ok(FollowerSlot { user: caller.id, followers: self.followers.clone() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use zoe_checkpoints::Role;
+
+    fn user(id: u64) -> Caller {
+        Caller { id, name: format!("u{id}"), role: Role::User }
+    }
+
+    #[test]
+    fn submissions_come_in_bursts_then_at_the_rate() {
+        let l = Limits::new(2.0, 3, 1);
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            l.submission(&user(1), t0).unwrap();
+        }
+        let e = l.submission(&user(1), t0).unwrap_err();
+        assert_eq!((e.code, e.retry_after), (Code::TooManyRequests, Some(1)));
+        l.submission(&user(2), t0).unwrap();
+        l.submission(&user(1), t0 + Duration::from_millis(500)).unwrap();
+        assert!(l.submission(&user(1), t0 + Duration::from_millis(600)).is_err());
+        let admin = Caller { id: 0, name: "zoeadmin".into(), role: Role::Admin };
+        for _ in 0..100 {
+            l.submission(&admin, t0).unwrap();
+        }
+    }
+
+    #[test]
+    fn followers_are_counted_and_given_back() {
+        let l = Limits::new(1.0, 1, 2);
+        let a = l.follower(&user(1)).unwrap();
+        let _b = l.follower(&user(1)).unwrap();
+        assert_eq!(l.follower(&user(1)).err().map(|e| e.code), Some(Code::TooManyRequests));
+        let _other = l.follower(&user(2)).unwrap();
+        drop(a);
+        let _c = l.follower(&user(1)).unwrap();
+        assert_eq!(l.followers.lock().unwrap()[&1], 2);
+    }
+}
