@@ -184,6 +184,8 @@ pub struct User {
     pub id: u64,
     pub name: String,
     pub role: Role,
+    /// The uid (and gid) the user's containers run as and their workspace belongs to.
+    pub uid: u32,
     /// Always empty (kept for 0.9.7's clients).
     pub gateway_urls: Vec<String>,
     /// The user's own name.

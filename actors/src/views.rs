@@ -23,12 +23,14 @@ fn to_value<T: Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
-/// `{"id", "name", "role", "gateway_urls", "owner"}`.
+/// `{"id", "name", "role", "gateway_urls", "owner"}`, plus the uid the user's containers run as
+/// and when the user was created.
 pub fn user(u: &User) -> Value {
     json!({
         "id": u.id,
         "name": u.name,
         "role": u.role.as_str(),
+        "uid": u.uid,
         "gateway_urls": [],
         "owner": u.name,
         "created_at": time(&u.created_at),

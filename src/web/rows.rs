@@ -206,6 +206,9 @@ pub struct UserRow {
     pub id: u64,
     pub name: String,
     pub role: String,
+    /// The uid the user's containers run as.
+    #[serde(default)]
+    pub uid: u32,
     #[serde(default)]
     pub created_at: String,
 }

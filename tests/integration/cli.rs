@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::common::docker::{require_docker, Cleanup, IMAGE};
 use crate::common::{app, temp_dir, zoe_bin, Master, ADMIN};
-
-const IMAGE: &str = "zoe-test-busybox:latest";
 
 /// What one run of the client did.
 #[derive(Debug)]
@@ -527,47 +526,9 @@ fn executions_through_the_client_without_docker() {
     alice.run(&["logs", "999"]).fails(1, "(no_such_service)");
 }
 
-/// Removes the deployment's containers and networks when dropped, even when the test fails.
-struct Cleanup(String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let filter = format!("label=zoe.deployment_name={}", self.0);
-        for (list, rm) in [
-            (["ps", "-aq"], vec!["rm", "-f"]),
-            (["network", "ls"], vec!["network", "rm"]),
-        ] {
-            let mut args = list.to_vec();
-            if list[0] == "network" {
-                args.push("-q");
-            }
-            if let Ok(out) = Command::new("docker")
-                .args(&args)
-                .args(["--filter", &filter])
-                .output()
-            {
-                let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-                    .split_whitespace()
-                    .map(String::from)
-                    .collect();
-                if !ids.is_empty() {
-                    let _ = Command::new("docker").args(&rm).args(&ids).output();
-                }
-            }
-        }
-    }
-}
-
 #[test]
 fn start_wait_shows_endpoints_and_logs_stream_on_docker() {
-    let ok = Command::new("docker")
-        .args(["image", "inspect", IMAGE])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "Docker is unreachable or the image {IMAGE} is missing: run tests/images/build.sh"
-    );
+    require_docker();
     let deployment = format!("c{}", std::process::id() % 100000);
     let _cleanup = Cleanup(deployment.clone());
     let dir = temp_dir("cli-docker");

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -35,15 +35,9 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 // ------------------------------------------------------------------------------------ helpers
 
-/// Runs the docker CLI; panics when it cannot be run at all.
+/// Runs the docker CLI (bounded in time); panics when it cannot be run at all.
 fn docker_cli(args: &[&str]) -> Output {
-    match Command::new("docker").args(args).output() {
-        Ok(out) => out,
-        Err(e) => panic!(
-            "cannot run the `docker` command ({e}): the Docker tests need the Docker CLI and a \
-             running Docker Engine"
-        ),
-    }
+    crate::common::docker::docker(args)
 }
 
 /// Runs the docker CLI off the actor's thread.

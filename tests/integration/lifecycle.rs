@@ -10,90 +10,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::common::docker::{
+    application, containers_of, docker, docker_master, exec_in, inspect, require_docker, service, wait_status, Cleanup, IMAGE,
+};
 use crate::common::{temp_dir, Master, ADMIN};
-
-const IMAGE: &str = "zoe-test-busybox:latest";
-
-/// Removes every container and network of a deployment when dropped, even on failure.
-struct Cleanup(String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let filter = format!("label=zoe.deployment_name={}", self.0);
-        if let Ok(out) = Command::new("docker").args(["ps", "-aq", "--filter", &filter]).output() {
-            let ids: Vec<String> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect();
-            if !ids.is_empty() {
-                let _ = Command::new("docker").args(["rm", "-f"]).args(&ids).output();
-            }
-        }
-        if let Ok(out) = Command::new("docker").args(["network", "ls", "-q", "--filter", &filter]).output() {
-            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = Command::new("docker").args(["network", "rm", id]).output();
-            }
-        }
-    }
-}
-
-fn require_docker() {
-    let ok = Command::new("docker").args(["image", "inspect", IMAGE]).output().is_ok_and(|o| o.status.success());
-    assert!(ok, "Docker is unreachable or the image {IMAGE} is missing: run tests/images/build.sh (tests/run.sh does)");
-}
-
-/// A master with Docker, on its own deployment name, with fast reconciliation.
-fn docker_master(tag: &str) -> (Master, Cleanup, String) {
-    require_docker();
-    let deployment = format!("l{}{tag}", std::process::id() % 10000);
-    let dir = temp_dir(tag);
-    let m = Master::start_in(
-        &dir,
-        &["--deployment-name", &deployment, "--reconcile-interval", "1", "--stop-grace", "2", "--workspace-base-path", dir.join("ws").to_str().unwrap()],
-    );
-    (m, Cleanup(deployment.clone()), deployment)
-}
-
-fn wait_status(m: &Master, auth: (&str, &str), id: u64, want: &[&str], secs: u64) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let (s, e) = m.get(&format!("/api/0.6/execution/{id}"), auth);
-        assert_eq!(s, 200, "{e}");
-        if want.contains(&e["status"].as_str().unwrap_or("")) {
-            return e;
-        }
-        assert!(Instant::now() < deadline, "execution {id} never reached {want:?}; now: {e}\nmaster log:\n{}", m.log_text());
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn inspect(name: &str) -> Value {
-    let out = Command::new("docker").args(["inspect", name]).output().unwrap();
-    assert!(out.status.success(), "docker inspect {name}: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice::<Value>(&out.stdout).unwrap()[0].clone()
-}
-
-fn containers_of(deployment: &str) -> Vec<String> {
-    let filter = format!("label=zoe.deployment_name={deployment}");
-    let out = Command::new("docker").args(["ps", "-a", "--format", "{{.Names}}", "--filter", &filter]).output().unwrap();
-    let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect();
-    v.sort();
-    v
-}
-
-fn exec_in(container: &str, cmd: &str) -> (bool, String) {
-    let out = Command::new("docker").args(["exec", container, "sh", "-c", cmd]).output().unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-}
-
-fn service(name: &str, monitor: bool, count: u32, order: u32, command: &str, ports: Value) -> Value {
-    json!({
-        "name": name, "docker_image": IMAGE, "monitor": monitor, "total_count": count,
-        "essential_count": 1, "startup_order": order, "ports": ports,
-        "required_resources": {"memory": 32 * 1024 * 1024}, "command": command,
-    })
-}
-
-fn application(services: Vec<Value>) -> Value {
-    json!({"name": "lifecycle", "version": 2, "will_end": false, "requires_binary": false, "priority": 1, "services": services})
-}
 
 #[test]
 fn a_three_service_execution_runs_named_labelled_connected_and_reachable() {
@@ -240,17 +160,14 @@ fn containers_removed_behind_zoes_back_and_master_restarts_end_matching_docker()
     wait_status(&m, alice, two, &["running"], 60);
 
     // Someone removes a container directly.
-    let out = Command::new("docker").args(["rm", "-f", &format!("main-one-alice-{dep}")]).output().unwrap();
+    let out = docker(&["rm", "-f", &format!("main-one-alice-{dep}")]);
     assert!(out.status.success());
     let e = wait_status(&m, alice, one, &["error", "finished"], 30);
     assert!(e["error"].as_str().unwrap_or("").contains("disappeared") || e["status"] == "finished", "{e}");
 
     // The master dies while `two` runs; a container it never knew appears; then it restarts.
     m.kill();
-    let stray = Command::new("docker")
-        .args(["run", "-d", "--name", &format!("stray-{dep}"), "--label", &format!("zoe.deployment_name={dep}"), "--label", "zoe.execution.id=999999", IMAGE, "sleep", "600"])
-        .output()
-        .unwrap();
+    let stray = docker(&["run", "-d", "--name", &format!("stray-{dep}"), "--label", &format!("zoe.deployment_name={dep}"), "--label", "zoe.execution.id=999999", IMAGE, "sleep", "600"]);
     assert!(stray.status.success(), "{}", String::from_utf8_lossy(&stray.stderr));
     let dir = m.state_dir.clone();
     let m = Master::start_in(&dir, &["--deployment-name", &dep, "--reconcile-interval", "1", "--stop-grace", "2", "--workspace-base-path", dir.join("ws").to_str().unwrap()]);
@@ -334,10 +251,7 @@ fn with_capacity_capped_a_second_execution_waits_then_starts_on_its_own() {
 /// Labels of every container of a deployment: (execution id, running).
 fn containers_by_execution(deployment: &str) -> Vec<(u64, bool)> {
     let filter = format!("label=zoe.deployment_name={deployment}");
-    let out = Command::new("docker")
-        .args(["ps", "-a", "--filter", &filter, "--format", "{{.Label \"zoe.execution.id\"}} {{.State}}"])
-        .output()
-        .unwrap();
+    let out = docker(&["ps", "-a", "--filter", &filter, "--format", "{{.Label \"zoe.execution.id\"}} {{.State}}"]);
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| {
@@ -452,23 +366,30 @@ fn docker_cut_slowed_and_its_event_stream_dropped_the_master_serves_and_recovers
     let a = m.submit(alice, "a", &app1());
     wait_status(&m, alice, a, &["running"], 60);
     proxy.cut_streams();
-    let out = Command::new("docker").args(["kill", &format!("main-a-alice-{deployment}")]).output().unwrap();
+    let out = docker(&["kill", &format!("main-a-alice-{deployment}")]);
     assert!(out.status.success());
     let e = wait_status(&m, alice, a, &["finished", "error"], 30);
     assert_eq!(e["status"], "finished", "{e}");
 
-    // Docker slowed down: reads stay fast, a start still completes.
+    // Docker slowed down: reads stay fast; a start that times out is not a failure: the
+    // execution goes back to the queue and starts once Docker keeps up again.
     proxy.set(ProxyMode::Slow);
     let b = m.submit(alice, "b", &app1());
     let t = Instant::now();
     assert_eq!(m.get(&format!("/api/0.6/execution/{b}"), alice).0, 200);
     assert!(t.elapsed() < Duration::from_millis(500), "reads do not wait for Docker: {:?}", t.elapsed());
-    let e = wait_status(&m, alice, b, &["running", "error"], 90);
-    proxy.set(ProxyMode::Up);
-    let b_ran = e["status"] == "running";
-    if !b_ran {
-        assert!(e["error"].as_str().unwrap_or("").contains("did not answer"), "a slow Docker gives a clear error: {e}");
+    let slow_until = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < slow_until {
+        let e = m.get(&format!("/api/0.6/execution/{b}"), alice).1;
+        assert_ne!(e["status"], "error", "a slow Docker must not fail a start: {e}");
+        if e["status"] == "running" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
+    proxy.set(ProxyMode::Up);
+    let e = wait_status(&m, alice, b, &["running", "error"], 120);
+    assert_eq!(e["status"], "running", "{e}");
 
     // Docker down: reads work, a termination and a submission wait; all completes when it is back.
     proxy.set(ProxyMode::Down);
@@ -476,9 +397,7 @@ fn docker_cut_slowed_and_its_event_stream_dropped_the_master_serves_and_recovers
     let t = Instant::now();
     assert_eq!(m.get("/api/0.6/execution", alice).0, 200);
     assert!(t.elapsed() < Duration::from_millis(500));
-    if b_ran {
-        assert_eq!(m.delete(&format!("/api/0.6/execution/{b}"), alice).0, 204);
-    }
+    assert_eq!(m.delete(&format!("/api/0.6/execution/{b}"), alice).0, 204);
     let c = m.submit(alice, "c", &app1());
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(m.get(&format!("/api/0.6/execution/{c}"), alice).1["status"], "scheduled");

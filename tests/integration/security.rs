@@ -1,5 +1,11 @@
 //! Every API endpoint by every kind of caller: what each may do, and that refusals never leak
 //! whether someone else's object exists. Passwords and hashes never appear in any response.
+//!
+//! The attacks of hostile tenants are in `tenants` (against the host and the engine) and
+//! `requests` (against the HTTP side).
+
+mod requests;
+mod tenants;
 
 use serde_json::{json, Value};
 

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
+pub mod docker;
 pub mod proxy;
 
 use std::io::{BufRead, BufReader};
