@@ -10,6 +10,9 @@
 //! 4. Time from `POST /api/0.6/execution` to `running` for executions of 3 and 10 containers,
 //!    against creating, starting and inspecting the same containers directly through the Docker
 //!    API, in the same run (needs Docker and `zoe-test-busybox:latest`).
+//! 5. A master process's memory during 200 concurrent logins with made-up user names.
+//! 6. A burst of 1,000 small executions (`ZOE_BURST`) released at once on Docker: time until all
+//!    run, time until all are gone after they are terminated, failed starts, containers left.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -290,6 +293,191 @@ fn main() {
     if only.is_empty() || only == "start" {
         startup(std::env::var("ZOE_BENCH_STARTS").ok().and_then(|s| s.parse().ok()).unwrap_or(5));
     }
+
+    // 5. Memory during a flood of logins with made-up names.
+    if only.is_empty() || only == "logins" {
+        logins();
+    }
+
+    // 6. A burst of executions released at once.
+    if only.is_empty() || only == "burst" {
+        burst(std::env::var("ZOE_BURST").ok().and_then(|s| s.parse().ok()).unwrap_or(1000));
+    }
+}
+
+/// A master as a process of its own (the `zoe` binary of this build), so that its memory can be
+/// read; returns the process and its address. `ZOE_ADMIN_PASSWORD` is `admin-pw`.
+fn master_process(dir: &Path, extra: &[&str]) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_zoe"))
+        .args(["master", "--listen-port", "0", "--state-dir"])
+        .arg(dir)
+        .args(extra)
+        .env("ZOE_ADMIN_PASSWORD", "admin-pw")
+        .env("ZOE_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run zoe: {e}"));
+    let stderr = child.stderr.take().unwrap_or_else(|| panic!("no stderr"));
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                let _ = tx.send(rest.split('/').next().unwrap_or_default().to_string());
+            }
+            if line.contains("ERROR") || line.starts_with("zoe master:") {
+                eprintln!("master: {line}");
+            }
+        }
+    });
+    let addr = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|e| panic!("the master did not start ({e}); see its errors above"));
+    (child, addr)
+}
+
+/// A figure of `/proc/<pid>/status` in kB (`VmRSS`, `VmHWM`).
+fn memory_kb(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field).and_then(|r| r.trim_start_matches(':').split_whitespace().next()).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn logins() {
+    use base64::Engine;
+    let dir = prepare_dir("logins", 0);
+    let (mut child, addr) = master_process(&dir, &["--no-docker", "--deployment-name", "bench"]);
+    std::thread::sleep(Duration::from_secs(1));
+    let before = memory_kb(child.id(), "VmRSS");
+    let t = Instant::now();
+    let handles: Vec<_> = (0..200)
+        .map(|i| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let agent: ureq::Agent =
+                    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(60))).build().into();
+                let auth = base64::engine::general_purpose::STANDARD.encode(format!("made-up-{i}:guess"));
+                agent.get(format!("http://{addr}/api/0.6/info")).header("Authorization", format!("Basic {auth}")).call().map(|r| r.status().as_u16()).unwrap_or(0)
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap_or(0)).collect();
+    let took = t.elapsed();
+    let peak = memory_kb(child.id(), "VmHWM");
+    std::thread::sleep(Duration::from_secs(4));
+    let after = memory_kb(child.id(), "VmRSS");
+    let _ = child.kill();
+    let _ = child.wait();
+    let count = |s: u16| statuses.iter().filter(|x| **x == s).count();
+    println!(
+        "
+200 concurrent logins with made-up names: {} refused (401), {} asked to retry (503) in {:.1} s; master memory {:.0} MiB before, peak {:.0} MiB (+{:.0} MiB), {:.0} MiB 4 s after",
+        count(401),
+        count(503),
+        took.as_secs_f64(),
+        before as f64 / 1024.0,
+        peak as f64 / 1024.0,
+        peak.saturating_sub(before) as f64 / 1024.0,
+        after as f64 / 1024.0
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs the docker CLI under a time limit; its standard output.
+fn docker_cli(args: &[&str]) -> String {
+    let out = std::process::Command::new("timeout").args(["-k", "5", "300", "docker"]).args(args).output();
+    out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
+}
+
+/// Kills the master and removes the containers of a deployment when dropped, even when the
+/// benchmark fails half-way.
+struct BurstCleanup(String, std::process::Child);
+
+impl Drop for BurstCleanup {
+    fn drop(&mut self) {
+        let _ = self.1.kill();
+        let _ = self.1.wait();
+        let ids = docker_cli(&["ps", "-aq", "--filter", &format!("label=zoe.deployment_name={}", self.0)]);
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        for chunk in ids.chunks(4) {
+            let mut args = vec!["rm", "-f"];
+            args.extend_from_slice(chunk);
+            docker_cli(&args);
+        }
+        for net in docker_cli(&["network", "ls", "-q", "--filter", &format!("label=zoe.deployment_name={}", self.0)]).split_whitespace() {
+            docker_cli(&["network", "rm", net]);
+        }
+    }
+}
+
+fn burst(n: usize) {
+    let dir = std::env::temp_dir().join(format!("zoe-bench-{}-burst", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let deployment = format!("burst{}", std::process::id() % 100_000);
+    let ws = dir.join("ws");
+    let (child, addr) = master_process(
+        &dir,
+        &["--deployment-name", &deployment, "--max-memory", "8GiB", "--stop-grace", "2", "--workspace-base-path", ws.to_str().unwrap_or("ws")],
+    );
+    let cleanup = BurstCleanup(deployment.clone(), child);
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(120))).build().into();
+    let call = |method: &str, path: &str, body: Option<serde_json::Value>| {
+        let req = ureq::http::Request::builder()
+            .method(method)
+            .uri(format!("http://{addr}{path}"))
+            .header("Authorization", "Basic em9lYWRtaW46YWRtaW4tcHc=") // zoeadmin:admin-pw
+            .header("Content-Type", "application/json")
+            .body(body.map(|b| b.to_string()).unwrap_or_default().into_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut resp = agent.run(req).unwrap_or_else(|e| panic!("{path}: {e}"));
+        resp.body_mut().read_json::<serde_json::Value>().unwrap_or(serde_json::Value::Null)
+    };
+    let sleeper = |memory: u64| {
+        json!({"name": "b", "version": 2, "will_end": false, "requires_binary": false, "priority": 1,
+            "services": [{"name": "main", "docker_image": "zoe-test-busybox:latest", "monitor": true, "total_count": 1,
+                          "essential_count": 1, "startup_order": 0, "ports": [], "required_resources": {"memory": memory},
+                          "command": "sleep 3600"}]})
+    };
+    let count = |status: &str| call("GET", &format!("/api/0.6/execution?status={status}"), None).as_array().map_or(0, Vec::len);
+    let blocker = call("POST", "/api/0.6/execution", Some(json!({"name": "blocker", "application": sleeper(8 << 30)})))["execution_id"].clone();
+    while count("running") < 1 {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for i in 0..n {
+        let v = call("POST", "/api/0.6/execution", Some(json!({"name": format!("x{i}"), "application": sleeper(8 << 20)})));
+        assert!(v["execution_id"].is_u64(), "{v}");
+    }
+    let t = Instant::now();
+    call("DELETE", &format!("/api/0.6/execution/{blocker}"), None);
+    let mut most_starting = 0;
+    while count("running") < n && count("error") == 0 {
+        let stats = call("POST", "/api/0.6/query", Some(json!({"what": "stats_scheduler"})));
+        most_starting = most_starting.max(stats["stats"]["count_starting"].as_u64().unwrap_or(0));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let running = t.elapsed();
+    let failed = count("error");
+    let t = Instant::now();
+    for e in call("GET", "/api/0.6/execution?status=running", None).as_array().cloned().unwrap_or_default() {
+        call("DELETE", &format!("/api/0.6/execution/{}", e["id"]), None);
+    }
+    while count("running") + count("cleaning%20up") > 0 {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let gone = t.elapsed();
+    let left = docker_cli(&["ps", "-aq", "--filter", &format!("label=zoe.deployment_name={deployment}")]).split_whitespace().count();
+    let engine = docker_cli(&["info", "--format", "{{.ServerVersion}}"]);
+    drop(cleanup);
+    println!(
+        "
+burst of {n} executions released at once: all running in {:.0} s ({:.1}/s, at most {most_starting} starting at once), {failed} failed starts; \
+         terminated, all gone in {:.0} s; {left} containers left; engine {}",
+        running.as_secs_f64(),
+        n as f64 / running.as_secs_f64(),
+        gone.as_secs_f64(),
+        if engine.trim().is_empty() { "not answering!".to_string() } else { format!("still answering ({})", engine.trim()) }
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `clients` threads, each submitting an execution and terminating it, again and again, until
@@ -396,7 +584,8 @@ async fn direct_start(docker: &bollard::Docker, run: usize, n: u32, workspace: &
             hostname: Some(name.clone()),
             image: Some("zoe-test-busybox:latest".into()),
             cmd: Some(vec!["sleep".into(), "600".into()]),
-            env: Some(vec![]),
+            env: Some(vec!["HOME=/mnt/workspace".into()]),
+            user: Some("200001:200001".into()),
             labels: Some(
                 ["deployment_name", "owner", "execution.name", "execution.id", "service.name", "service.id", "type", "monitor"]
                     .iter()
@@ -406,13 +595,17 @@ async fn direct_start(docker: &bollard::Docker, run: usize, n: u32, workspace: &
             host_config: Some(HostConfig {
                 memory: Some(33554432),
                 memory_swap: Some(33554432),
+                nano_cpus: Some(1_000_000_000),
+                pids_limit: Some(1024),
                 network_mode: Some("zoe-bench-direct".into()),
                 init: Some(true),
                 privileged: Some(false),
+                cap_drop: Some(vec!["ALL".into()]),
+                security_opt: Some(vec!["no-new-privileges".into()]),
                 binds: Some(vec![format!("{workspace}:/mnt/workspace:rw")]),
                 log_config: Some(bollard::models::HostConfigLogConfig {
                     typ: Some("json-file".into()),
-                    config: Some(Default::default()),
+                    config: Some([("max-size".to_string(), "10485760".to_string()), ("max-file".to_string(), "2".to_string())].into()),
                 }),
                 ..Default::default()
             }),

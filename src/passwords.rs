@@ -6,8 +6,11 @@
 //! and the allocator kept it. So:
 //! - at most `concurrency` computations run at once (about one per core), on the blocking pool;
 //! - a request waits at most `wait` for its turn, then is refused with `busy` (503, Retry-After);
-//! - each turn owns one working-memory buffer, kept between computations: the memory is
-//!   allocated once per turn, never per request, and the heap cannot grow with a burst.
+//! - each turn owns one working-memory buffer, kept between computations while logins keep
+//!   coming: the memory is allocated once per turn, never per request, so a burst cannot grow
+//!   the heap; two seconds after the last computation the buffers are given back to the system
+//!   (they are allocated large enough that the allocator maps them on their own, so freeing them
+//!   really returns the memory).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,12 +27,22 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 /// cannot make every login allocate gigabytes.
 const MAX_BLOCKS: usize = 256 * 1024;
 
+/// Blocks (of 1 KiB) a working-memory buffer holds at least: over 32 MiB, which glibc always
+/// maps on its own (its largest dynamic mmap threshold), so that dropping it unmaps it. Only the
+/// blocks argon2 uses (19 MiB) are ever touched, so the rest costs no memory.
+const MAPPED_BLOCKS: usize = 33 * 1024;
+
+/// How long the working memory is kept after the last computation.
+const KEEP_MEMORY: Duration = Duration::from_secs(2);
+
 /// The hasher shared by all HTTP workers.
 pub struct Passwords {
     turns: Arc<tokio::sync::Semaphore>,
+    concurrency: usize,
     wait: Duration,
-    /// Working memory of the turns not in use.
-    memory: Arc<Mutex<Vec<Vec<Block>>>>,
+    /// Working memory of the turns not in use, and a count of computations (to know whether
+    /// any happened since a release was planned).
+    memory: Arc<Mutex<(Vec<Vec<Block>>, u64)>>,
 }
 
 impl Passwords {
@@ -40,7 +53,12 @@ impl Passwords {
         } else {
             concurrency
         };
-        Passwords { turns: Arc::new(tokio::sync::Semaphore::new(n)), wait, memory: Arc::default() }
+        Passwords { turns: Arc::new(tokio::sync::Semaphore::new(n)), concurrency: n, wait, memory: Arc::default() }
+    }
+
+    /// Buffers kept for the turns (for tests).
+    pub fn kept_buffers(&self) -> usize {
+        self.memory.lock().map(|m| m.0.len()).unwrap_or(0)
     }
 
     /// Runs `f` with a working-memory buffer on the blocking pool, once a turn is free.
@@ -58,17 +76,34 @@ impl Passwords {
             .map_err(|_| busy())?;
         let memory = self.memory.clone();
         let result = actix_web::web::block(move || {
-            let mut blocks = memory.lock().ok().and_then(|mut m| m.pop()).unwrap_or_default();
+            let mut blocks =
+                memory.lock().ok().and_then(|mut m| m.0.pop()).unwrap_or_else(|| Vec::with_capacity(MAPPED_BLOCKS));
             let out = f(&mut blocks);
             if let Ok(mut m) = memory.lock() {
-                m.push(blocks);
+                m.0.push(blocks);
+                m.1 += 1;
             }
             drop(turn);
             out
         })
         .await
         .map_err(|e| ZoeError::new(Code::Internal, format!("the password task failed: {e}")))?;
+        self.release_later();
         Ok(result)
+    }
+
+    /// Gives the working memory back once no computation happened for a while.
+    fn release_later(&self) {
+        let Ok(seen) = self.memory.lock().map(|m| m.1) else { return };
+        let (memory, turns, all) = (self.memory.clone(), self.turns.clone(), self.concurrency);
+        actix_web::rt::spawn(async move {
+            tokio::time::sleep(KEEP_MEMORY).await;
+            if let Ok(mut m) = memory.lock() {
+                if m.1 == seen && turns.available_permits() == all {
+                    m.0.clear();
+                }
+            }
+        });
     }
 
     /// Hashes a password as an argon2id PHC string.
@@ -169,5 +204,8 @@ mod tests {
         assert_eq!((e.code, e.retry_after), (Code::Busy, Some(1)));
         drop(held);
         assert_eq!(p.verify("x".into(), "y".into()).await, Ok(false));
+        assert_eq!(p.kept_buffers(), 1);
+        tokio::time::sleep(KEEP_MEMORY + Duration::from_millis(500)).await;
+        assert_eq!(p.kept_buffers(), 0, "the working memory is given back when idle");
     }
 }

@@ -124,7 +124,7 @@ impl DockerActor {
                 completions: AtomicU64::new(0),
                 runnable: Mutex::new(HashSet::new()),
                 calls: tokio::sync::Semaphore::new(config.max_calls.max(1)),
-                stops: tokio::sync::Semaphore::new(config.max_calls.max(1) * 4),
+                stops: tokio::sync::Semaphore::new(config.max_calls.max(1)),
                 starts: Mutex::new(HashMap::new()),
                 config,
             }),
@@ -535,7 +535,8 @@ struct Inner {
     /// Engine calls in flight (bounded by `max_calls`).
     calls: tokio::sync::Semaphore,
     /// Container stops in flight: a stop holds its call for up to the grace time, so stops have
-    /// their own, larger budget instead of starving every other call.
+    /// a budget of their own (as large as `calls`) instead of starving every other call. Stops
+    /// tear down network sandboxes, which an old engine deadlocks on when too many go at once.
     stops: tokio::sync::Semaphore,
     /// Starts under way, by execution id.
     starts: Mutex<HashMap<u64, Arc<StartControl>>>,

@@ -106,36 +106,11 @@ fn containers_with_labels(labels: &[(&str, &str)]) -> Vec<String> {
 
 /// Removes every container, image and network of a deployment (best effort; used on drop).
 fn remove_deployment(dep: &str) {
+    crate::common::docker::remove_deployment(dep);
     let filter = format!("label=zoe.deployment_name={dep}");
-    let out = docker_cli(&["ps", "-aq", "--filter", &filter]);
-    let ids: Vec<String> = text(&out.stdout)
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
-    if !ids.is_empty() {
-        let mut args = vec!["rm", "-f"];
-        args.extend(ids.iter().map(String::as_str));
-        let _ = docker_cli(&args);
-    }
     let out = docker_cli(&["images", "-q", "--filter", &filter]);
-    let images: Vec<String> = text(&out.stdout)
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
-    if !images.is_empty() {
-        let mut args = vec!["rmi", "-f"];
-        args.extend(images.iter().map(String::as_str));
-        let _ = docker_cli(&args);
-    }
-    let out = docker_cli(&["network", "ls", "-q", "--filter", &filter]);
-    let nets: Vec<String> = text(&out.stdout)
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
-    if !nets.is_empty() {
-        let mut args = vec!["network", "rm"];
-        args.extend(nets.iter().map(String::as_str));
-        let _ = docker_cli(&args);
+    for image in text(&out.stdout).split_whitespace() {
+        let _ = docker_cli(&["rmi", "-f", image]);
     }
 }
 

@@ -31,12 +31,28 @@ pub fn docker_out(args: &[&str]) -> String {
     String::from_utf8_lossy(&docker(args).stdout).into_owned()
 }
 
-/// Removes every container and network of a deployment when dropped, even on failure.
+/// Removes every container and network of a deployment when dropped, even on failure. The
+/// masters of that deployment are killed first (it is usually dropped before them), so that none
+/// starts a container after the clean-up.
 pub struct Cleanup(pub String);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
+        kill_masters_of(&self.0);
         remove_deployment(&self.0);
+    }
+}
+
+/// Kills (SIGKILL) every process started with `--deployment-name <deployment>`.
+pub fn kill_masters_of(deployment: &str) {
+    let Ok(procs) = std::fs::read_dir("/proc") else { return };
+    for p in procs.flatten() {
+        let Ok(cmdline) = std::fs::read(p.path().join("cmdline")) else { continue };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let ours = args.windows(2).any(|w| w[0] == b"--deployment-name" && w[1] == deployment.as_bytes());
+        if ours {
+            let _ = Command::new("kill").args(["-KILL", &p.file_name().to_string_lossy()]).status();
+        }
     }
 }
 
@@ -44,7 +60,9 @@ impl Drop for Cleanup {
 pub fn remove_deployment(deployment: &str) {
     let filter = format!("label=zoe.deployment_name={deployment}");
     let ids: Vec<String> = docker_out(&["ps", "-aq", "--filter", &filter]).split_whitespace().map(String::from).collect();
-    for chunk in ids.chunks(50) {
+    // A few at a time: the CLI removes the containers of one call in parallel, and an old
+    // engine can deadlock when too many network sandboxes go at once.
+    for chunk in ids.chunks(4) {
         let mut args = vec!["rm", "-f"];
         args.extend(chunk.iter().map(String::as_str));
         docker(&args);

@@ -166,7 +166,7 @@ fn a_flood_of_logins_with_made_up_names_cannot_exhaust_memory() {
     let signed_in = t.elapsed();
     let answers: Vec<(u16, Option<String>)> = flood.into_iter().map(|h| h.join().unwrap()).collect();
     let peak = memory_kb(pid, "VmHWM");
-    std::thread::sleep(Duration::from_secs(1));
+    std::thread::sleep(Duration::from_secs(4));
     let after = memory_kb(pid, "VmRSS");
     let busy = answers.iter().filter(|(s, _)| *s == 503).count();
     for (status, retry) in &answers {
@@ -180,7 +180,7 @@ fn a_flood_of_logins_with_made_up_names_cannot_exhaust_memory() {
         200 - busy
     );
     assert!(peak.saturating_sub(before) < 300 * 1024, "peak growth {} kB", peak - before);
-    assert!(after.saturating_sub(before) < 100 * 1024, "memory came back: {before} -> {after} kB");
+    assert!(after.saturating_sub(before) < 20 * 1024, "memory came back: {before} -> {after} kB");
     assert!(signed_in < Duration::from_secs(1), "{signed_in:?}");
 }
 
