@@ -59,7 +59,10 @@ fn state_with(n: usize) -> State {
     for (name, role) in [("zoeadmin", Role::Admin), ("alice", Role::User)] {
         let id = s.gen_id();
         let uid = s.gen_uid();
-        s.users.insert(id, Arc::new(User { id, name: name.into(), role, uid, password_hash: hash.clone(), created_at: now }));
+        s.users.insert(
+            id,
+            Arc::new(User { id, name: name.into(), role, uid, password_hash: hash.clone(), created_at: now }),
+        );
     }
     let application = zoe_actors::app_description::parse_application(&app()).unwrap_or_else(|e| panic!("{e}"));
     for i in 0..n {
@@ -159,7 +162,12 @@ fn start_constant(workers: usize) -> SocketAddr {
 
 /// Runs `clients` threads, each sending requests made by `make` for `secs` seconds over its own
 /// keep-alive connection. Returns (requests per second, p50 ms, p99 ms).
-fn load(clients: usize, secs: f64, make: impl Fn(usize, u64) -> (String, String, Option<String>) + Send + Sync + 'static, expect: u16) -> (f64, f64, f64) {
+fn load(
+    clients: usize,
+    secs: f64,
+    make: impl Fn(usize, u64) -> (String, String, Option<String>) + Send + Sync + 'static,
+    expect: u16,
+) -> (f64, f64, f64) {
     let make = Arc::new(make);
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
@@ -215,7 +223,8 @@ fn load(clients: usize, secs: f64, make: impl Fn(usize, u64) -> (String, String,
     let mut lat: Vec<f64> = handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect();
     let elapsed = started.elapsed().as_secs_f64();
     lat.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0.0);
+    let pct =
+        |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0.0);
     (count.load(Ordering::Relaxed) as f64 / elapsed, pct(0.5), pct(0.99))
 }
 
@@ -225,7 +234,10 @@ fn main() {
         return;
     }
     if let Ok(filter) = std::env::var("ZOE_LOG") {
-        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_writer(std::io::stderr).init();
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
     }
     let only = std::env::var("ZOE_BENCH_ONLY").unwrap_or_default();
     let secs = seconds();
@@ -234,59 +246,60 @@ fn main() {
 
     // 1. Reads against a constant handler.
     if only.is_empty() || only == "reads" {
-    let dir = prepare_dir("reads", 1000);
-    let addr = start_master(&dir);
-    let url = format!("http://{addr}/api/0.6/execution/2");
-    let constant = start_constant(cores);
-    let curl = format!("http://{constant}/constant");
-    let clients = 16;
-    let (c_rps, c50, c99) = load(clients, secs, move |_, _| ("GET".into(), curl.clone(), None), 200);
-    let (r_rps, r50, r99) = load(clients, secs, move |_, _| ("GET".into(), url.clone(), None), 200);
-    println!("| load ({clients} clients) | requests/s | p50 ms | p99 ms |");
-    println!("|---|---|---|---|");
-    println!("| constant handler | {c_rps:.0} | {c50:.2} | {c99:.2} |");
-    println!("| authenticated GET /execution/<id> (1,000 in state) | {r_rps:.0} | {r50:.2} | {r99:.2} |");
-    println!("\nauthenticated reads reach {:.0}% of the constant handler (goal: at least 50%)\n", 100.0 * r_rps / c_rps);
-
+        let dir = prepare_dir("reads", 1000);
+        let addr = start_master(&dir);
+        let url = format!("http://{addr}/api/0.6/execution/2");
+        let constant = start_constant(cores);
+        let curl = format!("http://{constant}/constant");
+        let clients = 16;
+        let (c_rps, c50, c99) = load(clients, secs, move |_, _| ("GET".into(), curl.clone(), None), 200);
+        let (r_rps, r50, r99) = load(clients, secs, move |_, _| ("GET".into(), url.clone(), None), 200);
+        println!("| load ({clients} clients) | requests/s | p50 ms | p99 ms |");
+        println!("|---|---|---|---|");
+        println!("| constant handler | {c_rps:.0} | {c50:.2} | {c99:.2} |");
+        println!("| authenticated GET /execution/<id> (1,000 in state) | {r_rps:.0} | {r50:.2} | {r99:.2} |");
+        println!(
+            "\nauthenticated reads reach {:.0}% of the constant handler (goal: at least 50%)\n",
+            100.0 * r_rps / c_rps
+        );
     }
 
     // 2. Durable changes with 64 clients.
     if only.is_empty() || only == "writes" {
-    println!("{CHANGES} durable state changes from 64 clients at each size, each client submitting an execution and then terminating it:\n");
-    println!("| executions in state at start | durable changes/s (64 clients) | p50 ms | p99 ms | executions at end | checkpoint size at end |");
-    println!("|---|---|---|---|---|---|");
-    for n in [10usize, 1_000, 10_000] {
-        let dir = prepare_dir(&format!("writes-{n}"), n);
-        let addr = start_master(&dir);
-        let (rps, p50, p99) = changes(addr, 64, CHANGES);
-        let store = Store::open(&dir).unwrap_or_else(|e| panic!("{e}"));
-        let files = store.list().unwrap_or_default();
-        let last = files.last().map(|f| (f.number, f.size)).unwrap_or((0, 0));
-        let end = store.load(last.0).map(|s| s.executions.len()).unwrap_or(0);
-        println!("| {n} | {rps:.0} | {p50:.1} | {p99:.1} | {end} | {:.1} MB |", last.1 as f64 / 1e6);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
+        println!("{CHANGES} durable state changes from 64 clients at each size, each client submitting an execution and then terminating it:\n");
+        println!("| executions in state at start | durable changes/s (64 clients) | p50 ms | p99 ms | executions at end | checkpoint size at end |");
+        println!("|---|---|---|---|---|---|");
+        for n in [10usize, 1_000, 10_000] {
+            let dir = prepare_dir(&format!("writes-{n}"), n);
+            let addr = start_master(&dir);
+            let (rps, p50, p99) = changes(addr, 64, CHANGES);
+            let store = Store::open(&dir).unwrap_or_else(|e| panic!("{e}"));
+            let files = store.list().unwrap_or_default();
+            let last = files.last().map(|f| (f.number, f.size)).unwrap_or((0, 0));
+            let end = store.load(last.0).map(|s| s.executions.len()).unwrap_or(0);
+            println!("| {n} | {rps:.0} | {p50:.1} | {p99:.1} | {end} | {:.1} MB |", last.1 as f64 / 1e6);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 
     // 3. Loading a checkpoint of 10,000 executions.
     if only.is_empty() || only == "load" {
-    let dir = prepare_dir("load", 10_000);
-    let store = Store::open(&dir).unwrap_or_else(|e| panic!("{e}"));
-    let size = store.list().unwrap_or_default().first().map(|f| f.size).unwrap_or(0);
-    let mut best = f64::MAX;
-    for _ in 0..3 {
-        let t = Instant::now();
-        let s = store.load(1).unwrap_or_else(|e| panic!("{e}"));
-        best = best.min(t.elapsed().as_secs_f64());
-        assert_eq!(s.executions.len(), 10_000);
-    }
-    println!(
-        "\nloading a checkpoint of 10,000 executions ({:.1} MB): {:.0} ms (best of 3; goal: under 1 s)",
-        size as f64 / 1e6,
-        best * 1e3
-    );
-    let _ = std::fs::remove_dir_all(&dir);
+        let dir = prepare_dir("load", 10_000);
+        let store = Store::open(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let size = store.list().unwrap_or_default().first().map(|f| f.size).unwrap_or(0);
+        let mut best = f64::MAX;
+        for _ in 0..3 {
+            let t = Instant::now();
+            let s = store.load(1).unwrap_or_else(|e| panic!("{e}"));
+            best = best.min(t.elapsed().as_secs_f64());
+            assert_eq!(s.executions.len(), 10_000);
+        }
+        println!(
+            "\nloading a checkpoint of 10,000 executions ({:.1} MB): {:.0} ms (best of 3; goal: under 1 s)",
+            size as f64 / 1e6,
+            best * 1e3
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     // 4. Starting containers: Zoe against the Docker API directly.
@@ -330,7 +343,9 @@ fn master_process(dir: &Path, extra: &[&str]) -> (std::process::Child, String) {
             }
         }
     });
-    let addr = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|e| panic!("the master did not start ({e}); see its errors above"));
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("the master did not start ({e}); see its errors above"));
     (child, addr)
 }
 
@@ -339,7 +354,11 @@ fn memory_kb(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix(field).and_then(|r| r.trim_start_matches(':').split_whitespace().next()).and_then(|v| v.parse().ok()))
+        .find_map(|l| {
+            l.strip_prefix(field)
+                .and_then(|r| r.trim_start_matches(':').split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -354,10 +373,18 @@ fn logins() {
         .map(|i| {
             let addr = addr.clone();
             std::thread::spawn(move || {
-                let agent: ureq::Agent =
-                    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(60))).build().into();
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .timeout_global(Some(Duration::from_secs(60)))
+                    .build()
+                    .into();
                 let auth = base64::engine::general_purpose::STANDARD.encode(format!("made-up-{i}:guess"));
-                agent.get(format!("http://{addr}/api/0.6/info")).header("Authorization", format!("Basic {auth}")).call().map(|r| r.status().as_u16()).unwrap_or(0)
+                agent
+                    .get(format!("http://{addr}/api/0.6/info"))
+                    .header("Authorization", format!("Basic {auth}"))
+                    .call()
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0)
             })
         })
         .collect();
@@ -404,7 +431,9 @@ impl Drop for BurstCleanup {
             args.extend_from_slice(chunk);
             docker_cli(&args);
         }
-        for net in docker_cli(&["network", "ls", "-q", "--filter", &format!("label=zoe.deployment_name={}", self.0)]).split_whitespace() {
+        for net in docker_cli(&["network", "ls", "-q", "--filter", &format!("label=zoe.deployment_name={}", self.0)])
+            .split_whitespace()
+        {
             docker_cli(&["network", "rm", net]);
         }
     }
@@ -417,10 +446,23 @@ fn burst(n: usize) {
     let ws = dir.join("ws");
     let (child, addr) = master_process(
         &dir,
-        &["--deployment-name", &deployment, "--max-memory", "8GiB", "--stop-grace", "2", "--workspace-base-path", ws.to_str().unwrap_or("ws")],
+        &[
+            "--deployment-name",
+            &deployment,
+            "--max-memory",
+            "8GiB",
+            "--stop-grace",
+            "2",
+            "--workspace-base-path",
+            ws.to_str().unwrap_or("ws"),
+        ],
     );
     let cleanup = BurstCleanup(deployment.clone(), child);
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(120))).build().into();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(120)))
+        .build()
+        .into();
     let call = |method: &str, path: &str, body: Option<serde_json::Value>| {
         let req = ureq::http::Request::builder()
             .method(method)
@@ -438,13 +480,17 @@ fn burst(n: usize) {
                           "essential_count": 1, "startup_order": 0, "ports": [], "required_resources": {"memory": memory},
                           "command": "sleep 3600"}]})
     };
-    let count = |status: &str| call("GET", &format!("/api/0.6/execution?status={status}"), None).as_array().map_or(0, Vec::len);
-    let blocker = call("POST", "/api/0.6/execution", Some(json!({"name": "blocker", "application": sleeper(8 << 30)})))["execution_id"].clone();
+    let count =
+        |status: &str| call("GET", &format!("/api/0.6/execution?status={status}"), None).as_array().map_or(0, Vec::len);
+    let blocker = call("POST", "/api/0.6/execution", Some(json!({"name": "blocker", "application": sleeper(8 << 30)})))
+        ["execution_id"]
+        .clone();
     while count("running") < 1 {
         std::thread::sleep(Duration::from_millis(100));
     }
     for i in 0..n {
-        let v = call("POST", "/api/0.6/execution", Some(json!({"name": format!("x{i}"), "application": sleeper(8 << 20)})));
+        let v =
+            call("POST", "/api/0.6/execution", Some(json!({"name": format!("x{i}"), "application": sleeper(8 << 20)})));
         assert!(v["execution_id"].is_u64(), "{v}");
     }
     let t = Instant::now();
@@ -465,7 +511,9 @@ fn burst(n: usize) {
         std::thread::sleep(Duration::from_millis(500));
     }
     let gone = t.elapsed();
-    let left = docker_cli(&["ps", "-aq", "--filter", &format!("label=zoe.deployment_name={deployment}")]).split_whitespace().count();
+    let left = docker_cli(&["ps", "-aq", "--filter", &format!("label=zoe.deployment_name={deployment}")])
+        .split_whitespace()
+        .count();
     let engine = docker_cli(&["info", "--format", "{{.ServerVersion}}"]);
     drop(cleanup);
     println!(
@@ -510,7 +558,8 @@ fn changes(addr: SocketAddr, clients: usize, total: usize) -> (f64, f64, f64) {
                     assert_eq!(s, 201, "{v}");
                     lat.push(t.elapsed().as_secs_f64() * 1e3);
                     let t = Instant::now();
-                    let (s, v) = http(&agent, "DELETE", &format!("http://{addr}/api/0.6/execution/{}", v["execution_id"]), None);
+                    let (s, v) =
+                        http(&agent, "DELETE", &format!("http://{addr}/api/0.6/execution/{}", v["execution_id"]), None);
                     assert_eq!(s, 204, "{v}");
                     lat.push(t.elapsed().as_secs_f64() * 1e3);
                     count.fetch_add(2, Ordering::Relaxed);
@@ -524,7 +573,8 @@ fn changes(addr: SocketAddr, clients: usize, total: usize) -> (f64, f64, f64) {
     let mut lat: Vec<f64> = handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect();
     let elapsed = started.elapsed().as_secs_f64();
     lat.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0.0);
+    let pct =
+        |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0.0);
     (count.load(Ordering::Relaxed) as f64 / elapsed, pct(0.5), pct(0.99))
 }
 
@@ -587,10 +637,19 @@ async fn direct_start(docker: &bollard::Docker, run: usize, n: u32, workspace: &
             env: Some(vec!["HOME=/mnt/workspace".into()]),
             user: Some("200001:200001".into()),
             labels: Some(
-                ["deployment_name", "owner", "execution.name", "execution.id", "service.name", "service.id", "type", "monitor"]
-                    .iter()
-                    .map(|k| (format!("zoe.bench.{k}"), "x".to_string()))
-                    .collect(),
+                [
+                    "deployment_name",
+                    "owner",
+                    "execution.name",
+                    "execution.id",
+                    "service.name",
+                    "service.id",
+                    "type",
+                    "monitor",
+                ]
+                .iter()
+                .map(|k| (format!("zoe.bench.{k}"), "x".to_string()))
+                .collect(),
             ),
             host_config: Some(HostConfig {
                 memory: Some(33554432),
@@ -605,7 +664,10 @@ async fn direct_start(docker: &bollard::Docker, run: usize, n: u32, workspace: &
                 binds: Some(vec![format!("{workspace}:/mnt/workspace:rw")]),
                 log_config: Some(bollard::models::HostConfigLogConfig {
                     typ: Some("json-file".into()),
-                    config: Some([("max-size".to_string(), "10485760".to_string()), ("max-file".to_string(), "2".to_string())].into()),
+                    config: Some(
+                        [("max-size".to_string(), "10485760".to_string()), ("max-file".to_string(), "2".to_string())]
+                            .into(),
+                    ),
                 }),
                 ..Default::default()
             }),
@@ -623,16 +685,17 @@ async fn direct_start(docker: &bollard::Docker, run: usize, n: u32, workspace: &
 fn startup(runs: usize) {
     use bollard::query_parameters::RemoveContainerOptions;
     let dir = prepare_dir("start", 0);
-    let addr = start_master_with(&dir, &["--stop-grace", "1", "--workspace-base-path", dir.join("ws").to_str().unwrap_or("ws")]);
+    let addr = start_master_with(
+        &dir,
+        &["--stop-grace", "1", "--workspace-base-path", dir.join("ws").to_str().unwrap_or("ws")],
+    );
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(60)))
         .build()
         .into();
-    let workspace = std::path::absolute(dir.join("ws").join("bench").join("alice"))
-        .unwrap_or_default()
-        .display()
-        .to_string();
+    let workspace =
+        std::path::absolute(dir.join("ws").join("bench").join("alice")).unwrap_or_default().display().to_string();
     let system = actix::System::new();
     let docker = bollard::Docker::connect_with_local_defaults().unwrap_or_else(|e| panic!("Docker: {e}"));
     system.block_on(async {
@@ -662,7 +725,9 @@ fn startup(runs: usize) {
                 let d = t.elapsed().as_secs_f64();
                 system.block_on(async {
                     for id in ids {
-                        let _ = docker.remove_container(&id, Some(RemoveContainerOptions { force: true, ..Default::default() })).await;
+                        let _ = docker
+                            .remove_container(&id, Some(RemoveContainerOptions { force: true, ..Default::default() }))
+                            .await;
                     }
                 });
                 d

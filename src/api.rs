@@ -8,8 +8,8 @@ use serde_json::{json, Map, Value};
 use zoe_actors::app_description::parse_application;
 use zoe_actors::protocol::ServiceLogs;
 use zoe_actors::state_actor::{
-    CreateUser, DeleteUser, UpdateUser, GetExecution, GetService, GetUser, ListExecutions, Query,
-    ServiceLogSource, SubmitExecution, TerminateExecution,
+    CreateUser, DeleteUser, GetExecution, GetService, GetUser, ListExecutions, Query, ServiceLogSource,
+    SubmitExecution, TerminateExecution, UpdateUser,
 };
 use zoe_actors::{Code, ZoeError};
 use zoe_checkpoints::{ExecutionStatus, Role};
@@ -56,17 +56,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(resource("/service/{id}", &[Method::GET]).route(web::get().to(get_service)))
             .service(resource("/service/{id}/logs", &[Method::GET]).route(web::get().to(service_logs)))
             .service(resource("/query", &[Method::POST]).route(web::post().to(query)))
-            .service(
-                resource("/openapi.json", &[Method::GET]).route(web::get().to(crate::openapi::openapi_json)),
-            ),
+            .service(resource("/openapi.json", &[Method::GET]).route(web::get().to(crate::openapi::openapi_json))),
     );
 }
 
 /// A resource that answers other methods with 405 and an `Allow` header.
 fn resource(path: &str, allowed: &'static [Method]) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(move |req: HttpRequest| async move {
-        method_not_allowed(&req, allowed)
-    }))
+    web::resource(path)
+        .default_service(web::to(move |req: HttpRequest| async move { method_not_allowed(&req, allowed) }))
 }
 
 fn method_not_allowed(req: &HttpRequest, allowed: &[Method]) -> HttpResponse {
@@ -75,9 +72,7 @@ fn method_not_allowed(req: &HttpRequest, allowed: &[Method]) -> HttpResponse {
         Code::MethodNotAllowed,
         format!("{} is not allowed on {}; use {allow}", req.method(), req.path()),
     );
-    HttpResponse::MethodNotAllowed()
-        .insert_header((header::ALLOW, allow))
-        .json(crate::error::body(&e))
+    HttpResponse::MethodNotAllowed().insert_header((header::ALLOW, allow)).json(crate::error::body(&e))
 }
 
 /// Answers unknown paths.
@@ -88,9 +83,8 @@ pub async fn not_found(req: HttpRequest) -> ApiResult {
 /// Reads a request body of at most `limit` bytes; `what` names it in the refusal ("request
 /// body", "form"). Used by the API and the web pages.
 pub async fn read_limited(mut payload: web::Payload, limit: usize, what: &str) -> Result<web::BytesMut, ZoeError> {
-    let too_large = || {
-        ZoeError::new(Code::PayloadTooLarge, format!("the {what} is larger than the limit of {limit} bytes"))
-    };
+    let too_large =
+        || ZoeError::new(Code::PayloadTooLarge, format!("the {what} is larger than the limit of {limit} bytes"));
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| match e {
@@ -258,7 +252,10 @@ async fn update_user(
 ) -> ApiResult {
     let body = json_body(&data, payload).await?;
     if let Some(k) = body.keys().find(|k| !matches!(k.as_str(), "role" | "password")) {
-        return Err(ApiError::new(Code::InvalidRequest, format!("{k}: unknown field; only role and password can change")));
+        return Err(ApiError::new(
+            Code::InvalidRequest,
+            format!("{k}: unknown field; only role and password can change"),
+        ));
     }
     let role = role_field(&body)?;
     let password_hash = match password_field(&body)? {
@@ -340,10 +337,7 @@ async fn list_executions(
         Some(s) => Some(ExecutionStatus::parse(&s).ok_or_else(|| {
             ApiError::new(
                 Code::InvalidRequest,
-                format!(
-                    "status {s:?} is not one of {}",
-                    ExecutionStatus::ALL.map(|s| s.as_str()).join(", ")
-                ),
+                format!("status {s:?} is not one of {}", ExecutionStatus::ALL.map(|s| s.as_str()).join(", ")),
             )
         })?),
     };

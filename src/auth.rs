@@ -22,8 +22,8 @@ use zoe_actors::state_actor::LookupCredentials;
 use zoe_actors::{Caller, Code, ZoeError};
 
 use crate::error::ApiError;
-pub use crate::passwords::{hash_password, MAX_PASSWORD_BYTES};
 use crate::passwords::Passwords;
+pub use crate::passwords::{hash_password, MAX_PASSWORD_BYTES};
 use crate::AppData;
 
 /// The authenticator shared by all HTTP workers.
@@ -174,7 +174,10 @@ impl Auth {
             return Err(ApiError(
                 ZoeError::new(
                     Code::TooManyFailedLogins,
-                    format!("too many failed logins for {} from {ip}; wait {secs} seconds and try again", shorten(name)),
+                    format!(
+                        "too many failed logins for {} from {ip}; wait {secs} seconds and try again",
+                        shorten(name)
+                    ),
                 )
                 .retry_after(secs),
             ));

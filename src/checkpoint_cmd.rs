@@ -38,13 +38,15 @@ pub fn run(cmd: CheckpointCmd, dir: &StateDir) -> Result<(), String> {
     let store = Store::open(&dir.state_dir).map_err(|e| format!("cannot open {}: {e}", dir.state_dir.display()))?;
     let files = store.list().map_err(|e| format!("cannot list {}: {e}", store.dir().display()))?;
     let newest = files.last().map(|f| f.number);
-    let pick = |n: Option<u64>| {
-        n.or(newest).ok_or_else(|| format!("there are no checkpoints in {}", store.dir().display()))
-    };
+    let pick =
+        |n: Option<u64>| n.or(newest).ok_or_else(|| format!("there are no checkpoints in {}", store.dir().display()));
     let read = |n: u64| store.read(n).map_err(|e| format!("cannot read {}: {e}", store.path(n).display()));
     match cmd {
         CheckpointCmd::List => {
-            println!("{:>10}  {:>10}  {:>5}  {:>10}  {:>6}  status", "number", "bytes", "users", "executions", "active");
+            println!(
+                "{:>10}  {:>10}  {:>5}  {:>10}  {:>6}  status",
+                "number", "bytes", "users", "executions", "active"
+            );
             for f in &files {
                 match store.load(f.number) {
                     Ok(s) => {
@@ -58,7 +60,10 @@ pub fn run(cmd: CheckpointCmd, dir: &StateDir) -> Result<(), String> {
                             active
                         );
                     }
-                    Err(e) => println!("{:>10}  {:>10}  {:>5}  {:>10}  {:>6}  DAMAGED: {}", f.number, f.size, "-", "-", "-", e),
+                    Err(e) => println!(
+                        "{:>10}  {:>10}  {:>5}  {:>10}  {:>6}  DAMAGED: {}",
+                        f.number, f.size, "-", "-", "-", e
+                    ),
                 }
             }
             Ok(())

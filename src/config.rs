@@ -371,11 +371,10 @@ impl MasterConfig {
         };
         let text = std::fs::read_to_string(&path)
             .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
-        let file: toml::Table = text
-            .parse()
-            .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
-        let mut merged = toml::Table::try_from(&self)
-            .map_err(|e| ConfigError(format!("cannot merge the config file: {e}")))?;
+        let file: toml::Table =
+            text.parse().map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
+        let mut merged =
+            toml::Table::try_from(&self).map_err(|e| ConfigError(format!("cannot merge the config file: {e}")))?;
         for (key, value) in file {
             let id = key.replace('-', "_");
             if id == "config" || matches.try_get_raw(&id).is_err() {
@@ -388,9 +387,8 @@ impl MasterConfig {
                 merged.insert(key, value);
             }
         }
-        let mut merged: MasterConfig = merged
-            .try_into()
-            .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
+        let mut merged: MasterConfig =
+            merged.try_into().map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
         merged.config = Some(path);
         Ok(merged)
     }

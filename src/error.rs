@@ -50,9 +50,7 @@ pub fn status_of(code: Code) -> StatusCode {
         Code::Unauthorized => StatusCode::UNAUTHORIZED,
         Code::QuotaExceeded => StatusCode::PAYMENT_REQUIRED,
         Code::AdminOnly | Code::CrossSiteRequest => StatusCode::FORBIDDEN,
-        Code::NoSuchUser | Code::NoSuchExecution | Code::NoSuchService | Code::NotFound => {
-            StatusCode::NOT_FOUND
-        }
+        Code::NoSuchUser | Code::NoSuchExecution | Code::NoSuchService | Code::NotFound => StatusCode::NOT_FOUND,
         Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         Code::UserExists
         | Code::ExecutionNameInUse

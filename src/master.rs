@@ -14,9 +14,9 @@ use zoe_actors::state_actor::{StateActor, StateConfig};
 use zoe_checkpoints::{encode, is_dns_label, Role, State, Store, User};
 
 use crate::auth::{hash_password, Auth};
+use crate::config::{MasterConfig, DEFAULT_ADMIN_PASSWORD};
 use crate::limits::Limits;
 use crate::passwords::Passwords;
-use crate::config::{MasterConfig, DEFAULT_ADMIN_PASSWORD};
 use crate::AppData;
 
 /// Name of the first administrator.
@@ -37,14 +37,15 @@ pub struct Loaded {
 /// Loads the state the master should run with: the newest checkpoint, checkpoint
 /// `--from-checkpoint N` (re-written as the newest), or a new state with `zoeadmin`.
 pub fn load_state(config: &MasterConfig) -> Result<Loaded, StartError> {
-    let store = Store::open(&config.state_dir).map_err(|e| {
-        StartError(format!("cannot open the state directory {}: {e}", config.state_dir.display()))
-    })?;
-    let newest = store
-        .newest()
-        .map_err(|e| StartError(format!("cannot list {}: {e}", store.dir().display())))?;
+    let store = Store::open(&config.state_dir)
+        .map_err(|e| StartError(format!("cannot open the state directory {}: {e}", config.state_dir.display())))?;
+    let newest = store.newest().map_err(|e| StartError(format!("cannot list {}: {e}", store.dir().display())))?;
     let hint = |n: u64| {
-        let older = if n > 1 { format!(" or start from an older one with `--from-checkpoint {}`", n - 1) } else { String::new() };
+        let older = if n > 1 {
+            format!(" or start from an older one with `--from-checkpoint {}`", n - 1)
+        } else {
+            String::new()
+        };
         format!(
             "fix the file by hand, check it with `zoe checkpoint verify --state-dir {}`{older}",
             config.state_dir.display()
@@ -59,9 +60,8 @@ pub fn load_state(config: &MasterConfig) -> Result<Loaded, StartError> {
                     store.dir().display()
                 )));
             }
-            let state = store
-                .load(n)
-                .map_err(|e| StartError(format!("cannot load checkpoint {n}: {e}\nhint: {}", hint(n))))?;
+            let state =
+                store.load(n).map_err(|e| StartError(format!("cannot load checkpoint {n}: {e}\nhint: {}", hint(n))))?;
             (state, newest.unwrap_or(n))
         }
         None => (new_state(config)?, 0),
@@ -141,9 +141,7 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
     let tls = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key).map_err(StartError)?),
         (None, None) => None,
-        (Some(_), None) => {
-            return Err(StartError("--tls-cert needs --tls-key (ZOE_TLS_KEY, tls-key) as well".into()))
-        }
+        (Some(_), None) => return Err(StartError("--tls-cert needs --tls-key (ZOE_TLS_KEY, tls-key) as well".into())),
         (None, Some(_)) => {
             return Err(StartError("--tls-key needs --tls-cert (ZOE_TLS_CERT, tls-cert) as well".into()))
         }
@@ -151,10 +149,7 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
     let lock = Store::try_lock(&config.state_dir)
         .map_err(|e| StartError(format!("cannot lock {}: {e}", config.state_dir.display())))?
         .ok_or_else(|| {
-            StartError(format!(
-                "another master is running on {}; stop it first",
-                config.state_dir.display()
-            ))
+            StartError(format!("another master is running on {}; stop it first", config.state_dir.display()))
         })?;
     let loaded = load_state(&config)?;
     if config.admin_password == DEFAULT_ADMIN_PASSWORD && loaded.seq <= 1 {
@@ -231,11 +226,7 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
         None => server.bind(listen),
     }
     .map_err(|e| StartError(format!("cannot listen on {}:{}: {e}", config.listen_address, config.listen_port)))?;
-    let addr = server
-        .addrs()
-        .first()
-        .copied()
-        .ok_or_else(|| StartError("the server has no address".into()))?;
+    let addr = server.addrs().first().copied().ok_or_else(|| StartError("the server has no address".into()))?;
     let server = server.run();
     tracing::info!("Zoe master listening on {scheme}://{addr}{}", crate::api::BASE);
     Ok(Running { addr, server, _lock: lock })

@@ -88,8 +88,7 @@ pub struct ApiMetrics {
 
 impl Default for ApiMetrics {
     fn default() -> Self {
-        let latency =
-            Family::<ApiLabels, Histogram>::new_with_constructor(|| Histogram::new(BUCKETS.iter().copied()));
+        let latency = Family::<ApiLabels, Histogram>::new_with_constructor(|| Histogram::new(BUCKETS.iter().copied()));
         let mut registry = Registry::default();
         registry.register("zoe_api_request_duration_seconds", "Time to answer API requests", latency.clone());
         ApiMetrics { registry, latency }
@@ -204,12 +203,22 @@ async fn metrics(data: web::Data<AppData>) -> HttpResponse {
         int_gauge(&mut r, "zoe_memory_total_bytes", "Memory the scheduler hands out", m.memory_total.unwrap_or(0));
         gauge(&mut r, "zoe_cores_reserved", "Cores reserved by executions", m.cores_reserved);
         gauge(&mut r, "zoe_cores_total", "Cores the scheduler hands out", m.cores_total.unwrap_or(0.0));
-        int_gauge(&mut r, "zoe_docker_reachable", "1 when Docker answered at last contact", u64::from(m.docker_reachable));
+        int_gauge(
+            &mut r,
+            "zoe_docker_reachable",
+            "1 when Docker answered at last contact",
+            u64::from(m.docker_reachable),
+        );
         counter(&mut r, "zoe_checkpoint_writes", "Checkpoints written", m.checkpoints_written);
         let seconds = Counter::<f64, std::sync::atomic::AtomicU64>::default();
         seconds.inc_by(m.checkpoint_seconds);
         r.register("zoe_checkpoint_write_seconds", "Time spent writing checkpoints", seconds);
-        gauge(&mut r, "zoe_checkpoint_last_write_seconds", "Time the newest checkpoint took to write", m.checkpoint_last_seconds);
+        gauge(
+            &mut r,
+            "zoe_checkpoint_last_write_seconds",
+            "Time the newest checkpoint took to write",
+            m.checkpoint_last_seconds,
+        );
         counter(&mut r, "zoe_checkpoint_failures", "Checkpoint writes that failed", m.checkpoint_failures);
         let docker_errors = Family::<KindLabel, Counter>::default();
         docker_errors.get_or_create(&KindLabel { kind: DockerErrorKind::unreachable }).inc_by(m.docker_outages);

@@ -280,10 +280,7 @@ pub struct ServiceDescription {
     pub environment: Option<Vec<Vec<String>>>,
     /// A shell-style command line; may use the template variables `{execution_name}`,
     /// `{user_name}`, `{deployment_name}`, `{index}`, `{execution_id}`.
-    #[schema(
-        max_length = 4096,
-        example = "sh -c 'echo hello from {execution_name}'"
-    )]
+    #[schema(max_length = 4096, example = "sh -c 'echo hello from {execution_name}'")]
     pub command: Option<String>,
     /// Refused unless empty.
     #[schema(max_items = 0)]
@@ -419,11 +416,7 @@ pub struct QueryAnswer;
 
 impl PartialSchema for QueryAnswer {
     fn schema() -> RefOr<Schema> {
-        let list = |name: &str| {
-            ArrayBuilder::new()
-                .items(RefOr::Ref(Ref::from_schema_name(name)))
-                .build()
-        };
+        let list = |name: &str| ArrayBuilder::new().items(RefOr::Ref(Ref::from_schema_name(name))).build();
         AnyOfBuilder::new()
             .item(list("User"))
             .item(list("Execution"))
@@ -475,25 +468,16 @@ mod tests {
     #[test]
     fn the_document_is_openapi_3_and_lists_exactly_the_routes() {
         let doc = json();
-        assert!(
-            doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
-            "{}",
-            doc["openapi"]
-        );
+        assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")), "{}", doc["openapi"]);
         let mut documented = BTreeSet::new();
         for (path, item) in doc["paths"].as_object().unwrap() {
             for method in item.as_object().unwrap().keys() {
-                if ["get", "put", "post", "delete", "patch", "head", "options"]
-                    .contains(&method.as_str())
-                {
+                if ["get", "put", "post", "delete", "patch", "head", "options"].contains(&method.as_str()) {
                     documented.insert((method.to_uppercase(), path.clone()));
                 }
             }
         }
-        let expected: BTreeSet<_> = ROUTES
-            .iter()
-            .map(|(m, p)| (m.to_string(), p.to_string()))
-            .collect();
+        let expected: BTreeSet<_> = ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
         assert_eq!(documented, expected);
         // The API operations need basic auth and document the error body; the operators'
         // endpoints and the document itself do not.
@@ -502,18 +486,10 @@ mod tests {
             let op = &doc["paths"][path][method.to_lowercase()];
             let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
             let public = !path.starts_with("/api/") || path.ends_with("openapi.json");
-            assert_eq!(
-                secured, !public,
-                "{method} {path}: security {}",
-                op["security"]
-            );
+            assert_eq!(secured, !public, "{method} {path}: security {}", op["security"]);
             if !public {
-                let unauthorized =
-                    &op["responses"]["401"]["content"]["application/json"]["schema"]["$ref"];
-                assert_eq!(
-                    unauthorized, "#/components/schemas/ErrorBody",
-                    "{method} {path}"
-                );
+                let unauthorized = &op["responses"]["401"]["content"]["application/json"]["schema"]["$ref"];
+                assert_eq!(unauthorized, "#/components/schemas/ErrorBody", "{method} {path}");
             }
         }
         // No passwords or hashes in the examples.
@@ -527,9 +503,7 @@ mod tests {
     #[actix_web::test]
     async fn the_list_matches_the_registered_routes() {
         let app = web_test::init_service(
-            App::new()
-                .configure(crate::observability::configure)
-                .configure(crate::api::configure),
+            App::new().configure(crate::observability::configure).configure(crate::api::configure),
         )
         .await;
         let concrete = |p: &str| p.replace("{name}", "alice").replace("{id}", "1");
@@ -539,34 +513,15 @@ mod tests {
                 .uri(&concrete(path))
                 .to_request();
             let resp = web_test::call_service(&app, req).await;
-            assert_ne!(
-                resp.status(),
-                StatusCode::NOT_FOUND,
-                "{method} {path} is not registered"
-            );
-            assert_ne!(
-                resp.status(),
-                StatusCode::METHOD_NOT_ALLOWED,
-                "{method} {path} is not registered"
-            );
+            assert_ne!(resp.status(), StatusCode::NOT_FOUND, "{method} {path} is not registered");
+            assert_ne!(resp.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path} is not registered");
             if path.starts_with("/api/") {
-                let req = web_test::TestRequest::default()
-                    .method(Method::PATCH)
-                    .uri(&concrete(path))
-                    .to_request();
+                let req = web_test::TestRequest::default().method(Method::PATCH).uri(&concrete(path)).to_request();
                 let resp = web_test::call_service(&app, req).await;
-                assert_eq!(
-                    resp.status(),
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "PATCH {path}"
-                );
+                assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED, "PATCH {path}");
                 let allow = resp.headers().get("allow").unwrap().to_str().unwrap();
                 let allowed: BTreeSet<&str> = allow.split(", ").collect();
-                let listed: BTreeSet<&str> = ROUTES
-                    .iter()
-                    .filter(|(_, p)| p == path)
-                    .map(|(m, _)| *m)
-                    .collect();
+                let listed: BTreeSet<&str> = ROUTES.iter().filter(|(_, p)| p == path).map(|(m, _)| *m).collect();
                 assert_eq!(allowed, listed, "methods of {path}");
             }
         }

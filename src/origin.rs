@@ -78,7 +78,11 @@ pub fn check_api_request(req: &HttpRequest, trusted_proxies: &[IpAddr]) -> Resul
     if with_body && has_body {
         let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
         if !is_json(content_type) {
-            let shown = if content_type.is_empty() { "none".to_string() } else { zoe_actors::naming::shorten(content_type, 64) };
+            let shown = if content_type.is_empty() {
+                "none".to_string()
+            } else {
+                zoe_actors::naming::shorten(content_type, 64)
+            };
             return Err(ZoeError::new(
                 Code::UnsupportedMediaType,
                 format!("the request body must be JSON, sent with Content-Type: application/json (it was {shown})"),
@@ -113,13 +117,22 @@ mod tests {
         let json = || (header::CONTENT_TYPE, "application/json");
         let body = || (header::CONTENT_LENGTH, "2");
         assert_eq!(ok(api().insert_header(json()).insert_header(body())), Ok(()), "the 0.9.7 client");
-        assert_eq!(ok(api().insert_header((header::CONTENT_TYPE, "application/json; charset=utf-8")).insert_header(body())), Ok(()));
+        assert_eq!(
+            ok(api().insert_header((header::CONTENT_TYPE, "application/json; charset=utf-8")).insert_header(body())),
+            Ok(())
+        );
         assert_eq!(ok(api().insert_header(body())), Err(Code::UnsupportedMediaType), "no content type");
-        assert_eq!(ok(api().insert_header((header::CONTENT_TYPE, "text/plain")).insert_header(body())), Err(Code::UnsupportedMediaType));
+        assert_eq!(
+            ok(api().insert_header((header::CONTENT_TYPE, "text/plain")).insert_header(body())),
+            Err(Code::UnsupportedMediaType)
+        );
         assert_eq!(ok(api()), Ok(()), "no body: nothing to check");
         let cross = (header::ORIGIN, "https://evil.example");
         let same = (header::ORIGIN, "http://zoe.example:4850");
-        assert_eq!(ok(api().insert_header(json()).insert_header(body()).insert_header(cross)), Err(Code::CrossSiteRequest));
+        assert_eq!(
+            ok(api().insert_header(json()).insert_header(body()).insert_header(cross)),
+            Err(Code::CrossSiteRequest)
+        );
         assert_eq!(ok(TestRequest::get().insert_header(("sec-fetch-site", "cross-site"))), Err(Code::CrossSiteRequest));
         assert_eq!(ok(TestRequest::get().insert_header(("sec-fetch-site", "same-site"))), Err(Code::CrossSiteRequest));
         assert_eq!(ok(TestRequest::get().insert_header(("sec-fetch-site", "same-origin"))), Ok(()));

@@ -108,9 +108,7 @@ impl Passwords {
 
     /// Hashes a password as an argon2id PHC string.
     pub async fn hash(&self, password: String) -> Result<String, ZoeError> {
-        self.with_turn(move |blocks| hash_with(&password, blocks))
-            .await?
-            .map_err(|e| ZoeError::new(Code::Internal, e))
+        self.with_turn(move |blocks| hash_with(&password, blocks)).await?.map_err(|e| ZoeError::new(Code::Internal, e))
     }
 
     /// Whether `password` matches the PHC string `phc`.
@@ -166,8 +164,12 @@ fn verify_with(password: &str, phc: &str, blocks: &mut Vec<Block>) -> bool {
         blocks.resize(need, Block::default());
     }
     let mut out = vec![0u8; expected.len()];
-    let computed = Argon2::new(algorithm, version, params)
-        .hash_password_into_with_memory(password.as_bytes(), salt_raw, &mut out, &mut blocks[..need]);
+    let computed = Argon2::new(algorithm, version, params).hash_password_into_with_memory(
+        password.as_bytes(),
+        salt_raw,
+        &mut out,
+        &mut blocks[..need],
+    );
     computed.is_ok() && Output::new(&out).is_ok_and(|o| o == expected)
 }
 

@@ -29,9 +29,7 @@ pub fn load_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| fail(pem_error(e)))?;
     if certs.is_empty() {
-        return Err(fail(
-            "no certificate (-----BEGIN CERTIFICATE-----) in it".into(),
-        ));
+        return Err(fail("no certificate (-----BEGIN CERTIFICATE-----) in it".into()));
     }
     Ok(certs)
 }
@@ -40,9 +38,7 @@ pub fn load_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
     PrivateKeyDer::from_pem_file(path).map_err(|e| {
         let why = match e {
-            pem::Error::NoItemsFound => {
-                "no private key (-----BEGIN PRIVATE KEY-----) in it".to_string()
-            }
+            pem::Error::NoItemsFound => "no private key (-----BEGIN PRIVATE KEY-----) in it".to_string(),
             other => pem_error(other),
         };
         format!("cannot use the TLS key file {}: {why}", path.display())
@@ -59,11 +55,7 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, St
         .with_no_client_auth()
         .with_single_cert(certs, key_der)
         .map_err(|e| {
-            format!(
-                "cannot use the TLS key file {} with the certificate file {}: {e}",
-                key.display(),
-                cert.display()
-            )
+            format!("cannot use the TLS key file {} with the certificate file {}: {e}", key.display(), cert.display())
         })
 }
 
@@ -72,9 +64,7 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, St
 pub fn certificate_error(e: &std::io::Error) -> Option<String> {
     let inner = e.get_ref()?.downcast_ref::<rustls::Error>()?;
     match inner {
-        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
-            Some(inner.to_string())
-        }
+        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => Some(inner.to_string()),
         _ => None,
     }
 }

@@ -51,14 +51,7 @@ const MAX_PORT_PATH: usize = 1024;
 /// The longest a user-supplied value is quoted in a message or a path, in characters.
 const MAX_QUOTED: usize = 64;
 
-const TOP_FIELDS: &[&str] = &[
-    "name",
-    "version",
-    "will_end",
-    "requires_binary",
-    "priority",
-    "services",
-];
+const TOP_FIELDS: &[&str] = &["name", "version", "will_end", "requires_binary", "priority", "services"];
 const SERVICE_FIELDS: &[&str] = &[
     "name",
     "docker_image",
@@ -74,14 +67,7 @@ const SERVICE_FIELDS: &[&str] = &[
     "networks",
 ];
 const RESOURCE_FIELDS: &[&str] = &["memory", "cores"];
-const PORT_FIELDS: &[&str] = &[
-    "name",
-    "protocol",
-    "port_number",
-    "is_main_endpoint",
-    "path",
-    "expose",
-];
+const PORT_FIELDS: &[&str] = &["name", "protocol", "port_number", "is_main_endpoint", "path", "expose"];
 
 /// Every error code, stable (clients may match on them):
 ///
@@ -141,21 +127,12 @@ pub struct DescriptionError {
 type Res<T> = Result<T, DescriptionError>;
 
 fn fail<T>(path: &str, code: &'static str, message: impl Into<String>) -> Res<T> {
-    Err(DescriptionError {
-        path: path.to_string(),
-        code,
-        message: message.into(),
-    })
+    Err(DescriptionError { path: path.to_string(), code, message: message.into() })
 }
 
 /// Parses and validates an application description.
 pub fn parse_application(v: &Value) -> Result<Application, DescriptionError> {
-    let top = Obj::new(
-        v,
-        ROOT.to_string(),
-        "the application description",
-        TOP_FIELDS,
-    )?;
+    let top = Obj::new(v, ROOT.to_string(), "the application description", TOP_FIELDS)?;
 
     let (v, path) = top.req("name")?;
     let name = display_string(v, &path, MAX_APP_NAME)?.to_string();
@@ -184,20 +161,13 @@ pub fn parse_application(v: &Value) -> Result<Application, DescriptionError> {
     let (v, services_path) = top.req("services")?;
     let list = array_value(v, &services_path)?;
     if list.is_empty() {
-        return fail(
-            &services_path,
-            "out_of_range",
-            "must contain at least one service",
-        );
+        return fail(&services_path, "out_of_range", "must contain at least one service");
     }
     if list.len() > MAX_SERVICES {
         return fail(
             &services_path,
             "out_of_range",
-            format!(
-                "must contain at most {MAX_SERVICES} services, got {}",
-                list.len()
-            ),
+            format!("must contain at most {MAX_SERVICES} services, got {}", list.len()),
         );
     }
     let mut services: Vec<ServiceDescription> = Vec::with_capacity(list.len());
@@ -226,22 +196,11 @@ pub fn parse_application(v: &Value) -> Result<Application, DescriptionError> {
         );
     }
 
-    Ok(Application {
-        name,
-        version: 2,
-        will_end,
-        requires_binary,
-        priority,
-        services,
-    })
+    Ok(Application { name, version: 2, will_end, requires_binary, priority, services })
 }
 
 /// Parses one service; `earlier` are the services before it, for the uniqueness of names.
-fn parse_service(
-    v: &Value,
-    path: String,
-    earlier: &[ServiceDescription],
-) -> Res<ServiceDescription> {
+fn parse_service(v: &Value, path: String, earlier: &[ServiceDescription]) -> Res<ServiceDescription> {
     let obj = Obj::new(v, path, "a service", SERVICE_FIELDS)?;
 
     let (v, path) = obj.req("name")?;
@@ -267,17 +226,11 @@ fn parse_service(
         return fail(&path, "invalid_name", "must not be empty");
     }
     check_length(docker_image, &path, MAX_IMAGE)?;
-    if docker_image
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control())
-    {
+    if docker_image.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return fail(
             &path,
             "invalid_name",
-            format!(
-                "image reference \"{}\" must not contain whitespace or control characters",
-                quote(docker_image)
-            ),
+            format!("image reference \"{}\" must not contain whitespace or control characters", quote(docker_image)),
         );
     }
 
@@ -291,10 +244,7 @@ fn parse_service(
         return fail(
             &path,
             "out_of_range",
-            format!(
-                "must be between 0 and total_count ({total_count}), got {}",
-                number_text(v)
-            ),
+            format!("must be between 0 and total_count ({total_count}), got {}", number_text(v)),
         );
     }
     let essential_count = u32::try_from(essential_count).unwrap_or(total_count);
@@ -310,11 +260,8 @@ fn parse_service(
             format!("must contain at most {MAX_PORTS} ports, got {}", list.len()),
         );
     }
-    let ports = list
-        .iter()
-        .enumerate()
-        .map(|(i, v)| parse_port(v, index_path(&ports_path, i)))
-        .collect::<Res<Vec<_>>>()?;
+    let ports =
+        list.iter().enumerate().map(|(i, v)| parse_port(v, index_path(&ports_path, i))).collect::<Res<Vec<_>>>()?;
 
     let (v, path) = obj.req("required_resources")?;
     let required_resources = parse_resources(v, path)?;
@@ -400,21 +347,14 @@ fn parse_resources(v: &Value, path: String) -> Res<Resources> {
         None | Some((Value::Null, _)) => None,
         Some((v, path)) => {
             let Some(cores) = v.as_f64() else {
-                return fail(
-                    &path,
-                    "wrong_type",
-                    format!("must be a number, got {}", kind(v)),
-                );
+                return fail(&path, "wrong_type", format!("must be a number, got {}", kind(v)));
             };
             // Written so that a NaN would fail too.
             if !(cores > 0.0 && cores <= MAX_CORES) {
                 return fail(
                     &path,
                     "out_of_range",
-                    format!(
-                        "must be more than 0 and at most {MAX_CORES}, got {}",
-                        number_text(v)
-                    ),
+                    format!("must be more than 0 and at most {MAX_CORES}, got {}", number_text(v)),
                 );
             }
             Some(cores)
@@ -430,10 +370,7 @@ fn parse_environment(v: &Value, path: &str) -> Res<Vec<(String, String)>> {
         return fail(
             path,
             "out_of_range",
-            format!(
-                "must contain at most {MAX_ENV_ENTRIES} variables, got {}",
-                list.len()
-            ),
+            format!("must contain at most {MAX_ENV_ENTRIES} variables, got {}", list.len()),
         );
     }
     let mut out = Vec::with_capacity(list.len());
@@ -445,20 +382,14 @@ fn parse_environment(v: &Value, path: &str) -> Res<Vec<(String, String)>> {
                 return fail(
                     &path,
                     "wrong_type",
-                    format!(
-                        "must be a [name, value] pair of strings, got an array of {} elements",
-                        pair.len()
-                    ),
+                    format!("must be a [name, value] pair of strings, got an array of {} elements", pair.len()),
                 )
             }
             other => {
                 return fail(
                     &path,
                     "wrong_type",
-                    format!(
-                        "must be a [name, value] pair of strings, got {}",
-                        kind(other)
-                    ),
+                    format!("must be a [name, value] pair of strings, got {}", kind(other)),
                 )
             }
         };
@@ -534,10 +465,7 @@ fn parse_port(v: &Value, path: String) -> Res<PortDescription> {
                 return fail(
                     &path,
                     "invalid_name",
-                    format!(
-                        "URL path \"{}\" must not contain whitespace or control characters",
-                        quote(s)
-                    ),
+                    format!("URL path \"{}\" must not contain whitespace or control characters", quote(s)),
                 );
             }
             s
@@ -571,14 +499,7 @@ pub fn check_host_names(
 ) -> Result<(), DescriptionError> {
     for (i, service) in app.services.iter().enumerate() {
         let total = service.total_count.max(1);
-        let name = naming::container_name(
-            &service.name,
-            total - 1,
-            total,
-            execution_name,
-            owner,
-            deployment,
-        );
+        let name = naming::container_name(&service.name, total - 1, total, execution_name, owner, deployment);
         if name.len() > naming::MAX_HOST_NAME {
             return fail(
                 &format!("{}.name", index_path("services", i)),
@@ -636,24 +557,14 @@ impl<'a> Obj<'a> {
     /// Checks that `v` is an object (`what` names it in the message) with only `allowed` keys.
     fn new(v: &'a Value, path: String, what: &str, allowed: &[&str]) -> Res<Obj<'a>> {
         let Value::Object(map) = v else {
-            return fail(
-                &path,
-                "not_an_object",
-                format!("{what} must be a JSON object, got {}", kind(v)),
-            );
+            return fail(&path, "not_an_object", format!("{what} must be a JSON object, got {}", kind(v)));
         };
         if let Some(key) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
-            let hint = closest(key, allowed)
-                .map(|s| format!(" (did you mean \"{s}\"?)"))
-                .unwrap_or_default();
+            let hint = closest(key, allowed).map(|s| format!(" (did you mean \"{s}\"?)")).unwrap_or_default();
             return fail(
                 &field_path(&path, &quote(key)),
                 "unknown_field",
-                format!(
-                    "unknown field \"{}\"{hint}; allowed fields: {}",
-                    quote(key),
-                    allowed.join(", ")
-                ),
+                format!("unknown field \"{}\"{hint}; allowed fields: {}", quote(key), allowed.join(", ")),
             );
         }
         Ok(Obj { map, path })
@@ -664,11 +575,7 @@ impl<'a> Obj<'a> {
         let path = field_path(&self.path, key);
         match self.map.get(key) {
             Some(v) => Ok((v, path)),
-            None => fail(
-                &path,
-                "missing_field",
-                format!("missing required field \"{key}\""),
-            ),
+            None => fail(&path, "missing_field", format!("missing required field \"{key}\"")),
         }
     }
 
@@ -714,33 +621,21 @@ fn number_text(v: &Value) -> String {
 fn bool_value(v: &Value, path: &str) -> Res<bool> {
     match v {
         Value::Bool(b) => Ok(*b),
-        other => fail(
-            path,
-            "wrong_type",
-            format!("must be a boolean (true or false), got {}", kind(other)),
-        ),
+        other => fail(path, "wrong_type", format!("must be a boolean (true or false), got {}", kind(other))),
     }
 }
 
 fn string_value<'a>(v: &'a Value, path: &str) -> Res<&'a str> {
     match v {
         Value::String(s) => Ok(s),
-        other => fail(
-            path,
-            "wrong_type",
-            format!("must be a string, got {}", kind(other)),
-        ),
+        other => fail(path, "wrong_type", format!("must be a string, got {}", kind(other))),
     }
 }
 
 fn array_value<'a>(v: &'a Value, path: &str) -> Res<&'a Vec<Value>> {
     match v {
         Value::Array(a) => Ok(a),
-        other => fail(
-            path,
-            "wrong_type",
-            format!("must be an array, got {}", kind(other)),
-        ),
+        other => fail(path, "wrong_type", format!("must be an array, got {}", kind(other))),
     }
 }
 
@@ -748,19 +643,11 @@ fn array_value<'a>(v: &'a Value, path: &str) -> Res<&'a Vec<Value>> {
 /// `i128` saturate, which is far outside every range checked here.
 fn int_value(v: &Value, path: &str) -> Res<i128> {
     let Value::Number(n) = v else {
-        return fail(
-            path,
-            "wrong_type",
-            format!("must be an integer, got {}", kind(v)),
-        );
+        return fail(path, "wrong_type", format!("must be an integer, got {}", kind(v)));
     };
     match integral(n) {
         Some(i) => Ok(i),
-        None => fail(
-            path,
-            "wrong_type",
-            format!("must be an integer, got a number with a fraction ({n})"),
-        ),
+        None => fail(path, "wrong_type", format!("must be an integer, got a number with a fraction ({n})")),
     }
 }
 
@@ -788,11 +675,7 @@ where
             return Ok(t);
         }
     }
-    fail(
-        path,
-        "out_of_range",
-        format!("must be between {min} and {max}, got {}", number_text(v)),
-    )
+    fail(path, "out_of_range", format!("must be between {min} and {max}, got {}", number_text(v)))
 }
 
 /// A display name: a non-empty string of printable characters, at most `max` long.
@@ -816,11 +699,7 @@ fn display_string<'a>(v: &'a Value, path: &str, max: usize) -> Res<&'a str> {
 fn check_length(s: &str, path: &str, max: usize) -> Res<()> {
     let len = s.chars().count();
     if len > max {
-        return fail(
-            path,
-            "too_long",
-            format!("must be at most {max} characters long, got {len}"),
-        );
+        return fail(path, "too_long", format!("must be at most {max} characters long, got {len}"));
     }
     Ok(())
 }
@@ -831,9 +710,7 @@ fn check_template(s: &str, path: &str) -> Res<()> {
 
 fn is_env_name(s: &str) -> bool {
     let mut chars = s.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -865,11 +742,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
             let above = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                diagonal
-            } else {
-                1 + diagonal.min(above).min(row[j])
-            };
+            row[j + 1] = if ca == *cb { diagonal } else { 1 + diagonal.min(above).min(row[j]) };
             diagonal = above;
         }
     }
@@ -981,10 +854,7 @@ mod tests {
                     essential_count: 1,
                     startup_order: 0,
                     ports: vec![port("Spark master web interface", 8080, false, "", false)],
-                    required_resources: Resources {
-                        memory: 536_870_912,
-                        cores: None,
-                    },
+                    required_resources: Resources { memory: 536_870_912, cores: None },
                     environment: vec![],
                     command: None,
                     volumes: vec![],
@@ -998,15 +868,11 @@ mod tests {
                     essential_count: 1,
                     startup_order: 1,
                     ports: vec![],
-                    required_resources: Resources {
-                        memory: 4_294_967_296,
-                        cores: Some(2.0),
-                    },
+                    required_resources: Resources { memory: 4_294_967_296, cores: Some(2.0) },
                     environment: vec![
                         (
                             "SPARK_MASTER_IP".to_string(),
-                            "spark-master-{execution_name}-{user_name}-{deployment_name}"
-                                .to_string(),
+                            "spark-master-{execution_name}-{user_name}-{deployment_name}".to_string(),
                         ),
                         ("SPARK_WORKER_CORES".to_string(), "2".to_string()),
                     ],
@@ -1025,15 +891,9 @@ mod tests {
                         port("Spark application web interface", 4040, false, "", false),
                         port("Jupyter Notebook interface", 8888, true, "/tree", true),
                     ],
-                    required_resources: Resources {
-                        memory: 4_294_967_296,
-                        cores: Some(0.5),
-                    },
+                    required_resources: Resources { memory: 4_294_967_296, cores: Some(0.5) },
                     environment: vec![("NB_USER".to_string(), "{user_name}".to_string())],
-                    command: Some(
-                        "start-notebook.sh --NotebookApp.base_url=/{execution_id}/{{x}}"
-                            .to_string(),
-                    ),
+                    command: Some("start-notebook.sh --NotebookApp.base_url=/{execution_id}/{{x}}".to_string()),
                     volumes: vec![],
                     networks: vec![],
                 },
@@ -1064,11 +924,7 @@ mod tests {
     fn without(path: &str) -> Value {
         let mut doc = spark();
         let (parent, key) = path.rsplit_once('/').unwrap_or(("", path));
-        let obj = if parent.is_empty() {
-            &mut doc
-        } else {
-            at(&mut doc, parent)
-        };
+        let obj = if parent.is_empty() { &mut doc } else { at(&mut doc, parent) };
         if let Some(map) = obj.as_object_mut() {
             map.remove(key);
         }
@@ -1087,10 +943,7 @@ mod tests {
     }
 
     fn message(doc: &Value) -> String {
-        parse_application(doc)
-            .err()
-            .map(|e| e.message)
-            .unwrap_or_default()
+        parse_application(doc).err().map(|e| e.message).unwrap_or_default()
     }
 
     #[test]
@@ -1134,14 +987,8 @@ mod tests {
         for doc in [json!(null), json!([]), json!("x"), json!(1), json!(true)] {
             assert_eq!(error(&doc), ("application".into(), "not_an_object"));
         }
-        assert_eq!(
-            error(&with("services/1", json!([]))),
-            ("services[1]".into(), "not_an_object")
-        );
-        assert_eq!(
-            error(&with("services/2/ports/1", json!("8888"))),
-            ("services[2].ports[1]".into(), "not_an_object")
-        );
+        assert_eq!(error(&with("services/1", json!([]))), ("services[1]".into(), "not_an_object"));
+        assert_eq!(error(&with("services/2/ports/1", json!("8888"))), ("services[2].ports[1]".into(), "not_an_object"));
         assert_eq!(
             error(&with("services/0/required_resources", json!(512))),
             ("services[0].required_resources".into(), "not_an_object")
@@ -1154,10 +1001,7 @@ mod tests {
             assert_eq!(error(&without(key)), (key.to_string(), "missing_field"));
         }
         for key in &SERVICE_FIELDS[..8] {
-            assert_eq!(
-                error(&without(&format!("services/1/{key}"))),
-                (format!("services[1].{key}"), "missing_field")
-            );
+            assert_eq!(error(&without(&format!("services/1/{key}"))), (format!("services[1].{key}"), "missing_field"));
         }
         for key in &PORT_FIELDS[..4] {
             assert_eq!(
@@ -1167,15 +1011,9 @@ mod tests {
         }
         assert_eq!(
             error(&without("services/0/required_resources/memory")),
-            (
-                "services[0].required_resources.memory".into(),
-                "missing_field"
-            )
+            ("services[0].required_resources.memory".into(), "missing_field")
         );
-        assert_eq!(
-            message(&without("services/0/docker_image")),
-            "missing required field \"docker_image\""
-        );
+        assert_eq!(message(&without("services/0/docker_image")), "missing required field \"docker_image\"");
     }
 
     #[test]
@@ -1201,30 +1039,15 @@ mod tests {
             s.insert("monitr".into(), monitor);
         }
         let e = parse_application(&doc).err();
-        let Some(e) = e else {
-            panic!("accepted a typo")
-        };
-        assert_eq!(
-            (e.path.as_str(), e.code),
-            ("services[2].monitr", "unknown_field")
-        );
-        assert!(e
-            .message
-            .starts_with("unknown field \"monitr\" (did you mean \"monitor\"?)"));
-        assert!(e
-            .message
-            .contains("allowed fields: name, docker_image, monitor"));
+        let Some(e) = e else { panic!("accepted a typo") };
+        assert_eq!((e.path.as_str(), e.code), ("services[2].monitr", "unknown_field"));
+        assert!(e.message.starts_with("unknown field \"monitr\" (did you mean \"monitor\"?)"));
+        assert!(e.message.contains("allowed fields: name, docker_image, monitor"));
 
-        assert_eq!(
-            error(&with("extra", json!(1))),
-            ("extra".into(), "unknown_field")
-        );
+        assert_eq!(error(&with("extra", json!(1))), ("extra".into(), "unknown_field"));
         assert_eq!(
             error(&with("services/0/required_resources/gpus", json!(1))),
-            (
-                "services[0].required_resources.gpus".into(),
-                "unknown_field"
-            )
+            ("services[0].required_resources.gpus".into(), "unknown_field")
         );
         assert_eq!(
             error(&with("services/2/ports/0/exposed", json!(true))),
@@ -1234,10 +1057,7 @@ mod tests {
         let m = message(&with("zzzzzzzz", json!(1)));
         assert!(!m.contains("did you mean"), "{m}");
         // 0.9.7 services had a `version` key in format 1; it is not part of format 2.
-        assert_eq!(
-            error(&with("services/0/version", json!(2))),
-            ("services[0].version".into(), "unknown_field")
-        );
+        assert_eq!(error(&with("services/0/version", json!(2))), ("services[0].version".into(), "unknown_field"));
     }
 
     #[test]
@@ -1279,13 +1099,8 @@ mod tests {
             "services/1/environment/0/0",
             "services/1/environment/0/1",
         ];
-        let arrays = [
-            "services",
-            "services/0/ports",
-            "services/0/environment",
-            "services/0/volumes",
-            "services/0/networks",
-        ];
+        let arrays =
+            ["services", "services/0/ports", "services/0/environment", "services/0/volumes", "services/0/networks"];
         let to_path = |p: &str| {
             let mut out = String::new();
             for part in p.split('/') {
@@ -1309,48 +1124,16 @@ mod tests {
         };
         check(
             &bools,
-            &[
-                json!("false"),
-                json!("true"),
-                json!(0),
-                json!(1),
-                json!(null),
-                json!([]),
-            ],
+            &[json!("false"), json!("true"), json!(0), json!(1), json!(null), json!([])],
             "must be a boolean",
         );
-        check(
-            &ints,
-            &[
-                json!("2"),
-                json!(2.5),
-                json!(true),
-                json!(null),
-                json!([2]),
-                json!({}),
-            ],
-            "must be an integer",
-        );
+        check(&ints, &[json!("2"), json!(2.5), json!(true), json!(null), json!([2]), json!({})], "must be an integer");
         // `command` may be null; every other string may not.
-        check(
-            &strings,
-            &[json!(1), json!(false), json!([]), json!({"a": 1})],
-            "must be a string",
-        );
+        check(&strings, &[json!(1), json!(false), json!([]), json!({"a": 1})], "must be a string");
         check(&strings[..3], &[json!(null)], "must be a string");
-        check(
-            &arrays,
-            &[json!("x"), json!(1), json!({}), json!(null)],
-            "must be an array",
-        );
-        assert_eq!(
-            message(&with("services/0/total_count", json!("1"))),
-            "must be an integer, got a string"
-        );
-        assert_eq!(
-            message(&with("priority", json!(1.5))),
-            "must be an integer, got a number with a fraction (1.5)"
-        );
+        check(&arrays, &[json!("x"), json!(1), json!({}), json!(null)], "must be an array");
+        assert_eq!(message(&with("services/0/total_count", json!("1"))), "must be an integer, got a string");
+        assert_eq!(message(&with("priority", json!(1.5))), "must be an integer, got a number with a fraction (1.5)");
         assert_eq!(
             error(&with("services/1/required_resources/cores", json!("2"))),
             ("services[1].required_resources.cores".into(), "wrong_type")
@@ -1369,16 +1152,10 @@ mod tests {
         let beyond_u64: Value = serde_json::from_str("18446744073709551616").unwrap_or_default();
         let cases: Vec<(&str, Vec<Value>)> = vec![
             ("priority", vec![json!(-1), json!(1025), huge.clone()]),
-            (
-                "services/0/total_count",
-                vec![json!(0), json!(65), json!(-3)],
-            ),
+            ("services/0/total_count", vec![json!(0), json!(65), json!(-3)]),
             ("services/1/essential_count", vec![json!(-1), json!(4)]),
             ("services/0/startup_order", vec![json!(-1), json!(1001)]),
-            (
-                "services/2/ports/1/port_number",
-                vec![json!(0), json!(65536), json!(-8888), beyond_u64.clone()],
-            ),
+            ("services/2/ports/1/port_number", vec![json!(0), json!(65536), json!(-8888), beyond_u64.clone()]),
             (
                 "services/0/required_resources/memory",
                 vec![
@@ -1392,46 +1169,28 @@ mod tests {
                     huge,
                 ],
             ),
-            (
-                "services/1/required_resources/cores",
-                vec![json!(0), json!(-1), json!(0.0), json!(256.5), json!(1e300)],
-            ),
+            ("services/1/required_resources/cores", vec![json!(0), json!(-1), json!(0.0), json!(256.5), json!(1e300)]),
         ];
         for (p, values) in cases {
             for v in values {
                 let (path, code) = error(&with(p, v.clone()));
                 assert_eq!(code, "out_of_range", "{p} = {v}");
-                assert_eq!(
-                    path.replace(['[', ']', '.'], "/").replace("//", "/"),
-                    p,
-                    "{v}"
-                );
+                assert_eq!(path.replace(['[', ']', '.'], "/").replace("//", "/"), p, "{v}");
             }
         }
         assert!(parse_application(&with("services/1/essential_count", json!(3))).is_ok());
-        assert!(
-            parse_application(&with("services/1/required_resources/cores", json!(256))).is_ok()
-        );
-        assert!(parse_application(&with(
-            "services/0/required_resources/memory",
-            json!(MAX_MEMORY)
-        ))
-        .is_ok());
+        assert!(parse_application(&with("services/1/required_resources/cores", json!(256))).is_ok());
+        assert!(parse_application(&with("services/0/required_resources/memory", json!(MAX_MEMORY))).is_ok());
         assert_eq!(
             message(&with("services/1/essential_count", json!(4))),
             "must be between 0 and total_count (3), got 4"
         );
-        assert!(
-            message(&with("services/0/required_resources/memory", json!(1024))).contains("6 MiB")
-        );
+        assert!(message(&with("services/0/required_resources/memory", json!(1024))).contains("6 MiB"));
     }
 
     #[test]
     fn list_sizes() {
-        assert_eq!(
-            error(&with("services", json!([]))),
-            ("services".into(), "out_of_range")
-        );
+        assert_eq!(error(&with("services", json!([]))), ("services".into(), "out_of_range"));
         let service = spark()["services"][2].clone();
         let many: Vec<Value> = (0..65)
             .map(|i| {
@@ -1440,21 +1199,14 @@ mod tests {
                 s
             })
             .collect();
-        assert_eq!(
-            error(&with("services", json!(many))),
-            ("services".into(), "out_of_range")
-        );
+        assert_eq!(error(&with("services", json!(many))), ("services".into(), "out_of_range"));
         let port = spark()["services"][2]["ports"][0].clone();
         assert_eq!(
             error(&with("services/2/ports", json!(vec![port; 33]))),
             ("services[2].ports".into(), "out_of_range")
         );
         let env = json!(["A", "b"]);
-        assert!(parse_application(&with(
-            "services/2/environment",
-            json!(vec![env.clone(); 256])
-        ))
-        .is_ok());
+        assert!(parse_application(&with("services/2/environment", json!(vec![env.clone(); 256]))).is_ok());
         assert_eq!(
             error(&with("services/2/environment", json!(vec![env; 257]))),
             ("services[2].environment".into(), "out_of_range")
@@ -1472,10 +1224,7 @@ mod tests {
                 s
             })
             .collect();
-        assert_eq!(
-            error(&with("services", json!(five))),
-            ("services".into(), "out_of_range")
-        );
+        assert_eq!(error(&with("services", json!(five))), ("services".into(), "out_of_range"));
         let m = message(&with("services", json!(five)));
         assert!(m.contains("257 containers"), "{m}");
         let four: Vec<Value> = five[..4].to_vec();
@@ -1484,15 +1233,7 @@ mod tests {
 
     #[test]
     fn service_names() {
-        for bad in [
-            "",
-            "Spark",
-            "spark_master",
-            "-a",
-            "a-",
-            "a.b",
-            &"a".repeat(64),
-        ] {
+        for bad in ["", "Spark", "spark_master", "-a", "a-", "a.b", &"a".repeat(64)] {
             assert_eq!(
                 error(&with("services/1/name", json!(bad))),
                 ("services[1].name".into(), "invalid_name"),
@@ -1510,18 +1251,9 @@ mod tests {
 
     #[test]
     fn display_names() {
-        assert_eq!(
-            error(&with("name", json!(""))),
-            ("name".into(), "invalid_name")
-        );
-        assert_eq!(
-            error(&with("name", json!("a\nb"))),
-            ("name".into(), "invalid_name")
-        );
-        assert_eq!(
-            error(&with("name", json!("é".repeat(129)))),
-            ("name".into(), "too_long")
-        );
+        assert_eq!(error(&with("name", json!(""))), ("name".into(), "invalid_name"));
+        assert_eq!(error(&with("name", json!("a\nb"))), ("name".into(), "invalid_name"));
+        assert_eq!(error(&with("name", json!("é".repeat(129)))), ("name".into(), "too_long"));
         assert!(parse_application(&with("name", json!("é".repeat(128)))).is_ok());
         assert_eq!(
             error(&with("services/2/ports/0/name", json!(""))),
@@ -1546,9 +1278,7 @@ mod tests {
             error(&with("services/0/docker_image", json!("a".repeat(256)))),
             ("services[0].docker_image".into(), "too_long")
         );
-        assert!(
-            parse_application(&with("services/0/docker_image", json!("a".repeat(255)))).is_ok()
-        );
+        assert!(parse_application(&with("services/0/docker_image", json!("a".repeat(255)))).is_ok());
     }
 
     #[test]
@@ -1575,10 +1305,7 @@ mod tests {
             );
         }
         assert_eq!(
-            error(&with(
-                "services/2/ports/0/path",
-                json!(format!("/{}", "a".repeat(1024)))
-            )),
+            error(&with("services/2/ports/0/path", json!(format!("/{}", "a".repeat(1024))))),
             ("services[2].ports[0].path".into(), "too_long")
         );
         assert!(parse_application(&with("services/2/ports/0/path", json!(""))).is_ok());
@@ -1592,25 +1319,11 @@ mod tests {
 
     #[test]
     fn versions() {
-        for v in [
-            json!(1),
-            json!(3),
-            json!(0),
-            json!(-2),
-            json!(1e300),
-            json!(u64::MAX),
-        ] {
-            assert_eq!(
-                error(&with("version", v.clone())),
-                ("version".into(), "unsupported_version"),
-                "{v}"
-            );
+        for v in [json!(1), json!(3), json!(0), json!(-2), json!(1e300), json!(u64::MAX)] {
+            assert_eq!(error(&with("version", v.clone())), ("version".into(), "unsupported_version"), "{v}");
         }
         assert!(message(&with("version", json!(1))).ends_with("got 1"));
-        assert_eq!(
-            error(&with("version", json!("2"))),
-            ("version".into(), "wrong_type")
-        );
+        assert_eq!(error(&with("version", json!("2"))), ("version".into(), "wrong_type"));
     }
 
     #[test]
@@ -1628,20 +1341,11 @@ mod tests {
     #[test]
     fn template_errors_have_paths() {
         assert_eq!(
-            error(&with(
-                "services/1/environment/0/1",
-                json!("{name_prefix}-master")
-            )),
-            (
-                "services[1].environment[0][1]".into(),
-                "unknown_template_variable"
-            )
+            error(&with("services/1/environment/0/1", json!("{name_prefix}-master"))),
+            ("services[1].environment[0][1]".into(), "unknown_template_variable")
         );
         let m = message(&with("services/1/environment/1/1", json!("{user_id}")));
-        assert!(
-            m.contains("{user_id}") && m.contains("{execution_name}"),
-            "{m}"
-        );
+        assert!(m.contains("{user_id}") && m.contains("{execution_name}"), "{m}");
         for bad in ["{", "}", "{}", "x{index"] {
             assert_eq!(
                 error(&with("services/2/command", json!(bad))),
@@ -1657,13 +1361,7 @@ mod tests {
 
     #[test]
     fn environment_entries() {
-        for bad in [
-            json!("A=b"),
-            json!(["A"]),
-            json!(["A", "b", "c"]),
-            json!([]),
-            json!({"A": "b"}),
-        ] {
+        for bad in [json!("A=b"), json!(["A"]), json!(["A", "b", "c"]), json!([]), json!({"A": "b"})] {
             assert_eq!(
                 error(&with("services/1/environment/1", bad.clone())),
                 ("services[1].environment[1]".into(), "wrong_type"),
@@ -1686,9 +1384,7 @@ mod tests {
             error(&with("services/1/environment/1/1", json!("x".repeat(4097)))),
             ("services[1].environment[1][1]".into(), "too_long")
         );
-        assert!(
-            parse_application(&with("services/1/environment/1/1", json!("x".repeat(4096)))).is_ok()
-        );
+        assert!(parse_application(&with("services/1/environment/1/1", json!("x".repeat(4096)))).is_ok());
         assert_eq!(
             error(&with("services/2/command", json!("x".repeat(4097)))),
             ("services[2].command".into(), "too_long")
@@ -1698,10 +1394,7 @@ mod tests {
     #[test]
     fn volumes_and_networks() {
         let doc = with("services/0/volumes", json!([["/etc", "/mnt/etc", true]]));
-        assert_eq!(
-            error(&doc),
-            ("services[0].volumes".into(), "volumes_not_allowed")
-        );
+        assert_eq!(error(&doc), ("services[0].volumes".into(), "volumes_not_allowed"));
         assert!(message(&doc).contains("/mnt/workspace"));
         assert_eq!(
             error(&with("services/0/networks", json!(["host"]))),
@@ -1717,15 +1410,9 @@ mod tests {
         doc["services"][0]["ports"][0]["port_number"] = json!(0);
         assert_eq!(error(&doc), ("priority".into(), "out_of_range"));
         doc["priority"] = json!(1);
-        assert_eq!(
-            error(&doc),
-            ("services[0].ports[0].port_number".into(), "out_of_range")
-        );
+        assert_eq!(error(&doc), ("services[0].ports[0].port_number".into(), "out_of_range"));
         doc["services"][0]["ports"][0]["port_number"] = json!(1);
-        assert_eq!(
-            error(&doc),
-            ("services[1].total_count".into(), "out_of_range")
-        );
+        assert_eq!(error(&doc), ("services[1].total_count".into(), "out_of_range"));
     }
 
     #[test]
@@ -1737,21 +1424,11 @@ mod tests {
         assert_eq!(check_host_names(&app, &fits, "alice", "prod"), Ok(()));
         let too_long = "e".repeat(38);
         let e = check_host_names(&app, &too_long, "alice", "prod").err();
-        let Some(e) = e else {
-            panic!("accepted a 64-character host name")
-        };
+        let Some(e) = e else { panic!("accepted a 64-character host name") };
         assert_eq!((e.path.as_str(), e.code), ("services[1].name", "too_long"));
         let composed = format!("spark-worker-2-{too_long}-alice-prod");
-        assert!(
-            e.message.contains(&format!("\"{composed}\"")),
-            "{}",
-            e.message
-        );
-        assert!(
-            e.message.contains("64 characters") && e.message.contains("63"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.contains(&format!("\"{composed}\"")), "{}", e.message);
+        assert!(e.message.contains("64 characters") && e.message.contains("63"), "{}", e.message);
     }
 
     #[test]
@@ -1896,17 +1573,39 @@ mod properties {
             any::<u64>().prop_map(|n| json!(n)),
             any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null)),
             ".{0,40}".prop_map(Value::String),
-            prop::sample::select(vec!["{x}", "{{", "}", "{index}", "a b 'c", "main", "-", "", "\u{0}"]).prop_map(|s| json!(s)),
+            prop::sample::select(vec!["{x}", "{{", "}", "{index}", "a b 'c", "main", "-", "", "\u{0}"])
+                .prop_map(|s| json!(s)),
         ];
         leaf.prop_recursive(4, 64, 8, |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
                 prop::collection::btree_map(
                     prop::sample::select(vec![
-                        "name", "version", "will_end", "requires_binary", "priority", "services", "docker_image",
-                        "monitor", "total_count", "essential_count", "startup_order", "ports", "required_resources",
-                        "memory", "cores", "environment", "command", "volumes", "networks", "port_number",
-                        "protocol", "is_main_endpoint", "expose", "path", "other",
+                        "name",
+                        "version",
+                        "will_end",
+                        "requires_binary",
+                        "priority",
+                        "services",
+                        "docker_image",
+                        "monitor",
+                        "total_count",
+                        "essential_count",
+                        "startup_order",
+                        "ports",
+                        "required_resources",
+                        "memory",
+                        "cores",
+                        "environment",
+                        "command",
+                        "volumes",
+                        "networks",
+                        "port_number",
+                        "protocol",
+                        "is_main_endpoint",
+                        "expose",
+                        "path",
+                        "other",
                     ])
                     .prop_map(str::to_string),
                     inner,

@@ -20,27 +20,24 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use actix::{
-    Actor, AsyncContext, Context, Handler, Recipient, ResponseFuture, WrapFuture,
-};
+use actix::{Actor, AsyncContext, Context, Handler, Recipient, ResponseFuture, WrapFuture};
 use bollard::errors::Error as BollardError;
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, ContainerSummary, ContainerSummaryStateEnum,
-    EventMessage, HostConfig, HostConfigLogConfig, ImageInspect, NetworkCreateRequest, PortBinding,
+    ContainerCreateBody, ContainerInspectResponse, ContainerSummary, ContainerSummaryStateEnum, EventMessage,
+    HostConfig, HostConfigLogConfig, ImageInspect, NetworkCreateRequest, PortBinding,
 };
 use bollard::query_parameters::{
-    ContainerArchiveInfoOptions, CreateContainerOptions, CreateImageOptions, EventsOptions,
-    InspectContainerOptions, InspectNetworkOptions, ListContainersOptions, LogsOptions,
-    RemoveContainerOptions, StartContainerOptions, StopContainerOptions,
+    ContainerArchiveInfoOptions, CreateContainerOptions, CreateImageOptions, EventsOptions, InspectContainerOptions,
+    InspectNetworkOptions, ListContainersOptions, LogsOptions, RemoveContainerOptions, StartContainerOptions,
+    StopContainerOptions,
 };
 use bollard::{ClientVersion, Docker, API_DEFAULT_VERSION};
 use futures_util::StreamExt;
 use tracing::{debug, info, warn};
 
 use crate::protocol::{
-    BackendEvent, ContainerInfo, ContainerSpec, LogStream, PlatformInfo, Reconcile,
-    RemoveContainers, RemoveExecution, RemoveNetwork, ServiceLogs, StartExecution,
-    StartedContainer,
+    BackendEvent, ContainerInfo, ContainerSpec, LogStream, PlatformInfo, Reconcile, RemoveContainers, RemoveExecution,
+    RemoveNetwork, ServiceLogs, StartExecution, StartedContainer,
 };
 
 // ------------------------------------------------------------------------------------------------
@@ -218,8 +215,7 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 // Go's os.FileMode type bits, as reported by Docker's archive stat.
 const MODE_DIR: u32 = 1 << 31;
 const MODE_SYMLINK: u32 = 1 << 27;
-const MODE_TYPE: u32 =
-    (1 << 31) | (1 << 27) | (1 << 26) | (1 << 25) | (1 << 24) | (1 << 21) | (1 << 19);
+const MODE_TYPE: u32 = (1 << 31) | (1 << 27) | (1 << 26) | (1 << 25) | (1 << 24) | (1 << 21) | (1 << 19);
 
 fn validate_config(config: &DockerConfig) -> Result<(), String> {
     if config.deployment_name.is_empty() {
@@ -247,13 +243,8 @@ fn validate_config(config: &DockerConfig) -> Result<(), String> {
             return Err(format!("the Docker {what} must not be zero"));
         }
     }
-    if !config.publish_address.is_empty()
-        && config.publish_address.parse::<std::net::IpAddr>().is_err()
-    {
-        return Err(format!(
-            "the publish address {:?} is not an IP address",
-            config.publish_address
-        ));
+    if !config.publish_address.is_empty() && config.publish_address.parse::<std::net::IpAddr>().is_err() {
+        return Err(format!("the publish address {:?} is not an IP address", config.publish_address));
     }
     Ok(())
 }
@@ -293,11 +284,9 @@ impl fmt::Display for CallError {
                 write!(f, "Docker answered with status {status}")
             }
             CallError::Api { message, .. } => write!(f, "{}", plain_docker_message(message)),
-            CallError::Timeout { what, after } => write!(
-                f,
-                "Docker did not answer within {} while {what}",
-                human_duration(*after)
-            ),
+            CallError::Timeout { what, after } => {
+                write!(f, "Docker did not answer within {} while {what}", human_duration(*after))
+            }
             CallError::Unreachable(m) => write!(f, "cannot reach Docker: {m}"),
             CallError::Other(m) => write!(f, "{m}"),
         }
@@ -306,23 +295,17 @@ impl fmt::Display for CallError {
 
 fn classify(e: BollardError) -> CallError {
     match e {
-        BollardError::DockerResponseServerError {
-            status_code,
-            message,
-        } => CallError::Api {
-            status: status_code,
-            message,
-        },
-        BollardError::DockerStreamError { error } => CallError::Other(plain_docker_message(&error)),
-        BollardError::RequestTimeoutError => {
-            CallError::Unreachable("the request timed out".to_string())
+        BollardError::DockerResponseServerError { status_code, message } => {
+            CallError::Api { status: status_code, message }
         }
+        BollardError::DockerStreamError { error } => CallError::Other(plain_docker_message(&error)),
+        BollardError::RequestTimeoutError => CallError::Unreachable("the request timed out".to_string()),
         e @ (BollardError::HyperLegacyError { .. }
         | BollardError::IOError { .. }
         | BollardError::SocketNotFoundError(_)
-        | BollardError::HyperResponseError { .. }) => CallError::Unreachable(
-            error_chain(&e).replace("Error in the hyper legacy client: ", ""),
-        ),
+        | BollardError::HyperResponseError { .. }) => {
+            CallError::Unreachable(error_chain(&e).replace("Error in the hyper legacy client: ", ""))
+        }
         e => CallError::Other(error_chain(&e)),
     }
 }
@@ -421,9 +404,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 fn connect(host: Option<&str>, version: &ClientVersion) -> Result<Docker, BollardError> {
     match host {
         None => Docker::connect_with_unix(DEFAULT_SOCKET, BOLLARD_TIMEOUT_SECS, version),
-        Some(h) if h.starts_with("unix://") => {
-            Docker::connect_with_unix(h, BOLLARD_TIMEOUT_SECS, version)
-        }
+        Some(h) if h.starts_with("unix://") => Docker::connect_with_unix(h, BOLLARD_TIMEOUT_SECS, version),
         Some(h) if h.starts_with("tcp://") || h.starts_with("http://") => {
             Docker::connect_with_http(h, BOLLARD_TIMEOUT_SECS, version)
         }
@@ -433,16 +414,9 @@ fn connect(host: Option<&str>, version: &ClientVersion) -> Result<Docker, Bollar
 
 /// `1.41` (possibly followed by other text) as a client version.
 fn parse_api_version(s: &str) -> Option<ClientVersion> {
-    let s: String = s
-        .trim()
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '.')
-        .collect();
+    let s: String = s.trim().chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
     let (major, minor) = s.trim_end_matches('.').split_once('.')?;
-    Some(ClientVersion {
-        major_version: major.parse().ok()?,
-        minor_version: minor.parse().ok()?,
-    })
+    Some(ClientVersion { major_version: major.parse().ok()?, minor_version: minor.parse().ok()? })
 }
 
 fn label_filter(pairs: &[(&str, String)]) -> HashMap<String, Vec<String>> {
@@ -451,11 +425,7 @@ fn label_filter(pairs: &[(&str, String)]) -> HashMap<String, Vec<String>> {
 }
 
 fn summary_name(c: &ContainerSummary) -> String {
-    c.names
-        .as_ref()
-        .and_then(|n| n.first())
-        .map(|n| n.trim_start_matches('/').to_string())
-        .unwrap_or_default()
+    c.names.as_ref().and_then(|n| n.first()).map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default()
 }
 
 fn label_u64(labels: Option<&HashMap<String, String>>, key: &str) -> Option<u64> {
@@ -601,10 +571,7 @@ impl Inner {
         fut: impl Future<Output = Result<T, BollardError>>,
     ) -> Result<T, CallError> {
         match tokio::time::timeout(limit, fut).await {
-            Err(_) => Err(CallError::Timeout {
-                what: what.to_string(),
-                after: limit,
-            }),
+            Err(_) => Err(CallError::Timeout { what: what.to_string(), after: limit }),
             Ok(Ok(v)) => {
                 self.mark_reachable();
                 Ok(v)
@@ -655,14 +622,8 @@ impl Inner {
                     _ => Ok(docker),
                 }
             }
-            Err(CallError::Api {
-                status: 400,
-                message,
-            }) => {
-                let server = message
-                    .split("Maximum supported API version is ")
-                    .nth(1)
-                    .and_then(parse_api_version);
+            Err(CallError::Api { status: 400, message }) => {
+                let server = message.split("Maximum supported API version is ").nth(1).and_then(parse_api_version);
                 match server {
                     Some(server) => {
                         let docker = self.connect_with(&server)?;
@@ -670,10 +631,7 @@ impl Inner {
                         debug!(version = %server, "using an older Docker API version");
                         Ok(docker)
                     }
-                    None => Err(CallError::Api {
-                        status: 400,
-                        message,
-                    }),
+                    None => Err(CallError::Api { status: 400, message }),
                 }
             }
             Err(e) => Err(e),
@@ -687,21 +645,14 @@ impl Inner {
     fn stop_options(&self) -> StopContainerOptions {
         let grace = self.config.stop_grace;
         let secs = grace.as_secs() + u64::from(grace.subsec_nanos() > 0);
-        StopContainerOptions {
-            signal: None,
-            t: Some(i32::try_from(secs).unwrap_or(i32::MAX)),
-        }
+        StopContainerOptions { signal: None, t: Some(i32::try_from(secs).unwrap_or(i32::MAX)) }
     }
 
     // -------------------------------------------------------------------------------- start
 
     async fn start_execution(self: Arc<Self>, msg: StartExecution) {
         let execution_id = msg.execution_id;
-        info!(
-            execution_id,
-            containers = msg.containers.len(),
-            "starting execution"
-        );
+        info!(execution_id, containers = msg.containers.len(), "starting execution");
         let control = Arc::new(StartControl::default());
         let guard = control.running.lock().await;
         lock(&self.starts).insert(execution_id, control.clone());
@@ -713,10 +664,7 @@ impl Inner {
         let event = match outcome {
             Ok(containers) => {
                 info!(execution_id, "execution started");
-                BackendEvent::ExecutionStarted {
-                    execution_id,
-                    containers,
-                }
+                BackendEvent::ExecutionStarted { execution_id, containers }
             }
             Err(failure) => {
                 warn!(execution_id, error = failure.message, "execution failed to start");
@@ -724,11 +672,7 @@ impl Inner {
                     Ok(()) => failure.message,
                     Err(cleanup) => format!("{} (and cleaning up failed: {cleanup})", failure.message),
                 };
-                BackendEvent::ExecutionStartFailed {
-                    execution_id,
-                    error,
-                    transient: failure.transient,
-                }
+                BackendEvent::ExecutionStartFailed { execution_id, error, transient: failure.transient }
             }
         };
         lock(&self.starts).remove(&execution_id);
@@ -754,8 +698,7 @@ impl Inner {
         control: &StartControl,
         created: &mut Created,
     ) -> Result<Vec<StartedContainer>, Failure> {
-        self.ensure_network(docker, &msg.network, &msg.owner)
-            .await?;
+        self.ensure_network(docker, &msg.network, &msg.owner).await?;
         let mut images: BTreeMap<String, ImageInspect> = BTreeMap::new();
         for spec in &msg.containers {
             if !images.contains_key(&spec.image) {
@@ -770,13 +713,11 @@ impl Inner {
         for group in order.chunk_by(|a, b| a.startup_order == b.startup_order) {
             for batch in group.chunks(START_CONCURRENCY) {
                 let mut locals: Vec<Created> = batch.iter().map(|_| Created::default()).collect();
-                let results = futures_util::future::join_all(
-                    locals
-                        .iter_mut()
-                        .zip(batch)
-                        .map(|(local, spec)| self.start_one(docker, msg, spec, images.get(&spec.image), control, local)),
-                )
-                .await;
+                let results =
+                    futures_util::future::join_all(locals.iter_mut().zip(batch).map(|(local, spec)| {
+                        self.start_one(docker, msg, spec, images.get(&spec.image), control, local)
+                    }))
+                    .await;
                 for local in locals {
                     created.attempted.extend(local.attempted);
                     created.ids.extend(local.ids);
@@ -789,12 +730,7 @@ impl Inner {
         Ok(started)
     }
 
-    async fn ensure_network(
-        &self,
-        docker: &Docker,
-        network: &str,
-        owner: &str,
-    ) -> Result<(), Failure> {
+    async fn ensure_network(&self, docker: &Docker, network: &str, owner: &str) -> Result<(), Failure> {
         let _guard = self.network_lock.lock().await;
         let limit = self.config.call_timeout;
         let inspect = self
@@ -813,22 +749,12 @@ impl Inner {
             name: network.to_string(),
             driver: Some("bridge".to_string()),
             labels: Some(HashMap::from([
-                (
-                    LABEL_DEPLOYMENT.to_string(),
-                    self.config.deployment_name.clone(),
-                ),
+                (LABEL_DEPLOYMENT.to_string(), self.config.deployment_name.clone()),
                 (LABEL_OWNER.to_string(), owner.to_string()),
             ])),
             ..Default::default()
         };
-        match self
-            .call(
-                &format!("creating network {network}"),
-                limit,
-                docker.create_network(request),
-            )
-            .await
-        {
+        match self.call(&format!("creating network {network}"), limit, docker.create_network(request)).await {
             Ok(_) => {
                 info!(network, "created network");
                 Ok(())
@@ -848,9 +774,7 @@ impl Inner {
         }
         info!(image, "image missing, pulling it");
         let not_pulled = |reason: String| {
-            format!(
-                "image \"{image}\" is not present on this engine and could not be pulled: {reason}"
-            )
+            format!("image \"{image}\" is not present on this engine and could not be pulled: {reason}")
         };
         self.pull(docker, image).await.map_err(|e| Failure::call(e, |e| not_pulled(pull_reason(e))))?;
         self.call(&what, limit, docker.inspect_image(image))
@@ -863,11 +787,7 @@ impl Inner {
         let tagged = last.contains(':') || image.contains('@');
         let options = CreateImageOptions {
             from_image: Some(image.to_string()),
-            tag: if tagged {
-                None
-            } else {
-                Some("latest".to_string())
-            },
+            tag: if tagged { None } else { Some("latest".to_string()) },
             ..Default::default()
         };
         let pulling = async {
@@ -937,8 +857,8 @@ impl Inner {
         spec: &ContainerSpec,
         binds: Vec<String>,
     ) -> Result<ContainerCreateBody, String> {
-        let memory = i64::try_from(spec.memory)
-            .map_err(|_| format!("the memory limit of {} is too large", spec.name))?;
+        let memory =
+            i64::try_from(spec.memory).map_err(|_| format!("the memory limit of {} is too large", spec.name))?;
         let mut exposed = Vec::new();
         let mut bindings = HashMap::new();
         for port in &spec.exposed_ports {
@@ -999,19 +919,9 @@ impl Inner {
         let name = &spec.name;
         let limit = self.config.call_timeout;
         let what = format!("creating container {name}");
-        let options = || CreateContainerOptions {
-            name: Some(name.clone()),
-            ..Default::default()
-        };
+        let options = || CreateContainerOptions { name: Some(name.clone()), ..Default::default() };
         let failed = |e: CallError| Failure::call(e, |e| format!("cannot create container {name}: {e}"));
-        match self
-            .call(
-                &what,
-                limit,
-                docker.create_container(Some(options()), body.clone()),
-            )
-            .await
-        {
+        match self.call(&what, limit, docker.create_container(Some(options()), body.clone())).await {
             Ok(r) => return Ok(r.id),
             Err(e) if e.is_conflict() => {}
             Err(e) => return Err(failed(e)),
@@ -1032,20 +942,12 @@ impl Inner {
             }
             Err(e) => return Err(failed(e)),
         }
-        self.call(&what, limit, docker.create_container(Some(options()), body))
-            .await
-            .map(|r| r.id)
-            .map_err(failed)
+        self.call(&what, limit, docker.create_container(Some(options()), body)).await.map(|r| r.id).map_err(failed)
     }
 
     /// The id of the container with this name if it carries this deployment's and this
     /// execution's labels.
-    async fn belongs_to(
-        &self,
-        docker: &Docker,
-        name: &str,
-        execution_id: u64,
-    ) -> Result<Option<String>, CallError> {
+    async fn belongs_to(&self, docker: &Docker, name: &str, execution_id: u64) -> Result<Option<String>, CallError> {
         let inspect = self
             .call(
                 &format!("inspecting container {name}"),
@@ -1089,18 +991,12 @@ impl Inner {
             (None, None, None) => return Ok(()),
         };
         let prog = &prog;
-        let env_path = |env: &[String]| {
-            env.iter()
-                .rev()
-                .find_map(|e| e.strip_prefix("PATH=").map(str::to_string))
-        };
+        let env_path = |env: &[String]| env.iter().rev().find_map(|e| e.strip_prefix("PATH=").map(str::to_string));
         let path_var = env_path(&spec.env)
             .or_else(|| config.and_then(|c| c.env.as_deref()).and_then(env_path))
             .unwrap_or_else(|| DEFAULT_PATH.to_string());
-        let workdir = config
-            .and_then(|c| c.working_dir.clone())
-            .filter(|w| !w.is_empty())
-            .unwrap_or_else(|| "/".to_string());
+        let workdir =
+            config.and_then(|c| c.working_dir.clone()).filter(|w| !w.is_empty()).unwrap_or_else(|| "/".to_string());
         let candidates: Vec<String> = if prog.contains('/') {
             vec![absolute_in(&workdir, prog)]
         } else {
@@ -1112,16 +1008,14 @@ impl Inner {
         };
         // Images do not change under their id: a program found in one stays there. (Unless it
         // was found in the workspace, which is mounted and may change.)
-        let key = (image.id.clone().unwrap_or_else(|| spec.image.clone()), prog.clone(), path_var.clone(), workdir.clone());
+        let key =
+            (image.id.clone().unwrap_or_else(|| spec.image.clone()), prog.clone(), path_var.clone(), workdir.clone());
         if lock(&self.runnable).contains(&key) {
             return Ok(());
         }
         // Every place the program may be is looked at concurrently; the first in PATH order
         // decides, as it would for the shell.
-        let kinds = futures_util::future::join_all(
-            candidates.iter().map(|c| self.path_kind(docker, id, c)),
-        )
-        .await;
+        let kinds = futures_util::future::join_all(candidates.iter().map(|c| self.path_kind(docker, id, c))).await;
         for (kind, candidate) in kinds.into_iter().zip(&candidates) {
             match kind {
                 Ok(PathKind::Executable) => {
@@ -1160,12 +1054,7 @@ impl Inner {
     }
 
     /// What is at `path` in the container's filesystem, following symbolic links.
-    async fn path_kind(
-        &self,
-        docker: &Docker,
-        id: &str,
-        path: &str,
-    ) -> Result<PathKind, CallError> {
+    async fn path_kind(&self, docker: &Docker, id: &str, path: &str) -> Result<PathKind, CallError> {
         let mut path = path.to_string();
         for _ in 0..16 {
             let options = ContainerArchiveInfoOptions { path: path.clone() };
@@ -1219,9 +1108,7 @@ impl Inner {
         match text.lines().find(|l| l.contains("[FATAL tini")) {
             Some(line) => {
                 let reason = line.split_once("] ").map_or(line, |(_, r)| r).trim();
-                Err(format!(
-                    "container {name}: the command could not be run: {reason}"
-                ))
+                Err(format!("container {name}: the command could not be run: {reason}"))
             }
             None => Ok(()),
         }
@@ -1251,47 +1138,31 @@ impl Inner {
             let key = port.key();
             let bindings = ports.and_then(|p| p.get(&key)).and_then(|b| b.as_ref());
             let binding = bindings.and_then(|b| {
-                let usable =
-                    |pb: &&PortBinding| pb.host_port.as_deref().is_some_and(|p| !p.is_empty());
+                let usable = |pb: &&PortBinding| pb.host_port.as_deref().is_some_and(|p| !p.is_empty());
                 b.iter()
                     .filter(usable)
                     .find(|pb| pb.host_ip.as_deref() == Some(self.config.publish_address.as_str()))
                     .or_else(|| b.iter().find(usable))
             });
             let Some(binding) = binding else {
-                return Err(format!(
-                    "container {}: port {key} was not published by Docker",
-                    spec.name
-                ));
+                return Err(format!("container {}: port {key} was not published by Docker", spec.name));
             };
             let host = match binding.host_ip.as_deref() {
                 Some(ip) if !ip.is_empty() => ip.to_string(),
                 _ => self.config.publish_address.clone(),
             };
             let host_port = binding.host_port.as_deref().unwrap_or_default();
-            let endpoint = if host.contains(':') {
-                format!("[{host}]:{host_port}")
-            } else {
-                format!("{host}:{host_port}")
-            };
+            let endpoint =
+                if host.contains(':') { format!("[{host}]:{host_port}") } else { format!("{host}:{host_port}") };
             host_endpoints.insert(key, endpoint);
         }
-        Ok(StartedContainer {
-            service_id: spec.service_id,
-            docker_id,
-            ip_address,
-            host_endpoints,
-        })
+        Ok(StartedContainer { service_id: spec.service_id, docker_id, ip_address, host_endpoints })
     }
 
     /// Force-removes what a failed start created: the containers it created, any container
     /// it tried to create that exists anyway with this execution's labels (a create that timed
     /// out on our side may still have happened), and anything else labelled with this execution.
-    async fn cleanup_failed_start(
-        &self,
-        msg: &StartExecution,
-        created: &Created,
-    ) -> Result<(), String> {
+    async fn cleanup_failed_start(&self, msg: &StartExecution, created: &Created) -> Result<(), String> {
         if created.attempted.is_empty() {
             return Ok(());
         }
@@ -1323,20 +1194,12 @@ impl Inner {
         }
     }
 
-    async fn list_execution(
-        &self,
-        docker: &Docker,
-        execution_id: u64,
-    ) -> Result<Vec<ContainerSummary>, CallError> {
+    async fn list_execution(&self, docker: &Docker, execution_id: u64) -> Result<Vec<ContainerSummary>, CallError> {
         let filters = label_filter(&[
             (LABEL_DEPLOYMENT, self.config.deployment_name.clone()),
             (LABEL_EXECUTION_ID, execution_id.to_string()),
         ]);
-        let options = ListContainersOptions {
-            all: true,
-            filters: Some(filters),
-            ..Default::default()
-        };
+        let options = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
         self.call(
             &format!("listing the containers of execution {execution_id}"),
             self.config.call_timeout,
@@ -1347,11 +1210,7 @@ impl Inner {
 
     /// Force-removes a container; a missing one, or one already being removed, is fine.
     async fn force_remove(&self, docker: &Docker, container: &str) -> Result<(), CallError> {
-        let options = RemoveContainerOptions {
-            force: true,
-            v: false,
-            link: false,
-        };
+        let options = RemoveContainerOptions { force: true, v: false, link: false };
         let result = self
             .call(
                 &format!("removing container {container}"),
@@ -1362,10 +1221,7 @@ impl Inner {
         match result {
             Ok(()) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
-            Err(CallError::Api {
-                status: 409,
-                message,
-            }) if message.contains("already in progress") => Ok(()),
+            Err(CallError::Api { status: 409, message }) if message.contains("already in progress") => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -1377,33 +1233,19 @@ impl Inner {
         info!(execution_id, "removing execution");
         self.cancel_start(execution_id).await;
         let error = match self.ready().await {
-            Ok(docker) => self
-                .clone()
-                .remove_execution_containers(docker, &msg)
-                .await
-                .err(),
+            Ok(docker) => self.clone().remove_execution_containers(docker, &msg).await.err(),
             Err(e) => Some(e.to_string()),
         };
         if let Some(error) = &error {
             warn!(execution_id, error, "execution not entirely removed");
         }
-        self.send_outcome(BackendEvent::ExecutionRemoved {
-            execution_id,
-            error,
-        });
+        self.send_outcome(BackendEvent::ExecutionRemoved { execution_id, error });
     }
 
-    async fn remove_execution_containers(
-        self: Arc<Self>,
-        docker: Docker,
-        msg: &RemoveExecution,
-    ) -> Result<(), String> {
+    async fn remove_execution_containers(self: Arc<Self>, docker: Docker, msg: &RemoveExecution) -> Result<(), String> {
         let mut errors = Vec::new();
-        let mut targets: Vec<(String, Option<u64>)> = msg
-            .containers
-            .iter()
-            .map(|(sid, name)| (name.clone(), Some(*sid)))
-            .collect();
+        let mut targets: Vec<(String, Option<u64>)> =
+            msg.containers.iter().map(|(sid, name)| (name.clone(), Some(*sid))).collect();
         match self.list_execution(&docker, msg.execution_id).await {
             Ok(list) => {
                 for c in list {
@@ -1416,10 +1258,7 @@ impl Inner {
                     }
                 }
             }
-            Err(e) => errors.push(format!(
-                "cannot list the containers of execution {}: {e}",
-                msg.execution_id
-            )),
+            Err(e) => errors.push(format!("cannot list the containers of execution {}: {e}", msg.execution_id)),
         }
         let results: Vec<Result<(), String>> = futures_util::stream::iter(targets)
             .map(|(container, service_id)| {
@@ -1440,12 +1279,7 @@ impl Inner {
 
     /// Stops a container (SIGTERM, SIGKILL after the grace time), keeps its log tail when a
     /// service id is given, and removes it. A missing container is fine.
-    async fn stop_and_remove(
-        &self,
-        docker: &Docker,
-        container: &str,
-        service_id: Option<u64>,
-    ) -> Result<(), String> {
+    async fn stop_and_remove(&self, docker: &Docker, container: &str, service_id: Option<u64>) -> Result<(), String> {
         let limit = self.config.stop_grace + self.config.call_timeout;
         let stop = match self.stops.acquire().await {
             Ok(_turn) => {
@@ -1468,9 +1302,7 @@ impl Inner {
                 warn!(container, error = e, "cannot keep the container's log");
             }
         }
-        self.force_remove(docker, container)
-            .await
-            .map_err(|e| format!("cannot remove container {container}: {e}"))?;
+        self.force_remove(docker, container).await.map_err(|e| format!("cannot remove container {container}: {e}"))?;
         debug!(container, "container removed");
         Ok(())
     }
@@ -1484,13 +1316,8 @@ impl Inner {
         lines: usize,
         max_bytes: usize,
     ) -> Result<(Vec<u8>, usize), CallError> {
-        let options = LogsOptions {
-            follow: false,
-            stdout: true,
-            stderr: true,
-            tail: lines.to_string(),
-            ..Default::default()
-        };
+        let options =
+            LogsOptions { follow: false, stdout: true, stderr: true, tail: lines.to_string(), ..Default::default() };
         let reading = async {
             let mut buf: Vec<u8> = Vec::new();
             let mut newlines = 0usize;
@@ -1510,42 +1337,26 @@ impl Inner {
             }
             Ok::<_, BollardError>((buf, newlines))
         };
-        self.call(
-            &format!("reading the log of container {container}"),
-            self.config.call_timeout,
-            reading,
-        )
-        .await
+        self.call(&format!("reading the log of container {container}"), self.config.call_timeout, reading).await
     }
 
     /// Keeps the last `log_tail_bytes` of the container's log in `<log_dir>/<service_id>.log`.
     /// Docker can only cut a log by lines, so this asks for a few lines first and for more only
     /// when they do not add up to enough bytes.
-    async fn save_log_tail(
-        &self,
-        docker: &Docker,
-        container: &str,
-        service_id: u64,
-    ) -> Result<(), String> {
+    async fn save_log_tail(&self, docker: &Docker, container: &str, service_id: u64) -> Result<(), String> {
         let max = self.config.log_tail_bytes;
         if max == 0 {
             return Ok(());
         }
         let mut lines = (max / 64).clamp(100, max);
         let tail = loop {
-            let (buf, seen) = self
-                .read_log(docker, container, lines, max)
-                .await
-                .map_err(|e| e.to_string())?;
+            let (buf, seen) = self.read_log(docker, container, lines, max).await.map_err(|e| e.to_string())?;
             // Every line takes at least one byte, so `max` lines always hold `max` bytes.
             if buf.len() >= max || seen < lines || lines >= max {
                 break buf;
             }
             let estimate = max.saturating_mul(lines) / buf.len().max(1);
-            lines = estimate
-                .saturating_add(estimate / 4)
-                .max(lines.saturating_mul(2))
-                .min(max);
+            lines = estimate.saturating_add(estimate / 4).max(lines.saturating_mul(2)).min(max);
         };
         let dir = self.config.log_dir.clone();
         let written = tokio::task::spawn_blocking(move || write_log_file(&dir, service_id, &tail))
@@ -1595,11 +1406,7 @@ impl Inner {
             }
         };
         let result = self
-            .call(
-                &format!("removing network {network}"),
-                self.config.call_timeout,
-                docker.remove_network(&network),
-            )
+            .call(&format!("removing network {network}"), self.config.call_timeout, docker.remove_network(&network))
             .await;
         match result {
             Ok(()) => info!(network, "removed network"),
@@ -1668,10 +1475,7 @@ impl Inner {
             return;
         }
         let limit = self.config.call_timeout;
-        match self
-            .call("reading the engine's info", limit, docker.info())
-            .await
-        {
+        match self.call("reading the engine's info", limit, docker.info()).await {
             Ok(info) => {
                 let count = |v: Option<i64>| u64::try_from(v.unwrap_or(0)).unwrap_or(0);
                 self.send(BackendEvent::Platform(PlatformInfo {
@@ -1691,19 +1495,9 @@ impl Inner {
     /// Every container of the deployment; `None` when Docker could not list them.
     async fn take_inventory(&self, docker: &Docker) -> Option<Vec<ContainerInfo>> {
         let limit = self.config.call_timeout;
-        let options = ListContainersOptions {
-            all: true,
-            filters: Some(self.deployment_filter()),
-            ..Default::default()
-        };
-        let list = match self
-            .call(
-                "listing containers",
-                limit,
-                docker.list_containers(Some(options)),
-            )
-            .await
-        {
+        let options =
+            ListContainersOptions { all: true, filters: Some(self.deployment_filter()), ..Default::default() };
+        let list = match self.call("listing containers", limit, docker.list_containers(Some(options))).await {
             Ok(l) => l,
             Err(e) => {
                 if let CallError::Timeout { .. } = e {
@@ -1782,9 +1576,7 @@ impl Inner {
             follow: msg.follow,
             stdout: true,
             stderr: true,
-            tail: msg
-                .tail_lines
-                .map_or_else(|| "all".to_string(), |n| n.to_string()),
+            tail: msg.tail_lines.map_or_else(|| "all".to_string(), |n| n.to_string()),
             ..Default::default()
         };
         let (tx, rx) = tokio::sync::mpsc::channel(LOG_CHANNEL_CAPACITY);
@@ -1800,10 +1592,7 @@ impl Inner {
                     Ok(Some(Ok(chunk))) => Ok(chunk.into_bytes().to_vec()),
                     Ok(Some(Err(e))) => Err(classify(e).to_string()),
                     Ok(None) => break,
-                    Err(()) => Err(format!(
-                        "Docker sent nothing for {} while reading the log",
-                        human_duration(limit)
-                    )),
+                    Err(()) => Err(format!("Docker sent nothing for {} while reading the log", human_duration(limit))),
                 };
                 let last = out.is_err();
                 if tx.send(out).await.is_err() || last {
@@ -1821,20 +1610,14 @@ async fn next_with_limit<S: futures_util::Stream + Unpin>(
     limit: Option<Duration>,
 ) -> Result<Option<S::Item>, ()> {
     match limit {
-        Some(limit) => tokio::time::timeout(limit, stream.next())
-            .await
-            .map_err(|_| ()),
+        Some(limit) => tokio::time::timeout(limit, stream.next()).await.map_err(|_| ()),
         None => Ok(stream.next().await),
     }
 }
 
 /// `path` made absolute relative to `dir`, with `.` and `..` resolved.
 fn absolute_in(dir: &str, path: &str) -> String {
-    let joined = if path.starts_with('/') {
-        path.to_string()
-    } else {
-        format!("{}/{path}", dir.trim_end_matches('/'))
-    };
+    let joined = if path.starts_with('/') { path.to_string() } else { format!("{}/{path}", dir.trim_end_matches('/')) };
     let mut parts: Vec<&str> = Vec::new();
     for part in joined.split('/') {
         match part {
@@ -1851,8 +1634,7 @@ fn absolute_in(dir: &str, path: &str) -> String {
 /// Writes a log tail durably and privately (logs may hold secrets): mode 0600 in a 0700
 /// directory.
 fn write_log_file(dir: &Path, service_id: u64, data: &[u8]) -> Result<(), String> {
-    zoe_checkpoints::private_dir(dir)
-        .map_err(|e| format!("cannot create the log directory {}: {e}", dir.display()))?;
+    zoe_checkpoints::private_dir(dir).map_err(|e| format!("cannot create the log directory {}: {e}", dir.display()))?;
     let path = dir.join(format!("{service_id}.log"));
     zoe_checkpoints::write_atomic(&path, data).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
@@ -1874,10 +1656,7 @@ async fn watch_events(inner: Arc<Inner>) {
     loop {
         let limit = inner.config.call_timeout;
         let connected = match inner.ready().await {
-            Ok(docker) => inner
-                .call("pinging Docker", limit, docker.ping())
-                .await
-                .map(|_| docker),
+            Ok(docker) => inner.call("pinging Docker", limit, docker.ping()).await.map(|_| docker),
             Err(e) => Err(e),
         };
         let docker = match connected {
@@ -1890,33 +1669,18 @@ async fn watch_events(inner: Arc<Inner>) {
             }
         };
         if since.is_none() {
-            match inner
-                .call("reading the engine's clock", limit, docker.info())
-                .await
-            {
+            match inner.call("reading the engine's clock", limit, docker.info()).await {
                 Ok(info) => since = info.system_time.as_deref().and_then(unix_timestamp),
                 Err(e) => debug!(error = %e, "cannot read the engine's clock"),
             }
         }
         let filters = HashMap::from([
             ("type".to_string(), vec!["container".to_string()]),
-            (
-                "label".to_string(),
-                vec![format!(
-                    "{LABEL_DEPLOYMENT}={}",
-                    inner.config.deployment_name
-                )],
-            ),
-            (
-                "event".to_string(),
-                vec!["die".to_string(), "oom".to_string()],
-            ),
+            ("label".to_string(), vec![format!("{LABEL_DEPLOYMENT}={}", inner.config.deployment_name)]),
+            ("event".to_string(), vec!["die".to_string(), "oom".to_string()]),
         ]);
-        let mut stream = docker.events(Some(EventsOptions {
-            since: since.clone(),
-            until: None,
-            filters: Some(filters),
-        }));
+        let mut stream =
+            docker.events(Some(EventsOptions { since: since.clone(), until: None, filters: Some(filters) }));
         if !first {
             // Events beyond the engine's history may have been missed while disconnected.
             inner.request_reconcile();
@@ -1952,11 +1716,7 @@ async fn watch_events(inner: Arc<Inner>) {
             if let Some(nanos) = event.time_nano {
                 let key = (
                     nanos,
-                    event
-                        .actor
-                        .as_ref()
-                        .and_then(|a| a.id.clone())
-                        .unwrap_or_default(),
+                    event.actor.as_ref().and_then(|a| a.id.clone()).unwrap_or_default(),
                     event.action.clone().unwrap_or_default(),
                 );
                 if recent.contains(&key) {
@@ -1985,26 +1745,16 @@ async fn watch_events(inner: Arc<Inner>) {
 
 /// An RFC 3339 time (the engine's clock) as the Unix timestamp the events API takes.
 fn unix_timestamp(rfc3339: &str) -> Option<String> {
-    let t = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
-        .ok()?;
+    let t = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339).ok()?;
     Some(timestamp_from_nanos(t.unix_timestamp_nanos()))
 }
 
 fn timestamp_from_nanos(nanos: i128) -> String {
-    format!(
-        "{}.{:09}",
-        nanos.div_euclid(1_000_000_000),
-        nanos.rem_euclid(1_000_000_000)
-    )
+    format!("{}.{:09}", nanos.div_euclid(1_000_000_000), nanos.rem_euclid(1_000_000_000))
 }
 
 impl Inner {
-    async fn handle_event(
-        &self,
-        docker: &Docker,
-        event: EventMessage,
-        oom_seen: &mut HashSet<String>,
-    ) {
+    async fn handle_event(&self, docker: &Docker, event: EventMessage, oom_seen: &mut HashSet<String>) {
         let Some(actor) = event.actor else {
             return;
         };
@@ -2027,9 +1777,7 @@ impl Inner {
                     debug!(id, "a container without execution and service ids stopped");
                     return;
                 };
-                let mut exit_code = attributes
-                    .get("exitCode")
-                    .and_then(|c| c.parse::<i64>().ok());
+                let mut exit_code = attributes.get("exitCode").and_then(|c| c.parse::<i64>().ok());
                 let inspect = self
                     .call(
                         &format!("inspecting container {id}"),
@@ -2049,10 +1797,7 @@ impl Inner {
                     Err(e) => debug!(id, error = %e, "cannot inspect a stopped container"),
                 }
                 let exit_code = exit_code.unwrap_or(-1);
-                info!(
-                    execution_id,
-                    service_id, exit_code, oom_killed, "container exited"
-                );
+                info!(execution_id, service_id, exit_code, oom_killed, "container exited");
                 self.send(BackendEvent::ContainerExited {
                     execution_id,
                     service_id,
@@ -2087,10 +1832,7 @@ mod tests {
             ),
             "cannot run \"/etc/passwd\": permission denied"
         );
-        assert_eq!(
-            plain_docker_message("No such image: foo:1"),
-            "No such image: foo:1"
-        );
+        assert_eq!(plain_docker_message("No such image: foo:1"), "No such image: foo:1");
         assert_eq!(
             plain_docker_message(
                 "driver failed programming external connectivity on endpoint x: Bind for \
@@ -2112,14 +1854,8 @@ mod tests {
 
     #[test]
     fn timestamps() {
-        assert_eq!(
-            unix_timestamp("2026-11-25T08:53:34.194755065Z").as_deref(),
-            Some("1795596814.194755065")
-        );
-        assert_eq!(
-            unix_timestamp("1970-01-01T00:00:01Z").as_deref(),
-            Some("1.000000000")
-        );
+        assert_eq!(unix_timestamp("2026-11-25T08:53:34.194755065Z").as_deref(), Some("1795596814.194755065"));
+        assert_eq!(unix_timestamp("1970-01-01T00:00:01Z").as_deref(), Some("1.000000000"));
         assert_eq!(timestamp_from_nanos(1_500_000_000), "1.500000000");
         assert!(unix_timestamp("yesterday").is_none());
     }

@@ -6,16 +6,16 @@
 //! Nothing here knows about HTTP.
 
 pub mod app_description;
+pub mod docker_actor;
+pub mod error;
 pub mod naming;
 pub mod outcomes;
 pub mod plan;
 pub mod protocol;
 pub mod scheduler;
 pub mod simulator;
-pub mod template;
-pub mod docker_actor;
-pub mod error;
 pub mod state_actor;
+pub mod template;
 pub mod transitions;
 pub mod views;
 pub mod workspace;

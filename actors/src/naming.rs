@@ -14,8 +14,7 @@
 pub const MAX_HOST_NAME: usize = 63;
 
 /// What a DNS label may look like, as told to users in error messages.
-const DNS_LABEL_RULE: &str =
-    "must be a lowercase DNS label (a-z, 0-9 and '-', starting and ending \
+const DNS_LABEL_RULE: &str = "must be a lowercase DNS label (a-z, 0-9 and '-', starting and ending \
                               with a letter or digit, at most 63 characters)";
 
 /// The longest a rejected value is quoted in an error message, in characters.
@@ -95,16 +94,7 @@ mod tests {
 
     #[test]
     fn valid_labels() {
-        for s in [
-            "a",
-            "0",
-            "spark-master",
-            "a-b-c",
-            "x1",
-            "1x",
-            "a--b",
-            &"a".repeat(63),
-        ] {
+        for s in ["a", "0", "spark-master", "a-b-c", "x1", "1x", "a--b", &"a".repeat(63)] {
             assert_eq!(check_dns_label("name", s), Ok(()), "{s}");
         }
     }
@@ -112,9 +102,7 @@ mod tests {
     #[test]
     fn invalid_labels() {
         let long = "a".repeat(64);
-        for s in [
-            "", "-a", "a-", "-", "A", "My_App", "a_b", "a.b", "a b", " a", "é", "a\n", &long,
-        ] {
+        for s in ["", "-a", "a-", "-", "A", "My_App", "a_b", "a.b", "a b", " a", "é", "a\n", &long] {
             assert!(check_dns_label("name", s).is_err(), "{s:?}");
         }
     }
@@ -123,20 +111,16 @@ mod tests {
     fn error_message_says_what_to_fix() {
         assert_eq!(
             check_dns_label("execution name", "My_App"),
-            Err(
-                "execution name \"My_App\": must be a lowercase DNS label (a-z, 0-9 and '-', \
+            Err("execution name \"My_App\": must be a lowercase DNS label (a-z, 0-9 and '-', \
                  starting and ending with a letter or digit, at most 63 characters)"
-                    .to_string()
-            )
+                .to_string())
         );
     }
 
     #[test]
     fn huge_input_gives_a_short_message() {
         let huge = "X".repeat(100_000);
-        let msg = check_dns_label("user name", &huge)
-            .err()
-            .unwrap_or_default();
+        let msg = check_dns_label("user name", &huge).err().unwrap_or_default();
         assert!(msg.len() < 300, "{}", msg.len());
         assert!(msg.starts_with("user name \"XXXX"));
         assert!(msg.contains("…\""));
@@ -145,30 +129,15 @@ mod tests {
     #[test]
     fn instance_names() {
         assert_eq!(service_instance_name("jupyter", 0, 1), "jupyter");
-        assert_eq!(
-            service_instance_name("spark-worker", 0, 3),
-            "spark-worker-0"
-        );
-        assert_eq!(
-            service_instance_name("spark-worker", 2, 3),
-            "spark-worker-2"
-        );
+        assert_eq!(service_instance_name("spark-worker", 0, 3), "spark-worker-0");
+        assert_eq!(service_instance_name("spark-worker", 2, 3), "spark-worker-2");
     }
 
     #[test]
     fn composed_names() {
-        assert_eq!(
-            container_name("jupyter", 0, 1, "lab", "alice", "prod"),
-            "jupyter-lab-alice-prod"
-        );
-        assert_eq!(
-            container_name("spark-worker", 1, 3, "lab", "alice", "prod"),
-            "spark-worker-1-lab-alice-prod"
-        );
-        assert_eq!(
-            execution_full_name("lab", "alice", "prod"),
-            "lab-alice-prod"
-        );
+        assert_eq!(container_name("jupyter", 0, 1, "lab", "alice", "prod"), "jupyter-lab-alice-prod");
+        assert_eq!(container_name("spark-worker", 1, 3, "lab", "alice", "prod"), "spark-worker-1-lab-alice-prod");
+        assert_eq!(execution_full_name("lab", "alice", "prod"), "lab-alice-prod");
         assert_eq!(user_network_name("alice", "prod"), "alice-prod");
     }
 }

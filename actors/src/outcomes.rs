@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use zoe_checkpoints::{Execution, ExecutionStatus, ServiceStatus, State, Timestamp};
 
-use crate::protocol::{ContainerInfo, ExposedPort, RemoveExecution, StartedContainer, Transport};
 use crate::plan::remove_plan;
+use crate::protocol::{ContainerInfo, ExposedPort, RemoveExecution, StartedContainer, Transport};
 use crate::transitions::{begin_cleanup, set_status};
 
 /// What the back end must do after an outcome.
@@ -51,12 +51,7 @@ fn end_if_monitor_exited(state: &mut State, id: u64, now: Timestamp, f: &mut Fol
     let Some(s) = e.services.iter().find(|s| s.is_monitor && s.status == ServiceStatus::Exited) else {
         return;
     };
-    let memory = e
-        .application
-        .services
-        .iter()
-        .find(|d| d.name == s.service_name)
-        .map(|d| d.required_resources.memory);
+    let memory = e.application.services.iter().find(|d| d.name == s.service_name).map(|d| d.required_resources.memory);
     let reason = monitor_reason(&s.name, s.exit_code.unwrap_or(0), s.oom_killed, memory);
     if begin_cleanup(state, id, ExecutionStatus::Finished, &reason, now).is_ok() {
         if let Some(e) = state.executions.get(&id) {
@@ -180,12 +175,8 @@ pub fn reconcile(state: &mut State, inventory: &[ContainerInfo], now: Timestamp)
     let mut f = FollowUp::default();
     let by_id: HashMap<&str, &ContainerInfo> = inventory.iter().map(|c| (c.docker_id.as_str(), c)).collect();
     let with_execution: HashSet<u64> = inventory.iter().filter_map(|c| c.execution_id).collect();
-    let ids: Vec<(u64, ExecutionStatus)> = state
-        .executions
-        .values()
-        .filter(|e| e.status.is_active())
-        .map(|e| (e.id, e.status))
-        .collect();
+    let ids: Vec<(u64, ExecutionStatus)> =
+        state.executions.values().filter(|e| e.status.is_active()).map(|e| (e.id, e.status)).collect();
     for (id, status) in ids {
         match status {
             ExecutionStatus::Running => {
@@ -240,10 +231,9 @@ pub fn reconcile(state: &mut State, inventory: &[ContainerInfo], now: Timestamp)
         let owner = c.execution_id.and_then(|id| state.executions.get(&id));
         let known = match owner {
             Some(e) if matches!(e.status, ExecutionStatus::Starting | ExecutionStatus::CleaningUp) => true,
-            Some(e) if e.status == ExecutionStatus::Running => e
-                .services
-                .iter()
-                .any(|s| s.docker_id.as_deref() == Some(c.docker_id.as_str()) || Some(s.id) == c.service_id && s.name == c.name),
+            Some(e) if e.status == ExecutionStatus::Running => e.services.iter().any(|s| {
+                s.docker_id.as_deref() == Some(c.docker_id.as_str()) || Some(s.id) == c.service_id && s.name == c.name
+            }),
             _ => false,
         };
         if !known {
@@ -289,7 +279,17 @@ mod tests {
         let mut s = State::new("dev");
         s.next_id = 1;
         s.next_uid = 200_001;
-        s.users.insert(0, Arc::new(User { id: 0, name: "zoeadmin".into(), role: Role::Admin, uid: 200_000, password_hash: "$argon2id$".into(), created_at: at(0) }));
+        s.users.insert(
+            0,
+            Arc::new(User {
+                id: 0,
+                name: "zoeadmin".into(),
+                role: Role::Admin,
+                uid: 200_000,
+                password_hash: "$argon2id$".into(),
+                created_at: at(0),
+            }),
+        );
         let admin = Caller { id: 0, name: "zoeadmin".into(), role: Role::Admin };
         let app = crate::app_description::parse_application(&json!({
             "name": "a", "version": 2, "will_end": true, "requires_binary": false, "priority": 1,
@@ -303,7 +303,12 @@ mod tests {
             let containers: Vec<StartedContainer> = s.executions[&id]
                 .services
                 .iter()
-                .map(|sv| StartedContainer { service_id: sv.id, docker_id: format!("d{}", sv.id), ip_address: Default::default(), host_endpoints: Default::default() })
+                .map(|sv| StartedContainer {
+                    service_id: sv.id,
+                    docker_id: format!("d{}", sv.id),
+                    ip_address: Default::default(),
+                    host_endpoints: Default::default(),
+                })
                 .collect();
             started(&mut s, id, &containers, at(3));
         }

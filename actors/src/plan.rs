@@ -7,15 +7,21 @@ use std::path::PathBuf;
 
 use zoe_checkpoints::{Execution, State};
 
-use crate::protocol::{ContainerSpec, ExposedPort, RemoveExecution, StartExecution, Transport, Workspace};
 use crate::naming;
+use crate::protocol::{ContainerSpec, ExposedPort, RemoveExecution, StartExecution, Transport, Workspace};
 use crate::template::{self, Vars};
 
 /// Where the workspace is mounted in every container.
 pub const WORKSPACE_MOUNT: &str = "/mnt/workspace";
 
 /// The Docker labels of a container, with the keys of Zoe 0.9.7.
-pub fn labels(deployment: &str, e: &Execution, service_id: u64, instance: &str, monitor: bool) -> BTreeMap<String, String> {
+pub fn labels(
+    deployment: &str,
+    e: &Execution,
+    service_id: u64,
+    instance: &str,
+    monitor: bool,
+) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("zoe.deployment_name".to_string(), deployment.to_string()),
         ("zoe.owner".to_string(), e.owner.clone()),
@@ -124,8 +130,8 @@ pub fn remove_plan(e: &Execution) -> RemoveExecution {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::at;
     use crate::scheduler::{to_start, SchedulerConfig};
+    use crate::testing::at;
     use crate::transitions::{begin_start, create_user, submit_execution, Caller};
     use serde_json::json;
     use std::sync::Arc;
@@ -136,7 +142,17 @@ mod tests {
         let mut s = State::new("dev");
         s.next_id = 1;
         s.next_uid = 200_001;
-        s.users.insert(0, Arc::new(User { id: 0, name: "zoeadmin".into(), role: Role::Admin, uid: 200_000, password_hash: "$argon2id$".into(), created_at: at(0) }));
+        s.users.insert(
+            0,
+            Arc::new(User {
+                id: 0,
+                name: "zoeadmin".into(),
+                role: Role::Admin,
+                uid: 200_000,
+                password_hash: "$argon2id$".into(),
+                created_at: at(0),
+            }),
+        );
         let admin = Caller { id: 0, name: "zoeadmin".into(), role: Role::Admin };
         let alice = create_user(&mut s, &admin, "alice", Role::User, "$argon2id$".into(), at(0)).unwrap();
         let alice = Caller { id: alice.id, name: "alice".into(), role: Role::User };
@@ -169,7 +185,10 @@ mod tests {
         assert_eq!(m.cmd.as_deref().unwrap(), ["run", "--name", "wc1 x", "--literal", "{braces}"]);
         assert_eq!(
             m.exposed_ports,
-            [ExposedPort { port: 8080, transport: Transport::Tcp }, ExposedPort { port: 5353, transport: Transport::Udp }]
+            [
+                ExposedPort { port: 8080, transport: Transport::Tcp },
+                ExposedPort { port: 5353, transport: Transport::Udp }
+            ]
         );
         assert_eq!(m.memory, 20971520);
         assert_eq!(m.nano_cpus, 500_000_000, "no cores in the description: the default limit");
@@ -188,10 +207,19 @@ mod tests {
         assert_eq!(w1.labels["zoe.service.name"], "worker-1");
         assert_eq!(w1.labels["zoe.execution.id"], id.to_string());
         assert_eq!(w1.labels["zoe.service.id"], w1.service_id.to_string());
-        assert_eq!(w1.labels.keys().collect::<Vec<_>>(), [
-            "zoe.deployment_name", "zoe.execution.id", "zoe.execution.name", "zoe.monitor",
-            "zoe.owner", "zoe.service.id", "zoe.service.name", "zoe.type"
-        ]);
+        assert_eq!(
+            w1.labels.keys().collect::<Vec<_>>(),
+            [
+                "zoe.deployment_name",
+                "zoe.execution.id",
+                "zoe.execution.name",
+                "zoe.monitor",
+                "zoe.owner",
+                "zoe.service.id",
+                "zoe.service.name",
+                "zoe.type"
+            ]
+        );
         assert_eq!(w1.cmd, None);
     }
 }

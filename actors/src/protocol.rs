@@ -161,31 +161,15 @@ pub type LogStream = tokio::sync::mpsc::Receiver<Result<Vec<u8>, String>>;
 #[rtype(result = "()")]
 pub enum BackendEvent {
     /// Every container of the execution was created and started.
-    ExecutionStarted {
-        execution_id: u64,
-        containers: Vec<StartedContainer>,
-    },
+    ExecutionStarted { execution_id: u64, containers: Vec<StartedContainer> },
     /// The execution could not be started; none of its containers is left. `transient`: the
     /// back end was too slow or could not be reached (the start may work later), as opposed to
     /// a refusal (a missing image, a bad command) that would fail again.
-    ExecutionStartFailed {
-        execution_id: u64,
-        error: String,
-        transient: bool,
-    },
+    ExecutionStartFailed { execution_id: u64, error: String, transient: bool },
     /// The execution's containers were stopped and removed; `error` tells what could not be.
-    ExecutionRemoved {
-        execution_id: u64,
-        error: Option<String>,
-    },
+    ExecutionRemoved { execution_id: u64, error: Option<String> },
     /// A container of the deployment stopped (on its own or because Zoe stopped it).
-    ContainerExited {
-        execution_id: u64,
-        service_id: u64,
-        docker_id: String,
-        exit_code: i64,
-        oom_killed: bool,
-    },
+    ContainerExited { execution_id: u64, service_id: u64, docker_id: String, exit_code: i64, oom_killed: bool },
     /// Every container labelled `zoe.deployment_name=<deployment>`.
     Inventory { containers: Vec<ContainerInfo> },
     /// The engine's capacity and counters; after each inventory.
@@ -268,4 +252,3 @@ pub struct PlatformInfo {
     pub server_version: String,
     pub name: String,
 }
-

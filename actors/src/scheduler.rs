@@ -173,7 +173,12 @@ pub struct Waiting {
 
 impl Waiting {
     pub fn of(e: &Execution) -> Waiting {
-        Waiting { id: e.id, submitted: e.time_scheduled, priority: e.application.priority, need: reservation(&e.application) }
+        Waiting {
+            id: e.id,
+            submitted: e.time_scheduled,
+            priority: e.application.priority,
+            need: reservation(&e.application),
+        }
     }
 }
 
@@ -244,7 +249,12 @@ pub fn to_start(state: &State, config: &SchedulerConfig, engine: Option<Resource
 }
 
 /// Queue positions (from 1) in the policy's order.
-pub fn queue_positions(state: &State, config: &SchedulerConfig, engine: Option<Resources>, now: Timestamp) -> HashMap<u64, usize> {
+pub fn queue_positions(
+    state: &State,
+    config: &SchedulerConfig,
+    engine: Option<Resources>,
+    now: Timestamp,
+) -> HashMap<u64, usize> {
     let mut queue = waiting(state);
     order(&mut queue, config.policy, config.capacity(engine), config.aging, now);
     queue.iter().enumerate().map(|(i, w)| (w.id, i + 1)).collect()
@@ -295,7 +305,10 @@ pub fn admit(
         if mine.len() >= max {
             return Err(ZoeError::new(
                 Code::QuotaExceeded,
-                format!("Quota exceeded: role {role_name} may have {max} active execution(s) and you have {}", mine.len()),
+                format!(
+                    "Quota exceeded: role {role_name} may have {max} active execution(s) and you have {}",
+                    mine.len()
+                ),
             ));
         }
     }
@@ -392,7 +405,17 @@ mod tests {
             let mut s = State::new("dev");
             s.next_id = 1;
             s.next_uid = 200_001;
-            s.users.insert(0, Arc::new(User { id: 0, name: "zoeadmin".into(), role: Role::Admin, uid: 200_000, password_hash: "$argon2id$".into(), created_at: at(0) }));
+            s.users.insert(
+                0,
+                Arc::new(User {
+                    id: 0,
+                    name: "zoeadmin".into(),
+                    role: Role::Admin,
+                    uid: 200_000,
+                    password_hash: "$argon2id$".into(),
+                    created_at: at(0),
+                }),
+            );
             let admin = Caller { id: 0, name: "zoeadmin".into(), role: Role::Admin };
             for (name, role) in [("alice", Role::User), ("gina", Role::Guest)] {
                 create_user(&mut s, &admin, name, role, "$argon2id$".into(), at(0)).unwrap();
@@ -409,10 +432,13 @@ mod tests {
         fn submit(&mut self, who: &str, name: &str, app: Application, t: i64) -> Result<u64, ZoeError> {
             let c = self.caller(who);
             let r = submit_execution(&mut self.s, &c, name, app, &self.cfg, self.engine, at(t));
-            self.log.push_str(&format!("t+{t} submit {name} by {who}: {}\n", match &r {
-                Ok(id) => format!("id {id}"),
-                Err(e) => format!("{} {}", e.code.as_str(), e.message),
-            }));
+            self.log.push_str(&format!(
+                "t+{t} submit {name} by {who}: {}\n",
+                match &r {
+                    Ok(id) => format!("id {id}"),
+                    Err(e) => format!("{} {}", e.code.as_str(), e.message),
+                }
+            ));
             self.step_state(t);
             r
         }
@@ -617,7 +643,16 @@ mod tests {
     #[test]
     fn quotas_of_each_kind() {
         let mut w = World::new(Policy::Fifo);
-        w.cfg.quotas.insert(Role::User, Quota { max_active: Some(4), max_queued: Some(3), max_memory: Some(300 * MIB), max_cores: Some(1.5), max_runtime: None });
+        w.cfg.quotas.insert(
+            Role::User,
+            Quota {
+                max_active: Some(4),
+                max_queued: Some(3),
+                max_memory: Some(300 * MIB),
+                max_cores: Some(1.5),
+                max_runtime: None,
+            },
+        );
         w.submit("alice", "one", app(100, Some(1.0), 1), 0).unwrap();
         let mem = w.submit("alice", "two", app(250, None, 1), 1).unwrap_err();
         assert!(mem.code == Code::QuotaExceeded && mem.message.contains("memory"), "{mem}");
@@ -640,7 +675,10 @@ mod tests {
     #[test]
     fn the_running_time_limit_counts_from_the_start() {
         let mut w = World::new(Policy::Fifo);
-        w.cfg.quotas.insert(Role::Guest, Quota { max_active: Some(1), max_runtime: Some(Duration::from_secs(60)), ..Quota::default() });
+        w.cfg.quotas.insert(
+            Role::Guest,
+            Quota { max_active: Some(1), max_runtime: Some(Duration::from_secs(60)), ..Quota::default() },
+        );
         let id = w.submit("gina", "g1", app(10, None, 1), 0).unwrap();
         // Queued for 100 s: the limit does not count waiting.
         assert!(overdue(&w.s, &w.cfg, at(100)).is_empty());
@@ -666,7 +704,8 @@ mod tests {
         assert_eq!(restored, w.s);
         // After a restart the running one is checked, and the others keep their places.
         let pos = queue_positions(&restored, &w.cfg, w.engine, at(4));
-        let mut names: Vec<(usize, String)> = pos.iter().map(|(id, p)| (*p, restored.executions[id].name.clone())).collect();
+        let mut names: Vec<(usize, String)> =
+            pos.iter().map(|(id, p)| (*p, restored.executions[id].name.clone())).collect();
         names.sort();
         assert_eq!(names, vec![(1, "second".to_string()), (2, "third".to_string())]);
         begin_cleanup_done(&mut restored, first, 5);

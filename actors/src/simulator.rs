@@ -48,9 +48,15 @@ pub fn parse_trace(text: &str) -> Result<Vec<Job>, String> {
         if f.len() != 5 {
             return Err(bad(&format!("{} fields", f.len())));
         }
-        let num = |k: usize, name: &str| f[k].parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0).ok_or_else(|| bad(&format!("{name} {:?} is not a number >= 0", f[k])));
+        let num = |k: usize, name: &str| {
+            f[k].parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .ok_or_else(|| bad(&format!("{name} {:?} is not a number >= 0", f[k])))
+        };
         let memory = num(1, "memory_mib")?;
-        let priority = f[4].parse::<u32>().ok().filter(|p| *p <= 1024).ok_or_else(|| bad("priority must be 0 to 1024"))?;
+        let priority =
+            f[4].parse::<u32>().ok().filter(|p| *p <= 1024).ok_or_else(|| bad("priority must be 0 to 1024"))?;
         jobs.push(Job {
             submit: num(0, "submit_s")?,
             need: Resources { memory: (memory * 1024.0 * 1024.0) as u64, cores: num(2, "cores")? },

@@ -296,15 +296,10 @@ fn writer_thread(store: Store, keep: usize, jobs: mpsc::Receiver<WriteJob>, acto
             job = newer;
         }
         let started = Instant::now();
-        let result = encoder
-            .encode(&job.state)
-            .map_err(|e| format!("cannot encode the state: {e}"))
-            .and_then(|text| {
-                tracing::trace!(ms = started.elapsed().as_secs_f64() * 1e3, bytes = text.len(), "checkpoint encoded");
-                store
-                    .write(job.seq, &text)
-                    .map_err(|e| format!("cannot write {}: {e}", store.path(job.seq).display()))
-            });
+        let result = encoder.encode(&job.state).map_err(|e| format!("cannot encode the state: {e}")).and_then(|text| {
+            tracing::trace!(ms = started.elapsed().as_secs_f64() * 1e3, bytes = text.len(), "checkpoint encoded");
+            store.write(job.seq, &text).map_err(|e| format!("cannot write {}: {e}", store.path(job.seq).display()))
+        });
         if result.is_ok() {
             if let Err(e) = store.prune(keep) {
                 tracing::warn!("cannot prune old checkpoints: {e}");
@@ -546,9 +541,8 @@ impl Handler<DeleteUser> for StateActor {
     type Result = ResponseFuture<Result<(), ZoeError>>;
 
     fn handle(&mut self, msg: DeleteUser, ctx: &mut Self::Context) -> Self::Result {
-        let result = self
-            .caller(&msg.caller)
-            .and_then(|()| transitions::delete_user(&mut self.state, &msg.caller, &msg.name));
+        let result =
+            self.caller(&msg.caller).and_then(|()| transitions::delete_user(&mut self.state, &msg.caller, &msg.name));
         match result {
             Ok(user) => {
                 if let Some(backend) = &self.backend {

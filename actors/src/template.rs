@@ -10,13 +10,7 @@
 //! they are submitted, and [`expand`] accepts exactly the texts that [`check`] accepts.
 
 /// The variables a template may use.
-pub const VARIABLES: [&str; 5] = [
-    "execution_name",
-    "user_name",
-    "deployment_name",
-    "index",
-    "execution_id",
-];
+pub const VARIABLES: [&str; 5] = ["execution_name", "user_name", "deployment_name", "index", "execution_id"];
 
 /// The longest a variable name is quoted in an error message, in characters.
 const MAX_QUOTED: usize = 64;
@@ -121,10 +115,7 @@ fn walk<'t>(text: &'t str, mut emit: impl FnMut(Piece<'t>)) -> Result<(), String
                     start = i + 2;
                     continue;
                 }
-                return Err(format!(
-                    "single '}}' at character {}; write '}}}}' for a literal '}}'",
-                    position(text, i)
-                ));
+                return Err(format!("single '}}' at character {}; write '}}}}' for a literal '}}'", position(text, i)));
             }
             _ => {}
         }
@@ -152,13 +143,8 @@ fn quote(s: &str) -> String {
 mod tests {
     use super::*;
 
-    const VARS: Vars<'static> = Vars {
-        execution_name: "lab",
-        user_name: "alice",
-        deployment_name: "prod",
-        index: 2,
-        execution_id: 42,
-    };
+    const VARS: Vars<'static> =
+        Vars { execution_name: "lab", user_name: "alice", deployment_name: "prod", index: 2, execution_id: 42 };
 
     #[test]
     fn valid_templates() {
@@ -180,16 +166,10 @@ mod tests {
     #[test]
     fn expands_every_variable() {
         assert_eq!(
-            expand(
-                "spark://spark-master-{execution_name}-{user_name}-{deployment_name}:7077",
-                &VARS
-            ),
+            expand("spark://spark-master-{execution_name}-{user_name}-{deployment_name}:7077", &VARS),
             Ok("spark://spark-master-lab-alice-prod:7077".to_string())
         );
-        assert_eq!(
-            expand("w{index}/e{execution_id}", &VARS),
-            Ok("w2/e42".to_string())
-        );
+        assert_eq!(expand("w{index}/e{execution_id}", &VARS), Ok("w2/e42".to_string()));
     }
 
     #[test]
@@ -197,10 +177,7 @@ mod tests {
         assert_eq!(expand("{{}}", &VARS), Ok("{}".to_string()));
         assert_eq!(expand("{{index}}", &VARS), Ok("{index}".to_string()));
         assert_eq!(expand("{{{index}}}", &VARS), Ok("{2}".to_string()));
-        assert_eq!(
-            expand("awk '{{print $1}}' é{index}é", &VARS),
-            Ok("awk '{print $1}' é2é".to_string())
-        );
+        assert_eq!(expand("awk '{{print $1}}' é{index}é", &VARS), Ok("awk '{print $1}' é2é".to_string()));
         assert_eq!(expand("no braces", &VARS), Ok("no braces".to_string()));
     }
 
@@ -212,14 +189,7 @@ mod tests {
             assert!(e.contains(&format!("{{{v}}}")), "{e}");
         }
         // Python format specs, conversions and positional fields are not supported.
-        for t in [
-            "{index:03d}",
-            "{index!r}",
-            "{0}",
-            "{user_name.x}",
-            "{ index }",
-            "{a{b}",
-        ] {
+        for t in ["{index:03d}", "{index!r}", "{0}", "{user_name.x}", "{ index }", "{a{b}"] {
             let e = check(t).err().unwrap_or_default();
             assert!(e.starts_with("unknown template variable"), "{t}: {e}");
         }

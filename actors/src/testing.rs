@@ -6,8 +6,7 @@ use std::fmt::Write;
 
 use time::OffsetDateTime;
 use zoe_checkpoints::{
-    Application, Execution, PortDescription, Resources, Service, ServiceDescription, ServicePort,
-    State, User,
+    Application, Execution, PortDescription, Resources, Service, ServiceDescription, ServicePort, State, User,
 };
 
 /// A fixed instant plus `secs` seconds.
@@ -28,7 +27,8 @@ fn ot(x: &Option<OffsetDateTime>) -> String {
 pub fn describe(state: &State) -> String {
     let State { format_version, deployment_name, next_id, next_uid, users, executions } = state;
     let mut o = String::new();
-    let _ = writeln!(o, "format {format_version}, deployment {deployment_name}, next_id {next_id}, next_uid {next_uid}");
+    let _ =
+        writeln!(o, "format {format_version}, deployment {deployment_name}, next_id {next_id}, next_uid {next_uid}");
     for u in users.values() {
         let User { id, name, role, uid, password_hash, created_at } = u.as_ref();
         let hash = if password_hash.starts_with("$argon2") { "[argon2]" } else { "[not argon2!]" };
@@ -86,7 +86,10 @@ pub fn describe(state: &State) -> String {
             );
             for p in ports {
                 let PortDescription { name, protocol, port_number, path, is_main_endpoint, expose } = p;
-                let _ = writeln!(o, "    port {name:?} {protocol}:{port_number}{path} main={is_main_endpoint} expose={expose}");
+                let _ = writeln!(
+                    o,
+                    "    port {name:?} {protocol}:{port_number}{path} main={is_main_endpoint} expose={expose}"
+                );
             }
         }
         for s in services {

@@ -4,8 +4,7 @@
 use std::sync::Arc;
 
 use zoe_checkpoints::{
-    Application, Execution, ExecutionStatus, Role, Service, ServicePort, ServiceStatus, State,
-    Timestamp, User,
+    Application, Execution, ExecutionStatus, Role, Service, ServicePort, ServiceStatus, State, Timestamp, User,
 };
 
 use crate::app_description::check_host_names;
@@ -32,7 +31,6 @@ impl Caller {
     }
 }
 
-
 fn no_such_user(name: &str) -> ZoeError {
     ZoeError::new(Code::NoSuchUser, format!("no such user: {name}"))
 }
@@ -46,10 +44,7 @@ fn no_such_execution(id: u64) -> ZoeError {
 pub fn check_caller(state: &State, caller: &Caller) -> Result<(), ZoeError> {
     match state.users.get(&caller.id) {
         Some(u) if u.name == caller.name && u.role == caller.role => Ok(()),
-        _ => Err(ZoeError::new(
-            Code::Unauthorized,
-            "Cannot authenticate your request, provide proper credentials",
-        )),
+        _ => Err(ZoeError::new(Code::Unauthorized, "Cannot authenticate your request, provide proper credentials")),
     }
 }
 
@@ -62,11 +57,7 @@ pub fn visible_user<'s>(state: &'s State, caller: &Caller, name: &str) -> Result
 }
 
 /// Looks up an execution the caller may see. One they may not see is reported as missing.
-pub fn visible_execution<'s>(
-    state: &'s State,
-    caller: &Caller,
-    id: u64,
-) -> Result<&'s Arc<Execution>, ZoeError> {
+pub fn visible_execution<'s>(state: &'s State, caller: &Caller, id: u64) -> Result<&'s Arc<Execution>, ZoeError> {
     match state.executions.get(&id) {
         Some(e) if caller.can_see(e.owner_id) => Ok(e),
         _ => Err(no_such_execution(id)),
@@ -188,10 +179,7 @@ pub fn submit_execution(
 ) -> Result<u64, ZoeError> {
     naming::check_dns_label("execution name", name).map_err(|m| ZoeError::new(Code::InvalidName, m))?;
     check_host_names(&application, name, &caller.name, &state.deployment_name)?;
-    let mine_active = state
-        .executions
-        .values()
-        .filter(|e| e.owner_id == caller.id && e.status.is_active());
+    let mine_active = state.executions.values().filter(|e| e.owner_id == caller.id && e.status.is_active());
     for e in mine_active {
         if e.name == name {
             return Err(ZoeError::new(
@@ -226,12 +214,7 @@ pub fn submit_execution(
 
 /// Moves an execution to `to`, refusing any move not in [`ExecutionStatus::can_move_to`], and
 /// keeps the times consistent.
-pub fn set_status(
-    state: &mut State,
-    id: u64,
-    to: ExecutionStatus,
-    now: Timestamp,
-) -> Result<(), ZoeError> {
+pub fn set_status(state: &mut State, id: u64, to: ExecutionStatus, now: Timestamp) -> Result<(), ZoeError> {
     let e = state.executions.get_mut(&id).ok_or_else(|| no_such_execution(id))?;
     if !e.status.can_move_to(to) {
         return Err(ZoeError::new(
@@ -395,7 +378,14 @@ mod tests {
         s.next_uid = 200_001;
         s.users.insert(
             0,
-            Arc::new(User { id: 0, name: "zoeadmin".into(), role: Role::Admin, uid: 200_000, password_hash: "$argon2id$x".into(), created_at: at(0) }),
+            Arc::new(User {
+                id: 0,
+                name: "zoeadmin".into(),
+                role: Role::Admin,
+                uid: 200_000,
+                password_hash: "$argon2id$x".into(),
+                created_at: at(0),
+            }),
         );
         create_user(&mut s, &root, "alice", Role::User, "$argon2id$a".into(), at(1)).unwrap();
         create_user(&mut s, &root, "gina", Role::Guest, "$argon2id$g".into(), at(2)).unwrap();

@@ -46,7 +46,12 @@ pub fn execution(positions: &Positions, e: &Execution) -> Value {
 }
 
 /// The executions the caller may see, in id order, in API form.
-pub fn executions(state: &State, positions: &Positions, caller: &Caller, status: Option<ExecutionStatus>) -> Vec<Value> {
+pub fn executions(
+    state: &State,
+    positions: &Positions,
+    caller: &Caller,
+    status: Option<ExecutionStatus>,
+) -> Vec<Value> {
     state
         .executions
         .values()
@@ -56,11 +61,7 @@ pub fn executions(state: &State, positions: &Positions, caller: &Caller, status:
 }
 
 fn execution_at(e: &Execution, queue_position: Option<usize>) -> Value {
-    let live: Vec<u64> = if e.status.is_final() {
-        Vec::new()
-    } else {
-        e.services.iter().map(|s| s.id).collect()
-    };
+    let live: Vec<u64> = if e.status.is_final() { Vec::new() } else { e.services.iter().map(|s| s.id).collect() };
     json!({
         "id": e.id,
         "name": e.name,
@@ -129,13 +130,7 @@ pub fn query(
 ) -> Result<Value, ZoeError> {
     let keep = |v: &Value| filters.iter().all(|(k, want)| v.get(k) == Some(want));
     let list: Vec<Value> = match what {
-        "user" => state
-            .users
-            .values()
-            .filter(|u| caller.can_see(u.id))
-            .map(|u| user(u))
-            .filter(keep)
-            .collect(),
+        "user" => state.users.values().filter(|u| caller.can_see(u.id)).map(|u| user(u)).filter(keep).collect(),
         "execution" => executions(state, sched.positions, caller, None).into_iter().filter(keep).collect(),
         "service" => state
             .executions
@@ -149,9 +144,7 @@ pub fn query(
         other => {
             return Err(ZoeError::new(
                 Code::UnknownQuery,
-                format!(
-                    "unknown query {other:?}; use one of user, execution, service, stats_scheduler, stats_swarm"
-                ),
+                format!("unknown query {other:?}; use one of user, execution, service, stats_scheduler, stats_swarm"),
             ))
         }
     };
@@ -167,11 +160,8 @@ fn epoch_seconds(now: Timestamp) -> f64 {
 /// only the caller's own executions, unless the caller is an administrator; the counts are of
 /// everyone's.
 pub fn stats_scheduler(state: &State, sched: &SchedulerView, caller: &Caller, now: Timestamp) -> Value {
-    let mut queued: Vec<(usize, &Execution)> = state
-        .executions
-        .values()
-        .filter_map(|e| sched.positions.get(&e.id).map(|p| (*p, e.as_ref())))
-        .collect();
+    let mut queued: Vec<(usize, &Execution)> =
+        state.executions.values().filter_map(|e| sched.positions.get(&e.id).map(|p| (*p, e.as_ref()))).collect();
     queued.sort_by_key(|(p, _)| *p);
     let count_waiting = queued.len();
     let waiting: Vec<&str> =
@@ -195,7 +185,13 @@ pub fn stats_scheduler(state: &State, sched: &SchedulerView, caller: &Caller, no
 
 /// The platform's figures, in the shape 0.9.7 meant for `stats_swarm`, with one node. Only
 /// administrators see the nodes (host names, engine versions); others see the totals.
-pub fn stats_platform(state: &State, platform: &Platform, sched: &SchedulerView, caller: &Caller, now: Timestamp) -> Value {
+pub fn stats_platform(
+    state: &State,
+    platform: &Platform,
+    sched: &SchedulerView,
+    caller: &Caller,
+    now: Timestamp,
+) -> Value {
     let used = reserved(state);
     let (mem, cores) = (used.memory, used.cores);
     if !caller.is_admin() {

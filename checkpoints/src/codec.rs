@@ -2,9 +2,9 @@
 //! validation every loaded checkpoint goes through.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -174,13 +174,7 @@ pub fn decode(text: &str) -> Result<State, LoadError> {
                 ),
             ))
         }
-        v => {
-            return Err(LoadError::at(
-                locate(text, "format_version").0,
-                1,
-                format!("unknown format_version {v}"),
-            ))
-        }
+        v => return Err(LoadError::at(locate(text, "format_version").0, 1, format!("unknown format_version {v}"))),
     };
     validate(&state).map_err(|(needle, reason)| {
         let (line, column) = needle.map(|n| locate(text, &n)).unwrap_or((0, 0));
@@ -191,10 +185,7 @@ pub fn decode(text: &str) -> Result<State, LoadError> {
 
 /// 1-based line and column of the first occurrence of `needle`, or (0, 0).
 fn locate(text: &str, needle: &str) -> (usize, usize) {
-    text.lines()
-        .enumerate()
-        .find_map(|(i, l)| l.find(needle).map(|c| (i + 1, c + 1)))
-        .unwrap_or((0, 0))
+    text.lines().enumerate().find_map(|(i, l)| l.find(needle).map(|c| (i + 1, c + 1))).unwrap_or((0, 0))
 }
 
 /// Whether `s` is a lowercase DNS label: 1 to 63 of `a-z`, `0-9`, `-`, not starting or ending
@@ -226,10 +217,7 @@ pub fn validate(state: &State) -> Result<(), Invalid> {
     let mut ids = HashSet::new();
     let mut claim = |id: u64, what: &str| -> Result<(), Invalid> {
         if id >= state.next_id {
-            return Err(invalid(
-                Some(id),
-                format!("{what} id {id} is not below next_id {}", state.next_id),
-            ));
+            return Err(invalid(Some(id), format!("{what} id {id} is not below next_id {}", state.next_id)));
         }
         if !ids.insert(id) {
             return Err(invalid(Some(id), format!("{what} id {id} is used twice")));
@@ -259,10 +247,7 @@ pub fn validate(state: &State) -> Result<(), Invalid> {
             return Err(invalid(Some(u.id), format!("user name {:?} is used twice", u.name)));
         }
         if !u.password_hash.starts_with("$argon2") {
-            return Err(invalid(
-                Some(u.id),
-                format!("user {:?}: password_hash is not an argon2 PHC string", u.name),
-            ));
+            return Err(invalid(Some(u.id), format!("user {:?}: password_hash is not an argon2 PHC string", u.name)));
         }
     }
     if !state.users.values().any(|u| u.role == Role::Admin) {
@@ -291,10 +276,7 @@ pub fn validate(state: &State) -> Result<(), Invalid> {
                 }
             }
             if !active.insert((e.owner_id, e.name.as_str())) {
-                return Err(here(format!(
-                    "two active executions of {:?} are named {:?}",
-                    e.owner, e.name
-                )));
+                return Err(here(format!("two active executions of {:?} are named {:?}", e.owner, e.name)));
             }
         }
         if e.status.is_final() != e.time_finished.is_some() {
@@ -483,7 +465,9 @@ mod tests {
         assert!(e.reason.contains("superuser"), "{e}");
         let e = err_of(&text.replace("format_version: 3,", "format_version: 99,"));
         assert!(e.reason.contains("newer Zoe"), "{e}");
-        let e = err_of(&text.replace("stutus", "x").replace("status: running,", "status: running,\n            colour: blue,"));
+        let e = err_of(
+            &text.replace("stutus", "x").replace("status: running,", "status: running,\n            colour: blue,"),
+        );
         assert!(e.reason.contains("colour"), "unknown fields are refused: {e}");
     }
 

@@ -83,9 +83,7 @@ impl State {
 
     /// The execution holding the service with this id, and the service's index in it.
     pub fn find_service(&self, service_id: u64) -> Option<(&Arc<Execution>, usize)> {
-        self.executions.values().find_map(|e| {
-            e.services.iter().position(|s| s.id == service_id).map(|i| (e, i))
-        })
+        self.executions.values().find_map(|e| e.services.iter().position(|s| s.id == service_id).map(|i| (e, i)))
     }
 }
 
@@ -252,10 +250,7 @@ impl ExecutionStatus {
 
     /// Final statuses are never left.
     pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            ExecutionStatus::Finished | ExecutionStatus::Terminated | ExecutionStatus::Error
-        )
+        matches!(self, ExecutionStatus::Finished | ExecutionStatus::Terminated | ExecutionStatus::Error)
     }
 
     /// The allowed transitions, and only these:

@@ -91,19 +91,12 @@ impl Connection {
         let pick = |flag: Option<String>, var: &str, what: &str, name: &str| {
             flag.or_else(|| env(var))
                 .filter(|v| !v.is_empty())
-                .ok_or_else(|| {
-                    CliError::Usage(format!("no {what} given: set {var} or pass --{name}"))
-                })
+                .ok_or_else(|| CliError::Usage(format!("no {what} given: set {var} or pass --{name}")))
         };
         let url = pick(url, "ZOE_URL", "server", "url")?;
         let user = pick(user, "ZOE_USER", "user name", "user")?;
         let password = pick(password, "ZOE_PASS", "password", "password")?;
-        Ok(Connection {
-            url: normalize_url(&url)?,
-            user,
-            password,
-            ca_file: None,
-        })
+        Ok(Connection { url: normalize_url(&url)?, user, password, ca_file: None })
     }
 }
 
@@ -111,18 +104,9 @@ impl Connection {
 /// `http://host:4850`; `https://` is kept.
 fn normalize_url(raw: &str) -> Result<String, CliError> {
     let raw = raw.trim();
-    let url = if raw.contains("://") {
-        raw.to_string()
-    } else {
-        format!("http://{raw}")
-    };
-    let Some(scheme) = ["http://", "https://"]
-        .into_iter()
-        .find(|s| url.starts_with(s))
-    else {
-        return Err(CliError::Usage(format!(
-            "server URL {raw:?} is not supported: use http:// or https://"
-        )));
+    let url = if raw.contains("://") { raw.to_string() } else { format!("http://{raw}") };
+    let Some(scheme) = ["http://", "https://"].into_iter().find(|s| url.starts_with(s)) else {
+        return Err(CliError::Usage(format!("server URL {raw:?} is not supported: use http:// or https://")));
     };
     let mut url = url.trim_end_matches('/');
     if let Some(base) = url.strip_suffix(API) {
@@ -164,16 +148,11 @@ pub struct Client {
 impl Client {
     /// A client of `conn`; fails when its `--ca-file` cannot be read.
     pub fn new(conn: Connection) -> Result<Client, CliError> {
-        let token = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", conn.user, conn.password));
-        let mut tls = ureq::tls::TlsConfig::builder()
-            .unversioned_rustls_crypto_provider(crate::tls::provider());
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", conn.user, conn.password));
+        let mut tls = ureq::tls::TlsConfig::builder().unversioned_rustls_crypto_provider(crate::tls::provider());
         if let Some(path) = &conn.ca_file {
             let certs = crate::tls::load_certs(path, "the CA file").map_err(CliError::Usage)?;
-            let certs: Vec<_> = certs
-                .iter()
-                .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
-                .collect();
+            let certs: Vec<_> = certs.iter().map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned()).collect();
             tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
         }
         let agent = ureq::Agent::config_builder()
@@ -183,11 +162,7 @@ impl Client {
             .tls_config(tls.build())
             .build()
             .into();
-        Ok(Client {
-            conn,
-            authorization: format!("Basic {token}"),
-            agent,
-        })
+        Ok(Client { conn, authorization: format!("Basic {token}"), agent })
     }
 
     /// `GET <path>`: the JSON answer.
@@ -207,16 +182,12 @@ impl Client {
 
     /// `DELETE <path>`; the answer has no body.
     pub fn delete(&self, path: &str) -> Result<(), CliError> {
-        self.send(Method::Delete, path, None, Some(REQUEST_TIMEOUT))
-            .map(drop)
+        self.send(Method::Delete, path, None, Some(REQUEST_TIMEOUT)).map(drop)
     }
 
     /// `POST /query`: `what` with `filters`.
     pub fn query(&self, what: &str, filters: Value) -> Result<Value, CliError> {
-        self.post(
-            "/query",
-            &serde_json::json!({"what": what, "filters": filters}),
-        )
+        self.post("/query", &serde_json::json!({"what": what, "filters": filters}))
     }
 
     /// `GET <path>` and copy the body to `out` as it arrives, flushing after each piece. With
@@ -233,10 +204,7 @@ impl Client {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    return Err(CliError::Connection(format!(
-                        "the log stream from {} broke off: {e}",
-                        self.conn.url
-                    )))
+                    return Err(CliError::Connection(format!("the log stream from {} broke off: {e}", self.conn.url)))
                 }
             };
             match out.write_all(&buf[..n]).and_then(|()| out.flush()) {
@@ -250,9 +218,8 @@ impl Client {
     fn json(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, CliError> {
         let body = body.map(|b| b.to_string().into_bytes());
         let mut resp = self.send(method, path, body, Some(REQUEST_TIMEOUT))?;
-        let text = read_text(&mut resp).map_err(|e| {
-            CliError::Connection(format!("reading the answer of {}: {e}", self.conn.url))
-        })?;
+        let text = read_text(&mut resp)
+            .map_err(|e| CliError::Connection(format!("reading the answer of {}: {e}", self.conn.url)))?;
         serde_json::from_str(&text).map_err(|e| {
             CliError::Failed(format!(
                 "{} {path} answered something that is not JSON ({e}): {}",
@@ -292,17 +259,10 @@ impl Client {
         let status = resp.status();
         let text = read_text(&mut resp).unwrap_or_default();
         let parsed: Option<Value> = serde_json::from_str(&text).ok();
-        let field = |k: &str| {
-            parsed
-                .as_ref()
-                .and_then(|v| v.get(k))
-                .and_then(Value::as_str)
-        };
+        let field = |k: &str| parsed.as_ref().and_then(|v| v.get(k)).and_then(Value::as_str);
         Err(match (field("message"), field("code")) {
             (Some(message), code) => CliError::Refused {
-                code: code
-                    .map(str::to_string)
-                    .unwrap_or_else(|| format!("http_{}", status.as_u16())),
+                code: code.map(str::to_string).unwrap_or_else(|| format!("http_{}", status.as_u16())),
                 message: message.to_string(),
             },
             (None, _) => CliError::Refused {
@@ -331,39 +291,26 @@ impl Client {
         if body.is_some() {
             req = req.header("Content-Type", "application/json");
         }
-        let req = req
-            .body(body.unwrap_or_default().to_vec())
-            .map_err(ureq::Error::Http)?;
-        let req = self
-            .agent
-            .configure_request(req)
-            .timeout_global(timeout)
-            .build();
+        let req = req.body(body.unwrap_or_default().to_vec()).map_err(ureq::Error::Http)?;
+        let req = self.agent.configure_request(req).timeout_global(timeout).build();
         self.agent.run(req)
     }
 
     fn transport_error(&self, e: &ureq::Error, attempts: u32) -> CliError {
         let url = &self.conn.url;
-        let tries = if attempts > 1 {
-            format!(" (tried {attempts} times)")
-        } else {
-            String::new()
-        };
+        let tries = if attempts > 1 { format!(" (tried {attempts} times)") } else { String::new() };
         match e {
             ureq::Error::BadUri(m) => CliError::Usage(format!("bad server URL {url}: {m}")),
             ureq::Error::Timeout(ureq::Timeout::Connect | ureq::Timeout::Resolve) => {
                 CliError::Connection(format!("cannot connect to {url}: timed out{tries}"))
             }
-            ureq::Error::Timeout(_) => CliError::Connection(format!(
-                "no answer from {url} within {} s",
-                REQUEST_TIMEOUT.as_secs()
-            )),
+            ureq::Error::Timeout(_) => {
+                CliError::Connection(format!("no answer from {url} within {} s", REQUEST_TIMEOUT.as_secs()))
+            }
             ureq::Error::HostNotFound => {
                 CliError::Connection(format!("cannot connect to {url}: host not found{tries}"))
             }
-            ureq::Error::ConnectionFailed => {
-                CliError::Connection(format!("cannot connect to {url}{tries}"))
-            }
+            ureq::Error::ConnectionFailed => CliError::Connection(format!("cannot connect to {url}{tries}")),
             ureq::Error::Io(io) => match crate::tls::certificate_error(io) {
                 Some(why) => {
                     let hint = if self.conn.ca_file.is_some() {
@@ -375,9 +322,7 @@ impl Client {
                         "cannot connect to {url}: the server's TLS certificate is not trusted ({why}); {hint}"
                     ))
                 }
-                None if before_sending(io) => {
-                    CliError::Connection(format!("cannot connect to {url}: {io}{tries}"))
-                }
+                None if before_sending(io) => CliError::Connection(format!("cannot connect to {url}: {io}{tries}")),
                 None => CliError::Connection(format!("cannot reach {url}: {io}{tries}")),
             },
             other => CliError::Connection(format!("request to {url} failed: {other}{tries}")),
@@ -388,10 +333,7 @@ impl Client {
 /// Whether an I/O error means the connection was never made.
 fn before_sending(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
-    matches!(
-        e.kind(),
-        ConnectionRefused | AddrNotAvailable | NetworkUnreachable | HostUnreachable
-    )
+    matches!(e.kind(), ConnectionRefused | AddrNotAvailable | NetworkUnreachable | HostUnreachable)
 }
 
 /// Whether to try again: when the request cannot have reached the server, or, for a `GET`
@@ -409,10 +351,7 @@ fn retryable(method: Method, e: &ureq::Error) -> bool {
 }
 
 fn read_text(resp: &mut ureq::http::Response<ureq::Body>) -> Result<String, ureq::Error> {
-    resp.body_mut()
-        .with_config()
-        .limit(MAX_BODY)
-        .read_to_string()
+    resp.body_mut().with_config().limit(MAX_BODY).read_to_string()
 }
 
 /// The start of a body, on one line, for an error message.
@@ -434,23 +373,10 @@ mod tests {
 
     #[test]
     fn urls_are_normalized() {
-        for raw in [
-            "http://h:1",
-            "http://h:1/",
-            "h:1",
-            "http://h:1//",
-            "http://h:1/api/0.6/",
-        ] {
-            assert_eq!(
-                normalize_url(raw).ok().as_deref(),
-                Some("http://h:1"),
-                "{raw}"
-            );
+        for raw in ["http://h:1", "http://h:1/", "h:1", "http://h:1//", "http://h:1/api/0.6/"] {
+            assert_eq!(normalize_url(raw).ok().as_deref(), Some("http://h:1"), "{raw}");
         }
-        assert_eq!(
-            normalize_url("https://h:1/api/0.6/").ok().as_deref(),
-            Some("https://h:1")
-        );
+        assert_eq!(normalize_url("https://h:1/api/0.6/").ok().as_deref(), Some("https://h:1"));
         assert!(matches!(normalize_url("ftp://h"), Err(CliError::Usage(_))));
         assert!(matches!(normalize_url("https://"), Err(CliError::Usage(_))));
         assert!(matches!(normalize_url("http://"), Err(CliError::Usage(_))));

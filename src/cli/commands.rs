@@ -24,39 +24,20 @@ pub fn run(options: &Options, command: ClientCommand) -> Result<(), CliError> {
     let client = || options.connection().and_then(Client::new);
     let out = match command {
         ClientCommand::Stats => stats(&client()?, json)?,
-        ClientCommand::UserNew {
-            name,
-            password,
-            role,
-        } => user_new(&client()?, json, &name, password, &role)?,
+        ClientCommand::UserNew { name, password, role } => user_new(&client()?, json, &name, password, &role)?,
         ClientCommand::UserGet { name } => user_get(&client()?, json, &name)?,
-        ClientCommand::UserSet {
-            name,
-            role,
-            password,
-        } => user_set(&client()?, json, &name, role, password)?,
+        ClientCommand::UserSet { name, role, password } => user_set(&client()?, json, &name, role, password)?,
         ClientCommand::UserRm { name } => user_rm(&client()?, json, &name)?,
         ClientCommand::UserLs => user_ls(&client()?, json)?,
         ClientCommand::AppValidate { jsonfile } => app_validate(&jsonfile, json)?,
-        ClientCommand::Start {
-            name,
-            jsonfile,
-            wait,
-            timeout,
-        } => start(&client()?, json, &name, &jsonfile, wait.then_some(timeout))?,
-        ClientCommand::ExecLs {
-            status,
-            active,
-            all: _,
-        } => exec_ls(&client()?, json, status, active)?,
+        ClientCommand::Start { name, jsonfile, wait, timeout } => {
+            start(&client()?, json, &name, &jsonfile, wait.then_some(timeout))?
+        }
+        ClientCommand::ExecLs { status, active, all: _ } => exec_ls(&client()?, json, status, active)?,
         ClientCommand::ExecGet { id } => exec_get(&client()?, json, id)?,
         ClientCommand::ExecAppGet { name } => exec_app_get(&client()?, &name)?,
         ClientCommand::Terminate { id } => terminate(&client()?, json, id)?,
-        ClientCommand::Logs {
-            service_id,
-            follow,
-            tail,
-        } => logs(&client()?, service_id, follow, tail)?,
+        ClientCommand::Logs { service_id, follow, tail } => logs(&client()?, service_id, follow, tail)?,
     };
     print(&out)
 }
@@ -64,10 +45,7 @@ pub fn run(options: &Options, command: ClientCommand) -> Result<(), CliError> {
 /// Writes to stdout; a closed stdout (`| head`) is not an error.
 fn print(text: &str) -> Result<(), CliError> {
     let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(CliError::Failed(format!("cannot write to stdout: {e}"))),
@@ -75,9 +53,7 @@ fn print(text: &str) -> Result<(), CliError> {
 }
 
 fn pretty(v: &Value) -> Result<String, CliError> {
-    serde_json::to_string_pretty(v)
-        .map(|s| s + "\n")
-        .map_err(|e| CliError::Failed(format!("cannot print JSON: {e}")))
+    serde_json::to_string_pretty(v).map(|s| s + "\n").map_err(|e| CliError::Failed(format!("cannot print JSON: {e}")))
 }
 
 /// Percent-encodes a path segment or query value.
@@ -101,36 +77,21 @@ fn stats(c: &Client, json: bool) -> Result<String, CliError> {
         return pretty(&json!({"stats_swarm": swarm, "stats_scheduler": scheduler}));
     }
     let s = &scheduler["stats"];
-    let waiting: Vec<&str> = s["waiting_list"]
-        .as_array()
-        .map(|l| l.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    let waiting_names = if waiting.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", waiting.join(", "))
-    };
+    let waiting: Vec<&str> =
+        s["waiting_list"].as_array().map(|l| l.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let waiting_names = if waiting.is_empty() { String::new() } else { format!(" ({})", waiting.join(", ")) };
     let mut sched = Vec::new();
     if s.get("policy").is_some() {
         sched.push(("policy", text(s, "policy")));
     }
-    sched.push((
-        "waiting",
-        format!("{}{waiting_names}", number(&s["count_waiting"])),
-    ));
+    sched.push(("waiting", format!("{}{waiting_names}", number(&s["count_waiting"]))));
     sched.push(("starting", number(&s["count_starting"])));
     sched.push(("running", number(&s["count_running"])));
     if s.get("count_cleaning_up").is_some() {
         sched.push(("cleaning up", number(&s["count_cleaning_up"])));
     }
-    sched.push((
-        "memory",
-        reserved(bytes(&s["memory_reserved"]), &s["memory_total"], bytes),
-    ));
-    sched.push((
-        "cores",
-        reserved(number(&s["cores_reserved"]), &s["cores_total"], number),
-    ));
+    sched.push(("memory", reserved(bytes(&s["memory_reserved"]), &s["memory_total"], bytes)));
+    sched.push(("cores", reserved(number(&s["cores_reserved"]), &s["cores_total"], number)));
     let mut out = String::from("Scheduler\n");
     out += &fields(2, &sched);
 
@@ -143,60 +104,28 @@ fn stats(c: &Client, json: bool) -> Result<String, CliError> {
         ("cores", number(&p["cores_total"])),
     ];
     if !p["memory_capacity"].is_null() || !p["cores_capacity"].is_null() {
-        let capacity = format!(
-            "{} memory, {} cores",
-            bytes(&p["memory_capacity"]),
-            number(&p["cores_capacity"])
-        );
+        let capacity = format!("{} memory, {} cores", bytes(&p["memory_capacity"]), number(&p["cores_capacity"]));
         platform.push(("capacity", capacity));
     }
     out += "Platform\n";
     out += &fields(2, &platform);
     for node in p["nodes"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
         let name = str_of(node, "name");
-        out += &format!(
-            "Node {}\n",
-            if name.is_empty() {
-                "(name unknown)"
-            } else {
-                name
-            }
-        );
+        out += &format!("Node {}\n", if name.is_empty() { "(name unknown)" } else { name });
         let mut status = text(node, "status");
         if let Some(e) = node["error"].as_str() {
             status += &format!(" ({e})");
         }
         let version = str_of(node, "server_version");
-        let version = if version.is_empty() {
-            "version unknown"
-        } else {
-            version
-        };
+        let version = if version.is_empty() { "version unknown" } else { version };
         out += &fields(
             2,
             &[
                 ("status", status),
-                (
-                    "docker",
-                    format!("{version} at {}", text(node, "docker_endpoint")),
-                ),
+                ("docker", format!("{version} at {}", text(node, "docker_endpoint"))),
                 ("containers", number(&node["container_count"])),
-                (
-                    "memory",
-                    reserved(
-                        bytes(&node["memory_reserved"]),
-                        &node["memory_total"],
-                        bytes,
-                    ),
-                ),
-                (
-                    "cores",
-                    reserved(
-                        number(&node["cores_reserved"]),
-                        &node["cores_total"],
-                        number,
-                    ),
-                ),
+                ("memory", reserved(bytes(&node["memory_reserved"]), &node["memory_total"], bytes)),
+                ("cores", reserved(number(&node["cores_reserved"]), &node["cores_total"], number)),
                 ("last update", long_time(&node["last_update"])),
             ],
         );
@@ -217,14 +146,13 @@ fn reserved(used: String, total: &Value, format: fn(&Value) -> String) -> String
 fn password_from_stdin() -> Result<String, CliError> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
-        return Err(CliError::Usage(
-            "no password given: pass --password, or pipe it on standard input".to_string(),
-        ));
+        return Err(CliError::Usage("no password given: pass --password, or pipe it on standard input".to_string()));
     }
     let mut line = String::new();
-    stdin.lock().read_line(&mut line).map_err(|e| {
-        CliError::Usage(format!("cannot read the password from standard input: {e}"))
-    })?;
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CliError::Usage(format!("cannot read the password from standard input: {e}")))?;
     let password = line.trim_end_matches(['\n', '\r']);
     if password.is_empty() {
         return Err(CliError::Usage(
@@ -235,31 +163,17 @@ fn password_from_stdin() -> Result<String, CliError> {
 }
 
 /// `user-new`: `POST /user`.
-fn user_new(
-    c: &Client,
-    json: bool,
-    name: &str,
-    password: Option<String>,
-    role: &str,
-) -> Result<String, CliError> {
+fn user_new(c: &Client, json: bool, name: &str, password: Option<String>, role: &str) -> Result<String, CliError> {
     let password = match password {
         Some(p) => p,
         None => password_from_stdin()?,
     };
-    let v = c.post(
-        "/user",
-        &json!({"name": name, "password": password, "role": role}),
-    )?;
+    let v = c.post("/user", &json!({"name": name, "password": password, "role": role}))?;
     if json {
         return pretty(&v);
     }
     let u = &v["user"];
-    Ok(format!(
-        "User {} created (ID: {}, role: {})\n",
-        text(u, "name"),
-        text(u, "id"),
-        text(u, "role")
-    ))
+    Ok(format!("User {} created (ID: {}, role: {})\n", text(u, "name"), text(u, "id"), text(u, "role")))
 }
 
 fn describe_user(u: &Value) -> String {
@@ -301,26 +215,14 @@ fn user_set(
     if json {
         return pretty(&u);
     }
-    let what = if password_changed {
-        " (password changed)"
-    } else {
-        ""
-    };
-    Ok(format!(
-        "User {} updated{what}\n{}",
-        text(&u, "name"),
-        describe_user(&u)
-    ))
+    let what = if password_changed { " (password changed)" } else { "" };
+    Ok(format!("User {} updated{what}\n{}", text(&u, "name"), describe_user(&u)))
 }
 
 /// `user-rm`: `DELETE /user/<name>`.
 fn user_rm(c: &Client, json: bool, name: &str) -> Result<String, CliError> {
     c.delete(&format!("/user/{}", encode(name)))?;
-    Ok(if json {
-        String::new()
-    } else {
-        format!("User {name} deleted\n")
-    })
+    Ok(if json { String::new() } else { format!("User {name} deleted\n") })
 }
 
 /// `user-ls`: `POST /query` for `user`.
@@ -334,14 +236,7 @@ fn user_ls(c: &Client, json: bool) -> Result<String, CliError> {
         .map(Vec::as_slice)
         .unwrap_or(&[])
         .iter()
-        .map(|u| {
-            vec![
-                text(u, "id"),
-                text(u, "name"),
-                text(u, "role"),
-                short_time(&u["created_at"]),
-            ]
-        })
+        .map(|u| vec![text(u, "id"), text(u, "name"), text(u, "role"), short_time(&u["created_at"])])
         .collect();
     Ok(table(&["ID", "NAME", "ROLE", "CREATED"], &rows))
 }
@@ -349,18 +244,15 @@ fn user_ls(c: &Client, json: bool) -> Result<String, CliError> {
 /// Reads and validates an application description with the server's own code; returns the
 /// document as written.
 fn load_application(file: &Path) -> Result<Value, CliError> {
-    let raw = std::fs::read_to_string(file)
-        .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
+    let raw =
+        std::fs::read_to_string(file).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
     let v: Value = serde_json::from_str(&raw).map_err(|e| CliError::Refused {
         code: "invalid_json".to_string(),
         message: format!("{} is not valid JSON: {e}", file.display()),
     })?;
     parse_application(&v).map_err(|e| {
         let e = ZoeError::from(e);
-        CliError::Refused {
-            code: e.code.as_str().to_string(),
-            message: e.message,
-        }
+        CliError::Refused { code: e.code.as_str().to_string(), message: e.message }
     })?;
     Ok(v)
 }
@@ -368,27 +260,14 @@ fn load_application(file: &Path) -> Result<Value, CliError> {
 /// `app-validate`: local validation only.
 fn app_validate(file: &Path, json: bool) -> Result<String, CliError> {
     load_application(file)?;
-    Ok(if json {
-        pretty(&json!({"valid": true}))?
-    } else {
-        "Static validation OK\n".to_string()
-    })
+    Ok(if json { pretty(&json!({"valid": true}))? } else { "Static validation OK\n".to_string() })
 }
 
 /// `start`: local validation, then `POST /execution`; with `wait` (`Some(timeout)`), polls the
 /// execution until it runs.
-fn start(
-    c: &Client,
-    json: bool,
-    name: &str,
-    file: &Path,
-    wait: Option<Option<Duration>>,
-) -> Result<String, CliError> {
+fn start(c: &Client, json: bool, name: &str, file: &Path, wait: Option<Option<Duration>>) -> Result<String, CliError> {
     let application = load_application(file)?;
-    let v = c.post(
-        "/execution",
-        &json!({"application": application, "name": name}),
-    )?;
+    let v = c.post("/execution", &json!({"application": application, "name": name}))?;
     let id = v["execution_id"]
         .as_u64()
         .ok_or_else(|| CliError::Failed(format!("the server's answer has no execution_id: {v}")))?;
@@ -407,11 +286,7 @@ fn start(
     if json {
         return pretty(&json!({"execution": e, "services": services}));
     }
-    Ok(format!(
-        "Execution {} (ID: {id}) is running\n{}",
-        text(&e, "name"),
-        describe_services(&services)
-    ))
+    Ok(format!("Execution {} (ID: {id}) is running\n{}", text(&e, "name"), describe_services(&services)))
 }
 
 /// Polls `GET /execution/<id>` until it is running (returned) or has ended (an error), telling
@@ -425,25 +300,15 @@ fn wait_running(c: &Client, id: u64, timeout: Option<Duration>) -> Result<Value,
         let position = e["queue_position"].as_u64();
         let now = (status.clone(), position);
         if last.as_ref() != Some(&now) {
-            let queue = position
-                .map(|p| format!(" (queue position {p})"))
-                .unwrap_or_default();
-            eprintln!(
-                "[{:6.1}s] execution {id}: {status}{queue}",
-                started.elapsed().as_secs_f64()
-            );
+            let queue = position.map(|p| format!(" (queue position {p})")).unwrap_or_default();
+            eprintln!("[{:6.1}s] execution {id}: {status}{queue}", started.elapsed().as_secs_f64());
             last = Some(now);
         }
         match status.as_str() {
             "running" => return Ok(e),
             "finished" | "terminated" | "error" => {
-                let why = e["error"]
-                    .as_str()
-                    .map(|m| format!(": {m}"))
-                    .unwrap_or_default();
-                return Err(CliError::Failed(format!(
-                    "execution {id} ended ({status}) before running{why}"
-                )));
+                let why = e["error"].as_str().map(|m| format!(": {m}")).unwrap_or_default();
+                return Err(CliError::Failed(format!("execution {id} ended ({status}) before running{why}")));
             }
             _ => {}
         }
@@ -451,9 +316,7 @@ fn wait_running(c: &Client, id: u64, timeout: Option<Duration>) -> Result<Value,
             Some(t) => {
                 let left = t.saturating_sub(started.elapsed());
                 if left.is_zero() {
-                    let queue = position
-                        .map(|p| format!(", queue position {p}"))
-                        .unwrap_or_default();
+                    let queue = position.map(|p| format!(", queue position {p}")).unwrap_or_default();
                     return Err(CliError::GaveUp(format!(
                         "gave up waiting after {:.1} s: execution {id} is still {status}{queue}; it stays \
                          queued (zoe terminate {id} removes it)",
@@ -471,10 +334,7 @@ fn wait_running(c: &Client, id: u64, timeout: Option<Duration>) -> Result<Value,
 /// `GET /service/<id>` for each live service of an execution; services that are gone by then
 /// are left out.
 fn services_of(c: &Client, execution: &Value) -> Result<Vec<Value>, CliError> {
-    let ids = execution["services"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or(&[]);
+    let ids = execution["services"].as_array().map(Vec::as_slice).unwrap_or(&[]);
     let mut services = Vec::new();
     for id in ids.iter().filter_map(Value::as_u64) {
         match c.get(&format!("/service/{id}")) {
@@ -490,12 +350,7 @@ fn services_of(c: &Client, execution: &Value) -> Result<Vec<Value>, CliError> {
 fn describe_services(services: &[Value]) -> String {
     let mut out = String::new();
     for s in services {
-        out += &format!(
-            "Service {} (ID: {}): {}\n",
-            text(s, "name"),
-            text(s, "id"),
-            text(s, "status")
-        );
+        out += &format!("Service {} (ID: {}): {}\n", text(s, "name"), text(s, "id"), text(s, "status"));
         for (port, address) in endpoints(s) {
             out += &format!(" - {port}: {address}\n");
         }
@@ -504,19 +359,9 @@ fn describe_services(services: &[Value]) -> String {
 }
 
 /// `exec-ls`: `GET /execution`, or `GET /execution?status=S` once per status asked for.
-fn exec_ls(
-    c: &Client,
-    json: bool,
-    statuses: Vec<String>,
-    active: bool,
-) -> Result<String, CliError> {
-    let statuses = if active {
-        ["scheduled", "starting", "running", "cleaning up"]
-            .map(String::from)
-            .to_vec()
-    } else {
-        statuses
-    };
+fn exec_ls(c: &Client, json: bool, statuses: Vec<String>, active: bool) -> Result<String, CliError> {
+    let statuses =
+        if active { ["scheduled", "starting", "running", "cleaning up"].map(String::from).to_vec() } else { statuses };
     let list = if statuses.is_empty() {
         c.get("/execution")?
     } else {
@@ -551,19 +396,7 @@ fn exec_ls(
             ]
         })
         .collect();
-    Ok(table(
-        &[
-            "ID",
-            "NAME",
-            "OWNER",
-            "STATUS",
-            "SCHEDULED",
-            "STARTED",
-            "FINISHED",
-            "QUEUE",
-        ],
-        &rows,
-    ))
+    Ok(table(&["ID", "NAME", "OWNER", "STATUS", "SCHEDULED", "STARTED", "FINISHED", "QUEUE"], &rows))
 }
 
 /// `exec-get`: `GET /execution/<id>`, then `GET /service/<id>` for each of its services.
@@ -574,11 +407,7 @@ fn exec_get(c: &Client, json: bool, id: u64) -> Result<String, CliError> {
         return pretty(&json!({"execution": e, "services": services}));
     }
     let mut out = format!("Execution {} (ID: {})\n", text(&e, "name"), text(&e, "id"));
-    out += &format!(
-        "Owner: {}\nStatus: {}\n",
-        text(&e, "owner"),
-        text(&e, "status")
-    );
+    out += &format!("Owner: {}\nStatus: {}\n", text(&e, "owner"), text(&e, "status"));
     if let Some(p) = e["queue_position"].as_u64() {
         out += &format!("Queue position: {p}\n");
     }
@@ -601,19 +430,12 @@ fn exec_get(c: &Client, json: bool, id: u64) -> Result<String, CliError> {
 fn exec_app_get(c: &Client, name: &str) -> Result<String, CliError> {
     let found = c.query("execution", json!({"name": name}))?;
     let found = found.as_array().map(Vec::as_slice).unwrap_or(&[]);
-    let newest = found
-        .iter()
-        .max_by_key(|e| e["id"].as_u64())
-        .ok_or_else(|| CliError::Refused {
-            code: "no_such_execution".to_string(),
-            message: format!("no execution is named {name:?}"),
-        })?;
+    let newest = found.iter().max_by_key(|e| e["id"].as_u64()).ok_or_else(|| CliError::Refused {
+        code: "no_such_execution".to_string(),
+        message: format!("no execution is named {name:?}"),
+    })?;
     if found.len() > 1 {
-        eprintln!(
-            "{} executions are named {name}; showing the newest, ID {}",
-            found.len(),
-            text(newest, "id")
-        );
+        eprintln!("{} executions are named {name}; showing the newest, ID {}", found.len(), text(newest, "id"));
     }
     pretty(&newest["application"])
 }
@@ -621,11 +443,7 @@ fn exec_app_get(c: &Client, name: &str) -> Result<String, CliError> {
 /// `terminate`: `DELETE /execution/<id>`.
 fn terminate(c: &Client, json: bool, id: u64) -> Result<String, CliError> {
     c.delete(&format!("/execution/{id}"))?;
-    Ok(if json {
-        String::new()
-    } else {
-        format!("Execution {id} terminated\n")
-    })
+    Ok(if json { String::new() } else { format!("Execution {id} terminated\n") })
 }
 
 /// `logs`: `GET /service/<id>/logs`, copied to stdout as it arrives.

@@ -70,21 +70,13 @@ pub struct Options {
 impl Options {
     /// Whether any client option was given (they mean nothing to `master` and `checkpoint`).
     pub fn any_given(&self) -> bool {
-        self.url.is_some()
-            || self.user.is_some()
-            || self.password.is_some()
-            || self.ca_file.is_some()
-            || self.json
+        self.url.is_some() || self.user.is_some() || self.password.is_some() || self.ca_file.is_some() || self.json
     }
 
     /// The server and credentials: flags first, then the environment.
     pub fn connection(&self) -> Result<Connection, CliError> {
-        let mut conn = Connection::resolve(
-            self.url.clone(),
-            self.user.clone(),
-            self.password.clone(),
-            |k| std::env::var(k).ok(),
-        )?;
+        let mut conn =
+            Connection::resolve(self.url.clone(), self.user.clone(), self.password.clone(), |k| std::env::var(k).ok())?;
         conn.ca_file = self
             .ca_file
             .clone()
@@ -221,12 +213,10 @@ pub enum ClientCommand {
 /// for `cleaning up`.
 fn parse_status(s: &str) -> Result<String, String> {
     let spaced = s.trim().replace(['-', '_'], " ");
-    ExecutionStatus::parse(&spaced)
-        .map(|st| st.as_str().to_string())
-        .ok_or_else(|| {
-            let all: Vec<&str> = ExecutionStatus::ALL.iter().map(|s| s.as_str()).collect();
-            format!("not a status; use one of: {}", all.join(", "))
-        })
+    ExecutionStatus::parse(&spaced).map(|st| st.as_str().to_string()).ok_or_else(|| {
+        let all: Vec<&str> = ExecutionStatus::ALL.iter().map(|s| s.as_str()).collect();
+        format!("not a status; use one of: {}", all.join(", "))
+    })
 }
 
 fn parse_seconds(s: &str) -> Result<std::time::Duration, String> {

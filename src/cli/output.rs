@@ -41,10 +41,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
             line.push_str(cell);
             if i < last {
                 let width = widths.get(i).copied().unwrap_or(0);
-                line.extend(std::iter::repeat_n(
-                    ' ',
-                    width.saturating_sub(cell.chars().count()),
-                ));
+                line.extend(std::iter::repeat_n(' ', width.saturating_sub(cell.chars().count())));
             }
         }
         out.push_str(line.trim_end());
@@ -55,11 +52,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 
 /// Lines `key: value` with the values aligned, indented by `indent` spaces.
 pub fn fields(indent: usize, pairs: &[(&str, String)]) -> String {
-    let width = pairs
-        .iter()
-        .map(|(k, _)| k.chars().count() + 1)
-        .max()
-        .unwrap_or(0);
+    let width = pairs.iter().map(|(k, _)| k.chars().count() + 1).max().unwrap_or(0);
     let mut out = String::new();
     for (k, v) in pairs {
         out.push_str(&format!("{:indent$}{:<width$} {v}\n", "", format!("{k}:")));
@@ -68,17 +61,15 @@ pub fn fields(indent: usize, pairs: &[(&str, String)]) -> String {
 }
 
 fn parse_time(v: &Value) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(v.as_str()?, &Rfc3339)
-        .ok()
-        .map(|t| t.to_offset(UtcOffset::UTC))
+    OffsetDateTime::parse(v.as_str()?, &Rfc3339).ok().map(|t| t.to_offset(UtcOffset::UTC))
 }
 
 /// An RFC 3339 time as `2024-05-01 12:34` (UTC), `-` when absent, as is when unparsable.
 pub fn short_time(v: &Value) -> String {
     match parse_time(v) {
-        Some(t) => t
-            .format(format_description!("[year]-[month]-[day] [hour]:[minute]"))
-            .unwrap_or_else(|_| v.to_string()),
+        Some(t) => {
+            t.format(format_description!("[year]-[month]-[day] [hour]:[minute]")).unwrap_or_else(|_| v.to_string())
+        }
         None => raw_or_dash(v),
     }
 }
@@ -87,9 +78,7 @@ pub fn short_time(v: &Value) -> String {
 pub fn long_time(v: &Value) -> String {
     match parse_time(v) {
         Some(t) => t
-            .format(format_description!(
-                "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
-            ))
+            .format(format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC"))
             .unwrap_or_else(|_| v.to_string()),
         None => raw_or_dash(v),
     }
@@ -134,15 +123,9 @@ pub fn number(v: &Value) -> String {
 /// The addresses of each port of a service: `http://127.0.0.1:32768/path` from the published
 /// host endpoint when there is one, else from the container's first IP address.
 pub fn endpoints(service: &Value) -> Vec<(String, String)> {
-    let first_ip = service
-        .get("ip_address")
-        .and_then(Value::as_object)
-        .and_then(|m| m.values().find_map(Value::as_str));
-    let ports = service
-        .get("ports")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or(&[]);
+    let first_ip =
+        service.get("ip_address").and_then(Value::as_object).and_then(|m| m.values().find_map(Value::as_str));
+    let ports = service.get("ports").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
     ports
         .iter()
         .map(|p| {
@@ -153,10 +136,7 @@ pub fn endpoints(service: &Value) -> Vec<(String, String)> {
                 (None, Some(ip)) => {
                     format!("{protocol}://{ip}:{}{path}", number(&p["port_number"]))
                 }
-                (None, None) => format!(
-                    "{protocol}://(no address yet):{}{path}",
-                    number(&p["port_number"])
-                ),
+                (None, None) => format!("{protocol}://(no address yet):{}{path}", number(&p["port_number"])),
             };
             (str_of(p, "name").to_string(), address)
         })
@@ -172,24 +152,15 @@ mod tests {
     fn tables_align_columns_and_do_not_pad_the_last_one() {
         let t = table(
             &["ID", "NAME", "X"],
-            &[
-                vec!["1".into(), "long-name".into(), "a".into()],
-                vec!["22".into(), "b".into(), "".into()],
-            ],
+            &[vec!["1".into(), "long-name".into(), "a".into()], vec!["22".into(), "b".into(), "".into()]],
         );
         assert_eq!(t, "ID  NAME       X\n1   long-name  a\n22  b\n");
     }
 
     #[test]
     fn times_are_shortened_in_utc() {
-        assert_eq!(
-            short_time(&json!("2024-05-01T12:34:56.789+02:00")),
-            "2024-05-01 10:34"
-        );
-        assert_eq!(
-            long_time(&json!("2024-05-01T12:34:56Z")),
-            "2024-05-01 12:34:56 UTC"
-        );
+        assert_eq!(short_time(&json!("2024-05-01T12:34:56.789+02:00")), "2024-05-01 10:34");
+        assert_eq!(long_time(&json!("2024-05-01T12:34:56Z")), "2024-05-01 12:34:56 UTC");
         assert_eq!(short_time(&Value::Null), "-");
         assert_eq!(short_time(&json!("yesterday")), "yesterday");
     }

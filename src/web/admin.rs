@@ -10,8 +10,7 @@ use zoe_actors::{Code, ZoeError};
 use zoe_checkpoints::{ExecutionStatus, Role};
 
 use super::page::{
-    read_form, render, see_other, tell, sentence, show_bytes, show_duration, Layout, PageResult,
-    WebError, WebUser,
+    read_form, render, see_other, sentence, show_bytes, show_duration, tell, Layout, PageResult, WebError, WebUser,
 };
 use super::rows::{rows, ExecutionRow, UserRow};
 use crate::auth::MAX_PASSWORD_BYTES;
@@ -80,42 +79,16 @@ async fn users_page(
     error: String,
     status: StatusCode,
 ) -> PageResult {
-    let list = user
-        .ask(
-            data,
-            Query {
-                caller: user.caller.clone(),
-                what: "user".into(),
-                filters: Map::new(),
-            },
-        )
-        .await?;
+    let list = user.ask(data, Query { caller: user.caller.clone(), what: "user".into(), filters: Map::new() }).await?;
     let mut users: Vec<UserRow> = rows(list);
     users.sort_by(|a, b| a.name.cmp(&b.name));
-    let page = UsersPage {
-        layout: user.layout.at("users"),
-        users,
-        roles: ROLES,
-        name,
-        role,
-        notice,
-        error,
-    };
+    let page = UsersPage { layout: user.layout.at("users"), users, roles: ROLES, name, role, notice, error };
     Ok(render(&page, status))
 }
 
 async fn users(data: web::Data<AppData>, user: WebUser, notice: web::Query<Notice>) -> PageResult {
     admin_only(&user)?;
-    users_page(
-        &user,
-        &data,
-        String::new(),
-        "user".into(),
-        notice.text(),
-        String::new(),
-        StatusCode::OK,
-    )
-    .await
+    users_page(&user, &data, String::new(), "user".into(), notice.text(), String::new(), StatusCode::OK).await
 }
 
 #[derive(serde::Deserialize)]
@@ -129,20 +102,11 @@ struct CreateForm {
 }
 
 fn role_of(role: &str) -> Result<Role, ZoeError> {
-    Role::parse(role).ok_or_else(|| {
-        ZoeError::new(
-            Code::InvalidRole,
-            format!("role {role:?} is not one of admin, user, guest"),
-        )
-    })
+    Role::parse(role)
+        .ok_or_else(|| ZoeError::new(Code::InvalidRole, format!("role {role:?} is not one of admin, user, guest")))
 }
 
-async fn create_user(
-    req: HttpRequest,
-    data: web::Data<AppData>,
-    user: WebUser,
-    payload: web::Payload,
-) -> PageResult {
+async fn create_user(req: HttpRequest, data: web::Data<AppData>, user: WebUser, payload: web::Payload) -> PageResult {
     admin_only(&user)?;
     let form: CreateForm = read_form(&req, &user, &data, payload).await?;
     let name = form.name.trim().to_string();
@@ -154,34 +118,15 @@ async fn create_user(
                 format!("the password must be 1 to {MAX_PASSWORD_BYTES} bytes long"),
             ));
         }
-        let password_hash = crate::api::hash(&data, form.password.clone())
-            .await
-            .map_err(|e| e.0)?;
-        let msg = CreateUser {
-            caller: user.caller.clone(),
-            name: name.clone(),
-            role,
-            password_hash,
-        };
+        let password_hash = crate::api::hash(&data, form.password.clone()).await.map_err(|e| e.0)?;
+        let msg = CreateUser { caller: user.caller.clone(), name: name.clone(), role, password_hash };
         tell(&data, msg).await
     };
     match created.await {
-        Ok(_) => Ok(see_other(&format!(
-            "/admin/users?created={}",
-            query_value(&name)
-        ))),
+        Ok(_) => Ok(see_other(&format!("/admin/users?created={}", query_value(&name)))),
         Err(e) => {
             let status = crate::error::status_of(e.code);
-            users_page(
-                &user,
-                &data,
-                name,
-                form.role,
-                String::new(),
-                sentence(&e.message),
-                status,
-            )
-            .await
+            users_page(&user, &data, name, form.role, String::new(), sentence(&e.message), status).await
         }
     }
 }
@@ -204,19 +149,11 @@ async fn change_role(
     let name = name.into_inner();
     let changed = async {
         let role = role_of(&form.role)?;
-        let msg = UpdateUser {
-            caller: user.caller.clone(),
-            name: name.clone(),
-            role: Some(role),
-            password_hash: None,
-        };
+        let msg = UpdateUser { caller: user.caller.clone(), name: name.clone(), role: Some(role), password_hash: None };
         tell(&data, msg).await
     };
     match changed.await {
-        Ok(_) => Ok(see_other(&format!(
-            "/admin/users?changed={}",
-            query_value(&name)
-        ))),
+        Ok(_) => Ok(see_other(&format!("/admin/users?changed={}", query_value(&name)))),
         Err(e) => refused(&user, &data, e).await,
     }
 }
@@ -232,18 +169,8 @@ async fn delete_user(
     // The form carries nothing but its token.
     let _: serde::de::IgnoredAny = read_form(&req, &user, &data, payload).await?;
     let name = name.into_inner();
-    match data
-        .state
-        .send(DeleteUser {
-            caller: user.caller.clone(),
-            name: name.clone(),
-        })
-        .await
-    {
-        Ok(Ok(())) => Ok(see_other(&format!(
-            "/admin/users?deleted={}",
-            query_value(&name)
-        ))),
+    match data.state.send(DeleteUser { caller: user.caller.clone(), name: name.clone() }).await {
+        Ok(Ok(())) => Ok(see_other(&format!("/admin/users?deleted={}", query_value(&name)))),
         Ok(Err(e)) => refused(&user, &data, e).await,
         Err(e) => Err(user.error(crate::error::ApiError::from(e).0)),
     }
@@ -255,16 +182,7 @@ async fn refused(user: &WebUser, data: &AppData, e: ZoeError) -> PageResult {
         return Err(user.error(e));
     }
     let status = crate::error::status_of(e.code);
-    users_page(
-        user,
-        data,
-        String::new(),
-        "user".into(),
-        String::new(),
-        sentence(&e.message),
-        status,
-    )
-    .await
+    users_page(user, data, String::new(), "user".into(), String::new(), sentence(&e.message), status).await
 }
 
 /// A value for a URL query: only the characters of user names pass as they are.
@@ -321,29 +239,15 @@ fn text(v: &Value, key: &str) -> String {
 
 async fn platform(data: web::Data<AppData>, user: WebUser) -> PageResult {
     admin_only(&user)?;
-    let query = |what: &str| Query {
-        caller: user.caller.clone(),
-        what: what.into(),
-        filters: Map::new(),
-    };
+    let query = |what: &str| Query { caller: user.caller.clone(), what: what.into(), filters: Map::new() };
     let swarm = user.ask(&data, query("stats_swarm")).await?;
     let scheduler = user.ask(&data, query("stats_scheduler")).await?;
     let waiting = user
-        .ask(
-            &data,
-            ListExecutions {
-                caller: user.caller.clone(),
-                status: Some(ExecutionStatus::Scheduled),
-            },
-        )
+        .ask(&data, ListExecutions { caller: user.caller.clone(), status: Some(ExecutionStatus::Scheduled) })
         .await?;
     let swarm = &swarm["stats"];
     let scheduler = &scheduler["stats"];
-    let node = swarm
-        .get("nodes")
-        .and_then(|n| n.get(0))
-        .cloned()
-        .unwrap_or(Value::Null);
+    let node = swarm.get("nodes").and_then(|n| n.get(0)).cloned().unwrap_or(Value::Null);
     let memory_reserved = count(&node, "memory_reserved");
     let memory_total = count(swarm, "memory_total");
     let cores_reserved = num(&node, "cores_reserved");
@@ -365,11 +269,7 @@ async fn platform(data: web::Data<AppData>, user: WebUser) -> PageResult {
         containers: count(swarm, "container_count"),
         containers_running: count(&node, "container_count"),
         images: count(swarm, "image_count"),
-        memory_text: format!(
-            "{} of {}",
-            show_bytes(memory_reserved),
-            show_bytes(memory_total)
-        ),
+        memory_text: format!("{} of {}", show_bytes(memory_reserved), show_bytes(memory_total)),
         memory_reserved,
         memory_total,
         cores_text: format!("{cores_reserved:.1} of {cores_total:.0}"),

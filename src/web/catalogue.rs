@@ -54,8 +54,7 @@ mod tests {
     #[test]
     fn every_entry_is_a_valid_description() {
         for e in CATALOGUE {
-            let v: serde_json::Value =
-                serde_json::from_str(e.json).unwrap_or_else(|err| panic!("{}: {err}", e.key));
+            let v: serde_json::Value = serde_json::from_str(e.json).unwrap_or_else(|err| panic!("{}: {err}", e.key));
             parse_application(&v).unwrap_or_else(|err| panic!("{}: {err}", e.key));
             assert!(zoe_checkpoints::is_dns_label(e.execution_name));
             assert_eq!(find(e.key).map(|f| f.key), Some(e.key));

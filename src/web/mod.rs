@@ -55,10 +55,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/executions/{id}", web::get().to(execution))
         .route("/executions/{id}/terminate", web::post().to(terminate))
         .route("/executions/{id}/restart", web::post().to(restart))
-        .route(
-            "/executions/{id}/services/{sid}/log",
-            web::get().to(service_log),
-        )
+        .route("/executions/{id}/services/{sid}/log", web::get().to(service_log))
         .configure(admin::configure);
 }
 
@@ -79,10 +76,7 @@ async fn css() -> HttpResponse {
 }
 
 async fn js() -> HttpResponse {
-    asset(
-        "text/javascript; charset=utf-8",
-        include_str!("static/zoe.js"),
-    )
+    asset("text/javascript; charset=utf-8", include_str!("static/zoe.js"))
 }
 
 /// An id from the path; anything else is a page that does not exist.
@@ -92,39 +86,17 @@ fn parse_id(user: &WebUser, raw: &str) -> Result<u64, page::WebError> {
 
 /// The execution `id` with all its services (the API lists only live ones) and its
 /// application, if the caller may see it: the same checks as every state actor message.
-async fn visible_execution(
-    user: &WebUser,
-    data: &AppData,
-    id: u64,
-) -> Result<Arc<Execution>, page::WebError> {
-    let state = data
-        .state
-        .send(Snapshot {})
-        .await
-        .map_err(|e| user.error(crate::error::ApiError::from(e).0))?;
+async fn visible_execution(user: &WebUser, data: &AppData, id: u64) -> Result<Arc<Execution>, page::WebError> {
+    let state = data.state.send(Snapshot {}).await.map_err(|e| user.error(crate::error::ApiError::from(e).0))?;
     transitions::check_caller(&state, &user.caller).map_err(|e| user.error(e))?;
     let e = transitions::visible_execution(&state, &user.caller, id).map_err(|e| user.error(e))?;
     Ok(e.clone())
 }
 
 /// The execution `id` as the API shows it.
-async fn execution_row(
-    user: &WebUser,
-    data: &AppData,
-    id: u64,
-) -> Result<ExecutionRow, page::WebError> {
-    let v = user
-        .ask(
-            data,
-            GetExecution {
-                caller: user.caller.clone(),
-                id,
-            },
-        )
-        .await?;
-    rows::<ExecutionRow>(v)
-        .pop()
-        .ok_or_else(|| user.not_found("such execution"))
+async fn execution_row(user: &WebUser, data: &AppData, id: u64) -> Result<ExecutionRow, page::WebError> {
+    let v = user.ask(data, GetExecution { caller: user.caller.clone(), id }).await?;
+    rows::<ExecutionRow>(v).pop().ok_or_else(|| user.not_found("such execution"))
 }
 
 // ---------------------------------------------------------------------------------- executions
@@ -138,26 +110,11 @@ struct ExecutionsPage {
 }
 
 async fn executions(data: web::Data<AppData>, user: WebUser) -> PageResult {
-    let list = user
-        .ask(
-            &data,
-            ListExecutions {
-                caller: user.caller.clone(),
-                status: None,
-            },
-        )
-        .await?;
+    let list = user.ask(&data, ListExecutions { caller: user.caller.clone(), status: None }).await?;
     let mut executions: Vec<ExecutionRow> = rows(list);
     executions.reverse();
     let refresh = executions.iter().any(ExecutionRow::is_moving);
-    Ok(render(
-        &ExecutionsPage {
-            layout: user.layout.at("executions"),
-            executions,
-            refresh,
-        },
-        StatusCode::OK,
-    ))
+    Ok(render(&ExecutionsPage { layout: user.layout.at("executions"), executions, refresh }, StatusCode::OK))
 }
 
 #[derive(Template)]
@@ -172,17 +129,8 @@ async fn execution(data: web::Data<AppData>, user: WebUser, id: web::Path<String
     let id = parse_id(&user, &id)?;
     let row = execution_row(&user, &data, id).await?;
     let e = visible_execution(&user, &data, id).await?;
-    let services = rows(Value::Array(
-        e.services.iter().map(|s| views::service(&e, s)).collect(),
-    ));
-    Ok(render(
-        &ExecutionPage {
-            layout: user.layout.at("executions"),
-            e: row,
-            services,
-        },
-        StatusCode::OK,
-    ))
+    let services = rows(Value::Array(e.services.iter().map(|s| views::service(&e, s)).collect()));
+    Ok(render(&ExecutionPage { layout: user.layout.at("executions"), e: row, services }, StatusCode::OK))
 }
 
 /// The form of a button that acts on an execution.
@@ -197,9 +145,7 @@ struct ActionForm {
 fn back_to(next: &str, id: u64) -> String {
     let local = next.starts_with("/executions")
         && !next.contains("//")
-        && next
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_'));
+        && next.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_'));
     if local {
         next.to_string()
     } else {
@@ -216,14 +162,7 @@ async fn terminate(
 ) -> PageResult {
     let id = parse_id(&user, &id)?;
     let form: ActionForm = read_form(&req, &user, &data, payload).await?;
-    user.ask(
-        &data,
-        TerminateExecution {
-            caller: user.caller.clone(),
-            id,
-        },
-    )
-    .await?;
+    user.ask(&data, TerminateExecution { caller: user.caller.clone(), id }).await?;
     Ok(see_other(&back_to(&form.next, id)))
 }
 
@@ -238,11 +177,8 @@ async fn restart(
     let id = parse_id(&user, &id)?;
     let _: ActionForm = read_form(&req, &user, &data, payload).await?;
     let old = visible_execution(&user, &data, id).await?;
-    let msg = SubmitExecution {
-        caller: user.caller.clone(),
-        name: old.name.clone(),
-        application: old.application.clone(),
-    };
+    let msg =
+        SubmitExecution { caller: user.caller.clone(), name: old.name.clone(), application: old.application.clone() };
     let new_id = user.ask(&data, msg).await?;
     Ok(see_other(&format!("/executions/{new_id}")))
 }
@@ -295,10 +231,7 @@ impl NewExecutionPage {
         match e.code {
             Code::InvalidName | Code::ExecutionNameInUse => self.name_error = e.message.clone(),
             Code::InvalidDescription(_) => {
-                let (path, message) = e
-                    .message
-                    .split_once(": ")
-                    .unwrap_or(("application", &e.message));
+                let (path, message) = e.message.split_once(": ").unwrap_or(("application", &e.message));
                 self.description_path = path.to_string();
                 self.description_error = message.to_string();
             }
@@ -321,10 +254,7 @@ async fn new_execution(user: WebUser, params: web::Query<NewParams>) -> PageResu
         form.name = entry.execution_name.to_string();
         form.description = entry.json.to_string();
     }
-    Ok(render(
-        &NewExecutionPage::new(&user.layout, form),
-        StatusCode::OK,
-    ))
+    Ok(render(&NewExecutionPage::new(&user.layout, form), StatusCode::OK))
 }
 
 /// Reads the description of the form: the text box, or the catalogue entry when it is empty.
@@ -343,11 +273,7 @@ fn description_of(form: &mut NewExecutionForm, max_bytes: usize) -> Result<Appli
     let v: Value = serde_json::from_str(&form.description).map_err(|e| {
         ZoeError::new(
             Code::InvalidDescription("invalid_json"),
-            format!(
-                "application: this is not valid JSON (line {}, column {}: {e})",
-                e.line(),
-                e.column()
-            ),
+            format!("application: this is not valid JSON (line {}, column {}: {e})", e.line(), e.column()),
         )
     })?;
     crate::api::parse_description(&v, max_bytes)
@@ -364,20 +290,13 @@ async fn submit_execution(
     data.limits.submission(&user.caller, std::time::Instant::now()).map_err(|e| user.error(e))?;
     let refused = |form: NewExecutionForm, e: ZoeError| {
         let status = crate::error::status_of(e.code);
-        Ok(render(
-            &NewExecutionPage::new(&user.layout, form).with_error(&e),
-            status,
-        ))
+        Ok(render(&NewExecutionPage::new(&user.layout, form).with_error(&e), status))
     };
     let application = match description_of(&mut form, data.config.max_description_bytes) {
         Ok(a) => a,
         Err(e) => return refused(form, e),
     };
-    let msg = SubmitExecution {
-        caller: user.caller.clone(),
-        name: form.name.clone(),
-        application,
-    };
+    let msg = SubmitExecution { caller: user.caller.clone(), name: form.name.clone(), application };
     match data.state.send(msg).await {
         Ok(Ok(id)) => Ok(see_other(&format!("/executions/{id}"))),
         Ok(Err(e)) => refused(form, e),
@@ -399,78 +318,34 @@ struct LogPage {
     note: String,
 }
 
-async fn service_log(
-    data: web::Data<AppData>,
-    user: WebUser,
-    ids: web::Path<(String, String)>,
-) -> PageResult {
+async fn service_log(data: web::Data<AppData>, user: WebUser, ids: web::Path<(String, String)>) -> PageResult {
     let id = parse_id(&user, &ids.0)?;
     let sid = parse_id(&user, &ids.1)?;
     let row = execution_row(&user, &data, id).await?;
-    let service = user
-        .ask(
-            &data,
-            GetService {
-                caller: user.caller.clone(),
-                id: sid,
-            },
-        )
-        .await?;
+    let service = user.ask(&data, GetService { caller: user.caller.clone(), id: sid }).await?;
     if service.get("execution_id").and_then(Value::as_u64) != Some(id) {
         return Err(user.not_found("such service"));
     }
-    let s = rows::<ServiceRow>(service)
-        .pop()
-        .ok_or_else(|| user.not_found("such service"))?;
+    let s = rows::<ServiceRow>(service).pop().ok_or_else(|| user.not_found("such service"))?;
     let live = row.is_active() && s.docker_id.is_some();
-    let (log, note) = match crate::api::service_log_response(
-        &data,
-        user.caller.clone(),
-        sid,
-        false,
-        Some(LOG_LINES),
-    )
-    .await
-    {
-        Ok(resp) => match actix_web::body::to_bytes_limited(
-            resp.into_body(),
-            8 * data.config.log_tail_bytes.max(1 << 20),
-        )
+    let (log, note) = match crate::api::service_log_response(&data, user.caller.clone(), sid, false, Some(LOG_LINES))
         .await
-        {
-            Ok(Ok(bytes)) => (
-                last_lines(&String::from_utf8_lossy(&bytes), LOG_LINES as usize),
-                String::new(),
-            ),
-            Ok(Err(e)) => (String::new(), format!("The log could not be read: {e}")),
-            Err(_) => (String::new(), "The log is too large to show here.".into()),
-        },
-        Err(crate::error::ApiError(e))
-            if e.code == Code::NotFound || e.code == Code::NoSuchService =>
-        {
-            (
-                String::new(),
-                "There is no log yet: the container has not started or has written nothing.".into(),
-            )
+    {
+        Ok(resp) => {
+            match actix_web::body::to_bytes_limited(resp.into_body(), 8 * data.config.log_tail_bytes.max(1 << 20)).await
+            {
+                Ok(Ok(bytes)) => (last_lines(&String::from_utf8_lossy(&bytes), LOG_LINES as usize), String::new()),
+                Ok(Err(e)) => (String::new(), format!("The log could not be read: {e}")),
+                Err(_) => (String::new(), "The log is too large to show here.".into()),
+            }
+        }
+        Err(crate::error::ApiError(e)) if e.code == Code::NotFound || e.code == Code::NoSuchService => {
+            (String::new(), "There is no log yet: the container has not started or has written nothing.".into())
         }
         Err(crate::error::ApiError(e)) => return Err(user.error(e)),
     };
-    let note = if note.is_empty() && log.is_empty() {
-        "The log is empty so far.".to_string()
-    } else {
-        note
-    };
-    Ok(render(
-        &LogPage {
-            layout: user.layout.at("executions"),
-            e: row,
-            s,
-            live,
-            log,
-            note,
-        },
-        StatusCode::OK,
-    ))
+    let note = if note.is_empty() && log.is_empty() { "The log is empty so far.".to_string() } else { note };
+    Ok(render(&LogPage { layout: user.layout.at("executions"), e: row, s, live, log, note }, StatusCode::OK))
 }
 
 /// The last `n` lines of a text.
@@ -505,28 +380,12 @@ mod tests {
 
     #[test]
     fn description_errors_name_their_field() {
-        let mut form = NewExecutionForm {
-            description: r#"{"name": "x"}"#.into(),
-            ..Default::default()
-        };
+        let mut form = NewExecutionForm { description: r#"{"name": "x"}"#.into(), ..Default::default() };
         let e = description_of(&mut form, 65536).unwrap_err();
-        assert!(
-            e.message.starts_with("application.version: "),
-            "{}",
-            e.message
-        );
-        let mut form = NewExecutionForm {
-            description: "{".into(),
-            ..Default::default()
-        };
-        assert_eq!(
-            description_of(&mut form, 65536).unwrap_err().code,
-            Code::InvalidDescription("invalid_json")
-        );
-        let mut form = NewExecutionForm {
-            app: "batch".into(),
-            ..Default::default()
-        };
+        assert!(e.message.starts_with("application.version: "), "{}", e.message);
+        let mut form = NewExecutionForm { description: "{".into(), ..Default::default() };
+        assert_eq!(description_of(&mut form, 65536).unwrap_err().code, Code::InvalidDescription("invalid_json"));
+        let mut form = NewExecutionForm { app: "batch".into(), ..Default::default() };
         assert!(description_of(&mut form, 65536).is_ok());
         assert!(form.description.contains("step"));
     }

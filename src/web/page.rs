@@ -51,10 +51,7 @@ impl Layout {
 
     /// The same frame with another section highlighted.
     pub fn at(&self, section: &'static str) -> Layout {
-        Layout {
-            section,
-            ..self.clone()
-        }
+        Layout { section, ..self.clone() }
     }
 }
 
@@ -66,9 +63,7 @@ pub struct WebUser {
 }
 
 fn deployment_of(req: &HttpRequest) -> String {
-    req.app_data::<web::Data<AppData>>()
-        .map(|d| d.config.deployment_name.clone())
-        .unwrap_or_default()
+    req.app_data::<web::Data<AppData>>().map(|d| d.config.deployment_name.clone()).unwrap_or_default()
 }
 
 impl FromRequest for WebUser {
@@ -127,10 +122,7 @@ impl WebUser {
 
     /// The error page for a page this user may not see: the same 404 as for a missing one.
     pub fn not_found(&self, what: &str) -> WebError {
-        self.error(ZoeError::new(
-            Code::NotFound,
-            format!("There is no {what} here."),
-        ))
+        self.error(ZoeError::new(Code::NotFound, format!("There is no {what} here.")))
     }
 
     /// Checks a state-changing request: the form's token must be this user's, and a browser
@@ -148,9 +140,7 @@ impl WebUser {
             return Err(forbidden("This form was sent from another web site."));
         }
         if !constant_time_eq(token.as_bytes(), self.layout.csrf.as_bytes()) {
-            return Err(forbidden(
-                "This form is out of date or was not made by this Zoe.",
-            ));
+            return Err(forbidden("This form is out of date or was not made by this Zoe."));
         }
         Ok(())
     }
@@ -205,27 +195,17 @@ pub async fn read_form<T: DeserializeOwned>(
 }
 
 async fn read_body(user: &WebUser, data: &AppData, payload: web::Payload) -> Result<String, WebError> {
-    let body = crate::api::read_limited(payload, data.config.max_body_bytes, "form")
-        .await
-        .map_err(|e| user.error(e))?;
-    String::from_utf8(body.to_vec()).map_err(|_| {
-        user.error(ZoeError::new(
-            Code::InvalidRequest,
-            "The form is not valid UTF-8 text.",
-        ))
-    })
+    let body =
+        crate::api::read_limited(payload, data.config.max_body_bytes, "form").await.map_err(|e| user.error(e))?;
+    String::from_utf8(body.to_vec())
+        .map_err(|_| user.error(ZoeError::new(Code::InvalidRequest, "The form is not valid UTF-8 text.")))
 }
 
 fn parse_form<T: DeserializeOwned>(user: &WebUser, text: &str) -> Result<T, WebError> {
     // A form body has the syntax of a query string.
     web::Query::<T>::from_query(text)
         .map(web::Query::into_inner)
-        .map_err(|e| {
-            user.error(ZoeError::new(
-                Code::InvalidRequest,
-                format!("The form is incomplete: {e}"),
-            ))
-        })
+        .map_err(|e| user.error(ZoeError::new(Code::InvalidRequest, format!("The form is incomplete: {e}"))))
 }
 
 /// Renders a page with the headers every page gets.
@@ -253,9 +233,7 @@ pub fn render(page: &impl Template, status: StatusCode) -> HttpResponse {
 
 /// POST/redirect/GET: where to go after a change.
 pub fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, location))
-        .finish()
+    HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
 }
 
 /// A refusal shown as an HTML page, in the frame of the user who asked.
@@ -278,9 +256,7 @@ impl WebError {
                 "Please sign in",
                 "This page needs your Zoe user name and password. Reload the page to sign in again.".to_string(),
             ),
-            Code::NoSuchExecution | Code::NoSuchService | Code::NoSuchUser | Code::NotFound => {
-                ("Not found", e.message)
-            }
+            Code::NoSuchExecution | Code::NoSuchService | Code::NoSuchUser | Code::NotFound => ("Not found", e.message),
             Code::TooManyFailedLogins => ("Too many failed sign-ins", e.message),
             Code::QuotaExceeded => ("Quota exceeded", e.message),
             Code::CheckpointFailed | Code::Unavailable => ("Zoe is not available right now", e.message),
@@ -343,10 +319,7 @@ impl ResponseError for WebError {
         let mut resp = render(&page, self.status);
         let headers = resp.headers_mut();
         if self.status == StatusCode::UNAUTHORIZED {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static(crate::error::REALM),
-            );
+            headers.insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static(crate::error::REALM));
         }
         if let Some(secs) = self.retry_after {
             headers.insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
@@ -414,16 +387,8 @@ mod tests {
 
     #[test]
     fn tokens_differ_per_user_and_compare_exactly() {
-        let a = Caller {
-            id: 1,
-            name: "alice".into(),
-            role: zoe_checkpoints::Role::User,
-        };
-        let b = Caller {
-            id: 2,
-            name: "alice".into(),
-            role: zoe_checkpoints::Role::User,
-        };
+        let a = Caller { id: 1, name: "alice".into(), role: zoe_checkpoints::Role::User };
+        let b = Caller { id: 2, name: "alice".into(), role: zoe_checkpoints::Role::User };
         assert_eq!(csrf_token(&a), csrf_token(&a));
         assert_ne!(csrf_token(&a), csrf_token(&b));
         assert!(constant_time_eq(b"abc", b"abc"));
@@ -435,14 +400,8 @@ mod tests {
     fn times_sizes_and_durations_read_well() {
         assert_eq!(show_time("2025-11-25T09:07:03.5Z"), "2025-11-25 09:07:03");
         assert_eq!(show_time("garbage"), "garbage");
-        assert_eq!(
-            show_duration("2025-11-25T09:00:00Z", Some("2025-11-25T10:02:00Z")),
-            "1 h 02 min"
-        );
-        assert_eq!(
-            show_duration("2025-11-25T09:00:00Z", Some("2025-11-25T09:00:42Z")),
-            "42 s"
-        );
+        assert_eq!(show_duration("2025-11-25T09:00:00Z", Some("2025-11-25T10:02:00Z")), "1 h 02 min");
+        assert_eq!(show_duration("2025-11-25T09:00:00Z", Some("2025-11-25T09:00:42Z")), "42 s");
         assert_eq!(show_bytes(512), "512 bytes");
         assert_eq!(show_bytes(3 << 29), "1.5 GiB");
         assert_eq!(show_bytes(64 << 20), "64 MiB");

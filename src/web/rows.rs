@@ -52,10 +52,7 @@ impl ExecutionRow {
 
     /// Whether the page should refresh itself: the status is about to change on its own.
     pub fn is_moving(&self) -> bool {
-        matches!(
-            self.status.as_str(),
-            "scheduled" | "starting" | "cleaning up"
-        )
+        matches!(self.status.as_str(), "scheduled" | "starting" | "cleaning up")
     }
 
     /// The CSS class of the status badge.
@@ -68,17 +65,11 @@ impl ExecutionRow {
     }
 
     pub fn started(&self) -> String {
-        self.time_started
-            .as_deref()
-            .map(show_time)
-            .unwrap_or_default()
+        self.time_started.as_deref().map(show_time).unwrap_or_default()
     }
 
     pub fn finished(&self) -> String {
-        self.time_finished
-            .as_deref()
-            .map(show_time)
-            .unwrap_or_default()
+        self.time_finished.as_deref().map(show_time).unwrap_or_default()
     }
 
     /// How long it ran (or has been running).
@@ -107,12 +98,8 @@ impl ExecutionRow {
     pub fn status_text(&self) -> String {
         match self.status.as_str() {
             "scheduled" => match self.queue_position {
-                Some(1) => {
-                    "Waiting in the queue: it is next and starts when there is room for it.".into()
-                }
-                Some(n) => format!(
-                    "Waiting in the queue, at position {n}: it starts when there is room for it."
-                ),
+                Some(1) => "Waiting in the queue: it is next and starts when there is room for it.".into(),
+                Some(n) => format!("Waiting in the queue, at position {n}: it starts when there is room for it."),
                 None => "Waiting in the queue.".into(),
             },
             "starting" => "Its containers are being created.".into(),
@@ -165,11 +152,7 @@ impl PortRow {
     pub fn url(&self) -> String {
         match &self.host_endpoint {
             Some(h) if self.expose => {
-                let scheme = if self.protocol == "https" {
-                    "https"
-                } else {
-                    "http"
-                };
+                let scheme = if self.protocol == "https" { "https" } else { "http" };
                 format!("{scheme}://{h}{}", self.path)
             }
             _ => String::new(),

@@ -24,10 +24,7 @@ fn info_needs_credentials_and_answers_the_0_9_7_shape() {
     let (s, headers, v) = m.call_full("GET", "/api/0.6/info", None, None);
     assert_eq!(s, 401, "{v}");
     assert_eq!(v["code"], "unauthorized");
-    assert!(
-        headers.iter().any(|(k, val)| k == "www-authenticate" && val == "Basic realm=\"zoe\""),
-        "{headers:?}"
-    );
+    assert!(headers.iter().any(|(k, val)| k == "www-authenticate" && val == "Basic realm=\"zoe\""), "{headers:?}");
     assert_error(&m.get("/api/0.6/info", ("zoeadmin", "wrong")), 401, "unauthorized");
     assert_error(&m.get("/api/0.6/info", ("nobody", "x")), 401, "unauthorized");
     // A malformed Authorization header is a 401 too, not a 500.
@@ -134,11 +131,16 @@ fn executions_are_queued_listed_scoped_and_terminated() {
     assert_error(&m.get("/api/0.6/execution?status=sleeping", ADMIN), 400, "invalid_request");
 
     // Names: DNS labels, unique among the owner's active executions.
-    let submit = |auth, name: &str, app: Value| m.post("/api/0.6/execution", auth, &json!({"name": name, "application": app}));
+    let submit =
+        |auth, name: &str, app: Value| m.post("/api/0.6/execution", auth, &json!({"name": name, "application": app}));
     assert_error(&submit(alice, "wc1", app("img", None)), 409, "execution_name_in_use");
     assert_error(&submit(alice, "Word Count", app("img", None)), 400, "invalid_name");
     assert_error(&submit(alice, &"x".repeat(60), app("img", None)), 400, "too_long");
-    assert_error(&m.post("/api/0.6/execution", alice, &json!({"application": app("img", None)})), 400, "invalid_request");
+    assert_error(
+        &m.post("/api/0.6/execution", alice, &json!({"application": app("img", None)})),
+        400,
+        "invalid_request",
+    );
     assert_error(&m.post("/api/0.6/execution", alice, &json!({"name": "x"})), 400, "invalid_request");
 
     // Invalid descriptions are 400s that name the field, never 500s.
@@ -313,7 +315,9 @@ fn roles_and_passwords_change_through_put() {
     let m = master("put");
     m.create_user("alice", "user", "pa");
     m.create_user("bob", "user", "pb");
-    let put = |auth, who: &str, body: Value| m.call("PUT", &format!("/api/0.6/user/{who}"), Some(auth), Some(&body.to_string()));
+    let put = |auth, who: &str, body: Value| {
+        m.call("PUT", &format!("/api/0.6/user/{who}"), Some(auth), Some(&body.to_string()))
+    };
     // Users change their own password, not their role, and cannot see others.
     assert_eq!(put(("alice", "pa"), "alice", json!({"password": "pa2"})).0, 200);
     assert_error(&m.get("/api/0.6/info", ("alice", "pa")), 401, "unauthorized");
@@ -353,7 +357,8 @@ fn health_readiness_and_metrics_need_no_credentials_and_count_requests() {
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
     }
-    let written: f64 = text.lines().find_map(|l| l.strip_prefix("zoe_checkpoint_writes_total ")).unwrap().parse().unwrap();
+    let written: f64 =
+        text.lines().find_map(|l| l.strip_prefix("zoe_checkpoint_writes_total ")).unwrap().parse().unwrap();
     assert!(written >= 2.0, "{text}");
     assert!(!text.contains("alice"), "metrics reveal no names");
 }
@@ -371,7 +376,11 @@ fn a_config_file_is_read_and_the_environment_and_flags_win_over_it() {
     m.create_user("gina", "guest", "pg");
     m.submit(("gina", "pg"), "one", &app("img", None));
     m.submit(("gina", "pg"), "two", &app("img", None));
-    assert_error(&m.post("/api/0.6/execution", ("gina", "pg"), &json!({"name": "three", "application": app("img", None)})), 402, "quota_exceeded");
+    assert_error(
+        &m.post("/api/0.6/execution", ("gina", "pg"), &json!({"name": "three", "application": app("img", None)})),
+        402,
+        "quota_exceeded",
+    );
     let (_, stats) = m.post("/api/0.6/query", ADMIN, &json!({"what": "stats_scheduler"}));
     assert_eq!(stats["stats"]["memory_total"], 1u64 << 30, "{stats}");
     drop(m);

@@ -13,13 +13,7 @@ use crate::common::{app, temp_dir, zoe_bin, Master, ADMIN};
 const NO_DOCKER: &[&str] = &["--no-docker"];
 
 fn checkpoint_cmd(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(zoe_bin())
-        .arg("checkpoint")
-        .args(args)
-        .arg("--state-dir")
-        .arg(dir)
-        .output()
-        .unwrap();
+    let out = Command::new(zoe_bin()).arg("checkpoint").args(args).arg("--state-dir").arg(dir).output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
 }
@@ -51,10 +45,8 @@ fn every_acknowledged_change_survives_sigkill() {
             .map(|t| {
                 let (acked, stop, url) = (acked.clone(), stop.clone(), url.clone());
                 std::thread::spawn(move || {
-                    let agent: ureq::Agent = ureq::Agent::config_builder()
-                        .timeout_global(Some(Duration::from_secs(5)))
-                        .build()
-                        .into();
+                    let agent: ureq::Agent =
+                        ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(5))).build().into();
                     let auth = "Basic YWxpY2U6cGE="; // alice:pa
                     for n in 0.. {
                         if stop.load(Ordering::SeqCst) {

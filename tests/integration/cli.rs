@@ -34,15 +34,9 @@ impl Run {
     #[track_caller]
     fn fails(&self, code: i32, text: &str) {
         assert_eq!(self.code, code, "expected exit {code}: {self:#?}");
-        assert!(
-            self.stderr.contains(text),
-            "expected {text:?} on stderr: {self:#?}"
-        );
+        assert!(self.stderr.contains(text), "expected {text:?} on stderr: {self:#?}");
         let last = self.stderr.lines().last().unwrap_or("");
-        assert!(
-            last.starts_with("zoe: ") || self.stderr.starts_with("error: "),
-            "{self:#?}"
-        );
+        assert!(last.starts_with("zoe: ") || self.stderr.starts_with("error: "), "{self:#?}");
     }
 
     #[track_caller]
@@ -61,11 +55,7 @@ struct Env<'a> {
 
 impl<'a> Env<'a> {
     fn of(m: &'a Master, (user, pass): (&'a str, &'a str)) -> Self {
-        Env {
-            url: &m.url,
-            user,
-            pass,
-        }
+        Env { url: &m.url, user, pass }
     }
 
     fn run(&self, args: &[&str]) -> Run {
@@ -77,32 +67,14 @@ impl<'a> Env<'a> {
 /// more than a minute.
 fn zoe(env: Option<Env>, args: &[&str], stdin: Option<&str>) -> Run {
     let mut cmd = Command::new(zoe_bin());
-    cmd.args(args)
-        .env_remove("ZOE_URL")
-        .env_remove("ZOE_USER")
-        .env_remove("ZOE_PASS");
+    cmd.args(args).env_remove("ZOE_URL").env_remove("ZOE_USER").env_remove("ZOE_PASS");
     if let Some(e) = env {
-        cmd.env("ZOE_URL", e.url)
-            .env("ZOE_USER", e.user)
-            .env("ZOE_PASS", e.pass);
+        cmd.env("ZOE_URL", e.url).env("ZOE_USER", e.user).env("ZOE_PASS", e.pass);
     }
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     if let Some(text) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     }
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
@@ -151,86 +123,37 @@ fn settings_errors_are_one_line_and_unreachable_servers_fail_fast() {
     let no_user = zoe(None, &["--url", "http://127.0.0.1:9", "exec-ls"], None);
     no_user.fails(2, "no user name given: set ZOE_USER or pass --user");
     assert_eq!(no_user.stderr.lines().count(), 1);
-    let no_pass = zoe(
-        None,
-        &["--url", "http://127.0.0.1:9", "--user", "u", "user-ls"],
-        None,
-    );
+    let no_pass = zoe(None, &["--url", "http://127.0.0.1:9", "--user", "u", "user-ls"], None);
     no_pass.fails(2, "no password given: set ZOE_PASS or pass --password");
-    zoe(
-        None,
-        &[
-            "--url",
-            "ftp://example.org",
-            "--user",
-            "u",
-            "--password",
-            "p",
-            "stats",
-        ],
-        None,
-    )
-    .fails(2, "use http:// or https://");
+    zoe(None, &["--url", "ftp://example.org", "--user", "u", "--password", "p", "stats"], None)
+        .fails(2, "use http:// or https://");
     // Usage errors from the argument parser also exit 2.
     zoe(None, &["exec-get", "not-a-number"], None).fails(2, "invalid value");
     zoe(None, &["user-set", "bob"], None).fails(2, "required arguments");
     zoe(None, &["start", "x", &good, "--timeout", "3"], None).fails(2, "--wait");
 
     // A closed port: exit 3 after the bounded retry (3 attempts, 1.5 s of pauses), quickly.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = format!("http://127.0.0.1:{port}/");
     let started = Instant::now();
-    let refused = zoe(
-        Some(Env {
-            url: &url,
-            user: "u",
-            pass: "p",
-        }),
-        &["exec-ls"],
-        None,
-    );
+    let refused = zoe(Some(Env { url: &url, user: "u", pass: "p" }), &["exec-ls"], None);
     let took = started.elapsed();
     refused.fails(3, &format!("cannot connect to http://127.0.0.1:{port}"));
     assert!(refused.stderr.contains("tried 3 times"), "{refused:#?}");
-    assert!(
-        took >= Duration::from_millis(1400) && took < Duration::from_secs(10),
-        "took {took:?}"
-    );
+    assert!(took >= Duration::from_millis(1400) && took < Duration::from_secs(10), "took {took:?}");
 
     // app-validate needs no server and uses the server's validation.
-    assert_eq!(
-        zoe(None, &["app-validate", &good], None).ok(),
-        "Static validation OK\n"
-    );
+    assert_eq!(zoe(None, &["app-validate", &good], None).ok(), "Static validation OK\n");
     let mut bad = app(IMAGE, None);
     bad["services"][0]["ports"] = json!([{"name": "p", "protocol": "tcp", "port_number": "80"}]);
     let bad = json_file(&dir, "bad.json", &bad);
-    zoe(None, &["app-validate", &bad], None).fails(
-        1,
-        "application.services[0].ports[0].port_number: must be an integer",
-    );
+    zoe(None, &["app-validate", &bad], None)
+        .fails(1, "application.services[0].ports[0].port_number: must be an integer");
     zoe(None, &["app-validate", &bad], None).fails(1, "(wrong_type)");
     std::fs::write(dir.join("broken.json"), "{\"name\": ").unwrap();
-    zoe(
-        None,
-        &["app-validate", dir.join("broken.json").to_str().unwrap()],
-        None,
-    )
-    .fails(1, "(invalid_json)");
-    zoe(
-        None,
-        &["app-validate", dir.join("missing.json").to_str().unwrap()],
-        None,
-    )
-    .fails(2, "cannot read");
-    assert_eq!(
-        zoe(None, &["--json", "app-validate", &good], None).json(),
-        json!({"valid": true})
-    );
+    zoe(None, &["app-validate", dir.join("broken.json").to_str().unwrap()], None).fails(1, "(invalid_json)");
+    zoe(None, &["app-validate", dir.join("missing.json").to_str().unwrap()], None).fails(2, "cannot read");
+    assert_eq!(zoe(None, &["--json", "app-validate", &good], None).json(), json!({"valid": true}));
 }
 
 #[test]
@@ -238,149 +161,54 @@ fn users_and_stats_through_the_client() {
     let m = Master::start_in(&temp_dir("cli-users"), &["--no-docker"]);
     let admin = Env::of(&m, ADMIN);
 
-    let out = admin.run(&[
-        "user-new",
-        "--name",
-        "alice",
-        "--password",
-        "pa",
-        "--role",
-        "user",
-    ]);
+    let out = admin.run(&["user-new", "--name", "alice", "--password", "pa", "--role", "user"]);
     assert!(out.ok().contains("User alice created"), "{out:#?}");
-    admin
-        .run(&[
-            "user-new",
-            "--name",
-            "alice",
-            "--password",
-            "x",
-            "--role",
-            "user",
-        ])
-        .fails(1, "(user_exists)");
-    admin
-        .run(&[
-            "user-new",
-            "--name",
-            "bob",
-            "--password",
-            "x",
-            "--role",
-            "boss",
-        ])
-        .fails(2, "invalid value 'boss'");
-    admin
-        .run(&[
-            "user-new",
-            "--name",
-            "Bad Name",
-            "--password",
-            "x",
-            "--role",
-            "user",
-        ])
-        .fails(1, "(invalid_name)");
+    admin.run(&["user-new", "--name", "alice", "--password", "x", "--role", "user"]).fails(1, "(user_exists)");
+    admin.run(&["user-new", "--name", "bob", "--password", "x", "--role", "boss"]).fails(2, "invalid value 'boss'");
+    admin.run(&["user-new", "--name", "Bad Name", "--password", "x", "--role", "user"]).fails(1, "(invalid_name)");
     // The password from standard input when not given (stdin is not a terminal here).
-    let piped = zoe(
-        Some(admin),
-        &["user-new", "--name", "carol", "--role", "guest"],
-        Some("cpass\n"),
-    );
+    let piped = zoe(Some(admin), &["user-new", "--name", "carol", "--role", "guest"], Some("cpass\n"));
     piped.ok();
-    Env::of(&m, ("carol", "cpass"))
-        .run(&["user-get", "carol"])
-        .ok();
-    admin
-        .run(&["user-new", "--name", "dave", "--role", "user"])
-        .fails(2, "standard input was empty");
+    Env::of(&m, ("carol", "cpass")).run(&["user-get", "carol"]).ok();
+    admin.run(&["user-new", "--name", "dave", "--role", "user"]).fails(2, "standard input was empty");
 
     let alice = Env::of(&m, ("alice", "pa"));
     let got = alice.run(&["user-get", "alice"]);
     assert!(got.ok().contains("User: alice\nRole: user\n"), "{got:#?}");
-    admin
-        .run(&["user-get", "nobody"])
-        .fails(1, "(no_such_user)");
-    alice
-        .run(&[
-            "user-new",
-            "--name",
-            "eve",
-            "--password",
-            "x",
-            "--role",
-            "user",
-        ])
-        .fails(1, "(admin_only)");
+    admin.run(&["user-get", "nobody"]).fails(1, "(no_such_user)");
+    alice.run(&["user-new", "--name", "eve", "--password", "x", "--role", "user"]).fails(1, "(admin_only)");
 
     let ls = admin.run(&["user-ls"]);
     let lines: Vec<&str> = ls.ok().lines().collect();
-    assert!(
-        lines[0].starts_with("ID  NAME") && lines[0].contains("ROLE"),
-        "{ls:#?}"
-    );
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.split_whitespace().collect::<Vec<_>>()[1..3] == ["carol", "guest"]),
-        "{ls:#?}"
-    );
+    assert!(lines[0].starts_with("ID  NAME") && lines[0].contains("ROLE"), "{ls:#?}");
+    assert!(lines.iter().any(|l| l.split_whitespace().collect::<Vec<_>>()[1..3] == ["carol", "guest"]), "{ls:#?}");
     let users = admin.run(&["--json", "user-ls"]).json();
     assert_eq!(users.as_array().unwrap().len(), 3, "{users}");
 
     // Wrong password: the server's message and code, non-zero.
-    Env::of(&m, ("alice", "wrong"))
-        .run(&["exec-ls"])
-        .fails(1, "(unauthorized)");
+    Env::of(&m, ("alice", "wrong")).run(&["exec-ls"]).fails(1, "(unauthorized)");
     // Flags win over the environment.
-    zoe(
-        Some(Env::of(&m, ("alice", "wrong"))),
-        &["--password", "pa", "user-get", "alice"],
-        None,
-    )
-    .ok();
+    zoe(Some(Env::of(&m, ("alice", "wrong"))), &["--password", "pa", "user-get", "alice"], None).ok();
 
     // user-set: role by an administrator, password by the user; the old password stops working.
     let set = admin.run(&["user-set", "alice", "--role", "admin"]);
     assert!(set.ok().contains("Role: admin"), "{set:#?}");
-    assert_eq!(
-        admin
-            .run(&["--json", "user-set", "alice", "--role", "user"])
-            .json()["role"],
-        "user"
-    );
-    alice
-        .run(&["user-set", "alice", "--role", "admin"])
-        .fails(1, "(admin_only)");
+    assert_eq!(admin.run(&["--json", "user-set", "alice", "--role", "user"]).json()["role"], "user");
+    alice.run(&["user-set", "alice", "--role", "admin"]).fails(1, "(admin_only)");
     alice.run(&["user-set", "alice", "--password", "pb"]).ok();
-    Env::of(&m, ("alice", "pb"))
-        .run(&["user-get", "alice"])
-        .ok();
+    Env::of(&m, ("alice", "pb")).run(&["user-get", "alice"]).ok();
 
     // user-rm; then the user is gone.
-    assert!(admin
-        .run(&["user-rm", "carol"])
-        .ok()
-        .contains("User carol deleted"));
+    assert!(admin.run(&["user-rm", "carol"]).ok().contains("User carol deleted"));
     admin.run(&["user-rm", "carol"]).fails(1, "(no_such_user)");
 
     let stats = admin.run(&["stats"]);
     let text = stats.ok();
-    for key in [
-        "Scheduler",
-        "waiting:",
-        "running:",
-        "Platform",
-        "placement:",
-        "status:",
-    ] {
+    for key in ["Scheduler", "waiting:", "running:", "Platform", "placement:", "status:"] {
         assert!(text.contains(key), "{key} missing: {stats:#?}");
     }
     let stats = admin.run(&["--json", "stats"]).json();
-    assert!(
-        stats["stats_swarm"]["stats"].is_object() && stats["stats_scheduler"]["stats"].is_object(),
-        "{stats}"
-    );
+    assert!(stats["stats_swarm"]["stats"].is_object() && stats["stats_scheduler"]["stats"].is_object(), "{stats}");
 }
 
 #[test]
@@ -395,10 +223,9 @@ fn executions_through_the_client_without_docker() {
     let invalid = json_file(&dir, "invalid.json", &invalid);
 
     // Checked locally first: nothing reaches the server.
-    alice.run(&["start", "bad", &invalid]).fails(
-        1,
-        "application.services[0].monitr: unknown field \"monitr\" (did you mean \"monitor\"?)",
-    );
+    alice
+        .run(&["start", "bad", &invalid])
+        .fails(1, "application.services[0].monitr: unknown field \"monitr\" (did you mean \"monitor\"?)");
     let started = alice.run(&["start", "wc1", &file]);
     let id1: u64 = started
         .ok()
@@ -406,120 +233,46 @@ fn executions_through_the_client_without_docker() {
         .and_then(|r| r.split(',').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{started:#?}"));
-    alice
-        .run(&["start", "wc1", &file])
-        .fails(1, "(execution_name_in_use)");
-    let id2 = alice.run(&["--json", "start", "wc2", &file]).json()["execution_id"]
-        .as_u64()
-        .unwrap();
+    alice.run(&["start", "wc1", &file]).fails(1, "(execution_name_in_use)");
+    let id2 = alice.run(&["--json", "start", "wc2", &file]).json()["execution_id"].as_u64().unwrap();
 
     let ls = alice.run(&["exec-ls"]);
-    let lines: Vec<Vec<&str>> = ls
-        .ok()
-        .lines()
-        .map(|l| l.split_whitespace().collect())
-        .collect();
-    assert_eq!(
-        lines[0],
-        [
-            "ID",
-            "NAME",
-            "OWNER",
-            "STATUS",
-            "SCHEDULED",
-            "STARTED",
-            "FINISHED",
-            "QUEUE"
-        ],
-        "{ls:#?}"
-    );
+    let lines: Vec<Vec<&str>> = ls.ok().lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(lines[0], ["ID", "NAME", "OWNER", "STATUS", "SCHEDULED", "STARTED", "FINISHED", "QUEUE"], "{ls:#?}");
     assert_eq!(
         (lines[1][..4].to_vec(), lines[1].last()),
-        (
-            vec![&*id1.to_string(), "wc1", "alice", "scheduled"],
-            Some(&"1")
-        )
+        (vec![&*id1.to_string(), "wc1", "alice", "scheduled"], Some(&"1"))
     );
     assert_eq!((lines.len(), lines[2][1]), (3, "wc2"), "{ls:#?}");
-    assert_eq!(
-        alice
-            .run(&["exec-ls", "--status", "running"])
-            .ok()
-            .lines()
-            .count(),
-        1,
-        "header only"
-    );
-    let both = alice
-        .run(&[
-            "--json",
-            "exec-ls",
-            "--status",
-            "scheduled",
-            "--status",
-            "running",
-        ])
-        .json();
+    assert_eq!(alice.run(&["exec-ls", "--status", "running"]).ok().lines().count(), 1, "header only");
+    let both = alice.run(&["--json", "exec-ls", "--status", "scheduled", "--status", "running"]).json();
     assert_eq!(both.as_array().unwrap().len(), 2, "{both}");
-    alice
-        .run(&["exec-ls", "--status", "queued"])
-        .fails(2, "not a status");
+    alice.run(&["exec-ls", "--status", "queued"]).fails(2, "not a status");
 
     let got = alice.run(&["exec-get", &id1.to_string()]);
-    for line in [
-        "Execution wc1 (ID: ",
-        "Status: scheduled\n",
-        "Queue position: 1\n",
-        "Application name: test-app\n",
-    ] {
+    for line in ["Execution wc1 (ID: ", "Status: scheduled\n", "Queue position: 1\n", "Application name: test-app\n"] {
         assert!(got.ok().contains(line), "{line:?} missing: {got:#?}");
     }
     let got = alice.run(&["--json", "exec-get", &id1.to_string()]).json();
-    assert_eq!(
-        (&got["execution"]["status"], &got["services"]),
-        (&json!("scheduled"), &json!([]))
-    );
-    Env::of(&m, ADMIN)
-        .run(&["exec-get", "999"])
-        .fails(1, "(no_such_execution)");
-    let application: Value =
-        serde_json::from_str(alice.run(&["exec-app-get", "wc1"]).ok()).unwrap();
+    assert_eq!((&got["execution"]["status"], &got["services"]), (&json!("scheduled"), &json!([])));
+    Env::of(&m, ADMIN).run(&["exec-get", "999"]).fails(1, "(no_such_execution)");
+    let application: Value = serde_json::from_str(alice.run(&["exec-app-get", "wc1"]).ok()).unwrap();
     assert_eq!(application["services"][0]["command"], "sleep 60");
-    alice
-        .run(&["exec-app-get", "nothing"])
-        .fails(1, "(no_such_execution)");
+    alice.run(&["exec-app-get", "nothing"]).fails(1, "(no_such_execution)");
 
     // --wait is bounded by --timeout: progress on stderr, a clear message, exit 4.
     let t0 = Instant::now();
     let waited = alice.run(&["start", "wc3", &file, "--wait", "--timeout", "1"]);
     waited.fails(4, "gave up waiting after 1.0 s");
-    assert!(
-        waited.stderr.contains("still scheduled, queue position 3"),
-        "{waited:#?}"
-    );
-    assert!(
-        waited.stderr.contains("scheduled (queue position 3)"),
-        "progress: {waited:#?}"
-    );
+    assert!(waited.stderr.contains("still scheduled, queue position 3"), "{waited:#?}");
+    assert!(waited.stderr.contains("scheduled (queue position 3)"), "progress: {waited:#?}");
     assert!(t0.elapsed() < Duration::from_secs(10));
 
     let term = alice.run(&["terminate", &id2.to_string()]);
     assert!(term.ok().contains(&format!("Execution {id2} terminated")));
-    alice
-        .run(&["terminate", "999"])
-        .fails(1, "(no_such_execution)");
-    let ended = alice
-        .run(&["--json", "exec-ls", "--status", "terminated"])
-        .json();
-    assert_eq!(
-        ended
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["id"].as_u64().unwrap())
-            .collect::<Vec<_>>(),
-        [id2]
-    );
+    alice.run(&["terminate", "999"]).fails(1, "(no_such_execution)");
+    let ended = alice.run(&["--json", "exec-ls", "--status", "terminated"]).json();
+    assert_eq!(ended.as_array().unwrap().iter().map(|e| e["id"].as_u64().unwrap()).collect::<Vec<_>>(), [id2]);
     let active = alice.run(&["--json", "exec-ls", "--active"]).json();
     assert_eq!(active.as_array().unwrap().len(), 2, "{active}");
     // No container ever ran: no log.
@@ -535,14 +288,7 @@ fn start_wait_shows_endpoints_and_logs_stream_on_docker() {
     let ws = dir.join("ws");
     let m = Master::start_in(
         &dir,
-        &[
-            "--deployment-name",
-            &deployment,
-            "--workspace-base-path",
-            ws.to_str().unwrap(),
-            "--stop-grace",
-            "1",
-        ],
+        &["--deployment-name", &deployment, "--workspace-base-path", ws.to_str().unwrap(), "--stop-grace", "1"],
     );
     let admin = Env::of(&m, ADMIN);
 
@@ -551,28 +297,14 @@ fn start_wait_shows_endpoints_and_logs_stream_on_docker() {
     let file = json_file(&dir, "app.json", &application);
     let run = admin.run(&["start", "hello", &file, "--wait", "--timeout", "60"]);
     let out = run.ok();
-    assert!(
-        out.contains("Execution hello (ID: ") && out.contains(") is running\n"),
-        "{run:#?}"
-    );
-    assert!(
-        run.stderr.contains("execution") && run.stderr.contains(": running"),
-        "progress: {run:#?}"
-    );
-    let service_line = out
-        .lines()
-        .find(|l| l.starts_with("Service main-hello-zoeadmin-"))
-        .unwrap_or_else(|| panic!("{run:#?}"));
+    assert!(out.contains("Execution hello (ID: ") && out.contains(") is running\n"), "{run:#?}");
+    assert!(run.stderr.contains("execution") && run.stderr.contains(": running"), "progress: {run:#?}");
+    let service_line =
+        out.lines().find(|l| l.starts_with("Service main-hello-zoeadmin-")).unwrap_or_else(|| panic!("{run:#?}"));
     assert!(service_line.ends_with("): running"), "{run:#?}");
-    let sid = service_line
-        .split("(ID: ")
-        .nth(1)
-        .and_then(|r| r.split(')').next())
-        .unwrap();
-    let endpoint = out
-        .lines()
-        .find(|l| l.starts_with(" - web: http://127.0.0.1:"))
-        .unwrap_or_else(|| panic!("{run:#?}"));
+    let sid = service_line.split("(ID: ").nth(1).and_then(|r| r.split(')').next()).unwrap();
+    let endpoint =
+        out.lines().find(|l| l.starts_with(" - web: http://127.0.0.1:")).unwrap_or_else(|| panic!("{run:#?}"));
     assert!(endpoint.ends_with("/ui"), "{endpoint}");
 
     // logs --follow streams lines as they come and ends when the container does.
@@ -591,60 +323,31 @@ fn start_wait_shows_endpoints_and_logs_stream_on_docker() {
     let first_at = t0.elapsed();
     assert_eq!(lines.next().unwrap().unwrap(), "bye");
     let second_at = t0.elapsed();
-    assert!(
-        second_at > first_at + Duration::from_secs(1),
-        "not streamed: hello at {first_at:?}, bye at {second_at:?}"
-    );
+    assert!(second_at > first_at + Duration::from_secs(1), "not streamed: hello at {first_at:?}, bye at {second_at:?}");
     assert!(lines.next().is_none());
     let status = follow.wait().unwrap();
-    assert!(
-        status.success() && t0.elapsed() < Duration::from_secs(30),
-        "{status:?} after {:?}",
-        t0.elapsed()
-    );
+    assert!(status.success() && t0.elapsed() < Duration::from_secs(30), "{status:?} after {:?}", t0.elapsed());
 
     // The execution ended on its own; the log is kept.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let e = admin
-            .run(&["--json", "exec-ls", "--status", "finished"])
-            .json();
+        let e = admin.run(&["--json", "exec-ls", "--status", "finished"]).json();
         if e.as_array().unwrap().len() == 1 {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "never finished: {}",
-            admin.run(&["exec-ls"]).stdout
-        );
+        assert!(Instant::now() < deadline, "never finished: {}", admin.run(&["exec-ls"]).stdout);
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(admin.run(&["logs", sid]).ok(), "hello\nbye\n");
 
     // An execution that fails to start: --wait says so and exits 1.
-    let broken = json_file(
-        &dir,
-        "broken.json",
-        &app(IMAGE, Some("no-such-program-here")),
-    );
+    let broken = json_file(&dir, "broken.json", &app(IMAGE, Some("no-such-program-here")));
     let failed = admin.run(&["start", "broken", &broken, "--wait", "--timeout", "60"]);
     failed.fails(1, "before running");
 
     // A long one, terminated through the client.
-    let long = json_file(
-        &dir,
-        "long.json",
-        &app(IMAGE, Some("sh -c 'echo one; echo two; sleep 600'")),
-    );
-    let run = admin.run(&[
-        "--json",
-        "start",
-        "long",
-        &long,
-        "--wait",
-        "--timeout",
-        "60",
-    ]);
+    let long = json_file(&dir, "long.json", &app(IMAGE, Some("sh -c 'echo one; echo two; sleep 600'")));
+    let run = admin.run(&["--json", "start", "long", &long, "--wait", "--timeout", "60"]);
     let v = run.json();
     assert_eq!(v["execution"]["status"], "running", "{v}");
     assert_eq!(v["services"][0]["status"], "running", "{v}");
@@ -657,7 +360,8 @@ fn start_wait_shows_endpoints_and_logs_stream_on_docker() {
 #[test]
 fn simulate_compares_the_policies_on_a_sample_trace_and_names_bad_lines() {
     let trace = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/traces/mixed-1000.csv");
-    let out = std::process::Command::new(crate::common::zoe_bin()).args(["simulate", "--trace", trace]).output().unwrap();
+    let out =
+        std::process::Command::new(crate::common::zoe_bin()).args(["simulate", "--trace", trace]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
     for policy in ["| fifo | 1000 |", "| priority | 1000 |", "| size | 1000 |"] {
@@ -665,12 +369,19 @@ fn simulate_compares_the_policies_on_a_sample_trace_and_names_bad_lines() {
     }
     let bad = crate::common::temp_dir("badtrace").join("t.csv");
     std::fs::write(&bad, "submit_s,memory_mib,cores,duration_s,priority\n0,512,1,60,1\n5,lots,1,60,1\n").unwrap();
-    let out = std::process::Command::new(crate::common::zoe_bin()).args(["simulate", "--trace"]).arg(&bad).output().unwrap();
+    let out =
+        std::process::Command::new(crate::common::zoe_bin()).args(["simulate", "--trace"]).arg(&bad).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
     assert!(err.contains("line 3") && err.contains("memory_mib"), "{err}");
     // The generator is reproducible.
-    let gen = |seed: &str| std::process::Command::new(crate::common::zoe_bin()).args(["simulate", "--generate", "50", "--seed", seed]).output().unwrap().stdout;
+    let gen = |seed: &str| {
+        std::process::Command::new(crate::common::zoe_bin())
+            .args(["simulate", "--generate", "50", "--seed", seed])
+            .output()
+            .unwrap()
+            .stdout
+    };
     assert_eq!(gen("7"), gen("7"));
     assert_ne!(gen("7"), gen("8"));
 }

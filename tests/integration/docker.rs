@@ -18,9 +18,8 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use zoe_actors::docker_actor::{DockerActor, DockerConfig};
 use zoe_actors::protocol::{
-    BackendEvent, ContainerInfo, ContainerSpec, ExposedPort, Reconcile, RemoveContainers,
-    RemoveExecution, RemoveNetwork, ServiceLogs, StartExecution, StartedContainer, Transport,
-    Workspace,
+    BackendEvent, ContainerInfo, ContainerSpec, ExposedPort, Reconcile, RemoveContainers, RemoveExecution,
+    RemoveNetwork, ServiceLogs, StartExecution, StartedContainer, Transport, Workspace,
 };
 
 const IMAGE: &str = "zoe-test-busybox:latest";
@@ -73,11 +72,7 @@ fn require_docker_and_image() {
 /// `docker inspect` (containers or networks) as JSON.
 fn docker_inspect(kind: &str, name: &str) -> Value {
     let out = docker_cli(&[kind, "inspect", name]);
-    assert!(
-        out.status.success(),
-        "docker {kind} inspect {name} failed: {}",
-        text(&out.stderr)
-    );
+    assert!(out.status.success(), "docker {kind} inspect {name} failed: {}", text(&out.stderr));
     let list: Value = match serde_json::from_slice(&out.stdout) {
         Ok(v) => v,
         Err(e) => panic!("docker {kind} inspect {name} printed no JSON: {e}"),
@@ -96,11 +91,7 @@ fn containers_with_labels(labels: &[(&str, &str)]) -> Vec<String> {
     args.push("{{.Names}}".to_string());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = docker_cli(&args);
-    assert!(
-        out.status.success(),
-        "docker ps failed: {}",
-        text(&out.stderr)
-    );
+    assert!(out.status.success(), "docker ps failed: {}", text(&out.stderr));
     text(&out.stdout).lines().map(str::to_string).collect()
 }
 
@@ -172,17 +163,9 @@ impl Harness {
         if needs_docker {
             require_docker_and_image();
         }
-        let dep = format!(
-            "t{}{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        );
+        let dep = format!("t{}{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
         let dir = std::env::temp_dir().join(format!("zoe-docker-test-{dep}"));
-        let cleanup = Cleanup {
-            dep: dep.clone(),
-            dir: dir.clone(),
-            docker: needs_docker,
-        };
+        let cleanup = Cleanup { dep: dep.clone(), dir: dir.clone(), docker: needs_docker };
         if needs_docker {
             remove_deployment(&dep);
         }
@@ -205,14 +188,7 @@ impl Harness {
             Ok(actor) => actor.start(),
             Err(e) => panic!("the Docker actor refused its configuration: {e}"),
         };
-        Harness {
-            dep,
-            dir,
-            docker,
-            events,
-            backlog: VecDeque::new(),
-            _cleanup: cleanup,
-        }
+        Harness { dep, dir, docker, events, backlog: VecDeque::new(), _cleanup: cleanup }
     }
 
     fn network(&self) -> String {
@@ -227,14 +203,7 @@ impl Harness {
     }
 
     /// A container of this test's deployment, with Zoe's labels.
-    fn spec(
-        &self,
-        execution: u64,
-        service: &str,
-        index: Option<u32>,
-        service_id: u64,
-        cmd: &[&str],
-    ) -> ContainerSpec {
+    fn spec(&self, execution: u64, service: &str, index: Option<u32>, service_id: u64, cmd: &[&str]) -> ContainerSpec {
         let name = self.container_name(execution, service, index);
         let service_name = match index {
             Some(i) => format!("{service}-{i}"),
@@ -276,11 +245,7 @@ impl Harness {
     }
 
     /// Waits for the first event (received earlier or later) that `pick` accepts.
-    async fn wait_for<T>(
-        &mut self,
-        what: &str,
-        mut pick: impl FnMut(&BackendEvent) -> Option<T>,
-    ) -> T {
+    async fn wait_for<T>(&mut self, what: &str, mut pick: impl FnMut(&BackendEvent) -> Option<T>) -> T {
         if let Some(pos) = self.backlog.iter().position(|e| pick(e).is_some()) {
             if let Some(event) = self.backlog.remove(pos) {
                 if let Some(found) = pick(&event) {
@@ -293,10 +258,7 @@ impl Harness {
             let event = match tokio::time::timeout_at(deadline, self.events.recv()).await {
                 Ok(Some(event)) => event,
                 Ok(None) => panic!("the event channel closed while waiting for {what}"),
-                Err(_) => panic!(
-                    "no {what} within {WAIT:?}; events seen meanwhile: {:?}",
-                    self.backlog
-                ),
+                Err(_) => panic!("no {what} within {WAIT:?}; events seen meanwhile: {:?}", self.backlog),
             };
             if let Some(found) = pick(&event) {
                 return found;
@@ -307,29 +269,19 @@ impl Harness {
 
     /// The outcome of starting this execution.
     async fn start_outcome(&mut self, execution: u64) -> Result<Vec<StartedContainer>, String> {
-        self.wait_for(
-            &format!("start outcome of execution {execution}"),
-            |e| match e {
-                BackendEvent::ExecutionStarted {
-                    execution_id,
-                    containers,
-                } if *execution_id == execution => Some(Ok(containers.clone())),
-                BackendEvent::ExecutionStartFailed {
-                    execution_id,
-                    error,
-                    ..
-                } if *execution_id == execution => Some(Err(error.clone())),
-                _ => None,
-            },
-        )
+        self.wait_for(&format!("start outcome of execution {execution}"), |e| match e {
+            BackendEvent::ExecutionStarted { execution_id, containers } if *execution_id == execution => {
+                Some(Ok(containers.clone()))
+            }
+            BackendEvent::ExecutionStartFailed { execution_id, error, .. } if *execution_id == execution => {
+                Some(Err(error.clone()))
+            }
+            _ => None,
+        })
         .await
     }
 
-    async fn start(
-        &mut self,
-        execution: u64,
-        containers: Vec<ContainerSpec>,
-    ) -> Vec<StartedContainer> {
+    async fn start(&mut self, execution: u64, containers: Vec<ContainerSpec>) -> Vec<StartedContainer> {
         self.send_start(execution, containers);
         match self.start_outcome(execution).await {
             Ok(started) => started,
@@ -346,15 +298,9 @@ impl Harness {
     }
 
     async fn remove(&mut self, execution: u64, containers: Vec<(u64, String)>) -> Option<String> {
-        self.docker.do_send(RemoveExecution {
-            execution_id: execution,
-            containers,
-        });
+        self.docker.do_send(RemoveExecution { execution_id: execution, containers });
         self.wait_for(&format!("removal of execution {execution}"), |e| match e {
-            BackendEvent::ExecutionRemoved {
-                execution_id,
-                error,
-            } if *execution_id == execution => Some(error.clone()),
+            BackendEvent::ExecutionRemoved { execution_id, error } if *execution_id == execution => Some(error.clone()),
             _ => None,
         })
         .await
@@ -363,13 +309,9 @@ impl Harness {
     /// (exit code, OOM killed) of a service's container.
     async fn exited(&mut self, execution: u64, service: u64) -> (i64, bool) {
         self.wait_for(&format!("exit of service {service}"), |e| match e {
-            BackendEvent::ContainerExited {
-                execution_id,
-                service_id,
-                exit_code,
-                oom_killed,
-                ..
-            } if *execution_id == execution && *service_id == service => {
+            BackendEvent::ContainerExited { execution_id, service_id, exit_code, oom_killed, .. }
+                if *execution_id == execution && *service_id == service =>
+            {
                 Some((*exit_code, *oom_killed))
             }
             _ => None,
@@ -378,18 +320,12 @@ impl Harness {
     }
 
     fn leftovers(&self, execution: u64) -> Vec<String> {
-        containers_with_labels(&[
-            ("zoe.deployment_name", &self.dep),
-            ("zoe.execution.id", &execution.to_string()),
-        ])
+        containers_with_labels(&[("zoe.deployment_name", &self.dep), ("zoe.execution.id", &execution.to_string())])
     }
 }
 
 fn targets(specs: &[ContainerSpec]) -> Vec<(u64, String)> {
-    specs
-        .iter()
-        .map(|s| (s.service_id, s.name.clone()))
-        .collect()
+    specs.iter().map(|s| (s.service_id, s.name.clone())).collect()
 }
 
 /// Polls a container's log (CLI) until it contains `needle`.
@@ -401,10 +337,7 @@ async fn wait_for_log(container: &str, needle: &str) {
         if all.contains(needle) {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{container} never logged {needle:?}; its log: {all}"
-        );
+        assert!(Instant::now() < deadline, "{container} never logged {needle:?}; its log: {all}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -423,25 +356,17 @@ async fn exec(container: &str, cmd: &[&str]) -> (bool, String) {
     let mut args = vec!["exec".to_string(), container.to_string()];
     args.extend(cmd.iter().map(|s| s.to_string()));
     let out = docker_cli_async(args).await;
-    (
-        out.status.success(),
-        format!("{}{}", text(&out.stdout), text(&out.stderr)),
-    )
+    (out.status.success(), format!("{}{}", text(&out.stdout), text(&out.stderr)))
 }
 
 /// An HTTP GET from the host, retried for a few seconds while the server comes up.
 async fn http_get(url: String) -> String {
     let result = tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(5)))
-            .build()
-            .into();
+        let agent: ureq::Agent =
+            ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(5))).build().into();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let attempt = agent
-                .get(&url)
-                .call()
-                .and_then(|mut r| r.body_mut().read_to_string());
+            let attempt = agent.get(&url).call().and_then(|mut r| r.body_mut().read_to_string());
             match attempt {
                 Ok(body) => return Ok(body),
                 Err(e) if Instant::now() > deadline => return Err(format!("GET {url}: {e}")),
@@ -464,10 +389,7 @@ async fn collect_logs(mut stream: zoe_actors::protocol::LogStream) -> String {
             Ok(Some(Ok(chunk))) => all.extend_from_slice(&chunk),
             Ok(Some(Err(e))) => panic!("the log stream failed: {e}"),
             Ok(None) => return text(&all),
-            Err(_) => panic!(
-                "the log stream did not end within {WAIT:?}; so far: {}",
-                text(&all)
-            ),
+            Err(_) => panic!("the log stream did not end within {WAIT:?}; so far: {}", text(&all)),
         }
     }
 }
@@ -485,20 +407,14 @@ fn path_str(p: &Path) -> String {
 async fn starts_an_execution_on_the_user_network() {
     let mut h = Harness::new(|_| {});
     let ws = h.dir.join("workspace");
-    if let Err(e) = std::fs::create_dir_all(&ws)
-        .and_then(|()| std::fs::write(ws.join("index.html"), "hello from zoe\n"))
+    if let Err(e) =
+        std::fs::create_dir_all(&ws).and_then(|()| std::fs::write(ws.join("index.html"), "hello from zoe\n"))
     {
         panic!("cannot prepare the workspace: {e}");
     }
     let workspace = Some(Workspace { host: ws.clone(), container: "/mnt/workspace".to_string(), uid: TEST_UID });
 
-    let mut web = h.spec(
-        1,
-        "web",
-        None,
-        10,
-        &["httpd", "-f", "-p", "8080", "-h", "/mnt/workspace"],
-    );
+    let mut web = h.spec(1, "web", None, 10, &["httpd", "-f", "-p", "8080", "-h", "/mnt/workspace"]);
     web.exposed_ports = vec![ExposedPort { port: 8080, transport: Transport::Tcp }];
     web.workspace = workspace.clone();
     web.memory = 64 * MIB;
@@ -525,10 +441,7 @@ async fn starts_an_execution_on_the_user_network() {
     let network = h.network();
     for c in &started {
         assert!(!c.docker_id.is_empty());
-        assert!(
-            c.ip_address.get(&network).is_some_and(|ip| !ip.is_empty()),
-            "no IP on {network}: {c:?}"
-        );
+        assert!(c.ip_address.get(&network).is_some_and(|ip| !ip.is_empty()), "no IP on {network}: {c:?}");
     }
     let web_started = &started[0];
     let endpoint = match web_started.host_endpoints.get("8080/tcp") {
@@ -544,13 +457,8 @@ async fn starts_an_execution_on_the_user_network() {
     assert_eq!(v["Name"], format!("/{}", web.name).as_str());
     assert_eq!(v["Config"]["Hostname"], web.name.as_str());
     assert_eq!(v["Config"]["Image"], IMAGE);
-    assert_eq!(
-        v["Config"]["Cmd"],
-        serde_json::json!(["httpd", "-f", "-p", "8080", "-h", "/mnt/workspace"])
-    );
-    assert!(v["Config"]["Env"]
-        .as_array()
-        .is_some_and(|env| env.iter().any(|e| e == "ZOE_TEST_SERVICE=web")));
+    assert_eq!(v["Config"]["Cmd"], serde_json::json!(["httpd", "-f", "-p", "8080", "-h", "/mnt/workspace"]));
+    assert!(v["Config"]["Env"].as_array().is_some_and(|env| env.iter().any(|e| e == "ZOE_TEST_SERVICE=web")));
     let labels = &v["Config"]["Labels"];
     for (k, want) in &web.labels {
         assert_eq!(labels[k], want.as_str(), "label {k}");
@@ -569,19 +477,10 @@ async fn starts_an_execution_on_the_user_network() {
     assert_eq!(hc["SecurityOpt"], serde_json::json!(["no-new-privileges"]));
     assert_eq!(hc["PidsLimit"], 1024);
     assert_eq!(hc["LogConfig"]["Config"], serde_json::json!({"max-size": "10485760", "max-file": "2"}));
-    assert!(matches!(
-        hc["RestartPolicy"]["Name"].as_str(),
-        Some("" | "no")
-    ));
+    assert!(matches!(hc["RestartPolicy"]["Name"].as_str(), Some("" | "no")));
     assert_eq!(hc["LogConfig"]["Type"], "json-file");
-    assert_eq!(
-        hc["Binds"],
-        serde_json::json!([format!("{}:/mnt/workspace:rw", path_str(&ws))])
-    );
-    assert_eq!(
-        hc["PortBindings"]["8080/tcp"][0]["HostIp"], "127.0.0.1",
-        "ports are published on the publish address"
-    );
+    assert_eq!(hc["Binds"], serde_json::json!([format!("{}:/mnt/workspace:rw", path_str(&ws))]));
+    assert_eq!(hc["PortBindings"]["8080/tcp"][0]["HostIp"], "127.0.0.1", "ports are published on the publish address");
     assert!(v["State"]["Running"] == true);
     let c0 = docker_inspect("container", &clients[0].name);
     assert_eq!(c0["Config"]["Hostname"], clients[0].name.as_str());
@@ -596,34 +495,17 @@ async fn starts_an_execution_on_the_user_network() {
     // Name resolution and HTTP inside the user network.
     let web_ip = web_started.ip_address[&network].clone();
     let (ok, out) = exec(&clients[0].name, &["nslookup", &web.name]).await;
-    assert!(
-        ok && out.contains(&web_ip),
-        "nslookup {} -> {out}",
-        web.name
-    );
+    assert!(ok && out.contains(&web_ip), "nslookup {} -> {out}", web.name);
     // No capabilities: no raw sockets (ping); TCP to the other service works (wget below).
     let (ok, out) = exec(&clients[1].name, &["ping", "-c", "1", "-W", "5", &web.name]).await;
     assert!(!ok, "ping needs CAP_NET_RAW, which containers do not have: {out}");
     let url = format!("http://{}:8080/", web.name);
-    let (ok, out) = exec(
-        &clients[0].name,
-        &["timeout", "5", "wget", "-q", "-O-", &url],
-    )
-    .await;
+    let (ok, out) = exec(&clients[0].name, &["timeout", "5", "wget", "-q", "-O-", &url]).await;
     assert!(ok && out.contains("hello from zoe"), "wget {url} -> {out}");
     // The workspace is shared and writable.
-    let (ok, out) = exec(
-        &clients[1].name,
-        &["sh", "-c", "echo written > /mnt/workspace/from-client"],
-    )
-    .await;
+    let (ok, out) = exec(&clients[1].name, &["sh", "-c", "echo written > /mnt/workspace/from-client"]).await;
     assert!(ok, "write to the workspace: {out}");
-    assert_eq!(
-        std::fs::read_to_string(ws.join("from-client"))
-            .ok()
-            .as_deref(),
-        Some("written\n")
-    );
+    assert_eq!(std::fs::read_to_string(ws.join("from-client")).ok().as_deref(), Some("written\n"));
     {
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
         let owner = |p: &Path| std::fs::metadata(p).map(|m| (m.uid(), m.permissions().mode() & 0o7777)).ok();
@@ -641,12 +523,8 @@ async fn starts_an_execution_on_the_user_network() {
     assert_eq!(h.leftovers(1), Vec::<String>::new());
 
     // The user's network goes too, when asked (and asking twice is harmless).
-    h.docker.do_send(RemoveNetwork {
-        network: network.clone(),
-    });
-    h.docker.do_send(RemoveNetwork {
-        network: network.clone(),
-    });
+    h.docker.do_send(RemoveNetwork { network: network.clone() });
+    h.docker.do_send(RemoveNetwork { network: network.clone() });
     let filter = format!("name=^{network}$");
     wait_until("the network is removed", || {
         let out = docker_cli(&["network", "ls", "-q", "--filter", &filter]);
@@ -668,9 +546,7 @@ async fn a_missing_image_fails_the_start() {
     let error = h.start_failure(2, vec![ok, missing]).await;
     eprintln!("missing image reported in {:?}: {error}", t0.elapsed());
     assert!(
-        error.starts_with(
-            "image \"zoe-test-missing:1\" is not present on this engine and could not be pulled: "
-        ),
+        error.starts_with("image \"zoe-test-missing:1\" is not present on this engine and could not be pulled: "),
         "{error}"
     );
     assert_eq!(h.leftovers(2), Vec::<String>::new());
@@ -686,10 +562,7 @@ async fn a_command_that_cannot_run_fails_the_start() {
     bad.startup_order = 1;
     let error = h.start_failure(3, vec![first.clone(), bad.clone()]).await;
     eprintln!("bad command: {error}");
-    assert!(
-        error.contains("\"nosuchcmd\"") && error.contains("not found"),
-        "{error}"
-    );
+    assert!(error.contains("\"nosuchcmd\"") && error.contains("not found"), "{error}");
     assert!(error.contains(&bad.name), "{error}");
     assert_eq!(h.leftovers(3), Vec::<String>::new());
 
@@ -710,15 +583,9 @@ async fn a_command_that_cannot_run_fails_the_start() {
     // carries the deployment label, so the cleanup removes it).
     let base = format!("base-{}", h.dep);
     let label = format!("zoe.deployment_name={}", h.dep);
-    let out = docker_cli_async(vec![
-        "create".into(),
-        "--name".into(),
-        base.clone(),
-        "--label".into(),
-        label,
-        IMAGE.into(),
-    ])
-    .await;
+    let out =
+        docker_cli_async(vec!["create".into(), "--name".into(), base.clone(), "--label".into(), label, IMAGE.into()])
+            .await;
     assert!(out.status.success(), "docker create: {}", text(&out.stderr));
     let bad_image = format!("zoe-test-badentry-{}:latest", h.dep);
     let out = docker_cli_async(vec![
@@ -734,10 +601,7 @@ async fn a_command_that_cannot_run_fails_the_start() {
     bad_entry.image = bad_image;
     let error = h.start_failure(6, vec![bad_entry]).await;
     eprintln!("missing entrypoint: {error}");
-    assert!(
-        error.contains("\"/opt/missing-entry\" (the image's entrypoint)"),
-        "{error}"
-    );
+    assert!(error.contains("\"/opt/missing-entry\" (the image's entrypoint)"), "{error}");
     assert_eq!(h.leftovers(6), Vec::<String>::new());
 }
 
@@ -747,17 +611,7 @@ async fn a_command_that_cannot_run_fails_the_start() {
 async fn reports_exit_codes_and_oom_kills() {
     let mut h = Harness::new(|_| {});
     let job = h.spec(6, "job", None, 60, &["sh", "-c", "echo bye; exit 3"]);
-    let mut hog = h.spec(
-        7,
-        "hog",
-        None,
-        70,
-        &[
-            "sh",
-            "-c",
-            "x=$(head -c 64000000 /dev/zero | tr '\\0' a); echo ${#x}",
-        ],
-    );
+    let mut hog = h.spec(7, "hog", None, 70, &["sh", "-c", "x=$(head -c 64000000 /dev/zero | tr '\\0' a); echo ${#x}"]);
     hog.memory = 8 * MIB;
     h.send_start(6, vec![job.clone()]);
     h.send_start(7, vec![hog.clone()]);
@@ -770,19 +624,12 @@ async fn reports_exit_codes_and_oom_kills() {
     assert_eq!(h.exited(6, 60).await, (3, false));
     let (code, oom) = h.exited(7, 70).await;
     eprintln!("exit code and OOM kill reported in {:?}", t0.elapsed());
-    assert!(
-        oom,
-        "the hog was not reported as OOM killed (exit code {code})"
-    );
+    assert!(oom, "the hog was not reported as OOM killed (exit code {code})");
     assert_eq!(code, 137);
 
     let net = format!("^{}$", h.network());
     let out = docker_cli(&["network", "ls", "-q", "--filter", &format!("name={net}")]);
-    assert_eq!(
-        text(&out.stdout).lines().count(),
-        1,
-        "one network for the user, even with concurrent starts"
-    );
+    assert_eq!(text(&out.stdout).lines().count(), 1, "one network for the user, even with concurrent starts");
 
     assert_eq!(h.remove(6, targets(&[job])).await, None);
     assert_eq!(h.remove(7, targets(&[hog])).await, None);
@@ -795,31 +642,16 @@ async fn reports_exit_codes_and_oom_kills() {
 #[actix::test]
 async fn removal_stops_everything_and_keeps_log_tails() {
     let mut h = Harness::new(|c| c.log_tail_bytes = 200);
-    let a = h.spec(
-        8,
-        "a",
-        None,
-        80,
-        &[
-            "sh",
-            "-c",
-            "echo zoe-log-marker-A; echo to-stderr >&2; sleep 300",
-        ],
-    );
+    let a = h.spec(8, "a", None, 80, &["sh", "-c", "echo zoe-log-marker-A; echo to-stderr >&2; sleep 300"]);
     let b = h.spec(
         8,
         "b",
         None,
         81,
-        &[
-            "sh",
-            "-c",
-            "i=0; while [ $i -lt 500 ]; do echo line-$i; i=$((i+1)); done; echo last-line-B; sleep 300",
-        ],
+        &["sh", "-c", "i=0; while [ $i -lt 500 ]; do echo line-$i; i=$((i+1)); done; echo last-line-B; sleep 300"],
     );
     let unnamed = h.spec(8, "c", None, 82, &["sh", "-c", "echo unnamed; sleep 300"]);
-    h.start(8, vec![a.clone(), b.clone(), unnamed.clone()])
-        .await;
+    h.start(8, vec![a.clone(), b.clone(), unnamed.clone()]).await;
     wait_for_log(&a.name, "to-stderr").await;
     wait_for_log(&b.name, "last-line-B").await;
     wait_for_log(&unnamed.name, "unnamed").await;
@@ -843,10 +675,7 @@ async fn removal_stops_everything_and_keeps_log_tails() {
         }
     };
     let log_a = read(80);
-    assert!(
-        log_a.contains("zoe-log-marker-A\n") && log_a.contains("to-stderr\n"),
-        "{log_a:?}"
-    );
+    assert!(log_a.contains("zoe-log-marker-A\n") && log_a.contains("to-stderr\n"), "{log_a:?}");
     let log_b = read(81);
     assert!(log_b.len() <= 200, "the tail is {} bytes", log_b.len());
     assert!(log_b.len() > 150, "the tail is only {} bytes", log_b.len());
@@ -889,9 +718,7 @@ async fn reconcile_reports_the_containers() {
             BackendEvent::Inventory { containers }
                 if containers
                     .iter()
-                    .filter(|c| {
-                        c.execution_id == Some(9) && (c.service_id != Some(92) || !c.running)
-                    })
+                    .filter(|c| c.execution_id == Some(9) && (c.service_id != Some(92) || !c.running))
                     .count()
                     == 3
                     && containers.iter().any(|c| c.name == orphan) =>
@@ -903,32 +730,22 @@ async fn reconcile_reports_the_containers() {
         .await;
     let orphan_info = inventory.iter().find(|c| c.name == orphan).cloned();
     assert!(
-        orphan_info
-            .as_ref()
-            .is_some_and(|o| o.running && o.execution_id.is_none() && o.service_id.is_none()),
+        orphan_info.as_ref().is_some_and(|o| o.running && o.execution_id.is_none() && o.service_id.is_none()),
         "{orphan_info:?}"
     );
     eprintln!("inventory in {:?}", t0.elapsed());
-    let mut mine: Vec<ContainerInfo> = inventory
-        .into_iter()
-        .filter(|c| c.execution_id == Some(9))
-        .collect();
+    let mut mine: Vec<ContainerInfo> = inventory.into_iter().filter(|c| c.execution_id == Some(9)).collect();
     mine.sort_by_key(|c| c.service_id);
     assert_eq!(mine.len(), 3, "{mine:?}");
-    for (info, (spec, running, exit)) in mine.iter().zip([
-        (&s0, true, None),
-        (&s1, true, None),
-        (&done, false, Some(7)),
-    ]) {
+    for (info, (spec, running, exit)) in
+        mine.iter().zip([(&s0, true, None), (&s1, true, None), (&done, false, Some(7))])
+    {
         assert_eq!(info.name, spec.name);
         assert_eq!(info.service_id, Some(spec.service_id));
         assert_eq!(info.running, running, "{info:?}");
         assert_eq!(info.exit_code, exit, "{info:?}");
         assert!(!info.oom_killed);
-        let docker_id = started
-            .iter()
-            .find(|c| c.service_id == spec.service_id)
-            .map(|c| c.docker_id.clone());
+        let docker_id = started.iter().find(|c| c.service_id == spec.service_id).map(|c| c.docker_id.clone());
         assert_eq!(Some(info.docker_id.clone()), docker_id);
     }
     // The engine's info that follows this inventory (not the one taken at start-up).
@@ -938,21 +755,13 @@ async fn reconcile_reports_the_containers() {
             _ => None,
         })
         .await;
-    assert!(
-        platform.cpus > 0 && platform.memory_total > 0,
-        "{platform:?}"
-    );
-    assert!(
-        platform.containers_running >= 2 && platform.images >= 1,
-        "{platform:?}"
-    );
+    assert!(platform.cpus > 0 && platform.memory_total > 0, "{platform:?}");
+    assert!(platform.containers_running >= 2 && platform.images >= 1, "{platform:?}");
     assert!(!platform.server_version.is_empty(), "{platform:?}");
 
     // Orphans are removed on request.
     let t0 = Instant::now();
-    h.docker.do_send(RemoveContainers {
-        names_or_ids: vec![orphan.clone(), format!("no-such-{}", h.dep)],
-    });
+    h.docker.do_send(RemoveContainers { names_or_ids: vec![orphan.clone(), format!("no-such-{}", h.dep)] });
     let filter = format!("name=^{orphan}$");
     wait_until("the orphan is removed", || {
         let out = docker_cli(&["ps", "-aq", "--filter", &filter]);
@@ -969,63 +778,28 @@ async fn reconcile_reports_the_containers() {
 #[actix::test]
 async fn streams_service_logs() {
     let mut h = Harness::new(|_| {});
-    let talker = h.spec(
-        10,
-        "talker",
-        None,
-        100,
-        &["sh", "-c", "echo one; echo two >&2; sleep 1; echo three"],
-    );
+    let talker = h.spec(10, "talker", None, 100, &["sh", "-c", "echo one; echo two >&2; sleep 1; echo three"]);
     h.start(10, vec![talker.clone()]).await;
 
-    let follow = h
-        .docker
-        .send(ServiceLogs {
-            container: talker.name.clone(),
-            follow: true,
-            tail_lines: None,
-        })
-        .await;
+    let follow = h.docker.send(ServiceLogs { container: talker.name.clone(), follow: true, tail_lines: None }).await;
     let stream = match follow {
         Ok(Ok(s)) => s,
-        other => panic!(
-            "cannot follow the log: {other:?}",
-            other = other.map(|r| r.err())
-        ),
+        other => panic!("cannot follow the log: {other:?}", other = other.map(|r| r.err())),
     };
     let t0 = Instant::now();
     let all = collect_logs(stream).await;
     eprintln!("followed the log to its end in {:?}", t0.elapsed());
-    assert!(
-        all.contains("one\n") && all.contains("two\n") && all.ends_with("three\n"),
-        "{all:?}"
-    );
+    assert!(all.contains("one\n") && all.contains("two\n") && all.ends_with("three\n"), "{all:?}");
 
-    let tail = h
-        .docker
-        .send(ServiceLogs {
-            container: talker.name.clone(),
-            follow: false,
-            tail_lines: Some(1),
-        })
-        .await;
+    let tail = h.docker.send(ServiceLogs { container: talker.name.clone(), follow: false, tail_lines: Some(1) }).await;
     let stream = match tail {
         Ok(Ok(s)) => s,
-        other => panic!(
-            "cannot read the log: {other:?}",
-            other = other.map(|r| r.err())
-        ),
+        other => panic!("cannot read the log: {other:?}", other = other.map(|r| r.err())),
     };
     assert_eq!(collect_logs(stream).await, "three\n");
 
-    let missing = h
-        .docker
-        .send(ServiceLogs {
-            container: format!("nothing-{}", h.dep),
-            follow: false,
-            tail_lines: None,
-        })
-        .await;
+    let missing =
+        h.docker.send(ServiceLogs { container: format!("nothing-{}", h.dep), follow: false, tail_lines: None }).await;
     match missing {
         Ok(Err(e)) => assert_eq!(e, "no such container"),
         Ok(Ok(_)) => panic!("a log stream for a container that does not exist"),
@@ -1048,10 +822,7 @@ async fn an_unreachable_docker_is_reported_once() {
             _ => None,
         })
         .await;
-    assert!(
-        error.contains("/nonexistent/zoe-test-docker.sock"),
-        "{error}"
-    );
+    assert!(error.contains("/nonexistent/zoe-test-docker.sock"), "{error}");
 
     let spec = h.spec(11, "x", None, 110, &["true"]);
     let error = h.start_failure(11, vec![spec]).await;
@@ -1062,16 +833,12 @@ async fn an_unreachable_docker_is_reported_once() {
     while let Ok(event) = h.events.try_recv() {
         h.backlog.push_back(event);
     }
-    let again = h
-        .backlog
-        .iter()
-        .filter(|e| matches!(e, BackendEvent::Unreachable { .. } | BackendEvent::Reachable))
-        .count();
+    let again =
+        h.backlog.iter().filter(|e| matches!(e, BackendEvent::Unreachable { .. } | BackendEvent::Reachable)).count();
     assert_eq!(again, 0, "{:?}", h.backlog);
 }
 
 // ------------------------------------------------------------------------- outages, via a proxy
-
 
 /// Docker goes away (connections refused), then hangs (no answers); each outage is reported
 /// once, starts fail in plain words meanwhile, and when Docker is back the actor says so, takes
@@ -1107,35 +874,25 @@ async fn survives_outages_of_docker() {
     // Meanwhile a container dies: its event is missed.
     let out = docker_cli_async(vec!["kill".into(), victim.name.clone()]).await;
     assert!(out.status.success(), "docker kill: {}", text(&out.stderr));
-    let error = h
-        .start_failure(13, vec![h.spec(13, "x", None, 130, &["true"])])
-        .await;
+    let error = h.start_failure(13, vec![h.spec(13, "x", None, 130, &["true"])]).await;
     assert!(error.starts_with("cannot reach Docker"), "{error}");
     h.backlog.clear();
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let t0 = Instant::now();
     proxy.set(ProxyMode::Up);
-    h.wait_for("Reachable", |e| {
-        matches!(e, BackendEvent::Reachable).then_some(())
-    })
-    .await;
+    h.wait_for("Reachable", |e| matches!(e, BackendEvent::Reachable).then_some(())).await;
     eprintln!("back in {:?}", t0.elapsed());
-    let repeated = h
-        .backlog
-        .iter()
-        .filter(|e| matches!(e, BackendEvent::Unreachable { .. }))
-        .count();
+    let repeated = h.backlog.iter().filter(|e| matches!(e, BackendEvent::Unreachable { .. })).count();
     assert_eq!(repeated, 0, "one outage, one Unreachable: {:?}", h.backlog);
     // The engine replays the death that happened meanwhile...
     assert_eq!(h.exited(12, 121).await, (137, false));
     // ...and the inventory shows it too.
     let victim_info = h
         .wait_for("an inventory with the killed container", |e| match e {
-            BackendEvent::Inventory { containers } => containers
-                .iter()
-                .find(|c| c.service_id == Some(121) && !c.running)
-                .cloned(),
+            BackendEvent::Inventory { containers } => {
+                containers.iter().find(|c| c.service_id == Some(121) && !c.running).cloned()
+            }
             _ => None,
         })
         .await;
@@ -1145,13 +902,8 @@ async fn survives_outages_of_docker() {
     h.backlog.clear();
     proxy.set(ProxyMode::Hang);
     let t0 = Instant::now();
-    let error = h
-        .start_failure(14, vec![h.spec(14, "y", None, 140, &["true"])])
-        .await;
-    eprintln!(
-        "start against a hung Docker failed in {:?}: {error}",
-        t0.elapsed()
-    );
+    let error = h.start_failure(14, vec![h.spec(14, "y", None, 140, &["true"])]).await;
+    eprintln!("start against a hung Docker failed in {:?}: {error}", t0.elapsed());
     assert!(error.contains("did not answer within 2 s"), "{error}");
     h.wait_for("Unreachable", |e| match e {
         BackendEvent::Unreachable { .. } => Some(()),
@@ -1160,10 +912,7 @@ async fn survives_outages_of_docker() {
     .await;
     eprintln!("hang noticed in {:?}", t0.elapsed());
     proxy.set(ProxyMode::Up);
-    h.wait_for("Reachable", |e| {
-        matches!(e, BackendEvent::Reachable).then_some(())
-    })
-    .await;
+    h.wait_for("Reachable", |e| matches!(e, BackendEvent::Reachable).then_some(())).await;
 
     // Events flow again: the event stream was resubscribed after the hang (the death is
     // reported even if it happens before the new subscription is made: it is replayed).

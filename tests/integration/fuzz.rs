@@ -36,10 +36,7 @@ fn schemathesis_finds_no_server_error() {
     std::fs::write(&config, "[parameters]\n\"path.name\" = \"target\"\n").unwrap();
     let (s, v) = m.call("GET", "/api/0.6/openapi.json", None, None);
     assert_eq!(s, 200, "{v}");
-    assert!(
-        v["openapi"].as_str().is_some_and(|o| o.starts_with("3.")),
-        "{v}"
-    );
+    assert!(v["openapi"].as_str().is_some_and(|o| o.starts_with("3.")), "{v}");
 
     let report = dir.join("schemathesis");
     let mut child = Command::new(&bin)
@@ -87,13 +84,8 @@ fn schemathesis_finds_no_server_error() {
     };
     let output = format!("{}\n{}", out.join().unwrap(), err.join().unwrap());
     eprintln!("schemathesis took {:.1} s", started.elapsed().as_secs_f64());
-    let status =
-        status.unwrap_or_else(|| panic!("schemathesis ran past {LIMIT:?}; killed:\n{output}"));
-    assert!(
-        status.success(),
-        "schemathesis failed ({status}):\n{output}\n--- master log ---\n{}",
-        m.log_text()
-    );
+    let status = status.unwrap_or_else(|| panic!("schemathesis ran past {LIMIT:?}; killed:\n{output}"));
+    assert!(status.success(), "schemathesis failed ({status}):\n{output}\n--- master log ---\n{}", m.log_text());
 
     eprintln!("{output}");
     // The master still answers, and still knows the fuzzer.

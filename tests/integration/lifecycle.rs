@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::common::docker::{
-    application, containers_of, docker, docker_master, exec_in, inspect, require_docker, service, wait_status, Cleanup, IMAGE,
+    application, containers_of, docker, docker_master, exec_in, inspect, require_docker, service, wait_status, Cleanup,
+    IMAGE,
 };
 use crate::common::{temp_dir, Master, ADMIN};
 
@@ -28,7 +29,8 @@ fn a_three_service_execution_runs_named_labelled_connected_and_reachable() {
         "httpd -f -p 8080 -h /mnt/workspace",
         json!([{"name": "site", "protocol": "http", "port_number": 8080, "is_main_endpoint": true, "expose": true}]),
     );
-    let worker = service("worker", false, 2, 1, "sh -c 'echo worker {index} of {execution_name}; sleep 600'", json!([]));
+    let worker =
+        service("worker", false, 2, 1, "sh -c 'echo worker {index} of {execution_name}; sleep 600'", json!([]));
     let main = service("main", true, 1, 2, "sleep 600", json!([]));
     let id = m.submit(alice, "wc1", &application(vec![web, worker, main]));
     let e = wait_status(&m, alice, id, &["running", "error"], 60);
@@ -38,7 +40,8 @@ fn a_three_service_execution_runs_named_labelled_connected_and_reachable() {
     assert_eq!(sids.len(), 4);
 
     let names = containers_of(&dep);
-    let expect: Vec<String> = ["main", "web", "worker-0", "worker-1"].iter().map(|s| format!("{s}-wc1-alice-{dep}")).collect();
+    let expect: Vec<String> =
+        ["main", "web", "worker-0", "worker-1"].iter().map(|s| format!("{s}-wc1-alice-{dep}")).collect();
     assert_eq!(names, expect);
 
     // Read back what Docker was told.
@@ -61,7 +64,8 @@ fn a_three_service_execution_runs_named_labelled_connected_and_reachable() {
     assert_eq!(host["Init"], true);
     let mounts = w1["Mounts"].as_array().unwrap();
     assert!(
-        mounts.iter().any(|mt| mt["Destination"] == "/mnt/workspace" && mt["RW"] == true
+        mounts.iter().any(|mt| mt["Destination"] == "/mnt/workspace"
+            && mt["RW"] == true
             && mt["Source"].as_str().unwrap().ends_with(&format!("/ws/{dep}/alice"))),
         "{mounts:?}"
     );
@@ -70,7 +74,10 @@ fn a_three_service_execution_runs_named_labelled_connected_and_reachable() {
     // Services find each other by host name on the user's network.
     let ws = m.state_dir.join("ws").join(&dep).join("alice");
     std::fs::write(ws.join("index.html"), "hello from the workspace\n").unwrap();
-    let (ok, out) = exec_in(&format!("worker-0-wc1-alice-{dep}"), &format!("timeout 5 wget -q -O- http://web-wc1-alice-{dep}:8080/index.html"));
+    let (ok, out) = exec_in(
+        &format!("worker-0-wc1-alice-{dep}"),
+        &format!("timeout 5 wget -q -O- http://web-wc1-alice-{dep}:8080/index.html"),
+    );
     assert!(ok && out.contains("hello from the workspace"), "{out}");
     let (ok, out) = exec_in(&format!("main-wc1-alice-{dep}"), &format!("nslookup worker-1-wc1-alice-{dep}"));
     assert!(ok, "{out}");
@@ -122,7 +129,14 @@ fn the_monitor_ending_finishes_the_execution_with_its_exit_code_and_oom_is_repor
     assert_eq!(svcs[0]["status"], "finished");
 
     // Memory limit 8 MiB, a process that wants far more.
-    let mut hog = service("hog", true, 1, 0, "sh -c 'x=$(head -c 200000000 /dev/zero | tr \"\\0\" a); echo $x | wc -c'", json!([]));
+    let mut hog = service(
+        "hog",
+        true,
+        1,
+        0,
+        "sh -c 'x=$(head -c 200000000 /dev/zero | tr \"\\0\" a); echo $x | wc -c'",
+        json!([]),
+    );
     hog["required_resources"]["memory"] = json!(8 * 1024 * 1024);
     let id = m.submit(alice, "oom", &application(vec![hog]));
     let e = wait_status(&m, alice, id, &["finished", "error"], 60);
@@ -167,10 +181,34 @@ fn containers_removed_behind_zoes_back_and_master_restarts_end_matching_docker()
 
     // The master dies while `two` runs; a container it never knew appears; then it restarts.
     m.kill();
-    let stray = docker(&["run", "-d", "--name", &format!("stray-{dep}"), "--label", &format!("zoe.deployment_name={dep}"), "--label", "zoe.execution.id=999999", IMAGE, "sleep", "600"]);
+    let stray = docker(&[
+        "run",
+        "-d",
+        "--name",
+        &format!("stray-{dep}"),
+        "--label",
+        &format!("zoe.deployment_name={dep}"),
+        "--label",
+        "zoe.execution.id=999999",
+        IMAGE,
+        "sleep",
+        "600",
+    ]);
     assert!(stray.status.success(), "{}", String::from_utf8_lossy(&stray.stderr));
     let dir = m.state_dir.clone();
-    let m = Master::start_in(&dir, &["--deployment-name", &dep, "--reconcile-interval", "1", "--stop-grace", "2", "--workspace-base-path", dir.join("ws").to_str().unwrap()]);
+    let m = Master::start_in(
+        &dir,
+        &[
+            "--deployment-name",
+            &dep,
+            "--reconcile-interval",
+            "1",
+            "--stop-grace",
+            "2",
+            "--workspace-base-path",
+            dir.join("ws").to_str().unwrap(),
+        ],
+    );
     let three = m.submit(alice, "three", &application(vec![service("main", true, 1, 0, "sleep 600", json!([]))]));
     wait_status(&m, alice, three, &["running"], 60);
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -191,7 +229,19 @@ fn with_docker_unreachable_reads_work_submissions_queue_and_all_resumes_when_it_
     // The master's Docker socket is a path that does not exist yet.
     let sock = dir.join("docker.sock");
     let host = format!("unix://{}", sock.display());
-    let m = Master::start_in(&dir, &["--deployment-name", &deployment, "--docker-host", &host, "--reconcile-interval", "1", "--docker-timeout", "2"]);
+    let m = Master::start_in(
+        &dir,
+        &[
+            "--deployment-name",
+            &deployment,
+            "--docker-host",
+            &host,
+            "--reconcile-interval",
+            "1",
+            "--docker-timeout",
+            "2",
+        ],
+    );
     m.create_user("alice", "user", "pa");
     let alice = ("alice", "pa");
     let id = m.submit(alice, "waits", &application(vec![service("main", true, 1, 0, "sleep 600", json!([]))]));
@@ -217,7 +267,10 @@ fn with_capacity_capped_a_second_execution_waits_then_starts_on_its_own() {
     let deployment = format!("l{}cap", std::process::id() % 10000);
     let _cleanup = Cleanup(deployment.clone());
     let dir = temp_dir("cap");
-    let m = Master::start_in(&dir, &["--deployment-name", &deployment, "--max-memory", "100MiB", "--stop-grace", "1", "--reconcile-interval", "1"]);
+    let m = Master::start_in(
+        &dir,
+        &["--deployment-name", &deployment, "--max-memory", "100MiB", "--stop-grace", "1", "--reconcile-interval", "1"],
+    );
     m.create_user("alice", "user", "pa");
     let alice = ("alice", "pa");
     let one_svc = || {
@@ -273,17 +326,29 @@ fn sigkill_while_containers_start_and_stop_leaves_nothing_stranded() {
         // Submissions and terminations race with the kill.
         let url = m.url.clone();
         let client = std::thread::spawn(move || {
-            let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(5))).build().into();
+            let agent: ureq::Agent =
+                ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(5))).build().into();
             let mut done = Vec::new();
             for n in 0..6 {
                 let body = json!({"name": format!("r{round}-{n}"), "application": application(vec![service("main", true, 1, 0, "sleep 120", json!([]))])});
-                let Ok(mut r) = agent.post(format!("{url}/api/0.6/execution")).header("Authorization", "Basic YWxpY2U6cGE=").header("Content-Type", "application/json").send(body.to_string().as_bytes()) else { break };
+                let Ok(mut r) = agent
+                    .post(format!("{url}/api/0.6/execution"))
+                    .header("Authorization", "Basic YWxpY2U6cGE=")
+                    .header("Content-Type", "application/json")
+                    .send(body.to_string().as_bytes())
+                else {
+                    break;
+                };
                 let Ok(v) = r.body_mut().read_json::<Value>() else { break };
                 let id = v["execution_id"].as_u64().unwrap();
                 done.push((id, false));
                 std::thread::sleep(Duration::from_millis(150));
                 if n % 2 == 1 {
-                    let ok = agent.delete(format!("{url}/api/0.6/execution/{id}")).header("Authorization", "Basic YWxpY2U6cGE=").call().is_ok();
+                    let ok = agent
+                        .delete(format!("{url}/api/0.6/execution/{id}"))
+                        .header("Authorization", "Basic YWxpY2U6cGE=")
+                        .call()
+                        .is_ok();
                     if !ok {
                         break;
                     }
@@ -301,7 +366,10 @@ fn sigkill_while_containers_start_and_stop_leaves_nothing_stranded() {
         let list = loop {
             let (_, list) = m.get("/api/0.6/execution", alice);
             let list = list.as_array().unwrap().clone();
-            let busy = list.iter().filter(|e| ["starting", "cleaning up"].contains(&e["status"].as_str().unwrap_or(""))).count();
+            let busy = list
+                .iter()
+                .filter(|e| ["starting", "cleaning up"].contains(&e["status"].as_str().unwrap_or("")))
+                .count();
             if busy == 0 {
                 break list;
             }
@@ -309,7 +377,10 @@ fn sigkill_while_containers_start_and_stop_leaves_nothing_stranded() {
             std::thread::sleep(Duration::from_millis(200));
         };
         for (id, terminated) in &acked {
-            let e = list.iter().find(|e| e["id"] == *id).unwrap_or_else(|| panic!("round {round}: acknowledged execution {id} lost"));
+            let e = list
+                .iter()
+                .find(|e| e["id"] == *id)
+                .unwrap_or_else(|| panic!("round {round}: acknowledged execution {id} lost"));
             if *terminated {
                 assert_eq!(e["status"], "terminated", "round {round}: acknowledged termination of {id} lost");
             }
@@ -334,7 +405,12 @@ fn sigkill_while_containers_start_and_stop_leaves_nothing_stranded() {
                     };
                     (!ok).then(|| format!("{id} {status}: {any} container(s), {running} running"))
                 })
-                .chain(docker.iter().filter(|(x, _)| !list.iter().any(|e| e["id"] == *x)).map(|(x, _)| format!("orphan of {x}")))
+                .chain(
+                    docker
+                        .iter()
+                        .filter(|(x, _)| !list.iter().any(|e| e["id"] == *x))
+                        .map(|(x, _)| format!("orphan of {x}")),
+                )
                 .collect();
             if mismatches.is_empty() {
                 break;
@@ -344,7 +420,11 @@ fn sigkill_while_containers_start_and_stop_leaves_nothing_stranded() {
         }
         eprintln!("round {round}: {} acknowledged changes, state matches Docker", acked.len());
     }
-    let out = Command::new(crate::common::zoe_bin()).args(["checkpoint", "verify", "--state-dir"]).arg(&dir).output().unwrap();
+    let out = Command::new(crate::common::zoe_bin())
+        .args(["checkpoint", "verify", "--state-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
@@ -357,7 +437,21 @@ fn docker_cut_slowed_and_its_event_stream_dropped_the_master_serves_and_recovers
     let _cleanup = Cleanup(deployment.clone());
     let dir = temp_dir("faults");
     let host = format!("tcp://127.0.0.1:{}", proxy.port);
-    let m = Master::start_in(&dir, &["--deployment-name", &deployment, "--docker-host", &host, "--docker-timeout", "3", "--reconcile-interval", "1", "--stop-grace", "1"]);
+    let m = Master::start_in(
+        &dir,
+        &[
+            "--deployment-name",
+            &deployment,
+            "--docker-host",
+            &host,
+            "--docker-timeout",
+            "3",
+            "--reconcile-interval",
+            "1",
+            "--stop-grace",
+            "1",
+        ],
+    );
     m.create_user("alice", "user", "pa");
     let alice = ("alice", "pa");
     let app1 = || application(vec![service("main", true, 1, 0, "sleep 600", json!([]))]);

@@ -38,7 +38,10 @@ fn prepare(dir: &std::path::Path, n: usize) {
     for (name, role) in [("zoeadmin", Role::Admin), ("alice", Role::User)] {
         let id = s.gen_id();
         let uid = s.gen_uid();
-        s.users.insert(id, Arc::new(User { id, name: name.into(), role, uid, password_hash: hash.clone(), created_at: now }));
+        s.users.insert(
+            id,
+            Arc::new(User { id, name: name.into(), role, uid, password_hash: hash.clone(), created_at: now }),
+        );
     }
     let application = zoe_actors::app_description::parse_application(&app("img", Some("sleep 1"))).unwrap();
     for i in 0..n {
@@ -67,7 +70,10 @@ fn prepare(dir: &std::path::Path, n: usize) {
 fn peak_memory_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("VmHWM:").map(|v| v.trim().trim_end_matches(" kB").trim().to_string())))
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:").map(|v| v.trim().trim_end_matches(" kB").trim().to_string()))
+        })
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }

@@ -23,17 +23,38 @@ fn every_endpoint_by_every_role() {
     m.create_user("other", "user", OTHER.1);
     m.create_user("guest", "guest", GUEST.1);
     let exec = m.submit(OWNER, "mine", &app("img", None));
-    let callers: [(&str, Option<(&str, &str)>); 6] =
-        [("admin", Some(ADMIN)), ("owner", Some(OWNER)), ("other", Some(OTHER)), ("guest", Some(GUEST)), ("wrong", Some(WRONG)), ("none", None)];
+    let callers: [(&str, Option<(&str, &str)>); 6] = [
+        ("admin", Some(ADMIN)),
+        ("owner", Some(OWNER)),
+        ("other", Some(OTHER)),
+        ("guest", Some(GUEST)),
+        ("wrong", Some(WRONG)),
+        ("none", None),
+    ];
     let new_exec = |n: &str| json!({"name": n, "application": app("img", None)}).to_string();
     // (method, path, body, expected status for admin, owner, other, guest, wrong password, none)
     let table: Vec<(&str, String, Option<String>, [u16; 6])> = vec![
         ("GET", "/api/0.6/info".into(), None, [200, 200, 200, 200, 401, 401]),
         ("GET", "/api/0.6/user/owner".into(), None, [200, 200, 404, 404, 401, 401]),
         ("GET", "/api/0.6/user/nobody".into(), None, [404, 404, 404, 404, 401, 401]),
-        ("PUT", "/api/0.6/user/owner".into(), Some(json!({"password": OWNER.1}).to_string()), [200, 200, 404, 404, 401, 401]),
-        ("PUT", "/api/0.6/user/owner".into(), Some(json!({"role": "admin"}).to_string()), [200, 403, 404, 404, 401, 401]),
-        ("POST", "/api/0.6/user".into(), Some(json!({"name": "x", "role": "user", "password": "p"}).to_string()), [201, 403, 403, 403, 401, 401]),
+        (
+            "PUT",
+            "/api/0.6/user/owner".into(),
+            Some(json!({"password": OWNER.1}).to_string()),
+            [200, 200, 404, 404, 401, 401],
+        ),
+        (
+            "PUT",
+            "/api/0.6/user/owner".into(),
+            Some(json!({"role": "admin"}).to_string()),
+            [200, 403, 404, 404, 401, 401],
+        ),
+        (
+            "POST",
+            "/api/0.6/user".into(),
+            Some(json!({"name": "x", "role": "user", "password": "p"}).to_string()),
+            [201, 403, 403, 403, 401, 401],
+        ),
         ("GET", "/api/0.6/execution".into(), None, [200, 200, 200, 200, 401, 401]),
         ("GET", format!("/api/0.6/execution/{exec}"), None, [200, 200, 404, 404, 401, 401]),
         ("GET", "/api/0.6/execution/999999".into(), None, [404, 404, 404, 404, 401, 401]),
@@ -49,7 +70,12 @@ fn every_endpoint_by_every_role() {
             // State-changing rows run on fresh objects for each caller.
             let path = path.clone();
             if method == &"DELETE" && path.starts_with("/api/0.6/user/") {
-                m.call("POST", "/api/0.6/user", Some(ADMIN), Some(&json!({"name": "other", "role": "user", "password": OTHER.1}).to_string()));
+                m.call(
+                    "POST",
+                    "/api/0.6/user",
+                    Some(ADMIN),
+                    Some(&json!({"name": "other", "role": "user", "password": OTHER.1}).to_string()),
+                );
             }
             let body = if method == &"POST" && path.ends_with("/user") {
                 let _ = m.call("DELETE", "/api/0.6/user/x", Some(ADMIN), None);

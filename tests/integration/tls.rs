@@ -17,11 +17,7 @@ fn openssl(dir: &Path, args: &[&str]) {
         .current_dir(dir)
         .output()
         .unwrap_or_else(|e| panic!("cannot run openssl (needed by this test): {e}"));
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// Files of a throwaway PKI.
@@ -34,43 +30,12 @@ struct Pki {
 /// A certificate authority (`ca.pem`) and a server certificate for 127.0.0.1 and localhost
 /// signed by it (`server.pem`, `server.key`), valid for a day, in `dir`.
 fn make_pki(dir: &Path) -> Pki {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut ca = vec![
-        "req",
-        "-x509",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=zoe test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-    ];
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let mut ca = vec!["req", "-x509", "-days", "1", "-subj", "/CN=zoe test CA", "-keyout", "ca.key", "-out", "ca.pem"];
     ca.extend(ec);
-    ca.extend([
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
+    ca.extend(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
     openssl(dir, &ca);
-    let mut csr = vec![
-        "req",
-        "-new",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-    ];
+    let mut csr = vec!["req", "-new", "-subj", "/CN=localhost", "-keyout", "server.key", "-out", "server.csr"];
     csr.extend(ec);
     openssl(dir, &csr);
     std::fs::write(
@@ -99,37 +64,25 @@ fn make_pki(dir: &Path) -> Pki {
             "server.pem",
         ],
     );
-    Pki {
-        ca: dir.join("ca.pem"),
-        cert: dir.join("server.pem"),
-        key: dir.join("server.key"),
-    }
+    Pki { ca: dir.join("ca.pem"), cert: dir.join("server.pem"), key: dir.join("server.key") }
 }
 
 /// A master serving HTTPS with `pki`'s certificate (no Docker).
 fn tls_master(dir: &Path, pki: &Pki) -> Master {
     let (cert, key) = (pki.cert.to_str().unwrap(), pki.key.to_str().unwrap());
-    Master::start_in(
-        &dir.join("state"),
-        &["--no-docker", "--tls-cert", cert, "--tls-key", key],
-    )
+    Master::start_in(&dir.join("state"), &["--no-docker", "--tls-cert", cert, "--tls-key", key])
 }
 
 /// Runs the client; returns its exit code and stderr.
 fn cli(url: &str, ca_file: Option<&Path>, args: &[&str]) -> (i32, String, String) {
     let mut cmd = Command::new(zoe_bin());
-    cmd.args(["--url", url, "--user", ADMIN.0, "--password", ADMIN.1])
-        .env_remove("ZOE_CA_FILE");
+    cmd.args(["--url", url, "--user", ADMIN.0, "--password", ADMIN.1]).env_remove("ZOE_CA_FILE");
     if let Some(ca) = ca_file {
         cmd.arg("--ca-file").arg(ca);
     }
     let out = cmd.args(args).output().unwrap();
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (
-        out.status.code().unwrap_or(-1),
-        text(&out.stdout),
-        text(&out.stderr),
-    )
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
 }
 
 #[test]
@@ -142,9 +95,7 @@ fn https_with_the_ca_trusted_works_and_plain_http_or_untrusted_does_not() {
 
     // (a) HTTPS, trusting the test CA.
     let ca = ureq::tls::Certificate::from_pem(&std::fs::read(&pki.ca).unwrap()).unwrap();
-    let tls = ureq::tls::TlsConfig::builder()
-        .root_certs(ureq::tls::RootCerts::new_with_certs(&[ca]))
-        .build();
+    let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::new_with_certs(&[ca])).build();
     m.agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(30)))
@@ -156,18 +107,10 @@ fn https_with_the_ca_trusted_works_and_plain_http_or_untrusted_does_not() {
     assert_eq!(info["api_version"], "0.6");
 
     // (b) Plain HTTP on the same port gets no answer.
-    let plain = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build();
+    let plain = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(10))).build();
     let plain: ureq::Agent = plain.into();
-    let res = plain
-        .get(format!("http://127.0.0.1:{port}/api/0.6/info"))
-        .call();
-    assert!(
-        res.is_err(),
-        "plain HTTP to the HTTPS port answered: {:?}",
-        res.map(|r| r.status())
-    );
+    let res = plain.get(format!("http://127.0.0.1:{port}/api/0.6/info")).call();
+    assert!(res.is_err(), "plain HTTP to the HTTPS port answered: {:?}", res.map(|r| r.status()));
 
     // (c) The client, with and without the CA.
     let (code, out, err) = cli(&m.url, Some(&pki.ca), &["user-ls"]);
@@ -175,10 +118,7 @@ fn https_with_the_ca_trusted_works_and_plain_http_or_untrusted_does_not() {
     assert!(out.contains("zoeadmin"), "{out}");
     let (code, _, err) = cli(&m.url, None, &["user-ls"]);
     assert_eq!(code, 3, "{err}");
-    assert!(
-        err.contains("certificate is not trusted") && err.contains("--ca-file"),
-        "{err}"
-    );
+    assert!(err.contains("certificate is not trusted") && err.contains("--ca-file"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     m.kill();
 }
@@ -189,24 +129,18 @@ fn a_missing_or_lone_key_stops_the_master_with_one_line() {
     let pki = make_pki(&dir);
     let missing = dir.join("missing.key");
     let (cert, missing_s) = (pki.cert.to_str().unwrap(), missing.to_str().unwrap());
-    let Err(err) = Master::try_start_in(
-        &dir.join("state"),
-        &["--no-docker", "--tls-cert", cert, "--tls-key", missing_s],
-    ) else {
+    let Err(err) =
+        Master::try_start_in(&dir.join("state"), &["--no-docker", "--tls-cert", cert, "--tls-key", missing_s])
+    else {
         panic!("the master started without its key");
     };
     let lines: Vec<&str> = err.lines().skip(1).filter(|l| !l.is_empty()).collect();
     assert_eq!(lines.len(), 1, "{err}");
-    assert!(
-        lines[0].starts_with("zoe master: ") && lines[0].contains(missing_s),
-        "{err}"
-    );
+    assert!(lines[0].starts_with("zoe master: ") && lines[0].contains(missing_s), "{err}");
     // Nothing was written to the state directory.
     assert!(!dir.join("state").join("checkpoints").exists(), "{err}");
 
     // One of the two alone is refused too.
-    let err = Master::try_start_in(&dir.join("state"), &["--no-docker", "--tls-cert", cert])
-        .err()
-        .unwrap();
+    let err = Master::try_start_in(&dir.join("state"), &["--no-docker", "--tls-cert", cert]).err().unwrap();
     assert!(err.contains("--tls-cert needs --tls-key"), "{err}");
 }

@@ -34,40 +34,25 @@ struct Page {
 
 impl Page {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// The anti-CSRF token of the page's forms.
     fn csrf(&self) -> String {
         let marker = "name=\"csrf\" value=\"";
-        let start = self
-            .body
-            .find(marker)
-            .unwrap_or_else(|| panic!("no CSRF token in the page:\n{}", self.body))
+        let start = self.body.find(marker).unwrap_or_else(|| panic!("no CSRF token in the page:\n{}", self.body))
             + marker.len();
         self.body[start..].split('"').next().unwrap().to_string()
     }
 
     #[track_caller]
     fn assert_contains(&self, text: &str) {
-        assert!(
-            self.body.contains(text),
-            "expected {text:?} in the page (HTTP {}):\n{}",
-            self.status,
-            self.body
-        );
+        assert!(self.body.contains(text), "expected {text:?} in the page (HTTP {}):\n{}", self.status, self.body);
     }
 
     #[track_caller]
     fn assert_lacks(&self, text: &str) {
-        assert!(
-            !self.body.contains(text),
-            "did not expect {text:?} in the page:\n{}",
-            self.body
-        );
+        assert!(!self.body.contains(text), "did not expect {text:?} in the page:\n{}", self.body);
     }
 }
 
@@ -75,19 +60,13 @@ fn form_encode(fields: &[(&str, &str)]) -> String {
     let enc = |s: &str| {
         s.bytes()
             .map(|b| match b {
-                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
-                    (b as char).to_string()
-                }
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => (b as char).to_string(),
                 b' ' => "+".to_string(),
                 b => format!("%{b:02X}"),
             })
             .collect::<String>()
     };
-    fields
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+    fields.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
 }
 
 /// Sends a request without following redirects.
@@ -119,26 +98,12 @@ fn request(
     }
     let body = form.map(form_encode).unwrap_or_default();
     let req = req.body(body.into_bytes()).unwrap();
-    let mut resp = agent
-        .run(req)
-        .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let mut resp = agent.run(req).unwrap_or_else(|e| panic!("{method} {url}: {e}"));
     let status = resp.status().as_u16();
-    let headers = resp
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-        .collect();
-    let body = resp
-        .body_mut()
-        .with_config()
-        .limit(16 << 20)
-        .read_to_string()
-        .unwrap_or_default();
-    Page {
-        status,
-        headers,
-        body,
-    }
+    let headers =
+        resp.headers().iter().map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())).collect();
+    let body = resp.body_mut().with_config().limit(16 << 20).read_to_string().unwrap_or_default();
+    Page { status, headers, body }
 }
 
 fn get(m: &Master, path: &str, auth: (&str, &str)) -> Page {
@@ -151,11 +116,7 @@ fn post(m: &Master, path: &str, auth: (&str, &str), form: &[(&str, &str)]) -> Pa
 
 #[track_caller]
 fn assert_redirect(p: &Page, to: &str) {
-    assert_eq!(
-        p.status, 303,
-        "expected a 303 to {to}, got {}:\n{}",
-        p.status, p.body
-    );
+    assert_eq!(p.status, 303, "expected a 303 to {to}, got {}:\n{}", p.status, p.body);
     assert_eq!(p.header("location"), Some(to));
 }
 
@@ -174,11 +135,7 @@ fn execution(m: &Master, id: u64) -> Value {
 }
 
 fn execution_count(m: &Master) -> usize {
-    m.get("/api/0.6/execution", ADMIN)
-        .1
-        .as_array()
-        .unwrap()
-        .len()
+    m.get("/api/0.6/execution", ADMIN).1.as_array().unwrap().len()
 }
 
 // ------------------------------------------------------------------------- plain HTTP tests
@@ -189,51 +146,24 @@ fn pages_need_credentials_and_answer_html_with_the_version() {
     let home = request(&m, "GET", "/", None, None, &[]);
     assert_redirect(&home, "/executions");
 
-    for path in [
-        "/executions",
-        "/executions/new",
-        "/admin/users",
-        "/executions/1",
-    ] {
+    for path in ["/executions", "/executions/new", "/admin/users", "/executions/1"] {
         let p = request(&m, "GET", path, None, None, &[]);
         assert_eq!(p.status, 401, "{path}: {}", p.body);
-        assert_eq!(
-            p.header("www-authenticate"),
-            Some("Basic realm=\"zoe\""),
-            "{path}"
-        );
-        assert!(
-            p.header("content-type")
-                .unwrap_or("")
-                .starts_with("text/html"),
-            "{path}"
-        );
+        assert_eq!(p.header("www-authenticate"), Some("Basic realm=\"zoe\""), "{path}");
+        assert!(p.header("content-type").unwrap_or("").starts_with("text/html"), "{path}");
         p.assert_contains("Please sign in");
     }
     let wrong = get(&m, "/executions", ("alice", "wrong"));
     assert_eq!(wrong.status, 401);
-    assert_eq!(
-        wrong.header("www-authenticate"),
-        Some("Basic realm=\"zoe\"")
-    );
-    let post = request(
-        &m,
-        "POST",
-        "/executions/new",
-        None,
-        Some(&[("name", "x"), ("app", "batch")]),
-        &[],
-    );
+    assert_eq!(wrong.header("www-authenticate"), Some("Basic realm=\"zoe\""));
+    let post = request(&m, "POST", "/executions/new", None, Some(&[("name", "x"), ("app", "batch")]), &[]);
     assert_eq!(post.status, 401);
 
     let p = get(&m, "/executions", ALICE);
     assert_eq!(p.status, 200);
     assert!(p.header("content-type").unwrap().starts_with("text/html"));
     assert_eq!(p.header("cache-control"), Some("no-store"));
-    assert!(p
-        .header("content-security-policy")
-        .unwrap()
-        .contains("frame-ancestors 'none'"));
+    assert!(p.header("content-security-policy").unwrap().contains("frame-ancestors 'none'"));
     p.assert_contains("Your executions");
     p.assert_contains("No executions yet");
     p.assert_contains(&format!("Zoe {}", env!("CARGO_PKG_VERSION")));
@@ -245,10 +175,7 @@ fn pages_need_credentials_and_answer_html_with_the_version() {
     assert!(css.header("content-type").unwrap().starts_with("text/css"));
     let js = request(&m, "GET", "/static/zoe.js", None, None, &[]);
     assert_eq!(js.status, 200);
-    assert!(js
-        .header("content-type")
-        .unwrap()
-        .starts_with("text/javascript"));
+    assert!(js.header("content-type").unwrap().starts_with("text/javascript"));
 
     let admin = get(&m, "/executions", ADMIN);
     admin.assert_contains("All executions");
@@ -330,20 +257,10 @@ fn admin_pages_are_for_admins_only() {
             &m,
             "/admin/users",
             who,
-            &[
-                ("csrf", &token),
-                ("name", "mallory"),
-                ("role", "admin"),
-                ("password", "x"),
-            ],
+            &[("csrf", &token), ("name", "mallory"), ("role", "admin"), ("password", "x")],
         );
         assert_eq!(p.status, 404);
-        let p = post(
-            &m,
-            "/admin/users/zoeadmin/role",
-            who,
-            &[("csrf", &token), ("role", "guest")],
-        );
+        let p = post(&m, "/admin/users/zoeadmin/role", who, &[("csrf", &token), ("role", "guest")]);
         assert_eq!(p.status, 404);
         let p = post(&m, "/admin/users/alice/delete", who, &[("csrf", &token)]);
         assert_eq!(p.status, 404);
@@ -368,25 +285,14 @@ fn every_post_needs_the_users_token_and_this_sites_origin() {
     let token = get(&m, "/executions/new", ALICE).csrf();
     let bob_token = get(&m, "/executions/new", BOB).csrf();
     assert_ne!(token, bob_token);
-    assert_eq!(
-        token,
-        get(&m, "/executions/new?app=batch", ALICE).csrf(),
-        "one token per user"
-    );
+    assert_eq!(token, get(&m, "/executions/new?app=batch", ALICE).csrf(), "one token per user");
 
     let send = |token: Option<&str>, headers: &[(&str, &str)]| {
         let mut fields = vec![("name", "csrf-test"), ("app", "batch")];
         if let Some(t) = token {
             fields.push(("csrf", t));
         }
-        request(
-            &m,
-            "POST",
-            "/executions/new",
-            Some(ALICE),
-            Some(&fields),
-            headers,
-        )
+        request(&m, "POST", "/executions/new", Some(ALICE), Some(&fields), headers)
     };
     let host = m.url.trim_start_matches("http://").to_string();
     // (what is wrong, the token sent, extra headers)
@@ -396,40 +302,18 @@ fn every_post_needs_the_users_token_and_this_sites_origin() {
         ("a wrong token", Some("0123456789abcdef"), &[]),
         ("an empty token", Some(""), &[]),
         ("another user's token", Some(&bob_token), &[]),
-        (
-            "a foreign origin",
-            Some(&token),
-            &[("Origin", "http://evil.example")],
-        ),
+        ("a foreign origin", Some(&token), &[("Origin", "http://evil.example")]),
         ("a null origin", Some(&token), &[("Origin", "null")]),
-        (
-            "a cross-site fetch",
-            Some(&token),
-            &[("Sec-Fetch-Site", "cross-site")],
-        ),
+        ("a cross-site fetch", Some(&token), &[("Sec-Fetch-Site", "cross-site")]),
     ];
     for (what, token, headers) in cases {
         let p = send(token, headers);
-        assert_eq!(
-            p.status, 403,
-            "a POST with {what} must be refused: {}",
-            p.body
-        );
+        assert_eq!(p.status, 403, "a POST with {what} must be refused: {}", p.body);
         p.assert_contains("Request refused");
-        assert_eq!(
-            execution_count(&m),
-            0,
-            "a POST with {what} changed something"
-        );
+        assert_eq!(execution_count(&m), 0, "a POST with {what} changed something");
     }
     let origin = format!("http://{host}");
-    let ok = send(
-        Some(&token),
-        &[
-            ("Origin", origin.as_str()),
-            ("Sec-Fetch-Site", "same-origin"),
-        ],
-    );
+    let ok = send(Some(&token), &[("Origin", origin.as_str()), ("Sec-Fetch-Site", "same-origin")]);
     assert_eq!(ok.status, 303, "{}", ok.body);
     let location = ok.header("location").unwrap().to_string();
     let id: u64 = location.trim_start_matches("/executions/").parse().unwrap();
@@ -441,31 +325,14 @@ fn every_post_needs_the_users_token_and_this_sites_origin() {
     // Terminate and restart are checked the same way.
     let terminate = format!("/executions/{id}/terminate");
     assert_eq!(post(&m, &terminate, ALICE, &[]).status, 403);
-    assert_eq!(
-        post(&m, &terminate, ALICE, &[("csrf", &bob_token)]).status,
-        403
-    );
-    assert_eq!(
-        post(&m, &terminate, BOB, &[("csrf", &bob_token)]).status,
-        404,
-        "not bob's execution"
-    );
+    assert_eq!(post(&m, &terminate, ALICE, &[("csrf", &bob_token)]).status, 403);
+    assert_eq!(post(&m, &terminate, BOB, &[("csrf", &bob_token)]).status, 404, "not bob's execution");
     assert_eq!(execution(&m, id)["status"], "scheduled");
-    let done = post(
-        &m,
-        &terminate,
-        ALICE,
-        &[("csrf", &token), ("next", "/executions")],
-    );
+    let done = post(&m, &terminate, ALICE, &[("csrf", &token), ("next", "/executions")]);
     assert_redirect(&done, "/executions");
     assert_eq!(execution(&m, id)["status"], "terminated");
     // `next` only leads to this interface.
-    let again = post(
-        &m,
-        &terminate,
-        ALICE,
-        &[("csrf", &token), ("next", "https://evil.example/")],
-    );
+    let again = post(&m, &terminate, ALICE, &[("csrf", &token), ("next", "https://evil.example/")]);
     assert_redirect(&again, &terminate.replace("/terminate", ""));
 
     let restart = format!("/executions/{id}/restart");
@@ -473,12 +340,7 @@ fn every_post_needs_the_users_token_and_this_sites_origin() {
     assert_eq!(execution_count(&m), 1);
     let restarted = post(&m, &restart, ALICE, &[("csrf", &token)]);
     assert_eq!(restarted.status, 303, "{}", restarted.body);
-    let new_id: u64 = restarted
-        .header("location")
-        .unwrap()
-        .trim_start_matches("/executions/")
-        .parse()
-        .unwrap();
+    let new_id: u64 = restarted.header("location").unwrap().trim_start_matches("/executions/").parse().unwrap();
     assert_ne!(new_id, id);
     let e = execution(&m, new_id);
     assert_eq!(e["name"], "csrf-test");
@@ -508,86 +370,40 @@ fn the_new_execution_form_shows_errors_next_to_their_field_and_keeps_the_input()
     prefilled.assert_contains("id=\"name\" name=\"name\" value=\"sleeper\"");
 
     let mut bad = app("zoe-test-busybox:latest", None);
-    bad["services"][0]["ports"] = json!([{"name": "p", "protocol": "http", "port_number": "80", "is_main_endpoint": true, "expose": true}]);
+    bad["services"][0]["ports"] =
+        json!([{"name": "p", "protocol": "http", "port_number": "80", "is_main_endpoint": true, "expose": true}]);
     let text = serde_json::to_string_pretty(&bad).unwrap();
-    let p = post(
-        &m,
-        "/executions/new",
-        ALICE,
-        &[
-            ("csrf", &token),
-            ("name", "kept-name"),
-            ("description", &text),
-        ],
-    );
+    let p = post(&m, "/executions/new", ALICE, &[("csrf", &token), ("name", "kept-name"), ("description", &text)]);
     assert_eq!(p.status, 400, "{}", p.body);
     p.assert_contains("id=\"description-error\"><code>application.services[0].ports[0].port_number</code> must be an integer, got a string");
     p.assert_contains("value=\"kept-name\"");
     p.assert_contains("&#34;port_number&#34;: &#34;80&#34;");
 
-    let p = post(
-        &m,
-        "/executions/new",
-        ALICE,
-        &[
-            ("csrf", &token),
-            ("name", "x"),
-            ("description", "{\"name\": "),
-        ],
-    );
+    let p = post(&m, "/executions/new", ALICE, &[("csrf", &token), ("name", "x"), ("description", "{\"name\": ")]);
     assert_eq!(p.status, 400);
     p.assert_contains("<code>application</code> this is not valid JSON (line 1");
 
     let mut typo = app("zoe-test-busybox:latest", None);
     typo["services"][0]["monitr"] = json!(true);
-    let p = post(
-        &m,
-        "/executions/new",
-        ALICE,
-        &[
-            ("csrf", &token),
-            ("name", "x"),
-            ("description", &typo.to_string()),
-        ],
-    );
+    let p = post(&m, "/executions/new", ALICE, &[("csrf", &token), ("name", "x"), ("description", &typo.to_string())]);
     assert_eq!(p.status, 400);
     p.assert_contains("<code>application.services[0].monitr</code>");
 
-    let p = post(
-        &m,
-        "/executions/new",
-        ALICE,
-        &[("csrf", &token), ("name", "Bad_Name"), ("app", "batch")],
-    );
+    let p = post(&m, "/executions/new", ALICE, &[("csrf", &token), ("name", "Bad_Name"), ("app", "batch")]);
     assert_eq!(p.status, 400);
     p.assert_contains("id=\"name-error\"><code>name</code>");
     p.assert_contains("value=\"Bad_Name\"");
     // The catalogue entry that was used is shown in the box.
     p.assert_contains("step $i");
 
-    let p = post(
-        &m,
-        "/executions/new",
-        ALICE,
-        &[("csrf", &token), ("name", "empty")],
-    );
+    let p = post(&m, "/executions/new", ALICE, &[("csrf", &token), ("name", "empty")]);
     assert_eq!(p.status, 400);
     p.assert_contains("pick one from the catalogue");
     assert_eq!(execution_count(&m), 0);
 
-    let ok = post(
-        &m,
-        "/executions/new",
-        ALICE,
-        &[("csrf", &token), ("name", "first"), ("app", "sleeper")],
-    );
+    let ok = post(&m, "/executions/new", ALICE, &[("csrf", &token), ("name", "first"), ("app", "sleeper")]);
     assert_eq!(ok.status, 303, "{}", ok.body);
-    let in_use = post(
-        &m,
-        "/executions/new",
-        ALICE,
-        &[("csrf", &token), ("name", "first"), ("app", "sleeper")],
-    );
+    let in_use = post(&m, "/executions/new", ALICE, &[("csrf", &token), ("name", "first"), ("app", "sleeper")]);
     assert_eq!(in_use.status, 409);
     in_use.assert_contains("id=\"name-error\"");
     in_use.assert_contains("already active");
@@ -595,21 +411,10 @@ fn the_new_execution_form_shows_errors_next_to_their_field_and_keeps_the_input()
     // A guest's quota is a message above the form.
     let bob_token = get(&m, "/executions/new", BOB).csrf();
     assert_eq!(
-        post(
-            &m,
-            "/executions/new",
-            BOB,
-            &[("csrf", &bob_token), ("name", "one"), ("app", "batch")]
-        )
-        .status,
+        post(&m, "/executions/new", BOB, &[("csrf", &bob_token), ("name", "one"), ("app", "batch")]).status,
         303
     );
-    let quota = post(
-        &m,
-        "/executions/new",
-        BOB,
-        &[("csrf", &bob_token), ("name", "two"), ("app", "batch")],
-    );
+    let quota = post(&m, "/executions/new", BOB, &[("csrf", &bob_token), ("name", "two"), ("app", "batch")]);
     assert_eq!(quota.status, 402);
     quota.assert_contains("id=\"form-error\"");
     quota.assert_contains("Quota exceeded");
@@ -628,120 +433,45 @@ fn admins_create_change_and_delete_users_through_forms() {
         &m,
         "/admin/users",
         ADMIN,
-        &[
-            ("csrf", &token),
-            ("name", "carol"),
-            ("role", "user"),
-            ("password", "carol pw"),
-        ],
+        &[("csrf", &token), ("name", "carol"), ("role", "user"), ("password", "carol pw")],
     );
     assert_redirect(&created, "/admin/users?created=carol");
     let (s, u) = m.get("/api/0.6/user/carol", ADMIN);
     assert_eq!((s, u["role"].as_str()), (200, Some("user")));
-    assert_eq!(
-        get(&m, "/executions", ("carol", "carol pw")).status,
-        200,
-        "the new user can sign in"
-    );
+    assert_eq!(get(&m, "/executions", ("carol", "carol pw")).status, 200, "the new user can sign in");
     get(&m, "/admin/users?created=carol", ADMIN).assert_contains("User carol was created.");
 
-    let dup = post(
-        &m,
-        "/admin/users",
-        ADMIN,
-        &[
-            ("csrf", &token),
-            ("name", "carol"),
-            ("role", "guest"),
-            ("password", "x"),
-        ],
-    );
+    let dup =
+        post(&m, "/admin/users", ADMIN, &[("csrf", &token), ("name", "carol"), ("role", "guest"), ("password", "x")]);
     assert_eq!(dup.status, 409);
     dup.assert_contains("id=\"form-error\"");
     dup.assert_contains("value=\"carol\"");
-    let bad_role = post(
-        &m,
-        "/admin/users",
-        ADMIN,
-        &[
-            ("csrf", &token),
-            ("name", "dave"),
-            ("role", "king"),
-            ("password", "x"),
-        ],
-    );
+    let bad_role =
+        post(&m, "/admin/users", ADMIN, &[("csrf", &token), ("name", "dave"), ("role", "king"), ("password", "x")]);
     assert_eq!(bad_role.status, 400);
     bad_role.assert_contains("king");
-    let no_password = post(
-        &m,
-        "/admin/users",
-        ADMIN,
-        &[
-            ("csrf", &token),
-            ("name", "dave"),
-            ("role", "user"),
-            ("password", ""),
-        ],
-    );
+    let no_password =
+        post(&m, "/admin/users", ADMIN, &[("csrf", &token), ("name", "dave"), ("role", "user"), ("password", "")]);
     assert_eq!(no_password.status, 400);
-    let bad_name = post(
-        &m,
-        "/admin/users",
-        ADMIN,
-        &[
-            ("csrf", &token),
-            ("name", "Dave!"),
-            ("role", "user"),
-            ("password", "x"),
-        ],
-    );
+    let bad_name =
+        post(&m, "/admin/users", ADMIN, &[("csrf", &token), ("name", "Dave!"), ("role", "user"), ("password", "x")]);
     assert_eq!(bad_name.status, 400);
     assert_eq!(m.get("/api/0.6/user/dave", ADMIN).0, 404);
-    let forged = post(
-        &m,
-        "/admin/users",
-        ADMIN,
-        &[("name", "eve"), ("role", "admin"), ("password", "x")],
-    );
+    let forged = post(&m, "/admin/users", ADMIN, &[("name", "eve"), ("role", "admin"), ("password", "x")]);
     assert_eq!(forged.status, 403);
     assert_eq!(m.get("/api/0.6/user/eve", ADMIN).0, 404);
 
-    let changed = post(
-        &m,
-        "/admin/users/carol/role",
-        ADMIN,
-        &[("csrf", &token), ("role", "guest")],
-    );
+    let changed = post(&m, "/admin/users/carol/role", ADMIN, &[("csrf", &token), ("role", "guest")]);
     assert_redirect(&changed, "/admin/users?changed=carol");
     assert_eq!(m.get("/api/0.6/user/carol", ADMIN).1["role"], "guest");
-    assert_eq!(
-        post(&m, "/admin/users/carol/role", ADMIN, &[("role", "admin")]).status,
-        403
-    );
+    assert_eq!(post(&m, "/admin/users/carol/role", ADMIN, &[("role", "admin")]).status, 403);
     assert_eq!(m.get("/api/0.6/user/carol", ADMIN).1["role"], "guest");
-    assert_eq!(
-        post(
-            &m,
-            "/admin/users/nobody/role",
-            ADMIN,
-            &[("csrf", &token), ("role", "user")]
-        )
-        .status,
-        404
-    );
+    assert_eq!(post(&m, "/admin/users/nobody/role", ADMIN, &[("csrf", &token), ("role", "user")]).status, 404);
 
-    let last_admin = post(
-        &m,
-        "/admin/users/zoeadmin/delete",
-        ADMIN,
-        &[("csrf", &token)],
-    );
+    let last_admin = post(&m, "/admin/users/zoeadmin/delete", ADMIN, &[("csrf", &token)]);
     assert_eq!(last_admin.status, 409, "{}", last_admin.body);
     last_admin.assert_contains("id=\"form-error\"");
-    assert_eq!(
-        post(&m, "/admin/users/carol/delete", ADMIN, &[]).status,
-        403
-    );
+    assert_eq!(post(&m, "/admin/users/carol/delete", ADMIN, &[]).status, 403);
     assert_eq!(m.get("/api/0.6/user/carol", ADMIN).0, 200);
     let deleted = post(&m, "/admin/users/carol/delete", ADMIN, &[("csrf", &token)]);
     assert_redirect(&deleted, "/admin/users?deleted=carol");
@@ -753,7 +483,6 @@ fn admins_create_change_and_delete_users_through_forms() {
 
 const WAIT: Duration = Duration::from_secs(60);
 
-
 fn wait_api_status(m: &Master, id: u64, want: &str) -> Value {
     let deadline = Instant::now() + WAIT;
     loop {
@@ -761,11 +490,7 @@ fn wait_api_status(m: &Master, id: u64, want: &str) -> Value {
         if e["status"] == want {
             return e;
         }
-        assert!(
-            Instant::now() < deadline,
-            "execution {id} never became {want}: {e}\n{}",
-            m.log_text()
-        );
+        assert!(Instant::now() < deadline, "execution {id} never became {want}: {e}\n{}", m.log_text());
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -780,27 +505,16 @@ fn a_browser_runs_an_execution_from_the_catalogue_reads_its_log_and_terminates_i
     let ws = dir.join("ws");
     let m = Master::start_in(
         &dir.join("state"),
-        &[
-            "--deployment-name",
-            &deployment,
-            "--workspace-base-path",
-            ws.to_str().unwrap(),
-            "--stop-grace",
-            "2",
-        ],
+        &["--deployment-name", &deployment, "--workspace-base-path", ws.to_str().unwrap(), "--stop-grace", "2"],
     );
     m.create_user(ALICE.0, "user", ALICE.1);
     m.create_user(BOB.0, "guest", BOB.1);
     let port = m.url.rsplit(':').next().unwrap().to_string();
-    let site = |who: (&str, &str), path: &str| {
-        format!("http://{}:{}@127.0.0.1:{port}{path}", who.0, who.1)
-    };
+    let site = |who: (&str, &str), path: &str| format!("http://{}:{}@127.0.0.1:{port}{path}", who.0, who.1);
 
     // Some history for the pages to show: a job that ends and a web server that keeps running.
-    let batch: Value =
-        serde_json::from_str(include_str!("../../src/web/catalogue/batch.json")).unwrap();
-    let web: Value =
-        serde_json::from_str(include_str!("../../src/web/catalogue/web-server.json")).unwrap();
+    let batch: Value = serde_json::from_str(include_str!("../../src/web/catalogue/batch.json")).unwrap();
+    let web: Value = serde_json::from_str(include_str!("../../src/web/catalogue/web-server.json")).unwrap();
     let batch_id = m.submit(ALICE, "nightly", &batch);
     let web_id = m.submit(ALICE, "site", &web);
     wait_api_status(&m, batch_id, "finished");
@@ -821,10 +535,7 @@ fn a_browser_runs_an_execution_from_the_catalogue_reads_its_log_and_terminates_i
     b.click("#app option[value='batch']");
     b.click("#start");
     let refused = b.wait_for("id=\"name-error\"");
-    assert!(
-        refused.contains("value=\"Bad Name\"") && refused.contains("step $i"),
-        "{refused}"
-    );
+    assert!(refused.contains("value=\"Bad Name\"") && refused.contains("step $i"), "{refused}");
     b.screenshot("new-execution-error");
     b.type_into("#name", "hello");
     // Uploading a file fills the box (JavaScript's FileReader) and forgets the catalogue choice.
@@ -832,25 +543,14 @@ fn a_browser_runs_an_execution_from_the_catalogue_reads_its_log_and_terminates_i
     std::fs::write(&upload, r#"{"name": "from-a-file"}"#).unwrap();
     b.send_keys("#description-file", upload.to_str().unwrap());
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !b
-        .property("#description", "value")
-        .as_str()
-        .unwrap_or("")
-        .contains("from-a-file")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the uploaded file did not fill the box"
-        );
+    while !b.property("#description", "value").as_str().unwrap_or("").contains("from-a-file") {
+        assert!(Instant::now() < deadline, "the uploaded file did not fill the box");
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(b.property("#app", "value"), "");
     b.click("#app option[value='sleeper']");
     let filled = b.property("#description", "value");
-    assert!(
-        filled.as_str().unwrap_or("").contains("echo started"),
-        "the catalogue did not fill the box: {filled}"
-    );
+    assert!(filled.as_str().unwrap_or("").contains("echo started"), "the catalogue did not fill the box: {filled}");
     b.resize(1280, 1180);
     b.screenshot("new-execution");
     b.resize(1280, 860);
@@ -859,12 +559,7 @@ fn a_browser_runs_an_execution_from_the_catalogue_reads_its_log_and_terminates_i
     // The execution page refreshes itself until the execution runs.
     let page = b.wait_for("id=\"status\">running");
     let url = b.url();
-    let id: u64 = url
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap_or_else(|_| panic!("not an execution page: {url}"));
+    let id: u64 = url.rsplit('/').next().unwrap().parse().unwrap_or_else(|_| panic!("not an execution page: {url}"));
     assert!(page.contains("hello") && page.contains("sleeper"), "{page}");
     assert_eq!(execution(&m, id)["owner"], "alice");
     b.screenshot("execution");
@@ -873,10 +568,7 @@ fn a_browser_runs_an_execution_from_the_catalogue_reads_its_log_and_terminates_i
     b.click("a.log-link");
     b.wait_for("hello from hello");
     let log_path = b.url().split(&port).nth(1).unwrap().to_string();
-    assert!(
-        log_path.starts_with(&format!("/executions/{id}/services/")),
-        "{log_path}"
-    );
+    assert!(log_path.starts_with(&format!("/executions/{id}/services/")), "{log_path}");
     let log = b.source();
     assert!(log.contains("started"), "{log}");
     b.screenshot("service-log");
@@ -884,10 +576,7 @@ fn a_browser_runs_an_execution_from_the_catalogue_reads_its_log_and_terminates_i
     // The web server's page links to its published port.
     b.goto(&format!("http://127.0.0.1:{port}/executions/{web_id}"));
     let web_page = b.wait_for("id=\"status\">running");
-    assert!(
-        web_page.contains("class=\"endpoint\" href=\"http://127.0.0.1:"),
-        "{web_page}"
-    );
+    assert!(web_page.contains("class=\"endpoint\" href=\"http://127.0.0.1:"), "{web_page}");
     b.screenshot("execution-web-server");
 
     // Terminate, with the confirmation dialog; the page follows it to its end.
@@ -897,20 +586,14 @@ fn a_browser_runs_an_execution_from_the_catalogue_reads_its_log_and_terminates_i
     b.accept_alert();
     let ended = b.wait_for("id=\"status\">terminated");
     assert_eq!(execution(&m, id)["status"], "terminated");
-    assert!(
-        ended.contains("terminated by alice") && ended.contains("class=\"log-link\""),
-        "{ended}"
-    );
+    assert!(ended.contains("terminated by alice") && ended.contains("class=\"log-link\""), "{ended}");
     // The log outlives the container.
     let kept = get(&m, &log_path, ALICE);
     kept.assert_contains("hello from hello");
     kept.assert_contains("kept when the container was removed");
     b.goto(&format!("http://127.0.0.1:{port}/executions"));
     let list = b.wait_for("terminated");
-    assert!(
-        list.contains("finished") && list.contains("running"),
-        "{list}"
-    );
+    assert!(list.contains("finished") && list.contains("running"), "{list}");
     let executions_png = b.screenshot("executions");
     b.resize(390, 844);
     b.screenshot("executions-phone");
@@ -928,10 +611,7 @@ fn a_browser_runs_an_execution_from_the_catalogue_reads_its_log_and_terminates_i
     // A guest cannot see alice's execution.
     b.goto(&site(BOB, &format!("/executions/{id}")));
     let refused = b.wait_for("Not found");
-    assert!(
-        refused.contains("HTTP 404") && !refused.contains("hello from"),
-        "{refused}"
-    );
+    assert!(refused.contains("HTTP 404") && !refused.contains("hello from"), "{refused}");
     b.screenshot("not-found");
     assert_eq!(get(&m, &format!("/executions/{id}"), BOB).status, 404);
 
@@ -941,9 +621,5 @@ fn a_browser_runs_an_execution_from_the_catalogue_reads_its_log_and_terminates_i
         std::fs::create_dir_all(&docs).unwrap();
         std::fs::copy(&executions_png, docs.join("executions-page.png")).unwrap();
     }
-    eprintln!(
-        "browser test: {:.1} s; screenshots in {}",
-        started.elapsed().as_secs_f64(),
-        screenshot_dir().display()
-    );
+    eprintln!("browser test: {:.1} s; screenshots in {}", started.elapsed().as_secs_f64(), screenshot_dir().display());
 }

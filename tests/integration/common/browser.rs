@@ -36,11 +36,7 @@ impl Drop for Driver {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 pub fn chromedriver_path() -> PathBuf {
@@ -65,10 +61,7 @@ pub fn start_driver() -> Driver {
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run chromedriver: {e}"));
-    let driver = Driver {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
+    let driver = Driver { child, url: format!("http://127.0.0.1:{port}") };
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Ok(mut r) = ureq::get(format!("{}/status", driver.url)).call() {
@@ -77,10 +70,7 @@ pub fn start_driver() -> Driver {
                 return driver;
             }
         }
-        assert!(
-            Instant::now() < deadline,
-            "chromedriver did not answer on port {port}"
-        );
+        assert!(Instant::now() < deadline, "chromedriver did not answer on port {port}");
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -122,21 +112,9 @@ impl Browser {
                 ]
             }
         }}});
-        let v = call(
-            &agent,
-            "POST",
-            &format!("{}/session", driver.url),
-            Some(caps),
-        );
-        let id = v["value"]["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no session: {v}"))
-            .to_string();
-        Browser {
-            base: format!("{}/session/{id}", driver.url),
-            agent,
-            _profile: profile,
-        }
+        let v = call(&agent, "POST", &format!("{}/session", driver.url), Some(caps));
+        let id = v["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {v}")).to_string();
+        Browser { base: format!("{}/session/{id}", driver.url), agent, _profile: profile }
     }
 
     pub fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
@@ -149,15 +127,8 @@ impl Browser {
     }
 
     pub fn find(&self, css: &str) -> String {
-        let v = self.cmd(
-            "POST",
-            "/element",
-            Some(json!({"using": "css selector", "value": css})),
-        );
-        v[ELEMENT]
-            .as_str()
-            .unwrap_or_else(|| panic!("no element {css}: {v}\n{}", self.source()))
-            .to_string()
+        let v = self.cmd("POST", "/element", Some(json!({"using": "css selector", "value": css})));
+        v[ELEMENT].as_str().unwrap_or_else(|| panic!("no element {css}: {v}\n{}", self.source())).to_string()
     }
 
     pub fn click(&self, css: &str) {
@@ -168,20 +139,12 @@ impl Browser {
     pub fn type_into(&self, css: &str, text: &str) {
         let el = self.find(css);
         self.cmd("POST", &format!("/element/{el}/clear"), Some(json!({})));
-        self.cmd(
-            "POST",
-            &format!("/element/{el}/value"),
-            Some(json!({"text": text})),
-        );
+        self.cmd("POST", &format!("/element/{el}/value"), Some(json!({"text": text})));
     }
 
     pub fn send_keys(&self, css: &str, text: &str) {
         let el = self.find(css);
-        self.cmd(
-            "POST",
-            &format!("/element/{el}/value"),
-            Some(json!({"text": text})),
-        );
+        self.cmd("POST", &format!("/element/{el}/value"), Some(json!({"text": text})));
     }
 
     pub fn property(&self, css: &str, name: &str) -> Value {
@@ -190,17 +153,11 @@ impl Browser {
     }
 
     pub fn source(&self) -> String {
-        self.cmd("GET", "/source", None)
-            .as_str()
-            .unwrap_or("")
-            .to_string()
+        self.cmd("GET", "/source", None).as_str().unwrap_or("").to_string()
     }
 
     pub fn url(&self) -> String {
-        self.cmd("GET", "/url", None)
-            .as_str()
-            .unwrap_or("")
-            .to_string()
+        self.cmd("GET", "/url", None).as_str().unwrap_or("").to_string()
     }
 
     /// Waits until the page (which may refresh itself) contains `text`.
@@ -211,10 +168,7 @@ impl Browser {
             if source.contains(text) {
                 return source;
             }
-            assert!(
-                Instant::now() < deadline,
-                "the page never showed {text:?}; it shows:\n{source}"
-            );
+            assert!(Instant::now() < deadline, "the page never showed {text:?}; it shows:\n{source}");
             std::thread::sleep(Duration::from_millis(250));
         }
     }
@@ -222,37 +176,23 @@ impl Browser {
     pub fn accept_alert(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let v = call(
-                &self.agent,
-                "POST",
-                &format!("{}/alert/accept", self.base),
-                Some(json!({})),
-            );
+            let v = call(&self.agent, "POST", &format!("{}/alert/accept", self.base), Some(json!({})));
             if v["value"].is_null() {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "no confirmation dialog appeared: {v}"
-            );
+            assert!(Instant::now() < deadline, "no confirmation dialog appeared: {v}");
             std::thread::sleep(Duration::from_millis(100));
         }
     }
 
     pub fn resize(&self, width: u32, height: u32) {
-        self.cmd(
-            "POST",
-            "/window/rect",
-            Some(json!({"width": width, "height": height})),
-        );
+        self.cmd("POST", "/window/rect", Some(json!({"width": width, "height": height})));
     }
 
     /// Saves a screenshot of the window as `target/web-screenshots/<name>.png`.
     pub fn screenshot(&self, name: &str) -> PathBuf {
         let v = self.cmd("GET", "/screenshot", None);
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(v.as_str().unwrap())
-            .unwrap();
+        let png = base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap();
         assert!(png.starts_with(b"\x89PNG"), "not a PNG");
         let dir = screenshot_dir();
         std::fs::create_dir_all(&dir).unwrap();
@@ -275,22 +215,12 @@ pub fn call(agent: &ureq::Agent, method: &str, url: &str, body: Option<Value>) -
         .header("Content-Type", "application/json")
         .body(body.map(|b| b.to_string()).unwrap_or_default().into_bytes())
         .unwrap();
-    let mut resp = agent
-        .run(req)
-        .unwrap_or_else(|e| panic!("WebDriver {method} {url}: {e}"));
+    let mut resp = agent.run(req).unwrap_or_else(|e| panic!("WebDriver {method} {url}: {e}"));
     let mut text = String::new();
-    resp.body_mut()
-        .as_reader()
-        .read_to_string(&mut text)
-        .unwrap();
-    serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("WebDriver {method} {url}: not JSON ({e}): {text}"))
+    resp.body_mut().as_reader().read_to_string(&mut text).unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("WebDriver {method} {url}: not JSON ({e}): {text}"))
 }
 
 pub fn screenshot_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .unwrap()
-        .join("web-screenshots")
+    Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("web-screenshots")
 }
-

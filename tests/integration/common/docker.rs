@@ -59,7 +59,8 @@ pub fn kill_masters_of(deployment: &str) {
 /// Removes every container and network labelled with this deployment.
 pub fn remove_deployment(deployment: &str) {
     let filter = format!("label=zoe.deployment_name={deployment}");
-    let ids: Vec<String> = docker_out(&["ps", "-aq", "--filter", &filter]).split_whitespace().map(String::from).collect();
+    let ids: Vec<String> =
+        docker_out(&["ps", "-aq", "--filter", &filter]).split_whitespace().map(String::from).collect();
     // A few at a time: the CLI removes the containers of one call in parallel, and an old
     // engine can deadlock when too many network sandboxes go at once.
     for chunk in ids.chunks(4) {
@@ -118,7 +119,11 @@ pub fn wait_status(m: &Master, auth: (&str, &str), id: u64, want: &[&str], secs:
         if want.contains(&e["status"].as_str().unwrap_or("")) {
             return e;
         }
-        assert!(Instant::now() < deadline, "execution {id} never reached {want:?}; now: {e}\nmaster log:\n{}", m.log_text());
+        assert!(
+            Instant::now() < deadline,
+            "execution {id} never reached {want:?}; now: {e}\nmaster log:\n{}",
+            m.log_text()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -133,7 +138,8 @@ pub fn inspect(name: &str) -> Value {
 /// The names of a deployment's containers, sorted.
 pub fn containers_of(deployment: &str) -> Vec<String> {
     let filter = format!("label=zoe.deployment_name={deployment}");
-    let mut v: Vec<String> = docker_out(&["ps", "-a", "--format", "{{.Names}}", "--filter", &filter]).lines().map(String::from).collect();
+    let mut v: Vec<String> =
+        docker_out(&["ps", "-a", "--format", "{{.Names}}", "--filter", &filter]).lines().map(String::from).collect();
     v.sort();
     v
 }

@@ -158,11 +158,8 @@ impl Master {
             .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
             .collect();
         let text = resp.body_mut().with_config().limit(64 * 1024 * 1024).read_to_string().unwrap_or_default();
-        let value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
+        let value =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
         (status, headers, value)
     }
 
@@ -226,9 +223,5 @@ pub fn app(image: &str, command: Option<&str>) -> Value {
 pub fn assert_error(resp: &(u16, Value), status: u16, code: &str) {
     assert_eq!(resp.0, status, "expected {status} {code}, got {} {}", resp.0, resp.1);
     assert_eq!(resp.1["code"], code, "expected code {code}, got {}", resp.1);
-    assert!(
-        resp.1["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "error without message: {}",
-        resp.1
-    );
+    assert!(resp.1["message"].as_str().is_some_and(|m| !m.is_empty()), "error without message: {}", resp.1);
 }

@@ -87,20 +87,14 @@ impl Proxy {
                 });
             }
         });
-        Proxy {
-            port,
-            mode,
-            stop,
-            conns,
-        }
+        Proxy { port, mode, stop, conns }
     }
 
     pub fn set(&self, mode: ProxyMode) {
         self.mode.store(mode as u8, Ordering::SeqCst);
         if mode != ProxyMode::Hang {
             // Down: break every connection; Up: drop the ones held by a hang.
-            let conns: Vec<_> =
-                std::mem::take(&mut *self.conns.lock().unwrap_or_else(|p| p.into_inner()));
+            let conns: Vec<_> = std::mem::take(&mut *self.conns.lock().unwrap_or_else(|p| p.into_inner()));
             if mode == ProxyMode::Down {
                 for c in conns {
                     let _ = c.shutdown(std::net::Shutdown::Both);
@@ -151,8 +145,7 @@ fn pump(
         if mode.load(Ordering::SeqCst) == ProxyMode::Slow as u8 {
             std::thread::sleep(Duration::from_millis(300));
         }
-        if mode.load(Ordering::SeqCst) == ProxyMode::Down as u8 || to.write_all(&buf[..n]).is_err()
-        {
+        if mode.load(Ordering::SeqCst) == ProxyMode::Down as u8 || to.write_all(&buf[..n]).is_err() {
             break;
         }
     }

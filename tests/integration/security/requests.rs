@@ -22,11 +22,18 @@ fn basic(auth: (&str, &str)) -> String {
 }
 
 /// Sends one raw HTTP/1.1 request; returns the status, the headers (lowercase names) and the body.
-fn raw(m: &Master, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, Vec<(String, String)>, String) {
+fn raw(
+    m: &Master,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Vec<(String, String)>, String) {
     let addr = m.url.trim_start_matches("http://");
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -54,7 +61,11 @@ fn memory_kb(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
-        .find_map(|l| l.strip_prefix(field).and_then(|r| r.trim_start_matches(':').split_whitespace().next()).and_then(|v| v.parse().ok()))
+        .find_map(|l| {
+            l.strip_prefix(field)
+                .and_then(|r| r.trim_start_matches(':').split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+        })
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
 
@@ -82,7 +93,11 @@ fn a_page_of_another_site_cannot_make_a_signed_in_browser_create_an_admin() {
             while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
                 line.clear();
             }
-            let _ = write!(conn, "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}", page.len());
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+                page.len()
+            );
         }
     });
     let driver = start_driver();
@@ -105,32 +120,51 @@ fn cross_site_and_non_json_requests_are_refused_and_0_9_7_clients_still_work() {
     let m = Master::start_in(&temp_dir("csrf"), &["--no-docker"]);
     let auth = basic(ADMIN);
     let user = |n: &str| json!({"name": n, "role": "admin", "password": "pw"}).to_string();
-    let (s, h, b) = raw(&m, "POST", "/api/0.6/user", &[("Authorization", &auth), ("Content-Type", "text/plain")], &user("e1"));
+    let (s, h, b) =
+        raw(&m, "POST", "/api/0.6/user", &[("Authorization", &auth), ("Content-Type", "text/plain")], &user("e1"));
     assert_eq!(s, 415, "{h:?} {b}");
     assert!(b.contains("unsupported_media_type"), "{b}");
     let (s, _, b) = raw(&m, "POST", "/api/0.6/user", &[("Authorization", &auth)], &user("e2"));
     assert!(s == 415 && b.contains("unsupported_media_type"), "no content type: {s} {b}");
     let json_type = ("Content-Type", "application/json");
-    for forged in [("Origin", "http://evil.example"), ("Sec-Fetch-Site", "cross-site"), ("Sec-Fetch-Site", "same-site")] {
+    for forged in [("Origin", "http://evil.example"), ("Sec-Fetch-Site", "cross-site"), ("Sec-Fetch-Site", "same-site")]
+    {
         let (s, _, b) = raw(&m, "POST", "/api/0.6/user", &[("Authorization", &auth), json_type, forged], &user("e3"));
         assert!(s == 403 && b.contains("cross_site_request"), "{forged:?}: {s} {b}");
     }
     // A request claiming, through X-Forwarded-Host, that the forged origin is this host.
-    let spoof = [("Authorization", auth.as_str()), json_type, ("Origin", "http://evil.example"), ("X-Forwarded-Host", "evil.example")];
+    let spoof = [
+        ("Authorization", auth.as_str()),
+        json_type,
+        ("Origin", "http://evil.example"),
+        ("X-Forwarded-Host", "evil.example"),
+    ];
     let (s, _, b) = raw(&m, "POST", "/api/0.6/user", &spoof, &user("e4"));
     assert!(s == 403 && b.contains("cross_site_request"), "{s} {b}");
     // The 0.9.7 client (Content-Type: application/json, no Origin) and a same-origin page.
     let (s, _, b) = raw(&m, "POST", "/api/0.6/user", &[("Authorization", &auth), json_type], &user("ok1"));
     assert_eq!(s, 201, "{b}");
     let origin = m.url.clone();
-    let (s, _, b) = raw(&m, "POST", "/api/0.6/user", &[("Authorization", &auth), json_type, ("Origin", &origin), ("Sec-Fetch-Site", "same-origin")], &user("ok2"));
+    let (s, _, b) = raw(
+        &m,
+        "POST",
+        "/api/0.6/user",
+        &[("Authorization", &auth), json_type, ("Origin", &origin), ("Sec-Fetch-Site", "same-origin")],
+        &user("ok2"),
+    );
     assert_eq!(s, 201, "{b}");
     for n in ["e1", "e2", "e3", "e4"] {
         assert_eq!(m.get(&format!("/api/0.6/user/{n}"), ADMIN).0, 404, "{n} was created");
     }
     // Behind a proxy the administrator trusts, its X-Forwarded-Host is the host.
     let m = Master::start_in(&temp_dir("csrf-proxy"), &["--no-docker", "--trusted-proxy", "127.0.0.1"]);
-    let (s, _, b) = raw(&m, "POST", "/api/0.6/user", &[("Authorization", &auth), json_type, ("Origin", "https://zoe.example"), ("X-Forwarded-Host", "zoe.example")], &user("viaproxy"));
+    let (s, _, b) = raw(
+        &m,
+        "POST",
+        "/api/0.6/user",
+        &[("Authorization", &auth), json_type, ("Origin", "https://zoe.example"), ("X-Forwarded-Host", "zoe.example")],
+        &user("viaproxy"),
+    );
     assert_eq!(s, 201, "{b}");
 }
 
@@ -151,8 +185,11 @@ fn a_flood_of_logins_with_made_up_names_cannot_exhaust_memory() {
         .map(|i| {
             let url = url.clone();
             std::thread::spawn(move || {
-                let agent: ureq::Agent =
-                    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(60))).build().into();
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .timeout_global(Some(Duration::from_secs(60)))
+                    .build()
+                    .into();
                 let auth = basic((&format!("nobody-{i}-{}", "x".repeat(i)), "guess"));
                 let r = agent.get(format!("{url}/api/0.6/info")).header("Authorization", &auth).call().unwrap();
                 (r.status().as_u16(), r.headers().get("retry-after").map(|v| v.to_str().unwrap_or("").to_string()))
@@ -189,7 +226,10 @@ fn a_flood_of_logins_with_made_up_names_cannot_exhaust_memory() {
 /// address that fails with many names is throttled as a whole, and both figures agree.
 #[test]
 fn failed_logins_are_throttled_per_user_and_per_address_and_retry_after_agrees() {
-    let m = Master::start_in(&temp_dir("throttle"), &["--no-docker", "--login-failures-max", "3", "--login-failures-window", "120"]);
+    let m = Master::start_in(
+        &temp_dir("throttle"),
+        &["--no-docker", "--login-failures-max", "3", "--login-failures-window", "120"],
+    );
     m.create_user("alice", "user", ALICE.1);
     for _ in 0..3 {
         assert_eq!(m.get("/api/0.6/info", ("alice", "wrong")).0, 401);
@@ -225,7 +265,11 @@ fn open_fds(pid: u32) -> usize {
 fn abandoned_log_streams_end_followers_are_capped_and_shutdown_is_prompt() {
     let (mut m, _cleanup, _) = docker_master("follow");
     m.create_user("alice", "user", ALICE.1);
-    let id = m.submit(ALICE, "talk", &application(vec![service("main", true, 1, 0, "sh -c 'echo started; sleep 600'", json!([]))]));
+    let id = m.submit(
+        ALICE,
+        "talk",
+        &application(vec![service("main", true, 1, 0, "sh -c 'echo started; sleep 600'", json!([]))]),
+    );
     let e = wait_status(&m, ALICE, id, &["running"], 60);
     let sid = e["services"][0].as_u64().unwrap();
     let pid = m.child.id();
@@ -254,7 +298,11 @@ fn abandoned_log_streams_end_followers_are_capped_and_shutdown_is_prompt() {
     drop(streams);
     let deadline = Instant::now() + Duration::from_secs(10);
     while open_fds(pid) > baseline + 2 {
-        assert!(Instant::now() < deadline, "abandoned streams kept {} descriptors open ({baseline} before)", open_fds(pid));
+        assert!(
+            Instant::now() < deadline,
+            "abandoned streams kept {} descriptors open ({baseline} before)",
+            open_fds(pid)
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     // At most 4 followed logs per user; a closed one gives its place back.
@@ -317,7 +365,8 @@ fn descriptions_submissions_and_queues_are_bounded_and_the_state_is_private() {
     let with_env = |bytes: usize| {
         let mut a = app("img", None);
         let per = 4000;
-        a["services"][0]["environment"] = json!((0..bytes / per).map(|i| json!([format!("V{i}"), "v".repeat(per)])).collect::<Vec<_>>());
+        a["services"][0]["environment"] =
+            json!((0..bytes / per).map(|i| json!([format!("V{i}"), "v".repeat(per)])).collect::<Vec<_>>());
         a
     };
     let ok = m.post("/api/0.6/execution", ALICE, &json!({"name": "sixty", "application": with_env(60 * 1024)}));
@@ -333,10 +382,18 @@ fn descriptions_submissions_and_queues_are_bounded_and_the_state_is_private() {
     // Rate: bursts of 20, then 2 a second; each refusal says when to come back.
     let mut refused = None;
     for i in 0..30 {
-        let (s, h, v) = m.call_full("POST", "/api/0.6/execution", Some(("bob", "bob-pw")), Some(&json!({"name": format!("r{i}"), "application": app("img", None)}).to_string()));
+        let (s, h, v) = m.call_full(
+            "POST",
+            "/api/0.6/execution",
+            Some(("bob", "bob-pw")),
+            Some(&json!({"name": format!("r{i}"), "application": app("img", None)}).to_string()),
+        );
         if s == 429 {
             assert_eq!(v["code"], "too_many_requests", "{v}");
-            assert!(header(&h, "retry-after").is_some_and(|r| r.parse::<u64>().is_ok_and(|r| (1..=2).contains(&r))), "{h:?}");
+            assert!(
+                header(&h, "retry-after").is_some_and(|r| r.parse::<u64>().is_ok_and(|r| (1..=2).contains(&r))),
+                "{h:?}"
+            );
             refused = Some(i);
             break;
         }
@@ -372,7 +429,10 @@ fn non_admins_see_counts_and_their_own_entries_only_and_bad_parameters_get_json(
     assert_eq!(swarm["stats"]["nodes"], json!([]), "{swarm}");
     let text = swarm.to_string();
     assert!(!text.contains("server_version") && !text.contains("docker_endpoint"), "{text}");
-    assert_eq!(m.post("/api/0.6/query", ADMIN, &json!({"what": "stats_swarm"})).1["stats"]["nodes"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        m.post("/api/0.6/query", ADMIN, &json!({"what": "stats_swarm"})).1["stats"]["nodes"].as_array().unwrap().len(),
+        1
+    );
     for bad in ["tail=-1", "tail=x", "follow=maybe"] {
         let (s, h, v) = m.call_full("GET", &format!("/api/0.6/service/1/logs?{bad}"), Some(ALICE), None);
         assert_eq!((s, v["code"].as_str()), (400, Some("invalid_request")), "{bad}: {v}");

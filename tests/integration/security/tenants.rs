@@ -200,7 +200,10 @@ impl FakeRegistry {
                 let (status, body) = if path == "/v2/" {
                     ("200 OK", "{}".to_string())
                 } else {
-                    ("404 Not Found", format!("{{\"errors\":[{{\"code\":\"MANIFEST_UNKNOWN\",\"message\":\"{SECRET}\"}}]}}"))
+                    (
+                        "404 Not Found",
+                        format!("{{\"errors\":[{{\"code\":\"MANIFEST_UNKNOWN\",\"message\":\"{SECRET}\"}}]}}"),
+                    )
                 };
                 let _ = write!(
                     conn,
@@ -256,9 +259,11 @@ fn a_udp_port_is_published_as_udp() {
     let e = wait_status(&m, ALICE, id, &["running"], 60);
     let sid = e["services"][0].as_u64().unwrap();
     let s = m.get(&format!("/api/0.6/service/{sid}"), ALICE).1;
-    let endpoint = |i: usize| s["ports"][i]["host_endpoint"].as_str().unwrap_or_else(|| panic!("no endpoint: {s}")).to_string();
+    let endpoint =
+        |i: usize| s["ports"][i]["host_endpoint"].as_str().unwrap_or_else(|| panic!("no endpoint: {s}")).to_string();
     let c = inspect(&format!("main-udp-alice-{dep}"));
-    let published = |key: &str| c["NetworkSettings"]["Ports"][key][0]["HostPort"].as_str().unwrap_or_default().to_string();
+    let published =
+        |key: &str| c["NetworkSettings"]["Ports"][key][0]["HostPort"].as_str().unwrap_or_default().to_string();
     assert_eq!(endpoint(0), format!("127.0.0.1:{}", published("5353/udp")), "{c}");
     assert_eq!(endpoint(1), format!("127.0.0.1:{}", published("8080/tcp")));
     assert!(c["NetworkSettings"]["Ports"]["5353/tcp"].is_null(), "not as TCP");
