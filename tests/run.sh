@@ -27,4 +27,8 @@ if [ ! -x target/st-venv/bin/schemathesis ]; then
     python3 -m venv target/st-venv && target/st-venv/bin/pip install -q schemathesis
 fi
 
+# Formatted and linted, always: an unformatted file or a clippy warning fails the run.
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
 cargo test --workspace --locked "$@"

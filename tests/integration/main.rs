@@ -1,6 +1,9 @@
 //! Zoe's integration tests: one test binary (one link step), one module per area.
 //! They use the real actors, real HTTP, real files and the real Docker Engine.
 
+// Test code: a panic is a failed test, which is what it should be.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod api;
 mod checkpoints;
 mod cli;
