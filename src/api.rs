@@ -4,18 +4,18 @@
 use actix_web::http::{header, Method};
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 use zoe_actors::app_description::parse_application;
 use zoe_actors::protocol::ServiceLogs;
-use zoe_actors::state_actor::{
-    CreateUser, DeleteUser, GetExecution, GetService, GetUser, ListExecutions, Query, ServiceLogSource,
-    SubmitExecution, TerminateExecution, UpdateUser,
-};
-use zoe_actors::{Code, ZoeError};
+use zoe_actors::state_actor::{CreateUser, DeleteUser, SubmitExecution, TerminateExecution, UpdateUser};
+use zoe_actors::views::{self, QueryWhat, UserView};
+use zoe_actors::Code;
 use zoe_checkpoints::{ExecutionStatus, Role};
 
 use crate::auth::{Authed, MAX_PASSWORD_BYTES};
-use crate::error::ApiError;
+use crate::error::{ApiError, HttpCode};
 use crate::AppData;
 
 /// The API's base path.
@@ -27,13 +27,43 @@ pub const APPLICATION_FORMAT_VERSION: u32 = 2;
 
 type ApiResult = Result<HttpResponse, ApiError>;
 
+/// `GET /info`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"version": "0.1.0", "api_version": "0.6", "application_format_version": 2, "deployment_name": "dev"}))]
+pub struct Info {
+    /// The master's version.
+    pub version: String,
+    /// Always "0.6".
+    pub api_version: String,
+    /// Always 2.
+    pub application_format_version: u32,
+    pub deployment_name: String,
+}
+
+/// `201` of `POST /user`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct UserCreated {
+    pub user: UserView,
+}
+
+/// `201` of `POST /execution`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ExecutionCreated {
+    pub execution_id: u64,
+}
+
+/// Now, for the views.
+fn now() -> zoe_checkpoints::Timestamp {
+    time::OffsetDateTime::now_utc()
+}
+
 /// Registers every API route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope(BASE)
             .wrap(actix_web::middleware::from_fn(crate::origin::api_guard))
             .app_data(web::QueryConfig::default().error_handler(|e, _req| {
-                ApiError::new(Code::InvalidRequest, format!("bad query parameters: {e}")).into()
+                ApiError::new(HttpCode::InvalidRequest, format!("bad query parameters: {e}")).into()
             }))
             .service(resource("/info", &[Method::GET]).route(web::get().to(info)))
             .service(resource("/user", &[Method::POST]).route(web::post().to(create_user)))
@@ -68,8 +98,8 @@ fn resource(path: &str, allowed: &'static [Method]) -> actix_web::Resource {
 
 fn method_not_allowed(req: &HttpRequest, allowed: &[Method]) -> HttpResponse {
     let allow = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
-    let e = ZoeError::new(
-        Code::MethodNotAllowed,
+    let e = ApiError::new(
+        HttpCode::MethodNotAllowed,
         format!("{} is not allowed on {}; use {allow}", req.method(), req.path()),
     );
     HttpResponse::MethodNotAllowed().insert_header((header::ALLOW, allow)).json(crate::error::body(&e))
@@ -77,19 +107,19 @@ fn method_not_allowed(req: &HttpRequest, allowed: &[Method]) -> HttpResponse {
 
 /// Answers unknown paths.
 pub async fn not_found(req: HttpRequest) -> ApiResult {
-    Err(ApiError::new(Code::NotFound, format!("no such endpoint: {} {}", req.method(), req.path())))
+    Err(ApiError::new(HttpCode::NotFound, format!("no such endpoint: {} {}", req.method(), req.path())))
 }
 
 /// Reads a request body of at most `limit` bytes; `what` names it in the refusal ("request
 /// body", "form"). Used by the API and the web pages.
-pub async fn read_limited(mut payload: web::Payload, limit: usize, what: &str) -> Result<web::BytesMut, ZoeError> {
+pub async fn read_limited(mut payload: web::Payload, limit: usize, what: &str) -> Result<web::BytesMut, ApiError> {
     let too_large =
-        || ZoeError::new(Code::PayloadTooLarge, format!("the {what} is larger than the limit of {limit} bytes"));
+        || ApiError::new(HttpCode::PayloadTooLarge, format!("the {what} is larger than the limit of {limit} bytes"));
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| match e {
             actix_web::error::PayloadError::Overflow => too_large(),
-            e => ZoeError::new(Code::InvalidRequest, format!("cannot read the {what}: {e}")),
+            e => ApiError::new(HttpCode::InvalidRequest, format!("cannot read the {what}: {e}")),
         })?;
         if body.len() + chunk.len() > limit {
             return Err(too_large());
@@ -104,30 +134,30 @@ pub async fn read_limited(mut payload: web::Payload, limit: usize, what: &str) -
 async fn json_body(data: &AppData, payload: web::Payload) -> Result<Map<String, Value>, ApiError> {
     let body = read_limited(payload, data.config.max_body_bytes, "request body").await?;
     if body.is_empty() {
-        return Err(ApiError::new(Code::InvalidJson, "the request body is empty; send a JSON object"));
+        return Err(ApiError::new(HttpCode::InvalidJson, "the request body is empty; send a JSON object"));
     }
     match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::new(Code::InvalidRequest, "the request body must be a JSON object")),
-        Err(e) => Err(ApiError::new(Code::InvalidJson, format!("Error decoding JSON data: {e}"))),
+        Ok(_) => Err(ApiError::new(HttpCode::InvalidRequest, "the request body must be a JSON object")),
+        Err(e) => Err(ApiError::new(HttpCode::InvalidJson, format!("Error decoding JSON data: {e}"))),
     }
 }
 
 /// Parses an application description of at most `max_bytes` of compact JSON: every description
 /// is kept in the checkpoints, so its size is bounded like every other thing a request stores.
-pub fn parse_description(v: &Value, max_bytes: usize) -> Result<zoe_checkpoints::Application, ZoeError> {
+pub fn parse_description(v: &Value, max_bytes: usize) -> Result<zoe_checkpoints::Application, ApiError> {
     let size = serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX);
     if size > max_bytes {
-        return Err(ZoeError::new(
-            Code::DescriptionTooLarge,
+        return Err(ApiError::new(
+            HttpCode::DescriptionTooLarge,
             format!("application: the description is {size} bytes of JSON, more than the limit of {max_bytes}"),
         ));
     }
-    parse_application(v).map_err(ZoeError::from)
+    parse_application(v).map_err(|e| ApiError::from(zoe_actors::ZoeError::from(e)))
 }
 
 fn missing(key: &str) -> ApiError {
-    ApiError::new(Code::InvalidRequest, format!("Missing required attribute {key}"))
+    ApiError::new(HttpCode::InvalidRequest, format!("Missing required attribute {key}"))
 }
 
 /// A required string field of a request body.
@@ -135,7 +165,7 @@ fn string_field(body: &Map<String, Value>, key: &str) -> Result<String, ApiError
     match body.get(key) {
         None | Some(Value::Null) => Err(missing(key)),
         Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => Err(ApiError::new(Code::InvalidRequest, format!("{key}: must be a string"))),
+        Some(_) => Err(ApiError::new(HttpCode::InvalidRequest, format!("{key}: must be a string"))),
     }
 }
 
@@ -152,18 +182,18 @@ fn parse_id(raw: &str, what: Code) -> Result<u64, ApiError> {
     tag = "platform",
     security(("basic_auth" = [])),
     responses(
-        (status = 200, description = "Versions and deployment", body = crate::openapi::Info),
+        (status = 200, description = "Versions and deployment", body = Info),
         crate::openapi::AuthRefusals,
         (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::openapi::ErrorBody),
     ),
 )]
 async fn info(data: web::Data<AppData>, _: Authed) -> ApiResult {
-    Ok(HttpResponse::Ok().json(json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "api_version": API_VERSION,
-        "application_format_version": APPLICATION_FORMAT_VERSION,
-        "deployment_name": data.config.deployment_name,
-    })))
+    Ok(HttpResponse::Ok().json(Info {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        api_version: API_VERSION.to_string(),
+        application_format_version: APPLICATION_FORMAT_VERSION,
+        deployment_name: data.config.deployment_name.clone(),
+    }))
 }
 
 #[utoipa::path(
@@ -173,7 +203,7 @@ async fn info(data: web::Data<AppData>, _: Authed) -> ApiResult {
     security(("basic_auth" = [])),
     request_body = crate::openapi::NewUser,
     responses(
-        (status = 201, description = "Created", body = crate::openapi::UserCreated),
+        (status = 201, description = "Created", body = UserCreated),
         (status = 400, description = "`invalid_json`, `invalid_request`, `invalid_name`, `invalid_role`", body = crate::openapi::ErrorBody),
         (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
         (status = 403, description = "`admin_only`", body = crate::openapi::ErrorBody),
@@ -192,7 +222,7 @@ async fn create_user(data: web::Data<AppData>, Authed(caller): Authed, payload: 
     }
     let password_hash = hash(&data, password).await?;
     let user = data.state.send(CreateUser { caller, name, role, password_hash }).await??;
-    Ok(HttpResponse::Created().json(json!({ "user": user })))
+    Ok(HttpResponse::Created().json(UserCreated { user }))
 }
 
 /// A password from a request body, checked for length.
@@ -201,7 +231,7 @@ fn password_field(body: &Map<String, Value>) -> Result<Option<String>, ApiError>
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(p)) if !p.is_empty() && p.len() <= MAX_PASSWORD_BYTES => Ok(Some(p.clone())),
         Some(_) => Err(ApiError::new(
-            Code::InvalidRequest,
+            HttpCode::InvalidRequest,
             format!("password: must be a string of 1 to {MAX_PASSWORD_BYTES} bytes"),
         )),
     }
@@ -209,16 +239,16 @@ fn password_field(body: &Map<String, Value>) -> Result<Option<String>, ApiError>
 
 /// Hashes a password, in turn with the logins being verified.
 pub async fn hash(data: &AppData, password: String) -> Result<String, ApiError> {
-    Ok(data.auth.passwords.hash(password).await?)
+    data.auth.passwords.hash(password).await
 }
 
 fn role_field(body: &Map<String, Value>) -> Result<Option<Role>, ApiError> {
     match body.get("role") {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(r)) => Role::parse(r)
-            .map(Some)
-            .ok_or_else(|| ApiError::new(Code::InvalidRole, format!("role {r:?} is not one of admin, user, guest"))),
-        Some(_) => Err(ApiError::new(Code::InvalidRole, "role: must be one of \"admin\", \"user\", \"guest\"")),
+        Some(Value::String(r)) => Role::parse(r).map(Some).ok_or_else(|| {
+            ApiError::new(HttpCode::InvalidRole, format!("role {r:?} is not one of admin, user, guest"))
+        }),
+        Some(_) => Err(ApiError::new(HttpCode::InvalidRole, "role: must be one of \"admin\", \"user\", \"guest\"")),
     }
 }
 
@@ -234,7 +264,7 @@ fn role_field(body: &Map<String, Value>) -> Result<Option<Role>, ApiError> {
     ),
     request_body = crate::openapi::UserUpdate,
     responses(
-        (status = 200, description = "The changed user", body = crate::openapi::User),
+        (status = 200, description = "The changed user", body = UserView),
         (status = 400, description = "`invalid_json`, `invalid_request`, `invalid_role`", body = crate::openapi::ErrorBody),
         (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
         (status = 403, description = "`admin_only`: only administrators change roles and others' passwords", body = crate::openapi::ErrorBody),
@@ -253,7 +283,7 @@ async fn update_user(
     let body = json_body(&data, payload).await?;
     if let Some(k) = body.keys().find(|k| !matches!(k.as_str(), "role" | "password")) {
         return Err(ApiError::new(
-            Code::InvalidRequest,
+            HttpCode::InvalidRequest,
             format!("{k}: unknown field; only role and password can change"),
         ));
     }
@@ -275,15 +305,14 @@ async fn update_user(
         ("name" = String, Path, description = "The user's name"),
     ),
     responses(
-        (status = 200, description = "The user", body = crate::openapi::User),
+        (status = 200, description = "The user", body = UserView),
         (status = 404, description = "`no_such_user` (also for a user the caller may not see)", body = crate::openapi::ErrorBody),
         crate::openapi::AuthRefusals,
         (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::openapi::ErrorBody),
     ),
 )]
 async fn get_user(data: web::Data<AppData>, Authed(caller): Authed, name: web::Path<String>) -> ApiResult {
-    let user = data.state.send(GetUser { caller, name: name.into_inner() }).await??;
-    Ok(HttpResponse::Ok().json(user))
+    Ok(HttpResponse::Ok().json(views::get_user(&data.reader.now(), &caller, &name)?))
 }
 
 #[utoipa::path(
@@ -318,10 +347,10 @@ struct ListParams {
     tag = "executions",
     security(("basic_auth" = [])),
     params(
-        ("status" = Option<crate::openapi::ExecutionStatus>, Query, description = "Only executions with this status"),
+        ("status" = Option<views::Status>, Query, description = "Only executions with this status"),
     ),
     responses(
-        (status = 200, description = "The caller's executions (all of them for an administrator)", body = [crate::openapi::Execution]),
+        (status = 200, description = "The caller's executions (all of them for an administrator)", body = [views::ExecutionView]),
         (status = 400, description = "`invalid_request`: unknown status", body = crate::openapi::ErrorBody),
         crate::openapi::AuthRefusals,
         (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::openapi::ErrorBody),
@@ -336,12 +365,12 @@ async fn list_executions(
         None => None,
         Some(s) => Some(ExecutionStatus::parse(&s).ok_or_else(|| {
             ApiError::new(
-                Code::InvalidRequest,
+                HttpCode::InvalidRequest,
                 format!("status {s:?} is not one of {}", ExecutionStatus::ALL.map(|s| s.as_str()).join(", ")),
             )
         })?),
     };
-    let list = data.state.send(ListExecutions { caller, status }).await??;
+    let list = views::list_executions(&data.reader.now(), &data.reader.scheduler, &caller, status, now())?;
     Ok(HttpResponse::Ok().json(list))
 }
 
@@ -352,7 +381,7 @@ async fn list_executions(
     security(("basic_auth" = [])),
     request_body = crate::openapi::NewExecution,
     responses(
-        (status = 201, description = "Queued and checkpointed", body = crate::openapi::ExecutionCreated),
+        (status = 201, description = "Queued and checkpointed", body = ExecutionCreated),
         (status = 400, description = "`invalid_json`, `invalid_request`, `exceeds_capacity`, or a description code (`missing_field`, `wrong_type`, ...) naming the field", body = crate::openapi::ErrorBody),
         (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
         (status = 402, description = "`quota_exceeded`", body = crate::openapi::ErrorBody),
@@ -370,7 +399,7 @@ async fn submit_execution(data: web::Data<AppData>, Authed(caller): Authed, payl
         Some(v) => parse_description(v, data.config.max_description_bytes)?,
     };
     let id = data.state.send(SubmitExecution { caller, name, application }).await??;
-    Ok(HttpResponse::Created().json(json!({ "execution_id": id })))
+    Ok(HttpResponse::Created().json(ExecutionCreated { execution_id: id }))
 }
 
 #[utoipa::path(
@@ -382,7 +411,7 @@ async fn submit_execution(data: web::Data<AppData>, Authed(caller): Authed, payl
         ("id" = u64, Path, description = "The execution's id"),
     ),
     responses(
-        (status = 200, description = "The execution (with `queue_position` while waiting)", body = crate::openapi::Execution),
+        (status = 200, description = "The execution (with `queue_position` while waiting)", body = views::ExecutionView),
         (status = 404, description = "`no_such_execution` (also for one the caller may not see)", body = crate::openapi::ErrorBody),
         crate::openapi::AuthRefusals,
         (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::openapi::ErrorBody),
@@ -390,7 +419,7 @@ async fn submit_execution(data: web::Data<AppData>, Authed(caller): Authed, payl
 )]
 async fn get_execution(data: web::Data<AppData>, Authed(caller): Authed, id: web::Path<String>) -> ApiResult {
     let id = parse_id(&id, Code::NoSuchExecution)?;
-    let e = data.state.send(GetExecution { caller, id }).await??;
+    let e = views::get_execution(&data.reader.now(), &data.reader.scheduler, &caller, id, now())?;
     Ok(HttpResponse::Ok().json(e))
 }
 
@@ -425,7 +454,7 @@ async fn terminate_execution(data: web::Data<AppData>, Authed(caller): Authed, i
         ("id" = u64, Path, description = "The service's id"),
     ),
     responses(
-        (status = 200, description = "The service", body = crate::openapi::Service),
+        (status = 200, description = "The service", body = views::ServiceView),
         (status = 404, description = "`no_such_service`", body = crate::openapi::ErrorBody),
         crate::openapi::AuthRefusals,
         (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::openapi::ErrorBody),
@@ -433,8 +462,7 @@ async fn terminate_execution(data: web::Data<AppData>, Authed(caller): Authed, i
 )]
 async fn get_service(data: web::Data<AppData>, Authed(caller): Authed, id: web::Path<String>) -> ApiResult {
     let id = parse_id(&id, Code::NoSuchService)?;
-    let s = data.state.send(GetService { caller, id }).await??;
-    Ok(HttpResponse::Ok().json(s))
+    Ok(HttpResponse::Ok().json(views::get_service(&data.reader.now(), &caller, id)?))
 }
 
 #[utoipa::path(
@@ -444,7 +472,7 @@ async fn get_service(data: web::Data<AppData>, Authed(caller): Authed, id: web::
     security(("basic_auth" = [])),
     request_body = crate::openapi::QueryRequest,
     responses(
-        (status = 200, description = "The matches (all filters must match exactly), or `{\"stats\": ...}`", body = crate::openapi::QueryAnswer),
+        (status = 200, description = "The matches (all filters must match exactly), or `{\"stats\": ...}`", body = views::QueryAnswer),
         (status = 400, description = "`invalid_json`, `invalid_request`, `unknown_query`, `invalid_filters`", body = crate::openapi::ErrorBody),
         (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
         crate::openapi::AuthRefusals,
@@ -454,22 +482,25 @@ async fn get_service(data: web::Data<AppData>, Authed(caller): Authed, id: web::
 async fn query(data: web::Data<AppData>, Authed(caller): Authed, payload: web::Payload) -> ApiResult {
     let body = json_body(&data, payload).await?;
     let what = match body.get("what") {
-        Some(Value::String(s)) => s.clone(),
-        Some(_) => return Err(ApiError::new(Code::InvalidRequest, "\"what\" must be a string")),
-        None => return Err(ApiError::new(Code::InvalidRequest, "\"what\" is required in query object")),
+        Some(Value::String(s)) => QueryWhat::parse(s).ok_or_else(|| {
+            let all = QueryWhat::ALL.map(QueryWhat::as_str).join(", ");
+            ApiError::new(HttpCode::UnknownQuery, format!("unknown query {s:?}; use one of {all}"))
+        })?,
+        Some(_) => return Err(ApiError::new(HttpCode::InvalidRequest, "\"what\" must be a string")),
+        None => return Err(ApiError::new(HttpCode::InvalidRequest, "\"what\" is required in query object")),
     };
     let filters = match body.get("filters") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) => m.clone(),
         Some(_) => {
             return Err(ApiError::new(
-                Code::InvalidFilters,
+                HttpCode::InvalidFilters,
                 "query filters should be a dictionary of {attribute: requested_value} entries",
             ))
         }
     };
-    let result = data.state.send(Query { caller, what, filters }).await??;
-    Ok(HttpResponse::Ok().json(result))
+    let answer = views::query(&data.reader.now(), &data.reader.scheduler, &caller, what, &filters, now())?;
+    Ok(HttpResponse::Ok().json(answer))
 }
 
 #[derive(serde::Deserialize)]
@@ -520,7 +551,7 @@ pub async fn service_log_response(
     follow: bool,
     tail: Option<u64>,
 ) -> ApiResult {
-    let source = data.state.send(ServiceLogSource { caller: caller.clone(), id }).await??;
+    let source = views::log_source(&data.reader.now(), &caller, id)?;
     if let (true, Some(backend)) = (source.live, &data.backend) {
         // A followed stream holds one of the caller's few places until it ends or its client
         // goes away (the server notices a closed connection at once).
@@ -542,7 +573,7 @@ pub async fn service_log_response(
     match web::block(move || std::fs::read(path)).await {
         Ok(Ok(bytes)) => Ok(HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(last_lines(bytes, tail))),
         _ => Err(ApiError::new(
-            Code::NotFound,
+            HttpCode::NotFound,
             format!("no log is kept for service {id}: its container never ran or left no output"),
         )),
     }

@@ -18,10 +18,10 @@ use actix_web::{web, FromRequest, HttpRequest};
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use base64::Engine;
 use blake2::{Blake2s256, Digest};
-use zoe_actors::state_actor::LookupCredentials;
-use zoe_actors::{Caller, Code, ZoeError};
+use zoe_actors::views::credentials;
+use zoe_actors::Caller;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, HttpCode};
 use crate::passwords::Passwords;
 pub use crate::passwords::{hash_password, MAX_PASSWORD_BYTES};
 use crate::AppData;
@@ -171,25 +171,18 @@ impl Auth {
         let Ok(f) = self.failures.lock() else { return Ok(()) };
         let max = self.max_failures;
         if let Some(secs) = throttled_for(&f.by_user, &(self.name_key(name), ip), max, self.window) {
-            return Err(ApiError(
-                ZoeError::new(
-                    Code::TooManyFailedLogins,
-                    format!(
-                        "too many failed logins for {} from {ip}; wait {secs} seconds and try again",
-                        shorten(name)
-                    ),
-                )
-                .retry_after(secs),
-            ));
+            return Err(ApiError::new(
+                HttpCode::TooManyFailedLogins,
+                format!("too many failed logins for {} from {ip}; wait {secs} seconds and try again", shorten(name)),
+            )
+            .retry_after(secs));
         }
         if let Some(secs) = throttled_for(&f.by_address, &ip, max.saturating_mul(ADDRESS_FACTOR), self.window) {
-            return Err(ApiError(
-                ZoeError::new(
-                    Code::TooManyFailedLogins,
-                    format!("too many failed logins from {ip}; wait {secs} seconds and try again"),
-                )
-                .retry_after(secs),
-            ));
+            return Err(ApiError::new(
+                HttpCode::TooManyFailedLogins,
+                format!("too many failed logins from {ip}; wait {secs} seconds and try again"),
+            )
+            .retry_after(secs));
         }
         Ok(())
     }
@@ -219,7 +212,7 @@ impl Auth {
         let (name, password) = basic_credentials(req).ok_or_else(unauthorized)?;
         let ip = req.peer_addr().map(|a| a.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
         self.check_throttle(&name, ip)?;
-        let creds = data.state.send(LookupCredentials { name: name.clone() }).await?;
+        let creds = credentials(&data.reader.now(), &name);
         let (phc, caller) = match creds {
             Some(c) => (c.password_hash, Some(c.caller)),
             None => (self.dummy_hash.clone(), None),
@@ -266,7 +259,7 @@ fn shorten(name: &str) -> String {
 }
 
 fn unauthorized() -> ApiError {
-    ApiError::new(Code::Unauthorized, "Cannot authenticate your request, provide proper credentials")
+    ApiError::new(zoe_actors::Code::Unauthorized, "Cannot authenticate your request, provide proper credentials")
 }
 
 /// The user name and password of an `Authorization: Basic` header.
@@ -294,7 +287,7 @@ impl FromRequest for Authed {
         Box::pin(async move {
             let data = req
                 .app_data::<web::Data<AppData>>()
-                .ok_or_else(|| ApiError::new(Code::Internal, "application data missing"))?
+                .ok_or_else(|| ApiError::new(HttpCode::Internal, "application data missing"))?
                 .clone();
             data.auth.authenticate(&data, &req).await.map(Authed)
         })

@@ -259,23 +259,7 @@ pub struct MasterConfig {
     pub log_format: String,
 }
 
-/// Parses a size in bytes: a whole number, optionally followed by K, M, G or T (powers of
-/// 1024, with or without `iB`/`B`).
-pub fn parse_bytes(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a size such as 536870912, 512MiB or 16GiB"))?;
-    let shift = match unit.trim().to_ascii_lowercase().trim_end_matches("ib").trim_end_matches('b') {
-        "" => 0,
-        "k" => 10,
-        "m" => 20,
-        "g" => 30,
-        "t" => 40,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use K, M, G or T (powers of 1024)")),
-    };
-    n.checked_mul(1u64 << shift).ok_or_else(|| format!("{s:?} is too large"))
-}
+pub use zoe_actors::units::parse_bytes;
 
 /// A size in the TOML file: a number of bytes or a string such as "10MiB".
 mod bytes {

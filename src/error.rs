@@ -1,5 +1,9 @@
-//! Domain errors to HTTP, in exactly one place: every error code has one status, and every error
-//! body is `{"message": ..., "code": ...}` (0.9.7 clients read `message`).
+//! Refusals to HTTP, in exactly one place: every error code has one status, and every error body
+//! is `{"message": ..., "code": ...}` (0.9.7 clients read `message`).
+//!
+//! Two families of codes: the domain's ([`Code`], refusals about Zoe's users and executions,
+//! decided by the actors crate) and the HTTP layer's own ([`HttpCode`], about the request itself:
+//! its JSON, its size, its origin, the caller's pace).
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
@@ -8,19 +12,121 @@ use zoe_actors::{Code, ZoeError};
 /// The realm of the `WWW-Authenticate` header.
 pub const REALM: &str = "Basic realm=\"zoe\"";
 
-/// A [`ZoeError`] on its way to an HTTP client.
-#[derive(Debug)]
-pub struct ApiError(pub ZoeError);
+/// Refusals that only the HTTP layer makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HttpCode {
+    /// The request body is not valid JSON.
+    InvalidJson,
+    /// The request is well-formed JSON but a field is missing or has the wrong type, or a query
+    /// parameter is malformed.
+    InvalidRequest,
+    /// A role other than admin, user or guest.
+    InvalidRole,
+    /// `POST /query` asked for something that is not a query.
+    UnknownQuery,
+    /// `POST /query` filters that are not an object.
+    InvalidFilters,
+    /// No such endpoint.
+    NotFound,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    /// The application description is larger than allowed.
+    DescriptionTooLarge,
+    /// A body that is not `application/json`.
+    UnsupportedMediaType,
+    /// Too many failed logins for this user from this address, or from this address.
+    TooManyFailedLogins,
+    /// Too many requests of a kind (submissions, followed logs); try later.
+    TooManyRequests,
+    /// A browser said the request came from another site.
+    CrossSiteRequest,
+    /// The master is too busy to take this request now (password checks); try later.
+    Busy,
+    Internal,
+}
+
+impl HttpCode {
+    /// The stable code string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpCode::InvalidJson => "invalid_json",
+            HttpCode::InvalidRequest => "invalid_request",
+            HttpCode::InvalidRole => "invalid_role",
+            HttpCode::UnknownQuery => "unknown_query",
+            HttpCode::InvalidFilters => "invalid_filters",
+            HttpCode::NotFound => "not_found",
+            HttpCode::MethodNotAllowed => "method_not_allowed",
+            HttpCode::PayloadTooLarge => "payload_too_large",
+            HttpCode::DescriptionTooLarge => "description_too_large",
+            HttpCode::UnsupportedMediaType => "unsupported_media_type",
+            HttpCode::TooManyFailedLogins => "too_many_failed_logins",
+            HttpCode::TooManyRequests => "too_many_requests",
+            HttpCode::CrossSiteRequest => "cross_site_request",
+            HttpCode::Busy => "busy",
+            HttpCode::Internal => "internal",
+        }
+    }
+}
+
+/// The code of a refusal: the domain's or the HTTP layer's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    Zoe(Code),
+    Http(HttpCode),
+}
+
+impl ErrorCode {
+    /// The stable code string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Zoe(c) => c.as_str(),
+            ErrorCode::Http(c) => c.as_str(),
+        }
+    }
+}
+
+impl From<Code> for ErrorCode {
+    fn from(c: Code) -> Self {
+        ErrorCode::Zoe(c)
+    }
+}
+
+impl From<HttpCode> for ErrorCode {
+    fn from(c: HttpCode) -> Self {
+        ErrorCode::Http(c)
+    }
+}
+
+/// A refusal on its way to an HTTP client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    /// What to fix, in plain words.
+    pub message: String,
+    /// Seconds after which trying again may work (`Retry-After`).
+    pub retry_after: Option<u64>,
+}
 
 impl ApiError {
-    pub fn new(code: Code, message: impl Into<String>) -> Self {
-        ApiError(ZoeError::new(code, message))
+    pub fn new(code: impl Into<ErrorCode>, message: impl Into<String>) -> Self {
+        ApiError { code: code.into(), message: message.into(), retry_after: None }
+    }
+
+    /// The same refusal, saying when to try again.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds.max(1));
+        self
+    }
+
+    /// Whether this is the domain's `code`.
+    pub fn is(&self, code: Code) -> bool {
+        self.code == ErrorCode::Zoe(code)
     }
 }
 
 impl From<ZoeError> for ApiError {
     fn from(e: ZoeError) -> Self {
-        ApiError(e)
+        ApiError::new(e.code, e.message)
     }
 }
 
@@ -32,57 +138,62 @@ impl From<actix::MailboxError> for ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
+        write!(f, "{} ({})", self.message, self.code.as_str())
     }
 }
 
 /// The HTTP status of each error code.
-pub fn status_of(code: Code) -> StatusCode {
+pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {
-        Code::InvalidJson
-        | Code::InvalidRequest
-        | Code::InvalidDescription(_)
-        | Code::InvalidName
-        | Code::InvalidRole
-        | Code::UnknownQuery
-        | Code::InvalidFilters
-        | Code::ExceedsCapacity => StatusCode::BAD_REQUEST,
-        Code::Unauthorized => StatusCode::UNAUTHORIZED,
-        Code::QuotaExceeded => StatusCode::PAYMENT_REQUIRED,
-        Code::AdminOnly | Code::CrossSiteRequest => StatusCode::FORBIDDEN,
-        Code::NoSuchUser | Code::NoSuchExecution | Code::NoSuchService | Code::NotFound => StatusCode::NOT_FOUND,
-        Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-        Code::UserExists
-        | Code::ExecutionNameInUse
-        | Code::UserHasActiveExecutions
-        | Code::LastAdmin
-        | Code::InvalidTransition => StatusCode::CONFLICT,
-        Code::PayloadTooLarge | Code::DescriptionTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        Code::TooManyFailedLogins | Code::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
-        Code::CheckpointFailed | Code::Unavailable | Code::Busy => StatusCode::SERVICE_UNAVAILABLE,
-        Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::Zoe(code) => match code {
+            Code::InvalidDescription(_) | Code::InvalidName | Code::ExceedsCapacity => StatusCode::BAD_REQUEST,
+            Code::Unauthorized => StatusCode::UNAUTHORIZED,
+            Code::QuotaExceeded => StatusCode::PAYMENT_REQUIRED,
+            Code::AdminOnly => StatusCode::FORBIDDEN,
+            Code::NoSuchUser | Code::NoSuchExecution | Code::NoSuchService => StatusCode::NOT_FOUND,
+            Code::UserExists
+            | Code::ExecutionNameInUse
+            | Code::UserHasActiveExecutions
+            | Code::LastAdmin
+            | Code::InvalidTransition => StatusCode::CONFLICT,
+            Code::CheckpointFailed | Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        },
+        ErrorCode::Http(code) => match code {
+            HttpCode::InvalidJson
+            | HttpCode::InvalidRequest
+            | HttpCode::InvalidRole
+            | HttpCode::UnknownQuery
+            | HttpCode::InvalidFilters => StatusCode::BAD_REQUEST,
+            HttpCode::CrossSiteRequest => StatusCode::FORBIDDEN,
+            HttpCode::NotFound => StatusCode::NOT_FOUND,
+            HttpCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            HttpCode::PayloadTooLarge | HttpCode::DescriptionTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            HttpCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            HttpCode::TooManyFailedLogins | HttpCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            HttpCode::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            HttpCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        },
     }
 }
 
 /// The JSON error body.
-pub fn body(e: &ZoeError) -> serde_json::Value {
+pub fn body(e: &ApiError) -> serde_json::Value {
     serde_json::json!({"message": e.message, "code": e.code.as_str()})
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        status_of(self.0.code)
+        status_of(self.code)
     }
 
     fn error_response(&self) -> HttpResponse {
         let mut resp = HttpResponse::build(self.status_code());
-        if self.0.code == Code::Unauthorized {
+        if self.is(Code::Unauthorized) {
             resp.insert_header((header::WWW_AUTHENTICATE, REALM));
         }
-        if let Some(secs) = self.0.retry_after {
+        if let Some(secs) = self.retry_after {
             resp.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
-        resp.json(body(&self.0))
+        resp.json(body(self))
     }
 }

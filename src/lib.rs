@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use actix::Addr;
 use zoe_actors::protocol::BackendHandle;
+use zoe_actors::reader::Reader;
 use zoe_actors::state_actor::StateActor;
 
 pub mod api;
@@ -26,7 +27,10 @@ pub mod web;
 
 /// What every HTTP handler can reach.
 pub struct AppData {
+    /// Where changes are sent, one message each.
     pub state: Addr<StateActor>,
+    /// Where reads are made: the newest durable state, without a message.
+    pub reader: Reader,
     /// The container back end, for streaming logs; `None` with `--no-docker`.
     pub backend: Option<BackendHandle>,
     pub auth: Arc<auth::Auth>,

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use zoe_actors::{Caller, Code, ZoeError};
+use zoe_actors::Caller;
+
+use crate::error::{ApiError, HttpCode};
 
 /// The limits, shared by all HTTP workers.
 pub struct Limits {
@@ -51,7 +53,7 @@ impl Limits {
     }
 
     /// Takes one submission from the caller's bucket, or says when the next one will be allowed.
-    pub fn submission(&self, caller: &Caller, now: Instant) -> Result<(), ZoeError> {
+    pub fn submission(&self, caller: &Caller, now: Instant) -> Result<(), ApiError> {
         if caller.is_admin() {
             return Ok(());
         }
@@ -64,8 +66,8 @@ impl Limits {
             return Ok(());
         }
         let wait = ((1.0 - refilled) / self.rate).ceil().min(86_400.0) as u64;
-        Err(ZoeError::new(
-            Code::TooManyRequests,
+        Err(ApiError::new(
+            HttpCode::TooManyRequests,
             format!(
                 "too many submissions: at most {} per second on average (bursts of {}); try again in {wait} s",
                 self.rate, self.burst
@@ -75,12 +77,12 @@ impl Limits {
     }
 
     /// A place for one more followed log stream of the caller, if they have one left.
-    pub fn follower(&self, caller: &Caller) -> Result<FollowerSlot, ZoeError> {
+    pub fn follower(&self, caller: &Caller) -> Result<FollowerSlot, ApiError> {
         if let Ok(mut f) = self.followers.lock() {
             let n = f.entry(caller.id).or_insert(0);
             if *n >= self.max_followers && !caller.is_admin() {
-                return Err(ZoeError::new(
-                    Code::TooManyRequests,
+                return Err(ApiError::new(
+                    HttpCode::TooManyRequests,
                     format!(
                         "you are already following {} logs, the most one may at once; close one of them first",
                         self.max_followers
@@ -112,7 +114,7 @@ mod tests {
             l.submission(&user(1), t0).unwrap();
         }
         let e = l.submission(&user(1), t0).unwrap_err();
-        assert_eq!((e.code, e.retry_after), (Code::TooManyRequests, Some(1)));
+        assert_eq!((e.code, e.retry_after), (HttpCode::TooManyRequests.into(), Some(1)));
         l.submission(&user(2), t0).unwrap();
         l.submission(&user(1), t0 + Duration::from_millis(500)).unwrap();
         assert!(l.submission(&user(1), t0 + Duration::from_millis(600)).is_err());
@@ -127,7 +129,7 @@ mod tests {
         let l = Limits::new(1.0, 1, 2);
         let a = l.follower(&user(1)).unwrap();
         let _b = l.follower(&user(1)).unwrap();
-        assert_eq!(l.follower(&user(1)).err().map(|e| e.code), Some(Code::TooManyRequests));
+        assert_eq!(l.follower(&user(1)).err().map(|e| e.code), Some(HttpCode::TooManyRequests.into()));
         let _other = l.follower(&user(2)).unwrap();
         drop(a);
         let _c = l.follower(&user(1)).unwrap();

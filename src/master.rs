@@ -191,7 +191,7 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
             log_max_files: config.container_log_files,
         })
     };
-    let (state, backend) = StateActor::launch(loaded.state, loaded.store, loaded.seq, state_config, docker_config)
+    let launched = StateActor::launch(loaded.state, loaded.store, loaded.seq, state_config, docker_config)
         .map_err(|e| StartError(format!("cannot start the Docker actor: {e}")))?;
     let auth = Auth::new(
         Duration::from_secs(config.auth_cache_seconds),
@@ -201,8 +201,9 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
     )
     .map_err(StartError)?;
     let data = web::Data::new(AppData {
-        state,
-        backend,
+        state: launched.state,
+        reader: launched.reader,
+        backend: launched.backend,
         auth: Arc::new(auth),
         limits: Arc::new(Limits::new(config.submit_rate, config.submit_burst, config.max_log_followers)),
         config: Arc::new(config.clone()),

@@ -15,7 +15,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use zoe_actors::state_actor::MetricsSnapshot;
+use zoe_actors::state_actor::Ping;
 use zoe_checkpoints::ExecutionStatus;
 
 use crate::AppData;
@@ -149,12 +149,12 @@ pub(crate) async fn healthz() -> HttpResponse {
     ),
 )]
 async fn readyz(data: web::Data<AppData>) -> HttpResponse {
-    match tokio::time::timeout(Duration::from_secs(2), data.state.send(MetricsSnapshot {})).await {
-        Ok(Ok(m)) => HttpResponse::Ok().content_type("text/plain").body(format!(
+    match tokio::time::timeout(Duration::from_secs(2), data.state.send(Ping {})).await {
+        Ok(Ok(())) => HttpResponse::Ok().content_type("text/plain").body(format!(
             "ready\ndocker: {}\n",
             if data.backend.is_none() {
                 "disabled"
-            } else if m.docker_reachable {
+            } else if data.reader.now().platform.reachable {
                 "reachable"
             } else {
                 "unreachable"
@@ -175,7 +175,8 @@ async fn readyz(data: web::Data<AppData>) -> HttpResponse {
 async fn metrics(data: web::Data<AppData>) -> HttpResponse {
     let mut out = String::new();
     let _ = encode_registry(&mut out, &data.metrics.registry);
-    if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_secs(2), data.state.send(MetricsSnapshot {})).await {
+    {
+        let m = zoe_actors::views::metrics(&data.reader.now(), &data.reader.scheduler);
         let mut r = Registry::default();
         let gauge = |r: &mut Registry, name: &str, help: &str, value: f64| {
             let g = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
@@ -194,7 +195,7 @@ async fn metrics(data: web::Data<AppData>) -> HttpResponse {
         };
         let by_status = Family::<StatusLabel, Gauge>::default();
         for status in ExecutionStatus::ALL {
-            let n = m.executions_by_status.iter().find(|(s, _)| *s == status.as_str()).map_or(0, |(_, n)| *n);
+            let n = m.executions_by_status.iter().find(|(s, _)| *s == status).map_or(0, |(_, n)| *n);
             by_status.get_or_create(&StatusLabel { status: status.as_str() }).set(i64::try_from(n).unwrap_or(i64::MAX));
         }
         r.register("zoe_executions", "Executions by status", by_status);
@@ -209,20 +210,24 @@ async fn metrics(data: web::Data<AppData>) -> HttpResponse {
             "1 when Docker answered at last contact",
             u64::from(m.docker_reachable),
         );
-        counter(&mut r, "zoe_checkpoint_writes", "Checkpoints written", m.checkpoints_written);
+        counter(&mut r, "zoe_checkpoint_writes", "Checkpoints written", m.counters.checkpoints_written);
         let seconds = Counter::<f64, std::sync::atomic::AtomicU64>::default();
-        seconds.inc_by(m.checkpoint_seconds);
+        seconds.inc_by(m.counters.checkpoint_seconds);
         r.register("zoe_checkpoint_write_seconds", "Time spent writing checkpoints", seconds);
         gauge(
             &mut r,
             "zoe_checkpoint_last_write_seconds",
             "Time the newest checkpoint took to write",
-            m.checkpoint_last_seconds,
+            m.counters.checkpoint_last_seconds,
         );
-        counter(&mut r, "zoe_checkpoint_failures", "Checkpoint writes that failed", m.checkpoint_failures);
+        counter(&mut r, "zoe_checkpoint_failures", "Checkpoint writes that failed", m.counters.checkpoint_failures);
         let docker_errors = Family::<KindLabel, Counter>::default();
-        docker_errors.get_or_create(&KindLabel { kind: DockerErrorKind::unreachable }).inc_by(m.docker_outages);
-        docker_errors.get_or_create(&KindLabel { kind: DockerErrorKind::start_failed }).inc_by(m.start_failures);
+        docker_errors
+            .get_or_create(&KindLabel { kind: DockerErrorKind::unreachable })
+            .inc_by(m.counters.docker_outages);
+        docker_errors
+            .get_or_create(&KindLabel { kind: DockerErrorKind::start_failed })
+            .inc_by(m.counters.start_failures);
         r.register("zoe_docker_errors", "Docker outages and failed starts", docker_errors);
         let _ = encode_registry(&mut out, &r);
     }

@@ -1,16 +1,16 @@
 //! The OpenAPI 3 document of the REST API, served at `GET /api/0.6/openapi.json` without
 //! credentials. The operations come from the `#[utoipa::path]` attributes on the handlers in
-//! [`crate::api`] and [`crate::observability`]; the types here only document the JSON shapes
-//! (built by hand in `zoe_actors::views`), they are never used to parse or answer.
+//! [`crate::api`] and [`crate::observability`]; the answers' schemas are the typed views the API
+//! serializes (`zoe_actors::views`, `crate::api`). The types here describe what requests send
+//! (the handlers read bodies field by field, to name the field of each refusal).
 
-// The documentation types are never built: they only describe shapes.
+// The request types are never built: they describe what clients send.
 #![allow(dead_code)]
 
 use actix_web::HttpResponse;
-use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, Object, Schema};
+use utoipa::openapi::schema::Object;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{Ref, RefOr};
-use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
+use utoipa::{Modify, OpenApi, ToSchema};
 
 /// The name of the basic-auth security scheme in the document.
 pub const BASIC_AUTH: &str = "basic_auth";
@@ -22,7 +22,8 @@ pub const BASIC_AUTH: &str = "basic_auth";
         title = "Zoe",
         description = "Zoe analytics-as-a-service scheduler: the REST API of Zoe 0.9.7 (base path \
                        /api/0.6) plus the operators' endpoints. Errors are {\"message\", \"code\"}; \
-                       match on `code`, it is stable. Bodies are read as JSON whatever the content type.",
+                       match on `code`, it is stable. Bodies must be sent as application/json; requests a \
+                       browser marks as sent by another site are refused.",
         license(name = "Apache-2.0")
     ),
     paths(
@@ -45,27 +46,15 @@ pub const BASIC_AUTH: &str = "basic_auth";
     ),
     components(schemas(
         ErrorBody,
-        Info,
+        crate::api::Info,
         NewUser,
         UserUpdate,
-        User,
-        UserCreated,
-        Role,
-        ExecutionStatus,
         NewExecution,
-        ExecutionCreated,
-        Execution,
         ApplicationDescription,
         ServiceDescription,
         Resources,
         PortDescription,
-        Service,
-        ServiceStatus,
-        Port,
         QueryRequest,
-        QueryWhat,
-        QueryAnswer,
-        Stats,
     )),
     modifiers(&BasicAuth),
     tags(
@@ -133,35 +122,13 @@ pub enum AuthRefusals {
     Throttled(ErrorBody),
 }
 
-/// `GET /info`.
-#[derive(ToSchema)]
-#[schema(example = json!({"version": "0.1.0", "api_version": "0.6", "application_format_version": 2, "deployment_name": "dev"}))]
-pub struct Info {
-    /// The master's version.
-    pub version: String,
-    /// Always "0.6".
-    pub api_version: String,
-    /// Always 2.
-    pub application_format_version: u32,
-    pub deployment_name: String,
-}
-
-/// A user's role.
-#[derive(ToSchema)]
-#[schema(rename_all = "lowercase")]
-pub enum Role {
-    Admin,
-    User,
-    Guest,
-}
-
 /// `POST /user`.
 #[derive(ToSchema)]
 pub struct NewUser {
     /// A lowercase DNS label (a-z, 0-9, '-').
     #[schema(example = "alice", pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
     pub name: String,
-    pub role: Role,
+    pub role: zoe_checkpoints::Role,
     /// 1 to 1024 bytes.
     #[schema(min_length = 1, max_length = 1024)]
     pub password: String,
@@ -172,51 +139,9 @@ pub struct NewUser {
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserUpdate {
-    pub role: Option<Role>,
+    pub role: Option<zoe_checkpoints::Role>,
     #[schema(min_length = 1, max_length = 1024)]
     pub password: Option<String>,
-}
-
-/// A user; passwords and hashes are never returned.
-#[derive(ToSchema)]
-#[schema(example = json!({"id": 2, "name": "alice", "role": "user", "gateway_urls": [], "owner": "alice", "created_at": "2024-05-01T12:00:00Z"}))]
-pub struct User {
-    pub id: u64,
-    pub name: String,
-    pub role: Role,
-    /// The uid (and gid) the user's containers run as and their workspace belongs to.
-    pub uid: u32,
-    /// Always empty (kept for 0.9.7's clients).
-    pub gateway_urls: Vec<String>,
-    /// The user's own name.
-    pub owner: String,
-    /// UTC, RFC 3339.
-    pub created_at: String,
-}
-
-/// `201` of `POST /user`.
-#[derive(ToSchema)]
-pub struct UserCreated {
-    pub user: User,
-}
-
-/// An execution's status.
-#[derive(ToSchema)]
-pub enum ExecutionStatus {
-    #[schema(rename = "scheduled")]
-    Scheduled,
-    #[schema(rename = "starting")]
-    Starting,
-    #[schema(rename = "running")]
-    Running,
-    #[schema(rename = "cleaning up")]
-    CleaningUp,
-    #[schema(rename = "finished")]
-    Finished,
-    #[schema(rename = "terminated")]
-    Terminated,
-    #[schema(rename = "error")]
-    Error,
 }
 
 /// `POST /execution`.
@@ -227,12 +152,6 @@ pub struct NewExecution {
     #[schema(example = "hello", pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
     pub name: String,
     pub application: ApplicationDescription,
-}
-
-/// `201` of `POST /execution`.
-#[derive(ToSchema)]
-pub struct ExecutionCreated {
-    pub execution_id: u64,
 }
 
 /// An application description, format version 2, validated strictly: types must be right and
@@ -321,113 +240,14 @@ pub struct PortDescription {
     pub expose: Option<bool>,
 }
 
-/// An execution.
-#[derive(ToSchema)]
-pub struct Execution {
-    pub id: u64,
-    pub name: String,
-    pub owner: String,
-    pub status: ExecutionStatus,
-    /// Why it failed or ended.
-    pub error: Option<String>,
-    /// UTC, RFC 3339.
-    pub time_scheduled: String,
-    pub time_started: Option<String>,
-    pub time_finished: Option<String>,
-    pub application: ApplicationDescription,
-    /// Ids of the live containers' services.
-    pub services: Vec<u64>,
-    /// 0 for the head of the queue, while waiting.
-    pub queue_position: Option<u64>,
-}
-
-/// A service's status.
-#[derive(ToSchema)]
-#[schema(rename_all = "lowercase")]
-pub enum ServiceStatus {
-    Pending,
-    Running,
-    Exited,
-    Removed,
-}
-
-/// A service (one container) of an execution.
-#[derive(ToSchema)]
-pub struct Service {
-    pub id: u64,
-    /// The container name.
-    pub name: String,
-    /// The name in the application description.
-    pub service_name: String,
-    pub docker_id: Option<String>,
-    /// `{network: ip}`.
-    pub ip_address: std::collections::BTreeMap<String, String>,
-    pub is_monitor: bool,
-    pub ports: Vec<Port>,
-    pub owner: String,
-    pub execution_id: u64,
-    pub status: ServiceStatus,
-    pub exit_code: Option<i64>,
-    pub oom_killed: bool,
-}
-
-/// A port of a service.
-#[derive(ToSchema)]
-pub struct Port {
-    pub name: String,
-    pub protocol: String,
-    pub port_number: u16,
-    pub path: String,
-    pub is_main_endpoint: bool,
-    pub expose: bool,
-    /// `host:port` where an exposed port is published, once running.
-    pub host_endpoint: Option<String>,
-}
-
-/// What `POST /query` looks for.
-#[derive(ToSchema)]
-#[schema(rename_all = "snake_case")]
-pub enum QueryWhat {
-    User,
-    Execution,
-    Service,
-    StatsScheduler,
-    StatsSwarm,
-}
-
 /// `POST /query`.
 #[derive(ToSchema)]
 pub struct QueryRequest {
-    pub what: QueryWhat,
+    pub what: zoe_actors::views::QueryWhat,
     /// `{attribute: value}`; all must match exactly.
     #[schema(value_type = Option<Object>)]
     pub filters: Option<serde_json::Map<String, serde_json::Value>>,
 }
-
-/// `{"stats": ...}` of `stats_scheduler` and `stats_swarm`.
-#[derive(ToSchema)]
-pub struct Stats {
-    #[schema(value_type = Object)]
-    pub stats: serde_json::Map<String, serde_json::Value>,
-}
-
-/// The answer of `POST /query`: a list of users, executions or services, or statistics.
-pub struct QueryAnswer;
-
-impl PartialSchema for QueryAnswer {
-    fn schema() -> RefOr<Schema> {
-        let list = |name: &str| ArrayBuilder::new().items(RefOr::Ref(Ref::from_schema_name(name))).build();
-        AnyOfBuilder::new()
-            .item(list("User"))
-            .item(list("Execution"))
-            .item(list("Service"))
-            .item(RefOr::Ref(Ref::from_schema_name("Stats")))
-            .description(Some("users, executions or services, or {\"stats\": ...}"))
-            .into()
-    }
-}
-
-impl ToSchema for QueryAnswer {}
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a test fails by panicking
@@ -492,8 +312,16 @@ mod tests {
                 assert_eq!(unauthorized, "#/components/schemas/ErrorBody", "{method} {path}");
             }
         }
-        // No passwords or hashes in the examples.
+        // Every schema an operation refers to is in the document.
         let text = doc.to_string();
+        for reference in text.split("\"#/components/schemas/").skip(1) {
+            let name = reference.split('"').next().unwrap();
+            assert!(doc["components"]["schemas"].get(name).is_some(), "{name} is referred to but not defined");
+        }
+        for view in ["User", "Execution", "Service", "ExecutionStatus", "QueryAnswer", "Application"] {
+            assert!(doc["components"]["schemas"].get(view).is_some(), "the view {view} is documented");
+        }
+        // No passwords or hashes in the examples.
         assert!(!text.contains("argon2") && !text.contains("changeme") && !text.contains("s3cret"));
     }
 

@@ -19,9 +19,8 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, ResponseError};
-use zoe_actors::{Code, ZoeError};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, HttpCode};
 use crate::AppData;
 
 /// The host (`name[:port]`, lowercase) the request was sent to.
@@ -65,10 +64,10 @@ fn is_json(content_type: &str) -> bool {
 }
 
 /// Why an API request is refused before it reaches its handler, if it is.
-pub fn check_api_request(req: &HttpRequest, trusted_proxies: &[IpAddr]) -> Result<(), ZoeError> {
+pub fn check_api_request(req: &HttpRequest, trusted_proxies: &[IpAddr]) -> Result<(), ApiError> {
     if !same_origin(req, trusted_proxies) {
-        return Err(ZoeError::new(
-            Code::CrossSiteRequest,
+        return Err(ApiError::new(
+            HttpCode::CrossSiteRequest,
             "this request was sent by a page of another web site; Zoe's API answers only its own pages and programs",
         ));
     }
@@ -83,8 +82,8 @@ pub fn check_api_request(req: &HttpRequest, trusted_proxies: &[IpAddr]) -> Resul
             } else {
                 zoe_actors::naming::shorten(content_type, 64)
             };
-            return Err(ZoeError::new(
-                Code::UnsupportedMediaType,
+            return Err(ApiError::new(
+                HttpCode::UnsupportedMediaType,
                 format!("the request body must be JSON, sent with Content-Type: application/json (it was {shown})"),
             ));
         }
@@ -99,7 +98,7 @@ pub async fn api_guard(
 ) -> Result<ServiceResponse<EitherBody<BoxBody, impl actix_web::body::MessageBody>>, actix_web::Error> {
     let trusted = req.app_data::<web::Data<AppData>>().map(|d| d.config.trusted_proxy.clone()).unwrap_or_default();
     if let Err(e) = check_api_request(req.request(), &trusted) {
-        let resp = ApiError(e).error_response();
+        let resp = e.error_response();
         return Ok(req.into_response(resp).map_into_left_body());
     }
     Ok(next.call(req).await?.map_into_right_body())
@@ -121,20 +120,26 @@ mod tests {
             ok(api().insert_header((header::CONTENT_TYPE, "application/json; charset=utf-8")).insert_header(body())),
             Ok(())
         );
-        assert_eq!(ok(api().insert_header(body())), Err(Code::UnsupportedMediaType), "no content type");
+        assert_eq!(ok(api().insert_header(body())), Err(HttpCode::UnsupportedMediaType.into()), "no content type");
         assert_eq!(
             ok(api().insert_header((header::CONTENT_TYPE, "text/plain")).insert_header(body())),
-            Err(Code::UnsupportedMediaType)
+            Err(HttpCode::UnsupportedMediaType.into())
         );
         assert_eq!(ok(api()), Ok(()), "no body: nothing to check");
         let cross = (header::ORIGIN, "https://evil.example");
         let same = (header::ORIGIN, "http://zoe.example:4850");
         assert_eq!(
             ok(api().insert_header(json()).insert_header(body()).insert_header(cross)),
-            Err(Code::CrossSiteRequest)
+            Err(HttpCode::CrossSiteRequest.into())
         );
-        assert_eq!(ok(TestRequest::get().insert_header(("sec-fetch-site", "cross-site"))), Err(Code::CrossSiteRequest));
-        assert_eq!(ok(TestRequest::get().insert_header(("sec-fetch-site", "same-site"))), Err(Code::CrossSiteRequest));
+        assert_eq!(
+            ok(TestRequest::get().insert_header(("sec-fetch-site", "cross-site"))),
+            Err(HttpCode::CrossSiteRequest.into())
+        );
+        assert_eq!(
+            ok(TestRequest::get().insert_header(("sec-fetch-site", "same-site"))),
+            Err(HttpCode::CrossSiteRequest.into())
+        );
         assert_eq!(ok(TestRequest::get().insert_header(("sec-fetch-site", "same-origin"))), Ok(()));
         assert_eq!(ok(api().insert_header(json()).insert_header(body()).insert_header(same)), Ok(()));
     }

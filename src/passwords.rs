@@ -15,10 +15,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::error::{ApiError, HttpCode};
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
-use zoe_actors::{Code, ZoeError};
 
 /// Longest password accepted, in bytes.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
@@ -65,9 +65,9 @@ impl Passwords {
     async fn with_turn<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
-    ) -> Result<T, ZoeError> {
+    ) -> Result<T, ApiError> {
         let busy = || {
-            ZoeError::new(Code::Busy, "the master is checking too many passwords right now; try again in a moment")
+            ApiError::new(HttpCode::Busy, "the master is checking too many passwords right now; try again in a moment")
                 .retry_after(1)
         };
         let turn = tokio::time::timeout(self.wait, self.turns.clone().acquire_owned())
@@ -87,7 +87,7 @@ impl Passwords {
             out
         })
         .await
-        .map_err(|e| ZoeError::new(Code::Internal, format!("the password task failed: {e}")))?;
+        .map_err(|e| ApiError::new(HttpCode::Internal, format!("the password task failed: {e}")))?;
         self.release_later();
         Ok(result)
     }
@@ -107,12 +107,14 @@ impl Passwords {
     }
 
     /// Hashes a password as an argon2id PHC string.
-    pub async fn hash(&self, password: String) -> Result<String, ZoeError> {
-        self.with_turn(move |blocks| hash_with(&password, blocks)).await?.map_err(|e| ZoeError::new(Code::Internal, e))
+    pub async fn hash(&self, password: String) -> Result<String, ApiError> {
+        self.with_turn(move |blocks| hash_with(&password, blocks))
+            .await?
+            .map_err(|e| ApiError::new(HttpCode::Internal, e))
     }
 
     /// Whether `password` matches the PHC string `phc`.
-    pub async fn verify(&self, password: String, phc: String) -> Result<bool, ZoeError> {
+    pub async fn verify(&self, password: String, phc: String) -> Result<bool, ApiError> {
         self.with_turn(move |blocks| verify_with(&password, &phc, blocks)).await
     }
 }
@@ -203,7 +205,7 @@ mod tests {
         let p = Passwords::new(1, Duration::from_millis(50));
         let held = p.turns.clone().acquire_owned().await.unwrap();
         let e = p.verify("x".into(), "y".into()).await.unwrap_err();
-        assert_eq!((e.code, e.retry_after), (Code::Busy, Some(1)));
+        assert_eq!((e.code, e.retry_after), (HttpCode::Busy.into(), Some(1)));
         drop(held);
         assert_eq!(p.verify("x".into(), "y".into()).await, Ok(false));
         assert_eq!(p.kept_buffers(), 1);

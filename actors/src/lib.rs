@@ -12,11 +12,13 @@ pub mod naming;
 pub mod outcomes;
 pub mod plan;
 pub mod protocol;
+pub mod reader;
 pub mod scheduler;
 pub mod simulator;
 pub mod state_actor;
 pub mod template;
 pub mod transitions;
+pub mod units;
 pub mod views;
 pub mod workspace;
 

@@ -22,9 +22,11 @@ use std::time::Duration;
 use zoe_checkpoints::{Application, Execution, ExecutionStatus, Role, State, Timestamp};
 
 use crate::error::{Code, ZoeError};
+use crate::units::show_bytes;
 
 /// How the queue is ordered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum Policy {
     Fifo,
     Priority,
@@ -248,20 +250,19 @@ pub fn to_start(state: &State, config: &SchedulerConfig, engine: Option<Resource
     picked
 }
 
+/// Where waiting executions stand in the queue (from 1), by id.
+pub type Positions = HashMap<u64, usize>;
+
 /// Queue positions (from 1) in the policy's order.
 pub fn queue_positions(
     state: &State,
     config: &SchedulerConfig,
     engine: Option<Resources>,
     now: Timestamp,
-) -> HashMap<u64, usize> {
+) -> Positions {
     let mut queue = waiting(state);
     order(&mut queue, config.policy, config.capacity(engine), config.aging, now);
     queue.iter().enumerate().map(|(i, w)| (w.id, i + 1)).collect()
-}
-
-fn gib(bytes: u64) -> String {
-    format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)
 }
 
 /// Checks a new submission against the capacity (it must fit one day) and the owner's quota.
@@ -280,9 +281,9 @@ pub fn admit(
                 Code::ExceedsCapacity,
                 format!(
                     "the application needs {} of memory, {} more than the whole platform has ({}); it could never start",
-                    gib(need.memory),
-                    gib(need.memory - cap.memory),
-                    gib(cap.memory)
+                    show_bytes(need.memory),
+                    show_bytes(need.memory - cap.memory),
+                    show_bytes(cap.memory)
                 ),
             ));
         }
@@ -331,9 +332,9 @@ pub fn admit(
                 Code::QuotaExceeded,
                 format!(
                     "Quota exceeded: role {role_name} may reserve {} of memory at once; your active executions hold {} and this one needs {}",
-                    gib(max),
-                    gib(used.memory),
-                    gib(need.memory)
+                    show_bytes(max),
+                    show_bytes(used.memory),
+                    show_bytes(need.memory)
                 ),
             ));
         }
@@ -501,7 +502,7 @@ mod tests {
         // Never fits: refused at submit, saying by how much.
         let e = w.submit("alice", "huge", app(2048, None, 1), 11).unwrap_err();
         assert_eq!(e.code, Code::ExceedsCapacity);
-        assert!(e.message.contains("1.00 GiB more"), "{e}");
+        assert!(e.message.contains("1 GiB more"), "{e}");
         let e = w.submit("alice", "cpu", app(10, Some(8.0), 1), 12).unwrap_err();
         assert!(e.message.contains("4 more"), "{e}");
         w.snapshot("fits_and_does_not_fit");

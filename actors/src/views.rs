@@ -1,234 +1,654 @@
-//! The API forms of users, executions and services: the JSON shapes of Zoe 0.9.7 (reference
-//! section 1.3), plus a few fields 0.9.7 clients ignore. Passwords and hashes never appear here.
+//! The API's typed views: users, executions, services and the two statistics, in the JSON shapes
+//! of Zoe 0.9.7 (reference section 1.3) plus a few fields its clients ignore. These types are
+//! what the API serializes, what its OpenAPI document describes, and what the command-line
+//! client and the web pages read; no other type describes these shapes.
+//!
+//! The functions below make them for a caller from a [`Published`] state: pure, no actor, no
+//! clock (`now` is given). Each checks that the caller still exists and shows them only what
+//! they may see; an object they may not see is reported as missing. Passwords and hashes never
+//! appear here.
 
-use serde::Serialize;
-use serde_json::{json, Value};
-use time::format_description::well_known::Rfc3339;
+use std::collections::BTreeMap;
 
-use zoe_checkpoints::{Execution, ExecutionStatus, Service, State, Timestamp, User};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
+use zoe_checkpoints::{
+    Application, Execution, ExecutionStatus, Role, Service, ServicePort, ServiceStatus, Timestamp, User,
+};
 
 use crate::error::{Code, ZoeError};
-use crate::scheduler::{reserved, Resources};
-use crate::transitions::Caller;
+use crate::reader::{Counters, Published};
+use crate::scheduler::{self, Policy, SchedulerConfig};
+use crate::transitions::{check_caller, visible_execution, visible_service, visible_user, Caller};
 
-fn time(t: &Timestamp) -> Value {
-    t.format(&Rfc3339).map(Value::String).unwrap_or(Value::Null)
+/// An execution's status as the API writes it: 0.9.7's words, `cleaning up` with a space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Status(pub ExecutionStatus);
+
+impl Serialize for Status {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.as_str())
+    }
 }
 
-fn opt_time(t: &Option<Timestamp>) -> Value {
-    t.as_ref().map(time).unwrap_or(Value::Null)
+impl<'de> Deserialize<'de> for Status {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        ExecutionStatus::parse(&s)
+            .map(Status)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown execution status {s:?}")))
+    }
 }
 
-fn to_value<T: Serialize>(v: &T) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
+impl PartialSchema for Status {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(ExecutionStatus::ALL.map(|s| s.as_str())))
+            .description(Some("An execution's status"))
+            .into()
+    }
 }
 
-/// `{"id", "name", "role", "gateway_urls", "owner"}`, plus the uid the user's containers run as
-/// and when the user was created.
-pub fn user(u: &User) -> Value {
-    json!({
-        "id": u.id,
-        "name": u.name,
-        "role": u.role.as_str(),
-        "uid": u.uid,
-        "gateway_urls": [],
-        "owner": u.name,
-        "created_at": time(&u.created_at),
-    })
+impl ToSchema for Status {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "ExecutionStatus".into()
+    }
 }
 
-/// Where scheduled executions stand in the queue (from 1), in the scheduler's order.
-pub type Positions = std::collections::HashMap<u64, usize>;
-
-/// The execution in 0.9.7 form; `services` lists the ids of its live containers.
-pub fn execution(positions: &Positions, e: &Execution) -> Value {
-    execution_at(e, positions.get(&e.id).copied())
+/// A user; passwords and hashes are never returned.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = User, example = json!({"id": 2, "name": "alice", "role": "user", "uid": 200001, "gateway_urls": [], "owner": "alice", "created_at": "2026-11-25T12:00:00Z"}))]
+pub struct UserView {
+    pub id: u64,
+    pub name: String,
+    pub role: Role,
+    /// The uid (and gid) the user's containers run as and their workspace belongs to.
+    pub uid: u32,
+    /// Always empty (kept for 0.9.7's clients).
+    pub gateway_urls: Vec<String>,
+    /// The user's own name.
+    pub owner: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
 }
 
-/// The executions the caller may see, in id order, in API form.
-pub fn executions(
-    state: &State,
-    positions: &Positions,
+/// An execution.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = Execution)]
+pub struct ExecutionView {
+    pub id: u64,
+    pub name: String,
+    /// The owner's name.
+    pub owner: String,
+    pub status: Status,
+    /// Why it failed or ended, in plain words.
+    pub error: Option<String>,
+    /// UTC, RFC 3339.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub time_scheduled: Timestamp,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub time_started: Option<Timestamp>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub time_finished: Option<Timestamp>,
+    /// The validated description, with every default filled in.
+    pub application: Application,
+    /// Ids of the services of its live containers (empty once it has ended).
+    pub services: Vec<u64>,
+    /// Where it stands in the queue (1: next), while it waits.
+    pub queue_position: Option<usize>,
+}
+
+/// A service: one container of an execution.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = Service)]
+pub struct ServiceView {
+    pub id: u64,
+    /// The container name, which is also its host name.
+    pub name: String,
+    /// The name of the service in the description.
+    pub service_name: String,
+    pub docker_id: Option<String>,
+    /// `{network: ip}`.
+    pub ip_address: BTreeMap<String, String>,
+    pub is_monitor: bool,
+    pub ports: Vec<ServicePort>,
+    pub owner: String,
+    pub execution_id: u64,
+    pub status: ServiceStatus,
+    pub exit_code: Option<i64>,
+    pub oom_killed: bool,
+}
+
+/// `{"stats": ...}`, the envelope of both statistics.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Stats<T> {
+    pub stats: T,
+}
+
+/// `stats_scheduler`: the queue in the scheduler's order, what runs, and reserved against total
+/// resources. The waiting list names only the caller's own executions unless the caller is an
+/// administrator; the counts are everyone's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SchedulerStats {
+    /// Seconds since the Unix epoch.
+    pub timestamp: f64,
+    pub policy: Policy,
+    pub count_waiting: usize,
+    pub waiting_list: Vec<String>,
+    pub count_starting: usize,
+    pub count_running: usize,
+    pub count_cleaning_up: usize,
+    pub memory_reserved: u64,
+    pub memory_total: Option<u64>,
+    pub cores_reserved: f64,
+    pub cores_total: Option<f64>,
+}
+
+/// `stats_swarm`: the platform's figures, in the shape 0.9.7 meant. Only administrators see the
+/// nodes and the engine's details; others see the totals.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PlatformStats {
+    pub container_count: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_count: Option<u64>,
+    pub memory_total: u64,
+    pub cores_total: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement_strategy: Option<String>,
+    /// What the scheduler hands out: the engine's figures capped by configuration.
+    pub memory_capacity: Option<u64>,
+    pub cores_capacity: Option<f64>,
+    pub memory_reserved: u64,
+    pub cores_reserved: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_filters: Option<Vec<String>>,
+    pub nodes: Vec<NodeView>,
+}
+
+/// One node of the platform.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NodeView {
+    pub name: String,
+    pub docker_endpoint: String,
+    pub container_count: u64,
+    pub cores_total: u32,
+    pub cores_reserved: f64,
+    pub memory_total: u64,
+    pub memory_reserved: u64,
+    pub labels: BTreeMap<String, String>,
+    /// Seconds since the Unix epoch.
+    pub timestamp: f64,
+    /// `healthy` or `unreachable`.
+    pub status: String,
+    pub error: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub last_update: Timestamp,
+    pub server_version: String,
+}
+
+/// What `POST /query` looks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum QueryWhat {
+    User,
+    Execution,
+    Service,
+    StatsScheduler,
+    StatsSwarm,
+}
+
+impl QueryWhat {
+    pub const ALL: [QueryWhat; 5] =
+        [QueryWhat::User, QueryWhat::Execution, QueryWhat::Service, QueryWhat::StatsScheduler, QueryWhat::StatsSwarm];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueryWhat::User => "user",
+            QueryWhat::Execution => "execution",
+            QueryWhat::Service => "service",
+            QueryWhat::StatsScheduler => "stats_scheduler",
+            QueryWhat::StatsSwarm => "stats_swarm",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<QueryWhat> {
+        Self::ALL.into_iter().find(|w| w.as_str() == s)
+    }
+}
+
+/// The answer of `POST /query`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum QueryAnswer {
+    Users(Vec<UserView>),
+    Executions(Vec<ExecutionView>),
+    Services(Vec<ServiceView>),
+    Scheduler(Stats<SchedulerStats>),
+    Platform(Stats<PlatformStats>),
+}
+
+// ------------------------------------------------------------------------------- the views
+
+/// The view of a user.
+pub fn user_view(u: &User) -> UserView {
+    UserView {
+        id: u.id,
+        name: u.name.clone(),
+        role: u.role,
+        uid: u.uid,
+        gateway_urls: Vec::new(),
+        owner: u.name.clone(),
+        created_at: u.created_at,
+    }
+}
+
+/// The view of an execution; `services` lists its live containers' services.
+pub fn execution_view(e: &Execution, queue_position: Option<usize>) -> ExecutionView {
+    ExecutionView {
+        id: e.id,
+        name: e.name.clone(),
+        owner: e.owner.clone(),
+        status: Status(e.status),
+        error: e.error.clone(),
+        time_scheduled: e.time_scheduled,
+        time_started: e.time_started,
+        time_finished: e.time_finished,
+        application: e.application.clone(),
+        services: if e.status.is_final() { Vec::new() } else { e.services.iter().map(|s| s.id).collect() },
+        queue_position,
+    }
+}
+
+/// The view of a service of an execution.
+pub fn service_view(e: &Execution, s: &Service) -> ServiceView {
+    ServiceView {
+        id: s.id,
+        name: s.name.clone(),
+        service_name: s.service_name.clone(),
+        docker_id: s.docker_id.clone(),
+        ip_address: s.ip_address.clone(),
+        is_monitor: s.is_monitor,
+        ports: s.ports.clone(),
+        owner: e.owner.clone(),
+        execution_id: e.id,
+        status: s.status,
+        exit_code: s.exit_code,
+        oom_killed: s.oom_killed,
+    }
+}
+
+/// Queue positions (from 1) in the scheduler's order at `now`.
+fn positions(p: &Published, sched: &SchedulerConfig, now: Timestamp) -> scheduler::Positions {
+    scheduler::queue_positions(&p.state, sched, p.platform.engine(), now)
+}
+
+/// `GET /user/<name>`.
+pub fn get_user(p: &Published, caller: &Caller, name: &str) -> Result<UserView, ZoeError> {
+    check_caller(&p.state, caller)?;
+    visible_user(&p.state, caller, name).map(|u| user_view(u))
+}
+
+/// `GET /execution[?status=]`: the executions the caller may see, in id order.
+pub fn list_executions(
+    p: &Published,
+    sched: &SchedulerConfig,
     caller: &Caller,
     status: Option<ExecutionStatus>,
-) -> Vec<Value> {
-    state
+    now: Timestamp,
+) -> Result<Vec<ExecutionView>, ZoeError> {
+    check_caller(&p.state, caller)?;
+    let pos = positions(p, sched, now);
+    Ok(p.state
         .executions
         .values()
         .filter(|e| caller.can_see(e.owner_id) && status.is_none_or(|s| e.status == s))
-        .map(|e| execution_at(e, positions.get(&e.id).copied()))
-        .collect()
+        .map(|e| execution_view(e, pos.get(&e.id).copied()))
+        .collect())
 }
 
-fn execution_at(e: &Execution, queue_position: Option<usize>) -> Value {
-    let live: Vec<u64> = if e.status.is_final() { Vec::new() } else { e.services.iter().map(|s| s.id).collect() };
-    json!({
-        "id": e.id,
-        "name": e.name,
-        "owner": e.owner,
-        "status": e.status.as_str(),
-        "error": e.error,
-        "time_scheduled": time(&e.time_scheduled),
-        "time_started": opt_time(&e.time_started),
-        "time_finished": opt_time(&e.time_finished),
-        "application": to_value(&e.application),
-        "services": live,
-        "queue_position": queue_position,
-    })
-}
-
-/// The service (one container) in 0.9.7 form.
-pub fn service(e: &Execution, s: &Service) -> Value {
-    json!({
-        "id": s.id,
-        "name": s.name,
-        "service_name": s.service_name,
-        "docker_id": s.docker_id,
-        "ip_address": s.ip_address,
-        "is_monitor": s.is_monitor,
-        "ports": to_value(&s.ports),
-        "owner": e.owner,
-        "execution_id": e.id,
-        "status": s.status.as_str(),
-        "exit_code": s.exit_code,
-        "oom_killed": s.oom_killed,
-    })
-}
-
-/// Platform figures reported by the container back end.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct Platform {
-    pub name: String,
-    pub server_version: String,
-    pub memory_total: u64,
-    pub cpus: u32,
-    pub containers: u64,
-    pub containers_running: u64,
-    pub images: u64,
-    /// Whether the back end answered at its last contact.
-    pub reachable: bool,
-}
-
-/// What the scheduler shows: its policy, the capacity and the queue order.
-pub struct SchedulerView<'a> {
-    pub policy: &'static str,
-    pub capacity: Option<Resources>,
-    pub positions: &'a Positions,
-}
-
-/// `POST /query`: `what` is `user`, `execution`, `service`, `stats_scheduler` or `stats_swarm`.
-/// Filters are exact matches on the API form's attributes, all of which must match. A non-admin
-/// only ever sees their own objects.
-pub fn query(
-    state: &State,
-    platform: &Platform,
-    sched: &SchedulerView,
+/// `GET /execution/<id>`.
+pub fn get_execution(
+    p: &Published,
+    sched: &SchedulerConfig,
     caller: &Caller,
-    what: &str,
-    filters: &serde_json::Map<String, Value>,
+    id: u64,
     now: Timestamp,
-) -> Result<Value, ZoeError> {
-    let keep = |v: &Value| filters.iter().all(|(k, want)| v.get(k) == Some(want));
-    let list: Vec<Value> = match what {
-        "user" => state.users.values().filter(|u| caller.can_see(u.id)).map(|u| user(u)).filter(keep).collect(),
-        "execution" => executions(state, sched.positions, caller, None).into_iter().filter(keep).collect(),
-        "service" => state
-            .executions
-            .values()
-            .filter(|e| caller.can_see(e.owner_id) && !e.status.is_final())
-            .flat_map(|e| e.services.iter().map(move |s| service(e, s)))
-            .filter(keep)
-            .collect(),
-        "stats_scheduler" => return Ok(stats_scheduler(state, sched, caller, now)),
-        "stats_swarm" => return Ok(stats_platform(state, platform, sched, caller, now)),
-        other => {
-            return Err(ZoeError::new(
-                Code::UnknownQuery,
-                format!("unknown query {other:?}; use one of user, execution, service, stats_scheduler, stats_swarm"),
-            ))
-        }
-    };
-    Ok(Value::Array(list))
+) -> Result<ExecutionView, ZoeError> {
+    check_caller(&p.state, caller)?;
+    let e = visible_execution(&p.state, caller, id)?;
+    let position =
+        (e.status == ExecutionStatus::Scheduled).then(|| positions(p, sched, now).get(&id).copied()).flatten();
+    Ok(execution_view(e, position))
+}
+
+/// An execution with every one of its services, live or not (the execution page).
+pub fn execution_with_services(
+    p: &Published,
+    sched: &SchedulerConfig,
+    caller: &Caller,
+    id: u64,
+    now: Timestamp,
+) -> Result<(ExecutionView, Vec<ServiceView>), ZoeError> {
+    let view = get_execution(p, sched, caller, id, now)?;
+    let e = visible_execution(&p.state, caller, id)?;
+    Ok((view, e.services.iter().map(|s| service_view(e, s)).collect()))
+}
+
+/// `GET /service/<id>`.
+pub fn get_service(p: &Published, caller: &Caller, id: u64) -> Result<ServiceView, ZoeError> {
+    check_caller(&p.state, caller)?;
+    visible_service(&p.state, caller, id).map(|(e, s)| service_view(e, s))
+}
+
+/// Whether a view's JSON form has every attribute of `filters` with exactly that value.
+fn matches<T: Serialize>(view: &T, filters: &Map<String, Value>) -> bool {
+    filters.is_empty()
+        || serde_json::to_value(view).is_ok_and(|v| filters.iter().all(|(k, want)| v.get(k) == Some(want)))
+}
+
+/// `POST /query`: users, executions or services whose API form matches every filter exactly, or
+/// one of the statistics. A non-admin only ever sees their own objects.
+pub fn query(
+    p: &Published,
+    sched: &SchedulerConfig,
+    caller: &Caller,
+    what: QueryWhat,
+    filters: &Map<String, Value>,
+    now: Timestamp,
+) -> Result<QueryAnswer, ZoeError> {
+    check_caller(&p.state, caller)?;
+    let state = &p.state;
+    Ok(match what {
+        QueryWhat::User => QueryAnswer::Users(
+            state
+                .users
+                .values()
+                .filter(|u| caller.can_see(u.id))
+                .map(|u| user_view(u))
+                .filter(|v| matches(v, filters))
+                .collect(),
+        ),
+        QueryWhat::Execution => QueryAnswer::Executions(
+            list_executions(p, sched, caller, None, now)?.into_iter().filter(|v| matches(v, filters)).collect(),
+        ),
+        QueryWhat::Service => QueryAnswer::Services(
+            state
+                .executions
+                .values()
+                .filter(|e| caller.can_see(e.owner_id) && !e.status.is_final())
+                .flat_map(|e| e.services.iter().map(move |s| service_view(e, s)))
+                .filter(|v| matches(v, filters))
+                .collect(),
+        ),
+        QueryWhat::StatsScheduler => QueryAnswer::Scheduler(Stats { stats: stats_scheduler(p, sched, caller, now) }),
+        QueryWhat::StatsSwarm => QueryAnswer::Platform(Stats { stats: stats_platform(p, sched, caller, now) }),
+    })
 }
 
 fn epoch_seconds(now: Timestamp) -> f64 {
     now.unix_timestamp_nanos() as f64 / 1e9
 }
 
-/// `{"stats": {"timestamp", "count_waiting", "waiting_list", ...}}`: the queue in the
-/// scheduler's order, what runs, and reserved against total resources. The waiting list names
-/// only the caller's own executions, unless the caller is an administrator; the counts are of
-/// everyone's.
-pub fn stats_scheduler(state: &State, sched: &SchedulerView, caller: &Caller, now: Timestamp) -> Value {
+/// The scheduler's figures for a caller.
+pub fn stats_scheduler(p: &Published, sched: &SchedulerConfig, caller: &Caller, now: Timestamp) -> SchedulerStats {
+    let state = &p.state;
+    let pos = positions(p, sched, now);
     let mut queued: Vec<(usize, &Execution)> =
-        state.executions.values().filter_map(|e| sched.positions.get(&e.id).map(|p| (*p, e.as_ref()))).collect();
-    queued.sort_by_key(|(p, _)| *p);
-    let count_waiting = queued.len();
-    let waiting: Vec<&str> =
-        queued.into_iter().filter(|(_, e)| caller.can_see(e.owner_id)).map(|(_, e)| e.name.as_str()).collect();
+        state.executions.values().filter_map(|e| pos.get(&e.id).map(|n| (*n, e.as_ref()))).collect();
+    queued.sort_by_key(|(n, _)| *n);
     let count = |st: ExecutionStatus| state.executions.values().filter(|e| e.status == st).count();
-    let used = reserved(state);
-    json!({"stats": {
-        "timestamp": epoch_seconds(now),
-        "policy": sched.policy,
-        "count_waiting": count_waiting,
-        "waiting_list": waiting,
-        "count_starting": count(ExecutionStatus::Starting),
-        "count_running": count(ExecutionStatus::Running),
-        "count_cleaning_up": count(ExecutionStatus::CleaningUp),
-        "memory_reserved": used.memory,
-        "memory_total": sched.capacity.map(|c| c.memory),
-        "cores_reserved": used.cores,
-        "cores_total": sched.capacity.map(|c| c.cores),
-    }})
+    let used = scheduler::reserved(state);
+    let capacity = sched.capacity(p.platform.engine());
+    SchedulerStats {
+        timestamp: epoch_seconds(now),
+        policy: sched.policy,
+        count_waiting: queued.len(),
+        waiting_list: queued
+            .into_iter()
+            .filter(|(_, e)| caller.can_see(e.owner_id))
+            .map(|(_, e)| e.name.clone())
+            .collect(),
+        count_starting: count(ExecutionStatus::Starting),
+        count_running: count(ExecutionStatus::Running),
+        count_cleaning_up: count(ExecutionStatus::CleaningUp),
+        memory_reserved: used.memory,
+        memory_total: capacity.map(|c| c.memory),
+        cores_reserved: used.cores,
+        cores_total: capacity.map(|c| c.cores),
+    }
 }
 
-/// The platform's figures, in the shape 0.9.7 meant for `stats_swarm`, with one node. Only
-/// administrators see the nodes (host names, engine versions); others see the totals.
-pub fn stats_platform(
-    state: &State,
-    platform: &Platform,
-    sched: &SchedulerView,
-    caller: &Caller,
-    now: Timestamp,
-) -> Value {
-    let used = reserved(state);
-    let (mem, cores) = (used.memory, used.cores);
-    if !caller.is_admin() {
-        return json!({"stats": {
-            "container_count": platform.containers,
-            "memory_total": platform.memory_total,
-            "cores_total": platform.cpus,
-            "memory_capacity": sched.capacity.map(|c| c.memory),
-            "cores_capacity": sched.capacity.map(|c| c.cores),
-            "memory_reserved": mem,
-            "cores_reserved": cores,
-            "nodes": [],
-        }});
+/// The platform's figures for a caller: with its one node for administrators.
+pub fn stats_platform(p: &Published, sched: &SchedulerConfig, caller: &Caller, now: Timestamp) -> PlatformStats {
+    let platform = &p.platform;
+    let used = scheduler::reserved(&p.state);
+    let capacity = sched.capacity(platform.engine());
+    let admin = caller.is_admin();
+    PlatformStats {
+        container_count: platform.containers,
+        image_count: admin.then_some(platform.images),
+        memory_total: platform.memory_total,
+        cores_total: platform.cpus,
+        placement_strategy: admin.then(|| "single engine".to_string()),
+        memory_capacity: capacity.map(|c| c.memory),
+        cores_capacity: capacity.map(|c| c.cores),
+        memory_reserved: used.memory,
+        cores_reserved: used.cores,
+        active_filters: admin.then(Vec::new),
+        nodes: if admin {
+            vec![NodeView {
+                name: platform.name.clone(),
+                docker_endpoint: "local".to_string(),
+                container_count: platform.containers_running,
+                cores_total: platform.cpus,
+                cores_reserved: used.cores,
+                memory_total: platform.memory_total,
+                memory_reserved: used.memory,
+                labels: BTreeMap::new(),
+                timestamp: epoch_seconds(now),
+                status: if platform.reachable { "healthy" } else { "unreachable" }.to_string(),
+                error: None,
+                last_update: now,
+                server_version: platform.server_version.clone(),
+            }]
+        } else {
+            Vec::new()
+        },
     }
-    json!({"stats": {
-        "container_count": platform.containers,
-        "image_count": platform.images,
-        "memory_total": platform.memory_total,
-        "cores_total": platform.cpus,
-        "placement_strategy": "single engine",
-        "memory_capacity": sched.capacity.map(|c| c.memory),
-        "cores_capacity": sched.capacity.map(|c| c.cores),
-        "active_filters": [],
-        "nodes": [{
-            "name": platform.name,
-            "docker_endpoint": "local",
-            "container_count": platform.containers_running,
-            "cores_total": platform.cpus,
-            "cores_reserved": cores,
-            "memory_total": platform.memory_total,
-            "memory_reserved": mem,
-            "labels": {},
-            "timestamp": epoch_seconds(now),
-            "status": if platform.reachable { "healthy" } else { "unreachable" },
-            "error": Value::Null,
-            "last_update": time(&now),
-            "server_version": platform.server_version,
-        }],
-    }})
+}
+
+/// What the HTTP layer needs to verify a login.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    pub caller: Caller,
+    pub password_hash: String,
+}
+
+/// A user's credentials, by name.
+pub fn credentials(p: &Published, name: &str) -> Option<Credentials> {
+    let u = p.state.users.get(&p.user_id(name)?)?;
+    Some(Credentials {
+        caller: Caller { id: u.id, name: u.name.clone(), role: u.role },
+        password_hash: u.password_hash.clone(),
+    })
+}
+
+/// Where a service's log can be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogSource {
+    pub service_id: u64,
+    /// The container name.
+    pub container: String,
+    /// Whether the container may still exist (otherwise only the kept tail is left).
+    pub live: bool,
+}
+
+/// `GET /service/<id>/logs`: where to read the log of a service the caller may see.
+pub fn log_source(p: &Published, caller: &Caller, id: u64) -> Result<LogSource, ZoeError> {
+    check_caller(&p.state, caller)?;
+    let (e, s) = visible_service(&p.state, caller, id)?;
+    Ok(LogSource { service_id: s.id, container: s.name.clone(), live: !e.status.is_final() && s.docker_id.is_some() })
+}
+
+/// Figures for `/metrics` and `/readyz`; no names.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Metrics {
+    pub executions_by_status: Vec<(ExecutionStatus, usize)>,
+    pub queue_length: usize,
+    pub memory_reserved: u64,
+    pub memory_total: Option<u64>,
+    pub cores_reserved: f64,
+    pub cores_total: Option<f64>,
+    pub docker_reachable: bool,
+    pub counters: Counters,
+}
+
+/// The figures of `/metrics`.
+pub fn metrics(p: &Published, sched: &SchedulerConfig) -> Metrics {
+    let by_status: Vec<(ExecutionStatus, usize)> = ExecutionStatus::ALL
+        .iter()
+        .map(|st| (*st, p.state.executions.values().filter(|e| e.status == *st).count()))
+        .collect();
+    let used = scheduler::reserved(&p.state);
+    let capacity = sched.capacity(p.platform.engine());
+    Metrics {
+        queue_length: by_status.first().map(|(_, n)| *n).unwrap_or(0),
+        executions_by_status: by_status,
+        memory_reserved: used.memory,
+        memory_total: capacity.map(|c| c.memory),
+        cores_reserved: used.cores,
+        cores_total: capacity.map(|c| c.cores),
+        docker_reachable: p.platform.reachable,
+        counters: p.counters.clone(),
+    }
+}
+
+/// Every user, for an administrator (the web's users page).
+pub fn users(p: &Published, caller: &Caller) -> Result<Vec<UserView>, ZoeError> {
+    check_caller(&p.state, caller)?;
+    if !caller.is_admin() {
+        return Err(ZoeError::new(Code::AdminOnly, "only an administrator can list users"));
+    }
+    Ok(p.state.users.values().map(|u| user_view(u)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reader::Platform;
+    use crate::testing::{at, insta_settings};
+    use crate::transitions::{begin_start, create_user, submit_execution};
+    use serde_json::json;
+    use std::sync::Arc;
+    use zoe_checkpoints::State;
+
+    fn caller(s: &State, name: &str) -> Caller {
+        let u = &s.users[&s.user_by_name(name).unwrap().id];
+        Caller { id: u.id, name: u.name.clone(), role: u.role }
+    }
+
+    /// zoeadmin, alice (a running execution with a port, a queued one) and bob (one queued).
+    fn published() -> Published {
+        let mut s = State::new("dev");
+        s.next_id = 1;
+        s.next_uid = 200_001;
+        s.users.insert(
+            0,
+            Arc::new(User {
+                id: 0,
+                name: "zoeadmin".into(),
+                role: Role::Admin,
+                uid: 200_000,
+                password_hash: "$argon2id$".into(),
+                created_at: at(0),
+            }),
+        );
+        let admin = caller(&s, "zoeadmin");
+        for n in ["alice", "bob"] {
+            create_user(&mut s, &admin, n, Role::User, "$argon2id$".into(), at(1)).unwrap();
+        }
+        let app = crate::app_description::parse_application(&json!({
+            "name": "web", "version": 2, "will_end": false, "requires_binary": false, "priority": 1,
+            "services": [{"name": "main", "docker_image": "img", "monitor": true, "total_count": 1, "essential_count": 1,
+                          "startup_order": 0, "required_resources": {"memory": 33554432},
+                          "ports": [{"name": "ui", "protocol": "http", "port_number": 80, "is_main_endpoint": true, "expose": true}]}]
+        }))
+        .unwrap();
+        let cfg = SchedulerConfig::default();
+        let alice = caller(&s, "alice");
+        let bob = caller(&s, "bob");
+        let run = submit_execution(&mut s, &alice, "run", app.clone(), &cfg, None, at(2)).unwrap();
+        begin_start(&mut s, run, at(3)).unwrap();
+        crate::outcomes::started(&mut s, run, &[], at(4));
+        submit_execution(&mut s, &bob, "theirs", app.clone(), &cfg, None, at(5)).unwrap();
+        submit_execution(&mut s, &alice, "mine", app, &cfg, None, at(6)).unwrap();
+        let platform = Platform {
+            name: "host-1".into(),
+            server_version: "20.10".into(),
+            memory_total: 1 << 34,
+            cpus: 8,
+            reachable: true,
+            ..Platform::default()
+        };
+        Published::new(Arc::new(s), platform, Counters::default(), true)
+    }
+
+    #[test]
+    fn the_views_have_the_0_9_7_shapes_and_read_back() {
+        let p = published();
+        let cfg = SchedulerConfig::default();
+        let (admin, alice) = (caller(&p.state, "zoeadmin"), caller(&p.state, "alice"));
+        let executions = list_executions(&p, &cfg, &alice, None, at(10)).unwrap();
+        let service = get_service(&p, &alice, executions[0].services[0]).unwrap();
+        let answer = json!({
+            "user": get_user(&p, &alice, "alice").unwrap(),
+            "executions": executions,
+            "service": service,
+            "stats_scheduler": query(&p, &cfg, &alice, QueryWhat::StatsScheduler, &Map::new(), at(10)).unwrap(),
+            "stats_swarm (a user)": query(&p, &cfg, &alice, QueryWhat::StatsSwarm, &Map::new(), at(10)).unwrap(),
+            "stats_swarm (an admin)": query(&p, &cfg, &admin, QueryWhat::StatsSwarm, &Map::new(), at(10)).unwrap(),
+        });
+        insta_settings().bind(|| insta::assert_json_snapshot!("views", answer));
+        // What the API writes is what the client and the pages read.
+        let back: Vec<ExecutionView> = serde_json::from_value(answer["executions"].clone()).unwrap();
+        assert_eq!(back, executions);
+        let back: ServiceView = serde_json::from_value(answer["service"].clone()).unwrap();
+        assert_eq!(back, service);
+        let back: QueryAnswer = serde_json::from_value(answer["stats_swarm (an admin)"].clone()).unwrap();
+        assert!(matches!(back, QueryAnswer::Platform(s) if s.stats.nodes.len() == 1));
+    }
+
+    #[test]
+    fn callers_see_only_their_own_and_a_gone_caller_nothing() {
+        let p = published();
+        let cfg = SchedulerConfig::default();
+        let (admin, alice, bob) = (caller(&p.state, "zoeadmin"), caller(&p.state, "alice"), caller(&p.state, "bob"));
+        let theirs = list_executions(&p, &cfg, &bob, None, at(10)).unwrap();
+        assert_eq!(theirs.len(), 1);
+        let id = theirs[0].id;
+        assert_eq!(get_execution(&p, &cfg, &alice, id, at(10)).unwrap_err().code, Code::NoSuchExecution);
+        assert_eq!(get_execution(&p, &cfg, &admin, id, at(10)).unwrap().queue_position, Some(1));
+        assert_eq!(get_user(&p, &alice, "bob").unwrap_err().code, Code::NoSuchUser);
+        let filters = json!({"owner": "bob"}).as_object().unwrap().clone();
+        let found = query(&p, &cfg, &alice, QueryWhat::Execution, &filters, at(10)).unwrap();
+        assert_eq!(found, QueryAnswer::Executions(vec![]), "filters cannot widen what one sees");
+        let found = query(&p, &cfg, &admin, QueryWhat::Execution, &filters, at(10)).unwrap();
+        assert!(matches!(found, QueryAnswer::Executions(l) if l.len() == 1));
+        let gone = Caller { id: 99, name: "carol".into(), role: Role::Admin };
+        assert_eq!(list_executions(&p, &cfg, &gone, None, at(10)).unwrap_err().code, Code::Unauthorized);
+        let creds = credentials(&p, "alice").unwrap();
+        assert_eq!(creds.caller, alice);
+        assert!(credentials(&p, "carol").is_none());
+        let m = metrics(&p, &cfg);
+        assert_eq!((m.queue_length, m.memory_reserved), (2, 33554432));
+    }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 /// The checkpoint format written by this version of Zoe.
 ///
@@ -122,7 +123,7 @@ impl HasId for User {
 }
 
 /// What a user may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Sees and acts on everything; the only role that manages users.
@@ -301,7 +302,7 @@ pub struct Service {
 }
 
 /// The life of one container.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ServiceStatus {
     /// Not created yet.
@@ -327,7 +328,7 @@ impl ServiceStatus {
 }
 
 /// A port of a running service.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServicePort {
     pub name: String,
@@ -341,7 +342,7 @@ pub struct ServicePort {
 }
 
 /// A validated application description (format version 2).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Application {
     pub name: String,
@@ -354,7 +355,7 @@ pub struct Application {
 }
 
 /// One service of an application description.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceDescription {
     /// A lowercase DNS label, unique in the application.
@@ -368,6 +369,7 @@ pub struct ServiceDescription {
     pub ports: Vec<PortDescription>,
     pub required_resources: Resources,
     /// `(name, value)` pairs; values may use template variables.
+    #[schema(value_type = Vec<Vec<String>>)]
     pub environment: Vec<(String, String)>,
     /// Shell-style command line; may use template variables.
     pub command: Option<String>,
@@ -378,7 +380,7 @@ pub struct ServiceDescription {
 }
 
 /// What a service needs.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Resources {
     /// Memory limit in bytes.
@@ -389,7 +391,7 @@ pub struct Resources {
 }
 
 /// A port of a service description.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PortDescription {
     pub name: String,
@@ -401,7 +403,7 @@ pub struct PortDescription {
 }
 
 /// A host path mounted into a service.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Volume {
     pub host_path: String,

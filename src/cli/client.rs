@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
+use zoe_actors::views::QueryWhat;
 
 /// Base path of the REST API.
 const API: &str = "/api/0.6";
@@ -186,8 +188,14 @@ impl Client {
     }
 
     /// `POST /query`: `what` with `filters`.
-    pub fn query(&self, what: &str, filters: Value) -> Result<Value, CliError> {
+    pub fn query(&self, what: QueryWhat, filters: Value) -> Result<Value, CliError> {
         self.post("/query", &serde_json::json!({"what": what, "filters": filters}))
+    }
+
+    /// The answer read as the API's typed view `T`.
+    pub fn typed<T: DeserializeOwned>(answer: Value) -> Result<T, CliError> {
+        serde_json::from_value(answer)
+            .map_err(|e| CliError::Failed(format!("the server's answer does not have the expected shape: {e}")))
     }
 
     /// `GET <path>` and copy the body to `out` as it arrives, flushing after each piece. With

@@ -6,12 +6,17 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
 use serde_json::{json, Value};
 use zoe_actors::app_description::parse_application;
+use zoe_actors::views::{
+    ExecutionView, PlatformStats, QueryWhat, SchedulerStats, ServiceView, Stats, Status, UserView,
+};
 use zoe_actors::ZoeError;
+use zoe_checkpoints::ExecutionStatus;
 
 use super::client::{CliError, Client};
-use super::output::{bytes, endpoints, fields, long_time, number, short_time, str_of, table, text};
+use super::output::{bytes, endpoints, fields, long_time, number, or_dash, short_time, table};
 use super::{ClientCommand, Options};
 
 /// Pause between two looks at an execution in `start --wait`.
@@ -52,7 +57,7 @@ fn print(text: &str) -> Result<(), CliError> {
     }
 }
 
-fn pretty(v: &Value) -> Result<String, CliError> {
+fn pretty<T: Serialize + ?Sized>(v: &T) -> Result<String, CliError> {
     serde_json::to_string_pretty(v).map(|s| s + "\n").map_err(|e| CliError::Failed(format!("cannot print JSON: {e}")))
 }
 
@@ -71,62 +76,55 @@ fn encode(s: &str) -> String {
 
 /// `stats`: `POST /query` for `stats_swarm` (as 0.9.7) and `stats_scheduler`.
 fn stats(c: &Client, json: bool) -> Result<String, CliError> {
-    let swarm = c.query("stats_swarm", json!({}))?;
-    let scheduler = c.query("stats_scheduler", json!({}))?;
+    let swarm: Stats<PlatformStats> = Client::typed(c.query(QueryWhat::StatsSwarm, json!({}))?)?;
+    let scheduler: Stats<SchedulerStats> = Client::typed(c.query(QueryWhat::StatsScheduler, json!({}))?)?;
     if json {
         return pretty(&json!({"stats_swarm": swarm, "stats_scheduler": scheduler}));
     }
-    let s = &scheduler["stats"];
-    let waiting: Vec<&str> =
-        s["waiting_list"].as_array().map(|l| l.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
-    let waiting_names = if waiting.is_empty() { String::new() } else { format!(" ({})", waiting.join(", ")) };
-    let mut sched = Vec::new();
-    if s.get("policy").is_some() {
-        sched.push(("policy", text(s, "policy")));
-    }
-    sched.push(("waiting", format!("{}{waiting_names}", number(&s["count_waiting"]))));
-    sched.push(("starting", number(&s["count_starting"])));
-    sched.push(("running", number(&s["count_running"])));
-    if s.get("count_cleaning_up").is_some() {
-        sched.push(("cleaning up", number(&s["count_cleaning_up"])));
-    }
-    sched.push(("memory", reserved(bytes(&s["memory_reserved"]), &s["memory_total"], bytes)));
-    sched.push(("cores", reserved(number(&s["cores_reserved"]), &s["cores_total"], number)));
+    let s = &scheduler.stats;
+    let waiting_names =
+        if s.waiting_list.is_empty() { String::new() } else { format!(" ({})", s.waiting_list.join(", ")) };
+    let sched = [
+        ("policy", s.policy.as_str().to_string()),
+        ("waiting", format!("{}{waiting_names}", s.count_waiting)),
+        ("starting", s.count_starting.to_string()),
+        ("running", s.count_running.to_string()),
+        ("cleaning up", s.count_cleaning_up.to_string()),
+        ("memory", reserved(bytes(Some(s.memory_reserved)), s.memory_total.map(|m| bytes(Some(m))))),
+        ("cores", reserved(number(Some(s.cores_reserved)), s.cores_total.map(|c| number(Some(c))))),
+    ];
     let mut out = String::from("Scheduler\n");
     out += &fields(2, &sched);
 
-    let p = &swarm["stats"];
+    let p = &swarm.stats;
     let mut platform = vec![
-        ("placement", text(p, "placement_strategy")),
-        ("containers", number(&p["container_count"])),
-        ("images", number(&p["image_count"])),
-        ("memory", bytes(&p["memory_total"])),
-        ("cores", number(&p["cores_total"])),
+        ("placement", or_dash(p.placement_strategy.as_ref())),
+        ("containers", p.container_count.to_string()),
+        ("images", or_dash(p.image_count)),
+        ("memory", bytes(Some(p.memory_total))),
+        ("cores", p.cores_total.to_string()),
     ];
-    if !p["memory_capacity"].is_null() || !p["cores_capacity"].is_null() {
-        let capacity = format!("{} memory, {} cores", bytes(&p["memory_capacity"]), number(&p["cores_capacity"]));
-        platform.push(("capacity", capacity));
+    if p.memory_capacity.is_some() || p.cores_capacity.is_some() {
+        platform.push(("capacity", format!("{} memory, {} cores", bytes(p.memory_capacity), number(p.cores_capacity))));
     }
     out += "Platform\n";
     out += &fields(2, &platform);
-    for node in p["nodes"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
-        let name = str_of(node, "name");
-        out += &format!("Node {}\n", if name.is_empty() { "(name unknown)" } else { name });
-        let mut status = text(node, "status");
-        if let Some(e) = node["error"].as_str() {
+    for node in &p.nodes {
+        out += &format!("Node {}\n", if node.name.is_empty() { "(name unknown)" } else { &node.name });
+        let mut status = node.status.clone();
+        if let Some(e) = &node.error {
             status += &format!(" ({e})");
         }
-        let version = str_of(node, "server_version");
-        let version = if version.is_empty() { "version unknown" } else { version };
+        let version = if node.server_version.is_empty() { "version unknown" } else { &node.server_version };
         out += &fields(
             2,
             &[
                 ("status", status),
-                ("docker", format!("{version} at {}", text(node, "docker_endpoint"))),
-                ("containers", number(&node["container_count"])),
-                ("memory", reserved(bytes(&node["memory_reserved"]), &node["memory_total"], bytes)),
-                ("cores", reserved(number(&node["cores_reserved"]), &node["cores_total"], number)),
-                ("last update", long_time(&node["last_update"])),
+                ("docker", format!("{version} at {}", node.docker_endpoint)),
+                ("containers", node.container_count.to_string()),
+                ("memory", reserved(bytes(Some(node.memory_reserved)), Some(bytes(Some(node.memory_total))))),
+                ("cores", reserved(number(Some(node.cores_reserved)), Some(node.cores_total.to_string()))),
+                ("last update", long_time(Some(&node.last_update))),
             ],
         );
     }
@@ -134,11 +132,10 @@ fn stats(c: &Client, json: bool) -> Result<String, CliError> {
 }
 
 /// `<used> reserved of <total>`, or `<used> reserved` when the total is not known.
-fn reserved(used: String, total: &Value, format: fn(&Value) -> String) -> String {
-    if total.is_null() {
-        format!("{used} reserved")
-    } else {
-        format!("{used} reserved of {}", format(total))
+fn reserved(used: String, total: Option<String>) -> String {
+    match total {
+        None => format!("{used} reserved"),
+        Some(total) => format!("{used} reserved of {total}"),
     }
 }
 
@@ -168,27 +165,29 @@ fn user_new(c: &Client, json: bool, name: &str, password: Option<String>, role: 
         Some(p) => p,
         None => password_from_stdin()?,
     };
-    let v = c.post("/user", &json!({"name": name, "password": password, "role": role}))?;
+    let v: crate::api::UserCreated =
+        Client::typed(c.post("/user", &json!({"name": name, "password": password, "role": role}))?)?;
     if json {
         return pretty(&v);
     }
-    let u = &v["user"];
-    Ok(format!("User {} created (ID: {}, role: {})\n", text(u, "name"), text(u, "id"), text(u, "role")))
+    let u = &v.user;
+    Ok(format!("User {} created (ID: {}, role: {}, uid: {})\n", u.name, u.id, u.role.as_str(), u.uid))
 }
 
-fn describe_user(u: &Value) -> String {
+fn describe_user(u: &UserView) -> String {
     format!(
-        "User: {}\nRole: {}\nID: {}\nCreated: {}\n",
-        text(u, "name"),
-        text(u, "role"),
-        text(u, "id"),
-        long_time(&u["created_at"])
+        "User: {}\nRole: {}\nID: {}\nUid: {}\nCreated: {}\n",
+        u.name,
+        u.role.as_str(),
+        u.id,
+        u.uid,
+        long_time(Some(&u.created_at))
     )
 }
 
 /// `user-get`: `GET /user/<name>`.
 fn user_get(c: &Client, json: bool, name: &str) -> Result<String, CliError> {
-    let u = c.get(&format!("/user/{}", encode(name)))?;
+    let u: UserView = Client::typed(c.get(&format!("/user/{}", encode(name)))?)?;
     if json {
         return pretty(&u);
     }
@@ -211,12 +210,12 @@ fn user_set(
     if let Some(p) = password {
         body.insert("password".into(), Value::String(p));
     }
-    let u = c.put(&format!("/user/{}", encode(name)), &Value::Object(body))?;
+    let u: UserView = Client::typed(c.put(&format!("/user/{}", encode(name)), &Value::Object(body))?)?;
     if json {
         return pretty(&u);
     }
     let what = if password_changed { " (password changed)" } else { "" };
-    Ok(format!("User {} updated{what}\n{}", text(&u, "name"), describe_user(&u)))
+    Ok(format!("User {} updated{what}\n{}", u.name, describe_user(&u)))
 }
 
 /// `user-rm`: `DELETE /user/<name>`.
@@ -227,18 +226,23 @@ fn user_rm(c: &Client, json: bool, name: &str) -> Result<String, CliError> {
 
 /// `user-ls`: `POST /query` for `user`.
 fn user_ls(c: &Client, json: bool) -> Result<String, CliError> {
-    let users = c.query("user", json!({}))?;
+    let users: Vec<UserView> = Client::typed(c.query(QueryWhat::User, json!({}))?)?;
     if json {
         return pretty(&users);
     }
     let rows: Vec<Vec<String>> = users
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
         .iter()
-        .map(|u| vec![text(u, "id"), text(u, "name"), text(u, "role"), short_time(&u["created_at"])])
+        .map(|u| {
+            vec![
+                u.id.to_string(),
+                u.name.clone(),
+                u.role.as_str().to_string(),
+                u.uid.to_string(),
+                short_time(Some(&u.created_at)),
+            ]
+        })
         .collect();
-    Ok(table(&["ID", "NAME", "ROLE", "CREATED"], &rows))
+    Ok(table(&["ID", "NAME", "ROLE", "UID", "CREATED"], &rows))
 }
 
 /// Reads and validates an application description with the server's own code; returns the
@@ -267,10 +271,9 @@ fn app_validate(file: &Path, json: bool) -> Result<String, CliError> {
 /// execution until it runs.
 fn start(c: &Client, json: bool, name: &str, file: &Path, wait: Option<Option<Duration>>) -> Result<String, CliError> {
     let application = load_application(file)?;
-    let v = c.post("/execution", &json!({"application": application, "name": name}))?;
-    let id = v["execution_id"]
-        .as_u64()
-        .ok_or_else(|| CliError::Failed(format!("the server's answer has no execution_id: {v}")))?;
+    let v: crate::api::ExecutionCreated =
+        Client::typed(c.post("/execution", &json!({"application": application, "name": name}))?)?;
+    let id = v.execution_id;
     let Some(timeout) = wait else {
         return if json {
             pretty(&v)
@@ -286,32 +289,31 @@ fn start(c: &Client, json: bool, name: &str, file: &Path, wait: Option<Option<Du
     if json {
         return pretty(&json!({"execution": e, "services": services}));
     }
-    Ok(format!("Execution {} (ID: {id}) is running\n{}", text(&e, "name"), describe_services(&services)))
+    Ok(format!("Execution {} (ID: {id}) is running\n{}", e.name, describe_services(&services)))
 }
 
 /// Polls `GET /execution/<id>` until it is running (returned) or has ended (an error), telling
 /// each change of status or queue position on stderr.
-fn wait_running(c: &Client, id: u64, timeout: Option<Duration>) -> Result<Value, CliError> {
+fn wait_running(c: &Client, id: u64, timeout: Option<Duration>) -> Result<ExecutionView, CliError> {
     let started = Instant::now();
-    let mut last: Option<(String, Option<u64>)> = None;
+    let mut last: Option<(Status, Option<usize>)> = None;
     loop {
-        let e = c.get(&format!("/execution/{id}"))?;
-        let status = str_of(&e, "status").to_string();
-        let position = e["queue_position"].as_u64();
-        let now = (status.clone(), position);
-        if last.as_ref() != Some(&now) {
+        let e: ExecutionView = Client::typed(c.get(&format!("/execution/{id}"))?)?;
+        let (status, position) = (e.status, e.queue_position);
+        if last != Some((status, position)) {
             let queue = position.map(|p| format!(" (queue position {p})")).unwrap_or_default();
-            eprintln!("[{:6.1}s] execution {id}: {status}{queue}", started.elapsed().as_secs_f64());
-            last = Some(now);
+            eprintln!("[{:6.1}s] execution {id}: {}{queue}", started.elapsed().as_secs_f64(), status.0.as_str());
+            last = Some((status, position));
         }
-        match status.as_str() {
-            "running" => return Ok(e),
-            "finished" | "terminated" | "error" => {
-                let why = e["error"].as_str().map(|m| format!(": {m}")).unwrap_or_default();
-                return Err(CliError::Failed(format!("execution {id} ended ({status}) before running{why}")));
-            }
-            _ => {}
+        let status = status.0;
+        if status == ExecutionStatus::Running {
+            return Ok(e);
         }
+        if status.is_final() {
+            let why = e.error.as_ref().map(|m| format!(": {m}")).unwrap_or_default();
+            return Err(CliError::Failed(format!("execution {id} ended ({}) before running{why}", status.as_str())));
+        }
+        let status = status.as_str();
         let pause = match timeout {
             Some(t) => {
                 let left = t.saturating_sub(started.elapsed());
@@ -333,12 +335,11 @@ fn wait_running(c: &Client, id: u64, timeout: Option<Duration>) -> Result<Value,
 
 /// `GET /service/<id>` for each live service of an execution; services that are gone by then
 /// are left out.
-fn services_of(c: &Client, execution: &Value) -> Result<Vec<Value>, CliError> {
-    let ids = execution["services"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+fn services_of(c: &Client, execution: &ExecutionView) -> Result<Vec<ServiceView>, CliError> {
     let mut services = Vec::new();
-    for id in ids.iter().filter_map(Value::as_u64) {
+    for id in &execution.services {
         match c.get(&format!("/service/{id}")) {
-            Ok(s) => services.push(s),
+            Ok(s) => services.push(Client::typed(s)?),
             Err(CliError::Refused { code, .. }) if code == "no_such_service" => {}
             Err(e) => return Err(e),
         }
@@ -347,10 +348,10 @@ fn services_of(c: &Client, execution: &Value) -> Result<Vec<Value>, CliError> {
 }
 
 /// `Service <name> (ID: <id>): <status>` and ` - <port>: <address>` per port.
-fn describe_services(services: &[Value]) -> String {
+fn describe_services(services: &[ServiceView]) -> String {
     let mut out = String::new();
     for s in services {
-        out += &format!("Service {} (ID: {}): {}\n", text(s, "name"), text(s, "id"), text(s, "status"));
+        out += &format!("Service {} (ID: {}): {}\n", s.name, s.id, s.status.as_str());
         for (port, address) in endpoints(s) {
             out += &format!(" - {port}: {address}\n");
         }
@@ -362,37 +363,32 @@ fn describe_services(services: &[Value]) -> String {
 fn exec_ls(c: &Client, json: bool, statuses: Vec<String>, active: bool) -> Result<String, CliError> {
     let statuses =
         if active { ["scheduled", "starting", "running", "cleaning up"].map(String::from).to_vec() } else { statuses };
-    let list = if statuses.is_empty() {
-        c.get("/execution")?
+    let list: Vec<ExecutionView> = if statuses.is_empty() {
+        Client::typed(c.get("/execution")?)?
     } else {
-        let mut all = Vec::new();
+        let mut all: Vec<ExecutionView> = Vec::new();
         for s in &statuses {
-            if let Value::Array(l) = c.get(&format!("/execution?status={}", encode(s)))? {
-                all.extend(l);
-            }
+            all.extend(Client::typed::<Vec<ExecutionView>>(c.get(&format!("/execution?status={}", encode(s)))?)?);
         }
-        all.sort_by_key(|e| e["id"].as_u64());
-        all.dedup_by_key(|e| e["id"].as_u64());
-        Value::Array(all)
+        all.sort_by_key(|e| e.id);
+        all.dedup_by_key(|e| e.id);
+        all
     };
     if json {
         return pretty(&list);
     }
     let rows: Vec<Vec<String>> = list
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
         .iter()
         .map(|e| {
             vec![
-                text(e, "id"),
-                text(e, "name"),
-                text(e, "owner"),
-                text(e, "status"),
-                short_time(&e["time_scheduled"]),
-                short_time(&e["time_started"]),
-                short_time(&e["time_finished"]),
-                text(e, "queue_position"),
+                e.id.to_string(),
+                e.name.clone(),
+                e.owner.clone(),
+                e.status.0.as_str().to_string(),
+                short_time(Some(&e.time_scheduled)),
+                short_time(e.time_started.as_ref()),
+                short_time(e.time_finished.as_ref()),
+                or_dash(e.queue_position),
             ]
         })
         .collect();
@@ -401,25 +397,25 @@ fn exec_ls(c: &Client, json: bool, statuses: Vec<String>, active: bool) -> Resul
 
 /// `exec-get`: `GET /execution/<id>`, then `GET /service/<id>` for each of its services.
 fn exec_get(c: &Client, json: bool, id: u64) -> Result<String, CliError> {
-    let e = c.get(&format!("/execution/{id}"))?;
+    let e: ExecutionView = Client::typed(c.get(&format!("/execution/{id}"))?)?;
     let services = services_of(c, &e)?;
     if json {
         return pretty(&json!({"execution": e, "services": services}));
     }
-    let mut out = format!("Execution {} (ID: {})\n", text(&e, "name"), text(&e, "id"));
-    out += &format!("Owner: {}\nStatus: {}\n", text(&e, "owner"), text(&e, "status"));
-    if let Some(p) = e["queue_position"].as_u64() {
+    let mut out = format!("Execution {} (ID: {})\n", e.name, e.id);
+    out += &format!("Owner: {}\nStatus: {}\n", e.owner, e.status.0.as_str());
+    if let Some(p) = e.queue_position {
         out += &format!("Queue position: {p}\n");
     }
-    if let Some(err) = e["error"].as_str() {
+    if let Some(err) = &e.error {
         out += &format!("Last error: {err}\n");
     }
     out += &format!(
         "Time scheduled: {}\nTime started: {}\nTime finished: {}\nApplication name: {}\n",
-        long_time(&e["time_scheduled"]),
-        long_time(&e["time_started"]),
-        long_time(&e["time_finished"]),
-        text(&e["application"], "name"),
+        long_time(Some(&e.time_scheduled)),
+        long_time(e.time_started.as_ref()),
+        long_time(e.time_finished.as_ref()),
+        e.application.name,
     );
     out += &describe_services(&services);
     Ok(out)
@@ -428,16 +424,18 @@ fn exec_get(c: &Client, json: bool, id: u64) -> Result<String, CliError> {
 /// `exec-app-get`: `POST /query` for executions named NAME; prints the newest one's
 /// application description.
 fn exec_app_get(c: &Client, name: &str) -> Result<String, CliError> {
-    let found = c.query("execution", json!({"name": name}))?;
-    let found = found.as_array().map(Vec::as_slice).unwrap_or(&[]);
-    let newest = found.iter().max_by_key(|e| e["id"].as_u64()).ok_or_else(|| CliError::Refused {
+    let found: Vec<ExecutionView> = Client::typed(c.query(QueryWhat::Execution, json!({"name": name}))?)?;
+    let newest = found.iter().max_by_key(|e| e.id).ok_or_else(|| CliError::Refused {
         code: "no_such_execution".to_string(),
         message: format!("no execution is named {name:?}"),
     })?;
     if found.len() > 1 {
-        eprintln!("{} executions are named {name}; showing the newest, ID {}", found.len(), text(newest, "id"));
+        eprintln!("{} executions are named {name}; showing the newest, ID {}", found.len(), newest.id);
     }
-    pretty(&newest["application"])
+    // As 0.9.7 printed it: keys sorted (a JSON value's object keys are).
+    let sorted = serde_json::to_value(&newest.application)
+        .map_err(|e| CliError::Failed(format!("cannot print the application: {e}")))?;
+    pretty(&sorted)
 }
 
 /// `terminate`: `DELETE /execution/<id>`.

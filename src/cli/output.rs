@@ -1,24 +1,9 @@
-//! Formatting for people: aligned tables, short times, sizes, and reading fields of the
-//! server's JSON without failing on a missing one.
+//! Formatting for people: aligned tables, short times, sizes and endpoints of the API's views.
 
-use serde_json::Value;
-use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
-
-/// A text field, or `-` when missing or null.
-pub fn text(v: &Value, key: &str) -> String {
-    match v.get(key) {
-        None | Some(Value::Null) => "-".to_string(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-    }
-}
-
-/// A string field, or `""`.
-pub fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
-}
+use zoe_actors::units::show_bytes;
+use zoe_actors::views::ServiceView;
 
 /// Columns separated by two spaces, each as wide as its widest cell; the last one is not
 /// padded.
@@ -60,85 +45,56 @@ pub fn fields(indent: usize, pairs: &[(&str, String)]) -> String {
     out
 }
 
-fn parse_time(v: &Value) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(v.as_str()?, &Rfc3339).ok().map(|t| t.to_offset(UtcOffset::UTC))
+/// A time as `2024-05-01 12:34` (UTC), `-` when absent.
+pub fn short_time(t: Option<&OffsetDateTime>) -> String {
+    t.and_then(|t| t.to_offset(UtcOffset::UTC).format(format_description!("[year]-[month]-[day] [hour]:[minute]")).ok())
+        .unwrap_or_else(|| "-".to_string())
 }
 
-/// An RFC 3339 time as `2024-05-01 12:34` (UTC), `-` when absent, as is when unparsable.
-pub fn short_time(v: &Value) -> String {
-    match parse_time(v) {
-        Some(t) => {
-            t.format(format_description!("[year]-[month]-[day] [hour]:[minute]")).unwrap_or_else(|_| v.to_string())
-        }
-        None => raw_or_dash(v),
-    }
-}
-
-/// An RFC 3339 time as `2024-05-01 12:34:56 UTC`, `-` when absent, as is when unparsable.
-pub fn long_time(v: &Value) -> String {
-    match parse_time(v) {
-        Some(t) => t
+/// A time as `2024-05-01 12:34:56 UTC`, `-` when absent.
+pub fn long_time(t: Option<&OffsetDateTime>) -> String {
+    t.and_then(|t| {
+        t.to_offset(UtcOffset::UTC)
             .format(format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC"))
-            .unwrap_or_else(|_| v.to_string()),
-        None => raw_or_dash(v),
-    }
+            .ok()
+    })
+    .unwrap_or_else(|| "-".to_string())
 }
 
-fn raw_or_dash(v: &Value) -> String {
-    match v {
-        Value::Null => "-".to_string(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
+/// Bytes in binary units, `-` when unknown.
+pub fn bytes(n: Option<u64>) -> String {
+    n.map(show_bytes).unwrap_or_else(|| "-".to_string())
 }
 
-/// Bytes in binary units: `64.0 MiB`.
-pub fn bytes(v: &Value) -> String {
-    let Some(n) = v.as_f64() else {
-        return "-".to_string();
-    };
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit.min(UNITS.len() - 1)])
-    }
-}
-
-/// A number without a useless `.0`.
-pub fn number(v: &Value) -> String {
-    match v.as_f64() {
+/// A number without a useless `.0`, `-` when unknown.
+pub fn number(f: Option<f64>) -> String {
+    match f {
         Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
         Some(f) => format!("{f:.2}"),
         None => "-".to_string(),
     }
 }
 
+/// A value or `-`.
+pub fn or_dash<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "-".to_string())
+}
+
 /// The addresses of each port of a service: `http://127.0.0.1:32768/path` from the published
 /// host endpoint when there is one, else from the container's first IP address.
-pub fn endpoints(service: &Value) -> Vec<(String, String)> {
-    let first_ip =
-        service.get("ip_address").and_then(Value::as_object).and_then(|m| m.values().find_map(Value::as_str));
-    let ports = service.get("ports").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
-    ports
+pub fn endpoints(service: &ServiceView) -> Vec<(String, String)> {
+    let first_ip = service.ip_address.values().next();
+    service
+        .ports
         .iter()
         .map(|p| {
-            let protocol = str_of(p, "protocol");
-            let path = str_of(p, "path");
-            let address = match (p.get("host_endpoint").and_then(Value::as_str), first_ip) {
+            let (protocol, path, port) = (&p.protocol, &p.path, p.port_number);
+            let address = match (&p.host_endpoint, first_ip) {
                 (Some(host), _) => format!("{protocol}://{host}{path}"),
-                (None, Some(ip)) => {
-                    format!("{protocol}://{ip}:{}{path}", number(&p["port_number"]))
-                }
-                (None, None) => format!("{protocol}://(no address yet):{}{path}", number(&p["port_number"])),
+                (None, Some(ip)) => format!("{protocol}://{ip}:{port}{path}"),
+                (None, None) => format!("{protocol}://(no address yet):{port}{path}"),
             };
-            (str_of(p, "name").to_string(), address)
+            (p.name.clone(), address)
         })
         .collect()
 }
@@ -146,7 +102,6 @@ pub fn endpoints(service: &Value) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn tables_align_columns_and_do_not_pad_the_last_one() {
@@ -159,26 +114,32 @@ mod tests {
 
     #[test]
     fn times_are_shortened_in_utc() {
-        assert_eq!(short_time(&json!("2024-05-01T12:34:56.789+02:00")), "2024-05-01 10:34");
-        assert_eq!(long_time(&json!("2024-05-01T12:34:56Z")), "2024-05-01 12:34:56 UTC");
-        assert_eq!(short_time(&Value::Null), "-");
-        assert_eq!(short_time(&json!("yesterday")), "yesterday");
+        let t = OffsetDateTime::parse("2024-05-01T12:34:56.789+02:00", &time::format_description::well_known::Rfc3339)
+            .unwrap();
+        assert_eq!(short_time(Some(&t)), "2024-05-01 10:34");
+        assert_eq!(long_time(Some(&t)), "2024-05-01 10:34:56 UTC");
+        assert_eq!(short_time(None), "-");
     }
 
     #[test]
     fn sizes_and_numbers_read_well() {
-        assert_eq!(bytes(&json!(67108864)), "64.0 MiB");
-        assert_eq!(bytes(&json!(512)), "512 B");
-        assert_eq!(number(&json!(2.0)), "2");
-        assert_eq!(number(&json!(0.25)), "0.25");
+        assert_eq!(bytes(Some(67108864)), "64 MiB");
+        assert_eq!(bytes(Some(512)), "512 bytes");
+        assert_eq!(bytes(None), "-");
+        assert_eq!(number(Some(2.0)), "2");
+        assert_eq!(number(Some(0.25)), "0.25");
     }
 
     #[test]
     fn endpoints_prefer_the_published_address() {
-        let s = json!({"ip_address": {"net": "10.0.0.2"}, "ports": [
-            {"name": "web", "protocol": "http", "port_number": 80, "path": "/ui", "host_endpoint": "127.0.0.1:32768"},
-            {"name": "ssh", "protocol": "tcp", "port_number": 22, "path": "", "host_endpoint": null},
-        ]});
+        let s: ServiceView = serde_json::from_value(serde_json::json!({
+            "id": 4, "name": "web-x-alice-dev", "service_name": "web", "docker_id": null, "is_monitor": true,
+            "owner": "alice", "execution_id": 3, "status": "running", "exit_code": null, "oom_killed": false,
+            "ip_address": {"net": "10.0.0.2"}, "ports": [
+            {"name": "web", "protocol": "http", "port_number": 80, "path": "/ui", "is_main_endpoint": true, "expose": true, "host_endpoint": "127.0.0.1:32768"},
+            {"name": "ssh", "protocol": "tcp", "port_number": 22, "path": "", "is_main_endpoint": false, "expose": false, "host_endpoint": null},
+        ]}))
+        .unwrap();
         assert_eq!(
             endpoints(&s),
             vec![

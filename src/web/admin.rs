@@ -4,16 +4,16 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest};
 use askama::Template;
-use serde_json::{Map, Value};
-use zoe_actors::state_actor::{CreateUser, DeleteUser, ListExecutions, Query, UpdateUser};
-use zoe_actors::{Code, ZoeError};
+use zoe_actors::state_actor::{CreateUser, DeleteUser, UpdateUser};
+use zoe_actors::{views, Code};
 use zoe_checkpoints::{ExecutionStatus, Role};
 
 use super::page::{
     read_form, render, see_other, sentence, show_bytes, show_duration, tell, Layout, PageResult, WebError, WebUser,
 };
-use super::rows::{rows, ExecutionRow, UserRow};
+use super::rows::{ExecutionRow, UserRow};
 use crate::auth::MAX_PASSWORD_BYTES;
+use crate::error::{ApiError, HttpCode};
 use crate::AppData;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -79,8 +79,8 @@ async fn users_page(
     error: String,
     status: StatusCode,
 ) -> PageResult {
-    let list = user.ask(data, Query { caller: user.caller.clone(), what: "user".into(), filters: Map::new() }).await?;
-    let mut users: Vec<UserRow> = rows(list);
+    let list = views::users(&data.reader.now(), &user.caller).map_err(|e| user.error(e))?;
+    let mut users: Vec<UserRow> = list.into_iter().map(UserRow).collect();
     users.sort_by(|a, b| a.name.cmp(&b.name));
     let page = UsersPage { layout: user.layout.at("users"), users, roles: ROLES, name, role, notice, error };
     Ok(render(&page, status))
@@ -101,9 +101,9 @@ struct CreateForm {
     password: String,
 }
 
-fn role_of(role: &str) -> Result<Role, ZoeError> {
+fn role_of(role: &str) -> Result<Role, ApiError> {
     Role::parse(role)
-        .ok_or_else(|| ZoeError::new(Code::InvalidRole, format!("role {role:?} is not one of admin, user, guest")))
+        .ok_or_else(|| ApiError::new(HttpCode::InvalidRole, format!("role {role:?} is not one of admin, user, guest")))
 }
 
 async fn create_user(req: HttpRequest, data: web::Data<AppData>, user: WebUser, payload: web::Payload) -> PageResult {
@@ -113,12 +113,12 @@ async fn create_user(req: HttpRequest, data: web::Data<AppData>, user: WebUser, 
     let created = async {
         let role = role_of(&form.role)?;
         if form.password.is_empty() || form.password.len() > MAX_PASSWORD_BYTES {
-            return Err(ZoeError::new(
-                Code::InvalidRequest,
+            return Err(ApiError::new(
+                HttpCode::InvalidRequest,
                 format!("the password must be 1 to {MAX_PASSWORD_BYTES} bytes long"),
             ));
         }
-        let password_hash = crate::api::hash(&data, form.password.clone()).await.map_err(|e| e.0)?;
+        let password_hash = crate::api::hash(&data, form.password.clone()).await?;
         let msg = CreateUser { caller: user.caller.clone(), name: name.clone(), role, password_hash };
         tell(&data, msg).await
     };
@@ -169,16 +169,15 @@ async fn delete_user(
     // The form carries nothing but its token.
     let _: serde::de::IgnoredAny = read_form(&req, &user, &data, payload).await?;
     let name = name.into_inner();
-    match data.state.send(DeleteUser { caller: user.caller.clone(), name: name.clone() }).await {
-        Ok(Ok(())) => Ok(see_other(&format!("/admin/users?deleted={}", query_value(&name)))),
-        Ok(Err(e)) => refused(&user, &data, e).await,
-        Err(e) => Err(user.error(crate::error::ApiError::from(e).0)),
+    match tell(&data, DeleteUser { caller: user.caller.clone(), name: name.clone() }).await {
+        Ok(()) => Ok(see_other(&format!("/admin/users?deleted={}", query_value(&name)))),
+        Err(e) => refused(&user, &data, e).await,
     }
 }
 
 /// The users page with a refusal on top; a missing user is a 404 page.
-async fn refused(user: &WebUser, data: &AppData, e: ZoeError) -> PageResult {
-    if e.code == Code::NoSuchUser {
+async fn refused(user: &WebUser, data: &AppData, e: ApiError) -> PageResult {
+    if e.is(Code::NoSuchUser) {
         return Err(user.error(e));
     }
     let status = crate::error::status_of(e.code);
@@ -225,59 +224,44 @@ struct QueueRow {
     waited: String,
 }
 
-fn num(v: &Value, key: &str) -> f64 {
-    v.get(key).and_then(Value::as_f64).unwrap_or(0.0)
-}
-
-fn count(v: &Value, key: &str) -> u64 {
-    v.get(key).and_then(Value::as_u64).unwrap_or(0)
-}
-
-fn text(v: &Value, key: &str) -> String {
-    v.get(key).and_then(Value::as_str).unwrap_or("").to_string()
-}
-
 async fn platform(data: web::Data<AppData>, user: WebUser) -> PageResult {
     admin_only(&user)?;
-    let query = |what: &str| Query { caller: user.caller.clone(), what: what.into(), filters: Map::new() };
-    let swarm = user.ask(&data, query("stats_swarm")).await?;
-    let scheduler = user.ask(&data, query("stats_scheduler")).await?;
-    let waiting = user
-        .ask(&data, ListExecutions { caller: user.caller.clone(), status: Some(ExecutionStatus::Scheduled) })
-        .await?;
-    let swarm = &swarm["stats"];
-    let scheduler = &scheduler["stats"];
-    let node = swarm.get("nodes").and_then(|n| n.get(0)).cloned().unwrap_or(Value::Null);
-    let memory_reserved = count(&node, "memory_reserved");
-    let memory_total = count(swarm, "memory_total");
-    let cores_reserved = num(&node, "cores_reserved");
-    let cores_total = num(swarm, "cores_total");
-    let mut queue: Vec<QueueRow> = rows::<ExecutionRow>(waiting)
+    let (published, sched, now) = (data.reader.now(), &data.reader.scheduler, time::OffsetDateTime::now_utc());
+    let platform = views::stats_platform(&published, sched, &user.caller, now);
+    let scheduler = views::stats_scheduler(&published, sched, &user.caller, now);
+    let waiting = views::list_executions(&published, sched, &user.caller, Some(ExecutionStatus::Scheduled), now)
+        .map_err(|e| user.error(e))?;
+    let node = platform.nodes.first();
+    let memory_reserved = platform.memory_reserved;
+    let memory_total = platform.memory_total;
+    let cores_reserved = platform.cores_reserved;
+    let cores_total = f64::from(platform.cores_total);
+    let mut queue: Vec<QueueRow> = waiting
         .into_iter()
         .map(|e| QueueRow {
             position: e.queue_position.unwrap_or(0),
             waited: show_duration(&e.time_scheduled, None),
-            e,
+            e: ExecutionRow(e),
         })
         .collect();
     queue.sort_by_key(|q| q.position);
     let page = PlatformPage {
         layout: user.layout.at("platform"),
-        engine: text(&node, "name"),
-        engine_version: text(&node, "server_version"),
-        healthy: text(&node, "status") == "healthy",
-        containers: count(swarm, "container_count"),
-        containers_running: count(&node, "container_count"),
-        images: count(swarm, "image_count"),
+        engine: node.map(|n| n.name.clone()).unwrap_or_default(),
+        engine_version: node.map(|n| n.server_version.clone()).unwrap_or_default(),
+        healthy: node.is_some_and(|n| n.status == "healthy"),
+        containers: platform.container_count,
+        containers_running: node.map_or(0, |n| n.container_count),
+        images: platform.image_count.unwrap_or(0),
         memory_text: format!("{} of {}", show_bytes(memory_reserved), show_bytes(memory_total)),
         memory_reserved,
         memory_total,
         cores_text: format!("{cores_reserved:.1} of {cores_total:.0}"),
         cores_reserved,
         cores_total,
-        waiting: count(scheduler, "count_waiting"),
-        starting: count(scheduler, "count_starting"),
-        running: count(scheduler, "count_running"),
+        waiting: scheduler.count_waiting as u64,
+        starting: scheduler.count_starting as u64,
+        running: scheduler.count_running as u64,
         queue,
     };
     Ok(render(&page, StatusCode::OK))

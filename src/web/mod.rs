@@ -3,8 +3,9 @@
 //! works without JavaScript (forms, POST then a 303 redirect); a little plain JavaScript only
 //! fills the description box from a file or the catalogue and asks before destructive actions.
 //!
-//! Each handler authenticates ([`page::WebUser`]), sends one message (two for a restart) to the
-//! state actor and renders an askama template from `src/web/templates/`. Every state-changing
+//! Each handler authenticates ([`page::WebUser`]), reads what it shows in one call to a view of
+//! the newest durable state (`zoe_actors::views`, which decides what the caller may see) or sends
+//! one change to the state actor, and renders an askama template from `src/web/templates/`. Every state-changing
 //! POST carries a per-user anti-CSRF token and is refused when the browser says it comes from
 //! another site.
 //!
@@ -24,22 +25,19 @@ pub mod catalogue;
 mod page;
 mod rows;
 
-use std::sync::Arc;
-
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde_json::Value;
-use zoe_actors::state_actor::{
-    GetExecution, GetService, ListExecutions, Snapshot, SubmitExecution, TerminateExecution,
-};
-use zoe_actors::{transitions, views, Code, ZoeError};
-use zoe_checkpoints::{Application, Execution};
+use zoe_actors::state_actor::{SubmitExecution, TerminateExecution};
+use zoe_actors::{views, Code};
+use zoe_checkpoints::Application;
 
+use crate::error::{ApiError, ErrorCode, HttpCode};
 use crate::AppData;
 use catalogue::{Entry, CATALOGUE};
 use page::{read_form, render, see_other, Layout, PageResult, WebUser};
-use rows::{rows, ExecutionRow, ServiceRow};
+use rows::{ExecutionRow, ServiceRow};
 
 /// Lines of a service log shown on its page.
 const LOG_LINES: u64 = 500;
@@ -84,19 +82,17 @@ fn parse_id(user: &WebUser, raw: &str) -> Result<u64, page::WebError> {
     raw.parse().map_err(|_| user.not_found("such page"))
 }
 
-/// The execution `id` with all its services (the API lists only live ones) and its
-/// application, if the caller may see it: the same checks as every state actor message.
-async fn visible_execution(user: &WebUser, data: &AppData, id: u64) -> Result<Arc<Execution>, page::WebError> {
-    let state = data.state.send(Snapshot {}).await.map_err(|e| user.error(crate::error::ApiError::from(e).0))?;
-    transitions::check_caller(&state, &user.caller).map_err(|e| user.error(e))?;
-    let e = transitions::visible_execution(&state, &user.caller, id).map_err(|e| user.error(e))?;
-    Ok(e.clone())
+/// The execution `id` with every one of its services (the API lists only live ones), if the
+/// caller may see it.
+fn execution_rows(user: &WebUser, data: &AppData, id: u64) -> Result<(ExecutionRow, Vec<ServiceRow>), page::WebError> {
+    let (e, services) =
+        views::execution_with_services(&data.reader.now(), &data.reader.scheduler, &user.caller, id, now())
+            .map_err(|e| user.error(e))?;
+    Ok((ExecutionRow(e), services.into_iter().map(ServiceRow).collect()))
 }
 
-/// The execution `id` as the API shows it.
-async fn execution_row(user: &WebUser, data: &AppData, id: u64) -> Result<ExecutionRow, page::WebError> {
-    let v = user.ask(data, GetExecution { caller: user.caller.clone(), id }).await?;
-    rows::<ExecutionRow>(v).pop().ok_or_else(|| user.not_found("such execution"))
+fn now() -> zoe_checkpoints::Timestamp {
+    time::OffsetDateTime::now_utc()
 }
 
 // ---------------------------------------------------------------------------------- executions
@@ -110,8 +106,9 @@ struct ExecutionsPage {
 }
 
 async fn executions(data: web::Data<AppData>, user: WebUser) -> PageResult {
-    let list = user.ask(&data, ListExecutions { caller: user.caller.clone(), status: None }).await?;
-    let mut executions: Vec<ExecutionRow> = rows(list);
+    let list = views::list_executions(&data.reader.now(), &data.reader.scheduler, &user.caller, None, now())
+        .map_err(|e| user.error(e))?;
+    let mut executions: Vec<ExecutionRow> = list.into_iter().map(ExecutionRow).collect();
     executions.reverse();
     let refresh = executions.iter().any(ExecutionRow::is_moving);
     Ok(render(&ExecutionsPage { layout: user.layout.at("executions"), executions, refresh }, StatusCode::OK))
@@ -127,10 +124,8 @@ struct ExecutionPage {
 
 async fn execution(data: web::Data<AppData>, user: WebUser, id: web::Path<String>) -> PageResult {
     let id = parse_id(&user, &id)?;
-    let row = execution_row(&user, &data, id).await?;
-    let e = visible_execution(&user, &data, id).await?;
-    let services = rows(Value::Array(e.services.iter().map(|s| views::service(&e, s)).collect()));
-    Ok(render(&ExecutionPage { layout: user.layout.at("executions"), e: row, services }, StatusCode::OK))
+    let (e, services) = execution_rows(&user, &data, id)?;
+    Ok(render(&ExecutionPage { layout: user.layout.at("executions"), e, services }, StatusCode::OK))
 }
 
 /// The form of a button that acts on an execution.
@@ -176,7 +171,7 @@ async fn restart(
 ) -> PageResult {
     let id = parse_id(&user, &id)?;
     let _: ActionForm = read_form(&req, &user, &data, payload).await?;
-    let old = visible_execution(&user, &data, id).await?;
+    let (old, _) = execution_rows(&user, &data, id)?;
     let msg =
         SubmitExecution { caller: user.caller.clone(), name: old.name.clone(), application: old.application.clone() };
     let new_id = user.ask(&data, msg).await?;
@@ -227,10 +222,10 @@ impl NewExecutionPage {
     }
 
     /// Puts a refusal next to the field it is about.
-    fn with_error(mut self, e: &ZoeError) -> Self {
+    fn with_error(mut self, e: &ApiError) -> Self {
         match e.code {
-            Code::InvalidName | Code::ExecutionNameInUse => self.name_error = e.message.clone(),
-            Code::InvalidDescription(_) => {
+            ErrorCode::Zoe(Code::InvalidName | Code::ExecutionNameInUse) => self.name_error = e.message.clone(),
+            ErrorCode::Zoe(Code::InvalidDescription(_)) | ErrorCode::Http(HttpCode::DescriptionTooLarge) => {
                 let (path, message) = e.message.split_once(": ").unwrap_or(("application", &e.message));
                 self.description_path = path.to_string();
                 self.description_error = message.to_string();
@@ -258,12 +253,12 @@ async fn new_execution(user: WebUser, params: web::Query<NewParams>) -> PageResu
 }
 
 /// Reads the description of the form: the text box, or the catalogue entry when it is empty.
-fn description_of(form: &mut NewExecutionForm, max_bytes: usize) -> Result<Application, ZoeError> {
+fn description_of(form: &mut NewExecutionForm, max_bytes: usize) -> Result<Application, ApiError> {
     if form.description.trim().is_empty() {
         match catalogue::find(&form.app) {
             Some(entry) => form.description = entry.json.to_string(),
             None => {
-                return Err(ZoeError::new(
+                return Err(ApiError::new(
                     Code::InvalidDescription("missing_field"),
                     "application: paste or upload a description, or pick one from the catalogue",
                 ))
@@ -271,7 +266,7 @@ fn description_of(form: &mut NewExecutionForm, max_bytes: usize) -> Result<Appli
         }
     }
     let v: Value = serde_json::from_str(&form.description).map_err(|e| {
-        ZoeError::new(
+        ApiError::new(
             Code::InvalidDescription("invalid_json"),
             format!("application: this is not valid JSON (line {}, column {}: {e})", e.line(), e.column()),
         )
@@ -288,7 +283,7 @@ async fn submit_execution(
     let mut form: NewExecutionForm = read_form(&req, &user, &data, payload).await?;
     form.name = form.name.trim().to_string();
     data.limits.submission(&user.caller, std::time::Instant::now()).map_err(|e| user.error(e))?;
-    let refused = |form: NewExecutionForm, e: ZoeError| {
+    let refused = |form: NewExecutionForm, e: ApiError| {
         let status = crate::error::status_of(e.code);
         Ok(render(&NewExecutionPage::new(&user.layout, form).with_error(&e), status))
     };
@@ -297,10 +292,9 @@ async fn submit_execution(
         Err(e) => return refused(form, e),
     };
     let msg = SubmitExecution { caller: user.caller.clone(), name: form.name.clone(), application };
-    match data.state.send(msg).await {
-        Ok(Ok(id)) => Ok(see_other(&format!("/executions/{id}"))),
-        Ok(Err(e)) => refused(form, e),
-        Err(e) => Err(user.error(crate::error::ApiError::from(e).0)),
+    match page::tell(&data, msg).await {
+        Ok(id) => Ok(see_other(&format!("/executions/{id}"))),
+        Err(e) => refused(form, e),
     }
 }
 
@@ -321,12 +315,8 @@ struct LogPage {
 async fn service_log(data: web::Data<AppData>, user: WebUser, ids: web::Path<(String, String)>) -> PageResult {
     let id = parse_id(&user, &ids.0)?;
     let sid = parse_id(&user, &ids.1)?;
-    let row = execution_row(&user, &data, id).await?;
-    let service = user.ask(&data, GetService { caller: user.caller.clone(), id: sid }).await?;
-    if service.get("execution_id").and_then(Value::as_u64) != Some(id) {
-        return Err(user.not_found("such service"));
-    }
-    let s = rows::<ServiceRow>(service).pop().ok_or_else(|| user.not_found("such service"))?;
+    let (row, services) = execution_rows(&user, &data, id)?;
+    let s = services.into_iter().find(|s| s.id == sid).ok_or_else(|| user.not_found("such service"))?;
     let live = row.is_active() && s.docker_id.is_some();
     let (log, note) = match crate::api::service_log_response(&data, user.caller.clone(), sid, false, Some(LOG_LINES))
         .await
@@ -339,10 +329,10 @@ async fn service_log(data: web::Data<AppData>, user: WebUser, ids: web::Path<(St
                 Err(_) => (String::new(), "The log is too large to show here.".into()),
             }
         }
-        Err(crate::error::ApiError(e)) if e.code == Code::NotFound || e.code == Code::NoSuchService => {
+        Err(e) if e.code == ErrorCode::Http(HttpCode::NotFound) || e.is(Code::NoSuchService) => {
             (String::new(), "There is no log yet: the container has not started or has written nothing.".into())
         }
-        Err(crate::error::ApiError(e)) => return Err(user.error(e)),
+        Err(e) => return Err(user.error(e)),
     };
     let note = if note.is_empty() && log.is_empty() { "The log is empty so far.".to_string() } else { note };
     Ok(render(&LogPage { layout: user.layout.at("executions"), e: row, s, live, log, note }, StatusCode::OK))
@@ -384,7 +374,10 @@ mod tests {
         let e = description_of(&mut form, 65536).unwrap_err();
         assert!(e.message.starts_with("application.version: "), "{}", e.message);
         let mut form = NewExecutionForm { description: "{".into(), ..Default::default() };
-        assert_eq!(description_of(&mut form, 65536).unwrap_err().code, Code::InvalidDescription("invalid_json"));
+        assert_eq!(
+            description_of(&mut form, 65536).unwrap_err().code,
+            ErrorCode::Zoe(Code::InvalidDescription("invalid_json"))
+        );
         let mut form = NewExecutionForm { app: "batch".into(), ..Default::default() };
         assert!(description_of(&mut form, 65536).is_ok());
         assert!(form.description.contains("step"));

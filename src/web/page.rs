@@ -15,7 +15,7 @@ use zoe_actors::state_actor::StateActor;
 use zoe_actors::{Caller, Code, ZoeError};
 
 use crate::auth::Authed;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode, HttpCode};
 use crate::AppData;
 
 /// The Zoe version shown in every footer.
@@ -87,21 +87,21 @@ impl FromRequest for WebUser {
                     };
                     Ok(WebUser { caller, layout })
                 }
-                Err(ApiError(e)) => Err(WebError::new(e, Layout::anonymous(deployment))),
+                Err(e) => Err(WebError::new(e, Layout::anonymous(deployment))),
             }
         })
     }
 }
 
-/// Sends one message to the state actor; a state actor that does not answer is a refusal like
+/// Sends one change to the state actor; a state actor that does not answer is a refusal like
 /// any other (`unavailable`).
-pub async fn tell<M, T>(data: &AppData, msg: M) -> Result<T, ZoeError>
+pub async fn tell<M, T>(data: &AppData, msg: M) -> Result<T, ApiError>
 where
     M: Message<Result = Result<T, ZoeError>> + Send + 'static,
     T: Send + 'static,
     StateActor: Handler<M>,
 {
-    data.state.send(msg).await.map_err(|e| ApiError::from(e).0)?
+    Ok(data.state.send(msg).await??)
 }
 
 impl WebUser {
@@ -116,13 +116,13 @@ impl WebUser {
     }
 
     /// An error page inside this user's frame.
-    pub fn error(&self, e: ZoeError) -> WebError {
-        WebError::new(e, self.layout.clone())
+    pub fn error(&self, e: impl Into<ApiError>) -> WebError {
+        WebError::new(e.into(), self.layout.clone())
     }
 
     /// The error page for a page this user may not see: the same 404 as for a missing one.
     pub fn not_found(&self, what: &str) -> WebError {
-        self.error(ZoeError::new(Code::NotFound, format!("There is no {what} here.")))
+        self.error(ApiError::new(HttpCode::NotFound, format!("There is no {what} here.")))
     }
 
     /// Checks a state-changing request: the form's token must be this user's, and a browser
@@ -198,14 +198,14 @@ async fn read_body(user: &WebUser, data: &AppData, payload: web::Payload) -> Res
     let body =
         crate::api::read_limited(payload, data.config.max_body_bytes, "form").await.map_err(|e| user.error(e))?;
     String::from_utf8(body.to_vec())
-        .map_err(|_| user.error(ZoeError::new(Code::InvalidRequest, "The form is not valid UTF-8 text.")))
+        .map_err(|_| user.error(ApiError::new(HttpCode::InvalidRequest, "The form is not valid UTF-8 text.")))
 }
 
 fn parse_form<T: DeserializeOwned>(user: &WebUser, text: &str) -> Result<T, WebError> {
     // A form body has the syntax of a query string.
     web::Query::<T>::from_query(text)
         .map(web::Query::into_inner)
-        .map_err(|e| user.error(ZoeError::new(Code::InvalidRequest, format!("The form is incomplete: {e}"))))
+        .map_err(|e| user.error(ApiError::new(HttpCode::InvalidRequest, format!("The form is incomplete: {e}"))))
 }
 
 /// Renders a page with the headers every page gets.
@@ -249,17 +249,20 @@ pub struct WebError {
 }
 
 impl WebError {
-    pub fn new(e: ZoeError, layout: Layout) -> Self {
+    pub fn new(e: ApiError, layout: Layout) -> Self {
         let status = crate::error::status_of(e.code);
         let (title, message) = match e.code {
-            Code::Unauthorized => (
+            ErrorCode::Zoe(Code::Unauthorized) => (
                 "Please sign in",
                 "This page needs your Zoe user name and password. Reload the page to sign in again.".to_string(),
             ),
-            Code::NoSuchExecution | Code::NoSuchService | Code::NoSuchUser | Code::NotFound => ("Not found", e.message),
-            Code::TooManyFailedLogins => ("Too many failed sign-ins", e.message),
-            Code::QuotaExceeded => ("Quota exceeded", e.message),
-            Code::CheckpointFailed | Code::Unavailable => ("Zoe is not available right now", e.message),
+            ErrorCode::Zoe(Code::NoSuchExecution | Code::NoSuchService | Code::NoSuchUser)
+            | ErrorCode::Http(HttpCode::NotFound) => ("Not found", e.message),
+            ErrorCode::Http(HttpCode::TooManyFailedLogins) => ("Too many failed sign-ins", e.message),
+            ErrorCode::Zoe(Code::QuotaExceeded) => ("Quota exceeded", e.message),
+            ErrorCode::Zoe(Code::CheckpointFailed | Code::Unavailable) | ErrorCode::Http(HttpCode::Busy) => {
+                ("Zoe is not available right now", e.message)
+            }
             _ if status == StatusCode::CONFLICT => ("That cannot be done now", e.message),
             _ if status.is_client_error() => ("That did not work", e.message),
             _ => ("Something went wrong", e.message),
@@ -330,55 +333,8 @@ impl ResponseError for WebError {
 
 pub type PageResult = Result<HttpResponse, WebError>;
 
-/// An RFC 3339 time from the API as `2025-11-25 09:07:03` (UTC).
-pub fn show_time(t: &str) -> String {
-    use time::format_description::well_known::Rfc3339;
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-    time::OffsetDateTime::parse(t, &Rfc3339)
-        .ok()
-        .and_then(|t| t.to_offset(time::UtcOffset::UTC).format(&format).ok())
-        .unwrap_or_else(|| t.to_string())
-}
-
-/// The time between two RFC 3339 times (to now when `to` is `None`), as `1 h 02 min`.
-pub fn show_duration(from: &str, to: Option<&str>) -> String {
-    use time::format_description::well_known::Rfc3339;
-    let Ok(from) = time::OffsetDateTime::parse(from, &Rfc3339) else {
-        return String::new();
-    };
-    let to = match to {
-        Some(t) => match time::OffsetDateTime::parse(t, &Rfc3339) {
-            Ok(t) => t,
-            Err(_) => return String::new(),
-        },
-        None => time::OffsetDateTime::now_utc(),
-    };
-    let secs = (to - from).whole_seconds().max(0);
-    match secs {
-        s if s < 60 => format!("{s} s"),
-        s if s < 3600 => format!("{} min {:02} s", s / 60, s % 60),
-        s if s < 86400 => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),
-        s => format!("{} d {} h", s / 86400, (s % 86400) / 3600),
-    }
-}
-
-/// A byte count for people: `1.5 GiB`.
-pub fn show_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} bytes")
-    } else if v.fract() < 0.05 {
-        format!("{v:.0} {}", UNITS[unit])
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
+pub use super::rows::show_duration;
+pub use zoe_actors::units::show_bytes;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a test fails by panicking
@@ -397,14 +353,7 @@ mod tests {
     }
 
     #[test]
-    fn times_sizes_and_durations_read_well() {
-        assert_eq!(show_time("2025-11-25T09:07:03.5Z"), "2025-11-25 09:07:03");
-        assert_eq!(show_time("garbage"), "garbage");
-        assert_eq!(show_duration("2025-11-25T09:00:00Z", Some("2025-11-25T10:02:00Z")), "1 h 02 min");
-        assert_eq!(show_duration("2025-11-25T09:00:00Z", Some("2025-11-25T09:00:42Z")), "42 s");
-        assert_eq!(show_bytes(512), "512 bytes");
-        assert_eq!(show_bytes(3 << 29), "1.5 GiB");
-        assert_eq!(show_bytes(64 << 20), "64 MiB");
+    fn messages_read_as_sentences() {
         assert_eq!(sentence("no such execution: 7"), "No such execution: 7.");
         assert_eq!(sentence("Done."), "Done.");
         assert_eq!(sentence(""), "");

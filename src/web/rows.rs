@@ -1,63 +1,67 @@
-//! The API's JSON views of executions, services and users, read back into typed rows that the
-//! templates show: the pages show exactly what the API answers, in words for people.
+//! The API's typed views of executions, services and users, with what the templates need to
+//! show them in words for people. A row holds its view (and derefs to it): the pages show
+//! exactly what the API answers.
 
-use serde::Deserialize;
-use serde_json::Value;
+use std::ops::Deref;
 
-use super::page::{show_duration, show_time};
+use zoe_actors::views::{ExecutionView, ServiceView, UserView};
+use zoe_checkpoints::{ExecutionStatus, ServicePort, Timestamp};
+
+/// A time for people: `2025-11-25 09:07:03` (UTC).
+pub fn show_time(t: &Timestamp) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    t.to_offset(time::UtcOffset::UTC).format(&format).unwrap_or_default()
+}
+
+/// The time between two instants (to now when `to` is `None`), as `1 h 02 min`.
+pub fn show_duration(from: &Timestamp, to: Option<&Timestamp>) -> String {
+    let to = to.copied().unwrap_or_else(time::OffsetDateTime::now_utc);
+    match (to - *from).whole_seconds().max(0) {
+        s if s < 60 => format!("{s} s"),
+        s if s < 3600 => format!("{} min {:02} s", s / 60, s % 60),
+        s if s < 86400 => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),
+        s => format!("{} d {} h", s / 86400, (s % 86400) / 3600),
+    }
+}
 
 /// An execution, as `GET /execution/<id>` shows it.
-#[derive(Debug, Deserialize)]
-pub struct ExecutionRow {
-    pub id: u64,
-    pub name: String,
-    pub owner: String,
-    pub status: String,
-    #[serde(default)]
-    pub error: Option<String>,
-    pub time_scheduled: String,
-    #[serde(default)]
-    pub time_started: Option<String>,
-    #[serde(default)]
-    pub time_finished: Option<String>,
-    #[serde(default)]
-    pub queue_position: Option<usize>,
-    pub application: ApplicationName,
-}
+#[derive(Debug)]
+pub struct ExecutionRow(pub ExecutionView);
 
-#[derive(Debug, Deserialize)]
-pub struct ApplicationName {
-    pub name: String,
-}
-
-/// Reads API views into rows; a view that does not fit is skipped (and logged), never a panic.
-pub fn rows<T: serde::de::DeserializeOwned>(v: Value) -> Vec<T> {
-    let list = match v {
-        Value::Array(list) => list,
-        other => vec![other],
-    };
-    list.into_iter()
-        .filter_map(|v| {
-            serde_json::from_value(v)
-                .map_err(|e| tracing::error!("the web interface cannot read an API view: {e}"))
-                .ok()
-        })
-        .collect()
+impl Deref for ExecutionRow {
+    type Target = ExecutionView;
+    fn deref(&self) -> &ExecutionView {
+        &self.0
+    }
 }
 
 impl ExecutionRow {
+    fn status(&self) -> ExecutionStatus {
+        self.0.status.0
+    }
+
+    /// The status as the API writes it.
+    pub fn status_word(&self) -> &'static str {
+        self.status().as_str()
+    }
+
     pub fn is_active(&self) -> bool {
-        !matches!(self.status.as_str(), "finished" | "terminated" | "error")
+        self.status().is_active()
+    }
+
+    /// Whether it ended in `error`.
+    pub fn failed(&self) -> bool {
+        self.status() == ExecutionStatus::Error
     }
 
     /// Whether the page should refresh itself: the status is about to change on its own.
     pub fn is_moving(&self) -> bool {
-        matches!(self.status.as_str(), "scheduled" | "starting" | "cleaning up")
+        matches!(self.status(), ExecutionStatus::Scheduled | ExecutionStatus::Starting | ExecutionStatus::CleaningUp)
     }
 
     /// The CSS class of the status badge.
     pub fn status_class(&self) -> String {
-        status_class(&self.status)
+        status_class(self.status_word())
     }
 
     pub fn scheduled(&self) -> String {
@@ -65,19 +69,16 @@ impl ExecutionRow {
     }
 
     pub fn started(&self) -> String {
-        self.time_started.as_deref().map(show_time).unwrap_or_default()
+        self.time_started.as_ref().map(show_time).unwrap_or_default()
     }
 
     pub fn finished(&self) -> String {
-        self.time_finished.as_deref().map(show_time).unwrap_or_default()
+        self.time_finished.as_ref().map(show_time).unwrap_or_default()
     }
 
     /// How long it ran (or has been running).
     pub fn run_time(&self) -> String {
-        match &self.time_started {
-            Some(s) => show_duration(s, self.time_finished.as_deref()),
-            None => String::new(),
-        }
+        self.time_started.as_ref().map(|s| show_duration(s, self.time_finished.as_ref())).unwrap_or_default()
     }
 
     /// The error, if there is one worth showing.
@@ -87,7 +88,7 @@ impl ExecutionRow {
 
     /// The CSS class of the error text: only failures are shown as errors.
     pub fn error_class(&self) -> &'static str {
-        if self.status == "error" {
+        if self.failed() {
             "error-text"
         } else {
             "note-text"
@@ -96,58 +97,45 @@ impl ExecutionRow {
 
     /// The status in a sentence.
     pub fn status_text(&self) -> String {
-        match self.status.as_str() {
-            "scheduled" => match self.queue_position {
+        match self.status() {
+            ExecutionStatus::Scheduled => match self.queue_position {
                 Some(1) => "Waiting in the queue: it is next and starts when there is room for it.".into(),
                 Some(n) => format!("Waiting in the queue, at position {n}: it starts when there is room for it."),
                 None => "Waiting in the queue.".into(),
             },
-            "starting" => "Its containers are being created.".into(),
-            "running" => "Running: all its containers have started.".into(),
-            "cleaning up" => "Its containers are being stopped and removed.".into(),
-            "finished" => "It ended on its own: its monitor service exited.".into(),
-            "terminated" => "It was terminated by its owner or an administrator.".into(),
-            "error" => "It failed.".into(),
-            other => format!("Status: {other}."),
+            ExecutionStatus::Starting => "Its containers are being created.".into(),
+            ExecutionStatus::Running => "Running: all its containers have started.".into(),
+            ExecutionStatus::CleaningUp => "Its containers are being stopped and removed.".into(),
+            ExecutionStatus::Finished => "It ended on its own: its monitor service exited.".into(),
+            ExecutionStatus::Terminated => "It was terminated by its owner or an administrator.".into(),
+            ExecutionStatus::Error => "It failed.".into(),
         }
     }
 }
 
 /// One container of an execution, as `GET /service/<id>` shows it.
-#[derive(Debug, Deserialize)]
-pub struct ServiceRow {
-    pub id: u64,
-    /// The container (and host) name.
-    pub name: String,
-    pub service_name: String,
-    pub is_monitor: bool,
-    #[serde(default)]
-    pub docker_id: Option<String>,
-    pub status: String,
-    #[serde(default)]
-    pub exit_code: Option<i64>,
-    #[serde(default)]
-    pub oom_killed: bool,
-    #[serde(default)]
-    pub ports: Vec<PortRow>,
+#[derive(Debug)]
+pub struct ServiceRow(pub ServiceView);
+
+impl Deref for ServiceRow {
+    type Target = ServiceView;
+    fn deref(&self) -> &ServiceView {
+        &self.0
+    }
 }
 
-#[derive(Debug, Deserialize)]
-pub struct PortRow {
-    pub name: String,
-    pub protocol: String,
-    pub port_number: u16,
-    #[serde(default)]
-    pub path: String,
-    #[serde(default)]
-    pub is_main_endpoint: bool,
-    #[serde(default)]
-    pub expose: bool,
-    #[serde(default)]
-    pub host_endpoint: Option<String>,
+/// A port of a service.
+#[derive(Debug)]
+pub struct PortRow<'a>(pub &'a ServicePort);
+
+impl Deref for PortRow<'_> {
+    type Target = ServicePort;
+    fn deref(&self) -> &ServicePort {
+        self.0
+    }
 }
 
-impl PortRow {
+impl PortRow<'_> {
     /// The link to a published port, once it is published.
     pub fn url(&self) -> String {
         match &self.host_endpoint {
@@ -161,8 +149,17 @@ impl PortRow {
 }
 
 impl ServiceRow {
+    /// The status as the API writes it.
+    pub fn status_word(&self) -> &'static str {
+        self.status.as_str()
+    }
+
     pub fn status_class(&self) -> String {
-        status_class(&self.status)
+        status_class(self.status_word())
+    }
+
+    pub fn port_rows(&self) -> Vec<PortRow<'_>> {
+        self.ports.iter().map(PortRow).collect()
     }
 
     /// How it ended, in words (empty while it runs).
@@ -184,54 +181,98 @@ fn status_class(status: &str) -> String {
 }
 
 /// A user, as `GET /user/<name>` shows it.
-#[derive(Debug, Deserialize)]
-pub struct UserRow {
-    pub id: u64,
-    pub name: String,
-    pub role: String,
-    /// The uid the user's containers run as.
-    #[serde(default)]
-    pub uid: u32,
-    #[serde(default)]
-    pub created_at: String,
+#[derive(Debug)]
+pub struct UserRow(pub UserView);
+
+impl Deref for UserRow {
+    type Target = UserView;
+    fn deref(&self) -> &UserView {
+        &self.0
+    }
 }
 
 impl UserRow {
     pub fn created(&self) -> String {
         show_time(&self.created_at)
     }
+
+    pub fn role_word(&self) -> &'static str {
+        self.role.as_str()
+    }
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // a test fails by panicking
 mod tests {
     use super::*;
-    use serde_json::json;
+    use std::collections::BTreeMap;
+    use zoe_actors::views::Status;
+    use zoe_checkpoints::ServiceStatus;
+
+    fn at(secs: i64) -> Timestamp {
+        time::OffsetDateTime::from_unix_timestamp(1_795_000_000 + secs).unwrap()
+    }
 
     #[test]
-    fn rows_read_the_api_views_and_skip_what_does_not_fit() {
-        let v = json!([
-            {"id": 3, "name": "x", "owner": "alice", "status": "cleaning up", "error": null,
-             "time_scheduled": "2025-11-25T09:00:00Z", "time_started": null, "time_finished": null,
-             "application": {"name": "app"}, "services": [], "queue_position": null},
-            {"id": "bad"}
-        ]);
-        let r: Vec<ExecutionRow> = rows(v);
-        assert_eq!(r.len(), 1);
-        assert_eq!(r[0].status_class(), "st-cleaning-up");
-        assert!(r[0].is_active() && r[0].is_moving());
+    fn times_and_durations_read_for_people() {
+        assert_eq!(show_time(&at(0)), "2026-11-18 11:06:40");
+        assert_eq!(show_duration(&at(0), Some(&at(59))), "59 s");
+        assert_eq!(show_duration(&at(0), Some(&at(3723))), "1 h 02 min");
     }
 
     #[test]
     fn services_say_how_they_ended_and_where_they_listen() {
-        let s: ServiceRow = serde_json::from_value(json!({
-            "id": 1, "name": "web-x-alice-dev", "service_name": "web", "is_monitor": false,
-            "status": "exited", "exit_code": 137, "oom_killed": false,
-            "ports": [{"name": "site", "protocol": "http", "port_number": 80, "path": "/a",
-                       "is_main_endpoint": true, "expose": true, "host_endpoint": "127.0.0.1:3000"}]
+        let s = ServiceRow(ServiceView {
+            id: 1,
+            name: "web-x-alice-dev".into(),
+            service_name: "web".into(),
+            docker_id: None,
+            ip_address: BTreeMap::new(),
+            is_monitor: false,
+            ports: vec![ServicePort {
+                name: "site".into(),
+                protocol: "http".into(),
+                port_number: 80,
+                path: "/a".into(),
+                is_main_endpoint: true,
+                expose: true,
+                host_endpoint: Some("127.0.0.1:3000".into()),
+            }],
+            owner: "alice".into(),
+            execution_id: 3,
+            status: ServiceStatus::Exited,
+            exit_code: Some(137),
+            oom_killed: false,
+        });
+        assert_eq!(s.outcome(), "exited with code 137 (signal 9)");
+        assert_eq!(s.port_rows()[0].url(), "http://127.0.0.1:3000/a");
+    }
+
+    #[test]
+    fn executions_say_where_they_stand() {
+        let app = zoe_actors::app_description::parse_application(&serde_json::json!({
+            "name": "a", "version": 2, "will_end": true, "requires_binary": false, "priority": 1,
+            "services": [{"name": "main", "docker_image": "img", "monitor": true, "total_count": 1,
+                          "essential_count": 1, "startup_order": 0, "ports": [], "required_resources": {"memory": 8388608}}]
         }))
         .unwrap();
-        assert_eq!(s.outcome(), "exited with code 137 (signal 9)");
-        assert_eq!(s.ports[0].url(), "http://127.0.0.1:3000/a");
+        let mut e = ExecutionRow(ExecutionView {
+            id: 3,
+            name: "x".into(),
+            owner: "alice".into(),
+            status: Status(ExecutionStatus::CleaningUp),
+            error: None,
+            time_scheduled: at(0),
+            time_started: Some(at(10)),
+            time_finished: Some(at(70)),
+            application: app,
+            services: vec![],
+            queue_position: None,
+        });
+        assert_eq!(e.status_class(), "st-cleaning-up");
+        assert!(e.is_active() && e.is_moving() && !e.failed());
+        assert_eq!(e.run_time(), "1 min 00 s");
+        e.0.status = Status(ExecutionStatus::Scheduled);
+        e.0.queue_position = Some(1);
+        assert!(e.status_text().contains("it is next"), "{}", e.status_text());
     }
 }

@@ -1,0 +1,117 @@
+//! Reads off the state actor. After each checkpoint is on disk the state actor publishes the
+//! state it holds (cheap to share: users and executions are behind `Arc`s), with the back end's
+//! figures and its own counters. HTTP handlers, web pages, credential checks and `/metrics` read
+//! the newest publication through the pure functions of [`crate::views`]: a read never queues
+//! behind writes, and never sees a change that is not yet durable.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+use zoe_checkpoints::State;
+
+use crate::scheduler::{Resources, SchedulerConfig};
+
+/// Platform figures reported by the container back end.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Platform {
+    pub name: String,
+    pub server_version: String,
+    pub memory_total: u64,
+    pub cpus: u32,
+    pub containers: u64,
+    pub containers_running: u64,
+    pub images: u64,
+    /// Whether the back end answered at its last contact.
+    pub reachable: bool,
+}
+
+impl Platform {
+    /// The engine's capacity as last reported, if it was.
+    pub fn engine(&self) -> Option<Resources> {
+        (self.memory_total > 0).then(|| Resources { memory: self.memory_total, cores: f64::from(self.cpus) })
+    }
+}
+
+/// The state actor's running totals, for `/metrics`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Counters {
+    pub checkpoints_written: u64,
+    pub checkpoint_failures: u64,
+    pub checkpoint_seconds: f64,
+    pub checkpoint_last_seconds: f64,
+    pub docker_outages: u64,
+    pub start_failures: u64,
+}
+
+/// One publication: the newest durable state and what goes with it.
+#[derive(Debug)]
+pub struct Published {
+    /// The state of the newest checkpoint on disk.
+    pub state: Arc<State>,
+    pub platform: Platform,
+    pub counters: Counters,
+    /// Whether there is a back end at all (no: `--no-docker`).
+    pub has_backend: bool,
+    /// User ids by name.
+    users_by_name: HashMap<String, u64>,
+}
+
+impl Published {
+    pub fn new(state: Arc<State>, platform: Platform, counters: Counters, has_backend: bool) -> Published {
+        let users_by_name = state.users.values().map(|u| (u.name.clone(), u.id)).collect();
+        Published { state, platform, counters, has_backend, users_by_name }
+    }
+
+    /// The id of the user with this name.
+    pub fn user_id(&self, name: &str) -> Option<u64> {
+        self.users_by_name.get(name).copied()
+    }
+
+    /// The same state with other figures (the users index is kept).
+    fn with(&self, platform: Platform, counters: Counters) -> Published {
+        Published {
+            state: self.state.clone(),
+            platform,
+            counters,
+            has_backend: self.has_backend,
+            users_by_name: self.users_by_name.clone(),
+        }
+    }
+}
+
+/// The readers' handle: the newest publication, and the scheduler settings views need.
+#[derive(Clone, Debug)]
+pub struct Reader {
+    current: Arc<RwLock<Arc<Published>>>,
+    pub scheduler: Arc<SchedulerConfig>,
+}
+
+impl Reader {
+    pub fn new(first: Published, scheduler: SchedulerConfig) -> Reader {
+        Reader { current: Arc::new(RwLock::new(Arc::new(first))), scheduler: Arc::new(scheduler) }
+    }
+
+    /// The newest publication.
+    pub fn now(&self) -> Arc<Published> {
+        match self.current.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Publishes a newly durable state (the state actor only).
+    pub(crate) fn publish(&self, p: Published) {
+        let p = Arc::new(p);
+        match self.current.write() {
+            Ok(mut cur) => *cur = p,
+            Err(poisoned) => *poisoned.into_inner() = p,
+        }
+    }
+
+    /// Publishes new figures with the same durable state (the state actor only).
+    pub(crate) fn refresh(&self, platform: Platform, counters: Counters) {
+        let next = self.now().with(platform, counters);
+        self.publish(next);
+    }
+}

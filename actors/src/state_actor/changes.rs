@@ -1,0 +1,160 @@
+//! The messages that change the state: one per change a request asks for. Each checks its caller
+//! against the current state, applies a pure transition, and answers once the change is durable.
+//! (Reads are not messages: see [`crate::reader`] and [`crate::views`].)
+
+use actix::prelude::*;
+use zoe_checkpoints::{Application, Role};
+
+use super::StateActor;
+use crate::app_description::check_registries;
+use crate::error::ZoeError;
+use crate::plan;
+use crate::protocol::RemoveNetwork;
+use crate::transitions::{self, Caller, Termination};
+use crate::views::{user_view, UserView};
+
+macro_rules! message {
+    ($(#[$m:meta])* $name:ident { $($field:ident : $ty:ty),* $(,)? } -> $ret:literal) => {
+        $(#[$m])*
+        #[derive(Message, Debug)]
+        #[rtype(result = $ret)]
+        pub struct $name { $(pub $field: $ty),* }
+    };
+}
+
+/// A refusal, as the answer of a change handler.
+fn refused<T: Send + 'static>(e: ZoeError) -> ResponseFuture<Result<T, ZoeError>> {
+    Box::pin(async move { Err(e) })
+}
+
+message!(
+    /// `POST /user`; the password was hashed by the caller, off this actor.
+    CreateUser { caller: Caller, name: String, role: Role, password_hash: String } -> "Result<UserView, ZoeError>"
+);
+
+impl Handler<CreateUser> for StateActor {
+    type Result = ResponseFuture<Result<UserView, ZoeError>>;
+
+    fn handle(&mut self, msg: CreateUser, ctx: &mut Self::Context) -> Self::Result {
+        let result = transitions::check_caller(&self.state, &msg.caller).and_then(|()| {
+            transitions::create_user(&mut self.state, &msg.caller, &msg.name, msg.role, msg.password_hash, Self::now())
+        });
+        match result {
+            Ok(u) => self.commit(user_view(&u), ctx),
+            Err(e) => refused(e),
+        }
+    }
+}
+
+message!(
+    /// `PUT /user/<name>`: a new role and/or password hash.
+    UpdateUser { caller: Caller, name: String, role: Option<Role>, password_hash: Option<String> } -> "Result<UserView, ZoeError>"
+);
+
+impl Handler<UpdateUser> for StateActor {
+    type Result = ResponseFuture<Result<UserView, ZoeError>>;
+
+    fn handle(&mut self, msg: UpdateUser, ctx: &mut Self::Context) -> Self::Result {
+        let result = transitions::check_caller(&self.state, &msg.caller).and_then(|()| {
+            transitions::update_user(&mut self.state, &msg.caller, &msg.name, msg.role, msg.password_hash)
+        });
+        match result {
+            Ok(u) => self.commit(user_view(&u), ctx),
+            Err(e) => refused(e),
+        }
+    }
+}
+
+message!(
+    /// `DELETE /user/<name>`.
+    DeleteUser { caller: Caller, name: String } -> "Result<(), ZoeError>"
+);
+
+impl Handler<DeleteUser> for StateActor {
+    type Result = ResponseFuture<Result<(), ZoeError>>;
+
+    fn handle(&mut self, msg: DeleteUser, ctx: &mut Self::Context) -> Self::Result {
+        let result = transitions::check_caller(&self.state, &msg.caller)
+            .and_then(|()| transitions::delete_user(&mut self.state, &msg.caller, &msg.name));
+        match result {
+            Ok(user) => {
+                if let Some(backend) = &self.backend {
+                    let network = crate::naming::user_network_name(&user.name, &self.state.deployment_name);
+                    backend.remove_network.do_send(RemoveNetwork { network });
+                }
+                self.commit((), ctx)
+            }
+            Err(e) => refused(e),
+        }
+    }
+}
+
+message!(
+    /// `POST /execution` with an already validated application description.
+    SubmitExecution { caller: Caller, name: String, application: Application } -> "Result<u64, ZoeError>"
+);
+
+impl Handler<SubmitExecution> for StateActor {
+    type Result = ResponseFuture<Result<u64, ZoeError>>;
+
+    fn handle(&mut self, msg: SubmitExecution, ctx: &mut Self::Context) -> Self::Result {
+        let engine = self.engine();
+        let result = transitions::check_caller(&self.state, &msg.caller).and_then(|()| {
+            check_registries(&msg.application, &self.config.allowed_registries).map_err(ZoeError::from)?;
+            transitions::submit_execution(
+                &mut self.state,
+                &msg.caller,
+                &msg.name,
+                msg.application,
+                &self.config.scheduler,
+                engine,
+                Self::now(),
+            )
+        });
+        match result {
+            Ok(id) => {
+                let reply = self.commit(id, ctx);
+                self.schedule(ctx);
+                reply
+            }
+            Err(e) => refused(e),
+        }
+    }
+}
+
+message!(
+    /// `DELETE /execution/<id>`.
+    TerminateExecution { caller: Caller, id: u64 } -> "Result<(), ZoeError>"
+);
+
+impl Handler<TerminateExecution> for StateActor {
+    type Result = ResponseFuture<Result<(), ZoeError>>;
+
+    fn handle(&mut self, msg: TerminateExecution, ctx: &mut Self::Context) -> Self::Result {
+        let result = transitions::check_caller(&self.state, &msg.caller)
+            .and_then(|()| transitions::terminate_execution(&mut self.state, &msg.caller, msg.id, Self::now()));
+        match result {
+            Ok(Termination::AlreadyEnding) => Box::pin(async { Ok(()) }),
+            Ok(Termination::Done) => self.commit((), ctx),
+            Ok(Termination::RemoveContainers) => {
+                if let Some(e) = self.state.executions.get(&msg.id) {
+                    let r = plan::remove_plan(e);
+                    self.remove(r);
+                }
+                self.commit((), ctx)
+            }
+            Err(e) => refused(e),
+        }
+    }
+}
+
+message!(
+    /// Whether the actor answers at all (`/readyz`).
+    Ping {} -> "()"
+);
+
+impl Handler<Ping> for StateActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Ping, _: &mut Self::Context) {}
+}

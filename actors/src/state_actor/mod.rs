@@ -1,0 +1,431 @@
+//! The StateActor: the only writer of Zoe's [`State`]. It handles one message at a time, applies
+//! changes with the pure functions of [`crate::transitions`], and answers a change only once a
+//! checkpoint holding it is on disk.
+//!
+//! Durability uses group commit: one writer thread writes one checkpoint at a time; changes that
+//! arrive while a write is in flight are collected and all acknowledged by the next checkpoint.
+//! The actor never waits for the disk or for Docker: it hands work off and gets the outcome back
+//! as a message. After each checkpoint it publishes the state it holds for the readers
+//! ([`crate::reader`]): it answers no reads itself.
+
+mod changes;
+mod writer;
+
+pub use changes::{CreateUser, DeleteUser, Ping, SubmitExecution, TerminateExecution, UpdateUser};
+
+use std::collections::HashMap;
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use time::OffsetDateTime;
+use tokio::sync::oneshot;
+
+use zoe_checkpoints::{ExecutionStatus, State, Store, Timestamp};
+
+use crate::docker_actor::{DockerActor, DockerConfig};
+use crate::error::{Code, ZoeError};
+use crate::outcomes::{self, FollowUp};
+use crate::plan::{self, PlanSettings};
+use crate::protocol::{BackendEvent, BackendHandle, RemoveContainers, RemoveExecution};
+use crate::reader::{Counters, Platform, Published, Reader};
+use crate::scheduler::{self, Resources, SchedulerConfig};
+use crate::transitions;
+use writer::{WriteJob, Written};
+
+/// Settings of the state actor.
+#[derive(Clone, Debug)]
+pub struct StateConfig {
+    /// Checkpoints to keep on disk.
+    pub keep_checkpoints: usize,
+    pub scheduler: SchedulerConfig,
+    /// Workspaces and default limits of start plans.
+    pub plan: PlanSettings,
+    /// Registries images may name (`host[:port]`); images that name no registry are always
+    /// allowed.
+    pub allowed_registries: Vec<String>,
+}
+
+/// Starts that failed because the back end was slow or away are retried this many times.
+const START_ATTEMPTS: u32 = 5;
+/// After such a failure nothing is started for a while: 1 s, doubling up to this.
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// How long to wait for more changes after a checkpoint, when few are waiting.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// A reply waiting for its change to become durable.
+type Reply = Box<dyn FnOnce(Result<(), ZoeError>) + Send>;
+
+/// The state actor.
+pub struct StateActor {
+    state: State,
+    config: StateConfig,
+    platform: Platform,
+    store: Store,
+    /// Number of the newest checkpoint written or being written.
+    seq: u64,
+    /// Changes applied in memory but not yet handed to the writer.
+    dirty: bool,
+    /// Replies of changes not yet handed to the writer.
+    waiting: Vec<Reply>,
+    /// Replies of changes in the checkpoint being written.
+    in_flight: Vec<Reply>,
+    /// The state being written (published once it is on disk).
+    in_flight_state: Option<Arc<State>>,
+    writer: Option<mpsc::Sender<WriteJob>>,
+    /// Where the newest durable state is published for readers.
+    reader: Reader,
+    /// The container back end; `None` runs without one (executions wait in the queue).
+    backend: Option<BackendHandle>,
+    /// Executions whose removal was asked of the back end and not yet reported.
+    removing: std::collections::HashSet<u64>,
+    /// Starts that failed because the back end was slow or away, by execution.
+    attempts: HashMap<u64, u32>,
+    /// After such a failure, nothing starts before this moment.
+    paused_until: Option<Instant>,
+    /// The pause after the next such failure.
+    backoff: Duration,
+    counters: Counters,
+}
+
+impl StateActor {
+    /// A state actor over `state`, whose newest checkpoint on disk is number `seq`, with a
+    /// back end or not.
+    fn new(state: State, store: Store, seq: u64, config: StateConfig, has_backend: bool) -> Self {
+        let published = Published::new(Arc::new(state.clone()), Platform::default(), Counters::default(), has_backend);
+        let reader = Reader::new(published, config.scheduler.clone());
+        StateActor {
+            state,
+            config,
+            platform: Platform::default(),
+            store,
+            seq,
+            dirty: false,
+            waiting: Vec::new(),
+            in_flight: Vec::new(),
+            in_flight_state: None,
+            writer: None,
+            reader,
+            backend: None,
+            removing: Default::default(),
+            attempts: HashMap::new(),
+            paused_until: None,
+            backoff: Duration::from_secs(1),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Starts the state actor and, with a `docker` configuration, the Docker actor that reports
+    /// to it. Returns the actor, the back end and the readers' handle.
+    pub fn launch(
+        state: State,
+        store: Store,
+        seq: u64,
+        config: StateConfig,
+        docker: Option<DockerConfig>,
+    ) -> Result<Launched, String> {
+        let ctx = Context::<StateActor>::new();
+        let addr = ctx.address();
+        let backend = match docker {
+            Some(cfg) => Some(BackendHandle::of(&DockerActor::new(cfg, addr.clone().recipient())?.start())),
+            None => None,
+        };
+        let mut actor = StateActor::new(state, store, seq, config, backend.is_some());
+        let reader = actor.reader.clone();
+        actor.backend = backend.clone();
+        ctx.run(actor);
+        Ok(Launched { state: addr, backend, reader })
+    }
+
+    /// Publishes new back-end figures and counters with the same durable state.
+    fn refresh(&self) {
+        self.reader.refresh(self.platform.clone(), self.counters.clone());
+    }
+
+    /// Carries out what an outcome asks for, then looks for executions to start.
+    fn follow_up(&mut self, f: FollowUp, ctx: &mut Context<Self>) {
+        if f.changed {
+            self.changed(ctx);
+        }
+        for r in f.remove {
+            self.remove(r);
+        }
+        if let Some(backend) = &self.backend {
+            if !f.orphans.is_empty() {
+                tracing::warn!("removing {} container(s) unknown to the state: {:?}", f.orphans.len(), f.orphans);
+                backend.remove_containers.do_send(RemoveContainers { names_or_ids: f.orphans });
+            }
+        }
+        self.schedule(ctx);
+    }
+
+    /// Asks the back end to remove an execution's containers, unless that is already under way.
+    fn remove(&mut self, r: RemoveExecution) {
+        self.attempts.remove(&r.execution_id);
+        if let Some(backend) = &self.backend {
+            if self.removing.insert(r.execution_id) {
+                backend.remove.do_send(r);
+            }
+        }
+    }
+
+    /// Starts every execution the scheduler picks, unless the back end is away or a recent
+    /// slow start asked for a pause.
+    fn schedule(&mut self, ctx: &mut Context<Self>) {
+        let Some(backend) = self.backend.clone() else { return };
+        if !self.platform.reachable {
+            // Executions wait in the queue until the back end answers (it reports it).
+            return;
+        }
+        if self.paused_until.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        let now = Self::now();
+        for id in scheduler::to_start(&self.state, &self.config.scheduler, self.engine(), now) {
+            if let Err(e) = transitions::begin_start(&mut self.state, id, now) {
+                tracing::error!("cannot start execution {id}: {e}");
+                continue;
+            }
+            match plan::start_plan(&self.state, id, &self.config.plan) {
+                Ok(p) => backend.start.do_send(p),
+                Err(msg) => {
+                    let _ = transitions::set_status(&mut self.state, id, ExecutionStatus::Error, now);
+                    if let Some(e) = self.state.executions.get_mut(&id) {
+                        Arc::make_mut(e).error = Some(msg);
+                    }
+                }
+            }
+            self.changed(ctx);
+        }
+    }
+
+    fn now() -> Timestamp {
+        OffsetDateTime::now_utc()
+    }
+
+    /// Records that the state changed and returns a future that resolves with `value` once the
+    /// change is durable.
+    fn commit<T: Send + 'static>(&mut self, value: T, ctx: &mut Context<Self>) -> ResponseFuture<Result<T, ZoeError>> {
+        let (tx, rx) = oneshot::channel();
+        self.waiting.push(Box::new(move |r: Result<(), ZoeError>| {
+            let _ = tx.send(r.map(|()| value));
+        }));
+        self.dirty = true;
+        self.flush(ctx);
+        Box::pin(async move {
+            rx.await.unwrap_or_else(|_| Err(ZoeError::new(Code::Unavailable, "the state actor stopped")))
+        })
+    }
+
+    /// Marks a change that no request waits for (Docker outcomes, scheduling).
+    fn changed(&mut self, ctx: &mut Context<Self>) {
+        self.dirty = true;
+        self.flush(ctx);
+    }
+
+    /// Hands the current state to the writer unless a write is already in flight.
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if !self.dirty || self.in_flight_state.is_some() {
+            return;
+        }
+        let Some(writer) = &self.writer else {
+            return;
+        };
+        self.seq += 1;
+        self.dirty = false;
+        self.in_flight = std::mem::take(&mut self.waiting);
+        let snapshot = Arc::new(self.state.clone());
+        self.in_flight_state = Some(snapshot.clone());
+        if writer.send(WriteJob { seq: self.seq, state: snapshot }).is_err() {
+            tracing::error!("checkpoint writer thread is gone");
+            self.in_flight_state = None;
+            for r in self.in_flight.drain(..) {
+                r(Err(ZoeError::new(Code::CheckpointFailed, "the checkpoint writer stopped")));
+            }
+            ctx.stop();
+        }
+    }
+
+    /// The engine's capacity as last reported, if it was.
+    fn engine(&self) -> Option<Resources> {
+        self.platform.engine()
+    }
+
+    /// Every second: executions past their time limit are terminated, and the queue is looked
+    /// at again (aging changes its order; nothing else may have happened).
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        let now = Self::now();
+        let mut f = FollowUp::default();
+        for (id, reason) in scheduler::overdue(&self.state, &self.config.scheduler, now) {
+            tracing::info!("execution {id}: {reason}");
+            if transitions::begin_cleanup(&mut self.state, id, ExecutionStatus::Terminated, &reason, now).is_ok() {
+                if let Some(e) = self.state.executions.get(&id) {
+                    f.remove.push(plan::remove_plan(e));
+                }
+                f.changed = true;
+            }
+        }
+        self.follow_up(f, ctx);
+    }
+}
+
+impl Actor for StateActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // `send` waits (it never drops) when the mailbox is full; a roomy mailbox keeps many
+        // concurrent clients from waiting on each other before the actor even sees them.
+        ctx.set_mailbox_capacity(4096);
+        match writer::start(self.store.clone(), self.config.keep_checkpoints, ctx.address()) {
+            Ok(tx) => self.writer = Some(tx),
+            Err(e) => {
+                tracing::error!("cannot start the checkpoint writer thread: {e}");
+                ctx.stop();
+            }
+        }
+        if self.backend.is_some() {
+            let f = outcomes::repair_after_restart(&mut self.state, Self::now());
+            self.follow_up(f, ctx);
+        }
+        ctx.run_interval(std::time::Duration::from_secs(1), |act, ctx| act.tick(ctx));
+    }
+}
+
+impl Handler<BackendEvent> for StateActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: BackendEvent, ctx: &mut Self::Context) {
+        let now = Self::now();
+        let figures = matches!(
+            msg,
+            BackendEvent::Platform(_)
+                | BackendEvent::Unreachable { .. }
+                | BackendEvent::Reachable
+                | BackendEvent::ExecutionStartFailed { .. }
+        );
+        let f = match msg {
+            BackendEvent::ExecutionStarted { execution_id, containers } => {
+                self.attempts.remove(&execution_id);
+                self.backoff = Duration::from_secs(1);
+                outcomes::started(&mut self.state, execution_id, &containers, now)
+            }
+            BackendEvent::ExecutionStartFailed { execution_id, error, transient } => {
+                self.counters.start_failures += 1;
+                let retry = transient && {
+                    let n = self.attempts.entry(execution_id).or_insert(0);
+                    *n += 1;
+                    *n < START_ATTEMPTS
+                };
+                if retry {
+                    // The back end is struggling: give it a rest instead of sending it more (the
+                    // tick starts the queue again once the pause is over).
+                    let pause = self.backoff;
+                    tracing::warn!(
+                        "execution {execution_id} failed to start and goes back to the queue; nothing starts for {} s: {error}",
+                        pause.as_secs()
+                    );
+                    self.paused_until = Some(Instant::now() + pause);
+                    self.backoff = (pause * 2).min(BACKOFF_MAX);
+                } else {
+                    tracing::warn!("execution {execution_id} failed to start: {error}");
+                    self.attempts.remove(&execution_id);
+                }
+                outcomes::start_failed(&mut self.state, execution_id, &error, retry, now)
+            }
+            BackendEvent::ExecutionRemoved { execution_id, error } => {
+                self.removing.remove(&execution_id);
+                outcomes::removed(&mut self.state, execution_id, error.as_deref(), now)
+            }
+            BackendEvent::ContainerExited { execution_id, service_id, exit_code, oom_killed, .. } => {
+                outcomes::exited(&mut self.state, execution_id, service_id, exit_code, oom_killed, now)
+            }
+            BackendEvent::Inventory { containers } => outcomes::reconcile(&mut self.state, &containers, now),
+            BackendEvent::Platform(p) => {
+                self.platform = Platform {
+                    name: p.name,
+                    server_version: p.server_version,
+                    memory_total: p.memory_total,
+                    cpus: p.cpus,
+                    containers: p.containers,
+                    containers_running: p.containers_running,
+                    images: p.images,
+                    reachable: true,
+                };
+                FollowUp::default()
+            }
+            BackendEvent::Unreachable { error } => {
+                tracing::error!("Docker is unreachable: {error}");
+                self.counters.docker_outages += 1;
+                self.platform.reachable = false;
+                FollowUp::default()
+            }
+            BackendEvent::Reachable => {
+                tracing::info!("Docker answers again");
+                self.platform.reachable = true;
+                FollowUp::default()
+            }
+        };
+        if figures {
+            self.refresh();
+        }
+        self.follow_up(f, ctx);
+    }
+}
+
+impl Handler<Written> for StateActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Written, ctx: &mut Self::Context) {
+        let written = self.in_flight_state.take();
+        let replies = std::mem::take(&mut self.in_flight);
+        let batch = replies.len();
+        self.counters.checkpoint_last_seconds = msg.elapsed_ms / 1e3;
+        self.counters.checkpoint_seconds += msg.elapsed_ms / 1e3;
+        match msg.result {
+            Ok(()) => {
+                self.counters.checkpoints_written += 1;
+                tracing::debug!(seq = msg.seq, ms = msg.elapsed_ms, changes = batch, "checkpoint written");
+                // Readers see the change before its requester hears that it is done.
+                if let Some(state) = written {
+                    let has_backend = self.backend.is_some();
+                    self.reader.publish(Published::new(
+                        state,
+                        self.platform.clone(),
+                        self.counters.clone(),
+                        has_backend,
+                    ));
+                }
+                for r in replies {
+                    r(Ok(()));
+                }
+                // Group commit: the clients just answered are about to send their next change.
+                // When few changes are waiting, give them a moment to arrive, so the next
+                // checkpoint covers them too instead of leaving them for the one after.
+                if self.waiting.len() * 2 < batch {
+                    ctx.run_later(GATHER, |act, ctx| act.flush(ctx));
+                    return;
+                }
+            }
+            Err(e) => {
+                self.counters.checkpoint_failures += 1;
+                tracing::error!("checkpoint {} failed: {e}", msg.seq);
+                // The changes stay in memory and go into the next checkpoint, but none of them
+                // was acknowledged.
+                self.dirty = true;
+                for r in replies {
+                    r(Err(ZoeError::new(Code::CheckpointFailed, format!("the change could not be saved: {e}"))));
+                }
+                self.refresh();
+            }
+        }
+        self.flush(ctx);
+    }
+}
+
+/// A started state actor: its address, its back end and the readers' handle.
+pub struct Launched {
+    pub state: Addr<StateActor>,
+    pub backend: Option<BackendHandle>,
+    pub reader: Reader,
+}
