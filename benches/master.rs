@@ -1,8 +1,8 @@
 //! Master benchmarks: `cargo bench --bench master` (set `ZOE_BENCH_SECONDS` to change how long
 //! each load runs, default 3).
 //!
-//! 1. Authenticated `GET /api/0.6/execution/<id>` against a handler that returns a constant,
-//!    in the same run, same worker count, same client.
+//! 1. Authenticated `GET /api/0.6/execution/<id>` against `GET /healthz` of the same master
+//!    process, with wrk (16 connections, one thread then two), in the same run.
 //! 2. Durable state changes per second from 64 concurrent clients, each submitting an
 //!    execution and then terminating it (every change acknowledged only once its checkpoint is
 //!    on disk), with 10, 1,000 and 10,000 executions already in the state.
@@ -16,7 +16,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -141,91 +141,67 @@ fn start_master_with(dir: &Path, extra: &[&str]) -> SocketAddr {
     rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|e| panic!("master did not start: {e}"))
 }
 
-/// Starts a server whose only handler returns a constant JSON body.
-fn start_constant(workers: usize) -> SocketAddr {
-    use actix_web::{web, App, HttpResponse, HttpServer};
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        actix::System::new().block_on(async move {
-            let server = HttpServer::new(|| {
-                App::new().route("/constant", web::get().to(|| async { HttpResponse::Ok().json(json!({"ok": true})) }))
+/// Requests per second, p50 and p99 latencies (ms).
+type Rate = (f64, f64, f64);
+
+/// wrk's requests per second and p50 and p99 latencies (ms) for `url`, 16 connections from
+/// `threads` threads.
+fn wrk(url: &str, threads: u32, secs: f64, headers: &[&str]) -> Rate {
+    let mut cmd = std::process::Command::new("wrk");
+    cmd.args(["-t", &threads.to_string(), "-c", "16", "-d", &format!("{}s", secs.ceil() as u64), "--latency"]);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    let out = cmd.arg(url).output().unwrap_or_else(|e| panic!("cannot run wrk (apt-get install wrk): {e}"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Requests/sec in wrk's output:\n{text}"));
+    let ms = |pct: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(pct).map(str::trim))
+            .map(|v| {
+                let (n, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
+                let n: f64 = n.parse().unwrap_or(0.0);
+                match unit {
+                    "us" => n / 1000.0,
+                    "s" => n * 1000.0,
+                    _ => n,
+                }
             })
-            .workers(workers)
-            .bind(("127.0.0.1", 0))
-            .unwrap_or_else(|e| panic!("{e}"));
-            let _ = tx.send(server.addrs()[0]);
-            let _ = server.run().await;
-        })
-    });
-    rx.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or(0.0)
+    };
+    (rps, ms("50%"), ms("99%"))
 }
 
-/// Runs `clients` threads, each sending requests made by `make` for `secs` seconds over its own
-/// keep-alive connection. Returns (requests per second, p50 ms, p99 ms).
-fn load(
-    clients: usize,
-    secs: f64,
-    make: impl Fn(usize, u64) -> (String, String, Option<String>) + Send + Sync + 'static,
-    expect: u16,
-) -> (f64, f64, f64) {
-    let make = Arc::new(make);
-    let stop = Arc::new(AtomicBool::new(false));
-    let count = Arc::new(AtomicU64::new(0));
-    let ready = Arc::new(AtomicU64::new(0));
-    let handles: Vec<_> = (0..clients)
-        .map(|c| {
-            let (make, stop, count, ready) = (make.clone(), stop.clone(), count.clone(), ready.clone());
-            std::thread::spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .timeout_global(Some(Duration::from_secs(60)))
-                    .build()
-                    .into();
-                let mut lat = Vec::new();
-                let mut n = 0u64;
-                let mut warm = true;
-                while !stop.load(Ordering::Relaxed) {
-                    let (method, url, body) = make(c, n);
-                    let t = Instant::now();
-                    let req = ureq::http::Request::builder()
-                        .method(method.as_str())
-                        .uri(&url)
-                        .header("Authorization", AUTH)
-                        .body(body.unwrap_or_default().into_bytes())
-                        .unwrap_or_else(|e| panic!("{e}"));
-                    let mut resp = agent.run(req).unwrap_or_else(|e| panic!("{url}: {e}"));
-                    let _ = resp.body_mut().read_to_vec();
-                    assert_eq!(resp.status().as_u16(), expect, "{method} {url}");
-                    n += 1;
-                    if warm {
-                        // The first request of each client opens its connection and fills the
-                        // credential cache; the clock starts after it.
-                        warm = false;
-                        ready.fetch_add(1, Ordering::SeqCst);
-                        while ready.load(Ordering::SeqCst) < clients as u64 {
-                            std::thread::sleep(Duration::from_millis(1));
-                        }
-                        continue;
-                    }
-                    lat.push(t.elapsed().as_secs_f64() * 1e3);
-                    count.fetch_add(1, Ordering::Relaxed);
-                }
-                lat
-            })
-        })
-        .collect();
-    while ready.load(Ordering::SeqCst) < clients as u64 {
-        std::thread::sleep(Duration::from_millis(5));
+fn reads(secs: f64) {
+    let dir = prepare_dir("reads", 1000);
+    let (mut child, addr) = master_process(&dir, &["--no-docker", "--deployment-name", "bench"]);
+    let health = format!("http://{addr}/healthz");
+    let read = format!("http://{addr}/api/0.6/execution/2");
+    let auth = format!("Authorization: {AUTH}");
+    // Warm up (the first authenticated request pays argon2 once). Then, for one wrk thread (the
+    // load generator keeps to one core and leaves the other to the master) and for two (it
+    // competes with the master for both), alternate the two loads twice.
+    wrk(&read, 1, 1.0, &[&auth]);
+    println!("| wrk, 16 connections (mean of 2 alternating runs) | GET /healthz: requests/s, p50, p99 ms | authenticated GET /api/0.6/execution/<id> (1,000 in state): requests/s, p50, p99 ms | ratio |");
+    println!("|---|---|---|---|");
+    for threads in [1, 2] {
+        let mut runs = Vec::new();
+        for _ in 0..2 {
+            runs.push((wrk(&health, threads, secs, &[]), wrk(&read, threads, secs, &[&auth])));
+        }
+        let mean = |f: &dyn Fn(&(Rate, Rate)) -> f64| runs.iter().map(f).sum::<f64>() / runs.len() as f64;
+        let (h, h50, h99) = (mean(&|r| r.0 .0), mean(&|r| r.0 .1), mean(&|r| r.0 .2));
+        let (r, r50, r99) = (mean(&|r| r.1 .0), mean(&|r| r.1 .1), mean(&|r| r.1 .2));
+        println!("| {threads} thread(s) | {h:.0}, {h50:.2}, {h99:.2} | {r:.0}, {r50:.2}, {r99:.2} | {:.2}x |", r / h);
     }
-    let started = Instant::now();
-    std::thread::sleep(Duration::from_secs_f64(secs));
-    stop.store(true, Ordering::Relaxed);
-    let mut lat: Vec<f64> = handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect();
-    let elapsed = started.elapsed().as_secs_f64();
-    lat.sort_by(|a, b| a.total_cmp(b));
-    let pct =
-        |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1))).copied().unwrap_or(0.0);
-    (count.load(Ordering::Relaxed) as f64 / elapsed, pct(0.5), pct(0.99))
+    println!("\n(goal: authenticated reads at least 0.8x the rate of /healthz)\n");
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn main() {
@@ -244,24 +220,9 @@ fn main() {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
     println!("Zoe master benchmarks: {cores} cores, {secs} s per load, release build\n");
 
-    // 1. Reads against a constant handler.
+    // 1. Authenticated reads against /healthz, with wrk, on a master process.
     if only.is_empty() || only == "reads" {
-        let dir = prepare_dir("reads", 1000);
-        let addr = start_master(&dir);
-        let url = format!("http://{addr}/api/0.6/execution/2");
-        let constant = start_constant(cores);
-        let curl = format!("http://{constant}/constant");
-        let clients = 16;
-        let (c_rps, c50, c99) = load(clients, secs, move |_, _| ("GET".into(), curl.clone(), None), 200);
-        let (r_rps, r50, r99) = load(clients, secs, move |_, _| ("GET".into(), url.clone(), None), 200);
-        println!("| load ({clients} clients) | requests/s | p50 ms | p99 ms |");
-        println!("|---|---|---|---|");
-        println!("| constant handler | {c_rps:.0} | {c50:.2} | {c99:.2} |");
-        println!("| authenticated GET /execution/<id> (1,000 in state) | {r_rps:.0} | {r50:.2} | {r99:.2} |");
-        println!(
-            "\nauthenticated reads reach {:.0}% of the constant handler (goal: at least 50%)\n",
-            100.0 * r_rps / c_rps
-        );
+        reads(secs);
     }
 
     // 2. Durable changes with 64 clients.

@@ -1,6 +1,7 @@
 //! The REST API under `/api/0.6`, in the shapes of Zoe 0.9.7. Each handler authenticates,
 //! parses, sends one message to the state actor and maps the reply.
 
+use actix_web::http::header::ContentType;
 use actix_web::http::{header, Method};
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
@@ -65,26 +66,35 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .app_data(web::QueryConfig::default().error_handler(|e, _req| {
                 ApiError::new(HttpCode::InvalidRequest, format!("bad query parameters: {e}")).into()
             }))
+            // Resources with a variable part are matched by pattern, which costs: they are
+            // grouped under their fixed first segment, so a request tries one pattern at most.
             .service(resource("/info", &[Method::GET]).route(web::get().to(info)))
-            .service(resource("/user", &[Method::POST]).route(web::post().to(create_user)))
             .service(
-                resource("/user/{name}", &[Method::GET, Method::PUT, Method::DELETE])
-                    .route(web::get().to(get_user))
-                    .route(web::put().to(update_user))
-                    .route(web::delete().to(delete_user)),
+                web::scope("/execution")
+                    .service(
+                        resource("", &[Method::GET, Method::POST])
+                            .route(web::get().to(list_executions))
+                            .route(web::post().to(submit_execution)),
+                    )
+                    .service(
+                        resource("/{id}", &[Method::GET, Method::DELETE])
+                            .route(web::get().to(get_execution))
+                            .route(web::delete().to(terminate_execution)),
+                    ),
             )
             .service(
-                resource("/execution", &[Method::GET, Method::POST])
-                    .route(web::get().to(list_executions))
-                    .route(web::post().to(submit_execution)),
+                web::scope("/user").service(resource("", &[Method::POST]).route(web::post().to(create_user))).service(
+                    resource("/{name}", &[Method::GET, Method::PUT, Method::DELETE])
+                        .route(web::get().to(get_user))
+                        .route(web::put().to(update_user))
+                        .route(web::delete().to(delete_user)),
+                ),
             )
             .service(
-                resource("/execution/{id}", &[Method::GET, Method::DELETE])
-                    .route(web::get().to(get_execution))
-                    .route(web::delete().to(terminate_execution)),
+                web::scope("/service")
+                    .service(resource("/{id}", &[Method::GET]).route(web::get().to(get_service)))
+                    .service(resource("/{id}/logs", &[Method::GET]).route(web::get().to(service_logs))),
             )
-            .service(resource("/service/{id}", &[Method::GET]).route(web::get().to(get_service)))
-            .service(resource("/service/{id}/logs", &[Method::GET]).route(web::get().to(service_logs)))
             .service(resource("/query", &[Method::POST]).route(web::post().to(query)))
             .service(resource("/openapi.json", &[Method::GET]).route(web::get().to(crate::openapi::openapi_json))),
     );
@@ -217,9 +227,7 @@ async fn create_user(data: web::Data<AppData>, Authed(caller): Authed, payload: 
     let name = string_field(&body, "name")?;
     let role = role_field(&body)?.ok_or_else(|| missing("role"))?;
     let password = password_field(&body)?.ok_or_else(|| missing("password"))?;
-    if !caller.is_admin() {
-        return Err(ApiError::new(Code::AdminOnly, "only an administrator can create users"));
-    }
+    views::admin_only(&data.reader.now(), &caller, "create users")?;
     let password_hash = hash(&data, password).await?;
     let user = data.state.send(CreateUser { caller, name, role, password_hash }).await??;
     Ok(HttpResponse::Created().json(UserCreated { user }))
@@ -370,8 +378,9 @@ async fn list_executions(
             )
         })?),
     };
-    let list = views::list_executions(&data.reader.now(), &data.reader.scheduler, &caller, status, now())?;
-    Ok(HttpResponse::Ok().json(list))
+    let r = &data.reader;
+    let list = views::list_executions_json(&r.now(), &r.scheduler, &r.json, &caller, status, now())?;
+    Ok(HttpResponse::Ok().content_type(ContentType::json()).body(list))
 }
 
 #[utoipa::path(
@@ -419,8 +428,9 @@ async fn submit_execution(data: web::Data<AppData>, Authed(caller): Authed, payl
 )]
 async fn get_execution(data: web::Data<AppData>, Authed(caller): Authed, id: web::Path<String>) -> ApiResult {
     let id = parse_id(&id, Code::NoSuchExecution)?;
-    let e = views::get_execution(&data.reader.now(), &data.reader.scheduler, &caller, id, now())?;
-    Ok(HttpResponse::Ok().json(e))
+    let r = &data.reader;
+    let e = views::get_execution_json(&r.now(), &r.scheduler, &r.json, &caller, id, now())?;
+    Ok(HttpResponse::Ok().content_type(ContentType::json()).body(web::Bytes::from_owner(e)))
 }
 
 #[utoipa::path(

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args};
 use serde::{Deserialize, Serialize};
+use zoe_actors::scheduler::Policy;
 
 /// The default password of `zoeadmin`; the master warns loudly while it is in use.
 pub const DEFAULT_ADMIN_PASSWORD: &str = "changeme";
@@ -117,8 +118,8 @@ pub struct MasterConfig {
 
     /// Scheduling policy: `fifo` (submission order), `priority` (the description's priority,
     /// higher first) or `size` (smallest reservation first); the last two with aging.
-    #[arg(long, env = "ZOE_SCHEDULER_POLICY", default_value = "fifo", value_parser = ["fifo", "priority", "size"])]
-    pub scheduler_policy: String,
+    #[arg(long, env = "ZOE_SCHEDULER_POLICY", default_value = "fifo", value_parser = policy_arg())]
+    pub scheduler_policy: Policy,
 
     /// Seconds of waiting after which an execution outranks any newly submitted one.
     #[arg(long, env = "ZOE_AGING_SECONDS", default_value_t = 600)]
@@ -255,8 +256,23 @@ pub struct MasterConfig {
     pub reconcile_interval: u64,
 
     /// Log format: `text` or `json`.
-    #[arg(long, env = "ZOE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
-    pub log_format: String,
+    #[arg(long, env = "ZOE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How the master writes its logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A scheduling policy on the command line: one of its names (listed in `--help`).
+pub fn policy_arg() -> impl clap::builder::TypedValueParser<Value = Policy> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Policy::ALL.map(Policy::as_str))
+        .try_map(|s: String| Policy::parse(&s).ok_or("unknown scheduling policy"))
 }
 
 pub use zoe_actors::units::parse_bytes;
@@ -307,11 +323,11 @@ mod bytes_opt {
 impl MasterConfig {
     /// The scheduler settings these options describe.
     pub fn scheduler(&self) -> zoe_actors::scheduler::SchedulerConfig {
-        use zoe_actors::scheduler::{Policy, Quota, SchedulerConfig};
+        use zoe_actors::scheduler::{Quota, SchedulerConfig};
         use zoe_checkpoints::Role;
         let secs = |s: Option<u64>| s.map(std::time::Duration::from_secs);
         SchedulerConfig {
-            policy: Policy::parse(&self.scheduler_policy).unwrap_or(Policy::Fifo),
+            policy: self.scheduler_policy,
             aging: std::time::Duration::from_secs(self.aging_seconds.max(1)),
             max_memory: self.max_memory,
             max_cores: self.max_cores,

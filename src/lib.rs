@@ -21,6 +21,7 @@ pub mod observability;
 pub mod openapi;
 pub mod origin;
 pub mod passwords;
+pub mod paths;
 pub mod simulate_cmd;
 pub mod tls;
 pub mod web;

@@ -67,7 +67,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            init_logging(config.log_format == "json");
+            init_logging(config.log_format == zoe::config::LogFormat::Json);
             let system = actix::System::new();
             let result = system.block_on(async move {
                 let running = zoe::master::start(config).map_err(|e| e.to_string())?;

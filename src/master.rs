@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::middleware::{NormalizePath, TrailingSlash};
 use actix_web::{web, App, HttpServer};
 use time::OffsetDateTime;
 use zoe_actors::docker_actor::DockerConfig;
@@ -260,7 +259,7 @@ pub fn create_app(
                 Ok(res)
             }
         })
-        .wrap(NormalizePath::new(TrailingSlash::Trim))
+        .wrap(actix_web::middleware::from_fn(crate::paths::normalize))
         .configure(crate::observability::configure)
         .configure(crate::api::configure)
         .configure(crate::web::configure)

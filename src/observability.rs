@@ -4,7 +4,7 @@
 //! These three need no credentials and reveal no names.
 
 use std::collections::HashSet;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{OnceLock, RwLock};
 use std::time::Duration;
 
 use actix_web::{web, HttpResponse};
@@ -66,9 +66,13 @@ struct ApiLabels {
 /// the master registers (a fixed set); past a generous bound anything new is `other`.
 fn route_label(pattern: Option<String>) -> &'static str {
     const MAX_ROUTES: usize = 256;
-    static SEEN: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    static SEEN: OnceLock<RwLock<HashSet<&'static str>>> = OnceLock::new();
     let Some(pattern) = pattern else { return "unmatched" };
-    let Ok(mut seen) = SEEN.get_or_init(Mutex::default).lock() else { return "other" };
+    let seen = SEEN.get_or_init(RwLock::default);
+    if let Some(known) = seen.read().ok().and_then(|s| s.get(pattern.as_str()).copied()) {
+        return known;
+    }
+    let Ok(mut seen) = seen.write() else { return "other" };
     if let Some(known) = seen.get(pattern.as_str()) {
         return known;
     }

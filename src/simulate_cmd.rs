@@ -18,8 +18,8 @@ pub struct SimulateArgs {
     pub trace: Option<PathBuf>,
 
     /// Policies to compare (repeat or comma-separate); default: all three.
-    #[arg(long, value_delimiter = ',', value_parser = ["fifo", "priority", "size"])]
-    pub policy: Vec<String>,
+    #[arg(long, value_delimiter = ',', value_parser = crate::config::policy_arg())]
+    pub policy: Vec<Policy>,
 
     /// Simulated platform memory (bytes, or 64GiB...).
     #[arg(long, default_value = "64GiB", value_parser = parse_bytes)]
@@ -56,11 +56,8 @@ pub fn run(args: &SimulateArgs) -> Result<(), String> {
     let path = args.trace.as_ref().ok_or("give --trace FILE or --generate N")?;
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let jobs = parse_trace(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let policies: Vec<Policy> = if args.policy.is_empty() {
-        vec![Policy::Fifo, Policy::Priority, Policy::Size]
-    } else {
-        args.policy.iter().filter_map(|p| Policy::parse(p)).collect()
-    };
+    let policies: Vec<Policy> =
+        if args.policy.is_empty() { vec![Policy::Fifo, Policy::Priority, Policy::Size] } else { args.policy.clone() };
     let aging = Duration::from_secs(args.aging_seconds.max(1));
     let started = std::time::Instant::now();
     let reports: Vec<_> = policies.into_iter().map(|p| simulate(&jobs, capacity, p, aging)).collect();

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
-use zoe_checkpoints::State;
+use zoe_checkpoints::{Execution, State};
 
 use crate::scheduler::{Resources, SchedulerConfig};
 
@@ -80,16 +80,55 @@ impl Published {
     }
 }
 
-/// The readers' handle: the newest publication, and the scheduler settings views need.
+/// Executions' API JSON, kept while the execution does not change: an execution is an `Arc`
+/// replaced on every change, so the entry is valid as long as it holds the same `Arc`. A client
+/// polling an execution (or a list of them) then costs a lookup, not a serialization. Bounded:
+/// past [`JSON_CACHE_ENTRIES`] it starts over.
+#[derive(Debug, Default)]
+pub struct JsonCache {
+    /// Read-mostly: readers do not wait for each other.
+    entries: RwLock<HashMap<u64, Cached>>,
+}
+
+/// The execution a JSON text was made of, and the text.
+type Cached = (Arc<Execution>, Arc<[u8]>);
+
+/// Entries of the JSON cache.
+pub const JSON_CACHE_ENTRIES: usize = 10_000;
+
+impl JsonCache {
+    /// The JSON of `e`, made by `make` unless the cache has it for this very `Arc`.
+    pub fn get_or_make(&self, e: &Arc<Execution>, make: impl FnOnce() -> Vec<u8>) -> Arc<[u8]> {
+        if let Ok(entries) = self.entries.read() {
+            if let Some((cached, json)) = entries.get(&e.id) {
+                if Arc::ptr_eq(cached, e) {
+                    return json.clone();
+                }
+            }
+        }
+        let json: Arc<[u8]> = make().into();
+        if let Ok(mut entries) = self.entries.write() {
+            if entries.len() >= JSON_CACHE_ENTRIES {
+                entries.clear();
+            }
+            entries.insert(e.id, (e.clone(), json.clone()));
+        }
+        json
+    }
+}
+
+/// The readers' handle: the newest publication, the scheduler settings views need, and the
+/// cache of executions' JSON.
 #[derive(Clone, Debug)]
 pub struct Reader {
     current: Arc<RwLock<Arc<Published>>>,
     pub scheduler: Arc<SchedulerConfig>,
+    pub json: Arc<JsonCache>,
 }
 
 impl Reader {
     pub fn new(first: Published, scheduler: SchedulerConfig) -> Reader {
-        Reader { current: Arc::new(RwLock::new(Arc::new(first))), scheduler: Arc::new(scheduler) }
+        Reader { current: Arc::new(RwLock::new(Arc::new(first))), scheduler: Arc::new(scheduler), json: Arc::default() }
     }
 
     /// The newest publication.

@@ -34,6 +34,8 @@ pub enum Policy {
 }
 
 impl Policy {
+    pub const ALL: [Policy; 3] = [Policy::Fifo, Policy::Priority, Policy::Size];
+
     pub fn parse(s: &str) -> Option<Policy> {
         match s {
             "fifo" => Some(Policy::Fifo),

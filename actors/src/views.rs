@@ -9,6 +9,7 @@
 //! appear here.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -20,7 +21,7 @@ use zoe_checkpoints::{
 };
 
 use crate::error::{Code, ZoeError};
-use crate::reader::{Counters, Published};
+use crate::reader::{Counters, JsonCache, Published};
 use crate::scheduler::{self, Policy, SchedulerConfig};
 use crate::transitions::{check_caller, visible_execution, visible_service, visible_user, Caller};
 
@@ -330,6 +331,56 @@ pub fn get_execution(
     Ok(execution_view(e, position))
 }
 
+/// The JSON of an execution (and `[`, `,`, `]` of a list): an execution that is not waiting (no
+/// queue position, which changes with time) comes from the cache while it does not change.
+fn execution_json(cache: &JsonCache, e: &Arc<Execution>, queue_position: Option<usize>) -> Arc<[u8]> {
+    let make = || serde_json::to_vec(&execution_view(e, queue_position)).unwrap_or_default();
+    match queue_position {
+        None => cache.get_or_make(e, make),
+        Some(_) => make().into(),
+    }
+}
+
+/// `GET /execution/<id>`, as JSON.
+pub fn get_execution_json(
+    p: &Published,
+    sched: &SchedulerConfig,
+    cache: &JsonCache,
+    caller: &Caller,
+    id: u64,
+    now: Timestamp,
+) -> Result<Arc<[u8]>, ZoeError> {
+    check_caller(&p.state, caller)?;
+    let e = visible_execution(&p.state, caller, id)?;
+    let position =
+        (e.status == ExecutionStatus::Scheduled).then(|| positions(p, sched, now).get(&id).copied()).flatten();
+    Ok(execution_json(cache, e, position))
+}
+
+/// `GET /execution[?status=]`, as JSON.
+pub fn list_executions_json(
+    p: &Published,
+    sched: &SchedulerConfig,
+    cache: &JsonCache,
+    caller: &Caller,
+    status: Option<ExecutionStatus>,
+    now: Timestamp,
+) -> Result<Vec<u8>, ZoeError> {
+    check_caller(&p.state, caller)?;
+    let pos = positions(p, sched, now);
+    let mut out = Vec::with_capacity(4096);
+    out.push(b'[');
+    for e in p.state.executions.values().filter(|e| caller.can_see(e.owner_id) && status.is_none_or(|s| e.status == s))
+    {
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&execution_json(cache, e, pos.get(&e.id).copied()));
+    }
+    out.push(b']');
+    Ok(out)
+}
+
 /// An execution with every one of its services, live or not (the execution page).
 pub fn execution_with_services(
     p: &Published,
@@ -466,20 +517,9 @@ pub fn stats_platform(p: &Published, sched: &SchedulerConfig, caller: &Caller, n
     }
 }
 
-/// What the HTTP layer needs to verify a login.
-#[derive(Clone, Debug)]
-pub struct Credentials {
-    pub caller: Caller,
-    pub password_hash: String,
-}
-
-/// A user's credentials, by name.
-pub fn credentials(p: &Published, name: &str) -> Option<Credentials> {
-    let u = p.state.users.get(&p.user_id(name)?)?;
-    Some(Credentials {
-        caller: Caller { id: u.id, name: u.name.clone(), role: u.role },
-        password_hash: u.password_hash.clone(),
-    })
+/// The user with this name, whose credentials a login is checked against.
+pub fn credentials<'a>(p: &'a Published, name: &str) -> Option<&'a User> {
+    p.state.users.get(&p.user_id(name)?).map(|u| u.as_ref())
 }
 
 /// Where a service's log can be read.
@@ -532,13 +572,47 @@ pub fn metrics(p: &Published, sched: &SchedulerConfig) -> Metrics {
     }
 }
 
+/// Refuses a caller who is not an administrator: `what` says what only one can do (asked before
+/// costly work, such as hashing a new user's password).
+pub fn admin_only(p: &Published, caller: &Caller, what: &str) -> Result<(), ZoeError> {
+    check_caller(&p.state, caller)?;
+    if caller.is_admin() {
+        Ok(())
+    } else {
+        Err(ZoeError::new(Code::AdminOnly, format!("only an administrator can {what}")))
+    }
+}
+
 /// Every user, for an administrator (the web's users page).
 pub fn users(p: &Published, caller: &Caller) -> Result<Vec<UserView>, ZoeError> {
-    check_caller(&p.state, caller)?;
-    if !caller.is_admin() {
-        return Err(ZoeError::new(Code::AdminOnly, "only an administrator can list users"));
-    }
+    admin_only(p, caller, "see the users")?;
     Ok(p.state.users.values().map(|u| user_view(u)).collect())
+}
+
+/// What the platform page shows an administrator: the platform, the scheduler and the queue in
+/// its order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlatformOverview {
+    pub platform: PlatformStats,
+    pub scheduler: SchedulerStats,
+    pub queue: Vec<ExecutionView>,
+}
+
+/// The platform page, for an administrator.
+pub fn platform_overview(
+    p: &Published,
+    sched: &SchedulerConfig,
+    caller: &Caller,
+    now: Timestamp,
+) -> Result<PlatformOverview, ZoeError> {
+    admin_only(p, caller, "see the platform")?;
+    let mut queue = list_executions(p, sched, caller, Some(ExecutionStatus::Scheduled), now)?;
+    queue.sort_by_key(|e| e.queue_position);
+    Ok(PlatformOverview {
+        platform: stats_platform(p, sched, caller, now),
+        scheduler: stats_scheduler(p, sched, caller, now),
+        queue,
+    })
 }
 
 #[cfg(test)]
@@ -646,7 +720,7 @@ mod tests {
         let gone = Caller { id: 99, name: "carol".into(), role: Role::Admin };
         assert_eq!(list_executions(&p, &cfg, &gone, None, at(10)).unwrap_err().code, Code::Unauthorized);
         let creds = credentials(&p, "alice").unwrap();
-        assert_eq!(creds.caller, alice);
+        assert_eq!((creds.id, creds.name.as_str()), (alice.id, "alice"));
         assert!(credentials(&p, "carol").is_none());
         let m = metrics(&p, &cfg);
         assert_eq!((m.queue_length, m.memory_reserved), (2, 33554432));

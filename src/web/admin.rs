@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest};
 use askama::Template;
 use zoe_actors::state_actor::{CreateUser, DeleteUser, UpdateUser};
 use zoe_actors::{views, Code};
-use zoe_checkpoints::{ExecutionStatus, Role};
+use zoe_checkpoints::Role;
 
 use super::page::{
     read_form, render, see_other, sentence, show_bytes, show_duration, tell, Layout, PageResult, WebError, WebUser,
@@ -24,12 +24,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/platform", web::get().to(platform));
 }
 
-/// Administrators only; the others are told the page does not exist, as the API does.
-fn admin_only(user: &WebUser) -> Result<(), WebError> {
-    if user.caller.is_admin() {
-        Ok(())
+/// The error page of a refusal; a page only administrators may see does not exist for the
+/// others, as the API says of objects one may not see.
+fn refusal(user: &WebUser, e: impl Into<ApiError>) -> WebError {
+    let e = e.into();
+    if e.is(Code::AdminOnly) {
+        user.not_found("such page")
     } else {
-        Err(user.not_found("such page"))
+        user.error(e)
     }
 }
 
@@ -79,7 +81,7 @@ async fn users_page(
     error: String,
     status: StatusCode,
 ) -> PageResult {
-    let list = views::users(&data.reader.now(), &user.caller).map_err(|e| user.error(e))?;
+    let list = views::users(&data.reader.now(), &user.caller).map_err(|e| refusal(user, e))?;
     let mut users: Vec<UserRow> = list.into_iter().map(UserRow).collect();
     users.sort_by(|a, b| a.name.cmp(&b.name));
     let page = UsersPage { layout: user.layout.at("users"), users, roles: ROLES, name, role, notice, error };
@@ -87,7 +89,6 @@ async fn users_page(
 }
 
 async fn users(data: web::Data<AppData>, user: WebUser, notice: web::Query<Notice>) -> PageResult {
-    admin_only(&user)?;
     users_page(&user, &data, String::new(), "user".into(), notice.text(), String::new(), StatusCode::OK).await
 }
 
@@ -107,9 +108,9 @@ fn role_of(role: &str) -> Result<Role, ApiError> {
 }
 
 async fn create_user(req: HttpRequest, data: web::Data<AppData>, user: WebUser, payload: web::Payload) -> PageResult {
-    admin_only(&user)?;
     let form: CreateForm = read_form(&req, &user, &data, payload).await?;
     let name = form.name.trim().to_string();
+    views::admin_only(&data.reader.now(), &user.caller, "create users").map_err(|e| refusal(&user, e))?;
     let created = async {
         let role = role_of(&form.role)?;
         if form.password.is_empty() || form.password.len() > MAX_PASSWORD_BYTES {
@@ -144,7 +145,6 @@ async fn change_role(
     name: web::Path<String>,
     payload: web::Payload,
 ) -> PageResult {
-    admin_only(&user)?;
     let form: RoleForm = read_form(&req, &user, &data, payload).await?;
     let name = name.into_inner();
     let changed = async {
@@ -165,7 +165,6 @@ async fn delete_user(
     name: web::Path<String>,
     payload: web::Payload,
 ) -> PageResult {
-    admin_only(&user)?;
     // The form carries nothing but its token.
     let _: serde::de::IgnoredAny = read_form(&req, &user, &data, payload).await?;
     let name = name.into_inner();
@@ -177,8 +176,8 @@ async fn delete_user(
 
 /// The users page with a refusal on top; a missing user is a 404 page.
 async fn refused(user: &WebUser, data: &AppData, e: ApiError) -> PageResult {
-    if e.is(Code::NoSuchUser) {
-        return Err(user.error(e));
+    if e.is(Code::NoSuchUser) || e.is(Code::AdminOnly) {
+        return Err(refusal(user, e));
     }
     let status = crate::error::status_of(e.code);
     users_page(user, data, String::new(), "user".into(), String::new(), sentence(&e.message), status).await
@@ -225,18 +224,15 @@ struct QueueRow {
 }
 
 async fn platform(data: web::Data<AppData>, user: WebUser) -> PageResult {
-    admin_only(&user)?;
-    let (published, sched, now) = (data.reader.now(), &data.reader.scheduler, time::OffsetDateTime::now_utc());
-    let platform = views::stats_platform(&published, sched, &user.caller, now);
-    let scheduler = views::stats_scheduler(&published, sched, &user.caller, now);
-    let waiting = views::list_executions(&published, sched, &user.caller, Some(ExecutionStatus::Scheduled), now)
-        .map_err(|e| user.error(e))?;
+    let r = &data.reader;
+    let overview = views::platform_overview(&r.now(), &r.scheduler, &user.caller, time::OffsetDateTime::now_utc())
+        .map_err(|e| refusal(&user, e))?;
+    let (platform, scheduler) = (&overview.platform, &overview.scheduler);
     let node = platform.nodes.first();
-    let memory_reserved = platform.memory_reserved;
-    let memory_total = platform.memory_total;
-    let cores_reserved = platform.cores_reserved;
-    let cores_total = f64::from(platform.cores_total);
-    let mut queue: Vec<QueueRow> = waiting
+    let (memory_reserved, memory_total) = (platform.memory_reserved, platform.memory_total);
+    let (cores_reserved, cores_total) = (platform.cores_reserved, f64::from(platform.cores_total));
+    let queue: Vec<QueueRow> = overview
+        .queue
         .into_iter()
         .map(|e| QueueRow {
             position: e.queue_position.unwrap_or(0),
@@ -244,7 +240,6 @@ async fn platform(data: web::Data<AppData>, user: WebUser) -> PageResult {
             e: ExecutionRow(e),
         })
         .collect();
-    queue.sort_by_key(|q| q.position);
     let page = PlatformPage {
         layout: user.layout.at("platform"),
         engine: node.map(|n| n.name.clone()).unwrap_or_default(),

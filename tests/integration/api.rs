@@ -388,4 +388,12 @@ fn a_config_file_is_read_and_the_environment_and_flags_win_over_it() {
     std::fs::write(&file, "listen-prot = 1\n").unwrap();
     let err = Master::try_start_in(&dir, &["--no-docker", "--config", file.to_str().unwrap()]).err().unwrap();
     assert!(err.contains("unknown key \"listen-prot\""), "{err}");
+    // A misspelt value is refused too, never silently taken as the default.
+    for (line, word) in [("scheduler-policy = \"fifoo\"\n", "fifoo"), ("log-format = \"jsn\"\n", "jsn")] {
+        std::fs::write(&file, line).unwrap();
+        let err = Master::try_start_in(&dir, &["--no-docker", "--config", file.to_str().unwrap()]).err().unwrap();
+        assert!(err.contains(word) && err.contains("unknown variant"), "{err}");
+    }
+    let err = Master::try_start_in(&dir, &["--no-docker", "--scheduler-policy", "sizes"]).err().unwrap();
+    assert!(err.contains("sizes") && err.contains("possible values"), "{err}");
 }
