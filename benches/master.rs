@@ -5,7 +5,10 @@
 //!    process, with wrk (16 connections, one thread then two), in the same run.
 //! 2. Durable state changes per second from 64 concurrent clients, each submitting an
 //!    execution and then terminating it (every change acknowledged only once its checkpoint is
-//!    on disk), with 10, 1,000 and 10,000 executions already in the state.
+//!    on disk), with 10, 10,000, 50,000 and 100,000 ended executions in the history (beyond the
+//!    newest 500, in archive segments, as a master leaves them); with the newest checkpoint's
+//!    size, the master's peak memory, and the time a restart takes to answer a read of the
+//!    oldest archived execution.
 //! 3. Time to load (read, parse, validate) a checkpoint of 10,000 executions.
 //! 4. Time from `POST /api/0.6/execution` to `running` for executions of 3 and 10 containers,
 //!    against creating, starting and inspecting the same containers directly through the Docker
@@ -23,7 +26,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use serde_json::json;
 use zoe::config::MasterConfig;
-use zoe_checkpoints::{encode, Execution, ExecutionStatus, Role, State, Store, User};
+use zoe_checkpoints::{encode, Archive, Execution, ExecutionStatus, Role, State, Store, User};
 
 #[derive(Parser)]
 struct Wrap {
@@ -88,20 +91,63 @@ fn state_with(n: usize) -> State {
     s
 }
 
+/// Ended executions a master keeps in its checkpoint by default (`--history-keep`).
+const HISTORY_KEEP: usize = 500;
+
+/// A state directory with `n` finished executions, all in the checkpoint.
 fn prepare_dir(tag: &str, n: usize) -> PathBuf {
+    prepare(tag, state_with(n))
+}
+
+fn prepare(tag: &str, state: State) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("zoe-bench-{}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let store = Store::open(&dir).unwrap_or_else(|e| panic!("{e}"));
-    let text = encode(&state_with(n)).unwrap_or_else(|e| panic!("{e}"));
+    let text = encode(&state).unwrap_or_else(|e| panic!("{e}"));
     store.write(1, &text).unwrap_or_else(|e| panic!("{e}"));
     dir
 }
 
-/// Starts a master (in this process, its own actix system) on `dir`; returns its address.
-fn start_master(dir: &Path) -> SocketAddr {
-    start_master_with(dir, &["--no-docker"])
+/// A state directory with `n` finished executions as a master leaves them: the newest
+/// [`HISTORY_KEEP`] in the checkpoint, the others in archive segments of 1,000.
+fn prepare_archived(tag: &str, n: usize) -> PathBuf {
+    let mut state = state_with(n);
+    let old: Vec<Arc<Execution>> = state.executions.values().take(n.saturating_sub(HISTORY_KEEP)).cloned().collect();
+    let dir = std::env::temp_dir().join(format!("zoe-bench-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let archive = Archive::open(&dir).unwrap_or_else(|e| panic!("{e}"));
+    for (i, chunk) in old.chunks(1000).enumerate() {
+        archive.write("bench", i as u64 + 1, chunk).unwrap_or_else(|e| panic!("{e}"));
+        state.archived_segments = i as u64 + 1;
+    }
+    for e in &old {
+        state.executions.remove(&e.id);
+    }
+    let store = Store::open(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let text = encode(&state).unwrap_or_else(|e| panic!("{e}"));
+    store.write(1, &text).unwrap_or_else(|e| panic!("{e}"));
+    dir
 }
 
+/// What a master process gets in these benchmarks: no Docker, and the per-user limits that
+/// protect a real deployment from one user lifted (the benchmark measures throughput).
+const BENCH_MASTER: &[&str] = &[
+    "--no-docker",
+    "--deployment-name",
+    "bench",
+    "--keep-checkpoints",
+    "3",
+    "--submit-rate",
+    "1000000",
+    "--submit-burst",
+    "1000000",
+    "--user-max-active",
+    "1000000",
+    "--user-max-queued",
+    "1000000",
+];
+
+/// Starts a master (in this process, its own actix system) on `dir`; returns its address.
 fn start_master_with(dir: &Path, extra: &[&str]) -> SocketAddr {
     let mut args = vec![
         "bench",
@@ -178,7 +224,9 @@ fn wrk(url: &str, threads: u32, secs: f64, headers: &[&str]) -> Rate {
 
 fn reads(secs: f64) {
     let dir = prepare_dir("reads", 1000);
-    let (mut child, addr) = master_process(&dir, &["--no-docker", "--deployment-name", "bench"]);
+    // All 1,000 stay in the checkpoint: this measures reads of the state in memory.
+    let (mut child, addr) =
+        master_process(&dir, &["--no-docker", "--deployment-name", "bench", "--history-keep", "1000000"]);
     let health = format!("http://{addr}/healthz");
     let read = format!("http://{addr}/api/0.6/execution/2");
     let auth = format!("Authorization: {AUTH}");
@@ -199,6 +247,17 @@ fn reads(secs: f64) {
         println!("| {threads} thread(s) | {h:.0}, {h50:.2}, {h99:.2} | {r:.0}, {r50:.2}, {r99:.2} | {:.2}x |", r / h);
     }
     println!("\n(goal: authenticated reads at least 0.8x the rate of /healthz)\n");
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // An archived execution is read from its segment on disk at each request.
+    let dir = prepare_archived("reads-archived", 10_000);
+    let (mut child, addr) = master_process(&dir, &["--no-docker", "--deployment-name", "bench"]);
+    let read = format!("http://{addr}/api/0.6/execution/2");
+    wrk(&read, 1, 1.0, &[&auth]);
+    let (r, r50, r99) = wrk(&read, 1, secs, &[&auth]);
+    println!("authenticated GET of an archived execution (10,000 in history), wrk 1 thread: {r:.0} requests/s, p50 {r50:.2} ms, p99 {r99:.2} ms\n");
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
@@ -227,20 +286,7 @@ fn main() {
 
     // 2. Durable changes with 64 clients.
     if only.is_empty() || only == "writes" {
-        println!("{CHANGES} durable state changes from 64 clients at each size, each client submitting an execution and then terminating it:\n");
-        println!("| executions in state at start | durable changes/s (64 clients) | p50 ms | p99 ms | executions at end | checkpoint size at end |");
-        println!("|---|---|---|---|---|---|");
-        for n in [10usize, 1_000, 10_000] {
-            let dir = prepare_dir(&format!("writes-{n}"), n);
-            let addr = start_master(&dir);
-            let (rps, p50, p99) = changes(addr, 64, CHANGES);
-            let store = Store::open(&dir).unwrap_or_else(|e| panic!("{e}"));
-            let files = store.list().unwrap_or_default();
-            let last = files.last().map(|f| (f.number, f.size)).unwrap_or((0, 0));
-            let end = store.load(last.0).map(|s| s.executions.len()).unwrap_or(0);
-            println!("| {n} | {rps:.0} | {p50:.1} | {p99:.1} | {end} | {:.1} MB |", last.1 as f64 / 1e6);
-            let _ = std::fs::remove_dir_all(&dir);
-        }
+        writes();
     }
 
     // 3. Loading a checkpoint of 10,000 executions.
@@ -277,6 +323,70 @@ fn main() {
     if only.is_empty() || only == "burst" {
         burst(std::env::var("ZOE_BURST").ok().and_then(|s| s.parse().ok()).unwrap_or(1000));
     }
+}
+
+/// Durable changes with history of growing size, each on a master process of its own.
+fn writes() {
+    println!("{CHANGES} durable state changes from 64 clients at each size, each client submitting an execution and then terminating it; masters on default history settings (the newest 500 ended executions in the checkpoint, the rest archived):\n");
+    println!("| ended executions in history | durable changes/s (64 clients) | vs 10 | p50 ms | p99 ms | executions in the newest checkpoint at end | archive segments | newest checkpoint | largest checkpoint during the run | master peak RSS | restart until an archived execution is read |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut fresh = None;
+    for n in [10usize, 10_000, 50_000, 100_000] {
+        let dir = prepare_archived(&format!("writes-{n}"), n);
+        let (mut child, addr) = master_process(&dir, BENCH_MASTER);
+        let sock: SocketAddr = addr.parse().unwrap_or_else(|e| panic!("{addr}: {e}"));
+        // The largest checkpoint written during the run, watched every 5 ms.
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watcher = {
+            let (done, checkpoints) = (done.clone(), dir.join("checkpoints"));
+            std::thread::spawn(move || {
+                let mut largest = 0;
+                while !done.load(Ordering::Relaxed) {
+                    for e in std::fs::read_dir(&checkpoints).into_iter().flatten().flatten() {
+                        largest = largest.max(e.metadata().map(|m| m.len()).unwrap_or(0));
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                largest
+            })
+        };
+        let (rps, p50, p99) = changes(sock, 64, CHANGES);
+        done.store(true, Ordering::Relaxed);
+        let largest = watcher.join().unwrap_or(0);
+        let peak = memory_kb(child.id(), "VmHWM");
+        let _ = child.kill();
+        let _ = child.wait();
+        let store = Store::open(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let last = store.list().unwrap_or_default().last().map(|f| (f.number, f.size)).unwrap_or((0, 0));
+        let state = store.load(last.0).unwrap_or_else(|e| panic!("{e}"));
+        // Restart: from starting the process to the first answer about the oldest execution,
+        // which is archived (except in the smallest history).
+        let t = Instant::now();
+        let (mut child, addr) = master_process(&dir, BENCH_MASTER);
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let status = agent
+            .get(format!("http://{addr}/api/0.6/execution/2"))
+            .header("Authorization", AUTH)
+            .call()
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0);
+        let restart = t.elapsed().as_secs_f64();
+        assert_eq!(status, 200, "the oldest execution is readable after the restart");
+        let _ = child.kill();
+        let _ = child.wait();
+        let base = *fresh.get_or_insert(rps);
+        println!(
+            "| {n} | {rps:.0} | {:.2}x | {p50:.1} | {p99:.1} | {} | {} | {:.2} MB | {:.2} MB | {:.0} MB | {restart:.2} s |",
+            rps / base,
+            state.executions.len(),
+            state.archived_segments,
+            last.1 as f64 / 1e6,
+            largest as f64 / 1e6,
+            peak as f64 / 1024.0
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    println!("\n(goals with 50,000 ended executions: at least 0.7x the changes/s of a fresh state, newest checkpoint under 2 MB, restart under 1.5 s, RSS under 200 MB)\n");
 }
 
 /// A master as a process of its own (the `zoe` binary of this build), so that its memory can be

@@ -13,7 +13,7 @@ use zoe_actors::protocol::ServiceLogs;
 use zoe_actors::state_actor::{CreateUser, DeleteUser, SubmitExecution, TerminateExecution, UpdateUser};
 use zoe_actors::views::{self, QueryWhat, UserView};
 use zoe_actors::Code;
-use zoe_checkpoints::{ExecutionStatus, Role};
+use zoe_checkpoints::Role;
 
 use crate::auth::{Authed, MAX_PASSWORD_BYTES};
 use crate::error::{ApiError, HttpCode};
@@ -344,43 +344,38 @@ async fn delete_user(data: web::Data<AppData>, Authed(caller): Authed, name: web
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(serde::Deserialize)]
-struct ListParams {
-    status: Option<String>,
-}
-
 #[utoipa::path(
     get,
     path = "/api/0.6/execution",
     tag = "executions",
     security(("basic_auth" = [])),
     params(
-        ("status" = Option<views::Status>, Query, description = "Only executions with this status"),
+        ("status" = Option<views::Status>, Query, description = "Only executions with this status (repeat the parameter, or separate statuses with commas, for several)"),
+        ("name" = Option<String>, Query, description = "Only executions with exactly this name"),
+        ("owner" = Option<String>, Query, description = "Only executions of this user"),
+        ("since" = Option<String>, Query, description = "Only executions submitted at or after this time (RFC 3339)"),
+        ("before" = Option<u64>, Query, description = "Only executions with a lower id (the next page of a limited listing)"),
+        ("limit" = Option<usize>, Query, description = "At most this many (1 to 10000): the newest that match, in id order; when older ones match too, a `Link: <...>; rel=\"next\"` header gives the URL of the next page"),
     ),
     responses(
-        (status = 200, description = "The caller's executions (all of them for an administrator)", body = [views::ExecutionView]),
-        (status = 400, description = "`invalid_request`: unknown status", body = crate::openapi::ErrorBody),
+        (status = 200, description = "The caller's executions that match (all of them, with all history, without parameters: as 0.9.7), in id order, archived ones included", body = [views::ExecutionView]),
+        (status = 400, description = "`invalid_request`: unknown status or parameter, bad time, id or limit", body = crate::openapi::ErrorBody),
         crate::openapi::AuthRefusals,
         (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::openapi::ErrorBody),
     ),
 )]
 async fn list_executions(
+    req: HttpRequest,
     data: web::Data<AppData>,
     Authed(caller): Authed,
-    params: web::Query<ListParams>,
+    params: web::Query<Vec<(String, String)>>,
 ) -> ApiResult {
-    let status = match params.into_inner().status {
-        None => None,
-        Some(s) => Some(ExecutionStatus::parse(&s).ok_or_else(|| {
-            ApiError::new(
-                HttpCode::InvalidRequest,
-                format!("status {s:?} is not one of {}", ExecutionStatus::ALL.map(|s| s.as_str()).join(", ")),
-            )
-        })?),
-    };
+    let pairs = params.into_inner();
+    let filter = crate::listing::parse(&pairs)?;
     let r = &data.reader;
-    let list = views::list_executions_json(&r.now(), &r.scheduler, &r.json, &caller, status, now())?;
-    Ok(HttpResponse::Ok().content_type(ContentType::json()).body(list))
+    let p = r.now();
+    let listing = views::list_executions_json(&p, &r.scheduler, &caller, &filter, now())?;
+    crate::listing::respond(p, r.json.clone(), listing, req.path(), &pairs)
 }
 
 #[utoipa::path(

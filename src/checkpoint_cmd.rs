@@ -1,10 +1,11 @@
-//! `zoe checkpoint list | show | diff | verify | revert`: tools for the checkpoint directory,
-//! for people debugging a deployment. `revert` needs the master stopped; the others only read.
+//! `zoe checkpoint list | show | diff | verify | revert`: tools for the checkpoint directory
+//! and the archive, for people debugging a deployment. `revert` needs the master stopped; the
+//! others only read.
 
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use zoe_checkpoints::{ExecutionStatus, Store};
+use zoe_checkpoints::{encode, Action, Archive, Change, ExecutionStatus, State, Store};
 
 /// Where the checkpoints are.
 #[derive(Args, Clone, Debug)]
@@ -17,16 +18,24 @@ pub struct StateDir {
 /// The checkpoint subcommands.
 #[derive(Subcommand, Clone, Debug)]
 pub enum CheckpointCmd {
-    /// List the checkpoints, oldest first, with what each holds.
+    /// List the checkpoints, oldest first, with what each holds and who changed what, then the
+    /// archive's segments.
     List,
-    /// Print checkpoint N (default: the newest).
-    Show { number: Option<u64> },
+    /// Print checkpoint N (default: the newest), or archive segment N with --segment.
+    Show {
+        number: Option<u64>,
+        /// Print archive segment N instead.
+        #[arg(long, value_name = "N", conflicts_with = "number")]
+        segment: Option<u64>,
+    },
     /// Show what changed from checkpoint A to checkpoint B (default: the newest).
     Diff { a: u64, b: Option<u64> },
-    /// Load and validate checkpoints (all of them, or N); fails if any is damaged.
+    /// Load and validate checkpoints (all of them and every archive segment, or checkpoint N and
+    /// the segments it needs); fails if any is damaged or missing.
     Verify { number: Option<u64> },
     /// Make checkpoint N the newest again, by writing a copy of it as a new checkpoint; history
-    /// is kept. The master must be stopped.
+    /// is kept. The archive is never rewritten: executions archived after checkpoint N stay
+    /// readable. The master must be stopped.
     Revert { number: u64 },
 }
 
@@ -41,34 +50,65 @@ pub fn run(cmd: CheckpointCmd, dir: &StateDir) -> Result<(), String> {
     let pick =
         |n: Option<u64>| n.or(newest).ok_or_else(|| format!("there are no checkpoints in {}", store.dir().display()));
     let read = |n: u64| store.read(n).map_err(|e| format!("cannot read {}: {e}", store.path(n).display()));
+    let archive = Archive::open(&dir.state_dir).map_err(|e| format!("cannot open the archive: {e}"))?;
+    let segments = archive.list().map_err(|e| format!("cannot list {}: {e}", archive.dir().display()))?;
+    // Checkpoints name their deployment; segments are checked against it.
+    let deployment = || -> Result<String, String> {
+        let n = pick(None)?;
+        store.load(n).map(|s| s.deployment_name).map_err(|e| format!("checkpoint {n}: {e}"))
+    };
     match cmd {
         CheckpointCmd::List => {
             println!(
-                "{:>10}  {:>10}  {:>5}  {:>10}  {:>6}  status",
-                "number", "bytes", "users", "executions", "active"
+                "{:>10}  {:>10}  {:>5}  {:>10}  {:>6}  {:>8}  changes",
+                "checkpoint", "bytes", "users", "executions", "active", "segments"
             );
             for f in &files {
                 match store.load(f.number) {
                     Ok(s) => {
                         let active = s.executions.values().filter(|e| e.status.is_active()).count();
                         println!(
-                            "{:>10}  {:>10}  {:>5}  {:>10}  {:>6}  ok",
+                            "{:>10}  {:>10}  {:>5}  {:>10}  {:>6}  {:>8}  {}",
                             f.number,
                             f.size,
                             s.users.len(),
                             s.executions.len(),
-                            active
+                            active,
+                            s.archived_segments,
+                            describe_changes(&s)
                         );
                     }
                     Err(e) => println!(
-                        "{:>10}  {:>10}  {:>5}  {:>10}  {:>6}  DAMAGED: {}",
-                        f.number, f.size, "-", "-", "-", e
+                        "{:>10}  {:>10}  {:>5}  {:>10}  {:>6}  {:>8}  DAMAGED: {}",
+                        f.number, f.size, "-", "-", "-", "-", e
                     ),
+                }
+            }
+            if !segments.is_empty() {
+                println!("\n{:>10}  {:>10}  {:>10}  ids", "segment", "bytes", "executions");
+                let deployment = deployment()?;
+                for f in &segments {
+                    match archive.load(f.number, &deployment) {
+                        Ok(seg) => println!(
+                            "{:>10}  {:>10}  {:>10}  {}..={}",
+                            f.number,
+                            f.size,
+                            seg.executions.len(),
+                            seg.executions.first().map(|e| e.id).unwrap_or(0),
+                            seg.executions.last().map(|e| e.id).unwrap_or(0)
+                        ),
+                        Err(e) => println!("{:>10}  {:>10}  {:>10}  DAMAGED: {e}", f.number, f.size, "-"),
+                    }
                 }
             }
             Ok(())
         }
-        CheckpointCmd::Show { number } => {
+        CheckpointCmd::Show { segment: Some(n), .. } => {
+            let text = archive.read(n).map_err(|e| format!("cannot read {}: {e}", archive.path(n).display()))?;
+            print!("{text}");
+            Ok(())
+        }
+        CheckpointCmd::Show { number, segment: None } => {
             print!("{}", read(pick(number)?)?);
             Ok(())
         }
@@ -91,22 +131,48 @@ pub fn run(cmd: CheckpointCmd, dir: &StateDir) -> Result<(), String> {
                 return Err(format!("there are no checkpoints in {}", store.dir().display()));
             }
             let mut bad = 0;
-            for n in numbers {
-                match store.load(n) {
-                    Ok(s) => println!(
-                        "checkpoint {n}: ok ({} users, {} executions, {} scheduled)",
-                        s.users.len(),
-                        s.executions.len(),
-                        s.executions.values().filter(|e| e.status == ExecutionStatus::Scheduled).count()
-                    ),
+            let mut needed = 0;
+            let mut found = None;
+            for n in &numbers {
+                match store.load(*n) {
+                    Ok(s) => {
+                        println!(
+                            "checkpoint {n}: ok ({} users, {} executions, {} scheduled, needs archive segments 1 to {})",
+                            s.users.len(),
+                            s.executions.len(),
+                            s.executions.values().filter(|e| e.status == ExecutionStatus::Scheduled).count(),
+                            s.archived_segments
+                        );
+                        needed = needed.max(s.archived_segments);
+                        found = Some(s.deployment_name);
+                    }
                     Err(e) => {
                         bad += 1;
                         println!("checkpoint {n}: DAMAGED: {e}");
                     }
                 }
             }
+            // Every segment when all checkpoints are checked; those it needs for one.
+            let deployment = match found {
+                Some(d) => d,
+                None => deployment()?,
+            };
+            let present: Vec<u64> = segments.iter().map(|f| f.number).collect();
+            for n in (1..=needed).filter(|n| !present.contains(n)) {
+                bad += 1;
+                println!("segment {n}: MISSING from {}", archive.dir().display());
+            }
+            for f in segments.iter().filter(|f| number.is_none() || f.number <= needed) {
+                match archive.load(f.number, &deployment) {
+                    Ok(seg) => println!("segment {}: ok ({} executions)", f.number, seg.executions.len()),
+                    Err(e) => {
+                        bad += 1;
+                        println!("segment {}: DAMAGED: {e}", f.number);
+                    }
+                }
+            }
             if bad > 0 {
-                return Err(format!("{bad} damaged checkpoint(s)"));
+                return Err(format!("{bad} damaged or missing file(s)"));
             }
             Ok(())
         }
@@ -114,12 +180,46 @@ pub fn run(cmd: CheckpointCmd, dir: &StateDir) -> Result<(), String> {
             let _lock = Store::try_lock(&dir.state_dir)
                 .map_err(|e| format!("cannot lock {}: {e}", dir.state_dir.display()))?
                 .ok_or_else(|| "a master is running on this state directory; stop it before reverting".to_string())?;
-            store.load(number).map_err(|e| format!("checkpoint {number} cannot be reverted to: {e}"))?;
-            let text = read(number)?;
+            let mut state =
+                store.load(number).map_err(|e| format!("checkpoint {number} cannot be reverted to: {e}"))?;
+            state.changes = vec![Change::new(Change::ZOE, Action::Revert, vec![number])];
+            let text = encode(&state).map_err(|e| format!("cannot encode checkpoint {number}: {e}"))?;
             let next = newest.unwrap_or(0) + 1;
             store.write(next, &text).map_err(|e| format!("cannot write {}: {e}", store.path(next).display()))?;
             println!("checkpoint {number} copied to {next}, now the newest; start the master to use it");
+            if segments.last().is_some_and(|f| f.number > state.archived_segments) {
+                println!(
+                    "note: archive segments {} to {} were written after checkpoint {number}; they are kept and \
+                     what they hold stays readable (the archive is never rewritten)",
+                    state.archived_segments + 1,
+                    segments.last().map(|f| f.number).unwrap_or(0)
+                );
+            }
             Ok(())
         }
     }
+}
+
+/// Who changed what, on one line: `alice submit 12 14; zoe start 12`.
+fn describe_changes(s: &State) -> String {
+    const MAX_IDS: usize = 8;
+    if s.changes.is_empty() {
+        return "-".into();
+    }
+    s.changes
+        .iter()
+        .map(|c| {
+            let mut ids: Vec<String> = c.ids.iter().take(MAX_IDS).map(u64::to_string).collect();
+            if c.ids.len() > MAX_IDS {
+                ids.push(format!("(+{} more)", c.ids.len() - MAX_IDS));
+            }
+            let what = match c.action {
+                Action::Archive => "archive segment",
+                Action::Revert => "revert to checkpoint",
+                a => a.as_str(),
+            };
+            format!("{} {what} {}", c.by, ids.join(" ")).trim_end().to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }

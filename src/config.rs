@@ -61,6 +61,20 @@ pub struct MasterConfig {
     #[arg(long, env = "ZOE_KEEP_CHECKPOINTS", default_value_t = 100)]
     pub keep_checkpoints: usize,
 
+    /// Ended executions the newest checkpoint keeps at most; older ones move to the archive
+    /// (`<state-dir>/archive`), where every API still reads them.
+    #[arg(long, env = "ZOE_HISTORY_KEEP", default_value_t = 500)]
+    pub history_keep: usize,
+
+    /// Ended executions also move to the archive once they ended this many seconds ago.
+    #[arg(long, env = "ZOE_HISTORY_KEEP_SECONDS", default_value_t = 86_400)]
+    pub history_keep_seconds: u64,
+
+    /// An archive segment is written once this many ended executions are due (or when the
+    /// oldest of them has waited an hour more); a segment holds at most 1,000.
+    #[arg(long, env = "ZOE_ARCHIVE_BATCH", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub archive_batch: u64,
+
     /// Start from checkpoint N instead of the newest (it is re-written as the new newest).
     #[arg(long, env = "ZOE_FROM_CHECKPOINT")]
     #[serde(default)]
@@ -322,6 +336,15 @@ mod bytes_opt {
 
 impl MasterConfig {
     /// The scheduler settings these options describe.
+    /// How much history the checkpoints hold.
+    pub fn history(&self) -> zoe_actors::state_actor::HistoryConfig {
+        zoe_actors::state_actor::HistoryConfig {
+            keep: self.history_keep,
+            keep_seconds: self.history_keep_seconds,
+            batch: self.archive_batch as usize,
+        }
+    }
+
     pub fn scheduler(&self) -> zoe_actors::scheduler::SchedulerConfig {
         use zoe_actors::scheduler::{Quota, SchedulerConfig};
         use zoe_checkpoints::Role;

@@ -157,6 +157,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
             | Code::LastAdmin
             | Code::InvalidTransition => StatusCode::CONFLICT,
             Code::CheckpointFailed | Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Code::ArchiveUnreadable => StatusCode::INTERNAL_SERVER_ERROR,
         },
         ErrorCode::Http(code) => match code {
             HttpCode::InvalidJson

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod limits;
+pub mod listing;
 pub mod master;
 pub mod observability;
 pub mod openapi;

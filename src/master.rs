@@ -9,8 +9,8 @@ use actix_web::{web, App, HttpServer};
 use time::OffsetDateTime;
 use zoe_actors::docker_actor::DockerConfig;
 use zoe_actors::plan::PlanSettings;
-use zoe_actors::state_actor::{StateActor, StateConfig};
-use zoe_checkpoints::{encode, is_dns_label, Role, State, Store, User};
+use zoe_actors::state_actor::{Durable, StateActor, StateConfig};
+use zoe_checkpoints::{encode, is_dns_label, Action, Archive, ArchiveIndex, Change, Role, State, Store, User};
 
 use crate::auth::{hash_password, Auth};
 use crate::config::{MasterConfig, DEFAULT_ADMIN_PASSWORD};
@@ -26,11 +26,13 @@ pub const ADMIN_NAME: &str = "zoeadmin";
 #[error("{0}")]
 pub struct StartError(pub String);
 
-/// A loaded state and the number of the checkpoint it came from.
+/// A loaded state, the number of the checkpoint it came from, and the archive it needs.
 pub struct Loaded {
     pub state: State,
     pub seq: u64,
     pub store: Store,
+    pub archive: Archive,
+    pub index: ArchiveIndex,
 }
 
 /// Loads the state the master should run with: the newest checkpoint, checkpoint
@@ -51,7 +53,7 @@ pub fn load_state(config: &MasterConfig) -> Result<Loaded, StartError> {
         )
     };
     let chosen = config.from_checkpoint.or(newest);
-    let (state, seq) = match chosen {
+    let (mut state, seq) = match chosen {
         Some(n) => {
             if !store.path(n).exists() {
                 return Err(StartError(format!(
@@ -75,10 +77,18 @@ pub fn load_state(config: &MasterConfig) -> Result<Loaded, StartError> {
             state.deployment_name
         )));
     }
+    let (archive, index) = load_archive(config, &mut state)?;
+    // What the loaded checkpoint records was changed before it; the next one records anew.
+    state.changes.clear();
     // A new state, or an older checkpoint chosen by hand, becomes the newest checkpoint now, so
     // that history only grows and a restart without the flag keeps it.
     let seq = if seq == 0 || config.from_checkpoint.is_some_and(|n| Some(n) != newest) {
         let next = seq + 1;
+        state.changes = match (seq, chosen) {
+            (0, _) => vec![Change::new(Change::ZOE, Action::Init, vec![])],
+            (_, Some(n)) => vec![Change::new(Change::ZOE, Action::Revert, vec![n])],
+            _ => vec![],
+        };
         let text = encode(&state).map_err(|e| StartError(format!("cannot encode the state: {e}")))?;
         store
             .write(next, &text)
@@ -87,7 +97,35 @@ pub fn load_state(config: &MasterConfig) -> Result<Loaded, StartError> {
     } else {
         seq
     };
-    Ok(Loaded { state, seq, store })
+    state.changes.clear();
+    Ok(Loaded { state, seq, store, archive, index })
+}
+
+/// Opens the archive and reads its index; checks that it holds every segment the state needs,
+/// and moves the state's id counter past every archived id (a revert to a checkpoint older than
+/// a segment must not hand out an id again).
+fn load_archive(config: &MasterConfig, state: &mut State) -> Result<(Archive, ArchiveIndex), StartError> {
+    let archive = Archive::open(&config.state_dir)
+        .map_err(|e| StartError(format!("cannot open the archive in {}: {e}", config.state_dir.display())))?;
+    let index = archive.index(&state.deployment_name, |note| tracing::info!("{note}")).map_err(|e| {
+        StartError(format!(
+            "cannot read the archive: {e}\nhint: segments are written once and never changed; restore the file from a \
+             backup, or check it with `zoe checkpoint verify --state-dir {}`",
+            config.state_dir.display()
+        ))
+    })?;
+    let present: std::collections::HashSet<u64> = index.segment_numbers().collect();
+    if let Some(missing) = (1..=state.archived_segments).find(|n| !present.contains(n)) {
+        return Err(StartError(format!(
+            "archive segment {missing} is missing from {} (the checkpoint needs segments 1 to {}); restore it from a backup",
+            archive.dir().display(),
+            state.archived_segments
+        )));
+    }
+    if let Some(max) = index.max_id() {
+        state.next_id = state.next_id.max(max + 1);
+    }
+    Ok((archive, index))
 }
 
 fn new_state(config: &MasterConfig) -> Result<State, StartError> {
@@ -160,6 +198,7 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
         checkpoint = loaded.seq,
         users = loaded.state.users.len(),
         executions = loaded.state.executions.len(),
+        archived = loaded.index.len(),
         "state loaded from {}",
         loaded.store.dir().display()
     );
@@ -169,6 +208,7 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
         scheduler: config.scheduler(),
         plan: PlanSettings { workspace_base, default_cores: config.default_cores },
         allowed_registries: config.allowed_registry.clone(),
+        history: config.history(),
     };
     let docker_config = if config.no_docker {
         tracing::warn!("running without Docker (--no-docker): executions wait in the queue");
@@ -190,7 +230,8 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
             log_max_files: config.container_log_files,
         })
     };
-    let launched = StateActor::launch(loaded.state, loaded.store, loaded.seq, state_config, docker_config)
+    let durable = Durable { store: loaded.store, seq: loaded.seq, archive: loaded.archive, index: loaded.index };
+    let launched = StateActor::launch(loaded.state, durable, state_config, docker_config)
         .map_err(|e| StartError(format!("cannot start the Docker actor: {e}")))?;
     let auth = Auth::new(
         Duration::from_secs(config.auth_cache_seconds),

@@ -32,6 +32,8 @@ pub enum Code {
     CheckpointFailed,
     /// A component (the back end, the state actor) is not available right now.
     Unavailable,
+    /// An archived execution could not be read from its segment (a damaged or edited file).
+    ArchiveUnreadable,
 }
 
 impl Code {
@@ -54,6 +56,7 @@ impl Code {
             Code::InvalidTransition => "invalid_transition",
             Code::CheckpointFailed => "checkpoint_failed",
             Code::Unavailable => "unavailable",
+            Code::ArchiveUnreadable => "archive_unreadable",
         }
     }
 }

@@ -8,6 +8,7 @@
 pub mod app_description;
 pub mod docker_actor;
 pub mod error;
+pub mod history;
 pub mod naming;
 pub mod outcomes;
 pub mod plan;

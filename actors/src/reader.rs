@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
-use zoe_checkpoints::{Execution, State};
+use zoe_checkpoints::{ArchiveIndex, Execution, State};
 
 use crate::scheduler::{Resources, SchedulerConfig};
 
@@ -49,6 +49,8 @@ pub struct Counters {
 pub struct Published {
     /// The state of the newest checkpoint on disk.
     pub state: Arc<State>,
+    /// The archive as that checkpoint knows it (every segment written before it).
+    pub archive: Arc<ArchiveIndex>,
     pub platform: Platform,
     pub counters: Counters,
     /// Whether there is a back end at all (no: `--no-docker`).
@@ -58,9 +60,15 @@ pub struct Published {
 }
 
 impl Published {
-    pub fn new(state: Arc<State>, platform: Platform, counters: Counters, has_backend: bool) -> Published {
+    pub fn new(
+        state: Arc<State>,
+        archive: Arc<ArchiveIndex>,
+        platform: Platform,
+        counters: Counters,
+        has_backend: bool,
+    ) -> Published {
         let users_by_name = state.users.values().map(|u| (u.name.clone(), u.id)).collect();
-        Published { state, platform, counters, has_backend, users_by_name }
+        Published { state, archive, platform, counters, has_backend, users_by_name }
     }
 
     /// The id of the user with this name.
@@ -72,6 +80,7 @@ impl Published {
     fn with(&self, platform: Platform, counters: Counters) -> Published {
         Published {
             state: self.state.clone(),
+            archive: self.archive.clone(),
             platform,
             counters,
             has_backend: self.has_backend,

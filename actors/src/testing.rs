@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use time::OffsetDateTime;
 use zoe_checkpoints::{
-    Application, Execution, PortDescription, Resources, Service, ServiceDescription, ServicePort, State, User,
+    Application, Change, Execution, PortDescription, Resources, Service, ServiceDescription, ServicePort, State, User,
 };
 
 /// A fixed instant plus `secs` seconds.
@@ -25,10 +25,17 @@ fn ot(x: &Option<OffsetDateTime>) -> String {
 /// The whole state as text: stable, readable, with hashes and container ids redacted and times
 /// relative to [`at`]`(0)`.
 pub fn describe(state: &State) -> String {
-    let State { format_version, deployment_name, next_id, next_uid, users, executions } = state;
+    let State { format_version, deployment_name, next_id, next_uid, archived_segments, changes, users, executions } =
+        state;
     let mut o = String::new();
     let _ =
         writeln!(o, "format {format_version}, deployment {deployment_name}, next_id {next_id}, next_uid {next_uid}");
+    if *archived_segments > 0 {
+        let _ = writeln!(o, "archived segments 1 to {archived_segments}");
+    }
+    for Change { by, action, ids } in changes {
+        let _ = writeln!(o, "change by {by}: {} {ids:?}", action.as_str());
+    }
     for u in users.values() {
         let User { id, name, role, uid, password_hash, created_at } = u.as_ref();
         let hash = if password_hash.starts_with("$argon2") { "[argon2]" } else { "[not argon2!]" };

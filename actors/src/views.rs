@@ -21,9 +21,10 @@ use zoe_checkpoints::{
 };
 
 use crate::error::{Code, ZoeError};
+use crate::history::{self, Found, ListFilter, Selection};
 use crate::reader::{Counters, JsonCache, Published};
 use crate::scheduler::{self, Policy, SchedulerConfig};
-use crate::transitions::{check_caller, visible_execution, visible_service, visible_user, Caller};
+use crate::transitions::{check_caller, visible_user, Caller};
 
 /// An execution's status as the API writes it: 0.9.7's words, `cleaning up` with a space.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -298,22 +299,55 @@ pub fn get_user(p: &Published, caller: &Caller, name: &str) -> Result<UserView, 
     visible_user(&p.state, caller, name).map(|u| user_view(u))
 }
 
-/// `GET /execution[?status=]`: the executions the caller may see, in id order.
+/// A page of executions: the views, in id order, and when older ones matched but were left out
+/// by the limit, the `before` that asks for them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExecutionList {
+    pub items: Vec<ExecutionView>,
+    pub older: Option<u64>,
+}
+
+/// `GET /execution?...`: the executions the caller may see that match `filter`, in id order
+/// (archived ones are read from disk).
 pub fn list_executions(
     p: &Published,
     sched: &SchedulerConfig,
     caller: &Caller,
-    status: Option<ExecutionStatus>,
+    filter: &ListFilter,
     now: Timestamp,
-) -> Result<Vec<ExecutionView>, ZoeError> {
+) -> Result<ExecutionList, ZoeError> {
     check_caller(&p.state, caller)?;
     let pos = positions(p, sched, now);
-    Ok(p.state
-        .executions
-        .values()
-        .filter(|e| caller.can_see(e.owner_id) && status.is_none_or(|s| e.status == s))
-        .map(|e| execution_view(e, pos.get(&e.id).copied()))
-        .collect())
+    let selection = history::select(p, caller, filter);
+    let items = selection
+        .items
+        .iter()
+        .map(|f| f.load(p).map(|e| execution_view(&e, pos.get(&e.id).copied())))
+        .collect::<Result<_, _>>()?;
+    Ok(ExecutionList { items, older: selection.older })
+}
+
+/// The execution with this id, if the caller may see it (wherever it is).
+fn visible_execution(p: &Published, caller: &Caller, id: u64) -> Result<Found, ZoeError> {
+    match history::find(p, id) {
+        Some(f) if caller.can_see(f.owner_id()) => Ok(f),
+        _ => Err(ZoeError::new(Code::NoSuchExecution, format!("no such execution: {id}"))),
+    }
+}
+
+/// The execution holding the service with this id, and the service's place in it, if the caller
+/// may see it.
+fn visible_service(p: &Published, caller: &Caller, id: u64) -> Result<(Arc<Execution>, usize), ZoeError> {
+    let missing = || ZoeError::new(Code::NoSuchService, format!("no such service: {id}"));
+    let found = history::find_by_service(p, id).filter(|f| caller.can_see(f.owner_id())).ok_or_else(missing)?;
+    let e = found.load(p)?;
+    let i = e.services.iter().position(|s| s.id == id).ok_or_else(missing)?;
+    Ok((e, i))
+}
+
+/// Its queue position, when an execution waits.
+fn position_of(p: &Published, sched: &SchedulerConfig, e: &Execution, now: Timestamp) -> Option<usize> {
+    (e.status == ExecutionStatus::Scheduled).then(|| positions(p, sched, now).get(&e.id).copied()).flatten()
 }
 
 /// `GET /execution/<id>`.
@@ -325,19 +359,33 @@ pub fn get_execution(
     now: Timestamp,
 ) -> Result<ExecutionView, ZoeError> {
     check_caller(&p.state, caller)?;
-    let e = visible_execution(&p.state, caller, id)?;
-    let position =
-        (e.status == ExecutionStatus::Scheduled).then(|| positions(p, sched, now).get(&id).copied()).flatten();
-    Ok(execution_view(e, position))
+    let e = visible_execution(p, caller, id)?.load(p)?;
+    Ok(execution_view(&e, position_of(p, sched, &e, now)))
 }
 
-/// The JSON of an execution (and `[`, `,`, `]` of a list): an execution that is not waiting (no
-/// queue position, which changes with time) comes from the cache while it does not change.
+/// The JSON of an execution: one of the checkpoint that is not waiting (no queue position, which
+/// changes with time) comes from the cache while it does not change.
 fn execution_json(cache: &JsonCache, e: &Arc<Execution>, queue_position: Option<usize>) -> Arc<[u8]> {
     let make = || serde_json::to_vec(&execution_view(e, queue_position)).unwrap_or_default();
     match queue_position {
         None => cache.get_or_make(e, make),
         Some(_) => make().into(),
+    }
+}
+
+/// The JSON of a found execution (archived ones are not cached: each read is a new `Arc`).
+fn found_json(
+    p: &Published,
+    cache: &JsonCache,
+    f: &Found,
+    positions: &scheduler::Positions,
+) -> Result<Arc<[u8]>, ZoeError> {
+    match f {
+        Found::Hot(e) => Ok(execution_json(cache, e, positions.get(&e.id).copied())),
+        Found::Archived(_) => {
+            let e = f.load(p)?;
+            Ok(serde_json::to_vec(&execution_view(&e, None)).unwrap_or_default().into())
+        }
     }
 }
 
@@ -351,34 +399,44 @@ pub fn get_execution_json(
     now: Timestamp,
 ) -> Result<Arc<[u8]>, ZoeError> {
     check_caller(&p.state, caller)?;
-    let e = visible_execution(&p.state, caller, id)?;
-    let position =
-        (e.status == ExecutionStatus::Scheduled).then(|| positions(p, sched, now).get(&id).copied()).flatten();
-    Ok(execution_json(cache, e, position))
+    match visible_execution(p, caller, id)? {
+        Found::Hot(e) => Ok(execution_json(cache, &e, position_of(p, sched, &e, now))),
+        f => found_json(p, cache, &f, &Default::default()),
+    }
 }
 
-/// `GET /execution[?status=]`, as JSON.
+/// A listing on its way out as JSON: what was selected, and the queue positions of the moment.
+#[derive(Debug)]
+pub struct JsonListing {
+    pub selection: Selection,
+    positions: scheduler::Positions,
+}
+
+impl JsonListing {
+    /// The JSON of `items[range]`, comma-separated (no brackets), for a caller that writes the
+    /// list piece by piece.
+    pub fn render(&self, p: &Published, cache: &JsonCache, range: std::ops::Range<usize>) -> Result<Vec<u8>, ZoeError> {
+        let mut out = Vec::with_capacity(range.len() * 1024);
+        for (n, f) in self.selection.items[range].iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&found_json(p, cache, f, &self.positions)?);
+        }
+        Ok(out)
+    }
+}
+
+/// `GET /execution?...`: what to write, as JSON (see [`JsonListing::render`]).
 pub fn list_executions_json(
     p: &Published,
     sched: &SchedulerConfig,
-    cache: &JsonCache,
     caller: &Caller,
-    status: Option<ExecutionStatus>,
+    filter: &ListFilter,
     now: Timestamp,
-) -> Result<Vec<u8>, ZoeError> {
+) -> Result<JsonListing, ZoeError> {
     check_caller(&p.state, caller)?;
-    let pos = positions(p, sched, now);
-    let mut out = Vec::with_capacity(4096);
-    out.push(b'[');
-    for e in p.state.executions.values().filter(|e| caller.can_see(e.owner_id) && status.is_none_or(|s| e.status == s))
-    {
-        if out.len() > 1 {
-            out.push(b',');
-        }
-        out.extend_from_slice(&execution_json(cache, e, pos.get(&e.id).copied()));
-    }
-    out.push(b']');
-    Ok(out)
+    Ok(JsonListing { selection: history::select(p, caller, filter), positions: positions(p, sched, now) })
 }
 
 /// An execution with every one of its services, live or not (the execution page).
@@ -389,15 +447,27 @@ pub fn execution_with_services(
     id: u64,
     now: Timestamp,
 ) -> Result<(ExecutionView, Vec<ServiceView>), ZoeError> {
-    let view = get_execution(p, sched, caller, id, now)?;
-    let e = visible_execution(&p.state, caller, id)?;
-    Ok((view, e.services.iter().map(|s| service_view(e, s)).collect()))
+    check_caller(&p.state, caller)?;
+    let e = visible_execution(p, caller, id)?.load(p)?;
+    let view = execution_view(&e, position_of(p, sched, &e, now));
+    Ok((view, e.services.iter().map(|s| service_view(&e, s)).collect()))
 }
 
 /// `GET /service/<id>`.
 pub fn get_service(p: &Published, caller: &Caller, id: u64) -> Result<ServiceView, ZoeError> {
     check_caller(&p.state, caller)?;
-    visible_service(&p.state, caller, id).map(|(e, s)| service_view(e, s))
+    visible_service(p, caller, id).map(|(e, i)| service_view(&e, &e.services[i]))
+}
+
+/// What of a query's filters the archive's index can check, to read fewer executions.
+fn prefilter(filters: &Map<String, Value>) -> ListFilter {
+    let text = |k: &str| filters.get(k).and_then(Value::as_str).map(str::to_string);
+    ListFilter {
+        statuses: filters.get("status").and_then(Value::as_str).and_then(ExecutionStatus::parse).into_iter().collect(),
+        name: text("name"),
+        owner: text("owner"),
+        ..ListFilter::default()
+    }
 }
 
 /// Whether a view's JSON form has every attribute of `filters` with exactly that value.
@@ -428,9 +498,14 @@ pub fn query(
                 .filter(|v| matches(v, filters))
                 .collect(),
         ),
-        QueryWhat::Execution => QueryAnswer::Executions(
-            list_executions(p, sched, caller, None, now)?.into_iter().filter(|v| matches(v, filters)).collect(),
-        ),
+        QueryWhat::Execution => {
+            let wanted = prefilter(filters);
+            // A status that is no status matches nothing: read nothing.
+            let unmatchable =
+                filters.get("status").is_some_and(|s| s.as_str().and_then(ExecutionStatus::parse).is_none());
+            let list = if unmatchable { Vec::new() } else { list_executions(p, sched, caller, &wanted, now)?.items };
+            QueryAnswer::Executions(list.into_iter().filter(|v| matches(v, filters)).collect())
+        }
         QueryWhat::Service => QueryAnswer::Services(
             state
                 .executions
@@ -535,7 +610,8 @@ pub struct LogSource {
 /// `GET /service/<id>/logs`: where to read the log of a service the caller may see.
 pub fn log_source(p: &Published, caller: &Caller, id: u64) -> Result<LogSource, ZoeError> {
     check_caller(&p.state, caller)?;
-    let (e, s) = visible_service(&p.state, caller, id)?;
+    let (e, i) = visible_service(p, caller, id)?;
+    let s = &e.services[i];
     Ok(LogSource { service_id: s.id, container: s.name.clone(), live: !e.status.is_final() && s.docker_id.is_some() })
 }
 
@@ -556,8 +632,18 @@ pub struct Metrics {
 pub fn metrics(p: &Published, sched: &SchedulerConfig) -> Metrics {
     let by_status: Vec<(ExecutionStatus, usize)> = ExecutionStatus::ALL
         .iter()
-        .map(|st| (*st, p.state.executions.values().filter(|e| e.status == *st).count()))
+        .map(|st| (*st, p.state.executions.values().filter(|e| e.status == *st).count() + p.archive.count(*st)))
         .collect();
+    // An execution both in the checkpoint and in the archive (after a crash or a revert) counts
+    // once, as the checkpoint's.
+    let mut by_status = by_status;
+    for e in p.state.executions.values().filter(|e| e.status.is_final()) {
+        if let Some(a) = p.archive.get(e.id) {
+            if let Some((_, n)) = by_status.iter_mut().find(|(st, _)| *st == a.entry().status) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
     let used = scheduler::reserved(&p.state);
     let capacity = sched.capacity(p.platform.engine());
     Metrics {
@@ -606,7 +692,8 @@ pub fn platform_overview(
     now: Timestamp,
 ) -> Result<PlatformOverview, ZoeError> {
     admin_only(p, caller, "see the platform")?;
-    let mut queue = list_executions(p, sched, caller, Some(ExecutionStatus::Scheduled), now)?;
+    let queued = ListFilter { statuses: vec![ExecutionStatus::Scheduled], ..ListFilter::default() };
+    let mut queue = list_executions(p, sched, caller, &queued, now)?.items;
     queue.sort_by_key(|e| e.queue_position);
     Ok(PlatformOverview {
         platform: stats_platform(p, sched, caller, now),
@@ -673,7 +760,7 @@ mod tests {
             reachable: true,
             ..Platform::default()
         };
-        Published::new(Arc::new(s), platform, Counters::default(), true)
+        Published::new(Arc::new(s), Arc::default(), platform, Counters::default(), true)
     }
 
     #[test]
@@ -681,7 +768,7 @@ mod tests {
         let p = published();
         let cfg = SchedulerConfig::default();
         let (admin, alice) = (caller(&p.state, "zoeadmin"), caller(&p.state, "alice"));
-        let executions = list_executions(&p, &cfg, &alice, None, at(10)).unwrap();
+        let executions = list_executions(&p, &cfg, &alice, &ListFilter::default(), at(10)).unwrap().items;
         let service = get_service(&p, &alice, executions[0].services[0]).unwrap();
         let answer = json!({
             "user": get_user(&p, &alice, "alice").unwrap(),
@@ -706,7 +793,7 @@ mod tests {
         let p = published();
         let cfg = SchedulerConfig::default();
         let (admin, alice, bob) = (caller(&p.state, "zoeadmin"), caller(&p.state, "alice"), caller(&p.state, "bob"));
-        let theirs = list_executions(&p, &cfg, &bob, None, at(10)).unwrap();
+        let theirs = list_executions(&p, &cfg, &bob, &ListFilter::default(), at(10)).unwrap().items;
         assert_eq!(theirs.len(), 1);
         let id = theirs[0].id;
         assert_eq!(get_execution(&p, &cfg, &alice, id, at(10)).unwrap_err().code, Code::NoSuchExecution);
@@ -718,7 +805,10 @@ mod tests {
         let found = query(&p, &cfg, &admin, QueryWhat::Execution, &filters, at(10)).unwrap();
         assert!(matches!(found, QueryAnswer::Executions(l) if l.len() == 1));
         let gone = Caller { id: 99, name: "carol".into(), role: Role::Admin };
-        assert_eq!(list_executions(&p, &cfg, &gone, None, at(10)).unwrap_err().code, Code::Unauthorized);
+        assert_eq!(
+            list_executions(&p, &cfg, &gone, &ListFilter::default(), at(10)).unwrap_err().code,
+            Code::Unauthorized
+        );
         let creds = credentials(&p, "alice").unwrap();
         assert_eq!((creds.id, creds.name.as_str()), (alice.id, "alice"));
         assert!(credentials(&p, "carol").is_none());

@@ -22,7 +22,7 @@ pub struct LoadError {
 }
 
 impl LoadError {
-    fn at(line: usize, column: usize, reason: impl Into<String>) -> Self {
+    pub(crate) fn at(line: usize, column: usize, reason: impl Into<String>) -> Self {
         LoadError { file: None, line, column, reason: reason.into() }
     }
 
@@ -52,7 +52,7 @@ impl fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
-fn pretty() -> ron::ser::PrettyConfig {
+pub(crate) fn pretty() -> ron::ser::PrettyConfig {
     ron::ser::PrettyConfig::new().indentor("    ").struct_names(false)
 }
 
@@ -66,15 +66,12 @@ fn header(state: &State) -> String {
 
 /// The checkpoint text of `state`: a comment header, then pretty RON with stable field order.
 pub fn encode(state: &State) -> Result<String, ron::Error> {
-    let mut out = header(state);
-    out.push_str(&ron::ser::to_string_pretty(state, pretty())?);
-    out.push('\n');
-    Ok(out)
+    Encoder::default().encode(state)
 }
 
 /// Encodes states again and again, re-using the text of every user and execution that has not
-/// changed since the last call (same `Arc`). Produces exactly the text of [`encode`], in a
-/// fraction of the time when most executions are history.
+/// changed since the last call (same `Arc`). The text is what the pretty RON serializer writes,
+/// except that each change is on one line.
 #[derive(Default)]
 pub struct Encoder {
     users: HashMap<u64, (Arc<User>, String)>,
@@ -83,18 +80,51 @@ pub struct Encoder {
 
 impl Encoder {
     pub fn encode(&mut self, state: &State) -> Result<String, ron::Error> {
-        let State { format_version, deployment_name, next_id, next_uid, users, executions } = state;
+        let State { format_version, deployment_name, next_id, next_uid, archived_segments, changes, users, executions } =
+            state;
         let mut out = String::with_capacity(64 * 1024);
         out.push_str(&header(state));
         out.push_str(&format!(
-            "(\n    format_version: {format_version},\n    deployment_name: {},\n    next_id: {next_id},\n    next_uid: {next_uid},\n",
+            "(\n    format_version: {format_version},\n    deployment_name: {},\n    next_id: {next_id},\n    \
+             next_uid: {next_uid},\n    archived_segments: {archived_segments},\n",
             ron::to_string(deployment_name)?
         ));
+        if changes.is_empty() {
+            out.push_str("    changes: [],\n");
+        } else {
+            out.push_str("    changes: [\n");
+            for c in changes {
+                out.push_str("        ");
+                out.push_str(&ron::ser::to_string_pretty(c, one_line())?);
+                out.push_str(",\n");
+            }
+            out.push_str("    ],\n");
+        }
         cached_list(&mut out, "users", users, &mut self.users)?;
         cached_list(&mut out, "executions", executions, &mut self.executions)?;
         out.push_str(")\n");
         Ok(out)
     }
+}
+
+/// Pretty RON on one line: `(by: "alice", action: submit, ids: [3])`.
+fn one_line() -> ron::ser::PrettyConfig {
+    pretty().compact_structs(true).compact_arrays(true)
+}
+
+/// The pretty text of one list item, indented as an element of a top-level list, with its
+/// trailing comma and newline.
+pub(crate) fn list_item<T: serde::Serialize>(item: &T) -> Result<String, ron::Error> {
+    let standalone = ron::ser::to_string_pretty(item, pretty())?;
+    let mut text = String::with_capacity(standalone.len() + 256);
+    for line in standalone.lines() {
+        text.push_str("        ");
+        text.push_str(line);
+        text.push('\n');
+    }
+    text.pop();
+    text.push_str(",\n");
+    Ok(text)
 }
 
 fn cached_list<T: serde::Serialize>(
@@ -112,15 +142,7 @@ fn cached_list<T: serde::Serialize>(
         match cache.get(id) {
             Some((cached, text)) if Arc::ptr_eq(cached, item) => out.push_str(text),
             _ => {
-                let standalone = ron::ser::to_string_pretty(item.as_ref(), pretty())?;
-                let mut text = String::with_capacity(standalone.len() + 256);
-                for line in standalone.lines() {
-                    text.push_str("        ");
-                    text.push_str(line);
-                    text.push('\n');
-                }
-                text.pop();
-                text.push_str(",\n");
+                let text = list_item(item.as_ref())?;
                 out.push_str(&text);
                 cache.insert(*id, (item.clone(), text));
             }
@@ -149,6 +171,12 @@ pub fn decode(text: &str) -> Result<State, LoadError> {
     let probe: VersionProbe = ron::from_str(text).map_err(|e| ron_error(&e))?;
     let state: State = match probe.format_version {
         FORMAT_VERSION => ron::from_str(text).map_err(|e| ron_error(&e))?,
+        // Version 3 lacks `archived_segments` and `changes`: no archive, no record.
+        3 => {
+            let mut s: State = ron::from_str(text).map_err(|e| ron_error(&e))?;
+            s.format_version = FORMAT_VERSION;
+            s
+        }
         // Version 1 lacks `Execution::ending`, which reads as `None`; versions 1 and 2 lack
         // uids, which are given now, in id order. The same model parses them.
         1 | 2 => {
@@ -313,6 +341,12 @@ mod tests {
         let mut s = State::new("prod");
         s.next_id = 9;
         s.next_uid = FIRST_UID + 3;
+        s.archived_segments = 2;
+        s.changes = vec![
+            Change::new("alice", Action::Submit, vec![3]),
+            Change::new("zoe", Action::Start, vec![3]),
+            Change::new("zoe", Action::Archive, vec![2]),
+        ];
         for (id, name, role) in [(0, "zoeadmin", Role::Admin), (1, "alice", Role::User), (2, "gina", Role::Guest)] {
             s.users.insert(
                 id,
@@ -419,20 +453,49 @@ mod tests {
         assert_eq!(encode(&decode(&text).unwrap()).unwrap(), text, "encoding is stable");
     }
 
+    /// What the pretty RON serializer writes for the state, with the header.
+    fn serde_text(s: &State) -> String {
+        format!("{}{}\n", header(s), ron::ser::to_string_pretty(s, pretty()).unwrap())
+    }
+
     #[test]
-    fn the_caching_encoder_writes_exactly_what_encode_writes() {
+    fn the_caching_encoder_writes_what_the_serializer_writes() {
         let mut enc = Encoder::default();
         let mut s = State::new("dev");
-        assert_eq!(enc.encode(&s).unwrap(), encode(&s).unwrap(), "empty lists");
+        assert_eq!(enc.encode(&s).unwrap(), serde_text(&s), "empty lists");
         s = sample_state();
-        assert_eq!(enc.encode(&s).unwrap(), encode(&s).unwrap());
+        s.changes.clear();
+        assert_eq!(enc.encode(&s).unwrap(), serde_text(&s));
         // Change one execution, remove a user: the cache must notice both.
         Arc::make_mut(s.executions.get_mut(&3).unwrap()).error = Some("a \"quoted\"\nline".into());
         s.users.remove(&2);
         s.executions.remove(&5);
-        assert_eq!(enc.encode(&s).unwrap(), encode(&s).unwrap());
+        assert_eq!(enc.encode(&s).unwrap(), serde_text(&s));
         assert_eq!(enc.executions.len(), 1);
         assert_eq!(enc.users.len(), 2);
+        // Changes are one per line, and read back.
+        s.changes = vec![Change::new("alice", Action::Submit, vec![3, 7]), Change::new("zoe", Action::Archive, vec![])];
+        let text = enc.encode(&s).unwrap();
+        assert!(text.contains("        (by: \"alice\", action: submit, ids: [3, 7]),\n"), "{text}");
+        assert!(text.contains("        (by: \"zoe\", action: archive, ids: []),\n"), "{text}");
+        assert_eq!(decode(&text).unwrap().changes, s.changes);
+    }
+
+    #[test]
+    fn changes_by_the_same_person_of_the_same_kind_merge() {
+        let mut c = Vec::new();
+        record_change(&mut c, "alice", Action::Submit, &[3]);
+        record_change(&mut c, "alice", Action::Submit, &[5, 3]);
+        record_change(&mut c, "bob", Action::Submit, &[7]);
+        record_change(&mut c, "alice", Action::Submit, &[9]);
+        assert_eq!(
+            c,
+            [
+                Change::new("alice", Action::Submit, vec![3, 5]),
+                Change::new("bob", Action::Submit, vec![7]),
+                Change::new("alice", Action::Submit, vec![9])
+            ]
+        );
     }
 
     #[test]
@@ -463,7 +526,7 @@ mod tests {
         let line = text.lines().position(|l| l.contains("role: guest,")).unwrap() + 1;
         assert_eq!(e.line, line, "{e}");
         assert!(e.reason.contains("superuser"), "{e}");
-        let e = err_of(&text.replace("format_version: 3,", "format_version: 99,"));
+        let e = err_of(&text.replace("format_version: 4,", "format_version: 99,"));
         assert!(e.reason.contains("newer Zoe"), "{e}");
         let e = err_of(
             &text.replace("stutus", "x").replace("status: running,", "status: running,\n            colour: blue,"),
@@ -510,7 +573,7 @@ mod properties {
     use proptest::prelude::*;
 
     fn sample_text() -> String {
-        include_str!("../../tests/fixtures/checkpoints/v3_running_and_finished.ron").to_string()
+        include_str!("../../tests/fixtures/checkpoints/v4_running_and_finished.ron").to_string()
     }
 
     proptest! {

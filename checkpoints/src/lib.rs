@@ -4,10 +4,12 @@
 //! atomically (temp file, fsync, rename, fsync the directory). Files only grow in number; the
 //! newest is what a master loads. This crate knows nothing of HTTP or Docker.
 
+pub mod archive;
 pub mod codec;
 pub mod model;
 pub mod store;
 
+pub use archive::{Archive, ArchiveIndex, Archived};
 pub use codec::{decode, encode, is_dns_label, validate, Encoder, LoadError};
 pub use model::*;
 pub use store::{private_dir, write_atomic, CheckpointFile, Store};

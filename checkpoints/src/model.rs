@@ -13,8 +13,10 @@ use utoipa::ToSchema;
 /// The checkpoint format written by this version of Zoe.
 ///
 /// History: 1, the first; 2 added `Execution::ending` (read from 1 as `None`); 3 added
-/// `User::uid` and `State::next_uid` (users of 1 and 2 get uids in id order when loaded).
-pub const FORMAT_VERSION: u32 = 3;
+/// `User::uid` and `State::next_uid` (users of 1 and 2 get uids in id order when loaded); 4 added
+/// `State::archived_segments` (ended executions moved to the archive, see [`crate::archive`]) and
+/// `State::changes` (who changed what; read from older formats as none).
+pub const FORMAT_VERSION: u32 = 4;
 
 /// The first uid handed to a user. Users' containers run as their own uid and gid, from this
 /// one up, far from the system's and the host's people's uids.
@@ -42,6 +44,13 @@ pub struct State {
     /// The next uid to give a user. Uids are never reused, like ids.
     #[serde(default = "first_uid")]
     pub next_uid: u32,
+    /// The archive segments this state's ended executions were moved to: 1 to this number are
+    /// needed to read all of its history (later ones, if any, are read too).
+    #[serde(default)]
+    pub archived_segments: u64,
+    /// What changed since the previous checkpoint, and who changed it.
+    #[serde(default)]
+    pub changes: Vec<Change>,
     /// Users, in id order.
     #[serde(with = "id_list")]
     pub users: BTreeMap<u64, Arc<User>>,
@@ -58,6 +67,8 @@ impl State {
             deployment_name: deployment_name.to_string(),
             next_id: 0,
             next_uid: FIRST_UID,
+            archived_segments: 0,
+            changes: Vec::new(),
             users: BTreeMap::new(),
             executions: BTreeMap::new(),
         }
@@ -90,6 +101,87 @@ impl State {
 
 fn first_uid() -> u32 {
     FIRST_UID
+}
+
+/// One change a checkpoint holds: who made it, what it was, on which objects.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Change {
+    /// The user who asked for it, or `zoe` for what the master does on its own (starting the
+    /// queue, following containers, archiving).
+    pub by: String,
+    pub action: Action,
+    /// The users, executions or archive segments it touched.
+    pub ids: Vec<u64>,
+}
+
+impl Change {
+    /// Who made a change the master made on its own.
+    pub const ZOE: &'static str = "zoe";
+
+    pub fn new(by: &str, action: Action, ids: Vec<u64>) -> Change {
+        Change { by: by.to_string(), action, ids }
+    }
+}
+
+/// Adds a change to a list, merged into the last one when it is by the same person and of the
+/// same kind (a burst of submissions is one line).
+pub fn record_change(changes: &mut Vec<Change>, by: &str, action: Action, ids: &[u64]) {
+    if let Some(last) = changes.last_mut() {
+        if last.by == by && last.action == action {
+            for id in ids {
+                if !last.ids.contains(id) {
+                    last.ids.push(*id);
+                }
+            }
+            return;
+        }
+    }
+    changes.push(Change::new(by, action, ids.to_vec()));
+}
+
+/// What a change did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    CreateUser,
+    UpdateUser,
+    DeleteUser,
+    Submit,
+    Terminate,
+    /// The scheduler started executions.
+    Start,
+    /// Containers ran (started, exited, were removed, were found gone).
+    Containers,
+    /// Executions ended past their time limit.
+    TimeLimit,
+    /// A start interrupted by a master restart, cleaned up.
+    Repair,
+    /// Ended executions moved to archive segments (the ids are the segments').
+    Archive,
+    /// A new state (the first checkpoint of a deployment).
+    Init,
+    /// A copy of an earlier checkpoint made the newest (the id is that checkpoint's number).
+    Revert,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::CreateUser => "create_user",
+            Action::UpdateUser => "update_user",
+            Action::DeleteUser => "delete_user",
+            Action::Submit => "submit",
+            Action::Terminate => "terminate",
+            Action::Start => "start",
+            Action::Containers => "containers",
+            Action::TimeLimit => "time_limit",
+            Action::Repair => "repair",
+            Action::Archive => "archive",
+            Action::Init => "init",
+            Action::Revert => "revert",
+        }
+    }
 }
 
 /// Something stored in an id-ordered list of a checkpoint.

@@ -38,7 +38,23 @@ pub fn run(options: &Options, command: ClientCommand) -> Result<(), CliError> {
         ClientCommand::Start { name, jsonfile, wait, timeout } => {
             start(&client()?, json, &name, &jsonfile, wait.then_some(timeout))?
         }
-        ClientCommand::ExecLs { status, active, all: _ } => exec_ls(&client()?, json, status, active)?,
+        ClientCommand::ExecLs { status, active, all: _, name, owner, since, limit, before } => {
+            let statuses = if active {
+                ["scheduled", "starting", "running", "cleaning up"].map(String::from).to_vec()
+            } else {
+                status
+            };
+            let mut query: Vec<(&str, String)> = Vec::new();
+            if !statuses.is_empty() {
+                query.push(("status", statuses.join(",")));
+            }
+            query.extend(name.map(|v| ("name", v)));
+            query.extend(owner.map(|v| ("owner", v)));
+            query.extend(since.map(|v| ("since", v)));
+            query.extend(limit.map(|v| ("limit", v.to_string())));
+            query.extend(before.map(|v| ("before", v.to_string())));
+            exec_ls(&client()?, json, &query, limit)?
+        }
         ClientCommand::ExecGet { id } => exec_get(&client()?, json, id)?,
         ClientCommand::ExecAppGet { name } => exec_app_get(&client()?, &name)?,
         ClientCommand::Terminate { id } => terminate(&client()?, json, id)?,
@@ -359,21 +375,16 @@ fn describe_services(services: &[ServiceView]) -> String {
     out
 }
 
-/// `exec-ls`: `GET /execution`, or `GET /execution?status=S` once per status asked for.
-fn exec_ls(c: &Client, json: bool, statuses: Vec<String>, active: bool) -> Result<String, CliError> {
-    let statuses =
-        if active { ["scheduled", "starting", "running", "cleaning up"].map(String::from).to_vec() } else { statuses };
-    let list: Vec<ExecutionView> = if statuses.is_empty() {
-        Client::typed(c.get("/execution")?)?
-    } else {
-        let mut all: Vec<ExecutionView> = Vec::new();
-        for s in &statuses {
-            all.extend(Client::typed::<Vec<ExecutionView>>(c.get(&format!("/execution?status={}", encode(s)))?)?);
+/// `exec-ls`: `GET /execution` with the filters asked for (none: every execution, as 0.9.7).
+fn exec_ls(c: &Client, json: bool, query: &[(&str, String)], limit: Option<usize>) -> Result<String, CliError> {
+    let query: Vec<String> = query.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
+    let path = if query.is_empty() { "/execution".to_string() } else { format!("/execution?{}", query.join("&")) };
+    let list: Vec<ExecutionView> = Client::typed(c.get(&path)?)?;
+    if let (Some(n), Some(first)) = (limit, list.first()) {
+        if list.len() == n {
+            eprintln!("the newest {n} shown; older ones may match too: add --before {}", first.id);
         }
-        all.sort_by_key(|e| e.id);
-        all.dedup_by_key(|e| e.id);
-        all
-    };
+    }
     if json {
         return pretty(&list);
     }

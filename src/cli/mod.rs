@@ -174,6 +174,21 @@ pub enum ClientCommand {
         /// Every execution, whatever its status (the default).
         #[arg(long, conflicts_with_all = ["status", "active"])]
         all: bool,
+        /// Only executions with exactly this name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Only executions of this user (administrators).
+        #[arg(long, value_name = "USER")]
+        owner: Option<String>,
+        /// Only executions submitted at or after this time (RFC 3339, e.g. 2026-12-01T08:00:00Z).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// At most N executions: the newest that match.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// Only executions with an id below this one (the next page after --limit).
+        #[arg(long, value_name = "ID")]
+        before: Option<u64>,
     },
 
     /// Show an execution and its services with their addresses. With --json, prints

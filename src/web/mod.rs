@@ -29,6 +29,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde_json::Value;
+use zoe_actors::history::ListFilter;
 use zoe_actors::state_actor::{SubmitExecution, TerminateExecution};
 use zoe_actors::{views, Code};
 use zoe_checkpoints::Application;
@@ -103,15 +104,36 @@ struct ExecutionsPage {
     layout: Layout,
     executions: Vec<ExecutionRow>,
     refresh: bool,
+    /// When older executions were left out: where the next page starts.
+    older: Option<u64>,
 }
 
-async fn executions(data: web::Data<AppData>, user: WebUser) -> PageResult {
-    let list = views::list_executions(&data.reader.now(), &data.reader.scheduler, &user.caller, None, now())
+/// Executions on one page of the list (newest first; older ones on the next page).
+const EXECUTIONS_PER_PAGE: usize = 100;
+
+/// `?before=<id>`: the next page of the list.
+#[derive(serde::Deserialize)]
+struct PageQuery {
+    before: Option<u64>,
+}
+
+async fn executions(data: web::Data<AppData>, user: WebUser, page: web::Query<PageQuery>) -> PageResult {
+    let filter = ListFilter { before: page.before, limit: Some(EXECUTIONS_PER_PAGE), ..ListFilter::default() };
+    let p = data.reader.now();
+    let scheduler = data.reader.scheduler.clone();
+    let caller = user.caller.clone();
+    // Older pages are read from the archive on disk.
+    let list = web::block(move || views::list_executions(&p, &scheduler, &caller, &filter, now()))
+        .await
+        .map_err(|e| user.error(zoe_actors::ZoeError::new(zoe_actors::Code::Unavailable, e.to_string())))?
         .map_err(|e| user.error(e))?;
-    let mut executions: Vec<ExecutionRow> = list.into_iter().map(ExecutionRow).collect();
+    let mut executions: Vec<ExecutionRow> = list.items.into_iter().map(ExecutionRow).collect();
     executions.reverse();
     let refresh = executions.iter().any(ExecutionRow::is_moving);
-    Ok(render(&ExecutionsPage { layout: user.layout.at("executions"), executions, refresh }, StatusCode::OK))
+    Ok(render(
+        &ExecutionsPage { layout: user.layout.at("executions"), executions, refresh, older: list.older },
+        StatusCode::OK,
+    ))
 }
 
 #[derive(Template)]

@@ -10,6 +10,7 @@ mod cli;
 mod common;
 mod docker;
 mod fuzz;
+mod history;
 mod lifecycle;
 mod load;
 mod security;

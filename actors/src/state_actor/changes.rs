@@ -3,7 +3,7 @@
 //! (Reads are not messages: see [`crate::reader`] and [`crate::views`].)
 
 use actix::prelude::*;
-use zoe_checkpoints::{Application, Role};
+use zoe_checkpoints::{Action, Application, Role};
 
 use super::StateActor;
 use crate::app_description::check_registries;
@@ -40,7 +40,10 @@ impl Handler<CreateUser> for StateActor {
             transitions::create_user(&mut self.state, &msg.caller, &msg.name, msg.role, msg.password_hash, Self::now())
         });
         match result {
-            Ok(u) => self.commit(user_view(&u), ctx),
+            Ok(u) => {
+                self.note(&msg.caller.name, Action::CreateUser, &[u.id]);
+                self.commit(user_view(&u), ctx)
+            }
             Err(e) => refused(e),
         }
     }
@@ -59,7 +62,10 @@ impl Handler<UpdateUser> for StateActor {
             transitions::update_user(&mut self.state, &msg.caller, &msg.name, msg.role, msg.password_hash)
         });
         match result {
-            Ok(u) => self.commit(user_view(&u), ctx),
+            Ok(u) => {
+                self.note(&msg.caller.name, Action::UpdateUser, &[u.id]);
+                self.commit(user_view(&u), ctx)
+            }
             Err(e) => refused(e),
         }
     }
@@ -78,6 +84,7 @@ impl Handler<DeleteUser> for StateActor {
             .and_then(|()| transitions::delete_user(&mut self.state, &msg.caller, &msg.name));
         match result {
             Ok(user) => {
+                self.note(&msg.caller.name, Action::DeleteUser, &[user.id]);
                 if let Some(backend) = &self.backend {
                     let network = crate::naming::user_network_name(&user.name, &self.state.deployment_name);
                     backend.remove_network.do_send(RemoveNetwork { network });
@@ -113,6 +120,7 @@ impl Handler<SubmitExecution> for StateActor {
         });
         match result {
             Ok(id) => {
+                self.note(&msg.caller.name, Action::Submit, &[id]);
                 let reply = self.commit(id, ctx);
                 self.schedule(ctx);
                 reply
@@ -131,12 +139,24 @@ impl Handler<TerminateExecution> for StateActor {
     type Result = ResponseFuture<Result<(), ZoeError>>;
 
     fn handle(&mut self, msg: TerminateExecution, ctx: &mut Self::Context) -> Self::Result {
-        let result = transitions::check_caller(&self.state, &msg.caller)
-            .and_then(|()| transitions::terminate_execution(&mut self.state, &msg.caller, msg.id, Self::now()));
+        if let Err(e) = transitions::check_caller(&self.state, &msg.caller) {
+            return refused(e);
+        }
+        // An archived execution has ended long ago: nothing to do, as for any ended one.
+        if !self.state.executions.contains_key(&msg.id)
+            && self.index.get(msg.id).is_some_and(|a| msg.caller.can_see(a.entry().owner_id))
+        {
+            return Box::pin(async { Ok(()) });
+        }
+        let result = transitions::terminate_execution(&mut self.state, &msg.caller, msg.id, Self::now());
         match result {
             Ok(Termination::AlreadyEnding) => Box::pin(async { Ok(()) }),
-            Ok(Termination::Done) => self.commit((), ctx),
+            Ok(Termination::Done) => {
+                self.note(&msg.caller.name, Action::Terminate, &[msg.id]);
+                self.commit((), ctx)
+            }
             Ok(Termination::RemoveContainers) => {
+                self.note(&msg.caller.name, Action::Terminate, &[msg.id]);
                 if let Some(e) = self.state.executions.get(&msg.id) {
                     let r = plan::remove_plan(e);
                     self.remove(r);

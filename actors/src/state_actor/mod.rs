@@ -7,13 +7,18 @@
 //! The actor never waits for the disk or for Docker: it hands work off and gets the outcome back
 //! as a message. After each checkpoint it publishes the state it holds for the readers
 //! ([`crate::reader`]): it answers no reads itself.
+//!
+//! History: ended executions beyond a window (by count and by age, [`HistoryConfig`]) are moved
+//! to an archive segment by the same writer thread; once the segment is on disk they leave the
+//! state, and the next checkpoint no longer holds them. Every checkpoint records who changed
+//! what since the one before.
 
 mod changes;
 mod writer;
 
 pub use changes::{CreateUser, DeleteUser, Ping, SubmitExecution, TerminateExecution, UpdateUser};
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -21,17 +26,20 @@ use actix::prelude::*;
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
-use zoe_checkpoints::{ExecutionStatus, State, Store, Timestamp};
+use zoe_checkpoints::{
+    record_change, Action, Archive, ArchiveIndex, Change, Execution, ExecutionStatus, State, Store, Timestamp,
+};
 
 use crate::docker_actor::{DockerActor, DockerConfig};
 use crate::error::{Code, ZoeError};
+use crate::history;
 use crate::outcomes::{self, FollowUp};
 use crate::plan::{self, PlanSettings};
 use crate::protocol::{BackendEvent, BackendHandle, RemoveContainers, RemoveExecution};
 use crate::reader::{Counters, Platform, Published, Reader};
 use crate::scheduler::{self, Resources, SchedulerConfig};
 use crate::transitions;
-use writer::{WriteJob, Written};
+use writer::{Disk, SegmentWritten, WriteJob, Written};
 
 /// Settings of the state actor.
 #[derive(Clone, Debug)]
@@ -44,6 +52,22 @@ pub struct StateConfig {
     /// Registries images may name (`host[:port]`); images that name no registry are always
     /// allowed.
     pub allowed_registries: Vec<String>,
+    pub history: HistoryConfig,
+}
+
+pub use crate::history::HistoryConfig;
+/// Under a stream of changes, the history window is looked at this often.
+const ARCHIVE_CHECK: Duration = Duration::from_millis(100);
+/// After a segment could not be written, the next attempt waits this long.
+const ARCHIVE_RETRY: Duration = Duration::from_secs(60);
+
+/// What is on disk when the actor starts: the checkpoints, the newest one's number, and the
+/// archive with its index.
+pub struct Durable {
+    pub store: Store,
+    pub seq: u64,
+    pub archive: Archive,
+    pub index: ArchiveIndex,
 }
 
 /// Starts that failed because the back end was slow or away are retried this many times.
@@ -71,8 +95,21 @@ pub struct StateActor {
     waiting: Vec<Reply>,
     /// Replies of changes in the checkpoint being written.
     in_flight: Vec<Reply>,
-    /// The state being written (published once it is on disk).
-    in_flight_state: Option<Arc<State>>,
+    /// The state being written and the archive it goes with (published once it is on disk).
+    in_flight_state: Option<(Arc<State>, Arc<ArchiveIndex>)>,
+    /// Who changed what since the last checkpoint handed to the writer.
+    changes: Vec<Change>,
+    archive: Archive,
+    /// The archive's index, with every segment written so far.
+    index: Arc<ArchiveIndex>,
+    /// The segment being written, and the executions it holds.
+    archiving: Option<(u64, Vec<Arc<Execution>>)>,
+    /// The number of the next segment.
+    next_segment: u64,
+    /// After a segment could not be written, none is tried before this moment.
+    archive_paused_until: Option<Instant>,
+    /// When the history window was last looked at.
+    archive_checked: Instant,
     writer: Option<mpsc::Sender<WriteJob>>,
     /// Where the newest durable state is published for readers.
     reader: Reader,
@@ -92,8 +129,16 @@ pub struct StateActor {
 impl StateActor {
     /// A state actor over `state`, whose newest checkpoint on disk is number `seq`, with a
     /// back end or not.
-    fn new(state: State, store: Store, seq: u64, config: StateConfig, has_backend: bool) -> Self {
-        let published = Published::new(Arc::new(state.clone()), Platform::default(), Counters::default(), has_backend);
+    fn new(state: State, durable: Durable, config: StateConfig, has_backend: bool) -> Self {
+        let Durable { store, seq, archive, index } = durable;
+        let index = Arc::new(index);
+        let published = Published::new(
+            Arc::new(state.clone()),
+            index.clone(),
+            Platform::default(),
+            Counters::default(),
+            has_backend,
+        );
         let reader = Reader::new(published, config.scheduler.clone());
         StateActor {
             state,
@@ -105,6 +150,13 @@ impl StateActor {
             waiting: Vec::new(),
             in_flight: Vec::new(),
             in_flight_state: None,
+            changes: Vec::new(),
+            archive,
+            next_segment: index.last_segment() + 1,
+            index,
+            archiving: None,
+            archive_paused_until: None,
+            archive_checked: Instant::now(),
             writer: None,
             reader,
             backend: None,
@@ -120,8 +172,7 @@ impl StateActor {
     /// to it. Returns the actor, the back end and the readers' handle.
     pub fn launch(
         state: State,
-        store: Store,
-        seq: u64,
+        durable: Durable,
         config: StateConfig,
         docker: Option<DockerConfig>,
     ) -> Result<Launched, String> {
@@ -131,7 +182,7 @@ impl StateActor {
             Some(cfg) => Some(BackendHandle::of(&DockerActor::new(cfg, addr.clone().recipient())?.start())),
             None => None,
         };
-        let mut actor = StateActor::new(state, store, seq, config, backend.is_some());
+        let mut actor = StateActor::new(state, durable, config, backend.is_some());
         let reader = actor.reader.clone();
         actor.backend = backend.clone();
         ctx.run(actor);
@@ -141,6 +192,11 @@ impl StateActor {
     /// Publishes new back-end figures and counters with the same durable state.
     fn refresh(&self) {
         self.reader.refresh(self.platform.clone(), self.counters.clone());
+    }
+
+    /// Records a change for the next checkpoint.
+    fn note(&mut self, by: &str, action: Action, ids: &[u64]) {
+        record_change(&mut self.changes, by, action, ids);
     }
 
     /// Carries out what an outcome asks for, then looks for executions to start.
@@ -187,6 +243,7 @@ impl StateActor {
                 tracing::error!("cannot start execution {id}: {e}");
                 continue;
             }
+            self.note(Change::ZOE, Action::Start, &[id]);
             match plan::start_plan(&self.state, id, &self.config.plan) {
                 Ok(p) => backend.start.do_send(p),
                 Err(msg) => {
@@ -235,9 +292,11 @@ impl StateActor {
         self.seq += 1;
         self.dirty = false;
         self.in_flight = std::mem::take(&mut self.waiting);
-        let snapshot = Arc::new(self.state.clone());
-        self.in_flight_state = Some(snapshot.clone());
-        if writer.send(WriteJob { seq: self.seq, state: snapshot }).is_err() {
+        let mut snapshot = self.state.clone();
+        snapshot.changes = std::mem::take(&mut self.changes);
+        let snapshot = Arc::new(snapshot);
+        self.in_flight_state = Some((snapshot.clone(), self.index.clone()));
+        if writer.send(WriteJob::Checkpoint { seq: self.seq, state: snapshot }).is_err() {
             tracing::error!("checkpoint writer thread is gone");
             self.in_flight_state = None;
             for r in self.in_flight.drain(..) {
@@ -263,10 +322,31 @@ impl StateActor {
                 if let Some(e) = self.state.executions.get(&id) {
                     f.remove.push(plan::remove_plan(e));
                 }
+                self.note(Change::ZOE, Action::TimeLimit, &[id]);
                 f.changed = true;
             }
         }
         self.follow_up(f, ctx);
+        self.archive_due(now);
+    }
+
+    /// Hands ended executions beyond the history window to the writer, as a new archive segment,
+    /// when a batch of them is due (or the oldest has waited long enough).
+    fn archive_due(&mut self, now: Timestamp) {
+        if self.archiving.is_some() || self.archive_paused_until.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        self.archive_checked = Instant::now();
+        let Some(writer) = &self.writer else { return };
+        let due = history::due_for_archive(&self.state, &self.config.history, now);
+        if due.is_empty() {
+            return;
+        }
+        let number = self.next_segment;
+        self.next_segment += 1;
+        if writer.send(WriteJob::Segment { number, executions: due.clone() }).is_ok() {
+            self.archiving = Some((number, due));
+        }
     }
 }
 
@@ -277,7 +357,13 @@ impl Actor for StateActor {
         // `send` waits (it never drops) when the mailbox is full; a roomy mailbox keeps many
         // concurrent clients from waiting on each other before the actor even sees them.
         ctx.set_mailbox_capacity(4096);
-        match writer::start(self.store.clone(), self.config.keep_checkpoints, ctx.address()) {
+        let disk = Disk {
+            store: self.store.clone(),
+            keep: self.config.keep_checkpoints,
+            archive: self.archive.clone(),
+            deployment: self.state.deployment_name.clone(),
+        };
+        match writer::start(disk, ctx.address()) {
             Ok(tx) => self.writer = Some(tx),
             Err(e) => {
                 tracing::error!("cannot start the checkpoint writer thread: {e}");
@@ -285,7 +371,12 @@ impl Actor for StateActor {
             }
         }
         if self.backend.is_some() {
+            let before = self.state.executions.clone();
             let f = outcomes::repair_after_restart(&mut self.state, Self::now());
+            let ids = touched(&before, &self.state.executions);
+            if !ids.is_empty() {
+                self.note(Change::ZOE, Action::Repair, &ids);
+            }
             self.follow_up(f, ctx);
         }
         ctx.run_interval(std::time::Duration::from_secs(1), |act, ctx| act.tick(ctx));
@@ -297,6 +388,14 @@ impl Handler<BackendEvent> for StateActor {
 
     fn handle(&mut self, msg: BackendEvent, ctx: &mut Self::Context) {
         let now = Self::now();
+        let before = matches!(msg, BackendEvent::Inventory { .. }).then(|| self.state.executions.clone());
+        let about = match &msg {
+            BackendEvent::ExecutionStarted { execution_id, .. }
+            | BackendEvent::ExecutionStartFailed { execution_id, .. }
+            | BackendEvent::ExecutionRemoved { execution_id, .. }
+            | BackendEvent::ContainerExited { execution_id, .. } => Some(*execution_id),
+            _ => None,
+        };
         let figures = matches!(
             msg,
             BackendEvent::Platform(_)
@@ -369,8 +468,24 @@ impl Handler<BackendEvent> for StateActor {
         if figures {
             self.refresh();
         }
+        if f.changed {
+            let ids = match before {
+                Some(before) => touched(&before, &self.state.executions),
+                None => about.into_iter().collect(),
+            };
+            self.note(Change::ZOE, Action::Containers, &ids);
+        }
         self.follow_up(f, ctx);
     }
+}
+
+/// The executions that changed (or left) between two versions of the state's executions.
+fn touched(before: &BTreeMap<u64, Arc<Execution>>, after: &BTreeMap<u64, Arc<Execution>>) -> Vec<u64> {
+    let mut ids: Vec<u64> =
+        before.iter().filter(|(id, e)| after.get(id).is_none_or(|a| !Arc::ptr_eq(a, e))).map(|(id, _)| *id).collect();
+    ids.extend(after.keys().filter(|id| !before.contains_key(id)));
+    ids.sort_unstable();
+    ids
 }
 
 impl Handler<Written> for StateActor {
@@ -387,10 +502,11 @@ impl Handler<Written> for StateActor {
                 self.counters.checkpoints_written += 1;
                 tracing::debug!(seq = msg.seq, ms = msg.elapsed_ms, changes = batch, "checkpoint written");
                 // Readers see the change before its requester hears that it is done.
-                if let Some(state) = written {
+                if let Some((state, archive)) = written {
                     let has_backend = self.backend.is_some();
                     self.reader.publish(Published::new(
                         state,
+                        archive,
                         self.platform.clone(),
                         self.counters.clone(),
                         has_backend,
@@ -398,6 +514,11 @@ impl Handler<Written> for StateActor {
                 }
                 for r in replies {
                     r(Ok(()));
+                }
+                // Under a stream of changes, history is looked at more often than every tick,
+                // so that a burst of ended executions does not swell the checkpoints.
+                if self.archive_checked.elapsed() >= ARCHIVE_CHECK {
+                    self.archive_due(Self::now());
                 }
                 // Group commit: the clients just answered are about to send their next change.
                 // When few changes are waiting, give them a moment to arrive, so the next
@@ -413,6 +534,11 @@ impl Handler<Written> for StateActor {
                 // The changes stay in memory and go into the next checkpoint, but none of them
                 // was acknowledged.
                 self.dirty = true;
+                if let Some((state, _)) = written {
+                    let later = std::mem::take(&mut self.changes);
+                    self.changes = state.changes.clone();
+                    self.changes.extend(later);
+                }
                 for r in replies {
                     r(Err(ZoeError::new(Code::CheckpointFailed, format!("the change could not be saved: {e}"))));
                 }
@@ -420,6 +546,49 @@ impl Handler<Written> for StateActor {
             }
         }
         self.flush(ctx);
+    }
+}
+
+impl Handler<SegmentWritten> for StateActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SegmentWritten, ctx: &mut Self::Context) {
+        let Some((number, sent)) = self.archiving.take() else { return };
+        debug_assert_eq!(number, msg.number);
+        match msg.result {
+            Ok((segment, warning)) => {
+                if let Some(w) = warning {
+                    tracing::warn!("{w}");
+                }
+                tracing::info!(
+                    segment = number,
+                    executions = sent.len(),
+                    ms = msg.elapsed_ms,
+                    "archive segment written"
+                );
+                // Only what did not change since it was handed over leaves the state (ended
+                // executions do not change; anything else stays, and the checkpoint wins).
+                for e in &sent {
+                    if self.state.executions.get(&e.id).is_some_and(|cur| Arc::ptr_eq(cur, e)) {
+                        self.state.executions.remove(&e.id);
+                    }
+                }
+                self.state.archived_segments = number;
+                self.index = Arc::new(self.index.with_segment(segment));
+                self.note(Change::ZOE, Action::Archive, &[number]);
+                self.changed(ctx);
+                // A backlog (a first start after an upgrade, a burst of ends) goes segment after
+                // segment, not one a second.
+                self.archive_due(Self::now());
+            }
+            Err(e) => {
+                tracing::error!(
+                    "archive segment {number} could not be written, trying again in {} s: {e}",
+                    ARCHIVE_RETRY.as_secs()
+                );
+                self.archive_paused_until = Some(Instant::now() + ARCHIVE_RETRY);
+            }
+        }
     }
 }
 

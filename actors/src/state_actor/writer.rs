@@ -1,18 +1,32 @@
-//! The checkpoint writer: one thread that encodes and writes one checkpoint at a time, and tells
-//! the state actor when it is on disk (or could not be written).
+//! The writer: one thread that writes checkpoints and archive segments, one at a time, and tells
+//! the state actor when each is on disk (or could not be written). A segment handed over before
+//! a checkpoint is on disk before that checkpoint is written.
 
 use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
 use actix::prelude::*;
-use zoe_checkpoints::{Encoder, State, Store};
+use zoe_checkpoints::archive::SegmentIndex;
+use zoe_checkpoints::{Archive, Encoder, Execution, State, Store};
 
 use super::StateActor;
 
-/// A state to write as checkpoint `seq`.
-pub(super) struct WriteJob {
-    pub seq: u64,
-    pub state: Arc<State>,
+/// What the writer is asked to write.
+pub(super) enum WriteJob {
+    /// A state, as checkpoint `seq`.
+    Checkpoint { seq: u64, state: Arc<State> },
+    /// Ended executions, as archive segment `number`.
+    Segment { number: u64, executions: Vec<Arc<Execution>> },
+}
+
+/// Sent by the writer thread when an archive segment is on disk (or could not be written).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(super) struct SegmentWritten {
+    pub number: u64,
+    /// Its index, and a warning when only the index file could not be written.
+    pub result: Result<(Arc<SegmentIndex>, Option<String>), String>,
+    pub elapsed_ms: f64,
 }
 
 /// Sent by the writer thread when a checkpoint is on disk (or could not be written).
@@ -24,26 +38,46 @@ pub(super) struct Written {
     pub elapsed_ms: f64,
 }
 
+/// Where the writer writes.
+pub(super) struct Disk {
+    pub store: Store,
+    /// Checkpoints to keep.
+    pub keep: usize,
+    pub archive: Archive,
+    pub deployment: String,
+}
+
 /// Starts the writer thread.
-pub(super) fn start(store: Store, keep: usize, actor: Addr<StateActor>) -> std::io::Result<mpsc::Sender<WriteJob>> {
+pub(super) fn start(disk: Disk, actor: Addr<StateActor>) -> std::io::Result<mpsc::Sender<WriteJob>> {
     let (tx, rx) = mpsc::channel();
-    std::thread::Builder::new().name("zoe-checkpoint-writer".into()).spawn(move || run(store, keep, rx, actor))?;
+    std::thread::Builder::new().name("zoe-checkpoint-writer".into()).spawn(move || run(disk, rx, actor))?;
     Ok(tx)
 }
 
-fn run(store: Store, keep: usize, jobs: mpsc::Receiver<WriteJob>, actor: Addr<StateActor>) {
+fn run(disk: Disk, jobs: mpsc::Receiver<WriteJob>, actor: Addr<StateActor>) {
+    let Disk { store, keep, archive, deployment } = disk;
     let mut encoder = Encoder::default();
     while let Ok(job) = jobs.recv() {
         let started = Instant::now();
-        let result = encoder.encode(&job.state).map_err(|e| format!("cannot encode the state: {e}")).and_then(|text| {
-            tracing::trace!(ms = started.elapsed().as_secs_f64() * 1e3, bytes = text.len(), "checkpoint encoded");
-            store.write(job.seq, &text).map_err(|e| format!("cannot write {}: {e}", store.path(job.seq).display()))
-        });
-        if result.is_ok() {
-            if let Err(e) = store.prune(keep) {
-                tracing::warn!("cannot prune old checkpoints: {e}");
+        let elapsed_ms = || started.elapsed().as_secs_f64() * 1e3;
+        match job {
+            WriteJob::Checkpoint { seq, state } => {
+                let result =
+                    encoder.encode(&state).map_err(|e| format!("cannot encode the state: {e}")).and_then(|text| {
+                        tracing::trace!(ms = elapsed_ms(), bytes = text.len(), "checkpoint encoded");
+                        store.write(seq, &text).map_err(|e| format!("cannot write {}: {e}", store.path(seq).display()))
+                    });
+                if result.is_ok() {
+                    if let Err(e) = store.prune(keep) {
+                        tracing::warn!("cannot prune old checkpoints: {e}");
+                    }
+                }
+                actor.do_send(Written { seq, result, elapsed_ms: elapsed_ms() });
+            }
+            WriteJob::Segment { number, executions } => {
+                let result = archive.write(&deployment, number, &executions);
+                actor.do_send(SegmentWritten { number, result, elapsed_ms: elapsed_ms() });
             }
         }
-        actor.do_send(Written { seq: job.seq, result, elapsed_ms: started.elapsed().as_secs_f64() * 1e3 });
     }
 }

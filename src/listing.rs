@@ -1,0 +1,197 @@
+//! `GET /api/0.6/execution` with filters and a limit: parsing the query, and writing a listing
+//! that may reach deep into the archive piece by piece, so that neither the master's memory nor
+//! its async threads pay for a client that downloads all history.
+
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use zoe_actors::history::ListFilter;
+use zoe_actors::reader::{JsonCache, Published};
+use zoe_actors::views::JsonListing;
+use zoe_checkpoints::ExecutionStatus;
+
+use crate::error::{ApiError, HttpCode};
+
+/// The most executions one page may ask for.
+pub const MAX_LIMIT: usize = 10_000;
+/// Listings with more archived executions than this are written piece by piece, off the async
+/// threads.
+const INLINE_ARCHIVED: usize = 64;
+/// Executions per piece.
+const CHUNK: usize = 256;
+/// The query parameters `GET /execution` knows.
+const KNOWN: [&str; 6] = ["status", "name", "owner", "since", "before", "limit"];
+
+fn invalid(message: String) -> ApiError {
+    ApiError::new(HttpCode::InvalidRequest, message)
+}
+
+/// Parses the query of `GET /execution`: `status` (repeatable, or comma-separated), `name`,
+/// `owner`, `since` (RFC 3339), `before` (an id) and `limit` (1 to [`MAX_LIMIT`]).
+pub fn parse(pairs: &[(String, String)]) -> Result<ListFilter, ApiError> {
+    let mut f = ListFilter::default();
+    for (key, value) in pairs {
+        match key.as_str() {
+            "status" => {
+                for s in value.split(',').filter(|s| !s.is_empty()) {
+                    let st = ExecutionStatus::parse(s).ok_or_else(|| {
+                        invalid(format!(
+                            "status {s:?} is not one of {}",
+                            ExecutionStatus::ALL.map(|s| s.as_str()).join(", ")
+                        ))
+                    })?;
+                    if !f.statuses.contains(&st) {
+                        f.statuses.push(st);
+                    }
+                }
+            }
+            "name" => f.name = Some(value.clone()),
+            "owner" => f.owner = Some(value.clone()),
+            "since" => {
+                f.since = Some(OffsetDateTime::parse(value, &Rfc3339).map_err(|_| {
+                    invalid(format!("since {value:?} is not an RFC 3339 time such as 2026-12-01T08:00:00Z"))
+                })?)
+            }
+            "before" => {
+                f.before = Some(value.parse().map_err(|_| invalid(format!("before {value:?} is not an execution id")))?)
+            }
+            "limit" => {
+                let n: usize = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| invalid(format!("limit {value:?} is not a number from 1 to {MAX_LIMIT}")))?;
+                f.limit = Some(n);
+            }
+            other => {
+                return Err(invalid(format!("unknown parameter {other:?}; GET /execution knows {}", KNOWN.join(", "))))
+            }
+        }
+    }
+    Ok(f)
+}
+
+/// Percent-encodes a query value (everything but unreserved characters).
+fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The URL of the next (older) page: the same query, with `before`.
+fn next_link(path: &str, pairs: &[(String, String)], before: u64) -> String {
+    let mut query: Vec<String> =
+        pairs.iter().filter(|(k, _)| k != "before").map(|(k, v)| format!("{k}={}", encode(v))).collect();
+    query.push(format!("before={before}"));
+    format!("<{path}?{}>; rel=\"next\"", query.join("&"))
+}
+
+/// The response of a listing: the JSON array, written at once when it is small or held in
+/// memory, else piece by piece from the archive. With a limit that left older executions out,
+/// a `Link: <...>; rel="next"` header asks for them.
+pub fn respond(
+    p: Arc<Published>,
+    cache: Arc<JsonCache>,
+    listing: JsonListing,
+    path: &str,
+    pairs: &[(String, String)],
+) -> Result<HttpResponse, ApiError> {
+    let mut res = HttpResponse::Ok();
+    res.content_type(header::ContentType::json());
+    if let Some(before) = listing.selection.older {
+        res.insert_header((header::LINK, next_link(path, pairs, before)));
+    }
+    let n = listing.selection.items.len();
+    if listing.selection.archived() <= INLINE_ARCHIVED {
+        let mut body = Vec::with_capacity(n * 1024 + 2);
+        body.push(b'[');
+        body.extend_from_slice(&listing.render(&p, &cache, 0..n)?);
+        body.push(b']');
+        return Ok(res.body(body));
+    }
+    let listing = Arc::new(listing);
+    // The state of the stream: the next item to write, or past the end once `]` is out.
+    let stream = futures_util::stream::unfold(Some(0usize), move |next| {
+        let (p, cache, listing) = (p.clone(), cache.clone(), listing.clone());
+        async move {
+            let start = next?;
+            if start >= n {
+                return Some((Ok(web::Bytes::from_static(if n == 0 { b"[]" } else { b"]" })), None));
+            }
+            let end = (start + CHUNK).min(n);
+            let piece = web::block(move || listing.render(&p, &cache, start..end)).await;
+            match piece {
+                Ok(Ok(json)) => {
+                    let mut out = Vec::with_capacity(json.len() + 1);
+                    out.push(if start == 0 { b'[' } else { b',' });
+                    out.extend_from_slice(&json);
+                    Some((Ok(web::Bytes::from(out)), Some(end)))
+                }
+                Ok(Err(e)) => {
+                    tracing::error!("listing cut short: {e}");
+                    Some((Err(actix_web::error::ErrorInternalServerError(e.message)), None))
+                }
+                Err(e) => Some((Err(actix_web::error::ErrorInternalServerError(e.to_string())), None)),
+            }
+        }
+    });
+    Ok(res.streaming(stream))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn filters_parse_and_bad_ones_say_what_to_fix() {
+        let f = parse(&q(&[
+            ("status", "finished,cleaning up"),
+            ("status", "error"),
+            ("name", "wc"),
+            ("owner", "alice"),
+            ("since", "2026-12-01T08:00:00Z"),
+            ("before", "120"),
+            ("limit", "50"),
+        ]))
+        .unwrap();
+        assert_eq!(f.statuses, [ExecutionStatus::Finished, ExecutionStatus::CleaningUp, ExecutionStatus::Error]);
+        assert_eq!(
+            (f.name.as_deref(), f.owner.as_deref(), f.before, f.limit),
+            (Some("wc"), Some("alice"), Some(120), Some(50))
+        );
+        assert_eq!(f.since.map(|t| t.unix_timestamp()), Some(1_796_112_000));
+        assert_eq!(parse(&[]).unwrap(), ListFilter::default(), "no parameter: everything, as 0.9.7");
+        for (k, v, says) in [
+            ("status", "done", "is not one of"),
+            ("limit", "0", "from 1 to 10000"),
+            ("limit", "10001", "from 1 to 10000"),
+            ("limit", "-3", "from 1 to 10000"),
+            ("before", "x", "not an execution id"),
+            ("since", "yesterday", "RFC 3339"),
+            ("stauts", "running", "unknown parameter \"stauts\""),
+        ] {
+            let e = parse(&q(&[(k, v)])).unwrap_err();
+            assert!(e.message.contains(says), "{k}={v}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn the_next_link_keeps_the_query_and_moves_before() {
+        let link =
+            next_link("/api/0.6/execution", &q(&[("status", "cleaning up"), ("before", "9"), ("limit", "2")]), 7);
+        assert_eq!(link, "</api/0.6/execution?status=cleaning%20up&limit=2&before=7>; rel=\"next\"");
+    }
+}
