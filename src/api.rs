@@ -504,7 +504,11 @@ async fn query(data: web::Data<AppData>, Authed(caller): Authed, payload: web::P
             ))
         }
     };
-    let answer = views::query(&data.reader.now(), &data.reader.scheduler, &caller, what, &filters, now())?;
+    let (p, scheduler) = (data.reader.now(), data.reader.scheduler.clone());
+    // Executions may be read from the archive on disk: off the async threads.
+    let answer = web::block(move || views::query(&p, &scheduler, &caller, what, &filters, now()))
+        .await
+        .map_err(|e| ApiError::new(HttpCode::Internal, format!("the query did not finish: {e}")))??;
     Ok(HttpResponse::Ok().json(answer))
 }
 

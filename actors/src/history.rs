@@ -93,9 +93,15 @@ impl Found {
             Found::Hot(e) => Ok(e.clone()),
             Found::Archived(a) => p.archive.read(a).map(Arc::new).map_err(|e| {
                 tracing::error!("cannot read archived execution {}: {e}", a.entry().id);
+                // The details (a path on the master) are for its log, not for the caller.
                 ZoeError::new(
                     Code::ArchiveUnreadable,
-                    format!("archived execution {} cannot be read: {e}", a.entry().id),
+                    format!(
+                        "archived execution {} cannot be read from archive segment {}; an administrator finds why in \
+                         the master's log and with `zoe checkpoint verify`",
+                        a.entry().id,
+                        a.segment.number
+                    ),
                 )
             }),
         }

@@ -503,8 +503,19 @@ pub fn query(
             // A status that is no status matches nothing: read nothing.
             let unmatchable =
                 filters.get("status").is_some_and(|s| s.as_str().and_then(ExecutionStatus::parse).is_none());
-            let list = if unmatchable { Vec::new() } else { list_executions(p, sched, caller, &wanted, now)?.items };
-            QueryAnswer::Executions(list.into_iter().filter(|v| matches(v, filters)).collect())
+            let mut found = Vec::new();
+            if !unmatchable {
+                // One at a time: what is kept is only what matches.
+                let pos = positions(p, sched, now);
+                for f in history::select(p, caller, &wanted).items {
+                    let e = f.load(p)?;
+                    let view = execution_view(&e, pos.get(&e.id).copied());
+                    if matches(&view, filters) {
+                        found.push(view);
+                    }
+                }
+            }
+            QueryAnswer::Executions(found)
         }
         QueryWhat::Service => QueryAnswer::Services(
             state
