@@ -36,8 +36,8 @@ use futures_util::StreamExt;
 use tracing::{debug, info, warn};
 
 use crate::protocol::{
-    BackendEvent, ContainerInfo, ContainerSpec, LogStream, PlatformInfo, Reconcile, RemoveContainers, RemoveExecution,
-    RemoveNetwork, ServiceLogs, StartExecution, StartedContainer,
+    BackendEvent, ContainerInfo, ContainerSpec, LogStream, NodeInfo, PlatformInfo, Reconcile, RemoveContainers,
+    RemoveExecution, RemoveNetwork, ServiceLogs, StartExecution, StartedContainer,
 };
 
 // ------------------------------------------------------------------------------------------------
@@ -1156,7 +1156,7 @@ impl Inner {
                 if host.contains(':') { format!("[{host}]:{host_port}") } else { format!("{host}:{host_port}") };
             host_endpoints.insert(key, endpoint);
         }
-        Ok(StartedContainer { service_id: spec.service_id, docker_id, ip_address, host_endpoints })
+        Ok(StartedContainer { service_id: spec.service_id, docker_id, ip_address, host_endpoints, node: None })
     }
 
     /// Force-removes what a failed start created: the containers it created, any container
@@ -1478,14 +1478,35 @@ impl Inner {
         match self.call("reading the engine's info", limit, docker.info()).await {
             Ok(info) => {
                 let count = |v: Option<i64>| u64::try_from(v.unwrap_or(0)).unwrap_or(0);
+                let cpus = u32::try_from(info.ncpu.unwrap_or(0)).unwrap_or(0);
+                let name = info.name.unwrap_or_default();
+                // The engine is the one node; engine labels are `key=value` strings.
+                let node = NodeInfo {
+                    id: info.id.unwrap_or_default(),
+                    name: name.clone(),
+                    address: "local".to_string(),
+                    ready: true,
+                    status: "ready".to_string(),
+                    role: "engine".to_string(),
+                    cpus,
+                    memory: count(info.mem_total),
+                    labels: info
+                        .labels
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+                        .collect(),
+                    containers: count(info.containers_running),
+                };
                 self.send(BackendEvent::Platform(PlatformInfo {
                     memory_total: count(info.mem_total),
-                    cpus: u32::try_from(info.ncpu.unwrap_or(0)).unwrap_or(0),
+                    cpus,
                     containers: count(info.containers),
                     containers_running: count(info.containers_running),
                     images: count(info.images),
                     server_version: info.server_version.unwrap_or_default(),
-                    name: info.name.unwrap_or_default(),
+                    name,
+                    nodes: vec![node],
                 }));
             }
             Err(e) => warn!(error = %e, "cannot read the engine's info"),
@@ -1549,6 +1570,7 @@ impl Inner {
                 running,
                 exit_code,
                 oom_killed,
+                node: None,
             });
         }
         Some(containers)

@@ -72,6 +72,7 @@ pub fn started(state: &mut State, id: u64, containers: &[StartedContainer], now:
         if let Some(c) = containers.iter().find(|c| c.service_id == s.id) {
             s.docker_id = Some(c.docker_id.clone());
             s.ip_address = c.ip_address.clone();
+            s.node = c.node.clone();
             for p in &mut s.ports {
                 let key = ExposedPort { port: p.port_number, transport: Transport::of_protocol(&p.protocol) }.key();
                 p.host_endpoint = c.host_endpoints.get(&key).cloned();
@@ -170,6 +171,38 @@ pub fn exited(
     f
 }
 
+/// A container was lost with its node. A lost monitor or essential instance (one of the first
+/// `essential_count` of its service) ends the execution in `error`, naming the node; a lost
+/// non-essential instance is recorded on its service and the execution goes on.
+pub fn lost(state: &mut State, execution_id: u64, service_id: u64, node: &str, now: Timestamp) -> FollowUp {
+    let mut f = FollowUp::default();
+    let Some(e) = exec_mut(state, execution_id) else { return f };
+    let essential_count = |name: &str| {
+        e.application.services.iter().find(|d| d.name == name).map(|d| d.essential_count).unwrap_or(u32::MAX)
+    };
+    let Some(i) = e.services.iter().position(|s| s.id == service_id) else { return f };
+    let (status, index, is_monitor) = (e.services[i].status, e.services[i].index, e.services[i].is_monitor);
+    let essential = is_monitor || index < essential_count(&e.services[i].service_name);
+    if matches!(status, ServiceStatus::Removed | ServiceStatus::Lost | ServiceStatus::Exited) {
+        return f;
+    }
+    let s = &mut e.services[i];
+    s.status = ServiceStatus::Lost;
+    s.node = Some(node.to_string());
+    let name = s.name.clone();
+    f.changed = true;
+    if essential && matches!(e.status, ExecutionStatus::Running | ExecutionStatus::Starting) {
+        let what = if is_monitor { "monitor service" } else { "essential service" };
+        let reason = format!("{what} {name} was lost with node {node}, which went down");
+        if begin_cleanup(state, execution_id, ExecutionStatus::Error, &reason, now).is_ok() {
+            if let Some(e) = state.executions.get(&execution_id) {
+                f.remove.push(remove_plan(e));
+            }
+        }
+    }
+    f
+}
+
 /// Compares the state with every container of this deployment that the back end reports.
 pub fn reconcile(state: &mut State, inventory: &[ContainerInfo], now: Timestamp) -> FollowUp {
     let mut f = FollowUp::default();
@@ -197,7 +230,12 @@ pub fn reconcile(state: &mut State, inventory: &[ContainerInfo], now: Timestamp)
                             s.oom_killed = c.oom_killed;
                             f.changed = true;
                         }
-                        Some(_) => {}
+                        Some(c) => {
+                            if c.node.is_some() && s.node != c.node {
+                                s.node = c.node.clone();
+                                f.changed = true;
+                            }
+                        }
                     }
                 }
                 if let Some(name) = lost.first() {
@@ -308,6 +346,7 @@ mod tests {
                     docker_id: format!("d{}", sv.id),
                     ip_address: Default::default(),
                     host_endpoints: Default::default(),
+                    node: None,
                 })
                 .collect();
             started(&mut s, id, &containers, at(3));
@@ -342,6 +381,7 @@ mod tests {
             running,
             exit_code: exit,
             oom_killed: false,
+            node: None,
         };
         // All there and running: nothing to do.
         let f = reconcile(&mut s, &[info(sids[0], true, None), info(sids[1], true, None)], at(5));

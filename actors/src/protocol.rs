@@ -170,6 +170,9 @@ pub enum BackendEvent {
     ExecutionRemoved { execution_id: u64, error: Option<String> },
     /// A container of the deployment stopped (on its own or because Zoe stopped it).
     ContainerExited { execution_id: u64, service_id: u64, docker_id: String, exit_code: i64, oom_killed: bool },
+    /// A container was lost with its node (the node went down); the back end has already made
+    /// sure nothing replaces it behind Zoe's back.
+    ContainerLost { execution_id: u64, service_id: u64, node: String },
     /// Every container labelled `zoe.deployment_name=<deployment>`.
     Inventory { containers: Vec<ContainerInfo> },
     /// The engine's capacity and counters; after each inventory.
@@ -223,6 +226,8 @@ pub struct StartedContainer {
     pub ip_address: BTreeMap<String, String>,
     /// Docker's port key (`8080/tcp`) to the published `host:port`.
     pub host_endpoints: BTreeMap<String, String>,
+    /// The node it runs on, on a back end of several nodes.
+    pub node: Option<String>,
 }
 
 /// One container of the deployment, as seen by an inventory.
@@ -239,9 +244,11 @@ pub struct ContainerInfo {
     /// Once it has stopped; `None` while running or never started.
     pub exit_code: Option<i64>,
     pub oom_killed: bool,
+    /// The node it runs on, on a back end of several nodes.
+    pub node: Option<String>,
 }
 
-/// The engine, from `docker info`.
+/// The platform: its totals (from `docker info` of the engine or the manager), and its nodes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlatformInfo {
     pub memory_total: u64,
@@ -251,4 +258,30 @@ pub struct PlatformInfo {
     pub images: u64,
     pub server_version: String,
     pub name: String,
+    /// Where containers can run: the engine itself, or the Swarm's nodes (every one the
+    /// manager lists, ready or not).
+    pub nodes: Vec<NodeInfo>,
+}
+
+/// One node containers can run on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// The engine's or the Swarm node's id.
+    pub id: String,
+    /// Its host name.
+    pub name: String,
+    /// Its address (`local` for the single engine).
+    pub address: String,
+    /// Whether it takes containers now (Swarm: status ready and availability active).
+    pub ready: bool,
+    /// In words: `ready`, `down`, `unknown`, `disconnected`, and `drain` or `pause` when so.
+    pub status: String,
+    /// `manager` or `worker` on a Swarm; `engine` for the single engine.
+    pub role: String,
+    pub cpus: u32,
+    pub memory: u64,
+    /// Node labels (Swarm) or engine labels.
+    pub labels: BTreeMap<String, String>,
+    /// Containers of this deployment running on it.
+    pub containers: u64,
 }

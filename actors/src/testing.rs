@@ -112,12 +112,14 @@ pub fn describe(state: &State) -> String {
                 oom_killed,
                 ip_address,
                 ports,
+                node,
             } = s;
             let _ = writeln!(
                 o,
-                "  service {id} {name} ({service_name}#{index}) monitor={is_monitor} {} docker={} exit={exit_code:?} oom={oom_killed} ip={ip_address:?}",
+                "  service {id} {name} ({service_name}#{index}) monitor={is_monitor} {} docker={} exit={exit_code:?} oom={oom_killed} ip={ip_address:?}{}",
                 status.as_str(),
-                if docker_id.is_some() { "[id]" } else { "-" }
+                if docker_id.is_some() { "[id]" } else { "-" },
+                node.as_ref().map(|n| format!(" node={n}")).unwrap_or_default()
             );
             for p in ports {
                 let ServicePort { name, protocol, port_number, path, is_main_endpoint, expose, host_endpoint } = p;

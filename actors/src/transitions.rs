@@ -335,6 +335,7 @@ pub fn begin_start(state: &mut State, id: u64, now: Timestamp) -> Result<(), Zoe
                     host_endpoint: None,
                 })
                 .collect(),
+            node: None,
         });
     }
     if let Some(e) = state.executions.get_mut(&id) {

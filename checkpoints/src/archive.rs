@@ -643,6 +643,7 @@ mod tests {
                 oom_killed: false,
                 ip_address: BTreeMap::new(),
                 ports: vec![],
+                node: None,
             }],
         })
     }

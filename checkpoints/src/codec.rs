@@ -420,6 +420,7 @@ mod tests {
                     expose: true,
                     host_endpoint: Some("127.0.0.1:32768".into()),
                 }],
+                node: None,
             }],
         };
         let mut done = running.clone();

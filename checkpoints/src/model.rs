@@ -391,6 +391,9 @@ pub struct Service {
     pub ip_address: BTreeMap<String, String>,
     /// The ports of the description, with their published host endpoints.
     pub ports: Vec<ServicePort>,
+    /// The node it runs (or ran) on, on a back end of several nodes.
+    #[serde(default)]
+    pub node: Option<String>,
 }
 
 /// The life of one container.
@@ -405,6 +408,8 @@ pub enum ServiceStatus {
     Exited,
     /// Removed by Zoe.
     Removed,
+    /// Lost with its node (the node went down while it ran).
+    Lost,
 }
 
 impl ServiceStatus {
@@ -415,6 +420,7 @@ impl ServiceStatus {
             ServiceStatus::Running => "running",
             ServiceStatus::Exited => "exited",
             ServiceStatus::Removed => "removed",
+            ServiceStatus::Lost => "lost",
         }
     }
 }

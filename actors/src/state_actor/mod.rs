@@ -393,7 +393,8 @@ impl Handler<BackendEvent> for StateActor {
             BackendEvent::ExecutionStarted { execution_id, .. }
             | BackendEvent::ExecutionStartFailed { execution_id, .. }
             | BackendEvent::ExecutionRemoved { execution_id, .. }
-            | BackendEvent::ContainerExited { execution_id, .. } => Some(*execution_id),
+            | BackendEvent::ContainerExited { execution_id, .. }
+            | BackendEvent::ContainerLost { execution_id, .. } => Some(*execution_id),
             _ => None,
         };
         let figures = matches!(
@@ -438,6 +439,10 @@ impl Handler<BackendEvent> for StateActor {
             }
             BackendEvent::ContainerExited { execution_id, service_id, exit_code, oom_killed, .. } => {
                 outcomes::exited(&mut self.state, execution_id, service_id, exit_code, oom_killed, now)
+            }
+            BackendEvent::ContainerLost { execution_id, service_id, node } => {
+                tracing::warn!(execution_id, service_id, node, "a container was lost with its node");
+                outcomes::lost(&mut self.state, execution_id, service_id, &node, now)
             }
             BackendEvent::Inventory { containers } => outcomes::reconcile(&mut self.state, &containers, now),
             BackendEvent::Platform(p) => {
