@@ -11,6 +11,7 @@ pub mod error;
 pub mod history;
 pub mod naming;
 pub mod outcomes;
+pub mod placement;
 pub mod plan;
 pub mod protocol;
 pub mod reader;

@@ -10,6 +10,8 @@ use std::sync::{Arc, RwLock};
 use serde::Serialize;
 use zoe_checkpoints::{ArchiveIndex, Execution, State};
 
+use crate::placement::Node;
+use crate::protocol::{NodeInfo, PlatformInfo};
 use crate::scheduler::{Resources, SchedulerConfig};
 
 /// Platform figures reported by the container back end.
@@ -22,14 +24,42 @@ pub struct Platform {
     pub containers: u64,
     pub containers_running: u64,
     pub images: u64,
+    /// Every node the back end reported, ready or not.
+    pub nodes: Vec<NodeInfo>,
     /// Whether the back end answered at its last contact.
     pub reachable: bool,
+    /// The nodes Zoe may place containers on, as the scheduler sees them; `None` until the back
+    /// end first reported.
+    #[serde(skip)]
+    schedulable: Option<Vec<Node>>,
 }
 
 impl Platform {
-    /// The engine's capacity as last reported, if it was.
-    pub fn engine(&self) -> Option<Resources> {
-        (self.memory_total > 0).then(|| Resources { memory: self.memory_total, cores: f64::from(self.cpus) })
+    /// The platform a back end reported, reachable.
+    pub fn of(p: PlatformInfo) -> Platform {
+        let schedulable = p
+            .nodes
+            .iter()
+            .filter(|n| n.ready)
+            .map(|n| Node { name: n.name.clone(), capacity: Resources { memory: n.memory, cores: f64::from(n.cpus) } })
+            .collect();
+        Platform {
+            name: p.name,
+            server_version: p.server_version,
+            memory_total: p.memory_total,
+            cpus: p.cpus,
+            containers: p.containers,
+            containers_running: p.containers_running,
+            images: p.images,
+            nodes: p.nodes,
+            reachable: true,
+            schedulable: Some(schedulable),
+        }
+    }
+
+    /// The nodes containers may be placed on now, as last reported, if they were.
+    pub fn nodes(&self) -> Option<&[Node]> {
+        self.schedulable.as_deref()
     }
 }
 

@@ -22,6 +22,7 @@ use std::time::Duration;
 use zoe_checkpoints::{Application, Execution, ExecutionStatus, Role, State, Timestamp};
 
 use crate::error::{Code, ZoeError};
+use crate::placement::{self, Node};
 use crate::units::show_bytes;
 
 /// How the queue is ordered.
@@ -147,12 +148,13 @@ impl Default for SchedulerConfig {
 }
 
 impl SchedulerConfig {
-    /// The capacity: the engine's figures capped by configuration. With no engine figures
-    /// (Docker not heard from yet), only the caps; `None` when nothing is known.
-    pub fn capacity(&self, engine: Option<Resources>) -> Option<Resources> {
+    /// The capacity: the sum of the nodes' figures capped by configuration. With no figures
+    /// (the back end not heard from yet), only the caps; `None` when nothing is known.
+    pub fn capacity(&self, nodes: Option<&[Node]>) -> Option<Resources> {
         let cap_mem = |m: u64| self.max_memory.map_or(m, |c| c.min(m));
         let cap_cores = |c: f64| self.max_cores.map_or(c, |x| x.min(c));
-        match engine {
+        let total = nodes.map(|n| n.iter().fold(Resources::default(), |acc, n| acc.plus(n.capacity)));
+        match total {
             Some(e) => Some(Resources { memory: cap_mem(e.memory), cores: cap_cores(e.cores) }),
             None => match (self.max_memory, self.max_cores) {
                 (None, None) => None,
@@ -172,7 +174,10 @@ pub struct Waiting {
     pub id: u64,
     pub submitted: Timestamp,
     pub priority: u32,
+    /// All of it together.
     pub need: Resources,
+    /// Each instance (container), each to be placed on a node.
+    pub instances: Vec<Resources>,
 }
 
 impl Waiting {
@@ -182,6 +187,7 @@ impl Waiting {
             submitted: e.time_scheduled,
             priority: e.application.priority,
             need: reservation(&e.application),
+            instances: placement::instances(&e.application),
         }
     }
 }
@@ -219,12 +225,18 @@ pub fn order(queue: &mut [Waiting], policy: Policy, capacity: Option<Resources>,
 }
 
 /// From a queue in order, the executions that start now: each in turn while it fits in what is
-/// free; the first that does not fit stops the round (nothing overtakes it).
-pub fn pick(ordered: &[Waiting], mut free: Resources) -> Vec<u64> {
+/// free, in total and, with `nodes` (what is free on each node), instance by instance on the
+/// nodes; the first that does not fit stops the round (nothing overtakes it).
+pub fn pick(ordered: &[Waiting], mut free: Resources, mut nodes: Option<&mut [Resources]>) -> Vec<u64> {
     let mut out = Vec::new();
     for w in ordered {
         if !w.need.fits(free) {
             break;
+        }
+        if let Some(nodes) = nodes.as_deref_mut() {
+            if placement::place(nodes, &w.instances).is_none() {
+                break;
+            }
         }
         free = free.minus(w.need);
         out.push(w.id);
@@ -234,8 +246,8 @@ pub fn pick(ordered: &[Waiting], mut free: Resources) -> Vec<u64> {
 
 /// The executions of `state` to start now: what [`pick`] chooses, but no more than leaves
 /// `max_starting` executions starting at once.
-pub fn to_start(state: &State, config: &SchedulerConfig, engine: Option<Resources>, now: Timestamp) -> Vec<u64> {
-    let capacity = config.capacity(engine);
+pub fn to_start(state: &State, config: &SchedulerConfig, nodes: Option<&[Node]>, now: Timestamp) -> Vec<u64> {
+    let capacity = config.capacity(nodes);
     let starting = state.executions.values().filter(|e| e.status == ExecutionStatus::Starting).count();
     let room = config.max_starting.saturating_sub(starting);
     if room == 0 {
@@ -247,7 +259,8 @@ pub fn to_start(state: &State, config: &SchedulerConfig, engine: Option<Resource
         Some(c) => c.minus(reserved(state)),
         None => Resources { memory: u64::MAX, cores: f64::MAX },
     };
-    let mut picked = pick(&queue, free);
+    let mut per_node = nodes.map(|n| placement::free_per_node(n, state));
+    let mut picked = pick(&queue, free, per_node.as_deref_mut());
     picked.truncate(room);
     picked
 }
@@ -256,14 +269,9 @@ pub fn to_start(state: &State, config: &SchedulerConfig, engine: Option<Resource
 pub type Positions = HashMap<u64, usize>;
 
 /// Queue positions (from 1) in the policy's order.
-pub fn queue_positions(
-    state: &State,
-    config: &SchedulerConfig,
-    engine: Option<Resources>,
-    now: Timestamp,
-) -> Positions {
+pub fn queue_positions(state: &State, config: &SchedulerConfig, nodes: Option<&[Node]>, now: Timestamp) -> Positions {
     let mut queue = waiting(state);
-    order(&mut queue, config.policy, config.capacity(engine), config.aging, now);
+    order(&mut queue, config.policy, config.capacity(nodes), config.aging, now);
     queue.iter().enumerate().map(|(i, w)| (w.id, i + 1)).collect()
 }
 
@@ -271,13 +279,13 @@ pub fn queue_positions(
 pub fn admit(
     state: &State,
     config: &SchedulerConfig,
-    engine: Option<Resources>,
+    nodes: Option<&[Node]>,
     owner_id: u64,
     role: Role,
     app: &Application,
 ) -> Result<(), ZoeError> {
     let need = reservation(app);
-    if let Some(cap) = config.capacity(engine) {
+    if let Some(cap) = config.capacity(nodes) {
         if need.memory > cap.memory {
             return Err(ZoeError::new(
                 Code::ExceedsCapacity,
@@ -301,6 +309,7 @@ pub fn admit(
             ));
         }
     }
+    fits_on_nodes(nodes, app)?;
     let quota = config.quota(role);
     let mine: Vec<_> = state.executions.values().filter(|e| e.owner_id == owner_id && e.status.is_active()).collect();
     let role_name = role.as_str();
@@ -355,6 +364,37 @@ pub fn admit(
     Ok(())
 }
 
+/// Refuses an application one of whose instances fits on no node even with the whole platform
+/// empty (with no node known, nothing is refused).
+fn fits_on_nodes(nodes: Option<&[Node]>, app: &Application) -> Result<(), ZoeError> {
+    let Some(nodes) = nodes.filter(|n| !n.is_empty()) else { return Ok(()) };
+    let wanted = placement::instances(app);
+    let mut empty: Vec<Resources> = nodes.iter().map(|n| n.capacity).collect();
+    if placement::place(&mut empty, &wanted).is_some() {
+        return Ok(());
+    }
+    let largest = nodes
+        .iter()
+        .map(|n| n.capacity)
+        .fold(Resources::default(), |a, c| Resources { memory: a.memory.max(c.memory), cores: a.cores.max(c.cores) });
+    let biggest = wanted
+        .iter()
+        .fold(Resources::default(), |a, c| Resources { memory: a.memory.max(c.memory), cores: a.cores.max(c.cores) });
+    Err(ZoeError::new(
+        Code::ExceedsCapacity,
+        format!(
+            "the application's {} containers do not fit on the platform's {} node(s) even when they are empty: \
+             the largest container needs {} and {} cores, the largest node has {} and {} cores",
+            wanted.len(),
+            nodes.len(),
+            show_bytes(biggest.memory),
+            biggest.cores,
+            show_bytes(largest.memory),
+            largest.cores
+        ),
+    ))
+}
+
 /// Running executions that have run longer than their owner's role allows, with the reason.
 pub fn overdue(state: &State, config: &SchedulerConfig, now: Timestamp) -> Vec<(u64, String)> {
     let mut out = Vec::new();
@@ -399,7 +439,7 @@ mod tests {
     struct World {
         s: State,
         cfg: SchedulerConfig,
-        engine: Option<Resources>,
+        nodes: Option<Vec<Node>>,
         log: String,
     }
 
@@ -424,7 +464,15 @@ mod tests {
                 create_user(&mut s, &admin, name, role, "$argon2id$".into(), at(0)).unwrap();
             }
             let cfg = SchedulerConfig { policy, aging: Duration::from_secs(100), ..SchedulerConfig::default() };
-            World { s, cfg, engine: Some(Resources { memory: 1024 * MIB, cores: 4.0 }), log: String::new() }
+            World {
+                s,
+                cfg,
+                nodes: Some(vec![Node {
+                    name: "engine".into(),
+                    capacity: Resources { memory: 1024 * MIB, cores: 4.0 },
+                }]),
+                log: String::new(),
+            }
         }
 
         fn caller(&self, name: &str) -> Caller {
@@ -434,7 +482,7 @@ mod tests {
 
         fn submit(&mut self, who: &str, name: &str, app: Application, t: i64) -> Result<u64, ZoeError> {
             let c = self.caller(who);
-            let r = submit_execution(&mut self.s, &c, name, app, &self.cfg, self.engine, at(t));
+            let r = submit_execution(&mut self.s, &c, name, app, &self.cfg, self.nodes.as_deref(), at(t));
             self.log.push_str(&format!(
                 "t+{t} submit {name} by {who}: {}\n",
                 match &r {
@@ -448,7 +496,7 @@ mod tests {
 
         /// One scheduling round: starts what the scheduler picks (the back end "succeeds").
         fn round(&mut self, t: i64) -> Vec<u64> {
-            let ids = to_start(&self.s, &self.cfg, self.engine, at(t));
+            let ids = to_start(&self.s, &self.cfg, self.nodes.as_deref(), at(t));
             for id in &ids {
                 begin_start(&mut self.s, *id, at(t)).unwrap();
                 outcomes::started(&mut self.s, *id, &[], at(t));
@@ -467,7 +515,7 @@ mod tests {
 
         /// The state after a step, one line: every execution's status and queue position.
         fn step_state(&mut self, t: i64) {
-            let pos = queue_positions(&self.s, &self.cfg, self.engine, at(t));
+            let pos = queue_positions(&self.s, &self.cfg, self.nodes.as_deref(), at(t));
             let line: Vec<String> = self
                 .s
                 .executions
@@ -498,7 +546,7 @@ mod tests {
         w.submit("alice", "second", app(600, None, 1), 1).unwrap();
         assert_eq!(w.round(2), vec![a]);
         assert!(w.round(3).is_empty(), "600 + 600 MiB does not fit in 1024");
-        assert_eq!(queue_positions(&w.s, &w.cfg, w.engine, at(3)).into_values().collect::<Vec<_>>(), vec![1]);
+        assert_eq!(queue_positions(&w.s, &w.cfg, w.nodes.as_deref(), at(3)).into_values().collect::<Vec<_>>(), vec![1]);
         w.end(a, 10);
         assert_eq!(w.round(10).len(), 1);
         // Never fits: refused at submit, saying by how much.
@@ -508,6 +556,38 @@ mod tests {
         let e = w.submit("alice", "cpu", app(10, Some(8.0), 1), 12).unwrap_err();
         assert!(e.message.contains("4 more"), "{e}");
         w.snapshot("fits_and_does_not_fit");
+    }
+
+    #[test]
+    fn on_several_nodes_every_container_must_fit_on_one_node() {
+        let mut w = World::new(Policy::Fifo);
+        let node = |name: &str| Node { name: name.into(), capacity: Resources { memory: 512 * MIB, cores: 2.0 } };
+        w.nodes = Some(vec![node("n1"), node("n2")]);
+        // 600 MiB fits in the 1 GiB of the two nodes together, but on neither: refused.
+        let e = w.submit("alice", "wide", app(600, None, 1), 0).unwrap_err();
+        assert_eq!(e.code, Code::ExceedsCapacity);
+        assert!(e.message.contains("the largest node has 512 MiB"), "{e}");
+        // Two containers of 400 MiB go one on each node.
+        let mut pair = app(400, None, 1);
+        pair.services[0].total_count = 2;
+        pair.services[0].essential_count = 2;
+        let two = w.submit("alice", "pair", pair, 1).unwrap();
+        assert_eq!(w.round(1), vec![two]);
+        w.end(two, 2);
+        // Two of 300 MiB run, one on each node (the back end says where)...
+        let a = w.submit("alice", "a", app(300, None, 1), 3).unwrap();
+        let b = w.submit("alice", "b", app(300, None, 1), 3).unwrap();
+        assert_eq!(w.round(3), vec![a, b]);
+        for (id, n) in [(a, "n1"), (b, "n2")] {
+            Arc::make_mut(w.s.executions.get_mut(&id).unwrap()).services[0].node = Some(n.into());
+        }
+        // ...so 400 MiB waits although 424 MiB are free in total: 212 on each node.
+        let c = w.submit("alice", "c", app(400, None, 1), 4).unwrap();
+        assert!(w.round(4).is_empty());
+        assert_eq!(placement::free_per_node(w.nodes.as_deref().unwrap(), &w.s)[0].memory, 212 * MIB);
+        w.end(a, 5);
+        assert_eq!(w.round(5), vec![c], "it starts once a node has room");
+        w.snapshot("several_nodes");
     }
 
     #[test]
@@ -565,18 +645,18 @@ mod tests {
     #[test]
     fn priority_orders_and_ages() {
         let mut w = World::new(Policy::Priority);
-        w.engine = Some(Resources { memory: 100 * MIB, cores: 1.0 });
+        w.nodes = Some(vec![Node { name: "engine".into(), capacity: Resources { memory: 100 * MIB, cores: 1.0 } }]);
         let blocker = w.submit("alice", "blocker", app(100, None, 0), 0).unwrap();
         w.round(0);
         w.submit("alice", "low-old", app(100, None, 10), 1).unwrap();
         w.submit("alice", "high-new", app(100, None, 900), 50).unwrap();
-        let pos = queue_positions(&w.s, &w.cfg, w.engine, at(50));
+        let pos = queue_positions(&w.s, &w.cfg, w.nodes.as_deref(), at(50));
         let name_at = |p: usize| pos.iter().find(|(_, v)| **v == p).map(|(id, _)| w.s.executions[id].name.clone());
         assert_eq!(name_at(1).as_deref(), Some("high-new"));
         // Later, low-old has waited long enough to outrank a fresh high-priority execution
         // (10 + 1024 * 140/100 > 900), though not high-new, which has been waiting too.
         w.submit("alice", "high-late", app(100, None, 900), 141).unwrap();
-        let pos = queue_positions(&w.s, &w.cfg, w.engine, at(141));
+        let pos = queue_positions(&w.s, &w.cfg, w.nodes.as_deref(), at(141));
         let mut order: Vec<(usize, String)> = pos.iter().map(|(id, p)| (*p, w.s.executions[id].name.clone())).collect();
         order.sort();
         let order: Vec<String> = order.into_iter().map(|(_, n)| n).collect();
@@ -592,7 +672,7 @@ mod tests {
         let bad = w.submit("alice", "bad", app(500, None, 1), 0).unwrap();
         let next = w.submit("alice", "next", app(500, None, 1), 1).unwrap();
         let third = w.submit("alice", "third", app(500, None, 1), 2).unwrap();
-        let ids = to_start(&w.s, &w.cfg, w.engine, at(3));
+        let ids = to_start(&w.s, &w.cfg, w.nodes.as_deref(), at(3));
         assert_eq!(ids, vec![bad, next]);
         for id in ids {
             begin_start(&mut w.s, id, at(3)).unwrap();
@@ -609,18 +689,18 @@ mod tests {
         let mut w = World::new(Policy::Fifo);
         w.cfg.max_starting = 2;
         let ids: Vec<u64> = (0..5).map(|i| w.submit("alice", &format!("e{i}"), app(10, None, 1), i).unwrap()).collect();
-        let first = to_start(&w.s, &w.cfg, w.engine, at(5));
+        let first = to_start(&w.s, &w.cfg, w.nodes.as_deref(), at(5));
         assert_eq!(first, ids[..2], "two at once, in queue order");
         for id in &first {
             begin_start(&mut w.s, *id, at(5)).unwrap();
         }
         w.log.push_str("t+5 e0 and e1 starting\n");
         w.step_state(5);
-        assert!(to_start(&w.s, &w.cfg, w.engine, at(6)).is_empty(), "nothing more while two are starting");
+        assert!(to_start(&w.s, &w.cfg, w.nodes.as_deref(), at(6)).is_empty(), "nothing more while two are starting");
         outcomes::started(&mut w.s, ids[0], &[], at(7));
         w.log.push_str("t+7 e0 running\n");
         w.step_state(7);
-        assert_eq!(to_start(&w.s, &w.cfg, w.engine, at(7)), ids[2..3], "one more once one is running");
+        assert_eq!(to_start(&w.s, &w.cfg, w.nodes.as_deref(), at(7)), ids[2..3], "one more once one is running");
         w.snapshot("starts_in_flight_are_bounded");
     }
 
@@ -630,7 +710,7 @@ mod tests {
         w.cfg.max_starting = 1;
         let slow = w.submit("alice", "slow", app(10, None, 1), 0).unwrap();
         let next = w.submit("alice", "next", app(10, None, 1), 1).unwrap();
-        assert_eq!(to_start(&w.s, &w.cfg, w.engine, at(2)), vec![slow]);
+        assert_eq!(to_start(&w.s, &w.cfg, w.nodes.as_deref(), at(2)), vec![slow]);
         begin_start(&mut w.s, slow, at(2)).unwrap();
         let f = outcomes::start_failed(&mut w.s, slow, "Docker did not answer within 30 s", true, at(32));
         assert!(f.changed);
@@ -638,8 +718,8 @@ mod tests {
         w.step_state(32);
         let e = &w.s.executions[&slow];
         assert_eq!((e.status, e.time_started, e.services.len()), (ExecutionStatus::Scheduled, None, 0));
-        assert_eq!(queue_positions(&w.s, &w.cfg, w.engine, at(33))[&slow], 1, "it keeps its place");
-        assert_eq!(queue_positions(&w.s, &w.cfg, w.engine, at(33))[&next], 2);
+        assert_eq!(queue_positions(&w.s, &w.cfg, w.nodes.as_deref(), at(33))[&slow], 1, "it keeps its place");
+        assert_eq!(queue_positions(&w.s, &w.cfg, w.nodes.as_deref(), at(33))[&next], 2);
         w.snapshot("transient_failure_requeues");
     }
 
@@ -697,7 +777,7 @@ mod tests {
     #[test]
     fn the_queue_survives_a_restart_in_order() {
         let mut w = World::new(Policy::Fifo);
-        w.engine = Some(Resources { memory: 100 * MIB, cores: 1.0 });
+        w.nodes = Some(vec![Node { name: "engine".into(), capacity: Resources { memory: 100 * MIB, cores: 1.0 } }]);
         let first = w.submit("alice", "first", app(100, None, 1), 0).unwrap();
         w.submit("alice", "second", app(100, None, 1), 1).unwrap();
         w.submit("alice", "third", app(100, None, 1), 2).unwrap();
@@ -706,13 +786,13 @@ mod tests {
         let mut restored = zoe_checkpoints::decode(&text).unwrap();
         assert_eq!(restored, w.s);
         // After a restart the running one is checked, and the others keep their places.
-        let pos = queue_positions(&restored, &w.cfg, w.engine, at(4));
+        let pos = queue_positions(&restored, &w.cfg, w.nodes.as_deref(), at(4));
         let mut names: Vec<(usize, String)> =
             pos.iter().map(|(id, p)| (*p, restored.executions[id].name.clone())).collect();
         names.sort();
         assert_eq!(names, vec![(1, "second".to_string()), (2, "third".to_string())]);
         begin_cleanup_done(&mut restored, first, 5);
-        let next = to_start(&restored, &w.cfg, w.engine, at(5));
+        let next = to_start(&restored, &w.cfg, w.nodes.as_deref(), at(5));
         assert_eq!(next.len(), 1);
         assert_eq!(restored.executions[&next[0]].name, "second");
     }

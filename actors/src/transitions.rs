@@ -10,7 +10,8 @@ use zoe_checkpoints::{
 use crate::app_description::check_host_names;
 use crate::error::{Code, ZoeError};
 use crate::naming;
-use crate::scheduler::{self, Resources, SchedulerConfig};
+use crate::placement::Node;
+use crate::scheduler::{self, SchedulerConfig};
 
 /// Who is asking: an authenticated user.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -174,7 +175,7 @@ pub fn submit_execution(
     name: &str,
     application: Application,
     sched: &SchedulerConfig,
-    engine: Option<Resources>,
+    nodes: Option<&[Node]>,
     now: Timestamp,
 ) -> Result<u64, ZoeError> {
     naming::check_dns_label("execution name", name).map_err(|m| ZoeError::new(Code::InvalidName, m))?;
@@ -192,7 +193,7 @@ pub fn submit_execution(
             ));
         }
     }
-    scheduler::admit(state, sched, engine, caller.id, caller.role, &application)?;
+    scheduler::admit(state, sched, nodes, caller.id, caller.role, &application)?;
     let id = state.gen_id();
     let execution = Execution {
         id,

@@ -22,6 +22,7 @@ use zoe_checkpoints::{
 
 use crate::error::{Code, ZoeError};
 use crate::history::{self, Found, ListFilter, Selection};
+use crate::placement;
 use crate::reader::{Counters, JsonCache, Published};
 use crate::scheduler::{self, Policy, SchedulerConfig};
 use crate::transitions::{check_caller, visible_user, Caller};
@@ -290,7 +291,7 @@ pub fn service_view(e: &Execution, s: &Service) -> ServiceView {
 
 /// Queue positions (from 1) in the scheduler's order at `now`.
 fn positions(p: &Published, sched: &SchedulerConfig, now: Timestamp) -> scheduler::Positions {
-    scheduler::queue_positions(&p.state, sched, p.platform.engine(), now)
+    scheduler::queue_positions(&p.state, sched, p.platform.nodes(), now)
 }
 
 /// `GET /user/<name>`.
@@ -544,7 +545,7 @@ pub fn stats_scheduler(p: &Published, sched: &SchedulerConfig, caller: &Caller, 
     queued.sort_by_key(|(n, _)| *n);
     let count = |st: ExecutionStatus| state.executions.values().filter(|e| e.status == st).count();
     let used = scheduler::reserved(state);
-    let capacity = sched.capacity(p.platform.engine());
+    let capacity = sched.capacity(p.platform.nodes());
     SchedulerStats {
         timestamp: epoch_seconds(now),
         policy: sched.policy,
@@ -568,35 +569,59 @@ pub fn stats_scheduler(p: &Published, sched: &SchedulerConfig, caller: &Caller, 
 pub fn stats_platform(p: &Published, sched: &SchedulerConfig, caller: &Caller, now: Timestamp) -> PlatformStats {
     let platform = &p.platform;
     let used = scheduler::reserved(&p.state);
-    let capacity = sched.capacity(platform.engine());
+    let capacity = sched.capacity(platform.nodes());
     let admin = caller.is_admin();
+    let known: Vec<placement::Node> = platform
+        .nodes
+        .iter()
+        .map(|n| placement::Node {
+            name: n.name.clone(),
+            capacity: scheduler::Resources { memory: n.memory, cores: f64::from(n.cpus) },
+        })
+        .collect();
+    let per_node = placement::reserved_per_node(&known, &p.state);
     PlatformStats {
         container_count: platform.containers,
         image_count: admin.then_some(platform.images),
         memory_total: platform.memory_total,
         cores_total: platform.cpus,
-        placement_strategy: admin.then(|| "single engine".to_string()),
+        placement_strategy: admin.then(|| {
+            if platform.nodes.len() > 1 || platform.nodes.iter().any(|n| n.role != "engine") {
+                "swarm: first-fit decreasing admission, Swarm spread placement".to_string()
+            } else {
+                "single engine".to_string()
+            }
+        }),
         memory_capacity: capacity.map(|c| c.memory),
         cores_capacity: capacity.map(|c| c.cores),
         memory_reserved: used.memory,
         cores_reserved: used.cores,
         active_filters: admin.then(Vec::new),
         nodes: if admin {
-            vec![NodeView {
-                name: platform.name.clone(),
-                docker_endpoint: "local".to_string(),
-                container_count: platform.containers_running,
-                cores_total: platform.cpus,
-                cores_reserved: used.cores,
-                memory_total: platform.memory_total,
-                memory_reserved: used.memory,
-                labels: BTreeMap::new(),
-                timestamp: epoch_seconds(now),
-                status: if platform.reachable { "healthy" } else { "unreachable" }.to_string(),
-                error: None,
-                last_update: now,
-                server_version: platform.server_version.clone(),
-            }]
+            platform
+                .nodes
+                .iter()
+                .zip(&per_node)
+                .map(|(n, reserved)| NodeView {
+                    name: n.name.clone(),
+                    docker_endpoint: n.address.clone(),
+                    container_count: n.containers,
+                    cores_total: n.cpus,
+                    cores_reserved: reserved.cores,
+                    memory_total: n.memory,
+                    memory_reserved: reserved.memory,
+                    labels: n.labels.clone(),
+                    timestamp: epoch_seconds(now),
+                    status: match (platform.reachable, n.ready) {
+                        (false, _) => "unreachable".to_string(),
+                        (true, true) => "healthy".to_string(),
+                        (true, false) => n.status.clone(),
+                    },
+                    error: (!n.ready).then(|| format!("node {} is {}: nothing is placed on it", n.name, n.status)),
+                    last_update: now,
+                    server_version: platform.server_version.clone(),
+                })
+                .collect()
         } else {
             Vec::new()
         },
@@ -656,7 +681,7 @@ pub fn metrics(p: &Published, sched: &SchedulerConfig) -> Metrics {
         }
     }
     let used = scheduler::reserved(&p.state);
-    let capacity = sched.capacity(p.platform.engine());
+    let capacity = sched.capacity(p.platform.nodes());
     Metrics {
         queue_length: by_status.first().map(|(_, n)| *n).unwrap_or(0),
         executions_by_status: by_status,
@@ -763,14 +788,27 @@ mod tests {
         crate::outcomes::started(&mut s, run, &[], at(4));
         submit_execution(&mut s, &bob, "theirs", app.clone(), &cfg, None, at(5)).unwrap();
         submit_execution(&mut s, &alice, "mine", app, &cfg, None, at(6)).unwrap();
-        let platform = Platform {
+        let platform = Platform::of(crate::protocol::PlatformInfo {
             name: "host-1".into(),
             server_version: "20.10".into(),
             memory_total: 1 << 34,
             cpus: 8,
-            reachable: true,
-            ..Platform::default()
-        };
+            containers: 0,
+            containers_running: 0,
+            images: 0,
+            nodes: vec![crate::protocol::NodeInfo {
+                id: "ENGINE1".into(),
+                name: "host-1".into(),
+                address: "local".into(),
+                ready: true,
+                status: "ready".into(),
+                role: "engine".into(),
+                cpus: 8,
+                memory: 1 << 34,
+                labels: BTreeMap::new(),
+                containers: 0,
+            }],
+        });
         Published::new(Arc::new(s), Arc::default(), platform, Counters::default(), true)
     }
 

@@ -105,7 +105,7 @@ impl Handler<SubmitExecution> for StateActor {
     type Result = ResponseFuture<Result<u64, ZoeError>>;
 
     fn handle(&mut self, msg: SubmitExecution, ctx: &mut Self::Context) -> Self::Result {
-        let engine = self.engine();
+        let nodes = self.platform.nodes().map(<[_]>::to_vec);
         let result = transitions::check_caller(&self.state, &msg.caller).and_then(|()| {
             check_registries(&msg.application, &self.config.allowed_registries).map_err(ZoeError::from)?;
             transitions::submit_execution(
@@ -114,7 +114,7 @@ impl Handler<SubmitExecution> for StateActor {
                 &msg.name,
                 msg.application,
                 &self.config.scheduler,
-                engine,
+                nodes.as_deref(),
                 Self::now(),
             )
         });

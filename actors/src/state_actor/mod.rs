@@ -37,7 +37,7 @@ use crate::outcomes::{self, FollowUp};
 use crate::plan::{self, PlanSettings};
 use crate::protocol::{BackendEvent, BackendHandle, RemoveContainers, RemoveExecution};
 use crate::reader::{Counters, Platform, Published, Reader};
-use crate::scheduler::{self, Resources, SchedulerConfig};
+use crate::scheduler::{self, SchedulerConfig};
 use crate::transitions;
 use writer::{Disk, SegmentWritten, WriteJob, Written};
 
@@ -238,7 +238,7 @@ impl StateActor {
             return;
         }
         let now = Self::now();
-        for id in scheduler::to_start(&self.state, &self.config.scheduler, self.engine(), now) {
+        for id in scheduler::to_start(&self.state, &self.config.scheduler, self.platform.nodes(), now) {
             if let Err(e) = transitions::begin_start(&mut self.state, id, now) {
                 tracing::error!("cannot start execution {id}: {e}");
                 continue;
@@ -304,11 +304,6 @@ impl StateActor {
             }
             ctx.stop();
         }
-    }
-
-    /// The engine's capacity as last reported, if it was.
-    fn engine(&self) -> Option<Resources> {
-        self.platform.engine()
     }
 
     /// Every second: executions past their time limit are terminated, and the queue is looked
@@ -446,16 +441,7 @@ impl Handler<BackendEvent> for StateActor {
             }
             BackendEvent::Inventory { containers } => outcomes::reconcile(&mut self.state, &containers, now),
             BackendEvent::Platform(p) => {
-                self.platform = Platform {
-                    name: p.name,
-                    server_version: p.server_version,
-                    memory_total: p.memory_total,
-                    cpus: p.cpus,
-                    containers: p.containers,
-                    containers_running: p.containers_running,
-                    images: p.images,
-                    reachable: true,
-                };
+                self.platform = Platform::of(p);
                 FollowUp::default()
             }
             BackendEvent::Unreachable { error } => {

@@ -1,0 +1,144 @@
+//! Placement on a platform of several nodes: whether the instances of an execution fit, each on
+//! some node. Pure functions, used by the scheduler (admission and starts) and by the simulator.
+//!
+//! The rule is first-fit decreasing: the instances, largest first, each on the first node (in
+//! the platform's order) with room for it. On one engine this is the same as comparing the sum
+//! with what is free; on a Swarm it refuses an execution whose instances would fit in the sum of
+//! the free space but not on actual nodes.
+
+use zoe_checkpoints::{Application, Execution, State};
+
+use crate::scheduler::{holds_resources, Resources};
+
+/// A node as the scheduler sees it: its name and what it has.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    pub name: String,
+    pub capacity: Resources,
+}
+
+/// The instances of an application (each service times its `total_count`), what each needs.
+pub fn instances(app: &Application) -> Vec<Resources> {
+    app.services
+        .iter()
+        .flat_map(|d| {
+            let one =
+                Resources { memory: d.required_resources.memory, cores: d.required_resources.cores.unwrap_or(0.0) };
+            std::iter::repeat_n(one, d.total_count as usize)
+        })
+        .collect()
+}
+
+/// Larger first: by memory, then cores.
+fn decreasing(a: &Resources, b: &Resources) -> std::cmp::Ordering {
+    b.memory.cmp(&a.memory).then(b.cores.total_cmp(&a.cores))
+}
+
+/// Places `instances` on nodes with `free` room by first-fit decreasing, taking the room they
+/// use. Returns the node of each instance (in the order given), or `None` when one fits nowhere
+/// (then `free` is left as it was).
+pub fn place(free: &mut [Resources], instances: &[Resources]) -> Option<Vec<usize>> {
+    let mut order: Vec<usize> = (0..instances.len()).collect();
+    order.sort_by(|a, b| decreasing(&instances[*a], &instances[*b]));
+    let mut trial = free.to_vec();
+    let mut at = vec![0; instances.len()];
+    for i in order {
+        let n = trial.iter().position(|f| instances[i].fits(*f))?;
+        trial[n] = trial[n].minus(instances[i]);
+        at[i] = n;
+    }
+    free.copy_from_slice(&trial);
+    Some(at)
+}
+
+/// What the executions of `state` hold on each node: an instance known to run on a node is
+/// charged to it; the others (not placed yet, or on a back end that does not say) are placed by
+/// first-fit decreasing on what is left, or on the first node when they fit nowhere.
+pub fn reserved_per_node(nodes: &[Node], state: &State) -> Vec<Resources> {
+    let mut used = vec![Resources::default(); nodes.len()];
+    let mut floating = Vec::new();
+    for e in state.executions.values().filter(|e| holds_resources(e.status)) {
+        for (need, node) in held(e) {
+            match node.and_then(|name| nodes.iter().position(|n| n.name == name)) {
+                Some(i) => used[i] = used[i].plus(need),
+                None if node.is_none() => floating.push(need),
+                // On a node that is gone: it holds nothing any more.
+                None => {}
+            }
+        }
+    }
+    floating.sort_by(decreasing);
+    for need in floating {
+        let room = |i: usize| nodes[i].capacity.minus(used[i]);
+        if let Some(i) = (0..nodes.len()).find(|i| need.fits(room(*i))).or((!nodes.is_empty()).then_some(0)) {
+            used[i] = used[i].plus(need);
+        }
+    }
+    used
+}
+
+/// What is free on each node, given what the executions of `state` hold (see
+/// [`reserved_per_node`]).
+pub fn free_per_node(nodes: &[Node], state: &State) -> Vec<Resources> {
+    nodes.iter().zip(reserved_per_node(nodes, state)).map(|(n, used)| n.capacity.minus(used)).collect()
+}
+
+/// What each instance of a running (or starting, or cleaning up) execution holds, and on which
+/// node when known. Instances not created yet hold their share too.
+fn held(e: &Execution) -> Vec<(Resources, Option<&str>)> {
+    let need = |service: &str| {
+        e.application
+            .services
+            .iter()
+            .find(|d| d.name == service)
+            .map(|d| Resources {
+                memory: d.required_resources.memory,
+                cores: d.required_resources.cores.unwrap_or(0.0),
+            })
+            .unwrap_or_default()
+    };
+    if e.services.is_empty() {
+        return instances(&e.application).into_iter().map(|r| (r, None)).collect();
+    }
+    e.services
+        .iter()
+        .filter(|s| s.status != zoe_checkpoints::ServiceStatus::Lost)
+        .map(|s| (need(&s.service_name), s.node.as_deref()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GIB: u64 = 1 << 30;
+
+    fn r(gib: u64, cores: f64) -> Resources {
+        Resources { memory: gib * GIB, cores }
+    }
+
+    #[test]
+    fn first_fit_decreasing_places_the_largest_first_and_takes_nothing_when_it_fails() {
+        let mut free = vec![r(8, 4.0), r(16, 4.0)];
+        // 10 GiB only fits on the second node; then 6 and 6 go first-fit: the first on node 0,
+        // the second on node 1 (node 0 has 2 left).
+        let at = place(&mut free, &[r(6, 1.0), r(10, 1.0), r(6, 1.0)]).unwrap();
+        assert_eq!(at, [0, 1, 1]);
+        assert_eq!(free, vec![r(2, 3.0), r(0, 2.0)]);
+        // Fits in the sum of what is free, but on no node: refused, and nothing is taken.
+        let mut free = vec![r(2, 4.0), r(2, 4.0)];
+        assert_eq!(place(&mut free, &[r(1, 1.0), r(3, 1.0)]), None);
+        assert_eq!(free, vec![r(2, 4.0), r(2, 4.0)]);
+        // Cores count too.
+        let mut free = vec![r(64, 1.0), r(64, 1.0)];
+        assert!(place(&mut free, &[r(1, 0.6), r(1, 0.6), r(1, 0.6)]).is_none());
+        assert!(place(&mut free, &[r(1, 0.6), r(1, 0.4), r(1, 0.6)]).is_some());
+    }
+
+    #[test]
+    fn one_node_is_the_sum() {
+        let mut free = vec![r(8, 4.0)];
+        assert!(place(&mut free, &[r(4, 1.0), r(4, 1.0)]).is_some());
+        assert!(place(&mut free, &[r(1, 0.0)]).is_none());
+    }
+}
