@@ -1,12 +1,12 @@
 //! Zoe's actors and domain logic: the state actor (the single writer of the state), the back
-//! ends that run containers (the Docker actor for one engine), the protocol between them, and the
-//! pure functions they use: application description validation, naming, state transitions,
-//! start plans and scheduling.
+//! ends that run containers ([`backend`]: the Docker actor for one engine), the protocol between
+//! them, and the pure functions they use: application description validation, naming, state
+//! transitions, start plans and scheduling.
 //!
 //! Nothing here knows about HTTP.
 
 pub mod app_description;
-pub mod docker_actor;
+pub mod backend;
 pub mod error;
 pub mod history;
 pub mod naming;
@@ -27,5 +27,7 @@ pub mod workspace;
 #[cfg(test)]
 mod testing;
 
+/// The single-engine back end under its older path: [`backend::engine`].
+pub use backend::engine as docker_actor;
 pub use error::{Code, ZoeError};
 pub use transitions::Caller;
