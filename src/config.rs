@@ -205,11 +205,47 @@ pub struct MasterConfig {
     #[serde(default)]
     pub no_docker: bool,
 
-    /// Docker Engine to use: `unix:///path/docker.sock` or `tcp://host:port` (default: the
-    /// local engine, honouring DOCKER_HOST).
+    /// The container back end: `engine` (one Docker Engine) or `swarm` (a Docker Swarm mode
+    /// cluster, through a manager given with `docker-host`).
+    #[arg(long, env = "ZOE_BACKEND", value_enum, default_value_t = Backend::Engine)]
+    pub backend: Backend,
+
+    /// Docker endpoint to use (the engine, or a Swarm manager): `unix:///path/docker.sock` or
+    /// `tcp://host:port` (default: the local engine's socket). A `tcp://` endpoint that is not
+    /// on this machine needs TLS (`docker-tls-*`) unless `docker-insecure` is given: an open
+    /// Docker port is root on every machine behind it.
     #[arg(long, env = "ZOE_DOCKER_HOST")]
     #[serde(default)]
     pub docker_host: Option<String>,
+
+    /// The certificate authority (PEM) that signed the Docker endpoint's certificate: TLS with
+    /// the endpoint's certificate checked. Needs `docker-tls-cert` and `docker-tls-key`.
+    #[arg(long, env = "ZOE_DOCKER_TLS_CA", requires_all = ["docker_tls_cert", "docker_tls_key"])]
+    #[serde(default)]
+    pub docker_tls_ca: Option<PathBuf>,
+
+    /// Zoe's client certificate (PEM) for the Docker endpoint.
+    #[arg(long, env = "ZOE_DOCKER_TLS_CERT", requires_all = ["docker_tls_ca", "docker_tls_key"])]
+    #[serde(default)]
+    pub docker_tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of `docker-tls-cert`.
+    #[arg(long, env = "ZOE_DOCKER_TLS_KEY", requires_all = ["docker_tls_ca", "docker_tls_cert"])]
+    #[serde(default)]
+    pub docker_tls_key: Option<PathBuf>,
+
+    /// Allow a plain (not TLS) `tcp://` Docker endpoint on another machine. Anyone who can
+    /// reach that port controls every container and the machines behind it.
+    #[arg(long, env = "ZOE_DOCKER_INSECURE")]
+    #[serde(default)]
+    pub docker_insecure: bool,
+
+    /// Placement constraints of the Swarm back end, in Swarm's syntax (repeat the flag), e.g.
+    /// `node.role==worker` or `node.labels.zoe==yes`. Only nodes that match take Zoe's
+    /// containers, and only they count in the capacity.
+    #[arg(long = "swarm-constraint", env = "ZOE_SWARM_CONSTRAINTS", value_delimiter = ',')]
+    #[serde(default)]
+    pub swarm_constraint: Vec<String>,
 
     /// Time limit of each Docker call, in seconds.
     #[arg(long, env = "ZOE_DOCKER_TIMEOUT", default_value_t = 30)]
@@ -272,6 +308,16 @@ pub struct MasterConfig {
     /// Log format: `text` or `json`.
     #[arg(long, env = "ZOE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+/// Which container back end the master uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// One Docker Engine.
+    Engine,
+    /// A Docker Swarm mode cluster, through one of its managers.
+    Swarm,
 }
 
 /// How the master writes its logs.

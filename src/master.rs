@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
 use time::OffsetDateTime;
-use zoe_actors::docker_actor::DockerConfig;
+use zoe_actors::backend::{Backend, DockerConfig, TlsFiles};
 use zoe_actors::plan::PlanSettings;
 use zoe_actors::state_actor::{Durable, StateActor, StateConfig};
 use zoe_checkpoints::{encode, is_dns_label, Action, Archive, ArchiveIndex, Change, Role, State, Store, User};
@@ -210,12 +210,21 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
         allowed_registries: config.allowed_registry.clone(),
         history: config.history(),
     };
-    let docker_config = if config.no_docker {
+    let backend = if config.no_docker {
         tracing::warn!("running without Docker (--no-docker): executions wait in the queue");
         None
     } else {
-        Some(DockerConfig {
+        let tls = match (&config.docker_tls_ca, &config.docker_tls_cert, &config.docker_tls_key) {
+            (Some(ca), Some(cert), Some(key)) => {
+                Some(TlsFiles { ca: ca.clone(), cert: cert.clone(), key: key.clone() })
+            }
+            _ => None,
+        };
+        let docker = DockerConfig {
             docker_host: config.docker_host.clone(),
+            tls,
+            insecure: config.docker_insecure,
+            constraints: config.swarm_constraint.clone(),
             deployment_name: config.deployment_name.clone(),
             call_timeout: Duration::from_secs(config.docker_timeout),
             pull_timeout: Duration::from_secs(config.pull_timeout),
@@ -228,11 +237,15 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
             pids_limit: config.pids_limit,
             log_max_bytes: config.container_log_bytes,
             log_max_files: config.container_log_files,
+        };
+        Some(match config.backend {
+            crate::config::Backend::Engine => Backend::Engine(docker),
+            crate::config::Backend::Swarm => Backend::Swarm(docker),
         })
     };
     let durable = Durable { store: loaded.store, seq: loaded.seq, archive: loaded.archive, index: loaded.index };
-    let launched = StateActor::launch(loaded.state, durable, state_config, docker_config)
-        .map_err(|e| StartError(format!("cannot start the Docker actor: {e}")))?;
+    let launched = StateActor::launch(loaded.state, durable, state_config, backend)
+        .map_err(|e| StartError(format!("cannot start the container back end: {e}")))?;
     let auth = Auth::new(
         Duration::from_secs(config.auth_cache_seconds),
         config.login_failures_max,

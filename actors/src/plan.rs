@@ -104,6 +104,7 @@ pub fn start_plan(state: &State, id: u64, settings: &PlanSettings) -> Result<Sta
             uid: owner.uid,
             memory: d.required_resources.memory,
             nano_cpus: (d.required_resources.cores.unwrap_or(settings.default_cores) * 1e9) as i64,
+            reserved_nano_cpus: (d.required_resources.cores.unwrap_or(0.0) * 1e9) as i64,
             exposed_ports: d
                 .ports
                 .iter()

@@ -42,6 +42,9 @@ pub struct ContainerSpec {
     pub memory: u64,
     /// CPU limit in billionths of a core (the description's cores, or the configured default).
     pub nano_cpus: i64,
+    /// CPU reserved, in billionths of a core: the description's cores, or nothing (what the
+    /// scheduler counts; a back end that reserves, such as a Swarm, reserves this).
+    pub reserved_nano_cpus: i64,
     /// Ports published on `publish_address`, on a random host port.
     pub exposed_ports: Vec<ExposedPort>,
     /// The owner's workspace, created (owned by `uid`, mode 0700) and bind-mounted read-write.

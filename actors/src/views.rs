@@ -128,6 +128,9 @@ pub struct ServiceView {
     pub status: ServiceStatus,
     pub exit_code: Option<i64>,
     pub oom_killed: bool,
+    /// The node it runs (or ran) on, on a Swarm.
+    #[serde(default)]
+    pub node: Option<String>,
 }
 
 /// `{"stats": ...}`, the envelope of both statistics.
@@ -286,6 +289,7 @@ pub fn service_view(e: &Execution, s: &Service) -> ServiceView {
         status: s.status,
         exit_code: s.exit_code,
         oom_killed: s.oom_killed,
+        node: s.node.clone(),
     }
 }
 

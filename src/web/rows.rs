@@ -242,6 +242,7 @@ mod tests {
             status: ServiceStatus::Exited,
             exit_code: Some(137),
             oom_killed: false,
+            node: None,
         });
         assert_eq!(s.outcome(), "exited with code 137 (signal 9)");
         assert_eq!(s.port_rows()[0].url(), "http://127.0.0.1:3000/a");

@@ -17,6 +17,7 @@ use bollard::errors::Error as BollardError;
 use bollard::{ClientVersion, Docker, API_DEFAULT_VERSION};
 use tracing::{debug, info, warn};
 
+use super::config::{DockerConfig, TlsFiles};
 use crate::protocol::BackendEvent;
 
 const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
@@ -126,7 +127,7 @@ pub(crate) fn pull_reason(e: &CallError) -> String {
 /// `failed to create shim task: OCI runtime create failed: runc create failed: unable to start
 /// container process: exec: "x": executable file not found in $PATH: unknown` becomes
 /// `executable "x" was not found in $PATH`.
-fn plain_docker_message(message: &str) -> String {
+pub(crate) fn plain_docker_message(message: &str) -> String {
     let mut msg = message.trim();
     while let Some(rest) = msg.strip_prefix("Error response from daemon: ") {
         msg = rest.trim();
@@ -175,7 +176,12 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn connect(host: Option<&str>, version: &ClientVersion) -> Result<Docker, BollardError> {
+fn connect(host: Option<&str>, tls: Option<&TlsFiles>, version: &ClientVersion) -> Result<Docker, BollardError> {
+    if let (Some(tls), Some(h)) = (tls, host) {
+        // HTTPS to the same host and port, the endpoint's certificate checked against `ca`.
+        let addr = h.replacen("http://", "tcp://", 1);
+        return Docker::connect_with_ssl(&addr, &tls.key, &tls.cert, &tls.ca, BOLLARD_TIMEOUT_SECS, version);
+    }
     match host {
         None => Docker::connect_with_unix(DEFAULT_SOCKET, BOLLARD_TIMEOUT_SECS, version),
         Some(h) if h.starts_with("unix://") => Docker::connect_with_unix(h, BOLLARD_TIMEOUT_SECS, version),
@@ -198,6 +204,8 @@ pub(crate) struct Client {
     /// `None`: the local Unix socket `/var/run/docker.sock`. Otherwise `unix:///path`,
     /// `tcp://host:port` or `http://host:port`.
     host: Option<String>,
+    /// TLS with client certificates, to a `tcp://` host.
+    tls: Option<TlsFiles>,
     /// Bound on each call (the back end's `call_timeout`).
     call_timeout: Duration,
     /// Where `Unreachable` and `Reachable` go.
@@ -215,17 +223,14 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    /// Does not contact Docker: that happens on the first call. `host` is as in the back end's
-    /// configuration (checked there).
-    pub(crate) fn new(
-        host: Option<String>,
-        call_timeout: Duration,
-        max_calls: usize,
-        events: Recipient<BackendEvent>,
-    ) -> Client {
+    /// Does not contact Docker: that happens on the first call. The configuration was checked
+    /// by [`super::config::validate_config`].
+    pub(crate) fn new(config: &DockerConfig, events: Recipient<BackendEvent>) -> Client {
+        let max_calls = config.max_calls;
         Client {
-            host,
-            call_timeout,
+            host: config.docker_host.clone(),
+            tls: config.tls.clone(),
+            call_timeout: config.call_timeout,
             events,
             docker: Mutex::new(None),
             unreachable: Mutex::new(false),
@@ -327,7 +332,7 @@ impl Client {
     }
 
     fn connect_with(&self, version: &ClientVersion) -> Result<Docker, CallError> {
-        connect(self.host.as_deref(), version).map_err(|e| {
+        connect(self.host.as_deref(), self.tls.as_ref(), version).map_err(|e| {
             let e = classify(e);
             if let CallError::Unreachable(m) = &e {
                 self.mark_unreachable(m);

@@ -76,7 +76,8 @@ where
     if max == 0 {
         return Ok(false);
     }
-    let mut lines = (max / 64).clamp(100, max);
+    // At least 100 lines, at most `max` (which may be below 100).
+    let mut lines = (max / 64).max(100).min(max);
     let tail = loop {
         let (buf, seen) = read_log(client, what, lines, max, &open).await.map_err(|e| e.to_string())?;
         // Every line takes at least one byte, so `max` lines always hold `max` bytes.

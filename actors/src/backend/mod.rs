@@ -7,6 +7,8 @@
 //! gives are listed there.
 //!
 //! - [`engine`]: one Docker Engine (the [`DockerActor`]).
+//! - [`swarm`]: a Docker Swarm mode cluster, through one of its managers (the [`SwarmActor`]).
+//! - [`config`]: what both read: the endpoint (and TLS), bounds, limits.
 //! - `client`: the connection to one Docker API endpoint, shared by every back end: API version
 //!   negotiation, bounded and timed calls, reachability tracking, and the errors of calls.
 //! - `logs`: reading container logs, shared by every back end: log tails kept on disk, log
@@ -15,10 +17,24 @@
 //! The labels below mark what Zoe owns on an engine; every back end uses them.
 
 pub(crate) mod client;
+pub mod config;
 pub mod engine;
 pub(crate) mod logs;
+pub(crate) mod shared;
+pub mod swarm;
 
-pub use engine::{DockerActor, DockerConfig};
+pub use config::{DockerConfig, TlsFiles};
+
+/// The back end a master runs, and its configuration.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// One Docker Engine.
+    Engine(DockerConfig),
+    /// A Docker Swarm mode cluster, through a manager.
+    Swarm(DockerConfig),
+}
+pub use engine::DockerActor;
+pub use swarm::SwarmActor;
 
 // Containers get them (and others) from `crate::plan`; networks get the first two from the back
 // end that creates them.

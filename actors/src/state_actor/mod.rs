@@ -30,7 +30,7 @@ use zoe_checkpoints::{
     record_change, Action, Archive, ArchiveIndex, Change, Execution, ExecutionStatus, State, Store, Timestamp,
 };
 
-use crate::docker_actor::{DockerActor, DockerConfig};
+use crate::backend::{Backend, DockerActor, SwarmActor};
 use crate::error::{Code, ZoeError};
 use crate::history;
 use crate::outcomes::{self, FollowUp};
@@ -168,18 +168,23 @@ impl StateActor {
         }
     }
 
-    /// Starts the state actor and, with a `docker` configuration, the Docker actor that reports
-    /// to it. Returns the actor, the back end and the readers' handle.
+    /// Starts the state actor and, with a `backend`, the back-end actor (one engine, or a Swarm)
+    /// that reports to it. Returns the actor, the back end and the readers' handle.
     pub fn launch(
         state: State,
         durable: Durable,
         config: StateConfig,
-        docker: Option<DockerConfig>,
+        backend: Option<Backend>,
     ) -> Result<Launched, String> {
         let ctx = Context::<StateActor>::new();
         let addr = ctx.address();
-        let backend = match docker {
-            Some(cfg) => Some(BackendHandle::of(&DockerActor::new(cfg, addr.clone().recipient())?.start())),
+        let backend = match backend {
+            Some(Backend::Engine(cfg)) => {
+                Some(BackendHandle::of(&DockerActor::new(cfg, addr.clone().recipient())?.start()))
+            }
+            Some(Backend::Swarm(cfg)) => {
+                Some(BackendHandle::of(&SwarmActor::new(cfg, addr.clone().recipient())?.start()))
+            }
             None => None,
         };
         let mut actor = StateActor::new(state, durable, config, backend.is_some());

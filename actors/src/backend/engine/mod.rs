@@ -24,80 +24,26 @@ mod start;
 mod watch;
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use actix::{Actor, AsyncContext, Context, Handler, Recipient, ResponseFuture, WrapFuture};
 use bollard::models::ContainerSummary;
 use bollard::query_parameters::{InspectContainerOptions, LogsOptions};
 
 use super::client::Client;
+use super::config::validate_config;
+pub use super::config::DockerConfig;
+use super::shared::{label_filter, Reconciler, Starts};
 use super::{logs, LABEL_DEPLOYMENT};
 use crate::protocol::{
     BackendEvent, LogStream, Reconcile, RemoveContainers, RemoveExecution, RemoveNetwork, ServiceLogs, StartExecution,
 };
-use start::StartControl;
 use watch::watch_events;
 
 // ------------------------------------------------------------------------------------------------
 // Public API
 // ------------------------------------------------------------------------------------------------
-
-/// How the Docker actor reaches Docker and what it does with containers.
-#[derive(Debug, Clone)]
-pub struct DockerConfig {
-    /// `None`: the local Unix socket `/var/run/docker.sock`. Otherwise `unix:///path`,
-    /// `tcp://host:port` or `http://host:port`.
-    pub docker_host: Option<String>,
-    /// The deployment whose containers this actor manages (label `zoe.deployment_name`).
-    pub deployment_name: String,
-    /// Bound on each Docker call.
-    pub call_timeout: Duration,
-    /// Bound on pulling a missing image.
-    pub pull_timeout: Duration,
-    /// Time between SIGTERM and SIGKILL when stopping a container.
-    pub stop_grace: Duration,
-    /// Host address exposed ports are published on (a random host port each).
-    pub publish_address: String,
-    /// Log tails of removed containers are kept here as `<service_id>.log`.
-    pub log_dir: PathBuf,
-    /// How much of the end of each container log to keep, in bytes (0: keep nothing).
-    pub log_tail_bytes: usize,
-    /// How often the actor takes an inventory of the deployment's containers.
-    pub reconcile_interval: Duration,
-    /// Engine calls in flight at once (followed logs and events excepted); the others wait.
-    pub max_calls: usize,
-    /// Processes (and threads) each container may have.
-    pub pids_limit: i64,
-    /// Bytes of each container's log file kept by the engine, and how many files.
-    pub log_max_bytes: u64,
-    pub log_max_files: u32,
-}
-
-impl DockerConfig {
-    /// The defaults for a deployment: local socket, 30 s calls (8 at once), 10 min pulls, 10 s
-    /// stop grace, ports published on 127.0.0.1, logs in `./logs` (1 MiB tails), inventory
-    /// every 10 s, 1024 processes and 2 x 10 MiB of log per container.
-    pub fn new(deployment_name: impl Into<String>) -> Self {
-        DockerConfig {
-            docker_host: None,
-            deployment_name: deployment_name.into(),
-            call_timeout: Duration::from_secs(30),
-            pull_timeout: Duration::from_secs(600),
-            stop_grace: Duration::from_secs(10),
-            publish_address: "127.0.0.1".to_string(),
-            log_dir: PathBuf::from("logs"),
-            log_tail_bytes: 1 << 20,
-            reconcile_interval: Duration::from_secs(10),
-            max_calls: 8,
-            pids_limit: 1024,
-            log_max_bytes: 10 << 20,
-            log_max_files: 2,
-        }
-    }
-}
 
 /// The actor. See the module documentation.
 pub struct DockerActor {
@@ -109,18 +55,17 @@ impl DockerActor {
     /// and an unreachable Docker is reported as `BackendEvent::Unreachable`).
     pub fn new(config: DockerConfig, events: Recipient<BackendEvent>) -> Result<Self, String> {
         validate_config(&config)?;
-        let client = Client::new(config.docker_host.clone(), config.call_timeout, config.max_calls, events.clone());
+        let client = Client::new(&config, events.clone());
         Ok(DockerActor {
             inner: Arc::new(Inner {
                 events,
                 client,
                 network_lock: tokio::sync::Mutex::new(()),
-                reconcile_busy: AtomicBool::new(false),
-                reconcile_again: AtomicBool::new(false),
+                reconciler: Reconciler::default(),
                 completions: AtomicU64::new(0),
                 runnable: Mutex::new(HashSet::new()),
                 stops: tokio::sync::Semaphore::new(config.max_calls.max(1)),
-                starts: Mutex::new(HashMap::new()),
+                starts: Starts::default(),
                 config,
             }),
         })
@@ -196,49 +141,8 @@ impl Handler<ServiceLogs> for DockerActor {
 // Internals
 // ------------------------------------------------------------------------------------------------
 
-fn validate_config(config: &DockerConfig) -> Result<(), String> {
-    if config.deployment_name.is_empty() {
-        return Err("the deployment name is empty".to_string());
-    }
-    if let Some(host) = &config.docker_host {
-        let ok = match host.split_once("://") {
-            Some(("unix", path)) => !path.is_empty(),
-            Some(("tcp" | "http", addr)) => !addr.is_empty(),
-            _ => false,
-        };
-        if !ok {
-            return Err(format!(
-                "unsupported Docker host {host:?}: use unix:///path/to/docker.sock, \
-                 tcp://host:port or http://host:port (TLS is not supported)"
-            ));
-        }
-    }
-    for (what, d) in [
-        ("call timeout", config.call_timeout),
-        ("pull timeout", config.pull_timeout),
-        ("reconcile interval", config.reconcile_interval),
-    ] {
-        if d.is_zero() {
-            return Err(format!("the Docker {what} must not be zero"));
-        }
-    }
-    if !config.publish_address.is_empty() && config.publish_address.parse::<std::net::IpAddr>().is_err() {
-        return Err(format!("the publish address {:?} is not an IP address", config.publish_address));
-    }
-    Ok(())
-}
-
-fn label_filter(pairs: &[(&str, String)]) -> HashMap<String, Vec<String>> {
-    let labels = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    HashMap::from([("label".to_string(), labels)])
-}
-
 fn summary_name(c: &ContainerSummary) -> String {
     c.names.as_ref().and_then(|n| n.first()).map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default()
-}
-
-fn label_u64(labels: Option<&HashMap<String, String>>, key: &str) -> Option<u64> {
-    labels.and_then(|l| l.get(key)).and_then(|v| v.parse().ok())
 }
 
 /// Shared by the actor and all its tasks.
@@ -249,8 +153,7 @@ struct Inner {
     client: Client,
     /// Serializes network creation (old engines do not refuse duplicate network names).
     network_lock: tokio::sync::Mutex<()>,
-    reconcile_busy: AtomicBool,
-    reconcile_again: AtomicBool,
+    reconciler: Reconciler,
     /// Counts the outcomes of starts and removals sent.
     completions: AtomicU64,
     /// Commands found runnable: (image id, program, PATH, working dir).
@@ -260,7 +163,7 @@ struct Inner {
     /// tear down network sandboxes, which an old engine deadlocks on when too many go at once.
     stops: tokio::sync::Semaphore,
     /// Starts under way, by execution id.
-    starts: Mutex<HashMap<u64, Arc<StartControl>>>,
+    starts: Starts,
 }
 
 impl Inner {
@@ -306,22 +209,5 @@ impl Inner {
             ..Default::default()
         };
         Ok(logs::stream_log(move || docker.logs(&container, Some(options)), msg.follow, limit))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn config_validation() {
-        let mut c = DockerConfig::new("dev");
-        assert!(validate_config(&c).is_ok());
-        c.docker_host = Some("ssh://x".to_string());
-        assert!(validate_config(&c).is_err());
-        c.docker_host = Some("tcp://127.0.0.1:2375".to_string());
-        assert!(validate_config(&c).is_ok());
-        c.publish_address = "localhost".to_string();
-        assert!(validate_config(&c).is_err());
     }
 }

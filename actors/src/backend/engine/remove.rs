@@ -8,8 +8,9 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use tracing::{debug, info, warn};
 
-use super::{label_u64, summary_name, Inner};
+use super::{summary_name, Inner};
 use crate::backend::client::CallError;
+use crate::backend::shared::label_u64;
 use crate::backend::{logs, LABEL_SERVICE_ID};
 use crate::protocol::{BackendEvent, RemoveContainers, RemoveExecution, RemoveNetwork};
 
@@ -26,7 +27,7 @@ impl Inner {
     pub(super) async fn remove_execution(self: Arc<Self>, msg: RemoveExecution) {
         let execution_id = msg.execution_id;
         info!(execution_id, "removing execution");
-        self.cancel_start(execution_id).await;
+        self.starts.cancel(execution_id).await;
         let error = match self.client.ready().await {
             Ok(docker) => self.clone().remove_execution_containers(docker, &msg).await.err(),
             Err(e) => Some(e.to_string()),

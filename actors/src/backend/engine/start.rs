@@ -2,7 +2,6 @@
 //! after the other; and, when a start fails, removing whatever it created.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bollard::errors::Error as BollardError;
@@ -18,42 +17,14 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use tracing::{debug, info, warn};
 
-use super::{label_filter, Inner};
-use crate::backend::client::{lock, pull_reason, CallError};
+use super::Inner;
+use crate::backend::client::{pull_reason, CallError};
+use crate::backend::shared::{label_filter, Failure, StartControl};
 use crate::backend::{LABEL_DEPLOYMENT, LABEL_EXECUTION_ID, LABEL_OWNER};
 use crate::protocol::{BackendEvent, ContainerSpec, StartExecution, StartedContainer};
 
 /// Containers of one startup-order group created and started at the same time.
 const START_CONCURRENCY: usize = 4;
-
-/// Why a start failed, and whether it may work later.
-#[derive(Debug)]
-struct Failure {
-    message: String,
-    /// Docker was too slow or out of reach.
-    transient: bool,
-}
-
-impl Failure {
-    /// A failed engine call, described in the context of what was being done.
-    fn call(e: CallError, context: impl FnOnce(&CallError) -> String) -> Failure {
-        Failure { transient: e.is_transient(), message: context(&e) }
-    }
-}
-
-impl From<String> for Failure {
-    fn from(message: String) -> Self {
-        Failure { message, transient: false }
-    }
-}
-
-/// A start under way, which a removal of the same execution can cancel and wait for.
-#[derive(Default)]
-pub(super) struct StartControl {
-    cancelled: AtomicBool,
-    /// Held by the start until it has cleaned up after itself.
-    running: tokio::sync::Mutex<()>,
-}
 
 /// What a start has done so far, for cleaning up after a failure.
 #[derive(Default)]
@@ -68,12 +39,10 @@ impl Inner {
     pub(super) async fn start_execution(self: Arc<Self>, msg: StartExecution) {
         let execution_id = msg.execution_id;
         info!(execution_id, containers = msg.containers.len(), "starting execution");
-        let control = Arc::new(StartControl::default());
-        let guard = control.running.lock().await;
-        lock(&self.starts).insert(execution_id, control.clone());
+        let running = self.starts.begin(execution_id).await;
         let mut created = Created::default();
         let outcome = match self.client.ready().await {
-            Ok(docker) => self.try_start(&docker, &msg, &control, &mut created).await,
+            Ok(docker) => self.try_start(&docker, &msg, &running.control, &mut created).await,
             Err(e) => Err(Failure::call(e, |e| e.to_string())),
         };
         let event = match outcome {
@@ -90,20 +59,9 @@ impl Inner {
                 BackendEvent::ExecutionStartFailed { execution_id, error, transient: failure.transient }
             }
         };
-        lock(&self.starts).remove(&execution_id);
-        drop(guard);
+        self.starts.end(execution_id);
+        drop(running);
         self.send_outcome(event);
-    }
-
-    /// Cancels the start of an execution, if one is under way, and waits until it has cleaned
-    /// up after itself: no container of it is created after this returns.
-    pub(super) async fn cancel_start(&self, execution_id: u64) {
-        let control = lock(&self.starts).get(&execution_id).cloned();
-        if let Some(control) = control {
-            info!(execution_id, "cancelling the start under way");
-            control.cancelled.store(true, Ordering::SeqCst);
-            let _ = control.running.lock().await;
-        }
     }
 
     async fn try_start(
@@ -237,7 +195,7 @@ impl Inner {
             binds.push(bind);
         }
         let body = self.create_body(msg, spec, binds)?;
-        if control.cancelled.load(Ordering::SeqCst) {
+        if control.is_cancelled() {
             return Err(Failure::from(format!(
                 "the start was cancelled before container {name} was created: the execution is being removed"
             )));

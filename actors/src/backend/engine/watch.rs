@@ -13,8 +13,9 @@ use bollard::Docker;
 use futures_util::StreamExt;
 use tracing::{debug, info, warn};
 
-use super::{label_u64, summary_name, Inner};
+use super::{summary_name, Inner};
 use crate::backend::client::{classify, CallError};
+use crate::backend::shared::{label_u64, request_reconcile, Reconciler, Reconciles};
 use crate::backend::{LABEL_DEPLOYMENT, LABEL_EXECUTION_ID, LABEL_SERVICE_ID};
 use crate::protocol::{BackendEvent, ContainerInfo, NodeInfo, PlatformInfo};
 
@@ -27,27 +28,7 @@ impl Inner {
 
     /// Runs a reconciliation, or makes the running one go around once more.
     pub(super) fn request_reconcile(self: &Arc<Self>) {
-        self.reconcile_again.store(true, Ordering::SeqCst);
-        if !self.reconcile_busy.swap(true, Ordering::SeqCst) {
-            let inner = self.clone();
-            actix::spawn(async move {
-                loop {
-                    inner.reconcile_again.store(false, Ordering::SeqCst);
-                    inner.reconcile_once().await;
-                    if inner.reconcile_again.load(Ordering::SeqCst) {
-                        continue;
-                    }
-                    inner.reconcile_busy.store(false, Ordering::SeqCst);
-                    // A request may have come between the check and the release.
-                    if inner.reconcile_again.load(Ordering::SeqCst)
-                        && !inner.reconcile_busy.swap(true, Ordering::SeqCst)
-                    {
-                        continue;
-                    }
-                    break;
-                }
-            });
-        }
+        request_reconcile(self);
     }
 
     /// Takes an inventory and sends it, then the engine's info.
@@ -57,7 +38,7 @@ impl Inner {
     /// containers as missing that exist. So when a start or removal reports its outcome while an
     /// inventory is being taken, the inventory is taken again (and skipped after a few tries; the
     /// next one will do).
-    async fn reconcile_once(&self) {
+    async fn take_inventory_and_info(&self) {
         let docker = match self.client.ready().await {
             Ok(d) => d,
             Err(e) => {
@@ -356,6 +337,16 @@ impl Inner {
             }
             _ => {}
         }
+    }
+}
+
+impl Reconciles for Inner {
+    fn reconciler(&self) -> &Reconciler {
+        &self.reconciler
+    }
+
+    async fn reconcile_once(self: Arc<Self>) {
+        self.take_inventory_and_info().await;
     }
 }
 

@@ -1,0 +1,134 @@
+//! What both back ends share beyond the connection: why a start failed, starts that a removal
+//! can cancel, the one-at-a-time inventory loop, and label filters.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tracing::info;
+
+use super::client::{lock, CallError};
+
+/// Why a start failed, and whether it may work later.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) message: String,
+    /// Docker was too slow or out of reach.
+    pub(crate) transient: bool,
+}
+
+impl Failure {
+    /// A failed engine call, described in the context of what was being done.
+    pub(crate) fn call(e: CallError, context: impl FnOnce(&CallError) -> String) -> Failure {
+        Failure { transient: e.is_transient(), message: context(&e) }
+    }
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure { message, transient: false }
+    }
+}
+
+/// A start under way, which a removal of the same execution can cancel and wait for.
+#[derive(Default)]
+pub(crate) struct StartControl {
+    cancelled: AtomicBool,
+    /// Held by the start until it has cleaned up after itself.
+    running: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl StartControl {
+    /// Whether a removal asked this start to give up.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+}
+
+/// The starts under way, by execution id.
+#[derive(Default)]
+pub(crate) struct Starts {
+    map: Mutex<HashMap<u64, Arc<StartControl>>>,
+}
+
+/// A start registered with [`Starts::begin`]; a removal waits until it is dropped, which the
+/// start does only after [`Starts::end`], once it has cleaned up after itself.
+pub(crate) struct Running {
+    pub(crate) control: Arc<StartControl>,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Starts {
+    pub(crate) async fn begin(&self, execution_id: u64) -> Running {
+        let control = Arc::new(StartControl::default());
+        let guard = control.running.clone().lock_owned().await;
+        lock(&self.map).insert(execution_id, control.clone());
+        Running { control, _guard: guard }
+    }
+
+    pub(crate) fn end(&self, execution_id: u64) {
+        lock(&self.map).remove(&execution_id);
+    }
+
+    /// Cancels the start of an execution, if one is under way, and waits until it has cleaned
+    /// up after itself: nothing of it is created after this returns.
+    pub(crate) async fn cancel(&self, execution_id: u64) {
+        let control = lock(&self.map).get(&execution_id).cloned();
+        if let Some(control) = control {
+            info!(execution_id, "cancelling the start under way");
+            control.cancelled.store(true, Ordering::SeqCst);
+            let _ = control.running.lock().await;
+        }
+    }
+}
+
+/// Flags of the one-at-a-time inventory loop.
+#[derive(Default)]
+pub(crate) struct Reconciler {
+    busy: AtomicBool,
+    again: AtomicBool,
+}
+
+/// A back end that takes inventories.
+pub(crate) trait Reconciles: 'static {
+    fn reconciler(&self) -> &Reconciler;
+    /// Takes one inventory and sends it.
+    fn reconcile_once(self: Arc<Self>) -> impl Future<Output = ()>;
+}
+
+/// Runs a reconciliation, or makes the running one go around once more: never two at once.
+pub(crate) fn request_reconcile<T: Reconciles>(inner: &Arc<T>) {
+    let flags = inner.reconciler();
+    flags.again.store(true, Ordering::SeqCst);
+    if !flags.busy.swap(true, Ordering::SeqCst) {
+        let inner = inner.clone();
+        actix::spawn(async move {
+            loop {
+                inner.reconciler().again.store(false, Ordering::SeqCst);
+                inner.clone().reconcile_once().await;
+                let flags = inner.reconciler();
+                if flags.again.load(Ordering::SeqCst) {
+                    continue;
+                }
+                flags.busy.store(false, Ordering::SeqCst);
+                // A request may have come between the check and the release.
+                if flags.again.load(Ordering::SeqCst) && !flags.busy.swap(true, Ordering::SeqCst) {
+                    continue;
+                }
+                break;
+            }
+        });
+    }
+}
+
+/// A `label=` filter of the Docker API.
+pub(crate) fn label_filter(pairs: &[(&str, String)]) -> HashMap<String, Vec<String>> {
+    let labels = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    HashMap::from([("label".to_string(), labels)])
+}
+
+/// A numeric label.
+pub(crate) fn label_u64(labels: Option<&HashMap<String, String>>, key: &str) -> Option<u64> {
+    labels.and_then(|l| l.get(key)).and_then(|v| v.parse().ok())
+}

@@ -1,0 +1,227 @@
+//! The Swarm back end: executions across a Docker Swarm mode cluster, through one of its
+//! managers, speaking the same protocol as the single engine ([`crate::protocol`]).
+//!
+//! Each container of an execution is one Swarm service with one replica, named and labelled as
+//! the container would be on one engine (the labels on the service and on its container), never
+//! restarted by Swarm (Zoe decides), with memory and cores as both reservation and limit, the
+//! isolation settings of a container on one engine (the owner's uid, no capabilities, an init,
+//! pids and log limits) and the placement constraints of the configuration. The owner's network
+//! is an attachable overlay network, whose services find each other by host name (`dnsrr`
+//! endpoints: a name resolves to its task's address). Exposed ports are published in host mode
+//! on the node that runs the task, and recorded with that node's address. Workspaces are bind
+//! mounts of the same path on every node: shared storage.
+//!
+//! Swarm does not report a container's end as an event: the tasks of the deployment and the
+//! nodes are polled (every second, and at once on a service or node event), bounded like every
+//! other call. A task that ended gives `ContainerExited`; one on a node that went down gives
+//! `ContainerLost`, after its service is removed (so that nothing Swarm re-places survives behind
+//! Zoe's back). Inventories list the services, and the platform is the list of nodes.
+//!
+//! Files: `start` (network, services, waiting for their tasks), `remove`, `follow` (polling,
+//! events, inventories, the platform), `constraints` (Swarm's placement constraints, evaluated
+//! on nodes).
+
+mod constraints;
+mod follow;
+mod remove;
+mod start;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::{Actor, AsyncContext, Context, Handler, Recipient, ResponseFuture, WrapFuture};
+use bollard::query_parameters::LogsOptions;
+
+use super::client::Client;
+use super::config::{validate_config, DockerConfig};
+use super::shared::{Reconciler, Starts};
+use super::{logs, LABEL_DEPLOYMENT};
+use crate::protocol::{
+    BackendEvent, LogStream, Reconcile, RemoveContainers, RemoveExecution, RemoveNetwork, ServiceLogs, StartExecution,
+};
+pub use constraints::Constraint;
+
+/// How often the tasks and nodes are polled.
+const POLL: Duration = Duration::from_secs(1);
+
+/// The actor. See the module documentation.
+pub struct SwarmActor {
+    inner: Arc<Inner>,
+}
+
+impl SwarmActor {
+    /// Checks the configuration (endpoint, TLS, placement constraints); does not contact the
+    /// manager (that happens when the actor starts).
+    pub fn new(config: DockerConfig, events: Recipient<BackendEvent>) -> Result<Self, String> {
+        validate_config(&config)?;
+        let constraints = config.constraints.iter().map(|c| Constraint::parse(c)).collect::<Result<Vec<_>, _>>()?;
+        let client = Client::new(&config, events.clone());
+        Ok(SwarmActor {
+            inner: Arc::new(Inner {
+                events,
+                client,
+                constraints,
+                reconciler: Reconciler::default(),
+                completions: AtomicU64::new(0),
+                starts: Starts::default(),
+                network_lock: tokio::sync::Mutex::new(()),
+                seen: Mutex::new(Seen::default()),
+                poke: tokio::sync::Notify::new(),
+                config,
+            }),
+        })
+    }
+}
+
+impl Actor for SwarmActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.spawn(follow::poll_forever(self.inner.clone()).into_actor(self));
+        ctx.spawn(follow::watch_events(self.inner.clone()).into_actor(self));
+        self.inner.request_reconcile();
+        ctx.run_interval(self.inner.config.reconcile_interval, |act, _ctx| {
+            act.inner.request_reconcile();
+        });
+    }
+}
+
+impl Handler<StartExecution> for SwarmActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: StartExecution, _ctx: &mut Self::Context) {
+        let inner = self.inner.clone();
+        actix::spawn(async move { inner.start_execution(msg).await });
+    }
+}
+
+impl Handler<RemoveExecution> for SwarmActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoveExecution, _ctx: &mut Self::Context) {
+        let inner = self.inner.clone();
+        actix::spawn(async move { inner.remove_execution(msg).await });
+    }
+}
+
+impl Handler<RemoveContainers> for SwarmActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoveContainers, _ctx: &mut Self::Context) {
+        let inner = self.inner.clone();
+        actix::spawn(async move { inner.remove_services(msg).await });
+    }
+}
+
+impl Handler<RemoveNetwork> for SwarmActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RemoveNetwork, _ctx: &mut Self::Context) {
+        let inner = self.inner.clone();
+        actix::spawn(async move { inner.remove_network(msg).await });
+    }
+}
+
+impl Handler<Reconcile> for SwarmActor {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Reconcile, _ctx: &mut Self::Context) {
+        self.inner.request_reconcile();
+    }
+}
+
+impl Handler<ServiceLogs> for SwarmActor {
+    type Result = ResponseFuture<Result<LogStream, String>>;
+
+    fn handle(&mut self, msg: ServiceLogs, _ctx: &mut Self::Context) -> Self::Result {
+        let inner = self.inner.clone();
+        Box::pin(async move { inner.service_logs(msg).await })
+    }
+}
+
+/// What the poller has seen: the nodes, and which task ends and lost services were reported.
+#[derive(Default)]
+struct Seen {
+    /// Nodes by id.
+    nodes: HashMap<String, NodeSeen>,
+    /// Tasks whose end was reported.
+    exited: HashSet<String>,
+    /// Services reported lost with their node.
+    lost: HashSet<String>,
+}
+
+/// A node as last listed.
+#[derive(Clone, Debug, Default)]
+struct NodeSeen {
+    hostname: String,
+    addr: String,
+    /// Down, disconnected or unknown: what runs there is lost.
+    down: bool,
+}
+
+/// Shared by the actor and all its tasks.
+struct Inner {
+    config: DockerConfig,
+    events: Recipient<BackendEvent>,
+    /// The connection to the manager: its API version, the bound on calls, its reachability.
+    client: Client,
+    constraints: Vec<Constraint>,
+    reconciler: Reconciler,
+    /// Counts the outcomes of starts and removals sent.
+    completions: AtomicU64,
+    /// Starts under way, by execution id.
+    starts: Starts,
+    /// Held while a network is made sure of (and the first services put on it), and while one
+    /// is removed because nothing uses it: a start never loses its network to a removal.
+    network_lock: tokio::sync::Mutex<()>,
+    seen: Mutex<Seen>,
+    /// Wakes the poller before its next round.
+    poke: tokio::sync::Notify,
+}
+
+impl Inner {
+    fn send(&self, event: BackendEvent) {
+        self.events.do_send(event);
+    }
+
+    /// Sends the outcome of a start or a removal, which an inventory taken meanwhile must not
+    /// contradict (see `follow`).
+    fn send_outcome(&self, event: BackendEvent) {
+        self.completions.fetch_add(1, Ordering::SeqCst);
+        self.send(event);
+    }
+
+    fn deployment_filter(&self) -> HashMap<String, Vec<String>> {
+        super::shared::label_filter(&[(LABEL_DEPLOYMENT, self.config.deployment_name.clone())])
+    }
+
+    fn request_reconcile(self: &Arc<Self>) {
+        super::shared::request_reconcile(self);
+    }
+
+    /// A service's log (its task's container, on whatever node it runs), live or from the start.
+    async fn service_logs(&self, msg: ServiceLogs) -> Result<LogStream, String> {
+        let docker = self.client.ready().await.map_err(|e| e.to_string())?;
+        let service = msg.container;
+        let limit = self.config.call_timeout;
+        let inspect = self
+            .client
+            .call(&format!("inspecting service {service}"), limit, docker.inspect_service(&service, None))
+            .await;
+        match inspect {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => return Err("no such container".to_string()),
+            Err(e) => return Err(e.to_string()),
+        }
+        let options = LogsOptions {
+            follow: msg.follow,
+            stdout: true,
+            stderr: true,
+            tail: msg.tail_lines.map_or_else(|| "all".to_string(), |n| n.to_string()),
+            ..Default::default()
+        };
+        Ok(logs::stream_log(move || docker.service_logs(&service, Some(options)), msg.follow, limit))
+    }
+}
