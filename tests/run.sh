@@ -27,6 +27,14 @@ if [ ! -x target/st-venv/bin/schemathesis ]; then
     python3 -m venv target/st-venv && target/st-venv/bin/pip install -q schemathesis
 fi
 
+# The Swarm tests (tests/integration/swarm.rs) run on a three-node Docker Swarm of
+# Docker-in-Docker nodes: the node image is built once from Debian packages and cached in the
+# engine; the cluster comes up here (a few seconds) and goes, with everything it made, when this
+# script exits, whatever the outcome.
+trap 'bash tests/cluster/cluster.sh down >/dev/null 2>&1 || echo "run.sh: the test cluster could not be torn down; run tests/cluster/cluster.sh down" >&2' EXIT
+bash tests/cluster/cluster.sh up >/dev/null
+bash tests/cluster/cluster.sh load zoe-test-busybox:latest
+
 # Formatted and linted, always: an unformatted file or a clippy warning fails the run.
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

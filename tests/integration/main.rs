@@ -14,5 +14,6 @@ mod history;
 mod lifecycle;
 mod load;
 mod security;
+mod swarm;
 mod tls;
 mod web;

@@ -195,10 +195,17 @@ impl Inner {
             .map_err(|e| e.to_string())
     }
 
-    /// The nodes by id: host name and address (listed afresh).
-    pub(super) async fn node_addresses(&self, docker: &Docker) -> HashMap<String, (String, String)> {
-        if let Err(e) = self.list_nodes(docker).await {
-            debug!(error = e, "cannot list the nodes; using the last list");
+    /// The nodes by id: host name and address; listed afresh unless every one of `wanted` is
+    /// known already.
+    pub(super) async fn node_addresses(&self, docker: &Docker, wanted: &[&str]) -> HashMap<String, (String, String)> {
+        let known = {
+            let seen = lock(&self.seen);
+            wanted.iter().all(|id| seen.nodes.contains_key(*id))
+        };
+        if !known {
+            if let Err(e) = self.list_nodes(docker).await {
+                debug!(error = e, "cannot list the nodes; using the last list");
+            }
         }
         lock(&self.seen).nodes.iter().map(|(id, n)| (id.clone(), (n.hostname.clone(), n.addr.clone()))).collect()
     }

@@ -23,7 +23,9 @@ use crate::backend::{LABEL_DEPLOYMENT, LABEL_EXECUTION_ID, LABEL_OWNER, LABEL_SE
 use crate::protocol::{BackendEvent, ContainerSpec, StartExecution, StartedContainer, Transport};
 
 /// How often the tasks of a starting group are looked at.
-const WAIT_STEP: Duration = Duration::from_millis(300);
+const WAIT_STEP: Duration = Duration::from_millis(50);
+/// Services of one startup-order group created at the same time.
+const CREATE_CONCURRENCY: usize = 4;
 
 impl Inner {
     pub(super) async fn start_execution(self: Arc<Self>, msg: StartExecution) {
@@ -69,15 +71,18 @@ impl Inner {
         order.sort_by_key(|c| c.startup_order);
         let mut started = Vec::with_capacity(order.len());
         for group in order.chunk_by(|a, b| a.startup_order == b.startup_order) {
-            for spec in group {
+            for batch in group.chunks(CREATE_CONCURRENCY) {
                 if control.is_cancelled() {
                     return Err(Failure::from(format!(
                         "the start was cancelled before service {} was created: the execution is being removed",
-                        spec.name
+                        batch[0].name
                     )));
                 }
-                created.push(spec.name.clone());
-                self.create_service(docker, msg, spec).await?;
+                created.extend(batch.iter().map(|s| s.name.clone()));
+                let results =
+                    futures_util::future::join_all(batch.iter().map(|spec| self.create_service(docker, msg, spec)))
+                        .await;
+                results.into_iter().collect::<Result<Vec<()>, Failure>>()?;
             }
             network_guard.take();
             started.extend(self.wait_running(docker, msg, group, control).await?);
@@ -307,7 +312,8 @@ impl Inner {
                 }
             }
             if waiting.is_empty() {
-                let nodes = self.node_addresses(docker).await;
+                let wanted: Vec<&str> = done.iter().filter_map(|(_, t)| t.and_then(|t| t.node_id.as_deref())).collect();
+                let nodes = self.node_addresses(docker, &wanted).await;
                 return done
                     .into_iter()
                     .map(|(spec, task)| self.started(spec, task, &msg.network, &nodes))
