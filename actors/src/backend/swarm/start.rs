@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use bollard::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum, EndpointSpec,
     EndpointSpecModeEnum, Limit, Mount, MountType, NetworkAttachmentConfig, NetworkCreateRequest, ResourceObject,
-    ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, Task, TaskSpec, TaskSpecContainerSpec, TaskSpecLogDriver,
-    TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum, TaskState,
+    ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, Task, TaskSpec, TaskSpecContainerSpec,
+    TaskSpecContainerSpecPrivileges, TaskSpecLogDriver, TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy,
+    TaskSpecRestartPolicyConditionEnum, TaskState,
 };
 use bollard::query_parameters::{InspectNetworkOptions, ListTasksOptions};
 use bollard::Docker;
@@ -174,6 +175,12 @@ impl Inner {
                     stop_grace_period: Some(grace),
                     init: Some(true),
                     capability_drop: Some(vec!["ALL".to_string()]),
+                    // Honoured by managers of API 1.46 (Docker 27) and later; older ones
+                    // ignore the field (see "Several hosts" in the README).
+                    privileges: Some(TaskSpecContainerSpecPrivileges {
+                        no_new_privileges: Some(true),
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 }),
                 resources: Some(TaskSpecResources {
