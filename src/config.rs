@@ -297,6 +297,16 @@ pub struct MasterConfig {
     #[arg(long, env = "ZOE_PUBLISH_ADDRESS", default_value = "127.0.0.1")]
     pub publish_address: String,
 
+    /// Publish exposed ports on the host (`publish-address`, a random port each; on a Swarm, on
+    /// the node that runs the container). Off: exposed ports are reached only through the
+    /// master's proxy (`/proxy/...`); the Swarm back end needs them published.
+    #[arg(long, env = "ZOE_PUBLISH_PORTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub publish_ports: bool,
+
+    /// Connections through the proxy a user (not an administrator) may have open at once.
+    #[arg(long, env = "ZOE_MAX_PROXY_CONNECTIONS", default_value_t = 64)]
+    pub max_proxy_connections: usize,
+
     /// Bytes of each container's log kept under `<state-dir>/logs` when it is removed.
     #[arg(long, env = "ZOE_LOG_TAIL_BYTES", default_value_t = 1024 * 1024)]
     pub log_tail_bytes: usize,

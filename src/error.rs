@@ -42,6 +42,8 @@ pub enum HttpCode {
     CrossSiteRequest,
     /// The master is too busy to take this request now (password checks); try later.
     Busy,
+    /// A proxied service could not be reached or did not answer.
+    BadGateway,
     Internal,
 }
 
@@ -63,6 +65,7 @@ impl HttpCode {
             HttpCode::TooManyRequests => "too_many_requests",
             HttpCode::CrossSiteRequest => "cross_site_request",
             HttpCode::Busy => "busy",
+            HttpCode::BadGateway => "bad_gateway",
             HttpCode::Internal => "internal",
         }
     }
@@ -172,6 +175,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
             HttpCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             HttpCode::TooManyFailedLogins | HttpCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             HttpCode::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            HttpCode::BadGateway => StatusCode::BAD_GATEWAY,
             HttpCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         },
     }

@@ -23,6 +23,7 @@ pub mod openapi;
 pub mod origin;
 pub mod passwords;
 pub mod paths;
+pub mod proxy;
 pub mod simulate_cmd;
 pub mod tls;
 pub mod web;

@@ -206,7 +206,7 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
     let state_config = StateConfig {
         keep_checkpoints: config.keep_checkpoints,
         scheduler: config.scheduler(),
-        plan: PlanSettings { workspace_base, default_cores: config.default_cores },
+        plan: PlanSettings { workspace_base, default_cores: config.default_cores, publish_ports: config.publish_ports },
         allowed_registries: config.allowed_registry.clone(),
         history: config.history(),
     };
@@ -214,6 +214,13 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
         tracing::warn!("running without Docker (--no-docker): executions wait in the queue");
         None
     } else {
+        if config.backend == crate::config::Backend::Swarm && !config.publish_ports {
+            return Err(StartError(
+                "--publish-ports false cannot be used with --backend swarm: the proxy reaches a Swarm's services \
+                 through the ports they publish on their nodes"
+                    .into(),
+            ));
+        }
         let tls = match (&config.docker_tls_ca, &config.docker_tls_cert, &config.docker_tls_key) {
             (Some(ca), Some(cert), Some(key)) => {
                 Some(TlsFiles { ca: ca.clone(), cert: cert.clone(), key: key.clone() })
@@ -258,7 +265,12 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
         reader: launched.reader,
         backend: launched.backend,
         auth: Arc::new(auth),
-        limits: Arc::new(Limits::new(config.submit_rate, config.submit_burst, config.max_log_followers)),
+        limits: Arc::new(Limits::new(
+            config.submit_rate,
+            config.submit_burst,
+            config.max_log_followers,
+            config.max_proxy_connections,
+        )),
         config: Arc::new(config.clone()),
         metrics: Arc::default(),
     });
@@ -316,6 +328,7 @@ pub fn create_app(
         .wrap(actix_web::middleware::from_fn(crate::paths::normalize))
         .configure(crate::observability::configure)
         .configure(crate::api::configure)
+        .configure(crate::proxy::configure)
         .configure(crate::web::configure)
         .default_service(web::to(crate::api::not_found))
 }

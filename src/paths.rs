@@ -30,6 +30,10 @@ pub async fn normalize(
     mut req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    // Proxied paths belong to the application behind the proxy: forwarded as they came.
+    if req.path().starts_with(crate::proxy::PREFIX) {
+        return next.call(req).await;
+    }
     if let Some(path) = normalized(req.path()) {
         let head = req.head();
         let with_query = match head.uri.query() {

@@ -43,6 +43,17 @@ pub fn service_instance_name(service: &str, index: u32, total_count: u32) -> Str
     }
 }
 
+/// The path under which the master's proxy serves an instance's ports:
+/// `/proxy/<execution-id>/<instance>`; port N is at `<that>/N/`.
+pub fn proxy_base(execution_id: u64, instance: &str) -> String {
+    format!("/proxy/{execution_id}/{instance}")
+}
+
+/// The proxy's path of port `port` of an instance, with its trailing slash.
+pub fn proxy_path(execution_id: u64, instance: &str, port: u16) -> String {
+    format!("{}/{port}/", proxy_base(execution_id, instance))
+}
+
 /// The container name, which is also its host name:
 /// `<instance>-<execution>-<owner>-<deployment>`, where `<instance>` is
 /// [`service_instance_name`].

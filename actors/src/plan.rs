@@ -41,11 +41,14 @@ pub struct PlanSettings {
     pub workspace_base: PathBuf,
     /// The CPU limit of a service whose description gives no cores.
     pub default_cores: f64,
+    /// Whether exposed ports are published on the host (they are always reachable through the
+    /// master's proxy).
+    pub publish_ports: bool,
 }
 
 impl Default for PlanSettings {
     fn default() -> Self {
-        PlanSettings { workspace_base: PathBuf::from("zoe-workspaces"), default_cores: 1.0 }
+        PlanSettings { workspace_base: PathBuf::from("zoe-workspaces"), default_cores: 1.0, publish_ports: true }
     }
 }
 
@@ -71,12 +74,15 @@ pub fn start_plan(state: &State, id: u64, settings: &PlanSettings) -> Result<Sta
             .iter()
             .find(|d| d.name == s.service_name)
             .ok_or_else(|| format!("service {} has no description", s.name))?;
+        let instance = naming::service_instance_name(&d.name, s.index, d.total_count);
+        let proxy_base = naming::proxy_base(e.id, &instance);
         let vars = Vars {
             execution_name: &e.name,
             user_name: &e.owner,
             deployment_name: deployment,
             index: s.index,
             execution_id: e.id,
+            proxy_path: &proxy_base,
         };
         let mut env = d
             .environment
@@ -86,6 +92,15 @@ pub fn start_plan(state: &State, id: u64, settings: &PlanSettings) -> Result<Sta
         if !d.environment.iter().any(|(k, _)| k == "HOME") {
             env.insert(0, format!("HOME={WORKSPACE_MOUNT}"));
         }
+        // Where the master's proxy serves each exposed port, so that a web application can
+        // be told its base path (Jupyter's `base_url`, Spark's `spark.ui.proxyBase`).
+        for p in d.ports.iter().filter(|p| p.expose) {
+            env.push(format!(
+                "ZOE_PROXY_PATH_{}={}",
+                p.port_number,
+                naming::proxy_path(e.id, &instance, p.port_number)
+            ));
+        }
         let cmd = match &d.command {
             None => None,
             Some(c) => {
@@ -93,7 +108,6 @@ pub fn start_plan(state: &State, id: u64, settings: &PlanSettings) -> Result<Sta
                 Some(shell_words::split(&expanded).map_err(|err| format!("command of {}: {err}", d.name))?)
             }
         };
-        let instance = naming::service_instance_name(&d.name, s.index, d.total_count);
         containers.push(ContainerSpec {
             service_id: s.id,
             name: s.name.clone(),
@@ -108,7 +122,7 @@ pub fn start_plan(state: &State, id: u64, settings: &PlanSettings) -> Result<Sta
             exposed_ports: d
                 .ports
                 .iter()
-                .filter(|p| p.expose)
+                .filter(|p| p.expose && settings.publish_ports)
                 .map(|p| ExposedPort { port: p.port_number, transport: Transport::of_protocol(&p.protocol) })
                 .collect(),
             workspace: Some(workspace.clone()),
@@ -177,7 +191,7 @@ mod tests {
         assert_eq!(to_start(&s, &cfg, None, at(1)), vec![id]);
         begin_start(&mut s, id, at(2)).unwrap();
         assert!(to_start(&s, &cfg, None, at(2)).is_empty());
-        let settings = PlanSettings { workspace_base: PathBuf::from("/ws"), default_cores: 0.5 };
+        let settings = PlanSettings { workspace_base: PathBuf::from("/ws"), default_cores: 0.5, publish_ports: true };
         let plan = start_plan(&s, id, &settings).unwrap();
         assert_eq!(plan.network, "alice-dev");
         let names: Vec<_> = plan.containers.iter().map(|c| (c.name.as_str(), c.startup_order)).collect();
@@ -196,6 +210,14 @@ mod tests {
         assert_eq!(m.uid, s.users[&alice.id].uid);
         assert!(m.uid >= 200_000);
         assert_eq!(m.env[0], "HOME=/mnt/workspace");
+        assert_eq!(
+            m.env[1..],
+            [
+                format!("ZOE_PROXY_PATH_8080=/proxy/{id}/master/8080/"),
+                format!("ZOE_PROXY_PATH_5353=/proxy/{id}/master/5353/")
+            ],
+            "where the proxy serves each exposed port"
+        );
         assert_eq!(m.labels["zoe.monitor"], "true");
         assert_eq!(m.labels["zoe.service.name"], "master");
         assert_eq!(
@@ -205,6 +227,10 @@ mod tests {
         let w1 = &plan.containers[2];
         assert_eq!(w1.env, ["HOME=/mnt/workspace", "MASTER=master-wc1-alice-dev", &format!("N=1/{id}")]);
         assert_eq!(w1.nano_cpus, 1_500_000_000);
+        let unpublished = PlanSettings { publish_ports: false, ..settings };
+        let plan = start_plan(&s, id, &unpublished).unwrap();
+        assert!(plan.containers[0].exposed_ports.is_empty(), "reached through the proxy only");
+        assert_eq!(plan.containers[0].env, m.env);
         assert_eq!(w1.labels["zoe.service.name"], "worker-1");
         assert_eq!(w1.labels["zoe.execution.id"], id.to_string());
         assert_eq!(w1.labels["zoe.service.id"], w1.service_id.to_string());

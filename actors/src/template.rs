@@ -10,7 +10,8 @@
 //! they are submitted, and [`expand`] accepts exactly the texts that [`check`] accepts.
 
 /// The variables a template may use.
-pub const VARIABLES: [&str; 5] = ["execution_name", "user_name", "deployment_name", "index", "execution_id"];
+pub const VARIABLES: [&str; 6] =
+    ["execution_name", "user_name", "deployment_name", "index", "execution_id", "proxy_path"];
 
 /// The longest a variable name is quoted in an error message, in characters.
 const MAX_QUOTED: usize = 64;
@@ -28,6 +29,9 @@ pub struct Vars<'a> {
     pub index: u32,
     /// The execution's id.
     pub execution_id: u64,
+    /// Where the master's proxy serves this instance: `/proxy/<execution-id>/<instance>`
+    /// (port N under `<proxy_path>/N/`).
+    pub proxy_path: &'a str,
 }
 
 /// Checks that `text` is a valid template: every `{` starts a known variable `{name}` or is
@@ -49,6 +53,7 @@ pub fn expand(text: &str, vars: &Vars) -> Result<String, String> {
             "deployment_name" => out.push_str(vars.deployment_name),
             "index" => out.push_str(&vars.index.to_string()),
             "execution_id" => out.push_str(&vars.execution_id.to_string()),
+            "proxy_path" => out.push_str(vars.proxy_path),
             // `walk` only emits names from VARIABLES.
             _ => {}
         },
@@ -143,8 +148,14 @@ fn quote(s: &str) -> String {
 mod tests {
     use super::*;
 
-    const VARS: Vars<'static> =
-        Vars { execution_name: "lab", user_name: "alice", deployment_name: "prod", index: 2, execution_id: 42 };
+    const VARS: Vars<'static> = Vars {
+        execution_name: "lab",
+        user_name: "alice",
+        deployment_name: "prod",
+        index: 2,
+        execution_id: 42,
+        proxy_path: "/proxy/42/worker-2",
+    };
 
     #[test]
     fn valid_templates() {
@@ -170,6 +181,10 @@ mod tests {
             Ok("spark://spark-master-lab-alice-prod:7077".to_string())
         );
         assert_eq!(expand("w{index}/e{execution_id}", &VARS), Ok("w2/e42".to_string()));
+        assert_eq!(
+            expand("--base-url={proxy_path}/8888/", &VARS),
+            Ok("--base-url=/proxy/42/worker-2/8888/".to_string())
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ use zoe_checkpoints::{
 
 use crate::error::{Code, ZoeError};
 use crate::history::{self, Found, ListFilter, Selection};
+use crate::naming;
 use crate::placement;
 use crate::reader::{Counters, JsonCache, Published};
 use crate::scheduler::{self, Policy, SchedulerConfig};
@@ -122,7 +123,7 @@ pub struct ServiceView {
     /// `{network: ip}`.
     pub ip_address: BTreeMap<String, String>,
     pub is_monitor: bool,
-    pub ports: Vec<ServicePort>,
+    pub ports: Vec<PortView>,
     pub owner: String,
     pub execution_id: u64,
     pub status: ServiceStatus,
@@ -131,6 +132,52 @@ pub struct ServiceView {
     /// The node it runs (or ran) on, on a Swarm.
     #[serde(default)]
     pub node: Option<String>,
+}
+
+/// A port of a service: the description's port, where it was published, and where the master's
+/// proxy serves it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PortView {
+    pub name: String,
+    pub protocol: String,
+    pub port_number: u16,
+    pub path: String,
+    pub is_main_endpoint: bool,
+    pub expose: bool,
+    /// `host:port` where an exposed port was published, once running (with `publish-ports`).
+    pub host_endpoint: Option<String>,
+    /// For an exposed port: the path on the master that forwards to it (the owner and
+    /// administrators only), `/proxy/<execution-id>/<instance>/<port>/` followed by the port's
+    /// `path`.
+    #[serde(default)]
+    pub proxy_url: Option<String>,
+}
+
+impl PortView {
+    fn of(p: &ServicePort, execution_id: u64, instance: &str) -> PortView {
+        PortView {
+            name: p.name.clone(),
+            protocol: p.protocol.clone(),
+            port_number: p.port_number,
+            path: p.path.clone(),
+            is_main_endpoint: p.is_main_endpoint,
+            expose: p.expose,
+            host_endpoint: p.host_endpoint.clone(),
+            proxy_url: p.expose.then(|| {
+                format!(
+                    "{}{}",
+                    naming::proxy_path(execution_id, instance, p.port_number),
+                    p.path.trim_start_matches('/')
+                )
+            }),
+        }
+    }
+}
+
+/// The instance name of a service of `e` (`<service>` or `<service>-<index>`).
+pub fn instance_name(e: &Execution, s: &Service) -> String {
+    let total = e.application.services.iter().find(|d| d.name == s.service_name).map_or(1, |d| d.total_count);
+    naming::service_instance_name(&s.service_name, s.index, total)
 }
 
 /// `{"stats": ...}`, the envelope of both statistics.
@@ -283,7 +330,10 @@ pub fn service_view(e: &Execution, s: &Service) -> ServiceView {
         docker_id: s.docker_id.clone(),
         ip_address: s.ip_address.clone(),
         is_monitor: s.is_monitor,
-        ports: s.ports.clone(),
+        ports: {
+            let instance = instance_name(e, s);
+            s.ports.iter().map(|p| PortView::of(p, e.id, &instance)).collect()
+        },
         owner: e.owner.clone(),
         execution_id: e.id,
         status: s.status,
@@ -653,6 +703,70 @@ pub fn log_source(p: &Published, caller: &Caller, id: u64) -> Result<LogSource, 
     let (e, i) = visible_service(p, caller, id)?;
     let s = &e.services[i];
     Ok(LogSource { service_id: s.id, container: s.name.clone(), live: !e.status.is_final() && s.docker_id.is_some() })
+}
+
+/// Where the proxy forwards a request for port `port` of instance `instance` of execution
+/// `execution_id`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProxyTarget {
+    /// The owner's user id (connections are counted per owner).
+    pub owner_id: u64,
+    /// The service's id.
+    pub service_id: u64,
+    /// `host:port` to connect to.
+    pub address: String,
+}
+
+/// The target of a proxied request, if the caller may see the execution (else
+/// `no_such_execution`, as for the execution itself), the instance has that exposed port
+/// (`no_such_service`) and it runs (`Unavailable`, with what to wait for). With
+/// `published`, the port's published `host_endpoint` is used (a Swarm's services are not
+/// reachable on their overlay network from the master); otherwise the container's address on
+/// the user's network.
+pub fn proxy_target(
+    p: &Published,
+    caller: &Caller,
+    execution_id: u64,
+    instance: &str,
+    port: u16,
+    published: bool,
+) -> Result<ProxyTarget, ZoeError> {
+    check_caller(&p.state, caller)?;
+    // Only active executions have something to reach; an ended one is looked up only to answer
+    // with the right error.
+    let e = match p.state.executions.get(&execution_id) {
+        Some(e) if caller.can_see(e.owner_id) => e.clone(),
+        _ => visible_execution(p, caller, execution_id)?.load(p)?,
+    };
+    let no_port = || {
+        ZoeError::new(
+            Code::NoSuchService,
+            format!("execution {execution_id} has no instance {instance:?} with an exposed port {port}"),
+        )
+    };
+    let s = e.services.iter().find(|s| instance_name(&e, s) == instance).ok_or_else(no_port)?;
+    let sp = s.ports.iter().find(|sp| sp.port_number == port && sp.expose).ok_or_else(no_port)?;
+    let not_ready = |what: &str| {
+        ZoeError::new(
+            Code::Unavailable,
+            format!("{instance} of execution {execution_id} is {what}; try again when it runs"),
+        )
+    };
+    if e.status != ExecutionStatus::Running || s.status != ServiceStatus::Running {
+        let what = if e.status.is_final() { "no longer running" } else { "not running" };
+        return Err(not_ready(what));
+    }
+    let address = if published {
+        sp.host_endpoint.clone().ok_or_else(|| not_ready("not published yet"))?
+    } else {
+        let ip = s.ip_address.values().find(|ip| !ip.is_empty()).ok_or_else(|| not_ready("without an address yet"))?;
+        if ip.contains(':') {
+            format!("[{ip}]:{port}")
+        } else {
+            format!("{ip}:{port}")
+        }
+    };
+    Ok(ProxyTarget { owner_id: e.owner_id, service_id: s.id, address })
 }
 
 /// Figures for `/metrics` and `/readyz`; no names.

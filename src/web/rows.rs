@@ -4,8 +4,8 @@
 
 use std::ops::Deref;
 
-use zoe_actors::views::{ExecutionView, ServiceView, UserView};
-use zoe_checkpoints::{ExecutionStatus, ServicePort, Timestamp};
+use zoe_actors::views::{ExecutionView, PortView, ServiceView, UserView};
+use zoe_checkpoints::{ExecutionStatus, ServiceStatus, Timestamp};
 
 /// A time for people: `2025-11-25 09:07:03` (UTC).
 pub fn show_time(t: &Timestamp) -> String {
@@ -124,25 +124,30 @@ impl Deref for ServiceRow {
     }
 }
 
-/// A port of a service.
+/// A port of a service, and whether its service runs.
 #[derive(Debug)]
-pub struct PortRow<'a>(pub &'a ServicePort);
+pub struct PortRow<'a>(pub &'a PortView, pub bool);
 
 impl Deref for PortRow<'_> {
-    type Target = ServicePort;
-    fn deref(&self) -> &ServicePort {
+    type Target = PortView;
+    fn deref(&self) -> &PortView {
         self.0
     }
 }
 
 impl PortRow<'_> {
-    /// The link to a published port, once it is published.
+    /// The link to an exposed port through the master's proxy, while its service runs.
     pub fn url(&self) -> String {
+        match &self.proxy_url {
+            Some(u) if self.1 => u.clone(),
+            _ => String::new(),
+        }
+    }
+
+    /// Where it was published on a host, if it was (for clients that reach the host).
+    pub fn published(&self) -> String {
         match &self.host_endpoint {
-            Some(h) if self.expose => {
-                let scheme = if self.protocol == "https" { "https" } else { "http" };
-                format!("{scheme}://{h}{}", self.path)
-            }
+            Some(h) if self.1 => h.clone(),
             _ => String::new(),
         }
     }
@@ -159,7 +164,8 @@ impl ServiceRow {
     }
 
     pub fn port_rows(&self) -> Vec<PortRow<'_>> {
-        self.ports.iter().map(PortRow).collect()
+        let running = self.status == ServiceStatus::Running;
+        self.ports.iter().map(|p| PortRow(p, running)).collect()
     }
 
     /// How it ended, in words (empty while it runs).
@@ -228,7 +234,7 @@ mod tests {
             docker_id: None,
             ip_address: BTreeMap::new(),
             is_monitor: false,
-            ports: vec![ServicePort {
+            ports: vec![PortView {
                 name: "site".into(),
                 protocol: "http".into(),
                 port_number: 80,
@@ -236,6 +242,7 @@ mod tests {
                 is_main_endpoint: true,
                 expose: true,
                 host_endpoint: Some("127.0.0.1:3000".into()),
+                proxy_url: Some("/proxy/3/web/80/a".into()),
             }],
             owner: "alice".into(),
             execution_id: 3,
@@ -245,7 +252,12 @@ mod tests {
             node: None,
         });
         assert_eq!(s.outcome(), "exited with code 137 (signal 9)");
-        assert_eq!(s.port_rows()[0].url(), "http://127.0.0.1:3000/a");
+        assert_eq!(s.port_rows()[0].url(), "", "no link once it has ended");
+        let mut running = s;
+        running.0.status = ServiceStatus::Running;
+        running.0.exit_code = None;
+        assert_eq!(running.port_rows()[0].url(), "/proxy/3/web/80/a");
+        assert_eq!(running.port_rows()[0].published(), "127.0.0.1:3000");
     }
 
     #[test]

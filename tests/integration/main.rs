@@ -13,6 +13,7 @@ mod fuzz;
 mod history;
 mod lifecycle;
 mod load;
+mod proxy;
 mod security;
 mod swarm;
 mod tls;
