@@ -12,6 +12,9 @@ if ! docker info >/dev/null 2>&1; then
     docker info >/dev/null 2>&1 || { echo "run.sh: Docker is unreachable; the Docker tests cannot run" >&2; exit 1; }
 fi
 bash tests/images/build.sh
+# The analytics applications' images (Spark, Jupyter) for tests/integration/analytics.rs:
+# built from Debian and PyPI packages once (about 4.5 minutes), then found in the engine's cache.
+bash apps/build-images.sh
 # The web interface's browser test drives Debian's headless Chromium through chromedriver; the
 # load test uses Debian's wrk.
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1; then

@@ -4,6 +4,7 @@
 // Test code: a panic is a failed test, which is what it should be.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod analytics;
 mod api;
 mod checkpoints;
 mod cli;
