@@ -189,10 +189,7 @@ fn a_notebook_reached_through_the_proxy_computes_on_its_spark_cluster() {
     let printed = answer["text"].as_str().unwrap();
     let sum: u64 = (0..100_000u64).map(|x| x * x).sum();
     assert!(printed.contains(&format!("sum {sum}\n")), "{printed}");
-    assert!(
-        printed.contains(&format!("master spark://spark-master-lab-alice-")),
-        "on the cluster, not local: {printed}"
-    );
+    assert!(printed.contains("master spark://spark-master-lab-alice-"), "on the cluster, not local: {printed}");
     assert!(!printed.contains("executors 0\n"), "the job ran on the workers' executors: {printed}");
 
     // The Spark master's UI, through the proxy, with its links under the prefix.
