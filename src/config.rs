@@ -196,6 +196,20 @@ pub struct MasterConfig {
     #[serde(default)]
     pub user_max_runtime: Option<u64>,
 
+    /// Seconds a guest's running execution may stay unused (no traffic through the proxy, its
+    /// containers' CPU under `idle-cpu-percent`) before it is terminated; 0: never.
+    #[arg(long, env = "ZOE_GUEST_IDLE_SECONDS", default_value_t = 3600)]
+    pub guest_idle_seconds: u64,
+
+    /// The same for users (default 0: never).
+    #[arg(long, env = "ZOE_USER_IDLE_SECONDS", default_value_t = 0)]
+    pub user_idle_seconds: u64,
+
+    /// CPU use, in percent of one core summed over an execution's containers, above which the
+    /// execution counts as used.
+    #[arg(long, env = "ZOE_IDLE_CPU_PERCENT", default_value_t = 10.0)]
+    pub idle_cpu_percent: f64,
+
     /// HTTP worker threads (0: one per core).
     #[arg(long, env = "ZOE_HTTP_WORKERS", default_value_t = 0)]
     pub http_workers: usize,
@@ -433,6 +447,18 @@ impl MasterConfig {
                     },
                 ),
             ]),
+        }
+    }
+}
+
+impl MasterConfig {
+    /// The idle limits of idle culling.
+    pub fn idle_limits(&self) -> crate::idle::IdleLimits {
+        let secs = |s: u64| (s > 0).then(|| std::time::Duration::from_secs(s));
+        crate::idle::IdleLimits {
+            guest: secs(self.guest_idle_seconds),
+            user: secs(self.user_idle_seconds),
+            busy_cpu: if self.idle_cpu_percent.is_finite() { self.idle_cpu_percent.max(0.0) / 100.0 } else { 0.1 },
         }
     }
 }

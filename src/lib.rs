@@ -15,6 +15,7 @@ pub mod checkpoint_cmd;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod idle;
 pub mod limits;
 pub mod listing;
 pub mod master;
@@ -42,4 +43,6 @@ pub struct AppData {
     pub config: Arc<config::MasterConfig>,
     /// API latency, for `/metrics`.
     pub metrics: Arc<observability::ApiMetrics>,
+    /// Use of executions through the proxy, and what idle culling has left them.
+    pub activity: Arc<idle::Activity>,
 }

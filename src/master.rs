@@ -273,7 +273,17 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
         )),
         config: Arc::new(config.clone()),
         metrics: Arc::default(),
+        activity: Arc::default(),
     });
+    if let Some(backend) = &data.backend {
+        crate::idle::spawn(
+            config.idle_limits(),
+            data.reader.clone(),
+            backend.clone(),
+            data.state.clone(),
+            data.activity.clone(),
+        );
+    }
     let workers = if config.http_workers == 0 {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
     } else {

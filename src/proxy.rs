@@ -21,6 +21,7 @@
 //! request payload and sends whatever the response body streams.
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::body::SizedStream;
@@ -37,6 +38,7 @@ use zoe_actors::Code;
 use crate::auth::Authed;
 use crate::config::Backend;
 use crate::error::{ApiError, HttpCode};
+use crate::idle::Activity;
 use crate::limits::Place;
 use crate::AppData;
 
@@ -121,7 +123,8 @@ async fn proxy(
         let location = if query.is_empty() { base } else { format!("{base}?{query}") };
         return Ok(HttpResponse::PermanentRedirect().insert_header((header::LOCATION, location)).finish());
     }
-    let place = data.limits.proxied(&caller)?;
+    let place = Held { _place: data.limits.proxied(&caller)?, use_of: (data.activity.clone(), id) };
+    place.touch();
     if is_websocket(&req) {
         websocket(&req, payload, &target, place).await
     } else {
@@ -156,7 +159,7 @@ fn path_and_query(req: &HttpRequest) -> String {
 }
 
 /// A plain HTTP request: forwarded through hyper, both bodies streamed.
-async fn http(req: &HttpRequest, payload: web::Payload, target: &ProxyTarget, place: Place) -> ProxyResult {
+async fn http(req: &HttpRequest, payload: web::Payload, target: &ProxyTarget, place: Held) -> ProxyResult {
     let stream = connect(target).await?;
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.map_err(bad_gateway)?;
@@ -207,7 +210,7 @@ async fn http(req: &HttpRequest, payload: web::Payload, target: &ProxyTarget, pl
 
 /// A WebSocket: the upgrade request is sent as is, and after the service's `101` the bytes of
 /// both directions are copied until either side closes.
-async fn websocket(req: &HttpRequest, payload: web::Payload, target: &ProxyTarget, place: Place) -> ProxyResult {
+async fn websocket(req: &HttpRequest, payload: web::Payload, target: &ProxyTarget, place: Held) -> ProxyResult {
     let mut stream = connect(target).await?;
     let mut head = format!("{} {} HTTP/1.1\r\n", req.method(), path_and_query(req));
     for (name, value) in req.headers().iter().filter(|(n, _)| forwarded(n.as_str())) {
@@ -266,9 +269,11 @@ async fn websocket(req: &HttpRequest, payload: web::Payload, target: &ProxyTarge
     resp.upgrade("websocket");
     let (from_service, mut to_service) = stream.into_split();
     // Client to service, until the client goes or the service stops reading.
+    let (activity, id) = place.use_of.clone();
     actix_web::rt::spawn(async move {
         let mut payload = payload;
         while let Some(Ok(bytes)) = payload.next().await {
+            activity.touch(id);
             if to_service.write_all(&bytes).await.is_err() {
                 break;
             }
@@ -293,9 +298,24 @@ async fn websocket(req: &HttpRequest, payload: web::Payload, target: &ProxyTarge
     Ok(resp.streaming(hold(first.chain(following), place)))
 }
 
-/// A stream that keeps `place` until it ends or is dropped.
-fn hold<S: Stream + 'static>(s: S, place: Place) -> impl Stream<Item = S::Item> {
+/// A proxied connection's place (given back when dropped), and the execution it uses.
+struct Held {
+    _place: Place,
+    use_of: (Arc<Activity>, u64),
+}
+
+impl Held {
+    /// The execution was used now (for idle culling).
+    fn touch(&self) {
+        self.use_of.0.touch(self.use_of.1);
+    }
+}
+
+/// A stream that keeps `place` until it ends or is dropped, and counts each chunk as use.
+fn hold<S: Stream + 'static>(s: S, place: Held) -> impl Stream<Item = S::Item> {
     futures_util::stream::unfold((Box::pin(s), place), |(mut s, place)| async move {
-        s.next().await.map(|i| (i, (s, place)))
+        let item = s.next().await?;
+        place.touch();
+        Some((item, (s, place)))
     })
 }

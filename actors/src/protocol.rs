@@ -156,6 +156,15 @@ pub struct ServiceLogs {
     pub tail_lines: Option<u64>,
 }
 
+/// The CPU time each container has used so far, in nanoseconds (`None`: not known, e.g. a
+/// container on another node of a Swarm, whose manager does not tell). For idle culling.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Vec<Option<u64>>")]
+pub struct CpuUsage {
+    /// Container names or ids.
+    pub containers: Vec<String>,
+}
+
 /// A container log, chunk by chunk; ends when the log ends. An `Err` item is the last one.
 pub type LogStream = tokio::sync::mpsc::Receiver<Result<Vec<u8>, String>>;
 
@@ -195,6 +204,7 @@ pub struct BackendHandle {
     pub remove_network: Recipient<RemoveNetwork>,
     pub reconcile: Recipient<Reconcile>,
     pub logs: Recipient<ServiceLogs>,
+    pub cpu: Recipient<CpuUsage>,
 }
 
 impl BackendHandle {
@@ -207,7 +217,8 @@ impl BackendHandle {
             + Handler<RemoveContainers>
             + Handler<RemoveNetwork>
             + Handler<Reconcile>
-            + Handler<ServiceLogs>,
+            + Handler<ServiceLogs>
+            + Handler<CpuUsage>,
     {
         BackendHandle {
             start: addr.clone().recipient(),
@@ -216,6 +227,7 @@ impl BackendHandle {
             remove_network: addr.clone().recipient(),
             reconcile: addr.clone().recipient(),
             logs: addr.clone().recipient(),
+            cpu: addr.clone().recipient(),
         }
     }
 }

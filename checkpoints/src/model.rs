@@ -155,6 +155,8 @@ pub enum Action {
     Containers,
     /// Executions ended past their time limit.
     TimeLimit,
+    /// Executions ended after being idle longer than their owner's role allows.
+    IdleLimit,
     /// A start interrupted by a master restart, cleaned up.
     Repair,
     /// Ended executions moved to archive segments (the ids are the segments').
@@ -176,6 +178,7 @@ impl Action {
             Action::Start => "start",
             Action::Containers => "containers",
             Action::TimeLimit => "time_limit",
+            Action::IdleLimit => "idle_limit",
             Action::Repair => "repair",
             Action::Archive => "archive",
             Action::Init => "init",

@@ -142,12 +142,15 @@ struct ExecutionPage {
     layout: Layout,
     e: ExecutionRow,
     services: Vec<ServiceRow>,
+    /// While it runs under an idle limit: how long until it is terminated unless used.
+    idle_left: String,
 }
 
 async fn execution(data: web::Data<AppData>, user: WebUser, id: web::Path<String>) -> PageResult {
     let id = parse_id(&user, &id)?;
     let (e, services) = execution_rows(&user, &data, id)?;
-    Ok(render(&ExecutionPage { layout: user.layout.at("executions"), e, services }, StatusCode::OK))
+    let idle_left = data.activity.left(id).map(|d| rows::duration_words(d.as_secs())).unwrap_or_default();
+    Ok(render(&ExecutionPage { layout: user.layout.at("executions"), e, services, idle_left }, StatusCode::OK))
 }
 
 /// The form of a button that acts on an execution.

@@ -16,7 +16,12 @@ pub fn show_time(t: &Timestamp) -> String {
 /// The time between two instants (to now when `to` is `None`), as `1 h 02 min`.
 pub fn show_duration(from: &Timestamp, to: Option<&Timestamp>) -> String {
     let to = to.copied().unwrap_or_else(time::OffsetDateTime::now_utc);
-    match (to - *from).whole_seconds().max(0) {
+    duration_words((to - *from).whole_seconds().max(0) as u64)
+}
+
+/// A number of seconds in words: `42 s`, `3 min 05 s`, `2 h 10 min`, `1 d 3 h`.
+pub fn duration_words(s: u64) -> String {
+    match s {
         s if s < 60 => format!("{s} s"),
         s if s < 3600 => format!("{} min {:02} s", s / 60, s % 60),
         s if s < 86400 => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),

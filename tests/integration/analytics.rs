@@ -202,3 +202,50 @@ fn a_notebook_reached_through_the_proxy_computes_on_its_spark_cluster() {
     assert_eq!(m.delete(&format!("/api/0.6/execution/{id}"), ALICE).0, 204);
     wait_status(&m, ALICE, id, &["terminated"], 120);
 }
+
+#[test]
+fn an_idle_guest_notebook_is_culled_and_a_busy_one_is_not() {
+    let _one = serial();
+    let app = app("jupyter");
+    let (m, _cleanup, _) = docker_master_with("idle", &["--guest-idle-seconds", "20", "--idle-cpu-percent", "10"]);
+    let (idle, busy) = (("gidle", "pi"), ("gbusy", "pb"));
+    for (name, password) in [idle, busy] {
+        m.create_user(name, "guest", password);
+    }
+    let (i, b) = (m.submit(idle, "nb", &app), m.submit(busy, "nb", &app));
+    for (who, id) in [(idle, i), (busy, b)] {
+        assert_eq!(wait_status(&m, who, id, &["running", "error"], 120)["status"], "running");
+        let base = format!("/proxy/{id}/notebook/8888/");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while proxied(&m, &format!("{base}api/status"), who).0 != 200 {
+            assert!(Instant::now() < deadline, "notebook {id} never answered:\n{}", m.log_text());
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    // The busy guest starts a computation that keeps a core busy, and goes away.
+    let spin = "import threading\n\
+                def spin():\n    while True:\n        pass\n\
+                threading.Thread(target=spin, daemon=True).start()\nprint('spinning')\n";
+    let out = Command::new("python3")
+        .arg(repo().join("tests/clients/jupyter.py"))
+        .args([&m.url, &format!("/proxy/{b}/notebook/8888/"), busy.0, busy.1, spin])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    // The page of a watched execution says how long it has left.
+    let (s, page) = proxied(&m, &format!("/executions/{b}"), busy);
+    assert_eq!(s, 200);
+    assert!(page.contains("id=\"idle-left\""), "{page}");
+
+    // Nobody uses the other one: it is terminated, with the reason.
+    let e = wait_status(&m, idle, i, &["terminated", "finished", "error"], 180);
+    assert_eq!(e["status"], "terminated", "{e}");
+    let reason = e["error"].as_str().unwrap_or_default();
+    assert!(reason.contains("without use") && reason.contains("idle limit of role guest"), "{e}");
+    // The computation is still running well past the limit.
+    std::thread::sleep(Duration::from_secs(30));
+    let (_, e) = m.get(&format!("/api/0.6/execution/{b}"), busy);
+    assert_eq!(e["status"], "running", "a busy computation with no browser attached is not idle: {e}");
+    assert_eq!(m.delete(&format!("/api/0.6/execution/{b}"), busy).0, 204);
+    wait_status(&m, busy, b, &["terminated"], 120);
+}

@@ -3,7 +3,7 @@
 //! (Reads are not messages: see [`crate::reader`] and [`crate::views`].)
 
 use actix::prelude::*;
-use zoe_checkpoints::{Action, Application, Role};
+use zoe_checkpoints::{Action, Application, Change, ExecutionStatus, Role};
 
 use super::StateActor;
 use crate::app_description::check_registries;
@@ -127,6 +127,36 @@ impl Handler<SubmitExecution> for StateActor {
             }
             Err(e) => refused(e),
         }
+    }
+}
+
+message!(
+    /// An execution found idle longer than its owner's role allows (by the master's idle
+    /// watcher): terminated with `reason` in its `error`, if it still runs. Answers whether it
+    /// was.
+    CullIdle { id: u64, reason: String } -> "Result<bool, ZoeError>"
+);
+
+impl Handler<CullIdle> for StateActor {
+    type Result = ResponseFuture<Result<bool, ZoeError>>;
+
+    fn handle(&mut self, msg: CullIdle, ctx: &mut Self::Context) -> Self::Result {
+        let running = self.state.executions.get(&msg.id).is_some_and(|e| e.status == ExecutionStatus::Running);
+        if !running {
+            return Box::pin(async { Ok(false) });
+        }
+        if let Err(e) =
+            transitions::begin_cleanup(&mut self.state, msg.id, ExecutionStatus::Terminated, &msg.reason, Self::now())
+        {
+            return refused(e);
+        }
+        tracing::info!("execution {}: {}", msg.id, msg.reason);
+        self.note(Change::ZOE, Action::IdleLimit, &[msg.id]);
+        if let Some(e) = self.state.executions.get(&msg.id) {
+            let r = plan::remove_plan(e);
+            self.remove(r);
+        }
+        self.commit(true, ctx)
     }
 }
 

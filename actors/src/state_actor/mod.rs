@@ -16,7 +16,7 @@
 mod changes;
 mod writer;
 
-pub use changes::{CreateUser, DeleteUser, Ping, SubmitExecution, TerminateExecution, UpdateUser};
+pub use changes::{CreateUser, CullIdle, DeleteUser, Ping, SubmitExecution, TerminateExecution, UpdateUser};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{mpsc, Arc};

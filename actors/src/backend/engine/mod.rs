@@ -29,7 +29,8 @@ use std::sync::{Arc, Mutex};
 
 use actix::{Actor, AsyncContext, Context, Handler, Recipient, ResponseFuture, WrapFuture};
 use bollard::models::ContainerSummary;
-use bollard::query_parameters::{InspectContainerOptions, LogsOptions};
+use bollard::query_parameters::{InspectContainerOptions, LogsOptions, StatsOptions};
+use futures_util::StreamExt;
 
 use super::client::Client;
 use super::config::validate_config;
@@ -37,7 +38,8 @@ pub use super::config::DockerConfig;
 use super::shared::{label_filter, Reconciler, Starts};
 use super::{logs, LABEL_DEPLOYMENT};
 use crate::protocol::{
-    BackendEvent, LogStream, Reconcile, RemoveContainers, RemoveExecution, RemoveNetwork, ServiceLogs, StartExecution,
+    BackendEvent, CpuUsage, LogStream, Reconcile, RemoveContainers, RemoveExecution, RemoveNetwork, ServiceLogs,
+    StartExecution,
 };
 use watch::watch_events;
 
@@ -137,6 +139,15 @@ impl Handler<ServiceLogs> for DockerActor {
     }
 }
 
+impl Handler<CpuUsage> for DockerActor {
+    type Result = ResponseFuture<Vec<Option<u64>>>;
+
+    fn handle(&mut self, msg: CpuUsage, _ctx: &mut Self::Context) -> Self::Result {
+        let inner = self.inner.clone();
+        Box::pin(async move { inner.cpu_usage(msg).await })
+    }
+}
+
 // ------------------------------------------------------------------------------------------------
 // Internals
 // ------------------------------------------------------------------------------------------------
@@ -180,6 +191,29 @@ impl Inner {
 
     fn deployment_filter(&self) -> HashMap<String, Vec<String>> {
         label_filter(&[(LABEL_DEPLOYMENT, self.config.deployment_name.clone())])
+    }
+
+    // --------------------------------------------------------------------------------- cpu
+
+    /// One stats sample per container (`one-shot`: no wait for a second sample), one after
+    /// another, each under the call timeout and the bound on calls.
+    async fn cpu_usage(&self, msg: CpuUsage) -> Vec<Option<u64>> {
+        let Ok(docker) = self.client.ready().await else { return vec![None; msg.containers.len()] };
+        let mut out = Vec::with_capacity(msg.containers.len());
+        for name in &msg.containers {
+            let options = StatsOptions { stream: false, one_shot: true };
+            let sample = self
+                .client
+                .call(&format!("reading the CPU use of {name}"), self.config.call_timeout, async {
+                    docker.stats(name, Some(options)).next().await.transpose()
+                })
+                .await;
+            out.push(match sample {
+                Ok(Some(s)) => s.cpu_stats.and_then(|c| c.cpu_usage).and_then(|u| u.total_usage),
+                _ => None,
+            });
+        }
+        out
     }
 
     // --------------------------------------------------------------------------------- logs
