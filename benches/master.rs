@@ -20,6 +20,9 @@
 //!    `POST /api/0.6/execution` to `running` for executions of 3 and 10 containers, against
 //!    creating the same Swarm services directly through the manager's API (same groups, same
 //!    specification, the same TLS), in the same run.
+//! 8. The proxy: requests/s and latency of a small file, and MB/s of a 64 MiB one, from a busybox
+//!    httpd in an execution, through `/proxy/...` and directly at the container's address, in
+//!    turns (needs Docker and `zoe-test-busybox:latest`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -326,6 +329,11 @@ fn main() {
     // 6. A burst of executions released at once.
     if only.is_empty() || only == "burst" {
         burst(std::env::var("ZOE_BURST").ok().and_then(|s| s.parse().ok()).unwrap_or(1000));
+    }
+
+    // 8. The proxy against the service reached directly.
+    if only.is_empty() || only == "proxy" {
+        proxy(secs);
     }
 
     // 7. Starting on a Swarm: Zoe against the manager's API directly.
@@ -1051,5 +1059,101 @@ fn swarm_startup(runs: usize) {
     system.block_on(async {
         let _ = docker.remove_network(network).await;
     });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Seconds to download `url` `times` times (to nowhere), with `auth`.
+fn download(agent: &ureq::Agent, url: &str, auth: Option<&str>, times: usize) -> (f64, u64) {
+    let t = Instant::now();
+    let mut bytes = 0;
+    for _ in 0..times {
+        let mut req = ureq::http::Request::builder().uri(url);
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        let req = req.body(Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+        let mut resp = agent.run(req).unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert_eq!(resp.status().as_u16(), 200, "{url}");
+        bytes += std::io::copy(&mut resp.body_mut().as_reader(), &mut std::io::sink()).unwrap_or(0);
+    }
+    (t.elapsed().as_secs_f64(), bytes)
+}
+
+/// The proxy's overhead: a busybox httpd in an execution, reached through
+/// `/proxy/<id>/web/8080/` (authenticated) and directly at its container's address, in turns.
+fn proxy(secs: f64) {
+    let dir = prepare_dir("proxy", 0);
+    let ws = dir.join("ws");
+    let (mut child, addr) = master_process(
+        &dir,
+        &[
+            "--deployment-name",
+            "bench",
+            "--stop-grace",
+            "1",
+            "--max-proxy-connections",
+            "1000",
+            "--workspace-base-path",
+            ws.to_str().unwrap_or("ws"),
+        ],
+    );
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(120)))
+        .build()
+        .into();
+    // httpd serves the same files at / and under the proxy's path (the proxy forwards it whole).
+    let app = json!({
+        "name": "proxy", "version": 2, "will_end": false, "requires_binary": false, "priority": 1,
+        "services": [{"name": "web", "docker_image": "zoe-test-busybox:latest", "monitor": true, "total_count": 1,
+            "essential_count": 1, "startup_order": 0, "required_resources": {"memory": 134217728, "cores": 1},
+            "ports": [{"name": "web", "protocol": "http", "port_number": 8080, "is_main_endpoint": true, "expose": true}],
+            "command": "sh -c 'd=$HOME/www$ZOE_PROXY_PATH_8080 && mkdir -p $d && echo hello > $d/small.txt && head -c 67108864 /dev/urandom > $d/large.bin && ln -s .$ZOE_PROXY_PATH_8080/small.txt $HOME/www/small.txt && ln -s .$ZOE_PROXY_PATH_8080/large.bin $HOME/www/large.bin && exec httpd -f -p 8080 -h $HOME/www'"}]
+    });
+    let body = json!({"name": "proxy", "application": app}).to_string();
+    let (s, v) = http(&agent, "POST", &format!("http://{addr}/api/0.6/execution"), Some(body));
+    assert_eq!(s, 201, "{v}");
+    let id = v["execution_id"].as_u64().unwrap_or_default();
+    let url = format!("http://{addr}/api/0.6/execution/{id}");
+    wait_for(&agent, &url, "running");
+    let (_, e) = http(&agent, "GET", &url, None);
+    let (_, svc) = http(&agent, "GET", &format!("http://{addr}/api/0.6/service/{}", e["services"][0]), None);
+    let ip = svc["ip_address"].as_object().and_then(|m| m.values().next()).and_then(|v| v.as_str()).unwrap_or_default();
+    let direct = format!("http://{ip}:8080/");
+    let proxied = format!("http://{addr}/proxy/{id}/web/8080/");
+    let auth = format!("Authorization: {AUTH}");
+    // Until the files are there.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while download(&agent, &format!("{direct}small.txt"), None, 1).1 != 6 {
+        assert!(Instant::now() < deadline, "httpd never served");
+    }
+    let (mut small, mut large) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        small.push((
+            wrk(&format!("{direct}small.txt"), 1, secs, &[]),
+            wrk(&format!("{proxied}small.txt"), 1, secs, &[&auth]),
+        ));
+        let (d, n) = download(&agent, &format!("{direct}large.bin"), None, 4);
+        let (p, m) = download(&agent, &format!("{proxied}large.bin"), Some(AUTH), 4);
+        assert_eq!(n, m, "the same bytes both ways");
+        large.push((n as f64 / d / 1e6, m as f64 / p / 1e6));
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let col = |f: &dyn Fn(&(Rate, Rate)) -> f64| mean(&small.iter().map(f).collect::<Vec<_>>());
+    let (d, d50, d99) = (col(&|r| r.0 .0), col(&|r| r.0 .1), col(&|r| r.0 .2));
+    let (p, p50, p99) = (col(&|r| r.1 .0), col(&|r| r.1 .1), col(&|r| r.1 .2));
+    let (ld, lp) =
+        (mean(&large.iter().map(|l| l.0).collect::<Vec<_>>()), mean(&large.iter().map(|l| l.1).collect::<Vec<_>>()));
+    println!("\nproxy: busybox httpd in a container, directly at its address vs through the master's proxy (wrk 1 thread, 16 connections; mean of 2 alternating runs):\n");
+    println!("| | directly | through the proxy | ratio |");
+    println!("|---|---|---|---|");
+    println!("| small file (6 B): requests/s | {d:.0} | {p:.0} | {:.2}x |", p / d);
+    println!("| small file: p50, p99 ms | {d50:.2}, {d99:.2} | {p50:.2}, {p99:.2} | |");
+    println!("| 64 MiB file, one client: MB/s | {ld:.0} | {lp:.0} | {:.2}x |", lp / ld);
+    println!("\n(goal: at least 0.7x the requests/s)");
+    http(&agent, "DELETE", &url, None);
+    wait_for(&agent, &url, "terminated");
+    let _ = child.kill();
+    let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }

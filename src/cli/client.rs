@@ -168,6 +168,11 @@ impl Client {
     }
 
     /// `GET <path>`: the JSON answer.
+    /// The master's URL (`https://host:port`), for links through its proxy.
+    pub fn master_url(&self) -> &str {
+        &self.conn.url
+    }
+
     pub fn get(&self, path: &str) -> Result<Value, CliError> {
         self.json(Method::Get, path, None)
     }

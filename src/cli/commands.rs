@@ -308,7 +308,7 @@ fn start(c: &Client, json: bool, name: &str, file: &Path, wait: Option<Option<Du
     if json {
         return pretty(&json!({"execution": e, "services": services}));
     }
-    Ok(format!("Execution {} (ID: {id}) is running\n{}", e.name, describe_services(&services)))
+    Ok(format!("Execution {} (ID: {id}) is running\n{}", e.name, describe_services(&services, c.master_url())))
 }
 
 /// Polls `GET /execution/<id>` until it is running (returned) or has ended (an error), telling
@@ -367,11 +367,11 @@ fn services_of(c: &Client, execution: &ExecutionView) -> Result<Vec<ServiceView>
 }
 
 /// `Service <name> (ID: <id>): <status>` and ` - <port>: <address>` per port.
-fn describe_services(services: &[ServiceView]) -> String {
+fn describe_services(services: &[ServiceView], master: &str) -> String {
     let mut out = String::new();
     for s in services {
         out += &format!("Service {} (ID: {}): {}\n", s.name, s.id, s.status.as_str());
-        for (port, address) in endpoints(s) {
+        for (port, address) in endpoints(s, master) {
             out += &format!(" - {port}: {address}\n");
         }
     }
@@ -431,7 +431,7 @@ fn exec_get(c: &Client, json: bool, id: u64) -> Result<String, CliError> {
         long_time(e.time_finished.as_ref()),
         e.application.name,
     );
-    out += &describe_services(&services);
+    out += &describe_services(&services, c.master_url());
     Ok(out)
 }
 

@@ -80,19 +80,23 @@ pub fn or_dash<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_else(|| "-".to_string())
 }
 
-/// The addresses of each port of a service: `http://127.0.0.1:32768/path` from the published
-/// host endpoint when there is one, else from the container's first IP address.
-pub fn endpoints(service: &ServiceView) -> Vec<(String, String)> {
+/// The addresses of each port of a service: for an exposed port, its link through the master's
+/// proxy (`<master>/proxy/...`), followed by where it was published on a host, if it was; for
+/// others, the container's first IP address.
+pub fn endpoints(service: &ServiceView, master: &str) -> Vec<(String, String)> {
     let first_ip = service.ip_address.values().next();
     service
         .ports
         .iter()
         .map(|p| {
             let (protocol, path, port) = (&p.protocol, &p.path, p.port_number);
-            let address = match (&p.host_endpoint, first_ip) {
-                (Some(host), _) => format!("{protocol}://{host}{path}"),
-                (None, Some(ip)) => format!("{protocol}://{ip}:{port}{path}"),
-                (None, None) => format!("{protocol}://(no address yet):{port}{path}"),
+            let published = p.host_endpoint.as_ref().map(|host| format!("{protocol}://{host}{path}"));
+            let address = match (&p.proxy_url, published, first_ip) {
+                (Some(proxy), Some(published), _) => format!("{master}{proxy} (published: {published})"),
+                (Some(proxy), None, _) => format!("{master}{proxy}"),
+                (None, Some(published), _) => published,
+                (None, None, Some(ip)) => format!("{protocol}://{ip}:{port}{path}"),
+                (None, None, None) => format!("{protocol}://(no address yet):{port}{path}"),
             };
             (p.name.clone(), address)
         })
@@ -131,19 +135,22 @@ mod tests {
     }
 
     #[test]
-    fn endpoints_prefer_the_published_address() {
+    fn endpoints_go_through_the_proxy_and_say_where_they_were_published() {
         let s: ServiceView = serde_json::from_value(serde_json::json!({
             "id": 4, "name": "web-x-alice-dev", "service_name": "web", "docker_id": null, "is_monitor": true,
             "owner": "alice", "execution_id": 3, "status": "running", "exit_code": null, "oom_killed": false,
             "ip_address": {"net": "10.0.0.2"}, "ports": [
-            {"name": "web", "protocol": "http", "port_number": 80, "path": "/ui", "is_main_endpoint": true, "expose": true, "host_endpoint": "127.0.0.1:32768"},
+            {"name": "web", "protocol": "http", "port_number": 80, "path": "/ui", "is_main_endpoint": true, "expose": true, "host_endpoint": "127.0.0.1:32768", "proxy_url": "/proxy/3/web/80/ui"},
             {"name": "ssh", "protocol": "tcp", "port_number": 22, "path": "", "is_main_endpoint": false, "expose": false, "host_endpoint": null},
         ]}))
         .unwrap();
         assert_eq!(
-            endpoints(&s),
+            endpoints(&s, "https://zoe.example"),
             vec![
-                ("web".to_string(), "http://127.0.0.1:32768/ui".to_string()),
+                (
+                    "web".to_string(),
+                    "https://zoe.example/proxy/3/web/80/ui (published: http://127.0.0.1:32768/ui)".to_string()
+                ),
                 ("ssh".to_string(), "tcp://10.0.0.2:22".to_string())
             ]
         );

@@ -1,5 +1,7 @@
 //! The application descriptions offered on the "New execution" page, bundled in the binary.
-//! They use the image `zoe-test-busybox:latest` (busybox, built by `tests/images/build.sh`).
+//! The first ones use the image `zoe-test-busybox:latest` (busybox, built by
+//! `tests/images/build.sh`); the analytics applications are the files of `apps/`, with the
+//! images of `apps/build-images.sh`.
 
 /// One bundled application description.
 #[derive(Debug)]
@@ -37,6 +39,29 @@ pub const CATALOGUE: &[Entry] = &[
         summary: "Counts three steps, one a second, and ends: a job that finishes on its own.",
         execution_name: "batch",
         json: include_str!("catalogue/batch.json"),
+    },
+    Entry {
+        key: "jupyter",
+        title: "Jupyter notebook",
+        summary: "JupyterLab in your workspace, opened through Zoe (with PySpark running locally in the notebook).",
+        execution_name: "notebook",
+        json: include_str!("../../apps/jupyter.json"),
+    },
+    Entry {
+        key: "spark-jupyter",
+        title: "Spark cluster with a notebook",
+        summary:
+            "A Spark master, two workers and JupyterLab, where SparkSession.builder.getOrCreate() uses the cluster.",
+        execution_name: "spark",
+        json: include_str!("../../apps/spark-jupyter.json"),
+    },
+    Entry {
+        key: "spark-wordcount",
+        title: "Spark word count",
+        summary:
+            "Counts the words of wordcount/input.txt in your workspace on a Spark cluster; writes wordcount/output/.",
+        execution_name: "wordcount",
+        json: include_str!("../../apps/spark-wordcount.json"),
     },
 ];
 

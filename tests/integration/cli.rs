@@ -305,9 +305,13 @@ fn start_wait_shows_endpoints_and_logs_stream_on_docker() {
         out.lines().find(|l| l.starts_with("Service main-hello-zoeadmin-")).unwrap_or_else(|| panic!("{run:#?}"));
     assert!(service_line.ends_with("): running"), "{run:#?}");
     let sid = service_line.split("(ID: ").nth(1).and_then(|r| r.split(')').next()).unwrap();
+    // The link through the master's proxy, then where the port was published.
     let endpoint =
-        out.lines().find(|l| l.starts_with(" - web: http://127.0.0.1:")).unwrap_or_else(|| panic!("{run:#?}"));
-    assert!(endpoint.ends_with("/ui"), "{endpoint}");
+        out.lines().find(|l| l.starts_with(&format!(" - web: {}/proxy/", m.url))).unwrap_or_else(|| panic!("{run:#?}"));
+    assert!(
+        endpoint.contains("/main/8080/ui (published: http://127.0.0.1:") && endpoint.ends_with("/ui)"),
+        "{endpoint}"
+    );
 
     // logs --follow streams lines as they come and ends when the container does.
     let t0 = Instant::now();
