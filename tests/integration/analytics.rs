@@ -249,3 +249,44 @@ fn an_idle_guest_notebook_is_culled_and_a_busy_one_is_not() {
     assert_eq!(m.delete(&format!("/api/0.6/execution/{b}"), busy).0, 204);
     wait_status(&m, busy, b, &["terminated"], 120);
 }
+
+#[test]
+fn a_browser_opens_a_notebook_through_the_proxy_and_runs_a_cell() {
+    use crate::common::browser::{start_driver, Browser};
+    let _one = serial();
+    let app = app("jupyter");
+    let (m, _cleanup, _, _) = analytics_master("browser");
+    let id = m.submit(ALICE, "nb", &app);
+    assert_eq!(wait_status(&m, ALICE, id, &["running", "error"], 120)["status"], "running");
+    let base = format!("/proxy/{id}/notebook/8888/");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while proxied(&m, &format!("{base}api/status"), ALICE).0 != 200 {
+        assert!(Instant::now() < deadline, "the notebook never answered:\n{}", m.log_text());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let driver = start_driver();
+    let b = Browser::open(&driver, 1280, 860);
+    // Signed in on the execution's page with the credentials in the URL (basic auth), as a user
+    // is after the browser asked; the page links the notebook through the proxy. The link is
+    // followed without credentials in the URL (JupyterLab cannot build its requests from such a
+    // URL): the browser sends the ones it was given, to the proxy and to everything it loads.
+    let port = m.url.rsplit(':').next().unwrap().to_string();
+    b.goto(&format!("http://alice:pa@127.0.0.1:{port}/executions/{id}"));
+    b.wait_element("a.endpoint");
+    let link = b.property("a.endpoint", "href");
+    let link = link.as_str().unwrap_or_default();
+    assert!(
+        link.ends_with(&format!("127.0.0.1:{port}{base}")),
+        "the page links the notebook through the proxy: {link}"
+    );
+    b.goto(&format!("http://127.0.0.1:{port}{base}lab"));
+    b.wait_element(".jp-LauncherCard[data-category='Notebook']");
+    b.click(".jp-LauncherCard[data-category='Notebook']");
+    // The kernel is connected over its WebSocket, through the proxy.
+    b.wait_element(".jp-Notebook .jp-Cell .cm-content");
+    b.wait_for("| Idle");
+    b.send_keys(".jp-Notebook .jp-Cell .cm-content", "print(123456789 * 3)");
+    b.send_keys(".jp-Notebook .jp-Cell .cm-content", "\u{E008}\u{E007}");
+    b.wait_for("370370367");
+    b.screenshot("notebook-through-the-proxy");
+}

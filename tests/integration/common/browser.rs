@@ -173,6 +173,19 @@ impl Browser {
         }
     }
 
+    /// Waits until an element matches `css` (for pages that build themselves with scripts).
+    pub fn wait_element(&self, css: &str) {
+        let deadline = Instant::now() + WAIT * 2;
+        loop {
+            let v = self.cmd("POST", "/elements", Some(json!({"using": "css selector", "value": css})));
+            if v.as_array().is_some_and(|a| !a.is_empty()) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no element {css} appeared; the page shows:\n{}", self.source());
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
     pub fn accept_alert(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
