@@ -651,7 +651,25 @@ pub fn stats_platform(p: &Published, sched: &SchedulerConfig, caller: &Caller, n
         memory_reserved: used.memory,
         cores_reserved: used.cores,
         active_filters: admin.then(Vec::new),
-        nodes: if admin {
+        nodes: if admin && platform.nodes.is_empty() {
+            // Nothing reported yet (the back end was never reached, or there is none): the
+            // engine as one node, as 0.9.7 showed it, so that its state is seen.
+            vec![NodeView {
+                name: platform.name.clone(),
+                docker_endpoint: "local".to_string(),
+                container_count: platform.containers,
+                cores_total: platform.cpus,
+                cores_reserved: used.cores,
+                memory_total: platform.memory_total,
+                memory_reserved: used.memory,
+                labels: BTreeMap::new(),
+                timestamp: epoch_seconds(now),
+                status: if platform.reachable { "healthy" } else { "unreachable" }.to_string(),
+                error: (!platform.reachable).then(|| "the container back end has not been reached".to_string()),
+                last_update: now,
+                server_version: platform.server_version.clone(),
+            }]
+        } else if admin {
             platform
                 .nodes
                 .iter()

@@ -123,9 +123,6 @@ fn stats(c: &Client, json: bool) -> Result<String, CliError> {
     if p.memory_capacity.is_some() || p.cores_capacity.is_some() {
         platform.push(("capacity", format!("{} memory, {} cores", bytes(p.memory_capacity), number(p.cores_capacity))));
     }
-    if p.nodes.is_empty() && p.placement_strategy.is_some() {
-        platform.push(("nodes", "none reported (no container back end, or it has not answered yet)".to_string()));
-    }
     out += "Platform\n";
     out += &fields(2, &platform);
     for node in &p.nodes {

@@ -22,7 +22,7 @@ pub const CATALOGUE: &[Entry] = &[
     Entry {
         key: "web-server",
         title: "Web server",
-        summary: "busybox httpd serving your workspace on port 8080, published on the host.",
+        summary: "busybox httpd serving your workspace (its index.html first), opened through Zoe's proxy.",
         execution_name: "web",
         json: include_str!("catalogue/web-server.json"),
     },

@@ -232,10 +232,18 @@ fn an_idle_guest_notebook_is_culled_and_a_busy_one_is_not() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    // The page of a watched execution says how long it has left.
-    let (s, page) = proxied(&m, &format!("/executions/{b}"), busy);
-    assert_eq!(s, 200);
-    assert!(page.contains("id=\"idle-left\""), "{page}");
+    // The page of a watched execution says how long it has left (once the watcher has looked
+    // at it: every 5 s with a 20 s limit).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (s, page) = proxied(&m, &format!("/executions/{b}"), busy);
+        assert_eq!(s, 200);
+        if page.contains("id=\"idle-left\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no idle limit on the page: {page}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
 
     // Nobody uses the other one: it is terminated, with the reason.
     let e = wait_status(&m, idle, i, &["terminated", "finished", "error"], 180);

@@ -573,10 +573,16 @@ fn a_browser_runs_an_execution_from_the_catalogue_reads_its_log_and_terminates_i
     assert!(log.contains("started"), "{log}");
     b.screenshot("service-log");
 
-    // The web server's page links to its published port.
+    // The web server's page links to its port through the master's proxy, and says where it
+    // was published.
     b.goto(&format!("http://127.0.0.1:{port}/executions/{web_id}"));
     let web_page = b.wait_for("id=\"status\">running");
-    assert!(web_page.contains("class=\"endpoint\" href=\"http://127.0.0.1:"), "{web_page}");
+    assert!(web_page.contains(&format!("class=\"endpoint\" href=\"/proxy/{web_id}/httpd/8080/")), "{web_page}");
+    assert!(web_page.contains("title=\"Published on the host\">127.0.0.1:"), "{web_page}");
+    // The link serves the workspace, through the proxy, with the browser's credentials.
+    std::fs::write(ws.join(&deployment).join("alice").join("index.html"), "hello from the workspace\n").unwrap();
+    b.goto(&format!("http://127.0.0.1:{port}/proxy/{web_id}/httpd/8080/"));
+    b.wait_for("hello from the workspace");
     b.screenshot("execution-web-server");
 
     // Terminate, with the confirmation dialog; the page follows it to its end.
