@@ -1159,5 +1159,7 @@ fn proxy(secs: f64) {
     wait_for(&agent, &url, "terminated");
     let _ = child.kill();
     let _ = child.wait();
+    // The user's network outlives the execution (it goes with the user): leave nothing behind.
+    docker_cli(&["network", "rm", "alice-bench"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
