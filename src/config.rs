@@ -317,6 +317,14 @@ pub struct MasterConfig {
     #[arg(long, env = "ZOE_PUBLISH_PORTS", default_value_t = true, action = clap::ArgAction::Set)]
     pub publish_ports: bool,
 
+    /// Serve the proxy only on this host name (e.g. `apps.zoe.example`, pointing at the master),
+    /// and nothing else there: proxied pages then run on another origin than Zoe's API and pages,
+    /// so a page served by a user's service cannot act with a visitor's credentials for Zoe.
+    /// `/proxy/` requests to any other host are redirected to it.
+    #[arg(long, env = "ZOE_PROXY_HOST")]
+    #[serde(default)]
+    pub proxy_host: Option<String>,
+
     /// Connections through the proxy a user (not an administrator) may have open at once.
     #[arg(long, env = "ZOE_MAX_PROXY_CONNECTIONS", default_value_t = 64)]
     pub max_proxy_connections: usize,

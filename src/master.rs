@@ -351,6 +351,7 @@ pub fn create_app(
             }
         })
         .wrap(actix_web::middleware::from_fn(crate::paths::normalize))
+        .wrap(actix_web::middleware::from_fn(crate::proxy::host_guard))
         .configure(crate::observability::configure)
         .configure(crate::api::configure)
         .configure(crate::proxy::configure)

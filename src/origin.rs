@@ -34,6 +34,19 @@ pub fn request_host(req: &HttpRequest, trusted_proxies: &[IpAddr]) -> String {
     host.to_ascii_lowercase()
 }
 
+/// The name part of a `host[:port]` (`[v6]:port` included), and the port part if any.
+pub fn split_host(host: &str) -> (&str, Option<&str>) {
+    if let Some(rest) = host.strip_prefix('[') {
+        if let Some((name, after)) = rest.split_once(']') {
+            return (name, after.strip_prefix(':'));
+        }
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') => (name, Some(port)),
+        _ => (host, None),
+    }
+}
+
 /// Whether a browser's `Sec-Fetch-Site` and `Origin` headers, when present, say the request
 /// comes from a page of this very origin (or from the user typing the address). Clients that are
 /// not browsers send neither header and pass.
@@ -142,6 +155,15 @@ mod tests {
         );
         assert_eq!(ok(TestRequest::get().insert_header(("sec-fetch-site", "same-origin"))), Ok(()));
         assert_eq!(ok(api().insert_header(json()).insert_header(body()).insert_header(same)), Ok(()));
+    }
+
+    #[test]
+    fn hosts_split_into_name_and_port() {
+        assert_eq!(split_host("zoe.example:4850"), ("zoe.example", Some("4850")));
+        assert_eq!(split_host("zoe.example"), ("zoe.example", None));
+        assert_eq!(split_host("[::1]:4850"), ("::1", Some("4850")));
+        assert_eq!(split_host("[::1]"), ("::1", None));
+        assert_eq!(split_host("::1"), ("::1", None));
     }
 
     #[test]

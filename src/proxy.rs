@@ -24,8 +24,11 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::body::SizedStream;
+use actix_web::body::{BoxBody, EitherBody, MessageBody, SizedStream};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{header, StatusCode};
+use actix_web::middleware::Next;
+use actix_web::ResponseError;
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use http_body_util::{BodyStream, Either, Empty, StreamBody};
@@ -76,6 +79,52 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource(["/proxy/{execution}/{instance}/{port}", "/proxy/{execution}/{instance}/{port}/{rest:.*}"])
             .route(web::route().to(proxy)),
     );
+}
+
+/// Middleware: with `proxy-host`, that host serves `/proxy/` only, and `/proxy/` requests to any
+/// other host are redirected there (before authentication: the redirect tells nothing).
+pub async fn host_guard(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<BoxBody, impl MessageBody>>, actix_web::Error> {
+    let Some(data) = req.app_data::<web::Data<AppData>>().cloned() else {
+        return Ok(next.call(req).await?.map_into_right_body());
+    };
+    let Some(apps) = data.config.proxy_host.as_deref() else {
+        return Ok(next.call(req).await?.map_into_right_body());
+    };
+    let trusted = &data.config.trusted_proxy;
+    let host = crate::origin::request_host(req.request(), trusted);
+    let (name, port) = crate::origin::split_host(&host);
+    let on_apps = name.eq_ignore_ascii_case(apps);
+    let proxied = req.path().starts_with(PREFIX);
+    let resp = match (on_apps, proxied) {
+        (true, false) => ApiError::new(
+            HttpCode::NotFound,
+            format!(
+                "{apps} serves only applications, under {PREFIX}; Zoe's API and pages are on the master's own address"
+            ),
+        )
+        .error_response(),
+        (false, true) => {
+            let from_proxy = req.peer_addr().is_some_and(|a| trusted.contains(&a.ip()));
+            let scheme = if from_proxy {
+                req.connection_info().scheme().to_string()
+            } else if data.config.tls_cert.is_some() {
+                "https".to_string()
+            } else {
+                "http".to_string()
+            };
+            let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+            let target =
+                req.uri().path_and_query().map_or_else(|| req.path().to_string(), |pq| pq.as_str().to_string());
+            HttpResponse::TemporaryRedirect()
+                .insert_header((header::LOCATION, format!("{scheme}://{apps}{port}{target}")))
+                .finish()
+        }
+        _ => return Ok(next.call(req).await?.map_into_right_body()),
+    };
+    Ok(req.into_response(resp).map_into_left_body())
 }
 
 /// Whether a header may be forwarded (either way).

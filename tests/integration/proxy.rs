@@ -201,3 +201,60 @@ fn the_proxy_reaches_exposed_ports_of_running_services_for_their_owner_only() {
     assert!(String::from_utf8_lossy(&body).contains("no longer running"));
     assert_error(&m.get("/api/0.6/execution/0", BOB), 404, "no_such_execution");
 }
+
+/// `req` with its `Host` header set to `host`.
+fn on_host(req: &str, host: &str) -> String {
+    req.replacen("Host: HOST", &format!("Host: {host}"), 1)
+}
+
+#[test]
+fn with_a_proxy_host_proxied_pages_live_on_another_origin_than_zoe() {
+    let (m, _cleanup, _) = docker_master_with("proxyhost", &["--proxy-host", "apps.zoe.test"]);
+    m.create_user("alice", "user", "pa");
+    let files = service(
+        "files",
+        true,
+        1,
+        0,
+        "sh -c 'd=$HOME/www$ZOE_PROXY_PATH_8080 && mkdir -p $d && echo hello > $d/index.html && exec httpd -f -p 8080 -h $HOME/www'",
+        json!([{"name": "site", "protocol": "http", "port_number": 8080, "is_main_endpoint": true, "expose": true}]),
+    );
+    let id = m.submit(ALICE, "px", &application(vec![files]));
+    assert_eq!(wait_status(&m, ALICE, id, &["running", "error"], 60)["status"], "running");
+    let port = m.url.rsplit(':').next().unwrap().to_string();
+    let apps = format!("apps.zoe.test:{port}");
+    let page = format!("/proxy/{id}/files/8080/index.html?a=1");
+
+    // On the master's address, the proxy sends the browser to the applications' host first,
+    // without asking who it is.
+    let (s, head, _) = raw(&m, &get(&page, None, ""));
+    assert_eq!(s, 307, "{head}");
+    assert!(head.to_ascii_lowercase().contains(&format!("location: http://{apps}{page}\r\n")), "{head}");
+    // There, with the user's credentials, the page.
+    let mut served = false;
+    for _ in 0..50 {
+        let (s, _, body) = raw(&m, &on_host(&get(&page, Some(ALICE), ""), &apps));
+        if s == 200 {
+            assert_eq!(String::from_utf8_lossy(&body), "hello\n");
+            served = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(served, "the page was never served on the applications' host");
+    // That host serves nothing of Zoe: a script of a proxied page cannot read Zoe's pages or use
+    // its API as its visitor (same origin), and Zoe refuses its cross-origin requests.
+    for path in ["/api/0.6/user/alice", "/executions", "/metrics"] {
+        let (s, _, body) = raw(&m, &on_host(&get(path, Some(ALICE), ""), &apps));
+        assert_eq!(s, 404, "{path}");
+        assert!(String::from_utf8_lossy(&body).contains("serves only applications"), "{path}");
+    }
+    let attack = format!(
+        "POST /api/0.6/user HTTP/1.1\r\nHost: HOST\r\n{}Origin: http://{apps}\r\nContent-Type: application/json\r\n\
+         Content-Length: 49\r\nConnection: close\r\n\r\n{{\"name\":\"evil\",\"role\":\"admin\",\"password\":\"pw\"}}",
+        basic(ADMIN)
+    );
+    let (s, _, body) = raw(&m, &attack);
+    assert_eq!(s, 403, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(m.get("/api/0.6/user/evil", ADMIN).0, 404, "no admin was made");
+}
