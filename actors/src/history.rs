@@ -222,22 +222,11 @@ pub fn select(p: &Published, caller: &Caller, filter: &ListFilter) -> Selection 
 mod tests {
     use super::*;
     use crate::testing::at;
-    use zoe_checkpoints::{Application, Role, User};
+    use zoe_checkpoints::Application;
 
     /// `ended` executions that ended at the given seconds (ids from 1), and two active ones.
     fn state(ended: &[i64]) -> State {
-        let mut s = State::new("dev");
-        s.users.insert(
-            0,
-            Arc::new(User {
-                id: 0,
-                name: "zoeadmin".into(),
-                role: Role::Admin,
-                uid: 200_000,
-                password_hash: "$argon2id$".into(),
-                created_at: at(0),
-            }),
-        );
+        let mut s = crate::testing::admin_state();
         let app = Application {
             name: "a".into(),
             version: 2,

@@ -309,26 +309,12 @@ mod tests {
     use super::*;
     use crate::scheduler::{to_start, SchedulerConfig};
     use crate::testing::at;
-    use crate::transitions::{begin_start, submit_execution, Caller};
+    use crate::transitions::{begin_start, submit_execution};
     use serde_json::json;
-    use zoe_checkpoints::{Role, User};
 
     fn state_with_one(status_after: &str) -> (State, u64) {
-        let mut s = State::new("dev");
-        s.next_id = 1;
-        s.next_uid = 200_001;
-        s.users.insert(
-            0,
-            Arc::new(User {
-                id: 0,
-                name: "zoeadmin".into(),
-                role: Role::Admin,
-                uid: 200_000,
-                password_hash: "$argon2id$".into(),
-                created_at: at(0),
-            }),
-        );
-        let admin = Caller { id: 0, name: "zoeadmin".into(), role: Role::Admin };
+        let mut s = crate::testing::admin_state();
+        let admin = crate::testing::admin();
         let app = crate::app_description::parse_application(&json!({
             "name": "a", "version": 2, "will_end": true, "requires_binary": false, "priority": 1,
             "services": [{"name": "main", "docker_image": "img", "monitor": true, "total_count": 2, "essential_count": 1,

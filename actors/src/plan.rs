@@ -149,26 +149,13 @@ mod tests {
     use crate::testing::at;
     use crate::transitions::{begin_start, create_user, submit_execution, Caller};
     use serde_json::json;
-    use std::sync::Arc;
-    use zoe_checkpoints::{Role, User};
+
+    use zoe_checkpoints::Role;
 
     #[test]
     fn a_start_plan_names_labels_expands_and_limits_every_container() {
-        let mut s = State::new("dev");
-        s.next_id = 1;
-        s.next_uid = 200_001;
-        s.users.insert(
-            0,
-            Arc::new(User {
-                id: 0,
-                name: "zoeadmin".into(),
-                role: Role::Admin,
-                uid: 200_000,
-                password_hash: "$argon2id$".into(),
-                created_at: at(0),
-            }),
-        );
-        let admin = Caller { id: 0, name: "zoeadmin".into(), role: Role::Admin };
+        let mut s = crate::testing::admin_state();
+        let admin = crate::testing::admin();
         let alice = create_user(&mut s, &admin, "alice", Role::User, "$argon2id$".into(), at(0)).unwrap();
         let alice = Caller { id: alice.id, name: "alice".into(), role: Role::User };
         let app = crate::app_description::parse_application(&json!({

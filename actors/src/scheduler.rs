@@ -419,7 +419,6 @@ mod tests {
     use crate::transitions::{begin_start, create_user, set_status, submit_execution, Caller};
     use serde_json::json;
     use std::sync::Arc;
-    use zoe_checkpoints::User;
 
     const MIB: u64 = 1 << 20;
 
@@ -445,21 +444,8 @@ mod tests {
 
     impl World {
         fn new(policy: Policy) -> World {
-            let mut s = State::new("dev");
-            s.next_id = 1;
-            s.next_uid = 200_001;
-            s.users.insert(
-                0,
-                Arc::new(User {
-                    id: 0,
-                    name: "zoeadmin".into(),
-                    role: Role::Admin,
-                    uid: 200_000,
-                    password_hash: "$argon2id$".into(),
-                    created_at: at(0),
-                }),
-            );
-            let admin = Caller { id: 0, name: "zoeadmin".into(), role: Role::Admin };
+            let mut s = crate::testing::admin_state();
+            let admin = crate::testing::admin();
             for (name, role) in [("alice", Role::User), ("gina", Role::Guest)] {
                 create_user(&mut s, &admin, name, role, "$argon2id$".into(), at(0)).unwrap();
             }

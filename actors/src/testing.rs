@@ -9,6 +9,31 @@ use zoe_checkpoints::{
     Application, Change, Execution, PortDescription, Resources, Service, ServiceDescription, ServicePort, State, User,
 };
 
+/// A state of deployment `dev` as a master first makes it: `zoeadmin` (id 0, uid 200000), the
+/// next id 1 and the next uid 200001.
+pub fn admin_state() -> State {
+    let mut s = State::new("dev");
+    s.next_id = 1;
+    s.next_uid = 200_001;
+    s.users.insert(
+        0,
+        std::sync::Arc::new(User {
+            id: 0,
+            name: "zoeadmin".into(),
+            role: zoe_checkpoints::Role::Admin,
+            uid: 200_000,
+            password_hash: "$argon2id$".into(),
+            created_at: at(0),
+        }),
+    );
+    s
+}
+
+/// `zoeadmin` as a caller.
+pub fn admin() -> crate::transitions::Caller {
+    crate::transitions::Caller { id: 0, name: "zoeadmin".into(), role: zoe_checkpoints::Role::Admin }
+}
+
 /// A fixed instant plus `secs` seconds.
 pub fn at(secs: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_795_000_000 + secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)

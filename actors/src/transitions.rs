@@ -348,7 +348,7 @@ pub fn begin_start(state: &mut State, id: u64, now: Timestamp) -> Result<(), Zoe
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{at, describe, insta_settings};
+    use crate::testing::{admin, at, describe, insta_settings};
     use serde_json::json;
 
     fn app(monitor_count: u32) -> Application {
@@ -369,26 +369,9 @@ mod tests {
         .unwrap()
     }
 
-    fn admin() -> Caller {
-        Caller { id: 0, name: "zoeadmin".into(), role: Role::Admin }
-    }
-
     fn base() -> State {
-        let mut s = State::new("dev");
+        let mut s = crate::testing::admin_state();
         let root = admin();
-        s.next_id = 1;
-        s.next_uid = 200_001;
-        s.users.insert(
-            0,
-            Arc::new(User {
-                id: 0,
-                name: "zoeadmin".into(),
-                role: Role::Admin,
-                uid: 200_000,
-                password_hash: "$argon2id$x".into(),
-                created_at: at(0),
-            }),
-        );
         create_user(&mut s, &root, "alice", Role::User, "$argon2id$a".into(), at(1)).unwrap();
         create_user(&mut s, &root, "gina", Role::Guest, "$argon2id$g".into(), at(2)).unwrap();
         s

@@ -891,20 +891,7 @@ mod tests {
 
     /// zoeadmin, alice (a running execution with a port, a queued one) and bob (one queued).
     fn published() -> Published {
-        let mut s = State::new("dev");
-        s.next_id = 1;
-        s.next_uid = 200_001;
-        s.users.insert(
-            0,
-            Arc::new(User {
-                id: 0,
-                name: "zoeadmin".into(),
-                role: Role::Admin,
-                uid: 200_000,
-                password_hash: "$argon2id$".into(),
-                created_at: at(0),
-            }),
-        );
+        let mut s = crate::testing::admin_state();
         let admin = caller(&s, "zoeadmin");
         for n in ["alice", "bob"] {
             create_user(&mut s, &admin, n, Role::User, "$argon2id$".into(), at(1)).unwrap();
