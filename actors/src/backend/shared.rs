@@ -6,9 +6,10 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tracing::info;
+use tracing::{info, warn};
 
 use super::client::{lock, CallError};
+use crate::protocol::{BackendEvent, StartedContainer};
 
 /// Why a start failed, and whether it may work later.
 #[derive(Debug)]
@@ -28,6 +29,29 @@ impl Failure {
 impl From<String> for Failure {
     fn from(message: String) -> Self {
         Failure { message, transient: false }
+    }
+}
+
+/// The outcome event of a start: `ExecutionStarted`, or, after `clean_up` removed what the start
+/// made, `ExecutionStartFailed` (saying so when cleaning up failed too).
+pub(crate) async fn start_outcome<F: Future<Output = Result<(), String>>>(
+    execution_id: u64,
+    outcome: Result<Vec<StartedContainer>, Failure>,
+    clean_up: impl FnOnce() -> F,
+) -> BackendEvent {
+    match outcome {
+        Ok(containers) => {
+            info!(execution_id, "execution started");
+            BackendEvent::ExecutionStarted { execution_id, containers }
+        }
+        Err(failure) => {
+            warn!(execution_id, error = failure.message, "execution failed to start");
+            let error = match clean_up().await {
+                Ok(()) => failure.message,
+                Err(cleanup) => format!("{} (and cleaning up failed: {cleanup})", failure.message),
+            };
+            BackendEvent::ExecutionStartFailed { execution_id, error, transient: failure.transient }
+        }
     }
 }
 

@@ -15,13 +15,13 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use futures_util::StreamExt;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::Inner;
 use crate::backend::client::{pull_reason, CallError};
-use crate::backend::shared::{label_filter, Failure, StartControl};
+use crate::backend::shared::{label_filter, start_outcome, Failure, StartControl};
 use crate::backend::{LABEL_DEPLOYMENT, LABEL_EXECUTION_ID, LABEL_OWNER};
-use crate::protocol::{BackendEvent, ContainerSpec, StartExecution, StartedContainer};
+use crate::protocol::{ContainerSpec, StartExecution, StartedContainer};
 
 /// Containers of one startup-order group created and started at the same time.
 const START_CONCURRENCY: usize = 4;
@@ -45,20 +45,7 @@ impl Inner {
             Ok(docker) => self.try_start(&docker, &msg, &running.control, &mut created).await,
             Err(e) => Err(Failure::call(e, |e| e.to_string())),
         };
-        let event = match outcome {
-            Ok(containers) => {
-                info!(execution_id, "execution started");
-                BackendEvent::ExecutionStarted { execution_id, containers }
-            }
-            Err(failure) => {
-                warn!(execution_id, error = failure.message, "execution failed to start");
-                let error = match self.cleanup_failed_start(&msg, &created).await {
-                    Ok(()) => failure.message,
-                    Err(cleanup) => format!("{} (and cleaning up failed: {cleanup})", failure.message),
-                };
-                BackendEvent::ExecutionStartFailed { execution_id, error, transient: failure.transient }
-            }
-        };
+        let event = start_outcome(execution_id, outcome, || self.cleanup_failed_start(&msg, &created)).await;
         self.starts.end(execution_id);
         drop(running);
         self.send_outcome(event);

@@ -15,13 +15,13 @@ use bollard::models::{
 };
 use bollard::query_parameters::{InspectNetworkOptions, ListTasksOptions};
 use bollard::Docker;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::Inner;
 use crate::backend::client::CallError;
-use crate::backend::shared::{label_filter, label_u64, Failure, StartControl};
+use crate::backend::shared::{label_filter, label_u64, start_outcome, Failure, StartControl};
 use crate::backend::{LABEL_DEPLOYMENT, LABEL_EXECUTION_ID, LABEL_OWNER, LABEL_SERVICE_ID};
-use crate::protocol::{BackendEvent, ContainerSpec, StartExecution, StartedContainer, Transport};
+use crate::protocol::{ContainerSpec, StartExecution, StartedContainer, Transport};
 
 /// How often the tasks of a starting group are looked at.
 const WAIT_STEP: Duration = Duration::from_millis(50);
@@ -38,20 +38,8 @@ impl Inner {
             Ok(docker) => self.try_start(&docker, &msg, &running.control, &mut created).await,
             Err(e) => Err(Failure::call(e, |e| e.to_string())),
         };
-        let event = match outcome {
-            Ok(containers) => {
-                info!(execution_id, "execution started");
-                BackendEvent::ExecutionStarted { execution_id, containers }
-            }
-            Err(failure) => {
-                warn!(execution_id, error = failure.message, "execution failed to start");
-                let error = match self.remove_execution_services(execution_id, &created).await {
-                    Ok(()) => failure.message,
-                    Err(cleanup) => format!("{} (and cleaning up failed: {cleanup})", failure.message),
-                };
-                BackendEvent::ExecutionStartFailed { execution_id, error, transient: failure.transient }
-            }
-        };
+        let event =
+            start_outcome(execution_id, outcome, || self.remove_execution_services(execution_id, &created)).await;
         self.starts.end(execution_id);
         drop(running);
         self.send_outcome(event);
