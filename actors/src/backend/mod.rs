@@ -16,6 +16,67 @@
 //!
 //! The labels below mark what Zoe owns on an engine; every back end uses them.
 
+/// The protocol's command handlers of a back-end actor: each hands its message to the actor's
+/// shared `inner` (an `Arc` with `start_execution`, `remove_execution`, `remove_network`,
+/// `request_reconcile`, `service_logs`, and the method named for `RemoveContainers`), so that the
+/// actor itself never waits. Defined before the back ends' modules, which use it.
+macro_rules! command_handlers {
+    ($actor:ty, remove_containers: $remove_containers:ident) => {
+        impl actix::Handler<crate::protocol::StartExecution> for $actor {
+            type Result = ();
+
+            fn handle(&mut self, msg: crate::protocol::StartExecution, _ctx: &mut Self::Context) {
+                let inner = self.inner.clone();
+                actix::spawn(async move { inner.start_execution(msg).await });
+            }
+        }
+
+        impl actix::Handler<crate::protocol::RemoveExecution> for $actor {
+            type Result = ();
+
+            fn handle(&mut self, msg: crate::protocol::RemoveExecution, _ctx: &mut Self::Context) {
+                let inner = self.inner.clone();
+                actix::spawn(async move { inner.remove_execution(msg).await });
+            }
+        }
+
+        impl actix::Handler<crate::protocol::RemoveContainers> for $actor {
+            type Result = ();
+
+            fn handle(&mut self, msg: crate::protocol::RemoveContainers, _ctx: &mut Self::Context) {
+                let inner = self.inner.clone();
+                actix::spawn(async move { inner.$remove_containers(msg).await });
+            }
+        }
+
+        impl actix::Handler<crate::protocol::RemoveNetwork> for $actor {
+            type Result = ();
+
+            fn handle(&mut self, msg: crate::protocol::RemoveNetwork, _ctx: &mut Self::Context) {
+                let inner = self.inner.clone();
+                actix::spawn(async move { inner.remove_network(msg).await });
+            }
+        }
+
+        impl actix::Handler<crate::protocol::Reconcile> for $actor {
+            type Result = ();
+
+            fn handle(&mut self, _msg: crate::protocol::Reconcile, _ctx: &mut Self::Context) {
+                self.inner.request_reconcile();
+            }
+        }
+
+        impl actix::Handler<crate::protocol::ServiceLogs> for $actor {
+            type Result = actix::ResponseFuture<Result<crate::protocol::LogStream, String>>;
+
+            fn handle(&mut self, msg: crate::protocol::ServiceLogs, _ctx: &mut Self::Context) -> Self::Result {
+                let inner = self.inner.clone();
+                Box::pin(async move { inner.service_logs(msg).await })
+            }
+        }
+    };
+}
+
 pub(crate) mod client;
 pub mod config;
 pub mod engine;

@@ -37,10 +37,7 @@ use super::config::validate_config;
 pub use super::config::DockerConfig;
 use super::shared::{label_filter, Reconciler, Starts};
 use super::{logs, LABEL_DEPLOYMENT};
-use crate::protocol::{
-    BackendEvent, CpuUsage, LogStream, Reconcile, RemoveContainers, RemoveExecution, RemoveNetwork, ServiceLogs,
-    StartExecution,
-};
+use crate::protocol::{BackendEvent, CpuUsage, LogStream, ServiceLogs};
 use watch::watch_events;
 
 // ------------------------------------------------------------------------------------------------
@@ -86,58 +83,7 @@ impl Actor for DockerActor {
     }
 }
 
-impl Handler<StartExecution> for DockerActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: StartExecution, _ctx: &mut Self::Context) {
-        let inner = self.inner.clone();
-        actix::spawn(async move { inner.start_execution(msg).await });
-    }
-}
-
-impl Handler<RemoveExecution> for DockerActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: RemoveExecution, _ctx: &mut Self::Context) {
-        let inner = self.inner.clone();
-        actix::spawn(async move { inner.remove_execution(msg).await });
-    }
-}
-
-impl Handler<RemoveContainers> for DockerActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: RemoveContainers, _ctx: &mut Self::Context) {
-        let inner = self.inner.clone();
-        actix::spawn(async move { inner.remove_containers(msg).await });
-    }
-}
-
-impl Handler<RemoveNetwork> for DockerActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: RemoveNetwork, _ctx: &mut Self::Context) {
-        let inner = self.inner.clone();
-        actix::spawn(async move { inner.remove_network(msg).await });
-    }
-}
-
-impl Handler<Reconcile> for DockerActor {
-    type Result = ();
-
-    fn handle(&mut self, _msg: Reconcile, _ctx: &mut Self::Context) {
-        self.inner.request_reconcile();
-    }
-}
-
-impl Handler<ServiceLogs> for DockerActor {
-    type Result = ResponseFuture<Result<LogStream, String>>;
-
-    fn handle(&mut self, msg: ServiceLogs, _ctx: &mut Self::Context) -> Self::Result {
-        let inner = self.inner.clone();
-        Box::pin(async move { inner.service_logs(msg).await })
-    }
-}
+command_handlers!(DockerActor, remove_containers: remove_containers);
 
 impl Handler<CpuUsage> for DockerActor {
     type Result = ResponseFuture<Vec<Option<u64>>>;

@@ -31,17 +31,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix::{Actor, AsyncContext, Context, Handler, Recipient, ResponseFuture, WrapFuture};
+use actix::{Actor, AsyncContext, Context, Handler, Recipient, WrapFuture};
 use bollard::query_parameters::LogsOptions;
 
 use super::client::Client;
 use super::config::{validate_config, DockerConfig};
 use super::shared::{Reconciler, Starts};
 use super::{logs, LABEL_DEPLOYMENT};
-use crate::protocol::{
-    BackendEvent, CpuUsage, LogStream, Reconcile, RemoveContainers, RemoveExecution, RemoveNetwork, ServiceLogs,
-    StartExecution,
-};
+use crate::protocol::{BackendEvent, CpuUsage, LogStream, ServiceLogs};
 pub use constraints::Constraint;
 
 /// How often the tasks and nodes are polled.
@@ -89,65 +86,14 @@ impl Actor for SwarmActor {
     }
 }
 
-impl Handler<StartExecution> for SwarmActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: StartExecution, _ctx: &mut Self::Context) {
-        let inner = self.inner.clone();
-        actix::spawn(async move { inner.start_execution(msg).await });
-    }
-}
-
-impl Handler<RemoveExecution> for SwarmActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: RemoveExecution, _ctx: &mut Self::Context) {
-        let inner = self.inner.clone();
-        actix::spawn(async move { inner.remove_execution(msg).await });
-    }
-}
-
-impl Handler<RemoveContainers> for SwarmActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: RemoveContainers, _ctx: &mut Self::Context) {
-        let inner = self.inner.clone();
-        actix::spawn(async move { inner.remove_services(msg).await });
-    }
-}
-
-impl Handler<RemoveNetwork> for SwarmActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: RemoveNetwork, _ctx: &mut Self::Context) {
-        let inner = self.inner.clone();
-        actix::spawn(async move { inner.remove_network(msg).await });
-    }
-}
-
-impl Handler<Reconcile> for SwarmActor {
-    type Result = ();
-
-    fn handle(&mut self, _msg: Reconcile, _ctx: &mut Self::Context) {
-        self.inner.request_reconcile();
-    }
-}
-
-impl Handler<ServiceLogs> for SwarmActor {
-    type Result = ResponseFuture<Result<LogStream, String>>;
-
-    fn handle(&mut self, msg: ServiceLogs, _ctx: &mut Self::Context) -> Self::Result {
-        let inner = self.inner.clone();
-        Box::pin(async move { inner.service_logs(msg).await })
-    }
-}
+command_handlers!(SwarmActor, remove_containers: remove_services);
 
 impl Handler<CpuUsage> for SwarmActor {
     type Result = Vec<Option<u64>>;
 
     /// Not known: a Swarm manager does not report the CPU use of containers on other nodes, and
-    /// Zoe reaches only the manager. Idle culling then counts proxied traffic alone as use and
-    /// never culls (see the README).
+    /// Zoe reaches only the manager. Idle culling then never culls, since a busy computation
+    /// must not be taken for an idle one (see the README).
     fn handle(&mut self, msg: CpuUsage, _ctx: &mut Self::Context) -> Self::Result {
         vec![None; msg.containers.len()]
     }
