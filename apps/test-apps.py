@@ -22,24 +22,23 @@ root. Prints timings and memory figures. Every object it creates is named `zoe-a
 removed at the end, even on failure; every docker command runs alone and under a timeout.
 """
 
-import base64
 import json
 import os
 import re
 import shlex
 import shutil
 import signal
-import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
-import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# The kernel WebSocket client of the test suite (tests/clients/jupyter.py).
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "clients"))
+import jupyter  # noqa: E402
 PREFIX = "zoe-apptest-"
 NETWORK = PREFIX + "net"
 LABEL = "zoe-apptest=1"
@@ -238,106 +237,6 @@ def wait_http(url, deadline, ok=lambda status, body: status == 200):
     return None
 
 
-class Kernel:
-    """Runs code in a Jupyter kernel over its WebSocket (legacy JSON messages)."""
-
-    def __init__(self, port, path, cookie):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=120)
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                           "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                           f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-                           f"Cookie: {cookie}\r\n\r\n").encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = self.sock.recv(4096)
-            if not chunk:
-                raise RuntimeError("the WebSocket handshake was cut")
-            head += chunk
-        head, self.buf = head.split(b"\r\n\r\n", 1)
-        if b" 101 " not in head.split(b"\r\n")[0]:
-            raise RuntimeError(f"WebSocket refused: {head.decode(errors='replace')}")
-        self.session = uuid.uuid4().hex
-
-    def _read(self, n):
-        while len(self.buf) < n:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise RuntimeError("the WebSocket was closed")
-            self.buf += chunk
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
-
-    def _send(self, opcode, payload):
-        mask = os.urandom(4)
-        n = len(payload)
-        head = bytes([0x80 | opcode])
-        if n < 126:
-            head += bytes([0x80 | n])
-        elif n < 65536:
-            head += bytes([0x80 | 126]) + struct.pack(">H", n)
-        else:
-            head += bytes([0x80 | 127]) + struct.pack(">Q", n)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.sock.sendall(head + mask + masked)
-
-    def recv(self):
-        message = b""
-        while True:
-            b0, b1 = self._read(2)
-            n = b1 & 0x7F
-            if n == 126:
-                n = struct.unpack(">H", self._read(2))[0]
-            elif n == 127:
-                n = struct.unpack(">Q", self._read(8))[0]
-            payload = self._read(n)
-            opcode = b0 & 0x0F
-            if opcode == 0x9:  # ping
-                self._send(0xA, payload)
-                continue
-            if opcode == 0x8:
-                raise RuntimeError("the WebSocket was closed by the server")
-            message += payload
-            if b0 & 0x80:
-                return json.loads(message)
-
-    def execute(self, code):
-        """Runs `code`; returns (printed text, error or None)."""
-        msg_id = uuid.uuid4().hex
-        self._send(0x1, json.dumps({
-            "header": {"msg_id": msg_id, "username": "apptest", "session": self.session,
-                       "msg_type": "execute_request", "version": "5.3",
-                       "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
-            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-            "content": {"code": code, "silent": False, "store_history": False,
-                        "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
-        }).encode())
-        text, error, replied, idle = "", None, False, False
-        while not (replied and idle):
-            m = self.recv()
-            if m.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            kind, content = m["header"]["msg_type"], m["content"]
-            if kind == "stream":
-                text += content["text"]
-            elif kind == "execute_result":
-                text += content["data"].get("text/plain", "") + "\n"
-            elif kind == "error":
-                error = f"{content['ename']}: {content['evalue']}"
-            elif kind == "execute_reply":
-                replied = True
-            elif kind == "status" and content["execution_state"] == "idle":
-                idle = True
-        return text, error
-
-    def close(self):
-        try:
-            self._send(0x8, b"")
-            self.sock.close()
-        except OSError:
-            pass
-
-
 def notebook_checks(name, port, base, workspace, code):
     """The checks of a notebook served at http://127.0.0.1:port{base}; runs `code` in a kernel.
     Returns the kernel's printed text."""
@@ -371,11 +270,8 @@ def notebook_checks(name, port, base, workspace, code):
           f"PUT {base}api/contents/apptest.txt writes into the workspace: {status}")
     if not kernel:
         return ""
-    ws = Kernel(port, f"{base}api/kernels/{kernel['id']}/channels", cookie)
-    try:
-        text, error = ws.execute(code)
-    finally:
-        ws.close()
+    text, error = jupyter.run(f"http://127.0.0.1:{port}", None, cookie,
+                              f"{base}api/kernels/{kernel['id']}/channels", code)
     log(f"kernel ran the code {time.monotonic() - start:.1f} s after its creation:\n"
         + "\n".join("        " + line for line in text.strip().splitlines()))
     check(error is None, f"the kernel's code ran without error{': ' + error if error else ''}")

@@ -67,7 +67,8 @@ class Socket:
         name, port = host.rsplit(":", 1)
         self.sock = socket.create_connection((name, int(port)), timeout=180)
         key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {auth}\r\n"
+        authorization = f"Authorization: {auth}\r\n" if auth else ""
+        self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{authorization}"
                            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
                            f"Cookie: {cookie}\r\n\r\n").encode())
@@ -124,7 +125,8 @@ class Socket:
 
 
 def run(url, auth, cookie, path, code):
-    """Runs `code` in the kernel: (printed text, error or None)."""
+    """Runs `code` in the kernel whose channels are at `path` on `url` (with the basic-auth
+    header `auth`, if any): (printed text, error or None). Also used by apps/test-apps.py."""
     ws = Socket(url, auth, cookie, path)
     msg_id, session = uuid.uuid4().hex, uuid.uuid4().hex
     ws.send(0x1, json.dumps({
