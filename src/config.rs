@@ -135,6 +135,12 @@ pub struct MasterConfig {
     #[arg(long, env = "ZOE_SCHEDULER_POLICY", default_value = "fifo", value_parser = policy_arg())]
     pub scheduler_policy: Policy,
 
+    /// Elastic scheduling: an execution starts once its essential instances fit, and its elastic
+    /// instances (those beyond a service's `essential_count`) start as room allows and restart
+    /// when they die; `false`: every instance is reserved up front (rigid, as Zoe 0.9.7).
+    #[arg(long, env = "ZOE_ELASTIC", default_value_t = true, action = clap::ArgAction::Set)]
+    pub elastic: bool,
+
     /// Seconds of waiting after which an execution outranks any newly submitted one.
     #[arg(long, env = "ZOE_AGING_SECONDS", default_value_t = 600)]
     pub aging_seconds: u64,
@@ -433,6 +439,7 @@ impl MasterConfig {
             max_memory: self.max_memory,
             max_cores: self.max_cores,
             max_starting: self.max_starting.max(1),
+            elastic: self.elastic,
             quotas: std::collections::HashMap::from([
                 (
                     Role::Guest,

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use zoe_checkpoints::{Execution, ExecutionStatus, ServiceStatus, State, Timestamp};
+use zoe_checkpoints::{Execution, ExecutionStatus, Service, ServiceStatus, State, Timestamp};
 
 use crate::plan::remove_plan;
 use crate::protocol::{ContainerInfo, ExposedPort, RemoveExecution, StartedContainer, Transport};
@@ -61,6 +61,20 @@ fn end_if_monitor_exited(state: &mut State, id: u64, now: Timestamp, f: &mut Fol
     }
 }
 
+/// Records where a container started (its id, addresses, node, published ports).
+fn record_start(s: &mut Service, c: &StartedContainer) {
+    s.docker_id = Some(c.docker_id.clone());
+    s.ip_address = c.ip_address.clone();
+    s.node = c.node.clone();
+    for p in &mut s.ports {
+        let key = ExposedPort { port: p.port_number, transport: Transport::of_protocol(&p.protocol) }.key();
+        p.host_endpoint = c.host_endpoints.get(&key).cloned();
+    }
+    if s.status == ServiceStatus::Pending {
+        s.status = ServiceStatus::Running;
+    }
+}
+
 /// All containers of an execution were created and started.
 pub fn started(state: &mut State, id: u64, containers: &[StartedContainer], now: Timestamp) -> FollowUp {
     let mut f = FollowUp::default();
@@ -70,16 +84,7 @@ pub fn started(state: &mut State, id: u64, containers: &[StartedContainer], now:
     };
     for s in &mut e.services {
         if let Some(c) = containers.iter().find(|c| c.service_id == s.id) {
-            s.docker_id = Some(c.docker_id.clone());
-            s.ip_address = c.ip_address.clone();
-            s.node = c.node.clone();
-            for p in &mut s.ports {
-                let key = ExposedPort { port: p.port_number, transport: Transport::of_protocol(&p.protocol) }.key();
-                p.host_endpoint = c.host_endpoints.get(&key).cloned();
-            }
-            if s.status == ServiceStatus::Pending {
-                s.status = ServiceStatus::Running;
-            }
+            record_start(s, c);
         }
     }
     f.changed = true;
@@ -94,6 +99,40 @@ pub fn started(state: &mut State, id: u64, containers: &[StartedContainer], now:
                 f.remove.push(remove_plan(e));
             }
         }
+    }
+    f
+}
+
+/// Elastic instances added to a running execution were started. If the execution no longer runs
+/// (it is being removed, which also removes these), nothing changes.
+pub fn instances_started(state: &mut State, id: u64, containers: &[StartedContainer]) -> FollowUp {
+    let mut f = FollowUp::default();
+    let Some(e) = exec_mut(state, id) else {
+        f.orphans = containers.iter().map(|c| c.docker_id.clone()).collect();
+        return f;
+    };
+    if !matches!(e.status, ExecutionStatus::Running | ExecutionStatus::CleaningUp) {
+        f.orphans = containers.iter().map(|c| c.docker_id.clone()).collect();
+        return f;
+    }
+    for s in &mut e.services {
+        if let Some(c) = containers.iter().find(|c| c.service_id == s.id) {
+            record_start(s, c);
+        }
+    }
+    f.changed = true;
+    f
+}
+
+/// Elastic instances could not be added to a running execution (the back end removed what it had
+/// made): they wait for room again, each attempt counted in its `retries`.
+pub fn instances_start_failed(state: &mut State, id: u64, service_ids: &[u64]) -> FollowUp {
+    let mut f = FollowUp::default();
+    let Some(e) = exec_mut(state, id) else { return f };
+    for s in e.services.iter_mut().filter(|s| service_ids.contains(&s.id) && s.status == ServiceStatus::Pending) {
+        s.status = ServiceStatus::Waiting;
+        s.retries += 1;
+        f.changed = true;
     }
     f
 }

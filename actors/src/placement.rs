@@ -6,9 +6,13 @@
 //! with what is free; on a Swarm it refuses an execution whose instances would fit in the sum of
 //! the free space but not on actual nodes.
 
-use zoe_checkpoints::{Application, Execution, State};
+use zoe_checkpoints::{Application, Execution, Service, ServiceDescription, ServiceStatus, State};
 
 use crate::scheduler::{holds_resources, Resources};
+
+/// An elastic instance that died or could not be started is started again at most this many
+/// times.
+pub const MAX_RETRIES: u32 = 3;
 
 /// A node as the scheduler sees it: its name and what it has.
 #[derive(Clone, Debug, PartialEq)]
@@ -19,14 +23,50 @@ pub struct Node {
 
 /// The instances of an application (each service times its `total_count`), what each needs.
 pub fn instances(app: &Application) -> Vec<Resources> {
+    app.services.iter().flat_map(|d| std::iter::repeat_n(need_of(d), d.total_count as usize)).collect()
+}
+
+/// What one instance of a service needs.
+pub fn need_of(d: &ServiceDescription) -> Resources {
+    Resources { memory: d.required_resources.memory, cores: d.required_resources.cores.unwrap_or(0.0) }
+}
+
+/// The essential instances of an application (see `ServiceDescription::is_essential`), what each
+/// needs: an elastic execution is admitted when these fit.
+pub fn essential_instances(app: &Application) -> Vec<Resources> {
     app.services
         .iter()
-        .flat_map(|d| {
-            let one =
-                Resources { memory: d.required_resources.memory, cores: d.required_resources.cores.unwrap_or(0.0) };
-            std::iter::repeat_n(one, d.total_count as usize)
-        })
+        .flat_map(|d| (0..d.total_count).filter(|i| d.is_essential(*i)).map(|_| need_of(d)))
         .collect()
+}
+
+/// The elastic instances of an application, as (service, index), in description order.
+pub fn elastic_instances(app: &Application) -> Vec<(&ServiceDescription, u32)> {
+    app.services.iter().flat_map(|d| (0..d.total_count).filter(|i| !d.is_essential(*i)).map(move |i| (d, i))).collect()
+}
+
+/// Whether an elastic instance of a running execution is to be started when room allows: one
+/// waiting for room, or one that died (exited with an error, was killed for its memory, was lost
+/// with its node or removed outside Zoe), unless it was retried [`MAX_RETRIES`] times. One that
+/// exited with 0 has done its work.
+pub fn wants_start(d: &ServiceDescription, s: &Service) -> bool {
+    let died = match s.status {
+        ServiceStatus::Waiting | ServiceStatus::Lost | ServiceStatus::Removed => true,
+        ServiceStatus::Exited => s.oom_killed || s.exit_code != Some(0),
+        ServiceStatus::Pending | ServiceStatus::Running => false,
+    };
+    died && !d.is_essential(s.index) && s.retries < MAX_RETRIES
+}
+
+/// Whether a service record holds its share of the platform. Rigid: every instance but those lost
+/// with their node (or never started), from the start to the end of its execution. Elastic:
+/// essential instances so, elastic ones only while they are being started or run.
+pub fn holds(d: Option<&ServiceDescription>, s: &Service, elastic: bool) -> bool {
+    match s.status {
+        ServiceStatus::Lost | ServiceStatus::Waiting => false,
+        ServiceStatus::Pending | ServiceStatus::Running => true,
+        ServiceStatus::Exited | ServiceStatus::Removed => !elastic || d.is_some_and(|d| d.is_essential(s.index)),
+    }
 }
 
 /// Larger first: by memory, then cores.
@@ -54,11 +94,11 @@ pub fn place(free: &mut [Resources], instances: &[Resources]) -> Option<Vec<usiz
 /// What the executions of `state` hold on each node: an instance known to run on a node is
 /// charged to it; the others (not placed yet, or on a back end that does not say) are placed by
 /// first-fit decreasing on what is left, or on the first node when they fit nowhere.
-pub fn reserved_per_node(nodes: &[Node], state: &State) -> Vec<Resources> {
+pub fn reserved_per_node(nodes: &[Node], state: &State, elastic: bool) -> Vec<Resources> {
     let mut used = vec![Resources::default(); nodes.len()];
     let mut floating = Vec::new();
     for e in state.executions.values().filter(|e| holds_resources(e.status)) {
-        for (need, node) in held(e) {
+        for (need, node) in held(e, elastic) {
             match node.and_then(|name| nodes.iter().position(|n| n.name == name)) {
                 Some(i) => used[i] = used[i].plus(need),
                 None if node.is_none() => floating.push(need),
@@ -79,31 +119,22 @@ pub fn reserved_per_node(nodes: &[Node], state: &State) -> Vec<Resources> {
 
 /// What is free on each node, given what the executions of `state` hold (see
 /// [`reserved_per_node`]).
-pub fn free_per_node(nodes: &[Node], state: &State) -> Vec<Resources> {
-    nodes.iter().zip(reserved_per_node(nodes, state)).map(|(n, used)| n.capacity.minus(used)).collect()
+pub fn free_per_node(nodes: &[Node], state: &State, elastic: bool) -> Vec<Resources> {
+    nodes.iter().zip(reserved_per_node(nodes, state, elastic)).map(|(n, used)| n.capacity.minus(used)).collect()
 }
 
-/// What each instance of a running (or starting, or cleaning up) execution holds, and on which
-/// node when known. Instances not created yet hold their share too.
-fn held(e: &Execution) -> Vec<(Resources, Option<&str>)> {
-    let need = |service: &str| {
-        e.application
-            .services
-            .iter()
-            .find(|d| d.name == service)
-            .map(|d| Resources {
-                memory: d.required_resources.memory,
-                cores: d.required_resources.cores.unwrap_or(0.0),
-            })
-            .unwrap_or_default()
-    };
+/// What each instance of a running (or starting, or cleaning up) execution holds (see
+/// [`holds`]), and on which node when known. Instances not created yet hold their share too.
+pub fn held(e: &Execution, elastic: bool) -> Vec<(Resources, Option<&str>)> {
     if e.services.is_empty() {
         return instances(&e.application).into_iter().map(|r| (r, None)).collect();
     }
     e.services
         .iter()
-        .filter(|s| s.status != zoe_checkpoints::ServiceStatus::Lost)
-        .map(|s| (need(&s.service_name), s.node.as_deref()))
+        .filter_map(|s| {
+            let d = e.application.services.iter().find(|d| d.name == s.service_name);
+            holds(d, s, elastic).then(|| (d.map(need_of).unwrap_or_default(), s.node.as_deref()))
+        })
         .collect()
 }
 

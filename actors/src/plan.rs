@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use zoe_checkpoints::{Execution, State};
+use zoe_checkpoints::{Execution, Service, ServiceStatus, State};
 
 use crate::naming;
 use crate::protocol::{ContainerSpec, ExposedPort, RemoveExecution, StartExecution, Transport, Workspace};
@@ -52,9 +52,25 @@ impl Default for PlanSettings {
     }
 }
 
-/// The containers of an execution in `starting` (its service records already created). Every
-/// container runs as its owner's uid, with `HOME` in the owner's workspace.
+/// The containers of an execution in `starting` (its service records already created; those
+/// `waiting` for room are not started). Every container runs as its owner's uid, with `HOME` in
+/// the owner's workspace.
 pub fn start_plan(state: &State, id: u64, settings: &PlanSettings) -> Result<StartExecution, String> {
+    plan(state, id, settings, |s| s.status == ServiceStatus::Pending, false)
+}
+
+/// The containers of elastic instances (these service records) added to a running execution.
+pub fn grow_plan(state: &State, id: u64, service_ids: &[u64], settings: &PlanSettings) -> Result<StartExecution, String> {
+    plan(state, id, settings, |s| service_ids.contains(&s.id), true)
+}
+
+fn plan(
+    state: &State,
+    id: u64,
+    settings: &PlanSettings,
+    which: impl Fn(&Service) -> bool,
+    grow: bool,
+) -> Result<StartExecution, String> {
     let e = state.executions.get(&id).ok_or_else(|| format!("no execution {id}"))?;
     let deployment = &state.deployment_name;
     let owner = state
@@ -67,7 +83,7 @@ pub fn start_plan(state: &State, id: u64, settings: &PlanSettings) -> Result<Sta
         uid: owner.uid,
     };
     let mut containers = Vec::new();
-    for s in &e.services {
+    for s in e.services.iter().filter(|s| which(s)) {
         let d = e
             .application
             .services
@@ -134,6 +150,7 @@ pub fn start_plan(state: &State, id: u64, settings: &PlanSettings) -> Result<Sta
         network: naming::user_network_name(&e.owner, deployment),
         owner: e.owner.clone(),
         containers,
+        grow,
     })
 }
 

@@ -103,7 +103,7 @@ pub struct Workspace {
 }
 
 /// Create and start the containers of an execution. Answered by `ExecutionStarted` or
-/// `ExecutionStartFailed`.
+/// `ExecutionStartFailed`; with `grow`, by `InstancesStarted` or `InstancesStartFailed`.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct StartExecution {
@@ -112,6 +112,9 @@ pub struct StartExecution {
     pub network: String,
     pub owner: String,
     pub containers: Vec<ContainerSpec>,
+    /// More containers (elastic instances) for an execution that runs: a failure removes only
+    /// what this start created, and leaves the execution's other containers alone.
+    pub grow: bool,
 }
 
 /// Stop and remove the containers of an execution, keeping their log tails. Answered by
@@ -178,6 +181,11 @@ pub enum BackendEvent {
     /// back end was too slow or could not be reached (the start may work later), as opposed to
     /// a refusal (a missing image, a bad command) that would fail again.
     ExecutionStartFailed { execution_id: u64, error: String, transient: bool },
+    /// The containers of a `grow` start were created and started.
+    InstancesStarted { execution_id: u64, containers: Vec<StartedContainer> },
+    /// The containers of a `grow` start could not be started; none of them is left, and the
+    /// execution's other containers were not touched.
+    InstancesStartFailed { execution_id: u64, service_ids: Vec<u64>, error: String, transient: bool },
     /// The execution's containers were stopped and removed; `error` tells what could not be.
     ExecutionRemoved { execution_id: u64, error: Option<String> },
     /// A container of the deployment stopped (on its own or because Zoe stopped it).

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use zoe_checkpoints::{Application, Execution, ExecutionStatus, Role, State, Timestamp};
 
+
 use crate::error::{Code, ZoeError};
 use crate::placement::{self, Node};
 use crate::units::show_bytes;
@@ -95,13 +96,41 @@ pub fn holds_resources(status: ExecutionStatus) -> bool {
     matches!(status, ExecutionStatus::Starting | ExecutionStatus::Running | ExecutionStatus::CleaningUp)
 }
 
+/// What an elastic execution needs to be admitted: its essential instances.
+pub fn essential_reservation(app: &Application) -> Resources {
+    sum(&placement::essential_instances(app))
+}
+
+fn sum(instances: &[Resources]) -> Resources {
+    instances.iter().fold(Resources::default(), |acc, r| acc.plus(*r))
+}
+
+/// What an execution holds now: rigid, its whole reservation while it holds resources; elastic,
+/// what its instances hold (see [`placement::holds`]).
+pub fn held_now(e: &Execution, elastic: bool) -> Resources {
+    if !holds_resources(e.status) {
+        return Resources::default();
+    }
+    if elastic {
+        placement::held(e, true).into_iter().fold(Resources::default(), |acc, (r, _)| acc.plus(r))
+    } else {
+        reservation(&e.application)
+    }
+}
+
 /// What executions hold now.
-pub fn reserved(state: &State) -> Resources {
-    state
-        .executions
-        .values()
-        .filter(|e| holds_resources(e.status))
-        .fold(Resources::default(), |acc, e| acc.plus(reservation(&e.application)))
+pub fn reserved(state: &State, elastic: bool) -> Resources {
+    state.executions.values().fold(Resources::default(), |acc, e| acc.plus(held_now(e, elastic)))
+}
+
+/// What an active execution counts against its owner's quota: what it holds, or, while queued,
+/// what it needs to start (all of it rigid, its essential instances elastic).
+fn charged(e: &Execution, elastic: bool) -> Resources {
+    match e.status {
+        ExecutionStatus::Scheduled if elastic => essential_reservation(&e.application),
+        ExecutionStatus::Scheduled => reservation(&e.application),
+        _ => held_now(e, elastic),
+    }
 }
 
 /// Per-role limits.
@@ -130,8 +159,12 @@ pub struct SchedulerConfig {
     pub max_cores: Option<f64>,
     pub quotas: HashMap<Role, Quota>,
     /// Executions being started at once; the next ones wait until one of these is running.
-    /// Keeps a burst of submissions from flooding the back end.
+    /// Keeps a burst of submissions from flooding the back end. Growing a running execution
+    /// counts as a start.
     pub max_starting: usize,
+    /// Elastic scheduling: an execution is admitted when its essential instances fit, and its
+    /// elastic instances start as room allows. Off: every instance is reserved up front (rigid).
+    pub elastic: bool,
 }
 
 impl Default for SchedulerConfig {
@@ -143,6 +176,7 @@ impl Default for SchedulerConfig {
             max_cores: None,
             quotas: HashMap::from([(Role::Guest, Quota { max_active: Some(1), ..Quota::default() })]),
             max_starting: usize::MAX,
+            elastic: true,
         }
     }
 }
@@ -178,6 +212,8 @@ pub struct Waiting {
     pub need: Resources,
     /// Each instance (container), each to be placed on a node.
     pub instances: Vec<Resources>,
+    /// Its essential instances, which admit it when it is elastic.
+    pub essential: Vec<Resources>,
 }
 
 impl Waiting {
@@ -188,6 +224,16 @@ impl Waiting {
             priority: e.application.priority,
             need: reservation(&e.application),
             instances: placement::instances(&e.application),
+            essential: placement::essential_instances(&e.application),
+        }
+    }
+
+    /// What admits it: all its instances (rigid) or its essential ones (elastic).
+    pub fn admitting(&self, elastic: bool) -> &[Resources] {
+        if elastic {
+            &self.essential
+        } else {
+            &self.instances
         }
     }
 }
@@ -224,45 +270,209 @@ pub fn order(queue: &mut [Waiting], policy: Policy, capacity: Option<Resources>,
     }
 }
 
-/// From a queue in order, the executions that start now: each in turn while it fits in what is
-/// free, in total and, with `nodes` (what is free on each node), instance by instance on the
-/// nodes; the first that does not fit stops the round (nothing overtakes it).
-pub fn pick(ordered: &[Waiting], mut free: Resources, mut nodes: Option<&mut [Resources]>) -> Vec<u64> {
+/// From a queue in order, the executions that start now: each in turn while what admits it
+/// (all its instances, or its essential ones when `elastic`) fits in what is free, in total and,
+/// with `nodes` (what is free on each node), instance by instance on the nodes; the first that
+/// does not fit stops the round (nothing overtakes it). What they take is taken from `free` and
+/// `nodes`.
+pub fn pick(ordered: &[Waiting], free: &mut Resources, mut nodes: Option<&mut [Resources]>, elastic: bool) -> Vec<u64> {
     let mut out = Vec::new();
     for w in ordered {
-        if !w.need.fits(free) {
+        let wanted = w.admitting(elastic);
+        let need = sum(wanted);
+        if !need.fits(*free) {
             break;
         }
         if let Some(nodes) = nodes.as_deref_mut() {
-            if placement::place(nodes, &w.instances).is_none() {
+            if placement::place(nodes, wanted).is_none() {
                 break;
             }
         }
-        free = free.minus(w.need);
+        *free = free.minus(need);
         out.push(w.id);
     }
     out
 }
 
-/// The executions of `state` to start now: what [`pick`] chooses, but no more than leaves
-/// `max_starting` executions starting at once.
-pub fn to_start(state: &State, config: &SchedulerConfig, nodes: Option<&[Node]>, now: Timestamp) -> Vec<u64> {
-    let capacity = config.capacity(nodes);
-    let starting = state.executions.values().filter(|e| e.status == ExecutionStatus::Starting).count();
-    let room = config.max_starting.saturating_sub(starting);
-    if room == 0 {
-        return Vec::new();
+/// Growth: the elastic instances that start now, given, in the policy's order, each execution
+/// with the instances it misses. Execution after execution, instance after instance while the
+/// instance fits (in total, on a node with `nodes`) and `allow(execution, instance)` agrees (the
+/// owner's quota); what they take is taken. Returns how many of each execution's missing
+/// instances start (the first ones of its list), for those that start any.
+pub fn grow(
+    ordered: &[(u64, Vec<Resources>)],
+    free: &mut Resources,
+    mut nodes: Option<&mut [Resources]>,
+    mut allow: impl FnMut(u64, Resources) -> bool,
+) -> Vec<(u64, usize)> {
+    let mut out = Vec::new();
+    for (id, missing) in ordered {
+        let mut n = 0;
+        for need in missing {
+            if !need.fits(*free) || !allow(*id, *need) {
+                break;
+            }
+            if let Some(nodes) = nodes.as_deref_mut() {
+                if placement::place(nodes, std::slice::from_ref(need)).is_none() {
+                    break;
+                }
+            }
+            *free = free.minus(*need);
+            n += 1;
+        }
+        if n > 0 {
+            out.push((*id, n));
+        }
     }
+    out
+}
+
+/// An execution the scheduler starts: which of its elastic instances start with its essential
+/// ones, as (service, index); `None` when rigid (every instance).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Start {
+    pub id: u64,
+    pub elastic_now: Option<Vec<(String, u32)>>,
+}
+
+impl Start {
+    /// Whether instance `index` of `service` starts now (else it waits for room).
+    pub fn starts_now(&self, app: &Application, service: &str, index: u32) -> bool {
+        match &self.elastic_now {
+            None => true,
+            Some(now) => {
+                app.services.iter().any(|d| d.name == service && d.is_essential(index))
+                    || now.iter().any(|(s, i)| s == service && *i == index)
+            }
+        }
+    }
+}
+
+/// What one round of the scheduler decides.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Round {
+    /// Queued executions to start, in order.
+    pub start: Vec<Start>,
+    /// Running executions to grow, with the service ids of the instances to start.
+    pub grow: Vec<(u64, Vec<u64>)>,
+}
+
+/// A missing elastic instance: one of a queued execution (service, index), or a record of a
+/// running one (service id).
+enum Missing {
+    New(String, u32),
+    Record(u64),
+}
+
+/// The round of `state`: the queued executions that start (what [`pick`] chooses, but no more
+/// than leaves `max_starting` starts at once), then, elastic, when the whole queue could start,
+/// the elastic instances that start in the room left ([`grow`]): the new executions' and the
+/// running ones' missing instances, in the policy's order. While an execution waits for room,
+/// nothing grows into the room it waits for.
+pub fn round(state: &State, config: &SchedulerConfig, nodes: Option<&[Node]>, now: Timestamp) -> Round {
+    let elastic = config.elastic;
+    let capacity = config.capacity(nodes);
+    let starting = state
+        .executions
+        .values()
+        .filter(|e| {
+            e.status == ExecutionStatus::Starting
+                || e.status == ExecutionStatus::Running
+                    && e.services.iter().any(|s| s.status == zoe_checkpoints::ServiceStatus::Pending)
+        })
+        .count();
+    let mut room = config.max_starting.saturating_sub(starting);
     let mut queue = waiting(state);
     order(&mut queue, config.policy, capacity, config.aging, now);
-    let free = match capacity {
-        Some(c) => c.minus(reserved(state)),
+    let mut free = match capacity {
+        Some(c) => c.minus(reserved(state, elastic)),
         None => Resources { memory: u64::MAX, cores: f64::MAX },
     };
-    let mut per_node = nodes.map(|n| placement::free_per_node(n, state));
-    let mut picked = pick(&queue, free, per_node.as_deref_mut());
+    let mut per_node = nodes.map(|n| placement::free_per_node(n, state, elastic));
+    let mut picked = pick(&queue, &mut free, per_node.as_deref_mut(), elastic);
+    let drained = picked.len() == queue.len() && picked.len() <= room;
     picked.truncate(room);
-    picked
+    room -= picked.len();
+    let mut out = Round {
+        start: picked.iter().map(|id| Start { id: *id, elastic_now: elastic.then(Vec::new) }).collect(),
+        grow: Vec::new(),
+    };
+    if !elastic || !drained {
+        return out;
+    }
+    // Growth candidates: the executions just started, and running ones with no start under way.
+    let mut candidates: Vec<Waiting> = Vec::new();
+    let mut missing: HashMap<u64, Vec<(Resources, Missing)>> = HashMap::new();
+    for id in &picked {
+        let e = &state.executions[id];
+        let list: Vec<_> = placement::elastic_instances(&e.application)
+            .into_iter()
+            .map(|(d, i)| (placement::need_of(d), Missing::New(d.name.clone(), i)))
+            .collect();
+        if !list.is_empty() {
+            candidates.push(Waiting::of(e));
+            missing.insert(e.id, list);
+        }
+    }
+    for e in state.executions.values().filter(|e| e.status == ExecutionStatus::Running) {
+        if room == 0 || e.services.iter().any(|s| s.status == zoe_checkpoints::ServiceStatus::Pending) {
+            continue;
+        }
+        let list: Vec<_> = e
+            .services
+            .iter()
+            .filter_map(|s| {
+                let d = e.application.services.iter().find(|d| d.name == s.service_name)?;
+                placement::wants_start(d, s).then(|| (placement::need_of(d), Missing::Record(s.id)))
+            })
+            .collect();
+        if !list.is_empty() {
+            candidates.push(Waiting::of(e));
+            missing.insert(e.id, list);
+        }
+    }
+    if candidates.is_empty() {
+        return out;
+    }
+    order(&mut candidates, config.policy, capacity, config.aging, now);
+    let ordered: Vec<(u64, Vec<Resources>)> =
+        candidates.iter().map(|w| (w.id, missing[&w.id].iter().map(|(r, _)| *r).collect())).collect();
+    // Quotas: what each owner's active executions count, and what growing may add.
+    let mut charges: HashMap<u64, Resources> = HashMap::new();
+    for e in state.executions.values().filter(|e| e.status.is_active()) {
+        let c = charges.entry(e.owner_id).or_default();
+        *c = c.plus(if picked.contains(&e.id) { essential_reservation(&e.application) } else { charged(e, true) });
+    }
+    let allow = |id: u64, need: Resources| {
+        let e = &state.executions[&id];
+        let role = state.users.get(&e.owner_id).map_or(Role::User, |u| u.role);
+        let quota = config.quota(role);
+        let c = charges.entry(e.owner_id).or_default();
+        let after = c.plus(need);
+        let ok = quota.max_memory.is_none_or(|m| after.memory <= m)
+            && quota.max_cores.is_none_or(|m| after.cores <= m + 1e-9);
+        if ok {
+            *c = after;
+        }
+        ok
+    };
+    for (id, n) in grow(&ordered, &mut free, per_node.as_deref_mut(), allow) {
+        let taken = missing.remove(&id).unwrap_or_default().into_iter().take(n).map(|(_, m)| m);
+        if let Some(start) = out.start.iter_mut().find(|s| s.id == id) {
+            start.elastic_now = Some(
+                taken.filter_map(|m| if let Missing::New(s, i) = m { Some((s, i)) } else { None }).collect(),
+            );
+        } else if room > 0 {
+            room -= 1;
+            out.grow.push((id, taken.filter_map(|m| if let Missing::Record(s) = m { Some(s) } else { None }).collect()));
+        }
+    }
+    out
+}
+
+/// The executions of `state` to start now (see [`round`]).
+pub fn to_start(state: &State, config: &SchedulerConfig, nodes: Option<&[Node]>, now: Timestamp) -> Vec<u64> {
+    round(state, config, nodes, now).start.into_iter().map(|s| s.id).collect()
 }
 
 /// Where waiting executions stand in the queue (from 1), by id.
@@ -284,13 +494,15 @@ pub fn admit(
     role: Role,
     app: &Application,
 ) -> Result<(), ZoeError> {
-    let need = reservation(app);
+    let need = if config.elastic { essential_reservation(app) } else { reservation(app) };
+    let partly = config.elastic && placement::essential_instances(app).len() < placement::instances(app).len();
+    let needs = if partly { "the application's essential instances need" } else { "the application needs" };
     if let Some(cap) = config.capacity(nodes) {
         if need.memory > cap.memory {
             return Err(ZoeError::new(
                 Code::ExceedsCapacity,
                 format!(
-                    "the application needs {} of memory, {} more than the whole platform has ({}); it could never start",
+                    "{needs} {} of memory, {} more than the whole platform has ({}); it could never start",
                     show_bytes(need.memory),
                     show_bytes(need.memory - cap.memory),
                     show_bytes(cap.memory)
@@ -301,7 +513,7 @@ pub fn admit(
             return Err(ZoeError::new(
                 Code::ExceedsCapacity,
                 format!(
-                    "the application needs {} cores, {} more than the whole platform has ({}); it could never start",
+                    "{needs} {} cores, {} more than the whole platform has ({}); it could never start",
                     need.cores,
                     need.cores - cap.cores,
                     cap.cores
@@ -309,7 +521,7 @@ pub fn admit(
             ));
         }
     }
-    fits_on_nodes(nodes, app)?;
+    fits_on_nodes(nodes, app, config.elastic)?;
     let quota = config.quota(role);
     let mine: Vec<_> = state.executions.values().filter(|e| e.owner_id == owner_id && e.status.is_active()).collect();
     let role_name = role.as_str();
@@ -336,7 +548,7 @@ pub fn admit(
             ));
         }
     }
-    let used = mine.iter().fold(Resources::default(), |acc, e| acc.plus(reservation(&e.application)));
+    let used = mine.iter().fold(Resources::default(), |acc, e| acc.plus(charged(e, config.elastic)));
     if let Some(max) = quota.max_memory {
         if used.memory.saturating_add(need.memory) > max {
             return Err(ZoeError::new(
@@ -364,13 +576,20 @@ pub fn admit(
     Ok(())
 }
 
-/// Refuses an application one of whose instances fits on no node even with the whole platform
-/// empty (with no node known, nothing is refused).
-fn fits_on_nodes(nodes: Option<&[Node]>, app: &Application) -> Result<(), ZoeError> {
+/// Refuses an application whose instances (its essential ones when `elastic`, and then each
+/// elastic one alone) do not fit on the nodes even with the whole platform empty (with no node
+/// known, nothing is refused).
+fn fits_on_nodes(nodes: Option<&[Node]>, app: &Application, elastic: bool) -> Result<(), ZoeError> {
     let Some(nodes) = nodes.filter(|n| !n.is_empty()) else { return Ok(()) };
     let wanted = placement::instances(app);
-    let mut empty: Vec<Resources> = nodes.iter().map(|n| n.capacity).collect();
-    if placement::place(&mut empty, &wanted).is_some() {
+    let empty: Vec<Resources> = nodes.iter().map(|n| n.capacity).collect();
+    let fits = |instances: &[Resources]| placement::place(&mut empty.clone(), instances).is_some();
+    let ok = if elastic {
+        fits(&placement::essential_instances(app)) && wanted.iter().all(|i| fits(std::slice::from_ref(i)))
+    } else {
+        fits(&wanted)
+    };
+    if ok {
         return Ok(());
     }
     let largest = nodes
@@ -412,17 +631,23 @@ pub fn overdue(state: &State, config: &SchedulerConfig, now: Timestamp) -> Vec<(
 }
 
 #[cfg(test)]
+#[path = "elastic_tests.rs"]
+mod elastic_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::outcomes;
+    use crate::protocol::StartedContainer;
+    use zoe_checkpoints::ServiceStatus;
     use crate::testing::{at, describe, insta_settings};
     use crate::transitions::{begin_start, create_user, set_status, submit_execution, Caller};
     use serde_json::json;
     use std::sync::Arc;
 
-    const MIB: u64 = 1 << 20;
+    pub(super) const MIB: u64 = 1 << 20;
 
-    fn app(memory_mib: u64, cores: Option<f64>, priority: u32) -> Application {
+    pub(super) fn app(memory_mib: u64, cores: Option<f64>, priority: u32) -> Application {
         let mut res = json!({"memory": memory_mib * MIB});
         if let Some(c) = cores {
             res["cores"] = json!(c);
@@ -435,15 +660,15 @@ mod tests {
         .unwrap()
     }
 
-    struct World {
-        s: State,
-        cfg: SchedulerConfig,
-        nodes: Option<Vec<Node>>,
-        log: String,
+    pub(super) struct World {
+        pub(super) s: State,
+        pub(super) cfg: SchedulerConfig,
+        pub(super) nodes: Option<Vec<Node>>,
+        pub(super) log: String,
     }
 
     impl World {
-        fn new(policy: Policy) -> World {
+        pub(super) fn new(policy: Policy) -> World {
             let mut s = crate::testing::admin_state();
             let admin = crate::testing::admin();
             for (name, role) in [("alice", Role::User), ("gina", Role::Guest)] {
@@ -461,12 +686,12 @@ mod tests {
             }
         }
 
-        fn caller(&self, name: &str) -> Caller {
+        pub(super) fn caller(&self, name: &str) -> Caller {
             let u = self.s.user_by_name(name).unwrap();
             Caller { id: u.id, name: name.into(), role: u.role }
         }
 
-        fn submit(&mut self, who: &str, name: &str, app: Application, t: i64) -> Result<u64, ZoeError> {
+        pub(super) fn submit(&mut self, who: &str, name: &str, app: Application, t: i64) -> Result<u64, ZoeError> {
             let c = self.caller(who);
             let r = submit_execution(&mut self.s, &c, name, app, &self.cfg, self.nodes.as_deref(), at(t));
             self.log.push_str(&format!(
@@ -481,26 +706,42 @@ mod tests {
         }
 
         /// One scheduling round: starts what the scheduler picks (the back end "succeeds").
-        fn round(&mut self, t: i64) -> Vec<u64> {
+        pub(super) fn round(&mut self, t: i64) -> Vec<u64> {
             let ids = to_start(&self.s, &self.cfg, self.nodes.as_deref(), at(t));
             for id in &ids {
                 begin_start(&mut self.s, *id, at(t)).unwrap();
                 outcomes::started(&mut self.s, *id, &[], at(t));
             }
             let names: Vec<&str> = ids.iter().map(|id| self.s.executions[id].name.as_str()).collect();
-            self.log.push_str(&format!("t+{t} round: started {names:?}, reserved {:?}\n", reserved(&self.s)));
+            self.log.push_str(&format!("t+{t} round: started {names:?}, reserved {:?}\n", reserved(&self.s, self.cfg.elastic)));
             self.step_state(t);
             ids
         }
 
-        fn end(&mut self, id: u64, t: i64) {
+        /// Containers for the services being started, as the back end reports them.
+        pub(super) fn pending_containers(&self, id: u64) -> Vec<StartedContainer> {
+            let e = &self.s.executions[&id];
+            e.services
+                .iter()
+                .filter(|s| s.status == ServiceStatus::Pending)
+                .map(|s| StartedContainer {
+                    service_id: s.id,
+                    docker_id: format!("c{}", s.id),
+                    ip_address: Default::default(),
+                    host_endpoints: Default::default(),
+                    node: None,
+                })
+                .collect()
+        }
+
+        pub(super) fn end(&mut self, id: u64, t: i64) {
             begin_cleanup_done(&mut self.s, id, t);
             self.log.push_str(&format!("t+{t} {} finished\n", self.s.executions[&id].name));
             self.step_state(t);
         }
 
         /// The state after a step, one line: every execution's status and queue position.
-        fn step_state(&mut self, t: i64) {
+        pub(super) fn step_state(&mut self, t: i64) {
             let pos = queue_positions(&self.s, &self.cfg, self.nodes.as_deref(), at(t));
             let line: Vec<String> = self
                 .s
@@ -514,7 +755,7 @@ mod tests {
             self.log.push_str(&format!("      state: {}\n", line.join(" ")));
         }
 
-        fn snapshot(&self, name: &str) {
+        pub(super) fn snapshot(&self, name: &str) {
             let text = format!("{}---\n{}", self.log, describe(&self.s));
             insta_settings().bind(|| insta::assert_snapshot!(name.to_string(), text));
         }
@@ -570,7 +811,7 @@ mod tests {
         // ...so 400 MiB waits although 424 MiB are free in total: 212 on each node.
         let c = w.submit("alice", "c", app(400, None, 1), 4).unwrap();
         assert!(w.round(4).is_empty());
-        assert_eq!(placement::free_per_node(w.nodes.as_deref().unwrap(), &w.s)[0].memory, 212 * MIB);
+        assert_eq!(placement::free_per_node(w.nodes.as_deref().unwrap(), &w.s, true)[0].memory, 212 * MIB);
         w.end(a, 5);
         assert_eq!(w.round(5), vec![c], "it starts once a node has room");
         w.snapshot("several_nodes");
@@ -683,7 +924,8 @@ mod tests {
         w.log.push_str("t+5 e0 and e1 starting\n");
         w.step_state(5);
         assert!(to_start(&w.s, &w.cfg, w.nodes.as_deref(), at(6)).is_empty(), "nothing more while two are starting");
-        outcomes::started(&mut w.s, ids[0], &[], at(7));
+        let containers = w.pending_containers(ids[0]);
+        outcomes::started(&mut w.s, ids[0], &containers, at(7));
         w.log.push_str("t+7 e0 running\n");
         w.step_state(7);
         assert_eq!(to_start(&w.s, &w.cfg, w.nodes.as_deref(), at(7)), ids[2..3], "one more once one is running");

@@ -229,6 +229,7 @@ pub fn simulate(jobs: &[Job], nodes: &[Node], policy: Policy, aging: Duration) -
                     priority: j.priority,
                     need: j.total(),
                     instances: j.each(),
+                    essential: j.each(),
                 });
             } else {
                 refused += 1;
@@ -236,7 +237,7 @@ pub fn simulate(jobs: &[Job], nodes: &[Node], policy: Policy, aging: Duration) -
             next += 1;
         }
         order(&mut waiting, policy, Some(capacity), aging, at(now));
-        let chosen = pick(&waiting, free, Some(&mut free_nodes.clone()));
+        let chosen = pick(&waiting, &mut free.clone(), Some(&mut free_nodes.clone()), false);
         if !chosen.is_empty() {
             for id in &chosen {
                 let i = *id as usize;

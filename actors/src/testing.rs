@@ -138,13 +138,15 @@ pub fn describe(state: &State) -> String {
                 ip_address,
                 ports,
                 node,
+                retries,
             } = s;
             let _ = writeln!(
                 o,
-                "  service {id} {name} ({service_name}#{index}) monitor={is_monitor} {} docker={} exit={exit_code:?} oom={oom_killed} ip={ip_address:?}{}",
+                "  service {id} {name} ({service_name}#{index}) monitor={is_monitor} {} docker={} exit={exit_code:?} oom={oom_killed} ip={ip_address:?}{}{}",
                 status.as_str(),
                 if docker_id.is_some() { "[id]" } else { "-" },
-                node.as_ref().map(|n| format!(" node={n}")).unwrap_or_default()
+                node.as_ref().map(|n| format!(" node={n}")).unwrap_or_default(),
+                if *retries > 0 { format!(" retries={retries}") } else { String::new() }
             );
             for p in ports {
                 let ServicePort { name, protocol, port_number, path, is_main_endpoint, expose, host_endpoint } = p;

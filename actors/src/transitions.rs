@@ -293,9 +293,43 @@ pub fn begin_cleanup(
     Ok(())
 }
 
+/// Marks elastic instances of a running execution as being started (`pending`): instances
+/// waiting for room, or ones that died and are started again (counted in their `retries`).
+pub fn begin_grow(state: &mut State, id: u64, service_ids: &[u64]) -> Result<(), ZoeError> {
+    let e = state.executions.get_mut(&id).ok_or_else(|| no_such_execution(id))?;
+    if e.status != ExecutionStatus::Running {
+        return Err(ZoeError::new(
+            Code::InvalidTransition,
+            format!("execution {id} is {}, not running: it cannot grow", e.status.as_str()),
+        ));
+    }
+    let e = Arc::make_mut(e);
+    for s in e.services.iter_mut().filter(|s| service_ids.contains(&s.id)) {
+        if s.status != ServiceStatus::Waiting {
+            s.retries += 1;
+        }
+        s.status = ServiceStatus::Pending;
+        s.exit_code = None;
+        s.oom_killed = false;
+    }
+    Ok(())
+}
+
 /// Creates the service records (one per container) of an execution that is about to start and
-/// moves it to `starting`. Services are ordered by `startup_order`, then description order.
+/// moves it to `starting`: every instance is started. Services are ordered by `startup_order`,
+/// then description order.
 pub fn begin_start(state: &mut State, id: u64, now: Timestamp) -> Result<(), ZoeError> {
+    begin_start_with(state, id, |_, _| true, now)
+}
+
+/// As [`begin_start`], but only the instances `start_now(service, index)` says are started; the
+/// others (elastic instances that do not fit yet) are `waiting`.
+pub fn begin_start_with(
+    state: &mut State,
+    id: u64,
+    start_now: impl Fn(&str, u32) -> bool,
+    now: Timestamp,
+) -> Result<(), ZoeError> {
     set_status(state, id, ExecutionStatus::Starting, now)?;
     let deployment = state.deployment_name.clone();
     let Some(e) = state.executions.get(&id) else {
@@ -318,7 +352,7 @@ pub fn begin_start(state: &mut State, id: u64, now: Timestamp) -> Result<(), Zoe
             service_name: d.name.clone(),
             index,
             is_monitor: d.monitor,
-            status: ServiceStatus::Pending,
+            status: if start_now(&d.name, index) { ServiceStatus::Pending } else { ServiceStatus::Waiting },
             docker_id: None,
             exit_code: None,
             oom_killed: false,
@@ -337,6 +371,7 @@ pub fn begin_start(state: &mut State, id: u64, now: Timestamp) -> Result<(), Zoe
                 })
                 .collect(),
             node: None,
+            retries: 0,
         });
     }
     if let Some(e) = state.executions.get_mut(&id) {

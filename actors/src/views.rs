@@ -108,6 +108,73 @@ pub struct ExecutionView {
     pub services: Vec<u64>,
     /// Where it stands in the queue (1: next), while it waits.
     pub queue_position: Option<usize>,
+    /// Its essential and elastic instances: how many run, are being started, wait for room.
+    #[serde(default)]
+    pub instances: Instances,
+}
+
+/// How many instances run, are being started, or wait (for room, or in the queue).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct InstanceCounts {
+    pub running: usize,
+    pub starting: usize,
+    pub waiting: usize,
+}
+
+/// Essential instances (the application needs them; they admit it) and elastic ones (they make
+/// it faster; they start as room allows).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Instances {
+    pub essential: InstanceCounts,
+    pub elastic: InstanceCounts,
+}
+
+impl Instances {
+    /// Both together.
+    pub fn plus(self, o: Instances) -> Instances {
+        let add = |a: InstanceCounts, b: InstanceCounts| InstanceCounts {
+            running: a.running + b.running,
+            starting: a.starting + b.starting,
+            waiting: a.waiting + b.waiting,
+        };
+        Instances { essential: add(self.essential, o.essential), elastic: add(self.elastic, o.elastic) }
+    }
+}
+
+fn pick(out: &mut Instances, essential: bool) -> &mut InstanceCounts {
+    if essential {
+        &mut out.essential
+    } else {
+        &mut out.elastic
+    }
+}
+
+/// The instances of an execution: queued, all wait; ended, none runs or waits; otherwise as its
+/// service records say (an elastic instance that died and will be started again waits).
+pub fn instances(e: &Execution) -> Instances {
+    let mut out = Instances::default();
+    if e.status.is_final() {
+        return out;
+    }
+    if e.status == ExecutionStatus::Scheduled || e.services.is_empty() {
+        for d in &e.application.services {
+            for i in 0..d.total_count {
+                pick(&mut out, d.is_essential(i)).waiting += 1;
+            }
+        }
+        return out;
+    }
+    for s in &e.services {
+        let Some(d) = e.application.services.iter().find(|d| d.name == s.service_name) else { continue };
+        let counts = pick(&mut out, d.is_essential(s.index));
+        match s.status {
+            ServiceStatus::Running => counts.running += 1,
+            ServiceStatus::Pending => counts.starting += 1,
+            _ if crate::placement::wants_start(d, s) => counts.waiting += 1,
+            _ => {}
+        }
+    }
+    out
 }
 
 /// A service: one container of an execution.
@@ -132,6 +199,17 @@ pub struct ServiceView {
     /// The node it runs (or ran) on, on a Swarm.
     #[serde(default)]
     pub node: Option<String>,
+    /// Whether the application needs this instance (`false`: an elastic instance, started as
+    /// room allows, whose loss does not end the execution).
+    #[serde(default = "yes")]
+    pub essential: bool,
+    /// How many times this elastic instance was started again after it died or could not start.
+    #[serde(default)]
+    pub retries: u32,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A port of a service: the description's port, where it was published, and where the master's
@@ -203,6 +281,13 @@ pub struct SchedulerStats {
     pub memory_total: Option<u64>,
     pub cores_reserved: f64,
     pub cores_total: Option<f64>,
+    /// Whether the scheduler is elastic (essential instances admit an execution, elastic ones
+    /// start as room allows) or rigid.
+    #[serde(default)]
+    pub elastic: bool,
+    /// The instances of every active execution together.
+    #[serde(default)]
+    pub instances: Instances,
 }
 
 /// `stats_swarm`: the platform's figures, in the shape 0.9.7 meant. Only administrators see the
@@ -318,6 +403,7 @@ pub fn execution_view(e: &Execution, queue_position: Option<usize>) -> Execution
         application: e.application.clone(),
         services: if e.status.is_final() { Vec::new() } else { e.services.iter().map(|s| s.id).collect() },
         queue_position,
+        instances: instances(e),
     }
 }
 
@@ -340,6 +426,8 @@ pub fn service_view(e: &Execution, s: &Service) -> ServiceView {
         exit_code: s.exit_code,
         oom_killed: s.oom_killed,
         node: s.node.clone(),
+        essential: e.application.services.iter().find(|d| d.name == s.service_name).is_none_or(|d| d.is_essential(s.index)),
+        retries: s.retries,
     }
 }
 
@@ -598,7 +686,7 @@ pub fn stats_scheduler(p: &Published, sched: &SchedulerConfig, caller: &Caller, 
         state.executions.values().filter_map(|e| pos.get(&e.id).map(|n| (*n, e.as_ref()))).collect();
     queued.sort_by_key(|(n, _)| *n);
     let count = |st: ExecutionStatus| state.executions.values().filter(|e| e.status == st).count();
-    let used = scheduler::reserved(state);
+    let used = scheduler::reserved(state, sched.elastic);
     let capacity = sched.capacity(p.platform.nodes());
     SchedulerStats {
         timestamp: epoch_seconds(now),
@@ -616,13 +704,15 @@ pub fn stats_scheduler(p: &Published, sched: &SchedulerConfig, caller: &Caller, 
         memory_total: capacity.map(|c| c.memory),
         cores_reserved: used.cores,
         cores_total: capacity.map(|c| c.cores),
+        elastic: sched.elastic,
+        instances: state.executions.values().fold(Instances::default(), |acc, e| acc.plus(instances(e))),
     }
 }
 
 /// The platform's figures for a caller: with its one node for administrators.
 pub fn stats_platform(p: &Published, sched: &SchedulerConfig, caller: &Caller, now: Timestamp) -> PlatformStats {
     let platform = &p.platform;
-    let used = scheduler::reserved(&p.state);
+    let used = scheduler::reserved(&p.state, sched.elastic);
     let capacity = sched.capacity(platform.nodes());
     let admin = caller.is_admin();
     let known: Vec<placement::Node> = platform
@@ -633,7 +723,7 @@ pub fn stats_platform(p: &Published, sched: &SchedulerConfig, caller: &Caller, n
             capacity: scheduler::Resources { memory: n.memory, cores: f64::from(n.cpus) },
         })
         .collect();
-    let per_node = placement::reserved_per_node(&known, &p.state);
+    let per_node = placement::reserved_per_node(&known, &p.state, sched.elastic);
     PlatformStats {
         container_count: platform.containers,
         image_count: admin.then_some(platform.images),
@@ -816,7 +906,7 @@ pub fn metrics(p: &Published, sched: &SchedulerConfig) -> Metrics {
             }
         }
     }
-    let used = scheduler::reserved(&p.state);
+    let used = scheduler::reserved(&p.state, sched.elastic);
     let capacity = sched.capacity(p.platform.nodes());
     Metrics {
         queue_length: by_status.first().map(|(_, n)| *n).unwrap_or(0),

@@ -644,6 +644,7 @@ mod tests {
                 ip_address: BTreeMap::new(),
                 ports: vec![],
                 node: None,
+                retries: 0,
             }],
         })
     }

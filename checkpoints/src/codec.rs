@@ -171,6 +171,12 @@ pub fn decode(text: &str) -> Result<State, LoadError> {
     let probe: VersionProbe = ron::from_str(text).map_err(|e| ron_error(&e))?;
     let state: State = match probe.format_version {
         FORMAT_VERSION => ron::from_str(text).map_err(|e| ron_error(&e))?,
+        // Version 4 has no waiting instances and no retries: the same model reads it.
+        4 => {
+            let mut s: State = ron::from_str(text).map_err(|e| ron_error(&e))?;
+            s.format_version = FORMAT_VERSION;
+            s
+        }
         // Version 3 lacks `archived_segments` and `changes`: no archive, no record.
         3 => {
             let mut s: State = ron::from_str(text).map_err(|e| ron_error(&e))?;
@@ -421,6 +427,7 @@ mod tests {
                     host_endpoint: Some("127.0.0.1:32768".into()),
                 }],
                 node: None,
+                retries: 0,
             }],
         };
         let mut done = running.clone();
@@ -527,7 +534,7 @@ mod tests {
         let line = text.lines().position(|l| l.contains("role: guest,")).unwrap() + 1;
         assert_eq!(e.line, line, "{e}");
         assert!(e.reason.contains("superuser"), "{e}");
-        let e = err_of(&text.replace("format_version: 4,", "format_version: 99,"));
+        let e = err_of(&text.replace(&format!("format_version: {FORMAT_VERSION},"), "format_version: 99,"));
         assert!(e.reason.contains("newer Zoe"), "{e}");
         let e = err_of(
             &text.replace("stutus", "x").replace("status: running,", "status: running,\n            colour: blue,"),

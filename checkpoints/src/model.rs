@@ -15,8 +15,10 @@ use utoipa::ToSchema;
 /// History: 1, the first; 2 added `Execution::ending` (read from 1 as `None`); 3 added
 /// `User::uid` and `State::next_uid` (users of 1 and 2 get uids in id order when loaded); 4 added
 /// `State::archived_segments` (ended executions moved to the archive, see [`crate::archive`]) and
-/// `State::changes` (who changed what; read from older formats as none).
-pub const FORMAT_VERSION: u32 = 4;
+/// `State::changes` (who changed what; read from older formats as none); 5 added
+/// `ServiceStatus::Waiting` and `Service::retries` (elastic instances; read from older formats as
+/// none and 0).
+pub const FORMAT_VERSION: u32 = 5;
 
 /// The first uid handed to a user. Users' containers run as their own uid and gid, from this
 /// one up, far from the system's and the host's people's uids.
@@ -151,6 +153,8 @@ pub enum Action {
     Terminate,
     /// The scheduler started executions.
     Start,
+    /// The scheduler started elastic instances of running executions.
+    Grow,
     /// Containers ran (started, exited, were removed, were found gone).
     Containers,
     /// Executions ended past their time limit.
@@ -176,6 +180,7 @@ impl Action {
             Action::Submit => "submit",
             Action::Terminate => "terminate",
             Action::Start => "start",
+            Action::Grow => "grow",
             Action::Containers => "containers",
             Action::TimeLimit => "time_limit",
             Action::IdleLimit => "idle_limit",
@@ -397,14 +402,26 @@ pub struct Service {
     /// The node it runs (or ran) on, on a back end of several nodes.
     #[serde(default)]
     pub node: Option<String>,
+    /// An elastic instance's starts after its first that died or failed (see
+    /// `ServiceDescription::is_essential`); bounded, so a crashing worker is not started forever.
+    /// Written only when not 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The life of one container.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ServiceStatus {
-    /// Not created yet.
+    /// Being created (in a start under way).
     Pending,
+    /// An elastic instance not started for lack of room; the scheduler starts it when room
+    /// frees.
+    Waiting,
     /// Created and started.
     Running,
     /// Stopped on its own; see `exit_code` and `oom_killed`.
@@ -420,6 +437,7 @@ impl ServiceStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             ServiceStatus::Pending => "pending",
+            ServiceStatus::Waiting => "waiting",
             ServiceStatus::Running => "running",
             ServiceStatus::Exited => "exited",
             ServiceStatus::Removed => "removed",
@@ -478,6 +496,16 @@ pub struct ServiceDescription {
     pub volumes: Vec<Volume>,
     /// Extra Docker networks to join; only from an administrator's allow-list.
     pub networks: Vec<String>,
+}
+
+impl ServiceDescription {
+    /// Whether instance `index` of this service is essential: the application needs it to make
+    /// progress (every instance of a monitor service, and the first `essential_count` of the
+    /// others). The others are elastic: they only make it faster, start as room allows, and their
+    /// loss does not end the execution.
+    pub fn is_essential(&self, index: u32) -> bool {
+        self.monitor || index < self.essential_count
+    }
 }
 
 /// What a service needs.

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use zoe_actors::app_description::parse_application;
 use zoe_actors::views::{
-    ExecutionView, PlatformStats, QueryWhat, SchedulerStats, ServiceView, Stats, Status, UserView,
+    ExecutionView, InstanceCounts, PlatformStats, QueryWhat, SchedulerStats, ServiceView, Stats, Status, UserView,
 };
 use zoe_actors::ZoeError;
 use zoe_checkpoints::ExecutionStatus;
@@ -90,6 +90,11 @@ fn encode(s: &str) -> String {
     out
 }
 
+/// Instance counts in words: `2 running, 0 starting, 1 waiting`.
+fn instance_counts(c: &InstanceCounts) -> String {
+    format!("{} running, {} starting, {} waiting", c.running, c.starting, c.waiting)
+}
+
 /// `stats`: `POST /query` for `stats_swarm` (as 0.9.7) and `stats_scheduler`.
 fn stats(c: &Client, json: bool) -> Result<String, CliError> {
     let swarm: Stats<PlatformStats> = Client::typed(c.query(QueryWhat::StatsSwarm, json!({}))?)?;
@@ -101,13 +106,15 @@ fn stats(c: &Client, json: bool) -> Result<String, CliError> {
     let waiting_names =
         if s.waiting_list.is_empty() { String::new() } else { format!(" ({})", s.waiting_list.join(", ")) };
     let sched = [
-        ("policy", s.policy.as_str().to_string()),
+        ("policy", format!("{}, {}", s.policy.as_str(), if s.elastic { "elastic" } else { "rigid" })),
         ("waiting", format!("{}{waiting_names}", s.count_waiting)),
         ("starting", s.count_starting.to_string()),
         ("running", s.count_running.to_string()),
         ("cleaning up", s.count_cleaning_up.to_string()),
         ("memory", reserved(bytes(Some(s.memory_reserved)), s.memory_total.map(|m| bytes(Some(m))))),
         ("cores", reserved(number(Some(s.cores_reserved)), s.cores_total.map(|c| number(Some(c))))),
+        ("essential", instance_counts(&s.instances.essential)),
+        ("elastic", instance_counts(&s.instances.elastic)),
     ];
     let mut out = String::from("Scheduler\n");
     out += &fields(2, &sched);

@@ -100,6 +100,24 @@ impl ExecutionRow {
         }
     }
 
+    /// Its essential and elastic instances in words, e.g. `1 running` and `2 running, 1
+    /// waiting for room` (empty when it has none of that kind).
+    pub fn instances_text(&self, essential: bool) -> String {
+        let c = if essential { self.instances.essential } else { self.instances.elastic };
+        let mut parts = Vec::new();
+        if c.running > 0 {
+            parts.push(format!("{} running", c.running));
+        }
+        if c.starting > 0 {
+            parts.push(format!("{} starting", c.starting));
+        }
+        if c.waiting > 0 {
+            let why = if self.status() == ExecutionStatus::Scheduled { "in the queue" } else { "waiting for room" };
+            parts.push(format!("{} {why}", c.waiting));
+        }
+        parts.join(", ")
+    }
+
     /// The status in a sentence.
     pub fn status_text(&self) -> String {
         match self.status() {
@@ -109,6 +127,9 @@ impl ExecutionRow {
                 None => "Waiting in the queue.".into(),
             },
             ExecutionStatus::Starting => "Its containers are being created.".into(),
+            ExecutionStatus::Running if self.instances.elastic.waiting + self.instances.elastic.starting > 0 => {
+                "Running on what fits: elastic instances start as room frees.".into()
+            }
             ExecutionStatus::Running => "Running: all its containers have started.".into(),
             ExecutionStatus::CleaningUp => "Its containers are being stopped and removed.".into(),
             ExecutionStatus::Finished => "It ended on its own: its monitor service exited.".into(),
@@ -173,16 +194,24 @@ impl ServiceRow {
         self.ports.iter().map(|p| PortRow(p, running)).collect()
     }
 
-    /// How it ended, in words (empty while it runs).
+    /// How it ended, in words (empty while it runs), and how often it was started again.
     pub fn outcome(&self) -> String {
-        if self.oom_killed {
-            return "killed: it used more than its memory limit".into();
-        }
-        match self.exit_code {
-            Some(0) => "exited normally (code 0)".into(),
-            Some(c) if c > 128 && c < 160 => format!("exited with code {c} (signal {})", c - 128),
-            Some(c) => format!("exited with code {c}"),
-            None => String::new(),
+        let ended = if self.oom_killed {
+            "killed: it used more than its memory limit".into()
+        } else if self.status == ServiceStatus::Waiting {
+            "waiting for room: it starts when there is some".into()
+        } else {
+            match self.exit_code {
+                Some(0) => "exited normally (code 0)".into(),
+                Some(c) if c > 128 && c < 160 => format!("exited with code {c} (signal {})", c - 128),
+                Some(c) => format!("exited with code {c}"),
+                None => String::new(),
+            }
+        };
+        match self.retries {
+            0 => ended,
+            n if ended.is_empty() => format!("started again {n} time(s)"),
+            n => format!("{ended}; started again {n} time(s)"),
         }
     }
 }
@@ -255,8 +284,10 @@ mod tests {
             exit_code: Some(137),
             oom_killed: false,
             node: None,
+            essential: false,
+            retries: 1,
         });
-        assert_eq!(s.outcome(), "exited with code 137 (signal 9)");
+        assert_eq!(s.outcome(), "exited with code 137 (signal 9); started again 1 time(s)");
         assert_eq!(s.port_rows()[0].url(), "", "no link once it has ended");
         let mut running = s;
         running.0.status = ServiceStatus::Running;
@@ -285,6 +316,7 @@ mod tests {
             application: app,
             services: vec![],
             queue_position: None,
+            instances: Default::default(),
         });
         assert_eq!(e.status_class(), "st-cleaning-up");
         assert!(e.is_active() && e.is_moving() && !e.failed());
@@ -292,5 +324,13 @@ mod tests {
         e.0.status = Status(ExecutionStatus::Scheduled);
         e.0.queue_position = Some(1);
         assert!(e.status_text().contains("it is next"), "{}", e.status_text());
+        e.0.instances.essential.waiting = 1;
+        e.0.instances.elastic.waiting = 3;
+        assert_eq!((e.instances_text(true), e.instances_text(false)), ("1 in the queue".into(), "3 in the queue".into()));
+        e.0.status = Status(ExecutionStatus::Running);
+        e.0.instances.essential = zoe_actors::views::InstanceCounts { running: 1, starting: 0, waiting: 0 };
+        e.0.instances.elastic = zoe_actors::views::InstanceCounts { running: 1, starting: 1, waiting: 1 };
+        assert_eq!(e.instances_text(false), "1 running, 1 starting, 1 waiting for room");
+        assert!(e.status_text().contains("as room frees"), "{}", e.status_text());
     }
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use tracing::{info, warn};
 
 use super::client::{lock, CallError};
-use crate::protocol::{BackendEvent, StartedContainer};
+use crate::protocol::{BackendEvent, StartExecution, StartedContainer};
 
 /// Why a start failed, and whether it may work later.
 #[derive(Debug)]
@@ -32,25 +32,37 @@ impl From<String> for Failure {
     }
 }
 
-/// The outcome event of a start: `ExecutionStarted`, or, after `clean_up` removed what the start
-/// made, `ExecutionStartFailed` (saying so when cleaning up failed too).
+/// The outcome event of a start: `ExecutionStarted` (`InstancesStarted` for a grow), or, after
+/// `clean_up` removed what the start made, `ExecutionStartFailed` (`InstancesStartFailed`),
+/// saying so when cleaning up failed too.
 pub(crate) async fn start_outcome<F: Future<Output = Result<(), String>>>(
-    execution_id: u64,
+    msg: &StartExecution,
     outcome: Result<Vec<StartedContainer>, Failure>,
     clean_up: impl FnOnce() -> F,
 ) -> BackendEvent {
+    let execution_id = msg.execution_id;
     match outcome {
+        Ok(containers) if msg.grow => {
+            info!(execution_id, containers = containers.len(), "execution grown");
+            BackendEvent::InstancesStarted { execution_id, containers }
+        }
         Ok(containers) => {
             info!(execution_id, "execution started");
             BackendEvent::ExecutionStarted { execution_id, containers }
         }
         Err(failure) => {
-            warn!(execution_id, error = failure.message, "execution failed to start");
+            warn!(execution_id, grow = msg.grow, error = failure.message, "execution failed to start");
             let error = match clean_up().await {
                 Ok(()) => failure.message,
                 Err(cleanup) => format!("{} (and cleaning up failed: {cleanup})", failure.message),
             };
-            BackendEvent::ExecutionStartFailed { execution_id, error, transient: failure.transient }
+            let transient = failure.transient;
+            if msg.grow {
+                let service_ids = msg.containers.iter().map(|c| c.service_id).collect();
+                BackendEvent::InstancesStartFailed { execution_id, service_ids, error, transient }
+            } else {
+                BackendEvent::ExecutionStartFailed { execution_id, error, transient }
+            }
         }
     }
 }

@@ -243,8 +243,13 @@ impl StateActor {
             return;
         }
         let now = Self::now();
-        for id in scheduler::to_start(&self.state, &self.config.scheduler, self.platform.nodes(), now) {
-            if let Err(e) = transitions::begin_start(&mut self.state, id, now) {
+        let round = scheduler::round(&self.state, &self.config.scheduler, self.platform.nodes(), now);
+        for start in round.start {
+            let id = start.id;
+            let Some(app) = self.state.executions.get(&id).map(|e| e.application.clone()) else { continue };
+            let begun =
+                transitions::begin_start_with(&mut self.state, id, |service, i| start.starts_now(&app, service, i), now);
+            if let Err(e) = begun {
                 tracing::error!("cannot start execution {id}: {e}");
                 continue;
             }
@@ -256,6 +261,21 @@ impl StateActor {
                     if let Some(e) = self.state.executions.get_mut(&id) {
                         Arc::make_mut(e).error = Some(msg);
                     }
+                }
+            }
+            self.changed(ctx);
+        }
+        for (id, service_ids) in round.grow {
+            if let Err(e) = transitions::begin_grow(&mut self.state, id, &service_ids) {
+                tracing::error!("cannot grow execution {id}: {e}");
+                continue;
+            }
+            self.note(Change::ZOE, Action::Grow, &[id]);
+            match plan::grow_plan(&self.state, id, &service_ids, &self.config.plan) {
+                Ok(p) => backend.start.do_send(p),
+                Err(msg) => {
+                    tracing::error!("cannot grow execution {id}: {msg}");
+                    outcomes::instances_start_failed(&mut self.state, id, &service_ids);
                 }
             }
             self.changed(ctx);
@@ -392,6 +412,8 @@ impl Handler<BackendEvent> for StateActor {
         let about = match &msg {
             BackendEvent::ExecutionStarted { execution_id, .. }
             | BackendEvent::ExecutionStartFailed { execution_id, .. }
+            | BackendEvent::InstancesStarted { execution_id, .. }
+            | BackendEvent::InstancesStartFailed { execution_id, .. }
             | BackendEvent::ExecutionRemoved { execution_id, .. }
             | BackendEvent::ContainerExited { execution_id, .. }
             | BackendEvent::ContainerLost { execution_id, .. } => Some(*execution_id),
@@ -403,6 +425,7 @@ impl Handler<BackendEvent> for StateActor {
                 | BackendEvent::Unreachable { .. }
                 | BackendEvent::Reachable
                 | BackendEvent::ExecutionStartFailed { .. }
+                | BackendEvent::InstancesStartFailed { .. }
         );
         let f = match msg {
             BackendEvent::ExecutionStarted { execution_id, containers } => {
@@ -432,6 +455,20 @@ impl Handler<BackendEvent> for StateActor {
                     self.attempts.remove(&execution_id);
                 }
                 outcomes::start_failed(&mut self.state, execution_id, &error, retry, now)
+            }
+            BackendEvent::InstancesStarted { execution_id, containers } => {
+                self.backoff = Duration::from_secs(1);
+                outcomes::instances_started(&mut self.state, execution_id, &containers)
+            }
+            BackendEvent::InstancesStartFailed { execution_id, service_ids, error, transient } => {
+                self.counters.start_failures += 1;
+                tracing::warn!("execution {execution_id}: elastic instances failed to start: {error}");
+                if transient {
+                    let pause = self.backoff;
+                    self.paused_until = Some(Instant::now() + pause);
+                    self.backoff = (pause * 2).min(BACKOFF_MAX);
+                }
+                outcomes::instances_start_failed(&mut self.state, execution_id, &service_ids)
             }
             BackendEvent::ExecutionRemoved { execution_id, error } => {
                 self.removing.remove(&execution_id);

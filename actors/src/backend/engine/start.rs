@@ -45,7 +45,7 @@ impl Inner {
             Ok(docker) => self.try_start(&docker, &msg, &running.control, &mut created).await,
             Err(e) => Err(Failure::call(e, |e| e.to_string())),
         };
-        let event = start_outcome(execution_id, outcome, || self.cleanup_failed_start(&msg, &created)).await;
+        let event = start_outcome(&msg, outcome, || self.cleanup_failed_start(&msg, &created)).await;
         self.starts.end(execution_id);
         drop(running);
         self.send_outcome(event);
@@ -384,7 +384,8 @@ impl Inner {
 
     /// Force-removes what a failed start created: the containers it created, any container
     /// it tried to create that exists anyway with this execution's labels (a create that timed
-    /// out on our side may still have happened), and anything else labelled with this execution.
+    /// out on our side may still have happened), and, unless it grew a running execution,
+    /// anything else labelled with this execution.
     async fn cleanup_failed_start(&self, msg: &StartExecution, created: &Created) -> Result<(), String> {
         if created.attempted.is_empty() {
             return Ok(());
@@ -401,9 +402,11 @@ impl Inner {
                 Err(e) => errors.push(format!("cannot inspect container {name}: {e}")),
             }
         }
-        match self.list_execution(&docker, msg.execution_id).await {
-            Ok(list) => ids.extend(list.into_iter().filter_map(|c| c.id)),
-            Err(e) => errors.push(format!("cannot list the execution's containers: {e}")),
+        if !msg.grow {
+            match self.list_execution(&docker, msg.execution_id).await {
+                Ok(list) => ids.extend(list.into_iter().filter_map(|c| c.id)),
+                Err(e) => errors.push(format!("cannot list the execution's containers: {e}")),
+            }
         }
         for id in ids {
             if let Err(e) = self.force_remove(&docker, &id).await {

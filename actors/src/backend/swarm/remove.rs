@@ -86,6 +86,26 @@ impl Inner {
         }
     }
 
+    /// Removes the services of these names (what a failed grow created), nothing else of their
+    /// execution.
+    pub(super) async fn remove_named_services(&self, names: &[String]) -> Result<(), String> {
+        let docker = self.client.ready().await.map_err(|e| e.to_string())?;
+        let results: Vec<Result<(), CallError>> = futures_util::stream::iter(names)
+            .map(|name| {
+                let docker = docker.clone();
+                async move { self.delete_service(&docker, name).await }
+            })
+            .buffer_unordered(REMOVE_BATCH)
+            .collect()
+            .await;
+        let errors: Vec<String> = results.into_iter().filter_map(|r| r.err().map(|e| e.to_string())).collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+
     /// Keeps the log tail of a service (when its Zoe service id is known), then removes it.
     async fn save_and_delete(&self, docker: &Docker, name: &str, service_id: Option<u64>) -> Result<(), String> {
         if let Some(service_id) = service_id {

@@ -38,8 +38,15 @@ impl Inner {
             Ok(docker) => self.try_start(&docker, &msg, &running.control, &mut created).await,
             Err(e) => Err(Failure::call(e, |e| e.to_string())),
         };
-        let event =
-            start_outcome(execution_id, outcome, || self.remove_execution_services(execution_id, &created)).await;
+        let grow = msg.grow;
+        let event = start_outcome(&msg, outcome, || async {
+            if grow {
+                self.remove_named_services(&created).await
+            } else {
+                self.remove_execution_services(execution_id, &created).await
+            }
+        })
+        .await;
         self.starts.end(execution_id);
         drop(running);
         self.send_outcome(event);
