@@ -242,6 +242,7 @@ impl Harness {
             network: self.network(),
             owner: OWNER.to_string(),
             containers,
+            grow: false,
         });
     }
 

@@ -10,6 +10,7 @@ mod checkpoints;
 mod cli;
 mod common;
 mod docker;
+mod elastic;
 mod fuzz;
 mod history;
 mod lifecycle;

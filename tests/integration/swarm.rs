@@ -117,17 +117,25 @@ impl Drop for SwarmCleanup<'_> {
 /// A master on the swarm, over TLS, on a deployment of its own; workspaces in the folder every
 /// node mounts at the same path.
 fn swarm_master<'a>(c: &'a Cluster, tag: &str, dir: Option<PathBuf>) -> (Master, SwarmCleanup<'a>, String) {
+    swarm_master_with(c, tag, dir, &[])
+}
+
+/// As [`swarm_master`], with `extra` flags.
+fn swarm_master_with<'a>(
+    c: &'a Cluster,
+    tag: &str,
+    dir: Option<PathBuf>,
+    extra: &[&str],
+) -> (Master, SwarmCleanup<'a>, String) {
     let deployment = format!("s{}{tag}", std::process::id() % 10000);
     let dir = dir.unwrap_or_else(|| temp_dir(&format!("swarm-{tag}")));
-    let master = start_swarm_master(c, &dir, &deployment);
+    let master = start_swarm_master(c, &dir, &deployment, extra);
     (master, SwarmCleanup { cluster: c, deployment: deployment.clone() }, deployment)
 }
 
-fn start_swarm_master(c: &Cluster, dir: &std::path::Path, deployment: &str) -> Master {
+fn start_swarm_master(c: &Cluster, dir: &std::path::Path, deployment: &str, extra: &[&str]) -> Master {
     let workspaces = c.get("ZOE_CLUSTER_WORKSPACES");
-    Master::start_in(
-        dir,
-        &[
+    let mut args = vec![
             "--backend",
             "swarm",
             "--docker-host",
@@ -146,8 +154,9 @@ fn start_swarm_master(c: &Cluster, dir: &std::path::Path, deployment: &str) -> M
             "1",
             "--stop-grace",
             "2",
-        ],
-    )
+    ];
+    args.extend_from_slice(extra);
+    Master::start_in(dir, &args)
 }
 
 /// A monitor serving a file from the workspace on port 8080, and `workers` workers (the first
@@ -287,7 +296,7 @@ fn a_lost_node_ends_what_needed_it_and_a_restarted_master_finds_the_rest() {
     // The master is killed and comes back: everything is found again.
     let before: Vec<Vec<Value>> = ids.iter().map(|id| services(&m, *id)).collect();
     m.kill();
-    let m = start_swarm_master(c, &dir, &deployment);
+    let m = start_swarm_master(c, &dir, &deployment, &[]);
     std::thread::sleep(Duration::from_secs(3));
     for (id, svcs) in ids.iter().zip(&before) {
         let (_, e) = m.get(&format!("/api/0.6/execution/{id}"), ALICE);
@@ -358,4 +367,25 @@ fn plain_tcp_to_a_remote_engine_is_refused_unless_insecure_is_chosen() {
     let (_, stats) = m.post("/api/0.6/query", ADMIN, &json!({"what": "stats_swarm", "filters": {}}));
     assert!(stats["stats"]["nodes"].as_array().is_some(), "{stats}");
     assert_error(&m.get("/api/0.6/execution/999", ADMIN), 404, "no_such_execution");
+}
+
+#[test]
+fn an_elastic_execution_starts_on_what_fits_and_grows_across_nodes() {
+    let _one = serial();
+    let c = cluster();
+    let (m, _cleanup, deployment) = swarm_master_with(c, "elastic", None, &["--max-memory", "200MiB"]);
+    let id = crate::elastic::starts_on_what_fits_and_grows(&m);
+    // The workers that started later run as services of their own, on the nodes Swarm chose.
+    let svcs = services(&m, id);
+    assert_eq!(svcs.iter().filter(|s| s["status"] == "running").count(), 5);
+    let nodes: BTreeSet<&str> = svcs.iter().filter_map(|s| s["node"].as_str()).collect();
+    assert!(nodes.len() >= 2, "spread over at least two nodes: {nodes:?}");
+    let label = format!("label=zoe.execution.id={id}");
+    let listed = manager(c, &["service", "ls", "-q", "--filter", &format!("label=zoe.deployment_name={deployment}"), "--filter", &label]);
+    assert_eq!(listed.split_whitespace().count(), 5, "{listed}");
+    assert_eq!(m.delete(&format!("/api/0.6/execution/{id}"), ALICE).0, 204);
+    wait_status(&m, ALICE, id, &["terminated"], 120);
+    eventually(60, "the execution's services are gone", || {
+        manager(c, &["service", "ls", "-q", "--filter", &label]).trim().is_empty()
+    });
 }

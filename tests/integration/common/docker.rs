@@ -159,6 +159,23 @@ pub fn service(name: &str, monitor: bool, count: u32, order: u32, command: &str,
     })
 }
 
+/// An elastic application: a monitor and `workers` workers of 32 MiB each, the first worker
+/// essential, the others elastic; every part sleeps.
+pub fn elastic_app(workers: u32) -> Value {
+    let mut monitor = service("master", true, 1, 0, "sleep 3600", json!([]));
+    monitor["essential_count"] = json!(1);
+    let mut worker = service("worker", false, workers, 1, "sleep 3600", json!([]));
+    worker["essential_count"] = json!(1);
+    application(vec![monitor, worker])
+}
+
+/// The instance counts of an execution, as its JSON shows them: `[essential running, elastic
+/// running, elastic starting, elastic waiting]`.
+pub fn instance_counts(e: &Value) -> [u64; 4] {
+    let n = |kind: &str, what: &str| e["instances"][kind][what].as_u64().unwrap_or_else(|| panic!("no instances.{kind}.{what} in {e}"));
+    [n("essential", "running"), n("elastic", "running"), n("elastic", "starting"), n("elastic", "waiting")]
+}
+
 /// An application of these services.
 pub fn application(services: Vec<Value>) -> Value {
     json!({"name": "lifecycle", "version": 2, "will_end": false, "requires_binary": false, "priority": 1, "services": services})
