@@ -554,6 +554,65 @@ async fn a_missing_image_fails_the_start() {
     assert_eq!(h.leftovers(2), Vec::<String>::new());
 }
 
+/// Growing a running execution: new containers start next to the running ones and are reported
+/// as `InstancesStarted`; a grow that fails (here a missing image) removes what it created and
+/// nothing else of the execution, and says which instances failed.
+#[actix::test]
+async fn a_grow_adds_containers_and_a_failed_grow_leaves_the_execution_alone() {
+    let mut h = Harness::new(|_| {});
+    let base = h.spec(9, "base", None, 90, &["sleep", "300"]);
+    let base_name = base.name.clone();
+    h.start(9, vec![base.clone()]).await;
+    let grown = h.spec(9, "worker", Some(1), 91, &["sleep", "300"]);
+    let network = h.network();
+    let grow = |containers: Vec<ContainerSpec>| StartExecution {
+        execution_id: 9,
+        network: network.clone(),
+        owner: OWNER.to_string(),
+        containers,
+        grow: true,
+    };
+    h.docker.do_send(grow(vec![grown.clone()]));
+    let started = h
+        .wait_for("the grow", |e| match e {
+            BackendEvent::InstancesStarted { execution_id: 9, containers } => Some(containers.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(started.iter().map(|c| c.service_id).collect::<Vec<_>>(), vec![91]);
+    let mut names = h.leftovers(9);
+    names.sort();
+    assert_eq!(names, {
+        let mut v = vec![base_name.clone(), grown.name.clone()];
+        v.sort();
+        v
+    });
+    // A grow of one good and one missing image: both go, the running ones stay.
+    let good = h.spec(9, "worker", Some(2), 92, &["sleep", "300"]);
+    let mut missing = h.spec(9, "worker", Some(3), 93, &["sleep", "300"]);
+    missing.image = "zoe-test-missing:1".to_string();
+    missing.startup_order = 1;
+    h.docker.do_send(grow(vec![good, missing]));
+    let (ids, error) = h
+        .wait_for("the failed grow", |e| match e {
+            BackendEvent::InstancesStartFailed { execution_id: 9, service_ids, error, .. } => {
+                Some((service_ids.clone(), error.clone()))
+            }
+            _ => None,
+        })
+        .await;
+    assert_eq!(ids, vec![92, 93]);
+    assert!(error.contains("zoe-test-missing:1"), "{error}");
+    let mut left = h.leftovers(9);
+    left.sort();
+    let mut want = vec![base_name, grown.name.clone()];
+    want.sort();
+    assert_eq!(left, want, "the failed grow removed only what it created");
+    let all = targets(&[base, grown]);
+    assert_eq!(h.remove(9, all).await, None);
+    assert_eq!(h.leftovers(9), Vec::<String>::new());
+}
+
 /// A command that cannot be run fails the start even though the first container was already
 /// running, and every container of the execution is removed.
 #[actix::test]
