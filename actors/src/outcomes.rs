@@ -322,12 +322,30 @@ pub fn reconcile(state: &mut State, inventory: &[ContainerInfo], now: Timestamp)
 
 /// At master start: what was in flight is checked before it is trusted. Starts interrupted by
 /// the restart are cleaned and queued again; clean-ups are asked for again. Running executions
-/// are checked by the first inventory.
+/// are checked by the first inventory; elastic instances they were growing wait for room again
+/// (a container such a grow made is replaced when the instance starts again).
 pub fn repair_after_restart(state: &mut State, now: Timestamp) -> FollowUp {
     let mut f = FollowUp::default();
     let ids: Vec<(u64, ExecutionStatus)> = state.executions.values().map(|e| (e.id, e.status)).collect();
     for (id, status) in ids {
         match status {
+            ExecutionStatus::Running => {
+                let pending: Vec<u64> = state.executions[&id]
+                    .services
+                    .iter()
+                    .filter(|s| s.status == ServiceStatus::Pending)
+                    .map(|s| s.id)
+                    .collect();
+                if !pending.is_empty() {
+                    if let Some(e) = exec_mut(state, id) {
+                        for s in e.services.iter_mut().filter(|s| pending.contains(&s.id)) {
+                            s.status = ServiceStatus::Waiting;
+                        }
+                        f.changed = true;
+                    }
+                }
+                continue;
+            }
             ExecutionStatus::Starting => {
                 if begin_cleanup(state, id, ExecutionStatus::Scheduled, "", now).is_ok() {
                     f.changed = true;
@@ -392,6 +410,47 @@ mod tests {
         let e = &s.executions[&id];
         assert_eq!((e.status, e.services.len(), e.time_started), (ExecutionStatus::Scheduled, 0, None));
         assert_eq!(to_start(&s, &SchedulerConfig::default(), None, at(12)), vec![id]);
+    }
+
+    #[test]
+    fn a_grow_interrupted_by_a_restart_waits_for_room_again() {
+        let mut s = crate::testing::admin_state();
+        let app = crate::app_description::parse_application(&json!({
+            "name": "a", "version": 2, "will_end": true, "requires_binary": false, "priority": 1,
+            "services": [
+                {"name": "main", "docker_image": "img", "monitor": true, "total_count": 1, "essential_count": 1,
+                 "startup_order": 0, "ports": [], "required_resources": {"memory": 67108864}},
+                {"name": "worker", "docker_image": "img", "monitor": false, "total_count": 2, "essential_count": 1,
+                 "startup_order": 0, "ports": [], "required_resources": {"memory": 67108864}}]
+        }))
+        .unwrap();
+        let cfg = SchedulerConfig::default();
+        let id = submit_execution(&mut s, &crate::testing::admin(), "job", app, &cfg, None, at(1)).unwrap();
+        crate::transitions::begin_start_with(&mut s, id, |svc, i| svc == "main" || i == 0, at(2)).unwrap();
+        let containers: Vec<StartedContainer> = s.executions[&id]
+            .services
+            .iter()
+            .filter(|sv| sv.status == ServiceStatus::Pending)
+            .map(|sv| StartedContainer {
+                service_id: sv.id,
+                docker_id: format!("d{}", sv.id),
+                ip_address: Default::default(),
+                host_endpoints: Default::default(),
+                node: None,
+            })
+            .collect();
+        assert_eq!(containers.len(), 2);
+        started(&mut s, id, &containers, at(3));
+        let elastic = s.executions[&id].services.iter().find(|sv| sv.status == ServiceStatus::Waiting).unwrap().id;
+        crate::transitions::begin_grow(&mut s, id, &[elastic]).unwrap();
+        // The master stops while the grow is under way.
+        let f = repair_after_restart(&mut s, at(10));
+        assert!(f.changed && f.remove.is_empty());
+        let e = &s.executions[&id];
+        let status = e.services.iter().find(|sv| sv.id == elastic).unwrap().status;
+        assert_eq!((e.status, status), (ExecutionStatus::Running, ServiceStatus::Waiting));
+        let round = crate::scheduler::round(&s, &cfg, None, at(11));
+        assert_eq!(round.grow, vec![(id, vec![elastic])], "and the scheduler starts it again");
     }
 
     #[test]
