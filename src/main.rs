@@ -52,7 +52,10 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    if cli.client.any_given() && !matches!(cli.command, Command::Client(_)) {
+    // `--json` is also `simulate`'s own flag (clap gives the global one its value too).
+    let simulate = matches!(cli.command, Command::Simulate(_));
+    let client = zoe::cli::Options { json: cli.client.json && !simulate, ..cli.client.clone() };
+    if client.any_given() && !matches!(cli.command, Command::Client(_)) {
         eprintln!("zoe: --url, --user, --password, --ca-file and --json are options of the client commands");
         return ExitCode::from(2);
     }

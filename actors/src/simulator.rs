@@ -1,20 +1,36 @@
 //! The scheduling simulator behind `zoe simulate`: replays a workload through the same pure
-//! ordering, picking and placement functions as the master ([`crate::scheduler::order`],
-//! [`crate::scheduler::pick`], [`crate::placement::place`]), with a simulated clock and a list of
-//! nodes, and reports queue times, turnaround times and utilisation.
+//! ordering, picking, growing and placement functions as the master
+//! ([`crate::scheduler::order`], [`crate::scheduler::pick`], [`crate::scheduler::grow`],
+//! [`crate::placement::place`]), with a simulated clock and a list of nodes, rigid or elastic,
+//! and reports queue times, turnaround times and utilisation.
 //!
 //! A trace is CSV, one execution per line, after a header line:
 //!
 //! ```text
-//! submit_s,memory_mib,cores,duration_s,priority,instances
-//! 0,512,1,300,100,1
-//! 12.5,4096,2,1800,900,4
+//! submit_s,memory_mib,cores,duration_s,priority,essential_instances,elastic_instances
+//! 0,512,1,300,100,1,0
+//! 12.5,4096,2,1800,900,1,3
 //! ```
 //!
 //! `submit_s` is when it is submitted (seconds from the start), `memory_mib` and `cores` what
-//! each of its `instances` containers reserves (each placed on a node), `duration_s` how long it
-//! runs once started, `priority` 0 to 1024 (higher first with the `priority` policy). The
-//! `instances` column may be left out (1).
+//! each of its instances (containers, each placed on a node) reserves, `priority` 0 to 1024
+//! (higher first with the `priority` policy). It has `essential_instances` (1 or more), which
+//! admit it, and `elastic_instances` (0 or more), which only make it faster; 1000 instances at
+//! most in all. `duration_s` is how long it runs with all its instances; with only part of its
+//! elastic instances running it progresses at the rate (essential + elastic running) /
+//! (essential + elastic): 1 essential and 3 elastic instances, 2 of them running, do 3/4 of a
+//! second's work each second.
+//!
+//! Older traces still read: with 6 columns the last is `instances` (all essential), with 5
+//! columns an execution is one instance. Lines that are empty or start with `#` are skipped.
+//!
+//! Rigid (`elastic: false` in [`simulate`]), an execution starts when all its instances fit and
+//! runs `duration_s`. Elastic, it is admitted when its essential instances fit, as the master
+//! does (`scheduler::round`): the queue in the policy's order, stopping at the first execution
+//! whose essential instances do not fit; only when the whole queue was admitted, the executions
+//! just admitted and the running ones missing elastic instances, in the policy's order, start
+//! elastic instances while they fit. This happens at every submission and end. Elastic instances
+//! run until their execution ends (none dies in the simulation).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -23,7 +39,10 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::placement::{place, Node};
-use crate::scheduler::{order, pick, Policy, Resources, Waiting};
+use crate::scheduler::{grow, order, pick, Policy, Resources, Waiting};
+
+/// Instances of one execution at most.
+pub const MAX_INSTANCES: u32 = 1000;
 
 /// One execution of a trace.
 #[derive(Clone, Debug, PartialEq)]
@@ -31,30 +50,53 @@ pub struct Job {
     pub submit: f64,
     /// What each instance reserves.
     pub need: Resources,
+    /// Running time with all its instances.
     pub duration: f64,
     pub priority: u32,
-    /// Containers, each placed on a node.
-    pub instances: u32,
+    /// Instances that admit it (at least 1).
+    pub essential: u32,
+    /// Instances that only make it faster, started as room allows when elastic.
+    pub elastic: u32,
+}
+
+/// `n` instances of `need`.
+fn times(need: Resources, n: u32) -> Resources {
+    Resources { memory: need.memory.saturating_mul(u64::from(n)), cores: need.cores * f64::from(n) }
 }
 
 impl Job {
-    /// What all its instances reserve together.
-    pub fn total(&self) -> Resources {
-        Resources {
-            memory: self.need.memory.saturating_mul(u64::from(self.instances)),
-            cores: self.need.cores * f64::from(self.instances),
-        }
+    /// All its instances, essential and elastic.
+    pub fn instances(&self) -> u32 {
+        self.essential + self.elastic
     }
 
-    fn each(&self) -> Vec<Resources> {
-        vec![self.need; self.instances as usize]
+    /// What all its instances reserve together.
+    pub fn total(&self) -> Resources {
+        times(self.need, self.instances())
+    }
+
+    /// Its rate of progress with `running` instances: 1 with all of them.
+    fn rate(&self, running: u32) -> f64 {
+        f64::from(running) / f64::from(self.instances().max(1))
+    }
+
+    /// As the scheduler sees it in the queue.
+    fn waiting(&self, id: usize, submitted: OffsetDateTime) -> Waiting {
+        Waiting {
+            id: id as u64,
+            submitted,
+            priority: self.priority,
+            need: self.total(),
+            instances: vec![self.need; self.instances() as usize],
+            essential: vec![self.need; self.essential as usize],
+        }
     }
 }
 
-/// The header line of a trace.
-pub const HEADER: &str = "submit_s,memory_mib,cores,duration_s,priority,instances";
+/// The header line of a trace, as [`to_csv`] writes it.
+pub const HEADER: &str = "submit_s,memory_mib,cores,duration_s,priority,essential_instances,elastic_instances";
 
-/// Parses a trace; the error names the line.
+/// Parses a trace; the error names the line and the column.
 pub fn parse_trace(text: &str) -> Result<Vec<Job>, String> {
     let mut jobs = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -63,18 +105,31 @@ pub fn parse_trace(text: &str) -> Result<Vec<Job>, String> {
             continue;
         }
         let f: Vec<&str> = line.split(',').map(str::trim).collect();
-        let bad = |what: &str| format!("line {}: {what} (expected {HEADER})", i + 1);
-        if f.len() != 5 && f.len() != 6 {
-            return Err(bad(&format!("{} fields", f.len())));
+        let bad = |what: &str| format!("line {}: {what}", i + 1);
+        if !(5..=7).contains(&f.len()) {
+            return Err(bad(&format!(
+                "{} fields, expected 5 to 7: submit_s,memory_mib,cores,duration_s,priority and either instances \
+                 or essential_instances,elastic_instances",
+                f.len()
+            )));
         }
-        let instances = match f.get(5) {
-            None => 1,
-            Some(v) => v
-                .parse::<u32>()
+        let count = |k: usize, name: &str, min: u32| {
+            f[k].parse::<u32>()
                 .ok()
-                .filter(|n| (1..=1000).contains(n))
-                .ok_or_else(|| bad("instances must be 1 to 1000"))?,
+                .filter(|n| (min..=MAX_INSTANCES).contains(n))
+                .ok_or_else(|| bad(&format!("{name} {:?} is not a whole number from {min} to {MAX_INSTANCES}", f[k])))
         };
+        let (essential, elastic) = match f.len() {
+            5 => (1, 0),
+            6 => (count(5, "instances", 1)?, 0),
+            _ => (count(5, "essential_instances", 1)?, count(6, "elastic_instances", 0)?),
+        };
+        if essential + elastic > MAX_INSTANCES {
+            return Err(bad(&format!(
+                "essential_instances + elastic_instances is {}, more than {MAX_INSTANCES}",
+                essential + elastic
+            )));
+        }
         let num = |k: usize, name: &str| {
             f[k].parse::<f64>()
                 .ok()
@@ -82,14 +137,18 @@ pub fn parse_trace(text: &str) -> Result<Vec<Job>, String> {
                 .ok_or_else(|| bad(&format!("{name} {:?} is not a number >= 0", f[k])))
         };
         let memory = num(1, "memory_mib")?;
-        let priority =
-            f[4].parse::<u32>().ok().filter(|p| *p <= 1024).ok_or_else(|| bad("priority must be 0 to 1024"))?;
+        let priority = f[4]
+            .parse::<u32>()
+            .ok()
+            .filter(|p| *p <= 1024)
+            .ok_or_else(|| bad(&format!("priority {:?} is not a whole number from 0 to 1024", f[4])))?;
         jobs.push(Job {
             submit: num(0, "submit_s")?,
             need: Resources { memory: (memory * 1024.0 * 1024.0) as u64, cores: num(2, "cores")? },
             duration: num(3, "duration_s")?,
             priority,
-            instances,
+            essential,
+            elastic,
         });
     }
     jobs.sort_by(|a, b| a.submit.total_cmp(&b.submit));
@@ -97,8 +156,10 @@ pub fn parse_trace(text: &str) -> Result<Vec<Job>, String> {
 }
 
 /// A reproducible synthetic workload of `n` executions for a platform of `capacity`: mostly
-/// small interactive ones, some medium, a few large batch ones, arriving at random (Poisson)
-/// at a rate that keeps the platform about `load` busy (0.9: 90%).
+/// small interactive ones (one instance), some medium (one essential instance and 2 to 4
+/// elastic), a few large batch ones (one essential and 4 to 8 elastic), each instance an equal
+/// share of its execution's size, arriving at random (Poisson) at a rate that keeps the platform
+/// about `load` busy (0.9: 90%) when every instance runs.
 pub fn generate(n: usize, seed: u64, capacity: Resources, load: f64) -> Vec<Job> {
     let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) | 1;
     let mut rnd = move || {
@@ -111,17 +172,24 @@ pub fn generate(n: usize, seed: u64, capacity: Resources, load: f64) -> Vec<Job>
     let mut work = 0.0;
     for _ in 0..n {
         let kind = rnd();
-        let (mem_mib, cores, dur) = if kind < 0.7 {
-            (256.0 + 768.0 * rnd(), 0.5 + 0.5 * rnd(), 60.0 + 540.0 * rnd())
+        // The whole execution's memory (MiB), cores and running time, and its elastic instances.
+        let (mem_mib, cores, dur, elastic) = if kind < 0.7 {
+            (256.0 + 768.0 * rnd(), 0.5 + 0.5 * rnd(), 60.0 + 540.0 * rnd(), 0)
         } else if kind < 0.95 {
-            (2048.0 + 2048.0 * rnd(), 1.0 + rnd(), 600.0 + 3000.0 * rnd())
+            (2048.0 + 2048.0 * rnd(), 1.0 + rnd(), 600.0 + 3000.0 * rnd(), 2 + (3.0 * rnd()) as u32)
         } else {
-            (8192.0 + 8192.0 * rnd(), 4.0, 3600.0 + 7200.0 * rnd())
+            (8192.0 + 8192.0 * rnd(), 4.0, 3600.0 + 7200.0 * rnd(), 4 + (5.0 * rnd()) as u32)
         };
-        let need = Resources { memory: (mem_mib * 1024.0 * 1024.0) as u64, cores: (cores * 10.0_f64).round() / 10.0 };
-        let share = (need.memory as f64 / capacity.memory as f64).max(need.cores / capacity.cores);
-        work += share * dur;
-        jobs.push(Job { submit: 0.0, need, duration: dur.round(), priority: (rnd() * 1024.0) as u32, instances: 1 });
+        let count = f64::from(1 + elastic);
+        let need = Resources {
+            memory: ((mem_mib / count).round() as u64) << 20,
+            cores: ((cores / count * 10.0_f64).round() / 10.0).max(0.1),
+        };
+        let job = Job { submit: 0.0, need, duration: dur.round(), priority: 0, essential: 1, elastic };
+        let total = job.total();
+        let share = (total.memory as f64 / capacity.memory as f64).max(total.cores / capacity.cores);
+        work += share * job.duration;
+        jobs.push(Job { priority: (rnd() * 1024.0) as u32, ..job });
     }
     // Spread the submissions so that the offered load is `load`.
     let span = work / load.max(0.01);
@@ -134,19 +202,20 @@ pub fn generate(n: usize, seed: u64, capacity: Resources, load: f64) -> Vec<Job>
     jobs
 }
 
-/// Writes a trace.
+/// Writes a trace, with the [`HEADER`] columns.
 pub fn to_csv(jobs: &[Job]) -> String {
     let mut out = String::from(HEADER);
     out.push('\n');
     for j in jobs {
         out.push_str(&format!(
-            "{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{}\n",
             j.submit,
             j.need.memory / (1024 * 1024),
             j.need.cores,
             j.duration,
             j.priority,
-            j.instances
+            j.essential,
+            j.elastic
         ));
     }
     out
@@ -156,15 +225,21 @@ pub fn to_csv(jobs: &[Job]) -> String {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Report {
     pub policy: Policy,
+    /// Elastic scheduling (else rigid).
+    pub elastic: bool,
     pub executions: usize,
-    /// Executions larger than the whole capacity, refused at submit.
+    /// Executions that could never start, refused at submit: rigid, one whose instances do not
+    /// fit on the empty platform; elastic, one whose essential instances do not.
     pub refused: usize,
+    /// From submission to the start of its (essential) instances.
     pub mean_queue_s: f64,
     pub median_queue_s: f64,
     pub p95_queue_s: f64,
+    /// From submission to the end.
     pub mean_turnaround_s: f64,
     pub median_turnaround_s: f64,
-    /// Reserved memory over time, as a share of the capacity, until the last one ends.
+    /// Memory reserved by running instances over time, as a share of the capacity, until the
+    /// last one ends.
     pub utilisation_memory: f64,
     pub utilisation_cores: f64,
     pub makespan_s: f64,
@@ -180,84 +255,161 @@ fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
     (mean, at(0.5), at(0.95))
 }
 
-/// Replays `jobs` through the scheduler on a platform of these `nodes`.
-pub fn simulate(jobs: &[Job], nodes: &[Node], policy: Policy, aging: Duration) -> Report {
+/// A started execution.
+#[derive(Clone, Copy, Debug, Default)]
+struct Run {
+    /// Its instances running.
+    instances: u32,
+    /// Its work left (seconds with all its instances) at `since`, when `instances` last changed.
+    left: f64,
+    since: f64,
+    /// Its running time, from its start to its end at the current rate.
+    ran: f64,
+    /// Bumped at each change of rate: end events of an older generation are stale.
+    generation: u32,
+    finished: bool,
+}
+
+impl Run {
+    /// From `now`, `add` more instances run; returns the end event (ms, generation).
+    fn speed_up(&mut self, job: &Job, started: f64, now: f64, add: u32) -> (u64, u32) {
+        if self.instances > 0 {
+            self.left = (self.left - job.rate(self.instances) * (now - self.since)).max(0.0);
+        }
+        self.since = now;
+        self.instances += add;
+        let rest = self.left / job.rate(self.instances);
+        self.ran = (now - started) + rest;
+        self.generation += 1;
+        (((now + rest) * 1000.0).round() as u64, self.generation)
+    }
+}
+
+/// Replays `jobs` through the scheduler on a platform of these `nodes`, rigid or `elastic`.
+pub fn simulate(jobs: &[Job], nodes: &[Node], policy: Policy, aging: Duration, elastic: bool) -> Report {
     let epoch = OffsetDateTime::UNIX_EPOCH;
     let at = |s: f64| epoch + time::Duration::seconds_f64(s);
     let capacity = nodes.iter().fold(Resources::default(), |acc, n| acc.plus(n.capacity));
     let empty: Vec<Resources> = nodes.iter().map(|n| n.capacity).collect();
     let mut waiting: Vec<Waiting> = Vec::new();
-    // (end time in ms, job index), soonest first.
-    let mut running: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
+    // Elastic: started executions still missing elastic instances.
+    let mut hungry: Vec<Waiting> = Vec::new();
+    // (end time in ms, job index, generation), soonest first.
+    let mut ends: BinaryHeap<Reverse<(u64, usize, u32)>> = BinaryHeap::new();
     let mut free = capacity;
     let mut free_nodes = empty.clone();
-    // The node of each instance of each running job.
+    // The node of each running instance of each job.
     let mut placed: Vec<Vec<usize>> = vec![Vec::new(); jobs.len()];
     let mut started = vec![f64::NAN; jobs.len()];
+    let mut runs = vec![Run::default(); jobs.len()];
     let mut refused = 0;
     let (mut mem_area, mut core_area) = (0.0, 0.0);
     let mut now = 0.0f64;
     let mut next = 0usize;
     loop {
+        // Drop the end events of executions whose rate changed since.
+        while let Some(Reverse((_, i, g))) = ends.peek().copied() {
+            if g == runs[i].generation {
+                break;
+            }
+            ends.pop();
+        }
         let next_submit = jobs.get(next).map(|j| j.submit);
-        let next_end = running.peek().map(|Reverse((t, _))| *t as f64 / 1000.0);
+        let next_end = ends.peek().map(|Reverse((t, _, _))| *t as f64 / 1000.0);
         let t = match (next_submit, next_end) {
             (None, None) => break,
             (Some(s), None) => s,
             (None, Some(e)) => e,
             (Some(s), Some(e)) => s.min(e),
-        };
+        }
+        .max(now);
         let used = capacity.minus(free);
         mem_area += used.memory as f64 * (t - now);
         core_area += used.cores * (t - now);
         now = t;
-        while let Some(Reverse((end, i))) = running.peek().copied() {
-            if end as f64 / 1000.0 > now {
+        while let Some(Reverse((end, i, g))) = ends.peek().copied() {
+            if g == runs[i].generation && end as f64 / 1000.0 > now {
                 break;
             }
-            running.pop();
-            free = free.plus(jobs[i].total());
+            ends.pop();
+            if g != runs[i].generation {
+                continue;
+            }
+            free = free.plus(times(jobs[i].need, runs[i].instances));
             for n in std::mem::take(&mut placed[i]) {
                 free_nodes[n] = free_nodes[n].plus(jobs[i].need);
             }
+            runs[i].finished = true;
         }
+        hungry.retain(|w| !runs[w.id as usize].finished);
         while let Some(j) = jobs.get(next).filter(|j| j.submit <= now) {
-            if place(&mut empty.clone(), &j.each()).is_some() {
-                waiting.push(Waiting {
-                    id: next as u64,
-                    submitted: at(j.submit),
-                    priority: j.priority,
-                    need: j.total(),
-                    instances: j.each(),
-                    essential: j.each(),
-                });
+            let w = j.waiting(next, at(j.submit));
+            if place(&mut empty.clone(), w.admitting(elastic)).is_some() {
+                waiting.push(w);
             } else {
                 refused += 1;
             }
             next += 1;
         }
         order(&mut waiting, policy, Some(capacity), aging, at(now));
-        let chosen = pick(&waiting, &mut free.clone(), Some(&mut free_nodes.clone()), false);
-        if !chosen.is_empty() {
-            for id in &chosen {
-                let i = *id as usize;
-                started[i] = now;
-                free = free.minus(jobs[i].total());
-                // The same placement `pick` found, in the same order.
-                placed[i] = place(&mut free_nodes, &jobs[i].each()).unwrap_or_default();
-                running.push(Reverse((((now + jobs[i].duration) * 1000.0).round() as u64, i)));
-            }
-            let n = chosen.len();
-            // `pick` takes a prefix of the ordered queue.
-            waiting.drain(..n);
+        let chosen = pick(&waiting, &mut free.clone(), Some(&mut free_nodes.clone()), elastic);
+        let drained = chosen.len() == waiting.len();
+        // Executions whose running instances change now.
+        let mut changed: Vec<(usize, u32)> = Vec::new();
+        for id in &chosen {
+            let i = *id as usize;
+            let j = &jobs[i];
+            let admitted = if elastic { j.essential } else { j.instances() };
+            started[i] = now;
+            free = free.minus(times(j.need, admitted));
+            // The same placement `pick` found, in the same order.
+            placed[i] = place(&mut free_nodes, &vec![j.need; admitted as usize]).unwrap_or_default();
+            runs[i] = Run { left: j.duration, since: now, ..Run::default() };
+            changed.push((i, admitted));
         }
+        // `pick` takes a prefix of the ordered queue.
+        for w in waiting.drain(..chosen.len()) {
+            if elastic && jobs[w.id as usize].elastic > 0 {
+                hungry.push(w);
+            }
+        }
+        // Elastic instances start only when nothing waits for room.
+        if elastic && drained && !hungry.is_empty() {
+            order(&mut hungry, policy, Some(capacity), aging, at(now));
+            let missing: Vec<(u64, Vec<Resources>)> = hungry
+                .iter()
+                .map(|w| {
+                    let i = w.id as usize;
+                    let has = runs[i].instances + changed.iter().find(|(c, _)| *c == i).map_or(0, |(_, n)| *n);
+                    (w.id, vec![jobs[i].need; (jobs[i].instances() - has) as usize])
+                })
+                .collect();
+            for (id, n) in grow(&missing, &mut free.clone(), Some(&mut free_nodes.clone()), |_, _| true) {
+                let i = id as usize;
+                let need = jobs[i].need;
+                free = free.minus(times(need, n as u32));
+                // The same placement `grow` found: instance after instance, in the same order.
+                for _ in 0..n {
+                    placed[i].extend(place(&mut free_nodes, std::slice::from_ref(&need)).unwrap_or_default());
+                }
+                match changed.iter_mut().find(|(c, _)| *c == i) {
+                    Some((_, add)) => *add += n as u32,
+                    None => changed.push((i, n as u32)),
+                }
+            }
+        }
+        for (i, add) in changed {
+            let (end, generation) = runs[i].speed_up(&jobs[i], started[i], now, add);
+            ends.push(Reverse((end, i, generation)));
+        }
+        hungry.retain(|w| runs[w.id as usize].instances < jobs[w.id as usize].instances());
     }
     let mut queue = Vec::new();
     let mut turnaround = Vec::new();
-    for (j, s) in jobs.iter().zip(&started) {
+    for ((j, s), r) in jobs.iter().zip(&started).zip(&runs) {
         if s.is_finite() {
             queue.push(s - j.submit);
-            turnaround.push(s - j.submit + j.duration);
+            turnaround.push(s - j.submit + r.ran);
         }
     }
     let (mean_q, median_q, p95_q) = stats(queue);
@@ -265,6 +417,7 @@ pub fn simulate(jobs: &[Job], nodes: &[Node], policy: Policy, aging: Duration) -
     let span = now.max(1e-9);
     Report {
         policy,
+        elastic,
         executions: jobs.len(),
         refused,
         mean_queue_s: mean_q,
@@ -281,13 +434,14 @@ pub fn simulate(jobs: &[Job], nodes: &[Node], policy: Policy, aging: Duration) -
 /// The reports as a Markdown table.
 pub fn table(reports: &[Report]) -> String {
     let mut out = String::from(
-        "| policy | executions | mean queue | median queue | p95 queue | mean turnaround | median turnaround | memory used | cores used | makespan |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        "| policy | executions | mode | mean queue | median queue | p95 queue | mean turnaround | median turnaround | memory used | cores used | makespan |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in reports {
         out.push_str(&format!(
-            "| {} | {} | {:.0} s | {:.0} s | {:.0} s | {:.0} s | {:.0} s | {:.1}% | {:.1}% | {:.0} s |\n",
+            "| {} | {} | {} | {:.0} s | {:.0} s | {:.0} s | {:.0} s | {:.0} s | {:.1}% | {:.1}% | {:.0} s |\n",
             r.policy.as_str(),
             r.executions - r.refused,
+            if r.elastic { "elastic" } else { "rigid" },
             r.mean_queue_s,
             r.median_queue_s,
             r.p95_queue_s,
@@ -306,19 +460,115 @@ mod tests {
     use super::*;
 
     const GIB: u64 = 1 << 30;
+    const AGING: Duration = Duration::from_secs(600);
+
+    fn one_node(memory: u64, cores: f64) -> [Node; 1] {
+        [Node { name: "one".into(), capacity: Resources { memory, cores } }]
+    }
 
     #[test]
     fn a_tiny_trace_is_replayed_exactly() {
         let trace = "submit_s,memory_mib,cores,duration_s,priority\n0,1024,1,100,1\n1,1024,1,10,1\n2,512,1,10,1\n";
         let jobs = parse_trace(trace).unwrap();
-        let cap = [Node { name: "one".into(), capacity: Resources { memory: GIB, cores: 4.0 } }];
+        let cap = one_node(GIB, 4.0);
         // fifo: A runs 0-100; B waits until 100; C waits behind B (strict order) until 110.
-        let r = simulate(&jobs, &cap, Policy::Fifo, Duration::from_secs(600));
+        let r = simulate(&jobs, &cap, Policy::Fifo, AGING, false);
         assert_eq!((r.mean_queue_s, r.makespan_s), ((0.0 + 99.0 + 108.0) / 3.0, 120.0));
         // size: C (smaller) passes B: C at 100-110, then B 110-120.
-        let r = simulate(&jobs, &cap, Policy::Size, Duration::from_secs(600));
+        let r = simulate(&jobs, &cap, Policy::Size, AGING, false);
         assert_eq!((r.mean_queue_s, r.makespan_s), ((0.0 + 109.0 + 98.0) / 3.0, 120.0));
         assert!((r.utilisation_memory - (100.0 + 10.0 * 0.5 + 10.0) / 120.0).abs() < 1e-9, "{r:?}");
+        // One instance each: elastic is the same.
+        for p in Policy::ALL {
+            let (rigid, elastic) = (simulate(&jobs, &cap, p, AGING, false), simulate(&jobs, &cap, p, AGING, true));
+            assert!(!rigid.elastic && elastic.elastic);
+            assert_eq!(Report { elastic: false, ..elastic }, rigid);
+        }
+    }
+
+    /// One node of 1 GiB. A (512 MiB, 100 s) runs from 0. B, submitted at 1, has 1 essential
+    /// and 3 elastic instances of 256 MiB and runs 100 s with all four. C (512 MiB, 50 s) comes
+    /// at 2.
+    const ELASTIC_TRACE: &str = "\
+submit_s,memory_mib,cores,duration_s,priority,essential_instances,elastic_instances
+0,512,1,100,1
+1,256,0.25,100,1,1,3
+2,512,1,50,1,1,0
+";
+
+    #[test]
+    fn an_elastic_execution_starts_with_what_fits_and_speeds_up() {
+        let jobs = parse_trace(ELASTIC_TRACE).unwrap();
+        assert_eq!((jobs[1].essential, jobs[1].elastic, jobs[1].total().memory), (1, 3, GIB));
+        let cap = one_node(GIB, 4.0);
+        // Rigid: B needs the whole node, so it waits for A (100-200) and C behind it (200-250).
+        let r = simulate(&jobs, &cap, Policy::Fifo, AGING, false);
+        assert_eq!(
+            (r.mean_queue_s, r.mean_turnaround_s, r.median_turnaround_s, r.makespan_s),
+            ((0.0 + 99.0 + 198.0) / 3.0, (100.0 + 199.0 + 248.0) / 3.0, 199.0, 250.0)
+        );
+        assert!((r.utilisation_memory - (100.0 * 0.5 + 100.0 + 50.0 * 0.5) / 250.0).abs() < 1e-9, "{r:?}");
+        // Elastic: at 1, B starts its essential instance and, the queue being empty, one
+        // elastic instance in the 256 MiB left: 2 of 4 running, rate 1/2. At 2, C waits (the
+        // node is full). At 100 A ends: C starts in its 512 MiB; nothing is left to grow B.
+        // At 150 C ends and B grows to 4 of 4: it has done (150 - 1) / 2 = 74.5 s of work, so
+        // 25.5 s are left at full rate: it ends at 175.5.
+        let r = simulate(&jobs, &cap, Policy::Fifo, AGING, true);
+        assert!(r.elastic);
+        assert_eq!(
+            (r.refused, r.mean_queue_s, r.mean_turnaround_s, r.median_turnaround_s, r.makespan_s),
+            (0, (0.0 + 0.0 + 98.0) / 3.0, (100.0 + 148.0 + 174.5) / 3.0, 148.0, 175.5)
+        );
+        // The node is full from 1 to 175.5, half full from 0 to 1.
+        assert!((r.utilisation_memory - (0.5 + 174.5) / 175.5).abs() < 1e-9, "{r:?}");
+        // Cores: 1 (A) + 0.5 (B) from 1 to 100, 1 (C) + 0.5 from 100 to 150, 4 x 0.25 after.
+        let cores = 1.0 + 1.5 * 99.0 + 1.5 * 50.0 + 1.0 * 25.5;
+        assert!((r.utilisation_cores - cores / (4.0 * 175.5)).abs() < 1e-9, "{r:?}");
+    }
+
+    #[test]
+    fn while_an_execution_waits_for_room_nothing_grows() {
+        // A (512 MiB, 50 s) and B (1 essential + 3 elastic of 256 MiB, 100 s) at 0, C (768 MiB,
+        // 10 s) at 10, on 1 GiB.
+        let trace = "0,512,1,50,1\n0,256,0.25,100,1,1,3\n10,768,1,10,1\n";
+        let jobs = parse_trace(trace).unwrap();
+        let cap = one_node(GIB, 4.0);
+        // Elastic: at 0 A and B's essential instance start, and B grows by one (2 of 4, rate
+        // 1/2, to end at 200). At 50 A ends, leaving 512 MiB free, but C (768 MiB) waits for
+        // room, so B does not grow into it: B runs at 1/2 until 200, C runs 200-210.
+        let r = simulate(&jobs, &cap, Policy::Fifo, AGING, true);
+        assert_eq!(
+            (r.mean_queue_s, r.mean_turnaround_s, r.makespan_s),
+            ((0.0 + 0.0 + 190.0) / 3.0, (50.0 + 200.0 + 200.0) / 3.0, 210.0)
+        );
+        assert!((r.utilisation_memory - (50.0 + 150.0 * 0.5 + 10.0 * 0.75) / 210.0).abs() < 1e-9, "{r:?}");
+        // Rigid: B waits for A (50-150), C for B (150-160). The same mean queue time here, and
+        // a shorter turnaround: elastic is not always better.
+        let r = simulate(&jobs, &cap, Policy::Fifo, AGING, false);
+        assert_eq!(
+            (r.mean_queue_s, r.mean_turnaround_s, r.makespan_s),
+            ((0.0 + 50.0 + 140.0) / 3.0, (50.0 + 150.0 + 150.0) / 3.0, 160.0)
+        );
+    }
+
+    #[test]
+    fn elastic_instances_need_room_on_one_node() {
+        // 1 essential + 3 elastic of 300 MiB, 100 s, on two nodes of 512 MiB: one instance per
+        // node, although 424 MiB are left in all. Rigid, the 1200 MiB never fit: refused.
+        let jobs = parse_trace("0,300,1,100,1,1,3\n").unwrap();
+        let node = |name: &str| Node { name: name.into(), capacity: Resources { memory: 512 << 20, cores: 4.0 } };
+        let nodes = [node("n1"), node("n2")];
+        let r = simulate(&jobs, &nodes, Policy::Fifo, AGING, false);
+        assert_eq!((r.refused, r.makespan_s), (1, 0.0));
+        // Elastic: 2 of 4 running, rate 1/2: 200 s.
+        let r = simulate(&jobs, &nodes, Policy::Fifo, AGING, true);
+        assert_eq!((r.refused, r.mean_queue_s, r.mean_turnaround_s, r.makespan_s), (0, 0.0, 200.0, 200.0));
+        assert!((r.utilisation_memory - 600.0 / 1024.0).abs() < 1e-9, "{r:?}");
+        // A second one at 10 (essential 300 MiB) waits for the first to end, then does the
+        // same: the first's instances were released from their nodes.
+        let jobs = parse_trace("0,300,1,100,1,1,3\n10,300,1,100,1,1,3\n").unwrap();
+        let r = simulate(&jobs, &nodes, Policy::Fifo, AGING, true);
+        assert_eq!((r.mean_queue_s, r.makespan_s), ((0.0 + 190.0) / 2.0, 400.0));
     }
 
     #[test]
@@ -326,28 +576,75 @@ mod tests {
         // Two jobs of two 400 MiB containers each, at once, 100 s each.
         let trace = "submit_s,memory_mib,cores,duration_s,priority,instances\n0,400,1,100,1,2\n0,400,1,100,1,2\n";
         let jobs = parse_trace(trace).unwrap();
+        assert_eq!((jobs[0].essential, jobs[0].elastic), (2, 0));
         let node = |mib: u64| Node { name: format!("n{mib}"), capacity: Resources { memory: mib << 20, cores: 4.0 } };
         // One node of 1600 MiB: both at once. Two of 800, or four of 400: each node takes its
         // share of the four containers, so both jobs run at once too.
         for nodes in [vec![node(1600)], vec![node(800), node(800)], vec![node(400); 4]] {
-            let r = simulate(&jobs, &nodes, Policy::Fifo, Duration::from_secs(600));
+            let r = simulate(&jobs, &nodes, Policy::Fifo, AGING, false);
             assert_eq!((r.refused, r.mean_queue_s, r.makespan_s), (0, 0.0, 100.0), "{nodes:?}");
         }
         // Two nodes of 600 MiB: 1200 MiB in all, but one 400 MiB container per node: one job at
         // a time, although 1200 - 800 = 400 MiB are free in the sum while the first runs.
-        let r = simulate(&jobs, &[node(600), node(600)], Policy::Fifo, Duration::from_secs(600));
+        let r = simulate(&jobs, &[node(600), node(600)], Policy::Fifo, AGING, false);
         assert_eq!((r.refused, r.mean_queue_s, r.makespan_s), (0, 50.0, 200.0));
         // A container larger than every node is refused, even if the sum would hold it.
         let big = parse_trace("0,700,1,10,1,1\n").unwrap();
-        assert_eq!(simulate(&big, &[node(600), node(600)], Policy::Fifo, Duration::from_secs(600)).refused, 1);
+        assert_eq!(simulate(&big, &[node(600), node(600)], Policy::Fifo, AGING, false).refused, 1);
+        assert_eq!(simulate(&big, &[node(600), node(600)], Policy::Fifo, AGING, true).refused, 1);
         assert!(parse_trace("0,1,1,1,1,0\n").unwrap_err().contains("instances"));
     }
 
     #[test]
-    fn bad_traces_name_the_line() {
+    fn bad_traces_name_the_line_and_the_column() {
         assert!(parse_trace("submit_s,memory_mib,cores,duration_s,priority\n1,2,3\n").unwrap_err().contains("line 2"));
         assert!(parse_trace("0,x,1,1,1\n").unwrap_err().contains("memory_mib"));
         assert!(parse_trace("0,1,1,1,2000\n").unwrap_err().contains("priority"));
+        let err = |line: &str| parse_trace(&format!("{HEADER}\n0,1,1,1,1,1,0\n{line}\n")).unwrap_err();
+        for (line, want) in [
+            ("5,1,1,1,1,0,2", "line 3: essential_instances \"0\" is not a whole number from 1 to 1000"),
+            ("5,1,1,1,1,-1,2", "line 3: essential_instances \"-1\""),
+            ("5,1,1,1,1,1,x", "line 3: elastic_instances \"x\" is not a whole number from 0 to 1000"),
+            ("5,1,1,1,1,1,2.5", "line 3: elastic_instances \"2.5\""),
+            ("5,1,1,1,1,1,", "line 3: elastic_instances \"\""),
+            ("5,1,1,1,1,600,401", "line 3: essential_instances + elastic_instances is 1001, more than 1000"),
+            ("5,1,1,1,1,1,2,3", "line 3: 8 fields, expected 5 to 7"),
+        ] {
+            assert!(err(line).starts_with(want), "{line}: {}", err(line));
+        }
+        // The largest and the old forms read.
+        let jobs = parse_trace(&format!("{HEADER}\n0,1,1,1,1,1,999\n1,1,1,1,1,7\n2,1,1,1,1\n")).unwrap();
+        let counts: Vec<(u32, u32)> = jobs.iter().map(|j| (j.essential, j.elastic)).collect();
+        assert_eq!(counts, [(1, 999), (7, 0), (1, 0)]);
+        assert_eq!(parse_trace(&to_csv(&jobs)).unwrap(), jobs);
+    }
+
+    #[test]
+    fn generated_traces_have_elastic_jobs_and_the_offered_load() {
+        let cap = Resources { memory: 64 * GIB, cores: 32.0 };
+        let jobs = generate(2000, 3, cap, 0.9);
+        assert_eq!(generate(2000, 3, cap, 0.9), jobs, "reproducible");
+        assert_ne!(generate(2000, 4, cap, 0.9), jobs);
+        let mut kinds = [0; 3];
+        let mut work = 0.0;
+        for j in &jobs {
+            assert_eq!(j.essential, 1);
+            let t = j.total();
+            assert!(t.fits(cap), "{j:?}");
+            // Small ones have no elastic instance, medium ones (up to 4 GiB) 2 to 4, large ones 4 to 8.
+            let kind = match j.elastic {
+                0 => 0,
+                _ if t.memory <= 6000 << 20 => 1,
+                _ => 2,
+            };
+            assert!([0..=0, 2..=4, 4..=8][kind].contains(&j.elastic), "{j:?}");
+            kinds[kind] += 1;
+            work += (t.memory as f64 / cap.memory as f64).max(t.cores / cap.cores) * j.duration;
+        }
+        // About 70%, 25% and 5%.
+        assert!(kinds[0] > 1300 && kinds[1] > 400 && kinds[2] > 60, "{kinds:?}");
+        let load = work / jobs.last().unwrap().submit;
+        assert!((0.8..1.0).contains(&load), "offered load {load}");
     }
 
     #[test]
@@ -356,13 +653,20 @@ mod tests {
         let jobs = generate(10_000, 7, cap, 0.9);
         assert_eq!(generate(10_000, 7, cap, 0.9), jobs, "reproducible");
         let again = parse_trace(&to_csv(&jobs)).unwrap();
-        assert_eq!(again.len(), jobs.len());
-        for p in [Policy::Fifo, Policy::Priority, Policy::Size] {
-            let t = std::time::Instant::now();
-            let r = simulate(&again, &[Node { name: "one".into(), capacity: cap }], p, Duration::from_secs(3600));
-            assert_eq!(r.executions, 10_000);
-            assert!(r.utilisation_memory > 0.3 && r.utilisation_memory <= 1.0, "{r:?}");
-            eprintln!("{} in {:?}: {r:?}", p.as_str(), t.elapsed());
+        assert_eq!(again, jobs);
+        let nodes = [Node { name: "one".into(), capacity: cap }];
+        for p in Policy::ALL {
+            let mut mean_queue = Vec::new();
+            for elastic in [false, true] {
+                let t = std::time::Instant::now();
+                let r = simulate(&again, &nodes, p, Duration::from_secs(3600), elastic);
+                assert_eq!((r.executions, r.refused, r.elastic), (10_000, 0, elastic));
+                assert!(r.utilisation_memory > 0.3 && r.utilisation_memory <= 1.0, "{r:?}");
+                eprintln!("{} elastic={elastic} in {:?}: {r:?}", p.as_str(), t.elapsed());
+                mean_queue.push(r.mean_queue_s);
+            }
+            // Admitting on essential instances shortens the queue.
+            assert!(mean_queue[1] <= mean_queue[0], "{}: rigid, elastic {mean_queue:?}", p.as_str());
         }
     }
 }
