@@ -5,8 +5,8 @@ use super::tests::{app, World, MIB};
 use super::*;
 use crate::outcomes;
 use crate::testing::at;
-use serde_json::json;
 use crate::transitions::{begin_grow, begin_start_with};
+use serde_json::json;
 use zoe_checkpoints::ServiceStatus;
 
 /// A monitor of `monitor_mib` and `workers` workers of `worker_mib`, `essential` of them
@@ -60,11 +60,12 @@ impl World {
                 .services
                 .iter()
                 .map(|s| {
-                    let tag = if e.application.services.iter().any(|d| d.name == s.service_name && d.is_essential(s.index)) {
-                        ""
-                    } else {
-                        "~"
-                    };
+                    let tag =
+                        if e.application.services.iter().any(|d| d.name == s.service_name && d.is_essential(s.index)) {
+                            ""
+                        } else {
+                            "~"
+                        };
                     format!("{tag}{}#{}={}", s.service_name, s.index, s.status.as_str())
                 })
                 .collect();
@@ -166,7 +167,12 @@ fn an_elastic_instance_that_dies_does_not_end_the_execution_and_starts_again() {
         w.exit(job, "worker", 2, 1, t);
         w.step(t);
     }
-    assert_eq!(w.status_of(job, "worker", 2), ServiceStatus::Exited, "given up after {} retries", placement::MAX_RETRIES);
+    assert_eq!(
+        w.status_of(job, "worker", 2),
+        ServiceStatus::Exited,
+        "given up after {} retries",
+        placement::MAX_RETRIES
+    );
     let e = &w.s.executions[&job];
     assert_eq!(e.services.iter().find(|s| s.service_name == "worker" && s.index == 2).unwrap().retries, 3);
     // One that exits with 0 has done its work: not started again, and it holds nothing.

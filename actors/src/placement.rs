@@ -34,10 +34,7 @@ pub fn need_of(d: &ServiceDescription) -> Resources {
 /// The essential instances of an application (see `ServiceDescription::is_essential`), what each
 /// needs: an elastic execution is admitted when these fit.
 pub fn essential_instances(app: &Application) -> Vec<Resources> {
-    app.services
-        .iter()
-        .flat_map(|d| (0..d.total_count).filter(|i| d.is_essential(*i)).map(|_| need_of(d)))
-        .collect()
+    app.services.iter().flat_map(|d| (0..d.total_count).filter(|i| d.is_essential(*i)).map(|_| need_of(d))).collect()
 }
 
 /// The elastic instances of an application, as (service, index), in description order.

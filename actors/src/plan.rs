@@ -60,7 +60,12 @@ pub fn start_plan(state: &State, id: u64, settings: &PlanSettings) -> Result<Sta
 }
 
 /// The containers of elastic instances (these service records) added to a running execution.
-pub fn grow_plan(state: &State, id: u64, service_ids: &[u64], settings: &PlanSettings) -> Result<StartExecution, String> {
+pub fn grow_plan(
+    state: &State,
+    id: u64,
+    service_ids: &[u64],
+    settings: &PlanSettings,
+) -> Result<StartExecution, String> {
     plan(state, id, settings, |s| service_ids.contains(&s.id), true)
 }
 

@@ -21,7 +21,6 @@ use std::time::Duration;
 
 use zoe_checkpoints::{Application, Execution, ExecutionStatus, Role, State, Timestamp};
 
-
 use crate::error::{Code, ZoeError};
 use crate::placement::{self, Node};
 use crate::units::show_bytes;
@@ -459,12 +458,12 @@ pub fn round(state: &State, config: &SchedulerConfig, nodes: Option<&[Node]>, no
     for (id, n) in grow(&ordered, &mut free, per_node.as_deref_mut(), allow) {
         let taken = missing.remove(&id).unwrap_or_default().into_iter().take(n).map(|(_, m)| m);
         if let Some(start) = out.start.iter_mut().find(|s| s.id == id) {
-            start.elastic_now = Some(
-                taken.filter_map(|m| if let Missing::New(s, i) = m { Some((s, i)) } else { None }).collect(),
-            );
+            start.elastic_now =
+                Some(taken.filter_map(|m| if let Missing::New(s, i) = m { Some((s, i)) } else { None }).collect());
         } else if room > 0 {
             room -= 1;
-            out.grow.push((id, taken.filter_map(|m| if let Missing::Record(s) = m { Some(s) } else { None }).collect()));
+            out.grow
+                .push((id, taken.filter_map(|m| if let Missing::Record(s) = m { Some(s) } else { None }).collect()));
         }
     }
     out
@@ -639,11 +638,11 @@ mod tests {
     use super::*;
     use crate::outcomes;
     use crate::protocol::StartedContainer;
-    use zoe_checkpoints::ServiceStatus;
     use crate::testing::{at, describe, insta_settings};
     use crate::transitions::{begin_start, create_user, set_status, submit_execution, Caller};
     use serde_json::json;
     use std::sync::Arc;
+    use zoe_checkpoints::ServiceStatus;
 
     pub(super) const MIB: u64 = 1 << 20;
 
@@ -713,7 +712,10 @@ mod tests {
                 outcomes::started(&mut self.s, *id, &[], at(t));
             }
             let names: Vec<&str> = ids.iter().map(|id| self.s.executions[id].name.as_str()).collect();
-            self.log.push_str(&format!("t+{t} round: started {names:?}, reserved {:?}\n", reserved(&self.s, self.cfg.elastic)));
+            self.log.push_str(&format!(
+                "t+{t} round: started {names:?}, reserved {:?}\n",
+                reserved(&self.s, self.cfg.elastic)
+            ));
             self.step_state(t);
             ids
         }

@@ -426,7 +426,12 @@ pub fn service_view(e: &Execution, s: &Service) -> ServiceView {
         exit_code: s.exit_code,
         oom_killed: s.oom_killed,
         node: s.node.clone(),
-        essential: e.application.services.iter().find(|d| d.name == s.service_name).is_none_or(|d| d.is_essential(s.index)),
+        essential: e
+            .application
+            .services
+            .iter()
+            .find(|d| d.name == s.service_name)
+            .is_none_or(|d| d.is_essential(s.index)),
         retries: s.retries,
     }
 }

@@ -326,7 +326,10 @@ mod tests {
         assert!(e.status_text().contains("it is next"), "{}", e.status_text());
         e.0.instances.essential.waiting = 1;
         e.0.instances.elastic.waiting = 3;
-        assert_eq!((e.instances_text(true), e.instances_text(false)), ("1 in the queue".into(), "3 in the queue".into()));
+        assert_eq!(
+            (e.instances_text(true), e.instances_text(false)),
+            ("1 in the queue".into(), "3 in the queue".into())
+        );
         e.0.status = Status(ExecutionStatus::Running);
         e.0.instances.essential = zoe_actors::views::InstanceCounts { running: 1, starting: 0, waiting: 0 };
         e.0.instances.elastic = zoe_actors::views::InstanceCounts { running: 1, starting: 1, waiting: 1 };

@@ -46,7 +46,8 @@ pub fn starts_on_what_fits_and_grows(m: &Master) -> u64 {
     wait_status(m, ALICE, blocker, &["running"], 120);
     let id = m.submit(ALICE, "spark", &elastic_app(4));
     // 200 - 96 = 104 MiB free: the master and the essential worker (64), one elastic worker (32).
-    let e = wait_execution(m, id, 120, "started on what fits", |e| e["status"] == "running" && instance_counts(e)[1] == 1);
+    let e =
+        wait_execution(m, id, 120, "started on what fits", |e| e["status"] == "running" && instance_counts(e)[1] == 1);
     assert_eq!(instance_counts(&e), [2, 1, 0, 2], "{e}");
     let statuses: Vec<String> = services_of(m, id).iter().map(|s| s["status"].as_str().unwrap().to_string()).collect();
     assert_eq!(statuses.iter().filter(|s| *s == "waiting").count(), 2, "{statuses:?}");
@@ -69,8 +70,7 @@ pub fn starts_on_what_fits_and_grows(m: &Master) -> u64 {
 
 #[test]
 fn an_elastic_execution_starts_on_what_fits_grows_and_outlives_a_dead_worker() {
-    let (m, _cleanup, dep) =
-        docker_master_with("elastic", &["--max-memory", "200MiB"]);
+    let (m, _cleanup, dep) = docker_master_with("elastic", &["--max-memory", "200MiB"]);
     let id = starts_on_what_fits_and_grows(&m);
     let filter = format!("label=zoe.execution.id={id}");
     let running = || {
@@ -84,7 +84,8 @@ fn an_elastic_execution_starts_on_what_fits_grows_and_outlives_a_dead_worker() {
     let page = page.as_str().unwrap_or_default().to_string();
     assert!(page.contains("id=\"instances\"") && page.contains("elastic: 3 running"), "{page}");
     // An elastic worker dies: the execution goes on, and the worker is started again.
-    let worker = services_of(&m, id).into_iter().find(|s| s["name"].as_str().unwrap().starts_with("worker-3-")).unwrap();
+    let worker =
+        services_of(&m, id).into_iter().find(|s| s["name"].as_str().unwrap().starts_with("worker-3-")).unwrap();
     let old = worker["docker_id"].as_str().unwrap().to_string();
     assert!(docker(&["kill", &old]).status.success());
     let sid = worker["id"].as_u64().unwrap();
@@ -111,8 +112,7 @@ fn an_elastic_execution_starts_on_what_fits_grows_and_outlives_a_dead_worker() {
 
 #[test]
 fn rigid_mode_waits_for_room_for_every_instance() {
-    let (m, _cleanup, _dep) =
-        docker_master_with("rigid", &["--max-memory", "200MiB", "--elastic", "false"]);
+    let (m, _cleanup, _dep) = docker_master_with("rigid", &["--max-memory", "200MiB", "--elastic", "false"]);
     m.create_user("alice", "user", "pa");
     let mut blocker = service("main", true, 1, 0, "sleep 3600", json!([]));
     blocker["required_resources"]["memory"] = json!(96 * 1024 * 1024);

@@ -136,24 +136,24 @@ fn swarm_master_with<'a>(
 fn start_swarm_master(c: &Cluster, dir: &std::path::Path, deployment: &str, extra: &[&str]) -> Master {
     let workspaces = c.get("ZOE_CLUSTER_WORKSPACES");
     let mut args = vec![
-            "--backend",
-            "swarm",
-            "--docker-host",
-            c.get("ZOE_CLUSTER_MANAGER_TLS"),
-            "--docker-tls-ca",
-            c.get("ZOE_CLUSTER_TLS_CA"),
-            "--docker-tls-cert",
-            c.get("ZOE_CLUSTER_TLS_CERT"),
-            "--docker-tls-key",
-            c.get("ZOE_CLUSTER_TLS_KEY"),
-            "--deployment-name",
-            deployment,
-            "--workspace-base-path",
-            workspaces,
-            "--reconcile-interval",
-            "1",
-            "--stop-grace",
-            "2",
+        "--backend",
+        "swarm",
+        "--docker-host",
+        c.get("ZOE_CLUSTER_MANAGER_TLS"),
+        "--docker-tls-ca",
+        c.get("ZOE_CLUSTER_TLS_CA"),
+        "--docker-tls-cert",
+        c.get("ZOE_CLUSTER_TLS_CERT"),
+        "--docker-tls-key",
+        c.get("ZOE_CLUSTER_TLS_KEY"),
+        "--deployment-name",
+        deployment,
+        "--workspace-base-path",
+        workspaces,
+        "--reconcile-interval",
+        "1",
+        "--stop-grace",
+        "2",
     ];
     args.extend_from_slice(extra);
     Master::start_in(dir, &args)
@@ -381,7 +381,10 @@ fn an_elastic_execution_starts_on_what_fits_and_grows_across_nodes() {
     let nodes: BTreeSet<&str> = svcs.iter().filter_map(|s| s["node"].as_str()).collect();
     assert!(nodes.len() >= 2, "spread over at least two nodes: {nodes:?}");
     let label = format!("label=zoe.execution.id={id}");
-    let listed = manager(c, &["service", "ls", "-q", "--filter", &format!("label=zoe.deployment_name={deployment}"), "--filter", &label]);
+    let listed = manager(
+        c,
+        &["service", "ls", "-q", "--filter", &format!("label=zoe.deployment_name={deployment}"), "--filter", &label],
+    );
     assert_eq!(listed.split_whitespace().count(), 5, "{listed}");
     assert_eq!(m.delete(&format!("/api/0.6/execution/{id}"), ALICE).0, 204);
     wait_status(&m, ALICE, id, &["terminated"], 120);

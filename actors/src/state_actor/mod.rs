@@ -247,8 +247,12 @@ impl StateActor {
         for start in round.start {
             let id = start.id;
             let Some(app) = self.state.executions.get(&id).map(|e| e.application.clone()) else { continue };
-            let begun =
-                transitions::begin_start_with(&mut self.state, id, |service, i| start.starts_now(&app, service, i), now);
+            let begun = transitions::begin_start_with(
+                &mut self.state,
+                id,
+                |service, i| start.starts_now(&app, service, i),
+                now,
+            );
             if let Err(e) = begun {
                 tracing::error!("cannot start execution {id}: {e}");
                 continue;

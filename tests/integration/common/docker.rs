@@ -172,7 +172,9 @@ pub fn elastic_app(workers: u32) -> Value {
 /// The instance counts of an execution, as its JSON shows them: `[essential running, elastic
 /// running, elastic starting, elastic waiting]`.
 pub fn instance_counts(e: &Value) -> [u64; 4] {
-    let n = |kind: &str, what: &str| e["instances"][kind][what].as_u64().unwrap_or_else(|| panic!("no instances.{kind}.{what} in {e}"));
+    let n = |kind: &str, what: &str| {
+        e["instances"][kind][what].as_u64().unwrap_or_else(|| panic!("no instances.{kind}.{what} in {e}"))
+    };
     [n("essential", "running"), n("elastic", "running"), n("elastic", "starting"), n("elastic", "waiting")]
 }
 
