@@ -75,20 +75,40 @@ fn record_start(s: &mut Service, c: &StartedContainer) {
     }
 }
 
+/// Records the started containers on their services; containers of an execution Zoe does not
+/// know (or that `wanted` refuses) are orphans.
+fn record_starts(
+    state: &mut State,
+    id: u64,
+    containers: &[StartedContainer],
+    wanted: impl Fn(ExecutionStatus) -> bool,
+    f: &mut FollowUp,
+) -> bool {
+    match exec_mut(state, id) {
+        Some(e) if wanted(e.status) => {
+            for s in &mut e.services {
+                if let Some(c) = containers.iter().find(|c| c.service_id == s.id) {
+                    record_start(s, c);
+                }
+            }
+            f.changed = true;
+            true
+        }
+        _ => {
+            f.orphans = containers.iter().map(|c| c.docker_id.clone()).collect();
+            false
+        }
+    }
+}
+
 /// All containers of an execution were created and started.
 pub fn started(state: &mut State, id: u64, containers: &[StartedContainer], now: Timestamp) -> FollowUp {
     let mut f = FollowUp::default();
-    let Some(e) = exec_mut(state, id) else {
-        f.orphans = containers.iter().map(|c| c.docker_id.clone()).collect();
+    if !record_starts(state, id, containers, |_| true, &mut f) {
         return f;
-    };
-    for s in &mut e.services {
-        if let Some(c) = containers.iter().find(|c| c.service_id == s.id) {
-            record_start(s, c);
-        }
     }
-    f.changed = true;
-    match e.status {
+    let Some(status) = state.executions.get(&id).map(|e| e.status) else { return f };
+    match status {
         ExecutionStatus::Starting => {
             let _ = set_status(state, id, ExecutionStatus::Running, now);
             end_if_monitor_exited(state, id, now, &mut f);
@@ -103,24 +123,12 @@ pub fn started(state: &mut State, id: u64, containers: &[StartedContainer], now:
     f
 }
 
-/// Elastic instances added to a running execution were started. If the execution no longer runs
-/// (it is being removed, which also removes these), nothing changes.
+/// Elastic instances added to a running execution were started (recorded too while it is being
+/// removed, which removes them with the rest). Those of an execution that has ended are orphans.
 pub fn instances_started(state: &mut State, id: u64, containers: &[StartedContainer]) -> FollowUp {
     let mut f = FollowUp::default();
-    let Some(e) = exec_mut(state, id) else {
-        f.orphans = containers.iter().map(|c| c.docker_id.clone()).collect();
-        return f;
-    };
-    if !matches!(e.status, ExecutionStatus::Running | ExecutionStatus::CleaningUp) {
-        f.orphans = containers.iter().map(|c| c.docker_id.clone()).collect();
-        return f;
-    }
-    for s in &mut e.services {
-        if let Some(c) = containers.iter().find(|c| c.service_id == s.id) {
-            record_start(s, c);
-        }
-    }
-    f.changed = true;
+    let wanted = |st| matches!(st, ExecutionStatus::Running | ExecutionStatus::CleaningUp);
+    record_starts(state, id, containers, wanted, &mut f);
     f
 }
 
@@ -381,17 +389,7 @@ mod tests {
         let id = submit_execution(&mut s, &admin, "job", app, &SchedulerConfig::default(), None, at(1)).unwrap();
         begin_start(&mut s, id, at(2)).unwrap();
         if status_after == "running" {
-            let containers: Vec<StartedContainer> = s.executions[&id]
-                .services
-                .iter()
-                .map(|sv| StartedContainer {
-                    service_id: sv.id,
-                    docker_id: format!("d{}", sv.id),
-                    ip_address: Default::default(),
-                    host_endpoints: Default::default(),
-                    node: None,
-                })
-                .collect();
+            let containers = crate::testing::containers_of(&s.executions[&id], |_| true);
             started(&mut s, id, &containers, at(3));
         }
         (s, id)
@@ -427,18 +425,7 @@ mod tests {
         let cfg = SchedulerConfig::default();
         let id = submit_execution(&mut s, &crate::testing::admin(), "job", app, &cfg, None, at(1)).unwrap();
         crate::transitions::begin_start_with(&mut s, id, |svc, i| svc == "main" || i == 0, at(2)).unwrap();
-        let containers: Vec<StartedContainer> = s.executions[&id]
-            .services
-            .iter()
-            .filter(|sv| sv.status == ServiceStatus::Pending)
-            .map(|sv| StartedContainer {
-                service_id: sv.id,
-                docker_id: format!("d{}", sv.id),
-                ip_address: Default::default(),
-                host_endpoints: Default::default(),
-                node: None,
-            })
-            .collect();
+        let containers = crate::testing::containers_of(&s.executions[&id], |sv| sv.status == ServiceStatus::Pending);
         assert_eq!(containers.len(), 2);
         started(&mut s, id, &containers, at(3));
         let elastic = s.executions[&id].services.iter().find(|sv| sv.status == ServiceStatus::Waiting).unwrap().id;

@@ -722,18 +722,7 @@ mod tests {
 
         /// Containers for the services being started, as the back end reports them.
         pub(super) fn pending_containers(&self, id: u64) -> Vec<StartedContainer> {
-            let e = &self.s.executions[&id];
-            e.services
-                .iter()
-                .filter(|s| s.status == ServiceStatus::Pending)
-                .map(|s| StartedContainer {
-                    service_id: s.id,
-                    docker_id: format!("c{}", s.id),
-                    ip_address: Default::default(),
-                    host_endpoints: Default::default(),
-                    node: None,
-                })
-                .collect()
+            crate::testing::containers_of(&self.s.executions[&id], |s| s.status == ServiceStatus::Pending)
         }
 
         pub(super) fn end(&mut self, id: u64, t: i64) {

@@ -160,6 +160,22 @@ pub fn describe(state: &State) -> String {
     o
 }
 
+/// The containers a back end reports for the services of `e` that `which` picks, as if each had
+/// started (docker id `d<service id>`).
+pub fn containers_of(e: &Execution, which: impl Fn(&Service) -> bool) -> Vec<crate::protocol::StartedContainer> {
+    e.services
+        .iter()
+        .filter(|s| which(s))
+        .map(|s| crate::protocol::StartedContainer {
+            service_id: s.id,
+            docker_id: format!("d{}", s.id),
+            ip_address: Default::default(),
+            host_endpoints: Default::default(),
+            node: None,
+        })
+        .collect()
+}
+
 /// insta settings that put every snapshot in the workspace's top-level `snapshots/`.
 pub fn insta_settings() -> insta::Settings {
     let mut s = insta::Settings::clone_current();
