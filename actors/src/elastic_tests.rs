@@ -60,12 +60,7 @@ impl World {
                 .services
                 .iter()
                 .map(|s| {
-                    let tag =
-                        if e.application.services.iter().any(|d| d.name == s.service_name && d.is_essential(s.index)) {
-                            ""
-                        } else {
-                            "~"
-                        };
+                    let tag = if e.is_essential(s) { "" } else { "~" };
                     format!("{tag}{}#{}={}", s.service_name, s.index, s.status.as_str())
                 })
                 .collect();

@@ -51,7 +51,7 @@ fn end_if_monitor_exited(state: &mut State, id: u64, now: Timestamp, f: &mut Fol
     let Some(s) = e.services.iter().find(|s| s.is_monitor && s.status == ServiceStatus::Exited) else {
         return;
     };
-    let memory = e.application.services.iter().find(|d| d.name == s.service_name).map(|d| d.required_resources.memory);
+    let memory = e.description_of(s).map(|d| d.required_resources.memory);
     let reason = monitor_reason(&s.name, s.exit_code.unwrap_or(0), s.oom_killed, memory);
     if begin_cleanup(state, id, ExecutionStatus::Finished, &reason, now).is_ok() {
         if let Some(e) = state.executions.get(&id) {
@@ -224,12 +224,9 @@ pub fn exited(
 pub fn lost(state: &mut State, execution_id: u64, service_id: u64, node: &str, now: Timestamp) -> FollowUp {
     let mut f = FollowUp::default();
     let Some(e) = exec_mut(state, execution_id) else { return f };
-    let essential_count = |name: &str| {
-        e.application.services.iter().find(|d| d.name == name).map(|d| d.essential_count).unwrap_or(u32::MAX)
-    };
     let Some(i) = e.services.iter().position(|s| s.id == service_id) else { return f };
-    let (status, index, is_monitor) = (e.services[i].status, e.services[i].index, e.services[i].is_monitor);
-    let essential = is_monitor || index < essential_count(&e.services[i].service_name);
+    let (status, is_monitor) = (e.services[i].status, e.services[i].is_monitor);
+    let essential = is_monitor || e.is_essential(&e.services[i]);
     if matches!(status, ServiceStatus::Removed | ServiceStatus::Lost | ServiceStatus::Exited) {
         return f;
     }

@@ -129,7 +129,7 @@ pub fn held(e: &Execution, elastic: bool) -> Vec<(Resources, Option<&str>)> {
     e.services
         .iter()
         .filter_map(|s| {
-            let d = e.application.services.iter().find(|d| d.name == s.service_name);
+            let d = e.description_of(s);
             holds(d, s, elastic).then(|| (d.map(need_of).unwrap_or_default(), s.node.as_deref()))
         })
         .collect()

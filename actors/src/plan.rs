@@ -89,12 +89,7 @@ fn plan(
     };
     let mut containers = Vec::new();
     for s in e.services.iter().filter(|s| which(s)) {
-        let d = e
-            .application
-            .services
-            .iter()
-            .find(|d| d.name == s.service_name)
-            .ok_or_else(|| format!("service {} has no description", s.name))?;
+        let d = e.description_of(s).ok_or_else(|| format!("service {} has no description", s.name))?;
         let instance = naming::service_instance_name(&d.name, s.index, d.total_count);
         let proxy_base = naming::proxy_base(e.id, &instance);
         let vars = Vars {

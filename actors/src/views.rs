@@ -165,7 +165,7 @@ pub fn instances(e: &Execution) -> Instances {
         return out;
     }
     for s in &e.services {
-        let Some(d) = e.application.services.iter().find(|d| d.name == s.service_name) else { continue };
+        let Some(d) = e.description_of(s) else { continue };
         let counts = pick(&mut out, d.is_essential(s.index));
         match s.status {
             ServiceStatus::Running => counts.running += 1,
@@ -254,7 +254,7 @@ impl PortView {
 
 /// The instance name of a service of `e` (`<service>` or `<service>-<index>`).
 pub fn instance_name(e: &Execution, s: &Service) -> String {
-    let total = e.application.services.iter().find(|d| d.name == s.service_name).map_or(1, |d| d.total_count);
+    let total = e.description_of(s).map_or(1, |d| d.total_count);
     naming::service_instance_name(&s.service_name, s.index, total)
 }
 
@@ -426,12 +426,7 @@ pub fn service_view(e: &Execution, s: &Service) -> ServiceView {
         exit_code: s.exit_code,
         oom_killed: s.oom_killed,
         node: s.node.clone(),
-        essential: e
-            .application
-            .services
-            .iter()
-            .find(|d| d.name == s.service_name)
-            .is_none_or(|d| d.is_essential(s.index)),
+        essential: e.is_essential(s),
         retries: s.retries,
     }
 }

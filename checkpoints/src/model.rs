@@ -293,6 +293,19 @@ impl HasId for Execution {
     }
 }
 
+impl Execution {
+    /// The description of the service a service record is an instance of.
+    pub fn description_of(&self, s: &Service) -> Option<&ServiceDescription> {
+        self.application.services.iter().find(|d| d.name == s.service_name)
+    }
+
+    /// Whether a service record is an essential instance (see
+    /// [`ServiceDescription::is_essential`]); one whose description is missing counts as one.
+    pub fn is_essential(&self, s: &Service) -> bool {
+        self.description_of(s).is_none_or(|d| d.is_essential(s.index))
+    }
+}
+
 /// The life of an execution. The allowed moves between these are written down in
 /// `ExecutionStatus::can_move_to`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
