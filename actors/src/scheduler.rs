@@ -363,6 +363,11 @@ enum Missing {
     Record(u64),
 }
 
+/// Whether some instances of an execution are being started (a start or a grow under way).
+fn growing(e: &Execution) -> bool {
+    e.services.iter().any(|s| s.status == zoe_checkpoints::ServiceStatus::Pending)
+}
+
 /// The round of `state`: the queued executions that start (what [`pick`] chooses, but no more
 /// than leaves `max_starting` starts at once), then, elastic, when the whole queue could start,
 /// the elastic instances that start in the room left ([`grow`]): the new executions' and the
@@ -374,13 +379,13 @@ pub fn round(state: &State, config: &SchedulerConfig, nodes: Option<&[Node]>, no
     let starting = state
         .executions
         .values()
-        .filter(|e| {
-            e.status == ExecutionStatus::Starting
-                || e.status == ExecutionStatus::Running
-                    && e.services.iter().any(|s| s.status == zoe_checkpoints::ServiceStatus::Pending)
-        })
+        .filter(|e| e.status == ExecutionStatus::Starting || e.status == ExecutionStatus::Running && growing(e))
         .count();
     let mut room = config.max_starting.saturating_sub(starting);
+    if room == 0 {
+        // Nothing may start or grow: no need to look at the queue.
+        return Round::default();
+    }
     let mut queue = waiting(state);
     order(&mut queue, config.policy, capacity, config.aging, now);
     let mut free = match capacity {
@@ -414,14 +419,14 @@ pub fn round(state: &State, config: &SchedulerConfig, nodes: Option<&[Node]>, no
         }
     }
     for e in state.executions.values().filter(|e| e.status == ExecutionStatus::Running) {
-        if room == 0 || e.services.iter().any(|s| s.status == zoe_checkpoints::ServiceStatus::Pending) {
+        if room == 0 || growing(e) {
             continue;
         }
         let list: Vec<_> = e
             .services
             .iter()
             .filter_map(|s| {
-                let d = e.application.services.iter().find(|d| d.name == s.service_name)?;
+                let d = e.description_of(s)?;
                 placement::wants_start(d, s).then(|| (placement::need_of(d), Missing::Record(s.id)))
             })
             .collect();
@@ -440,7 +445,7 @@ pub fn round(state: &State, config: &SchedulerConfig, nodes: Option<&[Node]>, no
     let mut charges: HashMap<u64, Resources> = HashMap::new();
     for e in state.executions.values().filter(|e| e.status.is_active()) {
         let c = charges.entry(e.owner_id).or_default();
-        *c = c.plus(if picked.contains(&e.id) { essential_reservation(&e.application) } else { charged(e, true) });
+        *c = c.plus(charged(e, true));
     }
     let allow = |id: u64, need: Resources| {
         let e = &state.executions[&id];

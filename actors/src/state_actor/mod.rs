@@ -286,6 +286,16 @@ impl StateActor {
         }
     }
 
+    /// The back end is struggling (a start was too slow, or it was away): nothing starts for a
+    /// while instead of sending it more (the tick starts the queue again once the pause is over);
+    /// the next pause is twice as long, up to `BACKOFF_MAX`. Returns this pause.
+    fn pause_starts(&mut self) -> Duration {
+        let pause = self.backoff;
+        self.paused_until = Some(Instant::now() + pause);
+        self.backoff = (pause * 2).min(BACKOFF_MAX);
+        pause
+    }
+
     fn now() -> Timestamp {
         OffsetDateTime::now_utc()
     }
@@ -445,15 +455,11 @@ impl Handler<BackendEvent> for StateActor {
                     *n < START_ATTEMPTS
                 };
                 if retry {
-                    // The back end is struggling: give it a rest instead of sending it more (the
-                    // tick starts the queue again once the pause is over).
-                    let pause = self.backoff;
+                    let pause = self.pause_starts();
                     tracing::warn!(
                         "execution {execution_id} failed to start and goes back to the queue; nothing starts for {} s: {error}",
                         pause.as_secs()
                     );
-                    self.paused_until = Some(Instant::now() + pause);
-                    self.backoff = (pause * 2).min(BACKOFF_MAX);
                 } else {
                     tracing::warn!("execution {execution_id} failed to start: {error}");
                     self.attempts.remove(&execution_id);
@@ -468,9 +474,7 @@ impl Handler<BackendEvent> for StateActor {
                 self.counters.start_failures += 1;
                 tracing::warn!("execution {execution_id}: elastic instances failed to start: {error}");
                 if transient {
-                    let pause = self.backoff;
-                    self.paused_until = Some(Instant::now() + pause);
-                    self.backoff = (pause * 2).min(BACKOFF_MAX);
+                    self.pause_starts();
                 }
                 outcomes::instances_start_failed(&mut self.state, execution_id, &service_ids)
             }
