@@ -291,8 +291,8 @@ pub struct MasterConfig {
     #[arg(long, env = "ZOE_PIDS_LIMIT", default_value_t = 1024)]
     pub pids_limit: i64,
 
-    /// CPU limit, in cores, of a service whose description gives no `cores` (nothing is
-    /// reserved for it).
+    /// Cores of a service whose description gives none: its CPU limit, and what it reserves
+    /// against capacity and quotas (at least 0.01).
     #[arg(long, env = "ZOE_DEFAULT_CORES", default_value_t = 1.0)]
     pub default_cores: f64,
 
@@ -440,6 +440,7 @@ impl MasterConfig {
             max_cores: self.max_cores,
             max_starting: self.max_starting.max(1),
             elastic: self.elastic,
+            default_cores: self.default_cores,
             quotas: std::collections::HashMap::from([
                 (
                     Role::Guest,

@@ -202,6 +202,13 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
         "state loaded from {}",
         loaded.store.dir().display()
     );
+    let min_cores = zoe_actors::app_description::MIN_CORES;
+    if !(config.default_cores >= min_cores && config.default_cores <= 256.0) {
+        return Err(StartError(format!(
+            "--default-cores must be at least {min_cores} (Docker's smallest CPU limit) and at most 256, got {}",
+            config.default_cores
+        )));
+    }
     let workspace_base = absolute(&config.workspace_base_path)?;
     let state_config = StateConfig {
         keep_checkpoints: config.keep_checkpoints,

@@ -40,6 +40,8 @@ const MAX_PORTS: usize = 32;
 const MIN_MEMORY: u64 = 6 * 1024 * 1024;
 /// 1 TiB.
 const MAX_MEMORY: u64 = 1024 * 1024 * 1024 * 1024;
+/// Docker's smallest CPU limit: a hundredth of a core (anything less is no limit at all).
+pub const MIN_CORES: f64 = 0.01;
 const MAX_CORES: f64 = 256.0;
 const MAX_ENV_ENTRIES: usize = 256;
 const MAX_ENV_NAME: usize = 256;
@@ -350,11 +352,14 @@ fn parse_resources(v: &Value, path: String) -> Res<Resources> {
                 return fail(&path, "wrong_type", format!("must be a number, got {}", kind(v)));
             };
             // Written so that a NaN would fail too.
-            if !(cores > 0.0 && cores <= MAX_CORES) {
+            if !(cores >= MIN_CORES && cores <= MAX_CORES) {
                 return fail(
                     &path,
                     "out_of_range",
-                    format!("must be more than 0 and at most {MAX_CORES}, got {}", number_text(v)),
+                    format!(
+                        "must be at least {MIN_CORES} (Docker's smallest CPU limit) and at most {MAX_CORES}, got {}",
+                        number_text(v)
+                    ),
                 );
             }
             Some(cores)
@@ -1169,7 +1174,10 @@ mod tests {
                     huge,
                 ],
             ),
-            ("services/1/required_resources/cores", vec![json!(0), json!(-1), json!(0.0), json!(256.5), json!(1e300)]),
+            (
+                "services/1/required_resources/cores",
+                vec![json!(0), json!(-1), json!(0.0), json!(256.5), json!(1e300), json!(1e-300), json!(0.0099)],
+            ),
         ];
         for (p, values) in cases {
             for v in values {
@@ -1180,6 +1188,11 @@ mod tests {
         }
         assert!(parse_application(&with("services/1/essential_count", json!(3))).is_ok());
         assert!(parse_application(&with("services/1/required_resources/cores", json!(256))).is_ok());
+        assert!(parse_application(&with("services/1/required_resources/cores", json!(0.01))).is_ok());
+        assert_eq!(
+            message(&with("services/1/required_resources/cores", json!(1e-300))),
+            "must be at least 0.01 (Docker's smallest CPU limit) and at most 256, got 1e-300"
+        );
         assert!(parse_application(&with("services/0/required_resources/memory", json!(MAX_MEMORY))).is_ok());
         assert_eq!(
             message(&with("services/1/essential_count", json!(4))),

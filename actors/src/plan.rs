@@ -39,7 +39,9 @@ pub fn labels(
 pub struct PlanSettings {
     /// Users' workspaces are `<base>/<deployment>/<user>`.
     pub workspace_base: PathBuf,
-    /// The CPU limit of a service whose description gives no cores.
+    /// The CPU limit of a service whose description gives no cores. Submissions (and active
+    /// executions loaded from older checkpoints) have the scheduler's default written into
+    /// their descriptions, so this is only a fallback.
     pub default_cores: f64,
     /// Whether exposed ports are published on the host (they are always reachable through the
     /// master's proxy).
@@ -134,7 +136,6 @@ fn plan(
             uid: owner.uid,
             memory: d.required_resources.memory,
             nano_cpus: (d.required_resources.cores.unwrap_or(settings.default_cores) * 1e9) as i64,
-            reserved_nano_cpus: (d.required_resources.cores.unwrap_or(0.0) * 1e9) as i64,
             exposed_ports: d
                 .ports
                 .iter()
@@ -190,12 +191,12 @@ mod tests {
             ]
         }))
         .unwrap();
-        let cfg = SchedulerConfig::default();
+        let cfg = SchedulerConfig { default_cores: 0.5, ..SchedulerConfig::default() };
         let id = submit_execution(&mut s, &alice, "wc1", app, &cfg, None, at(1)).unwrap();
         assert_eq!(to_start(&s, &cfg, None, at(1)), vec![id]);
         begin_start(&mut s, id, at(2)).unwrap();
         assert!(to_start(&s, &cfg, None, at(2)).is_empty());
-        let settings = PlanSettings { workspace_base: PathBuf::from("/ws"), default_cores: 0.5, publish_ports: true };
+        let settings = PlanSettings { workspace_base: PathBuf::from("/ws"), default_cores: 0.25, publish_ports: true };
         let plan = start_plan(&s, id, &settings).unwrap();
         assert_eq!(plan.network, "alice-dev");
         let names: Vec<_> = plan.containers.iter().map(|c| (c.name.as_str(), c.startup_order)).collect();
@@ -210,7 +211,10 @@ mod tests {
             ]
         );
         assert_eq!(m.memory, 20971520);
-        assert_eq!(m.nano_cpus, 500_000_000, "no cores in the description: the default limit");
+        assert_eq!(
+            m.nano_cpus, 500_000_000,
+            "no cores in the description: the scheduler's default, written into it at submission"
+        );
         assert_eq!(m.uid, s.users[&alice.id].uid);
         assert!(m.uid >= 200_000);
         assert_eq!(m.env[0], "HOME=/mnt/workspace");

@@ -40,11 +40,10 @@ pub struct ContainerSpec {
     pub uid: u32,
     /// Bytes; used for both `Memory` and `MemorySwap` (no swap beyond RAM).
     pub memory: u64,
-    /// CPU limit in billionths of a core (the description's cores, or the configured default).
+    /// CPU limit in billionths of a core: the description's cores (a service without gets the
+    /// configured default at submission), which is also what the scheduler counts as reserved
+    /// (a back end that reserves, such as a Swarm, reserves this).
     pub nano_cpus: i64,
-    /// CPU reserved, in billionths of a core: the description's cores, or nothing (what the
-    /// scheduler counts; a back end that reserves, such as a Swarm, reserves this).
-    pub reserved_nano_cpus: i64,
     /// Ports published on `publish_address`, on a random host port.
     pub exposed_ports: Vec<ExposedPort>,
     /// The owner's workspace, created (owned by `uid`, mode 0700) and bind-mounted read-write.

@@ -229,7 +229,6 @@ impl Harness {
             uid: TEST_UID,
             memory: 32 * MIB,
             nano_cpus: 1_000_000_000,
-            reserved_nano_cpus: 0,
             exposed_ports: Vec::new(),
             workspace: None,
             startup_order: 0,

@@ -129,8 +129,15 @@ pub struct StateActor {
 impl StateActor {
     /// A state actor over `state`, whose newest checkpoint on disk is number `seq`, with a
     /// back end or not.
-    fn new(state: State, durable: Durable, config: StateConfig, has_backend: bool) -> Self {
+    fn new(mut state: State, durable: Durable, config: StateConfig, has_backend: bool) -> Self {
         let Durable { store, seq, archive, index } = durable;
+        // Active executions of an older checkpoint reserve the default cores of their services
+        // that give none, as submissions do now (written with the next checkpoint).
+        for e in state.executions.values_mut().filter(|e| e.status.is_active()) {
+            if e.application.services.iter().any(|d| d.required_resources.cores.is_none()) {
+                crate::scheduler::default_cores(&mut Arc::make_mut(e).application, config.scheduler.default_cores);
+            }
+        }
         let index = Arc::new(index);
         let published = Published::new(
             Arc::new(state.clone()),

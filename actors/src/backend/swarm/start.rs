@@ -185,7 +185,7 @@ impl Inner {
                         pids: Some(c.pids_limit),
                     }),
                     reservations: Some(ResourceObject {
-                        nano_cpus: Some(spec.reserved_nano_cpus),
+                        nano_cpus: Some(spec.nano_cpus),
                         memory_bytes: Some(memory),
                         ..Default::default()
                     }),
