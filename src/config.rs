@@ -339,6 +339,12 @@ pub struct MasterConfig {
     #[arg(long, env = "ZOE_LOG_TAIL_BYTES", default_value_t = 1024 * 1024)]
     pub log_tail_bytes: usize,
 
+    /// Bytes of kept logs under `<state-dir>/logs` in all (bytes or 1GiB...): beyond it the
+    /// oldest are removed, so that containers' logs cannot fill the state disk.
+    #[arg(long, env = "ZOE_LOG_KEEP_BYTES", default_value = "1GiB", value_parser = parse_bytes)]
+    #[serde(with = "bytes")]
+    pub log_keep_bytes: u64,
+
     /// Seconds between two comparisons of the state with Docker's containers.
     #[arg(long, env = "ZOE_RECONCILE_INTERVAL", default_value_t = 10)]
     pub reconcile_interval: u64,

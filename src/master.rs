@@ -246,6 +246,7 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
             publish_address: config.publish_address.clone(),
             log_dir: log_dir(&config),
             log_tail_bytes: config.log_tail_bytes,
+            log_keep_bytes: config.log_keep_bytes,
             reconcile_interval: Duration::from_secs(config.reconcile_interval.max(1)),
             max_calls: config.docker_max_calls.max(1),
             pids_limit: config.pids_limit,

@@ -40,6 +40,8 @@ pub struct DockerConfig {
     pub log_dir: PathBuf,
     /// How much of the end of each container log to keep, in bytes (0: keep nothing).
     pub log_tail_bytes: usize,
+    /// How many bytes of kept logs there may be in all; the oldest go first.
+    pub log_keep_bytes: u64,
     /// How often the actor takes an inventory of the deployment's containers.
     pub reconcile_interval: Duration,
     /// Engine calls in flight at once (followed logs and events excepted); the others wait.
@@ -53,7 +55,7 @@ pub struct DockerConfig {
 
 impl DockerConfig {
     /// The defaults for a deployment: local socket, 30 s calls (8 at once), 10 min pulls, 10 s
-    /// stop grace, ports published on 127.0.0.1, logs in `./logs` (1 MiB tails), inventory
+    /// stop grace, ports published on 127.0.0.1, logs in `./logs` (1 MiB tails, 1 GiB in all), inventory
     /// every 10 s, 1024 processes and 2 x 10 MiB of log per container.
     pub fn new(deployment_name: impl Into<String>) -> Self {
         DockerConfig {
@@ -68,6 +70,7 @@ impl DockerConfig {
             publish_address: "127.0.0.1".to_string(),
             log_dir: PathBuf::from("logs"),
             log_tail_bytes: 1 << 20,
+            log_keep_bytes: 1 << 30,
             reconcile_interval: Duration::from_secs(10),
             max_calls: 8,
             pids_limit: 1024,
@@ -124,6 +127,12 @@ pub(crate) fn validate_config(config: &DockerConfig) -> Result<(), String> {
         if d.is_zero() {
             return Err(format!("the Docker {what} must not be zero"));
         }
+    }
+    if config.log_tail_bytes as u64 > config.log_keep_bytes {
+        return Err(format!(
+            "the log tail kept of each container ({} bytes) is larger than the budget of all kept logs ({} bytes)",
+            config.log_tail_bytes, config.log_keep_bytes
+        ));
     }
     if !config.publish_address.is_empty() && config.publish_address.parse::<std::net::IpAddr>().is_err() {
         return Err(format!("the publish address {:?} is not an IP address", config.publish_address));

@@ -35,8 +35,9 @@ use futures_util::StreamExt;
 use super::client::Client;
 use super::config::validate_config;
 pub use super::config::DockerConfig;
+use super::logs::{self, KeptLogs};
 use super::shared::{label_filter, Reconciler, Starts};
-use super::{logs, LABEL_DEPLOYMENT};
+use super::LABEL_DEPLOYMENT;
 use crate::protocol::{BackendEvent, CpuUsage, LogStream, ServiceLogs};
 use watch::watch_events;
 
@@ -65,6 +66,7 @@ impl DockerActor {
                 runnable: Mutex::new(HashSet::new()),
                 stops: tokio::sync::Semaphore::new(config.max_calls.max(1)),
                 starts: Starts::default(),
+                logs: Arc::new(KeptLogs::new(config.log_dir.clone(), config.log_tail_bytes, config.log_keep_bytes)),
                 config,
             }),
         })
@@ -121,6 +123,8 @@ struct Inner {
     stops: tokio::sync::Semaphore,
     /// Starts under way, by execution id.
     starts: Starts,
+    /// The log tails kept of removed containers.
+    logs: Arc<KeptLogs>,
 }
 
 impl Inner {

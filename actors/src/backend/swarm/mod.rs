@@ -36,8 +36,9 @@ use bollard::query_parameters::LogsOptions;
 
 use super::client::Client;
 use super::config::{validate_config, DockerConfig};
+use super::logs::{self, KeptLogs};
 use super::shared::{Reconciler, Starts};
-use super::{logs, LABEL_DEPLOYMENT};
+use super::LABEL_DEPLOYMENT;
 use crate::protocol::{BackendEvent, CpuUsage, LogStream, ServiceLogs};
 pub use constraints::Constraint;
 
@@ -67,6 +68,7 @@ impl SwarmActor {
                 network_lock: tokio::sync::Mutex::new(()),
                 seen: Mutex::new(Seen::default()),
                 poke: tokio::sync::Notify::new(),
+                logs: Arc::new(KeptLogs::new(config.log_dir.clone(), config.log_tail_bytes, config.log_keep_bytes)),
                 config,
             }),
         })
@@ -131,6 +133,8 @@ struct Inner {
     completions: AtomicU64,
     /// Starts under way, by execution id.
     starts: Starts,
+    /// The log tails kept of removed containers.
+    logs: Arc<KeptLogs>,
     /// Held while a network is made sure of (and the first services put on it), and while one
     /// is removed because nothing uses it: a start never loses its network to a removal.
     network_lock: tokio::sync::Mutex<()>,

@@ -110,9 +110,8 @@ impl Inner {
     async fn save_and_delete(&self, docker: &Docker, name: &str, service_id: Option<u64>) -> Result<(), String> {
         if let Some(service_id) = service_id {
             let what = format!("reading the log of service {name}");
-            let dir = &self.config.log_dir;
             let open = |options| docker.service_logs(name, Some(options));
-            match logs::save_log_tail(&self.client, &what, self.config.log_tail_bytes, dir, service_id, open).await {
+            match logs::save_log_tail(&self.client, &what, &self.logs, service_id, open).await {
                 Ok(true) => debug!(name, service_id, "kept the log tail"),
                 Ok(false) => {}
                 // A service already gone (lost with its node and removed) has no log to keep.
