@@ -53,6 +53,24 @@ pub struct MasterConfig {
     #[arg(long, env = "ZOE_WORKSPACE_BASE_PATH", default_value = "./zoe-workspaces")]
     pub workspace_base_path: PathBuf,
 
+    /// Hard quota of each workspace (bytes or 10GiB...), for roles without one of their own. On
+    /// one engine a workspace is a file system image of this size (writes past it fail with "No
+    /// space left on device"); on a Swarm the shared storage must enforce it, and a user over it
+    /// cannot start new executions.
+    #[arg(long, env = "ZOE_WORKSPACE_QUOTA", default_value = "10GiB", value_parser = parse_bytes)]
+    #[serde(with = "bytes")]
+    pub workspace_quota: u64,
+
+    /// Workspace quota of guests (default: `workspace-quota`).
+    #[arg(long, env = "ZOE_GUEST_WORKSPACE_QUOTA", value_parser = parse_bytes)]
+    #[serde(default, with = "bytes_opt")]
+    pub guest_workspace_quota: Option<u64>,
+
+    /// Workspace quota of users (default: `workspace-quota`).
+    #[arg(long, env = "ZOE_USER_WORKSPACE_QUOTA", value_parser = parse_bytes)]
+    #[serde(default, with = "bytes_opt")]
+    pub user_workspace_quota: Option<u64>,
+
     /// Password of the first administrator, `zoeadmin`, set when the state is first created.
     #[arg(long, env = "ZOE_ADMIN_PASSWORD", default_value = DEFAULT_ADMIN_PASSWORD, hide_env_values = true)]
     pub admin_password: String,
@@ -474,6 +492,18 @@ impl MasterConfig {
 }
 
 impl MasterConfig {
+    /// Each role's workspace quota.
+    pub fn workspace_quotas(&self) -> zoe_actors::workspace::Quotas {
+        use zoe_checkpoints::Role;
+        let mut by_role = std::collections::HashMap::new();
+        for (role, quota) in [(Role::Guest, self.guest_workspace_quota), (Role::User, self.user_workspace_quota)] {
+            if let Some(q) = quota {
+                by_role.insert(role, q);
+            }
+        }
+        zoe_actors::workspace::Quotas { default: self.workspace_quota, by_role }
+    }
+
     /// The idle limits of idle culling.
     pub fn idle_limits(&self) -> crate::idle::IdleLimits {
         let secs = |s: u64| (s > 0).then(|| std::time::Duration::from_secs(s));

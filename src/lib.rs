@@ -28,6 +28,7 @@ pub mod proxy;
 pub mod simulate_cmd;
 pub mod tls;
 pub mod web;
+pub mod workspaces;
 
 /// What every HTTP handler can reach.
 pub struct AppData {
@@ -45,4 +46,6 @@ pub struct AppData {
     pub metrics: Arc<observability::ApiMetrics>,
     /// Use of executions through the proxy, and what idle culling has left them.
     pub activity: Arc<idle::Activity>,
+    /// Users' workspaces: their use of the quota.
+    pub workspaces: Arc<workspaces::Workspaces>,
 }

@@ -210,10 +210,29 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
         )));
     }
     let workspace_base = absolute(&config.workspace_base_path)?;
+    let quotas = config.workspace_quotas();
+    for (what, quota) in std::iter::once(("workspace-quota", quotas.default)).chain(
+        quotas
+            .by_role
+            .iter()
+            .map(|(role, q)| (if *role == Role::Guest { "guest-workspace-quota" } else { "user-workspace-quota" }, *q)),
+    ) {
+        if quota < zoe_actors::workspace::MIN_QUOTA {
+            return Err(StartError(format!(
+                "--{what} must be at least {} (an ext4 file system needs some room for itself)",
+                zoe_actors::units::show_bytes(zoe_actors::workspace::MIN_QUOTA)
+            )));
+        }
+    }
     let state_config = StateConfig {
         keep_checkpoints: config.keep_checkpoints,
         scheduler: config.scheduler(),
-        plan: PlanSettings { workspace_base, default_cores: config.default_cores, publish_ports: config.publish_ports },
+        plan: PlanSettings {
+            workspace_base,
+            default_cores: config.default_cores,
+            publish_ports: config.publish_ports,
+            workspace_quotas: config.workspace_quotas(),
+        },
         allowed_registries: config.allowed_registry.clone(),
         history: config.history(),
     };
@@ -282,6 +301,11 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
         config: Arc::new(config.clone()),
         metrics: Arc::default(),
         activity: Arc::default(),
+        workspaces: Arc::new(crate::workspaces::Workspaces::new(
+            absolute(&config.workspace_base_path)?,
+            &config.deployment_name,
+            config.workspace_quotas(),
+        )),
     });
     if let Some(backend) = &data.backend {
         crate::idle::spawn(

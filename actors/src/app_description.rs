@@ -352,7 +352,7 @@ fn parse_resources(v: &Value, path: String) -> Res<Resources> {
                 return fail(&path, "wrong_type", format!("must be a number, got {}", kind(v)));
             };
             // Written so that a NaN would fail too.
-            if !(cores >= MIN_CORES && cores <= MAX_CORES) {
+            if !(MIN_CORES..=MAX_CORES).contains(&cores) {
                 return fail(
                     &path,
                     "out_of_range",

@@ -46,11 +46,18 @@ pub struct PlanSettings {
     /// Whether exposed ports are published on the host (they are always reachable through the
     /// master's proxy).
     pub publish_ports: bool,
+    /// Each role's workspace quota.
+    pub workspace_quotas: crate::workspace::Quotas,
 }
 
 impl Default for PlanSettings {
     fn default() -> Self {
-        PlanSettings { workspace_base: PathBuf::from("zoe-workspaces"), default_cores: 1.0, publish_ports: true }
+        PlanSettings {
+            workspace_base: PathBuf::from("zoe-workspaces"),
+            default_cores: 1.0,
+            publish_ports: true,
+            workspace_quotas: crate::workspace::Quotas::default(),
+        }
     }
 }
 
@@ -88,6 +95,7 @@ fn plan(
         host: settings.workspace_base.join(deployment).join(&e.owner),
         container: WORKSPACE_MOUNT.to_string(),
         uid: owner.uid,
+        quota: settings.workspace_quotas.of(owner.role),
     };
     let mut containers = Vec::new();
     for s in e.services.iter().filter(|s| which(s)) {
@@ -196,7 +204,14 @@ mod tests {
         assert_eq!(to_start(&s, &cfg, None, at(1)), vec![id]);
         begin_start(&mut s, id, at(2)).unwrap();
         assert!(to_start(&s, &cfg, None, at(2)).is_empty());
-        let settings = PlanSettings { workspace_base: PathBuf::from("/ws"), default_cores: 0.25, publish_ports: true };
+        let mut quotas = crate::workspace::Quotas { default: 1 << 30, ..Default::default() };
+        quotas.by_role.insert(Role::User, 2 << 30);
+        let settings = PlanSettings {
+            workspace_base: PathBuf::from("/ws"),
+            default_cores: 0.25,
+            publish_ports: true,
+            workspace_quotas: quotas,
+        };
         let plan = start_plan(&s, id, &settings).unwrap();
         assert_eq!(plan.network, "alice-dev");
         let names: Vec<_> = plan.containers.iter().map(|c| (c.name.as_str(), c.startup_order)).collect();
@@ -230,7 +245,13 @@ mod tests {
         assert_eq!(m.labels["zoe.service.name"], "master");
         assert_eq!(
             m.workspace,
-            Some(Workspace { host: PathBuf::from("/ws/dev/alice"), container: "/mnt/workspace".into(), uid: m.uid })
+            Some(Workspace {
+                host: PathBuf::from("/ws/dev/alice"),
+                container: "/mnt/workspace".into(),
+                uid: m.uid,
+                quota: 2 << 30
+            }),
+            "alice's role's quota"
         );
         let w1 = &plan.containers[2];
         assert_eq!(w1.env, ["HOME=/mnt/workspace", "MASTER=master-wc1-alice-dev", &format!("N=1/{id}")]);

@@ -52,6 +52,18 @@ pub struct ContainerSpec {
     pub startup_order: u32,
 }
 
+/// Where a container may write besides its workspace: its root file system is read-only, and
+/// these are tmpfs mounts (mode 1777) of at most its memory limit, whose pages count in that
+/// limit, so nothing a container writes outside its workspace reaches a disk.
+pub const SCRATCH: &[&str] = &["/tmp"];
+
+/// The mount options of a scratch tmpfs of a container with this memory limit: executables may
+/// run from it (the JVM loads the native libraries it unpacks in `/tmp`), set-id bits and
+/// devices do not work there.
+pub fn scratch_options(memory: u64) -> String {
+    format!("rw,exec,nosuid,nodev,size={memory},mode=1777")
+}
+
 /// A port to publish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ExposedPort {
@@ -99,6 +111,10 @@ pub struct Workspace {
     pub container: String,
     /// Its owner's uid (and gid).
     pub uid: u32,
+    /// Its hard quota in bytes: on one engine, a file system image of this size mounted at
+    /// `host` (see [`crate::workspace`]); a back end whose workspaces live on shared storage
+    /// leaves the quota to the storage.
+    pub quota: u64,
 }
 
 /// Create and start the containers of an execution. Answered by `ExecutionStarted` or

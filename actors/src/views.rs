@@ -79,6 +79,10 @@ pub struct UserView {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
+    /// The workspace's use of its quota (`GET /user/<name>` only; absent when it could not be
+    /// measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<crate::workspace::WorkspaceUse>,
 }
 
 /// An execution.
@@ -386,6 +390,7 @@ pub fn user_view(u: &User) -> UserView {
         gateway_urls: Vec::new(),
         owner: u.name.clone(),
         created_at: u.created_at,
+        workspace: None,
     }
 }
 

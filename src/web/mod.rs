@@ -197,6 +197,7 @@ async fn restart(
     let id = parse_id(&user, &id)?;
     let _: ActionForm = read_form(&req, &user, &data, payload).await?;
     let (old, _) = execution_rows(&user, &data, id)?;
+    data.workspaces.admit(&user.caller).await.map_err(|e| user.error(e))?;
     let msg =
         SubmitExecution { caller: user.caller.clone(), name: old.name.clone(), application: old.application.clone() };
     let new_id = user.ask(&data, msg).await?;
@@ -316,6 +317,9 @@ async fn submit_execution(
         Ok(a) => a,
         Err(e) => return refused(form, e),
     };
+    if let Err(e) = data.workspaces.admit(&user.caller).await {
+        return refused(form, e.into());
+    }
     let msg = SubmitExecution { caller: user.caller.clone(), name: form.name.clone(), application };
     match page::tell(&data, msg).await {
         Ok(id) => Ok(see_other(&format!("/executions/{id}"))),
