@@ -14,8 +14,9 @@
 //!    against creating, starting and inspecting the same containers directly through the Docker
 //!    API, in the same run (needs Docker and `zoe-test-busybox:latest`).
 //! 5. A master process's memory during 200 concurrent logins with made-up user names.
-//! 6. A burst of 1,000 small executions (`ZOE_BURST`) released at once on Docker: time until all
-//!    run, time until all are gone after they are terminated, failed starts, containers left.
+//! 6. A burst of 190 small executions (`ZOE_BURST`; each reserves 0.01 core, so at most 199 fit
+//!    on two cores) released at once on Docker: time until all run, time until all are gone
+//!    after they are terminated, failed starts, containers left.
 //! 7. On the three-node test Swarm (`tests/cluster/cluster.sh`, brought up if needed): time from
 //!    `POST /api/0.6/execution` to `running` for executions of 3 and 10 containers, against
 //!    creating the same Swarm services directly through the manager's API (same groups, same
@@ -328,7 +329,7 @@ fn main() {
 
     // 6. A burst of executions released at once.
     if only.is_empty() || only == "burst" {
-        burst(std::env::var("ZOE_BURST").ok().and_then(|s| s.parse().ok()).unwrap_or(1000));
+        burst(std::env::var("ZOE_BURST").ok().and_then(|s| s.parse().ok()).unwrap_or(190));
     }
 
     // 8. The proxy against the service reached directly.
@@ -539,6 +540,10 @@ fn burst(n: usize) {
             &deployment,
             "--max-memory",
             "8GiB",
+            // Every container reserves what it may use: a hundredth of a core, Docker's
+            // smallest limit, so that 199 fit at once on two cores.
+            "--default-cores",
+            "0.01",
             "--stop-grace",
             "2",
             "--workspace-base-path",

@@ -1,6 +1,7 @@
 //! Users' workspaces as the HTTP layer sees them: how much of its quota each one uses (measured
-//! off the async threads, two at a time, and remembered for a few seconds), shown in users' JSON
-//! and pages, and the refusal of new executions of a user whose workspace is over its quota.
+//! off the async threads, two at a time; a slow measurement, a walk of a large folder, is reused
+//! for a few seconds), shown in users' JSON and pages, and the refusal of new executions of a
+//! user whose workspace is over its quota.
 //!
 //! The measuring itself is `zoe_actors::workspace::usage`: a file system of its own (one
 //! engine's images, or a per-user volume of shared storage) is asked, a plain folder walked.
@@ -16,8 +17,10 @@ use zoe_actors::workspace::{self, Quotas, WorkspaceUse};
 use zoe_actors::{Code, ZoeError};
 use zoe_checkpoints::Role;
 
-/// How long a measurement is reused.
+/// How long a slow measurement is reused.
 const FRESH: Duration = Duration::from_secs(5);
+/// A measurement slower than this is reused (a `statvfs` of a file system of its own is not).
+const SLOW: Duration = Duration::from_millis(20);
 /// How long a measurement may take before the answer goes without it.
 const MEASURE_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -62,6 +65,7 @@ impl Workspaces {
         }
         let _turn = tokio::time::timeout(MEASURE_TIMEOUT, self.measuring.acquire()).await.ok()?.ok()?;
         let folder = self.folder(user);
+        let started = Instant::now();
         let measuring = actix_web::web::block(move || workspace::usage(&folder, quota));
         let measured = match tokio::time::timeout(MEASURE_TIMEOUT, measuring).await {
             Ok(Ok(Ok(u))) => u,
@@ -81,7 +85,11 @@ impl Workspaces {
         let mut cache = self.lock();
         // Bounded by the users there are; a deleted user's entry goes when it is stale.
         cache.retain(|_, (at, _)| at.elapsed() < FRESH);
-        cache.insert(user.to_string(), (Instant::now(), measured));
+        if started.elapsed() > SLOW {
+            cache.insert(user.to_string(), (Instant::now(), measured));
+        } else {
+            cache.remove(user);
+        }
         Some(measured)
     }
 

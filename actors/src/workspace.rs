@@ -87,6 +87,11 @@ impl WorkspaceUse {
     pub fn over_quota(&self) -> bool {
         self.used > self.quota
     }
+
+    /// In words: `1.2 GiB of 10 GiB used`.
+    pub fn describe(&self) -> String {
+        format!("{} of {} used", show_bytes(self.used), show_bytes(self.quota))
+    }
 }
 
 /// Makes sure the workspace exists and belongs to its uid alone (mode 0700) as a file system

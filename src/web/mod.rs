@@ -102,6 +102,8 @@ fn now() -> zoe_checkpoints::Timestamp {
 #[template(path = "executions.html")]
 struct ExecutionsPage {
     layout: Layout,
+    /// The signed-in user's workspace: its use of the quota.
+    workspace: Option<zoe_actors::workspace::WorkspaceUse>,
     executions: Vec<ExecutionRow>,
     refresh: bool,
     /// When older executions were left out: where the next page starts.
@@ -130,8 +132,9 @@ async fn executions(data: web::Data<AppData>, user: WebUser, page: web::Query<Pa
     let mut executions: Vec<ExecutionRow> = list.items.into_iter().map(ExecutionRow).collect();
     executions.reverse();
     let refresh = executions.iter().any(ExecutionRow::is_moving);
+    let workspace = data.workspaces.usage(&user.caller.name, user.caller.role).await;
     Ok(render(
-        &ExecutionsPage { layout: user.layout.at("executions"), executions, refresh, older: list.older },
+        &ExecutionsPage { layout: user.layout.at("executions"), workspace, executions, refresh, older: list.older },
         StatusCode::OK,
     ))
 }
