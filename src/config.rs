@@ -336,10 +336,18 @@ pub struct MasterConfig {
     pub publish_address: String,
 
     /// Publish exposed ports on the host (`publish-address`, a random port each; on a Swarm, on
-    /// the node that runs the container). Off: exposed ports are reached only through the
-    /// master's proxy (`/proxy/...`); the Swarm back end needs them published.
-    #[arg(long, env = "ZOE_PUBLISH_PORTS", default_value_t = true, action = clap::ArgAction::Set)]
-    pub publish_ports: bool,
+    /// the node that runs the container, where every container of every user can reach them).
+    /// Off: exposed ports are reached only through the master's proxy (`/proxy/...`). Default:
+    /// on with one engine, off on a Swarm.
+    #[arg(long, env = "ZOE_PUBLISH_PORTS", action = clap::ArgAction::Set)]
+    #[serde(default)]
+    pub publish_ports: Option<bool>,
+
+    /// The image of `zoe relay` (built by `deploy/relay-image.sh`, present on every node), which
+    /// the Swarm back end runs on each user's overlay network so that the master reaches that
+    /// user's services without publishing their ports.
+    #[arg(long, env = "ZOE_RELAY_IMAGE", default_value = concat!("zoe-relay:", env!("CARGO_PKG_VERSION")))]
+    pub relay_image: String,
 
     /// Serve the proxy only on this host name (e.g. `apps.zoe.example`, pointing at the master),
     /// and nothing else there: proxied pages then run on another origin than Zoe's API and pages,
@@ -492,6 +500,11 @@ impl MasterConfig {
 }
 
 impl MasterConfig {
+    /// Whether exposed ports are published: as set, else on with one engine and off on a Swarm.
+    pub fn publishes_ports(&self) -> bool {
+        self.publish_ports.unwrap_or(self.backend == Backend::Engine)
+    }
+
     /// Each role's workspace quota.
     pub fn workspace_quotas(&self) -> zoe_actors::workspace::Quotas {
         use zoe_checkpoints::Role;

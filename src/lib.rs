@@ -14,6 +14,7 @@ pub mod auth;
 pub mod checkpoint_cmd;
 pub mod cli;
 pub mod config;
+pub mod dial;
 pub mod error;
 pub mod idle;
 pub mod limits;
@@ -25,6 +26,7 @@ pub mod origin;
 pub mod passwords;
 pub mod paths;
 pub mod proxy;
+pub mod relay_cmd;
 pub mod simulate_cmd;
 pub mod tls;
 pub mod web;
@@ -48,4 +50,6 @@ pub struct AppData {
     pub activity: Arc<idle::Activity>,
     /// Users' workspaces: their use of the quota.
     pub workspaces: Arc<workspaces::Workspaces>,
+    /// How the proxy reaches services.
+    pub dialer: Arc<dial::Dialer>,
 }

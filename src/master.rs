@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpServer};
 use time::OffsetDateTime;
-use zoe_actors::backend::{Backend, DockerConfig, TlsFiles};
+use zoe_actors::backend::{Backend, DockerConfig, RelaySettings, TlsFiles};
 use zoe_actors::plan::PlanSettings;
 use zoe_actors::state_actor::{Durable, StateActor, StateConfig};
 use zoe_checkpoints::{encode, is_dns_label, Action, Archive, ArchiveIndex, Change, Role, State, Store, User};
@@ -153,6 +153,26 @@ fn new_state(config: &MasterConfig) -> Result<State, StartError> {
     Ok(state)
 }
 
+/// The master's relay secret, `<state-dir>/relay.key` (64 hex digits, mode 0600), made at the
+/// first start on a Swarm: each user network's relay key is derived from it.
+pub fn relay_secret(state_dir: &std::path::Path) -> Result<zoe_actors::relay::Secret, StartError> {
+    use argon2::password_hash::rand_core::{OsRng, RngCore};
+    let path = state_dir.join("relay.key");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => zoe_actors::relay::Secret::from_hex(&text)
+            .map_err(|e| StartError(format!("{}: {e}; remove it to make a new one", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = [0u8; 32];
+            OsRng.fill_bytes(&mut bytes);
+            let secret = zoe_actors::relay::Secret(bytes);
+            zoe_checkpoints::write_atomic(&path, secret.to_hex().as_bytes())
+                .map_err(|e| StartError(format!("cannot write {}: {e}", path.display())))?;
+            Ok(secret)
+        }
+        Err(e) => Err(StartError(format!("cannot read {}: {e}", path.display()))),
+    }
+}
+
 /// Where the log tails of removed containers are kept.
 pub fn log_dir(config: &MasterConfig) -> std::path::PathBuf {
     config.state_dir.join("logs")
@@ -230,7 +250,7 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
         plan: PlanSettings {
             workspace_base,
             default_cores: config.default_cores,
-            publish_ports: config.publish_ports,
+            publish_ports: config.publishes_ports(),
             workspace_quotas: config.workspace_quotas(),
         },
         allowed_registries: config.allowed_registry.clone(),
@@ -240,24 +260,24 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
         tracing::warn!("running without Docker (--no-docker): executions wait in the queue");
         None
     } else {
-        if config.backend == crate::config::Backend::Swarm && !config.publish_ports {
-            return Err(StartError(
-                "--publish-ports false cannot be used with --backend swarm: the proxy reaches a Swarm's services \
-                 through the ports they publish on their nodes"
-                    .into(),
-            ));
-        }
         let tls = match (&config.docker_tls_ca, &config.docker_tls_cert, &config.docker_tls_key) {
             (Some(ca), Some(cert), Some(key)) => {
                 Some(TlsFiles { ca: ca.clone(), cert: cert.clone(), key: key.clone() })
             }
             _ => None,
         };
+        let relay = match config.backend {
+            crate::config::Backend::Swarm => {
+                Some(RelaySettings { image: config.relay_image.clone(), secret: relay_secret(&config.state_dir)? })
+            }
+            crate::config::Backend::Engine => None,
+        };
         let docker = DockerConfig {
             docker_host: config.docker_host.clone(),
             tls,
             insecure: config.docker_insecure,
             constraints: config.swarm_constraint.clone(),
+            relay,
             deployment_name: config.deployment_name.clone(),
             call_timeout: Duration::from_secs(config.docker_timeout),
             pull_timeout: Duration::from_secs(config.pull_timeout),
@@ -280,6 +300,12 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
     let durable = Durable { store: loaded.store, seq: loaded.seq, archive: loaded.archive, index: loaded.index };
     let launched = StateActor::launch(loaded.state, durable, state_config, backend)
         .map_err(|e| StartError(format!("cannot start the container back end: {e}")))?;
+    let dialer = match (&launched.backend, config.backend) {
+        (Some(backend), crate::config::Backend::Swarm) => {
+            crate::dial::Dialer::Relayed { relays: backend.relay.clone(), secret: relay_secret(&config.state_dir)? }
+        }
+        _ => crate::dial::Dialer::Direct,
+    };
     let auth = Auth::new(
         Duration::from_secs(config.auth_cache_seconds),
         config.login_failures_max,
@@ -301,6 +327,7 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
         config: Arc::new(config.clone()),
         metrics: Arc::default(),
         activity: Arc::default(),
+        dialer: Arc::new(dialer),
         workspaces: Arc::new(crate::workspaces::Workspaces::new(
             absolute(&config.workspace_base_path)?,
             &config.deployment_name,

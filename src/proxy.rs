@@ -10,8 +10,8 @@
 //!   the client's `Host` (Jupyter compares it with `Origin`), without the client's
 //!   `Authorization` (Zoe's credentials never reach a container) and without hop-by-hop headers.
 //! - Where: the container's address on its user's network (one engine: the master's host
-//!   routes to it), or the published `host_endpoint` on a Swarm (overlay networks are not
-//!   reachable from the master).
+//!   routes to it), or, on a Swarm, its host name on its user's overlay network, through that
+//!   network's relay (`crate::dial`).
 //! - How much: nothing is buffered whole; each user (not an administrator) has at most
 //!   `max-proxy-connections` proxied requests and WebSockets open at once; connecting is bounded
 //!   by a timeout, and so is the wait for the answer's head.
@@ -39,7 +39,6 @@ use zoe_actors::views::{self, ProxyTarget};
 use zoe_actors::Code;
 
 use crate::auth::Authed;
-use crate::config::Backend;
 use crate::error::{ApiError, HttpCode};
 use crate::idle::Activity;
 use crate::limits::Place;
@@ -155,8 +154,7 @@ async fn proxy(
     let port: u16 = port
         .parse()
         .map_err(|_| ApiError::new(Code::NoSuchService, format!("{port:?} is not a port number (1 to 65535)")))?;
-    let published = data.config.backend == Backend::Swarm;
-    let target = views::proxy_target(&data.reader.now(), &caller, id, &instance, port, published).map_err(|e| {
+    let target = views::proxy_target(&data.reader.now(), &caller, id, &instance, port).map_err(|e| {
         let retry = e.code == Code::Unavailable;
         let e = ApiError::from(e);
         if retry {
@@ -174,10 +172,11 @@ async fn proxy(
     }
     let place = Held { _place: data.limits.proxied(&caller)?, use_of: (data.activity.clone(), id) };
     place.touch();
+    let stream = connect(&data, &target).await?;
     if is_websocket(&req) {
-        websocket(&req, payload, &target, place).await
+        websocket(&req, payload, stream, place).await
     } else {
-        http(&req, payload, &target, place).await
+        http(&req, payload, stream, place).await
     }
 }
 
@@ -191,15 +190,9 @@ fn is_websocket(req: &HttpRequest) -> bool {
             .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
-async fn connect(target: &ProxyTarget) -> Result<TcpStream, ApiError> {
-    match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&target.address)).await {
-        Ok(Ok(s)) => {
-            let _ = s.set_nodelay(true);
-            Ok(s)
-        }
-        Ok(Err(e)) => Err(bad_gateway(format!("cannot connect: {e}"))),
-        Err(_) => Err(bad_gateway(format!("no connection within {} s", CONNECT_TIMEOUT.as_secs()))),
-    }
+/// A connection to the service (see `crate::dial`: directly, or through a Swarm's relay).
+async fn connect(data: &AppData, target: &ProxyTarget) -> Result<TcpStream, ApiError> {
+    data.dialer.connect(target).await
 }
 
 /// The path and query as the client sent them.
@@ -208,8 +201,7 @@ fn path_and_query(req: &HttpRequest) -> String {
 }
 
 /// A plain HTTP request: forwarded through hyper, both bodies streamed.
-async fn http(req: &HttpRequest, payload: web::Payload, target: &ProxyTarget, place: Held) -> ProxyResult {
-    let stream = connect(target).await?;
+async fn http(req: &HttpRequest, payload: web::Payload, stream: TcpStream, place: Held) -> ProxyResult {
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.map_err(bad_gateway)?;
     actix_web::rt::spawn(async move {
@@ -259,8 +251,7 @@ async fn http(req: &HttpRequest, payload: web::Payload, target: &ProxyTarget, pl
 
 /// A WebSocket: the upgrade request is sent as is, and after the service's `101` the bytes of
 /// both directions are copied until either side closes.
-async fn websocket(req: &HttpRequest, payload: web::Payload, target: &ProxyTarget, place: Held) -> ProxyResult {
-    let mut stream = connect(target).await?;
+async fn websocket(req: &HttpRequest, payload: web::Payload, mut stream: TcpStream, place: Held) -> ProxyResult {
     let mut head = format!("{} {} HTTP/1.1\r\n", req.method(), path_and_query(req));
     for (name, value) in req.headers().iter().filter(|(n, _)| forwarded(n.as_str())) {
         let Ok(value) = value.to_str() else { continue };

@@ -183,6 +183,17 @@ pub struct CpuUsage {
     pub containers: Vec<String>,
 }
 
+/// Where the master reaches the relay of a user's network (`host:port`), on a back end whose
+/// services are reached that way (a Swarm: see [`crate::relay`]). `fresh`: look again rather
+/// than answer from what was last seen (a connection to it just failed). `Err` while the relay
+/// does not run yet (it is then started), or on a back end without relays.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<String, String>")]
+pub struct FindRelay {
+    pub network: String,
+    pub fresh: bool,
+}
+
 /// A container log, chunk by chunk; ends when the log ends. An `Err` item is the last one.
 pub type LogStream = tokio::sync::mpsc::Receiver<Result<Vec<u8>, String>>;
 
@@ -228,6 +239,7 @@ pub struct BackendHandle {
     pub reconcile: Recipient<Reconcile>,
     pub logs: Recipient<ServiceLogs>,
     pub cpu: Recipient<CpuUsage>,
+    pub relay: Recipient<FindRelay>,
 }
 
 impl BackendHandle {
@@ -241,7 +253,8 @@ impl BackendHandle {
             + Handler<RemoveNetwork>
             + Handler<Reconcile>
             + Handler<ServiceLogs>
-            + Handler<CpuUsage>,
+            + Handler<CpuUsage>
+            + Handler<FindRelay>,
     {
         BackendHandle {
             start: addr.clone().recipient(),
@@ -251,6 +264,7 @@ impl BackendHandle {
             reconcile: addr.clone().recipient(),
             logs: addr.clone().recipient(),
             cpu: addr.clone().recipient(),
+            relay: addr.clone().recipient(),
         }
     }
 }

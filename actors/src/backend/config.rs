@@ -14,6 +14,15 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// The relays of a Swarm's user networks (see [`crate::relay`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelaySettings {
+    /// The image of `zoe relay` (`deploy/relay-image.sh`), present on every node.
+    pub image: String,
+    /// The master's secret, from which each network's key is derived.
+    pub secret: crate::relay::Secret,
+}
+
 /// How the Docker actor reaches Docker and what it does with containers.
 #[derive(Debug, Clone)]
 pub struct DockerConfig {
@@ -26,6 +35,9 @@ pub struct DockerConfig {
     pub insecure: bool,
     /// Swarm placement constraints (the Swarm back end only).
     pub constraints: Vec<String>,
+    /// The relays that let the master reach services on a Swarm (the Swarm back end only;
+    /// without them, the proxy reaches nothing there).
+    pub relay: Option<RelaySettings>,
     /// The deployment whose containers this actor manages (label `zoe.deployment_name`).
     pub deployment_name: String,
     /// Bound on each Docker call.
@@ -63,6 +75,7 @@ impl DockerConfig {
             tls: None,
             insecure: false,
             constraints: Vec::new(),
+            relay: None,
             deployment_name: deployment_name.into(),
             call_timeout: Duration::from_secs(30),
             pull_timeout: Duration::from_secs(600),

@@ -38,7 +38,7 @@ pub use super::config::DockerConfig;
 use super::logs::{self, KeptLogs};
 use super::shared::{label_filter, Reconciler, Starts};
 use super::LABEL_DEPLOYMENT;
-use crate::protocol::{BackendEvent, CpuUsage, LogStream, ServiceLogs};
+use crate::protocol::{BackendEvent, CpuUsage, FindRelay, LogStream, ServiceLogs};
 use watch::watch_events;
 
 // ------------------------------------------------------------------------------------------------
@@ -86,6 +86,15 @@ impl Actor for DockerActor {
 }
 
 command_handlers!(DockerActor, remove_containers: remove_containers);
+
+impl Handler<FindRelay> for DockerActor {
+    type Result = Result<String, String>;
+
+    /// One engine has no relays: the master reaches containers on the user's bridge directly.
+    fn handle(&mut self, _msg: FindRelay, _ctx: &mut Self::Context) -> Self::Result {
+        Err("one Docker Engine has no relays: its containers are reached directly".to_string())
+    }
+}
 
 impl Handler<CpuUsage> for DockerActor {
     type Result = ResponseFuture<Vec<Option<u64>>>;

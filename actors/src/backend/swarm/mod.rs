@@ -23,6 +23,7 @@
 
 mod constraints;
 mod follow;
+mod relay;
 mod remove;
 mod start;
 
@@ -39,7 +40,7 @@ use super::config::{validate_config, DockerConfig};
 use super::logs::{self, KeptLogs};
 use super::shared::{Reconciler, Starts};
 use super::LABEL_DEPLOYMENT;
-use crate::protocol::{BackendEvent, CpuUsage, LogStream, ServiceLogs};
+use crate::protocol::{BackendEvent, CpuUsage, FindRelay, LogStream, ServiceLogs};
 pub use constraints::Constraint;
 
 /// How often the tasks and nodes are polled.
@@ -67,6 +68,7 @@ impl SwarmActor {
                 starts: Starts::default(),
                 network_lock: tokio::sync::Mutex::new(()),
                 seen: Mutex::new(Seen::default()),
+                relays: Mutex::new(HashMap::new()),
                 poke: tokio::sync::Notify::new(),
                 logs: Arc::new(KeptLogs::new(config.log_dir.clone(), config.log_tail_bytes, config.log_keep_bytes)),
                 config,
@@ -89,6 +91,15 @@ impl Actor for SwarmActor {
 }
 
 command_handlers!(SwarmActor, remove_containers: remove_services);
+
+impl Handler<FindRelay> for SwarmActor {
+    type Result = actix::ResponseFuture<Result<String, String>>;
+
+    fn handle(&mut self, msg: FindRelay, _ctx: &mut Self::Context) -> Self::Result {
+        let inner = self.inner.clone();
+        Box::pin(async move { inner.find_relay(&msg.network, msg.fresh).await })
+    }
+}
 
 impl Handler<CpuUsage> for SwarmActor {
     type Result = Vec<Option<u64>>;
@@ -139,6 +150,8 @@ struct Inner {
     /// is removed because nothing uses it: a start never loses its network to a removal.
     network_lock: tokio::sync::Mutex<()>,
     seen: Mutex<Seen>,
+    /// Where each network's relay was last found answering.
+    relays: Mutex<HashMap<String, String>>,
     /// Wakes the poller before its next round.
     poke: tokio::sync::Notify,
 }

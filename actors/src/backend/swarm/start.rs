@@ -63,6 +63,11 @@ impl Inner {
         // the owner's last execution cannot take the network away meanwhile.
         let mut network_guard = Some(self.network_lock.lock().await);
         self.ensure_network(docker, &msg.network, &msg.owner).await?;
+        // The master reaches the services through it; an execution runs without it (the proxy
+        // makes it again when it needs it).
+        if let Err(e) = self.ensure_relay(docker, &msg.network).await {
+            tracing::warn!(network = msg.network, error = e, "no relay on the network yet");
+        }
         let mut order: Vec<&ContainerSpec> = msg.containers.iter().collect();
         order.sort_by_key(|c| c.startup_order);
         let mut started = Vec::with_capacity(order.len());
@@ -139,7 +144,8 @@ impl Inner {
                 tmpfs_options: Some(MountTmpfsOptions {
                     size_bytes: Some(memory),
                     mode: Some(0o1777),
-                    ..Default::default()
+                    // Honoured from API 1.46 (Docker 27); older managers mount it noexec.
+                    options: Some(vec![vec!["exec".to_string()]]),
                 }),
                 ..Default::default()
             })
