@@ -45,7 +45,8 @@ fn app(name: &str) -> Value {
 
 /// A master for the analytics applications, and alice's workspace on the host.
 fn analytics_master(tag: &str) -> (Master, crate::common::docker::Cleanup, PathBuf, u32) {
-    let (m, cleanup, dep) = docker_master_with(tag, &["--max-proxy-connections", "16"]);
+    // Four services of half a core each (their default, reserved) fill the two cores here.
+    let (m, cleanup, dep) = docker_master_with(tag, &["--max-proxy-connections", "16", "--default-cores", "0.5"]);
     m.create_user("alice", "user", "pa");
     m.create_user("bob", "user", "pb");
     let uid = m.get("/api/0.6/user/alice", ALICE).1["uid"].as_u64().unwrap() as u32;
@@ -142,11 +143,19 @@ fn proxied(m: &Master, path: &str, who: (&str, &str)) -> (u16, String) {
 #[test]
 fn a_notebook_reached_through_the_proxy_computes_on_its_spark_cluster() {
     let _one = serial();
-    let app = app("spark-jupyter");
     let (m, _cleanup, _ws, _) = analytics_master("notebook");
+    notebook_computes_on_its_spark_cluster(&m);
+}
+
+/// `spark-jupyter` started by alice (who exists, as bob does): its notebook answers through the
+/// proxy to alice alone, a Jupyter client runs a Spark job in a kernel over its WebSocket on the
+/// execution's own Spark cluster, and the Spark master's UI answers through the proxy; then it is
+/// terminated. One engine or a Swarm alike.
+pub(crate) fn notebook_computes_on_its_spark_cluster(m: &Master) {
+    let app = app("spark-jupyter");
     let started = Instant::now();
     let id = m.submit(ALICE, "lab", &app);
-    let e = wait_status(&m, ALICE, id, &["running", "error"], 180);
+    let e = wait_status(m, ALICE, id, &["running", "error"], 180);
     assert_eq!(e["status"], "running", "{e}");
     let services: Vec<Value> =
         e["services"].as_array().unwrap().iter().map(|s| m.get(&format!("/api/0.6/service/{s}"), ALICE).1).collect();
@@ -159,15 +168,15 @@ fn a_notebook_reached_through_the_proxy_computes_on_its_spark_cluster() {
 
     // Jupyter answers at its base URL through the proxy within a minute.
     let deadline = Instant::now() + Duration::from_secs(120);
-    while proxied(&m, &format!("{notebook}api/status"), ALICE).0 != 200 {
+    while proxied(m, &format!("{notebook}api/status"), ALICE).0 != 200 {
         assert!(Instant::now() < deadline, "the notebook never answered through the proxy:\n{}", m.log_text());
         std::thread::sleep(Duration::from_millis(500));
     }
     eprintln!("spark-jupyter: notebook answering {:.1} s after submission", started.elapsed().as_secs_f64());
 
     // Nobody else reaches it.
-    assert_eq!(proxied(&m, &format!("{notebook}api/status"), BOB).0, 404);
-    assert_eq!(proxied(&m, &format!("{notebook}api/status"), ("alice", "nope")).0, 401);
+    assert_eq!(proxied(m, &format!("{notebook}api/status"), BOB).0, 404);
+    assert_eq!(proxied(m, &format!("{notebook}api/status"), ("alice", "nope")).0, 401);
 
     // A Jupyter client runs Spark code in a kernel, over the kernel's WebSocket, through the proxy.
     let code = "from pyspark.sql import SparkSession\n\
@@ -193,21 +202,24 @@ fn a_notebook_reached_through_the_proxy_computes_on_its_spark_cluster() {
     assert!(!printed.contains("executors 0\n"), "the job ran on the workers' executors: {printed}");
 
     // The Spark master's UI, through the proxy, with its links under the prefix.
-    let (s, page) = proxied(&m, &ui, ALICE);
+    let (s, page) = proxied(m, &ui, ALICE);
     assert_eq!(s, 200, "{page}");
     assert!(page.contains("Spark Master at spark://"), "{}", &page[..page.len().min(500)]);
     assert!(page.contains(&format!("/proxy/{id}/spark-master/8080/")), "links under the prefix");
-    assert_eq!(proxied(&m, &ui, BOB).0, 404);
+    assert_eq!(proxied(m, &ui, BOB).0, 404);
 
     assert_eq!(m.delete(&format!("/api/0.6/execution/{id}"), ALICE).0, 204);
-    wait_status(&m, ALICE, id, &["terminated"], 120);
+    wait_status(m, ALICE, id, &["terminated"], 120);
 }
 
 #[test]
 fn an_idle_guest_notebook_is_culled_and_a_busy_one_is_not() {
     let _one = serial();
     let app = app("jupyter");
-    let (m, _cleanup, _) = docker_master_with("idle", &["--guest-idle-seconds", "20", "--idle-cpu-percent", "10"]);
+    let (m, _cleanup, _) = docker_master_with(
+        "idle",
+        &["--guest-idle-seconds", "20", "--idle-cpu-percent", "10", "--default-cores", "0.5"],
+    );
     let (idle, busy) = (("gidle", "pi"), ("gbusy", "pb"));
     for (name, password) in [idle, busy] {
         m.create_user(name, "guest", password);

@@ -621,3 +621,52 @@ fn a_tenant_reaches_only_its_own_services_on_the_cluster() {
     assert_eq!(m.get(&page, ("bob", "pb")).0, 404);
     assert_eq!(m.get(&page, ALICE).1.as_str().unwrap_or_default().trim(), secret);
 }
+
+/// Issue 20, cluster, the owner's side: with nothing published, alice still uses her
+/// applications through the proxy on the cluster. `spark-jupyter` (its images are loaded on node
+/// 2 alone, and the master places there): its notebook runs a Spark job in a kernel over the
+/// kernel's WebSocket, and the Spark master's UI answers, both through the relay.
+#[test]
+fn the_owners_notebook_and_spark_ui_work_through_the_proxy_on_the_cluster() {
+    let _one = serial();
+    let c = cluster();
+    let images = ["zoe-jupyter:4.6.6-spark4.3.0", "zoe-spark:4.3.0"];
+    let out = script(&["load", "--node", "2", images[0], images[1]]);
+    assert!(out.status.success(), "cluster.sh load: {}", String::from_utf8_lossy(&out.stderr));
+    let (m, _cleanup, _) = swarm_master_with(
+        c,
+        "lab",
+        None,
+        &["--swarm-constraint", "node.hostname==zoe-node-2", "--default-cores", "0.5", "--max-proxy-connections", "16"],
+    );
+    m.create_user("alice", "user", "pa");
+    m.create_user("bob", "user", "pb");
+    crate::analytics::notebook_computes_on_its_spark_cluster(&m);
+}
+
+/// Issue 20, disk, on a Swarm: workspaces live on shared storage, which must enforce the quota
+/// itself (see the README); Zoe measures each workspace and refuses new executions of a user
+/// whose workspace is over it.
+#[test]
+fn a_user_over_the_workspace_quota_starts_nothing_on_the_cluster() {
+    let _one = serial();
+    let c = cluster();
+    let (m, _cleanup, deployment) = swarm_master_with(c, "quota", None, &["--workspace-quota", "16MiB"]);
+    m.create_user("alice", "user", "pa");
+    let ws = PathBuf::from(c.get("ZOE_CLUSTER_WORKSPACES")).join(&deployment).join("alice");
+    std::fs::create_dir_all(&ws).unwrap();
+    std::fs::write(ws.join("big"), vec![1u8; 20 << 20]).unwrap();
+    let shown = m.get("/api/0.6/user/alice", ALICE).1;
+    assert!(shown["workspace"]["used"].as_u64().unwrap() > 16 << 20, "{shown}");
+    assert_eq!(shown["workspace"]["available"], 0, "{shown}");
+    let app = application(vec![json!({"name": "main", "docker_image": IMAGE, "monitor": true, "total_count": 1,
+        "essential_count": 1, "startup_order": 0, "ports": [], "required_resources": {"memory": 33554432},
+        "command": "true"})]);
+    let refused = m.post("/api/0.6/execution", ALICE, &json!({"name": "over", "application": app}));
+    assert_error(&refused, 402, "quota_exceeded");
+    assert!(refused.1["message"].as_str().unwrap_or_default().contains("workspace"), "{}", refused.1);
+    std::fs::remove_file(ws.join("big")).unwrap();
+    let id = m.submit(ALICE, "room", &app);
+    assert_eq!(wait_status(&m, ALICE, id, &["finished", "error"], 120)["status"], "finished");
+    let _ = std::fs::remove_dir_all(ws.parent().unwrap());
+}

@@ -69,6 +69,7 @@ impl SwarmActor {
                 network_lock: tokio::sync::Mutex::new(()),
                 seen: Mutex::new(Seen::default()),
                 relays: Mutex::new(HashMap::new()),
+                relays_made: Mutex::new(HashSet::new()),
                 poke: tokio::sync::Notify::new(),
                 logs: Arc::new(KeptLogs::new(config.log_dir.clone(), config.log_tail_bytes, config.log_keep_bytes)),
                 config,
@@ -152,6 +153,8 @@ struct Inner {
     seen: Mutex<Seen>,
     /// Where each network's relay was last found answering.
     relays: Mutex<HashMap<String, String>>,
+    /// The networks whose relay this back end made or found.
+    relays_made: Mutex<HashSet<String>>,
     /// Wakes the poller before its next round.
     poke: tokio::sync::Notify,
 }

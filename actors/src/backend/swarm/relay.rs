@@ -42,10 +42,15 @@ impl Inner {
         self.config.relay.as_ref().ok_or_else(|| "this master runs no relays: the proxy cannot reach services".into())
     }
 
-    /// Makes sure the relay of `network` exists (created, or re-created from another image).
-    /// The caller holds the network lock.
-    pub(super) async fn ensure_relay(&self, docker: &Docker, network: &str) -> Result<(), String> {
+    /// Makes sure the relay of `network` exists (created, or re-created from another image);
+    /// unless `look`, a relay this back end made or found already is taken to be there (a start
+    /// costs no call then; one that is gone is made again when the master looks for it). The
+    /// caller holds the network lock.
+    pub(super) async fn ensure_relay(&self, docker: &Docker, network: &str, look: bool) -> Result<(), String> {
         let settings = self.relay_settings()?;
+        if !look && lock(&self.relays_made).contains(network) {
+            return Ok(());
+        }
         let name = relay_name(network);
         let limit = self.config.call_timeout;
         match self.client.call(&format!("inspecting service {name}"), limit, docker.inspect_service(&name, None)).await
@@ -54,6 +59,7 @@ impl Inner {
                 let image =
                     s.spec.as_ref().and_then(|sp| sp.task_template.as_ref()).and_then(|t| t.container_spec.as_ref());
                 if image.and_then(|c| c.image.as_deref()) == Some(settings.image.as_str()) {
+                    lock(&self.relays_made).insert(network.to_string());
                     return Ok(());
                 }
                 info!(relay = name, image = settings.image, "replacing a relay of another image");
@@ -68,6 +74,7 @@ impl Inner {
         match self.client.call(&format!("creating service {name}"), limit, docker.create_service(spec, None)).await {
             Ok(_) => {
                 info!(relay = name, subnets = subnets.join(","), "relay created");
+                lock(&self.relays_made).insert(network.to_string());
                 Ok(())
             }
             Err(e) if e.is_conflict() => Ok(()),
@@ -208,7 +215,7 @@ impl Inner {
         let Some(task) = running else {
             if tasks.is_empty() {
                 let _guard = self.network_lock.lock().await;
-                self.ensure_relay(&docker, network).await?;
+                self.ensure_relay(&docker, network, true).await?;
             }
             lock(&self.relays).remove(network);
             return Err(format!("the relay of network {network} is starting"));
@@ -234,6 +241,7 @@ impl Inner {
     /// network can go. The caller holds the network lock.
     pub(super) async fn remove_relay(&self, docker: &Docker, network: &str) {
         lock(&self.relays).remove(network);
+        lock(&self.relays_made).remove(network);
         let name = relay_name(network);
         if let Err(e) = self.delete_service(docker, &name).await {
             warn!(relay = name, error = %e, "cannot remove the relay");

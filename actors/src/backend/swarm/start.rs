@@ -65,7 +65,7 @@ impl Inner {
         self.ensure_network(docker, &msg.network, &msg.owner).await?;
         // The master reaches the services through it; an execution runs without it (the proxy
         // makes it again when it needs it).
-        if let Err(e) = self.ensure_relay(docker, &msg.network).await {
+        if let Err(e) = self.ensure_relay(docker, &msg.network, false).await {
             tracing::warn!(network = msg.network, error = e, "no relay on the network yet");
         }
         let mut order: Vec<&ContainerSpec> = msg.containers.iter().collect();
