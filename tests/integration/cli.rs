@@ -391,3 +391,56 @@ fn simulate_compares_the_policies_on_a_sample_trace_and_names_bad_lines() {
     assert_eq!(gen("7"), gen("7"));
     assert_ne!(gen("7"), gen("8"));
 }
+
+#[test]
+fn simulate_refuses_hostile_traces_and_flags_with_a_sentence_and_shows_progress_on_a_terminal() {
+    let dir = temp_dir("hostile-trace");
+    let simulate = |args: &[&str]| {
+        let out = Command::new(zoe_bin()).arg("simulate").args(args).output().unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    // A running time that once made it panic (exit 101), named by its line.
+    let big = dir.join("big.csv");
+    std::fs::write(&big, "submit_s,memory_mib,cores,duration_s,priority\n0,512,1,60,1\n1,512,1,2.6e11,1\n").unwrap();
+    let (code, _, err) = simulate(&["--trace", big.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("line 3: duration_s \"2.6e11\" is not a number") && !err.contains("panicked"), "{err}");
+    // Capacities and loads that mean nothing, and a count that once aborted on its allocation.
+    for flags in [
+        &["--trace", "t.csv", "--cores", "NaN"][..],
+        &["--trace", "t.csv", "--memory", "0"],
+        &["--generate", "10", "--load", "0"],
+        &["--generate", "10", "--load", "NaN"],
+        &["--generate", "100000000000"],
+    ] {
+        let (code, out, err) = simulate(flags);
+        assert_eq!(code, Some(2), "{flags:?}: {err}");
+        assert!(out.is_empty() && err.starts_with("error: invalid value"), "{flags:?}: {err}");
+    }
+    // An endless line is refused at once, not read into memory.
+    let (code, _, err) = simulate(&["--trace", "/dev/zero", "--policy", "fifo", "--mode", "rigid"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("/dev/zero: line 1 is longer than 1024 bytes"), "{err}");
+    // Executions that never fit are in the table.
+    let huge = dir.join("huge.csv");
+    std::fs::write(&huge, "0,4096,1,60,1\n0,512,1,60,1\n").unwrap();
+    let (code, out, err) = simulate(&["--trace", huge.to_str().unwrap(), "--memory", "1GiB", "--mode", "rigid"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("| makespan | refused |") && out.contains("| fifo | 1 | rigid |"), "{out}");
+    assert!(out.lines().filter(|l| l.starts_with("| fifo")).all(|l| l.ends_with("| 60 s | 1 |")), "{out}");
+    // A long run on a terminal says how far it is; piped, stderr has no progress line.
+    let long = dir.join("long.csv");
+    let gen = Command::new(zoe_bin()).args(["simulate", "--generate", "150000", "--load", "1.5"]).output().unwrap();
+    std::fs::write(&long, gen.stdout).unwrap();
+    let args = ["--trace", long.to_str().unwrap(), "--policy", "fifo", "--mode", "rigid"];
+    let (code, _, err) = simulate(&args);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("submitted") && !err.contains('\r'), "{err}");
+    let command = format!("{} simulate {}", zoe_bin(), args.join(" "));
+    let tty = Command::new("script").args(["-qec", &command, "/dev/null"]).output().unwrap();
+    let seen = String::from_utf8_lossy(&tty.stdout);
+    assert!(tty.status.success(), "{seen}");
+    assert!(seen.contains("zoe simulate: fifo rigid (run 1 of 1): ") && seen.contains("% of the trace"), "{seen}");
+    assert!(seen.contains("| fifo | 150000 | rigid |"), "{seen}");
+}
