@@ -19,6 +19,7 @@ pub mod relay;
 pub mod scheduler;
 pub mod simulator;
 pub mod state_actor;
+pub mod strict_json;
 pub mod template;
 pub mod transitions;
 pub mod units;
