@@ -309,6 +309,7 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
         plan: PlanSettings { workspace_base, default_cores: config.default_cores, publish_ports: config.publish_ports },
         allowed_registries: config.allowed_registry.clone(),
         history: config.history(),
+        state_min_free: config.state_min_free,
     };
     let backend = if config.no_docker {
         tracing::warn!("running without Docker (--no-docker): executions wait in the queue");
