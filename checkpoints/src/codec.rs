@@ -320,7 +320,12 @@ pub fn validate(state: &State) -> Result<(), Invalid> {
     let mut uids = HashSet::new();
     for (key, u) in &state.users {
         claim(*key, "user", "users")?;
-        let here = |reason: String| (at_id("users", u.id), format!("user {}: {reason}", quoted(&u.name)));
+        let field = |field: &str, reason: String| {
+            let mut place = at_id("users", u.id);
+            place.push(format!("{field}:"));
+            (place, format!("user {}: {reason}", quoted(&u.name)))
+        };
+        let here = |reason: String| field("uid", reason);
         if u.uid < MIN_UID || u.uid >= state.next_uid {
             return Err(here(format!(
                 "uid {} must be at least {MIN_UID} and below next_uid {}",
@@ -334,13 +339,13 @@ pub fn validate(state: &State) -> Result<(), Invalid> {
             return Err(here(format!("uid {} is used twice", u.uid)));
         }
         if !is_dns_label(&u.name) {
-            return Err((at_id("users", u.id), format!("user name {} is not a lowercase DNS label", quoted(&u.name))));
+            return Err(field("name", "the name is not a lowercase DNS label".into()));
         }
         if !names.insert(u.name.as_str()) {
-            return Err((at_id("users", u.id), format!("user name {} is used twice", quoted(&u.name))));
+            return Err(field("name", "the name is used twice".into()));
         }
         if !u.password_hash.starts_with("$argon2") {
-            return Err(here("password_hash is not an argon2 PHC string".into()));
+            return Err(field("password_hash", "password_hash is not an argon2 PHC string".into()));
         }
     }
     if !state.users.values().any(|u| u.role == Role::Admin) {
@@ -423,7 +428,8 @@ pub fn validate(state: &State) -> Result<(), Invalid> {
             if let Some(id) = service {
                 at.push(format!("id: {id},"));
             } else {
-                at.push("services:".into());
+                // The execution's own list, after its application's.
+                at.extend(["application:", "services:", "services:"].map(String::from));
             }
             (at, format!("execution {}: {reason}", e.id))
         })?;
@@ -900,7 +906,7 @@ mod limits_tests {
         // Ids and uids with no room to grow, or reserved.
         refused_at(&text.replace("next_id: 9,", "next_id: 18446744073709551615,"), "", "next_id:", "ids would run out");
         refused_at(&text.replace("next_uid: 200003,", "next_uid: 4294967295,"), "", "next_uid:", "below it");
-        refused_at(&text.replace("uid: 200001,", "uid: 65534,"), "", "id: 1,", "reserved");
+        refused_at(&text.replace("uid: 200001,", "uid: 65534,"), "", "uid: 65534", "reserved");
         // Counts, memory and cores no submission could give.
         let exec = "            id: 3,";
         for (from, to, why) in [
@@ -926,7 +932,7 @@ mod limits_tests {
             std::sync::Arc::make_mut(s.executions.get_mut(&3).unwrap()).services.clear();
             encode(&s).unwrap()
         };
-        refused_at(&no_services, exec, "services:", "0 service records");
+        refused_at(&no_services, exec, "services: []", "0 service records");
         refused_at(
             &text.replacen("service_name: \"jupyter\"", "service_name: \"spark\"", 1),
             exec,
