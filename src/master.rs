@@ -155,29 +155,24 @@ fn from_checkpoint(store: &Store, n: u64, newest: Option<u64>) -> Result<Option<
     )))
 }
 
-/// What shows that a state directory without checkpoints was used before: archive segments,
-/// kept logs, other files among the checkpoints, or anything else Zoe did not make. `None` for a
-/// directory that is new, or holds only empty ones Zoe makes.
+/// What shows that a state directory without checkpoints was used by a master before: archive
+/// segments, kept logs, other files among the checkpoints, or the lock file of an older Zoe.
+/// `None` for a directory that is new, or holds only empty ones Zoe makes (files that Zoe does
+/// not make, such as a configuration file, are no sign).
 fn past_life(state_dir: &std::path::Path) -> Option<String> {
     let mut signs = Vec::new();
-    let Ok(entries) = std::fs::read_dir(state_dir) else { return None };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-        match name.as_str() {
-            "checkpoints" | "archive" | "logs" if is_dir => {
-                let mut inside: Vec<String> = std::fs::read_dir(entry.path())
-                    .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
-                    .unwrap_or_default();
-                inside.retain(|f| !f.starts_with(zoe_checkpoints::store::TMP_PREFIX));
-                inside.sort();
-                if let Some(first) = inside.first() {
-                    let more = if inside.len() > 1 { format!(" and {} more", inside.len() - 1) } else { String::new() };
-                    signs.push(format!("{name}/{}{more}", shorten(first)));
-                }
-            }
-            _ => signs.push(shorten(&name)),
+    for name in ["checkpoints", "archive", "logs"] {
+        let Ok(entries) = std::fs::read_dir(state_dir.join(name)) else { continue };
+        let mut inside: Vec<String> = entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        inside.retain(|f| !f.starts_with(zoe_checkpoints::store::TMP_PREFIX));
+        inside.sort();
+        if let Some(first) = inside.first() {
+            let more = if inside.len() > 1 { format!(" and {} more", inside.len() - 1) } else { String::new() };
+            signs.push(format!("{name}/{}{more}", shorten(first)));
         }
+    }
+    if state_dir.join("master.lock").exists() {
+        signs.push("master.lock".into());
     }
     (!signs.is_empty()).then(|| signs.join(", "))
 }

@@ -586,9 +586,16 @@ impl StateActor {
 
     /// Hands ended executions beyond the history window to the writer, as a new archive segment,
     /// when a batch of them is due (or the oldest has waited long enough). Only durable ones: a
-    /// segment never holds a change that might be undone.
+    /// segment never holds a change that might be undone. So the next segment waits until the
+    /// checkpoint that drops the last one's executions is durable too (else the durable state
+    /// still holds them, and they would be archived twice).
     fn archive_due(&mut self, now: Timestamp) {
-        if self.archiving.is_some() || self.archive_paused_until.is_some_and(|t| Instant::now() < t) {
+        let unsettled = |b: &Batch| b.facts.iter().any(|f| matches!(f, Fact::Archived { .. }));
+        if self.archiving.is_some()
+            || unsettled(&self.waiting)
+            || unsettled(&self.in_flight)
+            || self.archive_paused_until.is_some_and(|t| Instant::now() < t)
+        {
             return;
         }
         self.archive_checked = Instant::now();
@@ -721,6 +728,7 @@ impl Handler<Written> for StateActor {
                 self.durable = state.clone();
                 let batch = std::mem::take(&mut self.in_flight);
                 let replies = batch.replies.len();
+                let archived = batch.facts.iter().any(|f| matches!(f, Fact::Archived { .. }));
                 self.counters.checkpoints_written += 1;
                 tracing::debug!(seq, ms = msg.elapsed_ms, changes = replies, "checkpoint written");
                 if let Some(f) = self.failing.take() {
@@ -749,7 +757,9 @@ impl Handler<Written> for StateActor {
                 }
                 // Under a stream of changes, history is looked at more often than every tick,
                 // so that a burst of ended executions does not swell the checkpoints.
-                if self.archive_checked.elapsed() >= ARCHIVE_CHECK {
+                // A backlog (a first start after an upgrade, a burst of ends) goes segment after
+                // segment, each once the previous one has left the durable state.
+                if archived || self.archive_checked.elapsed() >= ARCHIVE_CHECK {
                     self.archive_due(Self::now());
                 }
                 // Group commit: the clients just answered are about to send their next change.
@@ -791,9 +801,6 @@ impl Handler<SegmentWritten> for StateActor {
                 );
                 self.index = Arc::new(self.index.with_segment(segment));
                 self.record(Fact::Archived { number, executions: sent }, ctx);
-                // A backlog (a first start after an upgrade, a burst of ends) goes segment after
-                // segment, not one a second.
-                self.archive_due(Self::now());
             }
             Err(e) => {
                 tracing::error!(
