@@ -1186,13 +1186,12 @@ fn diff() {
     let store = Store::open(&dir).unwrap_or_else(|e| panic!("{e}"));
     let (a, b) = (encode(&before).unwrap_or_default(), encode(&after).unwrap_or_default());
     store.write(2, &b).unwrap_or_else(|e| panic!("{e}"));
-    let changed = similar::TextDiff::configure()
-        .algorithm(similar::Algorithm::Patience)
-        .timeout(Duration::from_secs(60))
-        .diff_lines(&a, &b)
-        .iter_all_changes()
-        .filter(|c| c.tag() == similar::ChangeTag::Insert)
-        .count();
+    let (la, lb): (Vec<&str>, Vec<&str>) = (a.split_inclusive('\n').collect(), b.split_inclusive('\n').collect());
+    let changed: usize = zoe::checkpoint_diff::diff_lines(&la, &lb)
+        .iter()
+        .filter(|op| op.tag() != similar::DiffTag::Equal)
+        .map(|op| op.new_range().len())
+        .sum();
     let state_dir = zoe::checkpoint_cmd::StateDir { state_dir: dir.clone() };
     let t = Instant::now();
     let mut out = Vec::new();

@@ -4,7 +4,6 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use zoe_checkpoints::codec::quoted;
@@ -66,10 +65,6 @@ impl From<std::io::Error> for CmdError {
         }
     }
 }
-
-/// How long `diff` looks for the smallest difference before it settles for a correct, larger
-/// one (two big checkpoints that differ everywhere take seconds, not minutes).
-const DIFF_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Runs a checkpoint subcommand, printing to stdout; the error is printed by `main`.
 pub fn run(cmd: CheckpointCmd, dir: &StateDir) -> Result<(), CmdError> {
@@ -160,14 +155,7 @@ pub fn run_to(cmd: CheckpointCmd, dir: &StateDir, out: &mut dyn Write) -> Result
         CheckpointCmd::Diff { a, b } => {
             let b = pick(b)?;
             let (ta, tb) = (read(a)?, read(b)?);
-            let diff = similar::TextDiff::configure()
-                .algorithm(similar::Algorithm::Patience)
-                .timeout(DIFF_TIMEOUT)
-                .diff_lines(&ta, &tb);
-            diff.unified_diff()
-                .context_radius(3)
-                .header(&format!("checkpoint {a}"), &format!("checkpoint {b}"))
-                .to_writer(&mut *out)?;
+            crate::checkpoint_diff::unified(&ta, &tb, &format!("checkpoint {a}"), &format!("checkpoint {b}"), out)?;
             Ok(())
         }
         CheckpointCmd::Verify { number } => {
