@@ -184,13 +184,18 @@ impl Default for SchedulerConfig {
     }
 }
 
-/// Gives every service of `app` without `cores` the default: what a container may use is what
-/// it reserves, so that no combination of descriptions gets more CPU than capacity and quotas
-/// say. Done at submission (and to active executions of older checkpoints when loaded), so the
-/// execution's description shows what it holds.
+/// Gives every service of `app` without `cores` the default, and one with less than Docker's
+/// smallest limit (which only an older master accepted) that limit: what a container may use is
+/// what it reserves, so that no combination of descriptions gets more CPU than capacity and
+/// quotas say. Done at submission (and to active executions of older checkpoints when loaded),
+/// so the execution's description shows what it holds.
 pub fn default_cores(app: &mut Application, cores: f64) {
-    for d in app.services.iter_mut().filter(|d| d.required_resources.cores.is_none()) {
-        d.required_resources.cores = Some(cores);
+    use zoe_checkpoints::model::limits::MIN_CORES;
+    for d in app.services.iter_mut() {
+        let given = d.required_resources.cores;
+        if given.is_none_or(|c| c < MIN_CORES) {
+            d.required_resources.cores = Some(given.map_or(cores, |_| MIN_CORES));
+        }
     }
 }
 
@@ -966,6 +971,22 @@ mod tests {
         assert_eq!(queue_positions(&w.s, &w.cfg, w.nodes.as_deref(), at(33))[&slow], 1, "it keeps its place");
         assert_eq!(queue_positions(&w.s, &w.cfg, w.nodes.as_deref(), at(33))[&next], 2);
         w.snapshot("transient_failure_requeues");
+    }
+
+    #[test]
+    fn what_a_service_may_use_is_what_it_reserves() {
+        let mut given = app(10, Some(1.5), 1);
+        default_cores(&mut given, 0.5);
+        assert_eq!(given.services[0].required_resources.cores, Some(1.5), "given cores stay");
+        let mut none = app(10, None, 1);
+        default_cores(&mut none, 0.5);
+        assert_eq!(none.services[0].required_resources.cores, Some(0.5), "the default, written in");
+        assert_eq!(reservation(&none).cores, 0.5);
+        // A description an older master accepted (any positive number): Docker's smallest limit.
+        let mut tiny = app(10, Some(1.0), 1);
+        tiny.services[0].required_resources.cores = Some(1e-300);
+        default_cores(&mut tiny, 0.5);
+        assert_eq!(tiny.services[0].required_resources.cores, Some(0.01));
     }
 
     #[test]
