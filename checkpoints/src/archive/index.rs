@@ -241,6 +241,11 @@ impl SegmentIndex {
     }
 
     fn find_service(&self, service_id: u64) -> Option<usize> {
+        if self.service_ids.first().is_none_or(|first| service_id < *first)
+            || self.service_ids.last().is_none_or(|last| service_id > *last)
+        {
+            return None;
+        }
         let i = self.service_ids.binary_search(&service_id).ok()?;
         self.service_slots.get(i).map(|s| *s as usize)
     }
