@@ -302,7 +302,9 @@ pub struct Running {
 pub fn start(config: MasterConfig) -> Result<Running, StartError> {
     // TLS first: a bad certificate or key stops the master before it touches the state.
     let tls = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key).map_err(StartError)?),
+        (Some(cert), Some(key)) => {
+            Some(crate::tls::server_config(cert, key, config.tls_key_readable).map_err(StartError)?)
+        }
         (None, None) => None,
         (Some(_), None) => return Err(StartError("--tls-cert needs --tls-key (ZOE_TLS_KEY, tls-key) as well".into())),
         (None, Some(_)) => {
@@ -487,6 +489,7 @@ pub fn create_app(
         })
         .wrap(actix_web::middleware::from_fn(crate::paths::normalize))
         .wrap(actix_web::middleware::from_fn(crate::proxy::host_guard))
+        .wrap(actix_web::middleware::from_fn(crate::headers::nosniff))
         .configure(crate::observability::configure)
         .configure(crate::api::configure)
         .configure(crate::proxy::configure)

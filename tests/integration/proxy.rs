@@ -124,6 +124,9 @@ fn the_proxy_reaches_exposed_ports_of_running_services_for_their_owner_only() {
     let (s, _, body) = raw(&m, &get(&format!("{base}index.html"), Some(ALICE), ""));
     assert_eq!((s, String::from_utf8_lossy(&body).as_ref()), (200, "hello\n"));
     assert_eq!(raw(&m, &get(&format!("{base}index.html"), Some(ADMIN), "")).0, 200);
+    // A tenant's file is never taken for another type than it says.
+    let (_, head, _) = raw(&m, &get(&format!("{base}index.html"), Some(ALICE), ""));
+    assert!(head.to_ascii_lowercase().contains("x-content-type-options: nosniff\r\n"), "{head}");
     let (s, head, _) = raw(&m, &get(&format!("/proxy/{id}/files/8080?a=1"), Some(ALICE), ""));
     assert_eq!(s, 308, "{head}");
     assert!(head.to_ascii_lowercase().contains(&format!("location: {base}?a=1\r\n")), "{head}");
