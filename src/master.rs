@@ -201,15 +201,9 @@ fn load_archive(
             config.state_dir.join("checkpoints").display()
         )));
     }
-    let mut last_note = Instant::now();
     let index = archive
         .index(&state.deployment_name, present, |note| match note {
             IndexNote::Progress { done, total, reindexed, executions } => {
-                if reindexed > 0 && last_note.elapsed() >= PROGRESS_EVERY {
-                    // Indexing from the segments' text is slow: say so in the log itself too.
-                    tracing::info!("indexing the archive: segment {done} of {total}, {reindexed} from their text");
-                    last_note = Instant::now();
-                }
                 if done % 64 == 0 || done == total || reindexed > 0 {
                     progress.set(format!(
                         "reading the archive's index: segment {done} of {total} ({executions} executions, {reindexed} \
