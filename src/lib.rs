@@ -12,6 +12,7 @@ use zoe_actors::state_actor::StateActor;
 pub mod api;
 pub mod auth;
 pub mod checkpoint_cmd;
+pub mod checkpoint_diff;
 pub mod cli;
 pub mod config;
 pub mod error;

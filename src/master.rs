@@ -11,7 +11,9 @@ use zoe_actors::backend::{Backend, DockerConfig, TlsFiles};
 use zoe_actors::plan::PlanSettings;
 use zoe_actors::state_actor::{Durable, StateActor, StateConfig};
 use zoe_checkpoints::archive::{check_numbers, foreign_execution, IndexNote, LayoutError};
-use zoe_checkpoints::{encode, is_dns_label, Action, Archive, ArchiveIndex, Change, Role, State, Store, User};
+use zoe_checkpoints::{
+    encode, is_dns_label, Action, Archive, ArchiveIndex, Change, Role, State, StateLock, Store, User,
+};
 
 use crate::auth::{hash_password, Auth};
 use crate::config::{MasterConfig, DEFAULT_ADMIN_PASSWORD};
@@ -83,39 +85,55 @@ impl Drop for StartProgress {
     }
 }
 
+/// How the `from-checkpoint` setting is named in messages: it may come from any of these.
+const FROM_CHECKPOINT_SETTING: &str =
+    "from-checkpoint (--from-checkpoint, ZOE_FROM_CHECKPOINT, or `from-checkpoint` in the config file)";
+
 /// Loads the state the master should run with: the newest checkpoint, checkpoint
-/// `--from-checkpoint N` (re-written as the newest), or a new state with `zoeadmin`.
+/// `--from-checkpoint N` (re-written as the newest, once), or a new state with `zoeadmin` when
+/// the state directory has never been used. The caller holds the state directory's lock.
 pub fn load_state(config: &MasterConfig, progress: &StartProgress) -> Result<Loaded, StartError> {
     let store = Store::open(&config.state_dir)
         .map_err(|e| StartError(format!("cannot open the state directory {}: {e}", config.state_dir.display())))?;
+    store.remove_temp_files().map_err(|e| StartError(format!("cannot clean {}: {e}", store.dir().display())))?;
     let newest = store.newest().map_err(|e| StartError(format!("cannot list {}: {e}", store.dir().display())))?;
     let hint = |n: u64| {
-        let older = if n > 1 {
-            format!(" or start from an older one with `--from-checkpoint {}`", n - 1)
-        } else {
-            String::new()
+        let older = match store.newest_loadable(n) {
+            Some(k) => {
+                format!(", or start from checkpoint {k}, the newest older one that loads, with `--from-checkpoint {k}`")
+            }
+            None => " (no older checkpoint loads)".to_string(),
         };
         format!(
-            "fix the file by hand, check it with `zoe checkpoint verify --state-dir {}`{older}",
+            "fix the file by hand and check it with `zoe checkpoint verify --state-dir {}`{older}",
             config.state_dir.display()
         )
     };
-    let chosen = config.from_checkpoint.or(newest);
+    let chosen = match config.from_checkpoint {
+        Some(n) => from_checkpoint(&store, n, newest)?,
+        None => newest,
+    };
     let (mut state, seq) = match chosen {
         Some(n) => {
-            if !store.path(n).exists() {
-                return Err(StartError(format!(
-                    "checkpoint {n} does not exist in {}; `zoe checkpoint list` shows which do",
-                    store.dir().display()
-                )));
-            }
             let size = std::fs::metadata(store.path(n)).map(|m| m.len()).unwrap_or(0);
             progress.set(format!("loading checkpoint {n} ({:.1} MB)", size as f64 / 1e6));
             let state =
                 store.load(n).map_err(|e| StartError(format!("cannot load checkpoint {n}: {e}\nhint: {}", hint(n))))?;
             (state, newest.unwrap_or(n))
         }
-        None => (new_state(config)?, 0),
+        None => {
+            if let Some(signs) = past_life(&config.state_dir) {
+                return Err(StartError(format!(
+                    "{} holds no checkpoint, but this state directory was used before: {signs}. Starting with an \
+                     empty state would lose every user and execution.\nhint: restore the checkpoints from a backup \
+                     and check them with `zoe checkpoint verify --state-dir {}`; to really start afresh, move {} away",
+                    store.dir().display(),
+                    config.state_dir.display(),
+                    config.state_dir.display()
+                )));
+            }
+            (new_state(config)?, 0)
+        }
     };
     if state.deployment_name != config.deployment_name {
         return Err(StartError(format!(
@@ -129,13 +147,13 @@ pub fn load_state(config: &MasterConfig, progress: &StartProgress) -> Result<Loa
     }
     // A start from an older checkpoint keeps what was archived since: the archive is never
     // rewritten.
-    let reverted = config.from_checkpoint.is_some_and(|n| Some(n) != newest);
+    let reverted = chosen != newest;
     let (archive, index) = load_archive(config, &mut state, chosen.unwrap_or(0), reverted, progress)?;
     // What the loaded checkpoint records was changed before it; the next one records anew.
     state.changes.clear();
     // A new state, or an older checkpoint chosen by hand, becomes the newest checkpoint now, so
     // that history only grows and a restart without the flag keeps it.
-    let seq = if seq == 0 || config.from_checkpoint.is_some_and(|n| Some(n) != newest) {
+    let seq = if seq == 0 || chosen != newest {
         let next = seq + 1;
         state.changes = match (seq, chosen) {
             (0, _) => vec![Change::new(Change::ZOE, Action::Init, vec![])],
@@ -155,6 +173,72 @@ pub fn load_state(config: &MasterConfig, progress: &StartProgress) -> Result<Loa
     Ok(Loaded { state, seq, store, archive, index })
 }
 
+/// Which checkpoint `from-checkpoint N` starts from. It acts once: a later start with the
+/// setting still there finds the copy of N that the first start wrote (a checkpoint recording
+/// `revert` of N) and, if anything was written since, refuses rather than throw it away; if
+/// nothing was, it starts from the newest with a warning.
+fn from_checkpoint(store: &Store, n: u64, newest: Option<u64>) -> Result<Option<u64>, StartError> {
+    let files = store.list().map_err(|e| StartError(format!("cannot list {}: {e}", store.dir().display())))?;
+    if !files.iter().any(|f| f.number == n) {
+        return Err(StartError(format!(
+            "{FROM_CHECKPOINT_SETTING} names checkpoint {n}, which does not exist in {}; `zoe checkpoint list` shows \
+             which do. If this master already started from it once, remove the setting",
+            store.dir().display()
+        )));
+    }
+    if newest == Some(n) {
+        return Ok(Some(n));
+    }
+    let copy = files.iter().rev().map(|f| f.number).take_while(|m| *m > n).find(|m| store.reverts_to(*m) == Some(n));
+    let Some(copy) = copy else { return Ok(Some(n)) };
+    let newest = newest.unwrap_or(copy);
+    if copy == newest {
+        tracing::warn!(
+            "!!! {FROM_CHECKPOINT_SETTING} is set to {n}, which was already used: checkpoint {copy} is its copy and \
+             nothing was written since, so the master starts from {copy}; remove the setting, or the next start \
+             refuses once changes were made !!!"
+        );
+        return Ok(Some(newest));
+    }
+    Err(StartError(format!(
+        "{FROM_CHECKPOINT_SETTING} is set to {n}, which was already used: checkpoint {copy} is its copy, and {} \
+         checkpoint(s) were written since (the newest is {newest}); starting from {n} again would throw away the \
+         changes they hold.\nhint: remove the setting to start from the newest; to go back to {n} once more, run \
+         `zoe checkpoint revert {n}` with the master stopped",
+        newest - copy
+    )))
+}
+
+/// What shows that a state directory without checkpoints was used by a master before: archive
+/// segments, kept logs, other files among the checkpoints, or the lock file of an older Zoe.
+/// `None` for a directory that is new, or holds only empty ones Zoe makes (files that Zoe does
+/// not make, such as a configuration file, are no sign).
+fn past_life(state_dir: &std::path::Path) -> Option<String> {
+    let mut signs = Vec::new();
+    for name in ["checkpoints", "archive", "logs"] {
+        let Ok(entries) = std::fs::read_dir(state_dir.join(name)) else { continue };
+        let mut inside: Vec<String> = entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        inside.retain(|f| !f.starts_with(zoe_checkpoints::store::TMP_PREFIX));
+        inside.sort();
+        if let Some(first) = inside.first() {
+            let more = if inside.len() > 1 { format!(" and {} more", inside.len() - 1) } else { String::new() };
+            signs.push(format!("{name}/{}{more}", shorten(first)));
+        }
+    }
+    if state_dir.join("master.lock").exists() {
+        signs.push("master.lock".into());
+    }
+    (!signs.is_empty()).then(|| signs.join(", "))
+}
+
+/// A file name as shown in a message: at most 64 characters.
+fn shorten(s: &str) -> String {
+    match s.char_indices().nth(64) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
 /// Opens the archive and reads its index. The segments on disk must be exactly those the state
 /// needs (`archived_segments`), but for those the master wrote just before a crash, before the
 /// checkpoint that would have needed them (kept: what they hold is the state's or newer), and
@@ -171,6 +255,8 @@ fn load_archive(
     progress.set("listing the archive");
     let archive = Archive::open(&config.state_dir)
         .map_err(|e| StartError(format!("cannot open the archive in {}: {e}", config.state_dir.display())))?;
+    zoe_checkpoints::remove_temp_files(archive.dir())
+        .map_err(|e| StartError(format!("cannot clean {}: {e}", archive.dir().display())))?;
     let files = archive.list().map_err(|e| StartError(format!("cannot list {}: {e}", archive.dir().display())))?;
     let numbers: Vec<u64> = files.iter().map(|f| f.number).collect();
     let needed = state.archived_segments;
@@ -194,13 +280,6 @@ fn load_archive(
             )));
         }
     };
-    if checkpoint == 0 && present > 0 {
-        return Err(StartError(format!(
-            "there is no checkpoint in {}, but the archive holds {present} segment(s) of a past state: restore the \
-             checkpoints from a backup (a new state would leave every user behind)",
-            config.state_dir.join("checkpoints").display()
-        )));
-    }
     let index = archive
         .index(&state.deployment_name, present, |note| match note {
             IndexNote::Progress { done, total, reindexed, executions } => {
@@ -243,6 +322,15 @@ fn load_archive(
         state.archived_segments = present;
     }
     if let Some(max) = index.max_id() {
+        if max >= zoe_checkpoints::ID_LIMIT {
+            return Err(StartError(format!(
+                "the archive in {} holds id {max}, beyond the ids Zoe hands out (below {}); check it with \
+                 `zoe checkpoint verify --state-dir {}`",
+                archive.dir().display(),
+                zoe_checkpoints::ID_LIMIT,
+                config.state_dir.display()
+            )));
+        }
         state.next_id = state.next_id.max(max + 1);
     }
     Ok((archive, index))
@@ -289,7 +377,7 @@ pub struct Running {
     /// The HTTP server; await it to run until it stops.
     pub server: actix_web::dev::Server,
     /// Holds the state directory lock while the master runs.
-    pub _lock: std::fs::File,
+    pub _lock: StateLock,
 }
 
 /// Starts a master inside the current actix system.
@@ -305,7 +393,7 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
             return Err(StartError("--tls-key needs --tls-cert (ZOE_TLS_CERT, tls-cert) as well".into()))
         }
     };
-    let lock = Store::try_lock(&config.state_dir)
+    let lock = StateLock::try_take(&config.state_dir)
         .map_err(|e| StartError(format!("cannot lock {}: {e}", config.state_dir.display())))?
         .ok_or_else(|| {
             StartError(format!("another master is running on {}; stop it first", config.state_dir.display()))
@@ -334,6 +422,7 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
         plan: PlanSettings { workspace_base, default_cores: config.default_cores, publish_ports: config.publish_ports },
         allowed_registries: config.allowed_registry.clone(),
         history: config.history(),
+        state_min_free: config.state_min_free,
     };
     let backend = if config.no_docker {
         tracing::warn!("running without Docker (--no-docker): executions wait in the queue");

@@ -46,7 +46,6 @@ use crate::store::{private_dir, write_atomic};
 pub const SEGMENT_FORMAT: u32 = 1;
 /// Digits in a segment's file name.
 const DIGITS: usize = 10;
-const TMP_PREFIX: &str = ".tmp-";
 
 /// A segment file as written: the header, then the executions.
 #[derive(Debug, Serialize, Deserialize)]
@@ -184,17 +183,12 @@ pub struct Archive {
 }
 
 impl Archive {
-    /// Opens (creating if needed) `<state_dir>/archive`, and removes temporary files of writes a
-    /// crash interrupted.
+    /// Opens (creating if needed) `<state_dir>/archive`. Temporary files of writes a crash
+    /// interrupted are removed by the master, with the lock held
+    /// ([`crate::store::remove_temp_files`]): a running master's writes use them.
     pub fn open(state_dir: &Path) -> io::Result<Archive> {
         let dir = state_dir.join("archive");
         private_dir(&dir)?;
-        for entry in fs::read_dir(&dir)? {
-            let entry = entry?;
-            if entry.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
-                fs::remove_file(entry.path())?;
-            }
-        }
         Ok(Archive { dir })
     }
 
@@ -545,6 +539,7 @@ fn check_segment(text: &str, segment: &Segment, n: u64, deployment: &str) -> Res
         if e.application.services.is_empty() {
             return Err(here("its application has no services".into()));
         }
+        crate::codec::check_application(&e.application).map_err(|(_, reason)| here(reason))?;
         for id in std::iter::once(e.id).chain(e.services.iter().map(|s| s.id)) {
             if !ids.insert(id) {
                 return Err(here(format!("id {id} is used twice")));
@@ -594,7 +589,7 @@ mod tests {
                     essential_count: 1,
                     startup_order: 0,
                     ports: vec![],
-                    required_resources: Resources { memory: 1 << 20, cores: None },
+                    required_resources: Resources { memory: 64 << 20, cores: None },
                     environment: vec![],
                     command: None,
                     volumes: vec![],
