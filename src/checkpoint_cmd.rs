@@ -4,8 +4,10 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::Instant;
 
 use clap::{Args, Subcommand};
+use zoe_checkpoints::archive::{check_numbers, LayoutError};
 use zoe_checkpoints::codec::quoted;
 use zoe_checkpoints::{encode, is_dns_label, Action, Archive, Change, ExecutionStatus, State, StateLock, Store};
 
@@ -159,6 +161,7 @@ pub fn run_to(cmd: CheckpointCmd, dir: &StateDir, out: &mut dyn Write) -> Result
             Ok(())
         }
         CheckpointCmd::Verify { number } => {
+            let started = Instant::now();
             let numbers: Vec<u64> = match number {
                 Some(n) => vec![n],
                 None => files.iter().map(|f| f.number).collect(),
@@ -169,6 +172,9 @@ pub fn run_to(cmd: CheckpointCmd, dir: &StateDir, out: &mut dyn Write) -> Result
             let mut bad = 0;
             let mut needed = 0;
             let mut found = None;
+            // The state a master would start from, when all are checked: segments past those it
+            // needs must be ones written just before a crash.
+            let mut newest_state = None;
             let mut damaged_newest = false;
             for n in &numbers {
                 match store.load(*n) {
@@ -182,7 +188,10 @@ pub fn run_to(cmd: CheckpointCmd, dir: &StateDir, out: &mut dyn Write) -> Result
                             s.archived_segments
                         )?;
                         needed = needed.max(s.archived_segments);
-                        found = Some(s.deployment_name);
+                        found = Some(s.deployment_name.clone());
+                        if number.is_none() && Some(*n) == newest {
+                            newest_state = Some(s);
+                        }
                     }
                     Err(e) => {
                         bad += 1;
@@ -201,15 +210,69 @@ pub fn run_to(cmd: CheckpointCmd, dir: &StateDir, out: &mut dyn Write) -> Result
                 bad += 1;
                 writeln!(out, "segment {n}: MISSING from {}", archive.dir().display())?;
             }
-            for f in segments.iter().filter(|f| number.is_none() || f.number <= needed) {
+            let strays = match check_numbers(&present, needed) {
+                Err(LayoutError::Stray { missing, strays }) if number.is_none() => {
+                    for n in &strays {
+                        bad += 1;
+                        writeln!(
+                            out,
+                            "segment {n}: STRAY: segment {missing} is missing before it, and no checkpoint needs it; it \
+                             is not this state's (move it out of {})",
+                            archive.dir().display()
+                        )?;
+                    }
+                    strays
+                }
+                _ => Vec::new(),
+            };
+            let (mut checked, mut executions, mut bytes) = (0, 0, 0);
+            for f in segments.iter().filter(|f| (number.is_none() || f.number <= needed) && !strays.contains(&f.number))
+            {
+                checked += 1;
+                bytes += f.size;
                 match archive.load(f.number, &deployment) {
-                    Ok(seg) => writeln!(out, "segment {}: ok ({} executions)", f.number, seg.executions.len())?,
+                    Ok(seg) => {
+                        executions += seg.executions.len();
+                        // Past what the newest checkpoint needs: written just before a crash, or not
+                        // this state's.
+                        let foreign = newest_state.as_ref().filter(|s| f.number > s.archived_segments).and_then(|s| {
+                            seg.executions.iter().find(|e| e.id < s.next_id && !s.executions.contains_key(&e.id))
+                        });
+                        match (foreign, &newest_state) {
+                            (Some(e), _) => {
+                                bad += 1;
+                                writeln!(
+                                    out,
+                                    "segment {}: STRAY: it holds execution {}, which the newest checkpoint neither \
+                                     holds nor was about to create; it is not this state's (move it out of {})",
+                                    f.number,
+                                    e.id,
+                                    archive.dir().display()
+                                )?;
+                            }
+                            (None, Some(s)) if f.number > s.archived_segments => writeln!(
+                                out,
+                                "segment {}: ok ({} executions; written just before a crash, the next start keeps it)",
+                                f.number,
+                                seg.executions.len()
+                            )?,
+                            _ => writeln!(out, "segment {}: ok ({} executions)", f.number, seg.executions.len())?,
+                        }
+                    }
                     Err(e) => {
                         bad += 1;
                         writeln!(out, "segment {}: DAMAGED: {e}", f.number)?;
                     }
                 }
             }
+            writeln!(
+                out,
+                "checked {} checkpoint(s) and {checked} archive segment(s) whole ({executions} archived executions, \
+                 {:.1} MB) in {:.1} s",
+                numbers.len(),
+                bytes as f64 / 1e6,
+                started.elapsed().as_secs_f64()
+            )?;
             if damaged_newest {
                 let hint = match newest.and_then(|n| store.newest_loadable(n)) {
                     Some(k) => format!(
@@ -221,7 +284,7 @@ pub fn run_to(cmd: CheckpointCmd, dir: &StateDir, out: &mut dyn Write) -> Result
                 writeln!(out, "{hint}")?;
             }
             if bad > 0 {
-                return Err(format!("{bad} damaged or missing file(s)").into());
+                return Err(format!("{bad} damaged, missing or stray file(s)").into());
             }
             Ok(())
         }
@@ -235,17 +298,21 @@ pub fn run_to(cmd: CheckpointCmd, dir: &StateDir, out: &mut dyn Write) -> Result
             let mut state =
                 store.load(number).map_err(|e| format!("checkpoint {number} cannot be reverted to: {e}"))?;
             state.changes = vec![Change::new(Change::ZOE, Action::Revert, vec![number])];
+            // The archive is never rewritten: the copy needs every segment written since, too.
+            let needed_before = state.archived_segments;
+            let contiguous = segments.iter().zip(1..).take_while(|(f, n)| f.number == *n).count() as u64;
+            state.archived_segments = needed_before.max(contiguous);
             let text = encode(&state).map_err(|e| format!("cannot encode checkpoint {number}: {e}"))?;
             let next = newest.unwrap_or(0) + 1;
             store.write(next, &text).map_err(|e| format!("cannot write {}: {e}", store.path(next).display()))?;
             writeln!(out, "checkpoint {number} copied to {next}, now the newest; start the master to use it")?;
-            if segments.last().is_some_and(|f| f.number > state.archived_segments) {
+            if state.archived_segments > needed_before {
                 writeln!(
                     out,
                     "note: archive segments {} to {} were written after checkpoint {number}; they are kept and \
                      what they hold stays readable (the archive is never rewritten)",
-                    state.archived_segments + 1,
-                    segments.last().map(|f| f.number).unwrap_or(0)
+                    needed_before + 1,
+                    state.archived_segments
                 )?;
             }
             Ok(())

@@ -9,7 +9,7 @@ pub mod codec;
 pub mod model;
 pub mod store;
 
-pub use archive::{Archive, ArchiveIndex, Archived};
+pub use archive::{Archive, ArchiveFilter, ArchiveIndex, Archived};
 pub use codec::{decode, encode, is_dns_label, validate, Encoder, LoadError};
 pub use model::*;
 pub use store::{

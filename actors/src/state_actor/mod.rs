@@ -815,6 +815,8 @@ impl Handler<SegmentWritten> for StateActor {
                     "archive segment {number} could not be written, trying again in {} s: {e}",
                     ARCHIVE_RETRY.as_secs()
                 );
+                // The next try takes the same number: segments are numbered without a gap.
+                self.next_segment = number;
                 self.archive_paused_until = Some(Instant::now() + ARCHIVE_RETRY);
             }
         }
