@@ -92,6 +92,7 @@ fn state_with(n: usize) -> State {
                 time_finished: Some(now),
                 application: application.clone(),
                 services: vec![],
+                proxy_secret: None,
             }),
         );
     }

@@ -251,6 +251,7 @@ mod tests {
                     time_finished: finished.map(at),
                     application: app.clone(),
                     services: vec![],
+                    proxy_secret: None,
                 }),
             );
         };

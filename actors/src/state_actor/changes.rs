@@ -105,6 +105,19 @@ impl Handler<SubmitExecution> for StateActor {
     type Result = ResponseFuture<Result<u64, ZoeError>>;
 
     fn handle(&mut self, msg: SubmitExecution, ctx: &mut Self::Context) -> Self::Result {
+        let secret = if msg.application.needs_secret(|t| crate::template::uses(t, "proxy_secret")) {
+            match new_secret() {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    return refused(ZoeError::new(
+                        crate::error::Code::Unavailable,
+                        format!("cannot make the execution's secret: {e}"),
+                    ))
+                }
+            }
+        } else {
+            None
+        };
         let nodes = self.platform.nodes().map(<[_]>::to_vec);
         let result = transitions::check_caller(&self.state, &msg.caller).and_then(|()| {
             check_registries(&msg.application, &self.config.allowed_registries).map_err(ZoeError::from)?;
@@ -120,6 +133,9 @@ impl Handler<SubmitExecution> for StateActor {
         });
         match result {
             Ok(id) => {
+                if let Some(secret) = secret {
+                    transitions::give_secret(&mut self.state, id, secret);
+                }
                 self.note(&msg.caller.name, Action::Submit, &[id]);
                 let reply = self.commit(id, ctx);
                 self.schedule(ctx);
@@ -128,6 +144,13 @@ impl Handler<SubmitExecution> for StateActor {
             Err(e) => refused(e),
         }
     }
+}
+
+/// A new execution secret: 32 random bytes from the operating system, in hex.
+fn new_secret() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::getrandom(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 message!(
