@@ -183,6 +183,14 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
             return Err(StartError("--tls-key needs --tls-cert (ZOE_TLS_CERT, tls-cert) as well".into()))
         }
     };
+    crate::apps::check_domain(&config.apps_domain).map_err(StartError)?;
+    if std::env::var_os("ZOE_PROXY_HOST").is_some() {
+        return Err(StartError(
+            "ZOE_PROXY_HOST is gone: every execution's applications now have host names of their own under \
+             apps-domain (ZOE_APPS_DOMAIN, default localhost); see the README's \"The proxy\""
+                .into(),
+        ));
+    }
     let lock = Store::try_lock(&config.state_dir)
         .map_err(|e| StartError(format!("cannot lock {}: {e}", config.state_dir.display())))?
         .ok_or_else(|| {
@@ -206,7 +214,11 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
     let state_config = StateConfig {
         keep_checkpoints: config.keep_checkpoints,
         scheduler: config.scheduler(),
-        plan: PlanSettings { workspace_base, default_cores: config.default_cores, publish_ports: config.publish_ports },
+        plan: PlanSettings {
+            workspace_base,
+            default_cores: config.default_cores,
+            publish_ports: config.publish_ports(),
+        },
         allowed_registries: config.allowed_registry.clone(),
         history: config.history(),
     };
@@ -214,7 +226,7 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
         tracing::warn!("running without Docker (--no-docker): executions wait in the queue");
         None
     } else {
-        if config.backend == crate::config::Backend::Swarm && !config.publish_ports {
+        if config.backend == crate::config::Backend::Swarm && !config.publish_ports() {
             return Err(StartError(
                 "--publish-ports false cannot be used with --backend swarm: the proxy reaches a Swarm's services \
                  through the ports they publish on their nodes"
@@ -274,7 +286,9 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
         config: Arc::new(config.clone()),
         metrics: Arc::default(),
         activity: Arc::default(),
+        apps: Arc::new(crate::apps::Apps::new(&config.apps_domain)),
     });
+    crate::apps::spawn_sweeper(data.clone());
     if let Some(backend) = &data.backend {
         crate::idle::spawn(
             config.idle_limits(),
@@ -351,7 +365,8 @@ pub fn create_app(
             }
         })
         .wrap(actix_web::middleware::from_fn(crate::paths::normalize))
-        .wrap(actix_web::middleware::from_fn(crate::proxy::host_guard))
+        // Outermost: application hosts never reach Zoe's routes.
+        .wrap(actix_web::middleware::from_fn(crate::apps::split))
         .configure(crate::observability::configure)
         .configure(crate::api::configure)
         .configure(crate::proxy::configure)
