@@ -1,9 +1,11 @@
 //! Every API endpoint by every kind of caller: what each may do, and that refusals never leak
 //! whether someone else's object exists. Passwords and hashes never appear in any response.
 //!
-//! The attacks of hostile tenants are in `tenants` (against the host and the engine) and
-//! `requests` (against the HTTP side).
+//! The attacks of hostile tenants are in `tenants` (against the host and the engine),
+//! `requests` (against the HTTP side) and `origins` (their pages, in a browser, against Zoe and
+//! their neighbours).
 
+mod origins;
 mod requests;
 mod tenants;
 
