@@ -20,9 +20,10 @@
 //!    `POST /api/0.6/execution` to `running` for executions of 3 and 10 containers, against
 //!    creating the same Swarm services directly through the manager's API (same groups, same
 //!    specification, the same TLS), in the same run.
-//! 8. The proxy: requests/s and latency of a small file, and MB/s of a 64 MiB one, from a busybox
-//!    httpd in an execution, through `/proxy/...` and directly at the container's address, in
-//!    turns (needs Docker and `zoe-test-busybox:latest`).
+//! 8. The proxy: requests/s and latency of a small file, MB/s of a 64 MiB one, and WebSocket round
+//!    trips, from a busybox httpd and echo server in an execution, through their application hosts
+//!    (signed in with their cookies) and directly at the containers' addresses, in turns (needs
+//!    Docker and `zoe-test-busybox:latest`; `ZOE_BENCH_PROXY=small|large|websocket` runs one).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -1063,28 +1064,132 @@ fn swarm_startup(runs: usize) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Seconds to download `url` `times` times (to nowhere), with `auth`.
-fn download(agent: &ureq::Agent, url: &str, auth: Option<&str>, times: usize) -> (f64, u64) {
+/// One request over a fresh connection to `addr` with `Host: host` and `extra` header lines:
+/// the status, the head, and the body (read in 256 KiB pieces; kept only with `keep`) with its
+/// length.
+fn raw_get(addr: &str, host: &str, path: &str, extra: &str, keep: bool) -> (u16, String, Vec<u8>, u64) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
+    let _ = s.set_read_timeout(Some(Duration::from_secs(120)));
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut head = Vec::new();
+    let mut in_head = true;
+    let mut body = Vec::new();
+    let mut n_body = 0u64;
+    loop {
+        let n = s.read(&mut buf).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        if in_head {
+            head.extend_from_slice(&buf[..n]);
+            if let Some(i) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                in_head = false;
+                let rest = head.split_off(i + 4);
+                n_body += rest.len() as u64;
+                if keep {
+                    body.extend_from_slice(&rest);
+                }
+            }
+        } else {
+            n_body += n as u64;
+            if keep {
+                body.extend_from_slice(&buf[..n]);
+            }
+        }
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, head, body, n_body)
+}
+
+/// A header of a response head.
+fn header_of(head: &str, name: &str) -> String {
+    head.lines()
+        .find_map(|l| {
+            l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no {name} in {head}"))
+}
+
+/// Signs alice in to the application host of `link` (the master at `addr`) as a browser does:
+/// the host and its cookie (`name=value`).
+fn sign_in(addr: &str, link: &str) -> (String, String) {
+    let (s, head, _, _) = raw_get(addr, addr, link, &format!("Authorization: {AUTH}\r\n"), false);
+    assert_eq!(s, 303, "{head}");
+    let location = header_of(&head, "location");
+    let rest = location.split_once("://").map_or(location.as_str(), |(_, r)| r);
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (s, head, _, _) = raw_get(addr, host, path, "", false);
+    assert_eq!(s, 303, "{head}");
+    let cookie = header_of(&head, "set-cookie").split(';').next().unwrap_or_default().to_string();
+    (host.to_string(), cookie)
+}
+
+/// Seconds to download `path` `times` times (to nowhere) from `addr` as `host`, with `extra`
+/// headers; and the bytes.
+fn download(addr: &str, host: &str, path: &str, extra: &str, times: usize) -> (f64, u64) {
     let t = Instant::now();
     let mut bytes = 0;
     for _ in 0..times {
-        let mut req = ureq::http::Request::builder().uri(url);
-        if let Some(a) = auth {
-            req = req.header("Authorization", a);
-        }
-        let req = req.body(Vec::new()).unwrap_or_else(|e| panic!("{e}"));
-        let mut resp = agent.run(req).unwrap_or_else(|e| panic!("{url}: {e}"));
-        assert_eq!(resp.status().as_u16(), 200, "{url}");
-        bytes += std::io::copy(&mut resp.body_mut().as_reader(), &mut std::io::sink()).unwrap_or(0);
+        let (s, head, _, n) = raw_get(addr, host, path, extra, false);
+        assert_eq!(s, 200, "{head}");
+        bytes += n;
     }
     (t.elapsed().as_secs_f64(), bytes)
 }
 
-/// The proxy's overhead: a busybox httpd in an execution, reached through
-/// `/proxy/<id>/web/8080/` (authenticated) and directly at its container's address, in turns.
+/// Round trips of 32 bytes over a WebSocket opened at `addr` as `host` (with `extra` headers),
+/// to an echo service: each round trip's time in microseconds, sorted.
+fn websocket_round_trips(addr: &str, host: &str, extra: &str, n: usize) -> Vec<f64> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
+    let _ = s.set_nodelay(true);
+    let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+    let req = format!(
+        "GET /ws HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut byte).unwrap_or(0), 1, "the upgrade was cut: {}", String::from_utf8_lossy(&head));
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    let msg = [b'x'; 32];
+    let mut back = [0u8; 32];
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n + 100 {
+        let t = Instant::now();
+        s.write_all(&msg).unwrap_or_else(|e| panic!("{e}"));
+        s.read_exact(&mut back).unwrap_or_else(|e| panic!("{e}"));
+        if i >= 100 {
+            times.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    times
+}
+
+/// Round trip times, directly and through the proxy.
+type RoundTrips = (Vec<f64>, Vec<f64>);
+
+/// The busybox echo server of the WebSocket round trips: a `101`, then every byte back.
+/// (Braces are doubled: descriptions are templates.)
+const WS_ECHO: &str = r#"while IFS= read -r l; do l="${{l%$(printf '\r')}}"; [ -z "$l" ] && break; done
+printf 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'; exec cat
+"#;
+
+/// The proxy's overhead: a busybox httpd and an echo server in an execution, reached on their
+/// application hosts (signed in with their cookies, as a browser is) and directly at the
+/// containers' addresses, in turns.
 fn proxy(secs: f64) {
-    // A run cut short may have left its container behind.
-    docker_cli(&["rm", "-f", "web-proxy-alice-bench"]);
+    // A run cut short may have left its containers behind.
+    docker_cli(&["rm", "-f", "web-proxy-alice-bench", "echo-proxy-alice-bench"]);
     let dir = prepare_dir("proxy", 0);
     let ws = dir.join("ws");
     let (mut child, addr) = master_process(
@@ -1105,13 +1210,19 @@ fn proxy(secs: f64) {
         .timeout_global(Some(Duration::from_secs(120)))
         .build()
         .into();
-    // httpd serves the same files at / and under the proxy's path (the proxy forwards it whole).
+    let ports = |port: u16| json!([{"name": "p", "protocol": "http", "port_number": port, "is_main_endpoint": true, "expose": true}]);
     let app = json!({
         "name": "proxy", "version": 2, "will_end": false, "requires_binary": false, "priority": 1,
-        "services": [{"name": "web", "docker_image": "zoe-test-busybox:latest", "monitor": true, "total_count": 1,
-            "essential_count": 1, "startup_order": 0, "required_resources": {"memory": 134217728, "cores": 1},
-            "ports": [{"name": "web", "protocol": "http", "port_number": 8080, "is_main_endpoint": true, "expose": true}],
-            "command": "sh -c 'd=$HOME/www$ZOE_PROXY_PATH_8080 && mkdir -p $d && echo hello > $d/small.txt && head -c 67108864 /dev/urandom > $d/large.bin && ln -s .$ZOE_PROXY_PATH_8080/small.txt $HOME/www/small.txt && ln -s .$ZOE_PROXY_PATH_8080/large.bin $HOME/www/large.bin && exec httpd -f -p 8080 -h $HOME/www'"}]
+        "services": [
+            {"name": "web", "docker_image": "zoe-test-busybox:latest", "monitor": true, "total_count": 1,
+             "essential_count": 1, "startup_order": 0, "required_resources": {"memory": 134217728, "cores": 1},
+             "ports": ports(8080),
+             "command": "sh -c 'd=$HOME/www && mkdir -p $d && echo hello > $d/small.txt && head -c 67108864 /dev/urandom > $d/large.bin && exec httpd -f -p 8080 -h $d'"},
+            {"name": "echo", "docker_image": "zoe-test-busybox:latest", "monitor": false, "total_count": 1,
+             "essential_count": 1, "startup_order": 0, "required_resources": {"memory": 33554432, "cores": 1},
+             "ports": ports(9001), "environment": [["ECHO", WS_ECHO]],
+             "command": "sh -c 'exec nc -ll -p 9001 -e sh -c \"$ECHO\"'"}
+        ]
     });
     let body = json!({"name": "proxy", "application": app}).to_string();
     let (s, v) = http(&agent, "POST", &format!("http://{addr}/api/0.6/execution"), Some(body));
@@ -1120,42 +1231,70 @@ fn proxy(secs: f64) {
     let url = format!("http://{addr}/api/0.6/execution/{id}");
     wait_for(&agent, &url, "running");
     let (_, e) = http(&agent, "GET", &url, None);
-    let (_, svc) = http(&agent, "GET", &format!("http://{addr}/api/0.6/service/{}", e["services"][0]), None);
-    let ip = svc["ip_address"].as_object().and_then(|m| m.values().next()).and_then(|v| v.as_str()).unwrap_or_default();
-    let direct = format!("http://{ip}:8080/");
-    let proxied = format!("http://{addr}/proxy/{id}/web/8080/");
-    let auth = format!("Authorization: {AUTH}");
+    let ip_of = |sid: &serde_json::Value| {
+        let (_, svc) = http(&agent, "GET", &format!("http://{addr}/api/0.6/service/{sid}"), None);
+        let ip = svc["ip_address"].as_object().and_then(|m| m.values().next()).and_then(|v| v.as_str());
+        (svc["service_name"].as_str().unwrap_or_default().to_string(), ip.unwrap_or_default().to_string())
+    };
+    let ips: std::collections::HashMap<String, String> =
+        e["services"].as_array().map(|a| a.iter().map(ip_of).collect()).unwrap_or_default();
+    let (web_direct, echo_direct) = (format!("{}:8080", ips["web"]), format!("{}:9001", ips["echo"]));
     // Until the files are there.
     let deadline = Instant::now() + Duration::from_secs(60);
-    let small_url = format!("{direct}small.txt");
-    while agent.get(&small_url).call().map(|r| r.status().as_u16()).unwrap_or(0) != 200 {
+    while agent.get(format!("http://{web_direct}/small.txt")).call().map(|r| r.status().as_u16()).unwrap_or(0) != 200 {
         assert!(Instant::now() < deadline, "httpd never served");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let (mut small, mut large) = (Vec::new(), Vec::new());
+    let (web_host, web_cookie) = sign_in(&addr, &format!("/proxy/{id}/web/8080/"));
+    let (echo_host, echo_cookie) = sign_in(&addr, &format!("/proxy/{id}/echo/9001/"));
+    let web_headers = format!("Cookie: {web_cookie}\r\n");
+    let echo_headers = format!("Cookie: {echo_cookie}\r\nOrigin: http://{echo_host}\r\n");
+    let only = std::env::var("ZOE_BENCH_PROXY").unwrap_or_default();
+    let (mut small, mut large, mut rtt) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..2 {
-        small.push((
-            wrk(&format!("{direct}small.txt"), 1, secs, &[]),
-            wrk(&format!("{proxied}small.txt"), 1, secs, &[&auth]),
-        ));
-        let (d, n) = download(&agent, &format!("{direct}large.bin"), None, 4);
-        let (p, m) = download(&agent, &format!("{proxied}large.bin"), Some(AUTH), 4);
-        assert_eq!(n, m, "the same bytes both ways");
-        large.push((n as f64 / d / 1e6, m as f64 / p / 1e6));
+        if only.is_empty() || only == "small" {
+            let host = format!("Host: {web_host}");
+            let cookie = format!("Cookie: {web_cookie}");
+            small.push((
+                wrk(&format!("http://{web_direct}/small.txt"), 1, secs, &[]),
+                wrk(&format!("http://{addr}/small.txt"), 1, secs, &[&host, &cookie]),
+            ));
+        }
+        if only.is_empty() || only == "large" {
+            let (d, n) = download(&web_direct, &web_direct, "/large.bin", "", 4);
+            let (p, m) = download(&addr, &web_host, "/large.bin", &web_headers, 4);
+            assert_eq!(n, m, "the same bytes both ways");
+            large.push((n as f64 / d / 1e6, m as f64 / p / 1e6));
+        }
+        if only.is_empty() || only == "websocket" {
+            let d = websocket_round_trips(&echo_direct, &echo_direct, "", 2000);
+            let p = websocket_round_trips(&addr, &echo_host, &echo_headers, 2000);
+            rtt.push((d, p));
+        }
     }
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let mean = |v: &[f64]| if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 };
     let col = |f: &dyn Fn(&(Rate, Rate)) -> f64| mean(&small.iter().map(f).collect::<Vec<_>>());
     let (d, d50, d99) = (col(&|r| r.0 .0), col(&|r| r.0 .1), col(&|r| r.0 .2));
     let (p, p50, p99) = (col(&|r| r.1 .0), col(&|r| r.1 .1), col(&|r| r.1 .2));
     let (ld, lp) =
         (mean(&large.iter().map(|l| l.0).collect::<Vec<_>>()), mean(&large.iter().map(|l| l.1).collect::<Vec<_>>()));
-    println!("\nproxy: busybox httpd in a container, directly at its address vs through the master's proxy (wrk 1 thread, 16 connections; mean of 2 alternating runs):\n");
+    let pct = |v: &[f64], q: f64| v[((v.len() as f64 * q) as usize).min(v.len() - 1)];
+    let rcol = |f: &dyn Fn(&RoundTrips) -> f64| mean(&rtt.iter().map(f).collect::<Vec<_>>());
+    let (wd, wp) = (rcol(&|r| mean(&r.0)), rcol(&|r| mean(&r.1)));
+    let (wd50, wp50) = (rcol(&|r| pct(&r.0, 0.5)), rcol(&|r| pct(&r.1, 0.5)));
+    let (wd99, wp99) = (rcol(&|r| pct(&r.0, 0.99)), rcol(&|r| pct(&r.1, 0.99)));
+    println!(
+        "\nproxy: busybox httpd and echo in containers, directly at their addresses vs through the master's proxy on \
+         their application hosts (wrk 1 thread, 16 connections; mean of 2 alternating runs):\n"
+    );
     println!("| | directly | through the proxy | ratio |");
     println!("|---|---|---|---|");
     println!("| small file (6 B): requests/s | {d:.0} | {p:.0} | {:.2}x |", p / d);
     println!("| small file: p50, p99 ms | {d50:.2}, {d99:.2} | {p50:.2}, {p99:.2} | |");
     println!("| 64 MiB file, one client: MB/s | {ld:.0} | {lp:.0} | {:.2}x |", lp / ld);
-    println!("\n(goal: at least 0.7x the requests/s)");
+    println!("| WebSocket round trip (32 B), mean µs | {wd:.0} | {wp:.0} | {:.2}x |", wp / wd);
+    println!("| WebSocket round trip: p50, p99 µs | {wd50:.0}, {wd99:.0} | {wp50:.0}, {wp99:.0} | |");
+    println!("\n(goals: small files and the 64 MiB download at least 0.9x, WebSocket round trips at most 1.2x)");
     http(&agent, "DELETE", &url, None);
     wait_for(&agent, &url, "terminated");
     let _ = child.kill();
