@@ -55,8 +55,8 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(300);
 const MAX_UPGRADE_HEAD: usize = 64 * 1024;
 /// The largest body of a refused upgrade that is passed on.
 const MAX_REFUSAL_BODY: usize = 64 * 1024;
-/// The size of each read from a service.
-const READ_BUFFER: usize = 256 * 1024;
+/// The room made for each read from a WebSocket's service.
+const WEBSOCKET_READ: usize = 16 * 1024;
 
 /// Headers that belong to one connection, never forwarded (RFC 9110, section 7.6.1), and
 /// credentials for Zoe, which the application host accepts none of.
@@ -280,13 +280,8 @@ async fn http(
     place: Held,
 ) -> ProxyResult {
     let stream = connect(target).await?;
-    let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
-        // Large reads: fewer system calls and larger frames for actix to write (a 64 MiB
-        // download goes in reads of up to this size instead of hyper's adaptive 8 KiB start).
-        .read_buf_exact_size(Some(READ_BUFFER))
-        .handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .map_err(bad_gateway)?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.map_err(bad_gateway)?;
     actix_web::rt::spawn(async move {
         let _ = conn.await;
     });
@@ -396,32 +391,64 @@ async fn websocket(
         return Ok(resp.body(body));
     }
     resp.upgrade("websocket");
-    let (from_service, mut to_service) = stream.into_split();
-    // Client to service, until the client goes or the service stops reading.
-    let (activity, id) = place.use_of.clone();
-    actix_web::rt::spawn(async move {
-        let mut payload = payload;
-        while let Some(Ok(bytes)) = payload.next().await {
-            activity.touch(id);
-            if to_service.write_all(&bytes).await.is_err() {
-                break;
-            }
-        }
-        let _ = to_service.shutdown().await;
-    });
-    // Service to client: what came with the head, then the rest, until the service closes.
+    // Both directions are driven by the response's own stream, in the client connection's task:
+    // no hop through another task for each message (WebSocket round trips are about latency).
+    let relay = Relay { stream, payload: Some(payload), buf: web::BytesMut::new(), use_of: place.use_of.clone() };
     let first = futures_util::stream::once(async move { Ok::<_, io::Error>(web::Bytes::from(rest)) })
         .filter(|r| std::future::ready(r.as_ref().map_or(true, |b| !b.is_empty())));
-    let following = futures_util::stream::unfold(Some(from_service), |state| async move {
-        let mut from_service = state?;
-        let mut chunk = web::BytesMut::with_capacity(16 * 1024);
-        match from_service.read_buf(&mut chunk).await {
-            Ok(0) => None,
-            Ok(_) => Some((Ok(chunk.freeze()), Some(from_service))),
-            Err(e) => Some((Err(e), None)),
+    let following = futures_util::stream::unfold(Some(relay), |state| async move {
+        let mut r = state?;
+        loop {
+            if r.buf.capacity() - r.buf.len() < 4096 {
+                r.buf.reserve(WEBSOCKET_READ);
+            }
+            tokio::select! {
+                biased;
+                // Client to service, until the client goes.
+                item = next_or_pending(&mut r.payload) => match item {
+                    Some(Ok(bytes)) => {
+                        r.use_of.0.touch(r.use_of.1);
+                        if r.stream.write_all(&bytes).await.is_err() {
+                            return None;
+                        }
+                    }
+                    _ => {
+                        r.payload = None;
+                        let _ = r.stream.shutdown().await;
+                    }
+                },
+                // Service to client, until the service closes.
+                read = r.stream.read_buf(&mut r.buf) => match read {
+                    Ok(0) => return None,
+                    Ok(_) => {
+                        let chunk = r.buf.split().freeze();
+                        return Some((Ok(chunk), Some(r)));
+                    }
+                    Err(e) => return Some((Err(e), None)),
+                },
+            }
         }
     });
     Ok(resp.streaming(hold(first.chain(following), place)))
+}
+
+/// Both directions of a relayed WebSocket.
+struct Relay {
+    /// The connection to the service.
+    stream: TcpStream,
+    /// What the client sends, until it stops.
+    payload: Option<Payload>,
+    /// What the service sent, not yet passed on.
+    buf: web::BytesMut,
+    use_of: (Arc<Activity>, u64),
+}
+
+/// The next item of a stream that may be gone (then never).
+async fn next_or_pending(payload: &mut Option<Payload>) -> Option<Result<web::Bytes, actix_web::error::PayloadError>> {
+    match payload {
+        Some(p) => p.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// A proxied connection's place (given back when dropped), and the execution it uses.
