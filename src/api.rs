@@ -140,16 +140,27 @@ pub async fn read_limited(mut payload: web::Payload, limit: usize, what: &str) -
 }
 
 /// Reads the request body as a JSON object, within the configured size, whatever the
-/// content type.
+/// content type; a key given twice anywhere in it is refused (`duplicate_key`).
 async fn json_body(data: &AppData, payload: web::Payload) -> Result<Map<String, Value>, ApiError> {
     let body = read_limited(payload, data.config.max_body_bytes, "request body").await?;
     if body.is_empty() {
         return Err(ApiError::new(HttpCode::InvalidJson, "the request body is empty; send a JSON object"));
     }
-    match serde_json::from_slice::<Value>(&body) {
+    match zoe_actors::strict_json::from_slice(&body) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(ApiError::new(HttpCode::InvalidRequest, "the request body must be a JSON object")),
-        Err(e) => Err(ApiError::new(HttpCode::InvalidJson, format!("Error decoding JSON data: {e}"))),
+        Err(e) => Err(strict_json_error(e)),
+    }
+}
+
+/// A document refused by [`zoe_actors::strict_json`]: not JSON, or a key given twice (the path
+/// of the second one).
+pub fn strict_json_error(e: zoe_actors::strict_json::Error) -> ApiError {
+    match e {
+        zoe_actors::strict_json::Error::Syntax(e) => {
+            ApiError::new(HttpCode::InvalidJson, format!("Error decoding JSON data: {e}"))
+        }
+        e @ zoe_actors::strict_json::Error::DuplicateKey(_) => ApiError::new(HttpCode::DuplicateKey, e.to_string()),
     }
 }
 
@@ -359,18 +370,13 @@ async fn delete_user(data: web::Data<AppData>, Authed(caller): Authed, name: web
     ),
     responses(
         (status = 200, description = "The caller's executions that match (all of them, with all history, without parameters: as 0.9.7), in id order, archived ones included", body = [views::ExecutionView]),
-        (status = 400, description = "`invalid_request`: unknown status or parameter, bad time, id or limit", body = crate::openapi::ErrorBody),
+        (status = 400, description = "`invalid_request`: unknown status or parameter, bad time, id or limit; `invalid_filters`: a parameter other than `status` given twice, or more than 32 parameters", body = crate::openapi::ErrorBody),
         crate::openapi::AuthRefusals,
         (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::openapi::ErrorBody),
     ),
 )]
-async fn list_executions(
-    req: HttpRequest,
-    data: web::Data<AppData>,
-    Authed(caller): Authed,
-    params: web::Query<Vec<(String, String)>>,
-) -> ApiResult {
-    let pairs = params.into_inner();
+async fn list_executions(req: HttpRequest, data: web::Data<AppData>, Authed(caller): Authed) -> ApiResult {
+    let pairs = crate::listing::query_pairs(req.query_string(), &crate::listing::SINGLE)?;
     let filter = crate::listing::parse(&pairs)?;
     let r = &data.reader;
     let p = r.now();
@@ -512,13 +518,25 @@ async fn query(data: web::Data<AppData>, Authed(caller): Authed, payload: web::P
     Ok(HttpResponse::Ok().json(answer))
 }
 
-#[derive(serde::Deserialize)]
-struct LogParams {
-    /// Keep the response open and send new lines as they come.
-    #[serde(default)]
-    follow: bool,
-    /// Only the last N lines.
-    tail: Option<u64>,
+/// `?follow=true&tail=N` of a log: each at most once (other parameters are ignored).
+fn log_params(query: &str) -> Result<(bool, Option<u64>), ApiError> {
+    let (mut follow, mut tail) = (false, None);
+    for (key, value) in crate::listing::query_pairs(query, &["follow", "tail"])? {
+        match key.as_str() {
+            "follow" => {
+                follow = value.parse().map_err(|_| {
+                    ApiError::new(HttpCode::InvalidRequest, format!("follow {value:?} is not true or false"))
+                })?
+            }
+            "tail" => {
+                tail = Some(value.parse().map_err(|_| {
+                    ApiError::new(HttpCode::InvalidRequest, format!("tail {value:?} is not a number of lines"))
+                })?)
+            }
+            _ => {}
+        }
+    }
+    Ok((follow, tail))
 }
 
 /// `GET /service/<id>/logs`: the live log of a running container (streamed, `?follow=true` to
@@ -535,20 +553,21 @@ struct LogParams {
     ),
     responses(
         (status = 200, description = "The live log (streamed with `follow`), or the tail kept after removal", content_type = "text/plain", body = String),
-        (status = 400, description = "`invalid_request`: bad query parameters", body = crate::openapi::ErrorBody),
+        (status = 400, description = "`invalid_request`: bad query parameters; `invalid_filters`: one given twice, or more than 32", body = crate::openapi::ErrorBody),
         (status = 404, description = "`no_such_service`, `not_found` (no log kept)", body = crate::openapi::ErrorBody),
         crate::openapi::AuthRefusals,
         (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::openapi::ErrorBody),
     ),
 )]
 async fn service_logs(
+    req: HttpRequest,
     data: web::Data<AppData>,
     Authed(caller): Authed,
     id: web::Path<String>,
-    params: web::Query<LogParams>,
 ) -> ApiResult {
     let id = parse_id(&id, Code::NoSuchService)?;
-    service_log_response(&data, caller, id, params.follow, params.tail).await
+    let (follow, tail) = log_params(req.query_string())?;
+    service_log_response(&data, caller, id, follow, tail).await
 }
 
 /// The log of service `id` as a plain-text response, if the caller may see it: streamed from

@@ -36,10 +36,18 @@ pub struct MasterConfig {
     #[serde(default)]
     pub tls_cert: Option<PathBuf>,
 
-    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of the --tls-cert certificate.
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1, not encrypted) of the --tls-cert
+    /// certificate. It must not be readable by every user of the host (see
+    /// --tls-key-readable); readable by its group, it is used with a warning.
     #[arg(long, env = "ZOE_TLS_KEY", value_name = "PATH")]
     #[serde(default)]
     pub tls_key: Option<PathBuf>,
+
+    /// Use a --tls-key file that every user of the host can read (with a loud warning), instead
+    /// of refusing to start.
+    #[arg(long, env = "ZOE_TLS_KEY_READABLE")]
+    #[serde(default)]
+    pub tls_key_readable: bool,
 
     /// Directory for checkpoints, kept logs and the lock file.
     #[arg(long, env = "ZOE_STATE_DIR", default_value = "./zoe-state")]

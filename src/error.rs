@@ -17,6 +17,9 @@ pub const REALM: &str = "Basic realm=\"zoe\"";
 pub enum HttpCode {
     /// The request body is not valid JSON.
     InvalidJson,
+    /// A JSON object of the request body names a key twice (which value counts would be a
+    /// guess).
+    DuplicateKey,
     /// The request is well-formed JSON but a field is missing or has the wrong type, or a query
     /// parameter is malformed.
     InvalidRequest,
@@ -58,6 +61,7 @@ impl HttpCode {
     pub fn as_str(self) -> &'static str {
         match self {
             HttpCode::InvalidJson => "invalid_json",
+            HttpCode::DuplicateKey => "duplicate_key",
             HttpCode::InvalidRequest => "invalid_request",
             HttpCode::InvalidRole => "invalid_role",
             HttpCode::UnknownQuery => "unknown_query",
@@ -172,6 +176,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         },
         ErrorCode::Http(code) => match code {
             HttpCode::InvalidJson
+            | HttpCode::DuplicateKey
             | HttpCode::InvalidRequest
             | HttpCode::InvalidRole
             | HttpCode::UnknownQuery

@@ -16,6 +16,8 @@ pub mod checkpoint_cmd;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod escape;
+pub mod headers;
 pub mod idle;
 pub mod limits;
 pub mod listing;

@@ -24,6 +24,35 @@ const INLINE_ARCHIVED: usize = 64;
 const CHUNK: usize = 256;
 /// The query parameters `GET /execution` knows.
 const KNOWN: [&str; 6] = ["status", "name", "owner", "since", "before", "limit"];
+/// Those of them that take one value (`status` may be repeated).
+pub const SINGLE: [&str; 5] = ["name", "owner", "since", "before", "limit"];
+/// The most query parameters an API request may have.
+pub const MAX_PARAMETERS: usize = 32;
+
+/// The parameters of an API request's query string: at most [`MAX_PARAMETERS`] (counted
+/// before anything is decoded), and none of `single` given twice (`?limit=1&limit=5` would
+/// leave which one counts to a guess): both refused with `invalid_filters`.
+pub fn query_pairs(query: &str, single: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
+    let count = query.split('&').filter(|p| !p.is_empty()).count();
+    if count > MAX_PARAMETERS {
+        return Err(ApiError::new(
+            HttpCode::InvalidFilters,
+            format!("the query has {count} parameters; at most {MAX_PARAMETERS} are accepted"),
+        ));
+    }
+    let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
+        .map_err(|e| invalid(format!("bad query parameters: {e}")))?
+        .into_inner();
+    for (i, (key, _)) in pairs.iter().enumerate() {
+        if single.contains(&key.as_str()) && pairs[..i].iter().any(|(k, _)| k == key) {
+            return Err(ApiError::new(
+                HttpCode::InvalidFilters,
+                format!("{key} is given more than once; it takes one value, so give it once"),
+            ));
+        }
+    }
+    Ok(pairs)
+}
 
 fn invalid(message: String) -> ApiError {
     ApiError::new(HttpCode::InvalidRequest, message)
@@ -186,6 +215,25 @@ mod tests {
             let e = parse(&q(&[(k, v)])).unwrap_err();
             assert!(e.message.contains(says), "{k}={v}: {}", e.message);
         }
+    }
+
+    #[test]
+    fn repeated_single_parameters_and_floods_of_parameters_are_refused() {
+        let pairs = query_pairs("status=running&status=error&limit=5", &SINGLE).unwrap();
+        assert_eq!(pairs.len(), 3);
+        for query in ["limit=1&limit=5", "name=a&status=running&name=b", "before=3&before=3"] {
+            let e = query_pairs(query, &SINGLE).unwrap_err();
+            assert_eq!(e.code, HttpCode::InvalidFilters.into(), "{query}");
+            assert!(e.message.contains("more than once"), "{query}: {}", e.message);
+        }
+        let flood = vec!["status=running"; MAX_PARAMETERS + 1].join("&");
+        let e = query_pairs(&flood, &SINGLE).unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (HttpCode::InvalidFilters.into(), "the query has 33 parameters; at most 32 are accepted")
+        );
+        assert_eq!(query_pairs(&vec!["status=running"; MAX_PARAMETERS].join("&"), &SINGLE).unwrap().len(), 32);
+        assert_eq!(query_pairs("", &SINGLE).unwrap(), vec![]);
     }
 
     #[test]

@@ -179,7 +179,9 @@ pub struct Running {
 pub fn start(config: MasterConfig) -> Result<Running, StartError> {
     // TLS first: a bad certificate or key stops the master before it touches the state.
     let tls = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key).map_err(StartError)?),
+        (Some(cert), Some(key)) => {
+            Some(crate::tls::server_config(cert, key, config.tls_key_readable).map_err(StartError)?)
+        }
         (None, None) => None,
         (Some(_), None) => return Err(StartError("--tls-cert needs --tls-key (ZOE_TLS_KEY, tls-key) as well".into())),
         (None, Some(_)) => {
@@ -373,8 +375,9 @@ pub fn create_app(
             }
         })
         .wrap(actix_web::middleware::from_fn(crate::paths::normalize))
-        // Outermost: application hosts never reach Zoe's routes.
+        // Application hosts never reach Zoe's routes.
         .wrap(actix_web::middleware::from_fn(crate::apps::split))
+        .wrap(actix_web::middleware::from_fn(crate::headers::nosniff))
         .configure(crate::observability::configure)
         .configure(crate::api::configure)
         .configure(crate::proxy::configure)

@@ -1,7 +1,8 @@
 //! What operators watch: `/healthz` (the process answers), `/readyz` (the state actor answers),
 //! and `/metrics` in the Prometheus text format: API latency by endpoint and status, executions
 //! by status, queue length, reserved and total resources, checkpoint writes, Docker trouble.
-//! These three need no credentials and reveal no names.
+//! These three need no credentials and reveal no names. And the master's log itself: text or
+//! JSON lines on stderr, with the control characters of what they quote escaped.
 
 use std::collections::HashSet;
 use std::sync::{OnceLock, RwLock};
@@ -19,6 +20,61 @@ use zoe_actors::state_actor::Ping;
 use zoe_checkpoints::ExecutionStatus;
 
 use crate::AppData;
+
+/// The master's log: one line per event, as text or JSON, on `writer`, filtered by `filter`
+/// (`ZOE_LOG`). Events quote what tenants wrote (errors of their executions' starts, names): in
+/// text every control character of a message or field is escaped, so no event can move a
+/// terminal's cursor, retitle it or begin a line of its own (`\r`, `\n`); in JSON, which
+/// escapes most of them, the few it leaves raw (DEL and U+0080 to U+009F) are escaped too.
+pub fn log_subscriber<W>(
+    json: bool,
+    filter: tracing_subscriber::EnvFilter,
+    writer: W,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
+    use tracing_subscriber::field::MakeExt;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        return Box::new(builder.with_writer(JsonSafe(writer)).json().finish());
+    }
+    let fields = tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+        let text = format!("{value:?}");
+        let text = crate::escape::controls(&text);
+        if field.name() == "message" {
+            write!(w, "{text}")
+        } else {
+            write!(w, "{}={text}", field.name())
+        }
+    })
+    .delimited(" ");
+    Box::new(builder.with_writer(writer).fmt_fields(fields).finish())
+}
+
+/// A log writer for JSON lines that escapes what `serde_json` leaves raw
+/// ([`crate::escape::json_controls`]). Each event comes in one write.
+struct JsonSafe<W>(W);
+
+impl<'a, W: tracing_subscriber::fmt::MakeWriter<'a>> tracing_subscriber::fmt::MakeWriter<'a> for JsonSafe<W> {
+    type Writer = JsonSafe<W::Writer>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        JsonSafe(self.0.make_writer())
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for JsonSafe<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        self.0.write_all(crate::escape::json_controls(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
 
 /// Upper bounds of the latency histogram buckets, in seconds.
 const BUCKETS: [f64; 13] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -237,4 +293,58 @@ async fn metrics(data: web::Data<AppData>) -> HttpResponse {
     }
     let _ = encode_eof(&mut out);
     HttpResponse::Ok().content_type("application/openmetrics-text; version=1.0.0; charset=utf-8").body(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    /// What a subscriber wrote.
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A log line quoting a tenant's command.
+    fn logged(json: bool) -> String {
+        let out = Capture::default();
+        let writer = out.clone();
+        let sub = super::log_subscriber(json, tracing_subscriber::EnvFilter::new("info"), move || writer.clone());
+        let spoof = "\u{1b}]0;PWNED\u{7}\u{1b}[1A\u{1b}[2K\rzoe: all good\nINFO forged line \u{9b}2J";
+        tracing::subscriber::with_default(sub, || {
+            tracing::warn!(command = spoof, "execution 3 failed to start: {spoof}");
+        });
+        let bytes = out.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn log_lines_escape_what_they_quote() {
+        for json in [false, true] {
+            let line = logged(json);
+            assert_eq!(line.matches('\n').count(), 1, "one line: {line:?}");
+            assert!(line.ends_with('\n'));
+            let raw = line.trim_end_matches('\n');
+            let ansi_colour = |i: usize| {
+                !json && raw[i..].starts_with("\u{1b}[") && raw[i + 2..].starts_with(|c: char| c.is_ascii_digit())
+            };
+            // Nothing but the formatter's own colours (in text on a terminal) is a control character.
+            for (i, c) in raw.char_indices() {
+                assert!(!c.is_control() || (c == '\u{1b}' && ansi_colour(i)), "{c:?} at {i} in {raw:?}");
+            }
+            assert!(!raw.contains('\r') && !raw.contains("\u{9b}"), "{raw:?}");
+            assert!(raw.contains("PWNED") && raw.contains("forged line"), "{raw:?}");
+        }
+        assert!(logged(false).contains("failed to start: \\u{1b}]0;PWNED\\u{7}"), "{}", logged(false));
+        let json: serde_json::Value = serde_json::from_str(&logged(true)).unwrap();
+        assert!(json["fields"]["message"].as_str().unwrap().contains("\u{1b}]0;PWNED\u{7}"), "{json}");
+    }
 }

@@ -106,6 +106,9 @@ const RESERVED_HEADERS: &[&str] = &[
 ///   not exist, or has a malformed template (a lone brace, `{}`);
 /// - `too_long`: a string longer than its limit, or a container host name longer than a DNS
 ///   label ([`check_host_names`]);
+/// - `control_character`: a command or an environment value holds a control character other than
+///   tab and newline (an escape sequence would reach the terminal of whoever reads it back);
+/// - `duplicate_key`: two environment variables of a service have the same name;
 /// - `volumes_not_allowed`: a service asks for host path volumes;
 /// - `networks_not_allowed`: a service asks for extra Docker networks;
 /// - `invalid_secret_header`: a port's `secret_header` that is not `Name: value` with `{secret}`
@@ -130,6 +133,8 @@ pub const CODES: &[&str] = &[
     "invalid_command",
     "registry_not_allowed",
     "invalid_secret_header",
+    "control_character",
+    "duplicate_key",
 ];
 
 /// Why an application description was rejected.
@@ -297,6 +302,7 @@ fn parse_service(v: &Value, path: String, earlier: &[ServiceDescription]) -> Res
         Some((v, path)) => {
             let command = string_value(v, &path)?;
             check_length(command, &path, MAX_COMMAND)?;
+            check_controls(command, &path)?;
             check_template(command, &path)?;
             if let Err(e) = shell_words::split(command) {
                 return fail(
@@ -395,8 +401,9 @@ fn parse_environment(v: &Value, path: &str) -> Res<Vec<(String, String)>> {
         );
     }
     let mut out = Vec::with_capacity(list.len());
+    let list_path = path;
     for (i, entry) in list.iter().enumerate() {
-        let path = index_path(path, i);
+        let path = index_path(list_path, i);
         let pair = match entry {
             Value::Array(pair) if pair.len() == 2 => pair,
             Value::Array(pair) => {
@@ -431,9 +438,21 @@ fn parse_environment(v: &Value, path: &str) -> Res<Vec<(String, String)>> {
             );
         }
 
+        if let Some(j) = out.iter().position(|(n, _)| n == name) {
+            return fail(
+                &name_path,
+                "duplicate_key",
+                format!(
+                    "environment variable {name} is already set by {}; set each variable once",
+                    index_path(list_path, j)
+                ),
+            );
+        }
+
         let value_path = index_path(&path, 1);
         let value = string_value(value_value, &value_path)?;
         check_length(value, &value_path, MAX_ENV_VALUE)?;
+        check_controls(value, &value_path)?;
         check_template(value, &value_path)?;
 
         out.push((name.to_string(), value.to_string()));
@@ -770,6 +789,24 @@ fn check_length(s: &str, path: &str, max: usize) -> Res<()> {
     Ok(())
 }
 
+/// Refuses control characters other than tab and newline: escape sequences and carriage returns
+/// in a command or a variable come back in errors, logs and listings that people read in a
+/// terminal.
+fn check_controls(s: &str, path: &str) -> Res<()> {
+    match s.chars().enumerate().find(|(_, c)| c.is_control() && !matches!(c, '\t' | '\n')) {
+        None => Ok(()),
+        Some((i, c)) => fail(
+            path,
+            "control_character",
+            format!(
+                "must not contain control characters other than tab and newline; character {} is U+{:04X}",
+                i + 1,
+                u32::from(c)
+            ),
+        ),
+    }
+}
+
 fn check_template(s: &str, path: &str) -> Res<()> {
     template::check(s).or_else(|message| fail(path, "unknown_template_variable", message))
 }
@@ -780,9 +817,17 @@ fn is_env_name(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// `s` shortened for quoting in a message or path.
+/// `s` shortened for quoting in a message or path, with its control characters escaped.
 fn quote(s: &str) -> String {
-    crate::naming::shorten(s, MAX_QUOTED)
+    let mut out = String::new();
+    for c in crate::naming::shorten(s, MAX_QUOTED).chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The allowed key closest to a misspelt `key`, if one is close enough to be a likely typo.
@@ -1272,10 +1317,11 @@ mod tests {
             error(&with("services/2/ports", json!(vec![port; 33]))),
             ("services[2].ports".into(), "out_of_range")
         );
-        let env = json!(["A", "b"]);
-        assert!(parse_application(&with("services/2/environment", json!(vec![env.clone(); 256]))).is_ok());
+        // (Each variable named once: a name set twice is refused, see `environment_entries`.)
+        let env = |n: usize| (0..n).map(|i| json!([format!("A{i}"), "b"])).collect::<Vec<_>>();
+        assert!(parse_application(&with("services/2/environment", json!(env(256)))).is_ok());
         assert_eq!(
-            error(&with("services/2/environment", json!(vec![env; 257]))),
+            error(&with("services/2/environment", json!(env(257)))),
             ("services[2].environment".into(), "out_of_range")
         );
     }
@@ -1459,6 +1505,40 @@ mod tests {
     }
 
     #[test]
+    fn control_characters_are_refused_in_commands_and_environment_values() {
+        // A tenant's command that would drive the terminal of an administrator reading it back:
+        // set the window title, move the cursor up, erase the line, return to its start.
+        let spoof = "\u{1b}]0;PWNED\u{7}\u{1b}[1A\u{1b}[2K\rzoe: all good";
+        let doc = with("services/2/command", json!(spoof));
+        assert_eq!(error(&doc), ("services[2].command".into(), "control_character"));
+        assert!(message(&doc).ends_with("character 1 is U+001B"), "{}", message(&doc));
+        for (bad, at) in
+            [("a\rb", "character 2 is U+000D"), ("\u{7f}", "U+007F"), ("x\u{9b}2J", "U+009B"), ("\0", "U+0000")]
+        {
+            let doc = with("services/1/environment/0/1", json!(bad));
+            assert_eq!(error(&doc), ("services[1].environment[0][1]".into(), "control_character"), "{bad:?}");
+            assert!(message(&doc).ends_with(at), "{}", message(&doc));
+        }
+        // Tabs and newlines are text: a script in a command, a multi-line value.
+        assert!(parse_application(&with("services/2/command", json!("sh -c 'echo a\n\techo b'"))).is_ok());
+        assert!(parse_application(&with("services/1/environment/0/1", json!("line 1\nline 2\tend"))).is_ok());
+        // Messages that quote what was sent show its control characters escaped.
+        let doc = with("services/0/docker_image", json!("\u{1b}[2Jimg"));
+        assert!(message(&doc).contains("\"\\u{1b}[2Jimg\""), "{}", message(&doc));
+    }
+
+    #[test]
+    fn an_environment_variable_set_twice_is_refused() {
+        let doc = with("services/1/environment", json!([["A", "1"], ["B", "2"], ["A", "3"]]));
+        assert_eq!(error(&doc), ("services[1].environment[2][0]".into(), "duplicate_key"));
+        assert!(message(&doc).contains("already set by services[1].environment[0]"), "{}", message(&doc));
+        // The same name in two services is fine.
+        let mut doc = with("services/2/environment", json!([["A", "1"]]));
+        *at(&mut doc, "services/1/environment") = json!([["A", "2"]]);
+        assert!(parse_application(&doc).is_ok(), "{:?}", parse_application(&doc));
+    }
+
+    #[test]
     fn volumes_and_networks() {
         let doc = with("services/0/volumes", json!([["/etc", "/mnt/etc", true]]));
         assert_eq!(error(&doc), ("services[0].volumes".into(), "volumes_not_allowed"));
@@ -1518,6 +1598,8 @@ mod tests {
             error(&with("services/0/networks", json!(["x"]))).1,
             error(&with("services/0/command", json!("sh -c 'unclosed"))).1,
             error(&with("services/2/ports/1/secret_header", json!("Authorization token"))).1,
+            error(&with("services/0/command", json!("echo \u{1b}[2J"))).1,
+            error(&with("services/1/environment", json!([["A", "1"], ["A", "2"]]))).1,
         ];
         let remote = parse_application(&with("services/0/docker_image", json!("evil.example/x"))).unwrap();
         produced.push(check_registries(&remote, &[]).unwrap_err().code);

@@ -18,6 +18,7 @@ pub mod reader;
 pub mod scheduler;
 pub mod simulator;
 pub mod state_actor;
+pub mod strict_json;
 pub mod template;
 pub mod transitions;
 pub mod units;

@@ -1,7 +1,7 @@
 //! The scheduling simulator behind `zoe simulate`: replays a workload through the same pure
-//! ordering, picking, growing and placement functions as the master
-//! ([`crate::scheduler::order`], [`crate::scheduler::pick`], [`crate::scheduler::grow`],
-//! [`crate::placement::place`]), with a simulated clock and a list of nodes, rigid or elastic,
+//! picking, growing and placement functions as the master ([`crate::scheduler::pick`],
+//! [`crate::scheduler::grow`], [`crate::placement::place`]) and the order of
+//! [`crate::scheduler::order`], with a simulated clock and a list of nodes, rigid or elastic,
 //! and reports queue times, turnaround times and utilisation.
 //!
 //! A trace is CSV, one execution per line, after a header line:
@@ -12,14 +12,14 @@
 //! 12.5,4096,2,1800,900,1,3
 //! ```
 //!
-//! `submit_s` is when it is submitted (seconds from the start), `memory_mib` and `cores` what
-//! each of its instances (containers, each placed on a node) reserves, `priority` 0 to 1024
-//! (higher first with the `priority` policy). It has `essential_instances` (1 or more), which
-//! admit it, and `elastic_instances` (0 or more), which only make it faster; 1000 instances at
-//! most in all. `duration_s` is how long it runs with all its instances; with only part of its
-//! elastic instances running it progresses at the rate (essential + elastic running) /
-//! (essential + elastic): 1 essential and 3 elastic instances, 2 of them running, do 3/4 of a
-//! second's work each second.
+//! `submit_s` is when it is submitted (seconds from the start; lines in submission order),
+//! `memory_mib` and `cores` what each of its instances (containers, each placed on a node)
+//! reserves, `priority` 0 to 1024 (higher first with the `priority` policy). It has
+//! `essential_instances` (1 or more), which admit it, and `elastic_instances` (0 or more), which
+//! only make it faster; 1000 instances at most in all. `duration_s` is how long it runs with all
+//! its instances; with only part of its elastic instances running it progresses at the rate
+//! (essential + elastic running) / (essential + elastic): 1 essential and 3 elastic instances, 2
+//! of them running, do 3/4 of a second's work each second.
 //!
 //! Older traces still read: with 6 columns the last is `instances` (all essential), with 5
 //! columns an execution is one instance. Lines that are empty or start with `#` are skipped.
@@ -31,18 +31,35 @@
 //! just admitted and the running ones missing elastic instances, in the policy's order, start
 //! elastic instances while they fit. This happens at every submission and end. Elastic instances
 //! run until their execution ends (none dies in the simulation).
+//!
+//! A trace is read as a stream ([`TraceReader`], lines of at most [`MAX_LINE`] bytes) and the
+//! simulation keeps only the executions that wait or run, so a trace of millions of lines costs
+//! the memory of its queue, not of its text. The queue is a heap ordered by a key that does not
+//! change while executions wait (see [`QueueKey`]): each event costs a logarithm of the queue's
+//! length, not a sort of it.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BinaryHeap, HashMap};
+use std::io::BufRead;
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
 use crate::placement::{place, Node};
-use crate::scheduler::{grow, order, pick, Policy, Resources, Waiting};
+use crate::scheduler::{grow, pick, Policy, Resources, Waiting};
 
 /// Instances of one execution at most.
 pub const MAX_INSTANCES: u32 = 1000;
+/// Longest line of a trace, in bytes (a line of seven numbers takes well under 200).
+pub const MAX_LINE: usize = 1024;
+/// Largest `submit_s` and `duration_s`: about 317 years, room for Unix times as well.
+pub const MAX_SECONDS: f64 = 1e10;
+/// Largest `memory_mib` of an instance (1 EiB).
+pub const MAX_MEMORY_MIB: f64 = 1_099_511_627_776.0;
+/// Largest `cores` of an instance.
+pub const MAX_CORES: f64 = 1e6;
+/// How often, in executions submitted, a simulation reports its progress.
+pub const PROGRESS_EVERY: usize = 1 << 14;
 
 /// One execution of a trace.
 #[derive(Clone, Debug, PartialEq)]
@@ -80,11 +97,21 @@ impl Job {
         f64::from(running) / f64::from(self.instances().max(1))
     }
 
-    /// As the scheduler sees it in the queue.
-    fn waiting(&self, id: usize, submitted: OffsetDateTime) -> Waiting {
+    /// What admits it: all its instances (rigid) or its essential ones (elastic).
+    fn admitted(&self, elastic: bool) -> u32 {
+        if elastic {
+            self.essential
+        } else {
+            self.instances()
+        }
+    }
+
+    /// As the scheduler's `pick` sees it in the queue. (`pick` does not read the submission
+    /// time: the simulator keeps the queue in order itself, see [`QueueKey`].)
+    fn waiting(&self, id: usize) -> Waiting {
         Waiting {
             id: id as u64,
-            submitted,
+            submitted: OffsetDateTime::UNIX_EPOCH,
             priority: self.priority,
             need: self.total(),
             instances: vec![self.need; self.instances() as usize],
@@ -96,63 +123,171 @@ impl Job {
 /// The header line of a trace, as [`to_csv`] writes it.
 pub const HEADER: &str = "submit_s,memory_mib,cores,duration_s,priority,essential_instances,elastic_instances";
 
-/// Parses a trace; the error names the line and the column.
-pub fn parse_trace(text: &str) -> Result<Vec<Job>, String> {
-    let mut jobs = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || (i == 0 && line.starts_with("submit")) {
-            continue;
-        }
-        let f: Vec<&str> = line.split(',').map(str::trim).collect();
-        let bad = |what: &str| format!("line {}: {what}", i + 1);
-        if !(5..=7).contains(&f.len()) {
-            return Err(bad(&format!(
-                "{} fields, expected 5 to 7: submit_s,memory_mib,cores,duration_s,priority and either instances \
-                 or essential_instances,elastic_instances",
-                f.len()
-            )));
-        }
-        let count = |k: usize, name: &str, min: u32| {
-            f[k].parse::<u32>()
-                .ok()
-                .filter(|n| (min..=MAX_INSTANCES).contains(n))
-                .ok_or_else(|| bad(&format!("{name} {:?} is not a whole number from {min} to {MAX_INSTANCES}", f[k])))
-        };
-        let (essential, elastic) = match f.len() {
-            5 => (1, 0),
-            6 => (count(5, "instances", 1)?, 0),
-            _ => (count(5, "essential_instances", 1)?, count(6, "elastic_instances", 0)?),
-        };
-        if essential + elastic > MAX_INSTANCES {
-            return Err(bad(&format!(
-                "essential_instances + elastic_instances is {}, more than {MAX_INSTANCES}",
-                essential + elastic
-            )));
-        }
-        let num = |k: usize, name: &str| {
-            f[k].parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite() && *v >= 0.0)
-                .ok_or_else(|| bad(&format!("{name} {:?} is not a number >= 0", f[k])))
-        };
-        let memory = num(1, "memory_mib")?;
-        let priority = f[4]
-            .parse::<u32>()
-            .ok()
-            .filter(|p| *p <= 1024)
-            .ok_or_else(|| bad(&format!("priority {:?} is not a whole number from 0 to 1024", f[4])))?;
-        jobs.push(Job {
-            submit: num(0, "submit_s")?,
-            need: Resources { memory: (memory * 1024.0 * 1024.0) as u64, cores: num(2, "cores")? },
-            duration: num(3, "duration_s")?,
-            priority,
-            essential,
-            elastic,
-        });
+/// Parses one line of a trace (`number` counts from 1); `None` for a line to skip (empty, a
+/// comment, the header). The error names the line and the column.
+pub fn parse_line(line: &str, number: usize) -> Result<Option<Job>, String> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') || (number == 1 && line.starts_with("submit")) {
+        return Ok(None);
     }
-    jobs.sort_by(|a, b| a.submit.total_cmp(&b.submit));
-    Ok(jobs)
+    let f: Vec<&str> = line.split(',').map(str::trim).collect();
+    let bad = |what: &str| format!("line {number}: {what}");
+    if !(5..=7).contains(&f.len()) {
+        return Err(bad(&format!(
+            "{} fields, expected 5 to 7: submit_s,memory_mib,cores,duration_s,priority and either instances \
+             or essential_instances,elastic_instances",
+            f.len()
+        )));
+    }
+    let count = |k: usize, name: &str, min: u32| {
+        f[k].parse::<u32>()
+            .ok()
+            .filter(|n| (min..=MAX_INSTANCES).contains(n))
+            .ok_or_else(|| bad(&format!("{name} {:?} is not a whole number from {min} to {MAX_INSTANCES}", f[k])))
+    };
+    let (essential, elastic) = match f.len() {
+        5 => (1, 0),
+        6 => (count(5, "instances", 1)?, 0),
+        _ => (count(5, "essential_instances", 1)?, count(6, "elastic_instances", 0)?),
+    };
+    if essential + elastic > MAX_INSTANCES {
+        return Err(bad(&format!(
+            "essential_instances + elastic_instances is {}, more than {MAX_INSTANCES}",
+            essential + elastic
+        )));
+    }
+    let num = |k: usize, name: &str, max: f64| {
+        f[k].parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && (0.0..=max).contains(v))
+            .ok_or_else(|| bad(&format!("{name} {:?} is not a number from 0 to {max}", f[k])))
+    };
+    let memory = num(1, "memory_mib", MAX_MEMORY_MIB)?;
+    let priority = f[4]
+        .parse::<u32>()
+        .ok()
+        .filter(|p| *p <= 1024)
+        .ok_or_else(|| bad(&format!("priority {:?} is not a whole number from 0 to 1024", f[4])))?;
+    Ok(Some(Job {
+        submit: num(0, "submit_s", MAX_SECONDS)?,
+        need: Resources { memory: (memory * 1024.0 * 1024.0) as u64, cores: num(2, "cores", MAX_CORES)? },
+        duration: num(3, "duration_s", MAX_SECONDS)?,
+        priority,
+        essential,
+        elastic,
+    }))
+}
+
+/// A trace read line by line from `input`: each line at most [`MAX_LINE`] bytes, in submission
+/// order. Yields each execution, or the first error (naming the line), then stops.
+pub struct TraceReader<R> {
+    input: R,
+    /// Lines read so far.
+    line: usize,
+    /// The submission time of the latest execution.
+    last_submit: f64,
+    buf: Vec<u8>,
+    done: bool,
+}
+
+impl<R: BufRead> TraceReader<R> {
+    pub fn new(input: R) -> Self {
+        TraceReader { input, line: 0, last_submit: 0.0, buf: Vec::with_capacity(128), done: false }
+    }
+
+    /// The next line's execution, `Ok(None)` at the end.
+    fn next_job(&mut self) -> Result<Option<Job>, String> {
+        loop {
+            self.buf.clear();
+            let limit = MAX_LINE as u64 + 1;
+            let n = std::io::Read::take(&mut self.input, limit)
+                .read_until(b'\n', &mut self.buf)
+                .map_err(|e| format!("line {}: cannot read the trace: {e}", self.line + 1))?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.line += 1;
+            let number = self.line;
+            if self.buf.len() > MAX_LINE {
+                return Err(format!(
+                    "line {number} is longer than {MAX_LINE} bytes: a trace has one execution of 5 to 7 numbers per line"
+                ));
+            }
+            let text = std::str::from_utf8(&self.buf)
+                .map_err(|_| format!("line {number} is not text (UTF-8): a trace is CSV"))?;
+            let Some(job) = parse_line(text, number)? else { continue };
+            if job.submit < self.last_submit {
+                return Err(format!(
+                    "line {number}: submit_s {} is earlier than the line before ({}): a trace lists executions in \
+                     submission order (sort it by its first column)",
+                    job.submit, self.last_submit
+                ));
+            }
+            self.last_submit = job.submit;
+            return Ok(Some(job));
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for TraceReader<R> {
+    type Item = Result<Job, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let next = self.next_job().transpose();
+        self.done = !matches!(next, Some(Ok(_)));
+        next
+    }
+}
+
+/// Parses a whole trace held in memory; the error names the line and the column.
+pub fn parse_trace(text: &str) -> Result<Vec<Job>, String> {
+    TraceReader::new(text.as_bytes()).collect()
+}
+
+/// The xorshift generator of [`generate`].
+#[derive(Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) | 1)
+    }
+
+    /// A number in [0, 1).
+    fn next(&mut self) -> f64 {
+        let x = &mut self.0;
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        (*x >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// One execution of [`generate`], without its submission time, and its work: its share of
+/// `capacity` times its running time.
+fn draw(rnd: &mut Rng, capacity: Resources) -> (Job, f64) {
+    let kind = rnd.next();
+    // The whole execution's memory (MiB), cores and running time, and its elastic instances.
+    let (mem_mib, cores, dur, elastic) = if kind < 0.7 {
+        (256.0 + 768.0 * rnd.next(), 0.5 + 0.5 * rnd.next(), 60.0 + 540.0 * rnd.next(), 0)
+    } else if kind < 0.95 {
+        (2048.0 + 2048.0 * rnd.next(), 1.0 + rnd.next(), 600.0 + 3000.0 * rnd.next(), 2 + (3.0 * rnd.next()) as u32)
+    } else {
+        (8192.0 + 8192.0 * rnd.next(), 4.0, 3600.0 + 7200.0 * rnd.next(), 4 + (5.0 * rnd.next()) as u32)
+    };
+    let count = f64::from(1 + elastic);
+    let need = Resources {
+        memory: ((mem_mib / count).round() as u64) << 20,
+        cores: ((cores / count * 10.0_f64).round() / 10.0).max(0.1),
+    };
+    let job = Job { submit: 0.0, need, duration: dur.round(), priority: 0, essential: 1, elastic };
+    let total = job.total();
+    let share = (total.memory as f64 / capacity.memory as f64).max(total.cores / capacity.cores);
+    let work = share * job.duration;
+    (Job { priority: (rnd.next() * 1024.0) as u32, ..job }, work)
 }
 
 /// A reproducible synthetic workload of `n` executions for a platform of `capacity`: mostly
@@ -160,46 +295,47 @@ pub fn parse_trace(text: &str) -> Result<Vec<Job>, String> {
 /// elastic), a few large batch ones (one essential and 4 to 8 elastic), each instance an equal
 /// share of its execution's size, arriving at random (Poisson) at a rate that keeps the platform
 /// about `load` busy (0.9: 90%) when every instance runs.
-pub fn generate(n: usize, seed: u64, capacity: Resources, load: f64) -> Vec<Job> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) | 1;
-    let mut rnd = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        (x >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let mut jobs = Vec::with_capacity(n);
+///
+/// Made in two passes over the same random numbers, so that nothing is held: the first sums the
+/// work (which sets the arrival rate), the second yields each execution as it is made.
+pub fn generate_iter(n: usize, seed: u64, capacity: Resources, load: f64) -> impl Iterator<Item = Job> {
+    let mut sizes = Rng::new(seed);
     let mut work = 0.0;
     for _ in 0..n {
-        let kind = rnd();
-        // The whole execution's memory (MiB), cores and running time, and its elastic instances.
-        let (mem_mib, cores, dur, elastic) = if kind < 0.7 {
-            (256.0 + 768.0 * rnd(), 0.5 + 0.5 * rnd(), 60.0 + 540.0 * rnd(), 0)
-        } else if kind < 0.95 {
-            (2048.0 + 2048.0 * rnd(), 1.0 + rnd(), 600.0 + 3000.0 * rnd(), 2 + (3.0 * rnd()) as u32)
-        } else {
-            (8192.0 + 8192.0 * rnd(), 4.0, 3600.0 + 7200.0 * rnd(), 4 + (5.0 * rnd()) as u32)
-        };
-        let count = f64::from(1 + elastic);
-        let need = Resources {
-            memory: ((mem_mib / count).round() as u64) << 20,
-            cores: ((cores / count * 10.0_f64).round() / 10.0).max(0.1),
-        };
-        let job = Job { submit: 0.0, need, duration: dur.round(), priority: 0, essential: 1, elastic };
-        let total = job.total();
-        let share = (total.memory as f64 / capacity.memory as f64).max(total.cores / capacity.cores);
-        work += share * job.duration;
-        jobs.push(Job { priority: (rnd() * 1024.0) as u32, ..job });
+        work += draw(&mut sizes, capacity).1;
     }
+    // The arrivals use the numbers that follow all the sizes.
+    let mut arrivals = sizes;
+    let mut sizes = Rng::new(seed);
     // Spread the submissions so that the offered load is `load`.
     let span = work / load.max(0.01);
     let mean_gap = span / n.max(1) as f64;
     let mut t = 0.0;
-    for j in &mut jobs {
-        j.submit = (t * 10.0_f64).round() / 10.0;
-        t += -mean_gap * (1.0 - rnd()).ln();
-    }
-    jobs
+    (0..n).map(move |_| {
+        let (job, _) = draw(&mut sizes, capacity);
+        let submit = (t * 10.0_f64).round() / 10.0;
+        t += -mean_gap * (1.0 - arrivals.next()).ln();
+        Job { submit, ..job }
+    })
+}
+
+/// [`generate_iter`], collected.
+pub fn generate(n: usize, seed: u64, capacity: Resources, load: f64) -> Vec<Job> {
+    generate_iter(n, seed, capacity, load).collect()
+}
+
+/// One line of a trace (without its newline), with the [`HEADER`] columns.
+pub fn csv_line(j: &Job) -> String {
+    format!(
+        "{},{},{},{},{},{},{}",
+        j.submit,
+        j.need.memory / (1024 * 1024),
+        j.need.cores,
+        j.duration,
+        j.priority,
+        j.essential,
+        j.elastic
+    )
 }
 
 /// Writes a trace, with the [`HEADER`] columns.
@@ -207,16 +343,8 @@ pub fn to_csv(jobs: &[Job]) -> String {
     let mut out = String::from(HEADER);
     out.push('\n');
     for j in jobs {
-        out.push_str(&format!(
-            "{},{},{},{},{},{},{}\n",
-            j.submit,
-            j.need.memory / (1024 * 1024),
-            j.need.cores,
-            j.duration,
-            j.priority,
-            j.essential,
-            j.elastic
-        ));
+        out.push_str(&csv_line(j));
+        out.push('\n');
     }
     out
 }
@@ -255,7 +383,7 @@ fn stats(mut v: Vec<f64>) -> (f64, f64, f64) {
     (mean, at(0.5), at(0.95))
 }
 
-/// A started execution.
+/// A started execution's progress.
 #[derive(Clone, Copy, Debug, Default)]
 struct Run {
     /// Its instances running.
@@ -267,7 +395,6 @@ struct Run {
     ran: f64,
     /// Bumped at each change of rate: end events of an older generation are stale.
     generation: u32,
-    finished: bool,
 }
 
 impl Run {
@@ -285,36 +412,150 @@ impl Run {
     }
 }
 
+/// An execution that started and has not ended.
+struct Active {
+    job: Job,
+    started: f64,
+    run: Run,
+    /// The node of each of its running instances.
+    placed: Vec<usize>,
+}
+
+/// Where an execution stands in the queue: smaller first. [`crate::scheduler::order`] sorts by
+/// a score that moves with the clock (aging), but it moves at the same pace for every waiting
+/// execution, so the order it gives at any moment after their submissions is the order of
+/// this key, which is fixed at submission:
+///
+/// - `fifo`: submission order (the trace's order);
+/// - `priority`: highest `priority + 1024 * waited / aging` first, that is the smallest
+///   `1024 * submitted - priority * aging` (in nanoseconds, exact);
+/// - `size`: smallest `share - waited / aging` first, that is the smallest
+///   `share + submitted / aging`;
+///
+/// then submission order among equals.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum QueueKey {
+    Fifo,
+    Priority(i128),
+    Size(f64),
+}
+
+impl QueueKey {
+    fn of(job: &Job, policy: Policy, capacity: Resources, aging: Duration) -> QueueKey {
+        match policy {
+            Policy::Fifo => QueueKey::Fifo,
+            Policy::Priority => {
+                let aging_ns = (aging.as_nanos() as i128).max(1_000_000);
+                let submitted_ns = (job.submit * 1e9) as i128;
+                QueueKey::Priority(1024 * submitted_ns - i128::from(job.priority) * aging_ns)
+            }
+            Policy::Size => {
+                let need = job.total();
+                let m = need.memory as f64 / (capacity.memory.max(1) as f64);
+                let c = if capacity.cores > 0.0 { need.cores / capacity.cores } else { 0.0 };
+                QueueKey::Size(m.max(c) + job.submit / aging.as_secs_f64().max(1e-3))
+            }
+        }
+    }
+
+    fn cmp(&self, other: &QueueKey) -> Ordering {
+        match (self, other) {
+            (QueueKey::Priority(a), QueueKey::Priority(b)) => a.cmp(b),
+            (QueueKey::Size(a), QueueKey::Size(b)) => a.total_cmp(b),
+            _ => Ordering::Equal,
+        }
+    }
+}
+
+/// A waiting execution: its place in the queue, its index in the trace, itself.
+struct Queued {
+    key: QueueKey,
+    index: usize,
+    job: Job,
+}
+
+impl Queued {
+    fn cmp_key(&self, other: &Queued) -> Ordering {
+        self.key.cmp(&other.key).then(self.index.cmp(&other.index))
+    }
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp_key(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Queued {}
+
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Queued {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.cmp_key(other)
+    }
+}
+
 /// Replays `jobs` through the scheduler on a platform of these `nodes`, rigid or `elastic`.
 pub fn simulate(jobs: &[Job], nodes: &[Node], policy: Policy, aging: Duration, elastic: bool) -> Report {
-    let epoch = OffsetDateTime::UNIX_EPOCH;
-    let at = |s: f64| epoch + time::Duration::seconds_f64(s);
+    let jobs = jobs.iter().cloned().map(Ok::<Job, std::convert::Infallible>);
+    match simulate_stream(jobs, nodes, policy, aging, elastic, |_| {}) {
+        Ok(report) => report,
+        Err(never) => match never {},
+    }
+}
+
+/// Replays the executions of a stream (in submission order) through the scheduler on a platform
+/// of these `nodes`, rigid or `elastic`, reading each one when the clock reaches it. Every
+/// [`PROGRESS_EVERY`] executions submitted, `progress` is told how many were. The first error of
+/// the stream stops the simulation.
+pub fn simulate_stream<E>(
+    jobs: impl IntoIterator<Item = Result<Job, E>>,
+    nodes: &[Node],
+    policy: Policy,
+    aging: Duration,
+    elastic: bool,
+    mut progress: impl FnMut(usize),
+) -> Result<Report, E> {
+    let mut jobs = jobs.into_iter().peekable();
     let capacity = nodes.iter().fold(Resources::default(), |acc, n| acc.plus(n.capacity));
     let empty: Vec<Resources> = nodes.iter().map(|n| n.capacity).collect();
-    let mut waiting: Vec<Waiting> = Vec::new();
-    // Elastic: started executions still missing elastic instances.
-    let mut hungry: Vec<Waiting> = Vec::new();
+    let key = |j: &Job| QueueKey::of(j, policy, capacity, aging);
+    let mut waiting: BinaryHeap<Reverse<Queued>> = BinaryHeap::new();
+    // Elastic: started executions still missing elastic instances, by index.
+    let mut hungry: Vec<usize> = Vec::new();
     // (end time in ms, job index, generation), soonest first.
     let mut ends: BinaryHeap<Reverse<(u64, usize, u32)>> = BinaryHeap::new();
+    let mut active: HashMap<usize, Active> = HashMap::new();
     let mut free = capacity;
     let mut free_nodes = empty.clone();
-    // The node of each running instance of each job.
-    let mut placed: Vec<Vec<usize>> = vec![Vec::new(); jobs.len()];
-    let mut started = vec![f64::NAN; jobs.len()];
-    let mut runs = vec![Run::default(); jobs.len()];
+    let (mut queue, mut turnaround) = (Vec::new(), Vec::new());
     let mut refused = 0;
     let (mut mem_area, mut core_area) = (0.0, 0.0);
     let mut now = 0.0f64;
     let mut next = 0usize;
+    let current =
+        |active: &HashMap<usize, Active>, i: usize, g: u32| active.get(&i).is_some_and(|a| a.run.generation == g);
     loop {
         // Drop the end events of executions whose rate changed since.
         while let Some(Reverse((_, i, g))) = ends.peek().copied() {
-            if g == runs[i].generation {
+            if current(&active, i, g) {
                 break;
             }
             ends.pop();
         }
-        let next_submit = jobs.get(next).map(|j| j.submit);
+        let next_submit = match jobs.peek() {
+            None => None,
+            Some(Ok(j)) => Some(j.submit),
+            Some(Err(_)) => match jobs.next() {
+                Some(Err(e)) => return Err(e),
+                _ => None,
+            },
+        };
         let next_end = ends.peek().map(|Reverse((t, _, _))| *t as f64 / 1000.0);
         let t = match (next_submit, next_end) {
             (None, None) => break,
@@ -328,69 +569,79 @@ pub fn simulate(jobs: &[Job], nodes: &[Node], policy: Policy, aging: Duration, e
         core_area += used.cores * (t - now);
         now = t;
         while let Some(Reverse((end, i, g))) = ends.peek().copied() {
-            if g == runs[i].generation && end as f64 / 1000.0 > now {
+            if current(&active, i, g) && end as f64 / 1000.0 > now {
                 break;
             }
             ends.pop();
-            if g != runs[i].generation {
+            if !current(&active, i, g) {
                 continue;
             }
-            free = free.plus(times(jobs[i].need, runs[i].instances));
-            for n in std::mem::take(&mut placed[i]) {
-                free_nodes[n] = free_nodes[n].plus(jobs[i].need);
+            let Some(a) = active.remove(&i) else { continue };
+            free = free.plus(times(a.job.need, a.run.instances));
+            for n in a.placed {
+                free_nodes[n] = free_nodes[n].plus(a.job.need);
             }
-            runs[i].finished = true;
+            queue.push(a.started - a.job.submit);
+            turnaround.push(a.started - a.job.submit + a.run.ran);
         }
-        hungry.retain(|w| !runs[w.id as usize].finished);
-        while let Some(j) = jobs.get(next).filter(|j| j.submit <= now) {
-            let w = j.waiting(next, at(j.submit));
-            if place(&mut empty.clone(), w.admitting(elastic)).is_some() {
-                waiting.push(w);
+        hungry.retain(|i| active.contains_key(i));
+        while let Some(Ok(j)) = jobs.next_if(|j| j.as_ref().is_ok_and(|j| j.submit <= now)) {
+            let admitting = vec![j.need; j.admitted(elastic) as usize];
+            if place(&mut empty.clone(), &admitting).is_some() {
+                waiting.push(Reverse(Queued { key: key(&j), index: next, job: j }));
             } else {
                 refused += 1;
             }
             next += 1;
-        }
-        order(&mut waiting, policy, Some(capacity), aging, at(now));
-        let chosen = pick(&waiting, &mut free.clone(), Some(&mut free_nodes.clone()), elastic);
-        let drained = chosen.len() == waiting.len();
-        // Executions whose running instances change now.
-        let mut changed: Vec<(usize, u32)> = Vec::new();
-        for id in &chosen {
-            let i = *id as usize;
-            let j = &jobs[i];
-            let admitted = if elastic { j.essential } else { j.instances() };
-            started[i] = now;
-            free = free.minus(times(j.need, admitted));
-            // The same placement `pick` found, in the same order.
-            placed[i] = place(&mut free_nodes, &vec![j.need; admitted as usize]).unwrap_or_default();
-            runs[i] = Run { left: j.duration, since: now, ..Run::default() };
-            changed.push((i, admitted));
-        }
-        // `pick` takes a prefix of the ordered queue.
-        for w in waiting.drain(..chosen.len()) {
-            if elastic && jobs[w.id as usize].elastic > 0 {
-                hungry.push(w);
+            if next.is_multiple_of(PROGRESS_EVERY) {
+                progress(next);
             }
         }
+        // The head of the queue in turn, through the scheduler's `pick`, while it fits (what
+        // `pick` takes from copies of what is free, as it would over the whole queue).
+        let (mut pick_free, mut pick_nodes) = (free, free_nodes.clone());
+        // Executions whose running instances change now.
+        let mut changed: Vec<(usize, u32)> = Vec::new();
+        while let Some(Reverse(head)) = waiting.peek() {
+            let w = head.job.waiting(head.index);
+            if pick(std::slice::from_ref(&w), &mut pick_free, Some(&mut pick_nodes), elastic).is_empty() {
+                break;
+            }
+            let Some(Reverse(Queued { index: i, job: j, .. })) = waiting.pop() else { break };
+            let admitted = j.admitted(elastic);
+            free = free.minus(times(j.need, admitted));
+            // The same placement `pick` found, in the same order.
+            let placed = place(&mut free_nodes, &vec![j.need; admitted as usize]).unwrap_or_default();
+            let run = Run { left: j.duration, since: now, ..Run::default() };
+            if elastic && j.elastic > 0 {
+                hungry.push(i);
+            }
+            active.insert(i, Active { job: j, started: now, run, placed });
+            changed.push((i, admitted));
+        }
+        let drained = waiting.is_empty();
         // Elastic instances start only when nothing waits for room.
         if elastic && drained && !hungry.is_empty() {
-            order(&mut hungry, policy, Some(capacity), aging, at(now));
+            hungry.sort_by(|a, b| match (active.get(a), active.get(b)) {
+                (Some(x), Some(y)) => key(&x.job).cmp(&key(&y.job)).then(a.cmp(b)),
+                _ => a.cmp(b),
+            });
             let missing: Vec<(u64, Vec<Resources>)> = hungry
                 .iter()
-                .map(|w| {
-                    let i = w.id as usize;
-                    let has = runs[i].instances + changed.iter().find(|(c, _)| *c == i).map_or(0, |(_, n)| *n);
-                    (w.id, vec![jobs[i].need; (jobs[i].instances() - has) as usize])
+                .filter_map(|i| active.get(i).map(|a| (i, a)))
+                .map(|(i, a)| {
+                    let has = a.run.instances + changed.iter().find(|(c, _)| c == i).map_or(0, |(_, n)| *n);
+                    (*i as u64, vec![a.job.need; a.job.instances().saturating_sub(has) as usize])
                 })
                 .collect();
             for (id, n) in grow(&missing, &mut free.clone(), Some(&mut free_nodes.clone()), |_, _| true) {
                 let i = id as usize;
-                let need = jobs[i].need;
+                let Some(a) = active.get_mut(&i) else { continue };
+                let need = a.job.need;
                 free = free.minus(times(need, n as u32));
                 // The same placement `grow` found: instance after instance, in the same order.
                 for _ in 0..n {
-                    placed[i].extend(place(&mut free_nodes, std::slice::from_ref(&need)).unwrap_or_default());
+                    a.placed.extend(place(&mut free_nodes, std::slice::from_ref(&need)).unwrap_or_default());
                 }
                 match changed.iter_mut().find(|(c, _)| *c == i) {
                     Some((_, add)) => *add += n as u32,
@@ -399,26 +650,20 @@ pub fn simulate(jobs: &[Job], nodes: &[Node], policy: Policy, aging: Duration, e
             }
         }
         for (i, add) in changed {
-            let (end, generation) = runs[i].speed_up(&jobs[i], started[i], now, add);
-            ends.push(Reverse((end, i, generation)));
+            if let Some(a) = active.get_mut(&i) {
+                let (end, generation) = a.run.speed_up(&a.job, a.started, now, add);
+                ends.push(Reverse((end, i, generation)));
+            }
         }
-        hungry.retain(|w| runs[w.id as usize].instances < jobs[w.id as usize].instances());
-    }
-    let mut queue = Vec::new();
-    let mut turnaround = Vec::new();
-    for ((j, s), r) in jobs.iter().zip(&started).zip(&runs) {
-        if s.is_finite() {
-            queue.push(s - j.submit);
-            turnaround.push(s - j.submit + r.ran);
-        }
+        hungry.retain(|i| active.get(i).is_some_and(|a| a.run.instances < a.job.instances()));
     }
     let (mean_q, median_q, p95_q) = stats(queue);
     let (mean_t, median_t, _) = stats(turnaround);
     let span = now.max(1e-9);
-    Report {
+    Ok(Report {
         policy,
         elastic,
-        executions: jobs.len(),
+        executions: next,
         refused,
         mean_queue_s: mean_q,
         median_queue_s: median_q,
@@ -428,17 +673,18 @@ pub fn simulate(jobs: &[Job], nodes: &[Node], policy: Policy, aging: Duration, e
         utilisation_memory: mem_area / (capacity.memory as f64 * span),
         utilisation_cores: if capacity.cores > 0.0 { core_area / (capacity.cores * span) } else { 0.0 },
         makespan_s: now,
-    }
+    })
 }
 
-/// The reports as a Markdown table.
+/// The reports as a Markdown table; `refused` counts the executions that could never start
+/// (larger than the platform, or than every node), which the other columns leave out.
 pub fn table(reports: &[Report]) -> String {
     let mut out = String::from(
-        "| policy | executions | mode | mean queue | median queue | p95 queue | mean turnaround | median turnaround | memory used | cores used | makespan |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| policy | executions | mode | mean queue | median queue | p95 queue | mean turnaround | median turnaround | memory used | cores used | makespan | refused |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in reports {
         out.push_str(&format!(
-            "| {} | {} | {} | {:.0} s | {:.0} s | {:.0} s | {:.0} s | {:.0} s | {:.1}% | {:.1}% | {:.0} s |\n",
+            "| {} | {} | {} | {:.0} s | {:.0} s | {:.0} s | {:.0} s | {:.0} s | {:.1}% | {:.1}% | {:.0} s | {} |\n",
             r.policy.as_str(),
             r.executions - r.refused,
             if r.elastic { "elastic" } else { "rigid" },
@@ -449,7 +695,8 @@ pub fn table(reports: &[Report]) -> String {
             r.median_turnaround_s,
             100.0 * r.utilisation_memory,
             100.0 * r.utilisation_cores,
-            r.makespan_s
+            r.makespan_s,
+            r.refused
         ));
     }
     out
@@ -668,5 +915,127 @@ submit_s,memory_mib,cores,duration_s,priority,essential_instances,elastic_instan
             // Admitting on essential instances shortens the queue.
             assert!(mean_queue[1] <= mean_queue[0], "{}: rigid, elastic {mean_queue:?}", p.as_str());
         }
+    }
+
+    #[test]
+    fn hostile_lines_are_refused_with_their_number_and_never_panic() {
+        let err = |trace: &str| parse_trace(trace).unwrap_err();
+        // Times that once overflowed the clock (about 2.6e11 s and more), and other numbers out
+        // of range.
+        for (line, want) in [
+            ("3e11,1,1,1,1", "line 2: submit_s \"3e11\" is not a number from 0 to 10000000000"),
+            ("0,1,1,2.6e11,1", "line 2: duration_s \"2.6e11\""),
+            ("0,1,1,1e308,1", "line 2: duration_s"),
+            ("NaN,1,1,1,1", "line 2: submit_s \"NaN\""),
+            ("0,inf,1,1,1", "line 2: memory_mib \"inf\""),
+            ("0,1,-1,1,1", "line 2: cores \"-1\""),
+            ("0,1,1e9,1,1", "line 2: cores \"1e9\""),
+        ] {
+            assert!(err(&format!("{HEADER}\n{line}\n")).starts_with(want), "{line}: {}", err(line));
+        }
+        // Lines out of submission order, a line without end, bytes that are not text.
+        assert!(err("5,1,1,1,1\n4,1,1,1,1\n").starts_with("line 2: submit_s 4 is earlier than the line before (5)"));
+        assert!(err(&"0".repeat(100_000)).starts_with("line 1 is longer than 1024 bytes"));
+        let long = format!("{HEADER}\n0,1,1,1,1{}\n", " ".repeat(2000));
+        assert!(err(&long).starts_with("line 2 is longer than 1024 bytes"));
+        let bytes: &[u8] = b"0,1,1,1,1\n\xff\xfe,1,1,1,1\n";
+        let got: Result<Vec<Job>, String> = TraceReader::new(bytes).collect();
+        assert!(got.unwrap_err().starts_with("line 2 is not text (UTF-8)"));
+        // The largest values read and simulate without trouble.
+        let jobs = parse_trace("1e10,1099511627776,1000000,1e10,1024,1,999\n").unwrap();
+        let r = simulate(&jobs, &one_node(u64::MAX, 1e9), Policy::Priority, AGING, true);
+        assert_eq!(r.executions, 1);
+    }
+
+    #[test]
+    fn a_stream_stops_at_its_first_error_and_keeps_only_what_waits_or_runs() {
+        let trace = format!("{HEADER}\n0,1,1,10,1\n1,1,1,10,1\n2,x,1,1,1\n3,1,1,1,1\n");
+        let e = simulate_stream(
+            TraceReader::new(trace.as_bytes()),
+            &one_node(GIB, 1.0),
+            Policy::Fifo,
+            AGING,
+            false,
+            |_| {},
+        );
+        assert_eq!(e.unwrap_err(), "line 4: memory_mib \"x\" is not a number from 0 to 1099511627776");
+        // A long trace made on the fly (never held whole), overloaded: progress is told every
+        // PROGRESS_EVERY submissions and every execution is counted.
+        let cap = Resources { memory: 64 * GIB, cores: 32.0 };
+        let n = 3 * PROGRESS_EVERY + 5;
+        let jobs = generate_iter(n, 11, cap, 3.0).map(Ok::<Job, String>);
+        let mut told = Vec::new();
+        let nodes = [Node { name: "one".into(), capacity: cap }];
+        let r = simulate_stream(jobs, &nodes, Policy::Size, AGING, true, |k| told.push(k)).unwrap();
+        assert_eq!(told, [PROGRESS_EVERY, 2 * PROGRESS_EVERY, 3 * PROGRESS_EVERY]);
+        assert_eq!((r.executions, r.refused), (n, 0));
+        assert!(r.utilisation_memory > 0.9, "overloaded: {r:?}");
+    }
+
+    #[test]
+    fn refused_executions_are_counted_and_shown() {
+        // One of 2 GiB on a node of 1 GiB: refused, the other runs.
+        let jobs = parse_trace("0,2048,1,10,1\n0,512,1,10,1\n").unwrap();
+        let r = simulate(&jobs, &one_node(GIB, 4.0), Policy::Fifo, AGING, false);
+        assert_eq!((r.executions, r.refused, r.makespan_s), (2, 1, 10.0));
+        let t = table(&[r]);
+        let row = t.lines().nth(2).unwrap();
+        assert!(row.starts_with("| fifo | 1 | rigid |") && row.ends_with("| 10 s | 1 |"), "{t}");
+        assert!(t.lines().next().unwrap().ends_with("| makespan | refused |"), "{t}");
+    }
+
+    #[test]
+    fn the_queue_key_orders_as_the_scheduler_does_at_any_moment() {
+        use crate::scheduler::order;
+        // Executions of distinct sizes and priorities at irregular times: no two have the same
+        // score, so the scheduler's order at any moment after the last submission is a fact.
+        let cap = Resources { memory: 64 * GIB, cores: 32.0 };
+        let mut x = 7u64;
+        let mut rnd = move || {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (x >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let jobs: Vec<Job> = (0..400)
+            .map(|i| Job {
+                submit: f64::from(i) * 37.3 + rnd(),
+                need: Resources { memory: (rnd() * 8e9) as u64 + 1, cores: 0.01 },
+                duration: 10.0,
+                priority: (rnd() * 1024.0) as u32,
+                essential: 1,
+                elastic: (rnd() * 4.0) as u32,
+            })
+            .collect();
+        let epoch = OffsetDateTime::UNIX_EPOCH;
+        for policy in Policy::ALL {
+            for aging in [Duration::from_secs(60), Duration::from_secs(3600)] {
+                let mut keyed: Vec<usize> = (0..jobs.len()).collect();
+                let key = |i: &usize| QueueKey::of(&jobs[*i], policy, cap, aging);
+                keyed.sort_by(|a, b| key(a).cmp(&key(b)).then(a.cmp(b)));
+                for now in [15_000.0, 1e5, 3e6] {
+                    let mut queue: Vec<Waiting> = jobs
+                        .iter()
+                        .enumerate()
+                        .map(|(i, j)| Waiting {
+                            submitted: epoch + time::Duration::seconds_f64(j.submit),
+                            ..j.waiting(i)
+                        })
+                        .collect();
+                    order(&mut queue, policy, Some(cap), aging, epoch + time::Duration::seconds_f64(now));
+                    let ordered: Vec<usize> = queue.iter().map(|w| w.id as usize).collect();
+                    assert_eq!(ordered, keyed, "{} aging {aging:?} at {now}", policy.as_str());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_generator_streams_the_same_trace_as_before() {
+        // The shipped trace was made by `zoe simulate --generate 2000 --seed 1` (64 GiB, 32 cores,
+        // load 0.9) when the generator held every execution; made line by line, it is the same.
+        let cap = Resources { memory: 64 * GIB, cores: 32.0 };
+        let shipped = include_str!("../../tests/fixtures/traces/elastic-2000.csv");
+        assert_eq!(to_csv(&generate(2000, 1, cap, 0.9)), shipped);
+        let lines: Vec<String> = generate_iter(2000, 1, cap, 0.9).map(|j| csv_line(&j)).collect();
+        assert_eq!(lines.join("\n") + "\n", shipped.split_once('\n').unwrap().1);
     }
 }

@@ -1,6 +1,12 @@
 //! The HTTP side of the command-line client: the server address and credentials, Basic
 //! authentication, timeouts, a short retry on connection failures, and the mapping of every
 //! failure to a [`CliError`] with its exit code.
+//!
+//! Redirects are not followed blindly: Zoe's API never redirects, so a redirect means a proxy in
+//! between or a wrong address. One that stays on the server's own origin (scheme, host and port)
+//! is followed (a few times at most; for a request with a body only when it keeps the method,
+//! 307 and 308); one to anywhere else is not, and the command fails saying where it was sent
+//! (exit code 5), so that no other host's answer is ever printed as Zoe's.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -21,6 +27,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const RETRY_PAUSES: [Duration; 2] = [Duration::from_millis(500), Duration::from_millis(1000)];
 /// Largest response body read into memory.
 const MAX_BODY: u64 = 256 * 1024 * 1024;
+/// Redirects within the server's origin followed at most, per request.
+const MAX_REDIRECTS: u32 = 3;
 
 /// Exit codes, documented in `zoe --help`.
 pub mod exit {
@@ -34,6 +42,9 @@ pub mod exit {
     pub const CONNECTION: u8 = 3;
     /// `start --wait --timeout`: gave up waiting; the execution is still there.
     pub const GAVE_UP: u8 = 4;
+    /// The server redirected the request to another origin (host, port or scheme), which the
+    /// client does not follow.
+    pub const REDIRECTED: u8 = 5;
 }
 
 /// Why a command failed; printed as `zoe: <message>` on stderr.
@@ -55,6 +66,9 @@ pub enum CliError {
     /// Gave up waiting.
     #[error("{0}")]
     GaveUp(String),
+    /// Sent elsewhere by a redirect that was not followed.
+    #[error("{0}")]
+    Redirected(String),
 }
 
 impl CliError {
@@ -65,6 +79,7 @@ impl CliError {
             CliError::Usage(_) => exit::USAGE,
             CliError::Connection(_) => exit::CONNECTION,
             CliError::GaveUp(_) => exit::GAVE_UP,
+            CliError::Redirected(_) => exit::REDIRECTED,
         }
     }
 }
@@ -148,22 +163,30 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client of `conn`; fails when its `--ca-file` cannot be read.
+    /// A client of `conn`; fails when its `--ca-file` cannot be read. With `--ca-file`, the
+    /// server's certificate is checked by [`crate::tls::PinnedOrSigned`]: signed by an authority
+    /// of the file, or exactly one of its certificates (a self-signed one, pinned).
     pub fn new(conn: Connection) -> Result<Client, CliError> {
+        use ureq::unversioned::transport::{ConnectProxyConnector, Connector, TcpConnector};
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", conn.user, conn.password));
-        let mut tls = ureq::tls::TlsConfig::builder().unversioned_rustls_crypto_provider(crate::tls::provider());
-        if let Some(path) = &conn.ca_file {
-            let certs = crate::tls::load_certs(path, "the CA file").map_err(CliError::Usage)?;
-            let certs: Vec<_> = certs.iter().map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned()).collect();
-            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
-        }
-        let agent = ureq::Agent::config_builder()
+        let tls = ureq::tls::TlsConfig::builder().unversioned_rustls_crypto_provider(crate::tls::provider());
+        let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .max_redirects(0)
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .user_agent(concat!("zoe-cli/", env!("CARGO_PKG_VERSION")))
             .tls_config(tls.build())
-            .build()
-            .into();
+            .build();
+        let agent = match &conn.ca_file {
+            None => config.into(),
+            Some(path) => {
+                let certs = crate::tls::load_certs(path, "the CA file").map_err(CliError::Usage)?;
+                let tls = crate::tls::client_config(certs).map_err(CliError::Usage)?;
+                let connector = ().chain(ConnectProxyConnector::default()).chain(TcpConnector::default());
+                let connector = connector.chain(crate::tls::connector::RustlsWith(tls));
+                ureq::Agent::with_parts(config, connector, ureq::unversioned::resolver::DefaultResolver::default())
+            }
+        };
         Ok(Client { conn, authorization: format!("Basic {token}"), agent })
     }
 
@@ -203,25 +226,40 @@ impl Client {
             .map_err(|e| CliError::Failed(format!("the server's answer does not have the expected shape: {e}")))
     }
 
-    /// `GET <path>` and copy the body to `out` as it arrives, flushing after each piece. With
+    /// `GET <path>` and copy the body to `out` as it arrives, flushing after each piece, with
+    /// its control characters escaped when `escape` (see [`crate::escape::StreamEscaper`]). With
     /// `endless` there is no overall time limit (for a followed log). Stops quietly when `out`
     /// is closed (a pipe into `head`).
-    pub fn stream(&self, path: &str, endless: bool, out: &mut dyn Write) -> Result<(), CliError> {
+    pub fn stream(&self, path: &str, endless: bool, escape: bool, out: &mut dyn Write) -> Result<(), CliError> {
         let timeout = if endless { None } else { Some(REQUEST_TIMEOUT) };
         let resp = self.send(Method::Get, path, None, timeout)?;
         let mut reader = resp.into_body().into_reader();
         let mut buf = vec![0u8; 16 * 1024];
+        let mut escaper = crate::escape::StreamEscaper::default();
+        let mut escaped = Vec::new();
         loop {
             let n = match reader.read(&mut buf) {
-                Ok(0) => return Ok(()),
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     return Err(CliError::Connection(format!("the log stream from {} broke off: {e}", self.conn.url)))
                 }
             };
-            match out.write_all(&buf[..n]).and_then(|()| out.flush()) {
-                Ok(()) => {}
+            escaped.clear();
+            let piece: &[u8] = match (escape, n) {
+                (false, _) => &buf[..n],
+                (true, 0) => {
+                    escaper.finish(&mut escaped);
+                    &escaped
+                }
+                (true, _) => {
+                    escaper.feed(&buf[..n], &mut escaped);
+                    &escaped
+                }
+            };
+            match out.write_all(piece).and_then(|()| out.flush()) {
+                Ok(()) if n > 0 => {}
+                Ok(()) => return Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
                 Err(e) => return Err(CliError::Failed(format!("cannot write the log: {e}"))),
             }
@@ -251,19 +289,30 @@ impl Client {
         body: Option<Vec<u8>>,
         timeout: Option<Duration>,
     ) -> Result<ureq::http::Response<ureq::Body>, CliError> {
-        let url = format!("{}{API}{path}", self.conn.url);
-        let mut pauses = RETRY_PAUSES.iter();
-        let mut attempts = 1;
+        let mut url = format!("{}{API}{path}", self.conn.url);
+        let mut redirects = 0;
         let mut resp = loop {
-            match self.attempt(method, &url, body.as_deref(), timeout) {
-                Ok(resp) => break resp,
-                Err(e) => match (retryable(method, &e), pauses.next()) {
-                    (true, Some(pause)) => {
-                        std::thread::sleep(*pause);
-                        attempts += 1;
+            let resp = self.send_once(method, &url, body.as_deref(), timeout)?;
+            if !resp.status().is_redirection() {
+                break resp;
+            }
+            let location = resp.headers().get("location").and_then(|l| l.to_str().ok()).map(str::to_string);
+            let status = resp.status().as_u16();
+            let target = location.as_deref().and_then(|l| resolve(&url, l));
+            let keeps_method = method == Method::Get || matches!(status, 307 | 308);
+            match target {
+                Some(t) if origin(&t).eq_ignore_ascii_case(origin(&self.conn.url)) && keeps_method => {
+                    redirects += 1;
+                    if redirects > MAX_REDIRECTS {
+                        return Err(CliError::Redirected(format!(
+                            "{} {path}: more than {MAX_REDIRECTS} redirects on {}; not followed further",
+                            method.as_str(),
+                            self.conn.url
+                        )));
                     }
-                    _ => return Err(self.transport_error(&e, attempts)),
-                },
+                    url = t;
+                }
+                _ => return Err(self.redirected(method, path, status, location.as_deref(), target.as_deref())),
             }
         };
         if resp.status().is_success() {
@@ -288,6 +337,78 @@ impl Client {
                 ),
             },
         })
+    }
+
+    /// Sends one request to `url`, retrying only when it could not reach the server.
+    fn send_once(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&[u8]>,
+        timeout: Option<Duration>,
+    ) -> Result<ureq::http::Response<ureq::Body>, CliError> {
+        let mut pauses = RETRY_PAUSES.iter();
+        let mut attempts = 1;
+        loop {
+            match self.attempt(method, url, body, timeout) {
+                Ok(resp) => return Ok(resp),
+                Err(e) => match (retryable(method, &e), pauses.next()) {
+                    (true, Some(pause)) => {
+                        std::thread::sleep(*pause);
+                        attempts += 1;
+                    }
+                    _ => return Err(self.transport_error(&e, attempts)),
+                },
+            }
+        }
+    }
+
+    /// The failure of a request redirected where the client does not follow.
+    fn redirected(
+        &self,
+        method: Method,
+        path: &str,
+        status: u16,
+        location: Option<&str>,
+        target: Option<&str>,
+    ) -> CliError {
+        let m = method.as_str();
+        let Some(location) = location else {
+            return CliError::Redirected(format!(
+                "{m} {path} was answered {status} (a redirect) by {} without saying where to; is it a Zoe master?",
+                self.conn.url
+            ));
+        };
+        let shown = zoe_actors::naming::shorten(location, 200);
+        let check = "Zoe's API does not redirect: check the server address (--url, ZOE_URL)";
+        match target {
+            Some(t) if origin(t).eq_ignore_ascii_case(origin(&self.conn.url)) => CliError::Redirected(format!(
+                "{m} {path} was redirected ({status}) to {shown} on the same server, which would change the \
+                 request's method; not followed. {check}"
+            )),
+            Some(t) => {
+                // The host name alone, without user info or port.
+                let host = |u: &str| {
+                    let authority = origin(u).split_once("://").map_or("", |(_, a)| a);
+                    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+                    crate::origin::split_host(authority).0.to_ascii_lowercase()
+                };
+                let place = if host(t) == host(&self.conn.url) {
+                    "another scheme or port of the same host"
+                } else {
+                    "another host"
+                };
+                CliError::Redirected(format!(
+                    "{m} {path} was redirected ({status}) by {} to {shown}, {place}; not followed, nothing was sent \
+                     there. {check}",
+                    self.conn.url
+                ))
+            }
+            None => CliError::Redirected(format!(
+                "{m} {path} was redirected ({status}) by {} to {shown}; not followed. {check}",
+                self.conn.url
+            )),
+        }
     }
 
     fn attempt(
@@ -327,7 +448,7 @@ impl Client {
             ureq::Error::Io(io) => match crate::tls::certificate_error(io) {
                 Some(why) => {
                     let hint = if self.conn.ca_file.is_some() {
-                        "is --ca-file the authority that signed the master's certificate?"
+                        "is --ca-file the authority that signed the master's certificate, or that certificate itself?"
                     } else {
                         "pass the master's certificate authority with --ca-file (or ZOE_CA_FILE)"
                     };
@@ -340,6 +461,29 @@ impl Client {
             },
             other => CliError::Connection(format!("request to {url} failed: {other}{tries}")),
         }
+    }
+}
+
+/// The origin of an absolute URL: `scheme://authority`.
+fn origin(url: &str) -> &str {
+    let after = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after..].find(['/', '?', '#']).map_or(url.len(), |i| after + i);
+    &url[..end]
+}
+
+/// Where a `Location` sends a request made to `base`: an absolute URL, or a path on `base`'s
+/// origin; `None` for anything else.
+fn resolve(base: &str, location: &str) -> Option<String> {
+    let location = location.trim();
+    let lower = location.to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        Some(location.to_string())
+    } else if let Some(rest) = location.strip_prefix("//") {
+        base.split_once("://").map(|(scheme, _)| format!("{scheme}://{rest}"))
+    } else if location.starts_with('/') {
+        Some(format!("{}{location}", origin(base)))
+    } else {
+        None
     }
 }
 
@@ -393,6 +537,19 @@ mod tests {
         assert!(matches!(normalize_url("ftp://h"), Err(CliError::Usage(_))));
         assert!(matches!(normalize_url("https://"), Err(CliError::Usage(_))));
         assert!(matches!(normalize_url("http://"), Err(CliError::Usage(_))));
+    }
+
+    #[test]
+    fn redirects_are_resolved_against_the_origin() {
+        let base = "http://zoe.example:4850/api/0.6/info";
+        assert_eq!(origin(base), "http://zoe.example:4850");
+        assert_eq!(origin("https://h"), "https://h");
+        assert_eq!(origin("http://h?x=1"), "http://h");
+        assert_eq!(resolve(base, "/api/0.6/x").as_deref(), Some("http://zoe.example:4850/api/0.6/x"));
+        assert_eq!(resolve(base, "//evil.example/x").as_deref(), Some("http://evil.example/x"));
+        assert_eq!(resolve(base, "HTTPS://evil.example/").as_deref(), Some("HTTPS://evil.example/"));
+        assert_eq!(resolve(base, "info2"), None);
+        assert_eq!(resolve(base, "javascript:alert(1)"), None);
     }
 
     #[test]

@@ -1,6 +1,12 @@
 //! One function per client subcommand: the requests it sends (those of 0.9.7's client, plus
 //! the new commands') and what it prints. Each returns the text for stdout; progress and errors
 //! go to stderr.
+//!
+//! Whatever comes from the server may hold what a tenant wrote, so nothing of it reaches the
+//! terminal raw: every string is shown with its control characters escaped ([`show`], the
+//! tables and fields of [`super::output`]), JSON is printed with the few control characters
+//! `serde_json` leaves raw escaped too, logs are escaped as they stream (unless `--raw`), and
+//! [`print`] escapes whatever else might have slipped through.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
@@ -16,7 +22,7 @@ use zoe_actors::ZoeError;
 use zoe_checkpoints::ExecutionStatus;
 
 use super::client::{CliError, Client};
-use super::output::{bytes, endpoints, fields, long_time, number, or_dash, short_time, table};
+use super::output::{bytes, endpoints, fields, long_time, number, or_dash, short_time, show, table};
 use super::{ClientCommand, Options};
 
 /// Pause between two looks at an execution in `start --wait`.
@@ -58,13 +64,15 @@ pub fn run(options: &Options, command: ClientCommand) -> Result<(), CliError> {
         ClientCommand::ExecGet { id } => exec_get(&client()?, json, id)?,
         ClientCommand::ExecAppGet { name } => exec_app_get(&client()?, &name)?,
         ClientCommand::Terminate { id } => terminate(&client()?, json, id)?,
-        ClientCommand::Logs { service_id, follow, tail } => logs(&client()?, service_id, follow, tail)?,
+        ClientCommand::Logs { service_id, follow, tail, raw } => logs(&client()?, service_id, follow, tail, raw)?,
     };
     print(&out)
 }
 
-/// Writes to stdout; a closed stdout (`| head`) is not an error.
+/// Writes to stdout, control characters other than newlines and tabs escaped; a closed stdout
+/// (`| head`) is not an error.
 fn print(text: &str) -> Result<(), CliError> {
+    let text = crate::escape::controls_but_lines(text);
     let mut stdout = std::io::stdout().lock();
     match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
         Ok(()) => Ok(()),
@@ -73,8 +81,11 @@ fn print(text: &str) -> Result<(), CliError> {
     }
 }
 
+/// JSON, pretty, with every control character in its strings escaped.
 fn pretty<T: Serialize + ?Sized>(v: &T) -> Result<String, CliError> {
-    serde_json::to_string_pretty(v).map(|s| s + "\n").map_err(|e| CliError::Failed(format!("cannot print JSON: {e}")))
+    serde_json::to_string_pretty(v)
+        .map(|s| crate::escape::json_controls(&s).into_owned() + "\n")
+        .map_err(|e| CliError::Failed(format!("cannot print JSON: {e}")))
 }
 
 /// Percent-encodes a path segment or query value.
@@ -133,7 +144,7 @@ fn stats(c: &Client, json: bool) -> Result<String, CliError> {
     out += "Platform\n";
     out += &fields(2, &platform);
     for node in &p.nodes {
-        out += &format!("Node {}\n", if node.name.is_empty() { "(name unknown)" } else { &node.name });
+        out += &format!("Node {}\n", if node.name.is_empty() { "(name unknown)".into() } else { show(&node.name) });
         let mut status = node.status.clone();
         if let Some(e) = &node.error {
             status += &format!(" ({e})");
@@ -194,13 +205,13 @@ fn user_new(c: &Client, json: bool, name: &str, password: Option<String>, role: 
         return pretty(&v);
     }
     let u = &v.user;
-    Ok(format!("User {} created (ID: {}, role: {}, uid: {})\n", u.name, u.id, u.role.as_str(), u.uid))
+    Ok(format!("User {} created (ID: {}, role: {}, uid: {})\n", show(&u.name), u.id, u.role.as_str(), u.uid))
 }
 
 fn describe_user(u: &UserView) -> String {
     format!(
         "User: {}\nRole: {}\nID: {}\nUid: {}\nCreated: {}\n",
-        u.name,
+        show(&u.name),
         u.role.as_str(),
         u.id,
         u.uid,
@@ -238,13 +249,13 @@ fn user_set(
         return pretty(&u);
     }
     let what = if password_changed { " (password changed)" } else { "" };
-    Ok(format!("User {} updated{what}\n{}", u.name, describe_user(&u)))
+    Ok(format!("User {} updated{what}\n{}", show(&u.name), describe_user(&u)))
 }
 
 /// `user-rm`: `DELETE /user/<name>`.
 fn user_rm(c: &Client, json: bool, name: &str) -> Result<String, CliError> {
     c.delete(&format!("/user/{}", encode(name)))?;
-    Ok(if json { String::new() } else { format!("User {name} deleted\n") })
+    Ok(if json { String::new() } else { format!("User {} deleted\n", show(name)) })
 }
 
 /// `user-ls`: `POST /query` for `user`.
@@ -273,9 +284,21 @@ fn user_ls(c: &Client, json: bool) -> Result<String, CliError> {
 fn load_application(file: &Path) -> Result<Value, CliError> {
     let raw =
         std::fs::read_to_string(file).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
-    let v: Value = serde_json::from_str(&raw).map_err(|e| CliError::Refused {
-        code: "invalid_json".to_string(),
-        message: format!("{} is not valid JSON: {e}", file.display()),
+    // A key given twice is refused, as the server refuses it.
+    let v: Value = zoe_actors::strict_json::from_str(&raw).map_err(|e| match e {
+        zoe_actors::strict_json::Error::Syntax(e) => CliError::Refused {
+            code: "invalid_json".to_string(),
+            message: format!("{} is not valid JSON: {e}", file.display()),
+        },
+        zoe_actors::strict_json::Error::DuplicateKey(path) => CliError::Refused {
+            code: "duplicate_key".to_string(),
+            message: format!(
+                "{}: {}: {}",
+                file.display(),
+                zoe_actors::strict_json::join("application", &path),
+                zoe_actors::strict_json::DUPLICATE
+            ),
+        },
     })?;
     parse_application(&v).map_err(|e| {
         let e = ZoeError::from(e);
@@ -312,7 +335,7 @@ fn start(c: &Client, json: bool, name: &str, file: &Path, wait: Option<Option<Du
     if json {
         return pretty(&json!({"execution": e, "services": services}));
     }
-    Ok(format!("Execution {} (ID: {id}) is running\n{}", e.name, describe_services(&services, c.master_url())))
+    Ok(format!("Execution {} (ID: {id}) is running\n{}", show(&e.name), describe_services(&services, c.master_url())))
 }
 
 /// Polls `GET /execution/<id>` until it is running (returned) or has ended (an error), telling
@@ -333,7 +356,7 @@ fn wait_running(c: &Client, id: u64, timeout: Option<Duration>) -> Result<Execut
             return Ok(e);
         }
         if status.is_final() {
-            let why = e.error.as_ref().map(|m| format!(": {m}")).unwrap_or_default();
+            let why = e.error.as_ref().map(|m| format!(": {}", show(m))).unwrap_or_default();
             return Err(CliError::Failed(format!("execution {id} ended ({}) before running{why}", status.as_str())));
         }
         let status = status.as_str();
@@ -374,9 +397,9 @@ fn services_of(c: &Client, execution: &ExecutionView) -> Result<Vec<ServiceView>
 fn describe_services(services: &[ServiceView], master: &str) -> String {
     let mut out = String::new();
     for s in services {
-        out += &format!("Service {} (ID: {}): {}\n", s.name, s.id, s.status.as_str());
+        out += &format!("Service {} (ID: {}): {}\n", show(&s.name), s.id, s.status.as_str());
         for (port, address) in endpoints(s, master) {
-            out += &format!(" - {port}: {address}\n");
+            out += &format!(" - {}: {}\n", show(&port), show(&address));
         }
     }
     out
@@ -420,20 +443,20 @@ fn exec_get(c: &Client, json: bool, id: u64) -> Result<String, CliError> {
     if json {
         return pretty(&json!({"execution": e, "services": services}));
     }
-    let mut out = format!("Execution {} (ID: {})\n", e.name, e.id);
-    out += &format!("Owner: {}\nStatus: {}\n", e.owner, e.status.0.as_str());
+    let mut out = format!("Execution {} (ID: {})\n", show(&e.name), e.id);
+    out += &format!("Owner: {}\nStatus: {}\n", show(&e.owner), e.status.0.as_str());
     if let Some(p) = e.queue_position {
         out += &format!("Queue position: {p}\n");
     }
     if let Some(err) = &e.error {
-        out += &format!("Last error: {err}\n");
+        out += &format!("Last error: {}\n", show(err));
     }
     out += &format!(
         "Time scheduled: {}\nTime started: {}\nTime finished: {}\nApplication name: {}\n",
         long_time(Some(&e.time_scheduled)),
         long_time(e.time_started.as_ref()),
         long_time(e.time_finished.as_ref()),
-        e.application.name,
+        show(&e.application.name),
     );
     out += &describe_services(&services, c.master_url());
     Ok(out)
@@ -448,7 +471,7 @@ fn exec_app_get(c: &Client, name: &str) -> Result<String, CliError> {
         message: format!("no execution is named {name:?}"),
     })?;
     if found.len() > 1 {
-        eprintln!("{} executions are named {name}; showing the newest, ID {}", found.len(), newest.id);
+        eprintln!("{} executions are named {}; showing the newest, ID {}", found.len(), show(name), newest.id);
     }
     // As 0.9.7 printed it: keys sorted (a JSON value's object keys are).
     let sorted = serde_json::to_value(&newest.application)
@@ -462,8 +485,10 @@ fn terminate(c: &Client, json: bool, id: u64) -> Result<String, CliError> {
     Ok(if json { String::new() } else { format!("Execution {id} terminated\n") })
 }
 
-/// `logs`: `GET /service/<id>/logs`, copied to stdout as it arrives.
-fn logs(c: &Client, id: u64, follow: bool, tail: Option<u64>) -> Result<String, CliError> {
+/// `logs`: `GET /service/<id>/logs`, copied to stdout as it arrives, with its control
+/// characters other than newlines and tabs escaped (a container's output is its owner's to
+/// write), or as it is with `raw`.
+fn logs(c: &Client, id: u64, follow: bool, tail: Option<u64>, raw: bool) -> Result<String, CliError> {
     let mut path = format!("/service/{id}/logs");
     let mut params = Vec::new();
     if follow {
@@ -475,7 +500,7 @@ fn logs(c: &Client, id: u64, follow: bool, tail: Option<u64>) -> Result<String, 
     if !params.is_empty() {
         path = format!("{path}?{}", params.join("&"));
     }
-    c.stream(&path, follow, &mut std::io::stdout().lock())?;
+    c.stream(&path, follow, !raw, &mut std::io::stdout().lock())?;
     Ok(String::new())
 }
 

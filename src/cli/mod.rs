@@ -27,9 +27,11 @@ pub const AFTER_HELP: &str = "\
 Client commands (stats, user-*, app-validate, start, exec-*, terminate, logs) take the server
 and credentials from --url/--user/--password, given before the command, or else from ZOE_URL,
 ZOE_USER and ZOE_PASS (e.g. ZOE_URL=http://127.0.0.1:4850). For an https:// master whose
-certificate is not from a public authority, --ca-file (or ZOE_CA_FILE) names the PEM file of
-its certificate authority. With --json they print the server's JSON, pretty; errors always go
-to stderr as `zoe: <message> (<code>)`.
+certificate is not from a public authority, --ca-file (or ZOE_CA_FILE) names a PEM file with
+its certificate authority, or with its own (self-signed) certificate, which is then trusted as
+exactly that certificate. With --json they print the server's JSON, pretty; errors always go
+to stderr as `zoe: <message> (<code>)`. What the server sends is printed with its control
+characters escaped (`logs --raw` prints a log as it is).
 
 Exit codes of the client commands:
   0  success
@@ -38,7 +40,9 @@ Exit codes of the client commands:
   2  usage error: bad arguments, no server or credentials given, unreadable file
   3  the server could not be reached (after 3 attempts, 0.5 s then 1 s apart) or did not
      answer within 30 s
-  4  `start --wait --timeout` gave up waiting (the execution stays queued)";
+  4  `start --wait --timeout` gave up waiting (the execution stays queued)
+  5  the server redirected the request to another host, port or scheme, which the client
+     does not follow (the message says where)";
 
 /// Server, credentials and output format of the client commands.
 #[derive(Args, Clone, Debug, Default)]
@@ -55,9 +59,9 @@ pub struct Options {
     #[arg(long, value_name = "PASSWORD", help_heading = "Client options")]
     pub password: Option<String>,
 
-    /// Trust the certificate authorities in this PEM file for an https:// server, instead of
-    /// the built-in public ones (for a master with a private or self-signed certificate)
-    /// [default: $ZOE_CA_FILE].
+    /// Trust the certificates in this PEM file for an https:// server, instead of the built-in
+    /// public authorities: the master's certificate must be signed by one of them, or be one of
+    /// them (a self-signed certificate, pinned as it is) [default: $ZOE_CA_FILE].
     #[arg(long, value_name = "PATH", help_heading = "Client options")]
     pub ca_file: Option<PathBuf>,
 
@@ -221,6 +225,11 @@ pub enum ClientCommand {
         /// Only the last N lines.
         #[arg(long, value_name = "N")]
         tail: Option<u64>,
+        /// Print the log's bytes as they are. By default control characters other than newlines
+        /// and tabs are shown escaped (`\u{1b}`, `\r`), so that what a container printed cannot
+        /// drive the terminal of whoever reads it.
+        #[arg(long)]
+        raw: bool,
     },
 }
 
@@ -246,7 +255,8 @@ pub fn run(options: &Options, command: ClientCommand) -> ExitCode {
     match commands::run(options, command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("zoe: {e}");
+            // The message may quote the server, which may quote a tenant.
+            eprintln!("zoe: {}", crate::escape::controls(&e.to_string()));
             ExitCode::from(e.exit_code())
         }
     }

@@ -1,13 +1,25 @@
 //! Formatting for people: aligned tables, short times, sizes and endpoints of the API's views.
+//! Every cell and value is shown with its control characters escaped ([`show`]): what the server
+//! sends may have been written by a tenant.
+
+use std::borrow::Cow;
 
 use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
 use zoe_actors::units::show_bytes;
 use zoe_actors::views::ServiceView;
 
+/// A string from the server, shown on one line: every control character escaped (`\u{1b}`,
+/// `\r`, `\n`).
+pub fn show(s: &str) -> Cow<'_, str> {
+    crate::escape::controls(s)
+}
+
 /// Columns separated by two spaces, each as wide as its widest cell; the last one is not
-/// padded.
+/// padded. Cells are [`show`]n.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(|c| show(c).into_owned()).collect()).collect();
+    let rows = rows.as_slice();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -35,12 +47,12 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// Lines `key: value` with the values aligned, indented by `indent` spaces.
+/// Lines `key: value` with the values aligned, indented by `indent` spaces; values are [`show`]n.
 pub fn fields(indent: usize, pairs: &[(&str, String)]) -> String {
     let width = pairs.iter().map(|(k, _)| k.chars().count() + 1).max().unwrap_or(0);
     let mut out = String::new();
     for (k, v) in pairs {
-        out.push_str(&format!("{:indent$}{:<width$} {v}\n", "", format!("{k}:")));
+        out.push_str(&format!("{:indent$}{:<width$} {}\n", "", format!("{k}:"), show(v)));
     }
     out
 }

@@ -1,6 +1,7 @@
 //! The `zoe` command-line client, run as a real process against a real master: every
 //! subcommand, its output, its errors and its exit codes (0 success, 1 refused, 2 usage,
-//! 3 connection, 4 gave up waiting). The last test runs a container on the real Docker Engine
+//! 3 connection, 4 gave up waiting, 5 redirected elsewhere); and, against a fake server, what
+//! the client does with redirects and with answers full of escape sequences. The last test runs a container on the real Docker Engine
 //! (image `zoe-test-busybox:latest`, made by `tests/images/build.sh`) and fails loudly without
 //! it.
 
@@ -399,4 +400,201 @@ fn simulate_compares_the_policies_on_a_sample_trace_and_names_bad_lines() {
     };
     assert_eq!(gen("7"), gen("7"));
     assert_ne!(gen("7"), gen("8"));
+}
+
+#[test]
+fn simulate_refuses_hostile_traces_and_flags_with_a_sentence_and_shows_progress_on_a_terminal() {
+    let dir = temp_dir("hostile-trace");
+    let simulate = |args: &[&str]| {
+        let out = Command::new(zoe_bin()).arg("simulate").args(args).output().unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    // A running time that once made it panic (exit 101), named by its line.
+    let big = dir.join("big.csv");
+    std::fs::write(&big, "submit_s,memory_mib,cores,duration_s,priority\n0,512,1,60,1\n1,512,1,2.6e11,1\n").unwrap();
+    let (code, _, err) = simulate(&["--trace", big.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("line 3: duration_s \"2.6e11\" is not a number") && !err.contains("panicked"), "{err}");
+    // Capacities and loads that mean nothing, and a count that once aborted on its allocation.
+    for flags in [
+        &["--trace", "t.csv", "--cores", "NaN"][..],
+        &["--trace", "t.csv", "--memory", "0"],
+        &["--generate", "10", "--load", "0"],
+        &["--generate", "10", "--load", "NaN"],
+        &["--generate", "100000000000"],
+    ] {
+        let (code, out, err) = simulate(flags);
+        assert_eq!(code, Some(2), "{flags:?}: {err}");
+        assert!(out.is_empty() && err.starts_with("error: invalid value"), "{flags:?}: {err}");
+    }
+    // An endless line is refused at once, not read into memory.
+    let (code, _, err) = simulate(&["--trace", "/dev/zero", "--policy", "fifo", "--mode", "rigid"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("/dev/zero: line 1 is longer than 1024 bytes"), "{err}");
+    // Executions that never fit are in the table.
+    let huge = dir.join("huge.csv");
+    std::fs::write(&huge, "0,4096,1,60,1\n0,512,1,60,1\n").unwrap();
+    let (code, out, err) = simulate(&["--trace", huge.to_str().unwrap(), "--memory", "1GiB", "--mode", "rigid"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("| makespan | refused |") && out.contains("| fifo | 1 | rigid |"), "{out}");
+    assert!(out.lines().filter(|l| l.starts_with("| fifo")).all(|l| l.ends_with("| 60 s | 1 |")), "{out}");
+    // A long run on a terminal says how far it is; piped, stderr has no progress line.
+    let long = dir.join("long.csv");
+    let gen = Command::new(zoe_bin()).args(["simulate", "--generate", "150000", "--load", "1.5"]).output().unwrap();
+    std::fs::write(&long, gen.stdout).unwrap();
+    let args = ["--trace", long.to_str().unwrap(), "--policy", "fifo", "--mode", "rigid"];
+    let (code, _, err) = simulate(&args);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("submitted") && !err.contains('\r'), "{err}");
+    let command = format!("{} simulate {}", zoe_bin(), args.join(" "));
+    let tty = Command::new("script").args(["-qec", &command, "/dev/null"]).output().unwrap();
+    let seen = String::from_utf8_lossy(&tty.stdout);
+    assert!(tty.status.success(), "{seen}");
+    assert!(seen.contains("zoe simulate: fifo rigid (run 1 of 1): ") && seen.contains("% of the trace"), "{seen}");
+    assert!(seen.contains("| fifo | 150000 | rigid |"), "{seen}");
+}
+
+/// A fake HTTP server on a free port of 127.0.0.1: answers every request (`METHOD /path`) with
+/// the whole HTTP response `answer` gives, and keeps the requests it saw.
+struct Fake {
+    url: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+fn fake(answer: impl Fn(&str) -> String + Send + 'static) -> Fake {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut reader = BufReader::new(s.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let mut length = 0;
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let request: String = line.split(' ').take(2).collect::<Vec<_>>().join(" ");
+            log.lock().unwrap().push(request.clone());
+            let _ = s.write_all(answer(&request).as_bytes());
+        }
+    });
+    Fake { url, seen }
+}
+
+/// A whole HTTP response.
+fn response(status: &str, headers: &[(&str, &str)], body: &str) -> String {
+    let headers: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    format!("HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+}
+
+#[test]
+fn the_client_does_not_follow_a_redirect_to_another_origin_and_says_where() {
+    // Another host, which would answer anything: it must never be asked.
+    let elsewhere = fake(|_| response("200 OK", &[("Content-Type", "application/json")], "[]"));
+    // (Named `localhost`: another host name than the 127.0.0.1 of the client's URL.)
+    let target = format!("{}/api/0.6/user", elsewhere.url.replace("127.0.0.1", "localhost"));
+    let moved = {
+        let target = target.clone();
+        fake(move |_| response("302 Found", &[("Location", &target)], ""))
+    };
+    let env = Env { url: &moved.url, user: "u", pass: "p" };
+    let get = env.run(&["user-ls"]);
+    get.fails(5, &format!("was redirected (302) by {} to {target}, another host; not followed", moved.url));
+    assert!(get.stderr.contains("--url") && get.stdout.is_empty(), "{get:#?}");
+    let post = env.run(&["user-new", "--name", "x", "--role", "user", "--password", "p"]);
+    post.fails(5, "POST /user was redirected (302)");
+    assert!(elsewhere.seen.lock().unwrap().is_empty(), "{:?}", elsewhere.seen.lock().unwrap());
+
+    // The same host in https: another origin as well.
+    let port = moved.url.rsplit(':').next().unwrap().to_string();
+    let upgrade = fake(move |r| {
+        let path = r.split(' ').nth(1).unwrap_or("/").to_string();
+        response("301 Moved Permanently", &[("Location", &format!("https://127.0.0.1:{port}{path}"))], "")
+    });
+    Env { url: &upgrade.url, user: "u", pass: "p" }.run(&["stats"]).fails(5, "another scheme or port of the same host");
+
+    // Within the server's origin a GET follows (a few times at most); a POST only with 307/308.
+    let user = r#"{"id": 7, "name": "bob", "role": "user", "uid": 200001, "gateway_urls": [], "owner": "bob", "created_at": "2026-12-01T08:00:00Z"}"#;
+    let same = fake(move |r| match r {
+        "GET /api/0.6/user/alice" => response("307 Temporary Redirect", &[("Location", "/api/0.6/user/bob")], ""),
+        "GET /api/0.6/user/bob" => response("200 OK", &[("Content-Type", "application/json")], user),
+        "GET /api/0.6/user/loop" => response("302 Found", &[("Location", "/api/0.6/user/loop")], ""),
+        _ => response("303 See Other", &[("Location", "/api/0.6/info")], ""),
+    });
+    let env = Env { url: &same.url, user: "u", pass: "p" };
+    assert!(env.run(&["user-get", "alice"]).ok().starts_with("User: bob\n"));
+    env.run(&["user-get", "loop"]).fails(5, "more than 3 redirects");
+    env.run(&["user-rm", "carol"]).fails(5, "on the same server, which would change the request's method");
+    assert_eq!(same.seen.lock().unwrap().iter().filter(|r| r.as_str() == "GET /api/0.6/user/loop").count(), 4);
+}
+
+/// What a tenant's command would do to the terminal of an administrator who reads it back.
+const SPOOF: &str = "\u{1b}]0;PWNED\u{7}\u{1b}[1A\u{1b}[2K\rzoe: all good";
+
+/// Whether `text` holds a control character other than a newline or a tab.
+fn raw_controls(text: &str) -> bool {
+    text.chars().any(|c| c.is_control() && c != '\n' && c != '\t')
+}
+
+#[test]
+fn what_the_server_sends_is_printed_with_its_control_characters_escaped() {
+    // The JSON of a real execution, from a real master, with a tenant's escape sequences in it
+    // (as an older master, or any server pretending to be one, could send).
+    let m = Master::start_in(&temp_dir("cli-spoof"), &["--no-docker"]);
+    let id = m.submit(ADMIN, "real", &app(IMAGE, None));
+    let (_, mut e) = m.get(&format!("/api/0.6/execution/{id}"), ADMIN);
+    e["error"] = json!(format!("start failed: exec {SPOOF}: not found"));
+    e["application"]["name"] = json!(SPOOF);
+    e["owner"] = json!(format!("{SPOOF}\nOwner: zoeadmin"));
+    let one = e.to_string();
+    let list = json!([e]).to_string();
+    let refusal = json!({"message": SPOOF, "code": "no_such_execution"}).to_string();
+    let log = format!("first line\n{SPOOF}\n\u{9b}31mred\ttab\n");
+    let server = fake(move |r| {
+        let json = [("Content-Type", "application/json")];
+        match r {
+            "GET /api/0.6/execution" => response("200 OK", &json, &list),
+            "GET /api/0.6/execution/1" => response("200 OK", &json, &one),
+            "GET /api/0.6/service/4/logs" => response("200 OK", &[("Content-Type", "text/plain")], &log),
+            _ => response("404 Not Found", &json, &refusal),
+        }
+    });
+    let env = Env { url: &server.url, user: "u", pass: "p" };
+    assert_eq!(id, 1);
+    for args in [&["exec-get", "1"][..], &["exec-ls"], &["logs", "4"]] {
+        let out = env.run(args);
+        let text = out.ok();
+        assert!(!raw_controls(text), "{args:?}: {text:?}");
+        assert!(text.contains("\\u{1b}]0;PWNED\\u{7}\\u{1b}[1A\\u{1b}[2K\\rzoe: all good"), "{args:?}: {text}");
+    }
+    let shown = env.run(&["exec-get", "1"]).ok().to_string();
+    assert!(shown.contains("Owner: \\u{1b}]0;PWNED") && shown.contains("all good\\nOwner: zoeadmin\n"), "{shown}");
+    assert_eq!(shown.lines().filter(|l| l.starts_with("Owner:")).count(), 1, "no forged line: {shown}");
+    let logged = env.run(&["logs", "4"]).ok().to_string();
+    assert!(logged.starts_with("first line\n") && logged.ends_with("\\u{9b}31mred\ttab\n"), "{logged:?}");
+    // --raw gives the log as it is; --json the same data, in JSON that escapes it.
+    assert_eq!(env.run(&["logs", "4", "--raw"]).ok(), format!("first line\n{SPOOF}\n\u{9b}31mred\ttab\n"));
+    let out = env.run(&["--json", "exec-get", "1"]);
+    assert!(!raw_controls(out.ok()), "{:?}", out.stdout);
+    let v: Value = serde_json::from_str(out.ok()).unwrap();
+    assert_eq!(v["execution"]["application"]["name"], SPOOF);
+    // A refusal quoting a tenant: one escaped line on stderr.
+    let refused = env.run(&["exec-get", "2"]);
+    refused.fails(1, "zoe: \\u{1b}]0;PWNED\\u{7}");
+    assert!(!raw_controls(&refused.stderr) && refused.stderr.lines().count() == 1, "{refused:#?}");
 }

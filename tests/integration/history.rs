@@ -248,9 +248,10 @@ fn an_archived_execution_keeps_its_services_logs_and_page() {
     assert_eq!(s, 200, "{svc}");
     assert_eq!((svc["name"].clone(), svc["execution_id"].clone()), (live["name"].clone(), json!(id)));
     assert_eq!((svc["status"].as_str(), svc["exit_code"].as_i64()), (Some("exited"), Some(0)), "{svc}");
-    let (s, log) = m.get(&format!("/api/0.6/service/{sid}/logs"), ALICE);
+    let (s, headers, log) = m.call_full("GET", &format!("/api/0.6/service/{sid}/logs"), Some(ALICE), None);
     assert_eq!(s, 200);
     assert!(log.as_str().unwrap_or_default().contains("hello from the archive"), "{log}");
+    assert!(headers.contains(&("x-content-type-options".into(), "nosniff".into())), "a kept log: {headers:?}");
     let (s, page) = m.get(&format!("/executions/{id}"), ALICE);
     assert_eq!(s, 200);
     assert!(page.as_str().unwrap().contains(live["name"].as_str().unwrap()), "the page lists its service");

@@ -108,6 +108,8 @@ fn applications_live_on_hosts_of_their_own_reached_through_zoe_for_their_owner_o
     assert!(alice.cookie.starts_with("zoe-app="), "{alice:?}");
     let r = until(200, || alice.get("/index.html"));
     assert_eq!((r.status, r.text().as_str()), (200, "hello\n"), "{}", r.head);
+    // A tenant's file is never taken for another type than it says.
+    assert_eq!(r.header("x-content-type-options").as_deref(), Some("nosniff"), "{}", r.head);
     let set = sign_in(&m, ADMIN, &base);
     assert_eq!(set.next, "/");
     assert_eq!(set.get("/index.html").status, 200, "an administrator too");

@@ -234,3 +234,114 @@ fn a_missing_or_lone_key_stops_the_master_with_one_line() {
     let err = Master::try_start_in(&dir.join("state"), &["--no-docker", "--tls-cert", cert]).err().unwrap();
     assert!(err.contains("--tls-cert needs --tls-key"), "{err}");
 }
+
+/// `openssl req -x509` in `dir`: a self-signed certificate `<name>.pem` and its key
+/// `<name>.key`, valid for a day, with `extra` arguments (extensions).
+fn self_signed(dir: &Path, name: &str, extra: &[&str]) -> (PathBuf, PathBuf) {
+    let (cert, key) = (format!("{name}.pem"), format!("{name}.key"));
+    let mut args = vec!["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    args.extend(["-days", "1", "-keyout", &key, "-out", &cert]);
+    args.extend(extra);
+    openssl(dir, &args);
+    (dir.join(cert), dir.join(key))
+}
+
+#[test]
+fn the_client_pins_a_self_signed_certificate_whether_or_not_it_says_it_is_a_ca() {
+    let dir = temp_dir("tls-self-signed");
+    // The README's command: an end-entity certificate with the master's names.
+    let readme = self_signed(
+        &dir,
+        "readme",
+        &[
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-addext",
+            "keyUsage=critical,digitalSignature",
+            "-addext",
+            "extendedKeyUsage=serverAuth",
+        ],
+    );
+    // The usual command: a CA certificate (CA:TRUE, openssl's default) without any name.
+    let usual = self_signed(&dir, "usual", &["-subj", "/CN=zoe"]);
+    // Another one, which a client pinning the master's must refuse.
+    let other = self_signed(&dir, "other", &["-subj", "/CN=localhost"]);
+    for (i, (cert, key)) in [readme, usual].iter().enumerate() {
+        let (c, k) = (cert.to_str().unwrap(), key.to_str().unwrap());
+        let mut m =
+            Master::start_in(&dir.join(format!("state-{i}")), &["--no-docker", "--tls-cert", c, "--tls-key", k]);
+        let (code, out, err) = cli(&m.url, Some(cert), &["user-ls"]);
+        assert_eq!(code, 0, "{c}: {out}{err}");
+        assert!(out.contains("zoeadmin"), "{out}");
+        let (code, _, err) = cli(&m.url, Some(&other.0), &["user-ls"]);
+        assert_eq!(code, 3, "{c}: {err}");
+        assert!(err.contains("certificate is not trusted"), "{err}");
+        m.kill();
+    }
+}
+
+#[test]
+fn a_key_file_everyone_can_read_is_refused_unless_insisted_on_and_a_group_readable_one_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir("tls-key-mode");
+    let pki = make_pki(&dir);
+    let (cert, key) = (pki.cert.to_str().unwrap(), pki.key.to_str().unwrap());
+    let args = ["--no-docker", "--tls-cert", cert, "--tls-key", key];
+    std::fs::set_permissions(&pki.key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let Err(err) = Master::try_start_in(&dir.join("state"), &args) else {
+        panic!("the master started with a key file everyone can read");
+    };
+    let lines: Vec<&str> = err.lines().skip(1).filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].contains("can be read by every user of this host (mode 0644)"), "{err}");
+    assert!(lines[0].contains(&format!("chmod 600 {key}")) && lines[0].contains("--tls-key-readable"), "{err}");
+    assert!(!dir.join("state").join("checkpoints").exists(), "nothing written before the refusal");
+    // Insisting starts it, with a loud warning.
+    let mut m = Master::start_in(&dir.join("state"), &[&args[..], &["--tls-key-readable"]].concat());
+    assert!(m.log_text().contains("!!! the TLS key file") && m.log_text().contains("used anyway"), "{}", m.log_text());
+    m.kill();
+    // Readable by its group (Debian's ssl-cert convention): used, with a warning.
+    std::fs::set_permissions(&pki.key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let mut m = Master::start_in(&dir.join("state"), &args);
+    assert!(m.log_text().contains("can be read by its group (mode 0640)"), "{}", m.log_text());
+    m.kill();
+    // Private: not a word.
+    std::fs::set_permissions(&pki.key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut m = Master::start_in(&dir.join("state"), &args);
+    assert!(!m.log_text().contains("TLS key file"), "{}", m.log_text());
+    m.kill();
+}
+
+#[test]
+fn pem_and_key_problems_are_told_as_sentences() {
+    let dir = temp_dir("tls-pem");
+    let pki = make_pki(&dir);
+    let start = |cert: &Path, key: &Path| {
+        let args = ["--no-docker", "--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()];
+        match Master::try_start_in(&dir.join("state"), &args) {
+            Ok(_) => panic!("the master started with {cert:?} and {key:?}"),
+            Err(e) => e,
+        }
+    };
+    // A certificate cut short: no list of byte values, a sentence.
+    let text = std::fs::read_to_string(&pki.cert).unwrap();
+    let cut = dir.join("cut.pem");
+    std::fs::write(&cut, &text[..text.len() / 2]).unwrap();
+    let err = start(&cut, &pki.key);
+    assert!(err.contains("the file ends before its END line (-----END CERTIFICATE-----)"), "{err}");
+    assert!(!err.contains("[45, 45"), "{err}");
+    // An encrypted key, and the two files swapped.
+    openssl(&dir, &["pkey", "-in", "server.key", "-aes256", "-passout", "pass:secret", "-out", "enc.key"]);
+    let err = start(&pki.cert, &dir.join("enc.key"));
+    assert!(err.contains("encrypted keys are not supported"), "{err}");
+    let err = start(&pki.key, &pki.cert);
+    assert!(err.contains("holds a private key, not a certificate"), "{err}");
+    // The client says the same of its --ca-file (a usage error).
+    let (code, _, err) = cli("https://127.0.0.1:9", Some(&cut), &["user-ls"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("the file ends before its END line"), "{err}");
+}

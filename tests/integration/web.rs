@@ -354,6 +354,25 @@ fn every_post_needs_the_users_token_and_this_sites_origin() {
 }
 
 #[test]
+fn a_pasted_description_with_a_key_twice_or_an_escape_sequence_is_refused_next_to_it() {
+    let m = master("web-edges");
+    let token = get(&m, "/executions/new", ALICE).csrf();
+    let text = app("zoe-test-busybox:latest", None)
+        .to_string()
+        .replace(r#""monitor":true"#, r#""monitor":false,"monitor":true"#);
+    let p = post(&m, "/executions/new", ALICE, &[("csrf", &token), ("name", "twice"), ("description", &text)]);
+    assert_eq!(p.status, 400, "{}", p.body);
+    p.assert_contains(
+        "id=\"description-error\"><code>application.services[0].monitor</code> this key appears more than once",
+    );
+    let spoof = app("zoe-test-busybox:latest", Some("echo \u{1b}]0;PWNED\u{7}")).to_string();
+    let p = post(&m, "/executions/new", ALICE, &[("csrf", &token), ("name", "spoof"), ("description", &spoof)]);
+    assert_eq!(p.status, 400, "{}", p.body);
+    p.assert_contains("<code>application.services[0].command</code> must not contain control characters");
+    assert_eq!(m.get("/api/0.6/execution", ALICE).1, json!([]));
+}
+
+#[test]
 fn the_new_execution_form_shows_errors_next_to_their_field_and_keeps_the_input() {
     let m = master("web-form");
     let token = get(&m, "/executions/new", ALICE).csrf();

@@ -290,6 +290,7 @@ fn abandoned_log_streams_end_followers_are_capped_and_shutdown_is_prompt() {
         .map(|_| {
             let (s, head) = follow(ADMIN);
             assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+            assert!(head.to_ascii_lowercase().contains("x-content-type-options: nosniff\r\n"), "{head}");
             s
         })
         .collect();
