@@ -1178,6 +1178,61 @@ fn websocket_round_trips(addr: &str, host: &str, extra: &str, n: usize) -> Vec<f
 /// Round trip times, directly and through the proxy.
 type RoundTrips = (Vec<f64>, Vec<f64>);
 
+/// Round trips of a JupyterLab kernel (`apps/jupyter.json`; skipped without its image): `1`
+/// executed 300 times over the kernel's WebSocket by `tests/clients/jupyter.py`, directly at the
+/// container with the notebook's token and through the proxy with the host's cookie, twice in
+/// turns; each round trip in microseconds, sorted.
+fn jupyter_round_trips(agent: &ureq::Agent, addr: &str) -> Option<RoundTrips> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let app: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("apps/jupyter.json")).ok()?).ok()?;
+    let image = app["services"][0]["docker_image"].as_str()?.to_string();
+    if docker_cli(&["image", "inspect", "--format", "{{.Id}}", &image]).trim().is_empty() {
+        println!("(no {image}: the JupyterLab round trips are left out; apps/build-images.sh builds it)");
+        return None;
+    }
+    let body = json!({"name": "nb", "application": app}).to_string();
+    let (s, v) = http(agent, "POST", &format!("http://{addr}/api/0.6/execution"), Some(body));
+    assert_eq!(s, 201, "{v}");
+    let id = v["execution_id"].as_u64().unwrap_or_default();
+    let url = format!("http://{addr}/api/0.6/execution/{id}");
+    wait_for(agent, &url, "running");
+    let (_, e) = http(agent, "GET", &url, None);
+    let (_, svc) = http(agent, "GET", &format!("http://{addr}/api/0.6/service/{}", e["services"][0]), None);
+    let ip = svc["ip_address"].as_object().and_then(|m| m.values().next()).and_then(|v| v.as_str()).unwrap_or_default();
+    let container = svc["name"].as_str().unwrap_or_default().to_string();
+    let (host, cookie) = sign_in(addr, &format!("/proxy/{id}/notebook/8888/"));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while raw_get(addr, &host, "/api/status", &format!("Cookie: {cookie}\r\n"), false).0 != 200 {
+        assert!(Instant::now() < deadline, "the notebook never answered");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let secret = docker_cli(&["exec", &container, "printenv", "ZOE_PROXY_SECRET"]).trim().to_string();
+    let client = root.join("tests/clients/jupyter.py");
+    let run = |address: &str, host: &str, header: &str| -> Vec<f64> {
+        let out = std::process::Command::new("python3")
+            .arg(&client)
+            .args(["round-trips", address, host, header, "300"])
+            .output()
+            .unwrap_or_else(|e| panic!("python3: {e}"));
+        let mut v: Vec<f64> = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let direct = format!("{ip}:8888");
+    let (mut d, mut p) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        d.extend(run(&direct, &direct, &format!("Authorization: token {secret}")));
+        p.extend(run(addr, &host, &format!("Cookie: {cookie}")));
+    }
+    d.sort_by(f64::total_cmp);
+    p.sort_by(f64::total_cmp);
+    http(agent, "DELETE", &url, None);
+    wait_for(agent, &url, "terminated");
+    Some((d, p))
+}
+
 /// The busybox echo server of the WebSocket round trips: a `101`, then every byte back.
 /// (Braces are doubled: descriptions are templates.)
 const WS_ECHO: &str = r#"while IFS= read -r l; do l="${{l%$(printf '\r')}}"; [ -z "$l" ] && break; done
@@ -1294,9 +1349,20 @@ fn proxy(secs: f64) {
     println!("| 64 MiB file, one client: MB/s | {ld:.0} | {lp:.0} | {:.2}x |", lp / ld);
     println!("| WebSocket round trip (32 B), mean µs | {wd:.0} | {wp:.0} | {:.2}x |", wp / wd);
     println!("| WebSocket round trip: p50, p99 µs | {wd50:.0}, {wd99:.0} | {wp50:.0}, {wp99:.0} | |");
-    println!("\n(goals: small files and the 64 MiB download at least 0.9x, WebSocket round trips at most 1.2x)");
     http(&agent, "DELETE", &url, None);
     wait_for(&agent, &url, "terminated");
+    if only.is_empty() || only == "jupyter" {
+        if let Some((d, p)) = jupyter_round_trips(&agent, &addr) {
+            let (jd, jp) = (mean(&d) / 1000.0, mean(&p) / 1000.0);
+            let (jd50, jp50) = (pct(&d, 0.5) / 1000.0, pct(&p, 0.5) / 1000.0);
+            println!(
+                "| JupyterLab kernel: execute `1`, WebSocket round trip, mean ms | {jd:.2} | {jp:.2} | {:.2}x |",
+                jp / jd
+            );
+            println!("| JupyterLab kernel: p50 ms | {jd50:.2} | {jp50:.2} | |");
+        }
+    }
+    println!("\n(goals: small files and the 64 MiB download at least 0.9x, WebSocket round trips at most 1.2x)");
     let _ = child.kill();
     let _ = child.wait();
     // The user's network outlives the execution (it goes with the user): leave nothing behind.

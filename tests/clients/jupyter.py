@@ -2,6 +2,7 @@
 """A Jupyter client that reaches a notebook through Zoe, as a browser does (stdlib only).
 
     jupyter.py URL LINK USER PASSWORD CODE
+    jupyter.py round-trips ADDRESS HOST HEADER N      (for the benchmark)
 
 URL is the master (http://127.0.0.1:4850), LINK the notebook's link on it
 (/proxy/<execution>/notebook/8888/). The client opens the link with the user's basic-auth
@@ -13,6 +14,11 @@ and a POST from another origin, reads a page, creates a kernel and runs CODE ove
 WebSocket (legacy JSON messages). Prints one JSON object: {"refused_without_sign_in": status,
 "refused_cross_origin": status, "kernel": id, "text": printed text, "error": null or "Name:
 value"}; exits 1 when something did not work.
+
+`round-trips` creates a kernel on the notebook at ADDRESS (host:port, sent `Host: HOST` and the
+header line HEADER, e.g. `Cookie: zoe-app=...` through the proxy or `Authorization: token ...`
+directly), runs `1` in it N times over one WebSocket, each after the previous reply, and prints
+the round trips' times in microseconds as a JSON list.
 """
 
 import base64
@@ -188,7 +194,42 @@ def run(url, auth, cookie, path, code, host=None):
     return text, error
 
 
+def round_trips(address, host, header, n):
+    name, value = header.split(": ", 1)
+    extra = {name: value, "Origin": f"http://{host}"}
+    status, _, body = request(address, host, "POST", "/api/kernels", extra, {"name": "python3"})
+    if status != 201:
+        raise SystemExit(f"POST /api/kernels on {host}: {status} {body[:300]!r}")
+    kernel = json.loads(body)["id"]
+    auth = value if name.lower() == "authorization" else None
+    cookie = value if name.lower() == "cookie" else ""
+    ws = Socket(f"http://{address}", auth, cookie, f"/api/kernels/{kernel}/channels", host)
+    session, times = uuid.uuid4().hex, []
+    for i in range(int(n) + 20):
+        msg_id = uuid.uuid4().hex
+        start = time.perf_counter()
+        ws.send(0x1, json.dumps({
+            "header": {"msg_id": msg_id, "username": "zoe-bench", "session": session,
+                       "msg_type": "execute_request", "version": "5.3", "date": ""},
+            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+            "content": {"code": "1", "silent": True, "store_history": False,
+                        "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
+        }).encode())
+        while True:
+            m = ws.recv()
+            if m.get("parent_header", {}).get("msg_id") == msg_id and m["header"]["msg_type"] == "execute_reply":
+                break
+        if i >= 20:
+            times.append((time.perf_counter() - start) * 1e6)
+    ws.send(0x8, b"")
+    request(address, host, "DELETE", f"/api/kernels/{kernel}", extra)
+    print(json.dumps(times))
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 6:
+    if len(sys.argv) == 6 and sys.argv[1] == "round-trips":
+        round_trips(*sys.argv[2:])
+    elif len(sys.argv) == 6:
+        main(*sys.argv[1:])
+    else:
         raise SystemExit(__doc__)
-    main(*sys.argv[1:])
