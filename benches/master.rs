@@ -1178,6 +1178,34 @@ fn websocket_round_trips(addr: &str, host: &str, extra: &str, n: usize) -> Vec<f
 /// Round trip times, directly and through the proxy.
 type RoundTrips = (Vec<f64>, Vec<f64>);
 
+/// A plain relay of bytes to `target` on a local port of its own (two threads per connection,
+/// 256 KiB buffers, no HTTP): the floor of any proxy, for reference. Its address.
+fn plain_relay(target: String) -> String {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    fn pump(mut from: TcpStream, mut to: TcpStream) {
+        let mut buf = vec![0u8; 256 * 1024];
+        while let Ok(n) = from.read(&mut buf) {
+            if n == 0 || to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(std::net::Shutdown::Write);
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(service) = TcpStream::connect(&target) else { continue };
+            let _ = (client.set_nodelay(true), service.set_nodelay(true));
+            let (Ok(c2), Ok(s2)) = (client.try_clone(), service.try_clone()) else { continue };
+            std::thread::spawn(move || pump(client, service));
+            std::thread::spawn(move || pump(s2, c2));
+        }
+    });
+    addr
+}
+
 /// Round trips of a JupyterLab kernel (`apps/jupyter.json`; skipped without its image): `1`
 /// executed 300 times over the kernel's WebSocket by `tests/clients/jupyter.py`, directly at the
 /// container with the notebook's token and through the proxy with the host's cookie, twice in
@@ -1305,50 +1333,81 @@ fn proxy(secs: f64) {
     let web_headers = format!("Cookie: {web_cookie}\r\n");
     let echo_headers = format!("Cookie: {echo_cookie}\r\nOrigin: http://{echo_host}\r\n");
     let only = std::env::var("ZOE_BENCH_PROXY").unwrap_or_default();
+    // The floor of any proxy on this machine: a plain relay of bytes (two threads, 256 KiB
+    // buffers, no HTTP), to the same services.
+    let (web_relay, echo_relay) = (plain_relay(web_direct.clone()), plain_relay(echo_direct.clone()));
     let (mut small, mut large, mut rtt) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..2 {
         if only.is_empty() || only == "small" {
             let host = format!("Host: {web_host}");
             let cookie = format!("Cookie: {web_cookie}");
-            small.push((
+            // (busybox httpd closes every connection; the plain relay, one thread per direction,
+            // is not meant for that.)
+            small.push([
                 wrk(&format!("http://{web_direct}/small.txt"), 1, secs, &[]),
+                (f64::NAN, f64::NAN, f64::NAN),
                 wrk(&format!("http://{addr}/small.txt"), 1, secs, &[&host, &cookie]),
-            ));
+            ]);
         }
         if only.is_empty() || only == "large" {
             let (d, n) = download(&web_direct, &web_direct, "/large.bin", "", 4);
+            let (r, _) = download(&web_relay, &web_relay, "/large.bin", "", 4);
             let (p, m) = download(&addr, &web_host, "/large.bin", &web_headers, 4);
             assert_eq!(n, m, "the same bytes both ways");
-            large.push((n as f64 / d / 1e6, m as f64 / p / 1e6));
+            large.push([n as f64 / d / 1e6, n as f64 / r / 1e6, m as f64 / p / 1e6]);
         }
         if only.is_empty() || only == "websocket" {
             let d = websocket_round_trips(&echo_direct, &echo_direct, "", 2000);
+            let r = websocket_round_trips(&echo_relay, &echo_relay, "", 2000);
             let p = websocket_round_trips(&addr, &echo_host, &echo_headers, 2000);
-            rtt.push((d, p));
+            rtt.push([d, r, p]);
         }
     }
     let mean = |v: &[f64]| if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 };
-    let col = |f: &dyn Fn(&(Rate, Rate)) -> f64| mean(&small.iter().map(f).collect::<Vec<_>>());
-    let (d, d50, d99) = (col(&|r| r.0 .0), col(&|r| r.0 .1), col(&|r| r.0 .2));
-    let (p, p50, p99) = (col(&|r| r.1 .0), col(&|r| r.1 .1), col(&|r| r.1 .2));
-    let (ld, lp) =
-        (mean(&large.iter().map(|l| l.0).collect::<Vec<_>>()), mean(&large.iter().map(|l| l.1).collect::<Vec<_>>()));
-    let pct = |v: &[f64], q: f64| v[((v.len() as f64 * q) as usize).min(v.len() - 1)];
-    let rcol = |f: &dyn Fn(&RoundTrips) -> f64| mean(&rtt.iter().map(f).collect::<Vec<_>>());
-    let (wd, wp) = (rcol(&|r| mean(&r.0)), rcol(&|r| mean(&r.1)));
-    let (wd50, wp50) = (rcol(&|r| pct(&r.0, 0.5)), rcol(&|r| pct(&r.1, 0.5)));
-    let (wd99, wp99) = (rcol(&|r| pct(&r.0, 0.99)), rcol(&|r| pct(&r.1, 0.99)));
+    let pct =
+        |v: &[f64], q: f64| if v.is_empty() { f64::NAN } else { v[((v.len() as f64 * q) as usize).min(v.len() - 1)] };
+    // Each figure for the three paths: directly, the plain relay, the proxy.
+    let three = |f: &dyn Fn(usize) -> f64| [f(0), f(1), f(2)];
+    let rps = three(&|i| mean(&small.iter().map(|r| r[i].0).collect::<Vec<_>>()));
+    let p50 = three(&|i| mean(&small.iter().map(|r| r[i].1).collect::<Vec<_>>()));
+    let p99 = three(&|i| mean(&small.iter().map(|r| r[i].2).collect::<Vec<_>>()));
+    let mbs = three(&|i| mean(&large.iter().map(|l| l[i]).collect::<Vec<_>>()));
+    let ws_mean = three(&|i| mean(&rtt.iter().map(|r| mean(&r[i])).collect::<Vec<_>>()));
+    let ws50 = three(&|i| mean(&rtt.iter().map(|r| pct(&r[i], 0.5)).collect::<Vec<_>>()));
+    let ws99 = three(&|i| mean(&rtt.iter().map(|r| pct(&r[i], 0.99)).collect::<Vec<_>>()));
     println!(
-        "\nproxy: busybox httpd and echo in containers, directly at their addresses vs through the master's proxy on \
-         their application hosts (wrk 1 thread, 16 connections; mean of 2 alternating runs):\n"
+        "\nproxy: busybox httpd and echo in containers, directly at their addresses, through a plain relay of bytes \
+         (the floor of any proxy) and through the master's proxy on their application hosts (wrk 1 thread, 16 \
+         connections; mean of 2 alternating runs):\n"
     );
-    println!("| | directly | through the proxy | ratio |");
-    println!("|---|---|---|---|");
-    println!("| small file (6 B): requests/s | {d:.0} | {p:.0} | {:.2}x |", p / d);
-    println!("| small file: p50, p99 ms | {d50:.2}, {d99:.2} | {p50:.2}, {p99:.2} | |");
-    println!("| 64 MiB file, one client: MB/s | {ld:.0} | {lp:.0} | {:.2}x |", lp / ld);
-    println!("| WebSocket round trip (32 B), mean µs | {wd:.0} | {wp:.0} | {:.2}x |", wp / wd);
-    println!("| WebSocket round trip: p50, p99 µs | {wd50:.0}, {wd99:.0} | {wp50:.0}, {wp99:.0} | |");
+    println!("| | directly | a plain relay | through the proxy | proxy / directly |");
+    println!("|---|---|---|---|---|");
+    println!("| small file (6 B): requests/s | {:.0} | | {:.0} | {:.2}x |", rps[0], rps[2], rps[2] / rps[0]);
+    println!("| small file: p50, p99 ms | {:.2}, {:.2} | | {:.2}, {:.2} | |", p50[0], p99[0], p50[2], p99[2]);
+    println!(
+        "| 64 MiB file, one client: MB/s | {:.0} | {:.0} | {:.0} | {:.2}x |",
+        mbs[0],
+        mbs[1],
+        mbs[2],
+        mbs[2] / mbs[0]
+    );
+    println!(
+        "| WebSocket round trip (32 B), mean µs | {:.0} | {:.0} | {:.0} | {:.2}x |",
+        ws_mean[0],
+        ws_mean[1],
+        ws_mean[2],
+        ws_mean[2] / ws_mean[0]
+    );
+    println!(
+        "| WebSocket round trip: p50, p99 µs | {:.0}, {:.0} | {:.0}, {:.0} | {:.0}, {:.0} | {:.2}x at p50 |",
+        ws50[0],
+        ws99[0],
+        ws50[1],
+        ws99[1],
+        ws50[2],
+        ws99[2],
+        ws50[2] / ws50[0]
+    );
     http(&agent, "DELETE", &url, None);
     wait_for(&agent, &url, "terminated");
     if only.is_empty() || only == "jupyter" {
@@ -1356,10 +1415,10 @@ fn proxy(secs: f64) {
             let (jd, jp) = (mean(&d) / 1000.0, mean(&p) / 1000.0);
             let (jd50, jp50) = (pct(&d, 0.5) / 1000.0, pct(&p, 0.5) / 1000.0);
             println!(
-                "| JupyterLab kernel: execute `1`, WebSocket round trip, mean ms | {jd:.2} | {jp:.2} | {:.2}x |",
+                "| JupyterLab kernel: execute `1`, WebSocket round trip, mean ms | {jd:.2} | | {jp:.2} | {:.2}x |",
                 jp / jd
             );
-            println!("| JupyterLab kernel: p50 ms | {jd50:.2} | {jp50:.2} | |");
+            println!("| JupyterLab kernel: p50 ms | {jd50:.2} | | {jp50:.2} | {:.2}x |", jp50 / jd50);
         }
     }
     println!("\n(goals: small files and the 64 MiB download at least 0.9x, WebSocket round trips at most 1.2x)");

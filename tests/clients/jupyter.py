@@ -102,6 +102,8 @@ class Socket:
         host = host or address
         name, port = address.rsplit(":", 1)
         self.sock = socket.create_connection((name, int(port)), timeout=180)
+        # Each message goes out at once (a browser's WebSocket does not wait for ACKs either).
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         key = base64.b64encode(os.urandom(16)).decode()
         authorization = f"Authorization: {auth}\r\n" if auth else ""
         self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{authorization}"
