@@ -228,8 +228,9 @@ async fn info(data: web::Data<AppData>, _: Authed) -> ApiResult {
         (status = 400, description = "`invalid_json`, `invalid_request`, `invalid_name`, `invalid_role`", body = crate::openapi::ErrorBody),
         (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
         (status = 403, description = "`admin_only`", body = crate::openapi::ErrorBody),
-        (status = 409, description = "`user_exists`", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`user_exists`, `no_uid_left`", body = crate::openapi::ErrorBody),
         (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::openapi::ErrorBody),
+        (status = 507, description = "`insufficient_storage`: the state disk is under `state-min-free`", body = crate::openapi::ErrorBody),
         crate::openapi::AuthRefusals,
     ),
 )]
@@ -290,6 +291,7 @@ fn role_field(body: &Map<String, Value>) -> Result<Option<Role>, ApiError> {
         (status = 404, description = "`no_such_user`", body = crate::openapi::ErrorBody),
         (status = 409, description = "`last_admin`", body = crate::openapi::ErrorBody),
         (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::openapi::ErrorBody),
+        (status = 507, description = "`insufficient_storage`: the state disk is under `state-min-free`", body = crate::openapi::ErrorBody),
         crate::openapi::AuthRefusals,
     ),
 )]
@@ -347,6 +349,7 @@ async fn get_user(data: web::Data<AppData>, Authed(caller): Authed, name: web::P
         (status = 404, description = "`no_such_user`", body = crate::openapi::ErrorBody),
         (status = 409, description = "`user_has_active_executions`, `last_admin`", body = crate::openapi::ErrorBody),
         (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::openapi::ErrorBody),
+        (status = 507, description = "`insufficient_storage`: the state disk is under `state-min-free`", body = crate::openapi::ErrorBody),
         crate::openapi::AuthRefusals,
     ),
 )]
@@ -397,6 +400,7 @@ async fn list_executions(req: HttpRequest, data: web::Data<AppData>, Authed(call
         (status = 402, description = "`quota_exceeded`", body = crate::openapi::ErrorBody),
         (status = 409, description = "`execution_name_in_use`", body = crate::openapi::ErrorBody),
         (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::openapi::ErrorBody),
+        (status = 507, description = "`insufficient_storage`: the state disk is under `state-min-free`", body = crate::openapi::ErrorBody),
         crate::openapi::AuthRefusals,
     ),
 )]

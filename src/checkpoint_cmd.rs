@@ -2,10 +2,14 @@
 //! and the archive, for people debugging a deployment. `revert` needs the master stopped; the
 //! others only read.
 
+use std::io::Write;
 use std::path::PathBuf;
+use std::time::Instant;
 
 use clap::{Args, Subcommand};
-use zoe_checkpoints::{encode, Action, Archive, Change, ExecutionStatus, State, Store};
+use zoe_checkpoints::archive::{check_numbers, LayoutError};
+use zoe_checkpoints::codec::quoted;
+use zoe_checkpoints::{encode, is_dns_label, Action, Archive, Change, ExecutionStatus, State, StateLock, Store};
 
 /// Where the checkpoints are.
 #[derive(Args, Clone, Debug)]
@@ -39,10 +43,44 @@ pub enum CheckpointCmd {
     Revert { number: u64 },
 }
 
-/// Runs a checkpoint subcommand; the error is printed by `main`.
-pub fn run(cmd: CheckpointCmd, dir: &StateDir) -> Result<(), String> {
+/// Why a checkpoint command stopped.
+#[derive(Debug)]
+pub enum CmdError {
+    /// What went wrong, for `main` to print.
+    Failed(String),
+    /// Whoever read the output went away (`| head -1`): not an error, nothing more to print.
+    Closed,
+}
+
+impl From<String> for CmdError {
+    fn from(e: String) -> Self {
+        CmdError::Failed(e)
+    }
+}
+
+impl From<std::io::Error> for CmdError {
+    fn from(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            CmdError::Closed
+        } else {
+            CmdError::Failed(format!("cannot write the output: {e}"))
+        }
+    }
+}
+
+/// Runs a checkpoint subcommand, printing to stdout; the error is printed by `main`.
+pub fn run(cmd: CheckpointCmd, dir: &StateDir) -> Result<(), CmdError> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    run_to(cmd, dir, &mut out)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Runs a checkpoint subcommand, writing to `out`.
+pub fn run_to(cmd: CheckpointCmd, dir: &StateDir, out: &mut dyn Write) -> Result<(), CmdError> {
     if !dir.state_dir.exists() {
-        return Err(format!("state directory {} does not exist", dir.state_dir.display()));
+        return Err(format!("state directory {} does not exist", dir.state_dir.display()).into());
     }
     let store = Store::open(&dir.state_dir).map_err(|e| format!("cannot open {}: {e}", dir.state_dir.display()))?;
     let files = store.list().map_err(|e| format!("cannot list {}: {e}", store.dir().display()))?;
@@ -59,15 +97,17 @@ pub fn run(cmd: CheckpointCmd, dir: &StateDir) -> Result<(), String> {
     };
     match cmd {
         CheckpointCmd::List => {
-            println!(
+            writeln!(
+                out,
                 "{:>10}  {:>10}  {:>5}  {:>10}  {:>6}  {:>8}  changes",
                 "checkpoint", "bytes", "users", "executions", "active", "segments"
-            );
+            )?;
             for f in &files {
                 match store.load(f.number) {
                     Ok(s) => {
                         let active = s.executions.values().filter(|e| e.status.is_active()).count();
-                        println!(
+                        writeln!(
+                            out,
                             "{:>10}  {:>10}  {:>5}  {:>10}  {:>6}  {:>8}  {}",
                             f.number,
                             f.size,
@@ -76,28 +116,30 @@ pub fn run(cmd: CheckpointCmd, dir: &StateDir) -> Result<(), String> {
                             active,
                             s.archived_segments,
                             describe_changes(&s)
-                        );
+                        )?;
                     }
-                    Err(e) => println!(
+                    Err(e) => writeln!(
+                        out,
                         "{:>10}  {:>10}  {:>5}  {:>10}  {:>6}  {:>8}  DAMAGED: {}",
                         f.number, f.size, "-", "-", "-", "-", e
-                    ),
+                    )?,
                 }
             }
             if !segments.is_empty() {
-                println!("\n{:>10}  {:>10}  {:>10}  ids", "segment", "bytes", "executions");
+                writeln!(out, "\n{:>10}  {:>10}  {:>10}  ids", "segment", "bytes", "executions")?;
                 let deployment = deployment()?;
                 for f in &segments {
                     match archive.load(f.number, &deployment) {
-                        Ok(seg) => println!(
+                        Ok(seg) => writeln!(
+                            out,
                             "{:>10}  {:>10}  {:>10}  {}..={}",
                             f.number,
                             f.size,
                             seg.executions.len(),
                             seg.executions.first().map(|e| e.id).unwrap_or(0),
                             seg.executions.last().map(|e| e.id).unwrap_or(0)
-                        ),
-                        Err(e) => println!("{:>10}  {:>10}  {:>10}  DAMAGED: {e}", f.number, f.size, "-"),
+                        )?,
+                        Err(e) => writeln!(out, "{:>10}  {:>10}  {:>10}  DAMAGED: {e}", f.number, f.size, "-")?,
                     }
                 }
             }
@@ -105,50 +147,56 @@ pub fn run(cmd: CheckpointCmd, dir: &StateDir) -> Result<(), String> {
         }
         CheckpointCmd::Show { segment: Some(n), .. } => {
             let text = archive.read(n).map_err(|e| format!("cannot read {}: {e}", archive.path(n).display()))?;
-            print!("{text}");
+            out.write_all(text.as_bytes())?;
             Ok(())
         }
         CheckpointCmd::Show { number, segment: None } => {
-            print!("{}", read(pick(number)?)?);
+            out.write_all(read(pick(number)?)?.as_bytes())?;
             Ok(())
         }
         CheckpointCmd::Diff { a, b } => {
             let b = pick(b)?;
             let (ta, tb) = (read(a)?, read(b)?);
-            let diff = similar::TextDiff::from_lines(&ta, &tb);
-            print!(
-                "{}",
-                diff.unified_diff().context_radius(3).header(&format!("checkpoint {a}"), &format!("checkpoint {b}"))
-            );
+            crate::checkpoint_diff::unified(&ta, &tb, &format!("checkpoint {a}"), &format!("checkpoint {b}"), out)?;
             Ok(())
         }
         CheckpointCmd::Verify { number } => {
+            let started = Instant::now();
             let numbers: Vec<u64> = match number {
                 Some(n) => vec![n],
                 None => files.iter().map(|f| f.number).collect(),
             };
             if numbers.is_empty() {
-                return Err(format!("there are no checkpoints in {}", store.dir().display()));
+                return Err(format!("there are no checkpoints in {}", store.dir().display()).into());
             }
             let mut bad = 0;
             let mut needed = 0;
             let mut found = None;
+            // The state a master would start from, when all are checked: segments past those it
+            // needs must be ones written just before a crash.
+            let mut newest_state = None;
+            let mut damaged_newest = false;
             for n in &numbers {
                 match store.load(*n) {
                     Ok(s) => {
-                        println!(
+                        writeln!(
+                            out,
                             "checkpoint {n}: ok ({} users, {} executions, {} scheduled, needs archive segments 1 to {})",
                             s.users.len(),
                             s.executions.len(),
                             s.executions.values().filter(|e| e.status == ExecutionStatus::Scheduled).count(),
                             s.archived_segments
-                        );
+                        )?;
                         needed = needed.max(s.archived_segments);
-                        found = Some(s.deployment_name);
+                        found = Some(s.deployment_name.clone());
+                        if number.is_none() && Some(*n) == newest {
+                            newest_state = Some(s);
+                        }
                     }
                     Err(e) => {
                         bad += 1;
-                        println!("checkpoint {n}: DAMAGED: {e}");
+                        damaged_newest |= Some(*n) == newest;
+                        writeln!(out, "checkpoint {n}: DAMAGED: {e}")?;
                     }
                 }
             }
@@ -160,54 +208,130 @@ pub fn run(cmd: CheckpointCmd, dir: &StateDir) -> Result<(), String> {
             let present: Vec<u64> = segments.iter().map(|f| f.number).collect();
             for n in (1..=needed).filter(|n| !present.contains(n)) {
                 bad += 1;
-                println!("segment {n}: MISSING from {}", archive.dir().display());
+                writeln!(out, "segment {n}: MISSING from {}", archive.dir().display())?;
             }
-            for f in segments.iter().filter(|f| number.is_none() || f.number <= needed) {
+            let strays = match check_numbers(&present, needed) {
+                Err(LayoutError::Stray { missing, strays }) if number.is_none() => {
+                    for n in &strays {
+                        bad += 1;
+                        writeln!(
+                            out,
+                            "segment {n}: STRAY: segment {missing} is missing before it, and no checkpoint needs it; it \
+                             is not this state's (move it out of {})",
+                            archive.dir().display()
+                        )?;
+                    }
+                    strays
+                }
+                _ => Vec::new(),
+            };
+            let (mut checked, mut executions, mut bytes) = (0, 0, 0);
+            for f in segments.iter().filter(|f| (number.is_none() || f.number <= needed) && !strays.contains(&f.number))
+            {
+                checked += 1;
+                bytes += f.size;
                 match archive.load(f.number, &deployment) {
-                    Ok(seg) => println!("segment {}: ok ({} executions)", f.number, seg.executions.len()),
+                    Ok(seg) => {
+                        executions += seg.executions.len();
+                        // Past what the newest checkpoint needs: written just before a crash, or not
+                        // this state's.
+                        let foreign = newest_state.as_ref().filter(|s| f.number > s.archived_segments).and_then(|s| {
+                            seg.executions.iter().find(|e| e.id < s.next_id && !s.executions.contains_key(&e.id))
+                        });
+                        match (foreign, &newest_state) {
+                            (Some(e), _) => {
+                                bad += 1;
+                                writeln!(
+                                    out,
+                                    "segment {}: STRAY: it holds execution {}, which the newest checkpoint neither \
+                                     holds nor was about to create; it is not this state's (move it out of {})",
+                                    f.number,
+                                    e.id,
+                                    archive.dir().display()
+                                )?;
+                            }
+                            (None, Some(s)) if f.number > s.archived_segments => writeln!(
+                                out,
+                                "segment {}: ok ({} executions; written just before a crash, the next start keeps it)",
+                                f.number,
+                                seg.executions.len()
+                            )?,
+                            _ => writeln!(out, "segment {}: ok ({} executions)", f.number, seg.executions.len())?,
+                        }
+                    }
                     Err(e) => {
                         bad += 1;
-                        println!("segment {}: DAMAGED: {e}", f.number);
+                        writeln!(out, "segment {}: DAMAGED: {e}", f.number)?;
                     }
                 }
             }
+            writeln!(
+                out,
+                "checked {} checkpoint(s) and {checked} archive segment(s) whole ({executions} archived executions, \
+                 {:.1} MB) in {:.1} s",
+                numbers.len(),
+                bytes as f64 / 1e6,
+                started.elapsed().as_secs_f64()
+            )?;
+            if damaged_newest {
+                let hint = match newest.and_then(|n| store.newest_loadable(n)) {
+                    Some(k) => format!(
+                        "hint: the newest checkpoint is damaged; fix it by hand, or go back to checkpoint {k}, the \
+                         newest that loads, with `zoe checkpoint revert {k}` (master stopped)"
+                    ),
+                    None => "hint: the newest checkpoint is damaged and no older one loads; fix it by hand".to_string(),
+                };
+                writeln!(out, "{hint}")?;
+            }
             if bad > 0 {
-                return Err(format!("{bad} damaged or missing file(s)"));
+                return Err(format!("{bad} damaged, missing or stray file(s)").into());
             }
             Ok(())
         }
         CheckpointCmd::Revert { number } => {
-            let _lock = Store::try_lock(&dir.state_dir)
+            let _lock = StateLock::try_take(&dir.state_dir)
                 .map_err(|e| format!("cannot lock {}: {e}", dir.state_dir.display()))?
                 .ok_or_else(|| "a master is running on this state directory; stop it before reverting".to_string())?;
+            store.remove_temp_files().map_err(|e| format!("cannot clean {}: {e}", store.dir().display()))?;
+            // Listed again under the lock: the newest may have changed since.
+            let newest = store.newest().map_err(|e| format!("cannot list {}: {e}", store.dir().display()))?;
             let mut state =
                 store.load(number).map_err(|e| format!("checkpoint {number} cannot be reverted to: {e}"))?;
             state.changes = vec![Change::new(Change::ZOE, Action::Revert, vec![number])];
+            // The archive is never rewritten: the copy needs every segment written since, too.
+            let needed_before = state.archived_segments;
+            let contiguous = segments.iter().zip(1..).take_while(|(f, n)| f.number == *n).count() as u64;
+            state.archived_segments = needed_before.max(contiguous);
             let text = encode(&state).map_err(|e| format!("cannot encode checkpoint {number}: {e}"))?;
             let next = newest.unwrap_or(0) + 1;
             store.write(next, &text).map_err(|e| format!("cannot write {}: {e}", store.path(next).display()))?;
-            println!("checkpoint {number} copied to {next}, now the newest; start the master to use it");
-            if segments.last().is_some_and(|f| f.number > state.archived_segments) {
-                println!(
+            writeln!(out, "checkpoint {number} copied to {next}, now the newest; start the master to use it")?;
+            if state.archived_segments > needed_before {
+                writeln!(
+                    out,
                     "note: archive segments {} to {} were written after checkpoint {number}; they are kept and \
                      what they hold stays readable (the archive is never rewritten)",
-                    state.archived_segments + 1,
-                    segments.last().map(|f| f.number).unwrap_or(0)
-                );
+                    needed_before + 1,
+                    state.archived_segments
+                )?;
             }
             Ok(())
         }
     }
 }
 
-/// Who changed what, on one line: `alice submit 12 14; zoe start 12`.
+/// Who changed what, on one line: `alice submit 12 14; zoe start 12`. Names that are not plain
+/// are quoted and shortened.
 fn describe_changes(s: &State) -> String {
     const MAX_IDS: usize = 8;
+    const MAX_CHANGES: usize = 16;
     if s.changes.is_empty() {
         return "-".into();
     }
-    s.changes
+    let mut parts: Vec<String> = s
+        .changes
         .iter()
+        .take(MAX_CHANGES)
         .map(|c| {
             let mut ids: Vec<String> = c.ids.iter().take(MAX_IDS).map(u64::to_string).collect();
             if c.ids.len() > MAX_IDS {
@@ -218,8 +342,12 @@ fn describe_changes(s: &State) -> String {
                 Action::Revert => "revert to checkpoint",
                 a => a.as_str(),
             };
-            format!("{} {what} {}", c.by, ids.join(" ")).trim_end().to_string()
+            let by = if is_dns_label(&c.by) { c.by.clone() } else { quoted(&c.by) };
+            format!("{by} {what} {}", ids.join(" ")).trim_end().to_string()
         })
-        .collect::<Vec<_>>()
-        .join("; ")
+        .collect();
+    if s.changes.len() > MAX_CHANGES {
+        parts.push(format!("(+{} more)", s.changes.len() - MAX_CHANGES));
+    }
+    parts.join("; ")
 }

@@ -49,7 +49,7 @@ pub struct MasterConfig {
     #[serde(default)]
     pub tls_key_readable: bool,
 
-    /// Directory for checkpoints, kept logs and the lock file.
+    /// Directory for checkpoints, the archive and kept logs (locked by the running master).
     #[arg(long, env = "ZOE_STATE_DIR", default_value = "./zoe-state")]
     pub state_dir: PathBuf,
 
@@ -83,7 +83,15 @@ pub struct MasterConfig {
     #[arg(long, env = "ZOE_ARCHIVE_BATCH", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub archive_batch: u64,
 
-    /// Start from checkpoint N instead of the newest (it is re-written as the new newest).
+    /// Free space the state disk keeps: below it, changes are refused with 507
+    /// `insufficient_storage` (terminations pass), so that Zoe never fills the disk itself
+    /// (bytes or 64MiB...; 0: no guard).
+    #[arg(long, env = "ZOE_STATE_MIN_FREE", default_value = "64MiB", value_parser = parse_bytes)]
+    #[serde(with = "bytes")]
+    pub state_min_free: u64,
+
+    /// Start from checkpoint N instead of the newest (it is re-written as the new newest, once:
+    /// a later start with the same setting refuses if changes were made since).
     #[arg(long, env = "ZOE_FROM_CHECKPOINT")]
     #[serde(default)]
     pub from_checkpoint: Option<u64>,

@@ -170,8 +170,10 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
             | Code::ExecutionNameInUse
             | Code::UserHasActiveExecutions
             | Code::LastAdmin
+            | Code::NoUidLeft
             | Code::InvalidTransition => StatusCode::CONFLICT,
             Code::CheckpointFailed | Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Code::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
             Code::ArchiveUnreadable => StatusCode::INTERNAL_SERVER_ERROR,
         },
         ErrorCode::Http(code) => match code {

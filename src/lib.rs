@@ -13,6 +13,7 @@ pub mod api;
 pub mod apps;
 pub mod auth;
 pub mod checkpoint_cmd;
+pub mod checkpoint_diff;
 pub mod cli;
 pub mod config;
 pub mod error;

@@ -1,5 +1,6 @@
 //! `zoe`: the Zoe master, its checkpoint tools and its command-line client, in one binary.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -83,9 +84,11 @@ fn main() -> ExitCode {
             }
         }
         Command::Checkpoint { dir, cmd } => match checkpoint_cmd::run(cmd, &dir) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("zoe checkpoint: {e}");
+            // A reader that went away (`| head -1`) saw what it wanted.
+            Ok(()) | Err(checkpoint_cmd::CmdError::Closed) => ExitCode::SUCCESS,
+            Err(checkpoint_cmd::CmdError::Failed(e)) => {
+                // Not `eprintln!`, which panics when stderr is a closed pipe too.
+                let _ = writeln!(std::io::stderr(), "zoe checkpoint: {e}");
                 ExitCode::FAILURE
             }
         },

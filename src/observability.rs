@@ -198,30 +198,43 @@ pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok\n")
 }
 
-/// The state actor answers; says whether Docker is reachable.
+/// The state actor answers and checkpoints can be written; says whether Docker is reachable and
+/// how the state disk is.
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "operations",
     responses(
-        (status = 200, description = "`ready` and `docker: disabled|reachable|unreachable`", content_type = "text/plain", body = String),
-        (status = 503, description = "The state actor does not answer", content_type = "text/plain", body = String),
+        (status = 200, description = "`ready`, `docker: disabled|reachable|unreachable` and `state disk: ok|low`", content_type = "text/plain", body = String),
+        (status = 503, description = "The state actor does not answer, or checkpoints cannot be written (`state disk: failing`)", content_type = "text/plain", body = String),
     ),
 )]
 async fn readyz(data: web::Data<AppData>) -> HttpResponse {
-    match tokio::time::timeout(Duration::from_secs(2), data.state.send(Ping {})).await {
-        Ok(Ok(())) => HttpResponse::Ok().content_type("text/plain").body(format!(
-            "ready\ndocker: {}\n",
-            if data.backend.is_none() {
-                "disabled"
-            } else if data.reader.now().platform.reachable {
-                "reachable"
-            } else {
-                "unreachable"
-            }
-        )),
-        _ => HttpResponse::ServiceUnavailable().content_type("text/plain").body("the state actor does not answer\n"),
+    let storage = &data.reader.storage;
+    let disk = if storage.failing() {
+        "failing: checkpoints cannot be written, changes are refused".to_string()
+    } else if storage.low() {
+        format!("low: {} bytes free, under state-min-free; changes are refused", storage.free())
+    } else {
+        "ok".to_string()
+    };
+    let answers = matches!(tokio::time::timeout(Duration::from_secs(2), data.state.send(Ping {})).await, Ok(Ok(())));
+    if !answers {
+        return HttpResponse::ServiceUnavailable().content_type("text/plain").body("the state actor does not answer\n");
     }
+    let docker = if data.backend.is_none() {
+        "disabled"
+    } else if data.reader.now().platform.reachable {
+        "reachable"
+    } else {
+        "unreachable"
+    };
+    let (mut response, ready) = if storage.failing() {
+        (HttpResponse::ServiceUnavailable(), "not ready")
+    } else {
+        (HttpResponse::Ok(), "ready")
+    };
+    response.content_type("text/plain").body(format!("{ready}\ndocker: {docker}\nstate disk: {disk}\n"))
 }
 
 /// Prometheus text format: API latency by route, method and status, executions, queue,
@@ -281,6 +294,16 @@ async fn metrics(data: web::Data<AppData>) -> HttpResponse {
             m.counters.checkpoint_last_seconds,
         );
         counter(&mut r, "zoe_checkpoint_failures", "Checkpoint writes that failed", m.counters.checkpoint_failures);
+        let storage = &data.reader.storage;
+        int_gauge(
+            &mut r,
+            "zoe_checkpoint_failing",
+            "1 while checkpoints cannot be written (changes are refused)",
+            u64::from(storage.failing()),
+        );
+        if storage.free() != u64::MAX {
+            int_gauge(&mut r, "zoe_state_disk_free_bytes", "Free bytes on the state disk", storage.free());
+        }
         let docker_errors = Family::<KindLabel, Counter>::default();
         docker_errors
             .get_or_create(&KindLabel { kind: DockerErrorKind::unreachable })

@@ -19,7 +19,7 @@
 //! every container host name fits in one DNS label.
 
 use serde_json::{Map, Number, Value};
-use zoe_checkpoints::model::{Application, PortDescription, Resources, ServiceDescription};
+use zoe_checkpoints::model::{limits, Application, PortDescription, Resources, ServiceDescription};
 
 use crate::{naming, template};
 
@@ -27,27 +27,13 @@ use crate::{naming, template};
 const ROOT: &str = "application";
 
 /// The only supported format version.
-const VERSION: i128 = 2;
-const MAX_APP_NAME: usize = 128;
-const MAX_PRIORITY: u32 = 1024;
-const MAX_SERVICES: usize = 64;
-const MAX_TOTAL_COUNT: u32 = 64;
-const MAX_CONTAINERS: u64 = 256;
-const MAX_STARTUP_ORDER: u32 = 1000;
-const MAX_IMAGE: usize = 255;
-const MAX_PORTS: usize = 32;
-/// Docker's minimum memory limit: 6 MiB.
-const MIN_MEMORY: u64 = 6 * 1024 * 1024;
-/// 1 TiB.
-const MAX_MEMORY: u64 = 1024 * 1024 * 1024 * 1024;
-const MAX_CORES: f64 = 256.0;
-const MAX_ENV_ENTRIES: usize = 256;
-const MAX_ENV_NAME: usize = 256;
-const MAX_ENV_VALUE: usize = 4096;
-const MAX_COMMAND: usize = 4096;
-const MAX_PORT_NAME: usize = 128;
-const MAX_PROTOCOL: usize = 16;
-const MAX_PORT_PATH: usize = 1024;
+const VERSION: i128 = limits::VERSION as i128;
+// The limits a description keeps are the model's: the loader checks them too.
+use zoe_checkpoints::model::limits::{
+    MAX_APP_NAME, MAX_COMMAND, MAX_CONTAINERS, MAX_CORES, MAX_ENV_ENTRIES, MAX_ENV_NAME, MAX_ENV_VALUE, MAX_IMAGE,
+    MAX_MEMORY, MAX_PORTS, MAX_PORT_NAME, MAX_PORT_PATH, MAX_PRIORITY, MAX_PROTOCOL, MAX_SERVICES, MAX_STARTUP_ORDER,
+    MAX_TOTAL_COUNT, MIN_MEMORY,
+};
 /// The longest a user-supplied value is quoted in a message or a path, in characters.
 const MAX_QUOTED: usize = 64;
 

@@ -28,8 +28,13 @@ pub enum Code {
     ExceedsCapacity,
     /// The execution cannot make that move from its current status.
     InvalidTransition,
-    /// The change could not be made durable; it was not acknowledged.
+    /// Every uid a user could be given is taken (a hand-edited `next_uid` near its limit).
+    NoUidLeft,
+    /// The change could not be made durable; it was not acknowledged (and is undone).
     CheckpointFailed,
+    /// The state disk's free space is under `state-min-free`: changes are refused before Zoe
+    /// fills it.
+    InsufficientStorage,
     /// A component (the back end, the state actor) is not available right now.
     Unavailable,
     /// An archived execution could not be read from its segment (a damaged or edited file).
@@ -54,7 +59,9 @@ impl Code {
             Code::QuotaExceeded => "quota_exceeded",
             Code::ExceedsCapacity => "exceeds_capacity",
             Code::InvalidTransition => "invalid_transition",
+            Code::NoUidLeft => "no_uid_left",
             Code::CheckpointFailed => "checkpoint_failed",
+            Code::InsufficientStorage => "insufficient_storage",
             Code::Unavailable => "unavailable",
             Code::ArchiveUnreadable => "archive_unreadable",
         }

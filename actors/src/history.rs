@@ -7,7 +7,7 @@ use std::cmp::Reverse;
 use std::sync::Arc;
 use std::time::Duration;
 
-use zoe_checkpoints::{Archived, Execution, ExecutionStatus, State, Timestamp};
+use zoe_checkpoints::{ArchiveFilter, Archived, Execution, ExecutionStatus, State, Timestamp};
 
 use crate::error::{Code, ZoeError};
 use crate::reader::Published;
@@ -97,8 +97,10 @@ impl Found {
                 ZoeError::new(
                     Code::ArchiveUnreadable,
                     format!(
-                        "archived execution {} cannot be read from archive segment {}; an administrator finds why in \
-                         the master's log and with `zoe checkpoint verify`",
+                        "archived execution {} cannot be read from archive segment {}: the file changed since the \
+                         master indexed it, or cannot be read. An administrator restarts the master, which indexes \
+                         changed segments again (or names the place of the damage), and checks the archive with \
+                         `zoe checkpoint verify`",
                         a.entry().id,
                         a.segment.number
                     ),
@@ -175,47 +177,42 @@ impl Selection {
     }
 }
 
-/// The executions `caller` may see that match `filter`, in id order.
+/// The executions `caller` may see that match `filter`, in id order. The archive is searched
+/// through its index (see [`zoe_checkpoints::ArchiveIndex::select`]): with a limit, only its
+/// newest matches are looked for.
 pub fn select(p: &Published, caller: &Caller, filter: &ListFilter) -> Selection {
-    enum Ref<'a> {
-        Hot(&'a Arc<Execution>),
-        Archived(&'a Arc<zoe_checkpoints::archive::SegmentIndex>, usize),
-    }
-    let mut refs: Vec<(u64, Ref<'_>)> = p
+    let mut refs: Vec<Found> = p
         .state
         .executions
         .values()
         .filter(|e| caller.can_see(e.owner_id) && filter.matches(e.id, e.status, &e.name, &e.owner, e.time_scheduled))
-        .map(|e| (e.id, Ref::Hot(e)))
+        .map(|e| Found::Hot(e.clone()))
         .collect();
+    let mut more = false;
     if filter.reaches_archive() {
-        for (seg, i) in p.archive.entries() {
-            let e = &seg.entries[i];
-            if caller.can_see(e.owner_id)
-                && filter.matches(e.id, e.status, &e.name, &e.owner, e.time_scheduled)
-                && !p.state.executions.contains_key(&e.id)
-            {
-                refs.push((e.id, Ref::Archived(seg, i)));
-            }
-        }
-        refs.sort_unstable_by_key(|(id, _)| *id);
+        let wanted = ArchiveFilter {
+            visible_to: (!caller.is_admin()).then_some(caller.id),
+            owner: filter.owner.as_deref(),
+            name: filter.name.as_deref(),
+            statuses: &filter.statuses,
+            since: filter.since,
+            before: filter.before,
+        };
+        // An execution in both is the checkpoint's.
+        let picked = p.archive.select(&wanted, filter.limit, |id| p.state.executions.contains_key(&id));
+        more = picked.more;
+        refs.extend(picked.items.into_iter().map(Found::Archived));
+        refs.sort_unstable_by_key(Found::id);
     }
     let mut older = None;
     if let Some(limit) = filter.limit {
-        if refs.len() > limit {
-            let cut = refs.len() - limit;
+        if refs.len() > limit || more {
+            let cut = refs.len().saturating_sub(limit);
             refs.drain(..cut);
-            older = refs.first().map(|(id, _)| *id);
+            older = refs.first().map(Found::id);
         }
     }
-    let items = refs
-        .into_iter()
-        .map(|(_, r)| match r {
-            Ref::Hot(e) => Found::Hot(e.clone()),
-            Ref::Archived(seg, i) => Found::Archived(zoe_checkpoints::ArchiveIndex::archived(seg, i)),
-        })
-        .collect();
-    Selection { items, older }
+    Selection { items: refs, older }
 }
 
 #[cfg(test)]

@@ -26,6 +26,8 @@ pub mod views;
 pub mod workspace;
 
 #[cfg(test)]
+mod load_properties;
+#[cfg(test)]
 mod testing;
 
 /// The single-engine back end under its older path: [`backend::engine`].

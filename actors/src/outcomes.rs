@@ -139,7 +139,7 @@ pub fn instances_start_failed(state: &mut State, id: u64, service_ids: &[u64]) -
     let Some(e) = exec_mut(state, id) else { return f };
     for s in e.services.iter_mut().filter(|s| service_ids.contains(&s.id) && s.status == ServiceStatus::Pending) {
         s.status = ServiceStatus::Waiting;
-        s.retries += 1;
+        s.retries = s.retries.saturating_add(1);
         f.changed = true;
     }
     f

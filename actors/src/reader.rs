@@ -5,6 +5,7 @@
 //! behind writes, and never sees a change that is not yet durable.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
@@ -72,6 +73,47 @@ pub struct Counters {
     pub checkpoint_last_seconds: f64,
     pub docker_outages: u64,
     pub start_failures: u64,
+}
+
+/// The state disk as the master sees it, shared by the checkpoint writer (free space), the state
+/// actor (whether checkpoints can be written) and readers (`/readyz`, `/metrics`).
+#[derive(Debug)]
+pub struct Storage {
+    free: AtomicU64,
+    failing: AtomicBool,
+    /// Below this many free bytes, requests that change the state are refused
+    /// (`insufficient_storage`) before Zoe fills the disk itself (`state-min-free`).
+    pub min_free: u64,
+}
+
+impl Storage {
+    /// Free space unknown (not measured yet), checkpoints written.
+    pub fn new(min_free: u64) -> Storage {
+        Storage { free: AtomicU64::new(u64::MAX), failing: AtomicBool::new(false), min_free }
+    }
+
+    /// Bytes free on the state disk at the last measure (`u64::MAX`: not known).
+    pub fn free(&self) -> u64 {
+        self.free.load(Ordering::Relaxed)
+    }
+
+    /// Whether the last checkpoint could not be written (and none has been since).
+    pub fn failing(&self) -> bool {
+        self.failing.load(Ordering::Relaxed)
+    }
+
+    /// Whether the free space is under `min_free`.
+    pub fn low(&self) -> bool {
+        self.free() < self.min_free
+    }
+
+    pub(crate) fn set_free(&self, bytes: u64) {
+        self.free.store(bytes, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_failing(&self, failing: bool) {
+        self.failing.store(failing, Ordering::Relaxed);
+    }
 }
 
 /// One publication: the newest durable state and what goes with it.
@@ -156,18 +198,25 @@ impl JsonCache {
     }
 }
 
-/// The readers' handle: the newest publication, the scheduler settings views need, and the
-/// cache of executions' JSON.
+/// The readers' handle: the newest publication, the scheduler settings views need, the cache of
+/// executions' JSON, and the state disk's health.
 #[derive(Clone, Debug)]
 pub struct Reader {
     current: Arc<RwLock<Arc<Published>>>,
     pub scheduler: Arc<SchedulerConfig>,
     pub json: Arc<JsonCache>,
+    /// The state disk's health.
+    pub storage: Arc<Storage>,
 }
 
 impl Reader {
-    pub fn new(first: Published, scheduler: SchedulerConfig) -> Reader {
-        Reader { current: Arc::new(RwLock::new(Arc::new(first))), scheduler: Arc::new(scheduler), json: Arc::default() }
+    pub fn new(first: Published, scheduler: SchedulerConfig, storage: Arc<Storage>) -> Reader {
+        Reader {
+            current: Arc::new(RwLock::new(Arc::new(first))),
+            scheduler: Arc::new(scheduler),
+            json: Arc::default(),
+            storage,
+        }
     }
 
     /// The newest publication.

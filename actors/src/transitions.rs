@@ -103,6 +103,15 @@ pub fn create_user(
     if state.user_by_name(name).is_some() {
         return Err(ZoeError::new(Code::UserExists, format!("user name already registered: {name}")));
     }
+    if !state.uids_left() {
+        return Err(ZoeError::new(
+            Code::NoUidLeft,
+            format!(
+                "no uid is left for a new user: next_uid has reached {} (see the checkpoint's next_uid)",
+                zoe_checkpoints::UID_LIMIT
+            ),
+        ));
+    }
     let user = Arc::new(User {
         id: state.gen_id(),
         name: name.to_string(),
@@ -319,7 +328,7 @@ pub fn begin_grow(state: &mut State, id: u64, service_ids: &[u64]) -> Result<(),
     let e = Arc::make_mut(e);
     for s in e.services.iter_mut().filter(|s| service_ids.contains(&s.id)) {
         if s.status != ServiceStatus::Waiting {
-            s.retries += 1;
+            s.retries = s.retries.saturating_add(1);
         }
         s.status = ServiceStatus::Pending;
         s.exit_code = None;

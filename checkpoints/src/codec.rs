@@ -8,7 +8,10 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::model::{Execution, ExecutionStatus, Role, State, User, FIRST_UID, FORMAT_VERSION, MIN_UID};
+use crate::model::{
+    limits, Application, Execution, ExecutionStatus, Role, State, User, FIRST_UID, FORMAT_VERSION, ID_LIMIT, MIN_UID,
+    RESERVED_UIDS, UID_LIMIT,
+};
 
 /// Why a checkpoint could not be loaded, and where.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,9 +24,21 @@ pub struct LoadError {
     pub reason: String,
 }
 
+/// The longest reason kept, in bytes: a message about a hostile file stays short.
+const MAX_REASON: usize = 2048;
+
 impl LoadError {
     pub(crate) fn at(line: usize, column: usize, reason: impl Into<String>) -> Self {
-        LoadError { file: None, line, column, reason: reason.into() }
+        let mut reason = reason.into();
+        if reason.len() > MAX_REASON {
+            let mut end = MAX_REASON;
+            while !reason.is_char_boundary(end) {
+                end -= 1;
+            }
+            reason.truncate(end);
+            reason.push_str("... (shortened)");
+        }
+        LoadError { file: None, line, column, reason }
     }
 
     /// An error reading the file itself.
@@ -206,7 +221,7 @@ pub fn decode(text: &str) -> Result<State, LoadError> {
         }
         v if v > FORMAT_VERSION => {
             return Err(LoadError::at(
-                locate(text, "format_version").0,
+                locate(text, &["format_version:".into()]).0,
                 1,
                 format!(
                     "format_version {v} was written by a newer Zoe; this one reads up to \
@@ -214,18 +229,35 @@ pub fn decode(text: &str) -> Result<State, LoadError> {
                 ),
             ))
         }
-        v => return Err(LoadError::at(locate(text, "format_version").0, 1, format!("unknown format_version {v}"))),
+        v => {
+            return Err(LoadError::at(
+                locate(text, &["format_version:".into()]).0,
+                1,
+                format!("unknown format_version {v}"),
+            ))
+        }
     };
-    validate(&state).map_err(|(needle, reason)| {
-        let (line, column) = needle.map(|n| locate(text, &n)).unwrap_or((0, 0));
+    validate(&state).map_err(|(needles, reason)| {
+        let (line, column) = locate(text, &needles);
         LoadError::at(line, column, reason)
     })?;
     Ok(state)
 }
 
-/// 1-based line and column of the first occurrence of `needle`, or (0, 0).
-fn locate(text: &str, needle: &str) -> (usize, usize) {
-    text.lines().enumerate().find_map(|(i, l)| l.find(needle).map(|c| (i + 1, c + 1))).unwrap_or((0, 0))
+/// 1-based line and column of a place in checkpoint text: the first line (after the place of the
+/// needle before it) that starts with each needle in turn, ignoring indentation; the place of
+/// the last needle found, or (0, 0).
+pub(crate) fn locate(text: &str, needles: &[String]) -> (usize, usize) {
+    let mut found = (0, 0);
+    let mut lines = text.lines().enumerate();
+    for needle in needles {
+        let hit = lines.by_ref().find(|(_, l)| l.trim_start().starts_with(needle.as_str()));
+        match hit {
+            Some((i, l)) => found = (i + 1, l.len() - l.trim_start().len() + 1),
+            None => break,
+        }
+    }
+    found
 }
 
 /// Whether `s` is a lowercase DNS label: 1 to 63 of `a-z`, `0-9`, `-`, not starting or ending
@@ -239,102 +271,381 @@ pub fn is_dns_label(s: &str) -> bool {
         && b[b.len() - 1] != b'-'
 }
 
-type Invalid = (Option<String>, String);
+/// The longest a value from a checkpoint is quoted in a message, in characters.
+const MAX_QUOTED: usize = 64;
 
-fn invalid(id: Option<u64>, reason: String) -> Invalid {
-    (id.map(|i| format!("id: {i},")), reason)
+/// A value from a checkpoint as quoted in a message: Rust-escaped, and shortened (a 200 MB name
+/// does not make a 400 MB message).
+pub fn quoted(s: &str) -> String {
+    match s.char_indices().nth(MAX_QUOTED) {
+        None => format!("{s:?}"),
+        Some((i, _)) => format!("{:?}... ({} bytes)", &s[..i], s.len()),
+    }
 }
 
-/// Checks everything that cannot be expressed in the types: ids, names, references, times.
-/// The error carries a text to look for (to find the line) and the reason.
+/// Why a state is invalid: where (needles for [`locate`]) and what.
+pub type Invalid = (Vec<String>, String);
+
+fn at_id(list: &str, id: u64) -> Vec<String> {
+    vec![format!("{list}:"), format!("id: {id},")]
+}
+
+/// Checks everything that cannot be expressed in the types, and every limit the master relies
+/// on: ids and uids (unique, with room to grow, not reserved), names, references, times,
+/// statuses, services, and each application against the limits a submission keeps
+/// ([`check_application`]). A state that passes can be served, changed and written again without
+/// breaking the master. The error says where (to find the line) and what.
 pub fn validate(state: &State) -> Result<(), Invalid> {
+    let top = |field: &str, reason: String| (vec![format!("{field}:")], reason);
     if !is_dns_label(&state.deployment_name) {
-        return Err((
-            Some("deployment_name".into()),
-            format!("deployment_name {:?} is not a lowercase DNS label", state.deployment_name),
+        return Err(top(
+            "deployment_name",
+            format!("deployment_name {} is not a lowercase DNS label", quoted(&state.deployment_name)),
+        ));
+    }
+    if state.next_id > ID_LIMIT {
+        return Err(top("next_id", format!("next_id {} is above {ID_LIMIT}: ids would run out", state.next_id)));
+    }
+    if state.next_uid > UID_LIMIT {
+        return Err(top(
+            "next_uid",
+            format!("next_uid {} is above {UID_LIMIT}: uids must stay below it", state.next_uid),
         ));
     }
     let mut ids = HashSet::new();
-    let mut claim = |id: u64, what: &str| -> Result<(), Invalid> {
+    let mut claim = |id: u64, what: &str, list: &str| -> Result<(), Invalid> {
         if id >= state.next_id {
-            return Err(invalid(Some(id), format!("{what} id {id} is not below next_id {}", state.next_id)));
+            return Err((at_id(list, id), format!("{what} id {id} is not below next_id {}", state.next_id)));
         }
         if !ids.insert(id) {
-            return Err(invalid(Some(id), format!("{what} id {id} is used twice")));
+            return Err((at_id(list, id), format!("{what} id {id} is used twice")));
         }
         Ok(())
     };
     let mut names = HashSet::new();
     let mut uids = HashSet::new();
     for (key, u) in &state.users {
-        claim(*key, "user")?;
+        claim(*key, "user", "users")?;
+        let field = |field: &str, reason: String| {
+            let mut place = at_id("users", u.id);
+            place.push(format!("{field}:"));
+            (place, format!("user {}: {reason}", quoted(&u.name)))
+        };
+        let here = |reason: String| field("uid", reason);
         if u.uid < MIN_UID || u.uid >= state.next_uid {
-            return Err(invalid(
-                Some(u.id),
-                format!(
-                    "user {:?}: uid {} must be at least {MIN_UID} and below next_uid {}",
-                    u.name, u.uid, state.next_uid
-                ),
-            ));
+            return Err(here(format!(
+                "uid {} must be at least {MIN_UID} and below next_uid {}",
+                u.uid, state.next_uid
+            )));
+        }
+        if RESERVED_UIDS.contains(&u.uid) {
+            return Err(here(format!("uid {} is reserved (nobody, or -1 of 16 bits)", u.uid)));
         }
         if !uids.insert(u.uid) {
-            return Err(invalid(Some(u.id), format!("user {:?}: uid {} is used twice", u.name, u.uid)));
+            return Err(here(format!("uid {} is used twice", u.uid)));
         }
         if !is_dns_label(&u.name) {
-            return Err(invalid(Some(u.id), format!("user name {:?} is not a lowercase DNS label", u.name)));
+            return Err(field("name", "the name is not a lowercase DNS label".into()));
         }
         if !names.insert(u.name.as_str()) {
-            return Err(invalid(Some(u.id), format!("user name {:?} is used twice", u.name)));
+            return Err(field("name", "the name is used twice".into()));
         }
         if !u.password_hash.starts_with("$argon2") {
-            return Err(invalid(Some(u.id), format!("user {:?}: password_hash is not an argon2 PHC string", u.name)));
+            return Err(field("password_hash", "password_hash is not an argon2 PHC string".into()));
         }
     }
     if !state.users.values().any(|u| u.role == Role::Admin) {
-        return Err((Some("users".into()), "there is no user with role admin".into()));
+        return Err((vec!["users:".into()], "there is no user with role admin".into()));
     }
     let mut active = BTreeSet::new();
     for (key, e) in &state.executions {
-        claim(*key, "execution")?;
-        let here = |reason: String| invalid(Some(e.id), format!("execution {}: {reason}", e.id));
+        claim(*key, "execution", "executions")?;
+        let here = |reason: String| (at_id("executions", e.id), format!("execution {}: {reason}", e.id));
+        let field = |field: &str, reason: String| {
+            let mut place = at_id("executions", e.id);
+            place.push(format!("{field}:"));
+            (place, format!("execution {}: {reason}", e.id))
+        };
         if !is_dns_label(&e.name) {
-            return Err(here(format!("name {:?} is not a lowercase DNS label", e.name)));
+            return Err(here(format!("name {} is not a lowercase DNS label", quoted(&e.name))));
+        }
+        if !is_dns_label(&e.owner) {
+            return Err(field("owner", format!("owner {} is not a lowercase DNS label", quoted(&e.owner))));
         }
         if e.owner_id >= state.next_id {
-            return Err(here(format!("owner_id {} is not below next_id", e.owner_id)));
+            return Err(field("owner_id", format!("owner_id {} is not below next_id", e.owner_id)));
         }
         if e.status.is_active() {
             match state.users.get(&e.owner_id) {
                 Some(u) if u.name == e.owner => {}
                 _ => {
                     return Err(here(format!(
-                        "it is {} but its owner {:?} (id {}) does not exist",
+                        "it is {} but its owner {} (id {}) does not exist",
                         e.status.as_str(),
-                        e.owner,
+                        quoted(&e.owner),
                         e.owner_id
                     )))
                 }
             }
             if !active.insert((e.owner_id, e.name.as_str())) {
-                return Err(here(format!("two active executions of {:?} are named {:?}", e.owner, e.name)));
+                return Err(here(format!(
+                    "two active executions of {} are named {}",
+                    quoted(&e.owner),
+                    quoted(&e.name)
+                )));
             }
         }
         if e.status.is_final() != e.time_finished.is_some() {
-            return Err(here(format!(
-                "status {} {} time_finished",
-                e.status.as_str(),
-                if e.status.is_final() { "needs a" } else { "cannot have a" }
-            )));
+            return Err(field(
+                "time_finished",
+                format!(
+                    "status {} {} time_finished",
+                    e.status.as_str(),
+                    if e.status.is_final() { "needs a" } else { "cannot have a" }
+                ),
+            ));
         }
         if matches!(e.status, ExecutionStatus::Running) && e.time_started.is_none() {
-            return Err(here("status running needs a time_started".into()));
+            return Err(field("time_started", "status running needs a time_started".into()));
         }
-        if e.application.services.is_empty() {
-            return Err(here("its application has no services".into()));
+        match e.ending {
+            None => {}
+            Some(to) if e.status == ExecutionStatus::CleaningUp && ExecutionStatus::CleaningUp.can_move_to(to) => {}
+            Some(to) => {
+                return Err(field(
+                    "ending",
+                    format!(
+                        "ending {} is only for a cleaning up execution, and one of scheduled, finished, terminated \
+                         or error (it is {})",
+                        to.as_str(),
+                        e.status.as_str()
+                    ),
+                ))
+            }
         }
+        check_application(&e.application).map_err(|(mut place, reason)| {
+            let mut at = at_id("executions", e.id);
+            at.push("application:".into());
+            at.append(&mut place);
+            (at, format!("execution {}: {reason}", e.id))
+        })?;
+        check_services(e).map_err(|(service, reason)| {
+            let mut at = at_id("executions", e.id);
+            if let Some(id) = service {
+                at.push(format!("id: {id},"));
+            } else {
+                // The execution's own list, after its application's.
+                at.extend(["application:", "services:", "services:"].map(String::from));
+            }
+            (at, format!("execution {}: {reason}", e.id))
+        })?;
         for s in &e.services {
-            claim(s.id, "service")?;
+            claim(s.id, "service", "executions")?;
         }
+    }
+    Ok(())
+}
+
+/// An execution's services against its description: each refers to an instance of a service of
+/// the application (once); a starting or running execution has every instance.
+fn check_services(e: &Execution) -> Result<(), (Option<u64>, String)> {
+    let mut seen = HashSet::new();
+    for s in &e.services {
+        let here = |reason: String| (Some(s.id), format!("service {}: {reason}", s.id));
+        let Some(d) = e.description_of(s) else {
+            return Err(here(format!("service_name {} is not a service of its application", quoted(&s.service_name))));
+        };
+        if s.index >= d.total_count {
+            return Err(here(format!(
+                "index {} is not below the total_count {} of {}",
+                s.index,
+                d.total_count,
+                quoted(&d.name)
+            )));
+        }
+        if s.is_monitor != d.monitor {
+            return Err(here(format!(
+                "is_monitor {} differs from the description's monitor {}",
+                s.is_monitor, d.monitor
+            )));
+        }
+        if !seen.insert((s.service_name.as_str(), s.index)) {
+            return Err(here(format!("instance {} of {} is there twice", s.index, quoted(&s.service_name))));
+        }
+    }
+    if matches!(e.status, ExecutionStatus::Starting | ExecutionStatus::Running) {
+        let instances: u64 = e.application.services.iter().map(|d| u64::from(d.total_count)).sum();
+        if seen.len() as u64 != instances {
+            return Err((
+                None,
+                format!(
+                    "it is {} with {} service records, but its application has {instances} instances (one record each)",
+                    e.status.as_str(),
+                    seen.len()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn too_long(s: &str, max: usize) -> bool {
+    s.chars().nth(max).is_some()
+}
+
+/// An application description against the limits a submission keeps ([`crate::limits`]): what
+/// the master relies on (counts that bound allocations, finite resources, names that become
+/// container names) and what no submission could have given. Says where, relative to the
+/// application (needles for [`locate`]), and what.
+pub fn check_application(app: &Application) -> Result<(), Invalid> {
+    let top = |field: &str, reason: String| (vec![format!("{field}:")], reason);
+    if app.version != limits::VERSION {
+        return Err(top("version", format!("application version {} is not {}", app.version, limits::VERSION)));
+    }
+    if app.name.is_empty() || too_long(&app.name, limits::MAX_APP_NAME) || app.name.chars().any(char::is_control) {
+        return Err(top(
+            "name",
+            format!(
+                "application name {} must be 1 to {} printable characters",
+                quoted(&app.name),
+                limits::MAX_APP_NAME
+            ),
+        ));
+    }
+    if app.priority > limits::MAX_PRIORITY {
+        return Err(top("priority", format!("priority {} is above {}", app.priority, limits::MAX_PRIORITY)));
+    }
+    if app.services.is_empty() || app.services.len() > limits::MAX_SERVICES {
+        return Err(top(
+            "services",
+            format!("its application has {} services (1 to {})", app.services.len(), limits::MAX_SERVICES),
+        ));
+    }
+    if !app.services.iter().any(|d| d.monitor) {
+        return Err(top("services", "no service of its application is a monitor".into()));
+    }
+    let mut names = HashSet::new();
+    for d in &app.services {
+        let field = |field: &str, reason: String| {
+            (
+                vec!["services:".to_string(), format!("name: {:?}", d.name), format!("{field}:")],
+                format!("service {}: {reason}", quoted(&d.name)),
+            )
+        };
+        if !is_dns_label(&d.name) {
+            return Err(field("name", "its name is not a lowercase DNS label".into()));
+        }
+        if !names.insert(d.name.as_str()) {
+            return Err(field("name", "its name is used twice".into()));
+        }
+        let image = &d.docker_image;
+        if image.is_empty()
+            || too_long(image, limits::MAX_IMAGE)
+            || image.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(field(
+                "docker_image",
+                format!(
+                    "docker_image {} must be 1 to {} characters, without whitespace",
+                    quoted(image),
+                    limits::MAX_IMAGE
+                ),
+            ));
+        }
+        if d.total_count == 0 || d.total_count > limits::MAX_TOTAL_COUNT {
+            return Err(field(
+                "total_count",
+                format!("total_count {} is not between 1 and {}", d.total_count, limits::MAX_TOTAL_COUNT),
+            ));
+        }
+        if d.essential_count > d.total_count {
+            return Err(field(
+                "essential_count",
+                format!("essential_count {} is above total_count {}", d.essential_count, d.total_count),
+            ));
+        }
+        if d.startup_order > limits::MAX_STARTUP_ORDER {
+            return Err(field(
+                "startup_order",
+                format!("startup_order {} is above {}", d.startup_order, limits::MAX_STARTUP_ORDER),
+            ));
+        }
+        let r = &d.required_resources;
+        if !(limits::MIN_MEMORY..=limits::MAX_MEMORY).contains(&r.memory) {
+            return Err(field(
+                "memory",
+                format!("memory {} is not between {} and {} bytes", r.memory, limits::MIN_MEMORY, limits::MAX_MEMORY),
+            ));
+        }
+        if let Some(cores) = r.cores {
+            // Written so that a NaN fails too.
+            if !(cores > 0.0 && cores <= limits::MAX_CORES) {
+                return Err(field(
+                    "cores",
+                    format!("cores {cores} is not more than 0 and at most {}", limits::MAX_CORES),
+                ));
+            }
+        }
+        if d.ports.len() > limits::MAX_PORTS {
+            return Err(field("ports", format!("{} ports, more than {}", d.ports.len(), limits::MAX_PORTS)));
+        }
+        for p in &d.ports {
+            let bad_protocol = p.protocol.is_empty()
+                || too_long(&p.protocol, limits::MAX_PROTOCOL)
+                || !p.protocol.starts_with(|c: char| c.is_ascii_lowercase())
+                || !p.protocol.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+.-".contains(c));
+            let bad_path = too_long(&p.path, limits::MAX_PORT_PATH)
+                || !(p.path.is_empty() || p.path.starts_with('/'))
+                || p.path.chars().any(|c| c.is_whitespace() || c.is_control());
+            let bad_name =
+                p.name.is_empty() || too_long(&p.name, limits::MAX_PORT_NAME) || p.name.chars().any(char::is_control);
+            if bad_protocol || bad_path || bad_name || p.port_number == 0 {
+                return Err(field(
+                    "ports",
+                    format!(
+                        "port {} ({}, {} {}) is not one a submission could give",
+                        p.port_number,
+                        quoted(&p.name),
+                        quoted(&p.protocol),
+                        quoted(&p.path)
+                    ),
+                ));
+            }
+        }
+        if d.environment.len() > limits::MAX_ENV_ENTRIES {
+            return Err(field(
+                "environment",
+                format!("{} environment variables, more than {}", d.environment.len(), limits::MAX_ENV_ENTRIES),
+            ));
+        }
+        for (name, value) in &d.environment {
+            let well_formed = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !well_formed || too_long(name, limits::MAX_ENV_NAME) || too_long(value, limits::MAX_ENV_VALUE) {
+                return Err(field(
+                    "environment",
+                    format!(
+                        "environment variable {} must be a name of at most {} characters with a value of at most {}",
+                        quoted(name),
+                        limits::MAX_ENV_NAME,
+                        limits::MAX_ENV_VALUE
+                    ),
+                ));
+            }
+        }
+        if d.command.as_ref().is_some_and(|c| too_long(c, limits::MAX_COMMAND)) {
+            return Err(field("command", format!("command is longer than {} characters", limits::MAX_COMMAND)));
+        }
+        if !d.volumes.is_empty() || !d.networks.is_empty() {
+            return Err(field("volumes", "volumes and networks are not allowed in application descriptions".into()));
+        }
+    }
+    let containers: u64 = app.services.iter().map(|d| u64::from(d.total_count)).sum();
+    if containers > limits::MAX_CONTAINERS {
+        return Err(top(
+            "services",
+            format!("its application has {containers} containers in all, more than {}", limits::MAX_CONTAINERS),
+        ));
     }
     Ok(())
 }
@@ -579,6 +890,80 @@ mod tests {
         // A final execution without an end time.
         let e = err_of(&text.replace("time_finished: Some(\"2026-11-25T08:30:00Z\"),", "time_finished: None,"));
         assert!(e.reason.contains("time_finished"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod limits_tests {
+    use super::tests::sample_state;
+    use super::*;
+
+    /// Refused, at the line of `needle` (the first line holding it at or after the line of
+    /// `after`), with a reason holding `why`.
+    #[track_caller]
+    fn refused_at(text: &str, after: &str, needle: &str, why: &str) {
+        let e = decode(text).expect_err("must be refused");
+        let from = text.lines().position(|l| l.contains(after)).unwrap();
+        let line = from + text.lines().skip(from).position(|l| l.contains(needle)).unwrap() + 1;
+        assert_eq!((e.line, e.reason.contains(why)), (line, true), "{e}");
+        assert!(e.column > 0, "{e}");
+    }
+
+    #[test]
+    fn hand_edits_that_would_break_later_are_refused_with_their_place() {
+        let text = encode(&sample_state()).unwrap();
+        // Ids and uids with no room to grow, or reserved.
+        refused_at(&text.replace("next_id: 9,", "next_id: 18446744073709551615,"), "", "next_id:", "ids would run out");
+        refused_at(&text.replace("next_uid: 200003,", "next_uid: 4294967295,"), "", "next_uid:", "below it");
+        refused_at(&text.replace("uid: 200001,", "uid: 65534,"), "", "uid: 65534", "reserved");
+        // Counts, memory and cores no submission could give.
+        let exec = "            id: 3,";
+        for (from, to, why) in [
+            ("total_count: 1,", "total_count: 4000000000,", "total_count 4000000000"),
+            ("total_count: 1,", "total_count: 0,", "total_count 0"),
+            ("essential_count: 1,", "essential_count: 2,", "essential_count 2"),
+            ("memory: 268435456,", "memory: 18446744073709551615,", "memory 18446744073709551615"),
+            ("cores: Some(1.5),", "cores: Some(NaN),", "cores NaN"),
+            ("cores: Some(1.5),", "cores: Some(inf),", "cores inf"),
+            ("cores: Some(1.5),", "cores: Some(-1.0),", "cores -1"),
+            ("priority: 512,", "priority: 4000000000,", "priority"),
+            ("docker_image: \"zoe-test-busybox:latest\",", "docker_image: \"a b\",", "docker_image"),
+        ] {
+            let edited = text.replacen(from, to, 1);
+            assert_ne!(edited, text, "{from}");
+            let field = to.split(':').next().unwrap();
+            refused_at(&edited, exec, field, why);
+        }
+        // A running execution without its services, a service of no description, an ending
+        // that cannot be reached.
+        let no_services = {
+            let mut s = sample_state();
+            std::sync::Arc::make_mut(s.executions.get_mut(&3).unwrap()).services.clear();
+            encode(&s).unwrap()
+        };
+        refused_at(&no_services, exec, "services: []", "0 service records");
+        refused_at(
+            &text.replacen("service_name: \"jupyter\"", "service_name: \"spark\"", 1),
+            exec,
+            "id: 4,",
+            "not a service",
+        );
+        refused_at(&text.replacen("ending: None,", "ending: Some(running),", 1), exec, "ending:", "ending running");
+        // A name of 200,000 characters is quoted shortened.
+        let long = "a".repeat(200_000);
+        let e = decode(&text.replacen("name: \"alice\"", &format!("name: \"{long}\""), 1)).unwrap_err();
+        assert!(e.reason.len() < 300 && e.reason.contains("(200000 bytes)"), "{e}");
+    }
+
+    #[test]
+    fn uids_skip_the_reserved_ones_and_run_out_at_the_limit() {
+        let mut s = State::new("dev");
+        s.next_uid = 65533;
+        assert_eq!([s.gen_uid(), s.gen_uid()], [65533, 65536]);
+        s.next_uid = UID_LIMIT - 1;
+        assert!(s.uids_left());
+        s.gen_uid();
+        assert!(!s.uids_left());
     }
 }
 

@@ -9,7 +9,9 @@ pub mod codec;
 pub mod model;
 pub mod store;
 
-pub use archive::{Archive, ArchiveIndex, Archived};
+pub use archive::{Archive, ArchiveFilter, ArchiveIndex, Archived};
 pub use codec::{decode, encode, is_dns_label, validate, Encoder, LoadError};
 pub use model::*;
-pub use store::{private_dir, write_atomic, CheckpointFile, Store};
+pub use store::{
+    free_space, private_dir, remove_temp_files, write_atomic, write_new, CheckpointFile, StateLock, Store,
+};

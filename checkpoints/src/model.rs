@@ -28,6 +28,45 @@ pub const FIRST_UID: u32 = 200_000;
 /// No user may be given a uid below this one (root and the system's accounts).
 pub const MIN_UID: u32 = 1000;
 
+/// Uids stay below this one, so that they fit a signed 32-bit integer as some tools expect; no
+/// user is created once `next_uid` reaches it.
+pub const UID_LIMIT: u32 = 1 << 31;
+
+/// Uids never given to a user: `nobody`, and `(uint16_t)-1`, which some systems treat as "no
+/// uid". (`(uid_t)-1` is above [`UID_LIMIT`].)
+pub const RESERVED_UIDS: [u32; 2] = [65534, 65535];
+
+/// `next_id` stays at most this: ids have room to grow (a change hands out at most a few
+/// hundred, so the counter never wraps), whatever a hand-edited checkpoint says.
+pub const ID_LIMIT: u64 = 1 << 62;
+
+/// The limits an application description must keep: checked when it is submitted
+/// (`zoe_actors::app_description`) and when a checkpoint or archive segment holding it is loaded,
+/// so that a hand-edited file cannot hold what a submission could not.
+pub mod limits {
+    pub const VERSION: u32 = 2;
+    pub const MAX_APP_NAME: usize = 128;
+    pub const MAX_PRIORITY: u32 = 1024;
+    pub const MAX_SERVICES: usize = 64;
+    pub const MAX_TOTAL_COUNT: u32 = 64;
+    pub const MAX_CONTAINERS: u64 = 256;
+    pub const MAX_STARTUP_ORDER: u32 = 1000;
+    pub const MAX_IMAGE: usize = 255;
+    pub const MAX_PORTS: usize = 32;
+    /// Docker's minimum memory limit: 6 MiB.
+    pub const MIN_MEMORY: u64 = 6 * 1024 * 1024;
+    /// 1 TiB.
+    pub const MAX_MEMORY: u64 = 1024 * 1024 * 1024 * 1024;
+    pub const MAX_CORES: f64 = 256.0;
+    pub const MAX_ENV_ENTRIES: usize = 256;
+    pub const MAX_ENV_NAME: usize = 256;
+    pub const MAX_ENV_VALUE: usize = 4096;
+    pub const MAX_COMMAND: usize = 4096;
+    pub const MAX_PORT_NAME: usize = 128;
+    pub const MAX_PROTOCOL: usize = 16;
+    pub const MAX_PORT_PATH: usize = 1024;
+}
+
 /// A point in time, always UTC, written as RFC 3339.
 pub type Timestamp = OffsetDateTime;
 
@@ -84,11 +123,24 @@ impl State {
         id
     }
 
-    /// Hands out the next uid.
+    /// Hands out the next uid, skipping [`RESERVED_UIDS`]. Callers check [`State::uids_left`]
+    /// first.
     pub fn gen_uid(&mut self) -> u32 {
+        while RESERVED_UIDS.contains(&self.next_uid) {
+            self.next_uid += 1;
+        }
         let uid = self.next_uid;
         self.next_uid = self.next_uid.saturating_add(1);
         uid
+    }
+
+    /// Whether a new user can still be given a uid below [`UID_LIMIT`].
+    pub fn uids_left(&self) -> bool {
+        let mut next = self.next_uid;
+        while RESERVED_UIDS.contains(&next) {
+            next += 1;
+        }
+        next < UID_LIMIT
     }
 
     /// The user with this name, if any.

@@ -260,9 +260,8 @@ impl WebError {
             | ErrorCode::Http(HttpCode::NotFound) => ("Not found", e.message),
             ErrorCode::Http(HttpCode::TooManyFailedLogins) => ("Too many failed sign-ins", e.message),
             ErrorCode::Zoe(Code::QuotaExceeded) => ("Quota exceeded", e.message),
-            ErrorCode::Zoe(Code::CheckpointFailed | Code::Unavailable) | ErrorCode::Http(HttpCode::Busy) => {
-                ("Zoe is not available right now", e.message)
-            }
+            ErrorCode::Zoe(Code::CheckpointFailed | Code::Unavailable | Code::InsufficientStorage)
+            | ErrorCode::Http(HttpCode::Busy) => ("Zoe is not available right now", e.message),
             _ if status == StatusCode::CONFLICT => ("That cannot be done now", e.message),
             _ if status.is_client_error() => ("That did not work", e.message),
             _ => ("Something went wrong", e.message),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::common::{app, temp_dir, zoe_bin, Master, ADMIN};
+use crate::common::{app, assert_error, temp_dir, zoe_bin, Master, ADMIN};
 
 const NO_DOCKER: &[&str] = &["--no-docker"];
 /// Ended executions move to the archive almost at once, so SIGKILL lands in archiving too; the
@@ -247,4 +247,253 @@ fn checkpoint_tools_list_show_diff_and_revert() {
     // that the state is consistent.
     let (s, v) = m.post("/api/0.6/user", ADMIN, &json!({"name": "carol", "role": "guest", "password": "pc"}));
     assert_eq!(s, 201, "{v}");
+}
+
+/// The number of a checkpoint file.
+fn number_of(path: &std::path::Path) -> u64 {
+    path.file_stem().unwrap().to_string_lossy().parse().unwrap()
+}
+
+/// Finding 1: with the lock file deleted, a revert and a second master went ahead and wrote the
+/// same checkpoint numbers. The lock is now the kernel's, on the directory itself; and a number
+/// is written once, whatever else fails.
+#[test]
+fn one_master_per_state_directory_whatever_files_are_deleted() {
+    let dir = temp_dir("lockheld");
+    let m = Master::start_in(&dir, NO_DOCKER);
+    m.create_user("alice", "user", "pa");
+    // Whatever files a careless operator deletes at the top of the state directory...
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+    // ...a revert and a second master are refused while this one runs.
+    let (ok, out) = checkpoint_cmd(&dir, &["revert", "1"]);
+    assert!(!ok && out.contains("master is running"), "{out}");
+    let err = Master::try_start_in(&dir, NO_DOCKER).err().expect("a second master must be refused");
+    assert!(err.contains("another master is running"), "{err}");
+    let before = newest_file(&dir);
+    m.create_user("bob", "user", "pb");
+    assert_eq!(number_of(&newest_file(&dir)), number_of(&before) + 1, "the master went on alone");
+
+    // Even if another writer got past the lock, a checkpoint number is never written twice: the
+    // master's change is refused and the other file kept.
+    let next = dir.join("checkpoints").join(format!("{:010}.ron", number_of(&newest_file(&dir)) + 1));
+    std::fs::write(&next, "written by someone else").unwrap();
+    let r = m.post("/api/0.6/user", ADMIN, &json!({"name": "carol", "role": "user", "password": "pc"}));
+    assert_error(&r, 503, "checkpoint_failed");
+    assert!(r.1["message"].as_str().unwrap().contains("already exists"), "{}", r.1);
+    assert_eq!(std::fs::read_to_string(&next).unwrap(), "written by someone else");
+    std::fs::remove_file(&next).unwrap();
+    m.create_user("carol", "user", "pc");
+    assert_eq!(m.get("/api/0.6/user/bob", ADMIN).0, 200);
+}
+
+/// Finding 2: with `checkpoints/` empty or gone beside an archive, the master started afresh
+/// with only `zoeadmin`.
+#[test]
+fn a_state_directory_with_a_past_but_no_checkpoint_is_refused() {
+    let dir = temp_dir("pastlife");
+    let flags = ["--no-docker", "--history-keep", "0", "--archive-batch", "1"];
+    let mut m = Master::start_in(&dir, &flags);
+    for n in 0..2 {
+        let id = m.submit(ADMIN, &format!("gone-{n}"), &app("img", None));
+        assert_eq!(m.delete(&format!("/api/0.6/execution/{id}"), ADMIN).0, 204);
+    }
+    let segment = dir.join("archive").join("0000000001.ron");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !segment.exists() {
+        assert!(std::time::Instant::now() < deadline, "nothing was archived:\n{}", m.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    m.kill();
+    for entry in std::fs::read_dir(dir.join("checkpoints")).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    let err = Master::try_start_in(&dir, &flags).err().expect("no empty start over an archive");
+    assert!(err.contains("holds no checkpoint") && err.contains("archive/0000000001"), "{err}");
+    assert!(err.contains("zoe checkpoint verify") && err.contains("move"), "says what to do: {err}");
+    std::fs::remove_dir(dir.join("checkpoints")).unwrap();
+    let err = Master::try_start_in(&dir, &flags).err().expect("no empty start without checkpoints/ either");
+    assert!(err.contains("holds no checkpoint"), "{err}");
+    assert!(!dir.join("checkpoints").read_dir().unwrap().any(|e| e.is_ok()), "nothing was written");
+}
+
+/// Finding 3: `from-checkpoint` left in the configuration reverted again at every restart.
+#[test]
+fn from_checkpoint_acts_once() {
+    let dir = temp_dir("fromonce");
+    let mut m = Master::start_in(&dir, NO_DOCKER);
+    m.create_user("alice", "user", "pa");
+    let with_alice = number_of(&newest_file(&dir));
+    m.create_user("bob", "user", "pb");
+    m.kill();
+    let from = ["--no-docker", "--from-checkpoint", &with_alice.to_string()];
+    let mut m = Master::start_in(&dir, &from);
+    assert_eq!((m.get("/api/0.6/user/alice", ADMIN).0, m.get("/api/0.6/user/bob", ADMIN).0), (200, 404));
+    m.kill();
+    // Started again with the setting and nothing changed since: the copy is used, loudly.
+    let mut m = Master::start_in(&dir, &from);
+    assert!(m.log_text().contains("already used"), "{}", m.log_text());
+    m.create_user("carol", "user", "pc");
+    m.kill();
+    // Changes were made since: refused, naming the setting and what to do.
+    let err = Master::try_start_in(&dir, &from).err().expect("a second revert would throw carol away");
+    assert!(err.contains("ZOE_FROM_CHECKPOINT") && err.contains("already used"), "{err}");
+    assert!(err.contains(&format!("zoe checkpoint revert {with_alice}")), "{err}");
+    let m = Master::start_in(&dir, NO_DOCKER);
+    assert_eq!(m.get("/api/0.6/user/carol", ADMIN).0, 200, "nothing was lost");
+}
+
+/// `text` with the value of the `nth` line starting with `field: ` replaced.
+fn set_field(text: &str, field: &str, nth: usize, value: &str) -> (String, usize) {
+    let key = format!("{field}: ");
+    let mut seen = 0;
+    let mut at = 0;
+    let lines: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let trimmed = l.trim_start();
+            if trimmed.starts_with(&key) {
+                seen += 1;
+                if seen == nth + 1 {
+                    at = i + 1;
+                    let indent = &l[..l.len() - trimmed.len()];
+                    return format!("{indent}{key}{value},");
+                }
+            }
+            l.to_string()
+        })
+        .collect();
+    assert!(at > 0, "no {field} #{nth}");
+    (lines.join("\n") + "\n", at)
+}
+
+/// Finding 4: hand edits that `verify` accepted and that broke the master later (ids wrapping,
+/// two users with uid -1, a 64 GB allocation on the first `GET`, a running execution without
+/// services). `verify` and the master now refuse each, at its line.
+#[test]
+fn hand_edits_that_would_break_the_master_later_are_refused_at_their_line() {
+    let dir = temp_dir("edits");
+    let mut m = Master::start_in(&dir, NO_DOCKER);
+    m.create_user("alice", "user", "pa");
+    m.submit(("alice", "pa"), "queued", &app("img", None));
+    m.kill();
+    let newest = newest_file(&dir);
+    let name = newest.file_name().unwrap().to_string_lossy().to_string();
+    let text = std::fs::read_to_string(&newest).unwrap();
+    let running = text
+        .replace("status: scheduled,", "status: running,")
+        .replace("time_started: None,", "time_started: Some(\"2026-01-01T00:00:00Z\"),");
+    let cases: Vec<(String, usize, &str)> = vec![
+        with(set_field(&text, "next_id", 0, "18446744073709551615"), "ids would run out"),
+        with(set_field(&text, "next_uid", 0, "4294967295"), "next_uid"),
+        with(set_field(&text, "uid", 1, "65534"), "reserved"),
+        with(set_field(&text, "total_count", 0, "4000000000"), "total_count 4000000000"),
+        with(set_field(&text, "total_count", 0, "0"), "total_count 0"),
+        with(set_field(&text, "memory", 0, "18446744073709551615"), "memory"),
+        with(set_field(&text, "priority", 0, "4000000000"), "priority"),
+        (running.clone(), running.lines().position(|l| l.trim() == "services: [],").unwrap() + 1, "service records"),
+    ];
+    fn with((text, line): (String, usize), why: &'static str) -> (String, usize, &'static str) {
+        (text, line, why)
+    }
+    for (edited, line, why) in cases {
+        std::fs::write(&newest, &edited).unwrap();
+        let place = format!("{name}:{line}:");
+        let (ok, out) = checkpoint_cmd(&dir, &["verify"]);
+        assert!(!ok && out.contains("DAMAGED") && out.contains(&place) && out.contains(why), "{why}: {out}");
+        let err = Master::try_start_in(&dir, NO_DOCKER).err().unwrap_or_else(|| panic!("{why}: the master started"));
+        assert!(err.contains(&place) && err.contains(why), "{why}: {err}");
+    }
+    // Cores that are not a number, infinite or not positive.
+    let with_cores =
+        text.replace("required_resources: (\n", "required_resources: (\n                        cores: Some(1.0),\n");
+    for (bad, shown) in [("NaN", "NaN"), ("inf", "inf"), ("-1.0", "-1")] {
+        std::fs::write(&newest, with_cores.replace("cores: Some(1.0),", &format!("cores: Some({bad}),"))).unwrap();
+        let (ok, out) = checkpoint_cmd(&dir, &["verify"]);
+        assert!(!ok && out.contains(&format!("cores {shown} is not")), "{out}");
+    }
+    std::fs::write(&newest, &with_cores).unwrap();
+    let (ok, out) = checkpoint_cmd(&dir, &["verify"]);
+    assert!(ok, "a sound edit still passes: {out}");
+}
+
+/// Finding 7: the tools panicked on a closed pipe (`| head -1`): "failed printing to stdout",
+/// a backtrace, rc 101. And hostile values came out whole.
+#[test]
+fn the_tools_exit_cleanly_on_a_closed_pipe_and_shorten_hostile_values() {
+    let dir = temp_dir("pipe");
+    let mut m = Master::start_in(&dir, NO_DOCKER);
+    m.create_user("alice", "user", "pa");
+    m.kill();
+    for args in [&["list"][..], &["show"], &["diff", "1"], &["verify"]] {
+        let mut child = Command::new(zoe_bin())
+            .arg("checkpoint")
+            .args(args)
+            .arg("--state-dir")
+            .arg(&dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before reading anything, as `head -1` does after a line.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && stderr.is_empty(), "{args:?}: {:?} {stderr}", out.status);
+    }
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "{} checkpoint list --state-dir {} | head -1; echo \"rc=${{PIPESTATUS[0]}}\"",
+            zoe_bin(),
+            dir.display()
+        ))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("checkpoint") && text.contains("rc=0"), "{text}");
+
+    // A name of a megabyte, in who changed what and in a user name: a line, not a megabyte.
+    let newest = newest_file(&dir);
+    let text = std::fs::read_to_string(&newest).unwrap();
+    let long = "x".repeat(1 << 20);
+    let changes = format!("changes: [\n        (by: \"{long}\", action: submit, ids: [1]),\n    ],");
+    let edited = text.replacen("changes: [", &changes.replacen("],", "", 1), 1);
+    let edited = if edited == text { text.replacen("changes: [],", &changes, 1) } else { edited };
+    std::fs::write(&newest, &edited).unwrap();
+    let (ok, out) = checkpoint_cmd(&dir, &["list"]);
+    assert!(ok && out.len() < 4096 && out.contains("bytes)"), "{} bytes: {}", out.len(), &out[..out.len().min(500)]);
+    std::fs::write(&newest, text.replacen("name: \"alice\"", &format!("name: \"{long}\""), 1)).unwrap();
+    let (ok, out) = checkpoint_cmd(&dir, &["verify"]);
+    assert!(
+        !ok && out.len() < 4096 && out.contains("DNS label"),
+        "{} bytes: {}",
+        out.len(),
+        &out[..out.len().min(500)]
+    );
+}
+
+/// The hint names the newest checkpoint that actually loads, not simply the one before.
+#[test]
+fn the_hint_names_the_newest_checkpoint_that_loads() {
+    let dir = temp_dir("hint");
+    let mut m = Master::start_in(&dir, NO_DOCKER);
+    for n in ["alice", "bob", "carol"] {
+        m.create_user(n, "user", "p");
+    }
+    m.kill();
+    let newest = number_of(&newest_file(&dir));
+    for n in [newest, newest - 1] {
+        std::fs::write(dir.join("checkpoints").join(format!("{n:010}.ron")), "(damaged").unwrap();
+    }
+    let good = newest - 2;
+    let err = Master::try_start_in(&dir, NO_DOCKER).err().expect("refused");
+    assert!(err.contains(&format!("--from-checkpoint {good}")), "{err}");
+    let (ok, out) = checkpoint_cmd(&dir, &["verify"]);
+    assert!(!ok && out.contains(&format!("zoe checkpoint revert {good}")), "{out}");
 }

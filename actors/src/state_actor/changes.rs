@@ -5,7 +5,7 @@
 use actix::prelude::*;
 use zoe_checkpoints::{Action, Application, Change, ExecutionStatus, Role};
 
-use super::StateActor;
+use super::{Effect, StateActor};
 use crate::app_description::check_registries;
 use crate::error::ZoeError;
 use crate::plan;
@@ -27,6 +27,12 @@ fn refused<T: Send + 'static>(e: ZoeError) -> ResponseFuture<Result<T, ZoeError>
     Box::pin(async move { Err(e) })
 }
 
+// Every change below is applied to the state at once and answered once a checkpoint holding it is
+// on disk; the back-end commands it asks for wait for that checkpoint too. If it cannot be
+// written, the change is undone and answered `checkpoint_failed` (see the module above). Changes
+// that add to the state are refused with `insufficient_storage` while the state disk is low;
+// terminations pass.
+
 message!(
     /// `POST /user`; the password was hashed by the caller, off this actor.
     CreateUser { caller: Caller, name: String, role: Role, password_hash: String } -> "Result<UserView, ZoeError>"
@@ -36,9 +42,17 @@ impl Handler<CreateUser> for StateActor {
     type Result = ResponseFuture<Result<UserView, ZoeError>>;
 
     fn handle(&mut self, msg: CreateUser, ctx: &mut Self::Context) -> Self::Result {
-        let result = transitions::check_caller(&self.state, &msg.caller).and_then(|()| {
-            transitions::create_user(&mut self.state, &msg.caller, &msg.name, msg.role, msg.password_hash, Self::now())
-        });
+        let result =
+            self.check_storage().and_then(|()| transitions::check_caller(&self.state, &msg.caller)).and_then(|()| {
+                transitions::create_user(
+                    &mut self.state,
+                    &msg.caller,
+                    &msg.name,
+                    msg.role,
+                    msg.password_hash,
+                    Self::now(),
+                )
+            });
         match result {
             Ok(u) => {
                 self.note(&msg.caller.name, Action::CreateUser, &[u.id]);
@@ -58,9 +72,10 @@ impl Handler<UpdateUser> for StateActor {
     type Result = ResponseFuture<Result<UserView, ZoeError>>;
 
     fn handle(&mut self, msg: UpdateUser, ctx: &mut Self::Context) -> Self::Result {
-        let result = transitions::check_caller(&self.state, &msg.caller).and_then(|()| {
-            transitions::update_user(&mut self.state, &msg.caller, &msg.name, msg.role, msg.password_hash)
-        });
+        let result =
+            self.check_storage().and_then(|()| transitions::check_caller(&self.state, &msg.caller)).and_then(|()| {
+                transitions::update_user(&mut self.state, &msg.caller, &msg.name, msg.role, msg.password_hash)
+            });
         match result {
             Ok(u) => {
                 self.note(&msg.caller.name, Action::UpdateUser, &[u.id]);
@@ -80,14 +95,16 @@ impl Handler<DeleteUser> for StateActor {
     type Result = ResponseFuture<Result<(), ZoeError>>;
 
     fn handle(&mut self, msg: DeleteUser, ctx: &mut Self::Context) -> Self::Result {
-        let result = transitions::check_caller(&self.state, &msg.caller)
+        let result = self
+            .check_storage()
+            .and_then(|()| transitions::check_caller(&self.state, &msg.caller))
             .and_then(|()| transitions::delete_user(&mut self.state, &msg.caller, &msg.name));
         match result {
             Ok(user) => {
                 self.note(&msg.caller.name, Action::DeleteUser, &[user.id]);
-                if let Some(backend) = &self.backend {
+                if self.backend.is_some() {
                     let network = crate::naming::user_network_name(&user.name, &self.state.deployment_name);
-                    backend.remove_network.do_send(RemoveNetwork { network });
+                    self.waiting.effects.push(Effect::RemoveNetwork(RemoveNetwork { network }));
                 }
                 self.commit((), ctx)
             }
@@ -119,18 +136,19 @@ impl Handler<SubmitExecution> for StateActor {
             None
         };
         let nodes = self.platform.nodes().map(<[_]>::to_vec);
-        let result = transitions::check_caller(&self.state, &msg.caller).and_then(|()| {
-            check_registries(&msg.application, &self.config.allowed_registries).map_err(ZoeError::from)?;
-            transitions::submit_execution(
-                &mut self.state,
-                &msg.caller,
-                &msg.name,
-                msg.application,
-                &self.config.scheduler,
-                nodes.as_deref(),
-                Self::now(),
-            )
-        });
+        let result =
+            self.check_storage().and_then(|()| transitions::check_caller(&self.state, &msg.caller)).and_then(|()| {
+                check_registries(&msg.application, &self.config.allowed_registries).map_err(ZoeError::from)?;
+                transitions::submit_execution(
+                    &mut self.state,
+                    &msg.caller,
+                    &msg.name,
+                    msg.application,
+                    &self.config.scheduler,
+                    nodes.as_deref(),
+                    Self::now(),
+                )
+            });
         match result {
             Ok(id) => {
                 if let Some(secret) = secret {

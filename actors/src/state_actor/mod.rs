@@ -8,17 +8,29 @@
 //! as a message. After each checkpoint it publishes the state it holds for the readers
 //! ([`crate::reader`]): it answers no reads itself.
 //!
+//! Nothing a change causes reaches the back end before the checkpoint holding the change is on
+//! disk: the commands it asks for (start these containers, remove those) wait with its batch
+//! ([`Effect`]). When a checkpoint cannot be written (a full disk), the state goes back to the
+//! newest durable one: the requests of the batch are answered `checkpoint_failed` and leave no
+//! trace, their commands are dropped, the scheduler's decisions are made again, and what the
+//! back end reported meanwhile ([`facts`]) is applied again. The next attempt waits (a back-off
+//! of 1 s doubling to 15 s, unless a request asks for one), failures are logged at most once a
+//! minute with a count, and readers see the master as not ready until a checkpoint is written.
+//! Before the disk is full, requests that change the state are refused (`insufficient_storage`)
+//! once its free space falls under `state-min-free`.
+//!
 //! History: ended executions beyond a window (by count and by age, [`HistoryConfig`]) are moved
 //! to an archive segment by the same writer thread; once the segment is on disk they leave the
 //! state, and the next checkpoint no longer holds them. Every checkpoint records who changed
 //! what since the one before.
 
 mod changes;
+mod facts;
 mod writer;
 
 pub use changes::{CreateUser, CullIdle, DeleteUser, Ping, SubmitExecution, TerminateExecution, UpdateUser};
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -26,19 +38,18 @@ use actix::prelude::*;
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
-use zoe_checkpoints::{
-    record_change, Action, Archive, ArchiveIndex, Change, Execution, ExecutionStatus, State, Store, Timestamp,
-};
+use zoe_checkpoints::{record_change, Action, Archive, ArchiveIndex, Change, ExecutionStatus, State, Store, Timestamp};
 
 use crate::backend::{Backend, DockerActor, SwarmActor};
 use crate::error::{Code, ZoeError};
 use crate::history;
 use crate::outcomes::{self, FollowUp};
 use crate::plan::{self, PlanSettings};
-use crate::protocol::{BackendEvent, BackendHandle, RemoveContainers, RemoveExecution};
-use crate::reader::{Counters, Platform, Published, Reader};
+use crate::protocol::{BackendEvent, BackendHandle, RemoveContainers, RemoveExecution, RemoveNetwork, StartExecution};
+use crate::reader::{Counters, Platform, Published, Reader, Storage};
 use crate::scheduler::{self, SchedulerConfig};
 use crate::transitions;
+use facts::Fact;
 use writer::{Disk, SegmentWritten, WriteJob, Written};
 
 /// Settings of the state actor.
@@ -53,6 +64,9 @@ pub struct StateConfig {
     /// allowed.
     pub allowed_registries: Vec<String>,
     pub history: HistoryConfig,
+    /// Below this many free bytes on the state disk, requests that change the state are refused
+    /// (`insufficient_storage`); 0: never.
+    pub state_min_free: u64,
 }
 
 pub use crate::history::HistoryConfig;
@@ -78,32 +92,75 @@ const BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// How long to wait for more changes after a checkpoint, when few are waiting.
 const GATHER: std::time::Duration = std::time::Duration::from_millis(2);
 
+/// After a checkpoint could not be written, the next attempt (unless a request asks for one)
+/// waits this long, doubling up to [`WRITE_BACKOFF_MAX`].
+const WRITE_BACKOFF_MIN: Duration = Duration::from_secs(1);
+const WRITE_BACKOFF_MAX: Duration = Duration::from_secs(15);
+/// Repeated checkpoint failures are logged at most this often, with a count.
+const FAILURE_LOG_EVERY: Duration = Duration::from_secs(60);
+
 /// A reply waiting for its change to become durable.
 type Reply = Box<dyn FnOnce(Result<(), ZoeError>) + Send>;
 
+/// A command for the back end, sent once the checkpoint holding the change that asked for it is
+/// on disk (dropped if that checkpoint cannot be written).
+#[derive(Debug)]
+enum Effect {
+    Start(StartExecution),
+    Remove(RemoveExecution),
+    RemoveContainers(RemoveContainers),
+    RemoveNetwork(RemoveNetwork),
+}
+
+/// What one checkpoint carries besides the state: the replies waiting for it, the facts it holds
+/// (applied again if it cannot be written) and the commands it releases once on disk.
+#[derive(Default)]
+struct Batch {
+    replies: Vec<Reply>,
+    facts: Vec<Fact>,
+    effects: Vec<Effect>,
+}
+
+/// Checkpoints cannot be written: since when, how often, and when to try again.
+#[derive(Debug)]
+struct Failing {
+    since: Instant,
+    failures: u64,
+    /// Failures since the last line logged about them.
+    unlogged: u64,
+    logged_at: Instant,
+    next_try: Instant,
+    backoff: Duration,
+    last_error: String,
+}
+
 /// The state actor.
 pub struct StateActor {
+    /// The state with every change applied, durable or not.
     state: State,
+    /// The state of the newest checkpoint on disk: where a failed checkpoint goes back to.
+    durable: Arc<State>,
     config: StateConfig,
     platform: Platform,
     store: Store,
-    /// Number of the newest checkpoint written or being written.
+    /// Number of the newest checkpoint on disk.
     seq: u64,
     /// Changes applied in memory but not yet handed to the writer.
     dirty: bool,
-    /// Replies of changes not yet handed to the writer.
-    waiting: Vec<Reply>,
-    /// Replies of changes in the checkpoint being written.
-    in_flight: Vec<Reply>,
-    /// The state being written and the archive it goes with (published once it is on disk).
-    in_flight_state: Option<(Arc<State>, Arc<ArchiveIndex>)>,
+    /// The batch of changes not yet handed to the writer.
+    waiting: Batch,
+    /// The batch of the checkpoint being written.
+    in_flight: Batch,
+    /// The state being written, its number and the archive it goes with (published once it is
+    /// on disk).
+    in_flight_state: Option<(u64, Arc<State>, Arc<ArchiveIndex>)>,
     /// Who changed what since the last checkpoint handed to the writer.
     changes: Vec<Change>,
     archive: Archive,
     /// The archive's index, with every segment written so far.
     index: Arc<ArchiveIndex>,
     /// The segment being written, and the executions it holds.
-    archiving: Option<(u64, Vec<Arc<Execution>>)>,
+    archiving: Option<(u64, Vec<Arc<zoe_checkpoints::Execution>>)>,
     /// The number of the next segment.
     next_segment: u64,
     /// After a segment could not be written, none is tried before this moment.
@@ -124,6 +181,8 @@ pub struct StateActor {
     /// The pause after the next such failure.
     backoff: Duration,
     counters: Counters,
+    /// Set while checkpoints cannot be written.
+    failing: Option<Failing>,
 }
 
 impl StateActor {
@@ -132,23 +191,21 @@ impl StateActor {
     fn new(state: State, durable: Durable, config: StateConfig, has_backend: bool) -> Self {
         let Durable { store, seq, archive, index } = durable;
         let index = Arc::new(index);
-        let published = Published::new(
-            Arc::new(state.clone()),
-            index.clone(),
-            Platform::default(),
-            Counters::default(),
-            has_backend,
-        );
-        let reader = Reader::new(published, config.scheduler.clone());
+        let durable_state = Arc::new(state.clone());
+        let published =
+            Published::new(durable_state.clone(), index.clone(), Platform::default(), Counters::default(), has_backend);
+        let storage = Arc::new(Storage::new(config.state_min_free));
+        let reader = Reader::new(published, config.scheduler.clone(), storage);
         StateActor {
             state,
+            durable: durable_state,
             config,
             platform: Platform::default(),
             store,
             seq,
             dirty: false,
-            waiting: Vec::new(),
-            in_flight: Vec::new(),
+            waiting: Batch::default(),
+            in_flight: Batch::default(),
             in_flight_state: None,
             changes: Vec::new(),
             archive,
@@ -165,6 +222,7 @@ impl StateActor {
             paused_until: None,
             backoff: Duration::from_secs(1),
             counters: Counters::default(),
+            failing: None,
         }
     }
 
@@ -187,11 +245,23 @@ impl StateActor {
             }
             None => None,
         };
+        Ok(Self::launch_with(state, durable, config, backend, ctx))
+    }
+
+    /// Starts the state actor with a back end that is already running (or none).
+    fn launch_with(
+        state: State,
+        durable: Durable,
+        config: StateConfig,
+        backend: Option<BackendHandle>,
+        ctx: Context<StateActor>,
+    ) -> Launched {
+        let addr = ctx.address();
         let mut actor = StateActor::new(state, durable, config, backend.is_some());
         let reader = actor.reader.clone();
         actor.backend = backend.clone();
         ctx.run(actor);
-        Ok(Launched { state: addr, backend, reader })
+        Launched { state: addr, backend, reader }
     }
 
     /// Publishes new back-end figures and counters with the same durable state.
@@ -204,37 +274,100 @@ impl StateActor {
         record_change(&mut self.changes, by, action, ids);
     }
 
+    /// Refuses a request that would change the state while the state disk's free space is under
+    /// `state-min-free` (terminations pass: they are how room is made).
+    fn check_storage(&self) -> Result<(), ZoeError> {
+        let storage = &self.reader.storage;
+        if storage.low() {
+            return Err(ZoeError::new(
+                Code::InsufficientStorage,
+                format!(
+                    "the state disk has {} bytes free, under state-min-free ({} bytes): changes are refused until \
+                     an operator frees space",
+                    storage.free(),
+                    storage.min_free
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Applies a fact and keeps it until a checkpoint holding it is on disk; carries out what it
+    /// asks for.
+    fn record(&mut self, fact: Fact, ctx: &mut Context<Self>) {
+        let f = self.apply_fact(&fact);
+        if f.changed || !f.remove.is_empty() || !f.orphans.is_empty() {
+            self.waiting.facts.push(fact);
+        }
+        self.follow_up(f, ctx);
+    }
+
+    /// Applies a fact to the state and records its change; returns its follow-up.
+    fn apply_fact(&mut self, fact: &Fact) -> FollowUp {
+        let (f, note) = facts::apply(&mut self.state, fact);
+        if let Some((action, ids)) = note {
+            self.note(Change::ZOE, action, &ids);
+        }
+        f
+    }
+
     /// Carries out what an outcome asks for, then looks for executions to start.
     fn follow_up(&mut self, f: FollowUp, ctx: &mut Context<Self>) {
+        self.follow_up_effects(&f);
         if f.changed {
             self.changed(ctx);
         }
-        for r in f.remove {
-            self.remove(r);
-        }
-        if let Some(backend) = &self.backend {
-            if !f.orphans.is_empty() {
-                tracing::warn!("removing {} container(s) unknown to the state: {:?}", f.orphans.len(), f.orphans);
-                backend.remove_containers.do_send(RemoveContainers { names_or_ids: f.orphans });
-            }
-        }
         self.schedule(ctx);
+        self.flush(ctx);
     }
 
-    /// Asks the back end to remove an execution's containers, unless that is already under way.
+    /// The commands an outcome asks for, with its batch.
+    fn follow_up_effects(&mut self, f: &FollowUp) {
+        for r in &f.remove {
+            self.remove(r.clone());
+        }
+        if !f.orphans.is_empty() {
+            self.waiting.effects.push(Effect::RemoveContainers(RemoveContainers { names_or_ids: f.orphans.clone() }));
+        }
+    }
+
+    /// Asks the back end (once the change is durable) to remove an execution's containers.
     fn remove(&mut self, r: RemoveExecution) {
         self.attempts.remove(&r.execution_id);
-        if let Some(backend) = &self.backend {
-            if self.removing.insert(r.execution_id) {
-                backend.remove.do_send(r);
+        if self.backend.is_some() {
+            self.waiting.effects.push(Effect::Remove(r));
+        }
+    }
+
+    /// Sends a command to the back end: its change is on disk.
+    fn send(&mut self, effect: Effect) {
+        let Some(backend) = &self.backend else { return };
+        match effect {
+            Effect::Start(p) => backend.start.do_send(p),
+            Effect::Remove(r) => {
+                // A removal already under way is not asked for again.
+                if self.removing.insert(r.execution_id) {
+                    backend.remove.do_send(r);
+                }
             }
+            Effect::RemoveContainers(r) => {
+                tracing::warn!(
+                    "removing {} container(s) unknown to the state: {:?}",
+                    r.names_or_ids.len(),
+                    r.names_or_ids
+                );
+                backend.remove_containers.do_send(r);
+            }
+            Effect::RemoveNetwork(r) => backend.remove_network.do_send(r),
         }
     }
 
     /// Starts every execution the scheduler picks, unless the back end is away or a recent
-    /// slow start asked for a pause.
+    /// slow start asked for a pause. The starts go to the back end once they are durable.
     fn schedule(&mut self, ctx: &mut Context<Self>) {
-        let Some(backend) = self.backend.clone() else { return };
+        if self.backend.is_none() {
+            return;
+        }
         if !self.platform.reachable {
             // Executions wait in the queue until the back end answers (it reports it).
             return;
@@ -259,7 +392,7 @@ impl StateActor {
             }
             self.note(Change::ZOE, Action::Start, &[id]);
             match plan::start_plan(&self.state, id, &self.config.plan) {
-                Ok(p) => backend.start.do_send(p),
+                Ok(p) => self.waiting.effects.push(Effect::Start(p)),
                 Err(msg) => {
                     let _ = transitions::set_status(&mut self.state, id, ExecutionStatus::Error, now);
                     if let Some(e) = self.state.executions.get_mut(&id) {
@@ -276,7 +409,7 @@ impl StateActor {
             }
             self.note(Change::ZOE, Action::Grow, &[id]);
             match plan::grow_plan(&self.state, id, &service_ids, &self.config.plan) {
-                Ok(p) => backend.start.do_send(p),
+                Ok(p) => self.waiting.effects.push(Effect::Start(p)),
                 Err(msg) => {
                     tracing::error!("cannot grow execution {id}: {msg}");
                     outcomes::instances_start_failed(&mut self.state, id, &service_ids);
@@ -304,7 +437,7 @@ impl StateActor {
     /// change is durable.
     fn commit<T: Send + 'static>(&mut self, value: T, ctx: &mut Context<Self>) -> ResponseFuture<Result<T, ZoeError>> {
         let (tx, rx) = oneshot::channel();
-        self.waiting.push(Box::new(move |r: Result<(), ZoeError>| {
+        self.waiting.replies.push(Box::new(move |r: Result<(), ZoeError>| {
             let _ = tx.send(r.map(|()| value));
         }));
         self.dirty = true;
@@ -320,33 +453,120 @@ impl StateActor {
         self.flush(ctx);
     }
 
-    /// Hands the current state to the writer unless a write is already in flight.
+    /// Hands the current state to the writer unless a write is already in flight, or checkpoints
+    /// are failing and the next attempt is not due (a request waiting makes it due). With
+    /// nothing to write and nothing being written, the commands waiting go to the back end.
     fn flush(&mut self, ctx: &mut Context<Self>) {
-        if !self.dirty || self.in_flight_state.is_some() {
+        if self.in_flight_state.is_some() {
+            return;
+        }
+        if !self.dirty {
+            for effect in std::mem::take(&mut self.waiting.effects) {
+                self.send(effect);
+            }
+            return;
+        }
+        let due = self.failing.as_ref().is_none_or(|f| Instant::now() >= f.next_try);
+        if !due && self.waiting.replies.is_empty() {
             return;
         }
         let Some(writer) = &self.writer else {
             return;
         };
-        self.seq += 1;
+        let seq = self.seq + 1;
         self.dirty = false;
         self.in_flight = std::mem::take(&mut self.waiting);
         let mut snapshot = self.state.clone();
         snapshot.changes = std::mem::take(&mut self.changes);
         let snapshot = Arc::new(snapshot);
-        self.in_flight_state = Some((snapshot.clone(), self.index.clone()));
-        if writer.send(WriteJob::Checkpoint { seq: self.seq, state: snapshot }).is_err() {
+        self.in_flight_state = Some((seq, snapshot.clone(), self.index.clone()));
+        if writer.send(WriteJob::Checkpoint { seq, state: snapshot }).is_err() {
             tracing::error!("checkpoint writer thread is gone");
             self.in_flight_state = None;
-            for r in self.in_flight.drain(..) {
+            for r in self.in_flight.replies.drain(..) {
                 r(Err(ZoeError::new(Code::CheckpointFailed, "the checkpoint writer stopped")));
             }
             ctx.stop();
         }
     }
 
-    /// Every second: executions past their time limit are terminated, and the queue is looked
-    /// at again (aging changes its order; nothing else may have happened).
+    /// A checkpoint could not be written: the state goes back to the newest durable one. Every
+    /// request not yet on disk is refused and leaves no trace; the commands they (and the
+    /// scheduler) asked for are dropped; what the back end reported is applied again.
+    fn roll_back(&mut self, error: &str) {
+        let failed = std::mem::take(&mut self.in_flight);
+        let later = std::mem::take(&mut self.waiting);
+        let refused = failed.replies.len() + later.replies.len();
+        for r in failed.replies.into_iter().chain(later.replies) {
+            r(Err(ZoeError::new(
+                Code::CheckpointFailed,
+                format!("the change could not be saved, and was not made: {error}"),
+            )));
+        }
+        let dropped = failed.effects.len() + later.effects.len();
+        self.state = (*self.durable).clone();
+        self.state.changes.clear();
+        self.changes.clear();
+        self.dirty = false;
+        let facts: Vec<Fact> = failed.facts.into_iter().chain(later.facts).collect();
+        let replayed = facts.len();
+        for fact in facts {
+            let f = self.apply_fact(&fact);
+            self.follow_up_effects(&f);
+            self.dirty |= f.changed;
+            self.waiting.facts.push(fact);
+        }
+        tracing::debug!(refused, dropped, replayed, "state rolled back to checkpoint {}", self.seq);
+    }
+
+    /// Counts a failed checkpoint, sets the back-off, and logs at a bounded rate.
+    fn note_failure(&mut self, seq: u64, error: String) {
+        self.counters.checkpoint_failures += 1;
+        self.reader.storage.set_failing(true);
+        let now = Instant::now();
+        match &mut self.failing {
+            None => {
+                tracing::error!(
+                    "checkpoint {seq} cannot be written: {error}; changes are refused (503 checkpoint_failed) and \
+                     undone until one can be, tried again in {} s (sooner when a request asks), /readyz says not ready",
+                    WRITE_BACKOFF_MIN.as_secs()
+                );
+                self.failing = Some(Failing {
+                    since: now,
+                    failures: 1,
+                    unlogged: 0,
+                    logged_at: now,
+                    next_try: now + WRITE_BACKOFF_MIN,
+                    backoff: WRITE_BACKOFF_MIN,
+                    last_error: error,
+                });
+            }
+            Some(f) => {
+                f.failures += 1;
+                f.unlogged += 1;
+                f.backoff = (f.backoff * 2).min(WRITE_BACKOFF_MAX);
+                f.next_try = now + f.backoff;
+                f.last_error = error;
+                if now.duration_since(f.logged_at) >= FAILURE_LOG_EVERY {
+                    tracing::error!(
+                        "checkpoints still cannot be written: {} more failure(s) in the last {} s, {} since {} s ago \
+                         (last: {})",
+                        f.unlogged,
+                        now.duration_since(f.logged_at).as_secs(),
+                        f.failures,
+                        now.duration_since(f.since).as_secs(),
+                        f.last_error
+                    );
+                    f.unlogged = 0;
+                    f.logged_at = now;
+                }
+            }
+        }
+    }
+
+    /// Every second: executions past their time limit are terminated, the queue is looked at
+    /// again (aging changes its order; nothing else may have happened), and a write put off by
+    /// failures is tried when due.
     fn tick(&mut self, ctx: &mut Context<Self>) {
         let now = Self::now();
         let mut f = FollowUp::default();
@@ -365,14 +585,22 @@ impl StateActor {
     }
 
     /// Hands ended executions beyond the history window to the writer, as a new archive segment,
-    /// when a batch of them is due (or the oldest has waited long enough).
+    /// when a batch of them is due (or the oldest has waited long enough). Only durable ones: a
+    /// segment never holds a change that might be undone. So the next segment waits until the
+    /// checkpoint that drops the last one's executions is durable too (else the durable state
+    /// still holds them, and they would be archived twice).
     fn archive_due(&mut self, now: Timestamp) {
-        if self.archiving.is_some() || self.archive_paused_until.is_some_and(|t| Instant::now() < t) {
+        let unsettled = |b: &Batch| b.facts.iter().any(|f| matches!(f, Fact::Archived { .. }));
+        if self.archiving.is_some()
+            || unsettled(&self.waiting)
+            || unsettled(&self.in_flight)
+            || self.archive_paused_until.is_some_and(|t| Instant::now() < t)
+        {
             return;
         }
         self.archive_checked = Instant::now();
         let Some(writer) = &self.writer else { return };
-        let due = history::due_for_archive(&self.state, &self.config.history, now);
+        let due = history::due_for_archive(&self.durable, &self.config.history, now);
         if due.is_empty() {
             return;
         }
@@ -396,6 +624,7 @@ impl Actor for StateActor {
             keep: self.config.keep_checkpoints,
             archive: self.archive.clone(),
             deployment: self.state.deployment_name.clone(),
+            storage: self.reader.storage.clone(),
         };
         match writer::start(disk, ctx.address()) {
             Ok(tx) => self.writer = Some(tx),
@@ -405,13 +634,7 @@ impl Actor for StateActor {
             }
         }
         if self.backend.is_some() {
-            let before = self.state.executions.clone();
-            let f = outcomes::repair_after_restart(&mut self.state, Self::now());
-            let ids = touched(&before, &self.state.executions);
-            if !ids.is_empty() {
-                self.note(Change::ZOE, Action::Repair, &ids);
-            }
-            self.follow_up(f, ctx);
+            self.record(Fact::Repair { now: Self::now() }, ctx);
         }
         ctx.run_interval(std::time::Duration::from_secs(1), |act, ctx| act.tick(ctx));
     }
@@ -420,37 +643,18 @@ impl Actor for StateActor {
 impl Handler<BackendEvent> for StateActor {
     type Result = ();
 
-    fn handle(&mut self, msg: BackendEvent, ctx: &mut Self::Context) {
+    fn handle(&mut self, event: BackendEvent, ctx: &mut Self::Context) {
         let now = Self::now();
-        let before = matches!(msg, BackendEvent::Inventory { .. }).then(|| self.state.executions.clone());
-        let about = match &msg {
-            BackendEvent::ExecutionStarted { execution_id, .. }
-            | BackendEvent::ExecutionStartFailed { execution_id, .. }
-            | BackendEvent::InstancesStarted { execution_id, .. }
-            | BackendEvent::InstancesStartFailed { execution_id, .. }
-            | BackendEvent::ExecutionRemoved { execution_id, .. }
-            | BackendEvent::ContainerExited { execution_id, .. }
-            | BackendEvent::ContainerLost { execution_id, .. } => Some(*execution_id),
-            _ => None,
-        };
-        let figures = matches!(
-            msg,
-            BackendEvent::Platform(_)
-                | BackendEvent::Unreachable { .. }
-                | BackendEvent::Reachable
-                | BackendEvent::ExecutionStartFailed { .. }
-                | BackendEvent::InstancesStartFailed { .. }
-        );
-        let f = match msg {
-            BackendEvent::ExecutionStarted { execution_id, containers } => {
-                self.attempts.remove(&execution_id);
+        let mut retry = false;
+        match &event {
+            BackendEvent::ExecutionStarted { execution_id, .. } => {
+                self.attempts.remove(execution_id);
                 self.backoff = Duration::from_secs(1);
-                outcomes::started(&mut self.state, execution_id, &containers, now)
             }
             BackendEvent::ExecutionStartFailed { execution_id, error, transient } => {
                 self.counters.start_failures += 1;
-                let retry = transient && {
-                    let n = self.attempts.entry(execution_id).or_insert(0);
+                retry = *transient && {
+                    let n = self.attempts.entry(*execution_id).or_insert(0);
                     *n += 1;
                     *n < START_ATTEMPTS
                 };
@@ -462,128 +666,116 @@ impl Handler<BackendEvent> for StateActor {
                     );
                 } else {
                     tracing::warn!("execution {execution_id} failed to start: {error}");
-                    self.attempts.remove(&execution_id);
+                    self.attempts.remove(execution_id);
                 }
-                outcomes::start_failed(&mut self.state, execution_id, &error, retry, now)
             }
-            BackendEvent::InstancesStarted { execution_id, containers } => {
-                self.backoff = Duration::from_secs(1);
-                outcomes::instances_started(&mut self.state, execution_id, &containers)
-            }
-            BackendEvent::InstancesStartFailed { execution_id, service_ids, error, transient } => {
+            BackendEvent::InstancesStarted { .. } => self.backoff = Duration::from_secs(1),
+            BackendEvent::InstancesStartFailed { execution_id, error, transient, .. } => {
                 self.counters.start_failures += 1;
                 tracing::warn!("execution {execution_id}: elastic instances failed to start: {error}");
-                if transient {
+                if *transient {
                     self.pause_starts();
                 }
-                outcomes::instances_start_failed(&mut self.state, execution_id, &service_ids)
             }
-            BackendEvent::ExecutionRemoved { execution_id, error } => {
-                self.removing.remove(&execution_id);
-                outcomes::removed(&mut self.state, execution_id, error.as_deref(), now)
-            }
-            BackendEvent::ContainerExited { execution_id, service_id, exit_code, oom_killed, .. } => {
-                outcomes::exited(&mut self.state, execution_id, service_id, exit_code, oom_killed, now)
+            BackendEvent::ExecutionRemoved { execution_id, .. } => {
+                self.removing.remove(execution_id);
             }
             BackendEvent::ContainerLost { execution_id, service_id, node } => {
                 tracing::warn!(execution_id, service_id, node, "a container was lost with its node");
-                outcomes::lost(&mut self.state, execution_id, service_id, &node, now)
             }
-            BackendEvent::Inventory { containers } => outcomes::reconcile(&mut self.state, &containers, now),
-            BackendEvent::Platform(p) => {
-                self.platform = Platform::of(p);
-                FollowUp::default()
-            }
+            BackendEvent::ContainerExited { .. } | BackendEvent::Inventory { .. } => {}
+            BackendEvent::Platform(p) => self.platform = Platform::of(p.clone()),
             BackendEvent::Unreachable { error } => {
                 tracing::error!("Docker is unreachable: {error}");
                 self.counters.docker_outages += 1;
                 self.platform.reachable = false;
-                FollowUp::default()
             }
             BackendEvent::Reachable => {
                 tracing::info!("Docker answers again");
                 self.platform.reachable = true;
-                FollowUp::default()
             }
-        };
+        }
+        let figures = matches!(
+            event,
+            BackendEvent::Platform(_)
+                | BackendEvent::Unreachable { .. }
+                | BackendEvent::Reachable
+                | BackendEvent::ExecutionStartFailed { .. }
+                | BackendEvent::InstancesStartFailed { .. }
+        );
         if figures {
             self.refresh();
         }
-        if f.changed {
-            let ids = match before {
-                Some(before) => touched(&before, &self.state.executions),
-                None => about.into_iter().collect(),
-            };
-            self.note(Change::ZOE, Action::Containers, &ids);
+        if facts::changes_state(&event) {
+            self.record(Fact::Backend { event, retry, now }, ctx);
+        } else {
+            self.follow_up(FollowUp::default(), ctx);
         }
-        self.follow_up(f, ctx);
     }
-}
-
-/// The executions that changed (or left) between two versions of the state's executions.
-fn touched(before: &BTreeMap<u64, Arc<Execution>>, after: &BTreeMap<u64, Arc<Execution>>) -> Vec<u64> {
-    let mut ids: Vec<u64> =
-        before.iter().filter(|(id, e)| after.get(id).is_none_or(|a| !Arc::ptr_eq(a, e))).map(|(id, _)| *id).collect();
-    ids.extend(after.keys().filter(|id| !before.contains_key(id)));
-    ids.sort_unstable();
-    ids
 }
 
 impl Handler<Written> for StateActor {
     type Result = ();
 
     fn handle(&mut self, msg: Written, ctx: &mut Self::Context) {
-        let written = self.in_flight_state.take();
-        let replies = std::mem::take(&mut self.in_flight);
-        let batch = replies.len();
+        let Some((seq, state, archive)) = self.in_flight_state.take() else { return };
+        debug_assert_eq!(seq, msg.seq);
         self.counters.checkpoint_last_seconds = msg.elapsed_ms / 1e3;
         self.counters.checkpoint_seconds += msg.elapsed_ms / 1e3;
         match msg.result {
             Ok(()) => {
+                self.seq = seq;
+                self.durable = state.clone();
+                let batch = std::mem::take(&mut self.in_flight);
+                let replies = batch.replies.len();
+                let archived = batch.facts.iter().any(|f| matches!(f, Fact::Archived { .. }));
                 self.counters.checkpoints_written += 1;
-                tracing::debug!(seq = msg.seq, ms = msg.elapsed_ms, changes = batch, "checkpoint written");
-                // Readers see the change before its requester hears that it is done.
-                if let Some((state, archive)) = written {
-                    let has_backend = self.backend.is_some();
-                    self.reader.publish(Published::new(
-                        state,
-                        archive,
-                        self.platform.clone(),
-                        self.counters.clone(),
-                        has_backend,
-                    ));
+                tracing::debug!(seq, ms = msg.elapsed_ms, changes = replies, "checkpoint written");
+                if let Some(f) = self.failing.take() {
+                    tracing::info!(
+                        "checkpoints are written again (checkpoint {seq}), after {} failure(s) over {} s",
+                        f.failures,
+                        f.since.elapsed().as_secs()
+                    );
+                    self.reader.storage.set_failing(false);
                 }
-                for r in replies {
+                // Readers see the change before its requester hears that it is done, and the back
+                // end hears of it only now.
+                let has_backend = self.backend.is_some();
+                self.reader.publish(Published::new(
+                    state,
+                    archive,
+                    self.platform.clone(),
+                    self.counters.clone(),
+                    has_backend,
+                ));
+                for effect in batch.effects {
+                    self.send(effect);
+                }
+                for r in batch.replies {
                     r(Ok(()));
                 }
                 // Under a stream of changes, history is looked at more often than every tick,
                 // so that a burst of ended executions does not swell the checkpoints.
-                if self.archive_checked.elapsed() >= ARCHIVE_CHECK {
+                // A backlog (a first start after an upgrade, a burst of ends) goes segment after
+                // segment, each once the previous one has left the durable state.
+                if archived || self.archive_checked.elapsed() >= ARCHIVE_CHECK {
                     self.archive_due(Self::now());
                 }
                 // Group commit: the clients just answered are about to send their next change.
                 // When few changes are waiting, give them a moment to arrive, so the next
                 // checkpoint covers them too instead of leaving them for the one after.
-                if self.waiting.len() * 2 < batch {
+                if self.waiting.replies.len() * 2 < replies {
                     ctx.run_later(GATHER, |act, ctx| act.flush(ctx));
                     return;
                 }
             }
             Err(e) => {
-                self.counters.checkpoint_failures += 1;
-                tracing::error!("checkpoint {} failed: {e}", msg.seq);
-                // The changes stay in memory and go into the next checkpoint, but none of them
-                // was acknowledged.
-                self.dirty = true;
-                if let Some((state, _)) = written {
-                    let later = std::mem::take(&mut self.changes);
-                    self.changes = state.changes.clone();
-                    self.changes.extend(later);
-                }
-                for r in replies {
-                    r(Err(ZoeError::new(Code::CheckpointFailed, format!("the change could not be saved: {e}"))));
-                }
+                self.note_failure(msg.seq, e.clone());
+                self.roll_back(&e);
                 self.refresh();
+                // Decisions are made again on the durable state (their commands were dropped).
+                self.schedule(ctx);
             }
         }
         self.flush(ctx);
@@ -607,26 +799,16 @@ impl Handler<SegmentWritten> for StateActor {
                     ms = msg.elapsed_ms,
                     "archive segment written"
                 );
-                // Only what did not change since it was handed over leaves the state (ended
-                // executions do not change; anything else stays, and the checkpoint wins).
-                for e in &sent {
-                    if self.state.executions.get(&e.id).is_some_and(|cur| Arc::ptr_eq(cur, e)) {
-                        self.state.executions.remove(&e.id);
-                    }
-                }
-                self.state.archived_segments = number;
                 self.index = Arc::new(self.index.with_segment(segment));
-                self.note(Change::ZOE, Action::Archive, &[number]);
-                self.changed(ctx);
-                // A backlog (a first start after an upgrade, a burst of ends) goes segment after
-                // segment, not one a second.
-                self.archive_due(Self::now());
+                self.record(Fact::Archived { number, executions: sent }, ctx);
             }
             Err(e) => {
                 tracing::error!(
                     "archive segment {number} could not be written, trying again in {} s: {e}",
                     ARCHIVE_RETRY.as_secs()
                 );
+                // The next try takes the same number: segments are numbered without a gap.
+                self.next_segment = number;
                 self.archive_paused_until = Some(Instant::now() + ARCHIVE_RETRY);
             }
         }
@@ -639,3 +821,6 @@ pub struct Launched {
     pub backend: Option<BackendHandle>,
     pub reader: Reader,
 }
+
+#[cfg(test)]
+mod tests;

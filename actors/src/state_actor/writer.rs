@@ -1,15 +1,21 @@
 //! The writer: one thread that writes checkpoints and archive segments, one at a time, and tells
 //! the state actor when each is on disk (or could not be written). A segment handed over before
-//! a checkpoint is on disk before that checkpoint is written.
+//! a checkpoint is on disk before that checkpoint is written. It also measures the state disk's
+//! free space, after each write and every second meanwhile (one `statvfs`), for the
+//! `state-min-free` guard.
 
 use std::sync::{mpsc, Arc};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use zoe_checkpoints::archive::SegmentIndex;
 use zoe_checkpoints::{Archive, Encoder, Execution, State, Store};
 
 use super::StateActor;
+use crate::reader::Storage;
+
+/// How often the free space is measured while nothing is written.
+const MEASURE_EVERY: Duration = Duration::from_secs(1);
 
 /// What the writer is asked to write.
 pub(super) enum WriteJob {
@@ -45,6 +51,8 @@ pub(super) struct Disk {
     pub keep: usize,
     pub archive: Archive,
     pub deployment: String,
+    /// Where the free space is told.
+    pub storage: Arc<Storage>,
 }
 
 /// Starts the writer thread.
@@ -55,9 +63,25 @@ pub(super) fn start(disk: Disk, actor: Addr<StateActor>) -> std::io::Result<mpsc
 }
 
 fn run(disk: Disk, jobs: mpsc::Receiver<WriteJob>, actor: Addr<StateActor>) {
-    let Disk { store, keep, archive, deployment } = disk;
+    let Disk { store, keep, archive, deployment, storage } = disk;
     let mut encoder = Encoder::default();
-    while let Ok(job) = jobs.recv() {
+    let measure = || match store.free_space() {
+        Ok(bytes) => storage.set_free(bytes),
+        Err(e) => {
+            tracing::debug!("cannot measure the free space of {}: {e}", store.dir().display());
+            storage.set_free(u64::MAX);
+        }
+    };
+    measure();
+    loop {
+        let job = match jobs.recv_timeout(MEASURE_EVERY) {
+            Ok(job) => job,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                measure();
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        };
         let started = Instant::now();
         let elapsed_ms = || started.elapsed().as_secs_f64() * 1e3;
         match job {
@@ -72,10 +96,12 @@ fn run(disk: Disk, jobs: mpsc::Receiver<WriteJob>, actor: Addr<StateActor>) {
                         tracing::warn!("cannot prune old checkpoints: {e}");
                     }
                 }
+                measure();
                 actor.do_send(Written { seq, result, elapsed_ms: elapsed_ms() });
             }
             WriteJob::Segment { number, executions } => {
                 let result = archive.write(&deployment, number, &executions);
+                measure();
                 actor.do_send(SegmentWritten { number, result, elapsed_ms: elapsed_ms() });
             }
         }

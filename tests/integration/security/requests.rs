@@ -406,7 +406,7 @@ fn descriptions_submissions_and_queues_are_bounded_and_the_state_is_private() {
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode(&dir), 0o700);
     assert_eq!(mode(&dir.join("checkpoints")), 0o700);
-    assert_eq!(mode(&dir.join("master.lock")), 0o600);
+    assert_eq!(mode(&dir.join("archive")), 0o700);
     for f in std::fs::read_dir(dir.join("checkpoints")).unwrap() {
         assert_eq!(mode(&f.unwrap().path()), 0o600);
     }

@@ -1,0 +1,247 @@
+//! The state actor with a real checkpoint directory and a back end that records what it is
+//! asked: a checkpoint that cannot be written undoes its requests, keeps what the back end
+//! reported, and sends nothing; the next one that can be written carries on.
+//!
+//! A write is made to fail by putting a file where the next checkpoint goes (a number is written
+//! once), the same path as a full disk (the writer reports an error).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use serde_json::json;
+use zoe_checkpoints::{encode, Archive, ArchiveIndex, ExecutionStatus, Role, Store};
+
+use super::{CreateUser, Durable, StateActor, StateConfig, SubmitExecution};
+use crate::error::Code;
+use crate::protocol::*;
+use crate::reader::Reader;
+use crate::testing::{admin, admin_state};
+
+/// What the back end was asked, in order.
+#[derive(Default)]
+struct Recorder {
+    asked: Arc<Mutex<Vec<String>>>,
+}
+
+impl Actor for Recorder {
+    type Context = Context<Self>;
+}
+
+impl Handler<StartExecution> for Recorder {
+    type Result = ();
+    fn handle(&mut self, m: StartExecution, _: &mut Context<Self>) {
+        self.asked.lock().unwrap().push(format!("start {}", m.execution_id));
+    }
+}
+
+impl Handler<RemoveExecution> for Recorder {
+    type Result = ();
+    fn handle(&mut self, m: RemoveExecution, _: &mut Context<Self>) {
+        self.asked.lock().unwrap().push(format!("remove {}", m.execution_id));
+    }
+}
+
+impl Handler<RemoveContainers> for Recorder {
+    type Result = ();
+    fn handle(&mut self, m: RemoveContainers, _: &mut Context<Self>) {
+        self.asked.lock().unwrap().push(format!("remove containers {:?}", m.names_or_ids));
+    }
+}
+
+impl Handler<RemoveNetwork> for Recorder {
+    type Result = ();
+    fn handle(&mut self, m: RemoveNetwork, _: &mut Context<Self>) {
+        self.asked.lock().unwrap().push(format!("remove network {}", m.network));
+    }
+}
+
+impl Handler<Reconcile> for Recorder {
+    type Result = ();
+    fn handle(&mut self, _: Reconcile, _: &mut Context<Self>) {}
+}
+
+impl Handler<ServiceLogs> for Recorder {
+    type Result = Result<LogStream, String>;
+    fn handle(&mut self, _: ServiceLogs, _: &mut Context<Self>) -> Self::Result {
+        Err("no logs here".into())
+    }
+}
+
+impl Handler<CpuUsage> for Recorder {
+    type Result = Vec<Option<u64>>;
+    fn handle(&mut self, m: CpuUsage, _: &mut Context<Self>) -> Self::Result {
+        vec![None; m.containers.len()]
+    }
+}
+
+fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("zoe-state-actor-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn platform() -> PlatformInfo {
+    PlatformInfo {
+        memory_total: 64 << 30,
+        cpus: 16,
+        containers: 0,
+        containers_running: 0,
+        images: 0,
+        server_version: "test".into(),
+        name: "test".into(),
+        nodes: vec![NodeInfo {
+            id: "n".into(),
+            name: "n".into(),
+            address: "local".into(),
+            ready: true,
+            status: "ready".into(),
+            role: "engine".into(),
+            cpus: 16,
+            memory: 64 << 30,
+            labels: BTreeMap::new(),
+            containers: 0,
+        }],
+    }
+}
+
+fn submit(name: &str) -> SubmitExecution {
+    let app = crate::app_description::parse_application(&json!({
+        "name": "app", "version": 2, "will_end": true, "requires_binary": false, "priority": 1,
+        "services": [{"name": "main", "docker_image": "img", "monitor": true, "total_count": 1,
+                      "essential_count": 1, "startup_order": 0, "ports": [],
+                      "required_resources": {"memory": 67108864}}]
+    }))
+    .unwrap();
+    SubmitExecution { caller: admin(), name: name.into(), application: app }
+}
+
+fn create_user(name: &str) -> CreateUser {
+    CreateUser { caller: admin(), name: name.into(), role: Role::User, password_hash: "$argon2id$x".into() }
+}
+
+/// Waits (at most 5 s) until `cond` holds.
+async fn until(what: &str, cond: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !cond() {
+        assert!(started.elapsed() < Duration::from_secs(5), "timed out waiting for {what}");
+        actix::clock::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn published(reader: &Reader) -> Arc<zoe_checkpoints::State> {
+    reader.now().state.clone()
+}
+
+#[test]
+fn a_checkpoint_that_cannot_be_written_undoes_its_requests_keeps_the_facts_and_sends_nothing() {
+    let dir = tempdir("rollback");
+    let store = Store::open(&dir).unwrap();
+    store.write(1, &encode(&admin_state()).unwrap()).unwrap();
+    let archive = Archive::open(&dir).unwrap();
+    let durable = Durable { store: store.clone(), seq: 1, archive, index: ArchiveIndex::empty(&dir.join("archive")) };
+    let config = StateConfig {
+        keep_checkpoints: 100,
+        scheduler: Default::default(),
+        plan: Default::default(),
+        allowed_registries: vec![],
+        history: Default::default(),
+        state_min_free: 0,
+    };
+    actix::System::new().block_on(async move {
+        let block = |n: u64| std::fs::write(store.path(n), "in the way").unwrap();
+        let unblock = |n: u64| std::fs::remove_file(store.path(n)).unwrap();
+        let recorder = Recorder::default();
+        let asked = recorder.asked.clone();
+        let backend = BackendHandle::of(&recorder.start());
+        let launched = StateActor::launch_with(admin_state(), durable, config, Some(backend), Context::new());
+        let (state, reader) = (launched.state, launched.reader);
+        state.send(BackendEvent::Platform(platform())).await.unwrap();
+
+        // A refused submission: 503, not in memory (the same name is free), no container started.
+        block(2);
+        let e = state.send(submit("nb")).await.unwrap().unwrap_err();
+        assert_eq!(e.code, Code::CheckpointFailed, "{e}");
+        assert!(reader.storage.failing(), "readers see that checkpoints fail");
+        let e = state.send(create_user("bob")).await.unwrap().unwrap_err();
+        assert_eq!(e.code, Code::CheckpointFailed, "{e}");
+        actix::clock::sleep(Duration::from_millis(300)).await;
+        assert!(asked.lock().unwrap().is_empty(), "nothing reached the back end: {:?}", asked.lock().unwrap());
+
+        // Space again: the same changes go through (bob is not "already registered"), the
+        // execution gets the same id (the refused one left no trace), and starts only now.
+        unblock(2);
+        state.send(create_user("bob")).await.unwrap().unwrap();
+        let id = state.send(submit("nb")).await.unwrap().unwrap();
+        assert_eq!(id, 2, "bob took id 1, the refused submission's: it never existed");
+        until("the start", || asked.lock().unwrap().contains(&format!("start {id}"))).await;
+        assert!(!reader.storage.failing());
+        let numbers: Vec<u64> = store.list().unwrap().iter().map(|f| f.number).collect();
+        assert_eq!(numbers, [1, 2, 3, 4], "failed numbers are tried again, not skipped");
+
+        // What the back end reports while checkpoints fail is kept through the rollback; the
+        // request made meanwhile is not.
+        let next = store.newest().unwrap().unwrap() + 1;
+        block(next);
+        let service_id = published(&reader).executions[&id].services[0].id;
+        let started = StartedContainer {
+            service_id,
+            docker_id: "c1".into(),
+            ip_address: BTreeMap::new(),
+            host_endpoints: BTreeMap::new(),
+            node: None,
+        };
+        state.send(BackendEvent::ExecutionStarted { execution_id: id, containers: vec![started] }).await.unwrap();
+        let e = state.send(create_user("carol")).await.unwrap().unwrap_err();
+        assert_eq!(e.code, Code::CheckpointFailed, "{e}");
+        assert_eq!(published(&reader).executions[&id].status, ExecutionStatus::Starting, "not durable yet");
+        unblock(next);
+        // The fact waits for the back-off (no request asks), then is written.
+        until("the fact on disk", || {
+            published(&reader).executions.get(&id).is_some_and(|e| e.status == ExecutionStatus::Running)
+        })
+        .await;
+        let s = published(&reader);
+        assert!(s.user_by_name("carol").is_none() && s.user_by_name("bob").is_some());
+        assert_eq!(store.load(next).unwrap().executions[&id].status, ExecutionStatus::Running);
+        System::current().stop();
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn changes_are_refused_with_insufficient_storage_under_state_min_free_but_terminations_pass() {
+    let dir = tempdir("minfree");
+    let store = Store::open(&dir).unwrap();
+    store.write(1, &encode(&admin_state()).unwrap()).unwrap();
+    let archive = Archive::open(&dir).unwrap();
+    let durable = Durable { store: store.clone(), seq: 1, archive, index: ArchiveIndex::empty(&dir.join("archive")) };
+    let config = StateConfig {
+        keep_checkpoints: 100,
+        scheduler: Default::default(),
+        plan: Default::default(),
+        allowed_registries: vec![],
+        history: Default::default(),
+        // More than any disk has.
+        state_min_free: u64::MAX - 1,
+    };
+    actix::System::new().block_on(async move {
+        let launched = StateActor::launch_with(admin_state(), durable, config, None, Context::new());
+        let (state, reader) = (launched.state, launched.reader);
+        until("a measure", || reader.storage.free() != u64::MAX).await;
+        assert!(reader.storage.low());
+        let e = state.send(create_user("bob")).await.unwrap().unwrap_err();
+        assert_eq!(e.code, Code::InsufficientStorage, "{e}");
+        assert!(e.message.contains("state-min-free"), "{e}");
+        let e = state.send(submit("nb")).await.unwrap().unwrap_err();
+        assert_eq!(e.code, Code::InsufficientStorage, "{e}");
+        let e = state.send(super::TerminateExecution { caller: admin(), id: 99 }).await.unwrap().unwrap_err();
+        assert_eq!(e.code, Code::NoSuchExecution, "terminations are not refused for space: {e}");
+        assert_eq!(store.newest().unwrap(), Some(1), "nothing was written");
+        System::current().stop();
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+}
