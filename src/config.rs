@@ -333,19 +333,23 @@ pub struct MasterConfig {
     #[arg(long, env = "ZOE_PUBLISH_ADDRESS", default_value = "127.0.0.1")]
     pub publish_address: String,
 
-    /// Publish exposed ports on the host (`publish-address`, a random port each; on a Swarm, on
-    /// the node that runs the container). Off: exposed ports are reached only through the
-    /// master's proxy (`/proxy/...`); the Swarm back end needs them published.
-    #[arg(long, env = "ZOE_PUBLISH_PORTS", default_value_t = true, action = clap::ArgAction::Set)]
-    pub publish_ports: bool,
-
-    /// Serve the proxy only on this host name (e.g. `apps.zoe.example`, pointing at the master),
-    /// and nothing else there: proxied pages then run on another origin than Zoe's API and pages,
-    /// so a page served by a user's service cannot act with a visitor's credentials for Zoe.
-    /// `/proxy/` requests to any other host are redirected to it.
-    #[arg(long, env = "ZOE_PROXY_HOST")]
+    /// Also publish exposed ports on the host (`publish-address`, a random port each; on a Swarm,
+    /// on the node that runs the container). A published port answers anyone who can reach that
+    /// address, without Zoe's sign-in and without the proxy's guard. Default: `false` on one
+    /// engine (exposed ports are reached through the master's proxy only), `true` on a Swarm (the
+    /// proxy reaches a Swarm's services through what they publish).
+    #[arg(long, env = "ZOE_PUBLISH_PORTS", action = clap::ArgAction::Set)]
     #[serde(default)]
-    pub proxy_host: Option<String>,
+    pub publish_ports: Option<bool>,
+
+    /// The domain under which every exposed port of every execution is served, each on a host
+    /// name of its own: `<port>-<instance>-<execution-id>.<apps-domain>` (for example
+    /// `8888-notebook-12.localhost`), on the master's own address and port. Browsers send
+    /// `*.localhost` to this machine by themselves; a deployment on a network needs a wildcard DNS
+    /// name `*.<apps-domain>` pointing at the master (and, with TLS, a certificate for it). Zoe's
+    /// own host must not be under it.
+    #[arg(long, env = "ZOE_APPS_DOMAIN", default_value = "localhost")]
+    pub apps_domain: String,
 
     /// Connections through the proxy a user (not an administrator) may have open at once.
     #[arg(long, env = "ZOE_MAX_PROXY_CONNECTIONS", default_value_t = 64)]
@@ -483,6 +487,12 @@ impl MasterConfig {
 }
 
 impl MasterConfig {
+    /// Whether exposed ports are published on the host: `publish-ports`, or the back end's
+    /// default (no on one engine, yes on a Swarm).
+    pub fn publish_ports(&self) -> bool {
+        self.publish_ports.unwrap_or(self.backend == Backend::Swarm)
+    }
+
     /// The idle limits of idle culling.
     pub fn idle_limits(&self) -> crate::idle::IdleLimits {
         let secs = |s: u64| (s > 0).then(|| std::time::Duration::from_secs(s));

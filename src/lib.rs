@@ -10,6 +10,7 @@ use zoe_actors::reader::Reader;
 use zoe_actors::state_actor::StateActor;
 
 pub mod api;
+pub mod apps;
 pub mod auth;
 pub mod checkpoint_cmd;
 pub mod checkpoint_diff;
@@ -48,4 +49,6 @@ pub struct AppData {
     pub metrics: Arc<observability::ApiMetrics>,
     /// Use of executions through the proxy, and what idle culling has left them.
     pub activity: Arc<idle::Activity>,
+    /// The application hosts: their domain, tickets and cookies.
+    pub apps: Arc<apps::Apps>,
 }

@@ -823,6 +823,9 @@ pub struct ProxyTarget {
     pub service_id: u64,
     /// `host:port` to connect to.
     pub address: String,
+    /// A header to add to every forwarded request (name, value): the port's `secret_header`
+    /// with the execution's secret.
+    pub secret_header: Option<(String, String)>,
 }
 
 /// The target of a proxied request, if the caller may see the execution (else
@@ -874,7 +877,13 @@ pub fn proxy_target(
             format!("{ip}:{port}")
         }
     };
-    Ok(ProxyTarget { owner_id: e.owner_id, service_id: s.id, address })
+    let secret_header = match (&e.proxy_secret, e.description_of(s)) {
+        (Some(secret), Some(d)) => {
+            d.ports.iter().find(|p| p.port_number == port).and_then(|p| p.secret_header_with(secret))
+        }
+        _ => None,
+    };
+    Ok(ProxyTarget { owner_id: e.owner_id, service_id: s.id, address, secret_header })
 }
 
 /// Figures for `/metrics` and `/readyz`; no names.

@@ -166,7 +166,7 @@ fn spread_app(workers: u32) -> Value {
         "name": "master", "docker_image": IMAGE, "monitor": true, "total_count": 1, "essential_count": 1,
         "startup_order": 0, "required_resources": {"memory": 32 * 1024 * 1024},
         "ports": [{"name": "web", "protocol": "http", "port_number": 8080, "is_main_endpoint": true, "expose": true}],
-        // The page is also under the proxy's path, which the proxy forwards whole.
+        // The page is also at the root of the application's host (`ZOE_PROXY_PATH_8080` is `/`).
         "command": "sh -c 'd=/mnt/workspace$ZOE_PROXY_PATH_8080 && mkdir -p $d && echo hello from {execution_name} | \
                     tee /mnt/workspace/{execution_name}.html > $d/{execution_name}.html; exec httpd -f -p 8080 -h /mnt/workspace'",
     });
@@ -225,13 +225,14 @@ fn an_execution_spreads_over_nodes_its_parts_meet_and_terminating_leaves_nothing
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&page.stdout).trim(), "hello from wide");
-    // And through the master's proxy, which reaches it at that endpoint, for its owner only.
-    let proxied = format!("/proxy/{id}/master/8080/wide.html");
-    assert_eq!(master["ports"][0]["proxy_url"], format!("/proxy/{id}/master/8080/"));
-    let (s, page) = m.get(&proxied, ALICE);
-    assert_eq!((s, page.as_str().unwrap_or_default().trim()), (200, "hello from wide"));
+    // And through the master's proxy, which reaches it at that endpoint, on the application's own
+    // host, for its owner only.
+    let link = format!("/proxy/{id}/master/8080/");
+    assert_eq!(master["ports"][0]["proxy_url"], link);
+    let page = crate::common::apps::sign_in(&m, ALICE, &link).get("/wide.html");
+    assert_eq!((page.status, page.text().trim()), (200, "hello from wide"));
     m.create_user("bob", "user", "pb");
-    assert_eq!(m.get(&proxied, ("bob", "pb")).0, 404);
+    assert_eq!(crate::common::apps::enter(&m, Some(("bob", "pb")), &link, "").status, 404);
     // Names, labels, limits, user, no restarts, as Swarm has them.
     let inspect: Value =
         serde_json::from_str(&manager(c, &["service", "inspect", master["name"].as_str().unwrap()])).unwrap();
