@@ -12,19 +12,22 @@ containers' names carry the `zoe-apptest-` prefix), the description's environmen
     --user 200123:200123 --cap-drop ALL --security-opt no-new-privileges --init
     --read-only --tmpfs /tmp:rw,nosuid,nodev,size=<memory>,mode=1777
     --pids-limit 512 -v <workspace owned by 200123, mode 0700>:/mnt/workspace
-    -e HOME=/mnt/workspace -e ZOE_PROXY_PATH_<port>=/proxy/<id>/<service>/<port>/
+    -e HOME=/mnt/workspace -e ZOE_PROXY_PATH_<port>=/ -e ZOE_PROXY_SECRET=<random>
     -p 127.0.0.1::<port> for exposed ports, on a private bridge network
 
-Checks: the word count's output equals coreutils' count of the same input; the notebook
-answers at its base URL, refuses a POST without the XSRF token, creates a kernel with it, and
-runs code in the kernel over its WebSocket (a local Spark job in `jupyter`, a job on the cluster
-in `spark-jupyter`); every file written in the workspace belongs to the uid; no process runs as
-root. Prints timings and memory figures. Every object it creates is named `zoe-apptest-*` and
+(Zoe serves each exposed port at the root of a host of its own, and adds a port's
+`secret_header` to every request it forwards; here the script adds it itself.) Checks: the word
+count's output equals coreutils' count of the same input; the notebook refuses a request without
+the execution's secret, answers with it, creates a kernel and runs code in the kernel over its
+WebSocket (a local Spark job in `jupyter`, a job on the cluster in `spark-jupyter`); the Spark
+master's UI answers at its root; every file written in the workspace belongs to the uid; no
+process runs as root. Prints timings and memory figures. Every object it creates is named `zoe-apptest-*` and
 removed at the end, even on failure; every docker command runs alone and under a timeout.
 """
 
 import json
 import os
+import secrets
 import re
 import shlex
 import shutil
@@ -106,11 +109,13 @@ def expand(text, variables):
 def instances(description, execution, execution_id):
     """Every container of an execution of `description`, in startup order, as Zoe names it."""
     out = []
+    secret = secrets.token_hex(32)
     for s in sorted(description["services"], key=lambda s: s["startup_order"]):
         for index in range(s["total_count"]):
             instance = s["name"] if s["total_count"] == 1 else f"{s['name']}-{index}"
             variables = dict(execution_name=execution, user_name=OWNER,
-                             deployment_name=DEPLOYMENT, index=index, execution_id=execution_id)
+                             deployment_name=DEPLOYMENT, index=index, execution_id=execution_id,
+                             proxy_path=f"/proxy/{execution_id}/{instance}", proxy_secret=secret)
             cmd = s.get("command")
             out.append(dict(
                 service=s["name"],
@@ -122,8 +127,11 @@ def instances(description, execution, execution_id):
                 memory=s["required_resources"]["memory"],
                 ports=[p["port_number"] for p in s["ports"] if p.get("expose")],
                 monitor=s["monitor"],
-                proxy={p["port_number"]: f"/proxy/{execution_id}/{instance}/{p['port_number']}/"
-                       for p in s["ports"] if p.get("expose")},
+                secret=secret,
+                # What the proxy adds to every request to a port: {port: (name, value)}.
+                headers={p["port_number"]: tuple(x.strip() for x in
+                                                 p["secret_header"].replace("{secret}", secret).split(":", 1))
+                         for p in s["ports"] if p.get("expose") and p.get("secret_header")},
             ))
     return out
 
@@ -138,8 +146,9 @@ def run_container(c, workspace):
             "--memory", str(c["memory"]), "--memory-swap", str(c["memory"]),
             "--read-only", "--tmpfs", f"/tmp:rw,nosuid,nodev,size={c['memory']},mode=1777",
             "-v", f"{workspace}:{WORKSPACE_MOUNT}", "-e", f"HOME={WORKSPACE_MOUNT}"]
-    for port, path in c["proxy"].items():
-        args += ["-e", f"ZOE_PROXY_PATH_{port}={path}", "-p", f"127.0.0.1::{port}"]
+    for port in c["ports"]:
+        args += ["-e", f"ZOE_PROXY_PATH_{port}=/", "-p", f"127.0.0.1::{port}"]
+    args += ["-e", f"ZOE_PROXY_SECRET={c['secret']}"]
     for k, v in c["env"]:
         args += ["-e", f"{k}={v}"]
     args += [c["image"], *c["cmd"]]
@@ -227,10 +236,11 @@ def http(method, url, headers=None, body=None, timeout=10):
         return e.code, e.headers, e.read()
 
 
-def wait_http(url, deadline, ok=lambda status, body: status == 200):
+def wait_http(url, deadline, auth=None, ok=lambda status, body: status == 200):
+    """The body of `url` once it answers (with the header `auth`: (name, value)), or None."""
     while time.monotonic() < deadline:
         try:
-            status, _, body = http("GET", url, timeout=5)
+            status, _, body = http("GET", url, headers=dict([auth]) if auth else None, timeout=5)
             if ok(status, body):
                 return body
         except (OSError, ValueError):
@@ -239,41 +249,35 @@ def wait_http(url, deadline, ok=lambda status, body: status == 200):
     return None
 
 
-def notebook_checks(name, port, base, workspace, code):
-    """The checks of a notebook served at http://127.0.0.1:port{base}; runs `code` in a kernel.
-    Returns the kernel's printed text."""
-    url = f"http://127.0.0.1:{port}{base}"
-    status, headers, _ = http("GET", url + "lab")
-    cookies = {}
-    for h in headers.get_all("Set-Cookie") or []:
-        k, v = h.split(";", 1)[0].split("=", 1)
-        cookies[k] = v
-    xsrf = cookies.get("_xsrf")
-    check(status == 200 and bool(xsrf), f"GET {base}lab: {status}, _xsrf cookie {'set' if xsrf else 'MISSING'}")
-    cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
-
-    status, _, _ = http("POST", url + "api/kernels", body={"name": "python3"})
-    check(status == 403, f"POST {base}api/kernels without the XSRF token is refused: {status}")
+def notebook_checks(name, port, auth, workspace, code):
+    """The checks of a notebook served at http://127.0.0.1:port/, reached with the header the
+    proxy adds (`auth`: (name, value)); runs `code` in a kernel. Returns the kernel's printed
+    text."""
+    url = f"http://127.0.0.1:{port}/"
+    secret = {auth[0]: auth[1]}
+    status, _, _ = http("GET", url + "api/status")
+    check(status == 403, f"GET /api/status without the secret is refused: {status}")
+    status, _, _ = http("GET", url + "api/status", headers={auth[0]: auth[1] + "x"})
+    check(status == 403, f"GET /api/status with a wrong secret is refused: {status}")
+    status, headers, _ = http("GET", url + "lab", headers=secret)
+    check(status == 200, f"GET /lab with the secret: {status}")
     start = time.monotonic()
     status, _, body = http("POST", url + "api/kernels", body={"name": "python3"},
-                           headers={"X-XSRFToken": xsrf or "", "Cookie": cookie,
-                                    "Content-Type": "application/json"})
+                           headers={**secret, "Content-Type": "application/json"})
     kernel = json.loads(body) if status == 201 else {}
-    check(status == 201, f"POST {base}api/kernels with the XSRF token: {status}, kernel "
-          f"{kernel.get('id', '?')[:8]}")
-    status, _, body = http("GET", url + "api/kernels")
+    check(status == 201, f"POST /api/kernels: {status}, kernel {kernel.get('id', '?')[:8]}")
+    status, _, body = http("GET", url + "api/kernels", headers=secret)
     check(status == 200 and any(k["id"] == kernel.get("id") for k in json.loads(body)),
-          f"GET {base}api/kernels lists it: {status}")
+          f"GET /api/kernels lists it: {status}")
     status, _, body = http("PUT", url + "api/contents/apptest.txt",
                            body={"type": "file", "format": "text", "content": "hello\n"},
-                           headers={"X-XSRFToken": xsrf or "", "Cookie": cookie,
-                                    "Content-Type": "application/json"})
+                           headers={**secret, "Content-Type": "application/json"})
     check(status in (200, 201) and os.path.exists(os.path.join(workspace, "apptest.txt")),
-          f"PUT {base}api/contents/apptest.txt writes into the workspace: {status}")
+          f"PUT /api/contents/apptest.txt writes into the workspace: {status}")
     if not kernel:
         return ""
-    text, error = jupyter.run(f"http://127.0.0.1:{port}", None, cookie,
-                              f"{base}api/kernels/{kernel['id']}/channels", code)
+    text, error = jupyter.run(f"http://127.0.0.1:{port}", auth[1], "",
+                              f"/api/kernels/{kernel['id']}/channels", code)
     log(f"kernel ran the code {time.monotonic() - start:.1f} s after its creation:\n"
         + "\n".join("        " + line for line in text.strip().splitlines()))
     check(error is None, f"the kernel's code ran without error{': ' + error if error else ''}")
@@ -358,14 +362,14 @@ def start_all(description, execution, execution_id, workspace):
     return containers, published, t0
 
 
-def check_master_ui(ui, proxy):
-    """The master's web UI, as Zoe's proxy would ask for it (the full path, prefix included)."""
-    status, _, body = http("GET", ui + proxy)
-    check(status == 200 and f'href="{proxy}static/webui.css"'.encode() in body,
-          f"GET {proxy}: {status}, the master UI's links carry the prefix (spark.ui.proxyBase)")
-    status, headers, _ = http("GET", ui + proxy + "static/webui.css")
+def check_master_ui(ui):
+    """The master's web UI, as Zoe's proxy asks for it: at the root of its own host."""
+    status, _, body = http("GET", ui + "/")
+    check(status == 200 and b'href="/static/webui.css"' in body,
+          f"GET /: {status}, the master UI's links are at the root")
+    status, headers, _ = http("GET", ui + "/static/webui.css")
     check(status == 200 and headers.get("Content-Type", "").startswith("text/css"),
-          f"GET {proxy}static/webui.css: {status} {headers.get('Content-Type')} (zoe-web-prefix)")
+          f"GET /static/webui.css: {status} {headers.get('Content-Type')}")
 
 
 def report_memory(containers, peaks):
@@ -404,7 +408,7 @@ def test_wordcount(tmp):
     ui = f"http://127.0.0.1:{published[master['host']][8080]}"
     finished = watch_cluster(published[master["host"]][8080], t0, t0 + 600, until, names,
                              marks, peaks)
-    check_master_ui(ui, master["proxy"][8080])
+    check_master_ui(ui)
     marks["word count done (spark-submit exited)"] = time.monotonic() - t0
     for k, v in marks.items():
         log(f"time from the first docker run to {k}: {v:.1f} s")
@@ -469,19 +473,16 @@ def test_jupyter(tmp):
     workspace = make_workspace(tmp, "ws-jupyter")
     containers, published, t0 = start_all(load("jupyter.json"), "nb1", 2, workspace)
     nb = containers[0]
-    name, port, base = PREFIX + nb["host"], published[nb["host"]][8888], nb["proxy"][8888]
-    body = wait_http(f"http://127.0.0.1:{port}{base}api/status", t0 + 120)
+    name, port, auth = PREFIX + nb["host"], published[nb["host"]][8888], nb["headers"][8888]
+    body = wait_http(f"http://127.0.0.1:{port}/api/status", t0 + 120, auth)
     up = time.monotonic() - t0
-    if not check(body is not None, f"the notebook API answers at {base}api/status {up:.1f} s "
-                 "after docker run"):
+    if not check(body is not None, f"the notebook API answers at /api/status {up:.1f} s after docker run"):
         log(logs(name))
         return containers
-    status, _, _ = http("GET", f"http://127.0.0.1:{port}/api/status")
-    check(status == 404, f"nothing is served outside the base URL (GET /api/status: {status})")
     peaks = {}
     peaks.update(memory_sample([name]))
     log(f"memory {nb['host']} idle: {peaks.get(name, 0):.0f} MiB")
-    text = notebook_checks(name, port, base, workspace, NOTEBOOK_LOCAL_CODE)
+    text = notebook_checks(name, port, auth, workspace, NOTEBOOK_LOCAL_CODE)
     check(f"user {UID} zoe HOME /mnt/workspace cwd /mnt/workspace" in text,
           "the kernel runs as the uid, named by nss_wrapper, in the workspace")
     check("master local[*]" in text and "sum 299995" in text, "a local Spark job runs in the notebook")
@@ -503,8 +504,8 @@ def test_spark_jupyter(tmp):
     marks, peaks = {}, {}
     watch_cluster(published[master["host"]][8080], t0, t0 + 120,
                   lambda: "2 workers registered" in marks, names, marks, peaks)
-    port, base = published[nb["host"]][8888], nb["proxy"][8888]
-    body = wait_http(f"http://127.0.0.1:{port}{base}api/status", t0 + 120)
+    port, auth = published[nb["host"]][8888], nb["headers"][8888]
+    body = wait_http(f"http://127.0.0.1:{port}/api/status", t0 + 120, auth)
     marks["notebook API up"] = time.monotonic() - t0
     for k, v in marks.items():
         log(f"time from the first docker run to {k}: {v:.1f} s")
@@ -513,7 +514,7 @@ def test_spark_jupyter(tmp):
         for c in containers:
             log(f"{c['host']}:\n{logs(PREFIX + c['host'])}")
         return containers
-    text = notebook_checks(PREFIX + nb["host"], port, base, workspace, NOTEBOOK_CLUSTER_CODE)
+    text = notebook_checks(PREFIX + nb["host"], port, auth, workspace, NOTEBOOK_CLUSTER_CODE)
     check(f"master spark://{master['host']}:7077 driver {nb['host']}" in text,
           "SparkSession.builder.getOrCreate() uses the cluster's master, driver host = notebook")
     workers = sorted(c["host"] for c in containers if c["service"] == "spark-worker")
@@ -529,7 +530,7 @@ def test_spark_jupyter(tmp):
     report_memory(containers, peaks)
     check_processes(names)
     check_workspace_owner(workspace)
-    check_master_ui(ui, master["proxy"][8080])
+    check_master_ui(ui)
     return containers
 
 

@@ -351,13 +351,14 @@ pub struct MasterConfig {
     #[arg(long, env = "ZOE_PUBLISH_ADDRESS", default_value = "127.0.0.1")]
     pub publish_address: String,
 
-    /// Publish exposed ports on the host (`publish-address`, a random port each; on a Swarm, on
-    /// the node that runs the container, where every container of every user can reach them).
-    /// Off: exposed ports are reached only through the master's proxy (`/proxy/...`). Default:
-    /// on with one engine, off on a Swarm.
-    #[arg(long, env = "ZOE_PUBLISH_PORTS", action = clap::ArgAction::Set)]
+    /// Also publish exposed ports on the host (`publish-address`, a random port each; on a Swarm,
+    /// on the node that runs the container). A published port answers anyone who can reach that
+    /// address, without Zoe's sign-in and without the proxy's guard (on a Swarm: every container
+    /// of every user). Default: `false` on both back ends (exposed ports are reached through the
+    /// master's proxy only; on a Swarm it reaches them through the relay of each user's network).
+    #[arg(long, env = "ZOE_PUBLISH_PORTS", default_value_t = false, action = clap::ArgAction::Set)]
     #[serde(default)]
-    pub publish_ports: Option<bool>,
+    pub publish_ports: bool,
 
     /// The image of `zoe relay` (built by `deploy/relay-image.sh`, present on every node), which
     /// the Swarm back end runs on each user's overlay network so that the master reaches that
@@ -365,13 +366,14 @@ pub struct MasterConfig {
     #[arg(long, env = "ZOE_RELAY_IMAGE", default_value = concat!("zoe-relay:", env!("CARGO_PKG_VERSION")))]
     pub relay_image: String,
 
-    /// Serve the proxy only on this host name (e.g. `apps.zoe.example`, pointing at the master),
-    /// and nothing else there: proxied pages then run on another origin than Zoe's API and pages,
-    /// so a page served by a user's service cannot act with a visitor's credentials for Zoe.
-    /// `/proxy/` requests to any other host are redirected to it.
-    #[arg(long, env = "ZOE_PROXY_HOST")]
-    #[serde(default)]
-    pub proxy_host: Option<String>,
+    /// The domain under which every exposed port of every execution is served, each on a host
+    /// name of its own: `<port>-<instance>-<execution-id>.<apps-domain>` (for example
+    /// `8888-notebook-12.localhost`), on the master's own address and port. Browsers send
+    /// `*.localhost` to this machine by themselves; a deployment on a network needs a wildcard DNS
+    /// name `*.<apps-domain>` pointing at the master (and, with TLS, a certificate for it). Zoe's
+    /// own host must not be under it.
+    #[arg(long, env = "ZOE_APPS_DOMAIN", default_value = "localhost")]
+    pub apps_domain: String,
 
     /// Connections through the proxy a user (not an administrator) may have open at once.
     #[arg(long, env = "ZOE_MAX_PROXY_CONNECTIONS", default_value_t = 64)]
@@ -516,11 +518,6 @@ impl MasterConfig {
 }
 
 impl MasterConfig {
-    /// Whether exposed ports are published: as set, else on with one engine and off on a Swarm.
-    pub fn publishes_ports(&self) -> bool {
-        self.publish_ports.unwrap_or(self.backend == Backend::Engine)
-    }
-
     /// Each role's workspace quota.
     pub fn workspace_quotas(&self) -> zoe_actors::workspace::Quotas {
         use zoe_checkpoints::Role;

@@ -41,8 +41,14 @@ pub enum HttpCode {
     TooManyFailedLogins,
     /// Too many requests of a kind (submissions, followed logs); try later.
     TooManyRequests,
-    /// A browser said the request came from another site.
+    /// A browser said the request came from another site (or, on an application's host, from
+    /// another origin).
     CrossSiteRequest,
+    /// A request on an application's host without a valid sign-in (its cookie, or a fresh
+    /// ticket from Zoe): open the application through its link on Zoe.
+    SignInRequired,
+    /// A request for a service worker's script, which no host of Zoe's serves.
+    ServiceWorkerRefused,
     /// The master is too busy to take this request now (password checks); try later.
     Busy,
     /// A proxied service could not be reached or did not answer.
@@ -68,6 +74,8 @@ impl HttpCode {
             HttpCode::TooManyFailedLogins => "too_many_failed_logins",
             HttpCode::TooManyRequests => "too_many_requests",
             HttpCode::CrossSiteRequest => "cross_site_request",
+            HttpCode::SignInRequired => "sign_in_required",
+            HttpCode::ServiceWorkerRefused => "service_worker_refused",
             HttpCode::Busy => "busy",
             HttpCode::BadGateway => "bad_gateway",
             HttpCode::Internal => "internal",
@@ -175,7 +183,8 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
             | HttpCode::InvalidRole
             | HttpCode::UnknownQuery
             | HttpCode::InvalidFilters => StatusCode::BAD_REQUEST,
-            HttpCode::CrossSiteRequest => StatusCode::FORBIDDEN,
+            HttpCode::CrossSiteRequest | HttpCode::ServiceWorkerRefused => StatusCode::FORBIDDEN,
+            HttpCode::SignInRequired => StatusCode::UNAUTHORIZED,
             HttpCode::NotFound => StatusCode::NOT_FOUND,
             HttpCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             HttpCode::PayloadTooLarge | HttpCode::DescriptionTooLarge => StatusCode::PAYLOAD_TOO_LARGE,

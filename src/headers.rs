@@ -12,7 +12,7 @@ use actix_web::middleware::Next;
 
 /// Middleware, outermost: `X-Content-Type-Options: nosniff` on every response. Refusals come
 /// here as responses too: handlers' and extractors' errors are made responses by actix, and
-/// Zoe's middleware answer their refusals themselves (`origin::api_guard`, `proxy::host_guard`).
+/// Zoe's middleware answer their refusals themselves (`origin::api_guard`, `apps::split`).
 pub async fn nosniff(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,

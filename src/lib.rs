@@ -10,6 +10,7 @@ use zoe_actors::reader::Reader;
 use zoe_actors::state_actor::StateActor;
 
 pub mod api;
+pub mod apps;
 pub mod auth;
 pub mod checkpoint_cmd;
 pub mod checkpoint_diff;
@@ -55,4 +56,6 @@ pub struct AppData {
     pub workspaces: Arc<workspaces::Workspaces>,
     /// How the proxy reaches services.
     pub dialer: Arc<dial::Dialer>,
+    /// The application hosts: their domain, tickets and cookies.
+    pub apps: Arc<apps::Apps>,
 }

@@ -21,6 +21,9 @@ use crate::limits::Limits;
 use crate::passwords::Passwords;
 use crate::AppData;
 
+/// The largest response buffer of a connection (see `HttpServer::h1_write_buffer_size`).
+const WRITE_BUFFER: usize = 256 * 1024;
+
 /// Name of the first administrator.
 pub const ADMIN_NAME: &str = "zoeadmin";
 
@@ -413,6 +416,14 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
             return Err(StartError("--tls-key needs --tls-cert (ZOE_TLS_CERT, tls-cert) as well".into()))
         }
     };
+    crate::apps::check_domain(&config.apps_domain).map_err(StartError)?;
+    if std::env::var_os("ZOE_PROXY_HOST").is_some() {
+        return Err(StartError(
+            "ZOE_PROXY_HOST is gone: every execution's applications now have host names of their own under \
+             apps-domain (ZOE_APPS_DOMAIN, default localhost); see the README's \"The proxy\""
+                .into(),
+        ));
+    }
     let lock = StateLock::try_take(&config.state_dir)
         .map_err(|e| StartError(format!("cannot lock {}: {e}", config.state_dir.display())))?
         .ok_or_else(|| {
@@ -463,7 +474,7 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
         plan: PlanSettings {
             workspace_base,
             default_cores: config.default_cores,
-            publish_ports: config.publishes_ports(),
+            publish_ports: config.publish_ports,
             workspace_quotas: config.workspace_quotas(),
         },
         allowed_registries: config.allowed_registry.clone(),
@@ -548,7 +559,9 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
             &config.deployment_name,
             config.workspace_quotas(),
         )),
+        apps: Arc::new(crate::apps::Apps::new(&config.apps_domain)),
     });
+    crate::apps::spawn_sweeper(data.clone());
     if let Some(backend) = &data.backend {
         crate::idle::spawn(
             config.idle_limits(),
@@ -572,6 +585,11 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
         .on_connect(no_delay)
         .workers(workers)
         .h1_allow_half_closed(false)
+        // Large responses (proxied downloads) are written in pieces of up to this size: a quarter
+        // less of the master's CPU per byte than actix's default 32 KiB, which also gave back and
+        // made again its buffer after every large piece. An idle connection keeps at most this
+        // much.
+        .h1_write_buffer_size(WRITE_BUFFER)
         .shutdown_timeout(5);
     let listen = (config.listen_address.as_str(), config.listen_port);
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -630,7 +648,8 @@ pub fn create_app(
             }
         })
         .wrap(actix_web::middleware::from_fn(crate::paths::normalize))
-        .wrap(actix_web::middleware::from_fn(crate::proxy::host_guard))
+        // Application hosts never reach Zoe's routes.
+        .wrap(actix_web::middleware::from_fn(crate::apps::split))
         .wrap(actix_web::middleware::from_fn(crate::headers::nosniff))
         .configure(crate::observability::configure)
         .configure(crate::api::configure)

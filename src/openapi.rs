@@ -236,8 +236,13 @@ pub struct PortDescription {
     /// Empty or starting with '/'.
     #[schema(max_length = 1024, example = "/")]
     pub path: Option<String>,
-    /// Publish the port on the host.
+    /// Serve the port through the master's proxy, on a host name of its own (and publish it on
+    /// the host with `publish-ports`).
     pub expose: Option<bool>,
+    /// A header the proxy adds to every request to this exposed port, `Name: value` with
+    /// `{secret}` for the execution's secret (e.g. `Authorization: token {secret}`).
+    #[schema(max_length = 256, example = "Authorization: token {secret}")]
+    pub secret_header: Option<String>,
 }
 
 /// `POST /query`.

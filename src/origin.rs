@@ -34,6 +34,36 @@ pub fn request_host(req: &HttpRequest, trusted_proxies: &[IpAddr]) -> String {
     host.to_ascii_lowercase()
 }
 
+/// The scheme the client used: the forwarded one from a trusted reverse proxy, else `https` when
+/// the master serves TLS itself.
+pub fn request_scheme(req: &HttpRequest, trusted_proxies: &[IpAddr], tls: bool) -> &'static str {
+    let from_proxy = req.peer_addr().is_some_and(|a| trusted_proxies.contains(&a.ip()));
+    let https = if from_proxy { req.connection_info().scheme() == "https" } else { tls };
+    if https {
+        "https"
+    } else {
+        "http"
+    }
+}
+
+/// Whether a browser says this request was made by a page of another origin for something other
+/// than a top-level navigation (a script's fetch, an image, a frame...): the fetch metadata
+/// `Sec-Fetch-Site` is `cross-site` or `same-site` and `Sec-Fetch-Mode` or `Sec-Fetch-Dest` says
+/// it is not a page opened in the window. Links from elsewhere still open Zoe's pages.
+pub fn foreign_subresource(req: &HttpRequest) -> bool {
+    let h = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let foreign = matches!(h("sec-fetch-site"), Some("cross-site" | "same-site"));
+    let not_navigation =
+        h("sec-fetch-mode").is_some_and(|m| m != "navigate") || h("sec-fetch-dest").is_some_and(|d| d != "document");
+    foreign && not_navigation
+}
+
+/// Whether the request is for a service worker's script (`Service-Worker: script`, which
+/// browsers send when a page registers one).
+pub fn service_worker_script(req: &HttpRequest) -> bool {
+    req.headers().get("service-worker").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"script"))
+}
+
 /// The name part of a `host[:port]` (`[v6]:port` included), and the port part if any.
 pub fn split_host(host: &str) -> (&str, Option<&str>) {
     if let Some(rest) = host.strip_prefix('[') {

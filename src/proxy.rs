@@ -1,18 +1,19 @@
-//! The authenticated reverse proxy: `/proxy/<execution-id>/<instance>/<port>/...` forwards to
-//! that port of that instance of a running execution (HTTP, streamed both ways, and WebSocket),
-//! so that a user's browser reaches a notebook or a Spark UI through the master alone.
+//! The proxy to users' web applications.
 //!
-//! - Who: the same basic auth as the API; the owner and administrators only. Anyone else gets
-//!   the 404 they get for the execution itself. Requests a browser marks as sent by another site
-//!   are refused, as on the API.
-//! - What: only ports the description exposes, of instances that run. The path is forwarded
-//!   whole (applications are told their prefix: `ZOE_PROXY_PATH_<port>`, `{proxy_path}`), with
-//!   the client's `Host` (Jupyter compares it with `Origin`), without the client's
-//!   `Authorization` (Zoe's credentials never reach a container) and without hop-by-hop headers.
-//! - Where: the container's address on its user's network (one engine: the master's host
-//!   routes to it), or, on a Swarm, its host name on its user's overlay network, through that
-//!   network's relay (`crate::dial`).
-//! - How much: nothing is buffered whole; each user (not an administrator) has at most
+//! - **Entry** ([`enter`]): `/proxy/<execution-id>/<instance>/<port>/<rest>` on Zoe's origin is
+//!   the link everyone uses (`proxy_url`, the web page, the CLI). It checks the caller (the same
+//!   basic auth as the API; the owner and administrators, anyone else gets the 404 they get for
+//!   the execution), that the port is exposed and runs, and sends the browser, with a one-time
+//!   ticket, to the port's own host (`crate::apps`), which signs it in and serves `/<rest>`.
+//!   Nothing proxied is ever served on Zoe's origin.
+//! - **Forwarding** ([`forward`], called by the application hosts): to the service (one engine:
+//!   the container's address on its user's network, which the master's host routes to; a Swarm:
+//!   its host name on its user's overlay network, through that network's relay: `crate::dial`),
+//!   path and query as sent, with the client's `Host` (Jupyter compares it with
+//!   `Origin`), without the client's `Authorization` and hop-by-hop headers and without the
+//!   application host's cookie (Zoe's credentials never reach a container), plus the port's
+//!   `secret_header` when it has one. A service's `Set-Cookie` loses any `Domain` attribute.
+//! - **How much:** nothing is buffered whole; each user (not an administrator) has at most
 //!   `max-proxy-connections` proxied requests and WebSockets open at once; connecting is bounded
 //!   by a timeout, and so is the wait for the answer's head.
 //!
@@ -24,11 +25,9 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::body::{BoxBody, EitherBody, MessageBody, SizedStream};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::{header, StatusCode};
-use actix_web::middleware::Next;
-use actix_web::ResponseError;
+use actix_web::body::SizedStream;
+use actix_web::dev::Payload;
+use actix_web::http::{header, Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use http_body_util::{BodyStream, Either, Empty, StreamBody};
@@ -38,6 +37,7 @@ use tokio::net::TcpStream;
 use zoe_actors::views::{self, ProxyTarget};
 use zoe_actors::Code;
 
+use crate::apps::sessions::Grant;
 use crate::auth::Authed;
 use crate::error::{ApiError, HttpCode};
 use crate::idle::Activity;
@@ -54,9 +54,11 @@ const ANSWER_TIMEOUT: Duration = Duration::from_secs(300);
 const MAX_UPGRADE_HEAD: usize = 64 * 1024;
 /// The largest body of a refused upgrade that is passed on.
 const MAX_REFUSAL_BODY: usize = 64 * 1024;
+/// The room made for each read from a WebSocket's service.
+const WEBSOCKET_READ: usize = 16 * 1024;
 
-/// Headers that belong to one connection, never forwarded (RFC 9110, section 7.6.1), and the
-/// client's credentials for Zoe.
+/// Headers that belong to one connection, never forwarded (RFC 9110, section 7.6.1), and
+/// credentials for Zoe, which the application host accepts none of.
 const NOT_FORWARDED: [&str; 10] = [
     "connection",
     "keep-alive",
@@ -72,58 +74,12 @@ const NOT_FORWARDED: [&str; 10] = [
 
 type ProxyResult = Result<HttpResponse, ApiError>;
 
-/// Registers the proxy's routes.
+/// Registers the entry on Zoe's origin.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource(["/proxy/{execution}/{instance}/{port}", "/proxy/{execution}/{instance}/{port}/{rest:.*}"])
-            .route(web::route().to(proxy)),
+            .route(web::route().to(enter)),
     );
-}
-
-/// Middleware: with `proxy-host`, that host serves `/proxy/` only, and `/proxy/` requests to any
-/// other host are redirected there (before authentication: the redirect tells nothing).
-pub async fn host_guard(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<EitherBody<BoxBody, impl MessageBody>>, actix_web::Error> {
-    let Some(data) = req.app_data::<web::Data<AppData>>().cloned() else {
-        return Ok(next.call(req).await?.map_into_right_body());
-    };
-    let Some(apps) = data.config.proxy_host.as_deref() else {
-        return Ok(next.call(req).await?.map_into_right_body());
-    };
-    let trusted = &data.config.trusted_proxy;
-    let host = crate::origin::request_host(req.request(), trusted);
-    let (name, port) = crate::origin::split_host(&host);
-    let on_apps = name.eq_ignore_ascii_case(apps);
-    let proxied = req.path().starts_with(PREFIX);
-    let resp = match (on_apps, proxied) {
-        (true, false) => ApiError::new(
-            HttpCode::NotFound,
-            format!(
-                "{apps} serves only applications, under {PREFIX}; Zoe's API and pages are on the master's own address"
-            ),
-        )
-        .error_response(),
-        (false, true) => {
-            let from_proxy = req.peer_addr().is_some_and(|a| trusted.contains(&a.ip()));
-            let scheme = if from_proxy {
-                req.connection_info().scheme().to_string()
-            } else if data.config.tls_cert.is_some() {
-                "https".to_string()
-            } else {
-                "http".to_string()
-            };
-            let port = port.map(|p| format!(":{p}")).unwrap_or_default();
-            let target =
-                req.uri().path_and_query().map_or_else(|| req.path().to_string(), |pq| pq.as_str().to_string());
-            HttpResponse::TemporaryRedirect()
-                .insert_header((header::LOCATION, format!("{scheme}://{apps}{port}{target}")))
-                .finish()
-        }
-        _ => return Ok(next.call(req).await?.map_into_right_body()),
-    };
-    Ok(req.into_response(resp).map_into_left_body())
 }
 
 /// Whether a header may be forwarded (either way).
@@ -135,9 +91,10 @@ fn bad_gateway(what: impl std::fmt::Display) -> ApiError {
     ApiError::new(HttpCode::BadGateway, format!("the service did not answer the proxy: {what}"))
 }
 
-async fn proxy(
+/// `/proxy/<id>/<instance>/<port>/<rest>` on Zoe's origin: after the usual checks, a redirect
+/// to the port's own host with a one-time ticket for this caller.
+async fn enter(
     req: HttpRequest,
-    payload: web::Payload,
     data: web::Data<AppData>,
     Authed(caller): Authed,
     path: web::Path<(String, String, String)>,
@@ -154,7 +111,7 @@ async fn proxy(
     let port: u16 = port
         .parse()
         .map_err(|_| ApiError::new(Code::NoSuchService, format!("{port:?} is not a port number (1 to 65535)")))?;
-    let target = views::proxy_target(&data.reader.now(), &caller, id, &instance, port).map_err(|e| {
+    views::proxy_target(&data.reader.now(), &caller, id, &instance, port).map_err(|e| {
         let retry = e.code == Code::Unavailable;
         let e = ApiError::from(e);
         if retry {
@@ -163,25 +120,132 @@ async fn proxy(
             e
         }
     })?;
-    // `/proxy/1/nb/8888` is the folder `/proxy/1/nb/8888/`, where the application lives.
-    let base = zoe_actors::naming::proxy_path(id, &instance, port);
-    if req.path().len() + 1 == base.len() {
-        let query = req.query_string();
-        let location = if query.is_empty() { base } else { format!("{base}?{query}") };
-        return Ok(HttpResponse::PermanentRedirect().insert_header((header::LOCATION, location)).finish());
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        return Err(ApiError::new(
+            HttpCode::MethodNotAllowed,
+            "this is the link that opens an application (GET): requests to the application go to its own host",
+        ));
     }
-    let place = Held { _place: data.limits.proxied(&caller)?, use_of: (data.activity.clone(), id) };
+    // What follows `/proxy/<id>/<instance>/<port>` is the page wanted on the application host.
+    let base = zoe_actors::naming::proxy_path(id, &instance, port);
+    let rest = req.uri().path().get(base.len() - 1..).unwrap_or("/");
+    let rest = if rest.is_empty() { "/" } else { rest };
+    let next = match req.uri().query() {
+        Some(q) => format!("{rest}?{q}"),
+        None => rest.to_string(),
+    };
+    let label = zoe_actors::naming::app_host_label(id, &instance, port);
+    let trusted = &data.config.trusted_proxy;
+    let zoe_host = crate::origin::request_host(&req, trusted);
+    let (_, client_port) = crate::origin::split_host(&zoe_host);
+    let scheme = crate::origin::request_scheme(&req, trusted, data.config.tls_cert.is_some());
+    let host = data.apps.host(&label, client_port);
+    let grant = Grant { caller, execution: id, instance, port, label };
+    let ticket = data.apps.sessions.ticket(grant, std::time::Instant::now());
+    let location = format!(
+        "{scheme}://{host}{}?ticket={ticket}&next={}",
+        crate::apps::SIGN_IN_PATH,
+        crate::apps::encode_query_value(&next)
+    );
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .finish())
+}
+
+/// Forwards a request of an application host to its service, for the caller of `grant`.
+pub async fn forward(
+    req: &HttpRequest,
+    payload: Payload,
+    data: &AppData,
+    grant: &Grant,
+    target: &ProxyTarget,
+    cookie: &str,
+) -> ProxyResult {
+    let place = Held { _place: data.limits.proxied(&grant.caller)?, use_of: (data.activity.clone(), grant.execution) };
     place.touch();
-    let stream = connect(&data, &target).await?;
-    if is_websocket(&req) {
-        websocket(&req, payload, stream, place).await
+    let headers = Outgoing { target, cookie };
+    let stream = connect(data, target).await?;
+    if is_websocket(req) {
+        websocket(req, payload, stream, &headers, place).await
     } else {
-        http(&req, payload, stream, place).await
+        http(req, payload, stream, &headers, place).await
     }
 }
 
+/// What the forwarded request's headers lose and gain.
+struct Outgoing<'a> {
+    target: &'a ProxyTarget,
+    /// The name of the application host's own cookie, which the service never sees.
+    cookie: &'a str,
+}
+
+impl Outgoing<'_> {
+    /// The request's headers as the service gets them.
+    fn of<'r>(&'r self, req: &'r HttpRequest) -> impl Iterator<Item = (&'r str, std::borrow::Cow<'r, [u8]>)> {
+        let secret = self.target.secret_header.as_ref();
+        let client = req.headers().iter().filter_map(move |(name, value)| {
+            let n = name.as_str();
+            if !forwarded(n) || secret.is_some_and(|(s, _)| n.eq_ignore_ascii_case(s)) {
+                return None;
+            }
+            if name == header::COOKIE {
+                let kept = without_cookie(value.as_bytes(), self.cookie)?;
+                return Some((n, kept));
+            }
+            Some((n, std::borrow::Cow::Borrowed(value.as_bytes())))
+        });
+        client.chain(secret.map(|(n, v)| (n.as_str(), std::borrow::Cow::Borrowed(v.as_bytes()))))
+    }
+}
+
+/// A `Cookie` header without the cookies named `name` (`None` when nothing is left).
+fn without_cookie<'v>(value: &'v [u8], name: &str) -> Option<std::borrow::Cow<'v, [u8]>> {
+    let text = std::str::from_utf8(value).ok()?;
+    let ours = |pair: &str| pair.trim().split_once('=').is_some_and(|(k, _)| k == name);
+    if !text.split(';').any(ours) {
+        return Some(std::borrow::Cow::Borrowed(value));
+    }
+    let kept: Vec<&str> = text.split(';').filter(|p| !ours(p)).map(str::trim).filter(|p| !p.is_empty()).collect();
+    (!kept.is_empty()).then(|| std::borrow::Cow::Owned(kept.join("; ").into_bytes()))
+}
+
+/// A service's `Set-Cookie` as the browser gets it: without a `Domain` attribute (a cookie for
+/// the parent domain would reach the neighbours' hosts), and none that would replace the
+/// application host's own cookie.
+fn set_cookie_from_service(value: &[u8], ours: &str) -> Option<Vec<u8>> {
+    let text = String::from_utf8_lossy(value);
+    let mut parts = text.split(';');
+    let first = parts.next().unwrap_or_default();
+    let name = first.split_once('=').map_or(first, |(k, _)| k).trim();
+    if name == ours || name == crate::apps::cookie_name(true) || name == crate::apps::cookie_name(false) {
+        return None;
+    }
+    let mut out = first.to_string();
+    for attr in parts {
+        let key = attr.split_once('=').map_or(attr, |(k, _)| k).trim();
+        if !key.eq_ignore_ascii_case("domain") {
+            out.push(';');
+            out.push_str(attr);
+        }
+    }
+    Some(out.into_bytes())
+}
+
+/// A response header of the service as the browser gets it, if at all.
+fn response_header(name: &str, value: &[u8], cookie: &str) -> Option<Vec<u8>> {
+    if !forwarded(name) {
+        return None;
+    }
+    if name.eq_ignore_ascii_case("set-cookie") {
+        return set_cookie_from_service(value, cookie);
+    }
+    Some(value.to_vec())
+}
+
 /// Whether the request asks to become a WebSocket.
-fn is_websocket(req: &HttpRequest) -> bool {
+pub fn is_websocket(req: &HttpRequest) -> bool {
     req.head().upgrade()
         && req
             .headers()
@@ -201,14 +265,13 @@ fn path_and_query(req: &HttpRequest) -> String {
 }
 
 /// A plain HTTP request: forwarded through hyper, both bodies streamed.
-async fn http(req: &HttpRequest, payload: web::Payload, stream: TcpStream, place: Held) -> ProxyResult {
+async fn http(req: &HttpRequest, payload: Payload, stream: TcpStream, out: &Outgoing<'_>, place: Held) -> ProxyResult {
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.map_err(bad_gateway)?;
     actix_web::rt::spawn(async move {
         let _ = conn.await;
     });
-    let has_body = req.headers().contains_key(header::CONTENT_LENGTH)
-        && req.headers().get(header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0")
+    let has_body = req.headers().get(header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0")
         || req.headers().contains_key(header::TRANSFER_ENCODING);
     let body = if has_body {
         let frames = payload.map_ok(Frame::data).map_err(|e| io::Error::other(e.to_string()));
@@ -217,8 +280,8 @@ async fn http(req: &HttpRequest, payload: web::Payload, stream: TcpStream, place
         Either::Left(Empty::<web::Bytes>::new())
     };
     let mut builder = hyper::Request::builder().method(req.method().as_str()).uri(path_and_query(req));
-    for (name, value) in req.headers().iter().filter(|(n, _)| forwarded(n.as_str())) {
-        builder = builder.header(name.as_str(), value.as_bytes());
+    for (name, value) in out.of(req) {
+        builder = builder.header(name, value.as_ref());
     }
     let request = builder.body(body).map_err(|e| ApiError::new(HttpCode::InvalidRequest, e.to_string()))?;
     let answer = match tokio::time::timeout(ANSWER_TIMEOUT, sender.send_request(request)).await {
@@ -232,8 +295,8 @@ async fn http(req: &HttpRequest, payload: web::Payload, stream: TcpStream, place
     for (name, value) in answer.headers() {
         if name == hyper::header::CONTENT_LENGTH {
             length = value.to_str().ok().and_then(|v| v.parse::<u64>().ok());
-        } else if forwarded(name.as_str()) {
-            resp.append_header((name.as_str(), value.as_bytes()));
+        } else if let Some(v) = response_header(name.as_str(), value.as_bytes(), out.cookie) {
+            resp.append_header((name.as_str(), v));
         }
     }
     // The place is held until the body is sent or its client goes.
@@ -251,10 +314,16 @@ async fn http(req: &HttpRequest, payload: web::Payload, stream: TcpStream, place
 
 /// A WebSocket: the upgrade request is sent as is, and after the service's `101` the bytes of
 /// both directions are copied until either side closes.
-async fn websocket(req: &HttpRequest, payload: web::Payload, mut stream: TcpStream, place: Held) -> ProxyResult {
+async fn websocket(
+    req: &HttpRequest,
+    payload: Payload,
+    mut stream: TcpStream,
+    out: &Outgoing<'_>,
+    place: Held,
+) -> ProxyResult {
     let mut head = format!("{} {} HTTP/1.1\r\n", req.method(), path_and_query(req));
-    for (name, value) in req.headers().iter().filter(|(n, _)| forwarded(n.as_str())) {
-        let Ok(value) = value.to_str() else { continue };
+    for (name, value) in out.of(req) {
+        let Ok(value) = std::str::from_utf8(&value) else { continue };
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
@@ -287,8 +356,8 @@ async fn websocket(req: &HttpRequest, payload: web::Payload, mut stream: TcpStre
     for h in parsed.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
             length = std::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0);
-        } else if forwarded(h.name) {
-            resp.append_header((h.name, h.value));
+        } else if let Some(v) = response_header(h.name, h.value, out.cookie) {
+            resp.append_header((h.name, v));
         }
     }
     let rest = buf.split_off(end);
@@ -307,35 +376,64 @@ async fn websocket(req: &HttpRequest, payload: web::Payload, mut stream: TcpStre
         return Ok(resp.body(body));
     }
     resp.upgrade("websocket");
-    let (from_service, mut to_service) = stream.into_split();
-    // Client to service, until the client goes or the service stops reading.
-    let (activity, id) = place.use_of.clone();
-    actix_web::rt::spawn(async move {
-        let mut payload = payload;
-        while let Some(Ok(bytes)) = payload.next().await {
-            activity.touch(id);
-            if to_service.write_all(&bytes).await.is_err() {
-                break;
-            }
-        }
-        let _ = to_service.shutdown().await;
-    });
-    // Service to client: what came with the head, then the rest, until the service closes.
+    // Both directions are driven by the response's own stream, in the client connection's task:
+    // no hop through another task for each message (WebSocket round trips are about latency).
+    let relay = Relay { stream, payload: Some(payload), buf: web::BytesMut::new(), use_of: place.use_of.clone() };
     let first = futures_util::stream::once(async move { Ok::<_, io::Error>(web::Bytes::from(rest)) })
         .filter(|r| std::future::ready(r.as_ref().map_or(true, |b| !b.is_empty())));
-    let following = futures_util::stream::unfold(Some(from_service), |state| async move {
-        let mut from_service = state?;
-        let mut chunk = vec![0u8; 16 * 1024];
-        match from_service.read(&mut chunk).await {
-            Ok(0) => None,
-            Ok(n) => {
-                chunk.truncate(n);
-                Some((Ok(web::Bytes::from(chunk)), Some(from_service)))
+    let following = futures_util::stream::unfold(Some(relay), |state| async move {
+        let mut r = state?;
+        loop {
+            if r.buf.capacity() - r.buf.len() < 4096 {
+                r.buf.reserve(WEBSOCKET_READ);
             }
-            Err(e) => Some((Err(e), None)),
+            tokio::select! {
+                biased;
+                // Client to service, until the client goes.
+                item = next_or_pending(&mut r.payload) => match item {
+                    Some(Ok(bytes)) => {
+                        r.use_of.0.touch(r.use_of.1);
+                        if r.stream.write_all(&bytes).await.is_err() {
+                            return None;
+                        }
+                    }
+                    _ => {
+                        r.payload = None;
+                        let _ = r.stream.shutdown().await;
+                    }
+                },
+                // Service to client, until the service closes.
+                read = r.stream.read_buf(&mut r.buf) => match read {
+                    Ok(0) => return None,
+                    Ok(_) => {
+                        let chunk = r.buf.split().freeze();
+                        return Some((Ok(chunk), Some(r)));
+                    }
+                    Err(e) => return Some((Err(e), None)),
+                },
+            }
         }
     });
     Ok(resp.streaming(hold(first.chain(following), place)))
+}
+
+/// Both directions of a relayed WebSocket.
+struct Relay {
+    /// The connection to the service.
+    stream: TcpStream,
+    /// What the client sends, until it stops.
+    payload: Option<Payload>,
+    /// What the service sent, not yet passed on.
+    buf: web::BytesMut,
+    use_of: (Arc<Activity>, u64),
+}
+
+/// The next item of a stream that may be gone (then never).
+async fn next_or_pending(payload: &mut Option<Payload>) -> Option<Result<web::Bytes, actix_web::error::PayloadError>> {
+    match payload {
+        Some(p) => p.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// A proxied connection's place (given back when dropped), and the execution it uses.

@@ -53,7 +53,24 @@ const SERVICE_FIELDS: &[&str] = &[
     "networks",
 ];
 const RESOURCE_FIELDS: &[&str] = &["memory", "cores"];
-const PORT_FIELDS: &[&str] = &["name", "protocol", "port_number", "is_main_endpoint", "path", "expose"];
+const PORT_FIELDS: &[&str] =
+    &["name", "protocol", "port_number", "is_main_endpoint", "path", "expose", "secret_header"];
+const MAX_SECRET_HEADER: usize = 256;
+/// Headers a port's `secret_header` may not name: they belong to the connection, to the
+/// browser's own state, or to what the proxy itself decides.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "cookie",
+    "origin",
+    "forwarded",
+];
 
 /// Every error code, stable (clients may match on them):
 ///
@@ -80,6 +97,9 @@ const PORT_FIELDS: &[&str] = &["name", "protocol", "port_number", "is_main_endpo
 /// - `duplicate_key`: two environment variables of a service have the same name;
 /// - `volumes_not_allowed`: a service asks for host path volumes;
 /// - `networks_not_allowed`: a service asks for extra Docker networks;
+/// - `invalid_secret_header`: a port's `secret_header` that is not `Name: value` with `{secret}`
+///   in the value, names a header the proxy must decide itself, or is on a port that is not
+///   exposed;
 /// - `registry_not_allowed`: an image names a registry that is not on the master's allow-list
 ///   ([`check_registries`]).
 pub const CODES: &[&str] = &[
@@ -98,6 +118,7 @@ pub const CODES: &[&str] = &[
     "networks_not_allowed",
     "invalid_command",
     "registry_not_allowed",
+    "invalid_secret_header",
     "control_character",
     "duplicate_key",
 ];
@@ -485,6 +506,25 @@ fn parse_port(v: &Value, path: String) -> Res<PortDescription> {
         Some((v, path)) => bool_value(v, &path)?,
     };
 
+    let secret_header = match obj.opt("secret_header") {
+        None | Some((Value::Null, _)) => None,
+        Some((v, path)) => {
+            let text = string_value(v, &path)?;
+            check_length(text, &path, MAX_SECRET_HEADER)?;
+            if let Err(why) = check_secret_header(text) {
+                return fail(&path, "invalid_secret_header", why);
+            }
+            if !expose {
+                return fail(
+                    &path,
+                    "invalid_secret_header",
+                    "only an exposed port (\"expose\": true) is reached through the proxy, which adds this header",
+                );
+            }
+            Some(text.to_string())
+        }
+    };
+
     Ok(PortDescription {
         name,
         protocol: protocol.to_string(),
@@ -492,7 +532,33 @@ fn parse_port(v: &Value, path: String) -> Res<PortDescription> {
         path: url_path.to_string(),
         is_main_endpoint,
         expose,
+        secret_header,
     })
+}
+
+/// Checks a port's `secret_header`: `Name: value`, the name an HTTP token that the proxy does
+/// not decide itself, the value printable ASCII with `{secret}` in it.
+fn check_secret_header(text: &str) -> Result<(), String> {
+    let shape =
+        "must be a header line \"Name: value\" with {secret} in the value, e.g. \"Authorization: token {secret}\"";
+    let Some((name, value)) = text.split_once(':') else {
+        return Err(format!("\"{}\" {shape}", quote(text)));
+    };
+    let (name, value) = (name.trim(), value.trim());
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || !name.chars().all(token) || name.len() > 64 {
+        return Err(format!("header name \"{}\" {shape}", quote(name)));
+    }
+    let lower = name.to_ascii_lowercase();
+    if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("proxy-") || lower.starts_with("sec-") {
+        return Err(format!(
+            "header {name} is decided by the proxy and the browser; pick another (e.g. Authorization)"
+        ));
+    }
+    if !value.contains("{secret}") || !value.chars().all(|c| c == ' ' || c.is_ascii_graphic()) {
+        return Err(format!("header value \"{}\" {shape}", quote(value)));
+    }
+    Ok(())
 }
 
 /// Checks that every container host name of `app`, for this execution, owner and deployment,
@@ -869,6 +935,7 @@ mod tests {
             path: path.to_string(),
             is_main_endpoint: main,
             expose,
+            secret_header: None,
         }
     }
 
@@ -1527,6 +1594,7 @@ mod tests {
             error(&with("services/0/volumes", json!([["/a", "/b", false]]))).1,
             error(&with("services/0/networks", json!(["x"]))).1,
             error(&with("services/0/command", json!("sh -c 'unclosed"))).1,
+            error(&with("services/2/ports/1/secret_header", json!("Authorization token"))).1,
             error(&with("services/0/command", json!("echo \u{1b}[2J"))).1,
             error(&with("services/1/environment", json!([["A", "1"], ["A", "2"]]))).1,
         ];
@@ -1536,6 +1604,40 @@ mod tests {
         let mut codes = CODES.to_vec();
         codes.sort_unstable();
         assert_eq!(produced, codes);
+    }
+
+    #[test]
+    fn a_secret_header_is_a_header_line_with_the_secret_on_an_exposed_port() {
+        let ok = parse_application(&with("services/2/ports/1/secret_header", json!("Authorization: token {secret}")))
+            .unwrap();
+        let port = &ok.services[2].ports[1];
+        assert_eq!(port.secret_header.as_deref(), Some("Authorization: token {secret}"));
+        assert_eq!(port.secret_header_with("s3"), Some(("Authorization".into(), "token s3".into())));
+        assert!(ok.needs_secret(|t| template::uses(t, "proxy_secret")));
+        let plain = parse_application(&spark()).unwrap();
+        assert!(!plain.needs_secret(|t| template::uses(t, "proxy_secret")));
+        let by_template =
+            parse_application(&with("services/2/environment", json!([["TOKEN", "{proxy_secret}"]]))).unwrap();
+        assert!(by_template.needs_secret(|t| template::uses(t, "proxy_secret")), "{{proxy_secret}} alone");
+        for (bad, says) in [
+            ("Authorization token {secret}", "Name: value"),
+            ("Authorization: token", "{secret}"),
+            ("Bad Name: {secret}", "header name"),
+            ("Host: {secret}", "decided by the proxy"),
+            ("Cookie: a={secret}", "decided by the proxy"),
+            ("Proxy-Authorization: {secret}", "decided by the proxy"),
+            ("Sec-WebSocket-Key: {secret}", "decided by the proxy"),
+            ("X-Token: {secret}\r\nHost: evil", "header value"),
+        ] {
+            let (path, code) = error(&with("services/2/ports/1/secret_header", json!(bad)));
+            assert_eq!((path.as_str(), code), ("services[2].ports[1].secret_header", "invalid_secret_header"), "{bad}");
+            let e = parse_application(&with("services/2/ports/1/secret_header", json!(bad))).unwrap_err();
+            assert!(e.message.contains(says), "{bad}: {}", e.message);
+        }
+        // Port 0 of service 2 is not exposed: the proxy never reaches it.
+        let e = parse_application(&with("services/2/ports/0/secret_header", json!("X-Token: {secret}"))).unwrap_err();
+        assert_eq!(e.code, "invalid_secret_header");
+        assert!(e.message.contains("exposed"), "{}", e.message);
     }
 
     #[test]
@@ -1684,6 +1786,7 @@ mod properties {
                         "is_main_endpoint",
                         "expose",
                         "path",
+                        "secret_header",
                         "other",
                     ])
                     .prop_map(str::to_string),

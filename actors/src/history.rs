@@ -248,6 +248,7 @@ mod tests {
                     time_finished: finished.map(at),
                     application: app.clone(),
                     services: vec![],
+                    proxy_secret: None,
                 }),
             );
         };

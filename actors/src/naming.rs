@@ -54,6 +54,43 @@ pub fn proxy_path(execution_id: u64, instance: &str, port: u16) -> String {
     format!("{}/{port}/", proxy_base(execution_id, instance))
 }
 
+/// The host name label under `apps-domain` at which the master serves port `port` of an instance
+/// of execution `execution_id`: `<port>-<instance>-<id>` (e.g. `8888-notebook-12`), one DNS
+/// label, so one wildcard certificate (`*.<apps-domain>`) covers every application. Each port of
+/// each instance is an origin of its own.
+///
+/// A label longer than 63 characters (a long instance name and a large id) keeps the port, the
+/// start of the instance name and the id, with a digest of the whole instance name in between,
+/// so that it stays one label and different instances get different labels.
+pub fn app_host_label(execution_id: u64, instance: &str, port: u16) -> String {
+    let label = format!("{port}-{instance}-{execution_id}");
+    if label.len() <= MAX_HOST_NAME {
+        return label;
+    }
+    let digest = format!("{:012x}", fnv1a(instance.as_bytes()) & 0xffff_ffff_ffff);
+    let fixed = format!("{port}-").len() + 1 + digest.len() + 1 + execution_id.to_string().len();
+    let head = instance[..MAX_HOST_NAME.saturating_sub(fixed).min(instance.len())].trim_end_matches('-');
+    format!("{port}-{head}-{digest}-{execution_id}")
+}
+
+/// The execution id and port named by an application host label (see [`app_host_label`]), if it
+/// has that form. The instance is not parsed back: a label is checked against the one computed
+/// for the instance it should name.
+pub fn parse_app_host_label(label: &str) -> Option<(u64, u16)> {
+    let (port, rest) = label.split_once('-')?;
+    let (_, id) = rest.rsplit_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(port) || !digits(id) {
+        return None;
+    }
+    Some((id.parse().ok()?, port.parse().ok()?))
+}
+
+/// 64-bit FNV-1a: a stable digest for names (not a secret, not for security).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+}
+
 /// The container name, which is also its host name:
 /// `<instance>-<execution>-<owner>-<deployment>`, where `<instance>` is
 /// [`service_instance_name`].
@@ -142,6 +179,28 @@ mod tests {
         assert_eq!(service_instance_name("jupyter", 0, 1), "jupyter");
         assert_eq!(service_instance_name("spark-worker", 0, 3), "spark-worker-0");
         assert_eq!(service_instance_name("spark-worker", 2, 3), "spark-worker-2");
+    }
+
+    #[test]
+    fn app_host_labels_are_one_dns_label_per_port_instance_and_execution() {
+        assert_eq!(app_host_label(12, "notebook", 8888), "8888-notebook-12");
+        assert_eq!(app_host_label(7, "spark-worker-2", 8081), "8081-spark-worker-2-7");
+        assert_eq!(parse_app_host_label("8081-spark-worker-2-7"), Some((7, 8081)));
+        for bad in ["notebook-12", "8888-12", "8888-nb-x", "x-nb-12", "8888--12x", "99999-nb-1"] {
+            assert_eq!(parse_app_host_label(bad), None, "{bad}");
+        }
+        // Long instance names and ids still give one label, distinct per instance.
+        let long = "a".repeat(57);
+        let (one, two) = (
+            app_host_label(u64::MAX, &format!("{long}-0"), 65535),
+            app_host_label(u64::MAX, &format!("{long}-1"), 65535),
+        );
+        for l in [&one, &two] {
+            assert!(check_dns_label("label", l).is_ok() && l.len() <= MAX_HOST_NAME, "{l}");
+            assert_eq!(parse_app_host_label(l), Some((u64::MAX, 65535)), "{l}");
+        }
+        assert_ne!(one, two);
+        assert!(one.starts_with("65535-aaaa"), "{one}");
     }
 
     #[test]

@@ -109,6 +109,7 @@ fn plan(
             index: s.index,
             execution_id: e.id,
             proxy_path: &proxy_base,
+            proxy_secret: e.proxy_secret.as_deref().unwrap_or_default(),
         };
         let mut env = d
             .environment
@@ -118,14 +119,13 @@ fn plan(
         if !d.environment.iter().any(|(k, _)| k == "HOME") {
             env.insert(0, format!("HOME={WORKSPACE_MOUNT}"));
         }
-        // Where the master's proxy serves each exposed port, so that a web application can
-        // be told its base path (Jupyter's `base_url`, Spark's `spark.ui.proxyBase`).
+        // Each exposed port is served at the root of a host name of its own (see
+        // `naming::app_host_label`): its base path is `/`, for applications that are told one.
         for p in d.ports.iter().filter(|p| p.expose) {
-            env.push(format!(
-                "ZOE_PROXY_PATH_{}={}",
-                p.port_number,
-                naming::proxy_path(e.id, &instance, p.port_number)
-            ));
+            env.push(format!("ZOE_PROXY_PATH_{}=/", p.port_number));
+        }
+        if let Some(secret) = &e.proxy_secret {
+            env.push(format!("ZOE_PROXY_SECRET={secret}"));
         }
         let cmd = match &d.command {
             None => None,
@@ -192,15 +192,17 @@ mod tests {
                  "environment": [["MASTER", "master-{execution_name}-{user_name}-{deployment_name}"], ["N", "{index}/{execution_id}"]]},
                 {"name": "master", "docker_image": "m:1", "monitor": true, "total_count": 1, "essential_count": 1,
                  "startup_order": 0, "required_resources": {"memory": 20971520},
-                 "ports": [{"name": "ui", "protocol": "http", "port_number": 8080, "is_main_endpoint": true, "expose": true},
+                 "ports": [{"name": "ui", "protocol": "http", "port_number": 8080, "is_main_endpoint": true, "expose": true,
+                            "secret_header": "Authorization: token {secret}"},
                            {"name": "rpc", "protocol": "tcp", "port_number": 7077, "is_main_endpoint": false},
                            {"name": "dns", "protocol": "udp", "port_number": 5353, "is_main_endpoint": false, "expose": true}],
-                 "command": "run --name '{execution_name} x' --literal {{braces}}"}
+                 "command": "run --name '{execution_name} x' --literal {{braces}} --token={proxy_secret}"}
             ]
         }))
         .unwrap();
         let cfg = SchedulerConfig { default_cores: 0.5, ..SchedulerConfig::default() };
         let id = submit_execution(&mut s, &alice, "wc1", app, &cfg, None, at(1)).unwrap();
+        crate::transitions::give_secret(&mut s, id, "s3cr3t".into());
         assert_eq!(to_start(&s, &cfg, None, at(1)), vec![id]);
         begin_start(&mut s, id, at(2)).unwrap();
         assert!(to_start(&s, &cfg, None, at(2)).is_empty());
@@ -217,7 +219,7 @@ mod tests {
         let names: Vec<_> = plan.containers.iter().map(|c| (c.name.as_str(), c.startup_order)).collect();
         assert_eq!(names, [("master-wc1-alice-dev", 0), ("worker-0-wc1-alice-dev", 1), ("worker-1-wc1-alice-dev", 1)]);
         let m = &plan.containers[0];
-        assert_eq!(m.cmd.as_deref().unwrap(), ["run", "--name", "wc1 x", "--literal", "{braces}"]);
+        assert_eq!(m.cmd.as_deref().unwrap(), ["run", "--name", "wc1 x", "--literal", "{braces}", "--token=s3cr3t"]);
         assert_eq!(
             m.exposed_ports,
             [
@@ -235,11 +237,8 @@ mod tests {
         assert_eq!(m.env[0], "HOME=/mnt/workspace");
         assert_eq!(
             m.env[1..],
-            [
-                format!("ZOE_PROXY_PATH_8080=/proxy/{id}/master/8080/"),
-                format!("ZOE_PROXY_PATH_5353=/proxy/{id}/master/5353/")
-            ],
-            "where the proxy serves each exposed port"
+            ["ZOE_PROXY_PATH_8080=/", "ZOE_PROXY_PATH_5353=/", "ZOE_PROXY_SECRET=s3cr3t"],
+            "each exposed port is at the root of its own host; the execution's secret"
         );
         assert_eq!(m.labels["zoe.monitor"], "true");
         assert_eq!(m.labels["zoe.service.name"], "master");
@@ -254,7 +253,10 @@ mod tests {
             "alice's role's quota"
         );
         let w1 = &plan.containers[2];
-        assert_eq!(w1.env, ["HOME=/mnt/workspace", "MASTER=master-wc1-alice-dev", &format!("N=1/{id}")]);
+        assert_eq!(
+            w1.env,
+            ["HOME=/mnt/workspace", "MASTER=master-wc1-alice-dev", &format!("N=1/{id}"), "ZOE_PROXY_SECRET=s3cr3t"]
+        );
         assert_eq!(w1.nano_cpus, 1_500_000_000);
         let unpublished = PlanSettings { publish_ports: false, ..settings };
         let plan = start_plan(&s, id, &unpublished).unwrap();

@@ -10,8 +10,8 @@
 //! they are submitted, and [`expand`] accepts exactly the texts that [`check`] accepts.
 
 /// The variables a template may use.
-pub const VARIABLES: [&str; 6] =
-    ["execution_name", "user_name", "deployment_name", "index", "execution_id", "proxy_path"];
+pub const VARIABLES: [&str; 7] =
+    ["execution_name", "user_name", "deployment_name", "index", "execution_id", "proxy_path", "proxy_secret"];
 
 /// The longest a variable name is quoted in an error message, in characters.
 const MAX_QUOTED: usize = 64;
@@ -29,9 +29,12 @@ pub struct Vars<'a> {
     pub index: u32,
     /// The execution's id.
     pub execution_id: u64,
-    /// Where the master's proxy serves this instance: `/proxy/<execution-id>/<instance>`
-    /// (port N under `<proxy_path>/N/`).
+    /// The link on the master to this instance's ports: `/proxy/<execution-id>/<instance>`
+    /// (port N under `<proxy_path>/N/`), which signs the browser in to the port's own host and
+    /// sends it there; the application itself is served at `/` of that host.
     pub proxy_path: &'a str,
+    /// The execution's secret (see `PortDescription::secret_header`), empty when it has none.
+    pub proxy_secret: &'a str,
 }
 
 /// Checks that `text` is a valid template: every `{` starts a known variable `{name}` or is
@@ -54,11 +57,19 @@ pub fn expand(text: &str, vars: &Vars) -> Result<String, String> {
             "index" => out.push_str(&vars.index.to_string()),
             "execution_id" => out.push_str(&vars.execution_id.to_string()),
             "proxy_path" => out.push_str(vars.proxy_path),
+            "proxy_secret" => out.push_str(vars.proxy_secret),
             // `walk` only emits names from VARIABLES.
             _ => {}
         },
     })?;
     Ok(out)
+}
+
+/// Whether a valid template uses variable `name`.
+pub fn uses(text: &str, name: &str) -> bool {
+    let mut found = false;
+    let _ = walk(text, |piece| found |= matches!(piece, Piece::Var(v) if v == name));
+    found
 }
 
 /// A part of a template.
@@ -155,6 +166,7 @@ mod tests {
         index: 2,
         execution_id: 42,
         proxy_path: "/proxy/42/worker-2",
+        proxy_secret: "s3cr3t",
     };
 
     #[test]
@@ -185,6 +197,9 @@ mod tests {
             expand("--base-url={proxy_path}/8888/", &VARS),
             Ok("--base-url=/proxy/42/worker-2/8888/".to_string())
         );
+        assert_eq!(expand("--token={proxy_secret}", &VARS), Ok("--token=s3cr3t".to_string()));
+        assert!(uses("a {proxy_secret} b", "proxy_secret"));
+        assert!(!uses("a {{proxy_secret}} {index}", "proxy_secret"), "literal braces are no use");
     }
 
     #[test]

@@ -80,6 +80,7 @@ pub fn describe(state: &State) -> String {
             time_finished,
             application,
             services,
+            proxy_secret,
         } = e.as_ref();
         let _ = writeln!(
             o,
@@ -90,6 +91,9 @@ pub fn describe(state: &State) -> String {
             ot(time_started),
             ot(time_finished)
         );
+        if proxy_secret.is_some() {
+            let _ = writeln!(o, "  secret [set]");
+        }
         let Application { name, version, will_end, requires_binary, priority, services: descs } = application;
         let _ = writeln!(
             o,
@@ -117,10 +121,11 @@ pub fn describe(state: &State) -> String {
                 volumes.len()
             );
             for p in ports {
-                let PortDescription { name, protocol, port_number, path, is_main_endpoint, expose } = p;
+                let PortDescription { name, protocol, port_number, path, is_main_endpoint, expose, secret_header } = p;
+                let secret = secret_header.as_ref().map(|h| format!(" secret_header={h:?}")).unwrap_or_default();
                 let _ = writeln!(
                     o,
-                    "    port {name:?} {protocol}:{port_number}{path} main={is_main_endpoint} expose={expose}"
+                    "    port {name:?} {protocol}:{port_number}{path} main={is_main_endpoint} expose={expose}{secret}"
                 );
             }
         }

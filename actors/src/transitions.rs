@@ -218,6 +218,7 @@ pub fn submit_execution(
         time_finished: None,
         application,
         services: Vec::new(),
+        proxy_secret: None,
     };
     state.executions.insert(id, Arc::new(execution));
     Ok(id)
@@ -245,10 +246,22 @@ pub fn set_status(state: &mut State, id: u64, to: ExecutionStatus, now: Timestam
             e.time_started = None;
             e.services.clear();
         }
-        s if s.is_final() => e.time_finished = Some(now),
+        s if s.is_final() => {
+            e.time_finished = Some(now);
+            // Nothing reaches an ended execution: its secret has no more use.
+            e.proxy_secret = None;
+        }
         _ => {}
     }
     Ok(())
+}
+
+/// Gives a just submitted execution the secret its description needs (made by the caller: this
+/// module draws no random numbers).
+pub fn give_secret(state: &mut State, id: u64, secret: String) {
+    if let Some(e) = state.executions.get_mut(&id) {
+        Arc::make_mut(e).proxy_secret = Some(secret);
+    }
 }
 
 /// What the caller of [`terminate_execution`] must do next.
@@ -502,6 +515,19 @@ mod tests {
         let e = r.unwrap_err();
         assert_eq!(e.code.as_str(), "too_long", "{e}");
         assert!(s.executions.is_empty());
+    }
+
+    #[test]
+    fn an_execution_keeps_its_secret_while_it_lives_and_loses_it_when_it_ends() {
+        let mut s = base();
+        let alice = caller(&s, "alice");
+        let id = submit_execution(&mut s, &alice, "nb", app(1), &SchedulerConfig::default(), None, at(1)).unwrap();
+        give_secret(&mut s, id, "s3".into());
+        begin_start(&mut s, id, at(2)).unwrap();
+        set_status(&mut s, id, ExecutionStatus::Running, at(3)).unwrap();
+        assert_eq!(s.executions[&id].proxy_secret.as_deref(), Some("s3"));
+        set_status(&mut s, id, ExecutionStatus::Finished, at(4)).unwrap();
+        assert_eq!(s.executions[&id].proxy_secret, None, "an ended execution needs no secret");
     }
 
     #[test]

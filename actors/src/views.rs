@@ -831,6 +831,9 @@ pub struct ProxyTarget {
     pub address: String,
     /// The owner's network.
     pub network: String,
+    /// A header to add to every forwarded request (name, value): the port's `secret_header`
+    /// with the execution's secret.
+    pub secret_header: Option<(String, String)>,
 }
 
 /// The target of a proxied request, if the caller may see the execution (else
@@ -876,7 +879,13 @@ pub fn proxy_target(
     let ip = s.ip_address.values().find(|ip| !ip.is_empty()).ok_or_else(|| not_ready("without an address yet"))?;
     let address = if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") };
     let network = naming::user_network_name(&e.owner, &p.state.deployment_name);
-    Ok(ProxyTarget { owner_id: e.owner_id, service_id: s.id, address, network })
+    let secret_header = match (&e.proxy_secret, e.description_of(s)) {
+        (Some(secret), Some(d)) => {
+            d.ports.iter().find(|p| p.port_number == port).and_then(|p| p.secret_header_with(secret))
+        }
+        _ => None,
+    };
+    Ok(ProxyTarget { owner_id: e.owner_id, service_id: s.id, address, network, secret_header })
 }
 
 /// Figures for `/metrics` and `/readyz`; no names.

@@ -186,6 +186,12 @@ pub fn decode(text: &str) -> Result<State, LoadError> {
     let probe: VersionProbe = ron::from_str(text).map_err(|e| ron_error(&e))?;
     let state: State = match probe.format_version {
         FORMAT_VERSION => ron::from_str(text).map_err(|e| ron_error(&e))?,
+        // Version 5 has no secrets (`proxy_secret`, `secret_header`): the same model reads it.
+        5 => {
+            let mut s: State = ron::from_str(text).map_err(|e| ron_error(&e))?;
+            s.format_version = FORMAT_VERSION;
+            s
+        }
         // Version 4 has no waiting instances and no retries: the same model reads it.
         4 => {
             let mut s: State = ron::from_str(text).map_err(|e| ron_error(&e))?;
@@ -697,6 +703,7 @@ mod tests {
                     path: "/".into(),
                     is_main_endpoint: true,
                     expose: true,
+                    secret_header: Some("Authorization: token {secret}".into()),
                 }],
                 required_resources: Resources { memory: 268435456, cores: Some(1.5) },
                 environment: vec![("NB_USER".into(), "{user_name}".into())],
@@ -740,8 +747,10 @@ mod tests {
                 node: None,
                 retries: 0,
             }],
+            proxy_secret: Some("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into()),
         };
         let mut done = running.clone();
+        done.proxy_secret = None;
         done.id = 5;
         done.name = "old".into();
         done.owner = "gina".into();

@@ -17,8 +17,9 @@ use utoipa::ToSchema;
 /// `State::archived_segments` (ended executions moved to the archive, see [`crate::archive`]) and
 /// `State::changes` (who changed what; read from older formats as none); 5 added
 /// `ServiceStatus::Waiting` and `Service::retries` (elastic instances; read from older formats as
-/// none and 0).
-pub const FORMAT_VERSION: u32 = 5;
+/// none and 0); 6 added `Execution::proxy_secret` and `PortDescription::secret_header` (secrets
+/// the proxy hands to applications; read from older formats as none).
+pub const FORMAT_VERSION: u32 = 6;
 
 /// The first uid handed to a user. Users' containers run as their own uid and gid, from this
 /// one up, far from the system's and the host's people's uids.
@@ -340,6 +341,11 @@ pub struct Execution {
     pub application: Application,
     /// One entry per container, created when the execution starts.
     pub services: Vec<Service>,
+    /// The secret Zoe made for this execution when its description asks for one (a port with
+    /// `secret_header`, or `{proxy_secret}`): given to its containers and added by the proxy to
+    /// the requests it forwards to those ports, shown to nobody. Written only when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_secret: Option<String>,
 }
 
 impl HasId for Execution {
@@ -598,6 +604,31 @@ pub struct PortDescription {
     pub path: String,
     pub is_main_endpoint: bool,
     pub expose: bool,
+    /// A header the proxy adds to every request it forwards to this (exposed) port, written
+    /// `Name: value` with `{secret}` standing for the execution's secret, e.g.
+    /// `Authorization: token {secret}` for Jupyter. Written only when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_header: Option<String>,
+}
+
+impl PortDescription {
+    /// The header to add to a forwarded request, name and value, with `secret` put in.
+    pub fn secret_header_with(&self, secret: &str) -> Option<(String, String)> {
+        let (name, value) = self.secret_header.as_deref()?.split_once(':')?;
+        Some((name.trim().to_string(), value.trim().replace("{secret}", secret)))
+    }
+}
+
+impl Application {
+    /// Whether an execution of this application needs a secret: a port adds it to requests, or
+    /// a template uses `{proxy_secret}`.
+    pub fn needs_secret(&self, uses_secret: impl Fn(&str) -> bool) -> bool {
+        self.services.iter().any(|s| {
+            s.ports.iter().any(|p| p.secret_header.is_some())
+                || s.environment.iter().any(|(_, v)| uses_secret(v))
+                || s.command.as_deref().is_some_and(&uses_secret)
+        })
+    }
 }
 
 /// A host path mounted into a service.

@@ -1,9 +1,10 @@
 //! The real applications of `apps/`, run by Zoe on the real Docker Engine with the images of
 //! `apps/build-images.sh` (`tests/run.sh` builds them, cached): the Spark word count gives the
 //! count the test computes itself; a notebook of `spark-jupyter`, reached only through Zoe's
-//! proxy by a Jupyter client (`tests/clients/jupyter.py`: XSRF, a kernel, its WebSocket), runs a
-//! job on the execution's Spark cluster; the Spark master's UI answers through the proxy; other
-//! users and wrong passwords get nothing.
+//! proxy on its own host by a Jupyter client (`tests/clients/jupyter.py`: the sign-in, a kernel,
+//! its WebSocket), runs a job on the execution's Spark cluster, and refuses a direct connection
+//! without the execution's secret; the Spark master's UI answers on its own host; other users and
+//! wrong passwords get nothing.
 //!
 //! Fails loudly when Docker or an image is missing.
 
@@ -15,8 +16,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::docker::{docker, docker_master_with, wait_status};
-use crate::common::Master;
+use crate::common::apps::{enter, sign_in, AppClient};
+use crate::common::docker::{docker, docker_master_with, docker_out, wait_status};
+use crate::common::{Master, ADMIN};
 
 const ALICE: (&str, &str) = ("alice", "pa");
 const BOB: (&str, &str) = ("bob", "pb");
@@ -134,24 +136,43 @@ fn spark_wordcount_counts_the_words_of_its_input() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "", "files of another owner in the workspace");
 }
 
-/// GET through the proxy with basic auth: (status, body).
-fn proxied(m: &Master, path: &str, who: (&str, &str)) -> (u16, String) {
-    let (s, v) = m.get(path, who);
-    (s, v.as_str().map(String::from).unwrap_or_else(|| v.to_string()))
+/// Signs `who` in to the notebook behind `link` and waits until Jupyter answers there.
+fn notebook(m: &Master, who: (&str, &str), link: &str) -> AppClient {
+    let client = sign_in(m, who, link);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while client.get("/api/status").status != 200 {
+        assert!(Instant::now() < deadline, "the notebook never answered through the proxy:\n{}", m.log_text());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    client
+}
+
+/// Runs `code` in a kernel of the notebook behind `link` with the Jupyter client, as `who`.
+fn run_code(m: &Master, link: &str, who: (&str, &str), code: &str) -> Value {
+    let out = Command::new("python3")
+        .arg(repo().join("tests/clients/jupyter.py"))
+        .args([&m.url, link, who.0, who.1, code])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(stdout.trim()).unwrap()
 }
 
 #[test]
 fn a_notebook_reached_through_the_proxy_computes_on_its_spark_cluster() {
     let _one = serial();
     let (m, _cleanup, _ws, _) = analytics_master("notebook");
-    notebook_computes_on_its_spark_cluster(&m);
+    notebook_computes_on_its_spark_cluster(&m, true);
 }
 
 /// `spark-jupyter` started by alice (who exists, as bob does): its notebook answers through the
-/// proxy to alice alone, a Jupyter client runs a Spark job in a kernel over its WebSocket on the
-/// execution's own Spark cluster, and the Spark master's UI answers through the proxy; then it is
-/// terminated. One engine or a Swarm alike.
-pub(crate) fn notebook_computes_on_its_spark_cluster(m: &Master) {
+/// proxy to alice and administrators alone, a Jupyter client runs a Spark job in a kernel over
+/// its WebSocket on the execution's own Spark cluster, and the Spark master's UI answers through
+/// the proxy; then it is terminated. One engine or a Swarm alike; `on_this_engine`: the
+/// containers run on the engine the tests use, which shows that a connection to the notebook's
+/// port past the proxy is refused by Jupyter itself.
+pub(crate) fn notebook_computes_on_its_spark_cluster(m: &Master, on_this_engine: bool) {
     let app = app("spark-jupyter");
     let started = Instant::now();
     let id = m.submit(ALICE, "lab", &app);
@@ -163,20 +184,21 @@ pub(crate) fn notebook_computes_on_its_spark_cluster(m: &Master) {
         let s = services.iter().find(|s| s["service_name"] == name).unwrap();
         s["ports"][0]["proxy_url"].as_str().unwrap().to_string()
     };
-    let (notebook, ui) = (url_of("notebook"), url_of("spark-master"));
-    assert_eq!(notebook, format!("/proxy/{id}/notebook/8888/"));
+    let (link, ui) = (url_of("notebook"), url_of("spark-master"));
+    assert_eq!(link, format!("/proxy/{id}/notebook/8888/"));
 
-    // Jupyter answers at its base URL through the proxy within a minute.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while proxied(m, &format!("{notebook}api/status"), ALICE).0 != 200 {
-        assert!(Instant::now() < deadline, "the notebook never answered through the proxy:\n{}", m.log_text());
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    // Jupyter answers on its own host, through the proxy, within a minute or two.
+    let nb = notebook(m, ALICE, &link);
     eprintln!("spark-jupyter: notebook answering {:.1} s after submission", started.elapsed().as_secs_f64());
+    assert_eq!(notebook(m, ADMIN, &link).get("/api/status").status, 200, "an administrator too");
 
-    // Nobody else reaches it.
-    assert_eq!(proxied(m, &format!("{notebook}api/status"), BOB).0, 404);
-    assert_eq!(proxied(m, &format!("{notebook}api/status"), ("alice", "nope")).0, 401);
+    // Nobody else reaches it, and nothing reaches it past the proxy: Jupyter itself refuses a
+    // connection to its port without the execution's secret, which only the proxy adds.
+    assert_eq!(enter(m, Some(BOB), &link, "").status, 404);
+    assert_eq!(enter(m, Some(("alice", "nope")), &link, "").status, 401);
+    if on_this_engine {
+        direct_connections_need_the_secret(&services);
+    }
 
     // A Jupyter client runs Spark code in a kernel, over the kernel's WebSocket, through the proxy.
     let code = "from pyspark.sql import SparkSession\n\
@@ -184,32 +206,50 @@ pub(crate) fn notebook_computes_on_its_spark_cluster(m: &Master) {
                 print('master', spark.sparkContext.master)\n\
                 print('sum', spark.sparkContext.parallelize(range(100000), 4).map(lambda x: x * x).sum())\n\
                 print('executors', len(spark.sparkContext._jsc.sc().statusTracker().getExecutorInfos()) - 1)\n";
-    let out = Command::new("python3")
-        .arg(repo().join("tests/clients/jupyter.py"))
-        .args([&m.url, &notebook, ALICE.0, ALICE.1, code])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    let answer: Value = serde_json::from_str(stdout.trim()).unwrap();
+    let answer = run_code(m, &link, ALICE, code);
     eprintln!("spark-jupyter: kernel answered {:.1} s after submission", started.elapsed().as_secs_f64());
-    assert_eq!(answer["refused_without_xsrf"], 403, "Jupyter's own XSRF check still holds: {answer}");
+    assert_eq!(answer["refused_without_sign_in"], 401, "{answer}");
+    assert_eq!(answer["refused_cross_origin"], 403, "the proxy's guard: {answer}");
     assert_eq!(answer["error"], Value::Null, "{answer}");
     let printed = answer["text"].as_str().unwrap();
     let sum: u64 = (0..100_000u64).map(|x| x * x).sum();
     assert!(printed.contains(&format!("sum {sum}\n")), "{printed}");
     assert!(printed.contains("master spark://spark-master-lab-alice-"), "on the cluster, not local: {printed}");
     assert!(!printed.contains("executors 0\n"), "the job ran on the workers' executors: {printed}");
+    assert_eq!(nb.get("/api/status").status, 200);
 
-    // The Spark master's UI, through the proxy, with its links under the prefix.
-    let (s, page) = proxied(m, &ui, ALICE);
-    assert_eq!(s, 200, "{page}");
-    assert!(page.contains("Spark Master at spark://"), "{}", &page[..page.len().min(500)]);
-    assert!(page.contains(&format!("/proxy/{id}/spark-master/8080/")), "links under the prefix");
-    assert_eq!(proxied(m, &ui, BOB).0, 404);
+    // The Spark master's UI, on its own host, at its root.
+    for who in [ALICE, ADMIN] {
+        let spark = sign_in(m, who, &ui);
+        let r = spark.get(&spark.next);
+        let page = r.text();
+        assert_eq!(r.status, 200, "{page}");
+        assert!(page.contains("Spark Master at spark://"), "{}", &page[..page.len().min(500)]);
+        assert!(page.contains("href=\"/static/"), "links at the root of its host");
+    }
+    assert_eq!(enter(m, Some(BOB), &ui, "").status, 404);
 
     assert_eq!(m.delete(&format!("/api/0.6/execution/{id}"), ALICE).0, 204);
     wait_status(m, ALICE, id, &["terminated"], 120);
+}
+
+/// The notebook's port, reached past the proxy (at its container's address on this engine):
+/// Jupyter refuses a request without the execution's secret, or with a wrong one.
+fn direct_connections_need_the_secret(services: &[Value]) {
+    let name = services.iter().find(|s| s["service_name"] == "notebook").unwrap()["name"].as_str().unwrap().to_string();
+    let ip = docker_out(&["inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", &name]);
+    let direct = format!("http://{}:8888/api/status", ip.trim());
+    let status = |token: Option<&str>| {
+        let mut req = ureq::get(&direct).config().http_status_as_error(false).build();
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("token {t}"));
+        }
+        req.call().map(|r| r.status().as_u16()).unwrap_or(0)
+    };
+    assert_eq!(status(None), 403, "a direct connection without the secret");
+    assert_eq!(status(Some("guessed")), 403, "a wrong secret");
+    let secret = docker_out(&["exec", &name, "printenv", "ZOE_PROXY_SECRET"]);
+    assert_eq!(status(Some(secret.trim())), 200, "the secret is what opens it");
 }
 
 #[test]
@@ -227,29 +267,21 @@ fn an_idle_guest_notebook_is_culled_and_a_busy_one_is_not() {
     let (i, b) = (m.submit(idle, "nb", &app), m.submit(busy, "nb", &app));
     for (who, id) in [(idle, i), (busy, b)] {
         assert_eq!(wait_status(&m, who, id, &["running", "error"], 120)["status"], "running");
-        let base = format!("/proxy/{id}/notebook/8888/");
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while proxied(&m, &format!("{base}api/status"), who).0 != 200 {
-            assert!(Instant::now() < deadline, "notebook {id} never answered:\n{}", m.log_text());
-            std::thread::sleep(Duration::from_millis(500));
-        }
+        notebook(&m, who, &format!("/proxy/{id}/notebook/8888/"));
     }
     // The busy guest starts a computation that keeps a core busy, and goes away.
     let spin = "import threading\n\
                 def spin():\n    while True:\n        pass\n\
                 threading.Thread(target=spin, daemon=True).start()\nprint('spinning')\n";
-    let out = Command::new("python3")
-        .arg(repo().join("tests/clients/jupyter.py"))
-        .args([&m.url, &format!("/proxy/{b}/notebook/8888/"), busy.0, busy.1, spin])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let answer = run_code(&m, &format!("/proxy/{b}/notebook/8888/"), busy, spin);
+    assert_eq!(answer["error"], Value::Null, "{answer}");
     // The page of a watched execution says how long it has left (once the watcher has looked
     // at it: every 5 s with a 20 s limit).
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let (s, page) = proxied(&m, &format!("/executions/{b}"), busy);
+        let (s, page) = m.get(&format!("/executions/{b}"), busy);
         assert_eq!(s, 200);
+        let page = page.as_str().unwrap_or_default().to_string();
         if page.contains("id=\"idle-left\"") {
             break;
         }
@@ -279,17 +311,12 @@ fn a_browser_opens_a_notebook_through_the_proxy_and_runs_a_cell() {
     let id = m.submit(ALICE, "nb", &app);
     assert_eq!(wait_status(&m, ALICE, id, &["running", "error"], 120)["status"], "running");
     let base = format!("/proxy/{id}/notebook/8888/");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while proxied(&m, &format!("{base}api/status"), ALICE).0 != 200 {
-        assert!(Instant::now() < deadline, "the notebook never answered:\n{}", m.log_text());
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    notebook(&m, ALICE, &base);
     let driver = start_driver();
     let b = Browser::open(&driver, 1280, 860);
     // Signed in on the execution's page with the credentials in the URL (basic auth), as a user
-    // is after the browser asked; the page links the notebook through the proxy. The link is
-    // followed without credentials in the URL (JupyterLab cannot build its requests from such a
-    // URL): the browser sends the ones it was given, to the proxy and to everything it loads.
+    // is after the browser asked; the page links the notebook through Zoe, which signs the
+    // browser in to the notebook's own host and sends it there.
     let port = m.url.rsplit(':').next().unwrap().to_string();
     b.goto(&format!("http://alice:pa@127.0.0.1:{port}/executions/{id}"));
     b.wait_element("a.endpoint");
@@ -301,6 +328,7 @@ fn a_browser_opens_a_notebook_through_the_proxy_and_runs_a_cell() {
     );
     b.goto(&format!("http://127.0.0.1:{port}{base}lab"));
     b.wait_element(".jp-LauncherCard[data-category='Notebook']");
+    assert_eq!(b.url(), format!("http://8888-notebook-{id}.localhost:{port}/lab"), "on its own origin");
     b.click(".jp-LauncherCard[data-category='Notebook']");
     // The kernel is connected over its WebSocket, through the proxy.
     b.wait_element(".jp-Notebook .jp-Cell .cm-content");

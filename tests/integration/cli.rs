@@ -291,7 +291,16 @@ fn start_wait_shows_endpoints_and_logs_stream_on_docker() {
     let ws = dir.join("ws");
     let m = Master::start_in(
         &dir,
-        &["--deployment-name", &deployment, "--workspace-base-path", ws.to_str().unwrap(), "--stop-grace", "1"],
+        &[
+            "--deployment-name",
+            &deployment,
+            "--workspace-base-path",
+            ws.to_str().unwrap(),
+            "--stop-grace",
+            "1",
+            "--publish-ports",
+            "true",
+        ],
     );
     let admin = Env::of(&m, ADMIN);
 

@@ -11,14 +11,15 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::common::docker::{
-    application, containers_of, docker, docker_master, exec_in, inspect, require_docker, service, wait_status, Cleanup,
-    IMAGE,
+    application, containers_of, docker, docker_master, docker_master_with, exec_in, inspect, require_docker, service,
+    wait_status, Cleanup, IMAGE,
 };
 use crate::common::{temp_dir, Master, ADMIN};
 
 #[test]
 fn a_three_service_execution_runs_named_labelled_connected_and_reachable() {
-    let (m, _cleanup, dep) = docker_master("run");
+    // Exposed ports published on the host too (off by default).
+    let (m, _cleanup, dep) = docker_master_with("run", &["--publish-ports", "true"]);
     m.create_user("alice", "user", "pa");
     let alice = ("alice", "pa");
     let web = service(

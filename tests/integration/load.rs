@@ -61,6 +61,7 @@ fn prepare(dir: &std::path::Path, n: usize) {
                 time_finished: Some(now),
                 application: application.clone(),
                 services: vec![],
+                proxy_secret: None,
             }),
         );
     }

@@ -2,10 +2,11 @@
 //! whether someone else's object exists. Passwords and hashes never appear in any response.
 //!
 //! The attacks of hostile tenants are in `tenants` (against the host and the engine),
-//! `requests` (against the HTTP side) and `edges` (ambiguous documents, terminal spoofing,
-//! content sniffing).
+//! `requests` (against the HTTP side), `edges` (ambiguous documents, terminal spoofing, content
+//! sniffing) and `origins` (their pages, in a browser, against Zoe and their neighbours).
 
 mod edges;
+mod origins;
 mod requests;
 mod tenants;
 

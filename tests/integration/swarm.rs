@@ -203,7 +203,7 @@ fn spread_app(workers: u32) -> Value {
         "name": "master", "docker_image": IMAGE, "monitor": true, "total_count": 1, "essential_count": 1,
         "startup_order": 0, "required_resources": {"memory": 32 * 1024 * 1024},
         "ports": [{"name": "web", "protocol": "http", "port_number": 8080, "is_main_endpoint": true, "expose": true}],
-        // The page is also under the proxy's path, which the proxy forwards whole.
+        // The page is also at the root of the application's host (`ZOE_PROXY_PATH_8080` is `/`).
         "command": "sh -c 'd=/mnt/workspace$ZOE_PROXY_PATH_8080 && mkdir -p $d && echo hello from {execution_name} | \
                     tee /mnt/workspace/{execution_name}.html > $d/{execution_name}.html; exec httpd -f -p 8080 -h /mnt/workspace'",
     });
@@ -254,15 +254,16 @@ fn an_execution_spreads_over_nodes_its_parts_meet_and_terminating_leaves_nothing
         });
     }
     assert!(svcs[1..].iter().any(|w| w["node"] != master_node), "some worker runs on another node than the monitor");
-    // The port is published nowhere: it answers through the master's proxy, which reaches it
-    // through the relay of alice's network, for its owner only.
+    // The port is published nowhere: it answers through the master's proxy, on the
+    // application's own host, which reaches it through the relay of alice's network, for its
+    // owner only.
     assert_eq!(master["ports"][0]["host_endpoint"], Value::Null, "{master}");
-    let proxied = format!("/proxy/{id}/master/8080/wide.html");
-    assert_eq!(master["ports"][0]["proxy_url"], format!("/proxy/{id}/master/8080/"));
-    let (s, page) = m.get(&proxied, ALICE);
-    assert_eq!((s, page.as_str().unwrap_or_default().trim()), (200, "hello from wide"));
+    let link = format!("/proxy/{id}/master/8080/");
+    assert_eq!(master["ports"][0]["proxy_url"], link);
+    let page = crate::common::apps::sign_in(&m, ALICE, &link).get("/wide.html");
+    assert_eq!((page.status, page.text().trim()), (200, "hello from wide"));
     m.create_user("bob", "user", "pb");
-    assert_eq!(m.get(&proxied, ("bob", "pb")).0, 404);
+    assert_eq!(crate::common::apps::enter(&m, Some(("bob", "pb")), &link, "").status, 404);
     let relay = format!("zoe-relay_alice-{deployment}");
     let relay_spec: Value =
         serde_json::from_str(&manager(c, &["service", "inspect", &relay])).unwrap_or_else(|e| panic!("{relay}: {e}"));
@@ -521,21 +522,28 @@ fn a_tenant_reaches_only_its_own_services_on_the_cluster() {
         json!({"name": "web", "docker_image": IMAGE, "monitor": true, "total_count": 1, "essential_count": 1,
             "startup_order": 0, "required_resources": {"memory": 32 * 1024 * 1024},
             "ports": [{"name": "web", "protocol": "http", "port_number": 8080, "is_main_endpoint": true, "expose": true}],
-            // The page at / (for the probers) and under the proxy's path, which it forwards whole.
-            "command": format!("sh -c 'd=/tmp/www$ZOE_PROXY_PATH_8080 && mkdir -p $d && echo {page} | tee /tmp/www/page.html > $d/page.html; \
-                                exec httpd -f -p 8080 -h /tmp/www'")})
+            "command": format!("sh -c 'mkdir -p /tmp/www && echo {page} > /tmp/www/page.html; exec httpd -f -p 8080 -h /tmp/www'")})
     };
     let id = m.submit(ALICE, "vault", &application(vec![web(&secret)]));
     assert_eq!(wait_status(&m, ALICE, id, &["running", "error"], 120)["status"], "running");
     let alice_web = &services(&m, id)[0];
-    // Alice reaches her page through the proxy (by way of her relay).
-    let page = format!("/proxy/{id}/web/8080/page.html");
-    let mut last = (0, Value::Null);
+    // Alice reaches her page through the proxy, on its own host (by way of her relay).
+    let link = format!("/proxy/{id}/web/8080/");
+    let alice_app = crate::common::apps::sign_in(&m, ALICE, &link);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !(last.0 == 200 && last.1.as_str().unwrap_or_default().trim() == secret) {
-        assert!(Instant::now() < deadline, "alice's page through the proxy: {last:?}\n{}", m.log_text());
+    loop {
+        let r = alice_app.get("/page.html");
+        if r.status == 200 && r.text().trim() == secret {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "alice's page through the proxy: {} {}\n{}",
+            r.status,
+            r.text(),
+            m.log_text()
+        );
         std::thread::sleep(Duration::from_millis(250));
-        last = m.get(&page, ALICE);
     }
     // Every address of alice's container, on every network it is on, as its node sees it.
     let (node, container) = container_of(c, alice_web);
@@ -618,8 +626,8 @@ fn a_tenant_reaches_only_its_own_services_on_the_cluster() {
     assert!(logs.iter().all(|l| l.contains("own: bob-own-page")), "bob reaches his own service:\n{all}");
     assert!(all.contains("GREETED"), "the relay's port is reachable (and useless without its key):\n{all}");
     // Alice's page is still hers, through the proxy; bob gets the 404 of a stranger there.
-    assert_eq!(m.get(&page, ("bob", "pb")).0, 404);
-    assert_eq!(m.get(&page, ALICE).1.as_str().unwrap_or_default().trim(), secret);
+    assert_eq!(crate::common::apps::enter(&m, Some(("bob", "pb")), &link, "").status, 404);
+    assert_eq!(alice_app.get("/page.html").text().trim(), secret);
 }
 
 /// Issue 20, cluster, the owner's side: with nothing published, alice still uses her
@@ -641,7 +649,7 @@ fn the_owners_notebook_and_spark_ui_work_through_the_proxy_on_the_cluster() {
     );
     m.create_user("alice", "user", "pa");
     m.create_user("bob", "user", "pb");
-    crate::analytics::notebook_computes_on_its_spark_cluster(&m);
+    crate::analytics::notebook_computes_on_its_spark_cluster(&m, false);
 }
 
 /// Issue 20, disk, on a Swarm: workspaces live on shared storage, which must enforce the quota

@@ -1,6 +1,7 @@
 //! HTTPS: a master with `--tls-cert`/`--tls-key` (a throwaway certificate authority and server
 //! certificate made with the `openssl` tool at test time), reached by a client that trusts that
-//! authority, refused in plain HTTP and by a client that does not; and the start-up errors.
+//! authority, refused in plain HTTP and by a client that does not; applications on HTTPS origins
+//! of their own with `Secure`, `__Host-` cookies; and the start-up errors.
 
 #![allow(clippy::unwrap_used)] // a test fails by panicking, with the value in the message
 
@@ -8,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::common::docker::{application, require_docker, service, wait_status, Cleanup};
 use crate::common::{temp_dir, zoe_bin, Master, ADMIN};
 
 /// Runs `openssl` in `dir`; panics with its output when it fails.
@@ -27,8 +29,8 @@ struct Pki {
     key: PathBuf,
 }
 
-/// A certificate authority (`ca.pem`) and a server certificate for 127.0.0.1 and localhost
-/// signed by it (`server.pem`, `server.key`), valid for a day, in `dir`.
+/// A certificate authority (`ca.pem`) and a server certificate for 127.0.0.1, localhost and the
+/// application hosts under `apps.localhost` signed by it (`server.pem`, `server.key`), valid for a day, in `dir`.
 fn make_pki(dir: &Path) -> Pki {
     let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
     let mut ca = vec!["req", "-x509", "-days", "1", "-subj", "/CN=zoe test CA", "-keyout", "ca.key", "-out", "ca.pem"];
@@ -40,7 +42,7 @@ fn make_pki(dir: &Path) -> Pki {
     openssl(dir, &csr);
     std::fs::write(
         dir.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+        "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:*.apps.localhost\nbasicConstraints=CA:FALSE\n\
          keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
     )
     .unwrap();
@@ -120,6 +122,94 @@ fn https_with_the_ca_trusted_works_and_plain_http_or_untrusted_does_not() {
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("certificate is not trusted") && err.contains("--ca-file"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
+    m.kill();
+}
+
+/// `curl -i` with the test CA and extra arguments: (status, head, body).
+fn curl(ca: &Path, args: &[&str]) -> (u16, String, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "-i", "--max-time", "30", "--cacert"])
+        .arg(ca)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run curl (needed by this test): {e}"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "curl {args:?}: {}{text}", String::from_utf8_lossy(&out.stderr));
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}
+
+fn header(head: &str, name: &str) -> String {
+    head.lines()
+        .find_map(|l| {
+            l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no {name} in {head}"))
+}
+
+#[test]
+fn applications_get_https_origins_and_secure_host_only_cookies() {
+    require_docker();
+    let dir = temp_dir("tls-apps");
+    let pki = make_pki(&dir);
+    let deployment = format!("t{}", std::process::id() % 100_000);
+    let _cleanup = Cleanup(deployment.clone());
+    let ws = dir.join("ws");
+    let (cert, key) = (pki.cert.to_str().unwrap(), pki.key.to_str().unwrap());
+    let args =
+        ["--tls-cert", cert, "--tls-key", key, "--apps-domain", "apps.localhost", "--deployment-name", &deployment];
+    let mut m =
+        Master::start_in(&dir.join("state"), &[&args[..], &["--workspace-base-path", ws.to_str().unwrap()]].concat());
+    let ca = ureq::tls::Certificate::from_pem(&std::fs::read(&pki.ca).unwrap()).unwrap();
+    let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::new_with_certs(&[ca])).build();
+    m.agent = ureq::Agent::config_builder().http_status_as_error(false).tls_config(tls).build().into();
+    m.create_user("alice", "user", "pa");
+    let web = service(
+        "web",
+        true,
+        1,
+        0,
+        "sh -c 'mkdir -p /tmp/w && echo hello over tls > /tmp/w/index.html && exec httpd -f -p 8080 -h /tmp/w'",
+        serde_json::json!([{"name": "web", "protocol": "http", "port_number": 8080, "is_main_endpoint": true, "expose": true}]),
+    );
+    let id = m.submit(("alice", "pa"), "tls", &application(vec![web]));
+    assert_eq!(wait_status(&m, ("alice", "pa"), id, &["running", "error"], 60)["status"], "running");
+    let port = m.url.rsplit(':').next().unwrap().to_string();
+    let host = format!("8080-web-{id}.apps.localhost");
+
+    // The link on Zoe sends the browser to the application's HTTPS origin...
+    let entry = format!("{}/proxy/{id}/web/8080/", m.url);
+    let (s, head, _) = curl(&pki.ca, &["-u", "alice:pa", &entry]);
+    assert_eq!(s, 303, "{head}");
+    let location = header(&head, "location");
+    assert!(location.starts_with(&format!("https://{host}:{port}/.zoe/sign-in?ticket=")), "{location}");
+    // ...whose certificate is the master's (`*.apps.localhost`), and whose cookie is for that
+    // host only, over HTTPS only.
+    let resolve = format!("{host}:{port}:127.0.0.1");
+    let (s, head, _) = curl(&pki.ca, &["--resolve", &resolve, &location]);
+    assert_eq!(s, 303, "{head}");
+    let cookie = header(&head, "set-cookie");
+    assert!(
+        cookie.starts_with("__Host-zoe-app=") && cookie.ends_with("; Path=/; HttpOnly; SameSite=Lax; Secure"),
+        "{cookie}"
+    );
+    let pair = cookie.split(';').next().unwrap().to_string();
+    let page = format!("https://{host}:{port}/");
+    let mut served = (0, String::new());
+    for _ in 0..50 {
+        let (s, _, body) = curl(&pki.ca, &["--resolve", &resolve, "-H", &format!("Cookie: {pair}"), &page]);
+        served = (s, body);
+        if s == 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(served, (200, "hello over tls\n".to_string()));
+    // Without the prefix, the same value is no sign-in over HTTPS.
+    let plain = pair.replacen("__Host-zoe-app=", "zoe-app=", 1);
+    let (s, _, body) = curl(&pki.ca, &["--resolve", &resolve, "-H", &format!("Cookie: {plain}"), &page]);
+    assert!(s == 401 && body.contains("sign_in_required"), "{s} {body}");
     m.kill();
 }
 

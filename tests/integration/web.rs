@@ -592,16 +592,17 @@ fn a_browser_runs_an_execution_from_the_catalogue_reads_its_log_and_terminates_i
     assert!(log.contains("started"), "{log}");
     b.screenshot("service-log");
 
-    // The web server's page links to its port through the master's proxy, and says where it
-    // was published.
+    // The web server's page links to its port through the master's proxy (published on the host
+    // it is not, by default).
     b.goto(&format!("http://127.0.0.1:{port}/executions/{web_id}"));
     let web_page = b.wait_for("id=\"status\">running");
     assert!(web_page.contains(&format!("class=\"endpoint\" href=\"/proxy/{web_id}/httpd/8080/")), "{web_page}");
-    assert!(web_page.contains("title=\"Published on the host\">127.0.0.1:"), "{web_page}");
-    // The link serves the workspace, through the proxy, with the browser's credentials.
+    assert!(!web_page.contains("title=\"Published on the host\""), "{web_page}");
+    // The link signs the browser in to the web server's own host, which serves the workspace.
     std::fs::write(ws.join(&deployment).join("alice").join("index.html"), "hello from the workspace\n").unwrap();
     b.goto(&format!("http://127.0.0.1:{port}/proxy/{web_id}/httpd/8080/"));
     b.wait_for("hello from the workspace");
+    assert_eq!(b.url(), format!("http://8080-httpd-{web_id}.localhost:{port}/"), "on its own origin");
     b.screenshot("execution-web-server");
 
     // Terminate, with the confirmation dialog; the page follows it to its end.

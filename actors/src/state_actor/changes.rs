@@ -122,6 +122,19 @@ impl Handler<SubmitExecution> for StateActor {
     type Result = ResponseFuture<Result<u64, ZoeError>>;
 
     fn handle(&mut self, msg: SubmitExecution, ctx: &mut Self::Context) -> Self::Result {
+        let secret = if msg.application.needs_secret(|t| crate::template::uses(t, "proxy_secret")) {
+            match new_secret() {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    return refused(ZoeError::new(
+                        crate::error::Code::Unavailable,
+                        format!("cannot make the execution's secret: {e}"),
+                    ))
+                }
+            }
+        } else {
+            None
+        };
         let nodes = self.platform.nodes().map(<[_]>::to_vec);
         let result =
             self.check_storage().and_then(|()| transitions::check_caller(&self.state, &msg.caller)).and_then(|()| {
@@ -138,6 +151,9 @@ impl Handler<SubmitExecution> for StateActor {
             });
         match result {
             Ok(id) => {
+                if let Some(secret) = secret {
+                    transitions::give_secret(&mut self.state, id, secret);
+                }
                 self.note(&msg.caller.name, Action::Submit, &[id]);
                 let reply = self.commit(id, ctx);
                 self.schedule(ctx);
@@ -146,6 +162,13 @@ impl Handler<SubmitExecution> for StateActor {
             Err(e) => refused(e),
         }
     }
+}
+
+/// A new execution secret: 32 random bytes from the operating system, in hex.
+fn new_secret() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::getrandom(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 message!(

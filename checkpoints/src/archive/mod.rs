@@ -611,6 +611,7 @@ mod tests {
                 node: None,
                 retries: 0,
             }],
+            proxy_secret: None,
         })
     }
 

@@ -253,7 +253,8 @@ fn the_engine_cannot_be_used_to_probe_addresses_or_read_their_answers() {
 /// Attack 8, last part: a `udp` port was published as TCP. It is published as UDP now.
 #[test]
 fn a_udp_port_is_published_as_udp() {
-    let (m, _cleanup, dep) = docker_master("udp");
+    // Publishing is off by default; an administrator can turn it on.
+    let (m, _cleanup, dep) = docker_master_with("udp", &["--publish-ports", "true"]);
     m.create_user("alice", "user", ALICE.1);
     let ports = json!([{"name": "dns", "protocol": "udp", "port_number": 5353, "path": "/", "is_main_endpoint": false, "expose": true},
                        {"name": "web", "protocol": "http", "port_number": 8080, "path": "/", "is_main_endpoint": true, "expose": true}]);
