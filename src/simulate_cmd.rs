@@ -216,22 +216,27 @@ impl<R: Read> Read for Counting<R> {
 }
 
 /// The progress line on stderr while a long simulation runs, when stderr is a terminal: shown
-/// after a second, redrawn a few times a second, erased at the end.
+/// after a second (`ZOE_SIMULATE_PROGRESS_AFTER_MS` milliseconds when set, so that a test need
+/// not depend on how fast the machine is), redrawn a few times a second, erased at the end.
 struct Progress {
     on: bool,
     started: Instant,
+    after: Duration,
     last: Option<Instant>,
 }
 
 impl Progress {
     fn new() -> Progress {
-        Progress { on: std::io::stderr().is_terminal(), started: Instant::now(), last: None }
+        let after = std::env::var("ZOE_SIMULATE_PROGRESS_AFTER_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map_or(Duration::from_secs(1), Duration::from_millis);
+        Progress { on: std::io::stderr().is_terminal(), started: Instant::now(), after, last: None }
     }
 
     fn show(&mut self, what: &str, submitted: usize, read: u64, size: u64) {
         let now = Instant::now();
-        let due =
-            self.last.map_or(now - self.started >= Duration::from_secs(1), |l| now - l >= Duration::from_millis(250));
+        let due = self.last.map_or(now - self.started >= self.after, |l| now - l >= Duration::from_millis(250));
         if !self.on || !due {
             return;
         }

@@ -448,7 +448,12 @@ fn simulate_refuses_hostile_traces_and_flags_with_a_sentence_and_shows_progress_
     assert_eq!(code, Some(0), "{err}");
     assert!(!err.contains("submitted") && !err.contains('\r'), "{err}");
     let command = format!("{} simulate {}", zoe_bin(), args.join(" "));
-    let tty = Command::new("script").args(["-qec", &command, "/dev/null"]).output().unwrap();
+    // The line is due at once (not after a second): the run's length depends on the machine.
+    let tty = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("ZOE_SIMULATE_PROGRESS_AFTER_MS", "0")
+        .output()
+        .unwrap();
     let seen = String::from_utf8_lossy(&tty.stdout);
     assert!(tty.status.success(), "{seen}");
     assert!(seen.contains("zoe simulate: fifo rigid (run 1 of 1): ") && seen.contains("% of the trace"), "{seen}");
