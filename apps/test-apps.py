@@ -10,6 +10,7 @@ containers' names carry the `zoe-apptest-` prefix), the description's environmen
 (templates expanded, split like a shell), the memory limit as memory and swap limit, and:
 
     --user 200123:200123 --cap-drop ALL --security-opt no-new-privileges --init
+    --read-only --tmpfs /tmp:rw,nosuid,nodev,size=<memory>,mode=1777
     --pids-limit 512 -v <workspace owned by 200123, mode 0700>:/mnt/workspace
     -e HOME=/mnt/workspace -e ZOE_PROXY_PATH_<port>=/ -e ZOE_PROXY_SECRET=<random>
     -p 127.0.0.1::<port> for exposed ports, on a private bridge network
@@ -143,6 +144,7 @@ def run_container(c, workspace):
             "--user", f"{UID}:{GID}", "--cap-drop", "ALL",
             "--security-opt", "no-new-privileges", "--init", "--pids-limit", "512",
             "--memory", str(c["memory"]), "--memory-swap", str(c["memory"]),
+            "--read-only", "--tmpfs", f"/tmp:rw,nosuid,nodev,size={c['memory']},mode=1777",
             "-v", f"{workspace}:{WORKSPACE_MOUNT}", "-e", f"HOME={WORKSPACE_MOUNT}"]
     for port in c["ports"]:
         args += ["-e", f"ZOE_PROXY_PATH_{port}=/", "-p", f"127.0.0.1::{port}"]

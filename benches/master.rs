@@ -15,8 +15,9 @@
 //!    against creating, starting and inspecting the same containers directly through the Docker
 //!    API, in the same run (needs Docker and `zoe-test-busybox:latest`).
 //! 5. A master process's memory during 200 concurrent logins with made-up user names.
-//! 6. A burst of 1,000 small executions (`ZOE_BURST`) released at once on Docker: time until all
-//!    run, time until all are gone after they are terminated, failed starts, containers left.
+//! 6. A burst of 190 small executions (`ZOE_BURST`; each reserves 0.01 core, so at most 199 fit
+//!    on two cores) released at once on Docker: time until all run, time until all are gone
+//!    after they are terminated, failed starts, containers left.
 //! 7. On the three-node test Swarm (`tests/cluster/cluster.sh`, brought up if needed): time from
 //!    `POST /api/0.6/execution` to `running` for executions of 3 and 10 containers, against
 //!    creating the same Swarm services directly through the manager's API (same groups, same
@@ -386,7 +387,7 @@ fn main() {
 
     // 6. A burst of executions released at once.
     if only.is_empty() || only == "burst" {
-        burst(std::env::var("ZOE_BURST").ok().and_then(|s| s.parse().ok()).unwrap_or(1000));
+        burst(std::env::var("ZOE_BURST").ok().and_then(|s| s.parse().ok()).unwrap_or(190));
     }
 
     // 8. The proxy against the service reached directly.
@@ -402,6 +403,21 @@ fn main() {
     // 7. Starting on a Swarm: Zoe against the manager's API directly.
     if only.is_empty() || only == "swarm" {
         swarm_startup(std::env::var("ZOE_BENCH_STARTS").ok().and_then(|s| s.parse().ok()).unwrap_or(5));
+    }
+
+    unmount_workspaces();
+}
+
+/// Unmounts the workspace images the benchmark's masters mounted (under its own folders).
+fn unmount_workspaces() {
+    let ours = std::env::temp_dir().join(format!("zoe-bench-{}-", std::process::id()));
+    let ours = ours.to_string_lossy().into_owned();
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut points: Vec<&str> =
+        table.lines().filter_map(|l| l.split(' ').nth(4)).filter(|p| p.starts_with(&ours)).collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let _ = std::process::Command::new("timeout").args(["-k", "5", "60", "umount", p]).status();
     }
 }
 
@@ -680,6 +696,10 @@ fn burst(n: usize) {
             &deployment,
             "--max-memory",
             "8GiB",
+            // Every container reserves what it may use: a hundredth of a core, Docker's
+            // smallest limit, so that 199 fit at once on two cores.
+            "--default-cores",
+            "0.01",
             "--stop-grace",
             "2",
             "--workspace-base-path",
@@ -883,7 +903,9 @@ async fn direct_start(docker: &bollard::Docker, run: usize, n: u32, workspace: &
             host_config: Some(HostConfig {
                 memory: Some(33554432),
                 memory_swap: Some(33554432),
-                nano_cpus: Some(1_000_000_000),
+                readonly_rootfs: Some(true),
+                tmpfs: Some([("/tmp".to_string(), "rw,exec,nosuid,nodev,size=33554432,mode=1777".to_string())].into()),
+                nano_cpus: Some(100_000_000),
                 pids_limit: Some(1024),
                 network_mode: Some("zoe-bench-direct".into()),
                 init: Some(true),
@@ -914,9 +936,17 @@ async fn direct_start(docker: &bollard::Docker, run: usize, n: u32, workspace: &
 fn startup(runs: usize) {
     use bollard::query_parameters::RemoveContainerOptions;
     let dir = prepare_dir("start", 0);
+    // Two cores: each container reserves a tenth of one (as the direct path limits them).
     let addr = start_master_with(
         &dir,
-        &["--stop-grace", "1", "--workspace-base-path", dir.join("ws").to_str().unwrap_or("ws")],
+        &[
+            "--stop-grace",
+            "1",
+            "--default-cores",
+            "0.1",
+            "--workspace-base-path",
+            dir.join("ws").to_str().unwrap_or("ws"),
+        ],
     );
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -992,10 +1022,17 @@ fn startup(runs: usize) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The test cluster's settings (`cluster.sh env`), the cluster brought up first.
+/// The test cluster's settings (`cluster.sh env`), the cluster brought up first, with the test
+/// image and the relay's (`zoe-relay:bench`, built from this binary) on every node.
 fn cluster_env() -> std::collections::HashMap<String, String> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cluster/cluster.sh");
-    for args in [&["up"][..], &["load", "zoe-test-busybox:latest"][..]] {
+    let relay = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/relay-image.sh");
+    let built = std::process::Command::new("bash")
+        .args([relay, env!("CARGO_BIN_EXE_zoe"), "zoe-relay:bench"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(built.status.success(), "relay-image.sh: {}", String::from_utf8_lossy(&built.stderr));
+    for args in [&["up"][..], &["load", "zoe-test-busybox:latest", "zoe-relay:bench"][..]] {
         let out = std::process::Command::new("timeout")
             .args(["900", "bash", script])
             .args(args)
@@ -1031,19 +1068,36 @@ fn direct_service(name: &str, network: &str, workspace: &str) -> bollard::models
                 hostname: Some(name.to_string()),
                 env: Some(vec!["HOME=/mnt/workspace".into()]),
                 user: Some("200001:200001".into()),
-                mounts: Some(vec![Mount {
-                    target: Some("/mnt/workspace".into()),
-                    source: Some(workspace.to_string()),
-                    typ: Some(MountType::BIND),
-                    ..Default::default()
-                }]),
+                mounts: Some(vec![
+                    Mount {
+                        target: Some("/tmp".into()),
+                        typ: Some(MountType::TMPFS),
+                        tmpfs_options: Some(MountTmpfsOptions {
+                            size_bytes: Some(33554432),
+                            mode: Some(0o1777),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                    Mount {
+                        target: Some("/mnt/workspace".into()),
+                        source: Some(workspace.to_string()),
+                        typ: Some(MountType::BIND),
+                        ..Default::default()
+                    },
+                ]),
+                read_only: Some(true),
                 init: Some(true),
                 capability_drop: Some(vec!["ALL".into()]),
                 ..Default::default()
             }),
             resources: Some(TaskSpecResources {
-                limits: Some(Limit { nano_cpus: Some(1_000_000_000), memory_bytes: Some(33554432), pids: Some(1024) }),
-                reservations: Some(ResourceObject { memory_bytes: Some(33554432), ..Default::default() }),
+                limits: Some(Limit { nano_cpus: Some(100_000_000), memory_bytes: Some(33554432), pids: Some(1024) }),
+                reservations: Some(ResourceObject {
+                    nano_cpus: Some(100_000_000),
+                    memory_bytes: Some(33554432),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
             restart_policy: Some(TaskSpecRestartPolicy {
@@ -1109,6 +1163,11 @@ fn swarm_startup(runs: usize) {
             &workspaces,
             "--stop-grace",
             "1",
+            "--relay-image",
+            "zoe-relay:bench",
+            // Three nodes of two cores; each container reserves a tenth of one.
+            "--default-cores",
+            "0.1",
         ],
     );
     let agent: ureq::Agent = ureq::Agent::config_builder()

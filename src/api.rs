@@ -333,7 +333,9 @@ async fn update_user(
     ),
 )]
 async fn get_user(data: web::Data<AppData>, Authed(caller): Authed, name: web::Path<String>) -> ApiResult {
-    Ok(HttpResponse::Ok().json(views::get_user(&data.reader.now(), &caller, &name)?))
+    let mut user = views::get_user(&data.reader.now(), &caller, &name)?;
+    user.workspace = data.workspaces.usage(&user.name, user.role).await;
+    Ok(HttpResponse::Ok().json(user))
 }
 
 #[utoipa::path(
@@ -397,7 +399,7 @@ async fn list_executions(req: HttpRequest, data: web::Data<AppData>, Authed(call
         (status = 201, description = "Queued and checkpointed", body = ExecutionCreated),
         (status = 400, description = "`invalid_json`, `invalid_request`, `exceeds_capacity`, or a description code (`missing_field`, `wrong_type`, ...) naming the field", body = crate::openapi::ErrorBody),
         (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
-        (status = 402, description = "`quota_exceeded`", body = crate::openapi::ErrorBody),
+        (status = 402, description = "`quota_exceeded`: a quota of the role, or the workspace over its quota", body = crate::openapi::ErrorBody),
         (status = 409, description = "`execution_name_in_use`", body = crate::openapi::ErrorBody),
         (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::openapi::ErrorBody),
         (status = 507, description = "`insufficient_storage`: the state disk is under `state-min-free`", body = crate::openapi::ErrorBody),
@@ -412,6 +414,7 @@ async fn submit_execution(data: web::Data<AppData>, Authed(caller): Authed, payl
         None | Some(Value::Null) => return Err(missing("application")),
         Some(v) => parse_description(v, data.config.max_description_bytes)?,
     };
+    data.workspaces.admit(&caller).await?;
     let id = data.state.send(SubmitExecution { caller, name, application }).await??;
     Ok(HttpResponse::Created().json(ExecutionCreated { execution_id: id }))
 }

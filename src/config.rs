@@ -61,6 +61,24 @@ pub struct MasterConfig {
     #[arg(long, env = "ZOE_WORKSPACE_BASE_PATH", default_value = "./zoe-workspaces")]
     pub workspace_base_path: PathBuf,
 
+    /// Hard quota of each workspace (bytes or 10GiB...), for roles without one of their own. On
+    /// one engine a workspace is a file system image of this size (writes past it fail with "No
+    /// space left on device"); on a Swarm the shared storage must enforce it, and a user over it
+    /// cannot start new executions.
+    #[arg(long, env = "ZOE_WORKSPACE_QUOTA", default_value = "10GiB", value_parser = parse_bytes)]
+    #[serde(with = "bytes")]
+    pub workspace_quota: u64,
+
+    /// Workspace quota of guests (default: `workspace-quota`).
+    #[arg(long, env = "ZOE_GUEST_WORKSPACE_QUOTA", value_parser = parse_bytes)]
+    #[serde(default, with = "bytes_opt")]
+    pub guest_workspace_quota: Option<u64>,
+
+    /// Workspace quota of users (default: `workspace-quota`).
+    #[arg(long, env = "ZOE_USER_WORKSPACE_QUOTA", value_parser = parse_bytes)]
+    #[serde(default, with = "bytes_opt")]
+    pub user_workspace_quota: Option<u64>,
+
     /// Password of the first administrator, `zoeadmin`, set when the state is first created.
     #[arg(long, env = "ZOE_ADMIN_PASSWORD", default_value = DEFAULT_ADMIN_PASSWORD, hide_env_values = true)]
     pub admin_password: String,
@@ -307,8 +325,8 @@ pub struct MasterConfig {
     #[arg(long, env = "ZOE_PIDS_LIMIT", default_value_t = 1024)]
     pub pids_limit: i64,
 
-    /// CPU limit, in cores, of a service whose description gives no `cores` (nothing is
-    /// reserved for it).
+    /// Cores of a service whose description gives none: its CPU limit, and what it reserves
+    /// against capacity and quotas (at least 0.01).
     #[arg(long, env = "ZOE_DEFAULT_CORES", default_value_t = 1.0)]
     pub default_cores: f64,
 
@@ -335,12 +353,18 @@ pub struct MasterConfig {
 
     /// Also publish exposed ports on the host (`publish-address`, a random port each; on a Swarm,
     /// on the node that runs the container). A published port answers anyone who can reach that
-    /// address, without Zoe's sign-in and without the proxy's guard. Default: `false` on one
-    /// engine (exposed ports are reached through the master's proxy only), `true` on a Swarm (the
-    /// proxy reaches a Swarm's services through what they publish).
-    #[arg(long, env = "ZOE_PUBLISH_PORTS", action = clap::ArgAction::Set)]
+    /// address, without Zoe's sign-in and without the proxy's guard (on a Swarm: every container
+    /// of every user). Default: `false` on both back ends (exposed ports are reached through the
+    /// master's proxy only; on a Swarm it reaches them through the relay of each user's network).
+    #[arg(long, env = "ZOE_PUBLISH_PORTS", default_value_t = false, action = clap::ArgAction::Set)]
     #[serde(default)]
-    pub publish_ports: Option<bool>,
+    pub publish_ports: bool,
+
+    /// The image of `zoe relay` (built by `deploy/relay-image.sh`, present on every node), which
+    /// the Swarm back end runs on each user's overlay network so that the master reaches that
+    /// user's services without publishing their ports.
+    #[arg(long, env = "ZOE_RELAY_IMAGE", default_value = concat!("zoe-relay:", env!("CARGO_PKG_VERSION")))]
+    pub relay_image: String,
 
     /// The domain under which every exposed port of every execution is served, each on a host
     /// name of its own: `<port>-<instance>-<execution-id>.<apps-domain>` (for example
@@ -358,6 +382,12 @@ pub struct MasterConfig {
     /// Bytes of each container's log kept under `<state-dir>/logs` when it is removed.
     #[arg(long, env = "ZOE_LOG_TAIL_BYTES", default_value_t = 1024 * 1024)]
     pub log_tail_bytes: usize,
+
+    /// Bytes of kept logs under `<state-dir>/logs` in all (bytes or 1GiB...): beyond it the
+    /// oldest are removed, so that containers' logs cannot fill the state disk.
+    #[arg(long, env = "ZOE_LOG_KEEP_BYTES", default_value = "1GiB", value_parser = parse_bytes)]
+    #[serde(with = "bytes")]
+    pub log_keep_bytes: u64,
 
     /// Seconds between two comparisons of the state with Docker's containers.
     #[arg(long, env = "ZOE_RECONCILE_INTERVAL", default_value_t = 10)]
@@ -460,6 +490,7 @@ impl MasterConfig {
             max_cores: self.max_cores,
             max_starting: self.max_starting.max(1),
             elastic: self.elastic,
+            default_cores: self.default_cores,
             quotas: std::collections::HashMap::from([
                 (
                     Role::Guest,
@@ -487,10 +518,16 @@ impl MasterConfig {
 }
 
 impl MasterConfig {
-    /// Whether exposed ports are published on the host: `publish-ports`, or the back end's
-    /// default (no on one engine, yes on a Swarm).
-    pub fn publish_ports(&self) -> bool {
-        self.publish_ports.unwrap_or(self.backend == Backend::Swarm)
+    /// Each role's workspace quota.
+    pub fn workspace_quotas(&self) -> zoe_actors::workspace::Quotas {
+        use zoe_checkpoints::Role;
+        let mut by_role = std::collections::HashMap::new();
+        for (role, quota) in [(Role::Guest, self.guest_workspace_quota), (Role::User, self.user_workspace_quota)] {
+            if let Some(q) = quota {
+                by_role.insert(role, q);
+            }
+        }
+        zoe_actors::workspace::Quotas { default: self.workspace_quota, by_role }
     }
 
     /// The idle limits of idle culling.

@@ -16,6 +16,7 @@ pub mod checkpoint_cmd;
 pub mod checkpoint_diff;
 pub mod cli;
 pub mod config;
+pub mod dial;
 pub mod error;
 pub mod escape;
 pub mod headers;
@@ -29,9 +30,11 @@ pub mod origin;
 pub mod passwords;
 pub mod paths;
 pub mod proxy;
+pub mod relay_cmd;
 pub mod simulate_cmd;
 pub mod tls;
 pub mod web;
+pub mod workspaces;
 
 /// What every HTTP handler can reach.
 pub struct AppData {
@@ -49,6 +52,10 @@ pub struct AppData {
     pub metrics: Arc<observability::ApiMetrics>,
     /// Use of executions through the proxy, and what idle culling has left them.
     pub activity: Arc<idle::Activity>,
+    /// Users' workspaces: their use of the quota.
+    pub workspaces: Arc<workspaces::Workspaces>,
+    /// How the proxy reaches services.
+    pub dialer: Arc<dial::Dialer>,
     /// The application hosts: their domain, tickets and cookies.
     pub apps: Arc<apps::Apps>,
 }

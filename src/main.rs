@@ -31,6 +31,10 @@ enum Command {
     /// Replay a workload trace through the scheduler with a simulated clock, comparing
     /// policies; or generate a synthetic trace.
     Simulate(zoe::simulate_cmd::SimulateArgs),
+    /// Run a relay: what a Swarm back end puts on each user's overlay network so that the
+    /// master, and only the master, reaches that user's services (started by the master, not by
+    /// hand).
+    Relay(zoe::relay_cmd::RelayArgs),
     // The command-line client of a master (0.9.7's `zoe.py` commands and more).
     #[command(flatten)]
     Client(zoe::cli::ClientCommand),
@@ -99,6 +103,16 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Relay(args) => {
+            init_logging(false);
+            match actix::System::new().block_on(zoe::relay_cmd::run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("zoe relay: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Client(cmd) => zoe::cli::run(&cli.client, cmd),
     }
 }

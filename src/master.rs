@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpServer};
 use time::OffsetDateTime;
-use zoe_actors::backend::{Backend, DockerConfig, TlsFiles};
+use zoe_actors::backend::{Backend, DockerConfig, RelaySettings, TlsFiles};
 use zoe_actors::plan::PlanSettings;
 use zoe_actors::state_actor::{Durable, StateActor, StateConfig};
 use zoe_checkpoints::archive::{check_numbers, foreign_execution, IndexNote, LayoutError};
@@ -364,6 +364,26 @@ fn new_state(config: &MasterConfig) -> Result<State, StartError> {
     Ok(state)
 }
 
+/// The master's relay secret, `<state-dir>/relay.key` (64 hex digits, mode 0600), made at the
+/// first start on a Swarm: each user network's relay key is derived from it.
+pub fn relay_secret(state_dir: &std::path::Path) -> Result<zoe_actors::relay::Secret, StartError> {
+    use argon2::password_hash::rand_core::{OsRng, RngCore};
+    let path = state_dir.join("relay.key");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => zoe_actors::relay::Secret::from_hex(&text)
+            .map_err(|e| StartError(format!("{}: {e}; remove it to make a new one", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = [0u8; 32];
+            OsRng.fill_bytes(&mut bytes);
+            let secret = zoe_actors::relay::Secret(bytes);
+            zoe_checkpoints::write_atomic(&path, secret.to_hex().as_bytes())
+                .map_err(|e| StartError(format!("cannot write {}: {e}", path.display())))?;
+            Ok(secret)
+        }
+        Err(e) => Err(StartError(format!("cannot read {}: {e}", path.display()))),
+    }
+}
+
 /// Where the log tails of removed containers are kept.
 pub fn log_dir(config: &MasterConfig) -> std::path::PathBuf {
     config.state_dir.join("logs")
@@ -426,14 +446,36 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
         "state loaded from {}",
         loaded.store.dir().display()
     );
+    let min_cores = zoe_checkpoints::model::limits::MIN_CORES;
+    if !(config.default_cores >= min_cores && config.default_cores <= 256.0) {
+        return Err(StartError(format!(
+            "--default-cores must be at least {min_cores} (Docker's smallest CPU limit) and at most 256, got {}",
+            config.default_cores
+        )));
+    }
     let workspace_base = absolute(&config.workspace_base_path)?;
+    let quotas = config.workspace_quotas();
+    for (what, quota) in std::iter::once(("workspace-quota", quotas.default)).chain(
+        quotas
+            .by_role
+            .iter()
+            .map(|(role, q)| (if *role == Role::Guest { "guest-workspace-quota" } else { "user-workspace-quota" }, *q)),
+    ) {
+        if quota < zoe_actors::workspace::MIN_QUOTA {
+            return Err(StartError(format!(
+                "--{what} must be at least {} (an ext4 file system needs some room for itself)",
+                zoe_actors::units::show_bytes(zoe_actors::workspace::MIN_QUOTA)
+            )));
+        }
+    }
     let state_config = StateConfig {
         keep_checkpoints: config.keep_checkpoints,
         scheduler: config.scheduler(),
         plan: PlanSettings {
             workspace_base,
             default_cores: config.default_cores,
-            publish_ports: config.publish_ports(),
+            publish_ports: config.publish_ports,
+            workspace_quotas: config.workspace_quotas(),
         },
         allowed_registries: config.allowed_registry.clone(),
         history: config.history(),
@@ -443,24 +485,24 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
         tracing::warn!("running without Docker (--no-docker): executions wait in the queue");
         None
     } else {
-        if config.backend == crate::config::Backend::Swarm && !config.publish_ports() {
-            return Err(StartError(
-                "--publish-ports false cannot be used with --backend swarm: the proxy reaches a Swarm's services \
-                 through the ports they publish on their nodes"
-                    .into(),
-            ));
-        }
         let tls = match (&config.docker_tls_ca, &config.docker_tls_cert, &config.docker_tls_key) {
             (Some(ca), Some(cert), Some(key)) => {
                 Some(TlsFiles { ca: ca.clone(), cert: cert.clone(), key: key.clone() })
             }
             _ => None,
         };
+        let relay = match config.backend {
+            crate::config::Backend::Swarm => {
+                Some(RelaySettings { image: config.relay_image.clone(), secret: relay_secret(&config.state_dir)? })
+            }
+            crate::config::Backend::Engine => None,
+        };
         let docker = DockerConfig {
             docker_host: config.docker_host.clone(),
             tls,
             insecure: config.docker_insecure,
             constraints: config.swarm_constraint.clone(),
+            relay,
             deployment_name: config.deployment_name.clone(),
             call_timeout: Duration::from_secs(config.docker_timeout),
             pull_timeout: Duration::from_secs(config.pull_timeout),
@@ -468,6 +510,7 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
             publish_address: config.publish_address.clone(),
             log_dir: log_dir(&config),
             log_tail_bytes: config.log_tail_bytes,
+            log_keep_bytes: config.log_keep_bytes,
             reconcile_interval: Duration::from_secs(config.reconcile_interval.max(1)),
             max_calls: config.docker_max_calls.max(1),
             pids_limit: config.pids_limit,
@@ -483,6 +526,12 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
     let durable = Durable { store: loaded.store, seq: loaded.seq, archive: loaded.archive, index: loaded.index };
     let launched = StateActor::launch(loaded.state, durable, state_config, backend)
         .map_err(|e| StartError(format!("cannot start the container back end: {e}")))?;
+    let dialer = match (&launched.backend, config.backend) {
+        (Some(backend), crate::config::Backend::Swarm) => {
+            crate::dial::Dialer::Relayed { relays: backend.relay.clone(), secret: relay_secret(&config.state_dir)? }
+        }
+        _ => crate::dial::Dialer::Direct,
+    };
     let auth = Auth::new(
         Duration::from_secs(config.auth_cache_seconds),
         config.login_failures_max,
@@ -504,6 +553,12 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
         config: Arc::new(config.clone()),
         metrics: Arc::default(),
         activity: Arc::default(),
+        dialer: Arc::new(dialer),
+        workspaces: Arc::new(crate::workspaces::Workspaces::new(
+            absolute(&config.workspace_base_path)?,
+            &config.deployment_name,
+            config.workspace_quotas(),
+        )),
         apps: Arc::new(crate::apps::Apps::new(&config.apps_domain)),
     });
     crate::apps::spawn_sweeper(data.clone());

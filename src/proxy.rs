@@ -6,10 +6,10 @@
 //!   the execution), that the port is exposed and runs, and sends the browser, with a one-time
 //!   ticket, to the port's own host (`crate::apps`), which signs it in and serves `/<rest>`.
 //!   Nothing proxied is ever served on Zoe's origin.
-//! - **Forwarding** ([`forward`], called by the application hosts): to the service's address
-//!   (one engine: the container's address on its user's network, which the master's host routes
-//!   to; a Swarm: the published `host_endpoint`, as overlay networks are not reachable from the
-//!   master), path and query as sent, with the client's `Host` (Jupyter compares it with
+//! - **Forwarding** ([`forward`], called by the application hosts): to the service (one engine:
+//!   the container's address on its user's network, which the master's host routes to; a Swarm:
+//!   its host name on its user's overlay network, through that network's relay: `crate::dial`),
+//!   path and query as sent, with the client's `Host` (Jupyter compares it with
 //!   `Origin`), without the client's `Authorization` and hop-by-hop headers and without the
 //!   application host's cookie (Zoe's credentials never reach a container), plus the port's
 //!   `secret_header` when it has one. A service's `Set-Cookie` loses any `Domain` attribute.
@@ -39,7 +39,6 @@ use zoe_actors::Code;
 
 use crate::apps::sessions::Grant;
 use crate::auth::Authed;
-use crate::config::Backend;
 use crate::error::{ApiError, HttpCode};
 use crate::idle::Activity;
 use crate::limits::Place;
@@ -112,8 +111,7 @@ async fn enter(
     let port: u16 = port
         .parse()
         .map_err(|_| ApiError::new(Code::NoSuchService, format!("{port:?} is not a port number (1 to 65535)")))?;
-    let published = data.config.backend == Backend::Swarm;
-    views::proxy_target(&data.reader.now(), &caller, id, &instance, port, published).map_err(|e| {
+    views::proxy_target(&data.reader.now(), &caller, id, &instance, port).map_err(|e| {
         let retry = e.code == Code::Unavailable;
         let e = ApiError::from(e);
         if retry {
@@ -168,10 +166,11 @@ pub async fn forward(
     let place = Held { _place: data.limits.proxied(&grant.caller)?, use_of: (data.activity.clone(), grant.execution) };
     place.touch();
     let headers = Outgoing { target, cookie };
+    let stream = connect(data, target).await?;
     if is_websocket(req) {
-        websocket(req, payload, target, &headers, place).await
+        websocket(req, payload, stream, &headers, place).await
     } else {
-        http(req, payload, target, &headers, place).await
+        http(req, payload, stream, &headers, place).await
     }
 }
 
@@ -255,15 +254,9 @@ pub fn is_websocket(req: &HttpRequest) -> bool {
             .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
-async fn connect(target: &ProxyTarget) -> Result<TcpStream, ApiError> {
-    match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&target.address)).await {
-        Ok(Ok(s)) => {
-            let _ = s.set_nodelay(true);
-            Ok(s)
-        }
-        Ok(Err(e)) => Err(bad_gateway(format!("cannot connect: {e}"))),
-        Err(_) => Err(bad_gateway(format!("no connection within {} s", CONNECT_TIMEOUT.as_secs()))),
-    }
+/// A connection to the service (see `crate::dial`: directly, or through a Swarm's relay).
+async fn connect(data: &AppData, target: &ProxyTarget) -> Result<TcpStream, ApiError> {
+    data.dialer.connect(target).await
 }
 
 /// The path and query as the client sent them.
@@ -272,14 +265,7 @@ fn path_and_query(req: &HttpRequest) -> String {
 }
 
 /// A plain HTTP request: forwarded through hyper, both bodies streamed.
-async fn http(
-    req: &HttpRequest,
-    payload: Payload,
-    target: &ProxyTarget,
-    out: &Outgoing<'_>,
-    place: Held,
-) -> ProxyResult {
-    let stream = connect(target).await?;
+async fn http(req: &HttpRequest, payload: Payload, stream: TcpStream, out: &Outgoing<'_>, place: Held) -> ProxyResult {
     let (mut sender, conn) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.map_err(bad_gateway)?;
     actix_web::rt::spawn(async move {
@@ -331,11 +317,10 @@ async fn http(
 async fn websocket(
     req: &HttpRequest,
     payload: Payload,
-    target: &ProxyTarget,
+    mut stream: TcpStream,
     out: &Outgoing<'_>,
     place: Held,
 ) -> ProxyResult {
-    let mut stream = connect(target).await?;
     let mut head = format!("{} {} HTTP/1.1\r\n", req.method(), path_and_query(req));
     for (name, value) in out.of(req) {
         let Ok(value) = std::str::from_utf8(&value) else { continue };

@@ -32,7 +32,7 @@ const VERSION: i128 = limits::VERSION as i128;
 use zoe_checkpoints::model::limits::{
     MAX_APP_NAME, MAX_COMMAND, MAX_CONTAINERS, MAX_CORES, MAX_ENV_ENTRIES, MAX_ENV_NAME, MAX_ENV_VALUE, MAX_IMAGE,
     MAX_MEMORY, MAX_PORTS, MAX_PORT_NAME, MAX_PORT_PATH, MAX_PRIORITY, MAX_PROTOCOL, MAX_SERVICES, MAX_STARTUP_ORDER,
-    MAX_TOTAL_COUNT, MIN_MEMORY,
+    MAX_TOTAL_COUNT, MIN_CORES, MIN_MEMORY,
 };
 /// The longest a user-supplied value is quoted in a message or a path, in characters.
 const MAX_QUOTED: usize = 64;
@@ -363,11 +363,14 @@ fn parse_resources(v: &Value, path: String) -> Res<Resources> {
                 return fail(&path, "wrong_type", format!("must be a number, got {}", kind(v)));
             };
             // Written so that a NaN would fail too.
-            if !(cores > 0.0 && cores <= MAX_CORES) {
+            if !(MIN_CORES..=MAX_CORES).contains(&cores) {
                 return fail(
                     &path,
                     "out_of_range",
-                    format!("must be more than 0 and at most {MAX_CORES}, got {}", number_text(v)),
+                    format!(
+                        "must be at least {MIN_CORES} (Docker's smallest CPU limit) and at most {MAX_CORES}, got {}",
+                        number_text(v)
+                    ),
                 );
             }
             Some(cores)
@@ -1267,7 +1270,10 @@ mod tests {
                     huge,
                 ],
             ),
-            ("services/1/required_resources/cores", vec![json!(0), json!(-1), json!(0.0), json!(256.5), json!(1e300)]),
+            (
+                "services/1/required_resources/cores",
+                vec![json!(0), json!(-1), json!(0.0), json!(256.5), json!(1e300), json!(1e-300), json!(0.0099)],
+            ),
         ];
         for (p, values) in cases {
             for v in values {
@@ -1278,6 +1284,11 @@ mod tests {
         }
         assert!(parse_application(&with("services/1/essential_count", json!(3))).is_ok());
         assert!(parse_application(&with("services/1/required_resources/cores", json!(256))).is_ok());
+        assert!(parse_application(&with("services/1/required_resources/cores", json!(0.01))).is_ok());
+        assert_eq!(
+            message(&with("services/1/required_resources/cores", json!(1e-300))),
+            "must be at least 0.01 (Docker's smallest CPU limit) and at most 256, got 1e-300"
+        );
         assert!(parse_application(&with("services/0/required_resources/memory", json!(MAX_MEMORY))).is_ok());
         assert_eq!(
             message(&with("services/1/essential_count", json!(4))),

@@ -15,6 +15,7 @@ pub mod placement;
 pub mod plan;
 pub mod protocol;
 pub mod reader;
+pub mod relay;
 pub mod scheduler;
 pub mod simulator;
 pub mod state_actor;

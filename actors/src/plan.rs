@@ -39,16 +39,25 @@ pub fn labels(
 pub struct PlanSettings {
     /// Users' workspaces are `<base>/<deployment>/<user>`.
     pub workspace_base: PathBuf,
-    /// The CPU limit of a service whose description gives no cores.
+    /// The CPU limit of a service whose description gives no cores. Submissions (and active
+    /// executions loaded from older checkpoints) have the scheduler's default written into
+    /// their descriptions, so this is only a fallback.
     pub default_cores: f64,
     /// Whether exposed ports are published on the host (they are always reachable through the
     /// master's proxy).
     pub publish_ports: bool,
+    /// Each role's workspace quota.
+    pub workspace_quotas: crate::workspace::Quotas,
 }
 
 impl Default for PlanSettings {
     fn default() -> Self {
-        PlanSettings { workspace_base: PathBuf::from("zoe-workspaces"), default_cores: 1.0, publish_ports: true }
+        PlanSettings {
+            workspace_base: PathBuf::from("zoe-workspaces"),
+            default_cores: 1.0,
+            publish_ports: true,
+            workspace_quotas: crate::workspace::Quotas::default(),
+        }
     }
 }
 
@@ -86,6 +95,7 @@ fn plan(
         host: settings.workspace_base.join(deployment).join(&e.owner),
         container: WORKSPACE_MOUNT.to_string(),
         uid: owner.uid,
+        quota: settings.workspace_quotas.of(owner.role),
     };
     let mut containers = Vec::new();
     for s in e.services.iter().filter(|s| which(s)) {
@@ -134,7 +144,6 @@ fn plan(
             uid: owner.uid,
             memory: d.required_resources.memory,
             nano_cpus: (d.required_resources.cores.unwrap_or(settings.default_cores) * 1e9) as i64,
-            reserved_nano_cpus: (d.required_resources.cores.unwrap_or(0.0) * 1e9) as i64,
             exposed_ports: d
                 .ports
                 .iter()
@@ -191,13 +200,20 @@ mod tests {
             ]
         }))
         .unwrap();
-        let cfg = SchedulerConfig::default();
+        let cfg = SchedulerConfig { default_cores: 0.5, ..SchedulerConfig::default() };
         let id = submit_execution(&mut s, &alice, "wc1", app, &cfg, None, at(1)).unwrap();
         crate::transitions::give_secret(&mut s, id, "s3cr3t".into());
         assert_eq!(to_start(&s, &cfg, None, at(1)), vec![id]);
         begin_start(&mut s, id, at(2)).unwrap();
         assert!(to_start(&s, &cfg, None, at(2)).is_empty());
-        let settings = PlanSettings { workspace_base: PathBuf::from("/ws"), default_cores: 0.5, publish_ports: true };
+        let mut quotas = crate::workspace::Quotas { default: 1 << 30, ..Default::default() };
+        quotas.by_role.insert(Role::User, 2 << 30);
+        let settings = PlanSettings {
+            workspace_base: PathBuf::from("/ws"),
+            default_cores: 0.25,
+            publish_ports: true,
+            workspace_quotas: quotas,
+        };
         let plan = start_plan(&s, id, &settings).unwrap();
         assert_eq!(plan.network, "alice-dev");
         let names: Vec<_> = plan.containers.iter().map(|c| (c.name.as_str(), c.startup_order)).collect();
@@ -212,7 +228,10 @@ mod tests {
             ]
         );
         assert_eq!(m.memory, 20971520);
-        assert_eq!(m.nano_cpus, 500_000_000, "no cores in the description: the default limit");
+        assert_eq!(
+            m.nano_cpus, 500_000_000,
+            "no cores in the description: the scheduler's default, written into it at submission"
+        );
         assert_eq!(m.uid, s.users[&alice.id].uid);
         assert!(m.uid >= 200_000);
         assert_eq!(m.env[0], "HOME=/mnt/workspace");
@@ -225,7 +244,13 @@ mod tests {
         assert_eq!(m.labels["zoe.service.name"], "master");
         assert_eq!(
             m.workspace,
-            Some(Workspace { host: PathBuf::from("/ws/dev/alice"), container: "/mnt/workspace".into(), uid: m.uid })
+            Some(Workspace {
+                host: PathBuf::from("/ws/dev/alice"),
+                container: "/mnt/workspace".into(),
+                uid: m.uid,
+                quota: 2 << 30
+            }),
+            "alice's role's quota"
         );
         let w1 = &plan.containers[2];
         assert_eq!(

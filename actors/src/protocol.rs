@@ -40,17 +40,28 @@ pub struct ContainerSpec {
     pub uid: u32,
     /// Bytes; used for both `Memory` and `MemorySwap` (no swap beyond RAM).
     pub memory: u64,
-    /// CPU limit in billionths of a core (the description's cores, or the configured default).
+    /// CPU limit in billionths of a core: the description's cores (a service without gets the
+    /// configured default at submission), which is also what the scheduler counts as reserved
+    /// (a back end that reserves, such as a Swarm, reserves this).
     pub nano_cpus: i64,
-    /// CPU reserved, in billionths of a core: the description's cores, or nothing (what the
-    /// scheduler counts; a back end that reserves, such as a Swarm, reserves this).
-    pub reserved_nano_cpus: i64,
     /// Ports published on `publish_address`, on a random host port.
     pub exposed_ports: Vec<ExposedPort>,
     /// The owner's workspace, created (owned by `uid`, mode 0700) and bind-mounted read-write.
     pub workspace: Option<Workspace>,
     /// Containers start in ascending `startup_order`.
     pub startup_order: u32,
+}
+
+/// Where a container may write besides its workspace: its root file system is read-only, and
+/// these are tmpfs mounts (mode 1777) of at most its memory limit, whose pages count in that
+/// limit, so nothing a container writes outside its workspace reaches a disk.
+pub const SCRATCH: &[&str] = &["/tmp"];
+
+/// The mount options of a scratch tmpfs of a container with this memory limit: executables may
+/// run from it (the JVM loads the native libraries it unpacks in `/tmp`), set-id bits and
+/// devices do not work there.
+pub fn scratch_options(memory: u64) -> String {
+    format!("rw,exec,nosuid,nodev,size={memory},mode=1777")
 }
 
 /// A port to publish.
@@ -100,6 +111,10 @@ pub struct Workspace {
     pub container: String,
     /// Its owner's uid (and gid).
     pub uid: u32,
+    /// Its hard quota in bytes: on one engine, a file system image of this size mounted at
+    /// `host` (see [`crate::workspace`]); a back end whose workspaces live on shared storage
+    /// leaves the quota to the storage.
+    pub quota: u64,
 }
 
 /// Create and start the containers of an execution. Answered by `ExecutionStarted` or
@@ -168,6 +183,17 @@ pub struct CpuUsage {
     pub containers: Vec<String>,
 }
 
+/// Where the master reaches the relay of a user's network (`host:port`), on a back end whose
+/// services are reached that way (a Swarm: see [`crate::relay`]). `fresh`: look again rather
+/// than answer from what was last seen (a connection to it just failed). `Err` while the relay
+/// does not run yet (it is then started), or on a back end without relays.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<String, String>")]
+pub struct FindRelay {
+    pub network: String,
+    pub fresh: bool,
+}
+
 /// A container log, chunk by chunk; ends when the log ends. An `Err` item is the last one.
 pub type LogStream = tokio::sync::mpsc::Receiver<Result<Vec<u8>, String>>;
 
@@ -213,6 +239,7 @@ pub struct BackendHandle {
     pub reconcile: Recipient<Reconcile>,
     pub logs: Recipient<ServiceLogs>,
     pub cpu: Recipient<CpuUsage>,
+    pub relay: Recipient<FindRelay>,
 }
 
 impl BackendHandle {
@@ -226,7 +253,8 @@ impl BackendHandle {
             + Handler<RemoveNetwork>
             + Handler<Reconcile>
             + Handler<ServiceLogs>
-            + Handler<CpuUsage>,
+            + Handler<CpuUsage>
+            + Handler<FindRelay>,
     {
         BackendHandle {
             start: addr.clone().recipient(),
@@ -236,6 +264,7 @@ impl BackendHandle {
             reconcile: addr.clone().recipient(),
             logs: addr.clone().recipient(),
             cpu: addr.clone().recipient(),
+            relay: addr.clone().recipient(),
         }
     }
 }

@@ -164,6 +164,9 @@ pub struct SchedulerConfig {
     /// Elastic scheduling: an execution is admitted when its essential instances fit, and its
     /// elastic instances start as room allows. Off: every instance is reserved up front (rigid).
     pub elastic: bool,
+    /// The cores of a service whose description gives none: its CPU limit, and what it
+    /// reserves (written into its description at submission, see [`default_cores`]).
+    pub default_cores: f64,
 }
 
 impl Default for SchedulerConfig {
@@ -176,6 +179,22 @@ impl Default for SchedulerConfig {
             quotas: HashMap::from([(Role::Guest, Quota { max_active: Some(1), ..Quota::default() })]),
             max_starting: usize::MAX,
             elastic: true,
+            default_cores: 1.0,
+        }
+    }
+}
+
+/// Gives every service of `app` without `cores` the default, and one with less than Docker's
+/// smallest limit (which only an older master accepted) that limit: what a container may use is
+/// what it reserves, so that no combination of descriptions gets more CPU than capacity and
+/// quotas say. Done at submission (and to active executions of older checkpoints when loaded),
+/// so the execution's description shows what it holds.
+pub fn default_cores(app: &mut Application, cores: f64) {
+    use zoe_checkpoints::model::limits::MIN_CORES;
+    for d in app.services.iter_mut() {
+        let given = d.required_resources.cores;
+        if given.is_none_or(|c| c < MIN_CORES) {
+            d.required_resources.cores = Some(given.map_or(cores, |_| MIN_CORES));
         }
     }
 }
@@ -678,7 +697,14 @@ mod tests {
             for (name, role) in [("alice", Role::User), ("gina", Role::Guest)] {
                 create_user(&mut s, &admin, name, role, "$argon2id$".into(), at(0)).unwrap();
             }
-            let cfg = SchedulerConfig { policy, aging: Duration::from_secs(100), ..SchedulerConfig::default() };
+            // Memory decides in these scenarios: a service without cores reserves a quarter of
+            // one (`quotas_of_each_kind` shows the default cores counting).
+            let cfg = SchedulerConfig {
+                policy,
+                aging: Duration::from_secs(100),
+                default_cores: 0.25,
+                ..SchedulerConfig::default()
+            };
             World {
                 s,
                 cfg,
@@ -948,6 +974,22 @@ mod tests {
     }
 
     #[test]
+    fn what_a_service_may_use_is_what_it_reserves() {
+        let mut given = app(10, Some(1.5), 1);
+        default_cores(&mut given, 0.5);
+        assert_eq!(given.services[0].required_resources.cores, Some(1.5), "given cores stay");
+        let mut none = app(10, None, 1);
+        default_cores(&mut none, 0.5);
+        assert_eq!(none.services[0].required_resources.cores, Some(0.5), "the default, written in");
+        assert_eq!(reservation(&none).cores, 0.5);
+        // A description an older master accepted (any positive number): Docker's smallest limit.
+        let mut tiny = app(10, Some(1.0), 1);
+        tiny.services[0].required_resources.cores = Some(1e-300);
+        default_cores(&mut tiny, 0.5);
+        assert_eq!(tiny.services[0].required_resources.cores, Some(0.01));
+    }
+
+    #[test]
     fn quotas_of_each_kind() {
         let mut w = World::new(Policy::Fifo);
         w.cfg.quotas.insert(
@@ -965,7 +1007,14 @@ mod tests {
         assert!(mem.code == Code::QuotaExceeded && mem.message.contains("memory"), "{mem}");
         let cores = w.submit("alice", "two", app(10, Some(1.0), 1), 2).unwrap_err();
         assert!(cores.code == Code::QuotaExceeded && cores.message.contains("cores"), "{cores}");
+        // A service without cores reserves the default ones and counts against the quota too:
+        // no number of them adds up to more than the quota.
+        w.cfg.default_cores = 1.0;
+        let defaulted = w.submit("alice", "two", app(10, None, 1), 2).unwrap_err();
+        assert!(defaulted.code == Code::QuotaExceeded && defaulted.message.contains("cores"), "{defaulted}");
+        w.cfg.default_cores = 0.1;
         w.submit("alice", "two", app(10, None, 1), 3).unwrap();
+        assert_eq!(w.s.executions.values().last().unwrap().application.services[0].required_resources.cores, Some(0.1));
         w.submit("alice", "three", app(10, None, 1), 4).unwrap();
         let queued = w.submit("alice", "four", app(10, None, 1), 5).unwrap_err();
         assert!(queued.code == Code::QuotaExceeded && queued.message.contains("3 execution(s) waiting"), "{queued}");

@@ -182,12 +182,13 @@ pub fn submit_execution(
     state: &mut State,
     caller: &Caller,
     name: &str,
-    application: Application,
+    mut application: Application,
     sched: &SchedulerConfig,
     nodes: Option<&[Node]>,
     now: Timestamp,
 ) -> Result<u64, ZoeError> {
     naming::check_dns_label("execution name", name).map_err(|m| ZoeError::new(Code::InvalidName, m))?;
+    scheduler::default_cores(&mut application, sched.default_cores);
     check_host_names(&application, name, &caller.name, &state.deployment_name)?;
     let mine_active = state.executions.values().filter(|e| e.owner_id == caller.id && e.status.is_active());
     for e in mine_active {

@@ -79,6 +79,10 @@ pub struct UserView {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
+    /// The workspace's use of its quota (`GET /user/<name>` only; absent when it could not be
+    /// measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<crate::workspace::WorkspaceUse>,
 }
 
 /// An execution.
@@ -386,6 +390,7 @@ pub fn user_view(u: &User) -> UserView {
         gateway_urls: Vec::new(),
         owner: u.name.clone(),
         created_at: u.created_at,
+        workspace: None,
     }
 }
 
@@ -821,8 +826,11 @@ pub struct ProxyTarget {
     pub owner_id: u64,
     /// The service's id.
     pub service_id: u64,
-    /// `host:port` to connect to.
+    /// `host:port` to connect to: the container's address on one engine, the service's host
+    /// name on a Swarm (where it is reached through the relay of `network`).
     pub address: String,
+    /// The owner's network.
+    pub network: String,
     /// A header to add to every forwarded request (name, value): the port's `secret_header`
     /// with the execution's secret.
     pub secret_header: Option<(String, String)>,
@@ -830,17 +838,15 @@ pub struct ProxyTarget {
 
 /// The target of a proxied request, if the caller may see the execution (else
 /// `no_such_execution`, as for the execution itself), the instance has that exposed port
-/// (`no_such_service`) and it runs (`Unavailable`, with what to wait for). With
-/// `published`, the port's published `host_endpoint` is used (a Swarm's services are not
-/// reachable on their overlay network from the master); otherwise the container's address on
-/// the user's network.
+/// (`no_such_service`) and it runs (`Unavailable`, with what to wait for). The address is the
+/// container's on the user's network (one engine), or its host name there (a Swarm, whose
+/// overlay networks the master reaches through their relays).
 pub fn proxy_target(
     p: &Published,
     caller: &Caller,
     execution_id: u64,
     instance: &str,
     port: u16,
-    published: bool,
 ) -> Result<ProxyTarget, ZoeError> {
     check_caller(&p.state, caller)?;
     // Only active executions have something to reach; an ended one is looked up only to answer
@@ -856,7 +862,9 @@ pub fn proxy_target(
         )
     };
     let s = e.services.iter().find(|s| instance_name(&e, s) == instance).ok_or_else(no_port)?;
-    let sp = s.ports.iter().find(|sp| sp.port_number == port && sp.expose).ok_or_else(no_port)?;
+    if !s.ports.iter().any(|sp| sp.port_number == port && sp.expose) {
+        return Err(no_port());
+    }
     let not_ready = |what: &str| {
         ZoeError::new(
             Code::Unavailable,
@@ -867,23 +875,17 @@ pub fn proxy_target(
         let what = if e.status.is_final() { "no longer running" } else { "not running" };
         return Err(not_ready(what));
     }
-    let address = if published {
-        sp.host_endpoint.clone().ok_or_else(|| not_ready("not published yet"))?
-    } else {
-        let ip = s.ip_address.values().find(|ip| !ip.is_empty()).ok_or_else(|| not_ready("without an address yet"))?;
-        if ip.contains(':') {
-            format!("[{ip}]:{port}")
-        } else {
-            format!("{ip}:{port}")
-        }
-    };
+    // On one engine the container's address; on a Swarm its host name (resolved by the relay).
+    let ip = s.ip_address.values().find(|ip| !ip.is_empty()).ok_or_else(|| not_ready("without an address yet"))?;
+    let address = if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") };
+    let network = naming::user_network_name(&e.owner, &p.state.deployment_name);
     let secret_header = match (&e.proxy_secret, e.description_of(s)) {
         (Some(secret), Some(d)) => {
             d.ports.iter().find(|p| p.port_number == port).and_then(|p| p.secret_header_with(secret))
         }
         _ => None,
     };
-    Ok(ProxyTarget { owner_id: e.owner_id, service_id: s.id, address, secret_header })
+    Ok(ProxyTarget { owner_id: e.owner_id, service_id: s.id, address, network, secret_header })
 }
 
 /// Figures for `/metrics` and `/readyz`; no names.

@@ -57,6 +57,9 @@ pub mod limits {
     pub const MIN_MEMORY: u64 = 6 * 1024 * 1024;
     /// 1 TiB.
     pub const MAX_MEMORY: u64 = 1024 * 1024 * 1024 * 1024;
+    /// Docker's smallest CPU limit: a hundredth of a core (anything less is no limit at all).
+    /// Submissions are held to it; the loader accepts what older masters accepted (more than 0).
+    pub const MIN_CORES: f64 = 0.01;
     pub const MAX_CORES: f64 = 256.0;
     pub const MAX_ENV_ENTRIES: usize = 256;
     pub const MAX_ENV_NAME: usize = 256;
@@ -585,7 +588,8 @@ impl ServiceDescription {
 pub struct Resources {
     /// Memory limit in bytes.
     pub memory: u64,
-    /// CPU limit, in cores; absent means no limit.
+    /// CPU limit and reservation, in cores (at least 0.01); a description without them gets the
+    /// master's `default-cores` written in at submission.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cores: Option<f64>,
 }

@@ -209,16 +209,14 @@ async fn serve(req: &HttpRequest, payload: Payload, data: &AppData, label: &str)
         .sessions
         .session(cookie_values(req, name), label, Instant::now())
         .ok_or_else(|| sign_in_required(label))?;
-    let published = data.config.backend == crate::config::Backend::Swarm;
-    let target =
-        views::proxy_target(&data.reader.now(), &grant.caller, grant.execution, &grant.instance, grant.port, published)
-            .map_err(|e| match e.code {
-                // A deleted or changed user: their cookies are theirs no more (and no basic-auth
-                // prompt here, where Zoe's credentials are never accepted).
-                Code::Unauthorized => sign_in_required(label),
-                Code::Unavailable => ApiError::from(e).retry_after(2),
-                _ => ApiError::from(e),
-            })?;
+    let target = views::proxy_target(&data.reader.now(), &grant.caller, grant.execution, &grant.instance, grant.port)
+        .map_err(|e| match e.code {
+        // A deleted or changed user: their cookies are theirs no more (and no basic-auth
+        // prompt here, where Zoe's credentials are never accepted).
+        Code::Unauthorized => sign_in_required(label),
+        Code::Unavailable => ApiError::from(e).retry_after(2),
+        _ => ApiError::from(e),
+    })?;
     crate::proxy::forward(req, payload, data, &grant, &target, name).await
 }
 

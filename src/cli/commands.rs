@@ -209,14 +209,19 @@ fn user_new(c: &Client, json: bool, name: &str, password: Option<String>, role: 
 }
 
 fn describe_user(u: &UserView) -> String {
-    format!(
+    let mut out = format!(
         "User: {}\nRole: {}\nID: {}\nUid: {}\nCreated: {}\n",
         show(&u.name),
         u.role.as_str(),
         u.id,
         u.uid,
         long_time(Some(&u.created_at))
-    )
+    );
+    if let Some(w) = &u.workspace {
+        let over = if w.over_quota() { " (over quota: new executions are refused)" } else { "" };
+        out.push_str(&format!("Workspace: {}{over}\n", w.describe()));
+    }
+    out
 }
 
 /// `user-get`: `GET /user/<name>`.

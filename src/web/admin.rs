@@ -84,6 +84,10 @@ async fn users_page(
     let list = views::users(&data.reader.now(), &user.caller).map_err(|e| refusal(user, e))?;
     let mut users: Vec<UserRow> = list.into_iter().map(UserRow).collect();
     users.sort_by(|a, b| a.name.cmp(&b.name));
+    let measured = futures_util::future::join_all(users.iter().map(|u| data.workspaces.usage(&u.name, u.role))).await;
+    for (u, w) in users.iter_mut().zip(measured) {
+        u.0.workspace = w;
+    }
     let page = UsersPage { layout: user.layout.at("users"), users, roles: ROLES, name, role, notice, error };
     Ok(render(&page, status))
 }

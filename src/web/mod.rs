@@ -102,6 +102,8 @@ fn now() -> zoe_checkpoints::Timestamp {
 #[template(path = "executions.html")]
 struct ExecutionsPage {
     layout: Layout,
+    /// The signed-in user's workspace: its use of the quota.
+    workspace: Option<zoe_actors::workspace::WorkspaceUse>,
     executions: Vec<ExecutionRow>,
     refresh: bool,
     /// When older executions were left out: where the next page starts.
@@ -130,8 +132,9 @@ async fn executions(data: web::Data<AppData>, user: WebUser, page: web::Query<Pa
     let mut executions: Vec<ExecutionRow> = list.items.into_iter().map(ExecutionRow).collect();
     executions.reverse();
     let refresh = executions.iter().any(ExecutionRow::is_moving);
+    let workspace = data.workspaces.usage(&user.caller.name, user.caller.role).await;
     Ok(render(
-        &ExecutionsPage { layout: user.layout.at("executions"), executions, refresh, older: list.older },
+        &ExecutionsPage { layout: user.layout.at("executions"), workspace, executions, refresh, older: list.older },
         StatusCode::OK,
     ))
 }
@@ -197,6 +200,7 @@ async fn restart(
     let id = parse_id(&user, &id)?;
     let _: ActionForm = read_form(&req, &user, &data, payload).await?;
     let (old, _) = execution_rows(&user, &data, id)?;
+    data.workspaces.admit(&user.caller).await.map_err(|e| user.error(e))?;
     let msg =
         SubmitExecution { caller: user.caller.clone(), name: old.name.clone(), application: old.application.clone() };
     let new_id = user.ask(&data, msg).await?;
@@ -320,6 +324,9 @@ async fn submit_execution(
         Ok(a) => a,
         Err(e) => return refused(form, e),
     };
+    if let Err(e) = data.workspaces.admit(&user.caller).await {
+        return refused(form, e.into());
+    }
     let msg = SubmitExecution { caller: user.caller.clone(), name: form.name.clone(), application };
     match page::tell(&data, msg).await {
         Ok(id) => Ok(see_other(&format!("/executions/{id}"))),

@@ -5,6 +5,7 @@
 use std::ops::Deref;
 
 use zoe_actors::views::{ExecutionView, PortView, ServiceView, UserView};
+use zoe_actors::workspace::WorkspaceUse;
 use zoe_checkpoints::{ExecutionStatus, ServiceStatus, Timestamp};
 
 /// A time for people: `2025-11-25 09:07:03` (UTC).
@@ -238,6 +239,16 @@ impl UserRow {
 
     pub fn role_word(&self) -> &'static str {
         self.role.as_str()
+    }
+
+    /// The workspace's use of its quota, in words (empty when not measured).
+    pub fn workspace_text(&self) -> String {
+        self.workspace.as_ref().map(WorkspaceUse::describe).unwrap_or_default()
+    }
+
+    /// Whether the workspace holds more than its quota.
+    pub fn over_quota(&self) -> bool {
+        self.workspace.is_some_and(|w| w.over_quota())
     }
 }
 

@@ -8,7 +8,8 @@
 #
 #   cluster.sh image [--force]      build the node image (skipped when it exists)
 #   cluster.sh up                   start the cluster (idempotent); prints the endpoints
-#   cluster.sh load IMAGE...        copy images from the host engine into every node
+#   cluster.sh load [--node N] IMAGE...
+#                                   copy images from the host engine into every node (or node N)
 #   cluster.sh kill-node N [--wait] `docker kill` node N (simulated node loss); with --wait,
 #                                   until the manager reports it Down
 #   cluster.sh start-node N         start node N again and wait until it is Ready
@@ -21,14 +22,17 @@
 #                           (default /tmp/zoe-cluster-workspaces)
 #   ZOE_CLUSTER_TLS         folder for the throwaway CA and the client certificate
 #                           (default /tmp/zoe-cluster-tls)
+#   ZOE_CLUSTER_SOCKETS     folder of the nodes' engine sockets, N/docker.sock for node N
+#                           (default /tmp/zoe-cluster-sockets)
 #   ZOE_CLUSTER_SUBNET      the nodes' /24 (default 10.77.0.0/24; nodes at .11, .12, .13)
 #   ZOE_CLUSTER_ADDR_POOL   Swarm's default address pool for overlay networks (default 10.78.0.0/16)
 #   ZOE_CLUSTER_MIRROR      Debian mirror for the image build (default: the host's apt source)
 #
-# Endpoints: every node's engine answers plain HTTP on tcp://NODE:2375 (for the harness); node 1
-# also answers TLS with client-certificate verification on tcp://NODE1:2376 (for Zoe). dockerd
-# applies its TLS settings to every TCP listener it has, so node 1's dockerd listens with
-# --tlsverify on 2376 only and its plain port 2375 is a socat relay to its unix socket.
+# Endpoints: every node's engine answers the harness on a unix socket that the node's folder
+# under ZOE_CLUSTER_SOCKETS brings to the host (unix://$ZOE_CLUSTER_SOCKETS/N/docker.sock); no
+# node has a plain TCP port, so no container on the cluster can reach an engine's API (a plain
+# port on a node address is root on that node for anyone who reaches it, tenants included).
+# Node 1 also answers TLS with client-certificate verification on tcp://NODE1:2376 (for Zoe).
 #
 # Machine facts this follows: /work/shared/reference/multi-host-cluster.md (no --privileged,
 # no IPVS: services need `--endpoint-mode dnsrr` and `mode=host` published ports, no registry:
@@ -47,11 +51,13 @@ readonly LABEL="zoe.cluster.harness=1"
 
 WORKSPACES="${ZOE_CLUSTER_WORKSPACES:-/tmp/zoe-cluster-workspaces}"
 TLS_DIR="${ZOE_CLUSTER_TLS:-/tmp/zoe-cluster-tls}"
+SOCKETS="${ZOE_CLUSTER_SOCKETS:-/tmp/zoe-cluster-sockets}"
 SUBNET="${ZOE_CLUSTER_SUBNET:-10.77.0.0/24}"
 ADDR_POOL="${ZOE_CLUSTER_ADDR_POOL:-10.78.0.0/16}"
 readonly MTU=1400
-readonly PLAIN_PORT=2375
 readonly TLS_PORT=2376
+# Where a node sees its folder of ZOE_CLUSTER_SOCKETS (bind-mounted), and its socket there.
+readonly NODE_SOCKET_DIR="/zoe-harness"
 # Where node 1 sees the TLS folder (bind-mounted read-only).
 readonly NODE_TLS_DIR="/etc/zoe-cluster-tls"
 # Serialises the subcommands that change things: tests running in parallel may all call `up`.
@@ -83,14 +89,17 @@ hdocker() {
     timeout -k 5 "$t" docker "$@"
 }
 
-# `ndocker N ARGS...`: node N's engine over plain TCP, under the API timeout. TLS settings a
+# `ndocker N ARGS...`: node N's engine through its socket, under the API timeout. TLS settings a
 # caller may have exported for the manager must not leak into these calls.
 ndocker() {
     local n="$1"
     shift
     env -u DOCKER_TLS_VERIFY -u DOCKER_CERT_PATH -u DOCKER_TLS -u DOCKER_CONTEXT -u DOCKER_HOST \
-        timeout -k 5 "$T_API" docker -H "tcp://$(node_ip "$n"):$PLAIN_PORT" "$@"
+        timeout -k 5 "$T_API" docker -H "$(node_socket "$n")" "$@"
 }
+
+# The harness's endpoint of node N's engine.
+node_socket() { echo "unix://$SOCKETS/$1/docker.sock"; }
 
 # `tlsdocker ARGS...`: the manager's TLS endpoint with the client certificate.
 tlsdocker() {
@@ -177,6 +186,7 @@ check_settings() {
     [[ "$ADDR_POOL" =~ ^([0-9]{1,3}\.){3}[0-9]{1,3}/16$ ]] || die "ZOE_CLUSTER_ADDR_POOL must be a /16 like 10.78.0.0/16, got '$ADDR_POOL'"
     [[ "$WORKSPACES" == /* && "$WORKSPACES" != "/" ]] || die "ZOE_CLUSTER_WORKSPACES must be an absolute folder other than /"
     [[ "$TLS_DIR" == /* && "$TLS_DIR" != "/" ]] || die "ZOE_CLUSTER_TLS must be an absolute folder other than /"
+    [[ "$SOCKETS" == /* && "$SOCKETS" != "/" ]] || die "ZOE_CLUSTER_SOCKETS must be an absolute folder other than /"
 }
 
 # The subnet and the Swarm address pool must not clash with each other, with the host's routes
@@ -239,9 +249,9 @@ cluster_healthy() {
 
 print_endpoints() {
     local n
-    echo "zoe-cluster: manager tcp://$(node_ip 1):$PLAIN_PORT (plain), tcp://$(node_ip 1):$TLS_PORT (TLS, client certificate)"
+    echo "zoe-cluster: manager $(node_socket 1) (the harness's), tcp://$(node_ip 1):$TLS_PORT (TLS, client certificate)"
     for n in "${NODES[@]}"; do
-        echo "  $(node_name "$n")  $(node_ip "$n")  engine tcp://$(node_ip "$n"):$PLAIN_PORT"
+        echo "  $(node_name "$n")  $(node_ip "$n")  engine $(node_socket "$n")"
     done
     echo "  TLS files:  $TLS_DIR/{ca,cert,key}.pem"
     echo "  workspaces: $WORKSPACES (same path on every node)"
@@ -283,11 +293,6 @@ if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
     xargs -rn1 </sys/fs/cgroup/cgroup.procs >/sys/fs/cgroup/init/cgroup.procs 2>/dev/null || true
     sed -e 's/ / +/g' -e 's/^/+/' </sys/fs/cgroup/cgroup.controllers \
         >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || true
-fi
-
-# Plain HTTP relay to the unix socket, for a node whose dockerd speaks TLS on its TCP port.
-if [ -n "${ZOE_NODE_PLAIN_RELAY_PORT:-}" ]; then
-    socat "TCP-LISTEN:${ZOE_NODE_PLAIN_RELAY_PORT},fork,reuseaddr" UNIX-CONNECT:/var/run/docker.sock &
 fi
 
 exec dockerd "$@"
@@ -333,7 +338,7 @@ build_image() {
 
     log "debootstrap bookworm from $mirror into $root (takes a minute or so)"
     if ! timeout -k 10 "$T_BUILD" debootstrap --variant=minbase \
-        --include=docker.io,iptables,ca-certificates,iproute2,procps,socat \
+        --include=docker.io,iptables,ca-certificates,iproute2,procps \
         bookworm "$root" "$mirror" >"$root.log" 2>&1; then
         tail -n 30 "$root.log" >&2 || true
         cp "$root.log" /tmp/zoe-node-debootstrap.log 2>/dev/null || true
@@ -455,16 +460,20 @@ run_node() {
         # overlay2 needs a real file system under /var/lib/docker (the host uses fuse-overlayfs).
         --volume "$(node_volume "$n"):/var/lib/docker"
         --volume "$WORKSPACES:$WORKSPACES"
+        # The harness's way to the node's engine: a socket in a folder of the host, never a
+        # TCP port that the cluster's containers could reach.
+        --volume "$SOCKETS/$n:$NODE_SOCKET_DIR"
     )
-    dockerd_args=(-H unix:///var/run/docker.sock --storage-driver overlay2 --mtu "$MTU")
+    mkdir -p "$SOCKETS/$n"
+    chmod 0700 "$SOCKETS" "$SOCKETS/$n"
+    rm -f "$SOCKETS/$n/docker.sock"
+    dockerd_args=(-H unix:///var/run/docker.sock -H "unix://$NODE_SOCKET_DIR/docker.sock"
+        --storage-driver overlay2 --mtu "$MTU")
     if [[ "$n" -eq 1 ]]; then
-        args+=(--volume "$TLS_DIR:$NODE_TLS_DIR:ro" --env "ZOE_NODE_PLAIN_RELAY_PORT=$PLAIN_PORT")
+        args+=(--volume "$TLS_DIR:$NODE_TLS_DIR:ro")
         dockerd_args+=(-H "tcp://0.0.0.0:$TLS_PORT" --tlsverify
             --tlscacert "$NODE_TLS_DIR/ca.pem" --tlscert "$NODE_TLS_DIR/server-cert.pem"
             --tlskey "$NODE_TLS_DIR/server-key.pem")
-    else
-        # --tls=false: without it dockerd sleeps 15 s before listening on plain TCP.
-        dockerd_args+=(-H "tcp://0.0.0.0:$PLAIN_PORT" --tls=false)
     fi
     # docker run warns that a 127.0.0.1 resolver may fail: that is the point; show the rest.
     local out
@@ -572,6 +581,11 @@ teardown() {
         remove_tls_files
         rmdir "$TLS_DIR" 2>/dev/null || true
     fi
+    for n in "${NODES[@]}"; do
+        rm -f "$SOCKETS/$n/docker.sock"
+        rmdir "$SOCKETS/$n" 2>/dev/null || true
+    done
+    rmdir "$SOCKETS" 2>/dev/null || true
 }
 
 cmd_down() {
@@ -600,11 +614,17 @@ cmd_down() {
 # ---------------------------------------------------------------------------------------------
 
 cmd_load() {
-    [[ $# -ge 1 ]] || die "usage: $PROG load IMAGE..."
+    local targets=("${NODES[@]}")
+    if [[ "${1:-}" == "--node" ]]; then
+        check_node_arg "${2:-}"
+        targets=("$2")
+        shift 2
+    fi
+    [[ $# -ge 1 ]] || die "usage: $PROG load [--node N] IMAGE..."
     check_settings
     take_lock
     local n image id tmp start
-    for n in "${NODES[@]}"; do
+    for n in "${targets[@]}"; do
         container_running "$n" || die "$(node_name "$n") is not running (start-node $n, or up)"
     done
     for image in "$@"; do
@@ -612,7 +632,7 @@ cmd_load() {
         id="$(hdocker "$T_API" image inspect --format '{{.Id}}' "$image" 2>/dev/null)" ||
             die "the host engine has no image $image"
         tmp=""
-        for n in "${NODES[@]}"; do
+        for n in "${targets[@]}"; do
             if [[ "$(ndocker "$n" image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)" == "$id" ]]; then
                 log "$image: $(node_name "$n") has it already"
                 continue
@@ -625,7 +645,7 @@ cmd_load() {
                 hdocker "$T_COPY" save -o "$tmp" "$image"
             fi
             env -u DOCKER_TLS_VERIFY -u DOCKER_CERT_PATH -u DOCKER_TLS -u DOCKER_CONTEXT -u DOCKER_HOST \
-                timeout -k 5 "$T_COPY" docker -H "tcp://$(node_ip "$n"):$PLAIN_PORT" load -q -i "$tmp" >/dev/null
+                timeout -k 5 "$T_COPY" docker -H "$(node_socket "$n")" load -q -i "$tmp" >/dev/null
             [[ "$(ndocker "$n" image inspect --format '{{.Id}}' "$image" 2>/dev/null)" == "$id" ]] ||
                 die "$image did not arrive on $(node_name "$n") with id $id"
             log "$image: loaded into $(node_name "$n")"
@@ -634,7 +654,7 @@ cmd_load() {
             rm -f "$tmp"
             trap - EXIT
         fi
-        log "$image ready on every node ($(since "$start") s)"
+        log "$image ready on node(s) ${targets[*]} ($(since "$start") s)"
     done
 }
 
@@ -726,12 +746,14 @@ cmd_env() {
     for n in "${NODES[@]}"; do ips+=("$(node_ip "$n")"); done
     [[ -n "$(list_containers)" ]] || log "warning: the cluster is not up (run: $0 up)"
     printf 'export ZOE_CLUSTER_MANAGER_TLS=%q\n' "tcp://$(node_ip 1):$TLS_PORT"
-    printf 'export ZOE_CLUSTER_MANAGER=%q\n' "tcp://$(node_ip 1):$PLAIN_PORT"
+    printf 'export ZOE_CLUSTER_MANAGER=%q\n' "$(node_socket 1)"
     for n in "${NODES[@]}"; do
         printf 'export ZOE_CLUSTER_NODE_%d=%q\n' "$n" "$(node_ip "$n")"
+        printf 'export ZOE_CLUSTER_NODE_%d_DOCKER=%q\n' "$n" "$(node_socket "$n")"
         printf 'export ZOE_CLUSTER_NODE_%d_NAME=%q\n' "$n" "$(node_name "$n")"
     done
     printf 'export ZOE_CLUSTER_NODES=%q\n' "${ips[*]}"
+    printf 'export ZOE_CLUSTER_GATEWAY=%q\n' "$(gateway_ip)"
     printf 'export ZOE_CLUSTER_TLS=%q\n' "$TLS_DIR"
     printf 'export ZOE_CLUSTER_TLS_CA=%q\n' "$TLS_DIR/ca.pem"
     printf 'export ZOE_CLUSTER_TLS_CERT=%q\n' "$TLS_DIR/cert.pem"

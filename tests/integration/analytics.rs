@@ -47,7 +47,8 @@ fn app(name: &str) -> Value {
 
 /// A master for the analytics applications, and alice's workspace on the host.
 fn analytics_master(tag: &str) -> (Master, crate::common::docker::Cleanup, PathBuf, u32) {
-    let (m, cleanup, dep) = docker_master_with(tag, &["--max-proxy-connections", "16"]);
+    // Four services of half a core each (their default, reserved) fill the two cores here.
+    let (m, cleanup, dep) = docker_master_with(tag, &["--max-proxy-connections", "16", "--default-cores", "0.5"]);
     m.create_user("alice", "user", "pa");
     m.create_user("bob", "user", "pb");
     let uid = m.get("/api/0.6/user/alice", ALICE).1["uid"].as_u64().unwrap() as u32;
@@ -161,11 +162,21 @@ fn run_code(m: &Master, link: &str, who: (&str, &str), code: &str) -> Value {
 #[test]
 fn a_notebook_reached_through_the_proxy_computes_on_its_spark_cluster() {
     let _one = serial();
-    let app = app("spark-jupyter");
     let (m, _cleanup, _ws, _) = analytics_master("notebook");
+    notebook_computes_on_its_spark_cluster(&m, true);
+}
+
+/// `spark-jupyter` started by alice (who exists, as bob does): its notebook answers through the
+/// proxy to alice and administrators alone, a Jupyter client runs a Spark job in a kernel over
+/// its WebSocket on the execution's own Spark cluster, and the Spark master's UI answers through
+/// the proxy; then it is terminated. One engine or a Swarm alike; `on_this_engine`: the
+/// containers run on the engine the tests use, which shows that a connection to the notebook's
+/// port past the proxy is refused by Jupyter itself.
+pub(crate) fn notebook_computes_on_its_spark_cluster(m: &Master, on_this_engine: bool) {
+    let app = app("spark-jupyter");
     let started = Instant::now();
     let id = m.submit(ALICE, "lab", &app);
-    let e = wait_status(&m, ALICE, id, &["running", "error"], 180);
+    let e = wait_status(m, ALICE, id, &["running", "error"], 180);
     assert_eq!(e["status"], "running", "{e}");
     let services: Vec<Value> =
         e["services"].as_array().unwrap().iter().map(|s| m.get(&format!("/api/0.6/service/{s}"), ALICE).1).collect();
@@ -177,14 +188,54 @@ fn a_notebook_reached_through_the_proxy_computes_on_its_spark_cluster() {
     assert_eq!(link, format!("/proxy/{id}/notebook/8888/"));
 
     // Jupyter answers on its own host, through the proxy, within a minute or two.
-    let nb = notebook(&m, ALICE, &link);
+    let nb = notebook(m, ALICE, &link);
     eprintln!("spark-jupyter: notebook answering {:.1} s after submission", started.elapsed().as_secs_f64());
-    assert_eq!(notebook(&m, ADMIN, &link).get("/api/status").status, 200, "an administrator too");
+    assert_eq!(notebook(m, ADMIN, &link).get("/api/status").status, 200, "an administrator too");
 
     // Nobody else reaches it, and nothing reaches it past the proxy: Jupyter itself refuses a
     // connection to its port without the execution's secret, which only the proxy adds.
-    assert_eq!(enter(&m, Some(BOB), &link, "").status, 404);
-    assert_eq!(enter(&m, Some(("alice", "nope")), &link, "").status, 401);
+    assert_eq!(enter(m, Some(BOB), &link, "").status, 404);
+    assert_eq!(enter(m, Some(("alice", "nope")), &link, "").status, 401);
+    if on_this_engine {
+        direct_connections_need_the_secret(&services);
+    }
+
+    // A Jupyter client runs Spark code in a kernel, over the kernel's WebSocket, through the proxy.
+    let code = "from pyspark.sql import SparkSession\n\
+                spark = SparkSession.builder.getOrCreate()\n\
+                print('master', spark.sparkContext.master)\n\
+                print('sum', spark.sparkContext.parallelize(range(100000), 4).map(lambda x: x * x).sum())\n\
+                print('executors', len(spark.sparkContext._jsc.sc().statusTracker().getExecutorInfos()) - 1)\n";
+    let answer = run_code(m, &link, ALICE, code);
+    eprintln!("spark-jupyter: kernel answered {:.1} s after submission", started.elapsed().as_secs_f64());
+    assert_eq!(answer["refused_without_sign_in"], 401, "{answer}");
+    assert_eq!(answer["refused_cross_origin"], 403, "the proxy's guard: {answer}");
+    assert_eq!(answer["error"], Value::Null, "{answer}");
+    let printed = answer["text"].as_str().unwrap();
+    let sum: u64 = (0..100_000u64).map(|x| x * x).sum();
+    assert!(printed.contains(&format!("sum {sum}\n")), "{printed}");
+    assert!(printed.contains("master spark://spark-master-lab-alice-"), "on the cluster, not local: {printed}");
+    assert!(!printed.contains("executors 0\n"), "the job ran on the workers' executors: {printed}");
+    assert_eq!(nb.get("/api/status").status, 200);
+
+    // The Spark master's UI, on its own host, at its root.
+    for who in [ALICE, ADMIN] {
+        let spark = sign_in(m, who, &ui);
+        let r = spark.get(&spark.next);
+        let page = r.text();
+        assert_eq!(r.status, 200, "{page}");
+        assert!(page.contains("Spark Master at spark://"), "{}", &page[..page.len().min(500)]);
+        assert!(page.contains("href=\"/static/"), "links at the root of its host");
+    }
+    assert_eq!(enter(m, Some(BOB), &ui, "").status, 404);
+
+    assert_eq!(m.delete(&format!("/api/0.6/execution/{id}"), ALICE).0, 204);
+    wait_status(m, ALICE, id, &["terminated"], 120);
+}
+
+/// The notebook's port, reached past the proxy (at its container's address on this engine):
+/// Jupyter refuses a request without the execution's secret, or with a wrong one.
+fn direct_connections_need_the_secret(services: &[Value]) {
     let name = services.iter().find(|s| s["service_name"] == "notebook").unwrap()["name"].as_str().unwrap().to_string();
     let ip = docker_out(&["inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", &name]);
     let direct = format!("http://{}:8888/api/status", ip.trim());
@@ -199,45 +250,16 @@ fn a_notebook_reached_through_the_proxy_computes_on_its_spark_cluster() {
     assert_eq!(status(Some("guessed")), 403, "a wrong secret");
     let secret = docker_out(&["exec", &name, "printenv", "ZOE_PROXY_SECRET"]);
     assert_eq!(status(Some(secret.trim())), 200, "the secret is what opens it");
-
-    // A Jupyter client runs Spark code in a kernel, over the kernel's WebSocket, through the proxy.
-    let code = "from pyspark.sql import SparkSession\n\
-                spark = SparkSession.builder.getOrCreate()\n\
-                print('master', spark.sparkContext.master)\n\
-                print('sum', spark.sparkContext.parallelize(range(100000), 4).map(lambda x: x * x).sum())\n\
-                print('executors', len(spark.sparkContext._jsc.sc().statusTracker().getExecutorInfos()) - 1)\n";
-    let answer = run_code(&m, &link, ALICE, code);
-    eprintln!("spark-jupyter: kernel answered {:.1} s after submission", started.elapsed().as_secs_f64());
-    assert_eq!(answer["refused_without_sign_in"], 401, "{answer}");
-    assert_eq!(answer["refused_cross_origin"], 403, "the proxy's guard: {answer}");
-    assert_eq!(answer["error"], Value::Null, "{answer}");
-    let printed = answer["text"].as_str().unwrap();
-    let sum: u64 = (0..100_000u64).map(|x| x * x).sum();
-    assert!(printed.contains(&format!("sum {sum}\n")), "{printed}");
-    assert!(printed.contains("master spark://spark-master-lab-alice-"), "on the cluster, not local: {printed}");
-    assert!(!printed.contains("executors 0\n"), "the job ran on the workers' executors: {printed}");
-    assert_eq!(nb.get("/api/status").status, 200);
-
-    // The Spark master's UI, on its own host, at its root.
-    for who in [ALICE, ADMIN] {
-        let spark = sign_in(&m, who, &ui);
-        let r = spark.get(&spark.next);
-        let page = r.text();
-        assert_eq!(r.status, 200, "{page}");
-        assert!(page.contains("Spark Master at spark://"), "{}", &page[..page.len().min(500)]);
-        assert!(page.contains("href=\"/static/"), "links at the root of its host");
-    }
-    assert_eq!(enter(&m, Some(BOB), &ui, "").status, 404);
-
-    assert_eq!(m.delete(&format!("/api/0.6/execution/{id}"), ALICE).0, 204);
-    wait_status(&m, ALICE, id, &["terminated"], 120);
 }
 
 #[test]
 fn an_idle_guest_notebook_is_culled_and_a_busy_one_is_not() {
     let _one = serial();
     let app = app("jupyter");
-    let (m, _cleanup, _) = docker_master_with("idle", &["--guest-idle-seconds", "20", "--idle-cpu-percent", "10"]);
+    let (m, _cleanup, _) = docker_master_with(
+        "idle",
+        &["--guest-idle-seconds", "20", "--idle-cpu-percent", "10", "--default-cores", "0.5"],
+    );
     let (idle, busy) = (("gidle", "pi"), ("gbusy", "pb"));
     for (name, password) in [idle, busy] {
         m.create_user(name, "guest", password);

@@ -410,8 +410,9 @@ fn hand_edits_that_would_break_the_master_later_are_refused_at_their_line() {
         assert!(err.contains(&place) && err.contains(why), "{why}: {err}");
     }
     // Cores that are not a number, infinite or not positive.
-    let with_cores =
-        text.replace("required_resources: (\n", "required_resources: (\n                        cores: Some(1.0),\n");
+    // A submission writes its cores (`default-cores` when the description gives none).
+    let with_cores = text.clone();
+    assert!(with_cores.contains("cores: Some(1.0),"), "{with_cores}");
     for (bad, shown) in [("NaN", "NaN"), ("inf", "inf"), ("-1.0", "-1")] {
         std::fs::write(&newest, with_cores.replace("cores: Some(1.0),", &format!("cores: Some({bad}),"))).unwrap();
         let (ok, out) = checkpoint_cmd(&dir, &["verify"]);

@@ -117,6 +117,7 @@ impl Drop for Cleanup {
         if self.docker {
             remove_deployment(&self.dep);
         }
+        crate::common::unmount_under(&self.dir);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -229,7 +230,6 @@ impl Harness {
             uid: TEST_UID,
             memory: 32 * MIB,
             nano_cpus: 1_000_000_000,
-            reserved_nano_cpus: 0,
             exposed_ports: Vec::new(),
             workspace: None,
             startup_order: 0,
@@ -414,7 +414,8 @@ async fn starts_an_execution_on_the_user_network() {
     {
         panic!("cannot prepare the workspace: {e}");
     }
-    let workspace = Some(Workspace { host: ws.clone(), container: "/mnt/workspace".to_string(), uid: TEST_UID });
+    let workspace =
+        Some(Workspace { host: ws.clone(), container: "/mnt/workspace".to_string(), uid: TEST_UID, quota: 64 * MIB });
 
     let mut web = h.spec(1, "web", None, 10, &["httpd", "-f", "-p", "8080", "-h", "/mnt/workspace"]);
     web.exposed_ports = vec![ExposedPort { port: 8080, transport: Transport::Tcp }];
@@ -482,6 +483,10 @@ async fn starts_an_execution_on_the_user_network() {
     assert!(matches!(hc["RestartPolicy"]["Name"].as_str(), Some("" | "no")));
     assert_eq!(hc["LogConfig"]["Type"], "json-file");
     assert_eq!(hc["Binds"], serde_json::json!([format!("{}:/mnt/workspace:rw", path_str(&ws))]));
+    // Nothing written outside the workspace reaches a disk: a read-only root, and /tmp in memory
+    // (at most the memory limit, which its pages count in).
+    assert_eq!(hc["ReadonlyRootfs"], true);
+    assert_eq!(hc["Tmpfs"], serde_json::json!({"/tmp": format!("rw,exec,nosuid,nodev,size={},mode=1777", 64 * MIB)}));
     assert_eq!(hc["PortBindings"]["8080/tcp"][0]["HostIp"], "127.0.0.1", "ports are published on the publish address");
     assert!(v["State"]["Running"] == true);
     let c0 = docker_inspect("container", &clients[0].name);

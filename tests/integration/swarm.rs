@@ -1,9 +1,11 @@
 //! The Swarm back end on a real three-node Docker Swarm (Docker-in-Docker nodes from Debian
 //! packages, `tests/cluster/cluster.sh`): the master reaches the manager over TLS, an execution
-//! spreads over the nodes and its parts find each other by host name, its port answers at its
-//! recorded endpoint, names, labels and limits read back from Swarm, a node killed under running
-//! executions gives the documented outcome, the master restarted mid-execution finds everything
-//! again, and terminating leaves nothing behind.
+//! spreads over the nodes and its parts find each other by host name, its port answers through
+//! the proxy by way of its network's relay (and is published nowhere), names, labels and limits
+//! read back from Swarm, a node killed under running executions gives the documented outcome,
+//! the master restarted mid-execution finds everything again, and terminating leaves nothing
+//! behind. A hostile tenant's containers try every address they can learn for another user's
+//! service and get nothing, while that user's JupyterLab and Spark UI work through the proxy.
 //!
 //! The cluster is brought up once (idempotent, ~7 s; the node image is cached in the engine) and
 //! `tests/run.sh` tears it down at the end, also on failure. These tests run one at a time: one
@@ -26,6 +28,8 @@ const ALICE: (&str, &str) = ("alice", "pa");
 /// The cluster's endpoints, from `cluster.sh env`.
 struct Cluster {
     env: HashMap<String, String>,
+    /// The relay's image, on every node.
+    relay: String,
 }
 
 impl Cluster {
@@ -47,12 +51,33 @@ fn script(args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("cannot run {CLUSTER}: {e}"))
 }
 
-/// Brings the cluster up (once per test binary) with the test image on every node; the tests
-/// fail loudly when it cannot come up.
+/// The image of the relay, built from the binary under test (`deploy/relay-image.sh`), tagged
+/// with its digest; older test images of the relay are removed.
+fn relay_image() -> String {
+    let bin = crate::common::zoe_bin();
+    let out = Command::new("sha256sum").arg(bin).output().unwrap();
+    let digest = String::from_utf8_lossy(&out.stdout).chars().take(12).collect::<String>();
+    let tag = format!("zoe-relay:test-{digest}");
+    let have = crate::common::docker::docker(&["image", "inspect", "--format", "{{.Id}}", &tag]);
+    if !have.status.success() {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/relay-image.sh");
+        let out = Command::new("bash").args([script, bin, &tag]).output().unwrap();
+        assert!(out.status.success(), "relay-image.sh: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let listed = crate::common::docker::docker_out(&["images", "zoe-relay", "--format", "{{.Tag}}"]);
+    for old in listed.lines().filter(|t| t.starts_with("test-") && format!("zoe-relay:{t}") != tag) {
+        crate::common::docker::docker(&["rmi", &format!("zoe-relay:{old}")]);
+    }
+    tag
+}
+
+/// Brings the cluster up (once per test binary) with the test image and the relay's on every
+/// node; the tests fail loudly when it cannot come up.
 fn cluster() -> &'static Cluster {
     static C: OnceLock<Cluster> = OnceLock::new();
     C.get_or_init(|| {
-        for args in [&["up"][..], &["load", IMAGE][..]] {
+        let relay = relay_image();
+        for args in [&["up"][..], &["load", IMAGE, &relay][..]] {
             let out = script(args);
             assert!(
                 out.status.success(),
@@ -68,7 +93,7 @@ fn cluster() -> &'static Cluster {
             .filter_map(|l| l.split_once('='))
             .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
             .collect();
-        Cluster { env }
+        Cluster { env, relay }
     })
 }
 
@@ -78,14 +103,14 @@ fn serial() -> MutexGuard<'static, ()> {
     M.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The docker CLI against the manager's plain port (the harness's own access), bounded.
+/// The docker CLI against the manager's socket (the harness's own access), bounded.
 fn manager(c: &Cluster, args: &[&str]) -> String {
     node_docker(c, 1, args)
 }
 
 fn node_docker(c: &Cluster, n: u32, args: &[&str]) -> String {
     let out = Command::new("timeout")
-        .args(["-k", "5", "30", "docker", "-H", &format!("tcp://{}:2375", c.node(n))])
+        .args(["-k", "5", "30", "docker", "-H", c.get(&format!("ZOE_CLUSTER_NODE_{n}_DOCKER"))])
         .args(args)
         .env_remove("DOCKER_HOST")
         .env_remove("DOCKER_TLS_VERIFY")
@@ -105,8 +130,14 @@ impl Drop for SwarmCleanup<'_> {
     fn drop(&mut self) {
         crate::common::docker::kill_masters_of(&self.deployment);
         let label = format!("label=zoe.deployment_name={}", self.deployment);
-        for s in manager(self.cluster, &["service", "ls", "-q", "--filter", &label]).split_whitespace() {
-            manager(self.cluster, &["service", "rm", s]);
+        let relays = format!("label=zoe.relay.deployment={}", self.deployment);
+        for filter in [&label, &relays] {
+            for s in manager(self.cluster, &["service", "ls", "-q", "--filter", filter]).split_whitespace() {
+                manager(self.cluster, &["service", "rm", s]);
+            }
+        }
+        if !manager(self.cluster, &["network", "ls", "-q", "--filter", &label]).trim().is_empty() {
+            std::thread::sleep(Duration::from_secs(3));
         }
         for n in manager(self.cluster, &["network", "ls", "-q", "--filter", &label]).split_whitespace() {
             manager(self.cluster, &["network", "rm", n]);
@@ -154,7 +185,13 @@ fn start_swarm_master(c: &Cluster, dir: &std::path::Path, deployment: &str, extr
         "1",
         "--stop-grace",
         "2",
+        "--relay-image",
+        &c.relay,
     ];
+    // Each node has two cores, and a service without cores reserves the default ones.
+    if !extra.contains(&"--default-cores") {
+        args.extend_from_slice(&["--default-cores", "0.1"]);
+    }
     args.extend_from_slice(extra);
     Master::start_in(dir, &args)
 }
@@ -217,22 +254,23 @@ fn an_execution_spreads_over_nodes_its_parts_meet_and_terminating_leaves_nothing
         });
     }
     assert!(svcs[1..].iter().any(|w| w["node"] != master_node), "some worker runs on another node than the monitor");
-    // The port answers at its recorded endpoint (the node's address), serving the workspace.
-    let endpoint = master["ports"][0]["host_endpoint"].as_str().expect("a host endpoint").to_string();
-    assert!(endpoint.starts_with("10.77.0."), "{endpoint}");
-    let page = Command::new("timeout")
-        .args(["10", "wget", "-q", "-O", "-", &format!("http://{endpoint}/wide.html")])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&page.stdout).trim(), "hello from wide");
-    // And through the master's proxy, which reaches it at that endpoint, on the application's own
-    // host, for its owner only.
+    // The port is published nowhere: it answers through the master's proxy, on the
+    // application's own host, which reaches it through the relay of alice's network, for its
+    // owner only.
+    assert_eq!(master["ports"][0]["host_endpoint"], Value::Null, "{master}");
     let link = format!("/proxy/{id}/master/8080/");
     assert_eq!(master["ports"][0]["proxy_url"], link);
     let page = crate::common::apps::sign_in(&m, ALICE, &link).get("/wide.html");
     assert_eq!((page.status, page.text().trim()), (200, "hello from wide"));
     m.create_user("bob", "user", "pb");
     assert_eq!(crate::common::apps::enter(&m, Some(("bob", "pb")), &link, "").status, 404);
+    let relay = format!("zoe-relay_alice-{deployment}");
+    let relay_spec: Value =
+        serde_json::from_str(&manager(c, &["service", "inspect", &relay])).unwrap_or_else(|e| panic!("{relay}: {e}"));
+    let relay_task = &relay_spec[0]["Spec"]["TaskTemplate"];
+    assert_eq!(relay_task["ContainerSpec"]["User"], "65534:65534");
+    assert_eq!(relay_task["ContainerSpec"]["ReadOnly"], true);
+    assert_eq!(relay_task["Networks"][0]["Target"].as_str().map(|t| !t.is_empty()), Some(true));
     // Names, labels, limits, user, no restarts, as Swarm has them.
     let inspect: Value =
         serde_json::from_str(&manager(c, &["service", "inspect", master["name"].as_str().unwrap()])).unwrap();
@@ -249,6 +287,10 @@ fn an_execution_spreads_over_nodes_its_parts_meet_and_terminating_leaves_nothing
     assert_eq!(task["Resources"]["Reservations"]["MemoryBytes"], 32 * 1024 * 1024);
     assert_eq!(task["RestartPolicy"]["Condition"], "none");
     assert_eq!(spec["EndpointSpec"]["Mode"], "dnsrr");
+    assert_eq!(spec["EndpointSpec"]["Ports"], Value::Null, "no port published on the nodes");
+    assert_eq!(task["ContainerSpec"]["ReadOnly"], true);
+    assert_eq!(task["ContainerSpec"]["Mounts"][0]["Target"], "/tmp");
+    assert_eq!(task["ContainerSpec"]["Mounts"][0]["TmpfsOptions"]["SizeBytes"], 32 * 1024 * 1024);
     // The platform is the three nodes, with what Zoe holds on each.
     let (_, stats) = m.post("/api/0.6/query", ADMIN, &json!({"what": "stats_swarm", "filters": {}}));
     let listed = stats["stats"]["nodes"].as_array().unwrap();
@@ -264,8 +306,9 @@ fn an_execution_spreads_over_nodes_its_parts_meet_and_terminating_leaves_nothing
     eventually(30, "containers removed from every node", || {
         (1..=3).all(|n| node_docker(c, n, &["ps", "-aq", "--filter", &label]).trim().is_empty())
     });
-    eventually(30, "the overlay network removed", || {
+    eventually(30, "the overlay network removed, with its relay", || {
         manager(c, &["network", "ls", "-q", "--filter", &label]).trim().is_empty()
+            && manager(c, &["service", "ls", "-q", "--filter", &format!("name={relay}")]).trim().is_empty()
     });
     // What it logged is kept.
     let (s, log) = m.get(&format!("/api/0.6/service/{}/logs", svcs[1]["id"]), ALICE);
@@ -353,11 +396,66 @@ fn a_lost_node_ends_what_needed_it_and_a_restarted_master_finds_the_rest() {
     assert!(dead.is_some_and(|n| n["status"] != "healthy"), "{stats}");
 }
 
+/// A plain TCP endpoint of the manager's engine for the length of a test, on the cluster's
+/// gateway (the host's address there), relaying to the manager's socket only for connections
+/// from the host itself: a container on a node that reaches it is turned away (the cluster's
+/// engines answer no container).
+struct PlainRelay {
+    endpoint: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl PlainRelay {
+    fn start(c: &Cluster) -> PlainRelay {
+        use std::io::copy;
+        use std::os::unix::net::UnixStream;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let gateway = c.get("ZOE_CLUSTER_GATEWAY").to_string();
+        let listener = std::net::TcpListener::bind((gateway.as_str(), 0)).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let endpoint = format!("tcp://{}", listener.local_addr().unwrap());
+        let socket = c.get("ZOE_CLUSTER_NODE_1_DOCKER").trim_start_matches("unix://").to_string();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        std::thread::spawn(move || {
+            while !stopped.load(Ordering::SeqCst) {
+                let Ok((tcp, peer)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                };
+                if peer.ip().to_string() != gateway {
+                    continue;
+                }
+                let _ = tcp.set_nonblocking(false);
+                let Ok(unix) = UnixStream::connect(&socket) else { continue };
+                let (mut tcp_in, mut unix_out) = (tcp.try_clone().unwrap(), unix.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = copy(&mut tcp_in, &mut unix_out);
+                    let _ = unix_out.shutdown(std::net::Shutdown::Write);
+                });
+                let (mut unix_in, mut tcp_out) = (unix, tcp);
+                std::thread::spawn(move || {
+                    let _ = copy(&mut unix_in, &mut tcp_out);
+                    let _ = tcp_out.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        PlainRelay { endpoint, stop }
+    }
+}
+
+impl Drop for PlainRelay {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 #[test]
 fn plain_tcp_to_a_remote_engine_is_refused_unless_insecure_is_chosen() {
     let c = cluster();
     let dir = temp_dir("swarm-plain");
-    let plain = format!("tcp://{}:2375", c.node(1));
+    let relay = PlainRelay::start(c);
+    let plain = relay.endpoint.clone();
     let err =
         Master::try_start_in(&dir, &["--backend", "swarm", "--docker-host", &plain, "--deployment-name", "plain"])
             .err()
@@ -394,4 +492,189 @@ fn an_elastic_execution_starts_on_what_fits_and_grows_across_nodes() {
     eventually(60, "the execution's services are gone", || {
         manager(c, &["service", "ls", "-q", "--filter", &label]).trim().is_empty()
     });
+}
+
+/// The container of a service, on its node: (node number, container id).
+fn container_of(c: &Cluster, svc: &Value) -> (u32, String) {
+    let node = svc["node"].as_str().expect("a node").trim_start_matches("zoe-node-").parse::<u32>().unwrap();
+    let filter = format!("label=zoe.service.id={}", svc["id"]);
+    let id = node_docker(c, node, &["ps", "-q", "--filter", &filter]).trim().to_string();
+    assert!(!id.is_empty(), "no container of {svc} on node {node}");
+    (node, id)
+}
+
+/// Issue 20, cluster: on a Swarm, exposed ports were published on the nodes, and bob's container
+/// opened alice's service at a node's address, past the proxy and its sign-in. Now nothing is
+/// published, and the master reaches alice's services through her network's relay: bob's
+/// containers, on every node, try every address they can learn (the nodes', the host's on the
+/// cluster's network, their own gateways, Docker's bridges, alice's containers' on the overlay
+/// and on the nodes' bridges) on alice's port, her relay's port and the engines' ports, and get
+/// nothing of hers and no engine; bob reaches his own service, and alice hers through the proxy.
+#[test]
+fn a_tenant_reaches_only_its_own_services_on_the_cluster() {
+    let _one = serial();
+    let c = cluster();
+    let (m, _cleanup, deployment) = swarm_master(c, "fence", None);
+    m.create_user("alice", "user", "pa");
+    m.create_user("bob", "user", "pb");
+    let secret = format!("SECRET-{}-{}", std::process::id(), deployment);
+    let web = |page: &str| {
+        json!({"name": "web", "docker_image": IMAGE, "monitor": true, "total_count": 1, "essential_count": 1,
+            "startup_order": 0, "required_resources": {"memory": 32 * 1024 * 1024},
+            "ports": [{"name": "web", "protocol": "http", "port_number": 8080, "is_main_endpoint": true, "expose": true}],
+            "command": format!("sh -c 'mkdir -p /tmp/www && echo {page} > /tmp/www/page.html; exec httpd -f -p 8080 -h /tmp/www'")})
+    };
+    let id = m.submit(ALICE, "vault", &application(vec![web(&secret)]));
+    assert_eq!(wait_status(&m, ALICE, id, &["running", "error"], 120)["status"], "running");
+    let alice_web = &services(&m, id)[0];
+    // Alice reaches her page through the proxy, on its own host (by way of her relay).
+    let link = format!("/proxy/{id}/web/8080/");
+    let alice_app = crate::common::apps::sign_in(&m, ALICE, &link);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = alice_app.get("/page.html");
+        if r.status == 200 && r.text().trim() == secret {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "alice's page through the proxy: {} {}\n{}",
+            r.status,
+            r.text(),
+            m.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // Every address of alice's container, on every network it is on, as its node sees it.
+    let (node, container) = container_of(c, alice_web);
+    let inspect: Value = serde_json::from_str(&node_docker(c, node, &["inspect", &container])).unwrap();
+    let mut alice_ips: Vec<String> = inspect[0]["NetworkSettings"]["Networks"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|n| n["IPAddress"].as_str().filter(|ip| !ip.is_empty()).map(String::from))
+        .collect();
+    // Its leg on the node's bridge to the outside (Swarm lists it with the bridge, not the
+    // container).
+    let bridge: Value =
+        serde_json::from_str(&node_docker(c, node, &["network", "inspect", "docker_gwbridge"])).unwrap();
+    let full_id = inspect[0]["Id"].as_str().unwrap();
+    if let Some(ip) = bridge[0]["Containers"][full_id]["IPv4Address"].as_str() {
+        alice_ips.push(ip.split('/').next().unwrap_or_default().to_string());
+    }
+    assert!(alice_ips.len() >= 2, "on her overlay and on the node's bridge: {alice_ips:?}");
+    // Nothing of hers is published on a node: her service answers on 8080 at her container's
+    // addresses only, which the probers try; a node's addresses have only her relay's port.
+    let spec: Value =
+        serde_json::from_str(&manager(c, &["service", "inspect", alice_web["name"].as_str().unwrap()])).unwrap();
+    assert_eq!(spec[0]["Endpoint"]["Ports"], Value::Null, "{}", spec[0]["Endpoint"]);
+    // Where her relay answers.
+    let relay = format!("zoe-relay_alice-{deployment}");
+    let task = manager(c, &["service", "ps", "-q", "--filter", "desired-state=running", &relay]);
+    let task: Value = serde_json::from_str(&manager(c, &["inspect", task.trim()])).unwrap();
+    let relay_port = task[0]["Status"]["PortStatus"]["Ports"][0]["PublishedPort"].as_u64().expect("the relay's port");
+
+    // Bob: his own page, and a prober on each node.
+    let mut addresses: Vec<String> = (1..=3).map(|n| c.node(n).to_string()).collect();
+    addresses.push(c.get("ZOE_CLUSTER_GATEWAY").to_string());
+    addresses.extend(["172.17.0.1".to_string(), "172.18.0.1".to_string()]);
+    addresses.extend(alice_ips.iter().cloned());
+    let ports =
+        ["8080".to_string(), relay_port.to_string(), "7700".to_string(), "2375".to_string(), "2376".to_string()];
+    let targets: Vec<String> = addresses.iter().flat_map(|a| ports.iter().map(move |p| format!("{a}:{p}"))).collect();
+    // Literal braces are doubled: the command is a template ({deployment_name}).
+    let probe = "sh -c 'gw=$(ip route | awk \"/default/ {{print \\$3}}\"); \
+                 for t in $TARGETS $gw:8080 $gw:$RELAY_PORT $gw:2375; do \
+                   out=$(timeout 4 wget -q -O - http://$t/page.html 2>&1); \
+                   case \"$out\" in *SECRET*) echo \"HIT $t\";; esac; \
+                   api=$(timeout 4 wget -q -O - http://$t/version 2>&1); \
+                   case \"$api\" in *ApiVersion*) echo \"API $t\";; esac; \
+                   hello=$(echo | timeout 4 nc -w 3 ${{t%:*}} ${{t#*:}} 2>/dev/null | head -c 11); \
+                   case \"$hello\" in ZOE-RELAY*) echo \"GREETED $t\";; esac; \
+                 done; \
+                 own=$(timeout 10 wget -q -O - http://web-fence-bob-{deployment_name}:8080/page.html); \
+                 echo \"own: $own\"; echo probed; exec sleep 600'";
+    // Six of them: Swarm spreads services over the least busy nodes, so every node has some.
+    let prober = json!({"name": "prober", "docker_image": IMAGE, "monitor": false, "total_count": 6, "essential_count": 6,
+        "startup_order": 1, "required_resources": {"memory": 32 * 1024 * 1024}, "ports": [],
+        "environment": [["TARGETS", targets.join(" ")], ["RELAY_PORT", relay_port.to_string()]],
+        "command": probe});
+    let bob = m.submit(("bob", "pb"), "fence", &application(vec![web("bob-own-page"), prober]));
+    assert_eq!(wait_status(&m, ("bob", "pb"), bob, &["running", "error"], 120)["status"], "running");
+    let probers: Vec<Value> = services(&m, bob).into_iter().filter(|s| s["service_name"] == "prober").collect();
+    assert_eq!(probers.len(), 6);
+    let nodes: BTreeSet<&str> = probers.iter().filter_map(|s| s["node"].as_str()).collect();
+    assert_eq!(nodes.len(), 3, "a prober on every node, alice's included: {nodes:?}");
+    eprintln!("bob's probers on {nodes:?}, alice's service on zoe-node-{node}, {} targets each", targets.len() + 3);
+    let mut logs = Vec::new();
+    for p in &probers {
+        let mut log = String::new();
+        eventually(300, "a prober finishes", || {
+            log = m
+                .get(&format!("/api/0.6/service/{}/logs", p["id"]), ("bob", "pb"))
+                .1
+                .as_str()
+                .unwrap_or_default()
+                .into();
+            log.contains("probed")
+        });
+        logs.push(log);
+    }
+    let all = logs.join("\n");
+    assert!(!all.contains("HIT"), "bob reached alice's service:\n{all}");
+    assert!(!all.contains("API"), "bob reached an engine's API:\n{all}");
+    assert!(logs.iter().all(|l| l.contains("own: bob-own-page")), "bob reaches his own service:\n{all}");
+    assert!(all.contains("GREETED"), "the relay's port is reachable (and useless without its key):\n{all}");
+    // Alice's page is still hers, through the proxy; bob gets the 404 of a stranger there.
+    assert_eq!(crate::common::apps::enter(&m, Some(("bob", "pb")), &link, "").status, 404);
+    assert_eq!(alice_app.get("/page.html").text().trim(), secret);
+}
+
+/// Issue 20, cluster, the owner's side: with nothing published, alice still uses her
+/// applications through the proxy on the cluster. `spark-jupyter` (its images are loaded on node
+/// 2 alone, and the master places there): its notebook runs a Spark job in a kernel over the
+/// kernel's WebSocket, and the Spark master's UI answers, both through the relay.
+#[test]
+fn the_owners_notebook_and_spark_ui_work_through_the_proxy_on_the_cluster() {
+    let _one = serial();
+    let c = cluster();
+    let images = ["zoe-jupyter:4.6.6-spark4.3.0", "zoe-spark:4.3.0"];
+    let out = script(&["load", "--node", "2", images[0], images[1]]);
+    assert!(out.status.success(), "cluster.sh load: {}", String::from_utf8_lossy(&out.stderr));
+    let (m, _cleanup, _) = swarm_master_with(
+        c,
+        "lab",
+        None,
+        &["--swarm-constraint", "node.hostname==zoe-node-2", "--default-cores", "0.5", "--max-proxy-connections", "16"],
+    );
+    m.create_user("alice", "user", "pa");
+    m.create_user("bob", "user", "pb");
+    crate::analytics::notebook_computes_on_its_spark_cluster(&m, false);
+}
+
+/// Issue 20, disk, on a Swarm: workspaces live on shared storage, which must enforce the quota
+/// itself (see the README); Zoe measures each workspace and refuses new executions of a user
+/// whose workspace is over it.
+#[test]
+fn a_user_over_the_workspace_quota_starts_nothing_on_the_cluster() {
+    let _one = serial();
+    let c = cluster();
+    let (m, _cleanup, deployment) = swarm_master_with(c, "quota", None, &["--workspace-quota", "16MiB"]);
+    m.create_user("alice", "user", "pa");
+    let ws = PathBuf::from(c.get("ZOE_CLUSTER_WORKSPACES")).join(&deployment).join("alice");
+    std::fs::create_dir_all(&ws).unwrap();
+    std::fs::write(ws.join("big"), vec![1u8; 20 << 20]).unwrap();
+    let shown = m.get("/api/0.6/user/alice", ALICE).1;
+    assert!(shown["workspace"]["used"].as_u64().unwrap() > 16 << 20, "{shown}");
+    assert_eq!(shown["workspace"]["available"], 0, "{shown}");
+    let app = application(vec![json!({"name": "main", "docker_image": IMAGE, "monitor": true, "total_count": 1,
+        "essential_count": 1, "startup_order": 0, "ports": [], "required_resources": {"memory": 33554432},
+        "command": "true"})]);
+    let refused = m.post("/api/0.6/execution", ALICE, &json!({"name": "over", "application": app}));
+    assert_error(&refused, 402, "quota_exceeded");
+    assert!(refused.1["message"].as_str().unwrap_or_default().contains("workspace"), "{}", refused.1);
+    std::fs::remove_file(ws.join("big")).unwrap();
+    let id = m.submit(ALICE, "room", &app);
+    assert_eq!(wait_status(&m, ALICE, id, &["finished", "error"], 120)["status"], "finished");
+    let _ = std::fs::remove_dir_all(ws.parent().unwrap());
 }

@@ -14,6 +14,15 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
+/// The relays of a Swarm's user networks (see [`crate::relay`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelaySettings {
+    /// The image of `zoe relay` (`deploy/relay-image.sh`), present on every node.
+    pub image: String,
+    /// The master's secret, from which each network's key is derived.
+    pub secret: crate::relay::Secret,
+}
+
 /// How the Docker actor reaches Docker and what it does with containers.
 #[derive(Debug, Clone)]
 pub struct DockerConfig {
@@ -26,6 +35,9 @@ pub struct DockerConfig {
     pub insecure: bool,
     /// Swarm placement constraints (the Swarm back end only).
     pub constraints: Vec<String>,
+    /// The relays that let the master reach services on a Swarm (the Swarm back end only;
+    /// without them, the proxy reaches nothing there).
+    pub relay: Option<RelaySettings>,
     /// The deployment whose containers this actor manages (label `zoe.deployment_name`).
     pub deployment_name: String,
     /// Bound on each Docker call.
@@ -40,6 +52,8 @@ pub struct DockerConfig {
     pub log_dir: PathBuf,
     /// How much of the end of each container log to keep, in bytes (0: keep nothing).
     pub log_tail_bytes: usize,
+    /// How many bytes of kept logs there may be in all; the oldest go first.
+    pub log_keep_bytes: u64,
     /// How often the actor takes an inventory of the deployment's containers.
     pub reconcile_interval: Duration,
     /// Engine calls in flight at once (followed logs and events excepted); the others wait.
@@ -53,7 +67,7 @@ pub struct DockerConfig {
 
 impl DockerConfig {
     /// The defaults for a deployment: local socket, 30 s calls (8 at once), 10 min pulls, 10 s
-    /// stop grace, ports published on 127.0.0.1, logs in `./logs` (1 MiB tails), inventory
+    /// stop grace, ports published on 127.0.0.1, logs in `./logs` (1 MiB tails, 1 GiB in all), inventory
     /// every 10 s, 1024 processes and 2 x 10 MiB of log per container.
     pub fn new(deployment_name: impl Into<String>) -> Self {
         DockerConfig {
@@ -61,6 +75,7 @@ impl DockerConfig {
             tls: None,
             insecure: false,
             constraints: Vec::new(),
+            relay: None,
             deployment_name: deployment_name.into(),
             call_timeout: Duration::from_secs(30),
             pull_timeout: Duration::from_secs(600),
@@ -68,6 +83,7 @@ impl DockerConfig {
             publish_address: "127.0.0.1".to_string(),
             log_dir: PathBuf::from("logs"),
             log_tail_bytes: 1 << 20,
+            log_keep_bytes: 1 << 30,
             reconcile_interval: Duration::from_secs(10),
             max_calls: 8,
             pids_limit: 1024,
@@ -124,6 +140,12 @@ pub(crate) fn validate_config(config: &DockerConfig) -> Result<(), String> {
         if d.is_zero() {
             return Err(format!("the Docker {what} must not be zero"));
         }
+    }
+    if config.log_tail_bytes as u64 > config.log_keep_bytes {
+        return Err(format!(
+            "the log tail kept of each container ({} bytes) is larger than the budget of all kept logs ({} bytes)",
+            config.log_tail_bytes, config.log_keep_bytes
+        ));
     }
     if !config.publish_address.is_empty() && config.publish_address.parse::<std::net::IpAddr>().is_err() {
         return Err(format!("the publish address {:?} is not an IP address", config.publish_address));

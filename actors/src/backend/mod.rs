@@ -84,7 +84,7 @@ pub(crate) mod logs;
 pub(crate) mod shared;
 pub mod swarm;
 
-pub use config::{DockerConfig, TlsFiles};
+pub use config::{DockerConfig, RelaySettings, TlsFiles};
 
 /// The back end a master runs, and its configuration.
 #[derive(Debug, Clone)]

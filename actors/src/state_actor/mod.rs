@@ -188,8 +188,16 @@ pub struct StateActor {
 impl StateActor {
     /// A state actor over `state`, whose newest checkpoint on disk is number `seq`, with a
     /// back end or not.
-    fn new(state: State, durable: Durable, config: StateConfig, has_backend: bool) -> Self {
+    fn new(mut state: State, durable: Durable, config: StateConfig, has_backend: bool) -> Self {
         let Durable { store, seq, archive, index } = durable;
+        // Active executions of an older checkpoint reserve the default cores of their services
+        // that give none, as submissions do now (written with the next checkpoint).
+        let too_few = |c: Option<f64>| c.is_none_or(|c| c < zoe_checkpoints::model::limits::MIN_CORES);
+        for e in state.executions.values_mut().filter(|e| e.status.is_active()) {
+            if e.application.services.iter().any(|d| too_few(d.required_resources.cores)) {
+                crate::scheduler::default_cores(&mut Arc::make_mut(e).application, config.scheduler.default_cores);
+            }
+        }
         let index = Arc::new(index);
         let durable_state = Arc::new(state.clone());
         let published =

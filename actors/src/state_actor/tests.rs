@@ -77,6 +77,13 @@ impl Handler<CpuUsage> for Recorder {
     }
 }
 
+impl Handler<FindRelay> for Recorder {
+    type Result = Result<String, String>;
+    fn handle(&mut self, _: FindRelay, _: &mut Context<Self>) -> Self::Result {
+        Err("no relays here".to_string())
+    }
+}
+
 fn tempdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("zoe-state-actor-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);

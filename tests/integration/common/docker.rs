@@ -40,6 +40,9 @@ impl Drop for Cleanup {
     fn drop(&mut self) {
         kill_masters_of(&self.0);
         remove_deployment(&self.0);
+        // The deployment's workspace images, under the tests' temporary folders.
+        let tmp = std::env::temp_dir();
+        super::unmount_where(|p| p.starts_with(&tmp) && p.iter().any(|c| c == self.0.as_str()));
     }
 }
 
@@ -100,6 +103,11 @@ pub fn docker_master_with(tag: &str, extra: &[&str]) -> (Master, Cleanup, String
         "--workspace-base-path",
         ws.to_str().unwrap_or_default(),
     ];
+    // This machine has two cores, and a service without cores reserves the default ones: a
+    // tenth of a core each lets the tests' many small services fit, unless a test says otherwise.
+    if !extra.contains(&"--default-cores") {
+        args.extend_from_slice(&["--default-cores", "0.1"]);
+    }
     args.extend_from_slice(extra);
     let m = Master::start_in(&dir, &args);
     (m, Cleanup(deployment.clone()), deployment)

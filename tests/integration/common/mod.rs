@@ -32,6 +32,27 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
+/// Unmounts every file system mounted at a folder for which `wanted` holds (workspace images),
+/// deepest first, and removes the images beside them (`<folder>.ext4`).
+pub fn unmount_where(wanted: impl Fn(&Path) -> bool) {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut points: Vec<PathBuf> =
+        table.lines().filter_map(|l| l.split(' ').nth(4)).map(PathBuf::from).filter(|p| wanted(p)).collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
+    points.dedup();
+    for p in points {
+        let _ = Command::new("timeout").args(["-k", "5", "60", "umount"]).arg(&p).status();
+        let mut image = p.clone().into_os_string();
+        image.push(".ext4");
+        let _ = std::fs::remove_file(image);
+    }
+}
+
+/// Unmounts every file system mounted under `dir` (see [`unmount_where`]).
+pub fn unmount_under(dir: &Path) {
+    unmount_where(|p| p.starts_with(dir));
+}
+
 /// A master process.
 pub struct Master {
     pub child: Child,

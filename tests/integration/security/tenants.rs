@@ -92,7 +92,9 @@ fn a_container_cannot_plant_root_files_setuid_binaries_or_devices_on_the_host() 
 #[test]
 fn a_burst_of_executions_released_at_once_starts_without_failures_and_leaves_nothing() {
     let n: usize = std::env::var("ZOE_BURST").ok().and_then(|v| v.parse().ok()).unwrap_or(150);
-    let (m, _cleanup, dep) = docker_master_with("burst", &["--max-memory", "8GiB", "--max-starting", "4"]);
+    // A hundredth of a core each (Docker's smallest limit): 150 fit on two cores.
+    let (m, _cleanup, dep) =
+        docker_master_with("burst", &["--max-memory", "8GiB", "--max-starting", "4", "--default-cores", "0.01"]);
     let sleeper = |memory: u64| {
         json!({"name": "b", "version": 2, "will_end": false, "requires_binary": false, "priority": 1,
             "services": [{"name": "main", "docker_image": IMAGE, "monitor": true, "total_count": 1, "essential_count": 1,
@@ -270,4 +272,139 @@ fn a_udp_port_is_published_as_udp() {
     assert!(c["NetworkSettings"]["Ports"]["5353/tcp"].is_null(), "not as TCP");
     let udp: Value = c["HostConfig"]["PortBindings"]["5353/udp"].clone();
     assert_eq!(udp[0]["HostIp"], "127.0.0.1", "{c}");
+}
+
+/// Issue 20, disk: a container wrote 1 GiB into its workspace and nothing stopped it. The
+/// workspace is now a file system of its quota: the write fails inside the container with "No
+/// space left on device", the owner and administrators see the use, and once the quota is
+/// lowered under what the workspace holds, new executions are refused until files go.
+#[test]
+fn a_workspace_holds_no_more_than_its_quota() {
+    let (m, _cleanup, dep) = docker_master_with("quota", &["--workspace-quota", "32MiB"]);
+    m.create_user("alice", "user", ALICE.1);
+    m.create_user("bob", "user", "bob-pw");
+    let fill = "sh -c 'dd if=/dev/zero of=/mnt/workspace/fill bs=1M count=64 2>&1; echo dd=$?; \
+                dd if=/dev/zero of=/mnt/workspace/more bs=1M count=1 2>&1; echo done; exec sleep 600'";
+    let id = m.submit(ALICE, "fill", &application(vec![service("main", true, 1, 0, fill, json!([]))]));
+    let e = wait_status(&m, ALICE, id, &["running", "error"], 60);
+    assert_eq!(e["status"], "running", "{e}");
+    let sid = e["services"][0].as_u64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let log = loop {
+        let log = m.get(&format!("/api/0.6/service/{sid}/logs"), ALICE).1.as_str().unwrap_or_default().to_string();
+        if log.contains("done") || Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(log.matches("No space left on device").count(), 2, "the writes must fail: {log}");
+    assert!(log.contains("dd=1"), "{log}");
+    let ws = m.state_dir.join("ws").join(&dep).join("alice");
+    let written = std::fs::metadata(ws.join("fill")).map(|m| m.len()).unwrap_or(0);
+    assert!(written > 16 << 20 && written <= 32 << 20, "it filled the quota and no more: {written} bytes");
+    // Its use, for alice and the administrators; not for bob.
+    let shown = m.get("/api/0.6/user/alice", ALICE).1;
+    let w = &shown["workspace"];
+    assert_eq!(w["quota"], 32 << 20, "{shown}");
+    assert!(w["used"].as_u64().unwrap() >= written && w["available"].as_u64().unwrap() < 1 << 20, "{shown}");
+    assert_eq!(m.get("/api/0.6/user/alice", ADMIN).1["workspace"], *w);
+    assert_eq!(m.get("/api/0.6/user/alice", ("bob", "bob-pw")).0, 404);
+    let text = |path: &str, who| m.get(path, who).1.as_str().unwrap_or_default().to_string();
+    let mine = text("/executions", ALICE);
+    assert!(mine.contains("Your workspace: ") && mine.contains(" of 32 MiB used"), "{mine}");
+    assert!(text("/admin/users", ADMIN).contains(" of 32 MiB used"), "the administrators' list of users");
+    // A full workspace does not stop new executions (they may be what makes room).
+    let true_app = application(vec![service("main", true, 1, 0, "true", json!([]))]);
+    let again = m.submit(ALICE, "again", &true_app);
+    assert_eq!(wait_status(&m, ALICE, again, &["finished", "error"], 60)["status"], "finished");
+    assert_eq!(m.delete(&format!("/api/0.6/execution/{id}"), ALICE).0, 204);
+    wait_status(&m, ALICE, id, &["terminated"], 60);
+
+    // The quota lowered under what it holds: refused, until files go.
+    let (state_dir, base) = (m.state_dir.clone(), m.state_dir.join("ws"));
+    drop(m);
+    let base = base.to_str().unwrap();
+    let flags = ["--deployment-name", &dep, "--workspace-base-path", base, "--workspace-quota", "16MiB"];
+    let m = crate::common::Master::start_in(&state_dir, &flags);
+    let refused = m.post("/api/0.6/execution", ALICE, &json!({"name": "over", "application": true_app}));
+    assert_error(&refused, 402, "quota_exceeded");
+    let message = refused.1["message"].as_str().unwrap_or_default();
+    assert!(message.contains("workspace") && message.contains("quota of 16 MiB"), "{message}");
+    assert!(m.get("/api/0.6/user/alice", ALICE).1["workspace"]["used"].as_u64().unwrap() > 16 << 20);
+    std::fs::remove_file(ws.join("fill")).unwrap();
+    std::thread::sleep(Duration::from_secs(6));
+    let ok = m.submit(ALICE, "room", &true_app);
+    assert_eq!(wait_status(&m, ALICE, ok, &["finished", "error"], 60)["status"], "finished");
+}
+
+/// Issue 20, disk again: a container wrote 512 MiB into its own root file system, which lives
+/// on the engine's disk. Root file systems are read-only now, and `/tmp` is a tmpfs counted in
+/// the container's memory: writing 300 MiB into either leaves the engine's disk as it was.
+#[test]
+fn nothing_a_container_writes_outside_its_workspace_reaches_the_disk() {
+    let (m, _cleanup, dep) = docker_master("rootfs");
+    m.create_user("alice", "user", ALICE.1);
+    let write = "sh -c 'for d in / /etc /bin /tmp; do dd if=/dev/zero of=$d/big bs=1M count=300 2>&1; \
+                 echo \"$d: $?\"; done; rm -f /tmp/big; echo done; exec sleep 600'";
+    let mut svc = service("main", true, 1, 0, write, json!([]));
+    svc["required_resources"]["memory"] = json!(64 << 20);
+    let id = m.submit(ALICE, "rootfs", &application(vec![svc]));
+    let e = wait_status(&m, ALICE, id, &["running", "error"], 60);
+    assert_eq!(e["status"], "running", "{e}");
+    let sid = e["services"][0].as_u64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let log = loop {
+        let log = m.get(&format!("/api/0.6/service/{sid}/logs"), ALICE).1.as_str().unwrap_or_default().to_string();
+        if log.contains("done") || Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(log.contains("done"), "{log}");
+    assert_eq!(log.matches("Read-only file system").count(), 3, "/, /etc and /bin are read-only: {log}");
+    assert!(!log.contains("/tmp: 0"), "300 MiB do not fit in /tmp of a 64 MiB container: {log}");
+    // What the container wrote to the engine's disk: its writable layer, nothing.
+    let name = format!("main-rootfs-alice-{dep}");
+    let out = docker(&["container", "inspect", "--size", "--format", "{{.SizeRw}}", &name]);
+    let size_rw: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(u64::MAX);
+    assert!(size_rw < 1 << 20, "the container's layer grew by {size_rw} bytes");
+    let c = inspect(&name);
+    assert_eq!(c["HostConfig"]["ReadonlyRootfs"], true);
+    assert_eq!(c["HostConfig"]["Tmpfs"]["/tmp"], format!("rw,exec,nosuid,nodev,size={},mode=1777", 64 << 20));
+}
+
+/// Issue 20, CPU: `"cores": 1e-300` was accepted and gave the container no CPU limit at all,
+/// and services without cores reserved nothing, so a user with `user-max-cores 1` ran 21 of them.
+/// Cores below Docker's smallest limit are refused with the field's path, and a service without
+/// cores reserves `default-cores`: no combination of descriptions runs more than the quota.
+#[test]
+fn cpu_is_bounded_by_what_is_reserved() {
+    let (m, _cleanup, dep) = docker_master_with("cores", &["--user-max-cores", "1", "--default-cores", "0.5"]);
+    m.create_user("alice", "user", ALICE.1);
+    let mut tiny = service("main", true, 1, 0, "sleep 600", json!([]));
+    tiny["required_resources"]["cores"] = json!(1e-300);
+    let refused = m.post("/api/0.6/execution", ALICE, &json!({"name": "tiny", "application": application(vec![tiny])}));
+    assert_error(&refused, 400, "out_of_range");
+    let message = refused.1["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("application.services[0].required_resources.cores: must be at least 0.01"),
+        "{message}"
+    );
+    // Busy loops without cores: each reserves half a core, two fit in the quota, the third is
+    // refused; the two running are limited to half a core each.
+    let busy = application(vec![service("main", true, 1, 0, "sh -c 'while :; do :; done'", json!([]))]);
+    let a = m.submit(ALICE, "busy-a", &busy);
+    let b = m.submit(ALICE, "busy-b", &busy);
+    let third = m.post("/api/0.6/execution", ALICE, &json!({"name": "busy-c", "application": busy}));
+    assert_error(&third, 402, "quota_exceeded");
+    assert!(third.1["message"].as_str().unwrap_or_default().contains("cores"), "{}", third.1);
+    for id in [a, b] {
+        let e = wait_status(&m, ALICE, id, &["running", "error"], 60);
+        assert_eq!(e["status"], "running", "{e}");
+        assert_eq!(e["application"]["services"][0]["required_resources"]["cores"], 0.5, "what it reserves, shown");
+        let name = format!("main-{}-alice-{dep}", e["name"].as_str().unwrap());
+        assert_eq!(inspect(&name)["HostConfig"]["NanoCpus"], 500_000_000);
+    }
+    let (_, stats) = m.post("/api/0.6/query", ALICE, &json!({"what": "stats_scheduler"}));
+    assert_eq!(stats["stats"]["cores_reserved"], 1.0, "{stats}");
 }

@@ -35,9 +35,10 @@ use futures_util::StreamExt;
 use super::client::Client;
 use super::config::validate_config;
 pub use super::config::DockerConfig;
+use super::logs::{self, KeptLogs};
 use super::shared::{label_filter, Reconciler, Starts};
-use super::{logs, LABEL_DEPLOYMENT};
-use crate::protocol::{BackendEvent, CpuUsage, LogStream, ServiceLogs};
+use super::LABEL_DEPLOYMENT;
+use crate::protocol::{BackendEvent, CpuUsage, FindRelay, LogStream, ServiceLogs};
 use watch::watch_events;
 
 // ------------------------------------------------------------------------------------------------
@@ -65,6 +66,7 @@ impl DockerActor {
                 runnable: Mutex::new(HashSet::new()),
                 stops: tokio::sync::Semaphore::new(config.max_calls.max(1)),
                 starts: Starts::default(),
+                logs: Arc::new(KeptLogs::new(config.log_dir.clone(), config.log_tail_bytes, config.log_keep_bytes)),
                 config,
             }),
         })
@@ -84,6 +86,15 @@ impl Actor for DockerActor {
 }
 
 command_handlers!(DockerActor, remove_containers: remove_containers);
+
+impl Handler<FindRelay> for DockerActor {
+    type Result = Result<String, String>;
+
+    /// One engine has no relays: the master reaches containers on the user's bridge directly.
+    fn handle(&mut self, _msg: FindRelay, _ctx: &mut Self::Context) -> Self::Result {
+        Err("one Docker Engine has no relays: its containers are reached directly".to_string())
+    }
+}
 
 impl Handler<CpuUsage> for DockerActor {
     type Result = ResponseFuture<Vec<Option<u64>>>;
@@ -121,6 +132,8 @@ struct Inner {
     stops: tokio::sync::Semaphore,
     /// Starts under way, by execution id.
     starts: Starts,
+    /// The log tails kept of removed containers.
+    logs: Arc<KeptLogs>,
 }
 
 impl Inner {

@@ -108,9 +108,8 @@ impl Inner {
     /// (see [`logs::save_log_tail`]).
     async fn save_log_tail(&self, docker: &Docker, container: &str, service_id: u64) -> Result<(), String> {
         let what = format!("reading the log of container {container}");
-        let (max, dir) = (self.config.log_tail_bytes, &self.config.log_dir);
         let open = |options| docker.logs(container, Some(options));
-        if logs::save_log_tail(&self.client, &what, max, dir, service_id, open).await? {
+        if logs::save_log_tail(&self.client, &what, &self.logs, service_id, open).await? {
             debug!(container, service_id, "kept the log tail");
         }
         Ok(())

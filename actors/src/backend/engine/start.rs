@@ -21,7 +21,7 @@ use super::Inner;
 use crate::backend::client::{pull_reason, CallError};
 use crate::backend::shared::{label_filter, start_outcome, Failure, StartControl};
 use crate::backend::{LABEL_DEPLOYMENT, LABEL_EXECUTION_ID, LABEL_OWNER};
-use crate::protocol::{ContainerSpec, StartExecution, StartedContainer};
+use crate::protocol::{scratch_options, ContainerSpec, StartExecution, StartedContainer, SCRATCH};
 
 /// Containers of one startup-order group created and started at the same time.
 const START_CONCURRENCY: usize = 4;
@@ -240,6 +240,8 @@ impl Inner {
         let host_config = HostConfig {
             memory: Some(memory),
             memory_swap: Some(memory),
+            readonly_rootfs: Some(true),
+            tmpfs: Some(SCRATCH.iter().map(|p| (p.to_string(), scratch_options(spec.memory))).collect()),
             nano_cpus: Some(spec.nano_cpus),
             pids_limit: Some(c.pids_limit),
             network_mode: Some(msg.network.clone()),

@@ -23,6 +23,7 @@
 
 mod constraints;
 mod follow;
+mod relay;
 mod remove;
 mod start;
 
@@ -36,9 +37,10 @@ use bollard::query_parameters::LogsOptions;
 
 use super::client::Client;
 use super::config::{validate_config, DockerConfig};
+use super::logs::{self, KeptLogs};
 use super::shared::{Reconciler, Starts};
-use super::{logs, LABEL_DEPLOYMENT};
-use crate::protocol::{BackendEvent, CpuUsage, LogStream, ServiceLogs};
+use super::LABEL_DEPLOYMENT;
+use crate::protocol::{BackendEvent, CpuUsage, FindRelay, LogStream, ServiceLogs};
 pub use constraints::Constraint;
 
 /// How often the tasks and nodes are polled.
@@ -66,7 +68,10 @@ impl SwarmActor {
                 starts: Starts::default(),
                 network_lock: tokio::sync::Mutex::new(()),
                 seen: Mutex::new(Seen::default()),
+                relays: Mutex::new(HashMap::new()),
+                relays_made: Mutex::new(HashSet::new()),
                 poke: tokio::sync::Notify::new(),
+                logs: Arc::new(KeptLogs::new(config.log_dir.clone(), config.log_tail_bytes, config.log_keep_bytes)),
                 config,
             }),
         })
@@ -87,6 +92,15 @@ impl Actor for SwarmActor {
 }
 
 command_handlers!(SwarmActor, remove_containers: remove_services);
+
+impl Handler<FindRelay> for SwarmActor {
+    type Result = actix::ResponseFuture<Result<String, String>>;
+
+    fn handle(&mut self, msg: FindRelay, _ctx: &mut Self::Context) -> Self::Result {
+        let inner = self.inner.clone();
+        Box::pin(async move { inner.find_relay(&msg.network, msg.fresh).await })
+    }
+}
 
 impl Handler<CpuUsage> for SwarmActor {
     type Result = Vec<Option<u64>>;
@@ -131,10 +145,16 @@ struct Inner {
     completions: AtomicU64,
     /// Starts under way, by execution id.
     starts: Starts,
+    /// The log tails kept of removed containers.
+    logs: Arc<KeptLogs>,
     /// Held while a network is made sure of (and the first services put on it), and while one
     /// is removed because nothing uses it: a start never loses its network to a removal.
     network_lock: tokio::sync::Mutex<()>,
     seen: Mutex<Seen>,
+    /// Where each network's relay was last found answering.
+    relays: Mutex<HashMap<String, String>>,
+    /// The networks whose relay this back end made or found.
+    relays_made: Mutex<HashSet<String>>,
     /// Wakes the poller before its next round.
     poke: tokio::sync::Notify,
 }

@@ -110,9 +110,8 @@ impl Inner {
     async fn save_and_delete(&self, docker: &Docker, name: &str, service_id: Option<u64>) -> Result<(), String> {
         if let Some(service_id) = service_id {
             let what = format!("reading the log of service {name}");
-            let dir = &self.config.log_dir;
             let open = |options| docker.service_logs(name, Some(options));
-            match logs::save_log_tail(&self.client, &what, self.config.log_tail_bytes, dir, service_id, open).await {
+            match logs::save_log_tail(&self.client, &what, &self.logs, service_id, open).await {
                 Ok(true) => debug!(name, service_id, "kept the log tail"),
                 Ok(false) => {}
                 // A service already gone (lost with its node and removed) has no log to keep.
@@ -181,21 +180,31 @@ impl Inner {
     async fn remove_network_if_unused(&self, docker: &Docker, owner: &str, network: &str) {
         let _guard = self.network_lock.lock().await;
         match self.list_services(docker, &[(LABEL_OWNER, owner.to_string())]).await {
-            Ok(list) if list.is_empty() => self.delete_network(docker, network).await,
+            Ok(list) if list.is_empty() => {
+                self.remove_relay(docker, network).await;
+                self.delete_network(docker, network).await
+            }
             Ok(_) => {}
             Err(e) => debug!(network, error = %e, "cannot tell whether the network is still used"),
         }
     }
 
+    /// Removes a network; while Swarm is still taking a removed relay's endpoint off it, tries
+    /// again a few times.
     async fn delete_network(&self, docker: &Docker, network: &str) {
-        let result = self
-            .client
-            .call(&format!("removing network {network}"), self.config.call_timeout, docker.remove_network(network))
-            .await;
-        match result {
-            Ok(()) => info!(network, "removed network"),
-            Err(e) if e.is_not_found() => {}
-            Err(e) => warn!(network, error = %e, "cannot remove network"),
+        for attempt in 1..=10 {
+            let result = self
+                .client
+                .call(&format!("removing network {network}"), self.config.call_timeout, docker.remove_network(network))
+                .await;
+            match result {
+                Ok(()) => return info!(network, "removed network"),
+                Err(e) if e.is_not_found() => return,
+                Err(e) if attempt < 10 && e.to_string().contains("active endpoints") => {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return warn!(network, error = %e, "cannot remove network"),
+            }
         }
     }
 
@@ -232,6 +241,7 @@ impl Inner {
         match self.client.ready().await {
             Ok(docker) => {
                 let _guard = self.network_lock.lock().await;
+                self.remove_relay(&docker, &msg.network).await;
                 self.delete_network(&docker, &msg.network).await;
             }
             Err(e) => warn!(network = msg.network, error = %e, "cannot remove network"),

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use bollard::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum, EndpointSpec,
-    EndpointSpecModeEnum, Limit, Mount, MountType, NetworkAttachmentConfig, NetworkCreateRequest, ResourceObject,
-    ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, Task, TaskSpec, TaskSpecContainerSpec,
+    EndpointSpecModeEnum, Limit, Mount, MountTmpfsOptions, MountType, NetworkAttachmentConfig, NetworkCreateRequest,
+    ResourceObject, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, Task, TaskSpec, TaskSpecContainerSpec,
     TaskSpecContainerSpecPrivileges, TaskSpecLogDriver, TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy,
     TaskSpecRestartPolicyConditionEnum, TaskState,
 };
@@ -21,7 +21,7 @@ use super::Inner;
 use crate::backend::client::CallError;
 use crate::backend::shared::{label_filter, label_u64, start_outcome, Failure, StartControl};
 use crate::backend::{LABEL_DEPLOYMENT, LABEL_EXECUTION_ID, LABEL_OWNER, LABEL_SERVICE_ID};
-use crate::protocol::{ContainerSpec, StartExecution, StartedContainer, Transport};
+use crate::protocol::{ContainerSpec, StartExecution, StartedContainer, Transport, SCRATCH};
 
 /// How often the tasks of a starting group are looked at.
 const WAIT_STEP: Duration = Duration::from_millis(50);
@@ -63,6 +63,11 @@ impl Inner {
         // the owner's last execution cannot take the network away meanwhile.
         let mut network_guard = Some(self.network_lock.lock().await);
         self.ensure_network(docker, &msg.network, &msg.owner).await?;
+        // The master reaches the services through it; an execution runs without it (the proxy
+        // makes it again when it needs it).
+        if let Err(e) = self.ensure_relay(docker, &msg.network, false).await {
+            tracing::warn!(network = msg.network, error = e, "no relay on the network yet");
+        }
         let mut order: Vec<&ContainerSpec> = msg.containers.iter().collect();
         order.sort_by_key(|c| c.startup_order);
         let mut started = Vec::with_capacity(order.len());
@@ -131,16 +136,29 @@ impl Inner {
         let c = &self.config;
         let labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
         let memory = i64::try_from(spec.memory).unwrap_or(i64::MAX);
-        let mounts = match (source, &spec.workspace) {
-            (Some(source), Some(ws)) => Some(vec![Mount {
+        let mut mounts: Vec<Mount> = SCRATCH
+            .iter()
+            .map(|p| Mount {
+                target: Some(p.to_string()),
+                typ: Some(MountType::TMPFS),
+                tmpfs_options: Some(MountTmpfsOptions {
+                    size_bytes: Some(memory),
+                    mode: Some(0o1777),
+                    // Honoured from API 1.46 (Docker 27); older managers mount it noexec.
+                    options: Some(vec![vec!["exec".to_string()]]),
+                }),
+                ..Default::default()
+            })
+            .collect();
+        if let (Some(source), Some(ws)) = (source, &spec.workspace) {
+            mounts.push(Mount {
                 target: Some(ws.container.clone()),
                 source: Some(source),
                 typ: Some(MountType::BIND),
                 read_only: Some(false),
                 ..Default::default()
-            }]),
-            _ => None,
-        };
+            });
+        }
         let grace = i64::try_from(c.stop_grace.as_nanos()).unwrap_or(i64::MAX);
         let ports: Vec<EndpointPortConfig> = spec
             .exposed_ports
@@ -166,7 +184,8 @@ impl Inner {
                     hostname: Some(spec.name.clone()),
                     env: Some(spec.env.clone()),
                     user: Some(format!("{0}:{0}", spec.uid)),
-                    mounts,
+                    mounts: Some(mounts),
+                    read_only: Some(true),
                     stop_grace_period: Some(grace),
                     init: Some(true),
                     capability_drop: Some(vec!["ALL".to_string()]),
@@ -185,7 +204,7 @@ impl Inner {
                         pids: Some(c.pids_limit),
                     }),
                     reservations: Some(ResourceObject {
-                        nano_cpus: Some(spec.reserved_nano_cpus),
+                        nano_cpus: Some(spec.nano_cpus),
                         memory_bytes: Some(memory),
                         ..Default::default()
                     }),
@@ -231,7 +250,7 @@ impl Inner {
         let name = &spec.name;
         let source = match spec.workspace.clone() {
             Some(ws) => {
-                let bind = tokio::task::spawn_blocking(move || crate::workspace::prepare(&ws))
+                let bind = tokio::task::spawn_blocking(move || crate::workspace::prepare_folder(&ws))
                     .await
                     .map_err(|e| format!("the workspace task failed: {e}"))??;
                 // `host:container:rw`; the container path has no colon.
