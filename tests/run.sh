@@ -34,7 +34,13 @@ fi
 # Docker-in-Docker nodes: the node image is built once from Debian packages and cached in the
 # engine; the cluster comes up here (a few seconds) and goes, with everything it made, when this
 # script exits, whatever the outcome.
-trap 'bash tests/cluster/cluster.sh down >/dev/null 2>&1 || echo "run.sh: the test cluster could not be torn down; run tests/cluster/cluster.sh down" >&2' EXIT
+# Workspace images a test left mounted (a test killed before its clean-up) are unmounted too.
+leftover_mounts() {
+    awk '{print $5}' /proc/self/mountinfo |
+        grep -E "^(${TMPDIR:-/tmp}/zoe-it-|$PWD/)" | sort -r |
+        while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
+}
+trap 'leftover_mounts; bash tests/cluster/cluster.sh down >/dev/null 2>&1 || echo "run.sh: the test cluster could not be torn down; run tests/cluster/cluster.sh down" >&2' EXIT
 bash tests/cluster/cluster.sh up >/dev/null
 bash tests/cluster/cluster.sh load zoe-test-busybox:latest
 

@@ -93,6 +93,9 @@ impl Master {
             .arg(state_dir)
             .args(extra)
             .env("ZOE_ADMIN_PASSWORD", ADMIN.1)
+            // Workspaces (loop-mounted images) under the test's own folder, never in the
+            // checkout, where nothing would unmount them (a `--workspace-base-path` flag wins).
+            .env("ZOE_WORKSPACE_BASE_PATH", state_dir.join("ws"))
             .env("ZOE_LOG", "info")
             .env_remove("ZOE_CONFIG")
             .stdout(Stdio::null())
