@@ -269,7 +269,7 @@ impl Auth {
 
 /// A user name for a message: made-up names can be long.
 fn shorten(name: &str) -> String {
-    zoe_actors::naming::shorten(name, 64)
+    zoe_actors::description::naming::shorten(name, 64)
 }
 
 fn unauthorized() -> ApiError {

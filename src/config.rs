@@ -423,7 +423,7 @@ pub fn policy_arg() -> impl clap::builder::TypedValueParser<Value = Policy> {
         .try_map(|s: String| Policy::parse(&s).ok_or("unknown scheduling policy"))
 }
 
-pub use zoe_actors::units::parse_bytes;
+pub use zoe_actors::description::units::parse_bytes;
 
 /// A size in the TOML file: a number of bytes or a string such as "10MiB".
 mod bytes {

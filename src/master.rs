@@ -464,7 +464,7 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
         if quota < zoe_actors::workspace::MIN_QUOTA {
             return Err(StartError(format!(
                 "--{what} must be at least {} (an ext4 file system needs some room for itself)",
-                zoe_actors::units::show_bytes(zoe_actors::workspace::MIN_QUOTA)
+                zoe_actors::description::units::show_bytes(zoe_actors::workspace::MIN_QUOTA)
             )));
         }
     }

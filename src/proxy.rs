@@ -127,14 +127,14 @@ async fn enter(
         ));
     }
     // What follows `/proxy/<id>/<instance>/<port>` is the page wanted on the application host.
-    let base = zoe_actors::naming::proxy_path(id, &instance, port);
+    let base = zoe_actors::description::naming::proxy_path(id, &instance, port);
     let rest = req.uri().path().get(base.len() - 1..).unwrap_or("/");
     let rest = if rest.is_empty() { "/" } else { rest };
     let next = match req.uri().query() {
         Some(q) => format!("{rest}?{q}"),
         None => rest.to_string(),
     };
-    let label = zoe_actors::naming::app_host_label(id, &instance, port);
+    let label = zoe_actors::description::naming::app_host_label(id, &instance, port);
     let trusted = &data.config.trusted_proxy;
     let zoe_host = crate::origin::request_host(&req, trusted);
     let (_, client_port) = crate::origin::split_host(&zoe_host);

@@ -12,7 +12,7 @@ use zoe_checkpoints::ServiceStatus;
 /// A monitor of `monitor_mib` and `workers` workers of `worker_mib`, `essential` of them
 /// essential.
 fn spark(monitor_mib: u64, worker_mib: u64, workers: u32, essential: u32) -> Application {
-    crate::app_description::parse_application(&json!({
+    crate::description::app_description::parse_application(&json!({
         "name": "spark", "version": 2, "will_end": true, "requires_binary": false, "priority": 1,
         "services": [
             {"name": "master", "docker_image": "img", "monitor": true, "total_count": 1, "essential_count": 1,

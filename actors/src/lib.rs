@@ -5,11 +5,10 @@
 //!
 //! Nothing here knows about HTTP.
 
-pub mod app_description;
 pub mod backend;
+pub mod description;
 pub mod error;
 pub mod history;
-pub mod naming;
 pub mod outcomes;
 pub mod placement;
 pub mod plan;
@@ -19,10 +18,7 @@ pub mod relay;
 pub mod scheduler;
 pub mod simulator;
 pub mod state_actor;
-pub mod strict_json;
-pub mod template;
 pub mod transitions;
-pub mod units;
 pub mod views;
 pub mod workspace;
 

@@ -26,7 +26,7 @@ use crate::transitions::{self, Caller};
 use crate::views::{self, QueryWhat};
 
 fn app(workers: u32) -> zoe_checkpoints::Application {
-    crate::app_description::parse_application(&json!({
+    crate::description::app_description::parse_application(&json!({
         "name": "spark", "version": 2, "will_end": false, "requires_binary": false, "priority": 7,
         "services": [
             {"name": "master", "docker_image": "m:1", "monitor": true, "total_count": 1, "essential_count": 1,

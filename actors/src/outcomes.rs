@@ -377,7 +377,7 @@ mod tests {
     fn state_with_one(status_after: &str) -> (State, u64) {
         let mut s = crate::testing::admin_state();
         let admin = crate::testing::admin();
-        let app = crate::app_description::parse_application(&json!({
+        let app = crate::description::app_description::parse_application(&json!({
             "name": "a", "version": 2, "will_end": true, "requires_binary": false, "priority": 1,
             "services": [{"name": "main", "docker_image": "img", "monitor": true, "total_count": 2, "essential_count": 1,
                           "startup_order": 0, "ports": [], "required_resources": {"memory": 67108864}}]
@@ -410,7 +410,7 @@ mod tests {
     #[test]
     fn a_grow_interrupted_by_a_restart_waits_for_room_again() {
         let mut s = crate::testing::admin_state();
-        let app = crate::app_description::parse_application(&json!({
+        let app = crate::description::app_description::parse_application(&json!({
             "name": "a", "version": 2, "will_end": true, "requires_binary": false, "priority": 1,
             "services": [
                 {"name": "main", "docker_image": "img", "monitor": true, "total_count": 1, "essential_count": 1,

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 
 use zoe_checkpoints::{Execution, Service, ServiceStatus, State};
 
-use crate::naming;
+use crate::description::naming;
+use crate::description::template::{self, Vars};
 use crate::protocol::{ContainerSpec, ExposedPort, RemoveExecution, StartExecution, Transport, Workspace};
-use crate::template::{self, Vars};
 
 /// Where the workspace is mounted in every container.
 pub const WORKSPACE_MOUNT: &str = "/mnt/workspace";
@@ -184,7 +184,7 @@ mod tests {
         let admin = crate::testing::admin();
         let alice = create_user(&mut s, &admin, "alice", Role::User, "$argon2id$".into(), at(0)).unwrap();
         let alice = Caller { id: alice.id, name: "alice".into(), role: Role::User };
-        let app = crate::app_description::parse_application(&json!({
+        let app = crate::description::app_description::parse_application(&json!({
             "name": "spark", "version": 2, "will_end": false, "requires_binary": false, "priority": 1,
             "services": [
                 {"name": "worker", "docker_image": "w:1", "monitor": false, "total_count": 2, "essential_count": 1,

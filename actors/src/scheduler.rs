@@ -21,9 +21,9 @@ use std::time::Duration;
 
 use zoe_checkpoints::{Application, Execution, ExecutionStatus, Role, State, Timestamp};
 
+use crate::description::units::show_bytes;
 use crate::error::{Code, ZoeError};
 use crate::placement::{self, Node};
-use crate::units::show_bytes;
 
 /// How the queue is ordered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -675,7 +675,7 @@ mod tests {
         if let Some(c) = cores {
             res["cores"] = json!(c);
         }
-        crate::app_description::parse_application(&json!({
+        crate::description::app_description::parse_application(&json!({
             "name": "a", "version": 2, "will_end": true, "requires_binary": false, "priority": priority,
             "services": [{"name": "main", "docker_image": "img", "monitor": true, "total_count": 1,
                           "essential_count": 1, "startup_order": 0, "ports": [], "required_resources": res}]

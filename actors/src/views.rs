@@ -20,9 +20,9 @@ use zoe_checkpoints::{
     Application, Execution, ExecutionStatus, Role, Service, ServicePort, ServiceStatus, Timestamp, User,
 };
 
+use crate::description::naming;
 use crate::error::{Code, ZoeError};
 use crate::history::{self, Found, ListFilter, Selection};
-use crate::naming;
 use crate::placement;
 use crate::reader::{Counters, JsonCache, Published};
 use crate::scheduler::{self, Policy, SchedulerConfig};
@@ -997,7 +997,7 @@ mod tests {
         for n in ["alice", "bob"] {
             create_user(&mut s, &admin, n, Role::User, "$argon2id$".into(), at(1)).unwrap();
         }
-        let app = crate::app_description::parse_application(&json!({
+        let app = crate::description::app_description::parse_application(&json!({
             "name": "web", "version": 2, "will_end": false, "requires_binary": false, "priority": 1,
             "services": [{"name": "main", "docker_image": "img", "monitor": true, "total_count": 1, "essential_count": 1,
                           "startup_order": 0, "required_resources": {"memory": 33554432},

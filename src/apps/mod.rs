@@ -1,5 +1,5 @@
 //! Application hosts: every exposed port of every execution is served on a host name of its own,
-//! `<port>-<instance>-<execution-id>.<apps-domain>` (`zoe_actors::naming::app_host_label`), on
+//! `<port>-<instance>-<execution-id>.<apps-domain>` (`zoe_actors::description::naming::app_host_label`), on
 //! the master's own listener. Tenants' pages never share an origin with Zoe or with each other
 //! (design rule 12), so a page served by one execution can neither act with its visitor's
 //! credentials for Zoe nor read or drive another execution's applications.
@@ -93,7 +93,7 @@ pub fn check_domain(domain: &str) -> Result<(), String> {
         Err(format!(
             "apps-domain {:?} must be a lowercase DNS name (labels of a-z, 0-9 and '-' separated by dots), e.g. \
              localhost or apps.zoe.example",
-            zoe_actors::naming::shorten(domain, 64)
+            zoe_actors::description::naming::shorten(domain, 64)
         ))
     }
 }
@@ -157,7 +157,7 @@ fn service_worker_refused() -> ApiError {
 }
 
 fn sign_in_required(label: &str) -> ApiError {
-    let place = match zoe_actors::naming::parse_app_host_label(label) {
+    let place = match zoe_actors::description::naming::parse_app_host_label(label) {
         Some((id, port)) => format!("port {port} of execution {id}"),
         None => "an application".to_string(),
     };

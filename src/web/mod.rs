@@ -294,14 +294,18 @@ fn description_of(form: &mut NewExecutionForm, max_bytes: usize) -> Result<Appli
             }
         }
     }
-    let v: Value = zoe_actors::strict_json::from_str(&form.description).map_err(|e| match e {
-        zoe_actors::strict_json::Error::Syntax(e) => ApiError::new(
+    let v: Value = zoe_actors::description::strict_json::from_str(&form.description).map_err(|e| match e {
+        zoe_actors::description::strict_json::Error::Syntax(e) => ApiError::new(
             Code::InvalidDescription("invalid_json"),
             format!("application: this is not valid JSON (line {}, column {}: {e})", e.line(), e.column()),
         ),
-        zoe_actors::strict_json::Error::DuplicateKey(path) => ApiError::new(
+        zoe_actors::description::strict_json::Error::DuplicateKey(path) => ApiError::new(
             Code::InvalidDescription("duplicate_key"),
-            format!("{}: {}", zoe_actors::strict_json::join("application", &path), zoe_actors::strict_json::DUPLICATE),
+            format!(
+                "{}: {}",
+                zoe_actors::description::strict_json::join("application", &path),
+                zoe_actors::description::strict_json::DUPLICATE
+            ),
         ),
     })?;
     crate::api::parse_description(&v, max_bytes)

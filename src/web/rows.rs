@@ -309,7 +309,7 @@ mod tests {
 
     #[test]
     fn executions_say_where_they_stand() {
-        let app = zoe_actors::app_description::parse_application(&serde_json::json!({
+        let app = zoe_actors::description::app_description::parse_application(&serde_json::json!({
             "name": "a", "version": 2, "will_end": true, "requires_binary": false, "priority": 1,
             "services": [{"name": "main", "docker_image": "img", "monitor": true, "total_count": 1,
                           "essential_count": 1, "startup_order": 0, "ports": [], "required_resources": {"memory": 8388608}}]

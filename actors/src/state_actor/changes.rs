@@ -6,7 +6,7 @@ use actix::prelude::*;
 use zoe_checkpoints::{Action, Application, Change, ExecutionStatus, Role};
 
 use super::{Effect, StateActor};
-use crate::app_description::check_registries;
+use crate::description::app_description::check_registries;
 use crate::error::ZoeError;
 use crate::plan;
 use crate::protocol::RemoveNetwork;
@@ -103,7 +103,8 @@ impl Handler<DeleteUser> for StateActor {
             Ok(user) => {
                 self.note(&msg.caller.name, Action::DeleteUser, &[user.id]);
                 if self.backend.is_some() {
-                    let network = crate::naming::user_network_name(&user.name, &self.state.deployment_name);
+                    let network =
+                        crate::description::naming::user_network_name(&user.name, &self.state.deployment_name);
                     self.waiting.effects.push(Effect::RemoveNetwork(RemoveNetwork { network }));
                 }
                 self.commit((), ctx)
@@ -122,7 +123,7 @@ impl Handler<SubmitExecution> for StateActor {
     type Result = ResponseFuture<Result<u64, ZoeError>>;
 
     fn handle(&mut self, msg: SubmitExecution, ctx: &mut Self::Context) -> Self::Result {
-        let secret = if msg.application.needs_secret(|t| crate::template::uses(t, "proxy_secret")) {
+        let secret = if msg.application.needs_secret(|t| crate::description::template::uses(t, "proxy_secret")) {
             match new_secret() {
                 Ok(s) => Some(s),
                 Err(e) => {

@@ -116,7 +116,7 @@ fn platform() -> PlatformInfo {
 }
 
 fn submit(name: &str) -> SubmitExecution {
-    let app = crate::app_description::parse_application(&json!({
+    let app = crate::description::app_description::parse_application(&json!({
         "name": "app", "version": 2, "will_end": true, "requires_binary": false, "priority": 1,
         "services": [{"name": "main", "docker_image": "img", "monitor": true, "total_count": 1,
                       "essential_count": 1, "startup_order": 0, "ports": [],
