@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use zoe_actors::description::app_description::parse_application;
+use zoe_actors::logic::views::{self, QueryWhat, UserView};
 use zoe_actors::protocol::ServiceLogs;
 use zoe_actors::state_actor::{CreateUser, DeleteUser, SubmitExecution, TerminateExecution, UpdateUser};
-use zoe_actors::views::{self, QueryWhat, UserView};
 use zoe_actors::Code;
 use zoe_checkpoints::Role;
 

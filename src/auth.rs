@@ -18,7 +18,7 @@ use actix_web::{web, FromRequest, HttpRequest};
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use base64::Engine;
 use blake2::{Blake2s256, Digest};
-use zoe_actors::views::credentials;
+use zoe_actors::logic::views::credentials;
 use zoe_actors::Caller;
 
 use crate::error::{ApiError, HttpCode};

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args};
 use serde::{Deserialize, Serialize};
-use zoe_actors::scheduler::Policy;
+use zoe_actors::logic::scheduler::Policy;
 
 /// The default password of `zoeadmin`; the master warns loudly while it is in use.
 pub const DEFAULT_ADMIN_PASSWORD: &str = "changeme";
@@ -479,8 +479,8 @@ impl MasterConfig {
         }
     }
 
-    pub fn scheduler(&self) -> zoe_actors::scheduler::SchedulerConfig {
-        use zoe_actors::scheduler::{Quota, SchedulerConfig};
+    pub fn scheduler(&self) -> zoe_actors::logic::scheduler::SchedulerConfig {
+        use zoe_actors::logic::scheduler::{Quota, SchedulerConfig};
         use zoe_checkpoints::Role;
         let secs = |s: Option<u64>| s.map(std::time::Duration::from_secs);
         SchedulerConfig {

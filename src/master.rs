@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use actix_web::{web, App, HttpServer};
 use time::OffsetDateTime;
 use zoe_actors::backend::{Backend, DockerConfig, RelaySettings, TlsFiles};
-use zoe_actors::plan::PlanSettings;
+use zoe_actors::logic::plan::PlanSettings;
 use zoe_actors::state_actor::{Durable, StateActor, StateConfig};
 use zoe_checkpoints::archive::{check_numbers, foreign_execution, IndexNote, LayoutError};
 use zoe_checkpoints::{

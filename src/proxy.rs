@@ -34,7 +34,7 @@ use http_body_util::{BodyStream, Either, Empty, StreamBody};
 use hyper::body::Frame;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use zoe_actors::views::{self, ProxyTarget};
+use zoe_actors::logic::views::{self, ProxyTarget};
 use zoe_actors::Code;
 
 use crate::apps::sessions::Grant;

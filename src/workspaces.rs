@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use zoe_actors::description::units::show_bytes;
-use zoe_actors::transitions::Caller;
+use zoe_actors::logic::transitions::Caller;
 use zoe_actors::workspace::{self, Quotas, WorkspaceUse};
 use zoe_actors::{Code, ZoeError};
 use zoe_checkpoints::Role;

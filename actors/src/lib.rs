@@ -8,26 +8,16 @@
 pub mod backend;
 pub mod description;
 pub mod error;
-pub mod history;
-pub mod outcomes;
-pub mod placement;
-pub mod plan;
+pub mod logic;
 pub mod protocol;
-pub mod reader;
 pub mod relay;
-pub mod scheduler;
-pub mod simulator;
 pub mod state_actor;
-pub mod transitions;
-pub mod views;
 pub mod workspace;
 
-#[cfg(test)]
-mod load_properties;
 #[cfg(test)]
 mod testing;
 
 /// The single-engine back end under its older path: [`backend::engine`].
 pub use backend::engine as docker_actor;
 pub use error::{Code, ZoeError};
-pub use transitions::Caller;
+pub use logic::transitions::Caller;

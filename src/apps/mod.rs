@@ -31,7 +31,8 @@ use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
-use zoe_actors::{views, Code};
+use zoe_actors::logic::views;
+use zoe_actors::Code;
 
 use crate::error::{ApiError, HttpCode};
 use crate::AppData;
@@ -279,7 +280,7 @@ pub fn spawn_sweeper(data: web::Data<AppData>) {
             let p = data.reader.now();
             data.apps.sessions.sweep(Instant::now(), |g: &Grant| {
                 let running = p.state.executions.get(&g.execution).is_some_and(|e| e.status.is_active());
-                running && zoe_actors::transitions::check_caller(&p.state, &g.caller).is_ok()
+                running && zoe_actors::logic::transitions::check_caller(&p.state, &g.caller).is_ok()
             });
         }
     });

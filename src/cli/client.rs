@@ -15,7 +15,7 @@ use std::time::Duration;
 use base64::Engine;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use zoe_actors::views::QueryWhat;
+use zoe_actors::logic::views::QueryWhat;
 
 /// Base path of the REST API.
 const API: &str = "/api/0.6";

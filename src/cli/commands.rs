@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::{json, Value};
 use zoe_actors::description::app_description::parse_application;
-use zoe_actors::views::{
+use zoe_actors::logic::views::{
     ExecutionView, InstanceCounts, PlatformStats, QueryWhat, SchedulerStats, ServiceView, Stats, Status, UserView,
 };
 use zoe_actors::ZoeError;

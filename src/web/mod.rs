@@ -4,7 +4,7 @@
 //! fills the description box from a file or the catalogue and asks before destructive actions.
 //!
 //! Each handler authenticates ([`page::WebUser`]), reads what it shows in one call to a view of
-//! the newest durable state (`zoe_actors::views`, which decides what the caller may see) or sends
+//! the newest durable state (`zoe_actors::logic::views`, which decides what the caller may see) or sends
 //! one change to the state actor, and renders an askama template from `src/web/templates/`. Every state-changing
 //! POST carries a per-user anti-CSRF token and is refused when the browser says it comes from
 //! another site.
@@ -29,9 +29,10 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde_json::Value;
-use zoe_actors::history::ListFilter;
+use zoe_actors::logic::history::ListFilter;
+use zoe_actors::logic::views;
 use zoe_actors::state_actor::{SubmitExecution, TerminateExecution};
-use zoe_actors::{views, Code};
+use zoe_actors::Code;
 use zoe_checkpoints::Application;
 
 use crate::error::{ApiError, ErrorCode, HttpCode};

@@ -4,7 +4,7 @@
 
 use std::ops::Deref;
 
-use zoe_actors::views::{ExecutionView, PortView, ServiceView, UserView};
+use zoe_actors::logic::views::{ExecutionView, PortView, ServiceView, UserView};
 use zoe_actors::workspace::WorkspaceUse;
 use zoe_checkpoints::{ExecutionStatus, ServiceStatus, Timestamp};
 
@@ -256,7 +256,7 @@ impl UserRow {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
-    use zoe_actors::views::Status;
+    use zoe_actors::logic::views::Status;
     use zoe_checkpoints::ServiceStatus;
 
     fn at(secs: i64) -> Timestamp {
@@ -342,8 +342,8 @@ mod tests {
             ("1 in the queue".into(), "3 in the queue".into())
         );
         e.0.status = Status(ExecutionStatus::Running);
-        e.0.instances.essential = zoe_actors::views::InstanceCounts { running: 1, starting: 0, waiting: 0 };
-        e.0.instances.elastic = zoe_actors::views::InstanceCounts { running: 1, starting: 1, waiting: 1 };
+        e.0.instances.essential = zoe_actors::logic::views::InstanceCounts { running: 1, starting: 0, waiting: 0 };
+        e.0.instances.elastic = zoe_actors::logic::views::InstanceCounts { running: 1, starting: 1, waiting: 1 };
         assert_eq!(e.instances_text(false), "1 running, 1 starting, 1 waiting for room");
         assert!(e.status_text().contains("as room frees"), "{}", e.status_text());
     }

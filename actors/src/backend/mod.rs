@@ -97,7 +97,7 @@ pub enum Backend {
 pub use engine::DockerActor;
 pub use swarm::SwarmActor;
 
-// Containers get them (and others) from `crate::plan`; networks get the first two from the back
+// Containers get them (and others) from `crate::logic::plan`; networks get the first two from the back
 // end that creates them.
 
 /// The deployment a container or network belongs to.

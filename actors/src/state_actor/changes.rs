@@ -1,6 +1,6 @@
 //! The messages that change the state: one per change a request asks for. Each checks its caller
 //! against the current state, applies a pure transition, and answers once the change is durable.
-//! (Reads are not messages: see [`crate::reader`] and [`crate::views`].)
+//! (Reads are not messages: see [`crate::logic::reader`] and [`crate::logic::views`].)
 
 use actix::prelude::*;
 use zoe_checkpoints::{Action, Application, Change, ExecutionStatus, Role};
@@ -8,10 +8,10 @@ use zoe_checkpoints::{Action, Application, Change, ExecutionStatus, Role};
 use super::{Effect, StateActor};
 use crate::description::app_description::check_registries;
 use crate::error::ZoeError;
-use crate::plan;
+use crate::logic::plan;
+use crate::logic::transitions::{self, Caller, Termination};
+use crate::logic::views::{user_view, UserView};
 use crate::protocol::RemoveNetwork;
-use crate::transitions::{self, Caller, Termination};
-use crate::views::{user_view, UserView};
 
 macro_rules! message {
     ($(#[$m:meta])* $name:ident { $($field:ident : $ty:ty),* $(,)? } -> $ret:literal) => {

@@ -16,8 +16,8 @@ use zoe_checkpoints::{encode, Archive, ArchiveIndex, ExecutionStatus, Role, Stor
 
 use super::{CreateUser, Durable, StateActor, StateConfig, SubmitExecution};
 use crate::error::Code;
+use crate::logic::reader::Reader;
 use crate::protocol::*;
-use crate::reader::Reader;
 use crate::testing::{admin, admin_state};
 
 /// What the back end was asked, in order.

@@ -10,8 +10,8 @@ use zoe_checkpoints::{
 use crate::description::app_description::check_host_names;
 use crate::description::naming;
 use crate::error::{Code, ZoeError};
-use crate::placement::Node;
-use crate::scheduler::{self, SchedulerConfig};
+use crate::logic::placement::Node;
+use crate::logic::scheduler::{self, SchedulerConfig};
 
 /// Who is asking: an authenticated user.
 #[derive(Clone, Debug, PartialEq, Eq)]

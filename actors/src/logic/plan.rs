@@ -171,9 +171,9 @@ pub fn remove_plan(e: &Execution) -> RemoveExecution {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scheduler::{to_start, SchedulerConfig};
+    use crate::logic::scheduler::{to_start, SchedulerConfig};
+    use crate::logic::transitions::{begin_start, create_user, submit_execution, Caller};
     use crate::testing::at;
-    use crate::transitions::{begin_start, create_user, submit_execution, Caller};
     use serde_json::json;
 
     use zoe_checkpoints::Role;
@@ -202,7 +202,7 @@ mod tests {
         .unwrap();
         let cfg = SchedulerConfig { default_cores: 0.5, ..SchedulerConfig::default() };
         let id = submit_execution(&mut s, &alice, "wc1", app, &cfg, None, at(1)).unwrap();
-        crate::transitions::give_secret(&mut s, id, "s3cr3t".into());
+        crate::logic::transitions::give_secret(&mut s, id, "s3cr3t".into());
         assert_eq!(to_start(&s, &cfg, None, at(1)), vec![id]);
         begin_start(&mut s, id, at(2)).unwrap();
         assert!(to_start(&s, &cfg, None, at(2)).is_empty());
