@@ -519,7 +519,7 @@ impl MasterConfig {
 
 impl MasterConfig {
     /// Each role's workspace quota.
-    pub fn workspace_quotas(&self) -> zoe_actors::workspace::Quotas {
+    pub fn workspace_quotas(&self) -> zoe_actors::backend::workspace::Quotas {
         use zoe_checkpoints::Role;
         let mut by_role = std::collections::HashMap::new();
         for (role, quota) in [(Role::Guest, self.guest_workspace_quota), (Role::User, self.user_workspace_quota)] {
@@ -527,7 +527,7 @@ impl MasterConfig {
                 by_role.insert(role, q);
             }
         }
-        zoe_actors::workspace::Quotas { default: self.workspace_quota, by_role }
+        zoe_actors::backend::workspace::Quotas { default: self.workspace_quota, by_role }
     }
 
     /// The idle limits of idle culling.

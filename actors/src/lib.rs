@@ -12,12 +12,9 @@ pub mod logic;
 pub mod protocol;
 pub mod relay;
 pub mod state_actor;
-pub mod workspace;
 
 #[cfg(test)]
 mod testing;
 
-/// The single-engine back end under its older path: [`backend::engine`].
-pub use backend::engine as docker_actor;
 pub use error::{Code, ZoeError};
 pub use logic::transitions::Caller;

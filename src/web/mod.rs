@@ -104,7 +104,7 @@ fn now() -> zoe_checkpoints::Timestamp {
 struct ExecutionsPage {
     layout: Layout,
     /// The signed-in user's workspace: its use of the quota.
-    workspace: Option<zoe_actors::workspace::WorkspaceUse>,
+    workspace: Option<zoe_actors::backend::workspace::WorkspaceUse>,
     executions: Vec<ExecutionRow>,
     refresh: bool,
     /// When older executions were left out: where the next page starts.

@@ -4,8 +4,8 @@
 
 use std::ops::Deref;
 
+use zoe_actors::backend::workspace::WorkspaceUse;
 use zoe_actors::logic::views::{ExecutionView, PortView, ServiceView, UserView};
-use zoe_actors::workspace::WorkspaceUse;
 use zoe_checkpoints::{ExecutionStatus, ServiceStatus, Timestamp};
 
 /// A time for people: `2025-11-25 09:07:03` (UTC).

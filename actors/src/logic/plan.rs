@@ -47,7 +47,7 @@ pub struct PlanSettings {
     /// master's proxy).
     pub publish_ports: bool,
     /// Each role's workspace quota.
-    pub workspace_quotas: crate::workspace::Quotas,
+    pub workspace_quotas: crate::backend::workspace::Quotas,
 }
 
 impl Default for PlanSettings {
@@ -56,7 +56,7 @@ impl Default for PlanSettings {
             workspace_base: PathBuf::from("zoe-workspaces"),
             default_cores: 1.0,
             publish_ports: true,
-            workspace_quotas: crate::workspace::Quotas::default(),
+            workspace_quotas: crate::backend::workspace::Quotas::default(),
         }
     }
 }
@@ -206,7 +206,7 @@ mod tests {
         assert_eq!(to_start(&s, &cfg, None, at(1)), vec![id]);
         begin_start(&mut s, id, at(2)).unwrap();
         assert!(to_start(&s, &cfg, None, at(2)).is_empty());
-        let mut quotas = crate::workspace::Quotas { default: 1 << 30, ..Default::default() };
+        let mut quotas = crate::backend::workspace::Quotas { default: 1 << 30, ..Default::default() };
         quotas.by_role.insert(Role::User, 2 << 30);
         let settings = PlanSettings {
             workspace_base: PathBuf::from("/ws"),

@@ -82,7 +82,7 @@ pub struct UserView {
     /// The workspace's use of its quota (`GET /user/<name>` only; absent when it could not be
     /// measured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workspace: Option<crate::workspace::WorkspaceUse>,
+    pub workspace: Option<crate::backend::workspace::WorkspaceUse>,
 }
 
 /// An execution.
