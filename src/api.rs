@@ -153,8 +153,8 @@ async fn json_body(data: &AppData, payload: web::Payload) -> Result<Map<String, 
     }
 }
 
-/// A document refused by [`zoe_actors::description::strict_json`]: not JSON, or a key given twice (the path
-/// of the second one).
+/// A document refused by [`zoe_actors::description::strict_json`]: not JSON, or a key given twice
+/// (the path of the second one).
 pub fn strict_json_error(e: zoe_actors::description::strict_json::Error) -> ApiError {
     match e {
         zoe_actors::description::strict_json::Error::Syntax(e) => {

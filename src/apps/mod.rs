@@ -1,8 +1,9 @@
 //! Application hosts: every exposed port of every execution is served on a host name of its own,
-//! `<port>-<instance>-<execution-id>.<apps-domain>` (`zoe_actors::description::naming::app_host_label`), on
-//! the master's own listener. Tenants' pages never share an origin with Zoe or with each other
-//! (design rule 12), so a page served by one execution can neither act with its visitor's
-//! credentials for Zoe nor read or drive another execution's applications.
+//! `<port>-<instance>-<execution-id>.<apps-domain>`
+//! (`zoe_actors::description::naming::app_host_label`), on the master's own listener. Tenants'
+//! pages never share an origin with Zoe or with each other (design rule 12), so a page served by
+//! one execution can neither act with its visitor's credentials for Zoe nor read or drive another
+//! execution's applications.
 //!
 //! [`split`] is the outermost middleware: a request for an application host never reaches
 //! Zoe's routes (nothing of Zoe is served there), and one for any other host is Zoe's.

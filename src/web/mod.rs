@@ -3,11 +3,11 @@
 //! works without JavaScript (forms, POST then a 303 redirect); a little plain JavaScript only
 //! fills the description box from a file or the catalogue and asks before destructive actions.
 //!
-//! Each handler authenticates ([`page::WebUser`]), reads what it shows in one call to a view of
-//! the newest durable state (`zoe_actors::logic::views`, which decides what the caller may see) or sends
-//! one change to the state actor, and renders an askama template from `src/web/templates/`. Every state-changing
-//! POST carries a per-user anti-CSRF token and is refused when the browser says it comes from
-//! another site.
+//! Each handler authenticates ([`page::WebUser`]), reads what it shows in one call to a view of the
+//! newest durable state (`zoe_actors::logic::views`, which decides what the caller may see) or
+//! sends one change to the state actor, and renders an askama template from `src/web/templates/`.
+//! Every state-changing POST carries a per-user anti-CSRF token and is refused when the browser
+//! says it comes from another site.
 //!
 //! | route | page |
 //! |---|---|

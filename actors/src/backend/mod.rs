@@ -101,8 +101,8 @@ pub enum Backend {
 pub use engine::DockerActor;
 pub use swarm::SwarmActor;
 
-// Containers get them (and others) from `crate::logic::plan`; networks get the first two from the back
-// end that creates them.
+// Containers get them (and others) from `crate::logic::plan`; networks get the first two from the
+// back end that creates them.
 
 /// The deployment a container or network belongs to.
 pub(crate) const LABEL_DEPLOYMENT: &str = "zoe.deployment_name";

@@ -1,8 +1,8 @@
 //! The scheduling simulator behind `zoe simulate`: replays a workload through the same pure
 //! picking, growing and placement functions as the master ([`crate::logic::scheduler::pick`],
 //! [`crate::logic::scheduler::grow`], [`crate::logic::placement::place`]) and the order of
-//! [`crate::logic::scheduler::order`], with a simulated clock and a list of nodes, rigid or elastic,
-//! and reports queue times, turnaround times and utilisation.
+//! [`crate::logic::scheduler::order`], with a simulated clock and a list of nodes, rigid or
+//! elastic, and reports queue times, turnaround times and utilisation.
 //!
 //! A trace is CSV, one execution per line, after a header line:
 //!
@@ -422,8 +422,8 @@ struct Active {
     placed: Vec<usize>,
 }
 
-/// Where an execution stands in the queue: smaller first. [`crate::logic::scheduler::order`] sorts by
-/// a score that moves with the clock (aging), but it moves at the same pace for every waiting
+/// Where an execution stands in the queue: smaller first. [`crate::logic::scheduler::order`] sorts
+/// by a score that moves with the clock (aging), but it moves at the same pace for every waiting
 /// execution, so the order it gives at any moment after their submissions is the order of
 /// this key, which is fixed at submission:
 ///

@@ -1,6 +1,6 @@
 //! The StateActor: the only writer of Zoe's [`State`]. It handles one message at a time, applies
-//! changes with the pure functions of [`crate::logic::transitions`], and answers a change only once a
-//! checkpoint holding it is on disk.
+//! changes with the pure functions of [`crate::logic::transitions`], and answers a change only once
+//! a checkpoint holding it is on disk.
 //!
 //! Durability uses group commit: one writer thread writes one checkpoint at a time; changes that
 //! arrive while a write is in flight are collected and all acknowledged by the next checkpoint.
