@@ -36,11 +36,11 @@ fi
 # script exits, whatever the outcome.
 # Workspace images a test left mounted (a test killed before its clean-up) are unmounted too.
 leftover_mounts() {
-    awk '{print $5}' /proc/self/mountinfo |
-        grep -E "^(${TMPDIR:-/tmp}/zoe-it-|$PWD/)" | sort -r |
+    local m
+    { awk '{print $5}' /proc/self/mountinfo | grep -E "^(${TMPDIR:-/tmp}/zoe-it-|$PWD/)" | sort -r || true; } |
         while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
 }
-trap 'leftover_mounts; bash tests/cluster/cluster.sh down >/dev/null 2>&1 || echo "run.sh: the test cluster could not be torn down; run tests/cluster/cluster.sh down" >&2' EXIT
+trap '{ leftover_mounts || true; }; bash tests/cluster/cluster.sh down >/dev/null 2>&1 || echo "run.sh: the test cluster could not be torn down; run tests/cluster/cluster.sh down" >&2' EXIT
 bash tests/cluster/cluster.sh up >/dev/null
 bash tests/cluster/cluster.sh load zoe-test-busybox:latest
 
