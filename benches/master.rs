@@ -80,7 +80,8 @@ fn state_with(n: usize) -> State {
             Arc::new(User { id, name: name.into(), role, uid, password_hash: hash.clone(), created_at: now }),
         );
     }
-    let application = zoe_actors::app_description::parse_application(&app()).unwrap_or_else(|e| panic!("{e}"));
+    let application =
+        zoe_actors::description::app_description::parse_application(&app()).unwrap_or_else(|e| panic!("{e}"));
     for i in 0..n {
         let id = s.gen_id();
         s.executions.insert(
@@ -133,7 +134,8 @@ const SEGMENT: usize = 250;
 /// `n - i` minutes ago, ran 30 s and ended terminated, finished or in error in turn.
 fn prepare_archived(tag: &str, n: usize) -> PathBuf {
     let mut state = state_with(0);
-    let application = zoe_actors::app_description::parse_application(&app()).unwrap_or_else(|e| panic!("{e}"));
+    let application =
+        zoe_actors::description::app_description::parse_application(&app()).unwrap_or_else(|e| panic!("{e}"));
     let dir = std::env::temp_dir().join(format!("zoe-bench-{}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let archive = Archive::open(&dir).unwrap_or_else(|e| panic!("{e}"));

@@ -8,10 +8,10 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
-use zoe_actors::app_description::parse_application;
+use zoe_actors::description::app_description::parse_application;
+use zoe_actors::logic::views::{self, QueryWhat, UserView};
 use zoe_actors::protocol::ServiceLogs;
 use zoe_actors::state_actor::{CreateUser, DeleteUser, SubmitExecution, TerminateExecution, UpdateUser};
-use zoe_actors::views::{self, QueryWhat, UserView};
 use zoe_actors::Code;
 use zoe_checkpoints::Role;
 
@@ -146,21 +146,23 @@ async fn json_body(data: &AppData, payload: web::Payload) -> Result<Map<String, 
     if body.is_empty() {
         return Err(ApiError::new(HttpCode::InvalidJson, "the request body is empty; send a JSON object"));
     }
-    match zoe_actors::strict_json::from_slice(&body) {
+    match zoe_actors::description::strict_json::from_slice(&body) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(ApiError::new(HttpCode::InvalidRequest, "the request body must be a JSON object")),
         Err(e) => Err(strict_json_error(e)),
     }
 }
 
-/// A document refused by [`zoe_actors::strict_json`]: not JSON, or a key given twice (the path
-/// of the second one).
-pub fn strict_json_error(e: zoe_actors::strict_json::Error) -> ApiError {
+/// A document refused by [`zoe_actors::description::strict_json`]: not JSON, or a key given twice
+/// (the path of the second one).
+pub fn strict_json_error(e: zoe_actors::description::strict_json::Error) -> ApiError {
     match e {
-        zoe_actors::strict_json::Error::Syntax(e) => {
+        zoe_actors::description::strict_json::Error::Syntax(e) => {
             ApiError::new(HttpCode::InvalidJson, format!("Error decoding JSON data: {e}"))
         }
-        e @ zoe_actors::strict_json::Error::DuplicateKey(_) => ApiError::new(HttpCode::DuplicateKey, e.to_string()),
+        e @ zoe_actors::description::strict_json::Error::DuplicateKey(_) => {
+            ApiError::new(HttpCode::DuplicateKey, e.to_string())
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use actix_web::{web, FromRequest, HttpRequest};
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use base64::Engine;
 use blake2::{Blake2s256, Digest};
-use zoe_actors::views::credentials;
+use zoe_actors::logic::views::credentials;
 use zoe_actors::Caller;
 
 use crate::error::{ApiError, HttpCode};
@@ -269,7 +269,7 @@ impl Auth {
 
 /// A user name for a message: made-up names can be long.
 fn shorten(name: &str) -> String {
-    zoe_actors::naming::shorten(name, 64)
+    zoe_actors::description::naming::shorten(name, 64)
 }
 
 fn unauthorized() -> ApiError {

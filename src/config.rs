@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args};
 use serde::{Deserialize, Serialize};
-use zoe_actors::scheduler::Policy;
+use zoe_actors::logic::scheduler::Policy;
 
 /// The default password of `zoeadmin`; the master warns loudly while it is in use.
 pub const DEFAULT_ADMIN_PASSWORD: &str = "changeme";
@@ -423,7 +423,7 @@ pub fn policy_arg() -> impl clap::builder::TypedValueParser<Value = Policy> {
         .try_map(|s: String| Policy::parse(&s).ok_or("unknown scheduling policy"))
 }
 
-pub use zoe_actors::units::parse_bytes;
+pub use zoe_actors::description::units::parse_bytes;
 
 /// A size in the TOML file: a number of bytes or a string such as "10MiB".
 mod bytes {
@@ -479,8 +479,8 @@ impl MasterConfig {
         }
     }
 
-    pub fn scheduler(&self) -> zoe_actors::scheduler::SchedulerConfig {
-        use zoe_actors::scheduler::{Quota, SchedulerConfig};
+    pub fn scheduler(&self) -> zoe_actors::logic::scheduler::SchedulerConfig {
+        use zoe_actors::logic::scheduler::{Quota, SchedulerConfig};
         use zoe_checkpoints::Role;
         let secs = |s: Option<u64>| s.map(std::time::Duration::from_secs);
         SchedulerConfig {
@@ -519,7 +519,7 @@ impl MasterConfig {
 
 impl MasterConfig {
     /// Each role's workspace quota.
-    pub fn workspace_quotas(&self) -> zoe_actors::workspace::Quotas {
+    pub fn workspace_quotas(&self) -> zoe_actors::backend::workspace::Quotas {
         use zoe_checkpoints::Role;
         let mut by_role = std::collections::HashMap::new();
         for (role, quota) in [(Role::Guest, self.guest_workspace_quota), (Role::User, self.user_workspace_quota)] {
@@ -527,7 +527,7 @@ impl MasterConfig {
                 by_role.insert(role, q);
             }
         }
-        zoe_actors::workspace::Quotas { default: self.workspace_quota, by_role }
+        zoe_actors::backend::workspace::Quotas { default: self.workspace_quota, by_role }
     }
 
     /// The idle limits of idle culling.

@@ -8,9 +8,9 @@ use std::time::Duration;
 use actix::Recipient;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use tokio::net::TcpStream;
+use zoe_actors::logic::views::ProxyTarget;
 use zoe_actors::protocol::FindRelay;
 use zoe_actors::relay::{self, Refusal, Secret};
-use zoe_actors::views::ProxyTarget;
 use zoe_actors::Code;
 
 use crate::error::{ApiError, HttpCode};

@@ -19,8 +19,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use zoe_actors::logic::reader::Reader;
 use zoe_actors::protocol::{BackendHandle, CpuUsage};
-use zoe_actors::reader::Reader;
 use zoe_actors::state_actor::{CullIdle, StateActor};
 use zoe_checkpoints::{ExecutionStatus, Role, ServiceStatus};
 

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use actix::Addr;
+use zoe_actors::logic::reader::Reader;
 use zoe_actors::protocol::BackendHandle;
-use zoe_actors::reader::Reader;
 use zoe_actors::state_actor::StateActor;
 
 pub mod api;

@@ -8,9 +8,9 @@ use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-use zoe_actors::history::ListFilter;
-use zoe_actors::reader::{JsonCache, Published};
-use zoe_actors::views::JsonListing;
+use zoe_actors::logic::history::ListFilter;
+use zoe_actors::logic::reader::{JsonCache, Published};
+use zoe_actors::logic::views::JsonListing;
 use zoe_checkpoints::ExecutionStatus;
 
 use crate::error::{ApiError, HttpCode};

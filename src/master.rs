@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use actix_web::{web, App, HttpServer};
 use time::OffsetDateTime;
 use zoe_actors::backend::{Backend, DockerConfig, RelaySettings, TlsFiles};
-use zoe_actors::plan::PlanSettings;
+use zoe_actors::logic::plan::PlanSettings;
 use zoe_actors::state_actor::{Durable, StateActor, StateConfig};
 use zoe_checkpoints::archive::{check_numbers, foreign_execution, IndexNote, LayoutError};
 use zoe_checkpoints::{
@@ -461,10 +461,10 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
             .iter()
             .map(|(role, q)| (if *role == Role::Guest { "guest-workspace-quota" } else { "user-workspace-quota" }, *q)),
     ) {
-        if quota < zoe_actors::workspace::MIN_QUOTA {
+        if quota < zoe_actors::backend::workspace::MIN_QUOTA {
             return Err(StartError(format!(
                 "--{what} must be at least {} (an ext4 file system needs some room for itself)",
-                zoe_actors::units::show_bytes(zoe_actors::workspace::MIN_QUOTA)
+                zoe_actors::description::units::show_bytes(zoe_actors::backend::workspace::MIN_QUOTA)
             )));
         }
     }

@@ -249,7 +249,7 @@ async fn metrics(data: web::Data<AppData>) -> HttpResponse {
     let mut out = String::new();
     let _ = encode_registry(&mut out, &data.metrics.registry);
     {
-        let m = zoe_actors::views::metrics(&data.reader.now(), &data.reader.scheduler);
+        let m = zoe_actors::logic::views::metrics(&data.reader.now(), &data.reader.scheduler);
         let mut r = Registry::default();
         let gauge = |r: &mut Registry, name: &str, help: &str, value: f64| {
             let g = Gauge::<f64, std::sync::atomic::AtomicU64>::default();

@@ -1,8 +1,8 @@
 //! The OpenAPI 3 document of the REST API, served at `GET /api/0.6/openapi.json` without
 //! credentials. The operations come from the `#[utoipa::path]` attributes on the handlers in
 //! [`crate::api`] and [`crate::observability`]; the answers' schemas are the typed views the API
-//! serializes (`zoe_actors::views`, `crate::api`). The types here describe what requests send
-//! (the handlers read bodies field by field, to name the field of each refusal).
+//! serializes (`zoe_actors::logic::views`, `crate::api`). The types here describe what requests
+//! send (the handlers read bodies field by field, to name the field of each refusal).
 
 // The request types are never built: they describe what clients send.
 #![allow(dead_code)]
@@ -248,7 +248,7 @@ pub struct PortDescription {
 /// `POST /query`.
 #[derive(ToSchema)]
 pub struct QueryRequest {
-    pub what: zoe_actors::views::QueryWhat,
+    pub what: zoe_actors::logic::views::QueryWhat,
     /// `{attribute: value}`; all must match exactly.
     #[schema(value_type = Option<Object>)]
     pub filters: Option<serde_json::Map<String, serde_json::Value>>,

@@ -123,7 +123,7 @@ pub fn check_api_request(req: &HttpRequest, trusted_proxies: &[IpAddr]) -> Resul
             let shown = if content_type.is_empty() {
                 "none".to_string()
             } else {
-                zoe_actors::naming::shorten(content_type, 64)
+                zoe_actors::description::naming::shorten(content_type, 64)
             };
             return Err(ApiError::new(
                 HttpCode::UnsupportedMediaType,

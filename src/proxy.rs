@@ -34,7 +34,7 @@ use http_body_util::{BodyStream, Either, Empty, StreamBody};
 use hyper::body::Frame;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use zoe_actors::views::{self, ProxyTarget};
+use zoe_actors::logic::views::{self, ProxyTarget};
 use zoe_actors::Code;
 
 use crate::apps::sessions::Grant;
@@ -127,14 +127,14 @@ async fn enter(
         ));
     }
     // What follows `/proxy/<id>/<instance>/<port>` is the page wanted on the application host.
-    let base = zoe_actors::naming::proxy_path(id, &instance, port);
+    let base = zoe_actors::description::naming::proxy_path(id, &instance, port);
     let rest = req.uri().path().get(base.len() - 1..).unwrap_or("/");
     let rest = if rest.is_empty() { "/" } else { rest };
     let next = match req.uri().query() {
         Some(q) => format!("{rest}?{q}"),
         None => rest.to_string(),
     };
-    let label = zoe_actors::naming::app_host_label(id, &instance, port);
+    let label = zoe_actors::description::naming::app_host_label(id, &instance, port);
     let trusted = &data.config.trusted_proxy;
     let zoe_host = crate::origin::request_host(&req, trusted);
     let (_, client_port) = crate::origin::split_host(&zoe_host);

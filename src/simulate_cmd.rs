@@ -1,6 +1,6 @@
 //! `zoe simulate`: replays a workload trace through the scheduler's own functions with a
 //! simulated clock, rigid and elastic, or generates a synthetic trace. See
-//! `zoe_actors::simulator` for the format.
+//! `zoe_actors::logic::simulator` for the format.
 //!
 //! Nothing on the command line or in a trace makes it panic: flags are checked (capacities and
 //! loads are finite and positive), a trace is read as a stream of bounded lines and a bad line
@@ -13,9 +13,10 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use zoe_actors::placement::Node;
-use zoe_actors::scheduler::{Policy, Resources};
-use zoe_actors::simulator::{csv_line, generate_iter, simulate_stream, table, Report, TraceReader, HEADER};
+use zoe_actors::logic::placement::Node;
+use zoe_actors::logic::resources::Resources;
+use zoe_actors::logic::scheduler::Policy;
+use zoe_actors::logic::simulator::{csv_line, generate_iter, simulate_stream, table, Report, TraceReader, HEADER};
 
 use crate::config::parse_bytes;
 
@@ -113,7 +114,7 @@ fn positive(s: &str, max: f64) -> Result<f64, String> {
 }
 
 fn positive_cores(s: &str) -> Result<f64, String> {
-    positive(s, zoe_actors::simulator::MAX_CORES)
+    positive(s, zoe_actors::logic::simulator::MAX_CORES)
 }
 
 fn positive_load(s: &str) -> Result<f64, String> {

@@ -3,7 +3,7 @@
 //! for a few seconds), shown in users' JSON and pages, and the refusal of new executions of a
 //! user whose workspace is over its quota.
 //!
-//! The measuring itself is `zoe_actors::workspace::usage`: a file system of its own (one
+//! The measuring itself is `zoe_actors::backend::workspace::usage`: a file system of its own (one
 //! engine's images, or a per-user volume of shared storage) is asked, a plain folder walked.
 
 use std::collections::HashMap;
@@ -11,9 +11,9 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use zoe_actors::transitions::Caller;
-use zoe_actors::units::show_bytes;
-use zoe_actors::workspace::{self, Quotas, WorkspaceUse};
+use zoe_actors::backend::workspace::{self, Quotas, WorkspaceUse};
+use zoe_actors::description::units::show_bytes;
+use zoe_actors::logic::transitions::Caller;
 use zoe_actors::{Code, ZoeError};
 use zoe_checkpoints::Role;
 

@@ -89,9 +89,9 @@ impl fmt::Display for ZoeError {
 
 impl std::error::Error for ZoeError {}
 
-impl From<crate::app_description::DescriptionError> for ZoeError {
+impl From<crate::description::app_description::DescriptionError> for ZoeError {
     /// The message names the field from the request's root: `application.services[2].name: ...`.
-    fn from(e: crate::app_description::DescriptionError) -> Self {
+    fn from(e: crate::description::app_description::DescriptionError) -> Self {
         let path = if e.path == "application" { e.path } else { format!("application.{}", e.path) };
         ZoeError::new(Code::InvalidDescription(e.code), format!("{path}: {}", e.message))
     }

@@ -1,37 +1,35 @@
-//! Zoe's actors and domain logic: the state actor (the single writer of the state), the back
-//! ends that run containers ([`backend`]: the Docker actor for one engine), the protocol between
-//! them, and the pure functions they use: application description validation, naming, state
-//! transitions, start plans and scheduling.
+//! Zoe's actors and domain logic. Nothing here knows about HTTP. The folders are the layers, each
+//! using only those below it:
 //!
-//! Nothing here knows about HTTP.
+//! - [`state_actor`]: the single writer of Zoe's state (an actor: it owns the state, writes the
+//!   checkpoints on a thread of its own and talks to a back end). The top layer.
+//! - [`logic`]: pure functions, no I/O, `now` passed in: transitions, outcomes, the scheduler and
+//!   placement, start plans, the history, the views and the reader that serves them, the
+//!   simulator. Tested fast, without Docker.
+//! - [`backend`]: everything that does I/O with Docker or the host: the back-end actors (one
+//!   Docker Engine, a Swarm), their Docker client, configuration and logs, and users' workspaces.
+//! - [`description`]: the application description's language (validation, templates, naming,
+//!   units, strict JSON), pure; everybody uses it.
+//!
+//! And at the ground, used by the layers above:
+//!
+//! - [`protocol`]: the commands and outcomes between the state actor and the back ends.
+//! - [`relay`]: the wire protocol between the master and a Swarm network's relay (the handshake
+//!   over a stream the caller brings, and the key derivation; no sockets of its own).
+//! - [`error`]: domain errors and their stable codes.
+//!
+//! Test helpers (`testing`) are a `cfg(test)` module: they are not part of the library.
 
-pub mod app_description;
 pub mod backend;
+pub mod description;
 pub mod error;
-pub mod history;
-pub mod naming;
-pub mod outcomes;
-pub mod placement;
-pub mod plan;
+pub mod logic;
 pub mod protocol;
-pub mod reader;
 pub mod relay;
-pub mod scheduler;
-pub mod simulator;
 pub mod state_actor;
-pub mod strict_json;
-pub mod template;
-pub mod transitions;
-pub mod units;
-pub mod views;
-pub mod workspace;
 
-#[cfg(test)]
-mod load_properties;
 #[cfg(test)]
 mod testing;
 
-/// The single-engine back end under its older path: [`backend::engine`].
-pub use backend::engine as docker_actor;
 pub use error::{Code, ZoeError};
-pub use transitions::Caller;
+pub use logic::transitions::Caller;

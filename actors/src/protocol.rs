@@ -112,8 +112,8 @@ pub struct Workspace {
     /// Its owner's uid (and gid).
     pub uid: u32,
     /// Its hard quota in bytes: on one engine, a file system image of this size mounted at
-    /// `host` (see [`crate::workspace`]); a back end whose workspaces live on shared storage
-    /// leaves the quota to the storage.
+    /// `host` (see [`crate::backend::workspace`]); a back end whose workspaces live on shared
+    /// storage leaves the quota to the storage.
     pub quota: u64,
 }
 

@@ -30,8 +30,8 @@ pub fn admin_state() -> State {
 }
 
 /// `zoeadmin` as a caller.
-pub fn admin() -> crate::transitions::Caller {
-    crate::transitions::Caller { id: 0, name: "zoeadmin".into(), role: zoe_checkpoints::Role::Admin }
+pub fn admin() -> crate::logic::transitions::Caller {
+    crate::logic::transitions::Caller { id: 0, name: "zoeadmin".into(), role: zoe_checkpoints::Role::Admin }
 }
 
 /// A fixed instant plus `secs` seconds.

@@ -41,8 +41,8 @@ pub const RESERVED_UIDS: [u32; 2] = [65534, 65535];
 pub const ID_LIMIT: u64 = 1 << 62;
 
 /// The limits an application description must keep: checked when it is submitted
-/// (`zoe_actors::app_description`) and when a checkpoint or archive segment holding it is loaded,
-/// so that a hand-edited file cannot hold what a submission could not.
+/// (`zoe_actors::description::app_description`) and when a checkpoint or archive segment holding it
+/// is loaded, so that a hand-edited file cannot hold what a submission could not.
 pub mod limits {
     pub const VERSION: u32 = 2;
     pub const MAX_APP_NAME: usize = 128;

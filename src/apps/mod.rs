@@ -1,8 +1,9 @@
 //! Application hosts: every exposed port of every execution is served on a host name of its own,
-//! `<port>-<instance>-<execution-id>.<apps-domain>` (`zoe_actors::naming::app_host_label`), on
-//! the master's own listener. Tenants' pages never share an origin with Zoe or with each other
-//! (design rule 12), so a page served by one execution can neither act with its visitor's
-//! credentials for Zoe nor read or drive another execution's applications.
+//! `<port>-<instance>-<execution-id>.<apps-domain>`
+//! (`zoe_actors::description::naming::app_host_label`), on the master's own listener. Tenants'
+//! pages never share an origin with Zoe or with each other (design rule 12), so a page served by
+//! one execution can neither act with its visitor's credentials for Zoe nor read or drive another
+//! execution's applications.
 //!
 //! [`split`] is the outermost middleware: a request for an application host never reaches
 //! Zoe's routes (nothing of Zoe is served there), and one for any other host is Zoe's.
@@ -31,7 +32,8 @@ use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
-use zoe_actors::{views, Code};
+use zoe_actors::logic::views;
+use zoe_actors::Code;
 
 use crate::error::{ApiError, HttpCode};
 use crate::AppData;
@@ -93,7 +95,7 @@ pub fn check_domain(domain: &str) -> Result<(), String> {
         Err(format!(
             "apps-domain {:?} must be a lowercase DNS name (labels of a-z, 0-9 and '-' separated by dots), e.g. \
              localhost or apps.zoe.example",
-            zoe_actors::naming::shorten(domain, 64)
+            zoe_actors::description::naming::shorten(domain, 64)
         ))
     }
 }
@@ -157,7 +159,7 @@ fn service_worker_refused() -> ApiError {
 }
 
 fn sign_in_required(label: &str) -> ApiError {
-    let place = match zoe_actors::naming::parse_app_host_label(label) {
+    let place = match zoe_actors::description::naming::parse_app_host_label(label) {
         Some((id, port)) => format!("port {port} of execution {id}"),
         None => "an application".to_string(),
     };
@@ -279,7 +281,7 @@ pub fn spawn_sweeper(data: web::Data<AppData>) {
             let p = data.reader.now();
             data.apps.sessions.sweep(Instant::now(), |g: &Grant| {
                 let running = p.state.executions.get(&g.execution).is_some_and(|e| e.status.is_active());
-                running && zoe_actors::transitions::check_caller(&p.state, &g.caller).is_ok()
+                running && zoe_actors::logic::transitions::check_caller(&p.state, &g.caller).is_ok()
             });
         }
     });

@@ -15,7 +15,7 @@ use std::time::Duration;
 use base64::Engine;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use zoe_actors::views::QueryWhat;
+use zoe_actors::logic::views::QueryWhat;
 
 /// Base path of the REST API.
 const API: &str = "/api/0.6";
@@ -379,7 +379,7 @@ impl Client {
                 self.conn.url
             ));
         };
-        let shown = zoe_actors::naming::shorten(location, 200);
+        let shown = zoe_actors::description::naming::shorten(location, 200);
         let check = "Zoe's API does not redirect: check the server address (--url, ZOE_URL)";
         match target {
             Some(t) if origin(t).eq_ignore_ascii_case(origin(&self.conn.url)) => CliError::Redirected(format!(

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::{json, Value};
-use zoe_actors::app_description::parse_application;
-use zoe_actors::views::{
+use zoe_actors::description::app_description::parse_application;
+use zoe_actors::logic::views::{
     ExecutionView, InstanceCounts, PlatformStats, QueryWhat, SchedulerStats, ServiceView, Stats, Status, UserView,
 };
 use zoe_actors::ZoeError;
@@ -290,18 +290,18 @@ fn load_application(file: &Path) -> Result<Value, CliError> {
     let raw =
         std::fs::read_to_string(file).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
     // A key given twice is refused, as the server refuses it.
-    let v: Value = zoe_actors::strict_json::from_str(&raw).map_err(|e| match e {
-        zoe_actors::strict_json::Error::Syntax(e) => CliError::Refused {
+    let v: Value = zoe_actors::description::strict_json::from_str(&raw).map_err(|e| match e {
+        zoe_actors::description::strict_json::Error::Syntax(e) => CliError::Refused {
             code: "invalid_json".to_string(),
             message: format!("{} is not valid JSON: {e}", file.display()),
         },
-        zoe_actors::strict_json::Error::DuplicateKey(path) => CliError::Refused {
+        zoe_actors::description::strict_json::Error::DuplicateKey(path) => CliError::Refused {
             code: "duplicate_key".to_string(),
             message: format!(
                 "{}: {}: {}",
                 file.display(),
-                zoe_actors::strict_json::join("application", &path),
-                zoe_actors::strict_json::DUPLICATE
+                zoe_actors::description::strict_json::join("application", &path),
+                zoe_actors::description::strict_json::DUPLICATE
             ),
         },
     })?;

@@ -6,8 +6,8 @@ use std::borrow::Cow;
 
 use time::macros::format_description;
 use time::{OffsetDateTime, UtcOffset};
-use zoe_actors::units::show_bytes;
-use zoe_actors::views::ServiceView;
+use zoe_actors::description::units::show_bytes;
+use zoe_actors::logic::views::ServiceView;
 
 /// A string from the server, shown on one line: every control character escaped (`\u{1b}`,
 /// `\r`, `\n`).

@@ -4,8 +4,9 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest};
 use askama::Template;
+use zoe_actors::logic::views;
 use zoe_actors::state_actor::{CreateUser, DeleteUser, UpdateUser};
-use zoe_actors::{views, Code};
+use zoe_actors::Code;
 use zoe_checkpoints::Role;
 
 use super::page::{

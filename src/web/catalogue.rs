@@ -74,7 +74,7 @@ pub fn find(key: &str) -> Option<&'static Entry> {
 #[allow(clippy::unwrap_used)] // a test fails by panicking
 mod tests {
     use super::*;
-    use zoe_actors::app_description::parse_application;
+    use zoe_actors::description::app_description::parse_application;
 
     #[test]
     fn every_entry_is_a_valid_description() {

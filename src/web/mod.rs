@@ -3,11 +3,11 @@
 //! works without JavaScript (forms, POST then a 303 redirect); a little plain JavaScript only
 //! fills the description box from a file or the catalogue and asks before destructive actions.
 //!
-//! Each handler authenticates ([`page::WebUser`]), reads what it shows in one call to a view of
-//! the newest durable state (`zoe_actors::views`, which decides what the caller may see) or sends
-//! one change to the state actor, and renders an askama template from `src/web/templates/`. Every state-changing
-//! POST carries a per-user anti-CSRF token and is refused when the browser says it comes from
-//! another site.
+//! Each handler authenticates ([`page::WebUser`]), reads what it shows in one call to a view of the
+//! newest durable state (`zoe_actors::logic::views`, which decides what the caller may see) or
+//! sends one change to the state actor, and renders an askama template from `src/web/templates/`.
+//! Every state-changing POST carries a per-user anti-CSRF token and is refused when the browser
+//! says it comes from another site.
 //!
 //! | route | page |
 //! |---|---|
@@ -29,9 +29,10 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde_json::Value;
-use zoe_actors::history::ListFilter;
+use zoe_actors::logic::history::ListFilter;
+use zoe_actors::logic::views;
 use zoe_actors::state_actor::{SubmitExecution, TerminateExecution};
-use zoe_actors::{views, Code};
+use zoe_actors::Code;
 use zoe_checkpoints::Application;
 
 use crate::error::{ApiError, ErrorCode, HttpCode};
@@ -103,7 +104,7 @@ fn now() -> zoe_checkpoints::Timestamp {
 struct ExecutionsPage {
     layout: Layout,
     /// The signed-in user's workspace: its use of the quota.
-    workspace: Option<zoe_actors::workspace::WorkspaceUse>,
+    workspace: Option<zoe_actors::backend::workspace::WorkspaceUse>,
     executions: Vec<ExecutionRow>,
     refresh: bool,
     /// When older executions were left out: where the next page starts.
@@ -294,14 +295,18 @@ fn description_of(form: &mut NewExecutionForm, max_bytes: usize) -> Result<Appli
             }
         }
     }
-    let v: Value = zoe_actors::strict_json::from_str(&form.description).map_err(|e| match e {
-        zoe_actors::strict_json::Error::Syntax(e) => ApiError::new(
+    let v: Value = zoe_actors::description::strict_json::from_str(&form.description).map_err(|e| match e {
+        zoe_actors::description::strict_json::Error::Syntax(e) => ApiError::new(
             Code::InvalidDescription("invalid_json"),
             format!("application: this is not valid JSON (line {}, column {}: {e})", e.line(), e.column()),
         ),
-        zoe_actors::strict_json::Error::DuplicateKey(path) => ApiError::new(
+        zoe_actors::description::strict_json::Error::DuplicateKey(path) => ApiError::new(
             Code::InvalidDescription("duplicate_key"),
-            format!("{}: {}", zoe_actors::strict_json::join("application", &path), zoe_actors::strict_json::DUPLICATE),
+            format!(
+                "{}: {}",
+                zoe_actors::description::strict_json::join("application", &path),
+                zoe_actors::description::strict_json::DUPLICATE
+            ),
         ),
     })?;
     crate::api::parse_description(&v, max_bytes)

@@ -333,7 +333,7 @@ impl ResponseError for WebError {
 pub type PageResult = Result<HttpResponse, WebError>;
 
 pub use super::rows::show_duration;
-pub use zoe_actors::units::show_bytes;
+pub use zoe_actors::description::units::show_bytes;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a test fails by panicking

@@ -4,8 +4,8 @@
 
 use std::ops::Deref;
 
-use zoe_actors::views::{ExecutionView, PortView, ServiceView, UserView};
-use zoe_actors::workspace::WorkspaceUse;
+use zoe_actors::backend::workspace::WorkspaceUse;
+use zoe_actors::logic::views::{ExecutionView, PortView, ServiceView, UserView};
 use zoe_checkpoints::{ExecutionStatus, ServiceStatus, Timestamp};
 
 /// A time for people: `2025-11-25 09:07:03` (UTC).
@@ -256,7 +256,7 @@ impl UserRow {
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
-    use zoe_actors::views::Status;
+    use zoe_actors::logic::views::Status;
     use zoe_checkpoints::ServiceStatus;
 
     fn at(secs: i64) -> Timestamp {
@@ -309,7 +309,7 @@ mod tests {
 
     #[test]
     fn executions_say_where_they_stand() {
-        let app = zoe_actors::app_description::parse_application(&serde_json::json!({
+        let app = zoe_actors::description::app_description::parse_application(&serde_json::json!({
             "name": "a", "version": 2, "will_end": true, "requires_binary": false, "priority": 1,
             "services": [{"name": "main", "docker_image": "img", "monitor": true, "total_count": 1,
                           "essential_count": 1, "startup_order": 0, "ports": [], "required_resources": {"memory": 8388608}}]
@@ -342,8 +342,8 @@ mod tests {
             ("1 in the queue".into(), "3 in the queue".into())
         );
         e.0.status = Status(ExecutionStatus::Running);
-        e.0.instances.essential = zoe_actors::views::InstanceCounts { running: 1, starting: 0, waiting: 0 };
-        e.0.instances.elastic = zoe_actors::views::InstanceCounts { running: 1, starting: 1, waiting: 1 };
+        e.0.instances.essential = zoe_actors::logic::views::InstanceCounts { running: 1, starting: 0, waiting: 0 };
+        e.0.instances.elastic = zoe_actors::logic::views::InstanceCounts { running: 1, starting: 1, waiting: 1 };
         assert_eq!(e.instances_text(false), "1 running, 1 starting, 1 waiting for room");
         assert!(e.status_text().contains("as room frees"), "{}", e.status_text());
     }

@@ -16,7 +16,7 @@ use actix::{Actor, Addr, Context, Handler};
 use crate::common::proxy::{Proxy, ProxyMode};
 use serde_json::Value;
 use tokio::sync::mpsc;
-use zoe_actors::docker_actor::{DockerActor, DockerConfig};
+use zoe_actors::backend::engine::{DockerActor, DockerConfig};
 use zoe_actors::protocol::{
     BackendEvent, ContainerInfo, ContainerSpec, ExposedPort, Reconcile, RemoveContainers, RemoveExecution,
     RemoveNetwork, ServiceLogs, StartExecution, StartedContainer, Transport, Workspace,

@@ -43,7 +43,8 @@ fn prepare(dir: &std::path::Path, n: usize) {
             Arc::new(User { id, name: name.into(), role, uid, password_hash: hash.clone(), created_at: now }),
         );
     }
-    let application = zoe_actors::app_description::parse_application(&app("img", Some("sleep 1"))).unwrap();
+    let application =
+        zoe_actors::description::app_description::parse_application(&app("img", Some("sleep 1"))).unwrap();
     for i in 0..n {
         let id = s.gen_id();
         s.executions.insert(

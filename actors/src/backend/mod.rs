@@ -1,4 +1,5 @@
-//! The back ends: the code that runs containers for Zoe, and the only code that talks to Docker.
+//! The back ends: the code that runs containers for Zoe, and the only code that talks to Docker
+//! or touches the host's files for them (users' workspaces).
 //!
 //! A back end never touches Zoe's state. It speaks the back-end protocol of [`crate::protocol`]:
 //! the state actor sends it commands (start an execution, remove one, remove orphan containers or
@@ -9,6 +10,8 @@
 //! - [`engine`]: one Docker Engine (the [`DockerActor`]).
 //! - [`swarm`]: a Docker Swarm mode cluster, through one of its managers (the [`SwarmActor`]).
 //! - [`config`]: what both read: the endpoint (and TLS), bounds, limits.
+//! - [`workspace`]: users' workspaces on the host (folders, and on one engine the file system
+//!   images that hold their quota), prepared before a start and measured for the views.
 //! - `client`: the connection to one Docker API endpoint, shared by every back end: API version
 //!   negotiation, bounded and timed calls, reachability tracking, and the errors of calls.
 //! - `logs`: reading container logs, shared by every back end: log tails kept on disk, log
@@ -83,6 +86,7 @@ pub mod engine;
 pub(crate) mod logs;
 pub(crate) mod shared;
 pub mod swarm;
+pub mod workspace;
 
 pub use config::{DockerConfig, RelaySettings, TlsFiles};
 
@@ -97,8 +101,8 @@ pub enum Backend {
 pub use engine::DockerActor;
 pub use swarm::SwarmActor;
 
-// Containers get them (and others) from `crate::plan`; networks get the first two from the back
-// end that creates them.
+// Containers get them (and others) from `crate::logic::plan`; networks get the first two from the
+// back end that creates them.
 
 /// The deployment a container or network belongs to.
 pub(crate) const LABEL_DEPLOYMENT: &str = "zoe.deployment_name";

@@ -1,17 +1,17 @@
 //! The messages that change the state: one per change a request asks for. Each checks its caller
 //! against the current state, applies a pure transition, and answers once the change is durable.
-//! (Reads are not messages: see [`crate::reader`] and [`crate::views`].)
+//! (Reads are not messages: see [`crate::logic::reader`] and [`crate::logic::views`].)
 
 use actix::prelude::*;
 use zoe_checkpoints::{Action, Application, Change, ExecutionStatus, Role};
 
 use super::{Effect, StateActor};
-use crate::app_description::check_registries;
+use crate::description::app_description::check_registries;
 use crate::error::ZoeError;
-use crate::plan;
+use crate::logic::plan;
+use crate::logic::transitions::{self, Caller, Termination};
+use crate::logic::views::{user_view, UserView};
 use crate::protocol::RemoveNetwork;
-use crate::transitions::{self, Caller, Termination};
-use crate::views::{user_view, UserView};
 
 macro_rules! message {
     ($(#[$m:meta])* $name:ident { $($field:ident : $ty:ty),* $(,)? } -> $ret:literal) => {
@@ -103,7 +103,8 @@ impl Handler<DeleteUser> for StateActor {
             Ok(user) => {
                 self.note(&msg.caller.name, Action::DeleteUser, &[user.id]);
                 if self.backend.is_some() {
-                    let network = crate::naming::user_network_name(&user.name, &self.state.deployment_name);
+                    let network =
+                        crate::description::naming::user_network_name(&user.name, &self.state.deployment_name);
                     self.waiting.effects.push(Effect::RemoveNetwork(RemoveNetwork { network }));
                 }
                 self.commit((), ctx)
@@ -122,7 +123,7 @@ impl Handler<SubmitExecution> for StateActor {
     type Result = ResponseFuture<Result<u64, ZoeError>>;
 
     fn handle(&mut self, msg: SubmitExecution, ctx: &mut Self::Context) -> Self::Result {
-        let secret = if msg.application.needs_secret(|t| crate::template::uses(t, "proxy_secret")) {
+        let secret = if msg.application.needs_secret(|t| crate::description::template::uses(t, "proxy_secret")) {
             match new_secret() {
                 Ok(s) => Some(s),
                 Err(e) => {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use zoe_checkpoints::{Action, Execution, State, Timestamp};
 
-use crate::outcomes::{self, FollowUp};
+use crate::logic::outcomes::{self, FollowUp};
 use crate::protocol::BackendEvent;
 
 /// Something that happened, to be applied to the state (again, after a rollback).

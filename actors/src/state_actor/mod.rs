@@ -1,12 +1,12 @@
 //! The StateActor: the only writer of Zoe's [`State`]. It handles one message at a time, applies
-//! changes with the pure functions of [`crate::transitions`], and answers a change only once a
-//! checkpoint holding it is on disk.
+//! changes with the pure functions of [`crate::logic::transitions`], and answers a change only once
+//! a checkpoint holding it is on disk.
 //!
 //! Durability uses group commit: one writer thread writes one checkpoint at a time; changes that
 //! arrive while a write is in flight are collected and all acknowledged by the next checkpoint.
 //! The actor never waits for the disk or for Docker: it hands work off and gets the outcome back
 //! as a message. After each checkpoint it publishes the state it holds for the readers
-//! ([`crate::reader`]): it answers no reads itself.
+//! ([`crate::logic::reader`]): it answers no reads itself.
 //!
 //! Nothing a change causes reaches the back end before the checkpoint holding the change is on
 //! disk: the commands it asks for (start these containers, remove those) wait with its batch
@@ -42,13 +42,13 @@ use zoe_checkpoints::{record_change, Action, Archive, ArchiveIndex, Change, Exec
 
 use crate::backend::{Backend, DockerActor, SwarmActor};
 use crate::error::{Code, ZoeError};
-use crate::history;
-use crate::outcomes::{self, FollowUp};
-use crate::plan::{self, PlanSettings};
+use crate::logic::history;
+use crate::logic::outcomes::{self, FollowUp};
+use crate::logic::plan::{self, PlanSettings};
+use crate::logic::reader::{Counters, Platform, Published, Reader, Storage};
+use crate::logic::scheduler::{self, SchedulerConfig};
+use crate::logic::transitions;
 use crate::protocol::{BackendEvent, BackendHandle, RemoveContainers, RemoveExecution, RemoveNetwork, StartExecution};
-use crate::reader::{Counters, Platform, Published, Reader, Storage};
-use crate::scheduler::{self, SchedulerConfig};
-use crate::transitions;
 use facts::Fact;
 use writer::{Disk, SegmentWritten, WriteJob, Written};
 
@@ -69,7 +69,7 @@ pub struct StateConfig {
     pub state_min_free: u64,
 }
 
-pub use crate::history::HistoryConfig;
+pub use crate::logic::history::HistoryConfig;
 /// Under a stream of changes, the history window is looked at this often.
 const ARCHIVE_CHECK: Duration = Duration::from_millis(100);
 /// After a segment could not be written, the next attempt waits this long.
@@ -195,7 +195,10 @@ impl StateActor {
         let too_few = |c: Option<f64>| c.is_none_or(|c| c < zoe_checkpoints::model::limits::MIN_CORES);
         for e in state.executions.values_mut().filter(|e| e.status.is_active()) {
             if e.application.services.iter().any(|d| too_few(d.required_resources.cores)) {
-                crate::scheduler::default_cores(&mut Arc::make_mut(e).application, config.scheduler.default_cores);
+                crate::logic::scheduler::default_cores(
+                    &mut Arc::make_mut(e).application,
+                    config.scheduler.default_cores,
+                );
             }
         }
         let index = Arc::new(index);

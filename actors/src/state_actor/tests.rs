@@ -16,8 +16,8 @@ use zoe_checkpoints::{encode, Archive, ArchiveIndex, ExecutionStatus, Role, Stor
 
 use super::{CreateUser, Durable, StateActor, StateConfig, SubmitExecution};
 use crate::error::Code;
+use crate::logic::reader::Reader;
 use crate::protocol::*;
-use crate::reader::Reader;
 use crate::testing::{admin, admin_state};
 
 /// What the back end was asked, in order.
@@ -116,7 +116,7 @@ fn platform() -> PlatformInfo {
 }
 
 fn submit(name: &str) -> SubmitExecution {
-    let app = crate::app_description::parse_application(&json!({
+    let app = crate::description::app_description::parse_application(&json!({
         "name": "app", "version": 2, "will_end": true, "requires_binary": false, "priority": 1,
         "services": [{"name": "main", "docker_image": "img", "monitor": true, "total_count": 1,
                       "essential_count": 1, "startup_order": 0, "ports": [],

@@ -12,7 +12,7 @@ use zoe_checkpoints::archive::SegmentIndex;
 use zoe_checkpoints::{Archive, Encoder, Execution, State, Store};
 
 use super::StateActor;
-use crate::reader::Storage;
+use crate::logic::reader::Storage;
 
 /// How often the free space is measured while nothing is written.
 const MEASURE_EVERY: Duration = Duration::from_secs(1);

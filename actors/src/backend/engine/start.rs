@@ -176,7 +176,7 @@ impl Inner {
         let limit = self.config.call_timeout;
         let mut binds = Vec::new();
         if let Some(ws) = spec.workspace.clone() {
-            let bind = tokio::task::spawn_blocking(move || crate::workspace::prepare(&ws))
+            let bind = tokio::task::spawn_blocking(move || crate::backend::workspace::prepare(&ws))
                 .await
                 .map_err(|e| format!("the workspace task failed: {e}"))??;
             binds.push(bind);

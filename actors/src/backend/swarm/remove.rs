@@ -14,7 +14,7 @@ use super::Inner;
 use crate::backend::client::CallError;
 use crate::backend::shared::{label_filter, label_u64};
 use crate::backend::{logs, LABEL_DEPLOYMENT, LABEL_EXECUTION_ID, LABEL_OWNER, LABEL_SERVICE_ID};
-use crate::naming;
+use crate::description::naming;
 use crate::protocol::{BackendEvent, RemoveContainers, RemoveExecution, RemoveNetwork};
 
 /// Services removed at once.

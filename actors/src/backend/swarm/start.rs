@@ -250,7 +250,7 @@ impl Inner {
         let name = &spec.name;
         let source = match spec.workspace.clone() {
             Some(ws) => {
-                let bind = tokio::task::spawn_blocking(move || crate::workspace::prepare_folder(&ws))
+                let bind = tokio::task::spawn_blocking(move || crate::backend::workspace::prepare_folder(&ws))
                     .await
                     .map_err(|e| format!("the workspace task failed: {e}"))??;
                 // `host:container:rw`; the container path has no colon.

@@ -1,8 +1,8 @@
 //! The scheduling simulator behind `zoe simulate`: replays a workload through the same pure
-//! picking, growing and placement functions as the master ([`crate::scheduler::pick`],
-//! [`crate::scheduler::grow`], [`crate::placement::place`]) and the order of
-//! [`crate::scheduler::order`], with a simulated clock and a list of nodes, rigid or elastic,
-//! and reports queue times, turnaround times and utilisation.
+//! picking, growing and placement functions as the master ([`crate::logic::scheduler::pick`],
+//! [`crate::logic::scheduler::grow`], [`crate::logic::placement::place`]) and the order of
+//! [`crate::logic::scheduler::order`], with a simulated clock and a list of nodes, rigid or
+//! elastic, and reports queue times, turnaround times and utilisation.
 //!
 //! A trace is CSV, one execution per line, after a header line:
 //!
@@ -45,8 +45,9 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::placement::{place, Node};
-use crate::scheduler::{grow, pick, Policy, Resources, Waiting};
+use crate::logic::placement::{place, Node};
+use crate::logic::resources::Resources;
+use crate::logic::scheduler::{grow, pick, Policy, Waiting};
 
 /// Instances of one execution at most.
 pub const MAX_INSTANCES: u32 = 1000;
@@ -421,8 +422,8 @@ struct Active {
     placed: Vec<usize>,
 }
 
-/// Where an execution stands in the queue: smaller first. [`crate::scheduler::order`] sorts by
-/// a score that moves with the clock (aging), but it moves at the same pace for every waiting
+/// Where an execution stands in the queue: smaller first. [`crate::logic::scheduler::order`] sorts
+/// by a score that moves with the clock (aging), but it moves at the same pace for every waiting
 /// execution, so the order it gives at any moment after their submissions is the order of
 /// this key, which is fixed at submission:
 ///
@@ -986,7 +987,7 @@ submit_s,memory_mib,cores,duration_s,priority,essential_instances,elastic_instan
 
     #[test]
     fn the_queue_key_orders_as_the_scheduler_does_at_any_moment() {
-        use crate::scheduler::order;
+        use crate::logic::scheduler::order;
         // Executions of distinct sizes and priorities at irregular times: no two have the same
         // score, so the scheduler's order at any moment after the last submission is a fact.
         let cap = Resources { memory: 64 * GIB, cores: 32.0 };
@@ -1033,7 +1034,7 @@ submit_s,memory_mib,cores,duration_s,priority,essential_instances,elastic_instan
         // The shipped trace was made by `zoe simulate --generate 2000 --seed 1` (64 GiB, 32 cores,
         // load 0.9) when the generator held every execution; made line by line, it is the same.
         let cap = Resources { memory: 64 * GIB, cores: 32.0 };
-        let shipped = include_str!("../../tests/fixtures/traces/elastic-2000.csv");
+        let shipped = include_str!("../../../tests/fixtures/traces/elastic-2000.csv");
         assert_eq!(to_csv(&generate(2000, 1, cap, 0.9)), shipped);
         let lines: Vec<String> = generate_iter(2000, 1, cap, 0.9).map(|j| csv_line(&j)).collect();
         assert_eq!(lines.join("\n") + "\n", shipped.split_once('\n').unwrap().1);

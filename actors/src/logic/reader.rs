@@ -1,8 +1,8 @@
 //! Reads off the state actor. After each checkpoint is on disk the state actor publishes the
 //! state it holds (cheap to share: users and executions are behind `Arc`s), with the back end's
 //! figures and its own counters. HTTP handlers, web pages, credential checks and `/metrics` read
-//! the newest publication through the pure functions of [`crate::views`]: a read never queues
-//! behind writes, and never sees a change that is not yet durable.
+//! the newest publication through the pure functions of [`crate::logic::views`]: a read never
+//! queues behind writes, and never sees a change that is not yet durable.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -11,9 +11,10 @@ use std::sync::{Arc, RwLock};
 use serde::Serialize;
 use zoe_checkpoints::{ArchiveIndex, Execution, State};
 
-use crate::placement::Node;
+use crate::logic::placement::Node;
+use crate::logic::resources::Resources;
+use crate::logic::scheduler::SchedulerConfig;
 use crate::protocol::{NodeInfo, PlatformInfo};
-use crate::scheduler::{Resources, SchedulerConfig};
 
 /// Platform figures reported by the container back end.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]

@@ -3,16 +3,16 @@
 
 use super::tests::{app, World, MIB};
 use super::*;
-use crate::outcomes;
+use crate::logic::outcomes;
+use crate::logic::transitions::{begin_grow, begin_start_with};
 use crate::testing::at;
-use crate::transitions::{begin_grow, begin_start_with};
 use serde_json::json;
 use zoe_checkpoints::ServiceStatus;
 
 /// A monitor of `monitor_mib` and `workers` workers of `worker_mib`, `essential` of them
 /// essential.
 fn spark(monitor_mib: u64, worker_mib: u64, workers: u32, essential: u32) -> Application {
-    crate::app_description::parse_application(&json!({
+    crate::description::app_description::parse_application(&json!({
         "name": "spark", "version": 2, "will_end": true, "requires_binary": false, "priority": 1,
         "services": [
             {"name": "master", "docker_image": "img", "monitor": true, "total_count": 1, "essential_count": 1,
@@ -100,7 +100,7 @@ fn admitted_on_its_essential_instances_and_grown_when_another_execution_ends() {
     assert_eq!(w.s.executions[&job].status, ExecutionStatus::Running);
     assert_eq!(w.status_of(job, "worker", 3), ServiceStatus::Waiting);
     assert_eq!(reserved(&w.s, true).memory, 1000 * MIB, "what runs is reserved, not what waits");
-    let view = crate::views::instances(&w.s.executions[&job]);
+    let view = crate::logic::views::instances(&w.s.executions[&job]);
     assert_eq!((view.essential.running, view.elastic.running, view.elastic.waiting), (2, 2, 1));
     // Nothing more fits: the round changes nothing.
     assert_eq!(w.step(2), Round::default());
@@ -212,7 +212,7 @@ fn growth_stays_within_the_owners_quota_and_elastic_admission_checks() {
     // 500 MiB in all but 200 essential: admitted; it grows to 300 of the user's 350.
     let job = w.submit("alice", "job", spark(100, 100, 4, 1), 0).unwrap();
     w.step(0);
-    let v = crate::views::instances(&w.s.executions[&job]);
+    let v = crate::logic::views::instances(&w.s.executions[&job]);
     assert_eq!((v.elastic.running, v.elastic.waiting), (1, 2));
     // A second one's essentials (200) would pass the quota: refused, saying why.
     let e = w.submit("alice", "two", spark(100, 100, 2, 1), 1).unwrap_err();

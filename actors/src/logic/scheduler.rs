@@ -21,9 +21,10 @@ use std::time::Duration;
 
 use zoe_checkpoints::{Application, Execution, ExecutionStatus, Role, State, Timestamp};
 
+use crate::description::units::show_bytes;
 use crate::error::{Code, ZoeError};
-use crate::placement::{self, Node};
-use crate::units::show_bytes;
+use crate::logic::placement::{self, Node};
+use crate::logic::resources::{holds_resources, Resources};
 
 /// How the queue is ordered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -55,30 +56,6 @@ impl Policy {
     }
 }
 
-/// Memory (bytes) and cores.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Resources {
-    pub memory: u64,
-    pub cores: f64,
-}
-
-impl Resources {
-    /// Both together.
-    pub fn plus(self, o: Resources) -> Resources {
-        Resources { memory: self.memory.saturating_add(o.memory), cores: self.cores + o.cores }
-    }
-
-    /// What is left when `o` is taken (never below zero).
-    pub fn minus(self, o: Resources) -> Resources {
-        Resources { memory: self.memory.saturating_sub(o.memory), cores: (self.cores - o.cores).max(0.0) }
-    }
-
-    /// Whether `self` fits in `free`.
-    pub fn fits(self, free: Resources) -> bool {
-        self.memory <= free.memory && self.cores <= free.cores + 1e-9
-    }
-}
-
 /// What an application reserves while it runs.
 pub fn reservation(app: &Application) -> Resources {
     app.services.iter().fold(Resources::default(), |acc, d| {
@@ -88,11 +65,6 @@ pub fn reservation(app: &Application) -> Resources {
             cores: d.required_resources.cores.unwrap_or(0.0) * f64::from(d.total_count),
         })
     })
-}
-
-/// Whether an execution in this status holds (or is getting, or releasing) its containers.
-pub fn holds_resources(status: ExecutionStatus) -> bool {
-    matches!(status, ExecutionStatus::Starting | ExecutionStatus::Running | ExecutionStatus::CleaningUp)
 }
 
 /// What an elastic execution needs to be admitted: its essential instances.
@@ -660,10 +632,10 @@ mod elastic_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outcomes;
+    use crate::logic::outcomes;
+    use crate::logic::transitions::{begin_start, create_user, set_status, submit_execution, Caller};
     use crate::protocol::StartedContainer;
     use crate::testing::{at, describe, insta_settings};
-    use crate::transitions::{begin_start, create_user, set_status, submit_execution, Caller};
     use serde_json::json;
     use std::sync::Arc;
     use zoe_checkpoints::ServiceStatus;
@@ -675,7 +647,7 @@ mod tests {
         if let Some(c) = cores {
             res["cores"] = json!(c);
         }
-        crate::app_description::parse_application(&json!({
+        crate::description::app_description::parse_application(&json!({
             "name": "a", "version": 2, "will_end": true, "requires_binary": false, "priority": priority,
             "services": [{"name": "main", "docker_image": "img", "monitor": true, "total_count": 1,
                           "essential_count": 1, "startup_order": 0, "ports": [], "required_resources": res}]
@@ -784,7 +756,7 @@ mod tests {
     }
 
     fn begin_cleanup_done(s: &mut State, id: u64, t: i64) {
-        crate::transitions::begin_cleanup(s, id, ExecutionStatus::Finished, "", at(t)).unwrap();
+        crate::logic::transitions::begin_cleanup(s, id, ExecutionStatus::Finished, "", at(t)).unwrap();
         outcomes::removed(s, id, None, at(t));
     }
 

@@ -7,11 +7,11 @@ use zoe_checkpoints::{
     Application, Execution, ExecutionStatus, Role, Service, ServicePort, ServiceStatus, State, Timestamp, User,
 };
 
-use crate::app_description::check_host_names;
+use crate::description::app_description::check_host_names;
+use crate::description::naming;
 use crate::error::{Code, ZoeError};
-use crate::naming;
-use crate::placement::Node;
-use crate::scheduler::{self, SchedulerConfig};
+use crate::logic::placement::Node;
+use crate::logic::scheduler::{self, SchedulerConfig};
 
 /// Who is asking: an authenticated user.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -410,7 +410,7 @@ mod tests {
     use serde_json::json;
 
     fn app(monitor_count: u32) -> Application {
-        crate::app_description::parse_application(&json!({
+        crate::description::app_description::parse_application(&json!({
             "name": "spark", "version": 2, "will_end": false, "requires_binary": false, "priority": 10,
             "services": [
                 {"name": "master", "docker_image": "spark-master", "monitor": false, "total_count": 1,

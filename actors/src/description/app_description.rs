@@ -21,7 +21,7 @@
 use serde_json::{Map, Number, Value};
 use zoe_checkpoints::model::{limits, Application, PortDescription, Resources, ServiceDescription};
 
-use crate::{naming, template};
+use crate::description::{naming, template};
 
 /// The path of the whole document in errors.
 const ROOT: &str = "application";
@@ -809,7 +809,7 @@ fn is_env_name(s: &str) -> bool {
 /// `s` shortened for quoting in a message or path, with its control characters escaped.
 fn quote(s: &str) -> String {
     let mut out = String::new();
-    for c in crate::naming::shorten(s, MAX_QUOTED).chars() {
+    for c in crate::description::naming::shorten(s, MAX_QUOTED).chars() {
         if c.is_control() {
             out.extend(c.escape_default());
         } else {

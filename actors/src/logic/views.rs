@@ -20,13 +20,13 @@ use zoe_checkpoints::{
     Application, Execution, ExecutionStatus, Role, Service, ServicePort, ServiceStatus, Timestamp, User,
 };
 
+use crate::description::naming;
 use crate::error::{Code, ZoeError};
-use crate::history::{self, Found, ListFilter, Selection};
-use crate::naming;
-use crate::placement;
-use crate::reader::{Counters, JsonCache, Published};
-use crate::scheduler::{self, Policy, SchedulerConfig};
-use crate::transitions::{check_caller, visible_user, Caller};
+use crate::logic::history::{self, Found, ListFilter, Selection};
+use crate::logic::placement;
+use crate::logic::reader::{Counters, JsonCache, Published};
+use crate::logic::scheduler::{self, Policy, SchedulerConfig};
+use crate::logic::transitions::{check_caller, visible_user, Caller};
 
 /// An execution's status as the API writes it: 0.9.7's words, `cleaning up` with a space.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -82,7 +82,7 @@ pub struct UserView {
     /// The workspace's use of its quota (`GET /user/<name>` only; absent when it could not be
     /// measured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub workspace: Option<crate::workspace::WorkspaceUse>,
+    pub workspace: Option<crate::backend::workspace::WorkspaceUse>,
 }
 
 /// An execution.
@@ -174,7 +174,7 @@ pub fn instances(e: &Execution) -> Instances {
         match s.status {
             ServiceStatus::Running => counts.running += 1,
             ServiceStatus::Pending => counts.starting += 1,
-            _ if crate::placement::wants_start(d, s) => counts.waiting += 1,
+            _ if crate::logic::placement::wants_start(d, s) => counts.waiting += 1,
             _ => {}
         }
     }
@@ -725,7 +725,7 @@ pub fn stats_platform(p: &Published, sched: &SchedulerConfig, caller: &Caller, n
         .iter()
         .map(|n| placement::Node {
             name: n.name.clone(),
-            capacity: scheduler::Resources { memory: n.memory, cores: f64::from(n.cpus) },
+            capacity: crate::logic::resources::Resources { memory: n.memory, cores: f64::from(n.cpus) },
         })
         .collect();
     let per_node = placement::reserved_per_node(&known, &p.state, sched.elastic);
@@ -978,9 +978,9 @@ pub fn platform_overview(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reader::Platform;
+    use crate::logic::reader::Platform;
+    use crate::logic::transitions::{begin_start, create_user, submit_execution};
     use crate::testing::{at, insta_settings};
-    use crate::transitions::{begin_start, create_user, submit_execution};
     use serde_json::json;
     use std::sync::Arc;
     use zoe_checkpoints::State;
@@ -997,7 +997,7 @@ mod tests {
         for n in ["alice", "bob"] {
             create_user(&mut s, &admin, n, Role::User, "$argon2id$".into(), at(1)).unwrap();
         }
-        let app = crate::app_description::parse_application(&json!({
+        let app = crate::description::app_description::parse_application(&json!({
             "name": "web", "version": 2, "will_end": false, "requires_binary": false, "priority": 1,
             "services": [{"name": "main", "docker_image": "img", "monitor": true, "total_count": 1, "essential_count": 1,
                           "startup_order": 0, "required_resources": {"memory": 33554432},
@@ -1009,7 +1009,7 @@ mod tests {
         let bob = caller(&s, "bob");
         let run = submit_execution(&mut s, &alice, "run", app.clone(), &cfg, None, at(2)).unwrap();
         begin_start(&mut s, run, at(3)).unwrap();
-        crate::outcomes::started(&mut s, run, &[], at(4));
+        crate::logic::outcomes::started(&mut s, run, &[], at(4));
         submit_execution(&mut s, &bob, "theirs", app.clone(), &cfg, None, at(5)).unwrap();
         submit_execution(&mut s, &alice, "mine", app, &cfg, None, at(6)).unwrap();
         let platform = Platform::of(crate::protocol::PlatformInfo {

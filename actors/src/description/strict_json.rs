@@ -76,7 +76,7 @@ fn push_key(path: &mut String, key: &str) {
         }
         path.push_str(key);
     } else {
-        let shown = crate::naming::shorten(key, 64);
+        let shown = crate::description::naming::shorten(key, 64);
         let _ = write!(path, "[{shown:?}]");
     }
 }

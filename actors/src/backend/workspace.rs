@@ -37,8 +37,8 @@ use utoipa::ToSchema;
 
 use zoe_checkpoints::Role;
 
+use crate::description::units::show_bytes;
 use crate::protocol::Workspace;
-use crate::units::show_bytes;
 
 /// The smallest quota: ext4 needs some room for itself.
 pub const MIN_QUOTA: u64 = 16 << 20;

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use zoe_checkpoints::{Execution, ExecutionStatus, Service, ServiceStatus, State, Timestamp};
 
-use crate::plan::remove_plan;
+use crate::logic::plan::remove_plan;
+use crate::logic::transitions::{begin_cleanup, set_status};
 use crate::protocol::{ContainerInfo, ExposedPort, RemoveExecution, StartedContainer, Transport};
-use crate::transitions::{begin_cleanup, set_status};
 
 /// What the back end must do after an outcome.
 #[derive(Clone, Debug, Default)]
@@ -369,15 +369,15 @@ pub fn repair_after_restart(state: &mut State, now: Timestamp) -> FollowUp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scheduler::{to_start, SchedulerConfig};
+    use crate::logic::scheduler::{to_start, SchedulerConfig};
+    use crate::logic::transitions::{begin_start, submit_execution};
     use crate::testing::at;
-    use crate::transitions::{begin_start, submit_execution};
     use serde_json::json;
 
     fn state_with_one(status_after: &str) -> (State, u64) {
         let mut s = crate::testing::admin_state();
         let admin = crate::testing::admin();
-        let app = crate::app_description::parse_application(&json!({
+        let app = crate::description::app_description::parse_application(&json!({
             "name": "a", "version": 2, "will_end": true, "requires_binary": false, "priority": 1,
             "services": [{"name": "main", "docker_image": "img", "monitor": true, "total_count": 2, "essential_count": 1,
                           "startup_order": 0, "ports": [], "required_resources": {"memory": 67108864}}]
@@ -410,7 +410,7 @@ mod tests {
     #[test]
     fn a_grow_interrupted_by_a_restart_waits_for_room_again() {
         let mut s = crate::testing::admin_state();
-        let app = crate::app_description::parse_application(&json!({
+        let app = crate::description::app_description::parse_application(&json!({
             "name": "a", "version": 2, "will_end": true, "requires_binary": false, "priority": 1,
             "services": [
                 {"name": "main", "docker_image": "img", "monitor": true, "total_count": 1, "essential_count": 1,
@@ -421,19 +421,19 @@ mod tests {
         .unwrap();
         let cfg = SchedulerConfig::default();
         let id = submit_execution(&mut s, &crate::testing::admin(), "job", app, &cfg, None, at(1)).unwrap();
-        crate::transitions::begin_start_with(&mut s, id, |svc, i| svc == "main" || i == 0, at(2)).unwrap();
+        crate::logic::transitions::begin_start_with(&mut s, id, |svc, i| svc == "main" || i == 0, at(2)).unwrap();
         let containers = crate::testing::containers_of(&s.executions[&id], |sv| sv.status == ServiceStatus::Pending);
         assert_eq!(containers.len(), 2);
         started(&mut s, id, &containers, at(3));
         let elastic = s.executions[&id].services.iter().find(|sv| sv.status == ServiceStatus::Waiting).unwrap().id;
-        crate::transitions::begin_grow(&mut s, id, &[elastic]).unwrap();
+        crate::logic::transitions::begin_grow(&mut s, id, &[elastic]).unwrap();
         // The master stops while the grow is under way.
         let f = repair_after_restart(&mut s, at(10));
         assert!(f.changed && f.remove.is_empty());
         let e = &s.executions[&id];
         let status = e.services.iter().find(|sv| sv.id == elastic).unwrap().status;
         assert_eq!((e.status, status), (ExecutionStatus::Running, ServiceStatus::Waiting));
-        let round = crate::scheduler::round(&s, &cfg, None, at(11));
+        let round = crate::logic::scheduler::round(&s, &cfg, None, at(11));
         assert_eq!(round.grow, vec![(id, vec![elastic])], "and the scheduler starts it again");
     }
 

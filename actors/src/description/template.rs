@@ -152,7 +152,7 @@ fn position(text: &str, byte: usize) -> usize {
 
 /// `s` shortened for quoting in an error message.
 fn quote(s: &str) -> String {
-    crate::naming::shorten(s, MAX_QUOTED)
+    crate::description::naming::shorten(s, MAX_QUOTED)
 }
 
 #[cfg(test)]

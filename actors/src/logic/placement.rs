@@ -8,7 +8,7 @@
 
 use zoe_checkpoints::{Application, Execution, Service, ServiceDescription, ServiceStatus, State};
 
-use crate::scheduler::{holds_resources, Resources};
+use crate::logic::resources::{holds_resources, Resources};
 
 /// An elastic instance that died or could not be started is started again at most this many
 /// times.

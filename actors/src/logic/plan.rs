@@ -7,9 +7,9 @@ use std::path::PathBuf;
 
 use zoe_checkpoints::{Execution, Service, ServiceStatus, State};
 
-use crate::naming;
+use crate::description::naming;
+use crate::description::template::{self, Vars};
 use crate::protocol::{ContainerSpec, ExposedPort, RemoveExecution, StartExecution, Transport, Workspace};
-use crate::template::{self, Vars};
 
 /// Where the workspace is mounted in every container.
 pub const WORKSPACE_MOUNT: &str = "/mnt/workspace";
@@ -47,7 +47,7 @@ pub struct PlanSettings {
     /// master's proxy).
     pub publish_ports: bool,
     /// Each role's workspace quota.
-    pub workspace_quotas: crate::workspace::Quotas,
+    pub workspace_quotas: crate::backend::workspace::Quotas,
 }
 
 impl Default for PlanSettings {
@@ -56,7 +56,7 @@ impl Default for PlanSettings {
             workspace_base: PathBuf::from("zoe-workspaces"),
             default_cores: 1.0,
             publish_ports: true,
-            workspace_quotas: crate::workspace::Quotas::default(),
+            workspace_quotas: crate::backend::workspace::Quotas::default(),
         }
     }
 }
@@ -171,9 +171,9 @@ pub fn remove_plan(e: &Execution) -> RemoveExecution {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scheduler::{to_start, SchedulerConfig};
+    use crate::logic::scheduler::{to_start, SchedulerConfig};
+    use crate::logic::transitions::{begin_start, create_user, submit_execution, Caller};
     use crate::testing::at;
-    use crate::transitions::{begin_start, create_user, submit_execution, Caller};
     use serde_json::json;
 
     use zoe_checkpoints::Role;
@@ -184,7 +184,7 @@ mod tests {
         let admin = crate::testing::admin();
         let alice = create_user(&mut s, &admin, "alice", Role::User, "$argon2id$".into(), at(0)).unwrap();
         let alice = Caller { id: alice.id, name: "alice".into(), role: Role::User };
-        let app = crate::app_description::parse_application(&json!({
+        let app = crate::description::app_description::parse_application(&json!({
             "name": "spark", "version": 2, "will_end": false, "requires_binary": false, "priority": 1,
             "services": [
                 {"name": "worker", "docker_image": "w:1", "monitor": false, "total_count": 2, "essential_count": 1,
@@ -202,11 +202,11 @@ mod tests {
         .unwrap();
         let cfg = SchedulerConfig { default_cores: 0.5, ..SchedulerConfig::default() };
         let id = submit_execution(&mut s, &alice, "wc1", app, &cfg, None, at(1)).unwrap();
-        crate::transitions::give_secret(&mut s, id, "s3cr3t".into());
+        crate::logic::transitions::give_secret(&mut s, id, "s3cr3t".into());
         assert_eq!(to_start(&s, &cfg, None, at(1)), vec![id]);
         begin_start(&mut s, id, at(2)).unwrap();
         assert!(to_start(&s, &cfg, None, at(2)).is_empty());
-        let mut quotas = crate::workspace::Quotas { default: 1 << 30, ..Default::default() };
+        let mut quotas = crate::backend::workspace::Quotas { default: 1 << 30, ..Default::default() };
         quotas.by_role.insert(Role::User, 2 << 30);
         let settings = PlanSettings {
             workspace_base: PathBuf::from("/ws"),

@@ -17,16 +17,16 @@ use serde_json::{json, Map};
 use zoe_checkpoints::archive::{decode_segment, Archive};
 use zoe_checkpoints::{decode, encode, ArchiveIndex, Role, State};
 
-use crate::history::ListFilter;
+use crate::logic::history::ListFilter;
+use crate::logic::reader::{Counters, Platform, Published};
+use crate::logic::scheduler::{self, SchedulerConfig};
+use crate::logic::transitions::{self, Caller};
+use crate::logic::views::{self, QueryWhat};
 use crate::protocol::{NodeInfo, PlatformInfo, StartedContainer};
-use crate::reader::{Counters, Platform, Published};
-use crate::scheduler::{self, SchedulerConfig};
 use crate::testing::{admin, admin_state, at};
-use crate::transitions::{self, Caller};
-use crate::views::{self, QueryWhat};
 
 fn app(workers: u32) -> zoe_checkpoints::Application {
-    crate::app_description::parse_application(&json!({
+    crate::description::app_description::parse_application(&json!({
         "name": "spark", "version": 2, "will_end": false, "requires_binary": false, "priority": 7,
         "services": [
             {"name": "master", "docker_image": "m:1", "monitor": true, "total_count": 1, "essential_count": 1,
@@ -95,7 +95,7 @@ fn sample() -> String {
             node: None,
         })
         .collect();
-    crate::outcomes::started(&mut s, run, &containers, at(4));
+    crate::logic::outcomes::started(&mut s, run, &containers, at(4));
     transitions::submit_execution(&mut s, &alice, "queued", app(1), &cfg, None, at(5)).unwrap();
     let gina = caller_of(&s, "gina");
     let gone = transitions::submit_execution(&mut s, &gina, "gone", app(1), &cfg, None, at(6)).unwrap();
