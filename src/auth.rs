@@ -6,6 +6,11 @@
 //! soon as their hash changes or they are deleted (the lookup goes through the state actor
 //! first). Failed logins are throttled per user and client address, and per address; both tables
 //! are bounded. Verifications themselves are bounded in number and memory (`passwords`).
+//!
+//! Users of the directory (`ldap-url`, [`crate::ldap`]) are verified there instead: a name Zoe
+//! does not know, and the users Zoe created from the directory (their stored hash is
+//! [`DIRECTORY_PASSWORD_HASH`]). Local users never are: a directory entry cannot take over
+//! `zoeadmin`, and local users sign in while the directory is down.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -19,9 +24,12 @@ use argon2::password_hash::rand_core::{OsRng, RngCore};
 use base64::Engine;
 use blake2::{Blake2s256, Digest};
 use zoe_actors::logic::views::credentials;
+use zoe_actors::state_actor::DirectorySignIn;
 use zoe_actors::Caller;
+use zoe_checkpoints::DIRECTORY_PASSWORD_HASH;
 
 use crate::error::{ApiError, HttpCode};
+use crate::ldap::{Directory, Verdict};
 use crate::passwords::Passwords;
 pub use crate::passwords::{hash_password, MAX_PASSWORD_BYTES};
 use crate::AppData;
@@ -45,6 +53,8 @@ pub struct Auth {
     /// Verified against when the user does not exist, so that unknown and known users take
     /// the same time to refuse.
     dummy_hash: String,
+    /// The directory (LDAP), when `ldap-url` is set.
+    directory: Option<Directory>,
 }
 
 /// Entries of the credential cache and of each failure table. Failure tables are keyed by a
@@ -107,7 +117,14 @@ impl Auth {
             max_failures,
             window,
             dummy_hash: hash_password("zoe-dummy-password")?,
+            directory: None,
         })
+    }
+
+    /// The same authenticator, verifying the users of `directory` there.
+    pub fn with_directory(mut self, directory: Option<Directory>) -> Self {
+        self.directory = directory;
+        self
     }
 
     /// A keyed digest of a user's name and password: what the cache holds instead of passwords.
@@ -234,6 +251,13 @@ impl Auth {
         }
         let ip = req.peer_addr().map(|a| a.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
         self.check_throttle(&name, ip)?;
+        let of_directory = match user {
+            Some(u) => u.password_hash == DIRECTORY_PASSWORD_HASH,
+            None => self.directory.is_some() && zoe_checkpoints::is_dns_label(&name),
+        };
+        if of_directory {
+            return self.authenticate_with_directory(data, name, password, key, ip).await;
+        }
         let (phc, caller) = match user {
             Some(u) => (u.password_hash.clone(), Some(Caller { id: u.id, name: u.name.clone(), role: u.role })),
             None => (self.dummy_hash.clone(), None),
@@ -264,6 +288,73 @@ impl Auth {
                 Err(unauthorized())
             }
         }
+    }
+}
+
+impl Auth {
+    /// Verifies a user of the directory there, then creates them or brings their role up to
+    /// date. A directory that cannot say is `auth_unavailable` (503), never a 401, and is not
+    /// counted as a failed login.
+    async fn authenticate_with_directory(
+        &self,
+        data: &AppData,
+        name: String,
+        password: String,
+        key: [u8; 32],
+        ip: IpAddr,
+    ) -> Result<Caller, ApiError> {
+        // An empty password never reaches the directory: its bind would be anonymous, and
+        // succeed.
+        if password.is_empty() || password.len() > MAX_PASSWORD_BYTES {
+            self.record_failure(&name, ip);
+            return Err(unauthorized());
+        }
+        let Some(directory) = &self.directory else {
+            return Err(ApiError::new(
+                HttpCode::AuthUnavailable,
+                format!("{} signs in through the directory, and no directory is configured (ldap-url)", shorten(&name)),
+            ));
+        };
+        let gate = self.gate(key);
+        let turn = gate.lock().await;
+        // Another request with the same credentials may have just verified them.
+        let cached = credentials(&data.reader.now(), &name)
+            .filter(|u| u.password_hash == DIRECTORY_PASSWORD_HASH && self.cached(&key, &u.password_hash))
+            .map(|u| Caller { id: u.id, name: u.name.clone(), role: u.role });
+        let verdict = match cached {
+            Some(caller) => Ok(caller),
+            None => Err(directory.verify(&name, &password).await),
+        };
+        drop(turn);
+        drop(gate);
+        self.ungate(&key);
+        let (role, uid) = match verdict {
+            Ok(caller) => return Ok(caller),
+            Err(Verdict::Accepted { role, uid }) => (role, uid),
+            Err(Verdict::Refused) => {
+                self.record_failure(&name, ip);
+                return Err(unauthorized());
+            }
+            Err(Verdict::Unavailable(why)) => {
+                tracing::warn!("sign-in of {} through the directory: {why}", shorten(&name));
+                return Err(ApiError::new(
+                    HttpCode::AuthUnavailable,
+                    "the directory that verifies your password is not available right now; try again later",
+                )
+                .retry_after(5));
+            }
+        };
+        let user = data.state.send(DirectorySignIn { name: name.clone(), role, uid }).await?.map_err(|e| {
+            if e.code == zoe_actors::Code::UserExists {
+                // A local user of this name appeared meanwhile: the directory does not speak for them.
+                unauthorized()
+            } else {
+                ApiError::from(e)
+            }
+        })?;
+        self.remember(key, DIRECTORY_PASSWORD_HASH);
+        self.clear_failures(&name, ip);
+        Ok(Caller { id: user.id, name: user.name, role: user.role })
     }
 }
 

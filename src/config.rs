@@ -164,6 +164,62 @@ pub struct MasterConfig {
     #[arg(long, env = "ZOE_LOGIN_FAILURES_WINDOW", default_value_t = 300)]
     pub login_failures_window: u64,
 
+    /// The directory (LDAP) that signs users in besides Zoe's own: `ldap://host[:port]`,
+    /// `ldaps://host[:port]`, or `ldap://` with `ldap-starttls`. A user Zoe does not know, or one
+    /// it created from the directory, is verified there (see "Users and sign-in" in the README).
+    #[arg(long, env = "ZOE_LDAP_URL")]
+    #[serde(default)]
+    pub ldap_url: Option<String>,
+
+    /// Upgrade an `ldap://` connection with StartTLS before anything is sent.
+    #[arg(long, env = "ZOE_LDAP_STARTTLS")]
+    #[serde(default)]
+    pub ldap_starttls: bool,
+
+    /// The certificate authority (PEM) the directory's certificate is checked against
+    /// (default: the system's).
+    #[arg(long, env = "ZOE_LDAP_TLS_CA", value_name = "PATH")]
+    #[serde(default)]
+    pub ldap_tls_ca: Option<PathBuf>,
+
+    /// The service account that searches the directory (default: an anonymous search).
+    #[arg(long, env = "ZOE_LDAP_BIND_DN")]
+    #[serde(default)]
+    pub ldap_bind_dn: Option<String>,
+
+    /// The password of `ldap-bind-dn` (better in the environment than on the command line).
+    #[arg(long, env = "ZOE_LDAP_BIND_PASSWORD", hide_env_values = true)]
+    #[serde(default)]
+    pub ldap_bind_password: Option<String>,
+
+    /// Where users are searched for (the whole subtree).
+    #[arg(long, env = "ZOE_LDAP_BASE_DN")]
+    #[serde(default)]
+    pub ldap_base_dn: Option<String>,
+
+    /// The search filter of a user; `{username}` is replaced by the name, escaped (RFC 4515).
+    #[arg(long, env = "ZOE_LDAP_USER_FILTER", default_value = "(uid={username})")]
+    pub ldap_user_filter: String,
+
+    /// The group (DN) whose members are administrators (`groupOfNames` `member`, or
+    /// `posixGroup` `memberUid`).
+    #[arg(long, env = "ZOE_LDAP_ADMIN_GROUP")]
+    #[serde(default)]
+    pub ldap_admin_group: Option<String>,
+
+    /// The group (DN) whose members are guests; other directory users are users.
+    #[arg(long, env = "ZOE_LDAP_GUEST_GROUP")]
+    #[serde(default)]
+    pub ldap_guest_group: Option<String>,
+
+    /// Time limit of each step with the directory (connecting, each bind and search), in seconds.
+    #[arg(long, env = "ZOE_LDAP_TIMEOUT", default_value_t = 5)]
+    pub ldap_timeout: u64,
+
+    /// Sign-ins verified with the directory at once; further ones wait their turn.
+    #[arg(long, env = "ZOE_LDAP_MAX_CALLS", default_value_t = 4)]
+    pub ldap_max_calls: usize,
+
     /// Scheduling policy: `fifo` (submission order), `priority` (the description's priority,
     /// higher first) or `size` (smallest reservation first); the last two with aging.
     #[arg(long, env = "ZOE_SCHEDULER_POLICY", default_value = "fifo", value_parser = policy_arg())]

@@ -51,6 +51,9 @@ pub enum HttpCode {
     ServiceWorkerRefused,
     /// The master is too busy to take this request now (password checks); try later.
     Busy,
+    /// The directory (LDAP) that verifies this user's password cannot be reached or does not
+    /// answer; try later. (Never a 401: the password may well be right.)
+    AuthUnavailable,
     /// A proxied service could not be reached or did not answer.
     BadGateway,
     Internal,
@@ -77,6 +80,7 @@ impl HttpCode {
             HttpCode::SignInRequired => "sign_in_required",
             HttpCode::ServiceWorkerRefused => "service_worker_refused",
             HttpCode::Busy => "busy",
+            HttpCode::AuthUnavailable => "auth_unavailable",
             HttpCode::BadGateway => "bad_gateway",
             HttpCode::Internal => "internal",
         }
@@ -171,6 +175,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
             | Code::UserHasActiveExecutions
             | Code::LastAdmin
             | Code::NoUidLeft
+            | Code::DirectoryUser
             | Code::InvalidTransition => StatusCode::CONFLICT,
             Code::CheckpointFailed | Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Code::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
@@ -190,7 +195,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
             HttpCode::PayloadTooLarge | HttpCode::DescriptionTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             HttpCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             HttpCode::TooManyFailedLogins | HttpCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
-            HttpCode::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            HttpCode::Busy | HttpCode::AuthUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             HttpCode::BadGateway => StatusCode::BAD_GATEWAY,
             HttpCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         },

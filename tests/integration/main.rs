@@ -9,6 +9,7 @@ mod api;
 mod checkpoints;
 mod cli;
 mod common;
+mod directory;
 mod docker;
 mod elastic;
 mod fuzz;

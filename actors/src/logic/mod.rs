@@ -10,10 +10,12 @@
 //! - [`resources`]: memory and cores, and which executions hold them (below both of the above).
 //! - [`plan`]: the start and removal plans handed to a back end.
 //! - [`history`]: executions as readers see them, of the newest checkpoint and of the archive.
+//! - [`directory`]: the Zoe users of a directory (LDAP) sign-in.
 //! - [`views`]: what the API and the web pages show of the state.
 //! - [`reader`]: the published state that reads are served from, without queuing behind changes.
 //! - [`simulator`]: `zoe simulate`, the scheduler on a trace of submissions.
 
+pub mod directory;
 pub mod history;
 pub mod outcomes;
 pub mod placement;

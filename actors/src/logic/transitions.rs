@@ -154,6 +154,12 @@ pub fn update_user(
     password_hash: Option<String>,
 ) -> Result<Arc<User>, ZoeError> {
     let user = visible_user(state, caller, name)?.clone();
+    if password_hash.is_some() && user.password_hash == zoe_checkpoints::DIRECTORY_PASSWORD_HASH {
+        return Err(ZoeError::new(
+            Code::DirectoryUser,
+            format!("{name} signs in through the directory: their password is changed there, not in Zoe"),
+        ));
+    }
     if role.is_some_and(|r| r != user.role) {
         if !caller.is_admin() {
             return Err(ZoeError::new(Code::AdminOnly, "only an administrator can change roles"));

@@ -25,10 +25,12 @@
 //! what since the one before.
 
 mod changes;
+mod directory;
 mod facts;
 mod writer;
 
 pub use changes::{CreateUser, CullIdle, DeleteUser, Ping, SubmitExecution, TerminateExecution, UpdateUser};
+pub use directory::DirectorySignIn;
 
 use std::collections::HashMap;
 use std::sync::{mpsc, Arc};

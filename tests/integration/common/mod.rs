@@ -7,6 +7,7 @@ pub mod apps;
 pub mod browser;
 pub mod docker;
 pub mod proxy;
+pub mod slapd;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
