@@ -148,15 +148,18 @@ pub struct MasterConfig {
     #[arg(long, env = "ZOE_AUTH_WAIT_SECONDS", default_value_t = 5)]
     pub auth_wait_seconds: u64,
 
-    /// Addresses of reverse proxies whose `X-Forwarded-Host`, `X-Forwarded-Proto` and
-    /// `Forwarded` headers are believed (comma-separated, or repeat the flag). From any other
-    /// peer these headers are ignored.
+    /// Addresses of reverse proxies whose `X-Forwarded-For`, `X-Forwarded-Host`,
+    /// `X-Forwarded-Proto` and `Forwarded` headers are believed (comma-separated, or repeat the
+    /// flag): the client's address for login throttling comes from them. From any other peer
+    /// these headers are ignored.
     #[arg(long = "trusted-proxy", env = "ZOE_TRUSTED_PROXIES", value_delimiter = ',')]
     #[serde(default)]
     pub trusted_proxy: Vec<std::net::IpAddr>,
 
     /// Failed logins allowed per user and client address within the window before further
-    /// attempts are refused with 429.
+    /// attempts are refused with 429; ten times as many per user name from all addresses. An
+    /// address with ten times as many failures under any names is never refused: its logins
+    /// take turns, one at a time.
     #[arg(long, env = "ZOE_LOGIN_FAILURES_MAX", default_value_t = 10)]
     pub login_failures_max: u32,
 
