@@ -227,7 +227,7 @@ async fn info(data: web::Data<AppData>, _: Authed) -> ApiResult {
     request_body = crate::openapi::NewUser,
     responses(
         (status = 201, description = "Created", body = UserCreated),
-        (status = 400, description = "`invalid_json`, `invalid_request`, `invalid_name`, `invalid_role`", body = crate::openapi::ErrorBody),
+        (status = 400, description = "`invalid_json`, `invalid_request`, `password_too_short`, `invalid_name`, `invalid_role`", body = crate::openapi::ErrorBody),
         (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
         (status = 403, description = "`admin_only`", body = crate::openapi::ErrorBody),
         (status = 409, description = "`user_exists`, `no_uid_left`", body = crate::openapi::ErrorBody),
@@ -240,18 +240,21 @@ async fn create_user(data: web::Data<AppData>, Authed(caller): Authed, payload: 
     let body = json_body(&data, payload).await?;
     let name = string_field(&body, "name")?;
     let role = role_field(&body)?.ok_or_else(|| missing("role"))?;
-    let password = password_field(&body)?.ok_or_else(|| missing("password"))?;
+    let password = password_field(&body, &data)?.ok_or_else(|| missing("password"))?;
     views::admin_only(&data.reader.now(), &caller, "create users")?;
     let password_hash = hash(&data, password).await?;
     let user = data.state.send(CreateUser { caller, name, role, password_hash }).await??;
     Ok(HttpResponse::Created().json(UserCreated { user }))
 }
 
-/// A password from a request body, checked for length.
-fn password_field(body: &Map<String, Value>) -> Result<Option<String>, ApiError> {
+/// A password from a request body, checked for length (`min-password-length`).
+fn password_field(body: &Map<String, Value>, data: &AppData) -> Result<Option<String>, ApiError> {
     match body.get("password") {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(p)) if !p.is_empty() && p.len() <= MAX_PASSWORD_BYTES => Ok(Some(p.clone())),
+        Some(Value::String(p)) => {
+            crate::passwords::check_new_password(p, data.config.min_password_length)?;
+            Ok(Some(p.clone()))
+        }
         Some(_) => Err(ApiError::new(
             HttpCode::InvalidRequest,
             format!("password: must be a string of 1 to {MAX_PASSWORD_BYTES} bytes"),
@@ -287,11 +290,11 @@ fn role_field(body: &Map<String, Value>) -> Result<Option<Role>, ApiError> {
     request_body = crate::openapi::UserUpdate,
     responses(
         (status = 200, description = "The changed user", body = UserView),
-        (status = 400, description = "`invalid_json`, `invalid_request`, `invalid_role`", body = crate::openapi::ErrorBody),
+        (status = 400, description = "`invalid_json`, `invalid_request`, `password_too_short`, `invalid_role`", body = crate::openapi::ErrorBody),
         (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
         (status = 403, description = "`admin_only`: only administrators change roles and others' passwords", body = crate::openapi::ErrorBody),
         (status = 404, description = "`no_such_user`", body = crate::openapi::ErrorBody),
-        (status = 409, description = "`last_admin`", body = crate::openapi::ErrorBody),
+        (status = 409, description = "`last_admin`, `directory_user` (a password change for a user of the directory)", body = crate::openapi::ErrorBody),
         (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::openapi::ErrorBody),
         (status = 507, description = "`insufficient_storage`: the state disk is under `state-min-free`", body = crate::openapi::ErrorBody),
         crate::openapi::AuthRefusals,
@@ -311,7 +314,7 @@ async fn update_user(
         ));
     }
     let role = role_field(&body)?;
-    let password_hash = match password_field(&body)? {
+    let password_hash = match password_field(&body, &data)? {
         Some(p) => Some(hash(&data, p).await?),
         None => None,
     };

@@ -139,6 +139,12 @@ pub struct MasterConfig {
     #[arg(long, env = "ZOE_AUTH_CACHE_SECONDS", default_value_t = 60)]
     pub auth_cache_seconds: u64,
 
+    /// New passwords (of `user-new`, `user-set`, the API and the web page) must have at least
+    /// this many characters; shorter ones are refused with 400 `password_too_short`. Existing
+    /// passwords keep working.
+    #[arg(long, env = "ZOE_MIN_PASSWORD_LENGTH", default_value_t = 8)]
+    pub min_password_length: usize,
+
     /// Password verifications run at once (each takes ~19 MiB and a core for a moment; 0: one
     /// per core). Further logins wait their turn.
     #[arg(long, env = "ZOE_AUTH_CONCURRENCY", default_value_t = 0)]

@@ -23,6 +23,8 @@ pub enum HttpCode {
     /// The request is well-formed JSON but a field is missing or has the wrong type, or a query
     /// parameter is malformed.
     InvalidRequest,
+    /// A new password shorter than `min-password-length`.
+    PasswordTooShort,
     /// A role other than admin, user or guest.
     InvalidRole,
     /// `POST /query` asked for something that is not a query.
@@ -67,6 +69,7 @@ impl HttpCode {
             HttpCode::DuplicateKey => "duplicate_key",
             HttpCode::InvalidRequest => "invalid_request",
             HttpCode::InvalidRole => "invalid_role",
+            HttpCode::PasswordTooShort => "password_too_short",
             HttpCode::UnknownQuery => "unknown_query",
             HttpCode::InvalidFilters => "invalid_filters",
             HttpCode::NotFound => "not_found",
@@ -186,6 +189,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
             | HttpCode::DuplicateKey
             | HttpCode::InvalidRequest
             | HttpCode::InvalidRole
+            | HttpCode::PasswordTooShort
             | HttpCode::UnknownQuery
             | HttpCode::InvalidFilters => StatusCode::BAD_REQUEST,
             HttpCode::CrossSiteRequest | HttpCode::ServiceWorkerRefused => StatusCode::FORBIDDEN,

@@ -124,6 +124,7 @@ async fn create_user(req: HttpRequest, data: web::Data<AppData>, user: WebUser, 
                 format!("the password must be 1 to {MAX_PASSWORD_BYTES} bytes long"),
             ));
         }
+        crate::passwords::check_new_password(&form.password, data.config.min_password_length)?;
         let password_hash = crate::api::hash(&data, form.password.clone()).await?;
         let msg = CreateUser { caller: user.caller.clone(), name: name.clone(), role, password_hash };
         tell(&data, msg).await

@@ -16,6 +16,7 @@ mod fuzz;
 mod history;
 mod lifecycle;
 mod load;
+mod passwords;
 mod proxy;
 mod security;
 mod state_disk;
