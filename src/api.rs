@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use zoe_actors::description::app_description::parse_application;
+use zoe_actors::logic::access;
 use zoe_actors::logic::views::{self, QueryWhat, UserView};
 use zoe_actors::protocol::ServiceLogs;
 use zoe_actors::state_actor::{CreateUser, DeleteUser, SubmitExecution, TerminateExecution, UpdateUser};
@@ -241,7 +242,7 @@ async fn create_user(data: web::Data<AppData>, Authed(caller): Authed, payload: 
     let name = string_field(&body, "name")?;
     let role = role_field(&body)?.ok_or_else(|| missing("role"))?;
     let password = password_field(&body)?.ok_or_else(|| missing("password"))?;
-    views::admin_only(&data.reader.now(), &caller, "create users")?;
+    access::admin_only(&data.reader.now().state, &caller, "create users")?;
     let password_hash = hash(&data, password).await?;
     let user = data.state.send(CreateUser { caller, name, role, password_hash }).await??;
     Ok(HttpResponse::Created().json(UserCreated { user }))
@@ -387,7 +388,7 @@ async fn list_executions(req: HttpRequest, data: web::Data<AppData>, Authed(call
     let filter = crate::listing::parse(&pairs)?;
     let r = &data.reader;
     let p = r.now();
-    let listing = views::list_executions_json(&p, &r.scheduler, &caller, &filter, now())?;
+    let listing = views::list_executions(&p, &r.scheduler, &caller, &filter, now())?;
     crate::listing::respond(p, r.json.clone(), listing, req.path(), &pairs)
 }
 
@@ -439,7 +440,7 @@ async fn submit_execution(data: web::Data<AppData>, Authed(caller): Authed, payl
 async fn get_execution(data: web::Data<AppData>, Authed(caller): Authed, id: web::Path<String>) -> ApiResult {
     let id = parse_id(&id, Code::NoSuchExecution)?;
     let r = &data.reader;
-    let e = views::get_execution_json(&r.now(), &r.scheduler, &r.json, &caller, id, now())?;
+    let e = views::get_execution(&r.now(), &r.scheduler, &caller, id, now())?.json(&r.json)?;
     Ok(HttpResponse::Ok().content_type(ContentType::json()).body(web::Bytes::from_owner(e)))
 }
 

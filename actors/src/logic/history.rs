@@ -10,8 +10,8 @@ use std::time::Duration;
 use zoe_checkpoints::{ArchiveFilter, Archived, Execution, ExecutionStatus, State, Timestamp};
 
 use crate::error::{Code, ZoeError};
+use crate::logic::access::Caller;
 use crate::logic::reader::Published;
-use crate::logic::transitions::Caller;
 
 /// How much of the history the checkpoints hold; the rest is archived.
 #[derive(Clone, Debug, PartialEq, Eq)]

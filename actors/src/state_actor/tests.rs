@@ -30,32 +30,23 @@ impl Actor for Recorder {
     type Context = Context<Self>;
 }
 
-impl Handler<StartExecution> for Recorder {
-    type Result = ();
-    fn handle(&mut self, m: StartExecution, _: &mut Context<Self>) {
-        self.asked.lock().unwrap().push(format!("start {}", m.execution_id));
-    }
+/// Handlers that write down what they were asked, as `what(message)` says it.
+macro_rules! records {
+    ($($message:ty => $what:expr;)*) => {$(
+        impl Handler<$message> for Recorder {
+            type Result = ();
+            fn handle(&mut self, m: $message, _: &mut Context<Self>) {
+                self.asked.lock().unwrap().push($what(m));
+            }
+        }
+    )*};
 }
 
-impl Handler<RemoveExecution> for Recorder {
-    type Result = ();
-    fn handle(&mut self, m: RemoveExecution, _: &mut Context<Self>) {
-        self.asked.lock().unwrap().push(format!("remove {}", m.execution_id));
-    }
-}
-
-impl Handler<RemoveContainers> for Recorder {
-    type Result = ();
-    fn handle(&mut self, m: RemoveContainers, _: &mut Context<Self>) {
-        self.asked.lock().unwrap().push(format!("remove containers {:?}", m.names_or_ids));
-    }
-}
-
-impl Handler<RemoveNetwork> for Recorder {
-    type Result = ();
-    fn handle(&mut self, m: RemoveNetwork, _: &mut Context<Self>) {
-        self.asked.lock().unwrap().push(format!("remove network {}", m.network));
-    }
+records! {
+    StartExecution => |m: StartExecution| format!("start {}", m.execution_id);
+    RemoveExecution => |m: RemoveExecution| format!("remove {}", m.execution_id);
+    RemoveContainers => |m: RemoveContainers| format!("remove containers {:?}", m.names_or_ids);
+    RemoveNetwork => |m: RemoveNetwork| format!("remove network {}", m.network);
 }
 
 impl Handler<Reconcile> for Recorder {
@@ -92,27 +83,7 @@ fn tempdir(tag: &str) -> PathBuf {
 }
 
 fn platform() -> PlatformInfo {
-    PlatformInfo {
-        memory_total: 64 << 30,
-        cpus: 16,
-        containers: 0,
-        containers_running: 0,
-        images: 0,
-        server_version: "test".into(),
-        name: "test".into(),
-        nodes: vec![NodeInfo {
-            id: "n".into(),
-            name: "n".into(),
-            address: "local".into(),
-            ready: true,
-            status: "ready".into(),
-            role: "engine".into(),
-            cpus: 16,
-            memory: 64 << 30,
-            labels: BTreeMap::new(),
-            containers: 0,
-        }],
-    }
+    crate::testing::one_engine(("test", "test"), ("n", "n"), 64 << 30, 16)
 }
 
 fn submit(name: &str) -> SubmitExecution {

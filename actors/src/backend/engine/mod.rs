@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 
 use actix::{Actor, AsyncContext, Context, Handler, Recipient, ResponseFuture, WrapFuture};
 use bollard::models::ContainerSummary;
-use bollard::query_parameters::{InspectContainerOptions, LogsOptions, StatsOptions};
+use bollard::query_parameters::{InspectContainerOptions, StatsOptions};
 use futures_util::StreamExt;
 
 use super::client::Client;
@@ -179,8 +179,8 @@ impl Inner {
 
     async fn service_logs(&self, msg: ServiceLogs) -> Result<LogStream, String> {
         let docker = self.client.ready().await.map_err(|e| e.to_string())?;
-        let container = msg.container;
         let limit = self.config.call_timeout;
+        let container = msg.container.clone();
         let inspect = self
             .client
             .call(
@@ -189,18 +189,6 @@ impl Inner {
                 docker.inspect_container(&container, None::<InspectContainerOptions>),
             )
             .await;
-        match inspect {
-            Ok(_) => {}
-            Err(e) if e.is_not_found() => return Err("no such container".to_string()),
-            Err(e) => return Err(e.to_string()),
-        }
-        let options = LogsOptions {
-            follow: msg.follow,
-            stdout: true,
-            stderr: true,
-            tail: msg.tail_lines.map_or_else(|| "all".to_string(), |n| n.to_string()),
-            ..Default::default()
-        };
-        Ok(logs::stream_log(move || docker.logs(&container, Some(options)), msg.follow, limit))
+        logs::read_service_log(msg, inspect, move |name, options| docker.logs(&name, Some(options)), limit)
     }
 }

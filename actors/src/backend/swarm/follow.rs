@@ -19,10 +19,11 @@ use super::{Inner, NodeSeen, POLL};
 use crate::backend::client::lock;
 use crate::backend::shared::{label_u64, Reconciler, Reconciles};
 use crate::backend::{LABEL_EXECUTION_ID, LABEL_SERVICE_ID};
+use crate::backoff::Backoff;
 use crate::protocol::{BackendEvent, ContainerInfo, NodeInfo, PlatformInfo};
 
-const BACKOFF_MIN: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// Reconnections wait 0.5 s, doubling up to 10 s.
+const RECONNECT: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
 const INVENTORY_ATTEMPTS: usize = 10;
 
 /// The Zoe execution and service of a task, from its container's labels.
@@ -125,11 +126,10 @@ pub(super) async fn poll_forever(inner: Arc<Inner>) {
 /// Follows the manager's service and node events, to poll at once when something happens
 /// (a node going down, a service changing); reconnects with exponential backoff.
 pub(super) async fn watch_events(inner: Arc<Inner>) {
-    let mut backoff = BACKOFF_MIN;
+    let mut backoff = RECONNECT;
     loop {
         let Ok(docker) = inner.client.ready().await else {
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(BACKOFF_MAX);
+            tokio::time::sleep(backoff.next_pause()).await;
             continue;
         };
         let filters = HashMap::from([("type".to_string(), vec!["service".to_string(), "node".to_string()])]);
@@ -160,11 +160,10 @@ pub(super) async fn watch_events(inner: Arc<Inner>) {
                 None => break,
             }
         }
-        if started.elapsed() > BACKOFF_MAX {
-            backoff = BACKOFF_MIN;
+        if started.elapsed() > backoff.max() {
+            backoff.reset();
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        tokio::time::sleep(backoff.next_pause()).await;
     }
 }
 

@@ -33,7 +33,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::{Actor, AsyncContext, Context, Handler, Recipient, WrapFuture};
-use bollard::query_parameters::LogsOptions;
 
 use super::client::Client;
 use super::config::{validate_config, DockerConfig};
@@ -182,24 +181,12 @@ impl Inner {
     /// A service's log (its task's container, on whatever node it runs), live or from the start.
     async fn service_logs(&self, msg: ServiceLogs) -> Result<LogStream, String> {
         let docker = self.client.ready().await.map_err(|e| e.to_string())?;
-        let service = msg.container;
         let limit = self.config.call_timeout;
+        let service = msg.container.clone();
         let inspect = self
             .client
             .call(&format!("inspecting service {service}"), limit, docker.inspect_service(&service, None))
             .await;
-        match inspect {
-            Ok(_) => {}
-            Err(e) if e.is_not_found() => return Err("no such container".to_string()),
-            Err(e) => return Err(e.to_string()),
-        }
-        let options = LogsOptions {
-            follow: msg.follow,
-            stdout: true,
-            stderr: true,
-            tail: msg.tail_lines.map_or_else(|| "all".to_string(), |n| n.to_string()),
-            ..Default::default()
-        };
-        Ok(logs::stream_log(move || docker.service_logs(&service, Some(options)), msg.follow, limit))
+        logs::read_service_log(msg, inspect, move |name, options| docker.service_logs(&name, Some(options)), limit)
     }
 }
