@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,11 +11,41 @@ use bollard::models::NetworkCreateRequest;
 use bollard::query_parameters::InspectNetworkOptions;
 use bollard::Docker;
 
+use actix::Recipient;
 use tracing::{info, warn};
 
 use super::client::{lock, CallError, Client};
 use super::{LABEL_DEPLOYMENT, LABEL_OWNER};
 use crate::protocol::{BackendEvent, StartExecution, StartedContainer};
+
+/// Where a back end's events go. The outcomes of starts and removals are counted: an inventory
+/// taken while one was sent may contradict it, and is taken again.
+pub(crate) struct Outbox {
+    events: Recipient<BackendEvent>,
+    completions: AtomicU64,
+}
+
+impl Outbox {
+    pub(crate) fn new(events: Recipient<BackendEvent>) -> Outbox {
+        Outbox { events, completions: AtomicU64::new(0) }
+    }
+
+    pub(crate) fn send(&self, event: BackendEvent) {
+        self.events.do_send(event);
+    }
+
+    /// Sends the outcome of a start or a removal, which an inventory taken meanwhile must not
+    /// contradict.
+    pub(crate) fn send_outcome(&self, event: BackendEvent) {
+        self.completions.fetch_add(1, Ordering::SeqCst);
+        self.send(event);
+    }
+
+    /// How many outcomes were sent so far.
+    pub(crate) fn completions(&self) -> u64 {
+        self.completions.load(Ordering::SeqCst)
+    }
+}
 
 /// Why a start failed, and whether it may work later.
 #[derive(Debug)]

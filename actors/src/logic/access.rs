@@ -24,7 +24,13 @@ impl Caller {
 
     /// Whether this caller may see and act on objects owned by `owner_id`.
     pub fn can_see(&self, owner_id: u64) -> bool {
-        self.is_admin() || self.id == owner_id
+        self.sees_only().is_none_or(|id| id == owner_id)
+    }
+
+    /// The one owner whose objects this caller sees (their own), or `None`: everyone's (an
+    /// administrator). The same rule as [`Caller::can_see`], for a search by owner.
+    pub fn sees_only(&self) -> Option<u64> {
+        (!self.is_admin()).then_some(self.id)
     }
 }
 

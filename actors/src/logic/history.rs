@@ -191,7 +191,7 @@ pub fn select(p: &Published, caller: &Caller, filter: &ListFilter) -> Selection 
     let mut more = false;
     if filter.reaches_archive() {
         let wanted = ArchiveFilter {
-            visible_to: (!caller.is_admin()).then_some(caller.id),
+            visible_to: caller.sees_only(),
             owner: filter.owner.as_deref(),
             name: filter.name.as_deref(),
             statuses: &filter.statuses,

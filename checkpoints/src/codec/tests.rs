@@ -210,29 +210,30 @@ fn damage_is_reported_with_line_column_and_reason() {
 #[test]
 fn semantic_damage_is_refused_with_the_place() {
     let text = encode(&sample_state()).unwrap();
-    // A duplicated id.
-    let e = err_of(&text.replace("id: 6,", "id: 4,"));
-    assert!(e.reason.contains("used twice"), "{e}");
-    // An id at or above next_id.
-    let e = err_of(&text.replace("next_id: 9,", "next_id: 5,"));
-    assert!(e.reason.contains("not below next_id"), "{e}");
-    // An active execution whose owner is gone.
+    // Each damage (what is replaced, by what) and what the refusal says.
+    let damages = [
+        // A duplicated id.
+        ("id: 6,", "id: 4,", "used twice"),
+        // An id at or above next_id.
+        ("next_id: 9,", "next_id: 5,", "not below next_id"),
+        // An active execution whose owner is gone.
+        ("owner_id: 1,", "owner_id: 7,", "does not exist"),
+        // A uid used twice, or one of the system's.
+        ("uid: 200001,", "uid: 200000,", "uid 200000 is used twice"),
+        ("uid: 200001,", "uid: 0,", "must be at least 1000"),
+        // A bad name.
+        ("name: \"alice\"", "name: \"Alice\"", "DNS"),
+        // No admin left.
+        ("role: admin,", "role: user,", "admin"),
+        // A final execution without an end time.
+        ("time_finished: Some(\"2026-11-25T08:30:00Z\"),", "time_finished: None,", "time_finished"),
+    ];
+    for (from, to, says) in damages {
+        let e = err_of(&text.replace(from, to));
+        assert!(e.reason.contains(says), "{e}");
+    }
+    // The place is the damaged execution's.
     let e = err_of(&text.replace("owner_id: 1,", "owner_id: 7,"));
-    assert!(e.reason.contains("does not exist"), "{e}");
     let line = text.lines().position(|l| l.contains("id: 3,")).unwrap() + 1;
     assert_eq!(e.line, line, "{e}");
-    // A uid used twice, or one of the system's.
-    let e = err_of(&text.replace("uid: 200001,", "uid: 200000,"));
-    assert!(e.reason.contains("uid 200000 is used twice"), "{e}");
-    let e = err_of(&text.replace("uid: 200001,", "uid: 0,"));
-    assert!(e.reason.contains("must be at least 1000"), "{e}");
-    // A bad name.
-    let e = err_of(&text.replace("name: \"alice\"", "name: \"Alice\""));
-    assert!(e.reason.contains("DNS"), "{e}");
-    // No admin left.
-    let e = err_of(&text.replace("role: admin,", "role: user,"));
-    assert!(e.reason.contains("admin"), "{e}");
-    // A final execution without an end time.
-    let e = err_of(&text.replace("time_finished: Some(\"2026-11-25T08:30:00Z\"),", "time_finished: None,"));
-    assert!(e.reason.contains("time_finished"), "{e}");
 }

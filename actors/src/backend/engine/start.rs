@@ -48,7 +48,7 @@ impl Inner {
         let event = start_outcome(&msg, outcome, || self.cleanup_failed_start(&msg, &created)).await;
         self.starts.end(execution_id);
         drop(running);
-        self.send_outcome(event);
+        self.outbox.send_outcome(event);
     }
 
     async fn try_start(

@@ -3,7 +3,6 @@
 //! engine's info.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,12 +48,12 @@ impl Inner {
         };
         let mut sent = false;
         for _ in 0..INVENTORY_ATTEMPTS {
-            let completions = self.completions.load(Ordering::SeqCst);
+            let completions = self.outbox.completions();
             let Some(containers) = self.take_inventory(&docker).await else {
                 return;
             };
-            if self.completions.load(Ordering::SeqCst) == completions {
-                self.send(BackendEvent::Inventory { containers });
+            if self.outbox.completions() == completions {
+                self.outbox.send(BackendEvent::Inventory { containers });
                 sent = true;
                 break;
             }
@@ -88,7 +87,7 @@ impl Inner {
                         .collect(),
                     containers: count(info.containers_running),
                 };
-                self.send(BackendEvent::Platform(PlatformInfo {
+                self.outbox.send(BackendEvent::Platform(PlatformInfo {
                     memory_total: count(info.mem_total),
                     cpus,
                     containers: count(info.containers),
@@ -326,7 +325,7 @@ impl Inner {
                 }
                 let exit_code = exit_code.unwrap_or(-1);
                 info!(execution_id, service_id, exit_code, oom_killed, "container exited");
-                self.send(BackendEvent::ContainerExited {
+                self.outbox.send(BackendEvent::ContainerExited {
                     execution_id,
                     service_id,
                     docker_id: id,

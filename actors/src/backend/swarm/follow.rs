@@ -4,7 +4,6 @@
 //! whether Zoe may place containers there.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -256,7 +255,7 @@ impl Inner {
             if let BackendEvent::ContainerExited { execution_id, service_id, exit_code, .. } = &e {
                 info!(execution_id, service_id, exit_code, "container exited");
             }
-            self.send(e);
+            self.outbox.send(e);
         }
         for (execution_id, service_id, service, node) in lost {
             warn!(execution_id, service_id, node, "a container was lost with its node; removing its service");
@@ -265,7 +264,7 @@ impl Inner {
                 lock(&self.seen).lost.remove(&service);
                 continue;
             }
-            self.send(BackendEvent::ContainerLost { execution_id, service_id, node });
+            self.outbox.send(BackendEvent::ContainerLost { execution_id, service_id, node });
         }
         Ok(())
     }
@@ -284,10 +283,10 @@ impl Inner {
         };
         let mut taken = None;
         for _ in 0..INVENTORY_ATTEMPTS {
-            let completions = self.completions.load(Ordering::SeqCst);
+            let completions = self.outbox.completions();
             let inventory = self.inventory(&docker).await;
             let Ok(inventory) = inventory.map_err(|e| warn!(error = e, "inventory failed")) else { return };
-            if self.completions.load(Ordering::SeqCst) == completions {
+            if self.outbox.completions() == completions {
                 taken = Some(inventory);
                 break;
             }
@@ -297,9 +296,9 @@ impl Inner {
             debug!("inventory skipped: starts and removals kept ending meanwhile");
             return;
         };
-        self.send(BackendEvent::Inventory { containers });
+        self.outbox.send(BackendEvent::Inventory { containers });
         match self.platform(&docker, &tasks).await {
-            Ok(p) => self.send(BackendEvent::Platform(p)),
+            Ok(p) => self.outbox.send(BackendEvent::Platform(p)),
             Err(e) => warn!(error = e, "cannot read the swarm's nodes"),
         }
     }

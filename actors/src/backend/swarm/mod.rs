@@ -28,7 +28,6 @@ mod remove;
 mod start;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,7 +36,7 @@ use actix::{Actor, AsyncContext, Context, Handler, Recipient, WrapFuture};
 use super::client::Client;
 use super::config::{validate_config, DockerConfig};
 use super::logs::{self, KeptLogs};
-use super::shared::{Reconciler, Starts};
+use super::shared::{Outbox, Reconciler, Starts};
 use super::LABEL_DEPLOYMENT;
 use crate::protocol::{BackendEvent, CpuUsage, FindRelay, LogStream, ServiceLogs};
 pub use constraints::Constraint;
@@ -59,11 +58,10 @@ impl SwarmActor {
         let client = Client::new(&config, events.clone());
         Ok(SwarmActor {
             inner: Arc::new(Inner {
-                events,
+                outbox: Outbox::new(events),
                 client,
                 constraints,
                 reconciler: Reconciler::default(),
-                completions: AtomicU64::new(0),
                 starts: Starts::default(),
                 network_lock: tokio::sync::Mutex::new(()),
                 seen: Mutex::new(Seen::default()),
@@ -135,13 +133,12 @@ struct NodeSeen {
 /// Shared by the actor and all its tasks.
 struct Inner {
     config: DockerConfig,
-    events: Recipient<BackendEvent>,
+    /// Where its events go.
+    outbox: Outbox,
     /// The connection to the manager: its API version, the bound on calls, its reachability.
     client: Client,
     constraints: Vec<Constraint>,
     reconciler: Reconciler,
-    /// Counts the outcomes of starts and removals sent.
-    completions: AtomicU64,
     /// Starts under way, by execution id.
     starts: Starts,
     /// The log tails kept of removed containers.
@@ -159,17 +156,6 @@ struct Inner {
 }
 
 impl Inner {
-    fn send(&self, event: BackendEvent) {
-        self.events.do_send(event);
-    }
-
-    /// Sends the outcome of a start or a removal, which an inventory taken meanwhile must not
-    /// contradict (see `follow`).
-    fn send_outcome(&self, event: BackendEvent) {
-        self.completions.fetch_add(1, Ordering::SeqCst);
-        self.send(event);
-    }
-
     fn deployment_filter(&self) -> HashMap<String, Vec<String>> {
         super::shared::label_filter(&[(LABEL_DEPLOYMENT, self.config.deployment_name.clone())])
     }

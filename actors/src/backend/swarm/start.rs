@@ -51,7 +51,7 @@ impl Inner {
         .await;
         self.starts.end(execution_id);
         drop(running);
-        self.send_outcome(event);
+        self.outbox.send_outcome(event);
     }
 
     async fn try_start(
