@@ -32,6 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::{Actor, AsyncContext, Context, Handler, Recipient, WrapFuture};
+use bollard::models::{NetworkAttachmentConfig, TaskSpec, TaskSpecLogDriver, TaskSpecPlacement};
 
 use super::client::Client;
 use super::config::{validate_config, DockerConfig};
@@ -156,6 +157,24 @@ struct Inner {
 }
 
 impl Inner {
+    /// What every task Zoe makes shares (an execution's service, a relay): on `network`,
+    /// placed by the configured constraints, logging to json files of `max_size` bytes, at most
+    /// `max_files` of them.
+    fn task_on(&self, network: &str, max_size: String, max_files: String) -> TaskSpec {
+        TaskSpec {
+            placement: Some(TaskSpecPlacement {
+                constraints: Some(self.constraints.iter().map(|c| c.text.clone()).collect()),
+                ..Default::default()
+            }),
+            networks: Some(vec![NetworkAttachmentConfig { target: Some(network.to_string()), ..Default::default() }]),
+            log_driver: Some(TaskSpecLogDriver {
+                name: Some("json-file".to_string()),
+                options: Some(HashMap::from([("max-size".to_string(), max_size), ("max-file".to_string(), max_files)])),
+            }),
+            ..Default::default()
+        }
+    }
+
     fn deployment_filter(&self) -> HashMap<String, Vec<String>> {
         super::shared::label_filter(&[(LABEL_DEPLOYMENT, self.config.deployment_name.clone())])
     }

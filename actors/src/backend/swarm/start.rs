@@ -8,10 +8,9 @@ use std::time::{Duration, Instant};
 
 use bollard::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum, EndpointSpec,
-    EndpointSpecModeEnum, Limit, Mount, MountTmpfsOptions, MountType, NetworkAttachmentConfig, ResourceObject,
-    ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, Task, TaskSpec, TaskSpecContainerSpec,
-    TaskSpecContainerSpecPrivileges, TaskSpecLogDriver, TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy,
-    TaskSpecRestartPolicyConditionEnum, TaskState,
+    EndpointSpecModeEnum, Limit, Mount, MountTmpfsOptions, MountType, ResourceObject, ServiceSpec, ServiceSpecMode,
+    ServiceSpecModeReplicated, Task, TaskSpec, TaskSpecContainerSpec, TaskSpecContainerSpecPrivileges,
+    TaskSpecResources, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum, TaskState,
 };
 use bollard::query_parameters::ListTasksOptions;
 use bollard::Docker;
@@ -179,22 +178,7 @@ impl Inner {
                     max_attempts: Some(0),
                     ..Default::default()
                 }),
-                placement: Some(TaskSpecPlacement {
-                    constraints: Some(self.constraints.iter().map(|c| c.text.clone()).collect()),
-                    ..Default::default()
-                }),
-                networks: Some(vec![NetworkAttachmentConfig {
-                    target: Some(msg.network.clone()),
-                    ..Default::default()
-                }]),
-                log_driver: Some(TaskSpecLogDriver {
-                    name: Some("json-file".to_string()),
-                    options: Some(HashMap::from([
-                        ("max-size".to_string(), c.log_max_bytes.to_string()),
-                        ("max-file".to_string(), c.log_max_files.max(1).to_string()),
-                    ])),
-                }),
-                ..Default::default()
+                ..self.task_on(&msg.network, c.log_max_bytes.to_string(), c.log_max_files.max(1).to_string())
             }),
             mode: Some(ServiceSpecMode {
                 replicated: Some(ServiceSpecModeReplicated { replicas: Some(1) }),
