@@ -95,3 +95,16 @@ fn callers_see_only_their_own_and_a_gone_caller_nothing() {
     let m = metrics(&p, &cfg);
     assert_eq!((m.queue_length, m.memory_reserved), (2, 33554432));
 }
+
+#[test]
+fn a_view_that_cannot_be_written_is_an_internal_error_and_is_not_cached() {
+    // JSON objects have string keys: this map cannot be written.
+    let unwritable = std::collections::HashMap::from([((1u8, 2u8), 3u8)]);
+    let e = to_json(&unwritable).unwrap_err();
+    assert_eq!((e.code, e.code.as_str()), (Code::Internal, "internal"), "{e}");
+    let p = published();
+    let e = p.state.executions.values().next().unwrap();
+    let cache = JsonCache::default();
+    assert!(cache.get_or_make(e, || to_json(&unwritable)).is_err());
+    assert_eq!(cache.get_or_make(e, || Ok::<_, ZoeError>(b"{}".to_vec())).unwrap().as_ref(), b"{}");
+}
