@@ -35,16 +35,16 @@ fn newest_checkpoint(dir: &Path) -> String {
 
 /// Waits until the newest checkpoint holds at most `keep` ended executions.
 fn wait_archived(dir: &Path, keep: usize) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    let polled = crate::common::poll(Duration::from_secs(20), Duration::from_millis(100), || {
         let text = newest_checkpoint(dir);
         let ended = text.matches("status: terminated,").count();
         if ended <= keep && !files(&dir.join("archive"), "ron").is_empty() {
-            return;
+            Ok(())
+        } else {
+            Err(text)
         }
-        assert!(Instant::now() < deadline, "nothing was archived in 20 s; newest checkpoint:\n{text}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    });
+    polled.unwrap_or_else(|text| panic!("nothing was archived in 20 s; newest checkpoint:\n{text}"));
 }
 
 fn ids(list: &Value) -> Vec<u64> {

@@ -91,7 +91,7 @@ fn a_hundred_clients_mixing_reads_and_changes() {
         Ok(bin) => Master::start_with_bin(&bin, &dir, UNLIMITED),
         Err(_) => Master::start_in(&dir, UNLIMITED),
     };
-    let before = peak_memory_kib(m.child.id());
+    let before = peak_memory_kib(m.process.child.id());
     // 90% reads of random executions, 10% submissions (acknowledged once durable).
     let script = dir.join("mix.lua");
     std::fs::write(
@@ -123,7 +123,7 @@ end
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    let peak = peak_memory_kib(m.child.id());
+    let peak = peak_memory_kib(m.process.child.id());
     let find = |prefix: &str| text.lines().find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_string()));
     let rps = find("Requests/sec:").unwrap_or_default();
     let (p50, p99) = (find("50%").unwrap_or_default(), find("99%").unwrap_or_default());

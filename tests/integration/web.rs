@@ -57,15 +57,7 @@ impl Page {
 }
 
 fn form_encode(fields: &[(&str, &str)]) -> String {
-    let enc = |s: &str| {
-        s.bytes()
-            .map(|b| match b {
-                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => (b as char).to_string(),
-                b' ' => "+".to_string(),
-                b => format!("%{b:02X}"),
-            })
-            .collect::<String>()
-    };
+    let enc = zoe::percent::encode;
     fields.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
 }
 
@@ -503,15 +495,9 @@ fn admins_create_change_and_delete_users_through_forms() {
 const WAIT: Duration = Duration::from_secs(60);
 
 fn wait_api_status(m: &Master, id: u64, want: &str) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let e = execution(m, id);
-        if e["status"] == want {
-            return e;
-        }
-        assert!(Instant::now() < deadline, "execution {id} never became {want}: {e}\n{}", m.log_text());
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    crate::common::wait_execution(m, ADMIN, id, WAIT.as_secs(), &format!("execution {id} never became {want}"), |e| {
+        e["status"] == want
+    })
 }
 
 #[test]

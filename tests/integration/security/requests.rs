@@ -177,7 +177,7 @@ fn a_flood_of_logins_with_made_up_names_cannot_exhaust_memory() {
     let m = Master::start_in(&temp_dir("login-flood"), &["--no-docker", "--auth-wait-seconds", "2"]);
     m.create_user("alice", "user", ALICE.1);
     assert_eq!(m.get("/api/0.6/info", ALICE).0, 200);
-    let pid = m.child.id();
+    let pid = m.process.child.id();
     std::thread::sleep(Duration::from_millis(500));
     let before = memory_kb(pid, "VmRSS");
     let url = m.url.clone();
@@ -272,7 +272,7 @@ fn abandoned_log_streams_end_followers_are_capped_and_shutdown_is_prompt() {
     );
     let e = wait_status(&m, ALICE, id, &["running"], 60);
     let sid = e["services"][0].as_u64().unwrap();
-    let pid = m.child.id();
+    let pid = m.process.child.id();
     let path = format!("/api/0.6/service/{sid}/logs?follow=true");
     let follow = |who: (&str, &str)| {
         let addr = m.url.trim_start_matches("http://").to_string();
@@ -331,7 +331,7 @@ fn abandoned_log_streams_end_followers_are_capped_and_shutdown_is_prompt() {
     // Stopping the master does not wait for the streams that are still open.
     let t = Instant::now();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
-    let status = m.child.wait().unwrap();
+    let status = m.process.child.wait().unwrap();
     eprintln!("master stopped in {:?} with 5 followed logs open ({status})", t.elapsed());
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     drop(mine);
