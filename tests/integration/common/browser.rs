@@ -1,8 +1,6 @@
 //! A real browser for tests: Debian's headless Chromium driven through chromedriver (the W3C
 //! WebDriver protocol over plain HTTP).
 
-#![allow(dead_code)]
-
 use std::io::Read;
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
