@@ -47,11 +47,7 @@ pub fn burst(n: usize) {
         ],
     );
     let cleanup = BurstCleanup(deployment.clone(), child);
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(120)))
-        .build()
-        .into();
+    let agent = agent(Duration::from_secs(120));
     let call = |method: &str, path: &str, body: Option<serde_json::Value>| {
         let req = ureq::http::Request::builder()
             .method(method)

@@ -13,11 +13,7 @@ pub fn logins() {
         .map(|i| {
             let addr = addr.clone();
             std::thread::spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .timeout_global(Some(Duration::from_secs(60)))
-                    .build()
-                    .into();
+                let agent = agent(Duration::from_secs(60));
                 let auth = base64::engine::general_purpose::STANDARD.encode(format!("made-up-{i}:guess"));
                 agent
                     .get(format!("http://{addr}/api/0.6/info"))

@@ -40,10 +40,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use zoe_checkpoints::{encode, Archive, Execution, ExecutionStatus, Role, Service, ServiceStatus, State, Store, User};
+use zoe_checkpoints::{encode, Archive, Execution, ExecutionStatus, Service, ServiceStatus, State, Store};
 
 #[path = "../../tests/integration/common/process.rs"]
 mod process;
+#[path = "../../tests/integration/common/states.rs"]
+mod states;
 
 mod burst;
 mod diff;
@@ -55,7 +57,7 @@ mod state;
 mod swarm;
 mod writes;
 
-use process::MasterProcess;
+use process::{agent, MasterProcess, NO_USER_LIMITS};
 
 use burst::*;
 use diff::*;
@@ -73,26 +75,13 @@ fn seconds() -> f64 {
     std::env::var("ZOE_BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0)
 }
 
-/// The per-user limits that protect a real deployment from one user, lifted: the benchmarks
-/// measure throughput.
-const UNLIMITED: &[&str] = &[
-    "--deployment-name",
-    "bench",
-    "--keep-checkpoints",
-    "3",
-    "--submit-rate",
-    "1000000",
-    "--submit-burst",
-    "1000000",
-    "--user-max-active",
-    "1000000",
-    "--user-max-queued",
-    "1000000",
-];
+/// What every benchmark's master gets: its deployment, few checkpoints kept, and no per-user
+/// limits (the benchmarks measure throughput).
+const UNLIMITED: &[&str] = &["--deployment-name", "bench", "--keep-checkpoints", "3"];
 
 /// What a master process gets in most of these benchmarks: no Docker, and no per-user limits.
 fn bench_master() -> Vec<&'static str> {
-    [&["--no-docker"], UNLIMITED].concat()
+    [&["--no-docker"], UNLIMITED, &NO_USER_LIMITS].concat()
 }
 
 fn main() {

@@ -225,11 +225,7 @@ pub fn proxy(secs: f64) {
             ws.to_str().unwrap_or("ws"),
         ],
     );
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(120)))
-        .build()
-        .into();
+    let agent = agent(Duration::from_secs(120));
     let ports = |port: u16| json!([{"name": "p", "protocol": "http", "port_number": port, "is_main_endpoint": true, "expose": true}]);
     let app = json!({
         "name": "proxy", "version": 2, "will_end": false, "requires_binary": false, "priority": 1,

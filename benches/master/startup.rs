@@ -98,6 +98,7 @@ pub fn startup(runs: usize) {
         &dir,
         &[
             UNLIMITED,
+            &NO_USER_LIMITS,
             &[
                 "--stop-grace",
                 "1",
@@ -109,11 +110,7 @@ pub fn startup(runs: usize) {
         ]
         .concat(),
     );
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into();
+    let agent = agent(Duration::from_secs(60));
     let workspace =
         std::path::absolute(dir.join("ws").join("bench").join("alice")).unwrap_or_default().display().to_string();
     let system = actix::System::new();

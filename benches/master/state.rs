@@ -13,42 +13,9 @@ pub fn app() -> serde_json::Value {
     })
 }
 
-/// A state with zoeadmin, alice and `n` finished executions of alice.
+/// A state with zoeadmin, alice and `n` terminated executions of alice.
 pub fn state_with(n: usize) -> State {
-    let hash = zoe::auth::hash_password("alice-pw").unwrap_or_default();
-    let mut s = State::new("bench");
-    let now = time::OffsetDateTime::now_utc();
-    for (name, role) in [("zoeadmin", Role::Admin), ("alice", Role::User)] {
-        let id = s.gen_id();
-        let uid = s.gen_uid();
-        s.users.insert(
-            id,
-            Arc::new(User { id, name: name.into(), role, uid, password_hash: hash.clone(), created_at: now }),
-        );
-    }
-    let application = zoe_actors::description::app_description::parse_application(&app()).unwrap();
-    for i in 0..n {
-        let id = s.gen_id();
-        s.executions.insert(
-            id,
-            Arc::new(Execution {
-                id,
-                name: format!("old-{i}"),
-                owner: "alice".into(),
-                owner_id: 1,
-                status: ExecutionStatus::Terminated,
-                error: None,
-                ending: None,
-                time_scheduled: now,
-                time_started: None,
-                time_finished: Some(now),
-                application: application.clone(),
-                services: vec![],
-                proxy_secret: None,
-            }),
-        );
-    }
-    s
+    states::with_ended("bench", "alice-pw", n, ExecutionStatus::Terminated, &app())
 }
 
 /// Ended executions a master keeps in its checkpoint by default (`--history-keep`).

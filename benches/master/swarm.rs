@@ -123,6 +123,7 @@ pub fn swarm_startup(runs: usize) {
         &dir,
         &[
             UNLIMITED,
+            &NO_USER_LIMITS,
             &[
                 "--backend",
                 "swarm",
@@ -147,11 +148,7 @@ pub fn swarm_startup(runs: usize) {
         ]
         .concat(),
     );
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into();
+    let agent = agent(Duration::from_secs(60));
     let workspace = format!("{workspaces}/bench/alice");
     let _ = std::fs::create_dir_all(&workspace);
     let system = actix::System::new();

@@ -154,11 +154,7 @@ pub fn changes(addr: SocketAddr, clients: usize, total: usize) -> (f64, f64, f64
         .map(|c| {
             let (count, ready) = (count.clone(), ready.clone());
             std::thread::spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .timeout_global(Some(Duration::from_secs(60)))
-                    .build()
-                    .into();
+                let agent = agent(Duration::from_secs(60));
                 // Warm up: the connection and the credential cache.
                 let (s, _) = http(&agent, "GET", &format!("http://{addr}/api/0.6/info"), None);
                 assert_eq!(s, 200);

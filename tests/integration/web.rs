@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use crate::common::browser::{screenshot_dir, start_driver, Browser};
 use crate::common::docker::{require_docker, Cleanup};
-use crate::common::{app, temp_dir, Master, ADMIN};
+use crate::common::{app, temp_dir, wait_until, Master, ADMIN};
 
 const NO_DOCKER: &[&str] = &["--no-docker"];
 const ALICE: (&str, &str) = ("alice", "alice-pw");
@@ -547,11 +547,8 @@ fn a_browser_runs_an_execution_from_the_catalogue_reads_its_log_and_terminates_i
     let upload = dir.join("uploaded.json");
     std::fs::write(&upload, r#"{"name": "from-a-file"}"#).unwrap();
     b.send_keys("#description-file", upload.to_str().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !b.property("#description", "value").as_str().unwrap_or("").contains("from-a-file") {
-        assert!(Instant::now() < deadline, "the uploaded file did not fill the box");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let filled = || b.property("#description", "value").as_str().unwrap_or("").contains("from-a-file");
+    wait_until(10, filled, || "the uploaded file did not fill the box".into());
     assert_eq!(b.property("#app", "value"), "");
     b.click("#app option[value='sleeper']");
     let filled = b.property("#description", "value");

@@ -93,11 +93,7 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 impl Browser {
     pub fn open(driver: &Driver, width: u32, height: u32) -> Browser {
         let profile = TempDir(temp_dir("chromium-profile"));
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(120)))
-            .build()
-            .into();
+        let agent = super::process::agent(Duration::from_secs(120));
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {

@@ -109,6 +109,19 @@ pub fn wait_status(m: &Master, auth: (&str, &str), id: u64, want: &[&str], secs:
     })
 }
 
+/// A service's log (as `auth` reads it) once it holds `needle`, or as it is after `secs`.
+pub fn log_with(m: &Master, auth: (&str, &str), sid: u64, needle: &str, secs: u64) -> String {
+    let polled = super::poll(std::time::Duration::from_secs(secs), std::time::Duration::from_millis(300), || {
+        let log = m.get(&format!("/api/0.6/service/{sid}/logs"), auth).1.as_str().unwrap_or_default().to_string();
+        if log.contains(needle) {
+            Ok(log)
+        } else {
+            Err(log)
+        }
+    });
+    polled.unwrap_or_else(|log| log)
+}
+
 /// `docker inspect` of a container or network.
 pub fn inspect(name: &str) -> Value {
     let out = docker(&["inspect", name]);

@@ -7,6 +7,7 @@ pub mod docker;
 pub mod engine;
 pub mod process;
 pub mod proxy;
+pub mod states;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -112,11 +113,7 @@ impl Master {
         let process = MasterProcess::spawn(command)?;
         let deployment = extra.windows(2).find(|w| w[0] == "--deployment-name").map_or("test", |w| w[1]);
         STARTED.lock().unwrap().push((process.child.id(), deployment.to_string()));
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into();
+        let agent = process::agent(Duration::from_secs(30));
         Ok(Master { url: process.url.clone(), process, state_dir: state_dir.to_path_buf(), agent })
     }
 
@@ -212,6 +209,15 @@ pub fn poll<T, E>(within: Duration, every: Duration, mut check: impl FnMut() -> 
             Err(last) if Instant::now() >= deadline => return Err(last),
             Err(_) => std::thread::sleep(every),
         }
+    }
+}
+
+/// Asks `done` every 100 ms until it holds, for at most `secs`; then fails with what `why` says.
+#[track_caller]
+pub fn wait_until(secs: u64, mut done: impl FnMut() -> bool, why: impl FnOnce() -> String) {
+    let polled = poll(Duration::from_secs(secs), Duration::from_millis(100), || done().then_some(()).ok_or(()));
+    if polled.is_err() {
+        panic!("{} (waited {secs} s)", why());
     }
 }
 

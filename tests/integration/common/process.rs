@@ -6,6 +6,19 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
+/// The per-user limits that protect a real deployment from one user, lifted: for the tests and
+/// benchmarks that measure throughput.
+pub const NO_USER_LIMITS: [&str; 8] = [
+    "--submit-rate",
+    "1000000",
+    "--submit-burst",
+    "1000000",
+    "--user-max-active",
+    "1000000",
+    "--user-max-queued",
+    "1000000",
+];
+
 /// A running master: its process, its URL and what it logged so far. Killed when dropped.
 pub struct MasterProcess {
     pub child: Child,
@@ -59,6 +72,12 @@ impl MasterProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// An HTTP client for a master: statuses are answers, not errors; nothing waits longer than
+/// `timeout`.
+pub fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(timeout)).build().into()
 }
 
 impl Drop for MasterProcess {
