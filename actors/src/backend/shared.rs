@@ -139,8 +139,16 @@ impl Starts {
         Running { control, _guard: guard }
     }
 
-    pub(crate) fn end(&self, execution_id: u64) {
+    fn end(&self, execution_id: u64) {
         lock(&self.map).remove(&execution_id);
+    }
+
+    /// A start of `execution_id` is over, cleaned up after: it leaves the starts under way, a
+    /// removal waiting for it goes on, and its outcome `event` is sent.
+    pub(crate) fn finish(&self, execution_id: u64, running: Running, outbox: &Outbox, event: BackendEvent) {
+        self.end(execution_id);
+        drop(running);
+        outbox.send_outcome(event);
     }
 
     /// Cancels the start of an execution, if one is under way, and waits until it has cleaned

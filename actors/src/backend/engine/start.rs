@@ -41,23 +41,19 @@ impl Inner {
         info!(execution_id, containers = msg.containers.len(), "starting execution");
         let running = self.starts.begin(execution_id).await;
         let mut created = Created::default();
-        let outcome = match self.client.ready().await {
-            Ok(docker) => self.try_start(&docker, &msg, &running.control, &mut created).await,
-            Err(e) => Err(Failure::call(e, |e| e.to_string())),
-        };
+        let outcome = self.try_start(&msg, &running.control, &mut created).await;
         let event = start_outcome(&msg, outcome, || self.cleanup_failed_start(&msg, &created)).await;
-        self.starts.end(execution_id);
-        drop(running);
-        self.outbox.send_outcome(event);
+        self.starts.finish(execution_id, running, &self.outbox, event);
     }
 
+    /// Starts what `msg` asks for, once the back end is reached; what it made is in `created`.
     async fn try_start(
         &self,
-        docker: &Docker,
         msg: &StartExecution,
         control: &StartControl,
         created: &mut Created,
     ) -> Result<Vec<StartedContainer>, Failure> {
+        let docker = &self.client.ready().await.map_err(|e| Failure::call(e, |e| e.to_string()))?;
         let user = (msg.network.as_str(), msg.owner.as_str());
         let (limit, deployment) = (self.config.call_timeout, &self.config.deployment_name);
         let held = self.network_lock.lock().await;

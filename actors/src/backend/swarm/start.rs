@@ -35,10 +35,7 @@ impl Inner {
         info!(execution_id, containers = msg.containers.len(), "starting execution on the swarm");
         let running = self.starts.begin(execution_id).await;
         let mut created = Vec::new();
-        let outcome = match self.client.ready().await {
-            Ok(docker) => self.try_start(&docker, &msg, &running.control, &mut created).await,
-            Err(e) => Err(Failure::call(e, |e| e.to_string())),
-        };
+        let outcome = self.try_start(&msg, &running.control, &mut created).await;
         let grow = msg.grow;
         let event = start_outcome(&msg, outcome, || async {
             if grow {
@@ -48,18 +45,17 @@ impl Inner {
             }
         })
         .await;
-        self.starts.end(execution_id);
-        drop(running);
-        self.outbox.send_outcome(event);
+        self.starts.finish(execution_id, running, &self.outbox, event);
     }
 
+    /// Starts what `msg` asks for, once the back end is reached; what it made is in `created`.
     async fn try_start(
         &self,
-        docker: &Docker,
         msg: &StartExecution,
         control: &StartControl,
         created: &mut Vec<String>,
     ) -> Result<Vec<StartedContainer>, Failure> {
+        let docker = &self.client.ready().await.map_err(|e| Failure::call(e, |e| e.to_string()))?;
         // The network lock is held until the first services are on the network: a removal of
         // the owner's last execution cannot take the network away meanwhile.
         let mut network_guard = Some(self.network_lock.lock().await);
