@@ -31,6 +31,7 @@ pub mod passwords;
 pub mod paths;
 pub mod proxy;
 pub mod relay_cmd;
+pub mod requests;
 pub mod simulate_cmd;
 pub mod tls;
 pub mod web;

@@ -309,7 +309,7 @@ fn description_of(form: &mut NewExecutionForm, max_bytes: usize) -> Result<Appli
             ),
         ),
     })?;
-    crate::api::parse_description(&v, max_bytes)
+    crate::requests::parse_description(&v, max_bytes)
 }
 
 async fn submit_execution(
