@@ -4,17 +4,17 @@
 use actix_web::http::header::ContentType;
 use actix_web::http::{header, Method};
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use zoe_actors::logic::views::{self, UserView};
-use zoe_actors::protocol::ServiceLogs;
 use zoe_actors::state_actor::{CreateUser, DeleteUser, SubmitExecution, TerminateExecution, UpdateUser};
 use zoe_actors::Code;
 
 use crate::auth::Authed;
+use crate::body::read_limited;
 use crate::error::{ApiError, HttpCode};
+use crate::logs::{service_log, ServiceLog};
 use crate::requests::{strict_json_error, NewExecution, NewUser, QueryRequest, UserUpdate};
 use crate::AppData;
 
@@ -110,25 +110,6 @@ pub async fn not_found(req: HttpRequest) -> ApiResult {
     Err(ApiError::new(HttpCode::NotFound, format!("no such endpoint: {} {}", req.method(), req.path())))
 }
 
-/// Reads a request body of at most `limit` bytes; `what` names it in the refusal ("request
-/// body", "form"). Used by the API and the web pages.
-pub async fn read_limited(mut payload: web::Payload, limit: usize, what: &str) -> Result<web::BytesMut, ApiError> {
-    let too_large =
-        || ApiError::new(HttpCode::PayloadTooLarge, format!("the {what} is larger than the limit of {limit} bytes"));
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| match e {
-            actix_web::error::PayloadError::Overflow => too_large(),
-            e => ApiError::new(HttpCode::InvalidRequest, format!("cannot read the {what}: {e}")),
-        })?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
 /// Reads the request body as a JSON object, within the configured size, whatever the
 /// content type; a key given twice anywhere in it is refused (`duplicate_key`).
 async fn json_body(data: &AppData, payload: web::Payload) -> Result<Map<String, Value>, ApiError> {
@@ -190,14 +171,9 @@ async fn info(data: web::Data<AppData>, _: Authed) -> ApiResult {
 async fn create_user(data: web::Data<AppData>, Authed(caller): Authed, payload: web::Payload) -> ApiResult {
     let NewUser { name, role, password } = NewUser::read(&json_body(&data, payload).await?)?;
     views::admin_only(&data.reader.now(), &caller, "create users")?;
-    let password_hash = hash(&data, password).await?;
+    let password_hash = data.auth.passwords.hash(password).await?;
     let user = data.state.send(CreateUser { caller, name, role, password_hash }).await??;
     Ok(HttpResponse::Created().json(UserCreated { user }))
-}
-
-/// Hashes a password, in turn with the logins being verified.
-pub async fn hash(data: &AppData, password: String) -> Result<String, ApiError> {
-    data.auth.passwords.hash(password).await
 }
 
 /// `PUT /user/<name>` `{"role"?, "password"?}`: administrators change roles and passwords,
@@ -231,7 +207,7 @@ async fn update_user(
 ) -> ApiResult {
     let UserUpdate { role, password } = UserUpdate::read(&json_body(&data, payload).await?)?;
     let password_hash = match password {
-        Some(p) => Some(hash(&data, p).await?),
+        Some(p) => Some(data.auth.passwords.hash(p).await?),
         None => None,
     };
     let user = data.state.send(UpdateUser { caller, name: name.into_inner(), role, password_hash }).await??;
@@ -473,75 +449,16 @@ async fn service_logs(
 ) -> ApiResult {
     let id = parse_id(&id, Code::NoSuchService)?;
     let (follow, tail) = log_params(req.query_string())?;
-    service_log_response(&data, caller, id, follow, tail).await
+    Ok(log_response(service_log(&data, caller, id, follow, tail).await?))
 }
 
-/// The log of service `id` as a plain-text response, if the caller may see it: streamed from
-/// the live container, or the tail kept after its removal. Used by the API and the web pages.
-pub async fn service_log_response(
-    data: &AppData,
-    caller: zoe_actors::Caller,
-    id: u64,
-    follow: bool,
-    tail: Option<u64>,
-) -> ApiResult {
-    let source = views::log_source(&data.reader.now(), &caller, id)?;
-    if let (true, Some(backend)) = (source.live, &data.backend) {
-        // A followed stream holds one of the caller's few places until it ends or its client
-        // goes away (the server notices a closed connection at once).
-        let slot = if follow { Some(data.limits.follower(&caller)?) } else { None };
-        let msg = ServiceLogs { container: source.container.clone(), follow, tail_lines: tail };
-        if let Ok(Ok(rx)) = backend.logs.send(msg).await {
-            let stream = futures_util::stream::unfold((rx, slot), |(mut rx, slot)| async move {
-                rx.recv().await.map(|item| {
-                    (item.map(web::Bytes::from).map_err(actix_web::error::ErrorInternalServerError), (rx, slot))
-                })
-            });
-            return Ok(HttpResponse::Ok()
-                .content_type("text/plain; charset=utf-8")
-                .insert_header((header::CACHE_CONTROL, "no-cache"))
-                .streaming(stream));
-        }
-    }
-    let path = crate::master::log_dir(&data.config).join(format!("{}.log", source.service_id));
-    match web::block(move || std::fs::read(path)).await {
-        Ok(Ok(bytes)) => Ok(HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(last_lines(bytes, tail))),
-        _ => Err(ApiError::new(
-            HttpCode::NotFound,
-            format!("no log is kept for service {id}: its container never ran or left no output"),
-        )),
-    }
-}
-
-/// The last `tail` lines of a log (all of it without `tail`).
-fn last_lines(bytes: Vec<u8>, tail: Option<u64>) -> Vec<u8> {
-    let Some(n) = tail else { return bytes };
-    let body = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
-    let start = body
-        .iter()
-        .enumerate()
-        .rev()
-        .filter(|(_, b)| **b == b'\n')
-        .nth(usize::try_from(n).unwrap_or(usize::MAX).saturating_sub(1))
-        .map_or(0, |(i, _)| i + 1);
-    if n == 0 {
-        return Vec::new();
-    }
-    bytes[start..].to_vec()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::last_lines;
-
-    #[test]
-    fn last_lines_of_a_kept_log() {
-        let log = b"a\nb\nc\n".to_vec();
-        assert_eq!(last_lines(log.clone(), None), log);
-        assert_eq!(last_lines(log.clone(), Some(1)), b"c\n");
-        assert_eq!(last_lines(log.clone(), Some(2)), b"b\nc\n");
-        assert_eq!(last_lines(log.clone(), Some(9)), log);
-        assert_eq!(last_lines(log, Some(0)), b"");
-        assert_eq!(last_lines(b"x".to_vec(), Some(1)), b"x");
+/// A service's log as a plain-text response.
+fn log_response(log: ServiceLog) -> HttpResponse {
+    match log {
+        ServiceLog::Live(stream) => HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .insert_header((header::CACHE_CONTROL, "no-cache"))
+            .streaming(stream),
+        ServiceLog::Kept(bytes) => HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(bytes),
     }
 }

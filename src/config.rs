@@ -530,6 +530,11 @@ impl MasterConfig {
         zoe_actors::backend::workspace::Quotas { default: self.workspace_quota, by_role }
     }
 
+    /// Where the log tails of removed containers are kept.
+    pub fn log_dir(&self) -> std::path::PathBuf {
+        self.state_dir.join("logs")
+    }
+
     /// The idle limits of idle culling.
     pub fn idle_limits(&self) -> crate::idle::IdleLimits {
         let secs = |s: u64| (s > 0).then(|| std::time::Duration::from_secs(s));

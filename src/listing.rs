@@ -14,6 +14,7 @@ use zoe_actors::logic::views::JsonListing;
 use zoe_checkpoints::ExecutionStatus;
 
 use crate::error::{ApiError, HttpCode};
+use crate::percent::encode;
 
 /// The most executions one page may ask for.
 pub const MAX_LIMIT: usize = 10_000;
@@ -101,19 +102,6 @@ pub fn parse(pairs: &[(String, String)]) -> Result<ListFilter, ApiError> {
         }
     }
     Ok(f)
-}
-
-/// Percent-encodes a query value (everything but unreserved characters).
-fn encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// The URL of the next (older) page: the same query, with `before`.

@@ -14,11 +14,11 @@ use serde::de::{self, DeserializeOwned, Visitor};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
-use zoe_actors::description::app_description::parse_application;
 use zoe_actors::description::strict_json;
 use zoe_actors::logic::views::QueryWhat;
 use zoe_checkpoints::{Application, Role};
 
+use crate::body::parse_description;
 use crate::error::{ApiError, HttpCode};
 use crate::passwords::MAX_PASSWORD_BYTES;
 
@@ -215,19 +215,6 @@ pub fn strict_json_error(e: strict_json::Error) -> ApiError {
         strict_json::Error::Syntax(e) => ApiError::new(HttpCode::InvalidJson, format!("Error decoding JSON data: {e}")),
         e @ strict_json::Error::DuplicateKey(_) => ApiError::new(HttpCode::DuplicateKey, e.to_string()),
     }
-}
-
-/// Parses an application description of at most `max_bytes` of compact JSON: every description
-/// is kept in the checkpoints, so its size is bounded like every other thing a request stores.
-pub fn parse_description(v: &Value, max_bytes: usize) -> Result<Application, ApiError> {
-    let size = serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX);
-    if size > max_bytes {
-        return Err(ApiError::new(
-            HttpCode::DescriptionTooLarge,
-            format!("application: the description is {size} bytes of JSON, more than the limit of {max_bytes}"),
-        ));
-    }
-    parse_application(v).map_err(|e| ApiError::from(zoe_actors::ZoeError::from(e)))
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ mod lifecycle;
 mod load;
 mod proxy;
 mod security;
+mod starts;
 mod state_disk;
 mod swarm;
 mod tls;
