@@ -187,6 +187,21 @@ mod tests {
         for view in ["User", "Execution", "Service", "ExecutionStatus", "QueryAnswer", "Application"] {
             assert!(doc["components"]["schemas"].get(view).is_some(), "the view {view} is documented");
         }
+        // The description a request sends is the model the checkpoints keep, its optional fields
+        // not required.
+        let schemas = &doc["components"]["schemas"];
+        assert_eq!(schemas["NewExecution"]["properties"]["application"]["$ref"], "#/components/schemas/Application");
+        let required = |name: &str| schemas[name]["required"].as_array().cloned().unwrap_or_default();
+        for (schema, optional) in [
+            ("ServiceDescription", &["environment", "command", "volumes", "networks"][..]),
+            ("PortDescription", &["path", "expose", "secret_header"][..]),
+            ("Resources", &["cores"][..]),
+        ] {
+            for field in optional {
+                assert!(!required(schema).iter().any(|r| r == field), "{schema}.{field} is optional");
+            }
+        }
+        assert_eq!(required("Application").len(), 6, "{}", schemas["Application"]);
         // No passwords or hashes in the examples.
         assert!(!text.contains("argon2") && !text.contains("changeme") && !text.contains("s3cret"));
     }
