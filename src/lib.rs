@@ -34,6 +34,7 @@ pub mod paths;
 pub mod percent;
 pub mod proxy;
 pub mod relay_cmd;
+pub mod requests;
 pub mod simulate_cmd;
 pub mod tls;
 pub mod web;

@@ -351,6 +351,7 @@ pub fn create_app(
         .wrap(actix_web::middleware::from_fn(crate::apps::split))
         .wrap(actix_web::middleware::from_fn(crate::headers::nosniff))
         .configure(crate::observability::configure)
+        .configure(crate::openapi::configure)
         .configure(crate::api::configure)
         .configure(crate::apps::entry::configure)
         .configure(crate::web::configure)
