@@ -4,19 +4,19 @@
 use actix_web::http::header::ContentType;
 use actix_web::http::{header, Method};
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
-use zoe_actors::description::app_description::parse_application;
-use zoe_actors::logic::views::{self, QueryWhat, UserView};
-use zoe_actors::protocol::ServiceLogs;
+use zoe_actors::logic::access;
+use zoe_actors::logic::views::{self, UserView};
 use zoe_actors::state_actor::{CreateUser, DeleteUser, SubmitExecution, TerminateExecution, UpdateUser};
 use zoe_actors::Code;
-use zoe_checkpoints::Role;
 
-use crate::auth::{Authed, MAX_PASSWORD_BYTES};
+use crate::auth::Authed;
+use crate::body::read_limited;
 use crate::error::{ApiError, HttpCode};
+use crate::logs::{service_log, ServiceLog};
+use crate::requests::{strict_json_error, NewExecution, NewUser, QueryRequest, UserUpdate};
 use crate::AppData;
 
 /// The API's base path.
@@ -95,48 +95,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .service(resource("/{id}", &[Method::GET]).route(web::get().to(get_service)))
                     .service(resource("/{id}/logs", &[Method::GET]).route(web::get().to(service_logs))),
             )
-            .service(resource("/query", &[Method::POST]).route(web::post().to(query)))
-            .service(resource("/openapi.json", &[Method::GET]).route(web::get().to(crate::openapi::openapi_json))),
+            .service(resource("/query", &[Method::POST]).route(web::post().to(query))),
     );
 }
 
 /// A resource that answers other methods with 405 and an `Allow` header.
 fn resource(path: &str, allowed: &'static [Method]) -> actix_web::Resource {
-    web::resource(path)
-        .default_service(web::to(move |req: HttpRequest| async move { method_not_allowed(&req, allowed) }))
-}
-
-fn method_not_allowed(req: &HttpRequest, allowed: &[Method]) -> HttpResponse {
-    let allow = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
-    let e = ApiError::new(
-        HttpCode::MethodNotAllowed,
-        format!("{} is not allowed on {}; use {allow}", req.method(), req.path()),
-    );
-    HttpResponse::MethodNotAllowed().insert_header((header::ALLOW, allow)).json(crate::error::body(&e))
+    web::resource(path).default_service(web::to(move |req: HttpRequest| async move {
+        crate::error::method_not_allowed(&req, allowed)
+    }))
 }
 
 /// Answers unknown paths.
 pub async fn not_found(req: HttpRequest) -> ApiResult {
     Err(ApiError::new(HttpCode::NotFound, format!("no such endpoint: {} {}", req.method(), req.path())))
-}
-
-/// Reads a request body of at most `limit` bytes; `what` names it in the refusal ("request
-/// body", "form"). Used by the API and the web pages.
-pub async fn read_limited(mut payload: web::Payload, limit: usize, what: &str) -> Result<web::BytesMut, ApiError> {
-    let too_large =
-        || ApiError::new(HttpCode::PayloadTooLarge, format!("the {what} is larger than the limit of {limit} bytes"));
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| match e {
-            actix_web::error::PayloadError::Overflow => too_large(),
-            e => ApiError::new(HttpCode::InvalidRequest, format!("cannot read the {what}: {e}")),
-        })?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 /// Reads the request body as a JSON object, within the configured size, whatever the
@@ -150,45 +122,6 @@ async fn json_body(data: &AppData, payload: web::Payload) -> Result<Map<String, 
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(ApiError::new(HttpCode::InvalidRequest, "the request body must be a JSON object")),
         Err(e) => Err(strict_json_error(e)),
-    }
-}
-
-/// A document refused by [`zoe_actors::description::strict_json`]: not JSON, or a key given twice
-/// (the path of the second one).
-pub fn strict_json_error(e: zoe_actors::description::strict_json::Error) -> ApiError {
-    match e {
-        zoe_actors::description::strict_json::Error::Syntax(e) => {
-            ApiError::new(HttpCode::InvalidJson, format!("Error decoding JSON data: {e}"))
-        }
-        e @ zoe_actors::description::strict_json::Error::DuplicateKey(_) => {
-            ApiError::new(HttpCode::DuplicateKey, e.to_string())
-        }
-    }
-}
-
-/// Parses an application description of at most `max_bytes` of compact JSON: every description
-/// is kept in the checkpoints, so its size is bounded like every other thing a request stores.
-pub fn parse_description(v: &Value, max_bytes: usize) -> Result<zoe_checkpoints::Application, ApiError> {
-    let size = serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX);
-    if size > max_bytes {
-        return Err(ApiError::new(
-            HttpCode::DescriptionTooLarge,
-            format!("application: the description is {size} bytes of JSON, more than the limit of {max_bytes}"),
-        ));
-    }
-    parse_application(v).map_err(|e| ApiError::from(zoe_actors::ZoeError::from(e)))
-}
-
-fn missing(key: &str) -> ApiError {
-    ApiError::new(HttpCode::InvalidRequest, format!("Missing required attribute {key}"))
-}
-
-/// A required string field of a request body.
-fn string_field(body: &Map<String, Value>, key: &str) -> Result<String, ApiError> {
-    match body.get(key) {
-        None | Some(Value::Null) => Err(missing(key)),
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => Err(ApiError::new(HttpCode::InvalidRequest, format!("{key}: must be a string"))),
     }
 }
 
@@ -206,8 +139,8 @@ fn parse_id(raw: &str, what: Code) -> Result<u64, ApiError> {
     security(("basic_auth" = [])),
     responses(
         (status = 200, description = "Versions and deployment", body = Info),
-        crate::openapi::AuthRefusals,
-        (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::openapi::ErrorBody),
+        crate::error::AuthRefusals,
+        (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::error::ErrorBody),
     ),
 )]
 async fn info(data: web::Data<AppData>, _: Authed) -> ApiResult {
@@ -224,57 +157,25 @@ async fn info(data: web::Data<AppData>, _: Authed) -> ApiResult {
     path = "/api/0.6/user",
     tag = "users",
     security(("basic_auth" = [])),
-    request_body = crate::openapi::NewUser,
+    request_body = crate::requests::NewUser,
     responses(
         (status = 201, description = "Created", body = UserCreated),
-        (status = 400, description = "`invalid_json`, `invalid_request`, `password_too_short`, `invalid_name`, `invalid_role`", body = crate::openapi::ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
-        (status = 403, description = "`admin_only`", body = crate::openapi::ErrorBody),
-        (status = 409, description = "`user_exists`, `no_uid_left`", body = crate::openapi::ErrorBody),
-        (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::openapi::ErrorBody),
-        (status = 507, description = "`insufficient_storage`: the state disk is under `state-min-free`", body = crate::openapi::ErrorBody),
-        crate::openapi::AuthRefusals,
+        (status = 400, description = "`invalid_json`, `invalid_request`, `password_too_short`, `invalid_name`, `invalid_role`", body = crate::error::ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = crate::error::ErrorBody),
+        (status = 403, description = "`admin_only`", body = crate::error::ErrorBody),
+        (status = 409, description = "`user_exists`, `no_uid_left`", body = crate::error::ErrorBody),
+        (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::error::ErrorBody),
+        (status = 507, description = "`insufficient_storage`: the state disk is under `state-min-free`", body = crate::error::ErrorBody),
+        crate::error::AuthRefusals,
     ),
 )]
 async fn create_user(data: web::Data<AppData>, Authed(caller): Authed, payload: web::Payload) -> ApiResult {
-    let body = json_body(&data, payload).await?;
-    let name = string_field(&body, "name")?;
-    let role = role_field(&body)?.ok_or_else(|| missing("role"))?;
-    let password = password_field(&body, &data)?.ok_or_else(|| missing("password"))?;
-    views::admin_only(&data.reader.now(), &caller, "create users")?;
-    let password_hash = hash(&data, password).await?;
+    let NewUser { name, role, password } = NewUser::read(&json_body(&data, payload).await?)?;
+    crate::passwords::check_new_password(&password, data.config.min_password_length)?;
+    access::admin_only(&data.reader.now().state, &caller, "create users")?;
+    let password_hash = data.auth.passwords.hash(password).await?;
     let user = data.state.send(CreateUser { caller, name, role, password_hash }).await??;
     Ok(HttpResponse::Created().json(UserCreated { user }))
-}
-
-/// A password from a request body, checked for length (`min-password-length`).
-fn password_field(body: &Map<String, Value>, data: &AppData) -> Result<Option<String>, ApiError> {
-    match body.get("password") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(p)) => {
-            crate::passwords::check_new_password(p, data.config.min_password_length)?;
-            Ok(Some(p.clone()))
-        }
-        Some(_) => Err(ApiError::new(
-            HttpCode::InvalidRequest,
-            format!("password: must be a string of 1 to {MAX_PASSWORD_BYTES} bytes"),
-        )),
-    }
-}
-
-/// Hashes a password, in turn with the logins being verified.
-pub async fn hash(data: &AppData, password: String) -> Result<String, ApiError> {
-    data.auth.passwords.hash(password).await
-}
-
-fn role_field(body: &Map<String, Value>) -> Result<Option<Role>, ApiError> {
-    match body.get("role") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(r)) => Role::parse(r).map(Some).ok_or_else(|| {
-            ApiError::new(HttpCode::InvalidRole, format!("role {r:?} is not one of admin, user, guest"))
-        }),
-        Some(_) => Err(ApiError::new(HttpCode::InvalidRole, "role: must be one of \"admin\", \"user\", \"guest\"")),
-    }
 }
 
 /// `PUT /user/<name>` `{"role"?, "password"?}`: administrators change roles and passwords,
@@ -287,17 +188,17 @@ fn role_field(body: &Map<String, Value>) -> Result<Option<Role>, ApiError> {
     params(
         ("name" = String, Path, description = "The user's name"),
     ),
-    request_body = crate::openapi::UserUpdate,
+    request_body = crate::requests::UserUpdate,
     responses(
         (status = 200, description = "The changed user", body = UserView),
-        (status = 400, description = "`invalid_json`, `invalid_request`, `password_too_short`, `invalid_role`", body = crate::openapi::ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
-        (status = 403, description = "`admin_only`: only administrators change roles and others' passwords", body = crate::openapi::ErrorBody),
-        (status = 404, description = "`no_such_user`", body = crate::openapi::ErrorBody),
-        (status = 409, description = "`last_admin`, `directory_user` (a password change for a user of the directory)", body = crate::openapi::ErrorBody),
-        (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::openapi::ErrorBody),
-        (status = 507, description = "`insufficient_storage`: the state disk is under `state-min-free`", body = crate::openapi::ErrorBody),
-        crate::openapi::AuthRefusals,
+        (status = 400, description = "`invalid_json`, `invalid_request`, `password_too_short`, `invalid_role`", body = crate::error::ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = crate::error::ErrorBody),
+        (status = 403, description = "`admin_only`: only administrators change roles and others' passwords", body = crate::error::ErrorBody),
+        (status = 404, description = "`no_such_user`", body = crate::error::ErrorBody),
+        (status = 409, description = "`last_admin`, `directory_user` (a password change for a user of the directory)", body = crate::error::ErrorBody),
+        (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::error::ErrorBody),
+        (status = 507, description = "`insufficient_storage`: the state disk is under `state-min-free`", body = crate::error::ErrorBody),
+        crate::error::AuthRefusals,
     ),
 )]
 async fn update_user(
@@ -306,16 +207,12 @@ async fn update_user(
     name: web::Path<String>,
     payload: web::Payload,
 ) -> ApiResult {
-    let body = json_body(&data, payload).await?;
-    if let Some(k) = body.keys().find(|k| !matches!(k.as_str(), "role" | "password")) {
-        return Err(ApiError::new(
-            HttpCode::InvalidRequest,
-            format!("{k}: unknown field; only role and password can change"),
-        ));
-    }
-    let role = role_field(&body)?;
-    let password_hash = match password_field(&body, &data)? {
-        Some(p) => Some(hash(&data, p).await?),
+    let UserUpdate { role, password } = UserUpdate::read(&json_body(&data, payload).await?)?;
+    let password_hash = match password {
+        Some(p) => {
+            crate::passwords::check_new_password(&p, data.config.min_password_length)?;
+            Some(data.auth.passwords.hash(p).await?)
+        }
         None => None,
     };
     let user = data.state.send(UpdateUser { caller, name: name.into_inner(), role, password_hash }).await??;
@@ -332,9 +229,9 @@ async fn update_user(
     ),
     responses(
         (status = 200, description = "The user", body = UserView),
-        (status = 404, description = "`no_such_user` (also for a user the caller may not see)", body = crate::openapi::ErrorBody),
-        crate::openapi::AuthRefusals,
-        (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`no_such_user` (also for a user the caller may not see)", body = crate::error::ErrorBody),
+        crate::error::AuthRefusals,
+        (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::error::ErrorBody),
     ),
 )]
 async fn get_user(data: web::Data<AppData>, Authed(caller): Authed, name: web::Path<String>) -> ApiResult {
@@ -353,11 +250,11 @@ async fn get_user(data: web::Data<AppData>, Authed(caller): Authed, name: web::P
     ),
     responses(
         (status = 204, description = "Deleted; their executions stay in the history"),
-        (status = 404, description = "`no_such_user`", body = crate::openapi::ErrorBody),
-        (status = 409, description = "`user_has_active_executions`, `last_admin`", body = crate::openapi::ErrorBody),
-        (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::openapi::ErrorBody),
-        (status = 507, description = "`insufficient_storage`: the state disk is under `state-min-free`", body = crate::openapi::ErrorBody),
-        crate::openapi::AuthRefusals,
+        (status = 404, description = "`no_such_user`", body = crate::error::ErrorBody),
+        (status = 409, description = "`user_has_active_executions`, `last_admin`", body = crate::error::ErrorBody),
+        (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::error::ErrorBody),
+        (status = 507, description = "`insufficient_storage`: the state disk is under `state-min-free`", body = crate::error::ErrorBody),
+        crate::error::AuthRefusals,
     ),
 )]
 async fn delete_user(data: web::Data<AppData>, Authed(caller): Authed, name: web::Path<String>) -> ApiResult {
@@ -380,9 +277,9 @@ async fn delete_user(data: web::Data<AppData>, Authed(caller): Authed, name: web
     ),
     responses(
         (status = 200, description = "The caller's executions that match (all of them, with all history, without parameters: as 0.9.7), in id order, archived ones included", body = [views::ExecutionView]),
-        (status = 400, description = "`invalid_request`: unknown status or parameter, bad time, id or limit; `invalid_filters`: a parameter other than `status` given twice, or more than 32 parameters", body = crate::openapi::ErrorBody),
-        crate::openapi::AuthRefusals,
-        (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::openapi::ErrorBody),
+        (status = 400, description = "`invalid_request`: unknown status or parameter, bad time, id or limit; `invalid_filters`: a parameter other than `status` given twice, or more than 32 parameters", body = crate::error::ErrorBody),
+        crate::error::AuthRefusals,
+        (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::error::ErrorBody),
     ),
 )]
 async fn list_executions(req: HttpRequest, data: web::Data<AppData>, Authed(caller): Authed) -> ApiResult {
@@ -390,7 +287,7 @@ async fn list_executions(req: HttpRequest, data: web::Data<AppData>, Authed(call
     let filter = crate::listing::parse(&pairs)?;
     let r = &data.reader;
     let p = r.now();
-    let listing = views::list_executions_json(&p, &r.scheduler, &caller, &filter, now())?;
+    let listing = views::list_executions(&p, &r.scheduler, &caller, &filter, now())?;
     crate::listing::respond(p, r.json.clone(), listing, req.path(), &pairs)
 }
 
@@ -399,26 +296,21 @@ async fn list_executions(req: HttpRequest, data: web::Data<AppData>, Authed(call
     path = "/api/0.6/execution",
     tag = "executions",
     security(("basic_auth" = [])),
-    request_body = crate::openapi::NewExecution,
+    request_body = crate::requests::NewExecution,
     responses(
         (status = 201, description = "Queued and checkpointed", body = ExecutionCreated),
-        (status = 400, description = "`invalid_json`, `invalid_request`, `exceeds_capacity`, or a description code (`missing_field`, `wrong_type`, ...) naming the field", body = crate::openapi::ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
-        (status = 402, description = "`quota_exceeded`: a quota of the role, or the workspace over its quota", body = crate::openapi::ErrorBody),
-        (status = 409, description = "`execution_name_in_use`", body = crate::openapi::ErrorBody),
-        (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::openapi::ErrorBody),
-        (status = 507, description = "`insufficient_storage`: the state disk is under `state-min-free`", body = crate::openapi::ErrorBody),
-        crate::openapi::AuthRefusals,
+        (status = 400, description = "`invalid_json`, `invalid_request`, `exceeds_capacity`, or a description code (`missing_field`, `wrong_type`, ...) naming the field", body = crate::error::ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = crate::error::ErrorBody),
+        (status = 402, description = "`quota_exceeded`: a quota of the role, or the workspace over its quota", body = crate::error::ErrorBody),
+        (status = 409, description = "`execution_name_in_use`", body = crate::error::ErrorBody),
+        (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::error::ErrorBody),
+        (status = 507, description = "`insufficient_storage`: the state disk is under `state-min-free`", body = crate::error::ErrorBody),
+        crate::error::AuthRefusals,
     ),
 )]
 async fn submit_execution(data: web::Data<AppData>, Authed(caller): Authed, payload: web::Payload) -> ApiResult {
     data.limits.submission(&caller, std::time::Instant::now())?;
-    let body = json_body(&data, payload).await?;
-    let name = string_field(&body, "name")?;
-    let application = match body.get("application") {
-        None | Some(Value::Null) => return Err(missing("application")),
-        Some(v) => parse_description(v, data.config.max_description_bytes)?,
-    };
+    let (name, application) = NewExecution::read(&json_body(&data, payload).await?, data.config.max_description_bytes)?;
     data.workspaces.admit(&caller).await?;
     let id = data.state.send(SubmitExecution { caller, name, application }).await??;
     Ok(HttpResponse::Created().json(ExecutionCreated { execution_id: id }))
@@ -434,15 +326,15 @@ async fn submit_execution(data: web::Data<AppData>, Authed(caller): Authed, payl
     ),
     responses(
         (status = 200, description = "The execution (with `queue_position` while waiting)", body = views::ExecutionView),
-        (status = 404, description = "`no_such_execution` (also for one the caller may not see)", body = crate::openapi::ErrorBody),
-        crate::openapi::AuthRefusals,
-        (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`no_such_execution` (also for one the caller may not see)", body = crate::error::ErrorBody),
+        crate::error::AuthRefusals,
+        (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::error::ErrorBody),
     ),
 )]
 async fn get_execution(data: web::Data<AppData>, Authed(caller): Authed, id: web::Path<String>) -> ApiResult {
     let id = parse_id(&id, Code::NoSuchExecution)?;
     let r = &data.reader;
-    let e = views::get_execution_json(&r.now(), &r.scheduler, &r.json, &caller, id, now())?;
+    let e = views::get_execution(&r.now(), &r.scheduler, &caller, id, now())?.json(&r.json)?;
     Ok(HttpResponse::Ok().content_type(ContentType::json()).body(web::Bytes::from_owner(e)))
 }
 
@@ -456,10 +348,10 @@ async fn get_execution(data: web::Data<AppData>, Authed(caller): Authed, id: web
     ),
     responses(
         (status = 204, description = "Terminated if it was active; the record is kept"),
-        (status = 404, description = "`no_such_execution`", body = crate::openapi::ErrorBody),
-        (status = 409, description = "`invalid_transition`", body = crate::openapi::ErrorBody),
-        (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::openapi::ErrorBody),
-        crate::openapi::AuthRefusals,
+        (status = 404, description = "`no_such_execution`", body = crate::error::ErrorBody),
+        (status = 409, description = "`invalid_transition`", body = crate::error::ErrorBody),
+        (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::error::ErrorBody),
+        crate::error::AuthRefusals,
     ),
 )]
 async fn terminate_execution(data: web::Data<AppData>, Authed(caller): Authed, id: web::Path<String>) -> ApiResult {
@@ -478,9 +370,9 @@ async fn terminate_execution(data: web::Data<AppData>, Authed(caller): Authed, i
     ),
     responses(
         (status = 200, description = "The service", body = views::ServiceView),
-        (status = 404, description = "`no_such_service`", body = crate::openapi::ErrorBody),
-        crate::openapi::AuthRefusals,
-        (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`no_such_service`", body = crate::error::ErrorBody),
+        crate::error::AuthRefusals,
+        (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::error::ErrorBody),
     ),
 )]
 async fn get_service(data: web::Data<AppData>, Authed(caller): Authed, id: web::Path<String>) -> ApiResult {
@@ -493,35 +385,18 @@ async fn get_service(data: web::Data<AppData>, Authed(caller): Authed, id: web::
     path = "/api/0.6/query",
     tag = "platform",
     security(("basic_auth" = [])),
-    request_body = crate::openapi::QueryRequest,
+    request_body = crate::requests::QueryRequest,
     responses(
         (status = 200, description = "The matches (all filters must match exactly), or `{\"stats\": ...}`", body = views::QueryAnswer),
-        (status = 400, description = "`invalid_json`, `invalid_request`, `unknown_query`, `invalid_filters`", body = crate::openapi::ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = crate::openapi::ErrorBody),
-        crate::openapi::AuthRefusals,
-        (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::openapi::ErrorBody),
+        (status = 400, description = "`invalid_json`, `invalid_request`, `unknown_query`, `invalid_filters`", body = crate::error::ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = crate::error::ErrorBody),
+        crate::error::AuthRefusals,
+        (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::error::ErrorBody),
     ),
 )]
 async fn query(data: web::Data<AppData>, Authed(caller): Authed, payload: web::Payload) -> ApiResult {
-    let body = json_body(&data, payload).await?;
-    let what = match body.get("what") {
-        Some(Value::String(s)) => QueryWhat::parse(s).ok_or_else(|| {
-            let all = QueryWhat::ALL.map(QueryWhat::as_str).join(", ");
-            ApiError::new(HttpCode::UnknownQuery, format!("unknown query {s:?}; use one of {all}"))
-        })?,
-        Some(_) => return Err(ApiError::new(HttpCode::InvalidRequest, "\"what\" must be a string")),
-        None => return Err(ApiError::new(HttpCode::InvalidRequest, "\"what\" is required in query object")),
-    };
-    let filters = match body.get("filters") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(m)) => m.clone(),
-        Some(_) => {
-            return Err(ApiError::new(
-                HttpCode::InvalidFilters,
-                "query filters should be a dictionary of {attribute: requested_value} entries",
-            ))
-        }
-    };
+    let QueryRequest { what, filters } = QueryRequest::read(&json_body(&data, payload).await?)?;
+    let filters = filters.unwrap_or_default();
     let (p, scheduler) = (data.reader.now(), data.reader.scheduler.clone());
     // Executions may be read from the archive on disk: off the async threads.
     let answer = web::block(move || views::query(&p, &scheduler, &caller, what, &filters, now()))
@@ -565,10 +440,10 @@ fn log_params(query: &str) -> Result<(bool, Option<u64>), ApiError> {
     ),
     responses(
         (status = 200, description = "The live log (streamed with `follow`), or the tail kept after removal", content_type = "text/plain", body = String),
-        (status = 400, description = "`invalid_request`: bad query parameters; `invalid_filters`: one given twice, or more than 32", body = crate::openapi::ErrorBody),
-        (status = 404, description = "`no_such_service`, `not_found` (no log kept)", body = crate::openapi::ErrorBody),
-        crate::openapi::AuthRefusals,
-        (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::openapi::ErrorBody),
+        (status = 400, description = "`invalid_request`: bad query parameters; `invalid_filters`: one given twice, or more than 32", body = crate::error::ErrorBody),
+        (status = 404, description = "`no_such_service`, `not_found` (no log kept)", body = crate::error::ErrorBody),
+        crate::error::AuthRefusals,
+        (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::error::ErrorBody),
     ),
 )]
 async fn service_logs(
@@ -579,75 +454,16 @@ async fn service_logs(
 ) -> ApiResult {
     let id = parse_id(&id, Code::NoSuchService)?;
     let (follow, tail) = log_params(req.query_string())?;
-    service_log_response(&data, caller, id, follow, tail).await
+    Ok(log_response(service_log(&data, caller, id, follow, tail).await?))
 }
 
-/// The log of service `id` as a plain-text response, if the caller may see it: streamed from
-/// the live container, or the tail kept after its removal. Used by the API and the web pages.
-pub async fn service_log_response(
-    data: &AppData,
-    caller: zoe_actors::Caller,
-    id: u64,
-    follow: bool,
-    tail: Option<u64>,
-) -> ApiResult {
-    let source = views::log_source(&data.reader.now(), &caller, id)?;
-    if let (true, Some(backend)) = (source.live, &data.backend) {
-        // A followed stream holds one of the caller's few places until it ends or its client
-        // goes away (the server notices a closed connection at once).
-        let slot = if follow { Some(data.limits.follower(&caller)?) } else { None };
-        let msg = ServiceLogs { container: source.container.clone(), follow, tail_lines: tail };
-        if let Ok(Ok(rx)) = backend.logs.send(msg).await {
-            let stream = futures_util::stream::unfold((rx, slot), |(mut rx, slot)| async move {
-                rx.recv().await.map(|item| {
-                    (item.map(web::Bytes::from).map_err(actix_web::error::ErrorInternalServerError), (rx, slot))
-                })
-            });
-            return Ok(HttpResponse::Ok()
-                .content_type("text/plain; charset=utf-8")
-                .insert_header((header::CACHE_CONTROL, "no-cache"))
-                .streaming(stream));
-        }
-    }
-    let path = crate::master::log_dir(&data.config).join(format!("{}.log", source.service_id));
-    match web::block(move || std::fs::read(path)).await {
-        Ok(Ok(bytes)) => Ok(HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(last_lines(bytes, tail))),
-        _ => Err(ApiError::new(
-            HttpCode::NotFound,
-            format!("no log is kept for service {id}: its container never ran or left no output"),
-        )),
-    }
-}
-
-/// The last `tail` lines of a log (all of it without `tail`).
-fn last_lines(bytes: Vec<u8>, tail: Option<u64>) -> Vec<u8> {
-    let Some(n) = tail else { return bytes };
-    let body = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
-    let start = body
-        .iter()
-        .enumerate()
-        .rev()
-        .filter(|(_, b)| **b == b'\n')
-        .nth(usize::try_from(n).unwrap_or(usize::MAX).saturating_sub(1))
-        .map_or(0, |(i, _)| i + 1);
-    if n == 0 {
-        return Vec::new();
-    }
-    bytes[start..].to_vec()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::last_lines;
-
-    #[test]
-    fn last_lines_of_a_kept_log() {
-        let log = b"a\nb\nc\n".to_vec();
-        assert_eq!(last_lines(log.clone(), None), log);
-        assert_eq!(last_lines(log.clone(), Some(1)), b"c\n");
-        assert_eq!(last_lines(log.clone(), Some(2)), b"b\nc\n");
-        assert_eq!(last_lines(log.clone(), Some(9)), log);
-        assert_eq!(last_lines(log, Some(0)), b"");
-        assert_eq!(last_lines(b"x".to_vec(), Some(1)), b"x");
+/// A service's log as a plain-text response.
+fn log_response(log: ServiceLog) -> HttpResponse {
+    match log {
+        ServiceLog::Live(stream) => HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .insert_header((header::CACHE_CONTROL, "no-cache"))
+            .streaming(stream),
+        ServiceLog::Kept(bytes) => HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(bytes),
     }
 }

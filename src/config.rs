@@ -545,7 +545,8 @@ impl MasterConfig {
     }
 
     pub fn scheduler(&self) -> zoe_actors::logic::scheduler::SchedulerConfig {
-        use zoe_actors::logic::scheduler::{Quota, SchedulerConfig};
+        use zoe_actors::logic::quota::Quota;
+        use zoe_actors::logic::scheduler::SchedulerConfig;
         use zoe_checkpoints::Role;
         let secs = |s: Option<u64>| s.map(std::time::Duration::from_secs);
         SchedulerConfig {
@@ -593,6 +594,11 @@ impl MasterConfig {
             }
         }
         zoe_actors::backend::workspace::Quotas { default: self.workspace_quota, by_role }
+    }
+
+    /// Where the log tails of removed containers are kept.
+    pub fn log_dir(&self) -> std::path::PathBuf {
+        self.state_dir.join("logs")
     }
 
     /// The idle limits of idle culling.

@@ -182,7 +182,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
             | Code::InvalidTransition => StatusCode::CONFLICT,
             Code::CheckpointFailed | Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Code::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
-            Code::ArchiveUnreadable => StatusCode::INTERNAL_SERVER_ERROR,
+            Code::ArchiveUnreadable | Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         },
         ErrorCode::Http(code) => match code {
             HttpCode::InvalidJson
@@ -206,9 +206,40 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
     }
 }
 
-/// The JSON error body.
-pub fn body(e: &ApiError) -> serde_json::Value {
-    serde_json::json!({"message": e.message, "code": e.code.as_str()})
+/// Every error body: `{"message", "code"}`; its OpenAPI schema too.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"message": "no such execution: 42", "code": "no_such_execution"}))]
+pub struct ErrorBody {
+    /// For people; may change.
+    pub message: String,
+    /// For programs; stable (see the README's error table).
+    pub code: &'static str,
+}
+
+/// The refusals every authenticated operation can give (for the OpenAPI document).
+#[derive(utoipa::IntoResponses)]
+pub enum AuthRefusals {
+    /// `unauthorized`: missing or wrong credentials (with `WWW-Authenticate`)
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// `too_many_failed_logins` (with `Retry-After`)
+    #[response(status = 429)]
+    Throttled(ErrorBody),
+}
+
+/// The answer to a method that `allowed` does not list: 405, with an `Allow` header.
+pub fn method_not_allowed(req: &actix_web::HttpRequest, allowed: &[actix_web::http::Method]) -> HttpResponse {
+    let allow = allowed.iter().map(actix_web::http::Method::as_str).collect::<Vec<_>>().join(", ");
+    let e = ApiError::new(
+        HttpCode::MethodNotAllowed,
+        format!("{} is not allowed on {}; use {allow}", req.method(), req.path()),
+    );
+    HttpResponse::MethodNotAllowed().insert_header((header::ALLOW, allow)).json(body(&e))
+}
+
+/// The JSON error body of `e`.
+pub fn body(e: &ApiError) -> ErrorBody {
+    ErrorBody { message: e.message.clone(), code: e.code.as_str() }
 }
 
 impl ResponseError for ApiError {

@@ -10,10 +10,11 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use zoe_actors::logic::history::ListFilter;
 use zoe_actors::logic::reader::{JsonCache, Published};
-use zoe_actors::logic::views::JsonListing;
+use zoe_actors::logic::views::Executions;
 use zoe_checkpoints::ExecutionStatus;
 
 use crate::error::{ApiError, HttpCode};
+use crate::percent::encode;
 
 /// The most executions one page may ask for.
 pub const MAX_LIMIT: usize = 10_000;
@@ -103,19 +104,6 @@ pub fn parse(pairs: &[(String, String)]) -> Result<ListFilter, ApiError> {
     Ok(f)
 }
 
-/// Percent-encodes a query value (everything but unreserved characters).
-fn encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// The URL of the next (older) page: the same query, with `before`.
 fn next_link(path: &str, pairs: &[(String, String)], before: u64) -> String {
     let mut query: Vec<String> =
@@ -130,7 +118,7 @@ fn next_link(path: &str, pairs: &[(String, String)], before: u64) -> String {
 pub fn respond(
     p: Arc<Published>,
     cache: Arc<JsonCache>,
-    listing: JsonListing,
+    listing: Executions,
     path: &str,
     pairs: &[(String, String)],
 ) -> Result<HttpResponse, ApiError> {

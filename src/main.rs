@@ -83,6 +83,10 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("zoe master: {e}");
+                    // A start checks what can stop it before it starts anything; should something
+                    // have started all the same, its tasks are not dropped outside their runtime
+                    // (a panic): the process ends with them.
+                    std::mem::forget(system);
                     ExitCode::FAILURE
                 }
             }

@@ -1,16 +1,15 @@
 //! The OpenAPI 3 document of the REST API, served at `GET /api/0.6/openapi.json` without
 //! credentials. The operations come from the `#[utoipa::path]` attributes on the handlers in
-//! [`crate::api`] and [`crate::observability`]; the answers' schemas are the typed views the API
-//! serializes (`zoe_actors::logic::views`, `crate::api`). The types here describe what requests
-//! send (the handlers read bodies field by field, to name the field of each refusal).
+//! [`crate::api`] and [`crate::observability`]; every schema is derived from the type the code
+//! uses: the answers' from the typed views the API serializes (`zoe_actors::logic::views`,
+//! `crate::api`), the bodies' from the types the handlers read ([`crate::requests`]), the
+//! application description's from the model the checkpoints keep
+//! (`zoe_checkpoints::Application`), and the errors' from [`crate::error::ErrorBody`].
 
-// The request types are never built: they describe what clients send.
-#![allow(dead_code)]
-
-use actix_web::HttpResponse;
-use utoipa::openapi::schema::Object;
+use actix_web::http::Method;
+use actix_web::{web, HttpRequest, HttpResponse};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 /// The name of the basic-auth security scheme in the document.
 pub const BASIC_AUTH: &str = "basic_auth";
@@ -45,16 +44,17 @@ pub const BASIC_AUTH: &str = "basic_auth";
         crate::observability::metrics,
     ),
     components(schemas(
-        ErrorBody,
+        crate::error::ErrorBody,
         crate::api::Info,
-        NewUser,
-        UserUpdate,
-        NewExecution,
-        ApplicationDescription,
-        ServiceDescription,
-        Resources,
-        PortDescription,
-        QueryRequest,
+        crate::requests::NewUser,
+        crate::requests::UserUpdate,
+        crate::requests::NewExecution,
+        zoe_checkpoints::Application,
+        zoe_checkpoints::model::ServiceDescription,
+        zoe_checkpoints::model::Resources,
+        zoe_checkpoints::model::PortDescription,
+        zoe_checkpoints::model::Volume,
+        crate::requests::QueryRequest,
     )),
     modifiers(&BasicAuth),
     tags(
@@ -90,6 +90,20 @@ pub fn document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
+/// Registers `GET /api/0.6/openapi.json`, guarded as the API's routes are; before
+/// [`crate::api::configure`], whose scope would take the path otherwise.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    const ALLOWED: &[Method] = &[Method::GET];
+    cfg.service(
+        web::resource("/api/0.6/openapi.json")
+            .wrap(actix_web::middleware::from_fn(crate::origin::api_guard))
+            .route(web::get().to(openapi_json))
+            .default_service(web::to(
+                |req: HttpRequest| async move { crate::error::method_not_allowed(&req, ALLOWED) },
+            )),
+    );
+}
+
 /// `GET /api/0.6/openapi.json`: this document; no credentials needed.
 #[utoipa::path(
     get,
@@ -99,159 +113,6 @@ pub fn document() -> utoipa::openapi::OpenApi {
 )]
 pub async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok().json(document())
-}
-
-/// Every error: `{"message", "code"}`.
-#[derive(ToSchema)]
-#[schema(example = json!({"message": "no such execution: 42", "code": "no_such_execution"}))]
-pub struct ErrorBody {
-    /// For people; may change.
-    pub message: String,
-    /// For programs; stable (see the README's error table).
-    pub code: String,
-}
-
-/// The refusals every authenticated operation can give.
-#[derive(utoipa::IntoResponses)]
-pub enum AuthRefusals {
-    /// `unauthorized`: missing or wrong credentials (with `WWW-Authenticate`)
-    #[response(status = 401)]
-    Unauthorized(ErrorBody),
-    /// `too_many_failed_logins` (with `Retry-After`)
-    #[response(status = 429)]
-    Throttled(ErrorBody),
-}
-
-/// `POST /user`.
-#[derive(ToSchema)]
-pub struct NewUser {
-    /// A lowercase DNS label (a-z, 0-9, '-').
-    #[schema(example = "alice", pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
-    pub name: String,
-    pub role: zoe_checkpoints::Role,
-    /// 1 to 1024 bytes.
-    #[schema(min_length = 1, max_length = 1024)]
-    pub password: String,
-}
-
-/// `PUT /user/{name}`: administrators change roles and passwords, users their own password.
-/// Other keys are refused.
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UserUpdate {
-    pub role: Option<zoe_checkpoints::Role>,
-    #[schema(min_length = 1, max_length = 1024)]
-    pub password: Option<String>,
-}
-
-/// `POST /execution`.
-#[derive(ToSchema)]
-pub struct NewExecution {
-    /// Unique among the owner's active executions; part of the container names (a lowercase
-    /// DNS label).
-    #[schema(example = "hello", pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
-    pub name: String,
-    pub application: ApplicationDescription,
-}
-
-/// An application description, format version 2, validated strictly: types must be right and
-/// unknown keys are refused.
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ApplicationDescription {
-    #[schema(max_length = 128, example = "hello")]
-    pub name: String,
-    /// Must be 2.
-    #[schema(minimum = 2, maximum = 2, example = 2)]
-    pub version: u32,
-    pub will_end: bool,
-    pub requires_binary: bool,
-    #[schema(minimum = 0, maximum = 1024, example = 512)]
-    pub priority: u32,
-    /// 1 to 64 services, at least one a monitor, with unique names; at most 256 containers.
-    #[schema(min_items = 1, max_items = 64)]
-    pub services: Vec<ServiceDescription>,
-}
-
-/// One service of an application description.
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ServiceDescription {
-    /// A lowercase DNS label, unique in the application.
-    #[schema(example = "main", pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
-    pub name: String,
-    #[schema(max_length = 255, example = "busybox:latest")]
-    pub docker_image: String,
-    /// When a monitor service ends, its execution ends.
-    pub monitor: bool,
-    #[schema(minimum = 1, maximum = 64, example = 1)]
-    pub total_count: u32,
-    /// 0 to `total_count`.
-    #[schema(minimum = 0, maximum = 64, example = 1)]
-    pub essential_count: u32,
-    #[schema(minimum = 0, maximum = 1000, example = 0)]
-    pub startup_order: u32,
-    #[schema(max_items = 32)]
-    pub ports: Vec<PortDescription>,
-    pub required_resources: Resources,
-    /// `[name, value]` pairs; values may use template variables.
-    #[schema(max_items = 256, value_type = Option<Vec<Vec<String>>>)]
-    pub environment: Option<Vec<Vec<String>>>,
-    /// A shell-style command line; may use the template variables `{execution_name}`,
-    /// `{user_name}`, `{deployment_name}`, `{index}`, `{execution_id}`.
-    #[schema(max_length = 4096, example = "sh -c 'echo hello from {execution_name}'")]
-    pub command: Option<String>,
-    /// Refused unless empty.
-    #[schema(max_items = 0)]
-    pub volumes: Option<Vec<Object>>,
-    /// Refused unless empty.
-    #[schema(max_items = 0)]
-    pub networks: Option<Vec<String>>,
-}
-
-/// What a service needs.
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Resources {
-    /// Memory limit in bytes, 6 MiB to 1 TiB.
-    #[schema(minimum = 6291456, maximum = 1099511627776_u64, example = 67108864)]
-    pub memory: u64,
-    /// CPU limit in cores, more than 0 and at most 256; absent means no limit.
-    #[schema(maximum = 256)]
-    pub cores: Option<f64>,
-}
-
-/// A port of a service description.
-#[derive(ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PortDescription {
-    #[schema(max_length = 128, example = "http")]
-    pub name: String,
-    /// A lowercase URL scheme.
-    #[schema(max_length = 16, example = "http")]
-    pub protocol: String,
-    #[schema(minimum = 1, maximum = 65535, example = 8080)]
-    pub port_number: u16,
-    pub is_main_endpoint: bool,
-    /// Empty or starting with '/'.
-    #[schema(max_length = 1024, example = "/")]
-    pub path: Option<String>,
-    /// Serve the port through the master's proxy, on a host name of its own (and publish it on
-    /// the host with `publish-ports`).
-    pub expose: Option<bool>,
-    /// A header the proxy adds to every request to this exposed port, `Name: value` with
-    /// `{secret}` for the execution's secret (e.g. `Authorization: token {secret}`).
-    #[schema(max_length = 256, example = "Authorization: token {secret}")]
-    pub secret_header: Option<String>,
-}
-
-/// `POST /query`.
-#[derive(ToSchema)]
-pub struct QueryRequest {
-    pub what: zoe_actors::logic::views::QueryWhat,
-    /// `{attribute: value}`; all must match exactly.
-    #[schema(value_type = Option<Object>)]
-    pub filters: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[cfg(test)]
@@ -326,6 +187,21 @@ mod tests {
         for view in ["User", "Execution", "Service", "ExecutionStatus", "QueryAnswer", "Application"] {
             assert!(doc["components"]["schemas"].get(view).is_some(), "the view {view} is documented");
         }
+        // The description a request sends is the model the checkpoints keep, its optional fields
+        // not required.
+        let schemas = &doc["components"]["schemas"];
+        assert_eq!(schemas["NewExecution"]["properties"]["application"]["$ref"], "#/components/schemas/Application");
+        let required = |name: &str| schemas[name]["required"].as_array().cloned().unwrap_or_default();
+        for (schema, optional) in [
+            ("ServiceDescription", &["environment", "command", "volumes", "networks"][..]),
+            ("PortDescription", &["path", "expose", "secret_header"][..]),
+            ("Resources", &["cores"][..]),
+        ] {
+            for field in optional {
+                assert!(!required(schema).iter().any(|r| r == field), "{schema}.{field} is optional");
+            }
+        }
+        assert_eq!(required("Application").len(), 6, "{}", schemas["Application"]);
         // No passwords or hashes in the examples.
         assert!(!text.contains("argon2") && !text.contains("changeme") && !text.contains("s3cret"));
     }
@@ -336,7 +212,10 @@ mod tests {
     #[actix_web::test]
     async fn the_list_matches_the_registered_routes() {
         let app = web_test::init_service(
-            App::new().configure(crate::observability::configure).configure(crate::api::configure),
+            App::new()
+                .configure(crate::observability::configure)
+                .configure(super::configure)
+                .configure(crate::api::configure),
         )
         .await;
         let concrete = |p: &str| p.replace("{name}", "alice").replace("{id}", "1");

@@ -31,7 +31,7 @@ pub async fn normalize(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     // Proxied paths belong to the application behind the proxy: forwarded as they came.
-    if req.path().starts_with(crate::proxy::PREFIX) {
+    if req.path().starts_with(crate::apps::entry::PREFIX) {
         return next.call(req).await;
     }
     if let Some(path) = normalized(req.path()) {

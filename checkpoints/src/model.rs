@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 ///
 /// History: 1, the first; 2 added `Execution::ending` (read from 1 as `None`); 3 added
 /// `User::uid` and `State::next_uid` (users of 1 and 2 get uids in id order when loaded); 4 added
-/// `State::archived_segments` (ended executions moved to the archive, see [`crate::archive`]) and
+/// `State::archived_segments` (ended executions moved to the archive, see the `archive` module) and
 /// `State::changes` (who changed what; read from older formats as none); 5 added
 /// `ServiceStatus::Waiting` and `Service::retries` (elastic instances; read from older formats as
 /// none and 0); 6 added `Execution::proxy_secret` and `PortDescription::secret_header` (secrets
@@ -538,16 +538,25 @@ pub struct ServicePort {
     pub host_endpoint: Option<String>,
 }
 
-/// A validated application description (format version 2).
+/// An application description, format version 2: what a user sends (read strictly by
+/// `zoe_actors::description::app_description`: types must be right and unknown keys are
+/// refused), what a checkpoint keeps, and what the API shows. Its OpenAPI schema is derived from
+/// this type, so the document and the reader cannot disagree on a field.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Application {
+    #[schema(max_length = 128, example = "hello")]
     pub name: String,
+    /// Must be 2.
+    #[schema(minimum = 2, maximum = 2, example = 2)]
     pub version: u32,
     pub will_end: bool,
     pub requires_binary: bool,
     /// 0 to 1024.
+    #[schema(minimum = 0, maximum = 1024, example = 512)]
     pub priority: u32,
+    /// 1 to 64 services, at least one a monitor, with unique names; at most 256 containers.
+    #[schema(min_items = 1, max_items = 64)]
     pub services: Vec<ServiceDescription>,
 }
 
@@ -556,23 +565,37 @@ pub struct Application {
 #[serde(deny_unknown_fields)]
 pub struct ServiceDescription {
     /// A lowercase DNS label, unique in the application.
+    #[schema(example = "main", pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
     pub name: String,
+    #[schema(max_length = 255, example = "busybox:latest")]
     pub docker_image: String,
     /// When a monitor service ends, its execution ends.
     pub monitor: bool,
+    #[schema(minimum = 1, maximum = 64, example = 1)]
     pub total_count: u32,
+    /// 0 to `total_count`.
+    #[schema(minimum = 0, maximum = 64, example = 1)]
     pub essential_count: u32,
+    #[schema(minimum = 0, maximum = 1000, example = 0)]
     pub startup_order: u32,
+    #[schema(max_items = 32)]
     pub ports: Vec<PortDescription>,
     pub required_resources: Resources,
-    /// `(name, value)` pairs; values may use template variables.
-    #[schema(value_type = Vec<Vec<String>>)]
+    /// `[name, value]` pairs; values may use template variables.
+    #[serde(default)]
+    #[schema(max_items = 256, value_type = Vec<Vec<String>>)]
     pub environment: Vec<(String, String)>,
-    /// Shell-style command line; may use template variables.
+    /// A shell-style command line; may use the template variables `{execution_name}`,
+    /// `{user_name}`, `{deployment_name}`, `{index}`, `{execution_id}`.
+    #[schema(max_length = 4096, example = "sh -c 'echo hello from {execution_name}'")]
     pub command: Option<String>,
-    /// Host paths to mount; only from an administrator's allow-list.
+    /// Host paths to mount: refused in descriptions unless empty.
+    #[serde(default)]
+    #[schema(max_items = 0)]
     pub volumes: Vec<Volume>,
-    /// Extra Docker networks to join; only from an administrator's allow-list.
+    /// Extra Docker networks to join: refused in descriptions unless empty.
+    #[serde(default)]
+    #[schema(max_items = 0)]
     pub networks: Vec<String>,
 }
 
@@ -590,11 +613,13 @@ impl ServiceDescription {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Resources {
-    /// Memory limit in bytes.
+    /// Memory limit in bytes, 6 MiB to 1 TiB.
+    #[schema(minimum = 6291456, maximum = 1099511627776_u64, example = 67108864)]
     pub memory: u64,
-    /// CPU limit and reservation, in cores (at least 0.01); a description without them gets the
+    /// CPU limit and reservation, in cores (0.01 to 256); a description without them gets the
     /// master's `default-cores` written in at submission.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0.01, maximum = 256)]
     pub cores: Option<f64>,
 }
 
@@ -602,16 +627,27 @@ pub struct Resources {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PortDescription {
+    #[schema(max_length = 128, example = "http")]
     pub name: String,
+    /// A lowercase URL scheme.
+    #[schema(max_length = 16, example = "http")]
     pub protocol: String,
+    #[schema(minimum = 1, maximum = 65535, example = 8080)]
     pub port_number: u16,
+    /// Empty or starting with '/'; empty when absent.
+    #[serde(default)]
+    #[schema(max_length = 1024, example = "/")]
     pub path: String,
     pub is_main_endpoint: bool,
+    /// Serve the port through the master's proxy, on a host name of its own (and publish it on
+    /// the host with `publish-ports`); false when absent.
+    #[serde(default)]
     pub expose: bool,
     /// A header the proxy adds to every request it forwards to this (exposed) port, written
     /// `Name: value` with `{secret}` standing for the execution's secret, e.g.
     /// `Authorization: token {secret}` for Jupyter. Written only when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 256, example = "Authorization: token {secret}")]
     pub secret_header: Option<String>,
 }
 

@@ -8,7 +8,7 @@
 //! [`split`] is the outermost middleware: a request for an application host never reaches
 //! Zoe's routes (nothing of Zoe is served there), and one for any other host is Zoe's.
 //!
-//! - **Sign-in.** `/proxy/<id>/<instance>/<port>/<rest>` on Zoe's origin (see `proxy::enter`)
+//! - **Sign-in.** `/proxy/<id>/<instance>/<port>/<rest>` on Zoe's origin (see [`entry`])
 //!   authenticates the caller as every Zoe request is, then redirects the browser to
 //!   `<host>/.zoe/sign-in?ticket=...&next=/<rest>` with a one-time ticket ([`sessions`]). The
 //!   application host exchanges the ticket for a cookie of its own (host-only, `HttpOnly`,
@@ -23,6 +23,7 @@
 //! - **Zoe's origin** answers no browser request for a subresource from another origin (a
 //!   script's fetch, an image, a frame: only pages opened in the window), and forbids framing.
 
+pub mod entry;
 pub mod sessions;
 
 use std::time::Instant;
@@ -219,7 +220,8 @@ async fn serve(req: &HttpRequest, payload: Payload, data: &AppData, label: &str)
         Code::Unavailable => ApiError::from(e).retry_after(2),
         _ => ApiError::from(e),
     })?;
-    crate::proxy::forward(req, payload, data, &grant, &target, name).await
+    let cookies = crate::proxy::HostCookies { name, reserved: [cookie_name(true), cookie_name(false)] };
+    crate::proxy::forward(req, payload, data, (&grant.caller, grant.execution), &target, &cookies).await
 }
 
 /// `?ticket=...&next=...` of a sign-in.
@@ -281,23 +283,10 @@ pub fn spawn_sweeper(data: web::Data<AppData>) {
             let p = data.reader.now();
             data.apps.sessions.sweep(Instant::now(), |g: &Grant| {
                 let running = p.state.executions.get(&g.execution).is_some_and(|e| e.status.is_active());
-                running && zoe_actors::logic::transitions::check_caller(&p.state, &g.caller).is_ok()
+                running && zoe_actors::logic::access::check_caller(&p.state, &g.caller).is_ok()
             });
         }
     });
-}
-
-/// Percent-encodes `s` for a query value.
-pub fn encode_query_value(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -338,7 +327,6 @@ mod tests {
         ] {
             assert_eq!(local_path(bad), "/", "{bad:?}");
         }
-        assert_eq!(encode_query_value("/lab?a=1&b=é"), "/lab%3Fa%3D1%26b%3D%C3%A9");
     }
 
     #[test]

@@ -24,6 +24,7 @@ use zoe_checkpoints::ExecutionStatus;
 use super::client::{CliError, Client};
 use super::output::{bytes, endpoints, fields, long_time, number, or_dash, short_time, show, table};
 use super::{ClientCommand, Options};
+use crate::percent::encode;
 
 /// Pause between two looks at an execution in `start --wait`.
 const POLL: Duration = Duration::from_millis(500);
@@ -86,19 +87,6 @@ fn pretty<T: Serialize + ?Sized>(v: &T) -> Result<String, CliError> {
     serde_json::to_string_pretty(v)
         .map(|s| crate::escape::json_controls(&s).into_owned() + "\n")
         .map_err(|e| CliError::Failed(format!("cannot print JSON: {e}")))
-}
-
-/// Percent-encodes a path segment or query value.
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Instance counts in words: `2 running, 0 starting, 1 waiting`.
@@ -511,16 +499,4 @@ fn logs(c: &Client, id: u64, follow: bool, tail: Option<u64>, raw: bool) -> Resu
     }
     c.stream(&path, follow, !raw, &mut std::io::stdout().lock())?;
     Ok(String::new())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn path_segments_are_encoded() {
-        assert_eq!(encode("alice"), "alice");
-        assert_eq!(encode("cleaning up"), "cleaning%20up");
-        assert_eq!(encode("a/b?c"), "a%2Fb%3Fc");
-    }
 }

@@ -2,7 +2,7 @@
 //! use, the queue). Anyone else gets the same 404 page as for a page that does not exist.
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest};
+use actix_web::web;
 use askama::Template;
 use zoe_actors::logic::views;
 use zoe_actors::state_actor::{CreateUser, DeleteUser, UpdateUser};
@@ -10,7 +10,7 @@ use zoe_actors::Code;
 use zoe_checkpoints::Role;
 
 use super::page::{
-    read_form, render, see_other, sentence, show_bytes, show_duration, tell, Layout, PageResult, WebError, WebUser,
+    render, see_other, sentence, show_bytes, show_duration, tell, Layout, PageResult, Posted, WebError, WebUser,
 };
 use super::rows::{ExecutionRow, UserRow};
 use crate::auth::MAX_PASSWORD_BYTES;
@@ -112,10 +112,10 @@ fn role_of(role: &str) -> Result<Role, ApiError> {
         .ok_or_else(|| ApiError::new(HttpCode::InvalidRole, format!("role {role:?} is not one of admin, user, guest")))
 }
 
-async fn create_user(req: HttpRequest, data: web::Data<AppData>, user: WebUser, payload: web::Payload) -> PageResult {
-    let form: CreateForm = read_form(&req, &user, &data, payload).await?;
+async fn create_user(data: web::Data<AppData>, Posted { user, form }: Posted<CreateForm>) -> PageResult {
     let name = form.name.trim().to_string();
-    views::admin_only(&data.reader.now(), &user.caller, "create users").map_err(|e| refusal(&user, e))?;
+    zoe_actors::logic::access::admin_only(&data.reader.now().state, &user.caller, "create users")
+        .map_err(|e| refusal(&user, e))?;
     let created = async {
         let role = role_of(&form.role)?;
         if form.password.is_empty() || form.password.len() > MAX_PASSWORD_BYTES {
@@ -125,12 +125,12 @@ async fn create_user(req: HttpRequest, data: web::Data<AppData>, user: WebUser, 
             ));
         }
         crate::passwords::check_new_password(&form.password, data.config.min_password_length)?;
-        let password_hash = crate::api::hash(&data, form.password.clone()).await?;
+        let password_hash = data.auth.passwords.hash(form.password.clone()).await?;
         let msg = CreateUser { caller: user.caller.clone(), name: name.clone(), role, password_hash };
         tell(&data, msg).await
     };
     match created.await {
-        Ok(_) => Ok(see_other(&format!("/admin/users?created={}", query_value(&name)))),
+        Ok(_) => Ok(see_other(&format!("/admin/users?created={}", crate::percent::encode(&name)))),
         Err(e) => {
             let status = crate::error::status_of(e.code);
             users_page(&user, &data, name, form.role, String::new(), sentence(&e.message), status).await
@@ -145,13 +145,10 @@ struct RoleForm {
 }
 
 async fn change_role(
-    req: HttpRequest,
     data: web::Data<AppData>,
-    user: WebUser,
     name: web::Path<String>,
-    payload: web::Payload,
+    Posted { user, form }: Posted<RoleForm>,
 ) -> PageResult {
-    let form: RoleForm = read_form(&req, &user, &data, payload).await?;
     let name = name.into_inner();
     let changed = async {
         let role = role_of(&form.role)?;
@@ -159,23 +156,20 @@ async fn change_role(
         tell(&data, msg).await
     };
     match changed.await {
-        Ok(_) => Ok(see_other(&format!("/admin/users?changed={}", query_value(&name)))),
+        Ok(_) => Ok(see_other(&format!("/admin/users?changed={}", crate::percent::encode(&name)))),
         Err(e) => refused(&user, &data, e).await,
     }
 }
 
 async fn delete_user(
-    req: HttpRequest,
     data: web::Data<AppData>,
-    user: WebUser,
     name: web::Path<String>,
-    payload: web::Payload,
-) -> PageResult {
     // The form carries nothing but its token.
-    let _: serde::de::IgnoredAny = read_form(&req, &user, &data, payload).await?;
+    Posted { user, form: _ }: Posted<serde::de::IgnoredAny>,
+) -> PageResult {
     let name = name.into_inner();
     match tell(&data, DeleteUser { caller: user.caller.clone(), name: name.clone() }).await {
-        Ok(()) => Ok(see_other(&format!("/admin/users?deleted={}", query_value(&name)))),
+        Ok(()) => Ok(see_other(&format!("/admin/users?deleted={}", crate::percent::encode(&name)))),
         Err(e) => refused(&user, &data, e).await,
     }
 }
@@ -187,16 +181,6 @@ async fn refused(user: &WebUser, data: &AppData, e: ApiError) -> PageResult {
     }
     let status = crate::error::status_of(e.code);
     users_page(user, data, String::new(), "user".into(), String::new(), sentence(&e.message), status).await
-}
-
-/// A value for a URL query: only the characters of user names pass as they are.
-fn query_value(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            b => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 // -------------------------------------------------------------------------------- platform
@@ -266,16 +250,4 @@ async fn platform(data: web::Data<AppData>, user: WebUser) -> PageResult {
         queue,
     };
     Ok(render(&page, StatusCode::OK))
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)] // a test fails by panicking
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_values_are_escaped() {
-        assert_eq!(query_value("alice-2"), "alice-2");
-        assert_eq!(query_value("a&b=c d"), "a%26b%3Dc%20d");
-    }
 }

@@ -26,7 +26,7 @@ mod page;
 mod rows;
 
 use actix_web::http::{header, StatusCode};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde_json::Value;
 use zoe_actors::logic::history::ListFilter;
@@ -36,9 +36,10 @@ use zoe_actors::Code;
 use zoe_checkpoints::Application;
 
 use crate::error::{ApiError, ErrorCode, HttpCode};
+use crate::logs::{self, ServiceLog};
 use crate::AppData;
 use catalogue::{Entry, CATALOGUE};
-use page::{read_form, render, see_other, Layout, PageResult, WebUser};
+use page::{render, see_other, Layout, PageResult, Posted, WebUser};
 use rows::{ExecutionRow, ServiceRow};
 
 /// Lines of a service log shown on its page.
@@ -87,10 +88,9 @@ fn parse_id(user: &WebUser, raw: &str) -> Result<u64, page::WebError> {
 /// The execution `id` with every one of its services (the API lists only live ones), if the
 /// caller may see it.
 fn execution_rows(user: &WebUser, data: &AppData, id: u64) -> Result<(ExecutionRow, Vec<ServiceRow>), page::WebError> {
-    let (e, services) =
-        views::execution_with_services(&data.reader.now(), &data.reader.scheduler, &user.caller, id, now())
-            .map_err(|e| user.error(e))?;
-    Ok((ExecutionRow(e), services.into_iter().map(ServiceRow).collect()))
+    let one = views::get_execution(&data.reader.now(), &data.reader.scheduler, &user.caller, id, now())
+        .map_err(|e| user.error(e))?;
+    Ok((ExecutionRow(one.view()), one.services().into_iter().map(ServiceRow).collect()))
 }
 
 fn now() -> zoe_checkpoints::Timestamp {
@@ -126,16 +126,20 @@ async fn executions(data: web::Data<AppData>, user: WebUser, page: web::Query<Pa
     let scheduler = data.reader.scheduler.clone();
     let caller = user.caller.clone();
     // Older pages are read from the archive on disk.
-    let list = web::block(move || views::list_executions(&p, &scheduler, &caller, &filter, now()))
-        .await
-        .map_err(|e| user.error(zoe_actors::ZoeError::new(zoe_actors::Code::Unavailable, e.to_string())))?
-        .map_err(|e| user.error(e))?;
-    let mut executions: Vec<ExecutionRow> = list.items.into_iter().map(ExecutionRow).collect();
+    let list = web::block(move || {
+        let list = views::list_executions(&p, &scheduler, &caller, &filter, now())?;
+        Ok::<_, zoe_actors::ZoeError>((list.views(&p)?, list.selection.older))
+    })
+    .await
+    .map_err(|e| user.error(zoe_actors::ZoeError::new(zoe_actors::Code::Unavailable, e.to_string())))?
+    .map_err(|e| user.error(e))?;
+    let (items, older) = list;
+    let mut executions: Vec<ExecutionRow> = items.into_iter().map(ExecutionRow).collect();
     executions.reverse();
     let refresh = executions.iter().any(ExecutionRow::is_moving);
     let workspace = data.workspaces.usage(&user.caller.name, user.caller.role).await;
     Ok(render(
-        &ExecutionsPage { layout: user.layout.at("executions"), workspace, executions, refresh, older: list.older },
+        &ExecutionsPage { layout: user.layout.at("executions"), workspace, executions, refresh, older },
         StatusCode::OK,
     ))
 }
@@ -178,28 +182,22 @@ fn back_to(next: &str, id: u64) -> String {
 }
 
 async fn terminate(
-    req: HttpRequest,
     data: web::Data<AppData>,
-    user: WebUser,
     id: web::Path<String>,
-    payload: web::Payload,
+    Posted { user, form }: Posted<ActionForm>,
 ) -> PageResult {
     let id = parse_id(&user, &id)?;
-    let form: ActionForm = read_form(&req, &user, &data, payload).await?;
     user.ask(&data, TerminateExecution { caller: user.caller.clone(), id }).await?;
     Ok(see_other(&back_to(&form.next, id)))
 }
 
 /// Submits the application of an ended execution again, under the same name.
 async fn restart(
-    req: HttpRequest,
     data: web::Data<AppData>,
-    user: WebUser,
     id: web::Path<String>,
-    payload: web::Payload,
+    Posted { user, form: _ }: Posted<ActionForm>,
 ) -> PageResult {
     let id = parse_id(&user, &id)?;
-    let _: ActionForm = read_form(&req, &user, &data, payload).await?;
     let (old, _) = execution_rows(&user, &data, id)?;
     data.workspaces.admit(&user.caller).await.map_err(|e| user.error(e))?;
     let msg =
@@ -309,16 +307,10 @@ fn description_of(form: &mut NewExecutionForm, max_bytes: usize) -> Result<Appli
             ),
         ),
     })?;
-    crate::api::parse_description(&v, max_bytes)
+    crate::body::parse_description(&v, max_bytes)
 }
 
-async fn submit_execution(
-    req: HttpRequest,
-    data: web::Data<AppData>,
-    user: WebUser,
-    payload: web::Payload,
-) -> PageResult {
-    let mut form: NewExecutionForm = read_form(&req, &user, &data, payload).await?;
+async fn submit_execution(data: web::Data<AppData>, Posted { user, mut form }: Posted<NewExecutionForm>) -> PageResult {
     form.name = form.name.trim().to_string();
     data.limits.submission(&user.caller, std::time::Instant::now()).map_err(|e| user.error(e))?;
     let refused = |form: NewExecutionForm, e: ApiError| {
@@ -359,13 +351,12 @@ async fn service_log(data: web::Data<AppData>, user: WebUser, ids: web::Path<(St
     let (row, services) = execution_rows(&user, &data, id)?;
     let s = services.into_iter().find(|s| s.id == sid).ok_or_else(|| user.not_found("such service"))?;
     let live = row.is_active() && s.docker_id.is_some();
-    let (log, note) = match crate::api::service_log_response(&data, user.caller.clone(), sid, false, Some(LOG_LINES))
-        .await
-    {
-        Ok(resp) => {
-            match actix_web::body::to_bytes_limited(resp.into_body(), 8 * data.config.log_tail_bytes.max(1 << 20)).await
-            {
-                Ok(Ok(bytes)) => (last_lines(&String::from_utf8_lossy(&bytes), LOG_LINES as usize), String::new()),
+    let (log, note) = match logs::service_log(&data, user.caller.clone(), sid, false, Some(LOG_LINES)).await {
+        Ok(ServiceLog::Kept(bytes)) => (log_text(&bytes), String::new()),
+        Ok(ServiceLog::Live(stream)) => {
+            let body = actix_web::body::BodyStream::new(stream);
+            match actix_web::body::to_bytes_limited(body, 8 * data.config.log_tail_bytes.max(1 << 20)).await {
+                Ok(Ok(bytes)) => (log_text(&bytes), String::new()),
                 Ok(Err(e)) => (String::new(), format!("The log could not be read: {e}")),
                 Err(_) => (String::new(), "The log is too large to show here.".into()),
             }
@@ -379,26 +370,16 @@ async fn service_log(data: web::Data<AppData>, user: WebUser, ids: web::Path<(St
     Ok(render(&LogPage { layout: user.layout.at("executions"), e: row, s, live, log, note }, StatusCode::OK))
 }
 
-/// The last `n` lines of a text.
-fn last_lines(text: &str, n: usize) -> String {
-    let trimmed = text.strip_suffix('\n').unwrap_or(text);
-    match trimmed.rmatch_indices('\n').nth(n.saturating_sub(1)) {
-        Some((i, _)) if n > 0 => trimmed[i + 1..].to_string(),
-        _ => trimmed.to_string(),
-    }
+/// A log as the page shows it (its last [`LOG_LINES`] lines: Docker's tail, or the kept one).
+fn log_text(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    text.strip_suffix('\n').unwrap_or(&text).to_string()
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a test fails by panicking
 mod tests {
     use super::*;
-
-    #[test]
-    fn last_lines_keeps_the_end() {
-        assert_eq!(last_lines("a\nb\nc\n", 2), "b\nc");
-        assert_eq!(last_lines("a\nb\nc", 5), "a\nb\nc");
-        assert_eq!(last_lines("", 3), "");
-    }
 
     #[test]
     fn only_local_pages_are_places_to_go_back_to() {

@@ -397,3 +397,84 @@ fn a_config_file_is_read_and_the_environment_and_flags_win_over_it() {
     let err = Master::try_start_in(&dir, &["--no-docker", "--scheduler-policy", "sizes"]).err().unwrap();
     assert!(err.contains("sizes") && err.contains("possible values"), "{err}");
 }
+
+/// Every refusal of a bad request body, pinned as it is answered (status, code, message): the
+/// bodies of `POST /user`, `PUT /user/{name}`, `POST /execution` and `POST /query` with wrong
+/// types, unknown and missing fields, nulls, repeated keys and bad descriptions.
+#[test]
+fn bad_request_bodies_keep_their_answers() {
+    let m = master("bodies");
+    m.create_user("bob", "user", "pw-b");
+    let long = "p".repeat(1025);
+    let good_app = app("busybox", None);
+    let mut bad_app = good_app.clone();
+    bad_app["services"][0]["monitr"] = json!(true);
+    let mut typo_app = good_app.clone();
+    typo_app["services"][0]["total_count"] = json!("1");
+    let cases: Vec<(&str, &str, String)> = vec![
+        ("POST", "/api/0.6/user", "".into()),
+        ("POST", "/api/0.6/user", "{\"name\": ".into()),
+        ("POST", "/api/0.6/user", "[1]".into()),
+        ("POST", "/api/0.6/user", "null".into()),
+        ("POST", "/api/0.6/user", "{}".into()),
+        ("POST", "/api/0.6/user", json!({"name": null, "role": "user", "password": "x"}).to_string()),
+        ("POST", "/api/0.6/user", json!({"name": 5, "role": "user", "password": "x"}).to_string()),
+        ("POST", "/api/0.6/user", json!({"name": "carl", "password": "x"}).to_string()),
+        ("POST", "/api/0.6/user", json!({"name": "carl", "role": null, "password": "x"}).to_string()),
+        ("POST", "/api/0.6/user", json!({"name": "carl", "role": 1, "password": "x"}).to_string()),
+        ("POST", "/api/0.6/user", json!({"name": "carl", "role": "root", "password": "x"}).to_string()),
+        ("POST", "/api/0.6/user", json!({"name": "carl", "role": "user"}).to_string()),
+        ("POST", "/api/0.6/user", json!({"name": "carl", "role": "user", "password": ""}).to_string()),
+        ("POST", "/api/0.6/user", json!({"name": "carl", "role": "user", "password": 5}).to_string()),
+        ("POST", "/api/0.6/user", json!({"name": "carl", "role": "user", "password": long}).to_string()),
+        ("POST", "/api/0.6/user", json!({"name": "Carl", "role": "user", "password": "x"}).to_string()),
+        ("POST", "/api/0.6/user", json!({"name": "", "role": "user", "password": "x"}).to_string()),
+        ("POST", "/api/0.6/user", r#"{"name": "carl", "role": "admin", "role": "user", "password": "x"}"#.into()),
+        // Several mistakes: the first field of the body's order is answered.
+        ("POST", "/api/0.6/user", json!({"name": "carl", "role": 5, "password": 5}).to_string()),
+        ("POST", "/api/0.6/user", json!({"name": "carl", "password": 5}).to_string()),
+        ("POST", "/api/0.6/user", json!({"name": 5, "role": "root"}).to_string()),
+        ("PUT", "/api/0.6/user/bob", "{}".into()),
+        ("PUT", "/api/0.6/user/bob", "[]".into()),
+        ("PUT", "/api/0.6/user/bob", json!({"name": "x"}).to_string()),
+        ("PUT", "/api/0.6/user/bob", json!({"role": "user", "extra": 1}).to_string()),
+        ("PUT", "/api/0.6/user/bob", json!({"role": "king"}).to_string()),
+        ("PUT", "/api/0.6/user/bob", json!({"role": ["user"]}).to_string()),
+        ("PUT", "/api/0.6/user/bob", json!({"password": ""}).to_string()),
+        ("PUT", "/api/0.6/user/bob", json!({"password": false}).to_string()),
+        ("PUT", "/api/0.6/user/bob", json!({"role": null, "password": null}).to_string()),
+        ("PUT", "/api/0.6/user/bob", r#"{"password": "a", "password": "b"}"#.into()),
+        ("POST", "/api/0.6/execution", "{}".into()),
+        ("POST", "/api/0.6/execution", "7".into()),
+        ("POST", "/api/0.6/execution", json!({"application": good_app}).to_string()),
+        ("POST", "/api/0.6/execution", json!({"name": 1, "application": good_app}).to_string()),
+        ("POST", "/api/0.6/execution", json!({"name": "x"}).to_string()),
+        ("POST", "/api/0.6/execution", json!({"name": "x", "application": null}).to_string()),
+        ("POST", "/api/0.6/execution", json!({"name": "x", "application": 3}).to_string()),
+        ("POST", "/api/0.6/execution", json!({"name": "x", "application": bad_app}).to_string()),
+        ("POST", "/api/0.6/execution", json!({"name": "x", "application": typo_app}).to_string()),
+        ("POST", "/api/0.6/execution", json!({"name": "Bad_Name", "application": good_app}).to_string()),
+        ("POST", "/api/0.6/execution", json!({"name": "x".repeat(70), "application": good_app}).to_string()),
+        ("POST", "/api/0.6/execution", r#"{"name": "x", "application": {"name": "a", "name": "b"}}"#.into()),
+        ("POST", "/api/0.6/query", "{}".into()),
+        ("POST", "/api/0.6/query", json!({"what": 1}).to_string()),
+        ("POST", "/api/0.6/query", json!({"what": null}).to_string()),
+        ("POST", "/api/0.6/query", json!({"what": "nothing"}).to_string()),
+        ("POST", "/api/0.6/query", json!({"what": "execution", "filters": 1}).to_string()),
+        ("POST", "/api/0.6/query", json!({"what": "execution", "filters": []}).to_string()),
+        ("POST", "/api/0.6/query", json!({"what": "execution", "filters": {"nope": 1}}).to_string()),
+        ("POST", "/api/0.6/query", r#"{"what": "execution", "what": "user"}"#.into()),
+        ("POST", "/api/0.6/query", json!({"what": 1, "filters": 1}).to_string()),
+        ("PUT", "/api/0.6/user/bob", json!({"role": 1, "password": 1}).to_string()),
+        ("POST", "/api/0.6/execution", json!({"name": 1}).to_string()),
+    ];
+    let mut out = Vec::new();
+    for (method, path, body) in cases {
+        let (status, v) = m.call(method, path, Some(ADMIN), Some(&body));
+        let shown = if body.len() > 120 { format!("{}... ({} bytes)", &body[..100], body.len()) } else { body };
+        out.push(format!("{method} {path} {shown}\n    => {status} {} | {}", v["code"], v["message"]));
+    }
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/snapshots"));
+    settings.bind(|| insta::assert_snapshot!(out.join("\n")));
+}

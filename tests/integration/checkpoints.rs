@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::common::{app, assert_error, temp_dir, zoe_bin, Master, ADMIN};
+use crate::common::{app, assert_error, temp_dir, wait_until, zoe_bin, Master, ADMIN};
 
 const NO_DOCKER: &[&str] = &["--no-docker"];
 /// Ended executions move to the archive almost at once, so SIGKILL lands in archiving too; the
@@ -303,11 +303,7 @@ fn a_state_directory_with_a_past_but_no_checkpoint_is_refused() {
         assert_eq!(m.delete(&format!("/api/0.6/execution/{id}"), ADMIN).0, 204);
     }
     let segment = dir.join("archive").join("0000000001.ron");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !segment.exists() {
-        assert!(std::time::Instant::now() < deadline, "nothing was archived:\n{}", m.log_text());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(10, || segment.exists(), || format!("nothing was archived:\n{}", m.log_text()));
     m.kill();
     for entry in std::fs::read_dir(dir.join("checkpoints")).unwrap() {
         std::fs::remove_file(entry.unwrap().path()).unwrap();

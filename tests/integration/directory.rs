@@ -55,7 +55,7 @@ fn directory_users_sign_in_with_their_groups_roles_and_uids_and_nobody_else_does
     // The first sign-in creates the user: role from the groups, uid from uidNumber.
     for (who, role, uid) in [(ALICE, "admin", Some(10_001)), (BOB, "guest", Some(10_002)), (CAROL, "user", None)] {
         let (s, v) = m.get("/api/0.6/info", who);
-        assert_eq!(s, 200, "{}: {v}", who.0);
+        assert_eq!(s, 200, "{}: {v}\n{}", who.0, m.log_text());
         let u = user(&m, who.0);
         assert_eq!(u["role"], role, "{u}");
         match uid {

@@ -17,15 +17,7 @@ const ALICE: (&str, &str) = ("alice", "pa");
 
 /// Polls an execution until `check` holds, for at most `secs`.
 pub fn wait_execution(m: &Master, id: u64, secs: u64, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let (_, e) = m.get(&format!("/api/0.6/execution/{id}"), ADMIN);
-        if check(&e) {
-            return e;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {secs} s; now {e}\nmaster log:\n{}", m.log_text());
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    crate::common::wait_execution(m, ADMIN, id, secs, what, check)
 }
 
 /// The service records of an execution, as the API shows them.

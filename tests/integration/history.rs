@@ -4,11 +4,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::common::{app, assert_error, temp_dir, zoe_bin, Master, ADMIN};
+use crate::common::{app, assert_error, temp_dir, wait_until, zoe_bin, Master, ADMIN};
 
 /// Archive as soon as more than two ended executions are in the checkpoint.
 const ARCHIVE_FAST: &[&str] = &["--no-docker", "--history-keep", "2", "--archive-batch", "1"];
@@ -35,16 +35,16 @@ fn newest_checkpoint(dir: &Path) -> String {
 
 /// Waits until the newest checkpoint holds at most `keep` ended executions.
 fn wait_archived(dir: &Path, keep: usize) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    let polled = crate::common::poll(Duration::from_secs(20), Duration::from_millis(100), || {
         let text = newest_checkpoint(dir);
         let ended = text.matches("status: terminated,").count();
         if ended <= keep && !files(&dir.join("archive"), "ron").is_empty() {
-            return;
+            Ok(())
+        } else {
+            Err(text)
         }
-        assert!(Instant::now() < deadline, "nothing was archived in 20 s; newest checkpoint:\n{text}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    });
+    polled.unwrap_or_else(|text| panic!("nothing was archived in 20 s; newest checkpoint:\n{text}"));
 }
 
 fn ids(list: &Value) -> Vec<u64> {
@@ -241,11 +241,8 @@ fn an_archived_execution_keeps_its_services_logs_and_page() {
     let ended = wait_status(&m, ALICE, id, &["finished", "error"], 60);
     assert_eq!(ended["status"], "finished", "{ended}");
     // Archived: out of the newest checkpoint, into a segment.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while newest_checkpoint(&m.state_dir).contains(&format!("            id: {id},\n")) {
-        assert!(Instant::now() < deadline, "execution {id} was not archived");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let archived = || !newest_checkpoint(&m.state_dir).contains(&format!("            id: {id},\n"));
+    wait_until(20, archived, || format!("execution {id} was not archived"));
     assert!(std::fs::read_to_string(m.state_dir.join("archive/0000000001.ron")).unwrap().contains("name: \"ran\""));
     let (s, e) = m.get(&format!("/api/0.6/execution/{id}"), ALICE);
     assert_eq!((s, &e), (200, &ended), "the same JSON once archived");
@@ -423,11 +420,7 @@ fn the_archive_index_is_rebuilt_edits_are_seen_and_strays_refused() {
     let id = m.submit(ADMIN, "ix-8", &app("img", None));
     assert_eq!(m.delete(&format!("/api/0.6/execution/{id}"), ADMIN).0, 204);
     let needs = format!("action: archive, ids: [{}]", n + 1);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !newest_checkpoint(&dir).contains(&needs) {
-        assert!(Instant::now() < deadline, "no segment {} was written", n + 1);
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(20, || newest_checkpoint(&dir).contains(&needs), || format!("no segment {} was written", n + 1));
     let (_, before) = m.get("/api/0.6/execution", ADMIN);
     drop(m);
     assert_eq!(files(&archive, "ron").len() as u64, n + 1, "numbered without a gap");

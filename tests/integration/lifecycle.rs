@@ -14,7 +14,7 @@ use crate::common::docker::{
     application, containers_of, docker, docker_master, docker_master_with, exec_in, inspect, require_docker, service,
     wait_status, Cleanup, IMAGE,
 };
-use crate::common::{temp_dir, Master, ADMIN};
+use crate::common::{temp_dir, wait_until, Master, ADMIN};
 
 #[test]
 fn a_three_service_execution_runs_named_labelled_connected_and_reachable() {
@@ -212,11 +212,11 @@ fn containers_removed_behind_zoes_back_and_master_restarts_end_matching_docker()
     );
     let three = m.submit(alice, "three", &application(vec![service("main", true, 1, 0, "sleep 600", json!([]))]));
     wait_status(&m, alice, three, &["running"], 60);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while containers_of(&dep).contains(&format!("stray-{dep}")) {
-        assert!(Instant::now() < deadline, "the orphan container was not removed: {:?}", containers_of(&dep));
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_until(
+        20,
+        || !containers_of(&dep).contains(&format!("stray-{dep}")),
+        || format!("the orphan container was not removed: {:?}", containers_of(&dep)),
+    );
     assert_eq!(wait_status(&m, alice, two, &["running"], 5)["status"], "running", "two survived the restart");
     assert_eq!(containers_of(&dep), vec![format!("main-three-alice-{dep}"), format!("main-two-alice-{dep}")]);
 }

@@ -6,66 +6,17 @@
 //! `target/release/zoe` for the README's figures).
 
 use std::process::Command;
-use std::sync::Arc;
+use zoe_checkpoints::{encode, ExecutionStatus, Store};
 
-use zoe_checkpoints::{encode, Execution, ExecutionStatus, Role, State, Store, User};
-
+use crate::common::process::NO_USER_LIMITS;
+use crate::common::states::with_ended;
 use crate::common::{app, temp_dir, Master, ADMIN};
 
 const EXECUTIONS: usize = 5_000;
 
-/// The load test measures throughput, not the per-user limits that protect a real deployment
-/// from one user (tested in `security`): they are lifted.
-const UNLIMITED: &[&str] = &[
-    "--no-docker",
-    "--keep-checkpoints",
-    "5",
-    "--submit-rate",
-    "1000000",
-    "--submit-burst",
-    "1000000",
-    "--user-max-active",
-    "1000000",
-    "--user-max-queued",
-    "1000000",
-];
-
 /// A state with `n` ended executions of alice, written as the first checkpoint.
 fn prepare(dir: &std::path::Path, n: usize) {
-    let now = time::OffsetDateTime::now_utc();
-    let mut s = State::new("test");
-    let hash = zoe::auth::hash_password(crate::common::ADMIN.1).unwrap();
-    for (name, role) in [("zoeadmin", Role::Admin), ("alice", Role::User)] {
-        let id = s.gen_id();
-        let uid = s.gen_uid();
-        s.users.insert(
-            id,
-            Arc::new(User { id, name: name.into(), role, uid, password_hash: hash.clone(), created_at: now }),
-        );
-    }
-    let application =
-        zoe_actors::description::app_description::parse_application(&app("img", Some("sleep 1"))).unwrap();
-    for i in 0..n {
-        let id = s.gen_id();
-        s.executions.insert(
-            id,
-            Arc::new(Execution {
-                id,
-                name: format!("old-{i}"),
-                owner: "alice".into(),
-                owner_id: 1,
-                status: ExecutionStatus::Finished,
-                error: None,
-                ending: None,
-                time_scheduled: now,
-                time_started: Some(now),
-                time_finished: Some(now),
-                application: application.clone(),
-                services: vec![],
-                proxy_secret: None,
-            }),
-        );
-    }
+    let s = with_ended("test", ADMIN.1, n, ExecutionStatus::Finished, &app("img", Some("sleep 1")));
     Store::open(dir).unwrap().write(1, &encode(&s).unwrap()).unwrap();
 }
 
@@ -87,11 +38,14 @@ fn a_hundred_clients_mixing_reads_and_changes() {
     let secs: u64 = std::env::var("ZOE_LOAD_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
     let dir = temp_dir("load");
     prepare(&dir, EXECUTIONS);
+    // The load test measures throughput, not the per-user limits that protect a real
+    // deployment from one user (tested in `security`): they are lifted.
+    let args = [&["--no-docker", "--keep-checkpoints", "5"][..], &NO_USER_LIMITS].concat();
     let mut m = match std::env::var("ZOE_LOAD_BIN") {
-        Ok(bin) => Master::start_with_bin(&bin, &dir, UNLIMITED),
-        Err(_) => Master::start_in(&dir, UNLIMITED),
+        Ok(bin) => Master::start_with_bin(&bin, &dir, &args),
+        Err(_) => Master::start_in(&dir, &args),
     };
-    let before = peak_memory_kib(m.child.id());
+    let before = peak_memory_kib(m.process.child.id());
     // 90% reads of random executions, 10% submissions (acknowledged once durable).
     let script = dir.join("mix.lua");
     std::fs::write(
@@ -123,7 +77,7 @@ end
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    let peak = peak_memory_kib(m.child.id());
+    let peak = peak_memory_kib(m.process.child.id());
     let find = |prefix: &str| text.lines().find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_string()));
     let rps = find("Requests/sec:").unwrap_or_default();
     let (p50, p99) = (find("50%").unwrap_or_default(), find("99%").unwrap_or_default());

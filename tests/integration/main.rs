@@ -19,6 +19,7 @@ mod load;
 mod passwords;
 mod proxy;
 mod security;
+mod starts;
 mod state_disk;
 mod swarm;
 mod tls;

@@ -9,7 +9,7 @@
 //! Needs Docker and `zoe-test-busybox:latest`; fails loudly without them.
 
 use std::io::{Read, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -39,14 +39,15 @@ printf 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nSet-Cookie: t=1; Domain=l
 
 /// Retries `f` until it gives `status` (a service may take a moment to listen), for 10 s.
 fn until(status: u16, mut f: impl FnMut() -> crate::common::apps::Response) -> crate::common::apps::Response {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let polled = crate::common::poll(Duration::from_secs(10), Duration::from_millis(100), || {
         let r = f();
-        if r.status == status || Instant::now() > deadline {
-            return r;
+        if r.status == status {
+            Ok(r)
+        } else {
+            Err(r)
         }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    });
+    polled.unwrap_or_else(|last| last)
 }
 
 #[test]

@@ -157,10 +157,10 @@ fn a_full_state_disk_is_calm_undoes_refused_changes_and_recovers_without_a_resta
 
     // Calm while full: near-zero CPU and a log that does not grow (the engine is inventoried every
     // second meanwhile).
-    let pid = m.child.id();
-    let (cpu, lines) = (cpu_seconds(pid), m.log.lock().unwrap().len());
+    let pid = m.process.child.id();
+    let (cpu, lines) = (cpu_seconds(pid), m.process.log.lock().unwrap().len());
     std::thread::sleep(Duration::from_secs(5));
-    let (cpu_used, new_lines) = (cpu_seconds(pid) - cpu, m.log.lock().unwrap()[lines..].to_vec());
+    let (cpu_used, new_lines) = (cpu_seconds(pid) - cpu, m.process.log.lock().unwrap()[lines..].to_vec());
     eprintln!("while full: {cpu_used:.2} s of CPU in 5 s, {} new log line(s)", new_lines.len());
     assert!(cpu_used < 0.25, "{cpu_used} s of CPU in 5 s while full");
     assert!(new_lines.len() <= 2, "the log grows while full: {new_lines:?}");

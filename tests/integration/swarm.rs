@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::common::docker::{application, wait_status, IMAGE};
-use crate::common::{assert_error, temp_dir, Master, ADMIN};
+use crate::common::{assert_error, poll, temp_dir, Master, ADMIN};
 
 const CLUSTER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cluster/cluster.sh");
 const ALICE: (&str, &str) = ("alice", "pa");
@@ -128,7 +128,7 @@ struct SwarmCleanup<'a> {
 
 impl Drop for SwarmCleanup<'_> {
     fn drop(&mut self) {
-        crate::common::docker::kill_masters_of(&self.deployment);
+        crate::common::kill_masters_of(&self.deployment);
         let label = format!("label=zoe.deployment_name={}", self.deployment);
         let relays = format!("label=zoe.relay.deployment={}", self.deployment);
         for filter in [&label, &relays] {
@@ -223,11 +223,8 @@ fn services(m: &Master, id: u64) -> Vec<Value> {
 
 /// Polls until `check` holds, for at most `secs`.
 fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !check() {
-        assert!(Instant::now() < deadline, "{what}: not within {secs} s");
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let polled = poll(Duration::from_secs(secs), Duration::from_millis(250), || check().then_some(()).ok_or(()));
+    polled.unwrap_or_else(|()| panic!("{what}: not within {secs} s"));
 }
 
 #[test]

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 use crate::common::browser::{screenshot_dir, start_driver, Browser};
 use crate::common::docker::{require_docker, Cleanup};
-use crate::common::{app, temp_dir, Master, ADMIN};
+use crate::common::{app, temp_dir, wait_until, Master, ADMIN};
 
 const NO_DOCKER: &[&str] = &["--no-docker"];
 const ALICE: (&str, &str) = ("alice", "alice-pw");
@@ -57,15 +57,7 @@ impl Page {
 }
 
 fn form_encode(fields: &[(&str, &str)]) -> String {
-    let enc = |s: &str| {
-        s.bytes()
-            .map(|b| match b {
-                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => (b as char).to_string(),
-                b' ' => "+".to_string(),
-                b => format!("%{b:02X}"),
-            })
-            .collect::<String>()
-    };
+    let enc = zoe::percent::encode;
     fields.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
 }
 
@@ -503,15 +495,9 @@ fn admins_create_change_and_delete_users_through_forms() {
 const WAIT: Duration = Duration::from_secs(60);
 
 fn wait_api_status(m: &Master, id: u64, want: &str) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let e = execution(m, id);
-        if e["status"] == want {
-            return e;
-        }
-        assert!(Instant::now() < deadline, "execution {id} never became {want}: {e}\n{}", m.log_text());
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    crate::common::wait_execution(m, ADMIN, id, WAIT.as_secs(), &format!("execution {id} never became {want}"), |e| {
+        e["status"] == want
+    })
 }
 
 #[test]
@@ -561,11 +547,8 @@ fn a_browser_runs_an_execution_from_the_catalogue_reads_its_log_and_terminates_i
     let upload = dir.join("uploaded.json");
     std::fs::write(&upload, r#"{"name": "from-a-file"}"#).unwrap();
     b.send_keys("#description-file", upload.to_str().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !b.property("#description", "value").as_str().unwrap_or("").contains("from-a-file") {
-        assert!(Instant::now() < deadline, "the uploaded file did not fill the box");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let filled = || b.property("#description", "value").as_str().unwrap_or("").contains("from-a-file");
+    wait_until(10, filled, || "the uploaded file did not fill the box".into());
     assert_eq!(b.property("#app", "value"), "");
     b.click("#app option[value='sleeper']");
     let filled = b.property("#description", "value");

@@ -14,3 +14,6 @@ pub mod naming;
 pub mod strict_json;
 pub mod template;
 pub mod units;
+
+#[cfg(test)]
+mod pinned_errors;

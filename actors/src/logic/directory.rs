@@ -7,7 +7,7 @@ use std::sync::Arc;
 use zoe_checkpoints::{Role, State, Timestamp, User, DIRECTORY_PASSWORD_HASH, FIRST_UID, MIN_UID, RESERVED_UIDS};
 
 use crate::error::{Code, ZoeError};
-use crate::logic::transitions::{self, Caller};
+use crate::logic::transitions;
 
 /// What a directory sign-in did to the state.
 #[derive(Clone, Debug, PartialEq)]
@@ -50,12 +50,15 @@ pub fn sign_in_directory_user(
         if u.role == role {
             return Ok(Synced::Unchanged(u));
         }
-        let directory = Caller { id: u.id, name: "directory".into(), role: Role::Admin };
-        return transitions::update_user(state, &directory, name, Some(role), None).map(Synced::Updated);
+        if u.role == Role::Admin && state.users.values().filter(|u| u.role == Role::Admin).count() == 1 {
+            return Err(ZoeError::new(Code::LastAdmin, format!("{name} is the last administrator and must stay one")));
+        }
+        let Some(stored) = state.users.get_mut(&u.id) else { return Ok(Synced::Unchanged(u)) };
+        Arc::make_mut(stored).role = role;
+        return Ok(Synced::Updated(stored.clone()));
     }
-    let directory = Caller { id: 0, name: "directory".into(), role: Role::Admin };
     let own = uid.filter(|&uid| directory_uid_fits(state, uid));
-    let user = transitions::create_user(state, &directory, name, role, DIRECTORY_PASSWORD_HASH.into(), now)?;
+    let user = transitions::add_user(state, name, role, DIRECTORY_PASSWORD_HASH.into(), now)?;
     let Some(uid) = own else { return Ok(Synced::Created(user)) };
     let Some(u) = state.users.get_mut(&user.id) else { return Ok(Synced::Created(user)) };
     Arc::make_mut(u).uid = uid;
@@ -68,9 +71,8 @@ mod tests {
 
     fn state() -> State {
         let mut s = State::new("test");
-        let admin = Caller { id: 0, name: "root".into(), role: Role::Admin };
         let t = time::OffsetDateTime::UNIX_EPOCH;
-        transitions::create_user(&mut s, &admin, "zoeadmin", Role::Admin, "$argon2id$x".into(), t).ok();
+        transitions::add_user(&mut s, "zoeadmin", Role::Admin, "$argon2id$x".into(), t).unwrap();
         s
     }
 

@@ -4,8 +4,6 @@
 //! with that `Host` header. Raw HTTP/1.1, one connection per request, so that every header sent
 //! and received is the test's to choose and see.
 
-#![allow(dead_code)]
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;

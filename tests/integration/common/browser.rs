@@ -1,19 +1,17 @@
 //! A real browser for tests: Debian's headless Chromium driven through chromedriver (the W3C
 //! WebDriver protocol over plain HTTP).
 
-#![allow(dead_code)]
-
 use std::io::Read;
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::temp_dir;
+use super::{poll, temp_dir};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// The longest a page may take to show what a test waits for.
@@ -62,17 +60,17 @@ pub fn start_driver() -> Driver {
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run chromedriver: {e}"));
     let driver = Driver { child, url: format!("http://127.0.0.1:{port}") };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(mut r) = ureq::get(format!("{}/status", driver.url)).call() {
-            let v: Value = r.body_mut().read_json().unwrap_or(Value::Null);
-            if v["value"]["ready"] == true {
-                return driver;
-            }
+    let ready = poll(Duration::from_secs(20), Duration::from_millis(100), || {
+        let mut r = ureq::get(format!("{}/status", driver.url)).call().map_err(|_| ())?;
+        let v: Value = r.body_mut().read_json().unwrap_or(Value::Null);
+        if v["value"]["ready"] == true {
+            Ok(())
+        } else {
+            Err(())
         }
-        assert!(Instant::now() < deadline, "chromedriver did not answer on port {port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    });
+    ready.unwrap_or_else(|()| panic!("chromedriver did not answer on port {port}"));
+    driver
 }
 
 /// A WebDriver session (W3C protocol over plain HTTP), deleted when dropped.
@@ -95,11 +93,7 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 impl Browser {
     pub fn open(driver: &Driver, width: u32, height: u32) -> Browser {
         let profile = TempDir(temp_dir("chromium-profile"));
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(120)))
-            .build()
-            .into();
+        let agent = super::process::agent(Duration::from_secs(120));
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
@@ -162,40 +156,36 @@ impl Browser {
 
     /// Waits until the page (which may refresh itself) contains `text`.
     pub fn wait_for(&self, text: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
+        let polled = poll(WAIT, Duration::from_millis(250), || {
             let source = self.source();
             if source.contains(text) {
-                return source;
+                Ok(source)
+            } else {
+                Err(source)
             }
-            assert!(Instant::now() < deadline, "the page never showed {text:?}; it shows:\n{source}");
-            std::thread::sleep(Duration::from_millis(250));
-        }
+        });
+        polled.unwrap_or_else(|source| panic!("the page never showed {text:?}; it shows:\n{source}"))
     }
 
     /// Waits until an element matches `css` (for pages that build themselves with scripts).
     pub fn wait_element(&self, css: &str) {
-        let deadline = Instant::now() + WAIT * 2;
-        loop {
+        let polled = poll(WAIT * 2, Duration::from_millis(250), || {
             let v = self.cmd("POST", "/elements", Some(json!({"using": "css selector", "value": css})));
-            if v.as_array().is_some_and(|a| !a.is_empty()) {
-                return;
-            }
-            assert!(Instant::now() < deadline, "no element {css} appeared; the page shows:\n{}", self.source());
-            std::thread::sleep(Duration::from_millis(250));
-        }
+            v.as_array().is_some_and(|a| !a.is_empty()).then_some(()).ok_or(())
+        });
+        polled.unwrap_or_else(|()| panic!("no element {css} appeared; the page shows:\n{}", self.source()));
     }
 
     pub fn accept_alert(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
+        let polled = poll(Duration::from_secs(10), Duration::from_millis(100), || {
             let v = call(&self.agent, "POST", &format!("{}/alert/accept", self.base), Some(json!({})));
             if v["value"].is_null() {
-                return;
+                Ok(())
+            } else {
+                Err(v)
             }
-            assert!(Instant::now() < deadline, "no confirmation dialog appeared: {v}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        });
+        polled.unwrap_or_else(|v| panic!("no confirmation dialog appeared: {v}"));
     }
 
     pub fn resize(&self, width: u32, height: u32) {

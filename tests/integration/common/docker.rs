@@ -2,10 +2,7 @@
 //! everything a deployment left behind (even when a test fails), and the docker CLI, every call
 //! of it bounded in time (the shared engine is old and can hang under load).
 
-#![allow(dead_code)]
-
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -38,24 +35,11 @@ pub struct Cleanup(pub String);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        kill_masters_of(&self.0);
+        super::kill_masters_of(&self.0);
         remove_deployment(&self.0);
         // The deployment's workspace images, under the tests' temporary folders.
         let tmp = std::env::temp_dir();
         super::unmount_where(|p| p.starts_with(&tmp) && p.iter().any(|c| c == self.0.as_str()));
-    }
-}
-
-/// Kills (SIGKILL) every process started with `--deployment-name <deployment>`.
-pub fn kill_masters_of(deployment: &str) {
-    let Ok(procs) = std::fs::read_dir("/proc") else { return };
-    for p in procs.flatten() {
-        let Ok(cmdline) = std::fs::read(p.path().join("cmdline")) else { continue };
-        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        let ours = args.windows(2).any(|w| w[0] == b"--deployment-name" && w[1] == deployment.as_bytes());
-        if ours {
-            let _ = Command::new("kill").args(["-KILL", &p.file_name().to_string_lossy()]).status();
-        }
     }
 }
 
@@ -120,20 +104,22 @@ pub fn docker_master(tag: &str) -> (Master, Cleanup, String) {
 
 /// Waits until an execution reaches one of `want`.
 pub fn wait_status(m: &Master, auth: (&str, &str), id: u64, want: &[&str], secs: u64) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let (s, e) = m.get(&format!("/api/0.6/execution/{id}"), auth);
-        assert_eq!(s, 200, "{e}");
-        if want.contains(&e["status"].as_str().unwrap_or("")) {
-            return e;
+    super::wait_execution(m, auth, id, secs, &format!("execution {id} never reached {want:?}"), |e| {
+        want.contains(&e["status"].as_str().unwrap_or(""))
+    })
+}
+
+/// A service's log (as `auth` reads it) once it holds `needle`, or as it is after `secs`.
+pub fn log_with(m: &Master, auth: (&str, &str), sid: u64, needle: &str, secs: u64) -> String {
+    let polled = super::poll(std::time::Duration::from_secs(secs), std::time::Duration::from_millis(300), || {
+        let log = m.get(&format!("/api/0.6/service/{sid}/logs"), auth).1.as_str().unwrap_or_default().to_string();
+        if log.contains(needle) {
+            Ok(log)
+        } else {
+            Err(log)
         }
-        assert!(
-            Instant::now() < deadline,
-            "execution {id} never reached {want:?}; now: {e}\nmaster log:\n{}",
-            m.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    });
+    polled.unwrap_or_else(|log| log)
 }
 
 /// `docker inspect` of a container or network.

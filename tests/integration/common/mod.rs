@@ -1,24 +1,25 @@
 //! Test harness: runs the real `zoe` binary as a master on a free port with its own state
 //! directory, and talks to it over real HTTP.
 
-#![allow(dead_code)]
-
 pub mod apps;
 pub mod browser;
 pub mod docker;
+pub mod engine;
+pub mod process;
 pub mod proxy;
 pub mod slapd;
+pub mod states;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::{json, Value};
+
+use process::MasterProcess;
 
 pub const ADMIN: (&str, &str) = ("zoeadmin", "admin-secret");
 
@@ -54,16 +55,25 @@ pub fn unmount_under(dir: &Path) {
     unmount_where(|p| p.starts_with(dir));
 }
 
-/// A master process.
+/// A master process, and an HTTP client for it.
 pub struct Master {
-    pub child: Child,
+    pub process: MasterProcess,
     pub url: String,
     pub state_dir: PathBuf,
-    pub log: Arc<Mutex<Vec<String>>>,
     pub agent: ureq::Agent,
 }
 
-/// Arguments of a master start, beyond the ones every test master gets.
+/// The masters this test process started and has not reaped: their process ids and deployments.
+static STARTED: Mutex<Vec<(u32, String)>> = Mutex::new(Vec::new());
+
+/// Kills (SIGKILL) the masters of `deployment` that this test process started, by process id
+/// (their `Master`s reap them when dropped).
+pub fn kill_masters_of(deployment: &str) {
+    for (pid, _) in STARTED.lock().unwrap().iter().filter(|(_, d)| d == deployment) {
+        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+    }
+}
+
 pub fn zoe_bin() -> &'static str {
     env!("CARGO_BIN_EXE_zoe")
 }
@@ -85,7 +95,8 @@ impl Master {
     }
 
     fn try_start_bin(bin: &str, state_dir: &Path, extra: &[&str]) -> Result<Master, String> {
-        let mut child = Command::new(bin)
+        let mut command = Command::new(bin);
+        command
             .arg("master")
             .args(["--listen-port", "0"])
             .env("ZOE_DEPLOYMENT_NAME", "test")
@@ -101,56 +112,23 @@ impl Master {
             .env("ZOE_WORKSPACE_BASE_PATH", state_dir.join("ws"))
             .env("ZOE_LOG", "info")
             .env_remove("ZOE_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot run {bin}: {e}"))?;
-        let stderr = child.stderr.take().ok_or("no stderr")?;
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let log2 = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                for scheme in ["http", "https"] {
-                    if let Some(rest) = line.split(&format!("listening on {scheme}://")).nth(1) {
-                        let addr = rest.split('/').next().unwrap_or("").to_string();
-                        let _ = tx.send(format!("{scheme}://{addr}"));
-                    }
-                }
-                log2.lock().unwrap().push(line);
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(url) => {
-                let agent = ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .timeout_global(Some(Duration::from_secs(30)))
-                    .build()
-                    .into();
-                Ok(Master { child, url, state_dir: state_dir.to_path_buf(), log, agent })
-            }
-            Err(_) => {
-                let _ = child.kill();
-                let status = child.wait().ok();
-                std::thread::sleep(Duration::from_millis(100));
-                Err(format!("exit {status:?}; output:\n{}", log.lock().unwrap().join("\n")))
-            }
-        }
-    }
-
-    /// Starts a master on a new state directory.
-    pub fn start(tag: &str) -> Master {
-        Self::start_in(&temp_dir(tag), &[])
+            .stdout(Stdio::null());
+        let process = MasterProcess::spawn(command)?;
+        let deployment = extra.windows(2).find(|w| w[0] == "--deployment-name").map_or("test", |w| w[1]);
+        STARTED.lock().unwrap().push((process.child.id(), deployment.to_string()));
+        let agent = process::agent(Duration::from_secs(30));
+        Ok(Master { url: process.url.clone(), process, state_dir: state_dir.to_path_buf(), agent })
     }
 
     /// Kills the master with SIGKILL, no goodbye.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.kill();
+        let pid = self.process.child.id();
+        STARTED.lock().unwrap().retain(|(p, _)| *p != pid);
     }
 
     pub fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
+        self.process.log_text()
     }
 
     /// Sends a request; returns the status and the body as JSON (Null when empty, a string
@@ -222,6 +200,49 @@ impl Drop for Master {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Asks `check` every `every` until it is done (`Ok`), for at most `within`; then gives what it
+/// said last (`Err`). The one way the tests wait for something to happen.
+pub fn poll<T, E>(within: Duration, every: Duration, mut check: impl FnMut() -> Result<T, E>) -> Result<T, E> {
+    let deadline = Instant::now() + within;
+    loop {
+        match check() {
+            Ok(done) => return Ok(done),
+            Err(last) if Instant::now() >= deadline => return Err(last),
+            Err(_) => std::thread::sleep(every),
+        }
+    }
+}
+
+/// Asks `done` every 100 ms until it holds, for at most `secs`; then fails with what `why` says.
+#[track_caller]
+pub fn wait_until(secs: u64, mut done: impl FnMut() -> bool, why: impl FnOnce() -> String) {
+    let polled = poll(Duration::from_secs(secs), Duration::from_millis(100), || done().then_some(()).ok_or(()));
+    if polled.is_err() {
+        panic!("{} (waited {secs} s)", why());
+    }
+}
+
+/// Polls an execution (as `auth` sees it) until `check` holds, for at most `secs`.
+pub fn wait_execution(
+    m: &Master,
+    auth: (&str, &str),
+    id: u64,
+    secs: u64,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let polled = poll(Duration::from_secs(secs), Duration::from_millis(100), || {
+        let (s, e) = m.get(&format!("/api/0.6/execution/{id}"), auth);
+        assert_eq!(s, 200, "{e}");
+        if check(&e) {
+            Ok(e)
+        } else {
+            Err(e)
+        }
+    });
+    polled.unwrap_or_else(|e| panic!("{what}: not within {secs} s; now {e}\nmaster log:\n{}", m.log_text()))
 }
 
 /// A small valid application description with one monitor service.

@@ -11,14 +11,13 @@
 //! neighbours, and the browser sends `SameSite=Lax` cookies along with their requests).
 
 use std::path::Path;
-use std::time::Duration;
 
 use serde_json::json;
 
 use crate::common::apps::{enter, sign_in};
 use crate::common::browser::{start_driver, Browser, Driver};
 use crate::common::docker::{application, docker_master_with, service, wait_status};
-use crate::common::{Master, ADMIN};
+use crate::common::{wait_until, Master, ADMIN};
 
 const ALICE: (&str, &str) = ("alice", "alice-pw");
 const BOB: (&str, &str) = ("bob", "bob-pw");
@@ -167,11 +166,8 @@ fn attacks(driver: &Driver, domain: &str) {
         .replace("BOB_COOKIE", &bob_cookie)
         .replace("APPS_DOMAIN", domain);
     workspace(&m, &dep, BOB, &[("www/evil.html", &page)]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !bob.get("/evil.html").text().contains("attacks-' + 'done'") {
-        assert!(std::time::Instant::now() < deadline, "Bob's page is not served");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let served = || bob.get("/evil.html").text().contains("attacks-' + 'done'");
+    wait_until(10, served, || "Bob's page is not served".into());
 
     // The administrator, signed in to Zoe, uses Alice's application (her page posts to it, as
     // pages of their own application do), then opens Bob's page.
@@ -181,15 +177,11 @@ fn attacks(driver: &Driver, domain: &str) {
     admin.goto(&format!("{zoe}{alice_link}"));
     admin.wait_for("alice-secret-42");
     assert_eq!(admin.url(), format!("{alice_origin}/"), "Alice's application on its own origin");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !hits(&m, &dep).contains("POST /record?by=alice-own") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "Alice's own page could not post to her application: {}",
-            hits(&m, &dep)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(
+        10,
+        || hits(&m, &dep).contains("POST /record?by=alice-own"),
+        || format!("Alice's own page could not post to her application: {}", hits(&m, &dep)),
+    );
     admin.goto(&format!("{zoe}{bob_link}evil.html"));
     let source = admin.wait_for("attacks-done");
     assert!(admin.url().starts_with(&format!("http://8080-evil-{b}.{domain}:{port}/")), "{}", admin.url());

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use crate::common::apps::{addr, send};
 use crate::common::browser::{start_driver, Browser};
 use crate::common::docker::{application, docker_master, service, wait_status};
-use crate::common::{app, assert_error, temp_dir, Master, ADMIN};
+use crate::common::{app, assert_error, temp_dir, wait_until, Master, ADMIN};
 
 const ALICE: (&str, &str) = ("alice", "alice-pw");
 
@@ -178,7 +178,7 @@ fn a_flood_of_logins_with_made_up_names_cannot_exhaust_memory() {
     let m = Master::start_in(&temp_dir("login-flood"), &["--no-docker", "--auth-wait-seconds", "2"]);
     m.create_user("alice", "user", ALICE.1);
     assert_eq!(m.get("/api/0.6/info", ALICE).0, 200);
-    let pid = m.child.id();
+    let pid = m.process.child.id();
     std::thread::sleep(Duration::from_millis(500));
     let before = memory_kb(pid, "VmRSS");
     let url = m.url.clone();
@@ -186,11 +186,7 @@ fn a_flood_of_logins_with_made_up_names_cannot_exhaust_memory() {
         .map(|i| {
             let url = url.clone();
             std::thread::spawn(move || {
-                let agent: ureq::Agent = ureq::Agent::config_builder()
-                    .http_status_as_error(false)
-                    .timeout_global(Some(Duration::from_secs(60)))
-                    .build()
-                    .into();
+                let agent = crate::common::process::agent(Duration::from_secs(60));
                 let auth = basic((&format!("nobody-{i}-{}", "x".repeat(i)), "guess"));
                 let r = agent.get(format!("{url}/api/0.6/info")).header("Authorization", &auth).call().unwrap();
                 (r.status().as_u16(), r.headers().get("retry-after").map(|v| v.to_str().unwrap_or("").to_string()))
@@ -330,7 +326,7 @@ fn abandoned_log_streams_end_followers_are_capped_and_shutdown_is_prompt() {
     );
     let e = wait_status(&m, ALICE, id, &["running"], 60);
     let sid = e["services"][0].as_u64().unwrap();
-    let pid = m.child.id();
+    let pid = m.process.child.id();
     let path = format!("/api/0.6/service/{sid}/logs?follow=true");
     let follow = |who: (&str, &str)| {
         let addr = m.url.trim_start_matches("http://").to_string();
@@ -355,15 +351,11 @@ fn abandoned_log_streams_end_followers_are_capped_and_shutdown_is_prompt() {
     let open = open_fds(pid);
     assert!(open >= baseline + 20, "{baseline} -> {open}");
     drop(streams);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while open_fds(pid) > baseline + 2 {
-        assert!(
-            Instant::now() < deadline,
-            "abandoned streams kept {} descriptors open ({baseline} before)",
-            open_fds(pid)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_until(
+        10,
+        || open_fds(pid) <= baseline + 2,
+        || format!("abandoned streams kept {} descriptors open ({baseline} before)", open_fds(pid)),
+    );
     // At most 4 followed logs per user; a closed one gives its place back.
     let mut mine: Vec<TcpStream> = (0..4)
         .map(|_| {
@@ -389,7 +381,7 @@ fn abandoned_log_streams_end_followers_are_capped_and_shutdown_is_prompt() {
     // Stopping the master does not wait for the streams that are still open.
     let t = Instant::now();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
-    let status = m.child.wait().unwrap();
+    let status = m.process.child.wait().unwrap();
     eprintln!("master stopped in {:?} with 5 followed logs open ({status})", t.elapsed());
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     drop(mine);

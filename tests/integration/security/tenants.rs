@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::common::docker::{
-    application, containers_of, docker, docker_master, docker_master_with, inspect, service, wait_status, IMAGE,
+    application, containers_of, docker, docker_master, docker_master_with, inspect, log_with, service, wait_status,
+    IMAGE,
 };
 use crate::common::{assert_error, ADMIN};
 
@@ -289,14 +290,7 @@ fn a_workspace_holds_no_more_than_its_quota() {
     let e = wait_status(&m, ALICE, id, &["running", "error"], 60);
     assert_eq!(e["status"], "running", "{e}");
     let sid = e["services"][0].as_u64().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let log = loop {
-        let log = m.get(&format!("/api/0.6/service/{sid}/logs"), ALICE).1.as_str().unwrap_or_default().to_string();
-        if log.contains("done") || Instant::now() > deadline {
-            break log;
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    };
+    let log = log_with(&m, ALICE, sid, "done", 60);
     assert_eq!(log.matches("No space left on device").count(), 2, "the writes must fail: {log}");
     assert!(log.contains("dd=1"), "{log}");
     let ws = m.state_dir.join("ws").join(&dep).join("alice");
@@ -352,14 +346,7 @@ fn nothing_a_container_writes_outside_its_workspace_reaches_the_disk() {
     let e = wait_status(&m, ALICE, id, &["running", "error"], 60);
     assert_eq!(e["status"], "running", "{e}");
     let sid = e["services"][0].as_u64().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let log = loop {
-        let log = m.get(&format!("/api/0.6/service/{sid}/logs"), ALICE).1.as_str().unwrap_or_default().to_string();
-        if log.contains("done") || Instant::now() > deadline {
-            break log;
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    };
+    let log = log_with(&m, ALICE, sid, "done", 60);
     assert!(log.contains("done"), "{log}");
     assert_eq!(log.matches("Read-only file system").count(), 3, "/, /etc and /bin are read-only: {log}");
     assert!(!log.contains("/tmp: 0"), "300 MiB do not fit in /tmp of a 64 MiB container: {log}");
