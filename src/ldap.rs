@@ -99,8 +99,9 @@ impl Directory {
             (Some(dn), Some(p)) => Some((dn.clone(), p.clone())),
         };
         let tls = match &config.ldap_tls_ca {
-            Some(ca) if tls_used => Some(client_config(ca)?),
+            Some(ca) if tls_used => Some(client_config(Some(ca))?),
             Some(_) => return Err("ldap-tls-ca is for ldaps:// URLs or ldap-starttls".into()),
+            None if tls_used => Some(client_config(None)?),
             None => None,
         };
         if config.ldap_timeout == 0 || config.ldap_max_calls == 0 {
@@ -232,14 +233,25 @@ impl Drop for Driver {
     }
 }
 
-/// TLS with the directory: its certificate must be signed by the `ldap-tls-ca` authority and
-/// name the URL's host.
-fn client_config(ca: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, String> {
-    let certs = crate::tls::load_certs(ca, "ldap-tls-ca")?;
+/// TLS with the directory: its certificate must be signed by the `ldap-tls-ca` authority (else
+/// one of the system's) and name the URL's host. Always Zoe's own rustls settings (its `ring`
+/// provider), never a library's defaults.
+fn client_config(ca: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, String> {
     let mut roots = rustls::RootCertStore::empty();
-    let (added, _) = roots.add_parsable_certificates(certs);
-    if added == 0 {
-        return Err(format!("ldap-tls-ca {}: no certificate authority in it", ca.display()));
+    match ca {
+        Some(ca) => {
+            let (added, _) = roots.add_parsable_certificates(crate::tls::load_certs(ca, "ldap-tls-ca")?);
+            if added == 0 {
+                return Err(format!("ldap-tls-ca {}: no certificate authority in it", ca.display()));
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            let (added, _) = roots.add_parsable_certificates(found.certs);
+            if added == 0 {
+                return Err("the system has no certificate authorities for the directory; give ldap-tls-ca".into());
+            }
+        }
     }
     let config = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
         .with_safe_default_protocol_versions()

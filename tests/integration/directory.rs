@@ -142,6 +142,10 @@ fn the_directory_over_tls_must_show_a_certificate_of_the_configured_authority() 
     assert_eq!(starttls.get("/api/0.6/info", BOB).0, 200);
     assert_eq!(user(&starttls, "bob")["role"], "guest");
 
+    // Without ldap-tls-ca, the system's authorities, which never signed the test CA's certificate.
+    let system = master_of("ldap-system-cas", &dir.tls_url(), &[]);
+    let (s, v) = system.get("/api/0.6/info", ALICE);
+    assert_eq!((s, v["code"].as_str()), (503, Some("auth_unavailable")), "{v}");
     // Another authority's certificate: the directory cannot be trusted, so it cannot say.
     let other = temp_dir("other-ca");
     slapd::make_certificates(&other, "another-ca");
