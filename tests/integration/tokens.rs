@@ -157,3 +157,66 @@ fn tokens_survive_a_restart_and_expire() {
     assert_eq!(bearer(&m, "GET", "/api/0.6/info", &kept, None).0, 200, "kept across the restart");
     assert_error(&bearer(&m, "GET", "/api/0.6/info", &old, None), 401, "unauthorized");
 }
+
+/// Runs the client with `XDG_CONFIG_HOME` of the test and only the given variables.
+fn cli(config: &std::path::Path, vars: &[(&str, &str)], args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut cmd = Command::new(crate::common::zoe_bin());
+    cmd.args(args).env_remove("ZOE_URL").env_remove("ZOE_USER").env_remove("ZOE_PASS").env("XDG_CONFIG_HOME", config);
+    cmd.envs(vars.iter().copied());
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    if let Some(text) = stdin {
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn zoe_login_keeps_a_token_in_a_private_file_and_logout_revokes_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir("tokens-cli");
+    let m = Master::start_in(&dir, NO_DOCKER);
+    m.create_user("alice", "user", "pw-alice");
+    let config = dir.join("config");
+    let file = config.join("zoe").join("credentials");
+
+    // The password from ZOE_PASS.
+    let env = [("ZOE_URL", m.url.as_str()), ("ZOE_USER", "alice"), ("ZOE_PASS", "pw-alice")];
+    let (ok, out, err) = cli(&config, &env, &["login", "--name", "laptop"], None);
+    assert!(ok, "{out}{err}");
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let token = saved["token"].as_str().unwrap().to_string();
+    assert!(!out.contains(&token) && !err.contains(&token), "the token is not printed");
+    assert_eq!(bearer(&m, "GET", "/api/0.6/info", &token, None).0, 200);
+
+    // Later commands need no password, nor even the server's address.
+    let (ok, out, err) = cli(&config, &[], &["--json", "user-get", "alice"], None);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("\"alice\""), "{out}");
+    // A file that others can read is refused.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (ok, _, err) = cli(&config, &[], &["user-get", "alice"], None);
+    assert!(!ok && err.contains("can be read by others"), "{err}");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // Logout revokes it and deletes the file.
+    let (ok, out, err) = cli(&config, &[], &["logout"], None);
+    assert!(ok, "{out}{err}");
+    assert!(!file.exists());
+    assert_error(&bearer(&m, "GET", "/api/0.6/info", &token, None), 401, "unauthorized");
+    let (ok, _, err) = cli(&config, &[], &["user-get", "alice"], None);
+    assert!(!ok && err.contains("no server given"), "{err}");
+
+    // The password from standard input (not a terminal) works too.
+    let env = [("ZOE_URL", m.url.as_str()), ("ZOE_USER", "alice")];
+    let (ok, out, err) = cli(&config, &env, &["login"], Some("pw-alice\n"));
+    assert!(ok, "{out}{err}");
+    assert!(file.exists());
+    let (ok, _, err) = cli(&config, &env, &["login"], Some("wrong\n"));
+    assert!(!ok && err.contains("unauthorized"), "{err}");
+}
