@@ -220,3 +220,23 @@ fn zoe_login_keeps_a_token_in_a_private_file_and_logout_revokes_it() {
     let (ok, _, err) = cli(&config, &env, &["login"], Some("wrong\n"));
     assert!(!ok && err.contains("unauthorized"), "{err}");
 }
+
+#[test]
+fn a_valid_token_passes_whatever_failed_logins_came_before() {
+    let m = Master::start_in(&temp_dir("tokens-throttle"), &["--no-docker", "--login-failures-max", "3"]);
+    m.create_user("alice", "user", "pw-alice");
+    // Made by an administrator for alice, so that alice's password was never verified (a
+    // verified one would pass too, from the credential cache).
+    let (s, v) = m.post("/api/0.6/token?user=alice", ADMIN, &json!({"name": "script", "expires_days": 1}));
+    assert_eq!(s, 201, "{v}");
+    let token = v["token"].as_str().unwrap().to_string();
+    let (s, v) = bearer(&m, "GET", "/api/0.6/user/alice", &token, None);
+    assert_eq!((s, v["name"].as_str()), (200, Some("alice")), "alice's token: {v}");
+    // Someone guesses alice's password, and many made-up names, from this address.
+    for i in 0..40 {
+        m.get("/api/0.6/info", ("alice", &format!("guess-{i}")));
+        m.get("/api/0.6/info", (&format!("nobody{i}"), "x"));
+    }
+    assert_error(&m.get("/api/0.6/info", ("alice", "pw-alice")), 429, "too_many_failed_logins");
+    assert_eq!(bearer(&m, "GET", "/api/0.6/info", &token, None).0, 200, "the token passes");
+}
