@@ -8,15 +8,18 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use zoe_actors::logic::access;
+use zoe_actors::logic::tokens::{self, TokenView};
 use zoe_actors::logic::views::{self, UserView};
-use zoe_actors::state_actor::{CreateUser, DeleteUser, SubmitExecution, TerminateExecution, UpdateUser};
+use zoe_actors::state_actor::{
+    CreateToken, CreateUser, DeleteUser, RevokeToken, SubmitExecution, TerminateExecution, UpdateUser,
+};
 use zoe_actors::Code;
 
 use crate::auth::Authed;
 use crate::body::read_limited;
 use crate::error::{ApiError, HttpCode};
 use crate::logs::{service_log, ServiceLog};
-use crate::requests::{strict_json_error, NewExecution, NewUser, QueryRequest, UserUpdate};
+use crate::requests::{strict_json_error, NewExecution, NewToken, NewUser, QueryRequest, UserUpdate};
 use crate::AppData;
 
 /// The API's base path.
@@ -45,6 +48,26 @@ pub struct Info {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct UserCreated {
     pub user: UserView,
+}
+
+/// `201` of `POST /token`: the only time the token is shown.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"name": "laptop", "token": "zoe_2_q0Jd3...", "expires": "2027-02-23T12:00:00Z"}))]
+pub struct TokenCreated {
+    pub name: String,
+    /// Send it as `Authorization: Bearer <token>`. Zoe keeps only a hash of it.
+    pub token: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires: zoe_checkpoints::Timestamp,
+}
+
+/// `?user=` of the token operations.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TokenOwner {
+    /// Another user's tokens (administrators only; others get `no_such_user`).
+    pub user: Option<String>,
 }
 
 /// `201` of `POST /execution`.
@@ -95,7 +118,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .service(resource("/{id}", &[Method::GET]).route(web::get().to(get_service)))
                     .service(resource("/{id}/logs", &[Method::GET]).route(web::get().to(service_logs))),
             )
-            .service(resource("/query", &[Method::POST]).route(web::post().to(query))),
+            .service(resource("/query", &[Method::POST]).route(web::post().to(query)))
+            .service(
+                web::scope("/token")
+                    .service(
+                        resource("", &[Method::GET, Method::POST])
+                            .route(web::get().to(list_tokens))
+                            .route(web::post().to(create_token)),
+                    )
+                    .service(resource("/{name}", &[Method::DELETE]).route(web::delete().to(revoke_token))),
+            ),
     );
 }
 
@@ -259,6 +291,90 @@ async fn get_user(data: web::Data<AppData>, Authed(caller): Authed, name: web::P
 )]
 async fn delete_user(data: web::Data<AppData>, Authed(caller): Authed, name: web::Path<String>) -> ApiResult {
     data.state.send(DeleteUser { caller, name: name.into_inner() }).await??;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/0.6/token",
+    tag = "users",
+    security(("basic_auth" = []), ("bearer_token" = [])),
+    params(TokenOwner),
+    request_body = crate::requests::NewToken,
+    responses(
+        (status = 201, description = "The token, shown this once", body = TokenCreated),
+        (status = 400, description = "`invalid_token_name`, `invalid_expires_days`, `invalid_json`, `invalid_request`", body = crate::error::ErrorBody),
+        (status = 404, description = "`no_such_user` (`?user=` of another user, for a non-administrator)", body = crate::error::ErrorBody),
+        (status = 409, description = "`token_exists`, `too_many_tokens` (20 per user)", body = crate::error::ErrorBody),
+        (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::error::ErrorBody),
+        (status = 507, description = "`insufficient_storage`: the state disk is under `state-min-free`", body = crate::error::ErrorBody),
+        crate::error::AuthRefusals,
+    ),
+)]
+async fn create_token(
+    data: web::Data<AppData>,
+    Authed(caller): Authed,
+    owner: web::Query<TokenOwner>,
+    payload: web::Payload,
+) -> ApiResult {
+    let NewToken { name, expires_days } = NewToken::read(&json_body(&data, payload).await?)?;
+    let who = caller.name.clone();
+    // The token names its user's id (which the actor checks the caller may act for).
+    let owner_id = match owner.user.as_deref() {
+        Some(n) => data.reader.now().state.user_by_name(n).map_or(caller.id, |u| u.id),
+        None => caller.id,
+    };
+    let token = crate::auth::new_token(owner_id);
+    let hash = zoe_checkpoints::token_hash(&token);
+    let owner = owner.into_inner().user;
+    let view = data.state.send(CreateToken { caller, owner: owner.clone(), name, hash, expires_days }).await??;
+    tracing::info!("{who} made token {} of {}", view.name, owner.as_deref().unwrap_or(&who));
+    Ok(HttpResponse::Created().json(TokenCreated { name: view.name, token, expires: view.expires }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/0.6/token",
+    tag = "users",
+    security(("basic_auth" = []), ("bearer_token" = [])),
+    params(TokenOwner),
+    responses(
+        (status = 200, description = "The tokens (never the tokens themselves, nor their hashes)", body = [TokenView]),
+        (status = 404, description = "`no_such_user`", body = crate::error::ErrorBody),
+        crate::error::AuthRefusals,
+    ),
+)]
+async fn list_tokens(data: web::Data<AppData>, Authed(caller): Authed, owner: web::Query<TokenOwner>) -> ApiResult {
+    Ok(HttpResponse::Ok().json(tokens::tokens(&data.reader.now(), &caller, owner.user.as_deref())?))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/0.6/token/{name}",
+    tag = "users",
+    security(("basic_auth" = []), ("bearer_token" = [])),
+    params(
+        ("name" = String, Path, description = "The token's name"),
+        TokenOwner,
+    ),
+    responses(
+        (status = 204, description = "Revoked: it is refused from now on"),
+        (status = 404, description = "`no_such_token`, `no_such_user`", body = crate::error::ErrorBody),
+        (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::error::ErrorBody),
+        crate::error::AuthRefusals,
+    ),
+)]
+async fn revoke_token(
+    data: web::Data<AppData>,
+    Authed(caller): Authed,
+    name: web::Path<String>,
+    owner: web::Query<TokenOwner>,
+) -> ApiResult {
+    let who = caller.name.clone();
+    let owner = owner.into_inner().user;
+    let name = name.into_inner();
+    data.state.send(RevokeToken { caller, owner: owner.clone(), name: name.clone() }).await??;
+    tracing::info!("{who} revoked token {} of {}", crate::auth::shorten(&name), owner.as_deref().unwrap_or(&who));
     Ok(HttpResponse::NoContent().finish())
 }
 

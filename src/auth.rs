@@ -1,4 +1,10 @@
-//! HTTP basic authentication with argon2id password hashes.
+//! HTTP basic authentication with argon2id password hashes, and API tokens.
+//!
+//! `Authorization: Bearer <token>` is accepted wherever basic auth is, and checked first, before
+//! any throttling: a token is 256 random bits, kept only as a fast hash
+//! ([`zoe_checkpoints::token_hash`]), so a valid one costs one BLAKE2s and passes, and guessing
+//! one is hopeless. Its use is written down at most once per
+//! [`zoe_checkpoints::TOKEN_USE_GRAIN`] (see [`zoe_actors::logic::tokens`]).
 //!
 //! Hashing and verification run on actix-web's blocking pool, never on the state actor. A
 //! successful verification is remembered for a short time under a keyed digest of
@@ -32,8 +38,9 @@ use actix_web::{web, FromRequest, HttpRequest};
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use base64::Engine;
 use blake2::{Blake2s256, Digest};
+use zoe_actors::logic::tokens;
 use zoe_actors::logic::views::credentials;
-use zoe_actors::state_actor::DirectorySignIn;
+use zoe_actors::state_actor::{DirectorySignIn, TokenUsed};
 use zoe_actors::Caller;
 use zoe_checkpoints::DIRECTORY_PASSWORD_HASH;
 
@@ -277,6 +284,11 @@ impl Auth {
 
     /// Authenticates a request, or says why not.
     pub async fn authenticate(&self, data: &AppData, req: &HttpRequest) -> Result<Caller, ApiError> {
+        // A token is checked before any throttling: a valid one always passes, and a made-up one
+        // (256 random bits to guess) is refused at the cost of one fast hash.
+        if let Some(token) = bearer_token(req) {
+            return authenticate_token(data, token);
+        }
         let (name, password) = basic_credentials(req).ok_or_else(unauthorized)?;
         let key = self.digest(&name, &password);
         let published = data.reader.now();
@@ -399,6 +411,40 @@ impl Auth {
     }
 }
 
+/// The caller a request's API token is, if it is a valid one. Its use is noted, coarsely
+/// ([`zoe_checkpoints::TOKEN_USE_GRAIN`]), by a message nobody waits for.
+fn authenticate_token(data: &AppData, token: &str) -> Result<Caller, ApiError> {
+    let published = data.reader.now();
+    let now = time::OffsetDateTime::now_utc();
+    let (user, found) = tokens::token_user(&published.state, token, now).ok_or_else(unauthorized)?;
+    if tokens::needs_touch(found, now) {
+        data.state.do_send(TokenUsed { id: user.id, hash: found.hash.clone() });
+    }
+    Ok(Caller { id: user.id, name: user.name.clone(), role: user.role })
+}
+
+/// A new API token of user `id`: `zoe_<id>_` and 256 random bits (base64url). The id finds the
+/// user without a scan; the random part is the secret.
+pub fn new_token(id: u64) -> String {
+    let mut secret = [0u8; 32];
+    OsRng.fill_bytes(&mut secret);
+    format!("zoe_{id}_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret))
+}
+
+/// The longest `Authorization: Bearer` value looked at: a token is about 70 bytes.
+const MAX_TOKEN_BYTES: usize = 256;
+
+/// The token of an `Authorization: Bearer` header.
+fn bearer_token(req: &HttpRequest) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    // A bearer header that is not a token is no token: refused as one, never as basic auth.
+    Some(if token.len() > MAX_TOKEN_BYTES { "" } else { token.trim() })
+}
+
 /// The client's address: the peer's, or, from a `trusted-proxy`, the nearest address of the
 /// forwarding headers that is not one of the trusted proxies (`X-Forwarded-For`, else
 /// `Forwarded`'s `for=`; the addresses a client wrote itself are further left, and never
@@ -438,7 +484,7 @@ fn parse_address(s: &str) -> Option<IpAddr> {
 }
 
 /// A user name for a message: made-up names can be long.
-fn shorten(name: &str) -> String {
+pub fn shorten(name: &str) -> String {
     zoe_actors::description::naming::shorten(name, 64)
 }
 

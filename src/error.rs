@@ -168,17 +168,23 @@ impl std::fmt::Display for ApiError {
 pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::Zoe(code) => match code {
-            Code::InvalidDescription(_) | Code::InvalidName | Code::ExceedsCapacity => StatusCode::BAD_REQUEST,
+            Code::InvalidDescription(_)
+            | Code::InvalidName
+            | Code::ExceedsCapacity
+            | Code::InvalidTokenName
+            | Code::InvalidExpiresDays => StatusCode::BAD_REQUEST,
             Code::Unauthorized => StatusCode::UNAUTHORIZED,
             Code::QuotaExceeded => StatusCode::PAYMENT_REQUIRED,
             Code::AdminOnly => StatusCode::FORBIDDEN,
-            Code::NoSuchUser | Code::NoSuchExecution | Code::NoSuchService => StatusCode::NOT_FOUND,
+            Code::NoSuchUser | Code::NoSuchExecution | Code::NoSuchService | Code::NoSuchToken => StatusCode::NOT_FOUND,
             Code::UserExists
             | Code::ExecutionNameInUse
             | Code::UserHasActiveExecutions
             | Code::LastAdmin
             | Code::NoUidLeft
             | Code::DirectoryUser
+            | Code::TokenExists
+            | Code::TooManyTokens
             | Code::InvalidTransition => StatusCode::CONFLICT,
             Code::CheckpointFailed | Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Code::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,

@@ -13,6 +13,8 @@ use utoipa::{Modify, OpenApi};
 
 /// The name of the basic-auth security scheme in the document.
 pub const BASIC_AUTH: &str = "basic_auth";
+/// The name of the API token scheme (`Authorization: Bearer <token>`, `POST /token`).
+pub const BEARER_TOKEN: &str = "bearer_token";
 
 /// The whole document.
 #[derive(OpenApi)]
@@ -38,6 +40,9 @@ pub const BASIC_AUTH: &str = "basic_auth";
         crate::api::get_service,
         crate::api::service_logs,
         crate::api::query,
+        crate::api::create_token,
+        crate::api::list_tokens,
+        crate::api::revoke_token,
         openapi_json,
         crate::observability::healthz,
         crate::observability::readyz,
@@ -55,6 +60,9 @@ pub const BASIC_AUTH: &str = "basic_auth";
         zoe_checkpoints::model::PortDescription,
         zoe_checkpoints::model::Volume,
         crate::requests::QueryRequest,
+        crate::requests::NewToken,
+        crate::api::TokenCreated,
+        zoe_actors::logic::tokens::TokenView,
     )),
     modifiers(&BasicAuth),
     tags(
@@ -79,6 +87,15 @@ impl Modify for BasicAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Basic)
                     .description(Some("The user's name and password (realm \"zoe\")"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            BEARER_TOKEN,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API token of `POST /api/0.6/token`, accepted wherever basic auth is"))
                     .build(),
             ),
         );
@@ -140,6 +157,9 @@ mod tests {
         ("GET", "/api/0.6/service/{id}"),
         ("GET", "/api/0.6/service/{id}/logs"),
         ("POST", "/api/0.6/query"),
+        ("POST", "/api/0.6/token"),
+        ("GET", "/api/0.6/token"),
+        ("DELETE", "/api/0.6/token/{name}"),
         ("GET", "/api/0.6/openapi.json"),
         ("GET", "/healthz"),
         ("GET", "/readyz"),

@@ -76,6 +76,36 @@ impl UserUpdate {
     }
 }
 
+/// `POST /token`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewToken {
+    /// The token's name among the user's: a lowercase DNS label of at most 32 characters.
+    #[schema(example = "laptop", pattern = "^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")]
+    pub name: String,
+    /// How long the token lives, in days (1 to 3650).
+    #[schema(minimum = 1, maximum = 3650, example = 90)]
+    pub expires_days: u32,
+}
+
+impl NewToken {
+    pub fn read(body: &Map<String, Value>) -> Result<Self, ApiError> {
+        let token: NewToken = read(body, |field, value| match field {
+            "name" => string_refusal(field, value),
+            _ => required(field, value, || {
+                ApiError::new(
+                    zoe_actors::Code::InvalidExpiresDays,
+                    format!(
+                        "expires_days: must be a whole number from 1 to {}",
+                        zoe_checkpoints::limits::MAX_TOKEN_DAYS
+                    ),
+                )
+            }),
+        })?;
+        zoe_actors::logic::tokens::check_new_token(&token.name, token.expires_days)?;
+        Ok(token)
+    }
+}
+
 /// `POST /execution`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewExecution {

@@ -32,6 +32,15 @@ pub enum Code {
     DirectoryUser,
     /// Every uid a user could be given is taken (a hand-edited `next_uid` near its limit).
     NoUidLeft,
+    /// A token name that is not a lowercase DNS label of at most 32 bytes.
+    InvalidTokenName,
+    /// A token lifetime outside 1..=3650 days.
+    InvalidExpiresDays,
+    /// The user has a token of that name already.
+    TokenExists,
+    /// The user has the most tokens a user may have.
+    TooManyTokens,
+    NoSuchToken,
     /// The change could not be made durable; it was not acknowledged (and is undone).
     CheckpointFailed,
     /// The state disk's free space is under `state-min-free`: changes are refused before Zoe
@@ -65,6 +74,11 @@ impl Code {
             Code::InvalidTransition => "invalid_transition",
             Code::NoUidLeft => "no_uid_left",
             Code::DirectoryUser => "directory_user",
+            Code::InvalidTokenName => "invalid_token_name",
+            Code::InvalidExpiresDays => "invalid_expires_days",
+            Code::TokenExists => "token_exists",
+            Code::TooManyTokens => "too_many_tokens",
+            Code::NoSuchToken => "no_such_token",
             Code::CheckpointFailed => "checkpoint_failed",
             Code::InsufficientStorage => "insufficient_storage",
             Code::Unavailable => "unavailable",

@@ -24,6 +24,7 @@ pub fn admin_state() -> State {
             uid: 200_000,
             password_hash: "$argon2id$".into(),
             created_at: at(0),
+            tokens: Vec::new(),
         }),
     );
     s
@@ -62,9 +63,15 @@ pub fn describe(state: &State) -> String {
         let _ = writeln!(o, "change by {by}: {} {ids:?}", action.as_str());
     }
     for u in users.values() {
-        let User { id, name, role, uid, password_hash, created_at } = u.as_ref();
+        let User { id, name, role, uid, password_hash, created_at, tokens } = u.as_ref();
         let hash = if password_hash.starts_with("$argon2") { "[argon2]" } else { "[not argon2!]" };
         let _ = writeln!(o, "user {id} {name} {} uid {uid} {hash} created {}", role.as_str(), t(created_at));
+        for zoe_checkpoints::Token { name, hash, created_at, expires_at, last_used } in tokens {
+            let hash = if zoe_checkpoints::is_token_hash(hash) { "[hash]" } else { "[not a hash!]" };
+            let used = last_used.as_ref().map(t).unwrap_or_else(|| "never".into());
+            let _ =
+                writeln!(o, "  token {name} {hash} created {} expires {} used {used}", t(created_at), t(expires_at));
+        }
     }
     for e in executions.values() {
         let Execution {

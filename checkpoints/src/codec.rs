@@ -9,8 +9,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::model::{
-    limits, Application, Execution, ExecutionStatus, Role, State, User, DIRECTORY_PASSWORD_HASH, FIRST_UID,
-    FORMAT_VERSION, ID_LIMIT, MIN_UID, RESERVED_UIDS, UID_LIMIT,
+    is_token_hash, is_token_name, limits, Application, Execution, ExecutionStatus, Role, State, User,
+    DIRECTORY_PASSWORD_HASH, FIRST_UID, FORMAT_VERSION, ID_LIMIT, MIN_UID, RESERVED_UIDS, UID_LIMIT,
 };
 
 /// Why a checkpoint could not be loaded, and where.
@@ -186,6 +186,12 @@ pub fn decode(text: &str) -> Result<State, LoadError> {
     let probe: VersionProbe = ron::from_str(text).map_err(|e| ron_error(&e))?;
     let state: State = match probe.format_version {
         FORMAT_VERSION => ron::from_str(text).map_err(|e| ron_error(&e))?,
+        // Version 6 has no API tokens: the same model reads it.
+        6 => {
+            let mut s: State = ron::from_str(text).map_err(|e| ron_error(&e))?;
+            s.format_version = FORMAT_VERSION;
+            s
+        }
         // Version 5 has no secrets (`proxy_secret`, `secret_header`): the same model reads it.
         5 => {
             let mut s: State = ron::from_str(text).map_err(|e| ron_error(&e))?;
@@ -352,6 +358,32 @@ pub fn validate(state: &State) -> Result<(), Invalid> {
         }
         if !u.password_hash.starts_with("$argon2") && u.password_hash != DIRECTORY_PASSWORD_HASH {
             return Err(field("password_hash", "password_hash is not an argon2 PHC string".into()));
+        }
+        if u.tokens.len() > limits::MAX_TOKENS {
+            return Err(field("tokens", format!("more than {} tokens", limits::MAX_TOKENS)));
+        }
+        let mut token_names = HashSet::new();
+        for t in &u.tokens {
+            let token = |reason: String| {
+                let mut place = at_id("users", u.id);
+                place.extend(["tokens:".to_string(), format!("name: {},", quoted(&t.name))]);
+                (place, format!("user {}: token {}: {reason}", quoted(&u.name), quoted(&t.name)))
+            };
+            if !is_token_name(&t.name) {
+                return Err(token(format!(
+                    "the name is not a lowercase DNS label of at most {} bytes",
+                    limits::MAX_TOKEN_NAME
+                )));
+            }
+            if !token_names.insert(t.name.as_str()) {
+                return Err(token("the name is used twice".into()));
+            }
+            if !is_token_hash(&t.hash) {
+                return Err(token("hash is not 64 lowercase hex digits".into()));
+            }
+            if t.expires_at <= t.created_at {
+                return Err(token("expires_at is not after created_at".into()));
+            }
         }
     }
     if !state.users.values().any(|u| u.role == Role::Admin) {

@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 /// `ServiceStatus::Waiting` and `Service::retries` (elastic instances; read from older formats as
 /// none and 0); 6 added `Execution::proxy_secret` and `PortDescription::secret_header` (secrets
 /// the proxy hands to applications; read from older formats as none).
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 
 /// The first uid handed to a user. Users' containers run as their own uid and gid, from this
 /// one up, far from the system's and the host's people's uids.
@@ -48,6 +48,12 @@ pub const ID_LIMIT: u64 = 1 << 62;
 /// (`zoe_actors::description::app_description`) and when a checkpoint or archive segment holding it
 /// is loaded, so that a hand-edited file cannot hold what a submission could not.
 pub mod limits {
+    /// API tokens per user.
+    pub const MAX_TOKENS: usize = 20;
+    /// The longest token name, in bytes.
+    pub const MAX_TOKEN_NAME: usize = 32;
+    /// The longest a token lives, in days (about ten years).
+    pub const MAX_TOKEN_DAYS: u32 = 3650;
     pub const VERSION: u32 = 2;
     pub const MAX_APP_NAME: usize = 128;
     pub const MAX_PRIORITY: u32 = 1024;
@@ -229,6 +235,12 @@ pub enum Action {
     Init,
     /// A copy of an earlier checkpoint made the newest (the id is that checkpoint's number).
     Revert,
+    /// An API token was made (the id is its user's).
+    CreateToken,
+    /// An API token was revoked (the id is its user's).
+    RevokeToken,
+    /// API tokens were used (their `last_used`, kept coarse; the ids are their users').
+    UseToken,
 }
 
 impl Action {
@@ -248,6 +260,9 @@ impl Action {
             Action::Archive => "archive",
             Action::Init => "init",
             Action::Revert => "revert",
+            Action::CreateToken => "create_token",
+            Action::RevokeToken => "revoke_token",
+            Action::UseToken => "use_token",
         }
     }
 }
@@ -274,6 +289,53 @@ pub struct User {
     pub password_hash: String,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: Timestamp,
+    /// The user's API tokens (format 7): only their hashes; at most [`limits::MAX_TOKENS`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tokens: Vec<Token>,
+}
+
+/// An API token of a user. The token itself is shown once, when it is made; Zoe keeps only a
+/// hash of it (see [`token_hash`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Token {
+    /// The user's name for it: a lowercase DNS label of at most [`limits::MAX_TOKEN_NAME`]
+    /// bytes, one per user.
+    pub name: String,
+    /// [`token_hash`] of the token: 64 lowercase hex digits.
+    pub hash: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: Timestamp,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: Timestamp,
+    /// When it was last used, coarsely: updated at most once per [`TOKEN_USE_GRAIN`].
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub last_used: Option<Timestamp>,
+}
+
+/// How coarse a token's `last_used` is: a token used all day long writes at most one checkpoint
+/// per this much time.
+pub const TOKEN_USE_GRAIN: time::Duration = time::Duration::hours(1);
+
+/// The hash Zoe keeps of an API token: BLAKE2s-256, unkeyed, in lowercase hex. Tokens are 256
+/// random bits, so there is no dictionary to try against a leaked hash, and a slow password hash
+/// (argon2) would only slow every request down.
+pub fn token_hash(token: &str) -> String {
+    use blake2::{Blake2s256, Digest};
+    let mut h = Blake2s256::new();
+    h.update(b"zoe-api-token\0");
+    h.update(token.as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether `s` can be a token's hash.
+pub fn is_token_hash(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Whether `s` can be the name of a token.
+pub fn is_token_name(s: &str) -> bool {
+    s.len() <= limits::MAX_TOKEN_NAME && crate::is_dns_label(s)
 }
 
 impl HasId for User {

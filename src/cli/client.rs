@@ -91,6 +91,8 @@ pub struct Connection {
     pub url: String,
     pub user: String,
     pub password: String,
+    /// An API token (of `zoe login`): sent as `Authorization: Bearer` instead of the password.
+    pub token: Option<String>,
     /// PEM file of the certificate authorities trusted for `https://` instead of the built-in
     /// ones.
     pub ca_file: Option<PathBuf>,
@@ -113,13 +115,13 @@ impl Connection {
         let url = pick(url, "ZOE_URL", "server", "url")?;
         let user = pick(user, "ZOE_USER", "user name", "user")?;
         let password = pick(password, "ZOE_PASS", "password", "password")?;
-        Ok(Connection { url: normalize_url(&url)?, user, password, ca_file: None })
+        Ok(Connection { url: normalize_url(&url)?, user, password, token: None, ca_file: None })
     }
 }
 
 /// `host:4850`, `http://host:4850/`, `http://host:4850/api/0.6` all become
 /// `http://host:4850`; `https://` is kept.
-fn normalize_url(raw: &str) -> Result<String, CliError> {
+pub fn normalize_url(raw: &str) -> Result<String, CliError> {
     let raw = raw.trim();
     let url = if raw.contains("://") { raw.to_string() } else { format!("http://{raw}") };
     let Some(scheme) = ["http://", "https://"].into_iter().find(|s| url.starts_with(s)) else {
@@ -187,7 +189,11 @@ impl Client {
                 ureq::Agent::with_parts(config, connector, ureq::unversioned::resolver::DefaultResolver::default())
             }
         };
-        Ok(Client { conn, authorization: format!("Basic {token}"), agent })
+        let authorization = match &conn.token {
+            Some(bearer) => format!("Bearer {bearer}"),
+            None => format!("Basic {token}"),
+        };
+        Ok(Client { conn, authorization, agent })
     }
 
     /// `GET <path>`: the JSON answer.

@@ -41,6 +41,8 @@ pub fn run(options: &Options, command: ClientCommand) -> Result<(), CliError> {
         ClientCommand::UserSet { name, role, password } => user_set(&client()?, json, &name, role, password)?,
         ClientCommand::UserRm { name } => user_rm(&client()?, json, &name)?,
         ClientCommand::UserLs => user_ls(&client()?, json)?,
+        ClientCommand::Login { name, days } => login(options, name, days)?,
+        ClientCommand::Logout => logout(options)?,
         ClientCommand::AppValidate { jsonfile } => app_validate(&jsonfile, json)?,
         ClientCommand::Start { name, jsonfile, wait, timeout } => {
             start(&client()?, json, &name, &jsonfile, wait.then_some(timeout))?
@@ -179,6 +181,87 @@ fn password_from_stdin() -> Result<String, CliError> {
         ));
     }
     Ok(password.to_string())
+}
+
+/// A password from the prompt of a terminal (not echoed), else one line of standard input.
+fn password_from_prompt() -> Result<String, CliError> {
+    if !std::io::stdin().is_terminal() {
+        return password_from_stdin();
+    }
+    let stty = |arg: &str| {
+        std::process::Command::new("stty")
+            .arg(arg)
+            .stdin(std::process::Stdio::inherit())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    eprint!("Password: ");
+    let hidden = stty("-echo");
+    let mut line = String::new();
+    let read = std::io::stdin().lock().read_line(&mut line);
+    if hidden {
+        stty("echo");
+    }
+    eprintln!();
+    read.map_err(|e| CliError::Usage(format!("cannot read the password: {e}")))?;
+    let password = line.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        return Err(CliError::Usage("no password given".to_string()));
+    }
+    Ok(password.to_string())
+}
+
+/// `login`: `POST /token` with the password, then the token kept in the credentials file.
+fn login(options: &Options, name: Option<String>, days: u32) -> Result<String, CliError> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let password = match options.password.clone().or_else(|| env("ZOE_PASS")) {
+        Some(p) => p,
+        None => password_from_prompt()?,
+    };
+    let mut conn = super::client::Connection::resolve(options.url.clone(), options.user.clone(), Some(password), env)?;
+    conn.ca_file = options.connection_ca_file();
+    let (url, user) = (conn.url.clone(), conn.user.clone());
+    let c = Client::new(conn)?;
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let name = name.unwrap_or_else(|| format!("cli-{secs}"));
+    let made: crate::api::TokenCreated =
+        Client::typed(c.post("/token", &json!({"name": name, "expires_days": days}))?)?;
+    let path = super::credentials::save(&super::credentials::Saved {
+        url: url.clone(),
+        user: user.clone(),
+        name: made.name.clone(),
+        token: made.token,
+    })?;
+    Ok(format!(
+        "Logged in to {} as {}: token {} until {}, kept in {}\n",
+        show(&url),
+        show(&user),
+        show(&made.name),
+        long_time(Some(&made.expires)),
+        path.display()
+    ))
+}
+
+/// `logout`: `DELETE /token/<name>` with the token itself, then the file deleted (also when the
+/// token was refused: expired or revoked already).
+fn logout(options: &Options) -> Result<String, CliError> {
+    let Some(saved) = super::credentials::load()? else {
+        return Ok("Not logged in\n".to_string());
+    };
+    let conn = super::client::Connection {
+        url: saved.url.clone(),
+        user: saved.user.clone(),
+        password: String::new(),
+        token: Some(saved.token.clone()),
+        ca_file: options.connection_ca_file(),
+    };
+    let revoked = Client::new(conn)?.delete(&format!("/token/{}", encode(&saved.name)));
+    match revoked {
+        Ok(()) | Err(CliError::Refused { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    super::credentials::remove()?;
+    Ok(format!("Logged out of {}: token {} revoked\n", show(&saved.url), show(&saved.name)))
 }
 
 /// `user-new`: `POST /user`.

@@ -18,6 +18,7 @@ use zoe_checkpoints::ExecutionStatus;
 
 pub mod client;
 pub mod commands;
+pub mod credentials;
 pub mod output;
 
 pub use client::{CliError, Connection};
@@ -77,16 +78,36 @@ impl Options {
         self.url.is_some() || self.user.is_some() || self.password.is_some() || self.ca_file.is_some() || self.json
     }
 
-    /// The server and credentials: flags first, then the environment.
+    /// The server and credentials: flags first, then the environment; without a password, the
+    /// token of `zoe login` when it is for the same server and user.
     pub fn connection(&self) -> Result<Connection, CliError> {
-        let mut conn =
-            Connection::resolve(self.url.clone(), self.user.clone(), self.password.clone(), |k| std::env::var(k).ok())?;
-        conn.ca_file = self
-            .ca_file
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let password = self.password.clone().or_else(|| env("ZOE_PASS"));
+        let saved = if password.is_none() { credentials::load()? } else { None };
+        let mut conn = match (password, saved) {
+            (None, Some(saved)) => {
+                let url = self.url.clone().or_else(|| env("ZOE_URL")).unwrap_or_else(|| saved.url.clone());
+                let user = self.user.clone().or_else(|| env("ZOE_USER")).unwrap_or_else(|| saved.user.clone());
+                if client::normalize_url(&url)? != saved.url || user != saved.user {
+                    return Err(CliError::Usage(format!(
+                        "no password given, and zoe login's token is for {} at {}: set ZOE_PASS or zoe login again",
+                        saved.user, saved.url
+                    )));
+                }
+                Connection { url: saved.url, user, password: String::new(), token: Some(saved.token), ca_file: None }
+            }
+            (password, _) => Connection::resolve(self.url.clone(), self.user.clone(), password, env)?,
+        };
+        conn.ca_file = self.connection_ca_file();
+        Ok(conn)
+    }
+
+    /// `--ca-file`, else `ZOE_CA_FILE`.
+    pub fn connection_ca_file(&self) -> Option<PathBuf> {
+        self.ca_file
             .clone()
             .or_else(|| std::env::var_os("ZOE_CA_FILE").map(PathBuf::from))
-            .filter(|p| !p.as_os_str().is_empty());
-        Ok(conn)
+            .filter(|p| !p.as_os_str().is_empty())
     }
 }
 
@@ -141,6 +162,21 @@ pub enum ClientCommand {
 
     /// List the users.
     UserLs,
+
+    /// Sign in: make an API token (with the password of --password, ZOE_PASS, or the prompt)
+    /// and keep it in $XDG_CONFIG_HOME/zoe/credentials (default ~/.config/zoe/credentials,
+    /// mode 0600); later commands use it when no password is given.
+    Login {
+        /// The token's name [default: cli-<seconds since 1970>].
+        #[arg(long)]
+        name: Option<String>,
+        /// How long the token lives, in days (1 to 3650).
+        #[arg(long, default_value_t = 90)]
+        days: u32,
+    },
+
+    /// Revoke the token of `zoe login` and delete its file.
+    Logout,
 
     /// Check an application description, locally, with the server's own validation.
     AppValidate {

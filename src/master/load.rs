@@ -339,6 +339,7 @@ fn new_state(config: &MasterConfig) -> Result<State, StartError> {
             uid,
             password_hash,
             created_at: OffsetDateTime::now_utc(),
+            tokens: Vec::new(),
         }),
     );
     Ok(state)

@@ -24,6 +24,7 @@ mod admin;
 pub mod catalogue;
 mod page;
 mod rows;
+mod tokens;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
@@ -57,7 +58,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/executions/{id}/terminate", web::post().to(terminate))
         .route("/executions/{id}/restart", web::post().to(restart))
         .route("/executions/{id}/services/{sid}/log", web::get().to(service_log))
-        .configure(admin::configure);
+        .configure(admin::configure)
+        .configure(tokens::configure);
 }
 
 async fn home() -> HttpResponse {

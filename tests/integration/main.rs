@@ -23,4 +23,5 @@ mod starts;
 mod state_disk;
 mod swarm;
 mod tls;
+mod tokens;
 mod web;

@@ -632,3 +632,43 @@ fn a_browser_runs_an_execution_from_the_catalogue_reads_its_log_and_terminates_i
     }
     eprintln!("browser test: {:.1} s; screenshots in {}", started.elapsed().as_secs_f64(), screenshot_dir().display());
 }
+
+#[test]
+fn users_make_and_revoke_api_tokens_on_their_tokens_page() {
+    let m = master("web-tokens");
+    let page = get(&m, "/tokens", ALICE);
+    assert_eq!(page.status, 200);
+    page.assert_contains("You have no API tokens.");
+    let csrf = page.csrf();
+
+    let made = post(&m, "/tokens", ALICE, &[("csrf", &csrf), ("name", "notebook"), ("days", "7")]);
+    assert_eq!(made.status, 201, "{}", made.body);
+    let marker = "<code id=\"made-token\">";
+    let start = made.body.find(marker).unwrap() + marker.len();
+    let token = made.body[start..].split('<').next().unwrap().to_string();
+    assert!(token.starts_with("zoe_"), "{token}");
+    let url = format!("{}/api/0.6/user/alice", m.url);
+    let req = ureq::http::Request::builder().uri(&url).header("Authorization", format!("Bearer {token}"));
+    let mut resp = m.agent.run(req.body(Vec::new()).unwrap()).unwrap();
+    let (s, v) = (resp.status().as_u16(), resp.body_mut().read_to_string().unwrap());
+    assert_eq!(s, 200, "{v}");
+
+    // The listing shows it, never the token again; bad input is refused on the page.
+    let page = get(&m, "/tokens", ALICE);
+    page.assert_contains("notebook");
+    page.assert_lacks(&token);
+    let bad = post(&m, "/tokens", ALICE, &[("csrf", &csrf), ("name", "Bad Name"), ("days", "7")]);
+    assert_eq!(bad.status, 400);
+    bad.assert_contains("id=\"form-error\"");
+    let bad = post(&m, "/tokens", ALICE, &[("csrf", &csrf), ("name", "ok"), ("days", "0")]);
+    assert_eq!(bad.status, 400);
+    // Bob does not see, nor revoke, alice's.
+    get(&m, "/tokens", BOB).assert_lacks("notebook");
+    let bobs = get(&m, "/tokens", BOB).csrf();
+    assert_eq!(post(&m, "/tokens/notebook/revoke", BOB, &[("csrf", &bobs)]).status, 404);
+
+    let revoked = post(&m, "/tokens/notebook/revoke", ALICE, &[("csrf", &csrf)]);
+    assert_redirect(&revoked, "/tokens?revoked=notebook");
+    get(&m, "/tokens?revoked=notebook", ALICE).assert_contains("Token notebook was revoked.");
+    assert_eq!(m.get("/api/0.6/token", ALICE).1, serde_json::json!([]));
+}

@@ -5,6 +5,7 @@
 //!
 //! - [`access`]: who may see what, the one rule of transitions and views alike.
 //! - [`transitions`]: the changes a request makes to the state (submit, start, terminate, users).
+//! - [`tokens`]: API tokens, made, listed, revoked and recognised.
 //! - [`outcomes`]: the changes a back end's outcomes and events make.
 //! - [`scheduler`]: which queued executions start, in which order, and which overstayed.
 //! - [`placement`]: whether instances fit on the nodes of a platform (first-fit decreasing).
@@ -27,6 +28,7 @@ pub mod reader;
 pub mod resources;
 pub mod scheduler;
 pub mod simulator;
+pub mod tokens;
 pub mod transitions;
 pub mod views;
 

@@ -66,6 +66,7 @@ pub fn add_user(
         uid: state.gen_uid(),
         password_hash,
         created_at: now,
+        tokens: Vec::new(),
     });
     state.users.insert(user.id, user.clone());
     Ok(user)

@@ -39,10 +39,12 @@ mod directory;
 mod facts;
 mod link;
 mod requests;
+mod tokens;
 mod writer;
 
 pub use directory::DirectorySignIn;
 pub use requests::{CreateUser, CullIdle, DeleteUser, Ping, SubmitExecution, TerminateExecution, UpdateUser};
+pub use tokens::{CreateToken, RevokeToken, TokenUsed};
 
 use std::sync::Arc;
 

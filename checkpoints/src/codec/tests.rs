@@ -26,6 +26,7 @@ pub(crate) fn sample_state() -> State {
                 uid: FIRST_UID + id as u32,
                 password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ${name}"),
                 created_at: datetime!(2026-11-25 08:00:00 UTC),
+                tokens: Vec::new(),
             }),
         );
     }
@@ -236,4 +237,29 @@ fn semantic_damage_is_refused_with_the_place() {
     let e = err_of(&text.replace("owner_id: 1,", "owner_id: 7,"));
     let line = text.lines().position(|l| l.contains("id: 3,")).unwrap() + 1;
     assert_eq!(e.line, line, "{e}");
+}
+
+#[test]
+fn tokens_are_kept_as_hashes_and_checked_on_load() {
+    let mut s = sample_state();
+    let token = |name: &str, hash: String| crate::Token {
+        name: name.into(),
+        hash,
+        created_at: datetime!(2026-11-25 08:00:00 UTC),
+        expires_at: datetime!(2026-12-25 08:00:00 UTC),
+        last_used: None,
+    };
+    Arc::make_mut(s.users.get_mut(&1).unwrap()).tokens =
+        vec![token("laptop", crate::token_hash("zoe_1_secret")), token("ci", crate::token_hash("zoe_1_other"))];
+    let text = encode(&s).unwrap();
+    assert!(!text.contains("zoe_1_secret"), "{text}");
+    assert_eq!(decode(&text).unwrap(), s, "round trip");
+    let dup = text.replace("name: \"ci\"", "name: \"laptop\"");
+    assert!(err_of(&dup).reason.contains("token \"laptop\": the name is used twice"), "{}", err_of(&dup));
+    let hash = crate::token_hash("zoe_1_other");
+    let bad = text.replace(&hash, "not-a-hash");
+    let e = err_of(&bad);
+    assert!(e.reason.contains("hash is not 64 lowercase hex digits") && e.line > 0, "{e}");
+    let bad = text.replace("name: \"ci\"", "name: \"Not A Label\"");
+    assert!(err_of(&bad).reason.contains("lowercase DNS label"), "{}", err_of(&bad));
 }

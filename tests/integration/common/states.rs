@@ -22,7 +22,15 @@ pub fn with_ended(
         let uid = s.gen_uid();
         s.users.insert(
             id,
-            Arc::new(User { id, name: name.into(), role, uid, password_hash: hash.clone(), created_at: now }),
+            Arc::new(User {
+                id,
+                name: name.into(),
+                role,
+                uid,
+                password_hash: hash.clone(),
+                created_at: now,
+                tokens: Vec::new(),
+            }),
         );
     }
     let application = zoe_actors::description::app_description::parse_application(application).unwrap();
