@@ -179,6 +179,11 @@ fn unmount_workspaces() {
 /// A master as a process of its own (the `zoe` binary of this build, started as the tests start
 /// theirs), so that its memory can be read; returns it and its address (`host:port`).
 /// `ZOE_ADMIN_PASSWORD` is `admin-pw`.
+/// A benchmark's master on the deployment `bench` without quotas, with `extra` flags.
+fn unlimited_master(dir: &Path, extra: &[&str]) -> (MasterProcess, String) {
+    master_process(dir, &[UNLIMITED, &NO_USER_LIMITS, extra].concat())
+}
+
 fn master_process(dir: &Path, extra: &[&str]) -> (MasterProcess, String) {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_zoe"));
     command

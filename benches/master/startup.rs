@@ -94,21 +94,16 @@ pub fn startup(runs: usize) {
     use bollard::query_parameters::RemoveContainerOptions;
     let dir = prepare_dir("start", 0);
     // Two cores: each container reserves a tenth of one (as the direct path limits them).
-    let (master, addr) = master_process(
+    let (master, addr) = unlimited_master(
         &dir,
         &[
-            UNLIMITED,
-            &NO_USER_LIMITS,
-            &[
-                "--stop-grace",
-                "1",
-                "--default-cores",
-                "0.1",
-                "--workspace-base-path",
-                dir.join("ws").to_str().unwrap_or("ws"),
-            ],
-        ]
-        .concat(),
+            "--stop-grace",
+            "1",
+            "--default-cores",
+            "0.1",
+            "--workspace-base-path",
+            dir.join("ws").to_str().unwrap_or("ws"),
+        ],
     );
     let agent = agent(Duration::from_secs(60));
     let workspace =
@@ -122,10 +117,12 @@ pub fn startup(runs: usize) {
     println!("\n| containers | POST to running, Zoe (median of {runs}) | create+start+inspect, Docker API directly | Zoe's overhead |");
     println!("|---|---|---|---|");
     for n in [3u32, 10] {
-        let (mut zoe, mut direct) = (Vec::new(), Vec::new());
-        for run in 0..=runs {
-            let zoe_run = || zoe_start(&agent, &addr, &format!("s{n}-{run}"), app_of(n));
-            let direct_run = || {
+        compare_row(
+            n,
+            runs,
+            Duration::from_millis(1500),
+            |run| zoe_start(&agent, &addr, &format!("s{n}-{run}"), app_of(n)),
+            |run| {
                 let t = Instant::now();
                 let ids = system.block_on(direct_start(&docker, run, n, &workspace));
                 let d = t.elapsed().as_secs_f64();
@@ -137,16 +134,8 @@ pub fn startup(runs: usize) {
                     }
                 });
                 d
-            };
-            let (z, d) = in_turns(run, Duration::from_millis(1500), zoe_run, direct_run);
-            if run > 0 {
-                // Run 0 warms up both paths (network creation, caches).
-                zoe.push(z);
-                direct.push(d);
-            }
-        }
-        let (z, d) = (median(zoe), median(direct));
-        println!("| {n} | {:.0} ms | {:.0} ms | {:+.1}% |", z * 1e3, d * 1e3, 100.0 * (z - d) / d);
+            },
+        );
     }
     system.block_on(async {
         let _ = docker.remove_network("zoe-bench-direct").await;
@@ -173,6 +162,27 @@ pub fn zoe_start(agent: &ureq::Agent, addr: &str, name: &str, app: serde_json::V
 /// One run of Zoe's path and the direct one, alternating which goes first (`run` even: Zoe),
 /// letting Docker settle for `settle` after each, so that neither pays for the other's
 /// leftovers: the seconds of (Zoe, direct).
+/// One row of a comparison: after a warm-up run (network creation, caches), `runs` runs of
+/// Zoe's and the direct path's in turns, `settle` after each; prints their medians.
+pub fn compare_row(
+    n: impl std::fmt::Display,
+    runs: usize,
+    settle: Duration,
+    mut zoe: impl FnMut(usize) -> f64,
+    mut direct: impl FnMut(usize) -> f64,
+) {
+    let (mut zs, mut ds) = (Vec::new(), Vec::new());
+    for run in 0..=runs {
+        let (z, d) = in_turns(run, settle, || zoe(run), || direct(run));
+        if run > 0 {
+            zs.push(z);
+            ds.push(d);
+        }
+    }
+    let (z, d) = (median(zs), median(ds));
+    println!("| {n} | {:.0} ms | {:.0} ms | {:+.1}% |", z * 1e3, d * 1e3, 100.0 * (z - d) / d);
+}
+
 pub fn in_turns(run: usize, settle: Duration, zoe: impl FnOnce() -> f64, direct: impl FnOnce() -> f64) -> (f64, f64) {
     let settle = || std::thread::sleep(settle);
     if run.is_multiple_of(2) {
