@@ -7,6 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
+use zoe_actors::logic::access;
 use zoe_actors::logic::views::{self, UserView};
 use zoe_actors::state_actor::{CreateUser, DeleteUser, SubmitExecution, TerminateExecution, UpdateUser};
 use zoe_actors::Code;
@@ -166,7 +167,7 @@ async fn info(data: web::Data<AppData>, _: Authed) -> ApiResult {
 )]
 async fn create_user(data: web::Data<AppData>, Authed(caller): Authed, payload: web::Payload) -> ApiResult {
     let NewUser { name, role, password } = NewUser::read(&json_body(&data, payload).await?)?;
-    views::admin_only(&data.reader.now(), &caller, "create users")?;
+    access::admin_only(&data.reader.now().state, &caller, "create users")?;
     let password_hash = data.auth.passwords.hash(password).await?;
     let user = data.state.send(CreateUser { caller, name, role, password_hash }).await??;
     Ok(HttpResponse::Created().json(UserCreated { user }))
@@ -268,7 +269,7 @@ async fn list_executions(req: HttpRequest, data: web::Data<AppData>, Authed(call
     let filter = crate::listing::parse(&pairs)?;
     let r = &data.reader;
     let p = r.now();
-    let listing = views::list_executions_json(&p, &r.scheduler, &caller, &filter, now())?;
+    let listing = views::list_executions(&p, &r.scheduler, &caller, &filter, now())?;
     crate::listing::respond(p, r.json.clone(), listing, req.path(), &pairs)
 }
 
@@ -310,7 +311,7 @@ async fn submit_execution(data: web::Data<AppData>, Authed(caller): Authed, payl
 async fn get_execution(data: web::Data<AppData>, Authed(caller): Authed, id: web::Path<String>) -> ApiResult {
     let id = parse_id(&id, Code::NoSuchExecution)?;
     let r = &data.reader;
-    let e = views::get_execution_json(&r.now(), &r.scheduler, &r.json, &caller, id, now())?;
+    let e = views::get_execution(&r.now(), &r.scheduler, &caller, id, now())?.json(&r.json)?;
     Ok(HttpResponse::Ok().content_type(ContentType::json()).body(web::Bytes::from_owner(e)))
 }
 

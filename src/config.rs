@@ -480,7 +480,8 @@ impl MasterConfig {
     }
 
     pub fn scheduler(&self) -> zoe_actors::logic::scheduler::SchedulerConfig {
-        use zoe_actors::logic::scheduler::{Quota, SchedulerConfig};
+        use zoe_actors::logic::quota::Quota;
+        use zoe_actors::logic::scheduler::SchedulerConfig;
         use zoe_checkpoints::Role;
         let secs = |s: Option<u64>| s.map(std::time::Duration::from_secs);
         SchedulerConfig {

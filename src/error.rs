@@ -174,7 +174,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
             | Code::InvalidTransition => StatusCode::CONFLICT,
             Code::CheckpointFailed | Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Code::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
-            Code::ArchiveUnreadable => StatusCode::INTERNAL_SERVER_ERROR,
+            Code::ArchiveUnreadable | Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         },
         ErrorCode::Http(code) => match code {
             HttpCode::InvalidJson

@@ -10,7 +10,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use zoe_actors::logic::history::ListFilter;
 use zoe_actors::logic::reader::{JsonCache, Published};
-use zoe_actors::logic::views::JsonListing;
+use zoe_actors::logic::views::Executions;
 use zoe_checkpoints::ExecutionStatus;
 
 use crate::error::{ApiError, HttpCode};
@@ -118,7 +118,7 @@ fn next_link(path: &str, pairs: &[(String, String)], before: u64) -> String {
 pub fn respond(
     p: Arc<Published>,
     cache: Arc<JsonCache>,
-    listing: JsonListing,
+    listing: Executions,
     path: &str,
     pairs: &[(String, String)],
 ) -> Result<HttpResponse, ApiError> {

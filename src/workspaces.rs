@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use zoe_actors::backend::workspace::{self, Quotas, WorkspaceUse};
 use zoe_actors::description::units::show_bytes;
-use zoe_actors::logic::transitions::Caller;
+use zoe_actors::Caller;
 use zoe_actors::{Code, ZoeError};
 use zoe_checkpoints::Role;
 

@@ -39,6 +39,8 @@ pub enum Code {
     Unavailable,
     /// An archived execution could not be read from its segment (a damaged or edited file).
     ArchiveUnreadable,
+    /// Zoe failed itself (an answer it could not write); the message says what, for its log.
+    Internal,
 }
 
 impl Code {
@@ -64,6 +66,7 @@ impl Code {
             Code::InsufficientStorage => "insufficient_storage",
             Code::Unavailable => "unavailable",
             Code::ArchiveUnreadable => "archive_unreadable",
+            Code::Internal => "internal",
         }
     }
 }

@@ -17,10 +17,13 @@
 //! - [`relay`]: the wire protocol between the master and a Swarm network's relay (the handshake
 //!   over a stream the caller brings, and the key derivation; no sockets of its own).
 //! - [`error`]: domain errors and their stable codes.
+//! - [`backoff`]: the pauses after failures (doubling up to a ceiling), for back ends and the
+//!   state actor alike.
 //!
 //! Test helpers (`testing`) are a `cfg(test)` module: they are not part of the library.
 
 pub mod backend;
+pub mod backoff;
 pub mod description;
 pub mod error;
 pub mod logic;
@@ -32,4 +35,4 @@ pub mod state_actor;
 mod testing;
 
 pub use error::{Code, ZoeError};
-pub use logic::transitions::Caller;
+pub use logic::access::Caller;

@@ -16,11 +16,15 @@
 //! - `Unreachable` is sent once per outage, `Reachable` once when the back end answers again,
 //!   followed by a fresh `Inventory`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use actix::{Actor, Addr, Context, Handler, Message, Recipient};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use zoe_checkpoints::Role;
+
+use crate::description::units::show_bytes;
 
 /// One container to create, fully computed by the caller (names, labels, expanded templates,
 /// the owner's uid, limits).
@@ -104,6 +108,52 @@ impl Transport {
     }
 }
 
+/// The workspace quota of each role, in bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Quotas {
+    /// The quota of a role without one of its own.
+    pub default: u64,
+    pub by_role: HashMap<Role, u64>,
+}
+
+impl Default for Quotas {
+    /// 10 GiB for everyone.
+    fn default() -> Self {
+        Quotas { default: 10 << 30, by_role: HashMap::new() }
+    }
+}
+
+impl Quotas {
+    /// The quota of a user of this role.
+    pub fn of(&self, role: Role) -> u64 {
+        self.by_role.get(&role).copied().unwrap_or(self.default)
+    }
+}
+
+/// A workspace's use of its quota, in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WorkspaceUse {
+    /// Bytes in use.
+    pub used: u64,
+    /// The quota.
+    pub quota: u64,
+    /// Bytes that can still be written (0 when full or over quota).
+    pub available: u64,
+}
+
+impl WorkspaceUse {
+    /// Whether more is used than the quota allows (a lowered quota, or shared storage that does
+    /// not enforce it).
+    pub fn over_quota(&self) -> bool {
+        self.used > self.quota
+    }
+
+    /// In words: `1.2 GiB of 10 GiB used`.
+    pub fn describe(&self) -> String {
+        format!("{} of {} used", show_bytes(self.used), show_bytes(self.quota))
+    }
+}
+
 /// A user's workspace directory on the host and where it is mounted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Workspace {
@@ -112,7 +162,7 @@ pub struct Workspace {
     /// Its owner's uid (and gid).
     pub uid: u32,
     /// Its hard quota in bytes: on one engine, a file system image of this size mounted at
-    /// `host` (see [`crate::backend::workspace`]); a back end whose workspaces live on shared
+    /// `host` (see the back ends' workspaces); a back end whose workspaces live on shared
     /// storage leaves the quota to the storage.
     pub quota: u64,
 }

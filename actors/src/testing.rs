@@ -30,8 +30,8 @@ pub fn admin_state() -> State {
 }
 
 /// `zoeadmin` as a caller.
-pub fn admin() -> crate::logic::transitions::Caller {
-    crate::logic::transitions::Caller { id: 0, name: "zoeadmin".into(), role: zoe_checkpoints::Role::Admin }
+pub fn admin() -> crate::logic::access::Caller {
+    crate::logic::access::Caller { id: 0, name: "zoeadmin".into(), role: zoe_checkpoints::Role::Admin }
 }
 
 /// A fixed instant plus `secs` seconds.
@@ -187,4 +187,45 @@ pub fn insta_settings() -> insta::Settings {
     s.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/../snapshots"));
     s.set_prepend_module_to_snapshot(true);
     s
+}
+
+/// The executions a round of the scheduler ([`crate::logic::scheduler::round`]) starts.
+pub fn starts(
+    state: &zoe_checkpoints::State,
+    config: &crate::logic::scheduler::SchedulerConfig,
+    nodes: Option<&[crate::logic::placement::Node]>,
+    now: zoe_checkpoints::Timestamp,
+) -> Vec<u64> {
+    crate::logic::scheduler::round(state, config, nodes, now).start.into_iter().map(|s| s.id).collect()
+}
+
+/// A platform of one ready engine: the platform's and its version's names, the node's id and
+/// name, its memory and cores.
+pub fn one_engine(
+    (name, version): (&str, &str),
+    (id, node): (&str, &str),
+    memory: u64,
+    cpus: u32,
+) -> crate::protocol::PlatformInfo {
+    crate::protocol::PlatformInfo {
+        name: name.into(),
+        server_version: version.into(),
+        memory_total: memory,
+        cpus,
+        containers: 0,
+        containers_running: 0,
+        images: 0,
+        nodes: vec![crate::protocol::NodeInfo {
+            id: id.into(),
+            name: node.into(),
+            address: "local".into(),
+            ready: true,
+            status: "ready".into(),
+            role: "engine".into(),
+            cpus,
+            memory,
+            labels: Default::default(),
+            containers: 0,
+        }],
+    }
 }

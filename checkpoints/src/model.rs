@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 ///
 /// History: 1, the first; 2 added `Execution::ending` (read from 1 as `None`); 3 added
 /// `User::uid` and `State::next_uid` (users of 1 and 2 get uids in id order when loaded); 4 added
-/// `State::archived_segments` (ended executions moved to the archive, see [`crate::archive`]) and
+/// `State::archived_segments` (ended executions moved to the archive, see the `archive` module) and
 /// `State::changes` (who changed what; read from older formats as none); 5 added
 /// `ServiceStatus::Waiting` and `Service::retries` (elastic instances; read from older formats as
 /// none and 0); 6 added `Execution::proxy_secret` and `PortDescription::secret_header` (secrets

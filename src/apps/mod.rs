@@ -283,7 +283,7 @@ pub fn spawn_sweeper(data: web::Data<AppData>) {
             let p = data.reader.now();
             data.apps.sessions.sweep(Instant::now(), |g: &Grant| {
                 let running = p.state.executions.get(&g.execution).is_some_and(|e| e.status.is_active());
-                running && zoe_actors::logic::transitions::check_caller(&p.state, &g.caller).is_ok()
+                running && zoe_actors::logic::access::check_caller(&p.state, &g.caller).is_ok()
             });
         }
     });

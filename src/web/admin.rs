@@ -114,7 +114,8 @@ fn role_of(role: &str) -> Result<Role, ApiError> {
 
 async fn create_user(data: web::Data<AppData>, Posted { user, form }: Posted<CreateForm>) -> PageResult {
     let name = form.name.trim().to_string();
-    views::admin_only(&data.reader.now(), &user.caller, "create users").map_err(|e| refusal(&user, e))?;
+    zoe_actors::logic::access::admin_only(&data.reader.now().state, &user.caller, "create users")
+        .map_err(|e| refusal(&user, e))?;
     let created = async {
         let role = role_of(&form.role)?;
         if form.password.is_empty() || form.password.len() > MAX_PASSWORD_BYTES {

@@ -88,10 +88,9 @@ fn parse_id(user: &WebUser, raw: &str) -> Result<u64, page::WebError> {
 /// The execution `id` with every one of its services (the API lists only live ones), if the
 /// caller may see it.
 fn execution_rows(user: &WebUser, data: &AppData, id: u64) -> Result<(ExecutionRow, Vec<ServiceRow>), page::WebError> {
-    let (e, services) =
-        views::execution_with_services(&data.reader.now(), &data.reader.scheduler, &user.caller, id, now())
-            .map_err(|e| user.error(e))?;
-    Ok((ExecutionRow(e), services.into_iter().map(ServiceRow).collect()))
+    let one = views::get_execution(&data.reader.now(), &data.reader.scheduler, &user.caller, id, now())
+        .map_err(|e| user.error(e))?;
+    Ok((ExecutionRow(one.view()), one.services().into_iter().map(ServiceRow).collect()))
 }
 
 fn now() -> zoe_checkpoints::Timestamp {
@@ -127,16 +126,20 @@ async fn executions(data: web::Data<AppData>, user: WebUser, page: web::Query<Pa
     let scheduler = data.reader.scheduler.clone();
     let caller = user.caller.clone();
     // Older pages are read from the archive on disk.
-    let list = web::block(move || views::list_executions(&p, &scheduler, &caller, &filter, now()))
-        .await
-        .map_err(|e| user.error(zoe_actors::ZoeError::new(zoe_actors::Code::Unavailable, e.to_string())))?
-        .map_err(|e| user.error(e))?;
-    let mut executions: Vec<ExecutionRow> = list.items.into_iter().map(ExecutionRow).collect();
+    let list = web::block(move || {
+        let list = views::list_executions(&p, &scheduler, &caller, &filter, now())?;
+        Ok::<_, zoe_actors::ZoeError>((list.views(&p)?, list.selection.older))
+    })
+    .await
+    .map_err(|e| user.error(zoe_actors::ZoeError::new(zoe_actors::Code::Unavailable, e.to_string())))?
+    .map_err(|e| user.error(e))?;
+    let (items, older) = list;
+    let mut executions: Vec<ExecutionRow> = items.into_iter().map(ExecutionRow).collect();
     executions.reverse();
     let refresh = executions.iter().any(ExecutionRow::is_moving);
     let workspace = data.workspaces.usage(&user.caller.name, user.caller.role).await;
     Ok(render(
-        &ExecutionsPage { layout: user.layout.at("executions"), workspace, executions, refresh, older: list.older },
+        &ExecutionsPage { layout: user.layout.at("executions"), workspace, executions, refresh, older },
         StatusCode::OK,
     ))
 }

@@ -17,7 +17,7 @@ use bollard::query_parameters::LogsOptions;
 use futures_util::{Stream, StreamExt};
 
 use super::client::{classify, human_duration, CallError, Client};
-use crate::protocol::LogStream;
+use crate::protocol::{LogStream, ServiceLogs};
 
 const LOG_CHANNEL_CAPACITY: usize = 64;
 
@@ -184,6 +184,34 @@ fn write_log_file(dir: &Path, service_id: u64, data: &[u8]) -> Result<(), String
     zoe_checkpoints::private_dir(dir).map_err(|e| format!("cannot create the log directory {}: {e}", dir.display()))?;
     let path = dir.join(format!("{service_id}.log"));
     zoe_checkpoints::write_atomic(&path, data).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// The log of `msg` (the inspection `found` showed whether its container or service is there:
+/// missing is `no such container`), streamed as [`stream_log`] does; `open` opens it with the
+/// options `msg` asks for (both streams, its tail, all by default, followed or not).
+pub(crate) fn read_service_log<T, S>(
+    msg: ServiceLogs,
+    found: Result<T, CallError>,
+    open: impl FnOnce(String, LogsOptions) -> S + 'static,
+    limit: Duration,
+) -> Result<LogStream, String>
+where
+    S: Stream<Item = Result<LogOutput, BollardError>> + 'static,
+{
+    match found {
+        Ok(_) => {}
+        Err(e) if e.is_not_found() => return Err("no such container".to_string()),
+        Err(e) => return Err(e.to_string()),
+    }
+    let options = LogsOptions {
+        follow: msg.follow,
+        stdout: true,
+        stderr: true,
+        tail: msg.tail_lines.map_or_else(|| "all".to_string(), |n| n.to_string()),
+        ..Default::default()
+    };
+    let name = msg.container;
+    Ok(stream_log(move || open(name, options), msg.follow, limit))
 }
 
 /// Streams a log: feeds a [`LogStream`] from a task of its own, chunk by chunk, until the log

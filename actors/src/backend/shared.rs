@@ -1,15 +1,51 @@
 //! What both back ends share beyond the connection: why a start failed, starts that a removal
-//! can cancel, the one-at-a-time inventory loop, and label filters.
+//! can cancel, the one-at-a-time inventory loop, label filters, and the users' networks.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use bollard::models::NetworkCreateRequest;
+use bollard::query_parameters::InspectNetworkOptions;
+use bollard::Docker;
+
+use actix::Recipient;
 use tracing::{info, warn};
 
-use super::client::{lock, CallError};
+use super::client::{lock, CallError, Client};
+use super::{LABEL_DEPLOYMENT, LABEL_OWNER};
 use crate::protocol::{BackendEvent, StartExecution, StartedContainer};
+
+/// Where a back end's events go. The outcomes of starts and removals are counted: an inventory
+/// taken while one was sent may contradict it, and is taken again.
+pub(crate) struct Outbox {
+    events: Recipient<BackendEvent>,
+    completions: AtomicU64,
+}
+
+impl Outbox {
+    pub(crate) fn new(events: Recipient<BackendEvent>) -> Outbox {
+        Outbox { events, completions: AtomicU64::new(0) }
+    }
+
+    pub(crate) fn send(&self, event: BackendEvent) {
+        self.events.do_send(event);
+    }
+
+    /// Sends the outcome of a start or a removal, which an inventory taken meanwhile must not
+    /// contradict.
+    pub(crate) fn send_outcome(&self, event: BackendEvent) {
+        self.completions.fetch_add(1, Ordering::SeqCst);
+        self.send(event);
+    }
+
+    /// How many outcomes were sent so far.
+    pub(crate) fn completions(&self) -> u64 {
+        self.completions.load(Ordering::SeqCst)
+    }
+}
 
 /// Why a start failed, and whether it may work later.
 #[derive(Debug)]
@@ -103,8 +139,16 @@ impl Starts {
         Running { control, _guard: guard }
     }
 
-    pub(crate) fn end(&self, execution_id: u64) {
+    fn end(&self, execution_id: u64) {
         lock(&self.map).remove(&execution_id);
+    }
+
+    /// A start of `execution_id` is over, cleaned up after: it leaves the starts under way, a
+    /// removal waiting for it goes on, and its outcome `event` is sent.
+    pub(crate) fn finish(&self, execution_id: u64, running: Running, outbox: &Outbox, event: BackendEvent) {
+        self.end(execution_id);
+        drop(running);
+        outbox.send_outcome(event);
     }
 
     /// Cancels the start of an execution, if one is under way, and waits until it has cleaned
@@ -167,4 +211,64 @@ pub(crate) fn label_filter(pairs: &[(&str, String)]) -> HashMap<String, Vec<Stri
 /// A numeric label.
 pub(crate) fn label_u64(labels: Option<&HashMap<String, String>>, key: &str) -> Option<u64> {
     labels.and_then(|l| l.get(key)).and_then(|v| v.parse().ok())
+}
+
+/// The kind of a user's network: a bridge on one engine, an attachable overlay on a Swarm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NetworkKind {
+    Bridge,
+    Overlay,
+}
+
+/// Makes sure the user's network `network` of `owner` exists, of its kind, labelled with the
+/// deployment and the owner; one made meanwhile by someone else is fine. On a Swarm a network
+/// of that name that is not a swarm network is refused.
+pub(crate) async fn ensure_network(
+    client: &Client,
+    docker: &Docker,
+    limit: Duration,
+    deployment: &str,
+    (network, owner): (&str, &str),
+    kind: NetworkKind,
+) -> Result<(), Failure> {
+    let inspect = client
+        .call(
+            &format!("looking for network {network}"),
+            limit,
+            docker.inspect_network(network, None::<InspectNetworkOptions>),
+        )
+        .await;
+    match inspect {
+        Ok(n) if kind == NetworkKind::Bridge || n.scope.as_deref() == Some("swarm") => return Ok(()),
+        Ok(_) => {
+            return Err(Failure::from(format!(
+                "network {network} exists but is not a swarm network; remove it or rename the user"
+            )))
+        }
+        Err(e) if e.is_not_found() => {}
+        Err(e) => return Err(Failure::call(e, |e| format!("cannot inspect network {network}: {e}"))),
+    }
+    let overlay = kind == NetworkKind::Overlay;
+    let request = NetworkCreateRequest {
+        name: network.to_string(),
+        driver: Some(if overlay { "overlay" } else { "bridge" }.to_string()),
+        attachable: overlay.then_some(true),
+        labels: Some(HashMap::from([
+            (LABEL_DEPLOYMENT.to_string(), deployment.to_string()),
+            (LABEL_OWNER.to_string(), owner.to_string()),
+        ])),
+        ..Default::default()
+    };
+    match client.call(&format!("creating network {network}"), limit, docker.create_network(request)).await {
+        Ok(_) => {
+            if overlay {
+                info!(network, "created overlay network");
+            } else {
+                info!(network, "created network");
+            }
+            Ok(())
+        }
+        Err(e) if e.is_conflict() => Ok(()),
+        Err(e) => Err(Failure::call(e, |e| format!("cannot create network {network}: {e}"))),
+    }
 }

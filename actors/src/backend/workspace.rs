@@ -32,13 +32,9 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
-
-use zoe_checkpoints::Role;
-
 use crate::description::units::show_bytes;
 use crate::protocol::Workspace;
+pub use crate::protocol::{Quotas, WorkspaceUse};
 
 /// The smallest quota: ext4 needs some room for itself.
 pub const MIN_QUOTA: u64 = 16 << 20;
@@ -47,52 +43,6 @@ const COMMAND_TIMEOUT: &str = "300";
 /// How far [`usage`] walks a workspace that is not a file system of its own.
 const WALK_MAX_ENTRIES: usize = 1_000_000;
 const WALK_MAX_TIME: Duration = Duration::from_secs(10);
-
-/// The workspace quota of each role, in bytes.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Quotas {
-    /// The quota of a role without one of its own.
-    pub default: u64,
-    pub by_role: HashMap<Role, u64>,
-}
-
-impl Default for Quotas {
-    /// 10 GiB for everyone.
-    fn default() -> Self {
-        Quotas { default: 10 << 30, by_role: HashMap::new() }
-    }
-}
-
-impl Quotas {
-    /// The quota of a user of this role.
-    pub fn of(&self, role: Role) -> u64 {
-        self.by_role.get(&role).copied().unwrap_or(self.default)
-    }
-}
-
-/// A workspace's use of its quota, in bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct WorkspaceUse {
-    /// Bytes in use.
-    pub used: u64,
-    /// The quota.
-    pub quota: u64,
-    /// Bytes that can still be written (0 when full or over quota).
-    pub available: u64,
-}
-
-impl WorkspaceUse {
-    /// Whether more is used than the quota allows (a lowered quota, or shared storage that does
-    /// not enforce it).
-    pub fn over_quota(&self) -> bool {
-        self.used > self.quota
-    }
-
-    /// In words: `1.2 GiB of 10 GiB used`.
-    pub fn describe(&self) -> String {
-        format!("{} of {} used", show_bytes(self.used), show_bytes(self.quota))
-    }
-}
 
 /// Makes sure the workspace exists and belongs to its uid alone (mode 0700) as a file system
 /// image of its quota mounted at its folder (see the module documentation), and returns its

@@ -4,7 +4,6 @@
 use super::tests::{app, World, MIB};
 use super::*;
 use crate::logic::outcomes;
-use crate::logic::transitions::{begin_grow, begin_start_with};
 use crate::testing::at;
 use serde_json::json;
 use zoe_checkpoints::ServiceStatus;
@@ -29,18 +28,7 @@ impl World {
     /// One round of the scheduler with the back end answering at once: every start and every
     /// growth works. Returns what the round decided.
     fn step(&mut self, t: i64) -> Round {
-        let r = round(&self.s, &self.cfg, self.nodes.as_deref(), at(t));
-        for st in &r.start {
-            let app = self.s.executions[&st.id].application.clone();
-            begin_start_with(&mut self.s, st.id, |svc, i| st.starts_now(&app, svc, i), at(t)).unwrap();
-            let started = self.pending_containers(st.id);
-            outcomes::started(&mut self.s, st.id, &started, at(t));
-        }
-        for (id, services) in &r.grow {
-            begin_grow(&mut self.s, *id, services).unwrap();
-            let started = self.pending_containers(*id);
-            outcomes::instances_started(&mut self.s, *id, &started);
-        }
+        let r = self.apply_round(t, true);
         let name = |id: &u64| self.s.executions[id].name.clone();
         let starts: Vec<String> = r.start.iter().map(|st| name(&st.id)).collect();
         let grows: Vec<String> = r.grow.iter().map(|(id, s)| format!("{} +{}", name(id), s.len())).collect();

@@ -10,8 +10,8 @@ use std::time::Duration;
 use zoe_checkpoints::{ArchiveFilter, Archived, Execution, ExecutionStatus, State, Timestamp};
 
 use crate::error::{Code, ZoeError};
+use crate::logic::access::Caller;
 use crate::logic::reader::Published;
-use crate::logic::transitions::Caller;
 
 /// How much of the history the checkpoints hold; the rest is archived.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -191,7 +191,7 @@ pub fn select(p: &Published, caller: &Caller, filter: &ListFilter) -> Selection 
     let mut more = false;
     if filter.reaches_archive() {
         let wanted = ArchiveFilter {
-            visible_to: (!caller.is_admin()).then_some(caller.id),
+            visible_to: caller.sees_only(),
             owner: filter.owner.as_deref(),
             name: filter.name.as_deref(),
             statuses: &filter.statuses,

@@ -17,12 +17,13 @@ use serde_json::{json, Map};
 use zoe_checkpoints::archive::{decode_segment, Archive};
 use zoe_checkpoints::{decode, encode, ArchiveIndex, Role, State};
 
+use crate::logic::access::Caller;
 use crate::logic::history::ListFilter;
-use crate::logic::reader::{Counters, Platform, Published};
+use crate::logic::reader::{Counters, JsonCache, Platform, Published};
 use crate::logic::scheduler::{self, SchedulerConfig};
-use crate::logic::transitions::{self, Caller};
+use crate::logic::transitions;
 use crate::logic::views::{self, QueryWhat};
-use crate::protocol::{NodeInfo, PlatformInfo, StartedContainer};
+use crate::protocol::StartedContainer;
 use crate::testing::{admin, admin_state, at};
 
 fn app(workers: u32) -> zoe_checkpoints::Application {
@@ -40,32 +41,8 @@ fn app(workers: u32) -> zoe_checkpoints::Application {
     .unwrap()
 }
 
-fn node() -> NodeInfo {
-    NodeInfo {
-        id: "n".into(),
-        name: "n".into(),
-        address: "local".into(),
-        ready: true,
-        status: "ready".into(),
-        role: "engine".into(),
-        cpus: 4,
-        memory: 1 << 32,
-        labels: BTreeMap::new(),
-        containers: 0,
-    }
-}
-
 fn platform() -> Platform {
-    Platform::of(PlatformInfo {
-        memory_total: 1 << 32,
-        cpus: 4,
-        containers: 0,
-        containers_running: 0,
-        images: 0,
-        server_version: "t".into(),
-        name: "t".into(),
-        nodes: vec![node()],
-    })
+    Platform::of(crate::testing::one_engine(("t", "t"), ("n", "n"), 1 << 32, 4))
 }
 
 fn caller_of(s: &State, name: &str) -> Caller {
@@ -287,9 +264,9 @@ fn serve(state: &Arc<State>) {
         let _ = views::get_user(&p, &c, &u.name).unwrap();
         let _ = views::users(&p, &c);
         let list = views::list_executions(&p, &cfg, &c, &ListFilter::default(), now).unwrap();
-        serde_json::to_vec(&list.items).unwrap();
+        list.render(&p, &JsonCache::default(), 0..list.selection.items.len()).unwrap();
         for e in state.executions.values() {
-            let _ = views::get_execution(&p, &cfg, &c, e.id, now);
+            let _ = views::get_execution(&p, &cfg, &c, e.id, now).map(|one| one.json(&JsonCache::default()).unwrap());
             for s in &e.services {
                 let _ = views::get_service(&p, &c, s.id);
             }

@@ -369,9 +369,10 @@ pub fn repair_after_restart(state: &mut State, now: Timestamp) -> FollowUp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::logic::scheduler::{to_start, SchedulerConfig};
+    use crate::logic::scheduler::SchedulerConfig;
     use crate::logic::transitions::{begin_start, submit_execution};
     use crate::testing::at;
+    use crate::testing::starts;
     use serde_json::json;
 
     fn state_with_one(status_after: &str) -> (State, u64) {
@@ -400,11 +401,11 @@ mod tests {
         assert_eq!(f.remove.len(), 1);
         assert_eq!(f.remove[0].containers.len(), 2, "removed by name, even if never recorded");
         assert_eq!(s.executions[&id].status, ExecutionStatus::CleaningUp);
-        assert!(to_start(&s, &SchedulerConfig::default(), None, at(10)).is_empty(), "not before it is clean");
+        assert!(starts(&s, &SchedulerConfig::default(), None, at(10)).is_empty(), "not before it is clean");
         removed(&mut s, id, None, at(11));
         let e = &s.executions[&id];
         assert_eq!((e.status, e.services.len(), e.time_started), (ExecutionStatus::Scheduled, 0, None));
-        assert_eq!(to_start(&s, &SchedulerConfig::default(), None, at(12)), vec![id]);
+        assert_eq!(starts(&s, &SchedulerConfig::default(), None, at(12)), vec![id]);
     }
 
     #[test]

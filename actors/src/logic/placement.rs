@@ -5,10 +5,13 @@
 //! the platform's order) with room for it. On one engine this is the same as comparing the sum
 //! with what is free; on a Swarm it refuses an execution whose instances would fit in the sum of
 //! the free space but not on actual nodes.
+//!
+//! Here too: what an execution reserves (all its instances, or its essential ones) and what it
+//! holds now, the figures the scheduler, the quotas and the views count with.
 
 use zoe_checkpoints::{Application, Execution, Service, ServiceDescription, ServiceStatus, State};
 
-use crate::logic::resources::{holds_resources, Resources};
+use crate::logic::resources::{holds_resources, sum, Resources};
 
 /// An elastic instance that died or could not be started is started again at most this many
 /// times.
@@ -133,6 +136,40 @@ pub fn held(e: &Execution, elastic: bool) -> Vec<(Resources, Option<&str>)> {
             holds(d, s, elastic).then(|| (d.map(need_of).unwrap_or_default(), s.node.as_deref()))
         })
         .collect()
+}
+
+/// What an application reserves while it runs.
+pub fn reservation(app: &Application) -> Resources {
+    app.services.iter().fold(Resources::default(), |acc, d| {
+        let n = u64::from(d.total_count);
+        acc.plus(Resources {
+            memory: d.required_resources.memory.saturating_mul(n),
+            cores: d.required_resources.cores.unwrap_or(0.0) * f64::from(d.total_count),
+        })
+    })
+}
+
+/// What an elastic execution needs to be admitted: its essential instances.
+pub fn essential_reservation(app: &Application) -> Resources {
+    sum(&essential_instances(app))
+}
+
+/// What an execution holds now: rigid, its whole reservation while it holds resources; elastic,
+/// what its instances hold (see [`holds`]).
+pub fn held_now(e: &Execution, elastic: bool) -> Resources {
+    if !holds_resources(e.status) {
+        return Resources::default();
+    }
+    if elastic {
+        held(e, true).into_iter().fold(Resources::default(), |acc, (r, _)| acc.plus(r))
+    } else {
+        reservation(&e.application)
+    }
+}
+
+/// What executions hold now.
+pub fn reserved(state: &State, elastic: bool) -> Resources {
+    state.executions.values().fold(Resources::default(), |acc, e| acc.plus(held_now(e, elastic)))
 }
 
 #[cfg(test)]

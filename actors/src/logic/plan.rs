@@ -47,7 +47,7 @@ pub struct PlanSettings {
     /// master's proxy).
     pub publish_ports: bool,
     /// Each role's workspace quota.
-    pub workspace_quotas: crate::backend::workspace::Quotas,
+    pub workspace_quotas: crate::protocol::Quotas,
 }
 
 impl Default for PlanSettings {
@@ -56,7 +56,7 @@ impl Default for PlanSettings {
             workspace_base: PathBuf::from("zoe-workspaces"),
             default_cores: 1.0,
             publish_ports: true,
-            workspace_quotas: crate::backend::workspace::Quotas::default(),
+            workspace_quotas: crate::protocol::Quotas::default(),
         }
     }
 }
@@ -171,9 +171,11 @@ pub fn remove_plan(e: &Execution) -> RemoveExecution {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::logic::scheduler::{to_start, SchedulerConfig};
-    use crate::logic::transitions::{begin_start, create_user, submit_execution, Caller};
+    use crate::logic::access::Caller;
+    use crate::logic::scheduler::SchedulerConfig;
+    use crate::logic::transitions::{begin_start, create_user, submit_execution};
     use crate::testing::at;
+    use crate::testing::starts;
     use serde_json::json;
 
     use zoe_checkpoints::Role;
@@ -203,10 +205,10 @@ mod tests {
         let cfg = SchedulerConfig { default_cores: 0.5, ..SchedulerConfig::default() };
         let id = submit_execution(&mut s, &alice, "wc1", app, &cfg, None, at(1)).unwrap();
         crate::logic::transitions::give_secret(&mut s, id, "s3cr3t".into());
-        assert_eq!(to_start(&s, &cfg, None, at(1)), vec![id]);
+        assert_eq!(starts(&s, &cfg, None, at(1)), vec![id]);
         begin_start(&mut s, id, at(2)).unwrap();
-        assert!(to_start(&s, &cfg, None, at(2)).is_empty());
-        let mut quotas = crate::backend::workspace::Quotas { default: 1 << 30, ..Default::default() };
+        assert!(starts(&s, &cfg, None, at(2)).is_empty());
+        let mut quotas = crate::protocol::Quotas { default: 1 << 30, ..Default::default() };
         quotas.by_role.insert(Role::User, 2 << 30);
         let settings = PlanSettings {
             workspace_base: PathBuf::from("/ws"),

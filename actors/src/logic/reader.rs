@@ -1,7 +1,7 @@
 //! Reads off the state actor. After each checkpoint is on disk the state actor publishes the
 //! state it holds (cheap to share: users and executions are behind `Arc`s), with the back end's
 //! figures and its own counters. HTTP handlers, web pages, credential checks and `/metrics` read
-//! the newest publication through the pure functions of [`crate::logic::views`]: a read never
+//! the newest publication through the pure functions of the views: a read never
 //! queues behind writes, and never sees a change that is not yet durable.
 
 use std::collections::HashMap;
@@ -179,23 +179,28 @@ type Cached = (Arc<Execution>, Arc<[u8]>);
 pub const JSON_CACHE_ENTRIES: usize = 10_000;
 
 impl JsonCache {
-    /// The JSON of `e`, made by `make` unless the cache has it for this very `Arc`.
-    pub fn get_or_make(&self, e: &Arc<Execution>, make: impl FnOnce() -> Vec<u8>) -> Arc<[u8]> {
+    /// The JSON of `e`, made by `make` unless the cache has it for this very `Arc`; what `make`
+    /// cannot make is not kept.
+    pub fn get_or_make<E>(
+        &self,
+        e: &Arc<Execution>,
+        make: impl FnOnce() -> Result<Vec<u8>, E>,
+    ) -> Result<Arc<[u8]>, E> {
         if let Ok(entries) = self.entries.read() {
             if let Some((cached, json)) = entries.get(&e.id) {
                 if Arc::ptr_eq(cached, e) {
-                    return json.clone();
+                    return Ok(json.clone());
                 }
             }
         }
-        let json: Arc<[u8]> = make().into();
+        let json: Arc<[u8]> = make()?.into();
         if let Ok(mut entries) = self.entries.write() {
             if entries.len() >= JSON_CACHE_ENTRIES {
                 entries.clear();
             }
             entries.insert(e.id, (e.clone(), json.clone()));
         }
-        json
+        Ok(json)
     }
 }
 

@@ -27,6 +27,11 @@ impl Resources {
     }
 }
 
+/// All of them together.
+pub fn sum(instances: &[Resources]) -> Resources {
+    instances.iter().fold(Resources::default(), |acc, r| acc.plus(*r))
+}
+
 /// Whether an execution in this status holds (or is getting, or releasing) its containers.
 pub fn holds_resources(status: ExecutionStatus) -> bool {
     matches!(status, ExecutionStatus::Starting | ExecutionStatus::Running | ExecutionStatus::CleaningUp)

@@ -10,72 +10,9 @@ use zoe_checkpoints::{
 use crate::description::app_description::check_host_names;
 use crate::description::naming;
 use crate::error::{Code, ZoeError};
+use crate::logic::access::{admin_only, no_such_execution, no_such_user, visible_execution, visible_user, Caller};
 use crate::logic::placement::Node;
 use crate::logic::scheduler::{self, SchedulerConfig};
-
-/// Who is asking: an authenticated user.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Caller {
-    pub id: u64,
-    pub name: String,
-    pub role: Role,
-}
-
-impl Caller {
-    pub fn is_admin(&self) -> bool {
-        self.role == Role::Admin
-    }
-
-    /// Whether this caller may see and act on objects owned by `owner_id`.
-    pub fn can_see(&self, owner_id: u64) -> bool {
-        self.is_admin() || self.id == owner_id
-    }
-}
-
-fn no_such_user(name: &str) -> ZoeError {
-    ZoeError::new(Code::NoSuchUser, format!("no such user: {name}"))
-}
-
-fn no_such_execution(id: u64) -> ZoeError {
-    ZoeError::new(Code::NoSuchExecution, format!("no such execution: {id}"))
-}
-
-/// Checks that the caller still exists with the same name and role; a deleted user's cached
-/// credentials must not keep working.
-pub fn check_caller(state: &State, caller: &Caller) -> Result<(), ZoeError> {
-    match state.users.get(&caller.id) {
-        Some(u) if u.name == caller.name && u.role == caller.role => Ok(()),
-        _ => Err(ZoeError::new(Code::Unauthorized, "Cannot authenticate your request, provide proper credentials")),
-    }
-}
-
-/// Looks up a user the caller may see. One they may not see is reported as missing.
-pub fn visible_user<'s>(state: &'s State, caller: &Caller, name: &str) -> Result<&'s Arc<User>, ZoeError> {
-    match state.user_by_name(name) {
-        Some(u) if caller.can_see(u.id) => Ok(u),
-        _ => Err(no_such_user(name)),
-    }
-}
-
-/// Looks up an execution the caller may see. One they may not see is reported as missing.
-pub fn visible_execution<'s>(state: &'s State, caller: &Caller, id: u64) -> Result<&'s Arc<Execution>, ZoeError> {
-    match state.executions.get(&id) {
-        Some(e) if caller.can_see(e.owner_id) => Ok(e),
-        _ => Err(no_such_execution(id)),
-    }
-}
-
-/// Looks up a service the caller may see, with its execution.
-pub fn visible_service<'s>(
-    state: &'s State,
-    caller: &Caller,
-    id: u64,
-) -> Result<(&'s Arc<Execution>, &'s Service), ZoeError> {
-    match state.find_service(id) {
-        Some((e, i)) if caller.can_see(e.owner_id) => Ok((e, &e.services[i])),
-        _ => Err(ZoeError::new(Code::NoSuchService, format!("no such service: {id}"))),
-    }
-}
 
 /// Adds a user. `password_hash` is an argon2 PHC string computed by the caller (off the actor).
 pub fn create_user(
@@ -86,9 +23,7 @@ pub fn create_user(
     password_hash: String,
     now: Timestamp,
 ) -> Result<Arc<User>, ZoeError> {
-    if !caller.is_admin() {
-        return Err(ZoeError::new(Code::AdminOnly, "only an administrator can create users"));
-    }
+    admin_only(state, caller, "create users")?;
     naming::check_dns_label("user name", name).map_err(|m| ZoeError::new(Code::InvalidName, m))?;
     let network = naming::user_network_name(name, &state.deployment_name);
     if network.len() > naming::MAX_HOST_NAME {
@@ -155,9 +90,7 @@ pub fn update_user(
 ) -> Result<Arc<User>, ZoeError> {
     let user = visible_user(state, caller, name)?.clone();
     if role.is_some_and(|r| r != user.role) {
-        if !caller.is_admin() {
-            return Err(ZoeError::new(Code::AdminOnly, "only an administrator can change roles"));
-        }
+        admin_only(state, caller, "change roles")?;
         if user.role == Role::Admin && state.users.values().filter(|u| u.role == Role::Admin).count() == 1 {
             return Err(ZoeError::new(Code::LastAdmin, format!("{name} is the last administrator and must stay one")));
         }
@@ -406,6 +339,7 @@ pub fn begin_start_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logic::access::check_caller;
     use crate::testing::{admin, at, describe, insta_settings};
     use serde_json::json;
 

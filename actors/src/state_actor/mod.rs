@@ -10,7 +10,7 @@
 //!
 //! Nothing a change causes reaches the back end before the checkpoint holding the change is on
 //! disk: the commands it asks for (start these containers, remove those) wait with its batch
-//! ([`Effect`]). When a checkpoint cannot be written (a full disk), the state goes back to the
+//! ([`link::Effect`]). When a checkpoint cannot be written (a full disk), the state goes back to the
 //! newest durable one: the requests of the batch are answered `checkpoint_failed` and leave no
 //! trace, their commands are dropped, the scheduler's decisions are made again, and what the
 //! back end reported meanwhile ([`facts`]) is applied again. The next attempt waits (a back-off
@@ -23,34 +23,45 @@
 //! to an archive segment by the same writer thread; once the segment is on disk they leave the
 //! state, and the next checkpoint no longer holds them. Every checkpoint records who changed
 //! what since the one before.
+//!
+//! The actor is one, and handles one message at a time; its parts each hold one thing:
+//! - the state (with every change) and the newest durable one, here;
+//! - [`requests`]: the messages of requests that change the state;
+//! - [`commits`]: the changes on their way to disk, with the replies waiting for them;
+//! - [`link`]: the back end, what it reported, and the commands it is sent;
+//! - [`archiving`]: the history's archive and the segment being written;
+//! - [`facts`]: what the world did, applied again after a rollback; [`writer`]: the thread that
+//!   writes checkpoints and segments.
 
-mod changes;
+mod archiving;
+mod commits;
 mod facts;
+mod link;
+mod requests;
 mod writer;
 
-pub use changes::{CreateUser, CullIdle, DeleteUser, Ping, SubmitExecution, TerminateExecution, UpdateUser};
+pub use requests::{CreateUser, CullIdle, DeleteUser, Ping, SubmitExecution, TerminateExecution, UpdateUser};
 
-use std::collections::HashMap;
-use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use actix::prelude::*;
 use time::OffsetDateTime;
-use tokio::sync::oneshot;
 
 use zoe_checkpoints::{record_change, Action, Archive, ArchiveIndex, Change, ExecutionStatus, State, Store, Timestamp};
 
 use crate::backend::{Backend, DockerActor, SwarmActor};
 use crate::error::{Code, ZoeError};
-use crate::logic::history;
 use crate::logic::outcomes::{self, FollowUp};
 use crate::logic::plan::{self, PlanSettings};
 use crate::logic::reader::{Counters, Platform, Published, Reader, Storage};
 use crate::logic::scheduler::{self, SchedulerConfig};
 use crate::logic::transitions;
-use crate::protocol::{BackendEvent, BackendHandle, RemoveContainers, RemoveExecution, RemoveNetwork, StartExecution};
+use crate::protocol::{BackendHandle, RemoveContainers, RemoveExecution};
+use archiving::Archiving;
+use commits::Commits;
 use facts::Fact;
-use writer::{Disk, SegmentWritten, WriteJob, Written};
+use link::{Effect, Link};
+use writer::Disk;
 
 /// Settings of the state actor.
 #[derive(Clone, Debug)]
@@ -70,10 +81,6 @@ pub struct StateConfig {
 }
 
 pub use crate::logic::history::HistoryConfig;
-/// Under a stream of changes, the history window is looked at this often.
-const ARCHIVE_CHECK: Duration = Duration::from_millis(100);
-/// After a segment could not be written, the next attempt waits this long.
-const ARCHIVE_RETRY: Duration = Duration::from_secs(60);
 
 /// What is on disk when the actor starts: the checkpoints, the newest one's number, and the
 /// archive with its index.
@@ -84,111 +91,28 @@ pub struct Durable {
     pub index: ArchiveIndex,
 }
 
-/// Starts that failed because the back end was slow or away are retried this many times.
-const START_ATTEMPTS: u32 = 5;
-/// After such a failure nothing is started for a while: 1 s, doubling up to this.
-const BACKOFF_MAX: Duration = Duration::from_secs(60);
-
-/// How long to wait for more changes after a checkpoint, when few are waiting.
-const GATHER: std::time::Duration = std::time::Duration::from_millis(2);
-
-/// After a checkpoint could not be written, the next attempt (unless a request asks for one)
-/// waits this long, doubling up to [`WRITE_BACKOFF_MAX`].
-const WRITE_BACKOFF_MIN: Duration = Duration::from_secs(1);
-const WRITE_BACKOFF_MAX: Duration = Duration::from_secs(15);
-/// Repeated checkpoint failures are logged at most this often, with a count.
-const FAILURE_LOG_EVERY: Duration = Duration::from_secs(60);
-
-/// A reply waiting for its change to become durable.
-type Reply = Box<dyn FnOnce(Result<(), ZoeError>) + Send>;
-
-/// A command for the back end, sent once the checkpoint holding the change that asked for it is
-/// on disk (dropped if that checkpoint cannot be written).
-#[derive(Debug)]
-enum Effect {
-    Start(StartExecution),
-    Remove(RemoveExecution),
-    RemoveContainers(RemoveContainers),
-    RemoveNetwork(RemoveNetwork),
-}
-
-/// What one checkpoint carries besides the state: the replies waiting for it, the facts it holds
-/// (applied again if it cannot be written) and the commands it releases once on disk.
-#[derive(Default)]
-struct Batch {
-    replies: Vec<Reply>,
-    facts: Vec<Fact>,
-    effects: Vec<Effect>,
-}
-
-/// Checkpoints cannot be written: since when, how often, and when to try again.
-#[derive(Debug)]
-struct Failing {
-    since: Instant,
-    failures: u64,
-    /// Failures since the last line logged about them.
-    unlogged: u64,
-    logged_at: Instant,
-    next_try: Instant,
-    backoff: Duration,
-    last_error: String,
-}
-
 /// The state actor.
 pub struct StateActor {
+    config: StateConfig,
     /// The state with every change applied, durable or not.
     state: State,
     /// The state of the newest checkpoint on disk: where a failed checkpoint goes back to.
     durable: Arc<State>,
-    config: StateConfig,
-    platform: Platform,
-    store: Store,
-    /// Number of the newest checkpoint on disk.
-    seq: u64,
-    /// Changes applied in memory but not yet handed to the writer.
-    dirty: bool,
-    /// The batch of changes not yet handed to the writer.
-    waiting: Batch,
-    /// The batch of the checkpoint being written.
-    in_flight: Batch,
-    /// The state being written, its number and the archive it goes with (published once it is
-    /// on disk).
-    in_flight_state: Option<(u64, Arc<State>, Arc<ArchiveIndex>)>,
-    /// Who changed what since the last checkpoint handed to the writer.
-    changes: Vec<Change>,
-    archive: Archive,
-    /// The archive's index, with every segment written so far.
-    index: Arc<ArchiveIndex>,
-    /// The segment being written, and the executions it holds.
-    archiving: Option<(u64, Vec<Arc<zoe_checkpoints::Execution>>)>,
-    /// The number of the next segment.
-    next_segment: u64,
-    /// After a segment could not be written, none is tried before this moment.
-    archive_paused_until: Option<Instant>,
-    /// When the history window was last looked at.
-    archive_checked: Instant,
-    writer: Option<mpsc::Sender<WriteJob>>,
+    /// The changes on their way to disk, and the replies waiting for them.
+    commits: Commits,
+    /// The history's archive.
+    archive: Archiving,
+    /// The back end.
+    link: Link,
     /// Where the newest durable state is published for readers.
     reader: Reader,
-    /// The container back end; `None` runs without one (executions wait in the queue).
-    backend: Option<BackendHandle>,
-    /// Executions whose removal was asked of the back end and not yet reported.
-    removing: std::collections::HashSet<u64>,
-    /// Starts that failed because the back end was slow or away, by execution.
-    attempts: HashMap<u64, u32>,
-    /// After such a failure, nothing starts before this moment.
-    paused_until: Option<Instant>,
-    /// The pause after the next such failure.
-    backoff: Duration,
     counters: Counters,
-    /// Set while checkpoints cannot be written.
-    failing: Option<Failing>,
 }
 
 impl StateActor {
     /// A state actor over `state`, whose newest checkpoint on disk is number `seq`, with a
     /// back end or not.
-    fn new(mut state: State, durable: Durable, config: StateConfig, has_backend: bool) -> Self {
+    fn new(mut state: State, durable: Durable, config: StateConfig, backend: Option<BackendHandle>) -> Self {
         let Durable { store, seq, archive, index } = durable;
         // Active executions of an older checkpoint reserve the default cores of their services
         // that give none, as submissions do now (written with the next checkpoint).
@@ -201,39 +125,26 @@ impl StateActor {
                 );
             }
         }
-        let index = Arc::new(index);
+        let archive = Archiving::new(archive, index);
         let durable_state = Arc::new(state.clone());
-        let published =
-            Published::new(durable_state.clone(), index.clone(), Platform::default(), Counters::default(), has_backend);
+        let published = Published::new(
+            durable_state.clone(),
+            archive.index.clone(),
+            Platform::default(),
+            Counters::default(),
+            backend.is_some(),
+        );
         let storage = Arc::new(Storage::new(config.state_min_free));
         let reader = Reader::new(published, config.scheduler.clone(), storage);
         StateActor {
             state,
             durable: durable_state,
             config,
-            platform: Platform::default(),
-            store,
-            seq,
-            dirty: false,
-            waiting: Batch::default(),
-            in_flight: Batch::default(),
-            in_flight_state: None,
-            changes: Vec::new(),
+            commits: Commits::new(store, seq),
             archive,
-            next_segment: index.last_segment() + 1,
-            index,
-            archiving: None,
-            archive_paused_until: None,
-            archive_checked: Instant::now(),
-            writer: None,
+            link: Link::new(backend),
             reader,
-            backend: None,
-            removing: Default::default(),
-            attempts: HashMap::new(),
-            paused_until: None,
-            backoff: Duration::from_secs(1),
             counters: Counters::default(),
-            failing: None,
         }
     }
 
@@ -268,21 +179,20 @@ impl StateActor {
         ctx: Context<StateActor>,
     ) -> Launched {
         let addr = ctx.address();
-        let mut actor = StateActor::new(state, durable, config, backend.is_some());
+        let actor = StateActor::new(state, durable, config, backend.clone());
         let reader = actor.reader.clone();
-        actor.backend = backend.clone();
         ctx.run(actor);
         Launched { state: addr, backend, reader }
     }
 
     /// Publishes new back-end figures and counters with the same durable state.
     fn refresh(&self) {
-        self.reader.refresh(self.platform.clone(), self.counters.clone());
+        self.reader.refresh(self.link.platform.clone(), self.counters.clone());
     }
 
     /// Records a change for the next checkpoint.
     fn note(&mut self, by: &str, action: Action, ids: &[u64]) {
-        record_change(&mut self.changes, by, action, ids);
+        record_change(&mut self.commits.log, by, action, ids);
     }
 
     /// Refuses a request that would change the state while the state disk's free space is under
@@ -308,7 +218,7 @@ impl StateActor {
     fn record(&mut self, fact: Fact, ctx: &mut Context<Self>) {
         let f = self.apply_fact(&fact);
         if f.changed || !f.remove.is_empty() || !f.orphans.is_empty() {
-            self.waiting.facts.push(fact);
+            self.commits.next.facts.push(fact);
         }
         self.follow_up(f, ctx);
     }
@@ -338,56 +248,30 @@ impl StateActor {
             self.remove(r.clone());
         }
         if !f.orphans.is_empty() {
-            self.waiting.effects.push(Effect::RemoveContainers(RemoveContainers { names_or_ids: f.orphans.clone() }));
+            self.commits
+                .next
+                .effects
+                .push(Effect::RemoveContainers(RemoveContainers { names_or_ids: f.orphans.clone() }));
         }
     }
 
     /// Asks the back end (once the change is durable) to remove an execution's containers.
     fn remove(&mut self, r: RemoveExecution) {
-        self.attempts.remove(&r.execution_id);
-        if self.backend.is_some() {
-            self.waiting.effects.push(Effect::Remove(r));
-        }
-    }
-
-    /// Sends a command to the back end: its change is on disk.
-    fn send(&mut self, effect: Effect) {
-        let Some(backend) = &self.backend else { return };
-        match effect {
-            Effect::Start(p) => backend.start.do_send(p),
-            Effect::Remove(r) => {
-                // A removal already under way is not asked for again.
-                if self.removing.insert(r.execution_id) {
-                    backend.remove.do_send(r);
-                }
-            }
-            Effect::RemoveContainers(r) => {
-                tracing::warn!(
-                    "removing {} container(s) unknown to the state: {:?}",
-                    r.names_or_ids.len(),
-                    r.names_or_ids
-                );
-                backend.remove_containers.do_send(r);
-            }
-            Effect::RemoveNetwork(r) => backend.remove_network.do_send(r),
+        self.link.removes(r.execution_id);
+        if self.link.handle.is_some() {
+            self.commits.next.effects.push(Effect::Remove(r));
         }
     }
 
     /// Starts every execution the scheduler picks, unless the back end is away or a recent
     /// slow start asked for a pause. The starts go to the back end once they are durable.
     fn schedule(&mut self, ctx: &mut Context<Self>) {
-        if self.backend.is_none() {
-            return;
-        }
-        if !self.platform.reachable {
-            // Executions wait in the queue until the back end answers (it reports it).
-            return;
-        }
-        if self.paused_until.is_some_and(|t| Instant::now() < t) {
+        // Executions wait in the queue until the back end answers (it reports it).
+        if !self.link.may_start() {
             return;
         }
         let now = Self::now();
-        let round = scheduler::round(&self.state, &self.config.scheduler, self.platform.nodes(), now);
+        let round = scheduler::round(&self.state, &self.config.scheduler, self.link.platform.nodes(), now);
         for start in round.start {
             let id = start.id;
             let Some(app) = self.state.executions.get(&id).map(|e| e.application.clone()) else { continue };
@@ -403,7 +287,7 @@ impl StateActor {
             }
             self.note(Change::ZOE, Action::Start, &[id]);
             match plan::start_plan(&self.state, id, &self.config.plan) {
-                Ok(p) => self.waiting.effects.push(Effect::Start(p)),
+                Ok(p) => self.commits.next.effects.push(Effect::Start(p)),
                 Err(msg) => {
                     let _ = transitions::set_status(&mut self.state, id, ExecutionStatus::Error, now);
                     if let Some(e) = self.state.executions.get_mut(&id) {
@@ -420,7 +304,7 @@ impl StateActor {
             }
             self.note(Change::ZOE, Action::Grow, &[id]);
             match plan::grow_plan(&self.state, id, &service_ids, &self.config.plan) {
-                Ok(p) => self.waiting.effects.push(Effect::Start(p)),
+                Ok(p) => self.commits.next.effects.push(Effect::Start(p)),
                 Err(msg) => {
                     tracing::error!("cannot grow execution {id}: {msg}");
                     outcomes::instances_start_failed(&mut self.state, id, &service_ids);
@@ -430,149 +314,8 @@ impl StateActor {
         }
     }
 
-    /// The back end is struggling (a start was too slow, or it was away): nothing starts for a
-    /// while instead of sending it more (the tick starts the queue again once the pause is over);
-    /// the next pause is twice as long, up to `BACKOFF_MAX`. Returns this pause.
-    fn pause_starts(&mut self) -> Duration {
-        let pause = self.backoff;
-        self.paused_until = Some(Instant::now() + pause);
-        self.backoff = (pause * 2).min(BACKOFF_MAX);
-        pause
-    }
-
     fn now() -> Timestamp {
         OffsetDateTime::now_utc()
-    }
-
-    /// Records that the state changed and returns a future that resolves with `value` once the
-    /// change is durable.
-    fn commit<T: Send + 'static>(&mut self, value: T, ctx: &mut Context<Self>) -> ResponseFuture<Result<T, ZoeError>> {
-        let (tx, rx) = oneshot::channel();
-        self.waiting.replies.push(Box::new(move |r: Result<(), ZoeError>| {
-            let _ = tx.send(r.map(|()| value));
-        }));
-        self.dirty = true;
-        self.flush(ctx);
-        Box::pin(async move {
-            rx.await.unwrap_or_else(|_| Err(ZoeError::new(Code::Unavailable, "the state actor stopped")))
-        })
-    }
-
-    /// Marks a change that no request waits for (Docker outcomes, scheduling).
-    fn changed(&mut self, ctx: &mut Context<Self>) {
-        self.dirty = true;
-        self.flush(ctx);
-    }
-
-    /// Hands the current state to the writer unless a write is already in flight, or checkpoints
-    /// are failing and the next attempt is not due (a request waiting makes it due). With
-    /// nothing to write and nothing being written, the commands waiting go to the back end.
-    fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.in_flight_state.is_some() {
-            return;
-        }
-        if !self.dirty {
-            for effect in std::mem::take(&mut self.waiting.effects) {
-                self.send(effect);
-            }
-            return;
-        }
-        let due = self.failing.as_ref().is_none_or(|f| Instant::now() >= f.next_try);
-        if !due && self.waiting.replies.is_empty() {
-            return;
-        }
-        let Some(writer) = &self.writer else {
-            return;
-        };
-        let seq = self.seq + 1;
-        self.dirty = false;
-        self.in_flight = std::mem::take(&mut self.waiting);
-        let mut snapshot = self.state.clone();
-        snapshot.changes = std::mem::take(&mut self.changes);
-        let snapshot = Arc::new(snapshot);
-        self.in_flight_state = Some((seq, snapshot.clone(), self.index.clone()));
-        if writer.send(WriteJob::Checkpoint { seq, state: snapshot }).is_err() {
-            tracing::error!("checkpoint writer thread is gone");
-            self.in_flight_state = None;
-            for r in self.in_flight.replies.drain(..) {
-                r(Err(ZoeError::new(Code::CheckpointFailed, "the checkpoint writer stopped")));
-            }
-            ctx.stop();
-        }
-    }
-
-    /// A checkpoint could not be written: the state goes back to the newest durable one. Every
-    /// request not yet on disk is refused and leaves no trace; the commands they (and the
-    /// scheduler) asked for are dropped; what the back end reported is applied again.
-    fn roll_back(&mut self, error: &str) {
-        let failed = std::mem::take(&mut self.in_flight);
-        let later = std::mem::take(&mut self.waiting);
-        let refused = failed.replies.len() + later.replies.len();
-        for r in failed.replies.into_iter().chain(later.replies) {
-            r(Err(ZoeError::new(
-                Code::CheckpointFailed,
-                format!("the change could not be saved, and was not made: {error}"),
-            )));
-        }
-        let dropped = failed.effects.len() + later.effects.len();
-        self.state = (*self.durable).clone();
-        self.state.changes.clear();
-        self.changes.clear();
-        self.dirty = false;
-        let facts: Vec<Fact> = failed.facts.into_iter().chain(later.facts).collect();
-        let replayed = facts.len();
-        for fact in facts {
-            let f = self.apply_fact(&fact);
-            self.follow_up_effects(&f);
-            self.dirty |= f.changed;
-            self.waiting.facts.push(fact);
-        }
-        tracing::debug!(refused, dropped, replayed, "state rolled back to checkpoint {}", self.seq);
-    }
-
-    /// Counts a failed checkpoint, sets the back-off, and logs at a bounded rate.
-    fn note_failure(&mut self, seq: u64, error: String) {
-        self.counters.checkpoint_failures += 1;
-        self.reader.storage.set_failing(true);
-        let now = Instant::now();
-        match &mut self.failing {
-            None => {
-                tracing::error!(
-                    "checkpoint {seq} cannot be written: {error}; changes are refused (503 checkpoint_failed) and \
-                     undone until one can be, tried again in {} s (sooner when a request asks), /readyz says not ready",
-                    WRITE_BACKOFF_MIN.as_secs()
-                );
-                self.failing = Some(Failing {
-                    since: now,
-                    failures: 1,
-                    unlogged: 0,
-                    logged_at: now,
-                    next_try: now + WRITE_BACKOFF_MIN,
-                    backoff: WRITE_BACKOFF_MIN,
-                    last_error: error,
-                });
-            }
-            Some(f) => {
-                f.failures += 1;
-                f.unlogged += 1;
-                f.backoff = (f.backoff * 2).min(WRITE_BACKOFF_MAX);
-                f.next_try = now + f.backoff;
-                f.last_error = error;
-                if now.duration_since(f.logged_at) >= FAILURE_LOG_EVERY {
-                    tracing::error!(
-                        "checkpoints still cannot be written: {} more failure(s) in the last {} s, {} since {} s ago \
-                         (last: {})",
-                        f.unlogged,
-                        now.duration_since(f.logged_at).as_secs(),
-                        f.failures,
-                        now.duration_since(f.since).as_secs(),
-                        f.last_error
-                    );
-                    f.unlogged = 0;
-                    f.logged_at = now;
-                }
-            }
-        }
     }
 
     /// Every second: executions past their time limit are terminated, the queue is looked at
@@ -594,33 +337,6 @@ impl StateActor {
         self.follow_up(f, ctx);
         self.archive_due(now);
     }
-
-    /// Hands ended executions beyond the history window to the writer, as a new archive segment,
-    /// when a batch of them is due (or the oldest has waited long enough). Only durable ones: a
-    /// segment never holds a change that might be undone. So the next segment waits until the
-    /// checkpoint that drops the last one's executions is durable too (else the durable state
-    /// still holds them, and they would be archived twice).
-    fn archive_due(&mut self, now: Timestamp) {
-        let unsettled = |b: &Batch| b.facts.iter().any(|f| matches!(f, Fact::Archived { .. }));
-        if self.archiving.is_some()
-            || unsettled(&self.waiting)
-            || unsettled(&self.in_flight)
-            || self.archive_paused_until.is_some_and(|t| Instant::now() < t)
-        {
-            return;
-        }
-        self.archive_checked = Instant::now();
-        let Some(writer) = &self.writer else { return };
-        let due = history::due_for_archive(&self.durable, &self.config.history, now);
-        if due.is_empty() {
-            return;
-        }
-        let number = self.next_segment;
-        self.next_segment += 1;
-        if writer.send(WriteJob::Segment { number, executions: due.clone() }).is_ok() {
-            self.archiving = Some((number, due));
-        }
-    }
 }
 
 impl Actor for StateActor {
@@ -631,198 +347,23 @@ impl Actor for StateActor {
         // concurrent clients from waiting on each other before the actor even sees them.
         ctx.set_mailbox_capacity(4096);
         let disk = Disk {
-            store: self.store.clone(),
+            store: self.commits.store.clone(),
             keep: self.config.keep_checkpoints,
-            archive: self.archive.clone(),
+            archive: self.archive.archive.clone(),
             deployment: self.state.deployment_name.clone(),
             storage: self.reader.storage.clone(),
         };
         match writer::start(disk, ctx.address()) {
-            Ok(tx) => self.writer = Some(tx),
+            Ok(tx) => self.commits.writer = Some(tx),
             Err(e) => {
                 tracing::error!("cannot start the checkpoint writer thread: {e}");
                 ctx.stop();
             }
         }
-        if self.backend.is_some() {
+        if self.link.handle.is_some() {
             self.record(Fact::Repair { now: Self::now() }, ctx);
         }
         ctx.run_interval(std::time::Duration::from_secs(1), |act, ctx| act.tick(ctx));
-    }
-}
-
-impl Handler<BackendEvent> for StateActor {
-    type Result = ();
-
-    fn handle(&mut self, event: BackendEvent, ctx: &mut Self::Context) {
-        let now = Self::now();
-        let mut retry = false;
-        match &event {
-            BackendEvent::ExecutionStarted { execution_id, .. } => {
-                self.attempts.remove(execution_id);
-                self.backoff = Duration::from_secs(1);
-            }
-            BackendEvent::ExecutionStartFailed { execution_id, error, transient } => {
-                self.counters.start_failures += 1;
-                retry = *transient && {
-                    let n = self.attempts.entry(*execution_id).or_insert(0);
-                    *n += 1;
-                    *n < START_ATTEMPTS
-                };
-                if retry {
-                    let pause = self.pause_starts();
-                    tracing::warn!(
-                        "execution {execution_id} failed to start and goes back to the queue; nothing starts for {} s: {error}",
-                        pause.as_secs()
-                    );
-                } else {
-                    tracing::warn!("execution {execution_id} failed to start: {error}");
-                    self.attempts.remove(execution_id);
-                }
-            }
-            BackendEvent::InstancesStarted { .. } => self.backoff = Duration::from_secs(1),
-            BackendEvent::InstancesStartFailed { execution_id, error, transient, .. } => {
-                self.counters.start_failures += 1;
-                tracing::warn!("execution {execution_id}: elastic instances failed to start: {error}");
-                if *transient {
-                    self.pause_starts();
-                }
-            }
-            BackendEvent::ExecutionRemoved { execution_id, .. } => {
-                self.removing.remove(execution_id);
-            }
-            BackendEvent::ContainerLost { execution_id, service_id, node } => {
-                tracing::warn!(execution_id, service_id, node, "a container was lost with its node");
-            }
-            BackendEvent::ContainerExited { .. } | BackendEvent::Inventory { .. } => {}
-            BackendEvent::Platform(p) => self.platform = Platform::of(p.clone()),
-            BackendEvent::Unreachable { error } => {
-                tracing::error!("Docker is unreachable: {error}");
-                self.counters.docker_outages += 1;
-                self.platform.reachable = false;
-            }
-            BackendEvent::Reachable => {
-                tracing::info!("Docker answers again");
-                self.platform.reachable = true;
-            }
-        }
-        let figures = matches!(
-            event,
-            BackendEvent::Platform(_)
-                | BackendEvent::Unreachable { .. }
-                | BackendEvent::Reachable
-                | BackendEvent::ExecutionStartFailed { .. }
-                | BackendEvent::InstancesStartFailed { .. }
-        );
-        if figures {
-            self.refresh();
-        }
-        if facts::changes_state(&event) {
-            self.record(Fact::Backend { event, retry, now }, ctx);
-        } else {
-            self.follow_up(FollowUp::default(), ctx);
-        }
-    }
-}
-
-impl Handler<Written> for StateActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: Written, ctx: &mut Self::Context) {
-        let Some((seq, state, archive)) = self.in_flight_state.take() else { return };
-        debug_assert_eq!(seq, msg.seq);
-        self.counters.checkpoint_last_seconds = msg.elapsed_ms / 1e3;
-        self.counters.checkpoint_seconds += msg.elapsed_ms / 1e3;
-        match msg.result {
-            Ok(()) => {
-                self.seq = seq;
-                self.durable = state.clone();
-                let batch = std::mem::take(&mut self.in_flight);
-                let replies = batch.replies.len();
-                let archived = batch.facts.iter().any(|f| matches!(f, Fact::Archived { .. }));
-                self.counters.checkpoints_written += 1;
-                tracing::debug!(seq, ms = msg.elapsed_ms, changes = replies, "checkpoint written");
-                if let Some(f) = self.failing.take() {
-                    tracing::info!(
-                        "checkpoints are written again (checkpoint {seq}), after {} failure(s) over {} s",
-                        f.failures,
-                        f.since.elapsed().as_secs()
-                    );
-                    self.reader.storage.set_failing(false);
-                }
-                // Readers see the change before its requester hears that it is done, and the back
-                // end hears of it only now.
-                let has_backend = self.backend.is_some();
-                self.reader.publish(Published::new(
-                    state,
-                    archive,
-                    self.platform.clone(),
-                    self.counters.clone(),
-                    has_backend,
-                ));
-                for effect in batch.effects {
-                    self.send(effect);
-                }
-                for r in batch.replies {
-                    r(Ok(()));
-                }
-                // Under a stream of changes, history is looked at more often than every tick,
-                // so that a burst of ended executions does not swell the checkpoints.
-                // A backlog (a first start after an upgrade, a burst of ends) goes segment after
-                // segment, each once the previous one has left the durable state.
-                if archived || self.archive_checked.elapsed() >= ARCHIVE_CHECK {
-                    self.archive_due(Self::now());
-                }
-                // Group commit: the clients just answered are about to send their next change.
-                // When few changes are waiting, give them a moment to arrive, so the next
-                // checkpoint covers them too instead of leaving them for the one after.
-                if self.waiting.replies.len() * 2 < replies {
-                    ctx.run_later(GATHER, |act, ctx| act.flush(ctx));
-                    return;
-                }
-            }
-            Err(e) => {
-                self.note_failure(msg.seq, e.clone());
-                self.roll_back(&e);
-                self.refresh();
-                // Decisions are made again on the durable state (their commands were dropped).
-                self.schedule(ctx);
-            }
-        }
-        self.flush(ctx);
-    }
-}
-
-impl Handler<SegmentWritten> for StateActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: SegmentWritten, ctx: &mut Self::Context) {
-        let Some((number, sent)) = self.archiving.take() else { return };
-        debug_assert_eq!(number, msg.number);
-        match msg.result {
-            Ok((segment, warning)) => {
-                if let Some(w) = warning {
-                    tracing::warn!("{w}");
-                }
-                tracing::info!(
-                    segment = number,
-                    executions = sent.len(),
-                    ms = msg.elapsed_ms,
-                    "archive segment written"
-                );
-                self.index = Arc::new(self.index.with_segment(segment));
-                self.record(Fact::Archived { number, executions: sent }, ctx);
-            }
-            Err(e) => {
-                tracing::error!(
-                    "archive segment {number} could not be written, trying again in {} s: {e}",
-                    ARCHIVE_RETRY.as_secs()
-                );
-                // The next try takes the same number: segments are numbered without a gap.
-                self.next_segment = number;
-                self.archive_paused_until = Some(Instant::now() + ARCHIVE_RETRY);
-            }
-        }
     }
 }
 

@@ -30,32 +30,23 @@ impl Actor for Recorder {
     type Context = Context<Self>;
 }
 
-impl Handler<StartExecution> for Recorder {
-    type Result = ();
-    fn handle(&mut self, m: StartExecution, _: &mut Context<Self>) {
-        self.asked.lock().unwrap().push(format!("start {}", m.execution_id));
-    }
+/// Handlers that write down what they were asked, as `what(message)` says it.
+macro_rules! records {
+    ($($message:ty => $what:expr;)*) => {$(
+        impl Handler<$message> for Recorder {
+            type Result = ();
+            fn handle(&mut self, m: $message, _: &mut Context<Self>) {
+                self.asked.lock().unwrap().push($what(m));
+            }
+        }
+    )*};
 }
 
-impl Handler<RemoveExecution> for Recorder {
-    type Result = ();
-    fn handle(&mut self, m: RemoveExecution, _: &mut Context<Self>) {
-        self.asked.lock().unwrap().push(format!("remove {}", m.execution_id));
-    }
-}
-
-impl Handler<RemoveContainers> for Recorder {
-    type Result = ();
-    fn handle(&mut self, m: RemoveContainers, _: &mut Context<Self>) {
-        self.asked.lock().unwrap().push(format!("remove containers {:?}", m.names_or_ids));
-    }
-}
-
-impl Handler<RemoveNetwork> for Recorder {
-    type Result = ();
-    fn handle(&mut self, m: RemoveNetwork, _: &mut Context<Self>) {
-        self.asked.lock().unwrap().push(format!("remove network {}", m.network));
-    }
+records! {
+    StartExecution => |m: StartExecution| format!("start {}", m.execution_id);
+    RemoveExecution => |m: RemoveExecution| format!("remove {}", m.execution_id);
+    RemoveContainers => |m: RemoveContainers| format!("remove containers {:?}", m.names_or_ids);
+    RemoveNetwork => |m: RemoveNetwork| format!("remove network {}", m.network);
 }
 
 impl Handler<Reconcile> for Recorder {
@@ -92,27 +83,7 @@ fn tempdir(tag: &str) -> PathBuf {
 }
 
 fn platform() -> PlatformInfo {
-    PlatformInfo {
-        memory_total: 64 << 30,
-        cpus: 16,
-        containers: 0,
-        containers_running: 0,
-        images: 0,
-        server_version: "test".into(),
-        name: "test".into(),
-        nodes: vec![NodeInfo {
-            id: "n".into(),
-            name: "n".into(),
-            address: "local".into(),
-            ready: true,
-            status: "ready".into(),
-            role: "engine".into(),
-            cpus: 16,
-            memory: 64 << 30,
-            labels: BTreeMap::new(),
-            containers: 0,
-        }],
-    }
+    crate::testing::one_engine(("test", "test"), ("n", "n"), 64 << 30, 16)
 }
 
 fn submit(name: &str) -> SubmitExecution {
@@ -139,13 +110,10 @@ async fn until(what: &str, cond: impl Fn() -> bool) {
     }
 }
 
-fn published(reader: &Reader) -> Arc<zoe_checkpoints::State> {
-    reader.now().state.clone()
-}
-
-#[test]
-fn a_checkpoint_that_cannot_be_written_undoes_its_requests_keeps_the_facts_and_sends_nothing() {
-    let dir = tempdir("rollback");
+/// A checkpoint directory holding checkpoint 1 (the admin state), the actor's durable start
+/// over it, and settings with `state_min_free`.
+fn on_disk(tag: &str, state_min_free: u64) -> (PathBuf, Store, Durable, StateConfig) {
+    let dir = tempdir(tag);
     let store = Store::open(&dir).unwrap();
     store.write(1, &encode(&admin_state()).unwrap()).unwrap();
     let archive = Archive::open(&dir).unwrap();
@@ -156,8 +124,18 @@ fn a_checkpoint_that_cannot_be_written_undoes_its_requests_keeps_the_facts_and_s
         plan: Default::default(),
         allowed_registries: vec![],
         history: Default::default(),
-        state_min_free: 0,
+        state_min_free,
     };
+    (dir, store, durable, config)
+}
+
+fn published(reader: &Reader) -> Arc<zoe_checkpoints::State> {
+    reader.now().state.clone()
+}
+
+#[test]
+fn a_checkpoint_that_cannot_be_written_undoes_its_requests_keeps_the_facts_and_sends_nothing() {
+    let (dir, store, durable, config) = on_disk("rollback", 0);
     actix::System::new().block_on(async move {
         let block = |n: u64| std::fs::write(store.path(n), "in the way").unwrap();
         let unblock = |n: u64| std::fs::remove_file(store.path(n)).unwrap();
@@ -221,20 +199,8 @@ fn a_checkpoint_that_cannot_be_written_undoes_its_requests_keeps_the_facts_and_s
 
 #[test]
 fn changes_are_refused_with_insufficient_storage_under_state_min_free_but_terminations_pass() {
-    let dir = tempdir("minfree");
-    let store = Store::open(&dir).unwrap();
-    store.write(1, &encode(&admin_state()).unwrap()).unwrap();
-    let archive = Archive::open(&dir).unwrap();
-    let durable = Durable { store: store.clone(), seq: 1, archive, index: ArchiveIndex::empty(&dir.join("archive")) };
-    let config = StateConfig {
-        keep_checkpoints: 100,
-        scheduler: Default::default(),
-        plan: Default::default(),
-        allowed_registries: vec![],
-        history: Default::default(),
-        // More than any disk has.
-        state_min_free: u64::MAX - 1,
-    };
+    // A minimum free space larger than any disk has.
+    let (dir, store, durable, config) = on_disk("minfree", u64::MAX - 1);
     actix::System::new().block_on(async move {
         let launched = StateActor::launch_with(admin_state(), durable, config, None, Context::new());
         let (state, reader) = (launched.state, launched.reader);

@@ -24,19 +24,18 @@ mod start;
 mod watch;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use actix::{Actor, AsyncContext, Context, Handler, Recipient, ResponseFuture, WrapFuture};
 use bollard::models::ContainerSummary;
-use bollard::query_parameters::{InspectContainerOptions, LogsOptions, StatsOptions};
+use bollard::query_parameters::{InspectContainerOptions, StatsOptions};
 use futures_util::StreamExt;
 
 use super::client::Client;
 use super::config::validate_config;
 pub use super::config::DockerConfig;
 use super::logs::{self, KeptLogs};
-use super::shared::{label_filter, Reconciler, Starts};
+use super::shared::{label_filter, Outbox, Reconciler, Starts};
 use super::LABEL_DEPLOYMENT;
 use crate::protocol::{BackendEvent, CpuUsage, FindRelay, LogStream, ServiceLogs};
 use watch::watch_events;
@@ -58,11 +57,10 @@ impl DockerActor {
         let client = Client::new(&config, events.clone());
         Ok(DockerActor {
             inner: Arc::new(Inner {
-                events,
+                outbox: Outbox::new(events),
                 client,
                 network_lock: tokio::sync::Mutex::new(()),
                 reconciler: Reconciler::default(),
-                completions: AtomicU64::new(0),
                 runnable: Mutex::new(HashSet::new()),
                 stops: tokio::sync::Semaphore::new(config.max_calls.max(1)),
                 starts: Starts::default(),
@@ -116,14 +114,13 @@ fn summary_name(c: &ContainerSummary) -> String {
 /// Shared by the actor and all its tasks.
 struct Inner {
     config: DockerConfig,
-    events: Recipient<BackendEvent>,
+    /// Where its events go.
+    outbox: Outbox,
     /// The connection to the engine: its API version, the bound on calls, its reachability.
     client: Client,
     /// Serializes network creation (old engines do not refuse duplicate network names).
     network_lock: tokio::sync::Mutex<()>,
     reconciler: Reconciler,
-    /// Counts the outcomes of starts and removals sent.
-    completions: AtomicU64,
     /// Commands found runnable: (image id, program, PATH, working dir).
     runnable: Mutex<HashSet<(String, String, String, String)>>,
     /// Container stops in flight: a stop holds its call for up to the grace time, so stops have
@@ -137,17 +134,6 @@ struct Inner {
 }
 
 impl Inner {
-    fn send(&self, event: BackendEvent) {
-        self.events.do_send(event);
-    }
-
-    /// Sends the outcome of a start or a removal, which an inventory taken meanwhile must not
-    /// contradict (see `reconcile_once`).
-    fn send_outcome(&self, event: BackendEvent) {
-        self.completions.fetch_add(1, Ordering::SeqCst);
-        self.send(event);
-    }
-
     fn deployment_filter(&self) -> HashMap<String, Vec<String>> {
         label_filter(&[(LABEL_DEPLOYMENT, self.config.deployment_name.clone())])
     }
@@ -179,8 +165,8 @@ impl Inner {
 
     async fn service_logs(&self, msg: ServiceLogs) -> Result<LogStream, String> {
         let docker = self.client.ready().await.map_err(|e| e.to_string())?;
-        let container = msg.container;
         let limit = self.config.call_timeout;
+        let container = msg.container.clone();
         let inspect = self
             .client
             .call(
@@ -189,18 +175,6 @@ impl Inner {
                 docker.inspect_container(&container, None::<InspectContainerOptions>),
             )
             .await;
-        match inspect {
-            Ok(_) => {}
-            Err(e) if e.is_not_found() => return Err("no such container".to_string()),
-            Err(e) => return Err(e.to_string()),
-        }
-        let options = LogsOptions {
-            follow: msg.follow,
-            stdout: true,
-            stderr: true,
-            tail: msg.tail_lines.map_or_else(|| "all".to_string(), |n| n.to_string()),
-            ..Default::default()
-        };
-        Ok(logs::stream_log(move || docker.logs(&container, Some(options)), msg.follow, limit))
+        logs::read_service_log(msg, inspect, move |name, options| docker.logs(&name, Some(options)), limit)
     }
 }

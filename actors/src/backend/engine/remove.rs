@@ -35,7 +35,7 @@ impl Inner {
         if let Some(error) = &error {
             warn!(execution_id, error, "execution not entirely removed");
         }
-        self.send_outcome(BackendEvent::ExecutionRemoved { execution_id, error });
+        self.outbox.send_outcome(BackendEvent::ExecutionRemoved { execution_id, error });
     }
 
     async fn remove_execution_containers(self: Arc<Self>, docker: Docker, msg: &RemoveExecution) -> Result<(), String> {

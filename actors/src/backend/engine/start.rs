@@ -7,11 +7,11 @@ use std::sync::Arc;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerSummary, HostConfig, HostConfigLogConfig, ImageInspect,
-    NetworkCreateRequest, PortBinding,
+    PortBinding,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, InspectContainerOptions, InspectNetworkOptions, ListContainersOptions,
-    RemoveContainerOptions, StartContainerOptions,
+    CreateContainerOptions, CreateImageOptions, InspectContainerOptions, ListContainersOptions, RemoveContainerOptions,
+    StartContainerOptions,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
@@ -19,8 +19,8 @@ use tracing::{debug, info};
 
 use super::Inner;
 use crate::backend::client::{pull_reason, CallError};
-use crate::backend::shared::{label_filter, start_outcome, Failure, StartControl};
-use crate::backend::{LABEL_DEPLOYMENT, LABEL_EXECUTION_ID, LABEL_OWNER};
+use crate::backend::shared::{ensure_network, label_filter, start_outcome, Failure, NetworkKind, StartControl};
+use crate::backend::{LABEL_DEPLOYMENT, LABEL_EXECUTION_ID};
 use crate::protocol::{scratch_options, ContainerSpec, StartExecution, StartedContainer, SCRATCH};
 
 /// Containers of one startup-order group created and started at the same time.
@@ -41,24 +41,24 @@ impl Inner {
         info!(execution_id, containers = msg.containers.len(), "starting execution");
         let running = self.starts.begin(execution_id).await;
         let mut created = Created::default();
-        let outcome = match self.client.ready().await {
-            Ok(docker) => self.try_start(&docker, &msg, &running.control, &mut created).await,
-            Err(e) => Err(Failure::call(e, |e| e.to_string())),
-        };
+        let outcome = self.try_start(&msg, &running.control, &mut created).await;
         let event = start_outcome(&msg, outcome, || self.cleanup_failed_start(&msg, &created)).await;
-        self.starts.end(execution_id);
-        drop(running);
-        self.send_outcome(event);
+        self.starts.finish(execution_id, running, &self.outbox, event);
     }
 
+    /// Starts what `msg` asks for, once the back end is reached; what it made is in `created`.
     async fn try_start(
         &self,
-        docker: &Docker,
         msg: &StartExecution,
         control: &StartControl,
         created: &mut Created,
     ) -> Result<Vec<StartedContainer>, Failure> {
-        self.ensure_network(docker, &msg.network, &msg.owner).await?;
+        let docker = &self.client.ready().await.map_err(|e| Failure::call(e, |e| e.to_string()))?;
+        let user = (msg.network.as_str(), msg.owner.as_str());
+        let (limit, deployment) = (self.config.call_timeout, &self.config.deployment_name);
+        let held = self.network_lock.lock().await;
+        ensure_network(&self.client, docker, limit, deployment, user, NetworkKind::Bridge).await?;
+        drop(held);
         let mut images: BTreeMap<String, ImageInspect> = BTreeMap::new();
         for spec in &msg.containers {
             if !images.contains_key(&spec.image) {
@@ -88,41 +88,6 @@ impl Inner {
             }
         }
         Ok(started)
-    }
-
-    async fn ensure_network(&self, docker: &Docker, network: &str, owner: &str) -> Result<(), Failure> {
-        let _guard = self.network_lock.lock().await;
-        let limit = self.config.call_timeout;
-        let inspect = self
-            .client
-            .call(
-                &format!("looking for network {network}"),
-                limit,
-                docker.inspect_network(network, None::<InspectNetworkOptions>),
-            )
-            .await;
-        match inspect {
-            Ok(_) => return Ok(()),
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(Failure::call(e, |e| format!("cannot inspect network {network}: {e}"))),
-        }
-        let request = NetworkCreateRequest {
-            name: network.to_string(),
-            driver: Some("bridge".to_string()),
-            labels: Some(HashMap::from([
-                (LABEL_DEPLOYMENT.to_string(), self.config.deployment_name.clone()),
-                (LABEL_OWNER.to_string(), owner.to_string()),
-            ])),
-            ..Default::default()
-        };
-        match self.client.call(&format!("creating network {network}"), limit, docker.create_network(request)).await {
-            Ok(_) => {
-                info!(network, "created network");
-                Ok(())
-            }
-            Err(e) if e.is_conflict() => Ok(()),
-            Err(e) => Err(Failure::call(e, |e| format!("cannot create network {network}: {e}"))),
-        }
     }
 
     async fn ensure_image(&self, docker: &Docker, image: &str) -> Result<ImageInspect, Failure> {

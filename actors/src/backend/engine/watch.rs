@@ -3,7 +3,6 @@
 //! engine's info.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,10 +16,11 @@ use super::{summary_name, Inner};
 use crate::backend::client::{classify, CallError};
 use crate::backend::shared::{label_u64, request_reconcile, Reconciler, Reconciles};
 use crate::backend::{LABEL_DEPLOYMENT, LABEL_EXECUTION_ID, LABEL_SERVICE_ID};
+use crate::backoff::Backoff;
 use crate::protocol::{BackendEvent, ContainerInfo, NodeInfo, PlatformInfo};
 
-const BACKOFF_MIN: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// Reconnections wait 0.5 s, doubling up to 10 s.
+const RECONNECT: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
 const INVENTORY_ATTEMPTS: usize = 10;
 
 impl Inner {
@@ -48,12 +48,12 @@ impl Inner {
         };
         let mut sent = false;
         for _ in 0..INVENTORY_ATTEMPTS {
-            let completions = self.completions.load(Ordering::SeqCst);
+            let completions = self.outbox.completions();
             let Some(containers) = self.take_inventory(&docker).await else {
                 return;
             };
-            if self.completions.load(Ordering::SeqCst) == completions {
-                self.send(BackendEvent::Inventory { containers });
+            if self.outbox.completions() == completions {
+                self.outbox.send(BackendEvent::Inventory { containers });
                 sent = true;
                 break;
             }
@@ -87,7 +87,7 @@ impl Inner {
                         .collect(),
                     containers: count(info.containers_running),
                 };
-                self.send(BackendEvent::Platform(PlatformInfo {
+                self.outbox.send(BackendEvent::Platform(PlatformInfo {
                     memory_total: count(info.mem_total),
                     cpus,
                     containers: count(info.containers),
@@ -174,7 +174,7 @@ impl Inner {
 /// happened since the last event seen (the engine keeps a short history; duplicates are
 /// dropped), and takes an inventory for whatever is beyond that history.
 pub(super) async fn watch_events(inner: Arc<Inner>) {
-    let mut backoff = BACKOFF_MIN;
+    let mut backoff = RECONNECT;
     let mut first = true;
     // Where to resume: the time of the last event seen, or the engine's clock when first
     // connected (anything the engine accepts as `since`).
@@ -191,8 +191,7 @@ pub(super) async fn watch_events(inner: Arc<Inner>) {
             Ok(d) => d,
             Err(e) => {
                 inner.client.mark_unreachable(&e.to_string());
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(BACKOFF_MAX);
+                tokio::time::sleep(backoff.next_pause()).await;
                 continue;
             }
         };
@@ -263,11 +262,10 @@ pub(super) async fn watch_events(inner: Arc<Inner>) {
             Some(error) => inner.client.mark_unreachable(&error),
             None => debug!("resubscribing to Docker events"),
         }
-        if subscribed_at.elapsed() > BACKOFF_MAX {
-            backoff = BACKOFF_MIN;
+        if subscribed_at.elapsed() > backoff.max() {
+            backoff.reset();
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        tokio::time::sleep(backoff.next_pause()).await;
     }
 }
 
@@ -327,7 +325,7 @@ impl Inner {
                 }
                 let exit_code = exit_code.unwrap_or(-1);
                 info!(execution_id, service_id, exit_code, oom_killed, "container exited");
-                self.send(BackendEvent::ContainerExited {
+                self.outbox.send(BackendEvent::ContainerExited {
                     execution_id,
                     service_id,
                     docker_id: id,

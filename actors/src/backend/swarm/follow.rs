@@ -4,7 +4,6 @@
 //! whether Zoe may place containers there.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,10 +18,11 @@ use super::{Inner, NodeSeen, POLL};
 use crate::backend::client::lock;
 use crate::backend::shared::{label_u64, Reconciler, Reconciles};
 use crate::backend::{LABEL_EXECUTION_ID, LABEL_SERVICE_ID};
+use crate::backoff::Backoff;
 use crate::protocol::{BackendEvent, ContainerInfo, NodeInfo, PlatformInfo};
 
-const BACKOFF_MIN: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// Reconnections wait 0.5 s, doubling up to 10 s.
+const RECONNECT: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
 const INVENTORY_ATTEMPTS: usize = 10;
 
 /// The Zoe execution and service of a task, from its container's labels.
@@ -125,11 +125,10 @@ pub(super) async fn poll_forever(inner: Arc<Inner>) {
 /// Follows the manager's service and node events, to poll at once when something happens
 /// (a node going down, a service changing); reconnects with exponential backoff.
 pub(super) async fn watch_events(inner: Arc<Inner>) {
-    let mut backoff = BACKOFF_MIN;
+    let mut backoff = RECONNECT;
     loop {
         let Ok(docker) = inner.client.ready().await else {
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(BACKOFF_MAX);
+            tokio::time::sleep(backoff.next_pause()).await;
             continue;
         };
         let filters = HashMap::from([("type".to_string(), vec!["service".to_string(), "node".to_string()])]);
@@ -160,11 +159,10 @@ pub(super) async fn watch_events(inner: Arc<Inner>) {
                 None => break,
             }
         }
-        if started.elapsed() > BACKOFF_MAX {
-            backoff = BACKOFF_MIN;
+        if started.elapsed() > backoff.max() {
+            backoff.reset();
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        tokio::time::sleep(backoff.next_pause()).await;
     }
 }
 
@@ -257,7 +255,7 @@ impl Inner {
             if let BackendEvent::ContainerExited { execution_id, service_id, exit_code, .. } = &e {
                 info!(execution_id, service_id, exit_code, "container exited");
             }
-            self.send(e);
+            self.outbox.send(e);
         }
         for (execution_id, service_id, service, node) in lost {
             warn!(execution_id, service_id, node, "a container was lost with its node; removing its service");
@@ -266,7 +264,7 @@ impl Inner {
                 lock(&self.seen).lost.remove(&service);
                 continue;
             }
-            self.send(BackendEvent::ContainerLost { execution_id, service_id, node });
+            self.outbox.send(BackendEvent::ContainerLost { execution_id, service_id, node });
         }
         Ok(())
     }
@@ -285,10 +283,10 @@ impl Inner {
         };
         let mut taken = None;
         for _ in 0..INVENTORY_ATTEMPTS {
-            let completions = self.completions.load(Ordering::SeqCst);
+            let completions = self.outbox.completions();
             let inventory = self.inventory(&docker).await;
             let Ok(inventory) = inventory.map_err(|e| warn!(error = e, "inventory failed")) else { return };
-            if self.completions.load(Ordering::SeqCst) == completions {
+            if self.outbox.completions() == completions {
                 taken = Some(inventory);
                 break;
             }
@@ -298,9 +296,9 @@ impl Inner {
             debug!("inventory skipped: starts and removals kept ending meanwhile");
             return;
         };
-        self.send(BackendEvent::Inventory { containers });
+        self.outbox.send(BackendEvent::Inventory { containers });
         match self.platform(&docker, &tasks).await {
-            Ok(p) => self.send(BackendEvent::Platform(p)),
+            Ok(p) => self.outbox.send(BackendEvent::Platform(p)),
             Err(e) => warn!(error = e, "cannot read the swarm's nodes"),
         }
     }

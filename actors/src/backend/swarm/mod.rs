@@ -28,17 +28,16 @@ mod remove;
 mod start;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::{Actor, AsyncContext, Context, Handler, Recipient, WrapFuture};
-use bollard::query_parameters::LogsOptions;
+use bollard::models::{NetworkAttachmentConfig, TaskSpec, TaskSpecLogDriver, TaskSpecPlacement};
 
 use super::client::Client;
 use super::config::{validate_config, DockerConfig};
 use super::logs::{self, KeptLogs};
-use super::shared::{Reconciler, Starts};
+use super::shared::{Outbox, Reconciler, Starts};
 use super::LABEL_DEPLOYMENT;
 use crate::protocol::{BackendEvent, CpuUsage, FindRelay, LogStream, ServiceLogs};
 pub use constraints::Constraint;
@@ -60,11 +59,10 @@ impl SwarmActor {
         let client = Client::new(&config, events.clone());
         Ok(SwarmActor {
             inner: Arc::new(Inner {
-                events,
+                outbox: Outbox::new(events),
                 client,
                 constraints,
                 reconciler: Reconciler::default(),
-                completions: AtomicU64::new(0),
                 starts: Starts::default(),
                 network_lock: tokio::sync::Mutex::new(()),
                 seen: Mutex::new(Seen::default()),
@@ -136,13 +134,12 @@ struct NodeSeen {
 /// Shared by the actor and all its tasks.
 struct Inner {
     config: DockerConfig,
-    events: Recipient<BackendEvent>,
+    /// Where its events go.
+    outbox: Outbox,
     /// The connection to the manager: its API version, the bound on calls, its reachability.
     client: Client,
     constraints: Vec<Constraint>,
     reconciler: Reconciler,
-    /// Counts the outcomes of starts and removals sent.
-    completions: AtomicU64,
     /// Starts under way, by execution id.
     starts: Starts,
     /// The log tails kept of removed containers.
@@ -160,15 +157,22 @@ struct Inner {
 }
 
 impl Inner {
-    fn send(&self, event: BackendEvent) {
-        self.events.do_send(event);
-    }
-
-    /// Sends the outcome of a start or a removal, which an inventory taken meanwhile must not
-    /// contradict (see `follow`).
-    fn send_outcome(&self, event: BackendEvent) {
-        self.completions.fetch_add(1, Ordering::SeqCst);
-        self.send(event);
+    /// What every task Zoe makes shares (an execution's service, a relay): on `network`,
+    /// placed by the configured constraints, logging to json files of `max_size` bytes, at most
+    /// `max_files` of them.
+    fn task_on(&self, network: &str, max_size: String, max_files: String) -> TaskSpec {
+        TaskSpec {
+            placement: Some(TaskSpecPlacement {
+                constraints: Some(self.constraints.iter().map(|c| c.text.clone()).collect()),
+                ..Default::default()
+            }),
+            networks: Some(vec![NetworkAttachmentConfig { target: Some(network.to_string()), ..Default::default() }]),
+            log_driver: Some(TaskSpecLogDriver {
+                name: Some("json-file".to_string()),
+                options: Some(HashMap::from([("max-size".to_string(), max_size), ("max-file".to_string(), max_files)])),
+            }),
+            ..Default::default()
+        }
     }
 
     fn deployment_filter(&self) -> HashMap<String, Vec<String>> {
@@ -182,24 +186,12 @@ impl Inner {
     /// A service's log (its task's container, on whatever node it runs), live or from the start.
     async fn service_logs(&self, msg: ServiceLogs) -> Result<LogStream, String> {
         let docker = self.client.ready().await.map_err(|e| e.to_string())?;
-        let service = msg.container;
         let limit = self.config.call_timeout;
+        let service = msg.container.clone();
         let inspect = self
             .client
             .call(&format!("inspecting service {service}"), limit, docker.inspect_service(&service, None))
             .await;
-        match inspect {
-            Ok(_) => {}
-            Err(e) if e.is_not_found() => return Err("no such container".to_string()),
-            Err(e) => return Err(e.to_string()),
-        }
-        let options = LogsOptions {
-            follow: msg.follow,
-            stdout: true,
-            stderr: true,
-            tail: msg.tail_lines.map_or_else(|| "all".to_string(), |n| n.to_string()),
-            ..Default::default()
-        };
-        Ok(logs::stream_log(move || docker.service_logs(&service, Some(options)), msg.follow, limit))
+        logs::read_service_log(msg, inspect, move |name, options| docker.service_logs(&name, Some(options)), limit)
     }
 }

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use bollard::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum, EndpointSpec,
-    EndpointSpecModeEnum, Limit, NetworkAttachmentConfig, ResourceObject, ServiceSpec, ServiceSpecMode,
-    ServiceSpecModeReplicated, TaskSpec, TaskSpecContainerSpec, TaskSpecContainerSpecPrivileges, TaskSpecLogDriver,
-    TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum, TaskState,
+    EndpointSpecModeEnum, Limit, ResourceObject, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, TaskSpec,
+    TaskSpecContainerSpec, TaskSpecContainerSpecPrivileges, TaskSpecResources, TaskSpecRestartPolicy,
+    TaskSpecRestartPolicyConditionEnum, TaskState,
 };
 use bollard::query_parameters::{InspectNetworkOptions, ListTasksOptions};
 use bollard::Docker;
@@ -149,22 +149,7 @@ impl Inner {
                     delay: Some(1_000_000_000),
                     ..Default::default()
                 }),
-                placement: Some(TaskSpecPlacement {
-                    constraints: Some(self.constraints.iter().map(|c| c.text.clone()).collect()),
-                    ..Default::default()
-                }),
-                networks: Some(vec![NetworkAttachmentConfig {
-                    target: Some(network.to_string()),
-                    ..Default::default()
-                }]),
-                log_driver: Some(TaskSpecLogDriver {
-                    name: Some("json-file".to_string()),
-                    options: Some(HashMap::from([
-                        ("max-size".to_string(), "1048576".to_string()),
-                        ("max-file".to_string(), "2".to_string()),
-                    ])),
-                }),
-                ..Default::default()
+                ..self.task_on(network, "1048576".to_string(), "2".to_string())
             }),
             mode: Some(ServiceSpecMode {
                 replicated: Some(ServiceSpecModeReplicated { replicas: Some(1) }),

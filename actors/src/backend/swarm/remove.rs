@@ -32,7 +32,7 @@ impl Inner {
         if let Some(error) = &error {
             warn!(execution_id, error, "execution not entirely removed");
         }
-        self.send_outcome(BackendEvent::ExecutionRemoved { execution_id, error });
+        self.outbox.send_outcome(BackendEvent::ExecutionRemoved { execution_id, error });
     }
 
     /// Removes the services of an execution (those labelled with it, and those of `names`),

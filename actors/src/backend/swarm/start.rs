@@ -8,19 +8,20 @@ use std::time::{Duration, Instant};
 
 use bollard::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum, EndpointSpec,
-    EndpointSpecModeEnum, Limit, Mount, MountTmpfsOptions, MountType, NetworkAttachmentConfig, NetworkCreateRequest,
-    ResourceObject, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, Task, TaskSpec, TaskSpecContainerSpec,
-    TaskSpecContainerSpecPrivileges, TaskSpecLogDriver, TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy,
-    TaskSpecRestartPolicyConditionEnum, TaskState,
+    EndpointSpecModeEnum, Limit, Mount, MountTmpfsOptions, MountType, ResourceObject, ServiceSpec, ServiceSpecMode,
+    ServiceSpecModeReplicated, Task, TaskSpec, TaskSpecContainerSpec, TaskSpecContainerSpecPrivileges,
+    TaskSpecResources, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum, TaskState,
 };
-use bollard::query_parameters::{InspectNetworkOptions, ListTasksOptions};
+use bollard::query_parameters::ListTasksOptions;
 use bollard::Docker;
 use tracing::{debug, info};
 
 use super::Inner;
 use crate::backend::client::CallError;
-use crate::backend::shared::{label_filter, label_u64, start_outcome, Failure, StartControl};
-use crate::backend::{LABEL_DEPLOYMENT, LABEL_EXECUTION_ID, LABEL_OWNER, LABEL_SERVICE_ID};
+use crate::backend::shared::{
+    ensure_network, label_filter, label_u64, start_outcome, Failure, NetworkKind, StartControl,
+};
+use crate::backend::{LABEL_DEPLOYMENT, LABEL_EXECUTION_ID, LABEL_SERVICE_ID};
 use crate::protocol::{ContainerSpec, StartExecution, StartedContainer, Transport, SCRATCH};
 
 /// How often the tasks of a starting group are looked at.
@@ -34,10 +35,7 @@ impl Inner {
         info!(execution_id, containers = msg.containers.len(), "starting execution on the swarm");
         let running = self.starts.begin(execution_id).await;
         let mut created = Vec::new();
-        let outcome = match self.client.ready().await {
-            Ok(docker) => self.try_start(&docker, &msg, &running.control, &mut created).await,
-            Err(e) => Err(Failure::call(e, |e| e.to_string())),
-        };
+        let outcome = self.try_start(&msg, &running.control, &mut created).await;
         let grow = msg.grow;
         let event = start_outcome(&msg, outcome, || async {
             if grow {
@@ -47,22 +45,23 @@ impl Inner {
             }
         })
         .await;
-        self.starts.end(execution_id);
-        drop(running);
-        self.send_outcome(event);
+        self.starts.finish(execution_id, running, &self.outbox, event);
     }
 
+    /// Starts what `msg` asks for, once the back end is reached; what it made is in `created`.
     async fn try_start(
         &self,
-        docker: &Docker,
         msg: &StartExecution,
         control: &StartControl,
         created: &mut Vec<String>,
     ) -> Result<Vec<StartedContainer>, Failure> {
+        let docker = &self.client.ready().await.map_err(|e| Failure::call(e, |e| e.to_string()))?;
         // The network lock is held until the first services are on the network: a removal of
         // the owner's last execution cannot take the network away meanwhile.
         let mut network_guard = Some(self.network_lock.lock().await);
-        self.ensure_network(docker, &msg.network, &msg.owner).await?;
+        let user = (msg.network.as_str(), msg.owner.as_str());
+        let (limit, deployment) = (self.config.call_timeout, &self.config.deployment_name);
+        ensure_network(&self.client, docker, limit, deployment, user, NetworkKind::Overlay).await?;
         // The master reaches the services through it; an execution runs without it (the proxy
         // makes it again when it needs it).
         if let Err(e) = self.ensure_relay(docker, &msg.network, false).await {
@@ -89,46 +88,6 @@ impl Inner {
             started.extend(self.wait_running(docker, msg, group, control).await?);
         }
         Ok(started)
-    }
-
-    async fn ensure_network(&self, docker: &Docker, network: &str, owner: &str) -> Result<(), Failure> {
-        let limit = self.config.call_timeout;
-        let inspect = self
-            .client
-            .call(
-                &format!("looking for network {network}"),
-                limit,
-                docker.inspect_network(network, None::<InspectNetworkOptions>),
-            )
-            .await;
-        match inspect {
-            Ok(n) if n.scope.as_deref() == Some("swarm") => return Ok(()),
-            Ok(_) => {
-                return Err(Failure::from(format!(
-                    "network {network} exists but is not a swarm network; remove it or rename the user"
-                )))
-            }
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(Failure::call(e, |e| format!("cannot inspect network {network}: {e}"))),
-        }
-        let request = NetworkCreateRequest {
-            name: network.to_string(),
-            driver: Some("overlay".to_string()),
-            attachable: Some(true),
-            labels: Some(HashMap::from([
-                (LABEL_DEPLOYMENT.to_string(), self.config.deployment_name.clone()),
-                (LABEL_OWNER.to_string(), owner.to_string()),
-            ])),
-            ..Default::default()
-        };
-        match self.client.call(&format!("creating network {network}"), limit, docker.create_network(request)).await {
-            Ok(_) => {
-                info!(network, "created overlay network");
-                Ok(())
-            }
-            Err(e) if e.is_conflict() => Ok(()),
-            Err(e) => Err(Failure::call(e, |e| format!("cannot create network {network}: {e}"))),
-        }
     }
 
     /// The service of one container, as Swarm takes it.
@@ -215,22 +174,7 @@ impl Inner {
                     max_attempts: Some(0),
                     ..Default::default()
                 }),
-                placement: Some(TaskSpecPlacement {
-                    constraints: Some(self.constraints.iter().map(|c| c.text.clone()).collect()),
-                    ..Default::default()
-                }),
-                networks: Some(vec![NetworkAttachmentConfig {
-                    target: Some(msg.network.clone()),
-                    ..Default::default()
-                }]),
-                log_driver: Some(TaskSpecLogDriver {
-                    name: Some("json-file".to_string()),
-                    options: Some(HashMap::from([
-                        ("max-size".to_string(), c.log_max_bytes.to_string()),
-                        ("max-file".to_string(), c.log_max_files.max(1).to_string()),
-                    ])),
-                }),
-                ..Default::default()
+                ..self.task_on(&msg.network, c.log_max_bytes.to_string(), c.log_max_files.max(1).to_string())
             }),
             mode: Some(ServiceSpecMode {
                 replicated: Some(ServiceSpecModeReplicated { replicas: Some(1) }),

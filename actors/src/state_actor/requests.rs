@@ -2,14 +2,18 @@
 //! against the current state, applies a pure transition, and answers once the change is durable.
 //! (Reads are not messages: see [`crate::logic::reader`] and [`crate::logic::views`].)
 
-use actix::prelude::*;
-use zoe_checkpoints::{Action, Application, Change, ExecutionStatus, Role};
+use std::sync::Arc;
 
-use super::{Effect, StateActor};
+use actix::prelude::*;
+use zoe_checkpoints::{Action, Application, Change, ExecutionStatus, Role, State, User};
+
+use super::link::Effect;
+use super::StateActor;
 use crate::description::app_description::check_registries;
 use crate::error::ZoeError;
+use crate::logic::access::{check_caller, Caller};
 use crate::logic::plan;
-use crate::logic::transitions::{self, Caller, Termination};
+use crate::logic::transitions::{self, Termination};
 use crate::logic::views::{user_view, UserView};
 use crate::protocol::RemoveNetwork;
 
@@ -42,24 +46,10 @@ impl Handler<CreateUser> for StateActor {
     type Result = ResponseFuture<Result<UserView, ZoeError>>;
 
     fn handle(&mut self, msg: CreateUser, ctx: &mut Self::Context) -> Self::Result {
-        let result =
-            self.check_storage().and_then(|()| transitions::check_caller(&self.state, &msg.caller)).and_then(|()| {
-                transitions::create_user(
-                    &mut self.state,
-                    &msg.caller,
-                    &msg.name,
-                    msg.role,
-                    msg.password_hash,
-                    Self::now(),
-                )
-            });
-        match result {
-            Ok(u) => {
-                self.note(&msg.caller.name, Action::CreateUser, &[u.id]);
-                self.commit(user_view(&u), ctx)
-            }
-            Err(e) => refused(e),
-        }
+        let CreateUser { caller, name, role, password_hash } = msg;
+        self.change_user(caller, Action::CreateUser, ctx, |state, caller| {
+            transitions::create_user(state, caller, &name, role, password_hash, Self::now())
+        })
     }
 }
 
@@ -72,13 +62,31 @@ impl Handler<UpdateUser> for StateActor {
     type Result = ResponseFuture<Result<UserView, ZoeError>>;
 
     fn handle(&mut self, msg: UpdateUser, ctx: &mut Self::Context) -> Self::Result {
-        let result =
-            self.check_storage().and_then(|()| transitions::check_caller(&self.state, &msg.caller)).and_then(|()| {
-                transitions::update_user(&mut self.state, &msg.caller, &msg.name, msg.role, msg.password_hash)
-            });
+        let UpdateUser { caller, name, role, password_hash } = msg;
+        self.change_user(caller, Action::UpdateUser, ctx, |state, caller| {
+            transitions::update_user(state, caller, &name, role, password_hash)
+        })
+    }
+}
+
+impl StateActor {
+    /// A change of a user that `caller` asks for: refused while the state disk is low or the
+    /// caller is gone, else made by `change`, recorded as `action`, and answered with the user's
+    /// view once durable.
+    fn change_user(
+        &mut self,
+        caller: Caller,
+        action: Action,
+        ctx: &mut Context<Self>,
+        change: impl FnOnce(&mut State, &Caller) -> Result<Arc<User>, ZoeError>,
+    ) -> ResponseFuture<Result<UserView, ZoeError>> {
+        let result = self
+            .check_storage()
+            .and_then(|()| check_caller(&self.state, &caller))
+            .and_then(|()| change(&mut self.state, &caller));
         match result {
             Ok(u) => {
-                self.note(&msg.caller.name, Action::UpdateUser, &[u.id]);
+                self.note(&caller.name, action, &[u.id]);
                 self.commit(user_view(&u), ctx)
             }
             Err(e) => refused(e),
@@ -97,15 +105,15 @@ impl Handler<DeleteUser> for StateActor {
     fn handle(&mut self, msg: DeleteUser, ctx: &mut Self::Context) -> Self::Result {
         let result = self
             .check_storage()
-            .and_then(|()| transitions::check_caller(&self.state, &msg.caller))
+            .and_then(|()| check_caller(&self.state, &msg.caller))
             .and_then(|()| transitions::delete_user(&mut self.state, &msg.caller, &msg.name));
         match result {
             Ok(user) => {
                 self.note(&msg.caller.name, Action::DeleteUser, &[user.id]);
-                if self.backend.is_some() {
+                if self.link.handle.is_some() {
                     let network =
                         crate::description::naming::user_network_name(&user.name, &self.state.deployment_name);
-                    self.waiting.effects.push(Effect::RemoveNetwork(RemoveNetwork { network }));
+                    self.commits.next.effects.push(Effect::RemoveNetwork(RemoveNetwork { network }));
                 }
                 self.commit((), ctx)
             }
@@ -136,20 +144,19 @@ impl Handler<SubmitExecution> for StateActor {
         } else {
             None
         };
-        let nodes = self.platform.nodes().map(<[_]>::to_vec);
-        let result =
-            self.check_storage().and_then(|()| transitions::check_caller(&self.state, &msg.caller)).and_then(|()| {
-                check_registries(&msg.application, &self.config.allowed_registries).map_err(ZoeError::from)?;
-                transitions::submit_execution(
-                    &mut self.state,
-                    &msg.caller,
-                    &msg.name,
-                    msg.application,
-                    &self.config.scheduler,
-                    nodes.as_deref(),
-                    Self::now(),
-                )
-            });
+        let nodes = self.link.platform.nodes().map(<[_]>::to_vec);
+        let result = self.check_storage().and_then(|()| check_caller(&self.state, &msg.caller)).and_then(|()| {
+            check_registries(&msg.application, &self.config.allowed_registries).map_err(ZoeError::from)?;
+            transitions::submit_execution(
+                &mut self.state,
+                &msg.caller,
+                &msg.name,
+                msg.application,
+                &self.config.scheduler,
+                nodes.as_deref(),
+                Self::now(),
+            )
+        });
         match result {
             Ok(id) => {
                 if let Some(secret) = secret {
@@ -211,12 +218,12 @@ impl Handler<TerminateExecution> for StateActor {
     type Result = ResponseFuture<Result<(), ZoeError>>;
 
     fn handle(&mut self, msg: TerminateExecution, ctx: &mut Self::Context) -> Self::Result {
-        if let Err(e) = transitions::check_caller(&self.state, &msg.caller) {
+        if let Err(e) = check_caller(&self.state, &msg.caller) {
             return refused(e);
         }
         // An archived execution has ended long ago: nothing to do, as for any ended one.
         if !self.state.executions.contains_key(&msg.id)
-            && self.index.get(msg.id).is_some_and(|a| msg.caller.can_see(a.entry().owner_id))
+            && self.archive.index.get(msg.id).is_some_and(|a| msg.caller.can_see(a.entry().owner_id))
         {
             return Box::pin(async { Ok(()) });
         }
