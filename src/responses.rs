@@ -1,6 +1,6 @@
 //! The error responses the API's operations share, for the OpenAPI document: one type per
 //! refusal, and the sets an operation names in its `#[utoipa::path(responses(..))]`. An
-//! operation that lists `401` (every set here does) needs basic auth ([`crate::openapi`]).
+//! operation that lists `401` (every set here does) needs basic auth, which the document adds.
 
 use std::collections::BTreeMap;
 
