@@ -158,7 +158,7 @@ async fn info(data: web::Data<AppData>, _: Authed) -> ApiResult {
     request_body = crate::requests::NewUser,
     responses(
         (status = 201, description = "Created", body = UserCreated),
-        (status = 400, description = "`invalid_json`, `invalid_request`, `invalid_name`, `invalid_role`", body = ErrorBody),
+        (status = 400, description = "`invalid_json`, `invalid_request`, `password_too_short`, `invalid_name`, `invalid_role`", body = ErrorBody),
         (status = 403, description = "`admin_only`", body = ErrorBody),
         (status = 409, description = "`user_exists`, `no_uid_left`", body = ErrorBody),
         TooLarge,
@@ -167,6 +167,7 @@ async fn info(data: web::Data<AppData>, _: Authed) -> ApiResult {
 )]
 async fn create_user(data: web::Data<AppData>, Authed(caller): Authed, payload: web::Payload) -> ApiResult {
     let NewUser { name, role, password } = NewUser::read(&json_body(&data, payload).await?)?;
+    crate::passwords::check_new_password(&password, data.config.min_password_length)?;
     access::admin_only(&data.reader.now().state, &caller, "create users")?;
     let password_hash = data.auth.passwords.hash(password).await?;
     let user = data.state.send(CreateUser { caller, name, role, password_hash }).await??;
@@ -185,10 +186,10 @@ async fn create_user(data: web::Data<AppData>, Authed(caller): Authed, payload: 
     request_body = crate::requests::UserUpdate,
     responses(
         (status = 200, description = "The changed user", body = UserView),
-        (status = 400, description = "`invalid_json`, `invalid_request`, `invalid_role`", body = ErrorBody),
+        (status = 400, description = "`invalid_json`, `invalid_request`, `password_too_short`, `invalid_role`", body = ErrorBody),
         (status = 403, description = "`admin_only`: only administrators change roles and others' passwords", body = ErrorBody),
         (status = 404, description = "`no_such_user`", body = ErrorBody),
-        (status = 409, description = "`last_admin`", body = ErrorBody),
+        (status = 409, description = "`last_admin`, `directory_user` (a password change for a user of the directory)", body = ErrorBody),
         TooLarge,
         GrowthRefusals,
     ),
@@ -201,7 +202,10 @@ async fn update_user(
 ) -> ApiResult {
     let UserUpdate { role, password } = UserUpdate::read(&json_body(&data, payload).await?)?;
     let password_hash = match password {
-        Some(p) => Some(data.auth.passwords.hash(p).await?),
+        Some(p) => {
+            crate::passwords::check_new_password(&p, data.config.min_password_length)?;
+            Some(data.auth.passwords.hash(p).await?)
+        }
         None => None,
     };
     let user = data.state.send(UpdateUser { caller, name: name.into_inner(), role, password_hash }).await??;

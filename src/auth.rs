@@ -4,8 +4,22 @@
 //! successful verification is remembered for a short time under a keyed digest of
 //! (user, password, stored hash): the cache never holds a password, and it forgets a user as
 //! soon as their hash changes or they are deleted (the lookup goes through the state actor
-//! first). Failed logins are throttled per user and client address, and per address; both tables
-//! are bounded. Verifications themselves are bounded in number and memory (`passwords`).
+//! first). Credentials verified a moment ago pass before any throttling.
+//!
+//! Failed logins are throttled per user name and client address, and per user name: a guesser
+//! gets 429 for that name. Failures under many names from one address (made-up names, a
+//! password sprayed over a list of users) never refuse anyone: past the address's limit, that
+//! address's logins are verified one at a time, in turn, so a flood from one address is slowed
+//! to one verification at a time while the right password of a user with no failures of their
+//! own still signs in (behind one NAT address, or one reverse proxy, everybody shares the
+//! address). Behind a `trusted-proxy`, the address is the client's, from `X-Forwarded-For` or
+//! `Forwarded`. All tables are bounded. Verifications themselves are bounded in number and
+//! memory (`passwords`).
+//!
+//! Users of the directory (`ldap-url`, [`crate::ldap`]) are verified there instead: a name Zoe
+//! does not know, and the users Zoe created from the directory (their stored hash is
+//! [`DIRECTORY_PASSWORD_HASH`]). Local users never are: a directory entry cannot take over
+//! `zoeadmin`, and local users sign in while the directory is down.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -19,9 +33,12 @@ use argon2::password_hash::rand_core::{OsRng, RngCore};
 use base64::Engine;
 use blake2::{Blake2s256, Digest};
 use zoe_actors::logic::views::credentials;
+use zoe_actors::state_actor::DirectorySignIn;
 use zoe_actors::Caller;
+use zoe_checkpoints::DIRECTORY_PASSWORD_HASH;
 
 use crate::error::{ApiError, HttpCode};
+use crate::ldap::{Directory, Verdict};
 use crate::passwords::Passwords;
 pub use crate::passwords::{hash_password, MAX_PASSWORD_BYTES};
 use crate::AppData;
@@ -40,11 +57,15 @@ pub struct Auth {
     /// credentials wait for the first one's result instead of all paying argon2.
     in_progress: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
     failures: Mutex<Failures>,
+    /// Addresses past their failure limit: their logins take turns, one at a time.
+    address_turns: Mutex<HashMap<IpAddr, Arc<tokio::sync::Mutex<()>>>>,
     max_failures: u32,
     window: Duration,
     /// Verified against when the user does not exist, so that unknown and known users take
     /// the same time to refuse.
     dummy_hash: String,
+    /// The directory (LDAP), when `ldap-url` is set.
+    directory: Option<Directory>,
 }
 
 /// Entries of the credential cache and of each failure table. Failure tables are keyed by a
@@ -52,15 +73,19 @@ pub struct Auth {
 /// cost the same few bytes, and there are at most this many.
 const MAX_ENTRIES: usize = 10_000;
 
-/// A failed-login address may fail this many times more often than a (user, address) pair
-/// before all its logins are refused for the window: made-up user names do not escape the
-/// throttle.
+/// A user name may fail this many times more often (from all addresses together) than a (user,
+/// address) pair before it is refused for the window; an address that fails this many times
+/// more often has its logins take turns.
 const ADDRESS_FACTOR: u32 = 10;
 
-/// Failed logins within the window: per (user, address) and per address.
+/// How long a login waits for its address's turn at most, before it is answered 503 `busy`.
+const ADDRESS_TURN_WAIT: Duration = Duration::from_secs(30);
+
+/// Failed logins within the window: per (user, address), per user, and per address.
 #[derive(Default)]
 struct Failures {
     by_user: HashMap<([u8; 16], IpAddr), (u32, Instant)>,
+    by_name: HashMap<[u8; 16], (u32, Instant)>,
     by_address: HashMap<IpAddr, (u32, Instant)>,
 }
 
@@ -104,10 +129,18 @@ impl Auth {
             cache: RwLock::new(HashMap::new()),
             in_progress: Mutex::new(HashMap::new()),
             failures: Mutex::default(),
+            address_turns: Mutex::default(),
             max_failures,
             window,
             dummy_hash: hash_password("zoe-dummy-password")?,
+            directory: None,
         })
+    }
+
+    /// The same authenticator, verifying the users of `directory` there.
+    pub fn with_directory(mut self, directory: Option<Directory>) -> Self {
+        self.directory = directory;
+        self
     }
 
     /// A keyed digest of a user's name and password: what the cache holds instead of passwords.
@@ -178,31 +211,54 @@ impl Auth {
         }
     }
 
-    /// Refuses a login whose user and address, or whose address alone, failed too often.
-    fn check_throttle(&self, name: &str, ip: IpAddr) -> Result<(), ApiError> {
-        let Ok(f) = self.failures.lock() else { return Ok(()) };
-        let max = self.max_failures;
-        if let Some(secs) = throttled_for(&f.by_user, &(self.name_key(name), ip), max, self.window) {
+    /// Refuses a login whose user name and address, or whose user name, failed too often.
+    /// Says whether the address itself failed too often (then its logins take turns).
+    fn check_throttle(&self, name: &str, ip: IpAddr) -> Result<bool, ApiError> {
+        let Ok(f) = self.failures.lock() else { return Ok(false) };
+        let (max, many) = (self.max_failures, self.max_failures.saturating_mul(ADDRESS_FACTOR));
+        let key = self.name_key(name);
+        if let Some(secs) = throttled_for(&f.by_user, &(key, ip), max, self.window) {
             return Err(ApiError::new(
                 HttpCode::TooManyFailedLogins,
                 format!("too many failed logins for {} from {ip}; wait {secs} seconds and try again", shorten(name)),
             )
             .retry_after(secs));
         }
-        if let Some(secs) = throttled_for(&f.by_address, &ip, max.saturating_mul(ADDRESS_FACTOR), self.window) {
+        if let Some(secs) = throttled_for(&f.by_name, &key, many, self.window) {
             return Err(ApiError::new(
                 HttpCode::TooManyFailedLogins,
-                format!("too many failed logins from {ip}; wait {secs} seconds and try again"),
+                format!("too many failed logins for {}; wait {secs} seconds and try again", shorten(name)),
             )
             .retry_after(secs));
         }
-        Ok(())
+        Ok(throttled_for(&f.by_address, &ip, many, self.window).is_some())
+    }
+
+    /// Waits for the turn of an address past its failure limit: one login at a time from it.
+    async fn address_turn(&self, ip: IpAddr) -> Result<tokio::sync::OwnedMutexGuard<()>, ApiError> {
+        let turn = match self.address_turns.lock() {
+            Ok(mut m) => {
+                if m.len() >= MAX_ENTRIES && !m.contains_key(&ip) {
+                    m.retain(|_, t| Arc::strong_count(t) > 1);
+                }
+                m.entry(ip).or_default().clone()
+            }
+            Err(_) => Arc::default(),
+        };
+        tokio::time::timeout(ADDRESS_TURN_WAIT, turn.lock_owned()).await.map_err(|_| {
+            ApiError::new(
+                HttpCode::Busy,
+                format!("too many logins from {ip} are waiting their turn; try again in a moment"),
+            )
+            .retry_after(1)
+        })
     }
 
     fn record_failure(&self, name: &str, ip: IpAddr) {
         let key = self.name_key(name);
         if let Ok(mut f) = self.failures.lock() {
             count_failure(&mut f.by_user, (key, ip), self.window);
+            count_failure(&mut f.by_name, key, self.window);
             count_failure(&mut f.by_address, ip, self.window);
         }
     }
@@ -216,7 +272,7 @@ impl Auth {
 
     /// Entries in the failure tables (for tests of their bound).
     pub fn failure_entries(&self) -> usize {
-        self.failures.lock().map(|f| f.by_user.len() + f.by_address.len()).unwrap_or(0)
+        self.failures.lock().map(|f| f.by_user.len() + f.by_name.len() + f.by_address.len()).unwrap_or(0)
     }
 
     /// Authenticates a request, or says why not.
@@ -232,8 +288,17 @@ impl Auth {
                 return Ok(Caller { id: u.id, name: u.name.clone(), role: u.role });
             }
         }
-        let ip = req.peer_addr().map(|a| a.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        self.check_throttle(&name, ip)?;
+        let ip = client_address(req, &data.config.trusted_proxy);
+        let flooding = self.check_throttle(&name, ip)?;
+        // Past its failure limit, an address's logins are verified one at a time.
+        let _turn = if flooding { Some(self.address_turn(ip).await?) } else { None };
+        let of_directory = match user {
+            Some(u) => u.password_hash == DIRECTORY_PASSWORD_HASH,
+            None => self.directory.is_some() && zoe_checkpoints::is_dns_label(&name),
+        };
+        if of_directory {
+            return self.authenticate_with_directory(data, name, password, key, ip).await;
+        }
         let (phc, caller) = match user {
             Some(u) => (u.password_hash.clone(), Some(Caller { id: u.id, name: u.name.clone(), role: u.role })),
             None => (self.dummy_hash.clone(), None),
@@ -265,6 +330,111 @@ impl Auth {
             }
         }
     }
+}
+
+impl Auth {
+    /// Verifies a user of the directory there, then creates them or brings their role up to
+    /// date. A directory that cannot say is `auth_unavailable` (503), never a 401, and is not
+    /// counted as a failed login.
+    async fn authenticate_with_directory(
+        &self,
+        data: &AppData,
+        name: String,
+        password: String,
+        key: [u8; 32],
+        ip: IpAddr,
+    ) -> Result<Caller, ApiError> {
+        // An empty password never reaches the directory: its bind would be anonymous, and
+        // succeed.
+        if password.is_empty() || password.len() > MAX_PASSWORD_BYTES {
+            self.record_failure(&name, ip);
+            return Err(unauthorized());
+        }
+        let Some(directory) = &self.directory else {
+            return Err(ApiError::new(
+                HttpCode::AuthUnavailable,
+                format!("{} signs in through the directory, and no directory is configured (ldap-url)", shorten(&name)),
+            ));
+        };
+        let gate = self.gate(key);
+        let turn = gate.lock().await;
+        // Another request with the same credentials may have just verified them.
+        let cached = credentials(&data.reader.now(), &name)
+            .filter(|u| u.password_hash == DIRECTORY_PASSWORD_HASH && self.cached(&key, &u.password_hash))
+            .map(|u| Caller { id: u.id, name: u.name.clone(), role: u.role });
+        let verdict = match cached {
+            Some(caller) => Ok(caller),
+            None => Err(directory.verify(&name, &password).await),
+        };
+        drop(turn);
+        drop(gate);
+        self.ungate(&key);
+        let (role, uid) = match verdict {
+            Ok(caller) => return Ok(caller),
+            Err(Verdict::Accepted { role, uid }) => (role, uid),
+            Err(Verdict::Refused) => {
+                self.record_failure(&name, ip);
+                return Err(unauthorized());
+            }
+            Err(Verdict::Unavailable(why)) => {
+                tracing::warn!("sign-in of {} through the directory: {why}", shorten(&name));
+                return Err(ApiError::new(
+                    HttpCode::AuthUnavailable,
+                    "the directory that verifies your password is not available right now; try again later",
+                )
+                .retry_after(5));
+            }
+        };
+        let user = data.state.send(DirectorySignIn { name: name.clone(), role, uid }).await?.map_err(|e| {
+            if e.code == zoe_actors::Code::UserExists {
+                // A local user of this name appeared meanwhile: the directory does not speak for them.
+                unauthorized()
+            } else {
+                ApiError::from(e)
+            }
+        })?;
+        self.remember(key, DIRECTORY_PASSWORD_HASH);
+        self.clear_failures(&name, ip);
+        Ok(Caller { id: user.id, name: user.name, role: user.role })
+    }
+}
+
+/// The client's address: the peer's, or, from a `trusted-proxy`, the nearest address of the
+/// forwarding headers that is not one of the trusted proxies (`X-Forwarded-For`, else
+/// `Forwarded`'s `for=`; the addresses a client wrote itself are further left, and never
+/// reached while a proxy of ours appended its own).
+pub fn client_address(req: &HttpRequest, trusted_proxies: &[IpAddr]) -> IpAddr {
+    let peer = req.peer_addr().map(|a| a.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    if !trusted_proxies.contains(&peer) {
+        return peer;
+    }
+    let headers = req.headers();
+    let joined =
+        |name: header::HeaderName| headers.get_all(name).filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join(",");
+    let forwarded_for = joined(header::X_FORWARDED_FOR);
+    let chain: Vec<IpAddr> = if !forwarded_for.trim().is_empty() {
+        forwarded_for.split(',').filter_map(|a| parse_address(a.trim())).collect()
+    } else {
+        joined(header::FORWARDED)
+            .split([',', ';'])
+            .filter_map(|part| {
+                let (k, v) = part.trim().split_once('=')?;
+                k.trim().eq_ignore_ascii_case("for").then(|| parse_address(v.trim().trim_matches('"')))?
+            })
+            .collect()
+    };
+    chain.iter().rev().find(|a| !trusted_proxies.contains(a)).copied().unwrap_or(peer)
+}
+
+/// An address of a forwarding header: `1.2.3.4`, `1.2.3.4:5678`, `[::1]`, `[::1]:5678` or `::1`.
+fn parse_address(s: &str) -> Option<IpAddr> {
+    if let Ok(ip) = s.parse() {
+        return Some(ip);
+    }
+    if let Some(rest) = s.strip_prefix('[') {
+        return rest.split(']').next()?.parse().ok();
+    }
+    s.rsplit_once(':').and_then(|(host, _)| host.parse().ok())
 }
 
 /// A user name for a message: made-up names can be long.
@@ -305,5 +475,38 @@ impl FromRequest for Authed {
                 .clone();
             data.auth.authenticate(&data, &req).await.map(Authed)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    fn address(peer: &str, headers: &[(&str, &str)], trusted: &[&str]) -> String {
+        let mut req = TestRequest::default().peer_addr(format!("{peer}:40000").parse().unwrap());
+        for (k, v) in headers {
+            req = req.insert_header((*k, *v));
+        }
+        let trusted: Vec<IpAddr> = trusted.iter().map(|t| t.parse().unwrap()).collect();
+        client_address(&req.to_http_request(), &trusted).to_string()
+    }
+
+    #[test]
+    fn the_client_address_comes_from_forwarding_headers_of_trusted_proxies_only() {
+        let xff = [("X-Forwarded-For", "6.6.6.6, 1.2.3.4")];
+        assert_eq!(address("10.0.0.1", &xff, &[]), "10.0.0.1", "not a trusted proxy");
+        assert_eq!(address("10.0.0.1", &xff, &["10.0.0.1"]), "1.2.3.4", "what the client wrote is further left");
+        assert_eq!(
+            address("10.0.0.1", &[("X-Forwarded-For", "1.2.3.4, 10.0.0.2")], &["10.0.0.1", "10.0.0.2"]),
+            "1.2.3.4"
+        );
+        assert_eq!(
+            address("10.0.0.1", &[("Forwarded", "for=\"[2001:db8::1]:4711\";proto=https")], &["10.0.0.1"]),
+            "2001:db8::1"
+        );
+        assert_eq!(address("10.0.0.1", &[("Forwarded", "for=1.2.3.4:80, for=5.6.7.8")], &["10.0.0.1"]), "5.6.7.8");
+        assert_eq!(address("10.0.0.1", &[("X-Forwarded-For", "junk")], &["10.0.0.1"]), "10.0.0.1");
+        assert_eq!(address("10.0.0.1", &[], &["10.0.0.1"]), "10.0.0.1");
     }
 }

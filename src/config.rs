@@ -139,6 +139,12 @@ pub struct MasterConfig {
     #[arg(long, env = "ZOE_AUTH_CACHE_SECONDS", default_value_t = 60)]
     pub auth_cache_seconds: u64,
 
+    /// New passwords (of `user-new`, `user-set`, the API and the web page) must have at least
+    /// this many characters; shorter ones are refused with 400 `password_too_short`. Existing
+    /// passwords keep working.
+    #[arg(long, env = "ZOE_MIN_PASSWORD_LENGTH", default_value_t = 8)]
+    pub min_password_length: usize,
+
     /// Password verifications run at once (each takes ~19 MiB and a core for a moment; 0: one
     /// per core). Further logins wait their turn.
     #[arg(long, env = "ZOE_AUTH_CONCURRENCY", default_value_t = 0)]
@@ -148,21 +154,80 @@ pub struct MasterConfig {
     #[arg(long, env = "ZOE_AUTH_WAIT_SECONDS", default_value_t = 5)]
     pub auth_wait_seconds: u64,
 
-    /// Addresses of reverse proxies whose `X-Forwarded-Host`, `X-Forwarded-Proto` and
-    /// `Forwarded` headers are believed (comma-separated, or repeat the flag). From any other
-    /// peer these headers are ignored.
+    /// Addresses of reverse proxies whose `X-Forwarded-For`, `X-Forwarded-Host`,
+    /// `X-Forwarded-Proto` and `Forwarded` headers are believed (comma-separated, or repeat the
+    /// flag): the client's address for login throttling comes from them. From any other peer
+    /// these headers are ignored.
     #[arg(long = "trusted-proxy", env = "ZOE_TRUSTED_PROXIES", value_delimiter = ',')]
     #[serde(default)]
     pub trusted_proxy: Vec<std::net::IpAddr>,
 
     /// Failed logins allowed per user and client address within the window before further
-    /// attempts are refused with 429.
+    /// attempts are refused with 429; ten times as many per user name from all addresses. An
+    /// address with ten times as many failures under any names is never refused: its logins
+    /// take turns, one at a time.
     #[arg(long, env = "ZOE_LOGIN_FAILURES_MAX", default_value_t = 10)]
     pub login_failures_max: u32,
 
     /// The failed-login window, in seconds.
     #[arg(long, env = "ZOE_LOGIN_FAILURES_WINDOW", default_value_t = 300)]
     pub login_failures_window: u64,
+
+    /// The directory (LDAP) that signs users in besides Zoe's own: `ldap://host[:port]`,
+    /// `ldaps://host[:port]`, or `ldap://` with `ldap-starttls`. A user Zoe does not know, or one
+    /// it created from the directory, is verified there (see "Users and sign-in" in the README).
+    #[arg(long, env = "ZOE_LDAP_URL")]
+    #[serde(default)]
+    pub ldap_url: Option<String>,
+
+    /// Upgrade an `ldap://` connection with StartTLS before anything is sent.
+    #[arg(long, env = "ZOE_LDAP_STARTTLS")]
+    #[serde(default)]
+    pub ldap_starttls: bool,
+
+    /// The certificate authority (PEM) the directory's certificate is checked against
+    /// (default: the system's).
+    #[arg(long, env = "ZOE_LDAP_TLS_CA", value_name = "PATH")]
+    #[serde(default)]
+    pub ldap_tls_ca: Option<PathBuf>,
+
+    /// The service account that searches the directory (default: an anonymous search).
+    #[arg(long, env = "ZOE_LDAP_BIND_DN")]
+    #[serde(default)]
+    pub ldap_bind_dn: Option<String>,
+
+    /// The password of `ldap-bind-dn` (better in the environment than on the command line).
+    #[arg(long, env = "ZOE_LDAP_BIND_PASSWORD", hide_env_values = true)]
+    #[serde(default)]
+    pub ldap_bind_password: Option<String>,
+
+    /// Where users are searched for (the whole subtree).
+    #[arg(long, env = "ZOE_LDAP_BASE_DN")]
+    #[serde(default)]
+    pub ldap_base_dn: Option<String>,
+
+    /// The search filter of a user; `{username}` is replaced by the name, escaped (RFC 4515).
+    #[arg(long, env = "ZOE_LDAP_USER_FILTER", default_value = "(uid={username})")]
+    pub ldap_user_filter: String,
+
+    /// The group (DN) whose members are administrators (`groupOfNames` `member`, or
+    /// `posixGroup` `memberUid`).
+    #[arg(long, env = "ZOE_LDAP_ADMIN_GROUP")]
+    #[serde(default)]
+    pub ldap_admin_group: Option<String>,
+
+    /// The group (DN) whose members are guests; other directory users are users.
+    #[arg(long, env = "ZOE_LDAP_GUEST_GROUP")]
+    #[serde(default)]
+    pub ldap_guest_group: Option<String>,
+
+    /// Time limit of each step with the directory (connecting, each bind and search), in seconds.
+    #[arg(long, env = "ZOE_LDAP_TIMEOUT", default_value_t = 5)]
+    pub ldap_timeout: u64,
+
+    /// Sign-ins verified with the directory at once; further ones wait their turn.
+    #[arg(long, env = "ZOE_LDAP_MAX_CALLS", default_value_t = 4)]
+    pub ldap_max_calls: usize,
 
     /// Scheduling policy: `fifo` (submission order), `priority` (the description's priority,
     /// higher first) or `size` (smallest reservation first); the last two with aging.

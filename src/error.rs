@@ -23,6 +23,8 @@ pub enum HttpCode {
     /// The request is well-formed JSON but a field is missing or has the wrong type, or a query
     /// parameter is malformed.
     InvalidRequest,
+    /// A new password shorter than `min-password-length`.
+    PasswordTooShort,
     /// A role other than admin, user or guest.
     InvalidRole,
     /// `POST /query` asked for something that is not a query.
@@ -51,6 +53,9 @@ pub enum HttpCode {
     ServiceWorkerRefused,
     /// The master is too busy to take this request now (password checks); try later.
     Busy,
+    /// The directory (LDAP) that verifies this user's password cannot be reached or does not
+    /// answer; try later. (Never a 401: the password may well be right.)
+    AuthUnavailable,
     /// A proxied service could not be reached or did not answer.
     BadGateway,
     Internal,
@@ -64,6 +69,7 @@ impl HttpCode {
             HttpCode::DuplicateKey => "duplicate_key",
             HttpCode::InvalidRequest => "invalid_request",
             HttpCode::InvalidRole => "invalid_role",
+            HttpCode::PasswordTooShort => "password_too_short",
             HttpCode::UnknownQuery => "unknown_query",
             HttpCode::InvalidFilters => "invalid_filters",
             HttpCode::NotFound => "not_found",
@@ -77,6 +83,7 @@ impl HttpCode {
             HttpCode::SignInRequired => "sign_in_required",
             HttpCode::ServiceWorkerRefused => "service_worker_refused",
             HttpCode::Busy => "busy",
+            HttpCode::AuthUnavailable => "auth_unavailable",
             HttpCode::BadGateway => "bad_gateway",
             HttpCode::Internal => "internal",
         }
@@ -171,6 +178,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
             | Code::UserHasActiveExecutions
             | Code::LastAdmin
             | Code::NoUidLeft
+            | Code::DirectoryUser
             | Code::InvalidTransition => StatusCode::CONFLICT,
             Code::CheckpointFailed | Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Code::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
@@ -181,6 +189,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
             | HttpCode::DuplicateKey
             | HttpCode::InvalidRequest
             | HttpCode::InvalidRole
+            | HttpCode::PasswordTooShort
             | HttpCode::UnknownQuery
             | HttpCode::InvalidFilters => StatusCode::BAD_REQUEST,
             HttpCode::CrossSiteRequest | HttpCode::ServiceWorkerRefused => StatusCode::FORBIDDEN,
@@ -190,7 +199,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
             HttpCode::PayloadTooLarge | HttpCode::DescriptionTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             HttpCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             HttpCode::TooManyFailedLogins | HttpCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
-            HttpCode::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            HttpCode::Busy | HttpCode::AuthUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             HttpCode::BadGateway => StatusCode::BAD_GATEWAY,
             HttpCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         },

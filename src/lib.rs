@@ -22,6 +22,7 @@ pub mod error;
 pub mod escape;
 pub mod headers;
 pub mod idle;
+pub mod ldap;
 pub mod limits;
 pub mod listing;
 pub mod logs;

@@ -23,6 +23,24 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 /// Longest password accepted, in bytes.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 
+/// Refuses a new password shorter than `min` characters (400 `password_too_short`) or longer
+/// than [`MAX_PASSWORD_BYTES`] (400 `invalid_request`), before anything is hashed.
+pub fn check_new_password(password: &str, min: usize) -> Result<(), ApiError> {
+    if password.is_empty() || password.len() > MAX_PASSWORD_BYTES {
+        return Err(ApiError::new(
+            HttpCode::InvalidRequest,
+            format!("password: must be a string of 1 to {MAX_PASSWORD_BYTES} bytes"),
+        ));
+    }
+    if password.chars().count() < min {
+        return Err(ApiError::new(
+            HttpCode::PasswordTooShort,
+            format!("password: must be at least {} characters long (min-password-length)", min.max(1)),
+        ));
+    }
+    Ok(())
+}
+
 /// Largest argon2 working memory a stored hash may ask for (256 MiB): a hand-edited checkpoint
 /// cannot make every login allocate gigabytes.
 const MAX_BLOCKS: usize = 256 * 1024;

@@ -23,6 +23,14 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
     apt-get update
     apt-get install -y --no-install-recommends chromium chromium-driver fonts-dejavu-core wrk
 fi
+# The directory tests (tests/integration/directory.rs) run Debian's OpenLDAP slapd, an instance of
+# their own on free ports, and its ldap-utils; their test CA is made with the openssl command.
+if ! command -v slapd >/dev/null 2>&1 && ! [ -x /usr/sbin/slapd ] || ! command -v ldapmodify >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1; then
+    echo "run.sh: installing slapd, ldap-utils and openssl for the directory tests" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y --no-install-recommends slapd ldap-utils openssl
+fi
 
 # The fuzz test (tests/integration/fuzz.rs) runs schemathesis from a virtualenv under target/.
 if [ ! -x target/st-venv/bin/schemathesis ]; then

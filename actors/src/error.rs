@@ -28,6 +28,8 @@ pub enum Code {
     ExceedsCapacity,
     /// The execution cannot make that move from its current status.
     InvalidTransition,
+    /// The user signs in through the directory (LDAP): their password is changed there.
+    DirectoryUser,
     /// Every uid a user could be given is taken (a hand-edited `next_uid` near its limit).
     NoUidLeft,
     /// The change could not be made durable; it was not acknowledged (and is undone).
@@ -62,6 +64,7 @@ impl Code {
             Code::ExceedsCapacity => "exceeds_capacity",
             Code::InvalidTransition => "invalid_transition",
             Code::NoUidLeft => "no_uid_left",
+            Code::DirectoryUser => "directory_user",
             Code::CheckpointFailed => "checkpoint_failed",
             Code::InsufficientStorage => "insufficient_storage",
             Code::Unavailable => "unavailable",

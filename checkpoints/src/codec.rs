@@ -9,8 +9,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::model::{
-    limits, Application, Execution, ExecutionStatus, Role, State, User, FIRST_UID, FORMAT_VERSION, ID_LIMIT, MIN_UID,
-    RESERVED_UIDS, UID_LIMIT,
+    limits, Application, Execution, ExecutionStatus, Role, State, User, DIRECTORY_PASSWORD_HASH, FIRST_UID,
+    FORMAT_VERSION, ID_LIMIT, MIN_UID, RESERVED_UIDS, UID_LIMIT,
 };
 
 /// Why a checkpoint could not be loaded, and where.
@@ -350,7 +350,7 @@ pub fn validate(state: &State) -> Result<(), Invalid> {
         if !names.insert(u.name.as_str()) {
             return Err(field("name", "the name is used twice".into()));
         }
-        if !u.password_hash.starts_with("$argon2") {
+        if !u.password_hash.starts_with("$argon2") && u.password_hash != DIRECTORY_PASSWORD_HASH {
             return Err(field("password_hash", "password_hash is not an argon2 PHC string".into()));
         }
     }

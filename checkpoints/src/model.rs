@@ -32,6 +32,10 @@ pub const MIN_UID: u32 = 1000;
 /// user is created once `next_uid` reaches it.
 pub const UID_LIMIT: u32 = 1 << 31;
 
+/// The `password_hash` of a user of the directory (LDAP): their password is the directory's, and
+/// Zoe keeps nothing of it. (No argon2 PHC string equals it, so no password matches it.)
+pub const DIRECTORY_PASSWORD_HASH: &str = "directory";
+
 /// Uids never given to a user: `nobody`, and `(uint16_t)-1`, which some systems treat as "no
 /// uid". (`(uid_t)-1` is above [`UID_LIMIT`].)
 pub const RESERVED_UIDS: [u32; 2] = [65534, 65535];

@@ -246,6 +246,10 @@ fn user_set(
     if let Some(r) = role {
         body.insert("role".into(), Value::String(r));
     }
+    let password = match password.as_deref() {
+        Some("") => Some(password_from_stdin()?),
+        _ => password,
+    };
     let password_changed = password.is_some();
     if let Some(p) = password {
         body.insert("password".into(), Value::String(p));

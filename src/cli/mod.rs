@@ -126,8 +126,10 @@ pub enum ClientCommand {
         /// The new role.
         #[arg(long, value_parser = ["admin", "user", "guest"])]
         role: Option<String>,
-        /// The new password.
-        #[arg(long)]
+        /// Change the password: `--password` alone reads it from one line of standard input,
+        /// which must then not be a terminal (`echo "$PW" | zoe user-set alice --password`), so
+        /// that `ps` and the shell's history never show it. `--password NEW` still works.
+        #[arg(long, num_args = 0..=1, default_missing_value = "", value_name = "NEW")]
         password: Option<String>,
     },
 

@@ -138,7 +138,8 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
         Duration::from_secs(config.login_failures_window),
         Passwords::new(config.auth_concurrency, Duration::from_secs(config.auth_wait_seconds)),
     )
-    .map_err(StartError)?;
+    .map_err(StartError)?
+    .with_directory(crate::ldap::Directory::from_config(&config).map_err(StartError)?);
     let backend = if config.no_docker {
         tracing::warn!("running without Docker (--no-docker): executions wait in the queue");
         None

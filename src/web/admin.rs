@@ -124,6 +124,7 @@ async fn create_user(data: web::Data<AppData>, Posted { user, form }: Posted<Cre
                 format!("the password must be 1 to {MAX_PASSWORD_BYTES} bytes long"),
             ));
         }
+        crate::passwords::check_new_password(&form.password, data.config.min_password_length)?;
         let password_hash = data.auth.passwords.hash(form.password.clone()).await?;
         let msg = CreateUser { caller: user.caller.clone(), name: name.clone(), role, password_hash };
         tell(&data, msg).await

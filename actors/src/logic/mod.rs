@@ -17,6 +17,7 @@
 //! - [`simulator`]: `zoe simulate`, the scheduler on a trace of submissions.
 
 pub mod access;
+pub mod directory;
 pub mod history;
 pub mod outcomes;
 pub mod placement;

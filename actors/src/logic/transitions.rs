@@ -24,6 +24,18 @@ pub fn create_user(
     now: Timestamp,
 ) -> Result<Arc<User>, ZoeError> {
     admin_only(state, caller, "create users")?;
+    add_user(state, name, role, password_hash, now)
+}
+
+/// Adds a user whoever asks (an administrator, or a sign-in the directory verified): the name
+/// checked, a uid handed out.
+pub fn add_user(
+    state: &mut State,
+    name: &str,
+    role: Role,
+    password_hash: String,
+    now: Timestamp,
+) -> Result<Arc<User>, ZoeError> {
     naming::check_dns_label("user name", name).map_err(|m| ZoeError::new(Code::InvalidName, m))?;
     let network = naming::user_network_name(name, &state.deployment_name);
     if network.len() > naming::MAX_HOST_NAME {
@@ -89,6 +101,12 @@ pub fn update_user(
     password_hash: Option<String>,
 ) -> Result<Arc<User>, ZoeError> {
     let user = visible_user(state, caller, name)?.clone();
+    if password_hash.is_some() && user.password_hash == zoe_checkpoints::DIRECTORY_PASSWORD_HASH {
+        return Err(ZoeError::new(
+            Code::DirectoryUser,
+            format!("{name} signs in through the directory: their password is changed there, not in Zoe"),
+        ));
+    }
     if role.is_some_and(|r| r != user.role) {
         admin_only(state, caller, "change roles")?;
         if user.role == Role::Admin && state.users.values().filter(|u| u.role == Role::Admin).count() == 1 {

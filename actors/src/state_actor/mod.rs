@@ -35,11 +35,13 @@
 
 mod archiving;
 mod commits;
+mod directory;
 mod facts;
 mod link;
 mod requests;
 mod writer;
 
+pub use directory::DirectorySignIn;
 pub use requests::{CreateUser, CullIdle, DeleteUser, Ping, SubmitExecution, TerminateExecution, UpdateUser};
 
 use std::sync::Arc;

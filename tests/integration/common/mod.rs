@@ -7,6 +7,7 @@ pub mod docker;
 pub mod engine;
 pub mod process;
 pub mod proxy;
+pub mod slapd;
 pub mod states;
 
 use std::path::{Path, PathBuf};
@@ -104,6 +105,8 @@ impl Master {
             .arg(state_dir)
             .args(extra)
             .env("ZOE_ADMIN_PASSWORD", ADMIN.1)
+            // Most tests use short passwords; tests of the minimum pass --min-password-length.
+            .env("ZOE_MIN_PASSWORD_LENGTH", "1")
             // Workspaces (loop-mounted images) under the test's own folder, never in the
             // checkout, where nothing would unmount them (a `--workspace-base-path` flag wins).
             .env("ZOE_WORKSPACE_BASE_PATH", state_dir.join("ws"))

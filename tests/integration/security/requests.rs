@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{json, Value};
 
+use crate::common::apps::{addr, send};
 use crate::common::browser::{start_driver, Browser};
 use crate::common::docker::{application, docker_master, service, wait_status};
 use crate::common::{app, assert_error, temp_dir, wait_until, Master, ADMIN};
@@ -235,18 +236,75 @@ fn failed_logins_are_throttled_per_user_and_per_address_and_retry_after_agrees()
     let retry: u64 = header(&h, "retry-after").unwrap().parse().unwrap();
     assert!((100..=120).contains(&retry), "{retry}");
     assert!(v["message"].as_str().unwrap().contains(&format!("wait {retry} seconds")), "{v} vs {retry}");
-    // Made-up names from one address: after 10 times the per-user limit, the address is refused.
-    let mut throttled_at = None;
+    // Made-up names from one address: past 10 times the per-user limit, the address is no
+    // longer refused (it was, until issue 25: everybody behind it was locked out); its logins
+    // take turns instead, and each made-up name is still only refused as a wrong password.
     for i in 0..40 {
         let (s, _, v) = m.call_full("GET", "/api/0.6/info", Some((&format!("made-up-{i}"), "x")), None);
-        if s == 429 {
-            assert!(v["message"].as_str().unwrap().contains("too many failed logins from"), "{v}");
-            throttled_at = Some(i);
-            break;
-        }
-        assert_eq!(s, 401);
+        assert_eq!(s, 401, "made-up-{i}: {v}");
     }
-    assert_eq!(throttled_at, Some(27), "3 for alice + 27 made-up names = 30 failures from this address");
+    // alice's own failures still refuse her from this address.
+    assert_eq!(m.get("/api/0.6/info", ALICE).0, 429);
+}
+
+/// Issue 25: 200 failed logins with made-up names from one address made Zoe refuse, for five
+/// minutes, every request from that address (one NAT address, one reverse proxy), also those of a
+/// user whose password it had verified a second earlier. Now they slow that address's logins
+/// down (one at a time) and refuse nobody: a user who signed in a moment ago, and a user with no
+/// failures of their own signing in with the right password, both get 200. Guessing one name is
+/// refused from every address (through a `trusted-proxy`, the addresses are the clients').
+#[test]
+fn made_up_names_from_one_address_lock_out_nobody_but_one_guessed_name_is_refused_everywhere() {
+    let m = Master::start_in(
+        &temp_dir("lockout"),
+        &["--no-docker", "--login-failures-max", "3", "--login-failures-window", "120", "--trusted-proxy", "127.0.0.1"],
+    );
+    m.create_user("alice", "user", ALICE.1);
+    m.create_user("bob", "user", "pw-bob-secret");
+    m.create_user("dave", "user", "pw-dave-secret");
+    assert_eq!(m.get("/api/0.6/info", ALICE).0, 200);
+    let started = Instant::now();
+    for i in 0..300 {
+        let (s, _, v) = m.call_full("GET", "/api/0.6/info", Some((&format!("made-up-{i}"), "wrong")), None);
+        assert_eq!(s, 401, "made-up-{i}: {v}");
+    }
+    eprintln!("300 failed logins with made-up names in {:?}", started.elapsed());
+    assert_eq!(m.get("/api/0.6/info", ALICE).0, 200, "verified a moment ago");
+    assert_eq!(m.get("/api/0.6/info", ("bob", "pw-bob-secret")).0, 200, "no failures of his own");
+    assert_eq!(m.get("/api/0.6/info", ADMIN).0, 200);
+
+    // One name guessed from 30 addresses behind the trusted proxy: refused from any address.
+    let from = |ip: &str, who: (&str, &str)| {
+        let extra = format!("Authorization: {}\r\nX-Forwarded-For: 203.0.113.77, {ip}\r\n", basic(who));
+        send(&addr(&m), &addr(&m), "GET", "/api/0.6/info", &extra, b"")
+    };
+    for i in 0..30 {
+        assert_eq!(from(&format!("10.1.0.{i}"), ("dave", "wrong")).status, 401, "attempt {i}");
+    }
+    let r = from("10.1.0.200", ("dave", "wrong"));
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(r.text().contains("too many failed logins for dave;"), "{}", r.text());
+    assert_eq!(from("10.1.0.201", ("dave", "pw-dave-secret")).status, 429, "the name is being guessed");
+    // bob, verified a moment ago, passes before any throttling.
+    assert_eq!(from("10.1.0.202", ("bob", "pw-bob-secret")).status, 200);
+    // alice, with no failures of her own, from one of those addresses.
+    assert_eq!(from("10.1.0.3", ALICE).status, 200);
+    // Per name and address: 3 failures of carol from one client address refuse her from it only.
+    m.create_user("carol", "user", "pw-carol-secret");
+    for _ in 0..3 {
+        assert_eq!(from("10.2.0.1", ("carol", "wrong")).status, 401);
+    }
+    assert_eq!(from("10.2.0.1", ("carol", "pw-carol-secret")).status, 429);
+    assert_eq!(from("10.2.0.2", ("carol", "pw-carol-secret")).status, 200);
+
+    // Without trust, forwarding headers change nothing: the address is the peer's.
+    let plain = Master::start_in(&temp_dir("lockout-untrusted"), &["--no-docker", "--login-failures-max", "3"]);
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        let extra = format!("Authorization: {}\r\nX-Forwarded-For: 10.3.0.{i}\r\n", basic(("zoeadmin", "wrong")));
+        statuses.push(send(&addr(&plain), &addr(&plain), "GET", "/api/0.6/info", &extra, b"").status);
+    }
+    assert_eq!(statuses, [401, 401, 401, 429]);
 }
 
 /// The master's open file descriptors.
