@@ -17,9 +17,10 @@ use zoe_actors::Code;
 
 use crate::auth::Authed;
 use crate::body::read_limited;
-use crate::error::{ApiError, HttpCode};
+use crate::error::{ApiError, ErrorBody, HttpCode};
 use crate::logs::{service_log, ServiceLog};
 use crate::requests::{strict_json_error, NewExecution, NewToken, NewUser, QueryRequest, UserUpdate};
+use crate::responses::{ChangeRefusals, GrowthRefusals, ReadRefusals, TooLarge};
 use crate::AppData;
 
 /// The API's base path.
@@ -168,11 +169,9 @@ fn parse_id(raw: &str, what: Code) -> Result<u64, ApiError> {
     get,
     path = "/api/0.6/info",
     tag = "platform",
-    security(("basic_auth" = [])),
     responses(
         (status = 200, description = "Versions and deployment", body = Info),
-        crate::error::AuthRefusals,
-        (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::error::ErrorBody),
+        ReadRefusals,
     ),
 )]
 async fn info(data: web::Data<AppData>, _: Authed) -> ApiResult {
@@ -188,17 +187,14 @@ async fn info(data: web::Data<AppData>, _: Authed) -> ApiResult {
     post,
     path = "/api/0.6/user",
     tag = "users",
-    security(("basic_auth" = [])),
     request_body = crate::requests::NewUser,
     responses(
         (status = 201, description = "Created", body = UserCreated),
-        (status = 400, description = "`invalid_json`, `invalid_request`, `password_too_short`, `invalid_name`, `invalid_role`", body = crate::error::ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = crate::error::ErrorBody),
-        (status = 403, description = "`admin_only`", body = crate::error::ErrorBody),
-        (status = 409, description = "`user_exists`, `no_uid_left`", body = crate::error::ErrorBody),
-        (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::error::ErrorBody),
-        (status = 507, description = "`insufficient_storage`: the state disk is under `state-min-free`", body = crate::error::ErrorBody),
-        crate::error::AuthRefusals,
+        (status = 400, description = "`invalid_json`, `invalid_request`, `password_too_short`, `invalid_name`, `invalid_role`", body = ErrorBody),
+        (status = 403, description = "`admin_only`", body = ErrorBody),
+        (status = 409, description = "`user_exists`, `no_uid_left`", body = ErrorBody),
+        TooLarge,
+        GrowthRefusals,
     ),
 )]
 async fn create_user(data: web::Data<AppData>, Authed(caller): Authed, payload: web::Payload) -> ApiResult {
@@ -216,21 +212,18 @@ async fn create_user(data: web::Data<AppData>, Authed(caller): Authed, payload: 
     put,
     path = "/api/0.6/user/{name}",
     tag = "users",
-    security(("basic_auth" = [])),
     params(
         ("name" = String, Path, description = "The user's name"),
     ),
     request_body = crate::requests::UserUpdate,
     responses(
         (status = 200, description = "The changed user", body = UserView),
-        (status = 400, description = "`invalid_json`, `invalid_request`, `password_too_short`, `invalid_role`", body = crate::error::ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = crate::error::ErrorBody),
-        (status = 403, description = "`admin_only`: only administrators change roles and others' passwords", body = crate::error::ErrorBody),
-        (status = 404, description = "`no_such_user`", body = crate::error::ErrorBody),
-        (status = 409, description = "`last_admin`, `directory_user` (a password change for a user of the directory)", body = crate::error::ErrorBody),
-        (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::error::ErrorBody),
-        (status = 507, description = "`insufficient_storage`: the state disk is under `state-min-free`", body = crate::error::ErrorBody),
-        crate::error::AuthRefusals,
+        (status = 400, description = "`invalid_json`, `invalid_request`, `password_too_short`, `invalid_role`", body = ErrorBody),
+        (status = 403, description = "`admin_only`: only administrators change roles and others' passwords", body = ErrorBody),
+        (status = 404, description = "`no_such_user`", body = ErrorBody),
+        (status = 409, description = "`last_admin`, `directory_user` (a password change for a user of the directory)", body = ErrorBody),
+        TooLarge,
+        GrowthRefusals,
     ),
 )]
 async fn update_user(
@@ -255,15 +248,13 @@ async fn update_user(
     get,
     path = "/api/0.6/user/{name}",
     tag = "users",
-    security(("basic_auth" = [])),
     params(
         ("name" = String, Path, description = "The user's name"),
     ),
     responses(
         (status = 200, description = "The user", body = UserView),
-        (status = 404, description = "`no_such_user` (also for a user the caller may not see)", body = crate::error::ErrorBody),
-        crate::error::AuthRefusals,
-        (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::error::ErrorBody),
+        (status = 404, description = "`no_such_user` (also for a user the caller may not see)", body = ErrorBody),
+        ReadRefusals,
     ),
 )]
 async fn get_user(data: web::Data<AppData>, Authed(caller): Authed, name: web::Path<String>) -> ApiResult {
@@ -276,17 +267,14 @@ async fn get_user(data: web::Data<AppData>, Authed(caller): Authed, name: web::P
     delete,
     path = "/api/0.6/user/{name}",
     tag = "users",
-    security(("basic_auth" = [])),
     params(
         ("name" = String, Path, description = "The user's name"),
     ),
     responses(
         (status = 204, description = "Deleted; their executions stay in the history"),
-        (status = 404, description = "`no_such_user`", body = crate::error::ErrorBody),
-        (status = 409, description = "`user_has_active_executions`, `last_admin`", body = crate::error::ErrorBody),
-        (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::error::ErrorBody),
-        (status = 507, description = "`insufficient_storage`: the state disk is under `state-min-free`", body = crate::error::ErrorBody),
-        crate::error::AuthRefusals,
+        (status = 404, description = "`no_such_user`", body = ErrorBody),
+        (status = 409, description = "`user_has_active_executions`, `last_admin`", body = ErrorBody),
+        GrowthRefusals,
     ),
 )]
 async fn delete_user(data: web::Data<AppData>, Authed(caller): Authed, name: web::Path<String>) -> ApiResult {
@@ -298,7 +286,6 @@ async fn delete_user(data: web::Data<AppData>, Authed(caller): Authed, name: web
     post,
     path = "/api/0.6/token",
     tag = "users",
-    security(("basic_auth" = []), ("bearer_token" = [])),
     params(TokenOwner),
     request_body = crate::requests::NewToken,
     responses(
@@ -308,7 +295,7 @@ async fn delete_user(data: web::Data<AppData>, Authed(caller): Authed, name: web
         (status = 409, description = "`token_exists`, `too_many_tokens` (20 per user)", body = crate::error::ErrorBody),
         (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::error::ErrorBody),
         (status = 507, description = "`insufficient_storage`: the state disk is under `state-min-free`", body = crate::error::ErrorBody),
-        crate::error::AuthRefusals,
+        crate::responses::AuthRefusals,
     ),
 )]
 async fn create_token(
@@ -336,12 +323,11 @@ async fn create_token(
     get,
     path = "/api/0.6/token",
     tag = "users",
-    security(("basic_auth" = []), ("bearer_token" = [])),
     params(TokenOwner),
     responses(
         (status = 200, description = "The tokens (never the tokens themselves, nor their hashes)", body = [TokenView]),
         (status = 404, description = "`no_such_user`", body = crate::error::ErrorBody),
-        crate::error::AuthRefusals,
+        crate::responses::AuthRefusals,
     ),
 )]
 async fn list_tokens(data: web::Data<AppData>, Authed(caller): Authed, owner: web::Query<TokenOwner>) -> ApiResult {
@@ -352,7 +338,6 @@ async fn list_tokens(data: web::Data<AppData>, Authed(caller): Authed, owner: we
     delete,
     path = "/api/0.6/token/{name}",
     tag = "users",
-    security(("basic_auth" = []), ("bearer_token" = [])),
     params(
         ("name" = String, Path, description = "The token's name"),
         TokenOwner,
@@ -361,7 +346,7 @@ async fn list_tokens(data: web::Data<AppData>, Authed(caller): Authed, owner: we
         (status = 204, description = "Revoked: it is refused from now on"),
         (status = 404, description = "`no_such_token`, `no_such_user`", body = crate::error::ErrorBody),
         (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::error::ErrorBody),
-        crate::error::AuthRefusals,
+        crate::responses::AuthRefusals,
     ),
 )]
 async fn revoke_token(
@@ -382,7 +367,6 @@ async fn revoke_token(
     get,
     path = "/api/0.6/execution",
     tag = "executions",
-    security(("basic_auth" = [])),
     params(
         ("status" = Option<views::Status>, Query, description = "Only executions with this status (repeat the parameter, or separate statuses with commas, for several)"),
         ("name" = Option<String>, Query, description = "Only executions with exactly this name"),
@@ -393,9 +377,8 @@ async fn revoke_token(
     ),
     responses(
         (status = 200, description = "The caller's executions that match (all of them, with all history, without parameters: as 0.9.7), in id order, archived ones included", body = [views::ExecutionView]),
-        (status = 400, description = "`invalid_request`: unknown status or parameter, bad time, id or limit; `invalid_filters`: a parameter other than `status` given twice, or more than 32 parameters", body = crate::error::ErrorBody),
-        crate::error::AuthRefusals,
-        (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::error::ErrorBody),
+        (status = 400, description = "`invalid_request`: unknown status or parameter, bad time, id or limit; `invalid_filters`: a parameter other than `status` given twice, or more than 32 parameters", body = ErrorBody),
+        ReadRefusals,
     ),
 )]
 async fn list_executions(req: HttpRequest, data: web::Data<AppData>, Authed(caller): Authed) -> ApiResult {
@@ -411,17 +394,14 @@ async fn list_executions(req: HttpRequest, data: web::Data<AppData>, Authed(call
     post,
     path = "/api/0.6/execution",
     tag = "executions",
-    security(("basic_auth" = [])),
     request_body = crate::requests::NewExecution,
     responses(
         (status = 201, description = "Queued and checkpointed", body = ExecutionCreated),
-        (status = 400, description = "`invalid_json`, `invalid_request`, `exceeds_capacity`, or a description code (`missing_field`, `wrong_type`, ...) naming the field", body = crate::error::ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = crate::error::ErrorBody),
-        (status = 402, description = "`quota_exceeded`: a quota of the role, or the workspace over its quota", body = crate::error::ErrorBody),
-        (status = 409, description = "`execution_name_in_use`", body = crate::error::ErrorBody),
-        (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::error::ErrorBody),
-        (status = 507, description = "`insufficient_storage`: the state disk is under `state-min-free`", body = crate::error::ErrorBody),
-        crate::error::AuthRefusals,
+        (status = 400, description = "`invalid_json`, `invalid_request`, `exceeds_capacity`, or a description code (`missing_field`, `wrong_type`, ...) naming the field", body = ErrorBody),
+        (status = 402, description = "`quota_exceeded`: a quota of the role, or the workspace over its quota", body = ErrorBody),
+        (status = 409, description = "`execution_name_in_use`", body = ErrorBody),
+        TooLarge,
+        GrowthRefusals,
     ),
 )]
 async fn submit_execution(data: web::Data<AppData>, Authed(caller): Authed, payload: web::Payload) -> ApiResult {
@@ -436,15 +416,13 @@ async fn submit_execution(data: web::Data<AppData>, Authed(caller): Authed, payl
     get,
     path = "/api/0.6/execution/{id}",
     tag = "executions",
-    security(("basic_auth" = [])),
     params(
         ("id" = u64, Path, description = "The execution's id"),
     ),
     responses(
         (status = 200, description = "The execution (with `queue_position` while waiting)", body = views::ExecutionView),
-        (status = 404, description = "`no_such_execution` (also for one the caller may not see)", body = crate::error::ErrorBody),
-        crate::error::AuthRefusals,
-        (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::error::ErrorBody),
+        (status = 404, description = "`no_such_execution` (also for one the caller may not see)", body = ErrorBody),
+        ReadRefusals,
     ),
 )]
 async fn get_execution(data: web::Data<AppData>, Authed(caller): Authed, id: web::Path<String>) -> ApiResult {
@@ -458,16 +436,14 @@ async fn get_execution(data: web::Data<AppData>, Authed(caller): Authed, id: web
     delete,
     path = "/api/0.6/execution/{id}",
     tag = "executions",
-    security(("basic_auth" = [])),
     params(
         ("id" = u64, Path, description = "The execution's id"),
     ),
     responses(
         (status = 204, description = "Terminated if it was active; the record is kept"),
-        (status = 404, description = "`no_such_execution`", body = crate::error::ErrorBody),
-        (status = 409, description = "`invalid_transition`", body = crate::error::ErrorBody),
-        (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::error::ErrorBody),
-        crate::error::AuthRefusals,
+        (status = 404, description = "`no_such_execution`", body = ErrorBody),
+        (status = 409, description = "`invalid_transition`", body = ErrorBody),
+        ChangeRefusals,
     ),
 )]
 async fn terminate_execution(data: web::Data<AppData>, Authed(caller): Authed, id: web::Path<String>) -> ApiResult {
@@ -480,15 +456,13 @@ async fn terminate_execution(data: web::Data<AppData>, Authed(caller): Authed, i
     get,
     path = "/api/0.6/service/{id}",
     tag = "services",
-    security(("basic_auth" = [])),
     params(
         ("id" = u64, Path, description = "The service's id"),
     ),
     responses(
         (status = 200, description = "The service", body = views::ServiceView),
-        (status = 404, description = "`no_such_service`", body = crate::error::ErrorBody),
-        crate::error::AuthRefusals,
-        (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::error::ErrorBody),
+        (status = 404, description = "`no_such_service`", body = ErrorBody),
+        ReadRefusals,
     ),
 )]
 async fn get_service(data: web::Data<AppData>, Authed(caller): Authed, id: web::Path<String>) -> ApiResult {
@@ -500,14 +474,12 @@ async fn get_service(data: web::Data<AppData>, Authed(caller): Authed, id: web::
     post,
     path = "/api/0.6/query",
     tag = "platform",
-    security(("basic_auth" = [])),
     request_body = crate::requests::QueryRequest,
     responses(
         (status = 200, description = "The matches (all filters must match exactly), or `{\"stats\": ...}`", body = views::QueryAnswer),
-        (status = 400, description = "`invalid_json`, `invalid_request`, `unknown_query`, `invalid_filters`", body = crate::error::ErrorBody),
-        (status = 413, description = "`payload_too_large`", body = crate::error::ErrorBody),
-        crate::error::AuthRefusals,
-        (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::error::ErrorBody),
+        (status = 400, description = "`invalid_json`, `invalid_request`, `unknown_query`, `invalid_filters`", body = ErrorBody),
+        TooLarge,
+        ReadRefusals,
     ),
 )]
 async fn query(data: web::Data<AppData>, Authed(caller): Authed, payload: web::Payload) -> ApiResult {
@@ -548,7 +520,6 @@ fn log_params(query: &str) -> Result<(bool, Option<u64>), ApiError> {
     get,
     path = "/api/0.6/service/{id}/logs",
     tag = "services",
-    security(("basic_auth" = [])),
     params(
         ("id" = u64, Path, description = "The service's id"),
         ("follow" = Option<bool>, Query, description = "Keep the response open and send new lines as they come"),
@@ -556,10 +527,9 @@ fn log_params(query: &str) -> Result<(bool, Option<u64>), ApiError> {
     ),
     responses(
         (status = 200, description = "The live log (streamed with `follow`), or the tail kept after removal", content_type = "text/plain", body = String),
-        (status = 400, description = "`invalid_request`: bad query parameters; `invalid_filters`: one given twice, or more than 32", body = crate::error::ErrorBody),
-        (status = 404, description = "`no_such_service`, `not_found` (no log kept)", body = crate::error::ErrorBody),
-        crate::error::AuthRefusals,
-        (status = 503, description = "`unavailable`: the state actor does not answer", body = crate::error::ErrorBody),
+        (status = 400, description = "`invalid_request`: bad query parameters; `invalid_filters`: one given twice, or more than 32", body = ErrorBody),
+        (status = 404, description = "`no_such_service`, `not_found` (no log kept)", body = ErrorBody),
+        ReadRefusals,
     ),
 )]
 async fn service_logs(

@@ -222,17 +222,6 @@ pub struct ErrorBody {
     pub code: &'static str,
 }
 
-/// The refusals every authenticated operation can give (for the OpenAPI document).
-#[derive(utoipa::IntoResponses)]
-pub enum AuthRefusals {
-    /// `unauthorized`: missing or wrong credentials (with `WWW-Authenticate`)
-    #[response(status = 401)]
-    Unauthorized(ErrorBody),
-    /// `too_many_failed_logins` (with `Retry-After`)
-    #[response(status = 429)]
-    Throttled(ErrorBody),
-}
-
 /// The answer to a method that `allowed` does not list: 405, with an `Allow` header.
 pub fn method_not_allowed(req: &actix_web::HttpRequest, allowed: &[actix_web::http::Method]) -> HttpResponse {
     let allow = allowed.iter().map(actix_web::http::Method::as_str).collect::<Vec<_>>().join(", ");

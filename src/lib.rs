@@ -36,6 +36,7 @@ pub mod percent;
 pub mod proxy;
 pub mod relay_cmd;
 pub mod requests;
+pub mod responses;
 pub mod simulate_cmd;
 pub mod tls;
 pub mod web;

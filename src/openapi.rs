@@ -8,7 +8,7 @@
 
 use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 /// The name of the basic-auth security scheme in the document.
@@ -75,11 +75,23 @@ pub const BEARER_TOKEN: &str = "bearer_token";
 )]
 pub struct ApiDoc;
 
-/// Adds the HTTP basic-auth security scheme the API operations refer to.
+/// Adds the HTTP basic-auth and bearer-token security schemes, and requires one of them of every
+/// operation that can answer `401` (those that name [`crate::responses::AuthRefusals`]).
 struct BasicAuth;
 
 impl Modify for BasicAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete];
+            for op in operations.into_iter().flatten() {
+                if op.responses.responses.contains_key("401") {
+                    op.security = Some(vec![
+                        SecurityRequirement::new::<_, _, String>(BASIC_AUTH, []),
+                        SecurityRequirement::new::<_, _, String>(BEARER_TOKEN, []),
+                    ]);
+                }
+            }
+        }
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             BASIC_AUTH,

@@ -176,6 +176,14 @@ fn unmount_workspaces() {
     }
 }
 
+/// A startup benchmark's master on the deployment `bench`: no quotas, a second's stop grace, and
+/// a tenth of a core reserved by each container (two cores on each node, as the direct paths
+/// limit theirs); `extra` flags are added.
+fn startup_master(dir: &Path, extra: &[&str]) -> (MasterProcess, String) {
+    let startup: &[&str] = &["--stop-grace", "1", "--default-cores", "0.1"];
+    master_process(dir, &[UNLIMITED, &NO_USER_LIMITS, startup, extra].concat())
+}
+
 /// A master as a process of its own (the `zoe` binary of this build, started as the tests start
 /// theirs), so that its memory can be read; returns it and its address (`host:port`).
 /// `ZOE_ADMIN_PASSWORD` is `admin-pw`.

@@ -93,23 +93,7 @@ pub async fn direct_start(docker: &bollard::Docker, run: usize, n: u32, workspac
 pub fn startup(runs: usize) {
     use bollard::query_parameters::RemoveContainerOptions;
     let dir = prepare_dir("start", 0);
-    // Two cores: each container reserves a tenth of one (as the direct path limits them).
-    let (master, addr) = master_process(
-        &dir,
-        &[
-            UNLIMITED,
-            &NO_USER_LIMITS,
-            &[
-                "--stop-grace",
-                "1",
-                "--default-cores",
-                "0.1",
-                "--workspace-base-path",
-                dir.join("ws").to_str().unwrap_or("ws"),
-            ],
-        ]
-        .concat(),
-    );
+    let (master, addr) = startup_master(&dir, &["--workspace-base-path", dir.join("ws").to_str().unwrap_or("ws")]);
     let agent = agent(Duration::from_secs(60));
     let workspace =
         std::path::absolute(dir.join("ws").join("bench").join("alice")).unwrap_or_default().display().to_string();
@@ -119,35 +103,26 @@ pub fn startup(runs: usize) {
         let req = bollard::models::NetworkCreateRequest { name: "zoe-bench-direct".into(), ..Default::default() };
         let _ = docker.create_network(req).await;
     });
-    println!("\n| containers | POST to running, Zoe (median of {runs}) | create+start+inspect, Docker API directly | Zoe's overhead |");
-    println!("|---|---|---|---|");
-    for n in [3u32, 10] {
-        let (mut zoe, mut direct) = (Vec::new(), Vec::new());
-        for run in 0..=runs {
-            let zoe_run = || zoe_start(&agent, &addr, &format!("s{n}-{run}"), app_of(n));
-            let direct_run = || {
-                let t = Instant::now();
-                let ids = system.block_on(direct_start(&docker, run, n, &workspace));
-                let d = t.elapsed().as_secs_f64();
-                system.block_on(async {
-                    for id in ids {
-                        let _ = docker
-                            .remove_container(&id, Some(RemoveContainerOptions { force: true, ..Default::default() }))
-                            .await;
-                    }
-                });
-                d
-            };
-            let (z, d) = in_turns(run, Duration::from_millis(1500), zoe_run, direct_run);
-            if run > 0 {
-                // Run 0 warms up both paths (network creation, caches).
-                zoe.push(z);
-                direct.push(d);
-            }
-        }
-        let (z, d) = (median(zoe), median(direct));
-        println!("| {n} | {:.0} ms | {:.0} ms | {:+.1}% |", z * 1e3, d * 1e3, 100.0 * (z - d) / d);
-    }
+    println!();
+    compare(
+        runs,
+        "create+start+inspect, Docker API directly",
+        Duration::from_millis(1500),
+        |n, run| zoe_start(&agent, &addr, &format!("s{n}-{run}"), app_of(n)),
+        |n, run| {
+            let t = Instant::now();
+            let ids = system.block_on(direct_start(&docker, run, n, &workspace));
+            let d = t.elapsed().as_secs_f64();
+            system.block_on(async {
+                for id in ids {
+                    let _ = docker
+                        .remove_container(&id, Some(RemoveContainerOptions { force: true, ..Default::default() }))
+                        .await;
+                }
+            });
+            d
+        },
+    );
     system.block_on(async {
         let _ = docker.remove_network("zoe-bench-direct").await;
     });
@@ -168,6 +143,32 @@ pub fn zoe_start(agent: &ureq::Agent, addr: &str, name: &str, app: serde_json::V
     http(agent, "DELETE", &url, None);
     wait_for(agent, &url, "terminated");
     z
+}
+
+/// The comparison table, headed `direct` for the direct path: for 3 and 10 containers, after a
+/// warm-up run (network creation, caches), `runs` runs of Zoe's path and the direct one in turns,
+/// `settle` after each; their medians.
+pub fn compare(
+    runs: usize,
+    direct_title: &str,
+    settle: Duration,
+    mut zoe: impl FnMut(u32, usize) -> f64,
+    mut direct: impl FnMut(u32, usize) -> f64,
+) {
+    println!("| containers | POST to running, Zoe (median of {runs}) | {direct_title} | Zoe's overhead |");
+    println!("|---|---|---|---|");
+    for n in [3u32, 10] {
+        let (mut zs, mut ds) = (Vec::new(), Vec::new());
+        for run in 0..=runs {
+            let (z, d) = in_turns(run, settle, || zoe(n, run), || direct(n, run));
+            if run > 0 {
+                zs.push(z);
+                ds.push(d);
+            }
+        }
+        let (z, d) = (median(zs), median(ds));
+        println!("| {n} | {:.0} ms | {:.0} ms | {:+.1}% |", z * 1e3, d * 1e3, 100.0 * (z - d) / d);
+    }
 }
 
 /// One run of Zoe's path and the direct one, alternating which goes first (`run` even: Zoe),

@@ -119,34 +119,24 @@ pub fn swarm_startup(runs: usize) {
     let get = |k: &str| env.get(k).cloned().expect("a setting missing from cluster.sh env");
     let workspaces = get("ZOE_CLUSTER_WORKSPACES");
     let dir = prepare_dir("swarm", 0);
-    let (master, addr) = master_process(
+    let (master, addr) = startup_master(
         &dir,
         &[
-            UNLIMITED,
-            &NO_USER_LIMITS,
-            &[
-                "--backend",
-                "swarm",
-                "--docker-host",
-                &get("ZOE_CLUSTER_MANAGER_TLS"),
-                "--docker-tls-ca",
-                &get("ZOE_CLUSTER_TLS_CA"),
-                "--docker-tls-cert",
-                &get("ZOE_CLUSTER_TLS_CERT"),
-                "--docker-tls-key",
-                &get("ZOE_CLUSTER_TLS_KEY"),
-                "--workspace-base-path",
-                &workspaces,
-                "--stop-grace",
-                "1",
-                "--relay-image",
-                "zoe-relay:bench",
-                // Three nodes of two cores; each container reserves a tenth of one.
-                "--default-cores",
-                "0.1",
-            ],
-        ]
-        .concat(),
+            "--backend",
+            "swarm",
+            "--docker-host",
+            &get("ZOE_CLUSTER_MANAGER_TLS"),
+            "--docker-tls-ca",
+            &get("ZOE_CLUSTER_TLS_CA"),
+            "--docker-tls-cert",
+            &get("ZOE_CLUSTER_TLS_CERT"),
+            "--docker-tls-key",
+            &get("ZOE_CLUSTER_TLS_KEY"),
+            "--workspace-base-path",
+            &workspaces,
+            "--relay-image",
+            "zoe-relay:bench",
+        ],
     );
     let agent = agent(Duration::from_secs(60));
     let workspace = format!("{workspaces}/bench/alice");
@@ -173,38 +163,29 @@ pub fn swarm_startup(runs: usize) {
         let _ = docker.create_network(req).await;
     });
     println!("\n3-node Swarm (Docker-in-Docker on this machine), manager over TLS:\n");
-    println!("| containers | POST to running, Zoe (median of {runs}) | the same services through the manager's API | Zoe's overhead |");
-    println!("|---|---|---|---|");
-    for n in [3usize, 10] {
-        let (mut zoe, mut direct) = (Vec::new(), Vec::new());
-        for run in 0..=runs {
-            let zoe_run = || zoe_start(&agent, &addr, &format!("w{n}-{run}"), app_of(n as u32));
-            let direct_run = || {
-                // The same two startup groups as the application: the monitor, then the workers.
-                let names: Vec<String> = (0..n).map(|i| format!("direct-{run}-{i}-bench")).collect();
-                let t = Instant::now();
-                system.block_on(async {
-                    direct_group(&docker, &names[..1], network, &workspace).await;
-                    direct_group(&docker, &names[1..], network, &workspace).await;
-                });
-                let d = t.elapsed().as_secs_f64();
-                system.block_on(async {
-                    for name in &names {
-                        let _ = docker.delete_service(name).await;
-                    }
-                });
-                d
-            };
-            // Alternate which goes first, and let the nodes remove the containers in between.
-            let (z, d) = in_turns(run, Duration::from_millis(3000), zoe_run, direct_run);
-            if run > 0 {
-                zoe.push(z);
-                direct.push(d);
-            }
-        }
-        let (z, d) = (median(zoe), median(direct));
-        println!("| {n} | {:.0} ms | {:.0} ms | {:+.1}% |", z * 1e3, d * 1e3, 100.0 * (z - d) / d);
-    }
+    // Alternate which goes first, and let the nodes remove the containers in between.
+    compare(
+        runs,
+        "the same services through the manager's API",
+        Duration::from_millis(3000),
+        |n, run| zoe_start(&agent, &addr, &format!("w{n}-{run}"), app_of(n)),
+        |n, run| {
+            // The same two startup groups as the application: the monitor, then the workers.
+            let names: Vec<String> = (0..n).map(|i| format!("direct-{run}-{i}-bench")).collect();
+            let t = Instant::now();
+            system.block_on(async {
+                direct_group(&docker, &names[..1], network, &workspace).await;
+                direct_group(&docker, &names[1..], network, &workspace).await;
+            });
+            let d = t.elapsed().as_secs_f64();
+            system.block_on(async {
+                for name in &names {
+                    let _ = docker.delete_service(name).await;
+                }
+            });
+            d
+        },
+    );
     println!("\n(goal: Zoe within 10% of the direct path)\n");
     system.block_on(async {
         let _ = docker.remove_network(network).await;

@@ -91,6 +91,19 @@ fn pretty<T: Serialize + ?Sized>(v: &T) -> Result<String, CliError> {
         .map_err(|e| CliError::Failed(format!("cannot print JSON: {e}")))
 }
 
+/// A list as pretty JSON, or as a table of `headers` with a row of each item.
+fn listing<T: Serialize>(
+    items: &[T],
+    json: bool,
+    headers: &[&str],
+    row: impl Fn(&T) -> Vec<String>,
+) -> Result<String, CliError> {
+    if json {
+        return pretty(items);
+    }
+    Ok(table(headers, &items.iter().map(row).collect::<Vec<_>>()))
+}
+
 /// Instance counts in words: `2 running, 0 starting, 1 waiting`.
 fn instance_counts(c: &InstanceCounts) -> String {
     format!("{} running, {} starting, {} waiting", c.running, c.starting, c.waiting)
@@ -341,22 +354,15 @@ fn user_rm(c: &Client, json: bool, name: &str) -> Result<String, CliError> {
 /// `user-ls`: `POST /query` for `user`.
 fn user_ls(c: &Client, json: bool) -> Result<String, CliError> {
     let users: Vec<UserView> = Client::typed(c.query(QueryWhat::User, json!({}))?)?;
-    if json {
-        return pretty(&users);
-    }
-    let rows: Vec<Vec<String>> = users
-        .iter()
-        .map(|u| {
-            vec![
-                u.id.to_string(),
-                u.name.clone(),
-                u.role.as_str().to_string(),
-                u.uid.to_string(),
-                short_time(Some(&u.created_at)),
-            ]
-        })
-        .collect();
-    Ok(table(&["ID", "NAME", "ROLE", "UID", "CREATED"], &rows))
+    listing(&users, json, &["ID", "NAME", "ROLE", "UID", "CREATED"], |u| {
+        vec![
+            u.id.to_string(),
+            u.name.clone(),
+            u.role.as_str().to_string(),
+            u.uid.to_string(),
+            short_time(Some(&u.created_at)),
+        ]
+    })
 }
 
 /// Reads and validates an application description with the server's own code; returns the
@@ -495,25 +501,18 @@ fn exec_ls(c: &Client, json: bool, query: &[(&str, String)], limit: Option<usize
             eprintln!("the newest {n} shown; older ones may match too: add --before {}", first.id);
         }
     }
-    if json {
-        return pretty(&list);
-    }
-    let rows: Vec<Vec<String>> = list
-        .iter()
-        .map(|e| {
-            vec![
-                e.id.to_string(),
-                e.name.clone(),
-                e.owner.clone(),
-                e.status.0.as_str().to_string(),
-                short_time(Some(&e.time_scheduled)),
-                short_time(e.time_started.as_ref()),
-                short_time(e.time_finished.as_ref()),
-                or_dash(e.queue_position),
-            ]
-        })
-        .collect();
-    Ok(table(&["ID", "NAME", "OWNER", "STATUS", "SCHEDULED", "STARTED", "FINISHED", "QUEUE"], &rows))
+    listing(&list, json, &["ID", "NAME", "OWNER", "STATUS", "SCHEDULED", "STARTED", "FINISHED", "QUEUE"], |e| {
+        vec![
+            e.id.to_string(),
+            e.name.clone(),
+            e.owner.clone(),
+            e.status.0.as_str().to_string(),
+            short_time(Some(&e.time_scheduled)),
+            short_time(e.time_started.as_ref()),
+            short_time(e.time_finished.as_ref()),
+            or_dash(e.queue_position),
+        ]
+    })
 }
 
 /// `exec-get`: `GET /execution/<id>`, then `GET /service/<id>` for each of its services.

@@ -8,6 +8,22 @@ use zoe_actors::backend::workspace::WorkspaceUse;
 use zoe_actors::logic::views::{ExecutionView, PortView, ServiceView, UserView};
 use zoe_checkpoints::{ExecutionStatus, ServiceStatus, Timestamp};
 
+/// A view as a page shows it: a newtype over the view, that reads as the view.
+macro_rules! row {
+    ($(#[$doc:meta])* $row:ident($view:ty)) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $row(pub $view);
+
+        impl Deref for $row {
+            type Target = $view;
+            fn deref(&self) -> &$view {
+                &self.0
+            }
+        }
+    };
+}
+
 /// A time for people: `2025-11-25 09:07:03` (UTC).
 pub fn show_time(t: &Timestamp) -> String {
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
@@ -30,16 +46,10 @@ pub fn duration_words(s: u64) -> String {
     }
 }
 
-/// An execution, as `GET /execution/<id>` shows it.
-#[derive(Debug)]
-pub struct ExecutionRow(pub ExecutionView);
-
-impl Deref for ExecutionRow {
-    type Target = ExecutionView;
-    fn deref(&self) -> &ExecutionView {
-        &self.0
-    }
-}
+row!(
+    /// An execution, as `GET /execution/<id>` shows it.
+    ExecutionRow(ExecutionView)
+);
 
 impl ExecutionRow {
     fn status(&self) -> ExecutionStatus {
@@ -140,16 +150,10 @@ impl ExecutionRow {
     }
 }
 
-/// One container of an execution, as `GET /service/<id>` shows it.
-#[derive(Debug)]
-pub struct ServiceRow(pub ServiceView);
-
-impl Deref for ServiceRow {
-    type Target = ServiceView;
-    fn deref(&self) -> &ServiceView {
-        &self.0
-    }
-}
+row!(
+    /// One container of an execution, as `GET /service/<id>` shows it.
+    ServiceRow(ServiceView)
+);
 
 /// A port of a service, and whether its service runs.
 #[derive(Debug)]
@@ -221,16 +225,10 @@ fn status_class(status: &str) -> String {
     format!("st-{}", status.replace(' ', "-"))
 }
 
-/// A user, as `GET /user/<name>` shows it.
-#[derive(Debug)]
-pub struct UserRow(pub UserView);
-
-impl Deref for UserRow {
-    type Target = UserView;
-    fn deref(&self) -> &UserView {
-        &self.0
-    }
-}
+row!(
+    /// A user, as `GET /user/<name>` shows it.
+    UserRow(UserView)
+);
 
 impl UserRow {
     pub fn created(&self) -> String {

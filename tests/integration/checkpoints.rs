@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::common::{app, assert_error, temp_dir, wait_until, zoe_bin, Master, ADMIN};
+use crate::common::{app, assert_error, assert_kept, temp_dir, wait_until, zoe_bin, Master, ADMIN};
 
 const NO_DOCKER: &[&str] = &["--no-docker"];
 /// Ended executions move to the archive almost at once, so SIGKILL lands in archiving too; the
@@ -33,6 +33,15 @@ fn checkpoint_cmd(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
     let out = Command::new(zoe_bin()).arg("checkpoint").args(args).arg("--state-dir").arg(dir).output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
+}
+
+/// A state directory (a new temporary one, `name`) that holds the user alice, its master stopped.
+fn state_with_alice(name: &str) -> std::path::PathBuf {
+    let dir = temp_dir(name);
+    let mut m = Master::start_in(&dir, NO_DOCKER);
+    m.create_user("alice", "user", "pa");
+    m.kill();
+    dir
 }
 
 fn newest_file(dir: &std::path::Path) -> std::path::PathBuf {
@@ -123,13 +132,8 @@ fn every_acknowledged_change_survives_sigkill() {
         let acked = acked.lock().unwrap();
         assert!(acked.len() > 10, "round {round}: too few changes to mean anything ({})", acked.len());
         for (name, id, terminated) in acked.iter() {
-            let e = list
-                .iter()
-                .find(|e| e["id"] == *id)
-                .unwrap_or_else(|| panic!("round {round}: acknowledged execution {id} {name} lost"));
-            if *terminated {
-                assert_eq!(e["status"], "terminated", "round {round}: acknowledged termination of {id} lost");
-            } else if !name.is_empty() {
+            let e = assert_kept(&list, &format!("round {round}"), *id, &format!("{id} {name}"), *terminated);
+            if !*terminated && !name.is_empty() {
                 assert_eq!(e["name"], name.as_str());
             }
         }
@@ -184,10 +188,7 @@ fn regex_line_col(s: &str) -> bool {
 
 #[test]
 fn a_hand_edited_checkpoint_is_used_and_a_bad_edit_is_pinpointed() {
-    let dir = temp_dir("handedit");
-    let mut m = Master::start_in(&dir, NO_DOCKER);
-    m.create_user("alice", "user", "pa");
-    m.kill();
+    let dir = state_with_alice("handedit");
     let newest = newest_file(&dir);
     let text = std::fs::read_to_string(&newest).unwrap();
     // Promote alice to admin by hand.
@@ -423,10 +424,7 @@ fn hand_edits_that_would_break_the_master_later_are_refused_at_their_line() {
 /// a backtrace, rc 101. And hostile values came out whole.
 #[test]
 fn the_tools_exit_cleanly_on_a_closed_pipe_and_shorten_hostile_values() {
-    let dir = temp_dir("pipe");
-    let mut m = Master::start_in(&dir, NO_DOCKER);
-    m.create_user("alice", "user", "pa");
-    m.kill();
+    let dir = state_with_alice("pipe");
     for args in [&["list"][..], &["show"], &["diff", "1"], &["verify"]] {
         let mut child = Command::new(zoe_bin())
             .arg("checkpoint")

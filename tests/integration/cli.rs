@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::docker::{require_docker, Cleanup, IMAGE};
+use crate::common::docker::{docker_deployment, IMAGE};
 use crate::common::{app, temp_dir, zoe_bin, Master, ADMIN};
 
 /// What one run of the client did.
@@ -284,9 +284,7 @@ fn executions_through_the_client_without_docker() {
 
 #[test]
 fn start_wait_shows_endpoints_and_logs_stream_on_docker() {
-    require_docker();
-    let deployment = format!("c{}", std::process::id() % 100000);
-    let _cleanup = Cleanup(deployment.clone());
+    let (deployment, _cleanup) = docker_deployment(format!("c{}", std::process::id() % 100000));
     let dir = temp_dir("cli-docker");
     let ws = dir.join("ws");
     let m = Master::start_in(

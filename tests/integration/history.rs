@@ -47,6 +47,17 @@ fn wait_archived(dir: &Path, keep: usize) {
     polled.unwrap_or_else(|text| panic!("nothing was archived in 20 s; newest checkpoint:\n{text}"));
 }
 
+/// Submits `n` executions named `prefix-0`, `prefix-1`... and terminates each; their ids.
+fn submit_and_end(m: &Master, prefix: &str, n: usize) -> Vec<u64> {
+    (0..n)
+        .map(|i| {
+            let id = m.submit(ADMIN, &format!("{prefix}-{i}"), &app("img", None));
+            assert_eq!(m.delete(&format!("/api/0.6/execution/{id}"), ADMIN).0, 204);
+            id
+        })
+        .collect()
+}
+
 fn ids(list: &Value) -> Vec<u64> {
     list.as_array().unwrap().iter().map(|e| e["id"].as_u64().unwrap()).collect()
 }
@@ -58,16 +69,16 @@ fn link_of(headers: &[(String, String)]) -> Option<String> {
 }
 
 fn zoe097(m: &Master, auth: (&str, &str), args: &[&str]) -> String {
-    let out = Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/zoe097.py"))
-        .args(args)
-        .env("ZOE_URL", &m.url)
-        .env("ZOE_USER", auth.0)
-        .env("ZOE_PASS", auth.1)
-        .output()
-        .unwrap();
+    let mut cmd = Command::new("python3");
+    cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/zoe097.py")).args(args);
+    String::from_utf8(client_output(cmd, m, auth)).unwrap()
+}
+
+/// Runs a client of `m` as `auth` (`ZOE_URL`, `ZOE_USER`, `ZOE_PASS`); its output, once it succeeded.
+fn client_output(mut cmd: Command, m: &Master, auth: (&str, &str)) -> Vec<u8> {
+    let out = cmd.env("ZOE_URL", &m.url).env("ZOE_USER", auth.0).env("ZOE_PASS", auth.1).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
+    out.stdout
 }
 
 #[test]
@@ -268,12 +279,7 @@ fn an_archived_execution_keeps_its_services_logs_and_page() {
 fn a_listing_deep_in_the_archive_is_whole_and_pages_agree() {
     let dir = temp_dir("history-deep");
     let m = Master::start_in(&dir, ARCHIVE_FAST);
-    let mut all = Vec::new();
-    for i in 0..300 {
-        let id = m.submit(ADMIN, &format!("deep-{i}"), &app("img", None));
-        assert_eq!(m.delete(&format!("/api/0.6/execution/{id}"), ADMIN).0, 204);
-        all.push(id);
-    }
+    let all = submit_and_end(&m, "deep", 300);
     wait_archived(&dir, 2);
     let (s, list) = m.get("/api/0.6/execution", ADMIN);
     assert_eq!(s, 200);
@@ -295,15 +301,9 @@ fn a_listing_deep_in_the_archive_is_whole_and_pages_agree() {
     let (s, q) = m.post("/api/0.6/query", ADMIN, &json!({"what": "execution", "filters": {"status": "terminated"}}));
     assert_eq!((s, ids(&q).len()), (200, 300));
 
-    let out = Command::new(zoe_bin())
-        .args(["--json", "exec-ls", "--status", "terminated", "--name", "deep-7", "--limit", "5"])
-        .env("ZOE_URL", &m.url)
-        .env("ZOE_USER", ADMIN.0)
-        .env("ZOE_PASS", ADMIN.1)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut cmd = Command::new(zoe_bin());
+    cmd.args(["--json", "exec-ls", "--status", "terminated", "--name", "deep-7", "--limit", "5"]);
+    let v: Value = serde_json::from_slice(&client_output(cmd, &m, ADMIN)).unwrap();
     assert_eq!(ids(&v), [all[7]], "{v}");
 
     // A segment damaged behind the master's back: that execution is a clear 500 that names no
@@ -328,12 +328,7 @@ fn a_listing_deep_in_the_archive_is_whole_and_pages_agree() {
 fn the_archive_index_is_rebuilt_edits_are_seen_and_strays_refused() {
     let dir = temp_dir("history-index");
     let mut m = Master::start_in(&dir, ARCHIVE_FAST);
-    let mut ended = Vec::new();
-    for i in 0..8 {
-        let id = m.submit(ADMIN, &format!("ix-{i}"), &app("img", None));
-        assert_eq!(m.delete(&format!("/api/0.6/execution/{id}"), ADMIN).0, 204);
-        ended.push(id);
-    }
+    let ended = submit_and_end(&m, "ix", 8);
     wait_archived(&dir, 2);
     let (_, before) = m.get("/api/0.6/execution", ADMIN);
     m.kill();

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::common::docker::{
-    application, containers_of, docker, docker_master, docker_master_with, exec_in, inspect, require_docker, service,
-    wait_status, Cleanup, IMAGE,
+    application, containers_of, docker, docker_deployment, docker_master, docker_master_with, exec_in, inspect,
+    service, wait_status, IMAGE,
 };
-use crate::common::{temp_dir, wait_until, Master, ADMIN};
+use crate::common::{assert_kept, temp_dir, wait_until, Master, ADMIN};
 
 #[test]
 fn a_three_service_execution_runs_named_labelled_connected_and_reachable() {
@@ -223,26 +223,12 @@ fn containers_removed_behind_zoes_back_and_master_restarts_end_matching_docker()
 
 #[test]
 fn with_docker_unreachable_reads_work_submissions_queue_and_all_resumes_when_it_is_back() {
-    require_docker();
-    let deployment = format!("l{}down", std::process::id() % 10000);
-    let _cleanup = Cleanup(deployment.clone());
+    let (deployment, _cleanup) = docker_deployment(format!("l{}down", std::process::id() % 10000));
     let dir = temp_dir("down");
     // The master's Docker socket is a path that does not exist yet.
     let sock = dir.join("docker.sock");
     let host = format!("unix://{}", sock.display());
-    let m = Master::start_in(
-        &dir,
-        &[
-            "--deployment-name",
-            &deployment,
-            "--docker-host",
-            &host,
-            "--reconcile-interval",
-            "1",
-            "--docker-timeout",
-            "2",
-        ],
-    );
+    let m = master_via(&dir, &deployment, &host, &["--docker-timeout", "2"]);
     m.create_user("alice", "user", "pa");
     let alice = ("alice", "pa");
     let id = m.submit(alice, "waits", &application(vec![service("main", true, 1, 0, "sleep 600", json!([]))]));
@@ -264,9 +250,7 @@ fn with_docker_unreachable_reads_work_submissions_queue_and_all_resumes_when_it_
 
 #[test]
 fn with_capacity_capped_a_second_execution_waits_then_starts_on_its_own() {
-    require_docker();
-    let deployment = format!("l{}cap", std::process::id() % 10000);
-    let _cleanup = Cleanup(deployment.clone());
+    let (deployment, _cleanup) = docker_deployment(format!("l{}cap", std::process::id() % 10000));
     let dir = temp_dir("cap");
     let m = Master::start_in(
         &dir,
@@ -378,13 +362,7 @@ fn sigkill_while_containers_start_and_stop_leaves_nothing_stranded() {
             std::thread::sleep(Duration::from_millis(200));
         };
         for (id, terminated) in &acked {
-            let e = list
-                .iter()
-                .find(|e| e["id"] == *id)
-                .unwrap_or_else(|| panic!("round {round}: acknowledged execution {id} lost"));
-            if *terminated {
-                assert_eq!(e["status"], "terminated", "round {round}: acknowledged termination of {id} lost");
-            }
+            assert_kept(&list, &format!("round {round}"), *id, &id.to_string(), *terminated);
         }
         // Give the first inventory time to remove orphans, then compare with Docker.
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -432,27 +410,11 @@ fn sigkill_while_containers_start_and_stop_leaves_nothing_stranded() {
 #[test]
 fn docker_cut_slowed_and_its_event_stream_dropped_the_master_serves_and_recovers() {
     use crate::common::proxy::{Proxy, ProxyMode};
-    require_docker();
     let proxy = Proxy::start();
-    let deployment = format!("l{}faults", std::process::id() % 10000);
-    let _cleanup = Cleanup(deployment.clone());
+    let (deployment, _cleanup) = docker_deployment(format!("l{}faults", std::process::id() % 10000));
     let dir = temp_dir("faults");
     let host = format!("tcp://127.0.0.1:{}", proxy.port);
-    let m = Master::start_in(
-        &dir,
-        &[
-            "--deployment-name",
-            &deployment,
-            "--docker-host",
-            &host,
-            "--docker-timeout",
-            "3",
-            "--reconcile-interval",
-            "1",
-            "--stop-grace",
-            "1",
-        ],
-    );
+    let m = master_via(&dir, &deployment, &host, &["--docker-timeout", "3", "--stop-grace", "1"]);
     m.create_user("alice", "user", "pa");
     let alice = ("alice", "pa");
     let app1 = || application(vec![service("main", true, 1, 0, "sleep 600", json!([]))]);
@@ -507,4 +469,12 @@ fn docker_cut_slowed_and_its_event_stream_dropped_the_master_serves_and_recovers
         assert!(!["starting", "cleaning up"].contains(&e["status"].as_str().unwrap()), "{e}");
     }
     assert_eq!(containers_of(&deployment), vec![format!("main-c-alice-{deployment}")]);
+}
+
+/// A master of `deployment` in `dir` that reaches Docker at `host` and reconciles every second;
+/// `extra` flags are added.
+fn master_via(dir: &std::path::Path, deployment: &str, host: &str, extra: &[&str]) -> Master {
+    let mut args = vec!["--deployment-name", deployment, "--docker-host", host, "--reconcile-interval", "1"];
+    args.extend_from_slice(extra);
+    Master::start_in(dir, &args)
 }

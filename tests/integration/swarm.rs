@@ -103,6 +103,12 @@ fn serial() -> MutexGuard<'static, ()> {
     M.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The cluster, for one test at a time: the guard is held while the test runs.
+fn serial_cluster() -> (MutexGuard<'static, ()>, &'static Cluster) {
+    let one = serial();
+    (one, cluster())
+}
+
 /// The docker CLI against the manager's socket (the harness's own access), bounded.
 fn manager(c: &Cluster, args: &[&str]) -> String {
     node_docker(c, 1, args)
@@ -229,8 +235,7 @@ fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
 
 #[test]
 fn an_execution_spreads_over_nodes_its_parts_meet_and_terminating_leaves_nothing() {
-    let _one = serial();
-    let c = cluster();
+    let (_one, c) = serial_cluster();
     let (m, _cleanup, deployment) = swarm_master(c, "spread", None);
     m.create_user("alice", "user", "pa");
     let id = m.submit(ALICE, "wide", &spread_app(4));
@@ -324,8 +329,7 @@ impl Drop for Revive {
 
 #[test]
 fn a_lost_node_ends_what_needed_it_and_a_restarted_master_finds_the_rest() {
-    let _one = serial();
-    let c = cluster();
+    let (_one, c) = serial_cluster();
     let dir = temp_dir("swarm-loss");
     let (mut m, _cleanup, deployment) = swarm_master(c, "loss", Some(dir.clone()));
     m.create_user("alice", "user", "pa");
@@ -469,8 +473,7 @@ fn plain_tcp_to_a_remote_engine_is_refused_unless_insecure_is_chosen() {
 
 #[test]
 fn an_elastic_execution_starts_on_what_fits_and_grows_across_nodes() {
-    let _one = serial();
-    let c = cluster();
+    let (_one, c) = serial_cluster();
     let (m, _cleanup, deployment) = swarm_master_with(c, "elastic", None, &["--max-memory", "200MiB"]);
     let id = crate::elastic::starts_on_what_fits_and_grows(&m);
     // The workers that started later run as services of their own, on the nodes Swarm chose.
@@ -509,8 +512,7 @@ fn container_of(c: &Cluster, svc: &Value) -> (u32, String) {
 /// nothing of hers and no engine; bob reaches his own service, and alice hers through the proxy.
 #[test]
 fn a_tenant_reaches_only_its_own_services_on_the_cluster() {
-    let _one = serial();
-    let c = cluster();
+    let (_one, c) = serial_cluster();
     let (m, _cleanup, deployment) = swarm_master(c, "fence", None);
     m.create_user("alice", "user", "pa");
     m.create_user("bob", "user", "pb");
@@ -633,8 +635,7 @@ fn a_tenant_reaches_only_its_own_services_on_the_cluster() {
 /// kernel's WebSocket, and the Spark master's UI answers, both through the relay.
 #[test]
 fn the_owners_notebook_and_spark_ui_work_through_the_proxy_on_the_cluster() {
-    let _one = serial();
-    let c = cluster();
+    let (_one, c) = serial_cluster();
     let images = ["zoe-jupyter:4.6.6-spark4.3.0", "zoe-spark:4.3.0"];
     let out = script(&["load", "--node", "2", images[0], images[1]]);
     assert!(out.status.success(), "cluster.sh load: {}", String::from_utf8_lossy(&out.stderr));
@@ -654,8 +655,7 @@ fn the_owners_notebook_and_spark_ui_work_through_the_proxy_on_the_cluster() {
 /// whose workspace is over it.
 #[test]
 fn a_user_over_the_workspace_quota_starts_nothing_on_the_cluster() {
-    let _one = serial();
-    let c = cluster();
+    let (_one, c) = serial_cluster();
     let (m, _cleanup, deployment) = swarm_master_with(c, "quota", None, &["--workspace-quota", "16MiB"]);
     m.create_user("alice", "user", "pa");
     let ws = PathBuf::from(c.get("ZOE_CLUSTER_WORKSPACES")).join(&deployment).join("alice");

@@ -12,12 +12,11 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use serde_json::{json, Value};
 
 use crate::common::browser::{screenshot_dir, start_driver, Browser};
-use crate::common::docker::{require_docker, Cleanup};
-use crate::common::{app, temp_dir, wait_until, Master, ADMIN};
+use crate::common::docker::docker_deployment;
+use crate::common::{app, headers_of, request_builder, temp_dir, wait_until, Master, ADMIN};
 
 const NO_DOCKER: &[&str] = &["--no-docker"];
 const ALICE: (&str, &str) = ("alice", "alice-pw");
@@ -77,11 +76,7 @@ fn request(
         .build()
         .into();
     let url = format!("{}{path}", m.url);
-    let mut req = ureq::http::Request::builder().method(method).uri(&url);
-    if let Some((u, p)) = auth {
-        let token = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
-        req = req.header("Authorization", format!("Basic {token}"));
-    }
+    let mut req = request_builder(method, &url, auth);
     if form.is_some() {
         req = req.header("Content-Type", "application/x-www-form-urlencoded");
     }
@@ -92,8 +87,7 @@ fn request(
     let req = req.body(body.into_bytes()).unwrap();
     let mut resp = agent.run(req).unwrap_or_else(|e| panic!("{method} {url}: {e}"));
     let status = resp.status().as_u16();
-    let headers =
-        resp.headers().iter().map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())).collect();
+    let headers = headers_of(&resp);
     let body = resp.body_mut().with_config().limit(16 << 20).read_to_string().unwrap_or_default();
     Page { status, headers, body }
 }
@@ -503,9 +497,7 @@ fn wait_api_status(m: &Master, id: u64, want: &str) -> Value {
 #[test]
 fn a_browser_runs_an_execution_from_the_catalogue_reads_its_log_and_terminates_it() {
     let started = Instant::now();
-    require_docker();
-    let deployment = format!("w{}", std::process::id() % 100_000);
-    let _cleanup = Cleanup(deployment.clone());
+    let (deployment, _cleanup) = docker_deployment(format!("w{}", std::process::id() % 100_000));
     let dir = temp_dir("web-browser");
     let ws = dir.join("ws");
     let m = Master::start_in(

@@ -70,6 +70,13 @@ pub fn require_docker() {
     );
 }
 
+/// For a test on Docker: checks that Docker and the test image are there, and returns the
+/// deployment `name` with the guard that removes it when the test ends.
+pub fn docker_deployment(name: String) -> (String, Cleanup) {
+    require_docker();
+    (name.clone(), Cleanup(name))
+}
+
 /// A master with Docker, on its own deployment name, with fast reconciliation and its own
 /// workspace directory; `extra` flags are added.
 pub fn docker_master_with(tag: &str, extra: &[&str]) -> (Master, Cleanup, String) {

@@ -147,22 +147,14 @@ impl Master {
         body: Option<&str>,
     ) -> (u16, Vec<(String, String)>, Value) {
         let url = format!("{}{path}", self.url);
-        let mut req = ureq::http::Request::builder().method(method).uri(&url);
-        if let Some((u, p)) = auth {
-            let token = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
-            req = req.header("Authorization", format!("Basic {token}"));
-        }
+        let mut req = request_builder(method, &url, auth);
         if body.is_some() {
             req = req.header("Content-Type", "application/json");
         }
         let req = req.body(body.unwrap_or("").as_bytes().to_vec()).unwrap();
         let mut resp = self.agent.run(req).unwrap_or_else(|e| panic!("{method} {url}: {e}"));
         let status = resp.status().as_u16();
-        let headers = resp
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-            .collect();
+        let headers = headers_of(&resp);
         let text = resp.body_mut().with_config().limit(64 * 1024 * 1024).read_to_string().unwrap_or_default();
         let value =
             if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
@@ -273,4 +265,32 @@ pub fn assert_error(resp: &(u16, Value), status: u16, code: &str) {
     assert_eq!(resp.0, status, "expected {status} {code}, got {} {}", resp.0, resp.1);
     assert_eq!(resp.1["code"], code, "expected code {code}, got {}", resp.1);
     assert!(resp.1["message"].as_str().is_some_and(|m| !m.is_empty()), "error without message: {}", resp.1);
+}
+
+/// A request to `url`, with HTTP basic credentials when `auth` is given.
+pub fn request_builder(method: &str, url: &str, auth: Option<(&str, &str)>) -> ureq::http::request::Builder {
+    let req = ureq::http::Request::builder().method(method).uri(url);
+    match auth {
+        Some((u, p)) => {
+            let token = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+            req.header("Authorization", format!("Basic {token}"))
+        }
+        None => req,
+    }
+}
+
+/// A response's headers, as (name, value) text pairs (a value that is not text is empty).
+pub fn headers_of<B>(resp: &ureq::http::Response<B>) -> Vec<(String, String)> {
+    resp.headers().iter().map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string())).collect()
+}
+
+/// Checks that an acknowledged change outlived a crash: execution `id` (named `label` in the
+/// message) is in `list`, and terminated when its termination was acknowledged. Returns it.
+pub fn assert_kept<'a>(list: &'a [Value], when: &str, id: u64, label: &str, terminated: bool) -> &'a Value {
+    let e =
+        list.iter().find(|e| e["id"] == id).unwrap_or_else(|| panic!("{when}: acknowledged execution {label} lost"));
+    if terminated {
+        assert_eq!(e["status"], "terminated", "{when}: acknowledged termination of {id} lost");
+    }
+    e
 }
