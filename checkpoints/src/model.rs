@@ -600,6 +600,21 @@ pub struct ServicePort {
     pub host_endpoint: Option<String>,
 }
 
+impl ServicePort {
+    /// The port `p` of a description, on a service not published yet.
+    pub fn of(p: &PortDescription) -> ServicePort {
+        ServicePort {
+            name: p.name.clone(),
+            protocol: p.protocol.clone(),
+            port_number: p.port_number,
+            path: p.path.clone(),
+            is_main_endpoint: p.is_main_endpoint,
+            expose: p.expose,
+            host_endpoint: None,
+        }
+    }
+}
+
 /// An application description, format version 2: what a user sends (read strictly by
 /// `zoe_actors::description::app_description`: types must be right and unknown keys are
 /// refused), what a checkpoint keeps, and what the API shows. Its OpenAPI schema is derived from

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::common::{app, assert_error, assert_kept, temp_dir, wait_until, zoe_bin, Master, ADMIN};
+use crate::common::{app, assert_error, assert_kept, newest_checkpoint, temp_dir, wait_until, zoe_bin, Master, ADMIN};
 
 const NO_DOCKER: &[&str] = &["--no-docker"];
 /// Ended executions move to the archive almost at once, so SIGKILL lands in archiving too; the
@@ -42,16 +42,6 @@ fn state_with_alice(name: &str) -> std::path::PathBuf {
     m.create_user("alice", "user", "pa");
     m.kill();
     dir
-}
-
-fn newest_file(dir: &std::path::Path) -> std::path::PathBuf {
-    let mut files: Vec<_> = std::fs::read_dir(dir.join("checkpoints"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "ron"))
-        .collect();
-    files.sort();
-    files.pop().unwrap()
 }
 
 /// What the clients were told: (execution id, terminated?) for every acknowledged change.
@@ -156,7 +146,7 @@ fn damaged_newest_checkpoint_stops_the_master_with_place_and_hint() {
     m.create_user("alice", "user", "pa");
     m.create_user("bob", "user", "pb");
     m.kill();
-    let newest = newest_file(&dir);
+    let newest = newest_checkpoint(&dir);
     let text = std::fs::read_to_string(&newest).unwrap();
     std::fs::write(&newest, &text[..text.len() / 2]).unwrap();
 
@@ -176,7 +166,7 @@ fn damaged_newest_checkpoint_stops_the_master_with_place_and_hint() {
     let m = Master::start_in(&dir, &["--no-docker", "--from-checkpoint", &(number - 1).to_string()]);
     assert_eq!(m.get("/api/0.6/user/alice", ADMIN).0, 200);
     assert_eq!(m.get("/api/0.6/user/bob", ADMIN).0, 404);
-    assert_ne!(newest_file(&dir), newest, "the old state was written as a new checkpoint");
+    assert_ne!(newest_checkpoint(&dir), newest, "the old state was written as a new checkpoint");
 }
 
 fn regex_line_col(s: &str) -> bool {
@@ -189,7 +179,7 @@ fn regex_line_col(s: &str) -> bool {
 #[test]
 fn a_hand_edited_checkpoint_is_used_and_a_bad_edit_is_pinpointed() {
     let dir = state_with_alice("handedit");
-    let newest = newest_file(&dir);
+    let newest = newest_checkpoint(&dir);
     let text = std::fs::read_to_string(&newest).unwrap();
     // Promote alice to admin by hand.
     let edited = text.replacen("role: user,", "role: admin,", 1);
@@ -203,7 +193,7 @@ fn a_hand_edited_checkpoint_is_used_and_a_bad_edit_is_pinpointed() {
     m.kill();
 
     // A typo in an edit is refused with its line.
-    let newest = newest_file(&dir);
+    let newest = newest_checkpoint(&dir);
     let text = std::fs::read_to_string(&newest).unwrap();
     let bad = text.replacen("role: admin,", "role: superuser,", 1);
     let bad_line = bad.lines().position(|l| l.contains("superuser")).unwrap() + 1;
@@ -217,7 +207,7 @@ fn checkpoint_tools_list_show_diff_and_revert() {
     let dir = temp_dir("tools");
     let mut m = Master::start_in(&dir, NO_DOCKER);
     m.create_user("alice", "user", "pa");
-    let before = newest_file(&dir);
+    let before = newest_checkpoint(&dir);
     m.create_user("bob", "user", "pb");
 
     // Revert refuses while the master runs.
@@ -275,13 +265,13 @@ fn one_master_per_state_directory_whatever_files_are_deleted() {
     assert!(!ok && out.contains("master is running"), "{out}");
     let err = Master::try_start_in(&dir, NO_DOCKER).err().expect("a second master must be refused");
     assert!(err.contains("another master is running"), "{err}");
-    let before = newest_file(&dir);
+    let before = newest_checkpoint(&dir);
     m.create_user("bob", "user", "pb");
-    assert_eq!(number_of(&newest_file(&dir)), number_of(&before) + 1, "the master went on alone");
+    assert_eq!(number_of(&newest_checkpoint(&dir)), number_of(&before) + 1, "the master went on alone");
 
     // Even if another writer got past the lock, a checkpoint number is never written twice: the
     // master's change is refused and the other file kept.
-    let next = dir.join("checkpoints").join(format!("{:010}.ron", number_of(&newest_file(&dir)) + 1));
+    let next = dir.join("checkpoints").join(format!("{:010}.ron", number_of(&newest_checkpoint(&dir)) + 1));
     std::fs::write(&next, "written by someone else").unwrap();
     let r = m.post("/api/0.6/user", ADMIN, &json!({"name": "carol", "role": "user", "password": "pc"}));
     assert_error(&r, 503, "checkpoint_failed");
@@ -324,7 +314,7 @@ fn from_checkpoint_acts_once() {
     let dir = temp_dir("fromonce");
     let mut m = Master::start_in(&dir, NO_DOCKER);
     m.create_user("alice", "user", "pa");
-    let with_alice = number_of(&newest_file(&dir));
+    let with_alice = number_of(&newest_checkpoint(&dir));
     m.create_user("bob", "user", "pb");
     m.kill();
     let from = ["--no-docker", "--from-checkpoint", &with_alice.to_string()];
@@ -379,7 +369,7 @@ fn hand_edits_that_would_break_the_master_later_are_refused_at_their_line() {
     m.create_user("alice", "user", "pa");
     m.submit(("alice", "pa"), "queued", &app("img", None));
     m.kill();
-    let newest = newest_file(&dir);
+    let newest = newest_checkpoint(&dir);
     let name = newest.file_name().unwrap().to_string_lossy().to_string();
     let text = std::fs::read_to_string(&newest).unwrap();
     let running = text
@@ -454,7 +444,7 @@ fn the_tools_exit_cleanly_on_a_closed_pipe_and_shorten_hostile_values() {
     assert!(text.starts_with("checkpoint") && text.contains("rc=0"), "{text}");
 
     // A name of a megabyte, in who changed what and in a user name: a line, not a megabyte.
-    let newest = newest_file(&dir);
+    let newest = newest_checkpoint(&dir);
     let text = std::fs::read_to_string(&newest).unwrap();
     let long = "x".repeat(1 << 20);
     let changes = format!("changes: [\n        (by: \"{long}\", action: submit, ids: [1]),\n    ],");
@@ -482,7 +472,7 @@ fn the_hint_names_the_newest_checkpoint_that_loads() {
         m.create_user(n, "user", "p");
     }
     m.kill();
-    let newest = number_of(&newest_file(&dir));
+    let newest = number_of(&newest_checkpoint(&dir));
     for n in [newest, newest - 1] {
         std::fs::write(dir.join("checkpoints").join(format!("{n:010}.ron")), "(damaged").unwrap();
     }

@@ -10,17 +10,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::common::docker::{application, require_docker, service, wait_status, Cleanup};
+use crate::common::pki::{ca_and_server, openssl};
 use crate::common::{temp_dir, zoe_bin, Master, ADMIN};
-
-/// Runs `openssl` in `dir`; panics with its output when it fails.
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run openssl (needed by this test): {e}"));
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
 
 /// Files of a throwaway PKI.
 struct Pki {
@@ -32,40 +23,9 @@ struct Pki {
 /// A certificate authority (`ca.pem`) and a server certificate for 127.0.0.1, localhost and the
 /// application hosts under `apps.localhost` signed by it (`server.pem`, `server.key`), valid for a day, in `dir`.
 fn make_pki(dir: &Path) -> Pki {
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    let mut ca = vec!["req", "-x509", "-days", "1", "-subj", "/CN=zoe test CA", "-keyout", "ca.key", "-out", "ca.pem"];
-    ca.extend(ec);
-    ca.extend(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
-    openssl(dir, &ca);
-    let mut csr = vec!["req", "-new", "-subj", "/CN=localhost", "-keyout", "server.key", "-out", "server.csr"];
-    csr.extend(ec);
-    openssl(dir, &csr);
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:*.apps.localhost\nbasicConstraints=CA:FALSE\n\
-         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-extfile",
-            "server.ext",
-            "-out",
-            "server.pem",
-        ],
-    );
+    let ext = "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:*.apps.localhost\nbasicConstraints=CA:FALSE\n\
+               keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n";
+    ca_and_server(dir, "zoe test CA", "1", "keyCertSign,cRLSign", ext);
     Pki { ca: dir.join("ca.pem"), cert: dir.join("server.pem"), key: dir.join("server.key") }
 }
 

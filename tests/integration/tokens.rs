@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use crate::common::{assert_error, temp_dir, Master, ADMIN};
+use crate::common::{assert_error, newest_checkpoint, temp_dir, Master, ADMIN};
 
 const NO_DOCKER: &[&str] = &["--no-docker"];
 
@@ -31,16 +31,6 @@ fn make(m: &Master, auth: (&str, &str), name: &str, days: u32) -> String {
     assert_eq!(v["name"], name);
     assert!(v["expires"].is_string(), "{v}");
     v["token"].as_str().unwrap().to_string()
-}
-
-fn newest_checkpoint(dir: &std::path::Path) -> std::path::PathBuf {
-    let mut files: Vec<_> = std::fs::read_dir(dir.join("checkpoints"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "ron"))
-        .collect();
-    files.sort();
-    files.pop().unwrap()
 }
 
 #[test]

@@ -332,19 +332,7 @@ pub fn begin_start_with(
             exit_code: None,
             oom_killed: false,
             ip_address: Default::default(),
-            ports: d
-                .ports
-                .iter()
-                .map(|p| ServicePort {
-                    name: p.name.clone(),
-                    protocol: p.protocol.clone(),
-                    port_number: p.port_number,
-                    path: p.path.clone(),
-                    is_main_endpoint: p.is_main_endpoint,
-                    expose: p.expose,
-                    host_endpoint: None,
-                })
-                .collect(),
+            ports: d.ports.iter().map(ServicePort::of).collect(),
             node: None,
             retries: 0,
         });

@@ -83,13 +83,8 @@ pub(crate) fn sample_state() -> State {
             oom_killed: false,
             ip_address: BTreeMap::from([("alice-prod".into(), "172.18.0.2".into())]),
             ports: vec![ServicePort {
-                name: "Jupyter Notebook interface".into(),
-                protocol: "http".into(),
-                port_number: 8888,
-                path: "/".into(),
-                is_main_endpoint: true,
-                expose: true,
                 host_endpoint: Some("127.0.0.1:32768".into()),
+                ..ServicePort::of(&application.services[0].ports[0])
             }],
             node: None,
             retries: 0,

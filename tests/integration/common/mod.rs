@@ -5,6 +5,7 @@ pub mod apps;
 pub mod browser;
 pub mod docker;
 pub mod engine;
+pub mod pki;
 pub mod process;
 pub mod proxy;
 pub mod slapd;
@@ -32,6 +33,17 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// The newest checkpoint file (`checkpoints/*.ron`) of the state directory `dir`.
+pub fn newest_checkpoint(dir: &Path) -> PathBuf {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "ron"))
+        .collect();
+    files.sort();
+    files.pop().unwrap()
 }
 
 /// Unmounts every file system mounted at a folder for which `wanted` holds (workspace images),

@@ -105,38 +105,8 @@ fn entries() -> String {
 /// A test CA and a certificate of `localhost` and 127.0.0.1 it signed, made with the openssl
 /// command: `ca.pem`, `server.pem`, `server.key` in `dir`.
 pub fn make_certificates(dir: &Path, ca_name: &str) {
-    let ossl = |args: &[&str]| must(Command::new("openssl").args(args).current_dir(dir), "");
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    let subject = format!("/CN={ca_name}");
-    let mut ca = vec!["req", "-x509", "-days", "2", "-subj", &subject, "-keyout", "ca.key", "-out", "ca.pem"];
-    ca.extend(ec);
-    ca.extend(["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"]);
-    ossl(&ca);
-    let mut csr = vec!["req", "-new", "-subj", "/CN=localhost", "-keyout", "server.key", "-out", "server.csr"];
-    csr.extend(ec);
-    ossl(&csr);
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    ossl(&[
-        "x509",
-        "-req",
-        "-days",
-        "2",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-extfile",
-        "server.ext",
-        "-out",
-        "server.pem",
-    ]);
+    let ext = "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n";
+    super::pki::ca_and_server(dir, ca_name, "2", "keyCertSign", ext);
 }
 
 /// A running slapd of the test directory.

@@ -69,22 +69,12 @@ pub struct PortView {
 
 impl PortView {
     fn of(p: &ServicePort, execution_id: u64, instance: &str) -> PortView {
-        PortView {
-            name: p.name.clone(),
-            protocol: p.protocol.clone(),
-            port_number: p.port_number,
-            path: p.path.clone(),
-            is_main_endpoint: p.is_main_endpoint,
-            expose: p.expose,
-            host_endpoint: p.host_endpoint.clone(),
-            proxy_url: p.expose.then(|| {
-                format!(
-                    "{}{}",
-                    naming::proxy_path(execution_id, instance, p.port_number),
-                    p.path.trim_start_matches('/')
-                )
-            }),
-        }
+        // Taken apart whole, so that a new field of the port is not forgotten here.
+        let ServicePort { name, protocol, port_number, path, is_main_endpoint, expose, host_endpoint } = p.clone();
+        let proxy_url = expose.then(|| {
+            format!("{}{}", naming::proxy_path(execution_id, instance, port_number), path.trim_start_matches('/'))
+        });
+        PortView { name, protocol, port_number, path, is_main_endpoint, expose, host_endpoint, proxy_url }
     }
 }
 
