@@ -12,14 +12,9 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
-use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use zoe_actors::logic::access;
-
-use crate::auth::Authed;
-use crate::error::{ApiError, HttpCode};
-use crate::AppData;
+use zoe_actors::description::naming::shorten;
 
 /// The events kept when `audit-keep` is not set.
 pub const DEFAULT_KEEP: usize = 1000;
@@ -78,8 +73,8 @@ impl Audit {
     pub fn record(&self, kind: Kind, user: &str, address: IpAddr, detail: &str) {
         // Token changes and an unavailable directory have their own log lines where they happen.
         match kind {
-            Kind::SignIn => tracing::info!("sign-in of {:?} from {address}", crate::auth::shorten(user)),
-            Kind::SignInFailed => tracing::info!("failed sign-in as {:?} from {address}", crate::auth::shorten(user)),
+            Kind::SignIn => tracing::info!("sign-in of {:?} from {address}", shorten(user, 64)),
+            Kind::SignInFailed => tracing::info!("failed sign-in as {:?} from {address}", shorten(user, 64)),
             _ => {}
         }
         if self.keep == 0 {
@@ -88,9 +83,9 @@ impl Audit {
         let event = Event {
             time: time::OffsetDateTime::now_utc(),
             kind,
-            user: crate::auth::shorten(user),
+            user: shorten(user, 64),
             address: address.to_string(),
-            detail: crate::auth::shorten(detail),
+            detail: shorten(detail, 64),
         };
         if let Ok(mut events) = self.events.lock() {
             while events.len() >= self.keep {
@@ -104,41 +99,6 @@ impl Audit {
     pub fn newest(&self, limit: usize) -> Vec<Event> {
         self.events.lock().map(|e| e.iter().rev().take(limit).cloned().collect()).unwrap_or_default()
     }
-}
-
-/// `?limit=` of `GET /audit`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct AuditQuery {
-    /// At most this many events (1 to 10000; default 100), the newest.
-    pub limit: Option<usize>,
-}
-
-const MAX_LIMIT: usize = 10_000;
-
-#[utoipa::path(
-    get,
-    path = "/api/0.6/audit",
-    tag = "users",
-    params(AuditQuery),
-    responses(
-        (status = 200, description = "The newest sign-ins, failed sign-ins, token creations and revocations, newest first (in memory only: lost at a restart)", body = [Event]),
-        (status = 400, description = "`invalid_request`: bad limit", body = crate::error::ErrorBody),
-        (status = 403, description = "`admin_only`", body = crate::error::ErrorBody),
-        crate::responses::AuthRefusals,
-    ),
-)]
-pub async fn audit(
-    data: web::Data<AppData>,
-    Authed(caller): Authed,
-    q: web::Query<AuditQuery>,
-) -> Result<HttpResponse, ApiError> {
-    access::admin_only(&data.reader.now().state, &caller, "see the audit record")?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::new(HttpCode::InvalidRequest, format!("limit must be 1 to {MAX_LIMIT}")));
-    }
-    Ok(HttpResponse::Ok().json(data.auth.audit.newest(limit)))
 }
 
 #[cfg(test)]

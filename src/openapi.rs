@@ -43,7 +43,7 @@ pub const BEARER_TOKEN: &str = "bearer_token";
         crate::api::create_token,
         crate::api::list_tokens,
         crate::api::revoke_token,
-        crate::audit::audit,
+        crate::api::audit,
         openapi_json,
         crate::observability::healthz,
         crate::observability::readyz,
