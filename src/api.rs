@@ -15,6 +15,7 @@ use zoe_actors::state_actor::{
 };
 use zoe_actors::Code;
 
+use crate::audit::Kind;
 use crate::auth::Authed;
 use crate::body::read_limited;
 use crate::error::{ApiError, ErrorBody, HttpCode};
@@ -120,6 +121,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .service(resource("/{id}/logs", &[Method::GET]).route(web::get().to(service_logs))),
             )
             .service(resource("/query", &[Method::POST]).route(web::post().to(query)))
+            .service(resource("/audit", &[Method::GET]).route(web::get().to(audit)))
             .service(
                 web::scope("/token")
                     .service(
@@ -299,6 +301,7 @@ async fn delete_user(data: web::Data<AppData>, Authed(caller): Authed, name: web
     ),
 )]
 async fn create_token(
+    req: HttpRequest,
     data: web::Data<AppData>,
     Authed(caller): Authed,
     owner: web::Query<TokenOwner>,
@@ -316,6 +319,7 @@ async fn create_token(
     let owner = owner.into_inner().user;
     let view = data.state.send(CreateToken { caller, owner: owner.clone(), name, hash, expires_days }).await??;
     tracing::info!("{who} made token {} of {}", view.name, owner.as_deref().unwrap_or(&who));
+    audit_token(&data, &req, Kind::TokenCreated, &who, &view.name, owner.as_deref());
     Ok(HttpResponse::Created().json(TokenCreated { name: view.name, token, expires: view.expires }))
 }
 
@@ -350,6 +354,7 @@ async fn list_tokens(data: web::Data<AppData>, Authed(caller): Authed, owner: we
     ),
 )]
 async fn revoke_token(
+    req: HttpRequest,
     data: web::Data<AppData>,
     Authed(caller): Authed,
     name: web::Path<String>,
@@ -360,7 +365,50 @@ async fn revoke_token(
     let name = name.into_inner();
     data.state.send(RevokeToken { caller, owner: owner.clone(), name: name.clone() }).await??;
     tracing::info!("{who} revoked token {} of {}", crate::auth::shorten(&name), owner.as_deref().unwrap_or(&who));
+    audit_token(&data, &req, Kind::TokenRevoked, &who, &name, owner.as_deref());
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// `?limit=` of `GET /audit`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// At most this many events (1 to 10000; default 100), the newest.
+    pub limit: Option<usize>,
+}
+
+const MAX_AUDIT_LIMIT: usize = 10_000;
+
+#[utoipa::path(
+    get,
+    path = "/api/0.6/audit",
+    tag = "users",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "The newest sign-ins, failed sign-ins, token creations and revocations, newest first (in memory only: lost at a restart)", body = [crate::audit::Event]),
+        (status = 400, description = "`invalid_request`: bad limit", body = crate::error::ErrorBody),
+        (status = 403, description = "`admin_only`", body = crate::error::ErrorBody),
+        crate::responses::AuthRefusals,
+    ),
+)]
+async fn audit(data: web::Data<AppData>, Authed(caller): Authed, q: web::Query<AuditQuery>) -> ApiResult {
+    access::admin_only(&data.reader.now().state, &caller, "see the audit record")?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=MAX_AUDIT_LIMIT).contains(&limit) {
+        return Err(ApiError::new(HttpCode::InvalidRequest, format!("limit must be 1 to {MAX_AUDIT_LIMIT}")));
+    }
+    Ok(HttpResponse::Ok().json(data.auth.audit.newest(limit)))
+}
+
+/// Records a token's creation or revocation by `who` in the audit record: its name and owner,
+/// never the token.
+pub fn audit_token(data: &AppData, req: &HttpRequest, kind: Kind, who: &str, token: &str, owner: Option<&str>) {
+    let ip = crate::auth::client_address(req, &data.config.trusted_proxy);
+    let detail = match owner {
+        Some(o) if o != who => format!("{token} of {o}"),
+        _ => token.to_string(),
+    };
+    data.auth.audit.record(kind, who, ip, &detail);
 }
 
 #[utoipa::path(

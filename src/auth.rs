@@ -44,6 +44,7 @@ use zoe_actors::state_actor::{DirectorySignIn, TokenUsed};
 use zoe_actors::Caller;
 use zoe_checkpoints::DIRECTORY_PASSWORD_HASH;
 
+use crate::audit::{Audit, Kind};
 use crate::error::{ApiError, HttpCode};
 use crate::ldap::{Directory, Verdict};
 use crate::passwords::Passwords;
@@ -73,6 +74,8 @@ pub struct Auth {
     dummy_hash: String,
     /// The directory (LDAP), when `ldap-url` is set.
     directory: Option<Directory>,
+    /// Sign-ins, failures and token changes, for administrators ([`crate::audit`]).
+    pub audit: Audit,
 }
 
 /// Entries of the credential cache and of each failure table. Failure tables are keyed by a
@@ -141,12 +144,19 @@ impl Auth {
             window,
             dummy_hash: hash_password("zoe-dummy-password")?,
             directory: None,
+            audit: Audit::new(crate::audit::DEFAULT_KEEP),
         })
     }
 
     /// The same authenticator, verifying the users of `directory` there.
     pub fn with_directory(mut self, directory: Option<Directory>) -> Self {
         self.directory = directory;
+        self
+    }
+
+    /// The same authenticator, keeping the newest `keep` audit events.
+    pub fn with_audit_keep(mut self, keep: usize) -> Self {
+        self.audit = Audit::new(keep);
         self
     }
 
@@ -262,6 +272,7 @@ impl Auth {
     }
 
     fn record_failure(&self, name: &str, ip: IpAddr) {
+        self.audit.record(Kind::SignInFailed, name, ip, "");
         let key = self.name_key(name);
         if let Ok(mut f) = self.failures.lock() {
             count_failure(&mut f.by_user, (key, ip), self.window);
@@ -270,7 +281,9 @@ impl Auth {
         }
     }
 
+    /// A verified sign-in: its user's failures from this address are forgotten.
     fn clear_failures(&self, name: &str, ip: IpAddr) {
+        self.audit.record(Kind::SignIn, name, ip, "");
         let key = self.name_key(name);
         if let Ok(mut f) = self.failures.lock() {
             f.by_user.remove(&(key, ip));
@@ -390,6 +403,7 @@ impl Auth {
             }
             Err(Verdict::Unavailable(why)) => {
                 tracing::warn!("sign-in of {} through the directory: {why}", shorten(&name));
+                self.audit.record(Kind::DirectoryUnavailable, &name, ip, "");
                 return Err(ApiError::new(
                     HttpCode::AuthUnavailable,
                     "the directory that verifies your password is not available right now; try again later",

@@ -135,6 +135,11 @@ pub struct MasterConfig {
     #[arg(long, env = "ZOE_MAX_LOG_FOLLOWERS", default_value_t = 4)]
     pub max_log_followers: usize,
 
+    /// Audit events (sign-ins, failed sign-ins, token creations and revocations) kept in memory
+    /// for administrators, the newest; lost at a restart (the log keeps them).
+    #[arg(long, env = "ZOE_AUDIT_KEEP", default_value_t = crate::audit::DEFAULT_KEEP)]
+    pub audit_keep: usize,
+
     /// How long a verified password is remembered, in seconds (0: verify every request).
     #[arg(long, env = "ZOE_AUTH_CACHE_SECONDS", default_value_t = 60)]
     pub auth_cache_seconds: u64,

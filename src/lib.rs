@@ -11,6 +11,7 @@ use zoe_actors::state_actor::StateActor;
 
 pub mod api;
 pub mod apps;
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod checkpoint_cmd;

@@ -139,7 +139,8 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
         Passwords::new(config.auth_concurrency, Duration::from_secs(config.auth_wait_seconds)),
     )
     .map_err(StartError)?
-    .with_directory(crate::ldap::Directory::from_config(&config).map_err(StartError)?);
+    .with_directory(crate::ldap::Directory::from_config(&config).map_err(StartError)?)
+    .with_audit_keep(config.audit_keep);
     let backend = if config.no_docker {
         tracing::warn!("running without Docker (--no-docker): executions wait in the queue");
         None

@@ -1,5 +1,5 @@
 //! Administrators' pages: users (list, create, change role, delete) and the platform (capacity,
-//! use, the queue). Anyone else gets the same 404 page as for a page that does not exist.
+//! use, the queue), and the audit record. Anyone else gets the same 404 page as for a page that does not exist.
 
 use actix_web::http::StatusCode;
 use actix_web::web;
@@ -22,7 +22,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/users", web::post().to(create_user))
         .route("/admin/users/{name}/role", web::post().to(change_role))
         .route("/admin/users/{name}/delete", web::post().to(delete_user))
-        .route("/admin/platform", web::get().to(platform));
+        .route("/admin/platform", web::get().to(platform))
+        .route("/admin/audit", web::get().to(audit));
 }
 
 /// The error page of a refusal; a page only administrators may see does not exist for the
@@ -248,6 +249,47 @@ async fn platform(data: web::Data<AppData>, user: WebUser) -> PageResult {
         starting: scheduler.count_starting as u64,
         running: scheduler.count_running as u64,
         queue,
+    };
+    Ok(render(&page, StatusCode::OK))
+}
+
+// ----------------------------------------------------------------------------------- audit
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct AuditPage {
+    layout: Layout,
+    events: Vec<AuditRow>,
+    keep: usize,
+}
+
+/// An audit event as shown; askama escapes the user name, which may be made up.
+struct AuditRow {
+    time: String,
+    kind: &'static str,
+    user: String,
+    address: String,
+    detail: String,
+}
+
+/// The newest events shown on the page.
+const AUDIT_SHOWN: usize = 500;
+
+async fn audit(data: web::Data<AppData>, user: WebUser) -> PageResult {
+    zoe_actors::logic::access::admin_only(&data.reader.now().state, &user.caller, "see the audit record")
+        .map_err(|e| refusal(&user, e))?;
+    let page = AuditPage {
+        layout: user.layout.at("audit"),
+        events: (data.auth.audit.newest(AUDIT_SHOWN).into_iter())
+            .map(|e| AuditRow {
+                time: super::rows::show_time(&e.time),
+                kind: e.kind.as_str(),
+                user: e.user,
+                address: e.address,
+                detail: e.detail,
+            })
+            .collect(),
+        keep: data.config.audit_keep,
     };
     Ok(render(&page, StatusCode::OK))
 }

@@ -19,6 +19,7 @@
 //! | `GET /executions/<id>/services/<sid>/log` | the log of one service |
 //! | `GET, POST /admin/users`, `POST /admin/users/<name>/role`, `/delete` | users (admins) |
 //! | `GET /admin/platform` | capacity, use and the queue (admins) |
+//! | `GET /admin/audit` | sign-ins, failures, token creations and revocations (admins) |
 
 mod admin;
 pub mod catalogue;

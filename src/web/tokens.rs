@@ -2,13 +2,14 @@
 //! one, shown once on the page that answers the form, and a button to revoke each.
 
 use actix_web::http::StatusCode;
-use actix_web::web;
+use actix_web::{web, HttpRequest};
 use askama::Template;
 use zoe_actors::logic::tokens::{self, TokenView};
 use zoe_actors::state_actor::{CreateToken, RevokeToken};
 
 use super::page::{render, see_other, sentence, tell, Layout, PageResult, Posted, WebUser};
 use super::rows::show_time;
+use crate::audit::Kind;
 use crate::error::ApiError;
 use crate::AppData;
 
@@ -85,7 +86,7 @@ struct CreateForm {
     days: String,
 }
 
-async fn create(data: web::Data<AppData>, Posted { user, form }: Posted<CreateForm>) -> PageResult {
+async fn create(req: HttpRequest, data: web::Data<AppData>, Posted { user, form }: Posted<CreateForm>) -> PageResult {
     let name = form.name.trim().to_string();
     let days: u32 = form.days.trim().parse().unwrap_or(0);
     let made = async {
@@ -100,6 +101,7 @@ async fn create(data: web::Data<AppData>, Posted { user, form }: Posted<CreateFo
     match made.await {
         Ok(token) => {
             tracing::info!("{} made token {name} (web)", user.caller.name);
+            crate::api::audit_token(&data, &req, Kind::TokenCreated, &user.caller.name, &name, None);
             let fill = TokensPage { made: token, made_name: name, ..empty(&user) };
             page(&user, &data, fill, StatusCode::CREATED).await
         }
@@ -112,6 +114,7 @@ async fn create(data: web::Data<AppData>, Posted { user, form }: Posted<CreateFo
 }
 
 async fn revoke(
+    req: HttpRequest,
     data: web::Data<AppData>,
     name: web::Path<String>,
     // The form carries nothing but its token.
@@ -121,6 +124,7 @@ async fn revoke(
     match tell(&data, RevokeToken { caller: user.caller.clone(), owner: None, name: name.clone() }).await {
         Ok(()) => {
             tracing::info!("{} revoked token {} (web)", user.caller.name, crate::auth::shorten(&name));
+            crate::api::audit_token(&data, &req, Kind::TokenRevoked, &user.caller.name, &name, None);
             Ok(see_other(&format!("/tokens?revoked={}", crate::percent::encode(&name))))
         }
         Err(e) => {

@@ -6,6 +6,7 @@
 
 mod analytics;
 mod api;
+mod audit;
 mod checkpoints;
 mod cli;
 mod common;
