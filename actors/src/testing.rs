@@ -9,6 +9,14 @@ use zoe_checkpoints::{
     Application, Change, Execution, PortDescription, Resources, Service, ServiceDescription, ServicePort, State, User,
 };
 
+/// A fresh, empty folder for one test: `<temp>/zoe-<tag>-<pid>`, emptied first.
+pub fn tempdir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("zoe-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
 /// A state of deployment `dev` as a master first makes it: `zoeadmin` (id 0, uid 200000), the
 /// next id 1 and the next uid 200001.
 pub fn admin_state() -> State {

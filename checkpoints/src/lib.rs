@@ -9,6 +9,15 @@ pub mod codec;
 pub mod model;
 pub mod store;
 
+/// A fresh, empty folder for one test: `<temp>/zoe-<tag>-<pid>`, emptied first.
+#[cfg(test)]
+pub(crate) fn tempdir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("zoe-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
 pub use archive::{Archive, ArchiveFilter, ArchiveIndex, Archived};
 pub use codec::{decode, encode, is_dns_label, validate, Encoder, LoadError};
 pub use model::*;

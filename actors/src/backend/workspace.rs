@@ -505,10 +505,7 @@ mod tests {
     use std::os::unix::fs::symlink;
 
     fn tempdir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("zoe-ws-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        d
+        crate::testing::tempdir(&format!("ws-{tag}"))
     }
 
     /// These tests chown files, which needs root (as the master does); the suite runs as root.

@@ -76,10 +76,7 @@ impl Handler<FindRelay> for Recorder {
 }
 
 fn tempdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("zoe-state-actor-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    crate::testing::tempdir(&format!("state-actor-{tag}"))
 }
 
 fn platform() -> PlatformInfo {

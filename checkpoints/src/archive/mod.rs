@@ -557,10 +557,7 @@ mod tests {
     use time::macros::datetime;
 
     fn tempdir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("zoe-archive-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        d
+        crate::tempdir(&format!("archive-{tag}"))
     }
 
     fn ended(id: u64, owner: &str, status: ExecutionStatus) -> Arc<Execution> {
