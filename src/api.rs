@@ -318,8 +318,7 @@ async fn create_token(
     let hash = zoe_checkpoints::token_hash(&token);
     let owner = owner.into_inner().user;
     let view = data.state.send(CreateToken { caller, owner: owner.clone(), name, hash, expires_days }).await??;
-    tracing::info!("{who} made token {} of {}", view.name, owner.as_deref().unwrap_or(&who));
-    audit_token(&data, &req, Kind::TokenCreated, &who, &view.name, owner.as_deref());
+    data.auth.record_token(&req, &data.config.trusted_proxy, Kind::TokenCreated, &who, &view.name, owner.as_deref());
     Ok(HttpResponse::Created().json(TokenCreated { name: view.name, token, expires: view.expires }))
 }
 
@@ -364,8 +363,7 @@ async fn revoke_token(
     let owner = owner.into_inner().user;
     let name = name.into_inner();
     data.state.send(RevokeToken { caller, owner: owner.clone(), name: name.clone() }).await??;
-    tracing::info!("{who} revoked token {} of {}", crate::auth::shorten(&name), owner.as_deref().unwrap_or(&who));
-    audit_token(&data, &req, Kind::TokenRevoked, &who, &name, owner.as_deref());
+    data.auth.record_token(&req, &data.config.trusted_proxy, Kind::TokenRevoked, &who, &name, owner.as_deref());
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -398,17 +396,6 @@ async fn audit(data: web::Data<AppData>, Authed(caller): Authed, q: web::Query<A
         return Err(ApiError::new(HttpCode::InvalidRequest, format!("limit must be 1 to {MAX_AUDIT_LIMIT}")));
     }
     Ok(HttpResponse::Ok().json(data.auth.audit.newest(limit)))
-}
-
-/// Records a token's creation or revocation by `who` in the audit record: its name and owner,
-/// never the token.
-pub fn audit_token(data: &AppData, req: &HttpRequest, kind: Kind, who: &str, token: &str, owner: Option<&str>) {
-    let ip = crate::auth::client_address(req, &data.config.trusted_proxy);
-    let detail = match owner {
-        Some(o) if o != who => format!("{token} of {o}"),
-        _ => token.to_string(),
-    };
-    data.auth.audit.record(kind, who, ip, &detail);
 }
 
 #[utoipa::path(

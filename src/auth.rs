@@ -271,6 +271,26 @@ impl Auth {
         })
     }
 
+    /// Records a token's creation or revocation by `who`, through the API or a web page: a log
+    /// line and an audit event, with the token's name and owner, never the token.
+    pub fn record_token(
+        &self,
+        req: &HttpRequest,
+        trusted_proxies: &[IpAddr],
+        kind: Kind,
+        who: &str,
+        token: &str,
+        owner: Option<&str>,
+    ) {
+        let detail = match owner {
+            Some(o) if o != who => format!("{} of {o}", shorten(token)),
+            _ => shorten(token),
+        };
+        let verb = if kind == Kind::TokenRevoked { "revoked" } else { "made" };
+        tracing::info!("{who} {verb} token {detail}");
+        self.audit.record(kind, who, client_address(req, trusted_proxies), &detail);
+    }
+
     fn record_failure(&self, name: &str, ip: IpAddr) {
         self.audit.record(Kind::SignInFailed, name, ip, "");
         let key = self.name_key(name);

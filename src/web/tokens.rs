@@ -100,8 +100,8 @@ async fn create(req: HttpRequest, data: web::Data<AppData>, Posted { user, form 
     };
     match made.await {
         Ok(token) => {
-            tracing::info!("{} made token {name} (web)", user.caller.name);
-            crate::api::audit_token(&data, &req, Kind::TokenCreated, &user.caller.name, &name, None);
+            let trusted = &data.config.trusted_proxy;
+            data.auth.record_token(&req, trusted, Kind::TokenCreated, &user.caller.name, &name, None);
             let fill = TokensPage { made: token, made_name: name, ..empty(&user) };
             page(&user, &data, fill, StatusCode::CREATED).await
         }
@@ -123,8 +123,8 @@ async fn revoke(
     let name = name.into_inner();
     match tell(&data, RevokeToken { caller: user.caller.clone(), owner: None, name: name.clone() }).await {
         Ok(()) => {
-            tracing::info!("{} revoked token {} (web)", user.caller.name, crate::auth::shorten(&name));
-            crate::api::audit_token(&data, &req, Kind::TokenRevoked, &user.caller.name, &name, None);
+            let trusted = &data.config.trusted_proxy;
+            data.auth.record_token(&req, trusted, Kind::TokenRevoked, &user.caller.name, &name, None);
             Ok(see_other(&format!("/tokens?revoked={}", crate::percent::encode(&name))))
         }
         Err(e) => {

@@ -663,4 +663,16 @@ fn users_make_and_revoke_api_tokens_on_their_tokens_page() {
     assert_redirect(&revoked, "/tokens?revoked=notebook");
     get(&m, "/tokens?revoked=notebook", ALICE).assert_contains("Token notebook was revoked.");
     assert_eq!(m.get("/api/0.6/token", ALICE).1, serde_json::json!([]));
+
+    // The page's changes are in the audit record as the API's are: who, which token, not the token.
+    let (status, events) = m.get("/api/0.6/audit", crate::common::ADMIN);
+    assert_eq!(status, 200, "{events}");
+    let token_events: Vec<(&str, &str, &str)> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"].as_str().unwrap().starts_with("token_"))
+        .map(|e| (e["kind"].as_str().unwrap(), e["user"].as_str().unwrap(), e["detail"].as_str().unwrap()))
+        .collect();
+    assert_eq!(token_events, [("token_revoked", "alice", "notebook"), ("token_created", "alice", "notebook")]);
 }
