@@ -1,7 +1,9 @@
 //! What both back ends share beyond the connection: why a start failed, starts that a removal
-//! can cancel, the one-at-a-time inventory loop, label filters, and the users' networks.
+//! can cancel, removals a batch at a time, the one-at-a-time inventory loop, label filters, and
+//! the users' networks.
 
 use std::collections::HashMap;
+use std::fmt::Display;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,6 +14,7 @@ use bollard::query_parameters::InspectNetworkOptions;
 use bollard::Docker;
 
 use actix::Recipient;
+use futures_util::StreamExt;
 use tracing::{info, warn};
 
 use super::client::{lock, CallError, Client};
@@ -159,6 +162,45 @@ impl Starts {
             info!(execution_id, "cancelling the start under way");
             control.cancelled.store(true, Ordering::SeqCst);
             let _ = control.running.lock().await;
+        }
+    }
+}
+
+/// Containers or services removed (stopped) at once by one removal or clean-up pass.
+const REMOVE_BATCH: usize = 8;
+
+/// Runs `each` on every target, `REMOVE_BATCH` at a time; their results, in the order they end.
+pub(crate) async fn in_batches<T, F: Future>(
+    targets: impl IntoIterator<Item = T>,
+    each: impl FnMut(T) -> F,
+) -> Vec<F::Output> {
+    futures_util::stream::iter(targets).map(each).buffer_unordered(REMOVE_BATCH).collect().await
+}
+
+/// Removes orphans, the containers or services Zoe does not know (`kind` says which, in the
+/// log), with `remove`, a batch at a time; each outcome is logged.
+pub(crate) async fn remove_orphans<F, E>(
+    client: &Client,
+    kind: &str,
+    names: Vec<String>,
+    remove: impl Fn(Docker, String) -> F,
+) where
+    F: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    let docker = match client.ready().await {
+        Ok(d) => d,
+        Err(e) => return warn!(error = %e, "cannot remove orphan {kind}s"),
+    };
+    let results = in_batches(names, |name| {
+        let removal = remove(docker.clone(), name.clone());
+        async move { (name, removal.await) }
+    })
+    .await;
+    for (name, result) in results {
+        match result {
+            Ok(()) => info!(name, "removed orphan {kind}"),
+            Err(e) => warn!(name, error = %e, "cannot remove orphan {kind}"),
         }
     }
 }
