@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::models::{ContainerSummaryStateEnum, EventMessage};
-use bollard::query_parameters::{EventsOptions, InspectContainerOptions, ListContainersOptions};
+use bollard::query_parameters::{EventsOptions, ListContainersOptions};
 use bollard::Docker;
 use futures_util::StreamExt;
 use tracing::{debug, info, warn};
@@ -133,15 +133,7 @@ impl Inner {
             let never_ran = matches!(c.state, Some(ContainerSummaryStateEnum::CREATED));
             let (mut exit_code, mut oom_killed) = (None, false);
             if !running && !never_ran {
-                let inspect = self
-                    .client
-                    .call(
-                        &format!("inspecting container {docker_id}"),
-                        limit,
-                        docker.inspect_container(&docker_id, None::<InspectContainerOptions>),
-                    )
-                    .await;
-                match inspect {
+                match self.inspect_container(docker, &docker_id).await {
                     Ok(info) => {
                         if let Some(state) = info.state {
                             exit_code = state.exit_code;
@@ -304,15 +296,7 @@ impl Inner {
                     return;
                 };
                 let mut exit_code = attributes.get("exitCode").and_then(|c| c.parse::<i64>().ok());
-                let inspect = self
-                    .client
-                    .call(
-                        &format!("inspecting container {id}"),
-                        self.config.call_timeout,
-                        docker.inspect_container(&id, None::<InspectContainerOptions>),
-                    )
-                    .await;
-                match inspect {
+                match self.inspect_container(docker, &id).await {
                     Ok(info) => {
                         if let Some(state) = info.state {
                             oom_killed |= state.oom_killed.unwrap_or(false);
