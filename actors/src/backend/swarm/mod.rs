@@ -32,7 +32,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::{Actor, AsyncContext, Context, Handler, Recipient, WrapFuture};
-use bollard::models::{NetworkAttachmentConfig, TaskSpec, TaskSpecLogDriver, TaskSpecPlacement};
+use bollard::models::{
+    NetworkAttachmentConfig, TaskSpec, TaskSpecContainerSpec, TaskSpecContainerSpecPrivileges, TaskSpecLogDriver,
+    TaskSpecPlacement,
+};
 
 use super::client::Client;
 use super::config::{validate_config, DockerConfig};
@@ -172,6 +175,20 @@ impl Inner {
                 options: Some(HashMap::from([("max-size".to_string(), max_size), ("max-file".to_string(), max_files)])),
             }),
             ..Default::default()
+        }
+    }
+
+    /// `spec` locked down as every container Zoe runs on a Swarm is (an execution's service, a
+    /// relay): a read-only root, an init, no capabilities, no new privileges. The last is
+    /// honoured by managers of API 1.46 (Docker 27) and later; older ones ignore the field (see
+    /// "Several hosts" in the README).
+    fn locked_down(spec: TaskSpecContainerSpec) -> TaskSpecContainerSpec {
+        TaskSpecContainerSpec {
+            read_only: Some(true),
+            init: Some(true),
+            capability_drop: Some(vec!["ALL".to_string()]),
+            privileges: Some(TaskSpecContainerSpecPrivileges { no_new_privileges: Some(true), ..Default::default() }),
+            ..spec
         }
     }
 
