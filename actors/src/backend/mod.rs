@@ -45,7 +45,7 @@ macro_rules! command_handlers {
             type Result = ();
 
             fn handle(&mut self, _msg: crate::protocol::Reconcile, _ctx: &mut Self::Context) {
-                self.inner.request_reconcile();
+                crate::backend::shared::Reconciles::request_reconcile(&self.inner);
             }
         }
 

@@ -36,7 +36,7 @@ use super::client::{CallError, Client};
 use super::config::validate_config;
 pub use super::config::DockerConfig;
 use super::logs::{self, KeptLogs};
-use super::shared::{label_filter, Outbox, Reconciler, Starts};
+use super::shared::{label_filter, Outbox, Reconciler, Reconciles, Starts};
 use super::LABEL_DEPLOYMENT;
 use crate::protocol::{BackendEvent, CpuUsage, FindRelay, LogStream, ServiceLogs};
 use watch::watch_events;

@@ -40,7 +40,7 @@ use bollard::models::{
 use super::client::Client;
 use super::config::{validate_config, DockerConfig};
 use super::logs::{self, KeptLogs};
-use super::shared::{Outbox, Reconciler, Starts};
+use super::shared::{Outbox, Reconciler, Reconciles, Starts};
 use super::LABEL_DEPLOYMENT;
 use crate::protocol::{BackendEvent, CpuUsage, FindRelay, LogStream, ServiceLogs};
 pub use constraints::Constraint;
@@ -194,10 +194,6 @@ impl Inner {
 
     fn deployment_filter(&self) -> HashMap<String, Vec<String>> {
         super::shared::label_filter(&[(LABEL_DEPLOYMENT, self.config.deployment_name.clone())])
-    }
-
-    fn request_reconcile(self: &Arc<Self>) {
-        super::shared::request_reconcile(self);
     }
 
     /// A service's log (its task's container, on whatever node it runs), live or from the start.
