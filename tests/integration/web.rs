@@ -518,10 +518,11 @@ fn a_browser_runs_an_execution_from_the_catalogue_reads_its_log_and_terminates_i
     m.create_user(ALICE.0, "user", ALICE.1);
     m.create_user(BOB.0, "guest", BOB.1);
     let port = m.url.rsplit(':').next().unwrap().to_string();
-    // Signed in with the browser's password prompt (basic auth; the credentials in the URL
-    // answer it), which then goes to `path`; `sessions.rs` signs in with the form.
-    let site = |who: (&str, &str), path: &str| {
-        format!("http://{}:{}@127.0.0.1:{port}/login?prompt=basic&next={path}", who.0, who.1)
+    // Signed in with the browser's password prompt (basic auth), then at `path`; `sessions.rs`
+    // signs in with the form.
+    let open_as = |b: &Browser, who: (&str, &str), path: &str| {
+        b.sign_in_basic(&m.url, who);
+        b.goto(&format!("{}{path}", m.url));
     };
 
     // Some history for the pages to show: a job that ends and a web server that keeps running.
@@ -535,9 +536,9 @@ fn a_browser_runs_an_execution_from_the_catalogue_reads_its_log_and_terminates_i
     let driver = start_driver();
     let b = Browser::open(&driver, 1280, 860);
 
-    // Sign in with the credentials in the URL (basic auth, through the prompt), then start a sleeper from the
-    // catalogue: picking it fills the description box (JavaScript).
-    b.goto(&site(ALICE, "/executions"));
+    // Sign in with basic auth, then start a sleeper from the catalogue: picking it fills the
+    // description box (JavaScript).
+    open_as(&b, ALICE, "/executions");
     let list = b.wait_for("Your executions");
     assert!(list.contains("nightly") && list.contains("site"), "{list}");
     b.click("a.button.primary[href='/executions/new']");
@@ -616,16 +617,16 @@ fn a_browser_runs_an_execution_from_the_catalogue_reads_its_log_and_terminates_i
     b.resize(1280, 860);
 
     // The administrator's pages.
-    b.goto(&site(ADMIN, "/admin/users"));
+    open_as(&b, ADMIN, "/admin/users");
     b.wait_for("New user");
     b.screenshot("admin-users");
-    b.goto(&site(ADMIN, "/admin/platform"));
+    b.goto(&format!("{}/admin/platform", m.url));
     let platform = b.wait_for("Docker engine");
     assert!(platform.contains("healthy"), "{platform}");
     b.screenshot("admin-platform");
 
     // A guest cannot see alice's execution.
-    b.goto(&site(BOB, &format!("/executions/{id}")));
+    open_as(&b, BOB, &format!("/executions/{id}"));
     let refused = b.wait_for("Not found");
     assert!(refused.contains("HTTP 404") && !refused.contains("hello from"), "{refused}");
     b.screenshot("not-found");
