@@ -13,9 +13,12 @@ use std::time::{Duration, Instant};
 
 use zoe_actors::backend::workspace::{self, Quotas, WorkspaceUse};
 use zoe_actors::description::units::show_bytes;
+use zoe_actors::protocol::Workspace as ProtocolWorkspace;
 use zoe_actors::Caller;
 use zoe_actors::{Code, ZoeError};
 use zoe_checkpoints::Role;
+
+use crate::files::Workspace;
 
 /// How long a slow measurement is reused.
 const FRESH: Duration = Duration::from_secs(5);
@@ -29,16 +32,20 @@ pub struct Workspaces {
     /// `<workspace-base-path>/<deployment>`, absolute.
     base: PathBuf,
     quotas: Quotas,
+    /// Whether workspaces are file system images of their quota (one engine), as opposed to
+    /// folders (shared storage, or no Docker).
+    images: bool,
     measured: Mutex<HashMap<String, (Instant, WorkspaceUse)>>,
     /// Measurements under way at once.
     measuring: tokio::sync::Semaphore,
 }
 
 impl Workspaces {
-    pub fn new(base: PathBuf, deployment: &str, quotas: Quotas) -> Self {
+    pub fn new(base: PathBuf, deployment: &str, quotas: Quotas, images: bool) -> Self {
         Workspaces {
             base: base.join(deployment),
             quotas,
+            images,
             measured: Mutex::new(HashMap::new()),
             measuring: tokio::sync::Semaphore::new(2),
         }
@@ -97,6 +104,36 @@ impl Workspaces {
     /// `None` when it cannot be measured now.
     pub async fn room_left(&self, user: &str, role: Role) -> Option<u64> {
         self.usage(user, role).await.map(|u| u.available)
+    }
+
+    /// Opens a user's workspace for the files API and pages, preparing it first as a start of
+    /// their containers would (made, given to their uid, its image mounted), so that what is
+    /// written there counts against the quota and is what the containers see.
+    pub async fn open(&self, user: &str, uid: u32, role: Role) -> Result<Workspace, ZoeError> {
+        let ws = ProtocolWorkspace {
+            host: self.folder(user),
+            container: zoe_actors::logic::plan::WORKSPACE_MOUNT.to_string(),
+            uid,
+            quota: self.quota(role),
+        };
+        let images = self.images;
+        let opened = actix_web::web::block(move || {
+            if images {
+                workspace::prepare(&ws)?;
+            } else {
+                workspace::prepare_folder(&ws)?;
+            }
+            Workspace::open(&ws.host, uid).map_err(|e| format!("cannot open {}: {e}", ws.host.display()))
+        })
+        .await;
+        match opened {
+            Ok(Ok(ws)) => Ok(ws),
+            Ok(Err(e)) => {
+                tracing::warn!(user, error = %e, "cannot prepare the workspace for its files");
+                Err(ZoeError::new(Code::Unavailable, format!("the workspace cannot be reached now: {e}")))
+            }
+            Err(e) => Err(ZoeError::new(Code::Internal, format!("the workspace could not be opened: {e}"))),
+        }
     }
 
     /// Refuses a new execution of a user whose workspace is over its quota (where storage does
