@@ -5,6 +5,10 @@
 //!
 //! The measuring itself is `zoe_actors::backend::workspace::usage`: a file system of its own (one
 //! engine's images, or a per-user volume of shared storage) is asked, a plain folder walked.
+//!
+//! The files API and the workspace page reach a workspace the same way ([`Workspaces::reach`]:
+//! who may, and as whom it is opened) and store an upload the same way ([`Workspaces::store`]:
+//! bounded by the room left in the quota, nothing kept of a refused one).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -18,7 +22,12 @@ use zoe_actors::Caller;
 use zoe_actors::{Code, ZoeError};
 use zoe_checkpoints::Role;
 
-use crate::files::Workspace;
+use actix_web::web::Bytes;
+use futures_util::Stream;
+use zoe_actors::logic::reader::Reader;
+
+use crate::error::{ApiError, HttpCode};
+use crate::files::{stream, Entry, Workspace, WsPath};
 
 /// How long a slow measurement is reused.
 const FRESH: Duration = Duration::from_secs(5);
@@ -26,6 +35,13 @@ const FRESH: Duration = Duration::from_secs(5);
 const SLOW: Duration = Duration::from_millis(20);
 /// How long a measurement may take before the answer goes without it.
 const MEASURE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A workspace reached by a caller: opened, and whose it is.
+pub struct Reached {
+    pub ws: Workspace,
+    pub owner: String,
+    pub role: Role,
+}
 
 /// The deployment's workspaces.
 pub struct Workspaces {
@@ -136,6 +152,61 @@ impl Workspaces {
         }
     }
 
+    /// The workspace `caller` reaches: their own, or (administrators) `user`'s. Another user's
+    /// and an unknown user's are both `no_such_user`: existence is not revealed.
+    pub async fn reach(&self, reader: &Reader, caller: &Caller, user: Option<&str>) -> Result<Reached, ApiError> {
+        let (owner, uid, role) = {
+            let now = reader.now();
+            let name = user.unwrap_or(&caller.name);
+            let visible = name == caller.name || caller.is_admin();
+            let owner = now
+                .state
+                .user_by_name(name)
+                .filter(|_| visible)
+                .ok_or_else(|| ApiError::new(Code::NoSuchUser, format!("no such user: {name}")))?;
+            (owner.name.clone(), owner.uid, owner.role)
+        };
+        let ws = self.open(&owner, uid, role).await?;
+        Ok(Reached { ws, owner, role })
+    }
+
+    /// Stores `body` as the file `path` of a reached workspace (its folders made, a file there
+    /// replaced when complete), within the room left in its quota: refused at once
+    /// (`workspace_full`) when the length the client `declared` does not fit, midway when the
+    /// bytes do not; nothing is kept of a refused or cut upload. Gives back the workspace with
+    /// the file's entry.
+    pub async fn store<S, E>(
+        &self,
+        reached: Reached,
+        path: WsPath,
+        declared: Option<u64>,
+        body: S,
+    ) -> Result<(Entry, Reached), ApiError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        // What is left of the quota (unknown: the file system stops the writes itself).
+        let room = self.room_left(&reached.owner, reached.role).await.unwrap_or(u64::MAX);
+        if let Some(len) = declared.filter(|&len| len > room) {
+            return Err(ApiError::new(
+                HttpCode::WorkspaceFull,
+                format!(
+                    "the workspace is full: {path} ({len} bytes) does not fit in the {room} bytes left of its quota"
+                ),
+            ));
+        }
+        let Reached { ws, owner, role } = reached;
+        let creating = path.clone();
+        let (upload, ws) =
+            actix_web::web::block(move || ws.create(&creating, room).map(|u| (u, ws))).await.map_err(blocked)??;
+        let stored = stream::receive(upload, body).await;
+        self.forget(&owner);
+        stored?;
+        let (entry, ws) = actix_web::web::block(move || (ws.stat(&path), ws)).await.map_err(blocked)?;
+        Ok((entry?, Reached { ws, owner, role }))
+    }
+
     /// Refuses a new execution of a user whose workspace is over its quota (where storage does
     /// not stop the writes itself: shared storage, or an image of a quota since lowered).
     pub async fn admit(&self, caller: &Caller) -> Result<(), ZoeError> {
@@ -153,7 +224,16 @@ impl Workspaces {
         }
     }
 
+    /// Forgets the last measurement of a user's workspace (its files just changed).
+    pub fn forget(&self, user: &str) {
+        self.lock().remove(user);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, WorkspaceUse)>> {
         self.measured.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+fn blocked(e: actix_web::error::BlockingError) -> ApiError {
+    ApiError::new(HttpCode::Internal, format!("a workspace operation failed: {e}"))
 }

@@ -6,8 +6,6 @@
 use actix_web::http::{header, Method};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use zoe_actors::Code;
-use zoe_checkpoints::Role;
 
 use crate::auth::Authed;
 use crate::error::{ApiError, ErrorBody, HttpCode};
@@ -49,29 +47,6 @@ fn ws_path(req: &HttpRequest) -> Result<WsPath, ApiError> {
     WsPath::from_url(rest).map_err(|e| ApiError::from(files::FileError::from(e)))
 }
 
-/// The workspace the caller reaches: their own, or (administrators) `?user=`'s. Another user's
-/// and an unknown user's are both `no_such_user`: existence is not revealed.
-/// Also the owner's name and role.
-async fn workspace_of(
-    data: &AppData,
-    caller: &zoe_actors::Caller,
-    user: Option<&str>,
-) -> Result<(files::Workspace, String, Role), ApiError> {
-    let (name, uid, role) = {
-        let now = data.reader.now();
-        let name = user.unwrap_or(&caller.name);
-        let visible = name == caller.name || caller.is_admin();
-        let owner = now
-            .state
-            .user_by_name(name)
-            .filter(|_| visible)
-            .ok_or_else(|| ApiError::new(Code::NoSuchUser, format!("no such user: {name}")))?;
-        (owner.name.clone(), owner.uid, owner.role)
-    };
-    let ws = data.workspaces.open(&name, uid, role).await?;
-    Ok((ws, name, role))
-}
-
 #[utoipa::path(
     get,
     path = "/api/0.6/workspace/{path}",
@@ -108,7 +83,7 @@ pub async fn get(
             ))
         }
     };
-    let (ws, _, _) = workspace_of(&data, &caller, q.user.as_deref()).await?;
+    let ws = data.workspaces.reach(&data.reader, &caller, q.user.as_deref()).await?.ws;
     let opening = path.clone();
     let (ws, opened) = web::block(move || {
         let opened = ws.open_read(&opening);
@@ -248,22 +223,10 @@ pub async fn put(
     if q.format.is_some() || q.recursive.is_some() {
         return Err(ApiError::new(HttpCode::InvalidRequest, "PUT takes only ?user="));
     }
-    let (ws, owner, role) = workspace_of(&data, &caller, q.user.as_deref()).await?;
-    // What is left of the quota (unknown: the file system stops the writes itself).
-    let room = data.workspaces.room_left(&owner, role).await.unwrap_or(u64::MAX);
+    let reached = data.workspaces.reach(&data.reader, &caller, q.user.as_deref()).await?;
     let declared =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if let Some(len) = declared.filter(|&len| len > room) {
-        return Err(ApiError::new(
-            HttpCode::WorkspaceFull,
-            format!("the workspace is full: {path} ({len} bytes) does not fit in the {room} bytes left of its quota"),
-        ));
-    }
-    let creating = path.clone();
-    let upload = web::block(move || ws.create(&creating, room).map(|u| (u, ws))).await.map_err(internal)?;
-    let (upload, ws) = upload?;
-    stream::receive(upload, payload).await?;
-    let entry = web::block(move || ws.stat(&path)).await.map_err(internal)??;
+    let (entry, _) = data.workspaces.store(reached, path, declared, payload).await?;
     Ok(HttpResponse::Created().json(entry))
 }
 
@@ -295,8 +258,11 @@ pub async fn delete(
         return Err(ApiError::new(HttpCode::InvalidRequest, "DELETE takes only ?user= and ?recursive="));
     }
     let recursive = q.recursive.unwrap_or(false);
-    let (ws, _, _) = workspace_of(&data, &caller, q.user.as_deref()).await?;
-    web::block(move || ws.remove(&path, recursive)).await.map_err(internal)??;
+    let reached = data.workspaces.reach(&data.reader, &caller, q.user.as_deref()).await?;
+    let ws = reached.ws;
+    let removed = web::block(move || ws.remove(&path, recursive)).await;
+    data.workspaces.forget(&reached.owner);
+    removed.map_err(internal)??;
     Ok(HttpResponse::NoContent().finish())
 }
 
