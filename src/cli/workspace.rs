@@ -5,7 +5,7 @@
 //!
 //! The server and its listings are not trusted with the local disk: `get` writes only below the
 //! folder it was given. A listed name that is not one plain file name (`..`, `a/b`, `/etc/x`,
-//! empty) is refused and reported, entries listed as symbolic links are not made, a local folder
+//! empty: the workspace paths' own [`check_name`]) is refused and reported, entries listed as symbolic links are not made, a local folder
 //! on the way must be a real folder (not a link to elsewhere), and each file is written under a
 //! fresh temporary name (`O_EXCL`, so never through an existing link) and then renamed into
 //! place, so an interrupted download leaves no half file under the real name.
@@ -15,13 +15,15 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Instant;
 
 use clap::{Args, Subcommand};
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::json;
 use zoe_actors::description::units::show_bytes;
 
 use super::client::{CliError, Client};
 use super::output::{show, table};
 use super::progress::Progress;
+use crate::files::path::check_name;
+use crate::files::{Entry, Kind};
 use crate::percent::encode;
 
 /// Deepest folder nesting `get` follows (a server answering an endless tree is cut off).
@@ -77,26 +79,6 @@ pub enum WsCommand {
     },
 }
 
-/// The type of a workspace entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EntryType {
-    File,
-    Dir,
-    Link,
-}
-
-/// One entry of a workspace folder's listing, as the API answers it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Entry {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub kind: EntryType,
-    pub size: u64,
-    /// When it was last changed, as the server wrote it.
-    pub mtime: Value,
-}
-
 /// Runs one `zoe ws` command; returns what it prints on stdout.
 pub fn run(c: &Client, json: bool, args: WsArgs) -> Result<String, CliError> {
     let ws = Remote { c, owner: args.owner };
@@ -139,7 +121,8 @@ impl Remote<'_> {
     fn stat(&self, path: &str) -> Result<Option<Entry>, CliError> {
         let segs = segments(path);
         let Some((name, parent)) = segs.split_last() else {
-            return Ok(Some(Entry { name: String::new(), kind: EntryType::Dir, size: 0, mtime: Value::Null }));
+            let mtime = time::OffsetDateTime::UNIX_EPOCH;
+            return Ok(Some(Entry { name: String::new(), kind: Kind::Dir, size: 0, mtime }));
         };
         Ok(self.list(&parent.join("/"))?.into_iter().find(|e| e.name == *name))
     }
@@ -170,32 +153,6 @@ fn join(path: &str, name: &str) -> String {
     }
 }
 
-/// `name` when it is one plain file name that stays in the folder it is written to: not empty,
-/// not `.` or `..`, without `/` or NUL.
-pub fn plain_name(name: &str) -> Option<&str> {
-    let mut parts = Path::new(name).components();
-    match (parts.next(), parts.next()) {
-        (Some(Component::Normal(_)), None) if !name.contains(['/', '\0']) => Some(name),
-        _ => None,
-    }
-}
-
-/// The time of an entry as the listing shows it: seconds since 1970 as `2024-05-01 12:34` (UTC),
-/// text as it is.
-fn show_mtime(v: &Value) -> String {
-    match v {
-        Value::Number(n) => n
-            .as_i64()
-            .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
-            .map(|t| super::output::short_time(Some(&t)))
-            .unwrap_or_else(|| n.to_string()),
-        Value::String(s) => time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-            .map(|t| super::output::short_time(Some(&t)))
-            .unwrap_or_else(|_| s.clone()),
-        _ => "-".to_string(),
-    }
-}
-
 fn pretty(v: &impl Serialize) -> Result<String, CliError> {
     serde_json::to_string_pretty(v)
         .map(|s| crate::escape::json_controls(&s).into_owned() + "\n")
@@ -205,7 +162,7 @@ fn pretty(v: &impl Serialize) -> Result<String, CliError> {
 /// `ws ls`: the folder's entries (folders marked with a `/`), or the one entry of a file.
 fn ls(ws: &Remote, json: bool, path: &str) -> Result<String, CliError> {
     let entry = ws.entry(path)?;
-    let entries = if entry.kind == EntryType::Dir { ws.list(path)? } else { vec![entry] };
+    let entries = if entry.kind == Kind::Dir { ws.list(path)? } else { vec![entry] };
     if json {
         return pretty(&entries);
     }
@@ -213,12 +170,13 @@ fn ls(ws: &Remote, json: bool, path: &str) -> Result<String, CliError> {
         .iter()
         .map(|e| {
             let (kind, name) = match e.kind {
-                EntryType::File => ("file", e.name.clone()),
-                EntryType::Dir => ("dir", format!("{}/", e.name)),
-                EntryType::Link => ("link", e.name.clone()),
+                Kind::File => ("file", e.name.clone()),
+                Kind::Dir => ("dir", format!("{}/", e.name)),
+                Kind::Link => ("link", e.name.clone()),
+                Kind::Other => ("other", e.name.clone()),
             };
-            let size = if e.kind == EntryType::File { show_bytes(e.size) } else { "-".into() };
-            vec![kind.to_string(), size, show_mtime(&e.mtime), name]
+            let size = if e.kind == Kind::File { show_bytes(e.size) } else { "-".into() };
+            vec![kind.to_string(), size, super::output::short_time(Some(&e.mtime)), name]
         })
         .collect();
     Ok(table(&["TYPE", "SIZE", "MODIFIED", "NAME"], &rows))
@@ -268,12 +226,12 @@ fn get(ws: &Remote, json: bool, path: &str, local: Option<PathBuf>) -> Result<St
     };
     let mut moved = Moved::default();
     match entry.kind {
-        EntryType::Dir => get_folder(ws, path, &local, 0, &mut moved)?,
-        EntryType::File => get_file(ws, path, &local, entry.size, &mut moved)?,
-        EntryType::Link => {
+        Kind::Dir => get_folder(ws, path, &local, 0, &mut moved)?,
+        Kind::File => get_file(ws, path, &local, entry.size, &mut moved)?,
+        Kind::Link | Kind::Other => {
             return Err(CliError::Refused {
-                code: "symbolic_link".into(),
-                message: format!("{} is a symbolic link, which is not downloaded", show(path)),
+                code: "not_a_file".into(),
+                message: format!("{} is a symbolic link, pipe or socket, which is not downloaded", show(path)),
             })
         }
     }
@@ -288,15 +246,18 @@ fn get_folder(ws: &Remote, path: &str, local: &Path, depth: usize, moved: &mut M
     }
     local_folder(local)?;
     for e in ws.list(path)? {
-        let Some(name) = plain_name(&e.name) else {
-            moved.skip(format!("{path}: the server listed an entry named {:?}, which is not a file name", e.name));
+        let name = e.name.as_str();
+        if check_name(name).is_err() {
+            moved.skip(format!("{path}: the server listed an entry named {name:?}, which is not a file name"));
             continue;
-        };
+        }
         let (remote, target) = (join(path, name), local.join(name));
         match e.kind {
-            EntryType::Dir => get_folder(ws, &remote, &target, depth + 1, moved)?,
-            EntryType::File => get_file(ws, &remote, &target, e.size, moved)?,
-            EntryType::Link => moved.skip(format!("{remote} is a symbolic link, which is not downloaded")),
+            Kind::Dir => get_folder(ws, &remote, &target, depth + 1, moved)?,
+            Kind::File => get_file(ws, &remote, &target, e.size, moved)?,
+            Kind::Link | Kind::Other => {
+                moved.skip(format!("{remote} is a symbolic link, pipe or socket, which is not downloaded"))
+            }
         }
     }
     Ok(())

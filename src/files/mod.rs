@@ -124,7 +124,7 @@ impl From<BadPath> for FileError {
 }
 
 /// The kind of an entry, as listings show it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     File,
@@ -134,8 +134,8 @@ pub enum Kind {
     Other,
 }
 
-/// One entry of a folder.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+/// One entry of a folder (also what `zoe ws` reads).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Entry {
     pub name: String,
     #[serde(rename = "type")]

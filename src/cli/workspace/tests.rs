@@ -5,6 +5,8 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
+use serde_json::Value;
+
 use super::*;
 use crate::cli::client::Connection;
 
@@ -85,7 +87,7 @@ fn client(url: &str) -> Client {
 }
 
 fn file(name: &str, size: u64) -> Value {
-    json!({"name": name, "type": "file", "size": size, "mtime": 1_700_000_000})
+    json!({"name": name, "type": "file", "size": size, "mtime": "2023-11-14T22:13:20Z"})
 }
 
 fn dir(name: &str) -> Value {
@@ -109,16 +111,6 @@ fn tree(dir: &Path) -> Vec<String> {
 }
 
 #[test]
-fn only_plain_names_are_file_names() {
-    for ok in ["a", "a.txt", "..a", "a..", "...", " ", "é", "a\\b"] {
-        assert_eq!(plain_name(ok), Some(ok), "{ok:?}");
-    }
-    for bad in ["", ".", "..", "/", "/etc/passwd", "../x", "a/b", "a/", "./a", "a/..", "a\0b"] {
-        assert_eq!(plain_name(bad), None, "{bad:?}");
-    }
-}
-
-#[test]
 fn a_hostile_listing_never_makes_get_write_outside_its_folder() {
     let scratch = tempdir("ws-get-hostile");
     let outside = scratch.join("outside");
@@ -134,7 +126,8 @@ fn a_hostile_listing_never_makes_get_write_outside_its_folder() {
                 file("", 6),
                 dir("."),
                 dir(".."),
-                {"name": "link", "type": "link", "size": 0, "mtime": 0},
+                {"name": "link", "type": "link", "size": 11, "mtime": "2024-05-01T12:34:56Z"},
+                {"name": "fifo", "type": "other", "size": 0, "mtime": "2024-05-01T12:34:56Z"},
                 file("ok.txt", 5),
                 dir("sub"),
             ]),
@@ -148,7 +141,7 @@ fn a_hostile_listing_never_makes_get_write_outside_its_folder() {
 
     // The plain names are downloaded; each hostile one is refused and reported (exit 1).
     let Err(CliError::Failed(message)) = got else { panic!("{got:?}") };
-    assert!(message.contains("Downloaded 2 files") && message.contains("9 left out"), "{message}");
+    assert!(message.contains("Downloaded 2 files") && message.contains("10 left out"), "{message}");
     assert_eq!(tree(&dest), ["ok.txt", "sub/inner.txt"]);
     assert_eq!(tree(&scratch), ["dest/ok.txt", "dest/sub/inner.txt"], "something was written outside dest");
     assert!(!absolute.exists() && !Path::new("/tmp/inner.txt").exists());
