@@ -26,3 +26,4 @@ mod swarm;
 mod tls;
 mod tokens;
 mod web;
+mod workspace_clients;
