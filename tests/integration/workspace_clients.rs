@@ -211,8 +211,23 @@ fn zoe_ws_puts_a_folder_lists_it_gets_it_back_whole_and_removes_it() {
     // Without LOCAL: under its own name, here.
     zoe(&m, ALICE, &here, &["ws", "get", "runs/results/sub"]).ok();
     assert_eq!(digests(&here.join("sub")), digests(&up.join("sub")));
-    // Progress lines are for terminals only: none in a pipe.
+    // Progress lines are for terminals only: none in a pipe; on a terminal, a line redrawn in
+    // place that ends complete.
     assert!(!got.stderr.contains('\r'), "{got:#?}");
+    let command = format!("{} ws get runs/results/large.bin on-a-tty.bin", zoe_bin());
+    let tty = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(&here)
+        .env("ZOE_URL", &m.url)
+        .env("ZOE_USER", ALICE.0)
+        .env("ZOE_PASS", ALICE.1)
+        .output()
+        .unwrap();
+    let seen = String::from_utf8_lossy(&tty.stdout);
+    assert!(tty.status.success(), "{seen}");
+    assert!(seen.contains("\rruns/results/large.bin  100%  24 MiB of 24 MiB  "), "{seen:?}");
+    assert_eq!(digest(&here.join("on-a-tty.bin")), digest(&up.join("large.bin")));
+    std::fs::remove_file(here.join("on-a-tty.bin")).unwrap();
 
     // Another user sees none of it and reaches nothing of it; an administrator does, with --user.
     zoe(&m, BOB, &here, &["ws", "ls", "runs"]).fails(1, "(no_such_file)");
