@@ -12,7 +12,7 @@ use zoe_checkpoints::Role;
 use crate::auth::Authed;
 use crate::error::{ApiError, ErrorBody, HttpCode};
 use crate::files::{self, stream, Entry, Opened, WsPath};
-use crate::responses::ReadRefusals;
+use crate::responses::{AuthRefusals, ReadRefusals};
 use crate::AppData;
 
 use super::{resource, ApiResult, BASE};
@@ -88,7 +88,8 @@ async fn workspace_of(
         (status = 404, description = "`no_such_file`; `no_such_user` (`?user=` of a user that does not exist, or of another user for a non-administrator)", body = ErrorBody),
         (status = 409, description = "`path_conflict`: a pipe or socket; `format=tar` of a file", body = ErrorBody),
         (status = 416, description = "`range_not_satisfiable` (with `Content-Range: bytes */<size>`)", body = ErrorBody),
-        ReadRefusals,
+        (status = 503, description = "`busy`: too many transfers at once (with `Retry-After`); `unavailable`: the workspace cannot be prepared", body = ErrorBody),
+        AuthRefusals,
     ),
 )]
 pub async fn get(
@@ -120,8 +121,9 @@ pub async fn get(
         Opened::Dir(fd) if tar => {
             drop(fd);
             let name = format!("{}.tar", path.name().unwrap_or("workspace"));
-            let body =
-                stream::produce(move |sink| ws.tar(&path, sink).map_err(|e| std::io::Error::other(e.to_string())));
+            let body = stream::produce(turn()?, move |sink| {
+                ws.tar(&path, sink).map_err(|e| std::io::Error::other(e.to_string()))
+            });
             Ok(HttpResponse::Ok()
                 .content_type("application/x-tar")
                 .insert_header((header::CONTENT_DISPOSITION, attachment(&name)))
@@ -162,13 +164,13 @@ fn file_response(
             r.insert_header((header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}")));
             let len = end + 1 - start;
             r.no_chunking(len);
-            return Ok(finish(r, path, modified).streaming(stream::file_body(file, start, len)));
+            return Ok(finish(r, path, modified).streaming(stream::file_body(turn()?, file, start, len)));
         }
         // No range, or one this does not serve (several): the whole file.
         _ => HttpResponse::Ok(),
     };
     resp.no_chunking(size);
-    Ok(finish(resp, path, modified).streaming(stream::file_body(file, 0, size)))
+    Ok(finish(resp, path, modified).streaming(stream::file_body(turn()?, file, 0, size)))
 }
 
 fn finish(
@@ -233,8 +235,9 @@ pub fn byte_range(header: &str, size: u64) -> Option<Result<(u64, u64), ()>> {
         (status = 404, description = "`no_such_user`", body = ErrorBody),
         (status = 409, description = "`path_conflict`: the path is a folder or a link, or a name on the way is a file", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: the body must be `application/octet-stream`", body = ErrorBody),
+        (status = 503, description = "`busy`: too many transfers at once (with `Retry-After`); `unavailable`: the workspace cannot be prepared", body = ErrorBody),
         (status = 507, description = "`workspace_full`: the file does not fit in the room left (nothing of it is left)", body = ErrorBody),
-        ReadRefusals,
+        AuthRefusals,
     ),
 )]
 pub async fn put(
@@ -259,10 +262,11 @@ pub async fn put(
             format!("the workspace is full: {path} ({len} bytes) does not fit in the {room} bytes left of its quota"),
         ));
     }
+    let turn = turn()?;
     let creating = path.clone();
     let upload = web::block(move || ws.create(&creating, room).map(|u| (u, ws))).await.map_err(internal)?;
     let (upload, ws) = upload?;
-    stream::receive(upload, payload).await?;
+    stream::receive(turn, upload, payload).await?;
     let entry = web::block(move || ws.stat(&path)).await.map_err(internal)??;
     Ok(HttpResponse::Created().json(entry))
 }
@@ -298,6 +302,17 @@ pub async fn delete(
     let (ws, _, _) = workspace_of(&data, &caller, q.user.as_deref()).await?;
     web::block(move || ws.remove(&path, recursive)).await.map_err(internal)??;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// A place among the transfers under way, or `503 busy`.
+fn turn() -> Result<stream::Turn, ApiError> {
+    stream::Turn::take().ok_or_else(|| {
+        ApiError::new(
+            HttpCode::Busy,
+            format!("{} file transfers are under way, the most at once; try again shortly", stream::MAX_TRANSFERS),
+        )
+        .retry_after(5)
+    })
 }
 
 fn internal(e: actix_web::error::BlockingError) -> ApiError {
