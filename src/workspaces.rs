@@ -196,11 +196,12 @@ impl Workspaces {
                 ),
             ));
         }
+        let turn = turn()?;
         let Reached { ws, owner, role } = reached;
         let creating = path.clone();
         let (upload, ws) =
             actix_web::web::block(move || ws.create(&creating, room).map(|u| (u, ws))).await.map_err(blocked)??;
-        let stored = stream::receive(upload, body).await;
+        let stored = stream::receive(turn, upload, body).await;
         self.forget(&owner);
         stored?;
         let (entry, ws) = actix_web::web::block(move || (ws.stat(&path), ws)).await.map_err(blocked)?;
@@ -232,6 +233,17 @@ impl Workspaces {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, WorkspaceUse)>> {
         self.measured.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// A place among the file transfers under way (the API's and the pages'), or `503 busy`.
+pub fn turn() -> Result<stream::Turn, ApiError> {
+    stream::Turn::take().ok_or_else(|| {
+        ApiError::new(
+            HttpCode::Busy,
+            format!("{} file transfers are under way, the most at once; try again shortly", stream::MAX_TRANSFERS),
+        )
+        .retry_after(5)
+    })
 }
 
 fn blocked(e: actix_web::error::BlockingError) -> ApiError {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::auth::Authed;
 use crate::error::{ApiError, ErrorBody, HttpCode};
 use crate::files::{self, stream, Entry, Opened, WsPath};
-use crate::responses::ReadRefusals;
+use crate::responses::{AuthRefusals, ReadRefusals};
 use crate::AppData;
 
 use super::{resource, ApiResult, BASE};
@@ -63,7 +63,8 @@ fn ws_path(req: &HttpRequest) -> Result<WsPath, ApiError> {
         (status = 404, description = "`no_such_file`; `no_such_user` (`?user=` of a user that does not exist, or of another user for a non-administrator)", body = ErrorBody),
         (status = 409, description = "`path_conflict`: a pipe or socket; `format=tar` of a file", body = ErrorBody),
         (status = 416, description = "`range_not_satisfiable` (with `Content-Range: bytes */<size>`)", body = ErrorBody),
-        ReadRefusals,
+        (status = 503, description = "`busy`: too many transfers at once (with `Retry-After`); `unavailable`: the workspace cannot be prepared", body = ErrorBody),
+        AuthRefusals,
     ),
 )]
 pub async fn get(
@@ -95,8 +96,9 @@ pub async fn get(
         Opened::Dir(fd) if tar => {
             drop(fd);
             let name = format!("{}.tar", path.name().unwrap_or("workspace"));
-            let body =
-                stream::produce(move |sink| ws.tar(&path, sink).map_err(|e| std::io::Error::other(e.to_string())));
+            let body = stream::produce(crate::workspaces::turn()?, move |sink| {
+                ws.tar(&path, sink).map_err(|e| std::io::Error::other(e.to_string()))
+            });
             Ok(HttpResponse::Ok()
                 .content_type("application/x-tar")
                 .insert_header((header::CONTENT_DISPOSITION, attachment(&name)))
@@ -137,13 +139,18 @@ fn file_response(
             r.insert_header((header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}")));
             let len = end + 1 - start;
             r.no_chunking(len);
-            return Ok(finish(r, path, modified).streaming(stream::file_body(file, start, len)));
+            return Ok(finish(r, path, modified).streaming(stream::file_body(
+                crate::workspaces::turn()?,
+                file,
+                start,
+                len,
+            )));
         }
         // No range, or one this does not serve (several): the whole file.
         _ => HttpResponse::Ok(),
     };
     resp.no_chunking(size);
-    Ok(finish(resp, path, modified).streaming(stream::file_body(file, 0, size)))
+    Ok(finish(resp, path, modified).streaming(stream::file_body(crate::workspaces::turn()?, file, 0, size)))
 }
 
 fn finish(
@@ -208,8 +215,9 @@ pub fn byte_range(header: &str, size: u64) -> Option<Result<(u64, u64), ()>> {
         (status = 404, description = "`no_such_user`", body = ErrorBody),
         (status = 409, description = "`path_conflict`: the path is a folder or a link, or a name on the way is a file", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: the body must be `application/octet-stream`", body = ErrorBody),
+        (status = 503, description = "`busy`: too many transfers at once (with `Retry-After`); `unavailable`: the workspace cannot be prepared", body = ErrorBody),
         (status = 507, description = "`workspace_full`: the file does not fit in the room left (nothing of it is left)", body = ErrorBody),
-        ReadRefusals,
+        AuthRefusals,
     ),
 )]
 pub async fn put(

@@ -13,6 +13,7 @@ mod common;
 mod directory;
 mod docker;
 mod elastic;
+mod files;
 mod fuzz;
 mod history;
 mod lifecycle;
