@@ -286,6 +286,9 @@ struct PathQuery {
 /// The confirmation page of a deletion.
 async fn confirm_delete(data: web::Data<AppData>, user: WebUser, q: web::Query<PathQuery>) -> PageResult {
     let path = WsPath::parse(&q.path).map_err(|e| bad_path(&user, e))?;
+    if path.is_root() {
+        return Err(user.error(ApiError::new(HttpCode::PathConflict, "the workspace itself cannot be deleted")));
+    }
     let owner = q.user.as_deref();
     let reached = data.workspaces.reach(&data.reader, &user.caller, owner).await.map_err(|e| user.error(e))?;
     let stat = path.clone();
@@ -295,7 +298,7 @@ async fn confirm_delete(data: web::Data<AppData>, user: WebUser, q: web::Query<P
         .map_err(|e| user.error(ApiError::from(e)))?;
     let page = DeletePage {
         layout: user.layout.at("workspace"),
-        name: path.name().unwrap_or("the workspace").to_string(),
+        name: path.name().unwrap_or_default().to_string(),
         shown_path: path.to_string(),
         path: path.relative(),
         is_dir: entry.kind == Kind::Dir,

@@ -451,6 +451,7 @@ fn the_workspace_page_uploads_without_javascript_refuses_forged_forms_and_delete
     let text = confirm.text();
     assert!(text.contains("Delete inbox?") && text.contains("everything in it"), "{text}");
     assert!(ws.join("inbox").exists(), "the confirmation page deleted something");
+    assert_eq!(send(&m, "GET", "/workspace/delete?path=", ALICE, None, &[]).status, 409, "the root");
     let form = format!("csrf={csrf}&path=inbox&recursive=true");
     let kind = "application/x-www-form-urlencoded";
     let bob_form = format!("csrf={bobs}&path=inbox&recursive=true");
