@@ -1,5 +1,7 @@
-//! The web interface: server-rendered HTML pages served by the master on the API's port, with
-//! the API's HTTP basic authentication. No JavaScript build step: every page and every action
+//! The web interface: server-rendered HTML pages served by the master on the API's port. A
+//! browser signs in at `/login` and gets a session cookie ([`crate::web_sessions`]); browsers that
+//! send the API's HTTP basic auth keep working, and a page asked for with neither sends the
+//! browser to `/login?next=<the page>`. No JavaScript build step: every page and every action
 //! works without JavaScript (forms, POST then a 303 redirect); a little plain JavaScript only
 //! fills the description box from a file or the catalogue, asks before destructive actions and
 //! shows an upload's progress.
@@ -13,6 +15,7 @@
 //! | route | page |
 //! |---|---|
 //! | `GET /` | redirects to `/executions` |
+//! | `GET, POST /login`, `POST /logout` | signing in and out |
 //! | `GET /executions` | the caller's executions (all of them for an admin) |
 //! | `GET, POST /executions/new` | the form that starts an execution |
 //! | `GET /executions/<id>` | one execution, its services, endpoints and log links |
@@ -26,6 +29,7 @@
 
 mod admin;
 pub mod catalogue;
+mod login;
 mod multipart;
 mod page;
 mod rows;
@@ -65,6 +69,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/executions/{id}/restart", web::post().to(restart))
         .route("/executions/{id}/services/{sid}/log", web::get().to(service_log))
         .configure(admin::configure)
+        .configure(login::configure)
         .configure(tokens::configure)
         .configure(workspace::configure);
 }
