@@ -21,6 +21,7 @@ pub mod config;
 pub mod dial;
 pub mod error;
 pub mod escape;
+pub mod file_answers;
 pub mod files;
 pub mod headers;
 pub mod idle;

@@ -1,5 +1,6 @@
-//! The workspace page: a folder's files with breadcrumbs, download links (the API's, which
-//! answer files as attachments), an upload form that works without JavaScript (a
+//! The workspace page: a folder's files with breadcrumbs, download links (a file as an
+//! attachment, a folder as a tar archive: the API's answers, [`crate::file_answers`], here for
+//! browsers signed in with a session, which the API does not take), an upload form that works without JavaScript (a
 //! `multipart/form-data` POST read as it streams, [`super::multipart`]; with JavaScript the same
 //! form is sent with a progress bar), and deletion after a confirmation page. Administrators
 //! reach another user's workspace with `?user=`, as in the API.
@@ -19,7 +20,8 @@ use super::multipart::{Multipart, MultipartError};
 use super::page::{render, see_other, Layout, PageResult, Posted, WebError, WebUser};
 use super::rows::show_time;
 use crate::error::{ApiError, HttpCode};
-use crate::files::{self, Entry, Kind, WsPath};
+use crate::file_answers;
+use crate::files::{self, Entry, Kind, Opened, WsPath};
 use crate::percent::{encode, encode_path};
 use crate::AppData;
 
@@ -33,6 +35,7 @@ const FORM_OVERHEAD: u64 = 64 * 1024;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/workspace", web::get().to(listing))
+        .route("/workspace/file", web::get().to(download))
         .route("/workspace/upload", web::post().to(upload))
         .route("/workspace/delete", web::get().to(confirm_delete))
         .route("/workspace/delete", web::post().to(delete));
@@ -67,10 +70,9 @@ fn folder_href(path: &WsPath, owner: Option<&str>) -> String {
     format!("/workspace?path={}{}", encode_path(&path.relative()), owner_param(owner, false))
 }
 
-/// The API's address of the file `path`.
+/// The download of the file (or, as a tar archive, the folder) `path`.
 fn file_href(path: &WsPath, owner: Option<&str>) -> String {
-    let names: Vec<String> = path.names().iter().map(|n| encode(n)).collect();
-    format!("/api/0.6/workspace/{}{}", names.join("/"), owner_param(owner, true))
+    format!("/workspace/file?path={}{}", encode_path(&path.relative()), owner_param(owner, false))
 }
 
 fn bad_path(user: &WebUser, e: files::BadPath) -> WebError {
@@ -87,6 +89,8 @@ pub struct Crumb {
 pub struct EntryRow {
     entry: Entry,
     pub href: String,
+    /// A file's download, or a folder's as a tar archive.
+    pub download_href: String,
     pub delete_href: String,
 }
 
@@ -155,10 +159,11 @@ async fn listing(data: web::Data<AppData>, user: WebUser, q: web::Query<PageQuer
         .filter(|e| !e.name.starts_with(files::UPLOAD_PREFIX))
         .filter_map(|entry| {
             let at = path.join(&entry.name).ok()?;
-            let href = if entry.kind == Kind::Dir { folder_href(&at, owner) } else { file_href(&at, owner) };
+            let download_href = file_href(&at, owner);
+            let href = if entry.kind == Kind::Dir { folder_href(&at, owner) } else { download_href.clone() };
             let delete_href =
                 format!("/workspace/delete?path={}{}", encode_path(&at.relative()), owner_param(owner, false));
-            Some(EntryRow { entry, href, delete_href })
+            Some(EntryRow { entry, href, download_href, delete_href })
         })
         .collect();
     entries.sort_by(|a, b| (!a.is_dir(), &a.name).cmp(&(!b.is_dir(), &b.name)));
@@ -193,6 +198,29 @@ async fn listing(data: web::Data<AppData>, user: WebUser, q: web::Query<PageQuer
         notice,
     };
     Ok(render(&page, StatusCode::OK))
+}
+
+/// A file's bytes (one range, if asked), or a folder as a tar archive: the API's answers, for a
+/// browser signed in with a session (which the API does not take).
+async fn download(req: HttpRequest, data: web::Data<AppData>, user: WebUser, q: web::Query<PathQuery>) -> PageResult {
+    let path = WsPath::parse(&q.path).map_err(|e| bad_path(&user, e))?;
+    let reached =
+        data.workspaces.reach(&data.reader, &user.caller, q.user.as_deref()).await.map_err(|e| user.error(e))?;
+    let opening = path.clone();
+    let (ws, opened) = web::block(move || {
+        let opened = reached.ws.open_read(&opening);
+        (reached.ws, opened)
+    })
+    .await
+    .map_err(|e| user.error(ApiError::new(HttpCode::Internal, format!("the workspace cannot be read: {e}"))))?;
+    let answer = match opened.map_err(|e| user.error(ApiError::from(e)))? {
+        Opened::File { file, size, mtime } => file_answers::file(&req, &path, file, size, mtime),
+        Opened::Dir(fd) => {
+            drop(fd);
+            file_answers::tar(ws, path)
+        }
+    };
+    answer.map_err(|e| user.error(e))
 }
 
 fn bad_form(user: &WebUser, e: MultipartError) -> WebError {
@@ -342,8 +370,8 @@ mod tests {
     #[test]
     fn links_encode_each_name_and_keep_the_owner() {
         let p = WsPath::parse("a b/c&d?/é.txt").unwrap();
-        assert_eq!(file_href(&p, None), "/api/0.6/workspace/a%20b/c%26d%3F/%C3%A9.txt");
-        assert_eq!(file_href(&p, Some("bob")), "/api/0.6/workspace/a%20b/c%26d%3F/%C3%A9.txt?user=bob");
+        assert_eq!(file_href(&p, None), "/workspace/file?path=a%20b/c%26d%3F/%C3%A9.txt");
+        assert_eq!(file_href(&p, Some("bob")), "/workspace/file?path=a%20b/c%26d%3F/%C3%A9.txt&user=bob");
         assert_eq!(folder_href(&p.parent(), None), "/workspace?path=a%20b/c%26d%3F");
         assert_eq!(folder_href(&WsPath::root(), Some("bob")), "/workspace?user=bob");
         assert_eq!(folder_href(&p.parent(), Some("bob")), "/workspace?path=a%20b/c%26d%3F&user=bob");

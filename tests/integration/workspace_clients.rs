@@ -393,11 +393,37 @@ fn the_workspace_page_uploads_without_javascript_refuses_forged_forms_and_delete
     assert!(folder.contains("<a href=\"/workspace?path=inbox\">inbox</a>"), "{folder}");
     assert!(folder.contains("<span aria-current=\"page\">day 1</span>"), "{folder}");
     assert!(folder.contains(">data &#60;1&#62;.bin</a>") && !folder.contains("data <1>"), "{folder}");
-    let link = "/api/0.6/workspace/inbox/day%201/data%20%3C1%3E.bin";
+    let link = "/workspace/file?path=inbox/day%201/data%20%3C1%3E.bin";
     assert!(folder.contains(&format!("href=\"{link}\"")), "{folder}");
     let download = send(&m, "GET", link, ALICE, None, &[]);
     assert_eq!((download.status, download.body == large), (200, true));
-    assert!(download.header("content-disposition").is_some_and(|d| d.starts_with("attachment")));
+    assert_eq!(download.header("content-type"), Some("application/octet-stream"));
+    let disposition = download.header("content-disposition").unwrap_or("");
+    assert_eq!(disposition, "attachment; filename*=UTF-8''data%20%3C1%3E.bin");
+    let range = send(&m, "GET", link, ALICE, None, &[("Range", "bytes=10-19")]);
+    assert_eq!((range.status, range.body.as_slice()), (206, &large[10..20]));
+    // A folder comes as a tar archive, with the file in it.
+    let tar = send(&m, "GET", "/workspace/file?path=inbox", ALICE, None, &[]);
+    assert_eq!((tar.status, tar.header("content-type")), (200, Some("application/x-tar")));
+    let at = tar.body.windows(large.len().min(4096)).position(|w| w == &large[..4096]);
+    assert!(at.is_some(), "the file is not in the archive");
+    // With a session cookie (which the API refuses), the page's download works.
+    let signed = send(
+        &m,
+        "POST",
+        "/login",
+        ("", ""),
+        Some(("application/x-www-form-urlencoded", b"username=alice&password=alice-pw&next=/workspace".to_vec())),
+        &[],
+    );
+    assert_eq!(signed.status, 303, "{}", signed.text());
+    let cookie = signed.header("set-cookie").unwrap().split(';').next().unwrap().to_string();
+    let by_cookie = send(&m, "GET", link, ("", ""), None, &[("Cookie", &cookie)]);
+    assert_eq!((by_cookie.status, by_cookie.body == large), (200, true));
+    // Not for another user, nor outside the workspace.
+    assert_eq!(send(&m, "GET", &format!("{link}&user=alice"), BOB, None, &[]).status, 404);
+    assert_eq!(send(&m, "GET", "/workspace/file?path=inbox/day%201/data%20%3C1%3E.bin", BOB, None, &[]).status, 404);
+    assert_eq!(send(&m, "GET", "/workspace/file?path=../alice/inbox", BOB, None, &[]).status, 400);
 
     // Forged forms write nothing: no token, a wrong one, bob's, a token after the file, a
     // form from another site.
@@ -485,7 +511,12 @@ fn a_browser_uploads_into_the_workspace_showing_progress() {
     let port = m.url.rsplit(':').next().unwrap().to_string();
     let driver = start_driver();
     let b = Browser::open(&driver, 1280, 860);
-    b.goto(&format!("http://{}:{}@127.0.0.1:{port}/workspace", ALICE.0, ALICE.1));
+    // Signed in with the form (a session cookie), as people are.
+    b.goto(&format!("http://127.0.0.1:{port}/workspace"));
+    b.wait_for("id=\"sign-in-form\"");
+    b.type_into("#username", ALICE.0);
+    b.type_into("#password", ALICE.1);
+    b.click("#sign-in");
     b.wait_for("This folder is empty.");
 
     // What the page's script says about the upload is recorded where it survives the page
@@ -505,14 +536,26 @@ fn a_browser_uploads_into_the_workspace_showing_progress() {
     b.click("#upload-button");
     let done = b.wait_for("1 file was uploaded.");
     assert!(done.contains("measurements.csv") && done.contains("8 MiB"), "{done}");
-    let url = b.url();
-    assert!(url.ends_with(&format!("127.0.0.1:{port}/workspace?uploaded=1")), "{url}");
+    assert_eq!(b.url(), format!("http://127.0.0.1:{port}/workspace?uploaded=1"));
     let said =
         b.cmd("POST", "/execute/sync", Some(json!({"args": [], "script": "return sessionStorage.getItem('said');"})));
     let said = said.as_str().unwrap_or("").to_string();
     assert!(said.contains("Sending...") && said.contains("% sent"), "the script showed no progress: {said:?}");
     assert_eq!(std::fs::read(host_ws(&m, "alice").join("measurements.csv")).unwrap(), bytes);
     b.screenshot("workspace");
+    // The download link works with the session (the API would refuse the cookie): fetched by
+    // the page's own script, as a click would, its bytes counted.
+    let fetched = b.cmd(
+        "POST",
+        "/execute/async",
+        Some(json!({"args": [], "script": "
+            var done = arguments[arguments.length - 1];
+            fetch(document.querySelector('a.file').href)
+                .then(function (r) { return r.arrayBuffer().then(function (b) { done([r.status, b.byteLength]); }); })
+                .catch(function (e) { done(String(e)); });
+        "})),
+    );
+    assert_eq!(fetched, json!([200, bytes.len()]));
 
     // Deleting goes through the confirmation page.
     b.click("a.button.danger");
