@@ -292,7 +292,7 @@ impl Answer {
     }
 }
 
-/// One request, redirects not followed.
+/// One request, redirects not followed; `auth` `("", "")` sends no credentials.
 fn send(
     m: &Master,
     method: &str,
@@ -307,7 +307,8 @@ fn send(
         .timeout_global(Some(Duration::from_secs(120)))
         .build()
         .into();
-    let mut req = request_builder(method, &format!("{}{path}", m.url), Some(auth));
+    let auth = Some(auth).filter(|(user, _)| !user.is_empty());
+    let mut req = request_builder(method, &format!("{}{path}", m.url), auth);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
