@@ -21,6 +21,8 @@ pub mod config;
 pub mod dial;
 pub mod error;
 pub mod escape;
+pub mod file_answers;
+pub mod files;
 pub mod headers;
 pub mod idle;
 pub mod ldap;

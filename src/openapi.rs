@@ -23,7 +23,7 @@ pub const BEARER_TOKEN: &str = "bearer_token";
         title = "Zoe",
         description = "Zoe analytics-as-a-service scheduler: the REST API of Zoe 0.9.7 (base path \
                        /api/0.6) plus the operators' endpoints. Errors are {\"message\", \"code\"}; \
-                       match on `code`, it is stable. Bodies must be sent as application/json; requests a \
+                       match on `code`, it is stable. Bodies must be sent as application/json (file uploads as application/octet-stream); requests a \
                        browser marks as sent by another site are refused.",
         license(name = "Apache-2.0")
     ),
@@ -44,6 +44,9 @@ pub const BEARER_TOKEN: &str = "bearer_token";
         crate::api::list_tokens,
         crate::api::revoke_token,
         crate::api::audit,
+        crate::api::workspace::get,
+        crate::api::workspace::put,
+        crate::api::workspace::delete,
         openapi_json,
         crate::observability::healthz,
         crate::observability::readyz,
@@ -66,6 +69,8 @@ pub const BEARER_TOKEN: &str = "bearer_token";
         zoe_actors::logic::tokens::TokenView,
         crate::audit::Event,
         crate::audit::Kind,
+        crate::files::Entry,
+        crate::files::Kind,
     )),
     modifiers(&BasicAuth),
     tags(
@@ -73,6 +78,7 @@ pub const BEARER_TOKEN: &str = "bearer_token";
         (name = "executions", description = "Submitting, watching and terminating applications"),
         (name = "services", description = "The containers of an execution"),
         (name = "platform", description = "Version, queries, statistics"),
+        (name = "workspace", description = "The files of a user's workspace: bytes in and out (application/octet-stream), folders as JSON listings or tar archives"),
         (name = "operations", description = "Health, readiness and metrics; no credentials"),
     )
 )]
@@ -170,6 +176,9 @@ mod tests {
         ("GET", "/api/0.6/token"),
         ("DELETE", "/api/0.6/token/{name}"),
         ("GET", "/api/0.6/audit"),
+        ("GET", "/api/0.6/workspace/{path}"),
+        ("PUT", "/api/0.6/workspace/{path}"),
+        ("DELETE", "/api/0.6/workspace/{path}"),
         ("GET", "/api/0.6/openapi.json"),
         ("GET", "/healthz"),
         ("GET", "/readyz"),
@@ -248,7 +257,7 @@ mod tests {
                 .configure(crate::api::configure),
         )
         .await;
-        let concrete = |p: &str| p.replace("{name}", "alice").replace("{id}", "1");
+        let concrete = |p: &str| p.replace("{name}", "alice").replace("{id}", "1").replace("{path}", "a/b.txt");
         for (method, path) in ROUTES {
             let req = web_test::TestRequest::default()
                 .method(Method::from_bytes(method.as_bytes()).unwrap())

@@ -205,6 +205,7 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
             workspace_base,
             &config.deployment_name,
             config.workspace_quotas(),
+            !config.no_docker && matches!(config.backend, crate::config::Backend::Engine),
         )),
         apps: Arc::new(crate::apps::Apps::new(&config.apps_domain)),
     });
