@@ -1,8 +1,8 @@
 //! The OpenAPI 3 document of the REST API, served at `GET /api/0.6/openapi.json` without
 //! credentials. The operations come from the `#[utoipa::path]` attributes on the handlers in
-//! [`crate::api`] and [`crate::observability`]; every schema is derived from the type the code
-//! uses: the answers' from the typed views the API serializes (`zoe_actors::logic::views`,
-//! `crate::api`), the bodies' from the types the handlers read ([`crate::requests`]), the
+//! [`crate::api`], [`crate::datasets`] and [`crate::observability`]; every schema is derived
+//! from the type the code uses: the answers' from the typed views the API serializes
+//! (`zoe_actors::logic::views`, `crate::api`, `crate::datasets`), the bodies' from the types the handlers read ([`crate::requests`]), the
 //! application description's from the model the checkpoints keep
 //! (`zoe_checkpoints::Application`), and the errors' from [`crate::error::ErrorBody`].
 
@@ -44,6 +44,7 @@ pub const BEARER_TOKEN: &str = "bearer_token";
         crate::api::list_tokens,
         crate::api::revoke_token,
         crate::api::audit,
+        crate::datasets::list_datasets,
         openapi_json,
         crate::observability::healthz,
         crate::observability::readyz,
@@ -66,6 +67,8 @@ pub const BEARER_TOKEN: &str = "bearer_token";
         zoe_actors::logic::tokens::TokenView,
         crate::audit::Event,
         crate::audit::Kind,
+        crate::datasets::DatasetView,
+        crate::datasets::DatasetSize,
     )),
     modifiers(&BasicAuth),
     tags(
@@ -176,6 +179,7 @@ mod tests {
         ("GET", "/api/0.6/token"),
         ("DELETE", "/api/0.6/token/{name}"),
         ("GET", "/api/0.6/audit"),
+        ("GET", "/api/0.6/datasets"),
         ("GET", "/api/0.6/openapi.json"),
         ("GET", "/healthz"),
         ("GET", "/readyz"),
@@ -229,7 +233,7 @@ mod tests {
         assert_eq!(schemas["NewExecution"]["properties"]["application"]["$ref"], "#/components/schemas/Application");
         let required = |name: &str| schemas[name]["required"].as_array().cloned().unwrap_or_default();
         for (schema, optional) in [
-            ("ServiceDescription", &["environment", "command", "volumes", "networks"][..]),
+            ("ServiceDescription", &["environment", "command", "volumes", "networks", "datasets"][..]),
             ("PortDescription", &["path", "expose", "secret_header"][..]),
             ("Resources", &["cores"][..]),
         ] {
@@ -251,6 +255,7 @@ mod tests {
             App::new()
                 .configure(crate::observability::configure)
                 .configure(super::configure)
+                .configure(crate::datasets::configure)
                 .configure(crate::api::configure),
         )
         .await;

@@ -40,6 +40,7 @@ fn any_json() -> impl Strategy<Value = Value> {
                     "command",
                     "volumes",
                     "networks",
+                    "datasets",
                     "port_number",
                     "protocol",
                     "is_main_endpoint",
