@@ -44,7 +44,8 @@ pub type Folders = BTreeMap<String, PathBuf>;
 /// DNS label given once, HOSTPATH an absolute path of an existing folder.
 pub fn parse(settings: &[String]) -> Result<Folders, String> {
     let mut folders = Folders::new();
-    for setting in settings {
+    // An empty setting (`ZOE_DATASETS=`, or a trailing comma) names nothing.
+    for setting in settings.iter().filter(|s| !s.trim().is_empty()) {
         let Some((name, path)) = setting.split_once('=') else {
             return Err(format!("--dataset {setting:?} must be NAME=HOSTPATH (e.g. imagenet=/srv/data/imagenet)"));
         };
@@ -312,6 +313,7 @@ mod tests {
         let err = parse(&[format!("corpus={d}"), "corpus=/tmp".to_string()]).unwrap_err();
         assert!(err.contains("given twice"), "{err}");
         assert!(parse(&[]).unwrap().is_empty());
+        assert!(parse(&[String::new(), " ".into()]).unwrap().is_empty());
     }
 
     #[test]
