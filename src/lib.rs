@@ -42,6 +42,7 @@ pub mod responses;
 pub mod simulate_cmd;
 pub mod tls;
 pub mod web;
+pub mod web_sessions;
 pub mod workspaces;
 
 /// What every HTTP handler can reach.
