@@ -659,6 +659,12 @@ fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
     Some((name.to_string(), password.to_string()))
 }
 
+/// The application's data, which every request of the server has.
+fn app_data(req: &HttpRequest) -> Result<web::Data<AppData>, ApiError> {
+    let data = req.app_data::<web::Data<AppData>>().cloned();
+    data.ok_or_else(|| ApiError::new(HttpCode::Internal, "application data missing"))
+}
+
 /// Extractor: the authenticated caller of a request.
 pub struct Authed(pub Caller);
 
@@ -669,10 +675,7 @@ impl FromRequest for Authed {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let data = req
-                .app_data::<web::Data<AppData>>()
-                .ok_or_else(|| ApiError::new(HttpCode::Internal, "application data missing"))?
-                .clone();
+            let data = app_data(&req)?;
             data.auth.authenticate(&data, &req).await.map(Authed)
         })
     }
@@ -689,10 +692,7 @@ impl FromRequest for Signed {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let data = req
-                .app_data::<web::Data<AppData>>()
-                .ok_or_else(|| ApiError::new(HttpCode::Internal, "application data missing"))?
-                .clone();
+            let data = app_data(&req)?;
             if let Some(session) = data.auth.session_caller(&data, &req) {
                 return Ok(Signed(session.caller));
             }

@@ -96,6 +96,14 @@ pub(crate) fn get(m: &Master, path: &str, auth: (&str, &str)) -> Page {
     request(m, "GET", path, Some(auth), None, &[])
 }
 
+/// A page that must be served (200).
+#[track_caller]
+fn get_ok(m: &Master, path: &str, auth: (&str, &str)) -> Page {
+    let page = get(m, path, auth);
+    assert_eq!(page.status, 200, "GET {path}:\n{}", page.body);
+    page
+}
+
 fn post(m: &Master, path: &str, auth: (&str, &str), form: &[(&str, &str)]) -> Page {
     request(m, "POST", path, Some(auth), Some(form), &[])
 }
@@ -156,8 +164,7 @@ fn pages_need_credentials_and_answer_html_with_the_version() {
     assert!(post.header("www-authenticate").is_none());
     post.assert_contains("href=\"/login\"");
 
-    let p = get(&m, "/executions", ALICE);
-    assert_eq!(p.status, 200);
+    let p = get_ok(&m, "/executions", ALICE);
     assert!(p.header("content-type").unwrap().starts_with("text/html"));
     assert_eq!(p.header("cache-control"), Some("no-store"));
     assert!(p.header("content-security-policy").unwrap().contains("frame-ancestors 'none'"));
@@ -189,8 +196,7 @@ fn users_see_their_own_executions_and_admins_see_all() {
     let a2 = m.submit(ALICE, "alice-two", &app("zoe-test-busybox:latest", None));
     let b = m.submit(BOB, "bob-job", &app("zoe-test-busybox:latest", None));
 
-    let list = get(&m, "/executions", ALICE);
-    assert_eq!(list.status, 200);
+    let list = get_ok(&m, "/executions", ALICE);
     list.assert_contains("alice-job");
     list.assert_contains(&format!("href=\"/executions/{a}\""));
     list.assert_lacks("bob-job");
@@ -208,8 +214,7 @@ fn users_see_their_own_executions_and_admins_see_all() {
     all.assert_contains("alice-job");
     all.assert_contains("bob-job");
 
-    let page = get(&m, &format!("/executions/{a}"), ALICE);
-    assert_eq!(page.status, 200);
+    let page = get_ok(&m, &format!("/executions/{a}"), ALICE);
     page.assert_contains("alice-job");
     page.assert_contains("Waiting in the queue");
     page.assert_contains("&#60;script&#62;");
@@ -266,8 +271,7 @@ fn admin_pages_are_for_admins_only() {
     assert_eq!(m.get("/api/0.6/user/zoeadmin", ADMIN).1["role"], "admin");
     assert_eq!(m.get("/api/0.6/user/alice", ADMIN).0, 200);
 
-    let platform = get(&m, "/admin/platform", ADMIN);
-    assert_eq!(platform.status, 200);
+    let platform = get_ok(&m, "/admin/platform", ADMIN);
     platform.assert_contains("Docker engine");
     platform.assert_contains("unreachable");
     platform.assert_contains("Memory reserved");
@@ -439,8 +443,7 @@ fn the_new_execution_form_shows_errors_next_to_their_field_and_keeps_the_input()
 #[test]
 fn admins_create_change_and_delete_users_through_forms() {
     let m = master("web-users");
-    let page = get(&m, "/admin/users", ADMIN);
-    assert_eq!(page.status, 200);
+    let page = get_ok(&m, "/admin/users", ADMIN);
     page.assert_contains("alice");
     page.assert_contains("bob");
     let token = page.csrf();
@@ -644,8 +647,7 @@ fn a_browser_runs_an_execution_from_the_catalogue_reads_its_log_and_terminates_i
 #[test]
 fn users_make_and_revoke_api_tokens_on_their_tokens_page() {
     let m = master("web-tokens");
-    let page = get(&m, "/tokens", ALICE);
-    assert_eq!(page.status, 200);
+    let page = get_ok(&m, "/tokens", ALICE);
     page.assert_contains("You have no API tokens.");
     let csrf = page.csrf();
 
