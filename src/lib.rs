@@ -18,6 +18,7 @@ pub mod checkpoint_cmd;
 pub mod checkpoint_diff;
 pub mod cli;
 pub mod config;
+pub mod datasets;
 pub mod dial;
 pub mod error;
 pub mod escape;
@@ -68,4 +69,6 @@ pub struct AppData {
     pub dialer: Arc<dial::Dialer>,
     /// The application hosts: their domain, tickets and cookies.
     pub apps: Arc<apps::Apps>,
+    /// The administrator's data sets and their sizes.
+    pub datasets: Arc<datasets::Datasets>,
 }

@@ -1,8 +1,8 @@
 //! The OpenAPI 3 document of the REST API, served at `GET /api/0.6/openapi.json` without
 //! credentials. The operations come from the `#[utoipa::path]` attributes on the handlers in
-//! [`crate::api`] and [`crate::observability`]; every schema is derived from the type the code
-//! uses: the answers' from the typed views the API serializes (`zoe_actors::logic::views`,
-//! `crate::api`), the bodies' from the types the handlers read ([`crate::requests`]), the
+//! [`crate::api`], [`crate::datasets`] and [`crate::observability`]; every schema is derived
+//! from the type the code uses: the answers' from the typed views the API serializes
+//! (`zoe_actors::logic::views`, `crate::api`, `crate::datasets`), the bodies' from the types the handlers read ([`crate::requests`]), the
 //! application description's from the model the checkpoints keep
 //! (`zoe_checkpoints::Application`), and the errors' from [`crate::error::ErrorBody`].
 
@@ -47,6 +47,7 @@ pub const BEARER_TOKEN: &str = "bearer_token";
         crate::api::workspace::get,
         crate::api::workspace::put,
         crate::api::workspace::delete,
+        crate::datasets::list_datasets,
         openapi_json,
         crate::observability::healthz,
         crate::observability::readyz,
@@ -71,6 +72,8 @@ pub const BEARER_TOKEN: &str = "bearer_token";
         crate::audit::Kind,
         crate::files::Entry,
         crate::files::Kind,
+        crate::datasets::DatasetView,
+        crate::datasets::DatasetSize,
     )),
     modifiers(&BasicAuth),
     tags(
@@ -179,6 +182,7 @@ mod tests {
         ("GET", "/api/0.6/workspace/{path}"),
         ("PUT", "/api/0.6/workspace/{path}"),
         ("DELETE", "/api/0.6/workspace/{path}"),
+        ("GET", "/api/0.6/datasets"),
         ("GET", "/api/0.6/openapi.json"),
         ("GET", "/healthz"),
         ("GET", "/readyz"),
@@ -232,7 +236,7 @@ mod tests {
         assert_eq!(schemas["NewExecution"]["properties"]["application"]["$ref"], "#/components/schemas/Application");
         let required = |name: &str| schemas[name]["required"].as_array().cloned().unwrap_or_default();
         for (schema, optional) in [
-            ("ServiceDescription", &["environment", "command", "volumes", "networks"][..]),
+            ("ServiceDescription", &["environment", "command", "volumes", "networks", "datasets"][..]),
             ("PortDescription", &["path", "expose", "secret_header"][..]),
             ("Resources", &["cores"][..]),
         ] {
@@ -254,6 +258,7 @@ mod tests {
             App::new()
                 .configure(crate::observability::configure)
                 .configure(super::configure)
+                .configure(crate::datasets::configure)
                 .configure(crate::api::configure),
         )
         .await;

@@ -10,6 +10,7 @@ mod audit;
 mod checkpoints;
 mod cli;
 mod common;
+mod datasets;
 mod directory;
 mod docker;
 mod elastic;
