@@ -144,6 +144,55 @@ pub fn plain_relay(target: String) -> String {
     addr
 }
 
+/// A relay of bytes like [`plain_relay`] that never sleeps: one thread per connection polls both
+/// directions without blocking, so no byte waits for a thread to wake up. It burns a core while a
+/// connection is open: not a design, a measure of what the wake-ups of a relay cost here. Its
+/// address.
+pub fn spinning_relay(target: String) -> String {
+    use std::io::{ErrorKind, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    /// Moves what `from` has to `to`: `false` once `from` is done or `to` failed.
+    fn pump(from: &mut TcpStream, to: &mut TcpStream, buf: &mut [u8], moved: &mut bool) -> bool {
+        match from.read(buf) {
+            Ok(0) => false,
+            Ok(n) => {
+                *moved = true;
+                to.write_all(&buf[..n]).is_ok()
+            }
+            Err(e) => e.kind() == ErrorKind::WouldBlock,
+        }
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(service) = TcpStream::connect(&target) else { continue };
+            std::thread::spawn(move || {
+                let (mut c, mut s) = (client, service);
+                for t in [&c, &s] {
+                    let _ = (t.set_nodelay(true), t.set_nonblocking(true));
+                }
+                let mut buf = vec![0u8; 256 * 1024];
+                let mut idle = Instant::now();
+                loop {
+                    let mut moved = false;
+                    if !pump(&mut c, &mut s, &mut buf, &mut moved) || !pump(&mut s, &mut c, &mut buf, &mut moved) {
+                        break;
+                    }
+                    if moved {
+                        idle = Instant::now();
+                    } else if idle.elapsed() > Duration::from_secs(5) {
+                        break;
+                    } else {
+                        std::hint::spin_loop();
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
 /// Round trips of a JupyterLab kernel (`apps/jupyter.json`; skipped without its image): `1`
 /// executed 300 times over the kernel's WebSocket by `tests/clients/jupyter.py`, directly at the
 /// container with the notebook's token and through the proxy with the host's cookie, twice in
@@ -269,6 +318,8 @@ pub fn proxy(secs: f64) {
     // The floor of any proxy on this machine: a plain relay of bytes (two threads, 256 KiB
     // buffers, no HTTP), to the same services.
     let (web_relay, echo_relay) = (plain_relay(web_direct.clone()), plain_relay(echo_direct.clone()));
+    // And what a relay would take without its wake-ups (see `spinning_relay`).
+    let echo_spinning = spinning_relay(echo_direct.clone());
     let (mut small, mut large, mut rtt) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..2 {
         if only.is_empty() || only == "small" {
@@ -293,7 +344,8 @@ pub fn proxy(secs: f64) {
             let d = websocket_round_trips(&echo_direct, &echo_direct, "", 2000);
             let r = websocket_round_trips(&echo_relay, &echo_relay, "", 2000);
             let p = websocket_round_trips(&addr, &echo_host, &echo_headers, 2000);
-            rtt.push([d, r, p]);
+            let spin = websocket_round_trips(&echo_spinning, &echo_spinning, "", 2000);
+            rtt.push([d, r, p, spin]);
         }
     }
     let mean = |v: &[f64]| if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 };
@@ -340,6 +392,12 @@ pub fn proxy(secs: f64) {
         ws50[2],
         ws99[2],
         ws50[2] / ws50[0]
+    );
+    let spin = |q: f64| mean(&rtt.iter().map(|r| pct(&r[3], q)).collect::<Vec<_>>());
+    println!(
+        "| WebSocket round trip, a relay that never sleeps (spins): p50, p99 µs | | {:.0}, {:.0} | | |",
+        spin(0.5),
+        spin(0.99)
     );
     http(&agent, "DELETE", &url, None);
     wait_for(&agent, &url, "terminated");

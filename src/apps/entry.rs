@@ -2,7 +2,8 @@
 //! is the link everyone uses (`proxy_url`, the web page, the CLI). It checks the caller (the
 //! session cookie of Zoe's pages, or the same credentials as the API; the owner and administrators, anyone else gets the 404 they get for the
 //! execution), that the port is exposed and runs, and sends the browser, with a one-time ticket,
-//! to the port's own host, which signs it in and serves `/<rest>` (see [`super`]). Nothing
+//! to the port's own host, which signs it in (and, through a chain of tickets, in to the
+//! execution's other exposed ports) and serves `/<rest>` (see [`super`]). Nothing
 //! proxied is ever served on Zoe's origin.
 
 use actix_web::http::{header, Method};
@@ -87,10 +88,21 @@ async fn enter(
     let (_, client_port) = crate::origin::split_host(&zoe_host);
     let scheme = crate::origin::request_scheme(&req, trusted, data.config.tls_cert.is_some());
     let host = data.apps.host(&label, client_port);
-    let grant = Grant { caller, execution: id, instance, port, label };
-    let ticket = data.apps.sessions.ticket(grant, std::time::Instant::now());
-    let location =
-        format!("{scheme}://{host}{}?ticket={ticket}&next={}", super::SIGN_IN_PATH, crate::percent::encode_path(&next));
+    // This port's host first, then the execution's other exposed ports (one sign-in for all of
+    // them: see `sessions::chain`), then back to the page asked for.
+    let published = data.reader.now();
+    let others =
+        views::proxy_ports(&published, &caller, id).into_iter().filter(|(i, p)| !(*i == instance && *p == port));
+    let others: Vec<Grant> = others
+        .map(|(instance, port)| {
+            let label = zoe_actors::description::naming::app_host_label(id, &instance, port);
+            Grant { caller: caller.clone(), execution: id, instance, port, label }
+        })
+        .collect();
+    let mut grants = vec![Grant { caller, execution: id, instance, port, label }];
+    grants.extend(others);
+    let ticket = data.apps.sessions.chain(grants, std::time::Instant::now());
+    let location = format!("{scheme}://{host}{}", super::sign_in_link(&ticket, &next));
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, location))
         .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -13,7 +13,10 @@
 //!   `<host>/.zoe/sign-in?ticket=...&next=/<rest>` with a one-time ticket ([`sessions`]). The
 //!   application host exchanges the ticket for a cookie of its own (host-only, `HttpOnly`,
 //!   `SameSite=Lax`; `Secure` with the `__Host-` prefix under TLS) and redirects to the clean
-//!   URL. Zoe's credentials are never accepted on an application host, and Zoe accepts no cookie
+//!   URL. One sign-in covers every exposed port of the execution (up to
+//!   [`sessions::MAX_CHAIN`]): the ticket is the first of a chain, and each host, once it has
+//!   set its cookie, sends the browser on to the next host's sign-in, the last one back to the
+//!   page asked for; the execution's other ports then open without a detour through Zoe. Zoe's credentials are never accepted on an application host, and Zoe accepts no cookie
 //!   at all.
 //! - **The guard.** On an application host, a request with an unsafe method, or a WebSocket
 //!   upgrade, that a browser marks as coming from another origin is refused before it reaches the
@@ -38,7 +41,7 @@ use zoe_actors::Code;
 
 use crate::error::{ApiError, HttpCode};
 use crate::AppData;
-use sessions::{Grant, Sessions};
+use sessions::{Grant, Sessions, Then};
 
 /// The path, on every application host, that exchanges a ticket for a cookie. Applications
 /// cannot use it.
@@ -222,26 +225,49 @@ struct SignIn {
     next: Option<String>,
 }
 
-/// Exchanges a ticket for this host's cookie and sends the browser on to the page it wanted.
+/// Exchanges a ticket for this host's cookie and sends the browser on: to the next host of the
+/// ticket's chain with the next ticket, else to the page it wanted, on the first host of the
+/// chain (this one when it is alone). Where it goes is the chain's, kept by the master: only the
+/// path (`next`) comes from the link, and it stays a path.
 fn sign_in(req: &HttpRequest, data: &AppData, label: &str, https: bool) -> Result<HttpResponse, ApiError> {
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
         return Err(ApiError::new(HttpCode::MethodNotAllowed, format!("{SIGN_IN_PATH} is a link: GET only")));
     }
     let q = web::Query::<SignIn>::from_query(req.query_string())
         .map_err(|_| ApiError::new(HttpCode::InvalidRequest, format!("{SIGN_IN_PATH} needs ?ticket=...")))?;
-    let (cookie, _) = data.apps.sessions.exchange(&q.ticket, label, Instant::now()).ok_or_else(|| {
+    let done = data.apps.sessions.exchange(&q.ticket, label, Instant::now()).ok_or_else(|| {
         ApiError::new(
             HttpCode::SignInRequired,
             "this sign-in link was already used, is more than a minute old, or is for another application: open the \
              application through its link on Zoe again",
         )
     })?;
+    let next = local_path(q.next.as_deref());
+    // Hosts of the chain are on the address and port the client used for this one.
+    let this_host = crate::origin::request_host(req, &data.config.trusted_proxy);
+    let (_, port) = crate::origin::split_host(&this_host);
+    let scheme = if https { "https" } else { "http" };
+    let host = |to: &str| format!("{scheme}://{}", data.apps.host(to, port));
+    let location = match &done.then {
+        None => next,
+        Some(Then::SignIn { label: to }) => {
+            let ticket = data.apps.sessions.successor(&q.ticket);
+            format!("{}{}", host(to), sign_in_link(&ticket, &next))
+        }
+        Some(Then::Home { label: to }) => format!("{}{next}", host(to)),
+    };
     Ok(HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, local_path(q.next.as_deref())))
-        .insert_header((header::SET_COOKIE, set_cookie(cookie_name(https), &cookie, https)))
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::SET_COOKIE, set_cookie(cookie_name(https), &done.cookie, https)))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::REFERRER_POLICY, "no-referrer"))
         .finish())
+}
+
+/// The path and query of a sign-in on an application host: `ticket`, then `next`, a path on
+/// the host the sign-in ends on.
+pub fn sign_in_link(ticket: &str, next: &str) -> String {
+    format!("{SIGN_IN_PATH}?ticket={ticket}&next={}", crate::percent::encode_path(next))
 }
 
 /// The `Set-Cookie` value of an application host's cookie: for this host only (no `Domain`),

@@ -4,6 +4,12 @@
 //! - A **ticket** is made by `/proxy/...` on Zoe's origin for a caller Zoe has authenticated and
 //!   one port of one instance of one execution (a [`Grant`]). It is random (256 bits), single
 //!   use, valid for [`TICKET_TTL`], and only on the host of that port.
+//! - A **chain** of tickets signs a browser in to every exposed port of an execution at once
+//!   (at most [`MAX_CHAIN`] hosts): one ticket per host, each valid on its own host only. The
+//!   first is random; each next one is derived from the one before with the master's key, so
+//!   only the holder of a ticket learns the next one, and the tables still hold digests only.
+//!   Exchanging a ticket of a chain tells the host where to send the browser next: the next
+//!   host's label (kept here, never read from the request), and at the end the first host.
 //! - A **cookie** is what the application host gives in exchange: random too, host-only, and
 //!   valid only on the host it was given for, for the caller and port of its ticket. It dies
 //!   when it has not been used for [`COOKIE_IDLE`], when its execution ends (the proxy checks the
@@ -27,6 +33,10 @@ pub const TICKET_TTL: Duration = Duration::from_secs(60);
 /// How long a cookie lives without use.
 pub const COOKIE_IDLE: Duration = Duration::from_secs(24 * 3600);
 
+/// The most hosts one sign-in covers: an execution with more exposed ports signs in to the one
+/// asked for only (browsers follow about 20 redirects at most).
+pub const MAX_CHAIN: usize = 16;
+
 /// The bounds of both tables.
 #[derive(Clone, Copy, Debug)]
 pub struct Bounds {
@@ -38,7 +48,7 @@ pub struct Bounds {
 
 impl Default for Bounds {
     fn default() -> Self {
-        Bounds { tickets: 10_000, tickets_per_user: 32, cookies: 20_000, cookies_per_user: 128 }
+        Bounds { tickets: 10_000, tickets_per_user: 4 * MAX_CHAIN, cookies: 20_000, cookies_per_user: 8 * MAX_CHAIN }
     }
 }
 
@@ -60,6 +70,25 @@ struct Entry {
     grant: Arc<Grant>,
     /// When the ticket was made, or when the cookie was last used.
     at: Instant,
+    /// A ticket of a chain: where the browser goes after exchanging it.
+    then: Option<Arc<Then>>,
+}
+
+/// Where a browser goes after exchanging a ticket of a chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Then {
+    /// To the sign-in of the host with this label, with the next ticket of the chain.
+    SignIn { label: String },
+    /// To the page asked for, on the host with this label (the first of the chain).
+    Home { label: String },
+}
+
+/// What exchanging a ticket gives: the new cookie, what it allows, and where the browser goes
+/// next (`None`: to the page asked for, on this host).
+pub struct Exchanged {
+    pub cookie: String,
+    pub grant: Arc<Grant>,
+    pub then: Option<Then>,
 }
 
 /// The tickets and cookies of one master.
@@ -144,21 +173,49 @@ impl Sessions {
         h.finalize().into()
     }
 
+    /// The ticket that follows `ticket` in a chain: a keyed digest of it.
+    pub fn successor(&self, ticket: &str) -> String {
+        let mut h = Blake2s256::new();
+        h.update(self.secret);
+        h.update(b"next ticket");
+        h.update(ticket.as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(h.finalize())
+    }
+
     /// A ticket for `grant`, to be exchanged on its host within [`TICKET_TTL`].
     pub fn ticket(&self, grant: Grant, now: Instant) -> String {
-        let t = token();
-        let key = self.key(b"ticket", &t);
-        if let Ok(mut table) = self.tickets.lock() {
-            let entry = Entry { grant: Arc::new(grant), at: now };
-            let expired = |e: &Entry| now.saturating_duration_since(e.at) >= TICKET_TTL;
-            table.insert(key, entry, self.bounds.tickets_per_user, self.bounds.tickets, expired);
+        self.chain(vec![grant], now)
+    }
+
+    /// A chain of tickets for `grants` (at most [`MAX_CHAIN`]; beyond, the first only), one per
+    /// host, to be exchanged in turn within [`TICKET_TTL`]: the first of them. Exchanging one
+    /// sends the browser to the next host, and the last back to the first host.
+    pub fn chain(&self, mut grants: Vec<Grant>, now: Instant) -> String {
+        if grants.len() > MAX_CHAIN {
+            grants.truncate(1);
         }
-        t
+        let first = token();
+        let Ok(mut table) = self.tickets.lock() else { return first };
+        let home = grants.first().map(|g| g.label.clone()).unwrap_or_default();
+        let labels: Vec<String> = grants.iter().map(|g| g.label.clone()).collect();
+        let expired = |e: &Entry| now.saturating_duration_since(e.at) >= TICKET_TTL;
+        let mut t = first.clone();
+        for (i, grant) in grants.into_iter().enumerate() {
+            let then = match labels.get(i + 1) {
+                Some(label) => Some(Then::SignIn { label: label.clone() }),
+                None if i > 0 => Some(Then::Home { label: home.clone() }),
+                None => None,
+            };
+            let entry = Entry { grant: Arc::new(grant), at: now, then: then.map(Arc::new) };
+            table.insert(self.key(b"ticket", &t), entry, self.bounds.tickets_per_user, self.bounds.tickets, expired);
+            t = self.successor(&t);
+        }
+        first
     }
 
     /// Exchanges a ticket on application host `label` for a new cookie: the ticket is used up
     /// whatever happens; the cookie is made only if the ticket was valid, fresh and for this host.
-    pub fn exchange(&self, ticket: &str, label: &str, now: Instant) -> Option<(String, Arc<Grant>)> {
+    pub fn exchange(&self, ticket: &str, label: &str, now: Instant) -> Option<Exchanged> {
         let entry = self.tickets.lock().ok()?.remove(&self.key(b"ticket", ticket))?;
         if entry.grant.label != label || now.saturating_duration_since(entry.at) >= TICKET_TTL {
             return None;
@@ -170,12 +227,12 @@ impl Sessions {
         let grant = entry.grant;
         table.insert(
             key,
-            Entry { grant: grant.clone(), at: now },
+            Entry { grant: grant.clone(), at: now, then: None },
             self.bounds.cookies_per_user,
             self.bounds.cookies,
             expired,
         );
-        Some((c, grant))
+        Some(Exchanged { cookie: c, grant, then: entry.then.as_deref().cloned() })
     }
 
     /// The grant of the first of `cookies` that is valid on application host `label`, if any
@@ -259,8 +316,8 @@ mod tests {
         assert!(s.exchange(&t, "8080-web-8", t0).is_none(), "another execution's host");
         assert!(s.exchange(&t, "8080-web-7", t0).is_none(), "used up by the failed try");
         let t = s.ticket(grant(1, 7, "8080-web-7"), t0);
-        let (c, g) = s.exchange(&t, "8080-web-7", t0).unwrap();
-        assert_eq!((g.execution, g.caller.id), (7, 1));
+        let Exchanged { cookie: c, grant: g, then } = s.exchange(&t, "8080-web-7", t0).unwrap();
+        assert_eq!((g.execution, g.caller.id, then), (7, 1, None));
         assert!(s.exchange(&t, "8080-web-7", t0).is_none(), "single use");
         let late = s.ticket(grant(1, 7, "8080-web-7"), t0);
         assert!(s.exchange(&late, "8080-web-7", t0 + TICKET_TTL).is_none(), "too late");
@@ -276,9 +333,42 @@ mod tests {
         assert!(s.session([c.as_str()].into_iter(), "8080-web-7", later).is_some());
         assert!(s.session([c.as_str()].into_iter(), "8080-web-7", later + COOKIE_IDLE).is_none());
         let t = s.ticket(grant(1, 7, "8080-web-7"), t0);
-        let (c, _) = s.exchange(&t, "8080-web-7", t0).unwrap();
+        let c = s.exchange(&t, "8080-web-7", t0).unwrap().cookie;
         s.end(7);
         assert!(s.session([c.as_str()].into_iter(), "8080-web-7", t0).is_none(), "the execution ended");
+    }
+
+    #[test]
+    fn a_chain_signs_in_to_each_host_in_turn_and_ends_where_it_began() {
+        let s = Sessions::new(Bounds::default());
+        let t0 = Instant::now();
+        let hosts = ["8888-nb-7", "8080-ui-7", "4040-ui-7"];
+        let first = s.chain(hosts.iter().map(|h| grant(1, 7, h)).collect(), t0);
+        assert_eq!(s.sizes().0, 3);
+        // Each ticket is valid on its own host only; a wrong try uses it up (and the chain ends).
+        let second = s.successor(&first);
+        assert!(s.exchange(&second, hosts[0], t0).is_none(), "the second ticket on the first host");
+        let first = s.chain(hosts.iter().map(|h| grant(1, 7, h)).collect(), t0);
+        let mut t = first.clone();
+        let mut went = Vec::new();
+        for host in hosts {
+            let e = s.exchange(&t, host, t0).unwrap_or_else(|| panic!("the ticket of {host}"));
+            assert_eq!(e.grant.label, host);
+            assert!(s.session([e.cookie.as_str()].into_iter(), host, t0).is_some(), "signed in to {host}");
+            went.push(e.then.unwrap());
+            t = s.successor(&t);
+        }
+        let to = |l: &str| Then::SignIn { label: l.to_string() };
+        assert_eq!(went, [to(hosts[1]), to(hosts[2]), Then::Home { label: hosts[0].to_string() }]);
+        assert!(s.exchange(&first, hosts[0], t0).is_none(), "single use");
+        assert_eq!(s.successor(&first), s.successor(&first), "derived, the same each time");
+        assert_ne!(Sessions::new(Bounds::default()).successor(&first), s.successor(&first), "with the master's key");
+        // Longer than a chain may be: the first host only.
+        let many: Vec<Grant> = (0..=MAX_CHAIN).map(|i| grant(1, 7, &format!("{}-ui-7", 1000 + i))).collect();
+        let t = s.chain(many, t0);
+        let e = s.exchange(&t, "1000-ui-7", t0).unwrap();
+        assert_eq!(e.then, None);
+        assert!(s.exchange(&s.successor(&t), "1001-ui-7", t0).is_none());
     }
 
     #[test]

@@ -352,3 +352,61 @@ fn a_browser_opens_a_notebook_through_the_proxy_and_runs_a_cell() {
     b.wait_for("370370367");
     b.screenshot("notebook-through-the-proxy");
 }
+
+/// Removes a container by name when dropped, even on failure.
+struct Gone(String);
+
+impl Drop for Gone {
+    fn drop(&mut self) {
+        docker(&["rm", "-f", &self.0]);
+    }
+}
+
+/// The notebook image run by hand, with its own command: it refuses a request without a token
+/// (Jupyter's own random one when there is no `ZOE_PROXY_SECRET`, the secret when there is).
+#[test]
+fn the_notebook_image_alone_refuses_requests_without_a_token() {
+    let _one = serial();
+    let image = app("jupyter")["services"][0]["docker_image"].as_str().unwrap().to_string();
+    for secret in [None, Some("s3cr3t-of-the-test")] {
+        let name = format!("zoe-test-jupyter-default-{}", std::process::id());
+        let _gone = Gone(name.clone());
+        let mut args = vec!["run", "-d", "--name", &name, "--user", "200123:200123", "-e", "HOME=/tmp"];
+        let env = secret.map(|s| format!("ZOE_PROXY_SECRET={s}"));
+        if let Some(e) = &env {
+            args.extend(["-e", e.as_str()]);
+        }
+        args.push(&image);
+        let out = docker(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let ip =
+            docker_out(&["inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", &name]);
+        let url = format!("http://{}:8888/api/status", ip.trim());
+        let status = |token: Option<&str>| {
+            let mut req = ureq::get(&url).config().http_status_as_error(false).build();
+            if let Some(t) = token {
+                req = req.header("Authorization", format!("token {t}"));
+            }
+            req.call().map(|r| r.status().as_u16()).unwrap_or(0)
+        };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while status(None) == 0 {
+            assert!(Instant::now() < deadline, "the notebook never listened: {}", docker_out(&["logs", &name]));
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        assert_eq!(status(None), 403, "a request without a token ({secret:?})");
+        assert_eq!(status(Some("guessed")), 403, "a wrong token ({secret:?})");
+        let token = match secret {
+            Some(s) => s.to_string(),
+            // Jupyter's own token, in its log.
+            None => {
+                let out = docker(&["logs", &name]);
+                let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+                let at = log.find("?token=").unwrap_or_else(|| panic!("no token in the log: {log}"));
+                log[at + 7..].chars().take_while(char::is_ascii_alphanumeric).collect()
+            }
+        };
+        assert!(token.len() >= 16, "{token}");
+        assert_eq!(status(Some(&token)), 200, "the token opens it ({secret:?})");
+    }
+}

@@ -109,6 +109,14 @@ fn applications_live_on_hosts_of_their_own_reached_through_zoe_for_their_owner_o
     assert!(alice.cookie.starts_with("zoe-app="), "{alice:?}");
     let r = until(200, || alice.get("/index.html"));
     assert_eq!((r.status, r.text().as_str()), (200, "hello\n"), "{}", r.head);
+    // One sign-in covers the execution's other exposed port too: the files host sent the browser
+    // on to the echo host's sign-in, which sent it back to the page asked for.
+    let echo_host = format!("9001-echo-{id}.localhost:{port}");
+    let hosts: Vec<&str> = alice.chain.iter().map(|(h, _)| h.as_str()).collect();
+    assert_eq!(hosts, [files_host.as_str(), echo_host.as_str()], "{alice:?}");
+    let r = until(200, || alice.on(&echo_host).get("/"));
+    assert!(r.text().starts_with("GET / HTTP/1.1"), "the echo host without going through Zoe again: {}", r.text());
+    chain_is_bound_to_its_hosts(&m, &format!("{base}index.html"), (&files_host, &echo_host));
     // A tenant's file is never taken for another type than it says.
     assert_eq!(r.header("x-content-type-options").as_deref(), Some("nosniff"), "{}", r.head);
     let set = sign_in(&m, ADMIN, &base);
@@ -138,7 +146,6 @@ fn applications_live_on_hosts_of_their_own_reached_through_zoe_for_their_owner_o
         assert!(r.text().contains("sign_in_required"), "{what}: {}", r.text());
         assert!(r.header("www-authenticate").is_none(), "{what}: no password prompt on an application host");
     }
-    let echo_host = format!("9001-echo-{id}.localhost:{port}");
     let r = send(&a, &echo_host, "GET", "/", &format!("Cookie: {}\r\n", alice.cookie), b"");
     assert_eq!(r.status, 401, "the files host's cookie on the echo host: {}", r.head);
     let fresh = enter(&m, Some(ALICE), &base, "").header("location").unwrap();
@@ -257,6 +264,46 @@ fn applications_live_on_hosts_of_their_own_reached_through_zoe_for_their_owner_o
     let r = until(401, || alice.get("/index.html"));
     assert!(r.status == 401 && r.text().contains("sign_in_required"), "the cookie outlived its execution: {}", r.head);
     assert_error(&m.get("/api/0.6/execution/0", BOB), 404, "no_such_execution");
+}
+
+/// The chain of a sign-in (`first`, then `second`, of one execution): each ticket works on its
+/// own host only and once, where the browser goes next is the master's (never the link's), and
+/// the page asked for stays a path on the first host.
+fn chain_is_bound_to_its_hosts(m: &Master, entry: &str, (first, second): (&str, &str)) {
+    let a = addr(m);
+    let start = |next: &str| {
+        let r = enter(m, Some(ALICE), entry, "");
+        let (host, path) = split_url(&r.header("location").unwrap());
+        assert_eq!(host, first);
+        let path = path.split("&next=").next().unwrap().to_string();
+        format!("{path}&next={next}")
+    };
+    // The link's `next` is a path wherever the chain ends: never another host or site.
+    for next in ["https://evil.example/", "//evil.example/x", "/%5Cevil.example", "http%3A%2F%2Fevil.example"] {
+        let r = send(&a, first, "GET", &start(next), "", b"");
+        assert_eq!(r.status, 303, "{}", r.head);
+        let to = r.header("location").unwrap();
+        let (host, path) = split_url(&to);
+        assert!(host == second && path.starts_with("/.zoe/sign-in?ticket="), "{next}: {to}");
+        assert!(path.ends_with("&next=/"), "{next}: {to}");
+        // The second ticket on the first host: refused, and used up.
+        let r = send(&a, first, "GET", &path, "", b"");
+        assert!(
+            r.status == 401 && r.text().contains("sign_in_required"),
+            "the second ticket on the first host: {}",
+            r.head
+        );
+        let r = send(&a, second, "GET", &path, "", b"");
+        assert_eq!(r.status, 401, "a ticket tried on the wrong host is gone: {}", r.head);
+    }
+    // Another host in the link changes nothing: the next host is the chain's.
+    let r = send(&a, first, "GET", &format!("{}&host=evil.example&then=evil.example", start("/x")), "", b"");
+    let (host, path) = split_url(&r.header("location").unwrap());
+    assert_eq!(host, second);
+    let r = send(&a, second, "GET", &path, "", b"");
+    assert_eq!(r.header("location").unwrap(), format!("http://{first}/x"), "back to the first host: {}", r.head);
+    // Used once only.
+    assert_eq!(send(&a, second, "GET", &path, "", b"").status, 401);
 }
 
 /// A master answers on any host name, including ones that name no application: under

@@ -102,25 +102,50 @@ pub struct AppClient {
     pub next: String,
     /// The sign-in link (with its ticket, used up).
     pub sign_in: String,
+    /// Every host the sign-in went through (the execution's other exposed ports after this
+    /// one's), with the cookie each gave.
+    pub chain: Vec<(String, String)>,
 }
 
-/// Follows `entry` on Zoe's origin as `who` and signs in on the application host it sends to;
-/// panics unless both steps work.
+/// Follows `entry` on Zoe's origin as `who` and signs in on the application host it sends to,
+/// then on the execution's other hosts the sign-in goes through, back to the first; panics
+/// unless every step works.
 pub fn sign_in(m: &Master, who: (&str, &str), entry: &str) -> AppClient {
     let r = enter(m, Some(who), entry, "");
     assert_eq!(r.status, 303, "GET {entry} as {}: {}{}", who.0, r.head, r.text());
     let location = r.header("location").unwrap();
-    let (host, path) = split_url(&location);
-    assert!(path.starts_with("/.zoe/sign-in?ticket="), "{location}");
+    let (first, first_path) = split_url(&location);
     let a = addr(m);
-    let s = send(&a, &host, "GET", &path, "", b"");
-    assert_eq!(s.status, 303, "the sign-in on {host}: {}{}", s.head, s.text());
-    let set = s.header("set-cookie").unwrap_or_else(|| panic!("no cookie from the sign-in: {}", s.head));
-    let cookie = set.split(';').next().unwrap().trim().to_string();
-    AppClient { addr: a, host, cookie, next: s.header("location").unwrap(), sign_in: path }
+    let (mut host, mut path) = (first.clone(), first_path.clone());
+    let mut chain = Vec::new();
+    loop {
+        assert!(path.starts_with("/.zoe/sign-in?ticket="), "{host}{path}");
+        let s = send(&a, &host, "GET", &path, "", b"");
+        assert_eq!(s.status, 303, "the sign-in on {host}: {}{}", s.head, s.text());
+        let set = s.header("set-cookie").unwrap_or_else(|| panic!("no cookie from the sign-in: {}", s.head));
+        chain.push((host.clone(), set.split(';').next().unwrap().trim().to_string()));
+        let to = s.header("location").unwrap();
+        if to.starts_with('/') {
+            assert_eq!(chain.len(), 1, "only a sign-in alone ends on its own host: {to}");
+            return AppClient { addr: a, host, cookie: chain[0].1.clone(), next: to, sign_in: first_path, chain };
+        }
+        (host, path) = split_url(&to);
+        if !path.starts_with("/.zoe/sign-in") {
+            assert_eq!(host, first, "a chain ends on its first host");
+            assert!(chain.len() > 1 && chain.len() <= 16, "{chain:?}");
+            let cookie = chain[0].1.clone();
+            return AppClient { addr: a, host, cookie, next: path, sign_in: first_path, chain };
+        }
+    }
 }
 
 impl AppClient {
+    /// The same visitor on another host its sign-in went through.
+    pub fn on(&self, host: &str) -> AppClient {
+        let (_, cookie) = self.chain.iter().find(|(h, _)| h == host).unwrap_or_else(|| panic!("{host}: {self:?}"));
+        AppClient { host: host.to_string(), cookie: cookie.clone(), ..self.clone() }
+    }
+
     /// A request with this visitor's cookie, plus `extra` headers.
     pub fn request(&self, method: &str, path: &str, extra: &str, body: &[u8]) -> Response {
         send(&self.addr, &self.host, method, path, &format!("Cookie: {}\r\n{extra}", self.cookie), body)

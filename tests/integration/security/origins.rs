@@ -105,6 +105,9 @@ const wait = (ms) => new Promise(r => setTimeout(r, ms));
 })();
 </script></body></html>"#;
 
+/// Alice's second port: a page of notes.
+const ALICE_NOTES: &str = "<!doctype html><html><body><p>alice-notes-7</p></body></html>";
+
 /// `navigator.serviceWorker.register` fetches this with `Service-Worker: script`.
 const BOB_WORKER: &str = "self.addEventListener('fetch', e => e.respondWith(new Response('owned by bob')));";
 
@@ -136,15 +139,26 @@ fn attacks(driver: &Driver, domain: &str) {
     m.create_user("alice", "user", ALICE.1);
     m.create_user("bob", "user", BOB.1);
     let port = m.url.rsplit(':').next().unwrap().to_string();
-    workspace(&m, &dep, ALICE, &[("index.html", ALICE_PAGE), ("serve.sh", ALICE_SERVER)]);
+    workspace(
+        &m,
+        &dep,
+        ALICE,
+        &[("index.html", ALICE_PAGE), ("serve.sh", ALICE_SERVER), ("notes/index.html", ALICE_NOTES)],
+    );
     // Bob's page needs his cookie, made once his application runs: written again below.
     workspace(&m, &dep, BOB, &[("www/evil.html", "not yet"), ("www/sw.js", BOB_WORKER)]);
     let ports =
         json!([{"name": "web", "protocol": "http", "port_number": 8080, "is_main_endpoint": true, "expose": true}]);
+    // Alice's application has a second port: her notes, a site of its own.
+    let notes_port =
+        json!([{"name": "notes", "protocol": "http", "port_number": 8081, "is_main_endpoint": false, "expose": true}]);
     let a = m.submit(
         ALICE,
         "site",
-        &application(vec![service("site", true, 1, 0, "nc -ll -p 8080 -e sh /mnt/workspace/serve.sh", ports.clone())]),
+        &application(vec![
+            service("site", true, 1, 0, "nc -ll -p 8080 -e sh /mnt/workspace/serve.sh", ports.clone()),
+            service("notes", false, 1, 0, "httpd -f -p 8081 -h /mnt/workspace/notes", notes_port),
+        ]),
     );
     let b = m.submit(
         BOB,
@@ -156,6 +170,7 @@ fn attacks(driver: &Driver, domain: &str) {
     }
     let zoe = format!("http://127.0.0.1:{port}");
     let alice_origin = format!("http://8080-site-{a}.{domain}:{port}");
+    let notes_origin = format!("http://8081-notes-{a}.{domain}:{port}");
     let (alice_link, bob_link) = (format!("/proxy/{a}/site/8080/"), format!("/proxy/{b}/evil/8080/"));
     // Bob signs in to his own application host: his cookie is what he tosses at the neighbours.
     let bob = sign_in(&m, BOB, &bob_link);
@@ -178,6 +193,11 @@ fn attacks(driver: &Driver, domain: &str) {
     admin.goto(&format!("{zoe}{alice_link}"));
     admin.wait_for("alice-secret-42");
     assert_eq!(admin.url(), format!("{alice_origin}/"), "Alice's application on its own origin");
+    // That one sign-in covered the execution's other port: its page opens at once, on its own
+    // origin, without a detour through Zoe (which would have had to send the browser back).
+    admin.goto(&format!("{notes_origin}/"));
+    admin.wait_for("alice-notes-7");
+    assert_eq!(admin.url(), format!("{notes_origin}/"), "no redirect");
     wait_until(
         10,
         || hits(&m, &dep).contains("POST /record?by=alice-own"),
@@ -231,9 +251,11 @@ fn attacks(driver: &Driver, domain: &str) {
     if domain != "localhost" {
         assert!(bob_out.contains("cookies-visible=true"), "the tossed cookies were set: {bob_out}");
     }
-    bob_browser.goto(&format!("{alice_origin}/"));
-    let refused = bob_browser.wait_for("sign_in_required");
-    assert!(!refused.contains("alice-secret-42"), "{refused}");
+    for (origin, secret) in [(&alice_origin, "alice-secret-42"), (&notes_origin, "alice-notes-7")] {
+        bob_browser.goto(&format!("{origin}/"));
+        let refused = bob_browser.wait_for("sign_in_required");
+        assert!(!refused.contains(secret), "{refused}");
+    }
     assert_eq!(enter(&m, Some(BOB), &alice_link, "").status, 404, "and Zoe does not send him there");
     assert!(!hits(&m, &dep).contains("bob"), "{}", hits(&m, &dep));
 }

@@ -77,3 +77,21 @@ pub fn proxy_target(
     };
     Ok(ProxyTarget { owner_id: e.owner_id, service_id: s.id, address, network, secret_header })
 }
+
+/// The exposed ports of execution `execution_id` that `caller` may reach now, each as its
+/// instance and port (in the order of the services and their ports): those of its running
+/// services while it runs, none otherwise (or if the caller may not see it).
+pub fn proxy_ports(p: &Published, caller: &Caller, execution_id: u64) -> Vec<(String, u16)> {
+    let Some(e) = p.state.executions.get(&execution_id) else { return Vec::new() };
+    if check_caller(&p.state, caller).is_err() || !caller.can_see(e.owner_id) || e.status != ExecutionStatus::Running {
+        return Vec::new();
+    }
+    e.services
+        .iter()
+        .filter(|s| s.status == ServiceStatus::Running)
+        .flat_map(|s| {
+            let instance = instance_name(e, s);
+            s.ports.iter().filter(|sp| sp.expose).map(move |sp| (instance.clone(), sp.port_number))
+        })
+        .collect()
+}
