@@ -114,7 +114,18 @@ impl UsageRow {
 /// The rows of a usage report for `caller`: per user by name, or per execution by id.
 pub fn usage_report(p: &Published, caller: &Caller, q: &UsageQuery, now: Timestamp) -> Result<Vec<UsageRow>, ZoeError> {
     check_caller(&p.state, caller)?;
-    let owner = caller.sees_only();
+    Ok(report_rows(p, caller.sees_only(), q, now))
+}
+
+/// Every user's rows, with no caller to check: for `/metrics`, which decides itself who may see
+/// users' names (`zoe_user_cpu_seconds_total` is this per user over all time: from 0 to the
+/// end of today).
+pub fn usage_of_everyone(p: &Published, q: &UsageQuery, now: Timestamp) -> Vec<UsageRow> {
+    report_rows(p, None, q, now)
+}
+
+/// The rows of `owner`'s executions (everyone's without one).
+fn report_rows(p: &Published, owner: Option<u64>, q: &UsageQuery, now: Timestamp) -> Vec<UsageRow> {
     let now = now.unix_timestamp();
     // The executions of the checkpoints that ran in the span, with their share of usage.
     let hot = p
@@ -159,7 +170,7 @@ pub fn usage_report(p: &Published, caller: &Caller, q: &UsageQuery, now: Timesta
             rows.extend(by_id.into_values());
         }
     }
-    Ok(rows)
+    rows
 }
 
 #[cfg(test)]
@@ -249,6 +260,7 @@ mod tests {
         assert!((all[0].cpu_core_hours - 48.0 / 3600.0).abs() < 1e-12, "{all:?}");
         assert!((all[1].cpu_core_hours - 10.0 / 3600.0).abs() < 1e-12, "bob's newest measure: {all:?}");
         assert!(all.iter().all(|r| r.reserved_core_hours >= r.cpu_core_hours && r.executions == 1));
+        assert_eq!(usage_of_everyone(&p, &days(0, 4, UsageBy::User), now), all, "for /metrics: the same");
         // The second day holds half of alice's run, and a third of bob's (three days so far).
         let day2 = usage_report(&p, &admin(), &days(1, 2, UsageBy::User), now).unwrap();
         assert!((day2[0].cpu_core_hours * 3600.0 - 24.0).abs() < 1e-9, "{day2:?}");
