@@ -29,8 +29,10 @@
 //!    round trips (`ZOE_BENCH_PROXY=small|large|websocket|jupyter` runs one part).
 //! 9. `zoe checkpoint diff` of two checkpoints of 20,000 executions that differ in 80,000 lines
 //!    (`ZOE_BENCH_DIFF_BEFORE=1` also times the diff as it was made before: Myers, no deadline).
-//! 10. `GET /api/0.6/usage` with 50,000 ended executions (`usage_report.rs`).
-//! 11. The master's CPU while it samples 200 running containers (`sampling.rs`; needs Docker).
+//! 10. Workspace files: upload and download of a 200 MiB file through the API with curl, against
+//!     `cp` of the same file between the same places, in turns (`ZOE_BENCH_ONLY=files`).
+//! 11. `GET /api/0.6/usage` with 50,000 ended executions (`usage_report.rs`).
+//! 12. The master's CPU while it samples 200 running containers (`sampling.rs`; needs Docker).
 
 // A benchmark fails by panicking, as a test does.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -51,6 +53,7 @@ mod states;
 
 mod burst;
 mod diff;
+mod files;
 mod logins;
 mod proxy;
 mod reads;
@@ -65,6 +68,7 @@ use process::{agent, MasterProcess, NO_USER_LIMITS};
 
 use burst::*;
 use diff::*;
+use files::*;
 use logins::*;
 use proxy::*;
 use reads::*;
@@ -161,12 +165,17 @@ fn main() {
         diff();
     }
 
-    // 10. Usage reports with a long history.
+    // 10. Workspace files through the API against cp.
+    if only.is_empty() || only == "files" {
+        files();
+    }
+
+    // 11. Usage reports with a long history.
     if only.is_empty() || only == "usage" {
         usage_report();
     }
 
-    // 11. The sampler's cost with 200 running containers.
+    // 12. The sampler's cost with 200 running containers.
     if only.is_empty() || only == "sampling" {
         sampling();
     }

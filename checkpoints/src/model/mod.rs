@@ -3,11 +3,11 @@
 //! Field order here is the field order in the RON files, so keep it stable and readable:
 //! identity first, then status, then times, then the bulky parts.
 
-mod application;
+mod description;
 mod execution;
 mod usage;
 
-pub use application::*;
+pub use description::{Application, PortDescription, Resources, ServiceDescription, Volume};
 pub use execution::*;
 pub use usage::*;
 
@@ -89,6 +89,8 @@ pub mod limits {
     pub const MAX_PORT_NAME: usize = 128;
     pub const MAX_PROTOCOL: usize = 16;
     pub const MAX_PORT_PATH: usize = 1024;
+    /// Data sets a service may name.
+    pub const MAX_DATASETS: usize = 16;
 }
 
 /// A point in time, always UTC, written as RFC 3339.

@@ -1,4 +1,5 @@
-//! The application description: what a user sends, what a checkpoint keeps, what the API shows.
+//! The application description as the checkpoints keep it (format version 2): what a user
+//! sends, read strictly by `zoe_actors::description::app_description`, and what the API shows.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -62,6 +63,12 @@ pub struct ServiceDescription {
     #[serde(default)]
     #[schema(max_items = 0)]
     pub networks: Vec<String>,
+    /// Names of data sets the administrator configured (`dataset` setting), each mounted
+    /// read-only at `/mnt/datasets/<name>`: distinct lowercase DNS labels, at most 16. Written
+    /// only when there are some.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 16, example = json!(["imagenet"]))]
+    pub datasets: Vec<String>,
 }
 
 impl ServiceDescription {
