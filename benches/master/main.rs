@@ -31,6 +31,8 @@
 //!    (`ZOE_BENCH_DIFF_BEFORE=1` also times the diff as it was made before: Myers, no deadline).
 //! 10. Workspace files: upload and download of a 200 MiB file through the API with curl, against
 //!     `cp` of the same file between the same places, in turns (`ZOE_BENCH_ONLY=files`).
+//! 11. `GET /api/0.6/usage` with 50,000 ended executions (`usage_report.rs`).
+//! 12. The master's CPU while it samples 200 running containers (`sampling.rs`; needs Docker).
 
 // A benchmark fails by panicking, as a test does.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -55,9 +57,11 @@ mod files;
 mod logins;
 mod proxy;
 mod reads;
+mod sampling;
 mod startup;
 mod state;
 mod swarm;
+mod usage_report;
 mod writes;
 
 use process::{agent, MasterProcess, NO_USER_LIMITS};
@@ -68,9 +72,11 @@ use files::*;
 use logins::*;
 use proxy::*;
 use reads::*;
+use sampling::*;
 use startup::*;
 use state::*;
 use swarm::*;
+use usage_report::*;
 use writes::*;
 
 const AUTH: &str = "Basic YWxpY2U6YWxpY2UtcHc="; // alice:alice-pw
@@ -162,6 +168,16 @@ fn main() {
     // 10. Workspace files through the API against cp.
     if only.is_empty() || only == "files" {
         files();
+    }
+
+    // 11. Usage reports with a long history.
+    if only.is_empty() || only == "usage" {
+        usage_report();
+    }
+
+    // 12. The sampler's cost with 200 running containers.
+    if only.is_empty() || only == "sampling" {
+        sampling();
     }
 
     // 7. Starting on a Swarm: Zoe against the manager's API directly.

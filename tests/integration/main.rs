@@ -28,5 +28,6 @@ mod state_disk;
 mod swarm;
 mod tls;
 mod tokens;
+mod usage;
 mod web;
 mod workspace_clients;
