@@ -23,6 +23,7 @@
 
 mod admin;
 pub mod catalogue;
+pub mod chart;
 mod page;
 mod rows;
 mod tokens;
