@@ -122,6 +122,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .service(resource("/query", &[Method::POST]).route(web::post().to(query)))
             .service(resource("/audit", &[Method::GET]).route(web::get().to(audit)))
+            .service(resource("/usage", &[Method::GET]).route(web::get().to(crate::usage::report)))
             .service(
                 web::scope("/token")
                     .service(

@@ -320,6 +320,12 @@ pub struct MasterConfig {
     #[arg(long, env = "ZOE_IDLE_CPU_PERCENT", default_value_t = 10.0)]
     pub idle_cpu_percent: f64,
 
+    /// Seconds between two samples of the running containers' CPU time and memory (1 to 3600):
+    /// what each execution used (see `GET /usage`). Idle culling samples at least every quarter
+    /// of its smallest limit.
+    #[arg(long, env = "ZOE_USAGE_INTERVAL", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub usage_interval: u64,
+
     /// HTTP worker threads (0: one per core).
     #[arg(long, env = "ZOE_HTTP_WORKERS", default_value_t = 0)]
     pub http_workers: usize,

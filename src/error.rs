@@ -172,7 +172,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
             | Code::InvalidName
             | Code::ExceedsCapacity
             | Code::InvalidTokenName
-            | Code::InvalidExpiresDays => StatusCode::BAD_REQUEST,
+            | Code::InvalidExpiresDays
+            | Code::InvalidPeriod
+            | Code::InvalidGrouping => StatusCode::BAD_REQUEST,
             Code::Unauthorized => StatusCode::UNAUTHORIZED,
             Code::QuotaExceeded => StatusCode::PAYMENT_REQUIRED,
             Code::AdminOnly => StatusCode::FORBIDDEN,

@@ -7,22 +7,20 @@
 //! - **CPU**: its containers together burned more than `idle-cpu-percent` of one core between two
 //!   samples (a computation running with no browser attached is not idle).
 //!
-//! The watcher runs in the master beside the HTTP server, samples every `step` (a quarter of the
-//! smallest limit, between 2 and 60 s) through the back end's [`CpuUsage`] (one bounded stats
-//! call per container), and asks the state actor to cull ([`CullIdle`]); it never writes the
-//! state itself. When the CPU use of a container cannot be known (a Swarm manager does not tell
+//! The watcher looks at each round of the master's sampler ([`crate::sampler`], which samples at
+//! least every `step`: a quarter of the smallest limit, between 2 and 60 s), and asks the state
+//! actor to cull ([`CullIdle`]); it never writes the state itself. When the CPU use of a container cannot be known (a Swarm manager does not tell
 //! it), the execution is never culled: a busy computation must not be mistaken for an idle one.
 //! The idle clock of an execution starts when the watcher first sees it running (so also after a
 //! restart of the master).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use zoe_actors::logic::reader::Reader;
-use zoe_actors::protocol::{BackendHandle, CpuUsage};
+use zoe_actors::logic::reader::Published;
 use zoe_actors::state_actor::{CullIdle, StateActor};
-use zoe_checkpoints::{ExecutionStatus, Role, ServiceStatus};
+use zoe_checkpoints::{ExecutionStatus, Role};
 
 /// The idle limits, per role (administrators have none).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -88,78 +86,73 @@ pub fn busy(used: u64, wall: Duration, share: f64) -> bool {
     wall.as_nanos() > 0 && used as f64 > share * wall.as_nanos() as f64
 }
 
-/// Starts the watcher on the current actix runtime; it runs as long as the master.
-pub fn spawn(
-    limits: IdleLimits,
-    reader: Reader,
-    backend: BackendHandle,
-    state: actix::Addr<StateActor>,
-    activity: Arc<Activity>,
-) {
-    let Some(step) = limits.step() else { return };
-    actix_web::rt::spawn(async move {
-        let mut watched: HashMap<u64, Watched> = HashMap::new();
-        loop {
-            tokio::time::sleep(step).await;
-            let p = reader.now();
-            let now = Instant::now();
-            let mut left = HashMap::new();
-            let mut seen = Vec::new();
-            for e in p.state.executions.values().filter(|e| e.status == ExecutionStatus::Running) {
-                let Some(role) = p.state.users.get(&e.owner_id).map(|u| u.role) else { continue };
-                let Some(limit) = limits.of(role) else { continue };
-                seen.push(e.id);
-                let w = watched.entry(e.id).or_insert(Watched { active: now, sample: None });
-                if let Some(t) = activity.proxied(e.id) {
-                    w.active = w.active.max(t);
-                }
-                let containers: Vec<String> = e
-                    .services
-                    .iter()
-                    .filter(|s| s.status == ServiceStatus::Running)
-                    .map(|s| s.docker_id.clone().unwrap_or_else(|| s.name.clone()))
-                    .collect();
-                let usage = backend.cpu.send(CpuUsage { containers }).await.unwrap_or_default();
-                let Some(total) = usage.iter().copied().collect::<Option<Vec<u64>>>().map(|v| v.iter().sum::<u64>())
-                else {
-                    // Unknown CPU use: never culled.
+/// The idle watcher: what it remembers of each execution it watches.
+#[derive(Default)]
+pub struct Watcher {
+    watched: HashMap<u64, Watched>,
+}
+
+impl Watcher {
+    /// Looks at one round of samples taken at `now`: `cpu` has, per running execution, the CPU
+    /// time of its running containers together (`None`: not known). Asks the state actor to cull
+    /// the executions idle for too long, and tells `activity` how long the others have left.
+    pub async fn observe(
+        &mut self,
+        limits: &IdleLimits,
+        p: &Published,
+        cpu: &HashMap<u64, Option<u64>>,
+        now: Instant,
+        state: &actix::Addr<StateActor>,
+        activity: &Activity,
+    ) {
+        let mut left = HashMap::new();
+        let mut seen = Vec::new();
+        for e in p.state.executions.values().filter(|e| e.status == ExecutionStatus::Running) {
+            let Some(role) = p.state.users.get(&e.owner_id).map(|u| u.role) else { continue };
+            let Some(limit) = limits.of(role) else { continue };
+            seen.push(e.id);
+            let w = self.watched.entry(e.id).or_insert(Watched { active: now, sample: None });
+            if let Some(t) = activity.proxied(e.id) {
+                w.active = w.active.max(t);
+            }
+            let Some(total) = cpu.get(&e.id).copied().flatten() else {
+                // Unknown CPU use: never culled.
+                w.active = now;
+                w.sample = None;
+                continue;
+            };
+            if let Some((before, at)) = w.sample {
+                if busy(total.saturating_sub(before), now.duration_since(at), limits.busy_cpu) {
                     w.active = now;
-                    w.sample = None;
-                    continue;
-                };
-                if let Some((before, at)) = w.sample {
-                    if busy(total.saturating_sub(before), now.duration_since(at), limits.busy_cpu) {
-                        w.active = now;
-                    }
-                }
-                w.sample = Some((total, now));
-                let idle = now.duration_since(w.active);
-                if idle >= limit {
-                    let reason = format!(
-                        "terminated after {} s without use (no traffic through the proxy, CPU under {}% of a core): \
-                         the idle limit of role {}",
-                        limit.as_secs(),
-                        limits.busy_cpu * 100.0,
-                        role.as_str()
-                    );
-                    match state.send(CullIdle { id: e.id, reason }).await {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(err)) => tracing::warn!("execution {}: not culled: {err}", e.id),
-                        Err(err) => tracing::warn!("execution {}: not culled: {err}", e.id),
-                    }
-                } else {
-                    left.insert(e.id, limit - idle);
                 }
             }
-            watched.retain(|id, _| seen.contains(id));
-            if let Ok(mut m) = activity.proxied.lock() {
-                m.retain(|id, _| seen.contains(id));
-            }
-            if let Ok(mut m) = activity.left.lock() {
-                *m = left;
+            w.sample = Some((total, now));
+            let idle = now.duration_since(w.active);
+            if idle >= limit {
+                let reason = format!(
+                    "terminated after {} s without use (no traffic through the proxy, CPU under {}% of a core): \
+                     the idle limit of role {}",
+                    limit.as_secs(),
+                    limits.busy_cpu * 100.0,
+                    role.as_str()
+                );
+                match state.send(CullIdle { id: e.id, reason }).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(err)) => tracing::warn!("execution {}: not culled: {err}", e.id),
+                    Err(err) => tracing::warn!("execution {}: not culled: {err}", e.id),
+                }
+            } else {
+                left.insert(e.id, limit - idle);
             }
         }
-    });
+        self.watched.retain(|id, _| seen.contains(id));
+        if let Ok(mut m) = activity.proxied.lock() {
+            m.retain(|id, _| seen.contains(id));
+        }
+        if let Ok(mut m) = activity.left.lock() {
+            *m = left;
+        }
+    }
 }
 
 #[cfg(test)]

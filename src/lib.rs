@@ -38,8 +38,10 @@ pub mod proxy;
 pub mod relay_cmd;
 pub mod requests;
 pub mod responses;
+pub mod sampler;
 pub mod simulate_cmd;
 pub mod tls;
+pub mod usage;
 pub mod web;
 pub mod workspaces;
 

@@ -36,6 +36,11 @@ pub enum Code {
     InvalidTokenName,
     /// A token lifetime outside 1..=3650 days.
     InvalidExpiresDays,
+    /// A usage report's `since` or `until` is not a Unix time in seconds, or `since` is not
+    /// before `until`.
+    InvalidPeriod,
+    /// A usage report grouped by something other than `user` or `execution`.
+    InvalidGrouping,
     /// The user has a token of that name already.
     TokenExists,
     /// The user has the most tokens a user may have.
@@ -76,6 +81,8 @@ impl Code {
             Code::DirectoryUser => "directory_user",
             Code::InvalidTokenName => "invalid_token_name",
             Code::InvalidExpiresDays => "invalid_expires_days",
+            Code::InvalidPeriod => "invalid_period",
+            Code::InvalidGrouping => "invalid_grouping",
             Code::TokenExists => "token_exists",
             Code::TooManyTokens => "too_many_tokens",
             Code::NoSuchToken => "no_such_token",

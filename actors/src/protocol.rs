@@ -224,11 +224,22 @@ pub struct ServiceLogs {
     pub tail_lines: Option<u64>,
 }
 
-/// The CPU time each container has used so far, in nanoseconds (`None`: not known, e.g. a
-/// container on another node of a Swarm, whose manager does not tell). For idle culling.
+/// What a container used, as one sample of the engine tells it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// The CPU time it used since it started, in nanoseconds (all cores together).
+    pub cpu_ns: u64,
+    /// The memory it uses now, in bytes, less the page cache the kernel can drop (as `docker
+    /// stats` counts it); `None`: not told.
+    pub memory: Option<u64>,
+}
+
+/// One sample of each container (`None`: not known, e.g. a container on another node of a
+/// Swarm, whose manager does not tell), in the order asked. For usage accounting and idle
+/// culling (the master's sampler, `src/sampler.rs`).
 #[derive(Message, Debug, Clone)]
-#[rtype(result = "Vec<Option<u64>>")]
-pub struct CpuUsage {
+#[rtype(result = "Vec<Option<Stats>>")]
+pub struct SampleContainers {
     /// Container names or ids.
     pub containers: Vec<String>,
 }
@@ -288,7 +299,7 @@ pub struct BackendHandle {
     pub remove_network: Recipient<RemoveNetwork>,
     pub reconcile: Recipient<Reconcile>,
     pub logs: Recipient<ServiceLogs>,
-    pub cpu: Recipient<CpuUsage>,
+    pub stats: Recipient<SampleContainers>,
     pub relay: Recipient<FindRelay>,
 }
 
@@ -303,7 +314,7 @@ impl BackendHandle {
             + Handler<RemoveNetwork>
             + Handler<Reconcile>
             + Handler<ServiceLogs>
-            + Handler<CpuUsage>
+            + Handler<SampleContainers>
             + Handler<FindRelay>,
     {
         BackendHandle {
@@ -313,7 +324,7 @@ impl BackendHandle {
             remove_network: addr.clone().recipient(),
             reconcile: addr.clone().recipient(),
             logs: addr.clone().recipient(),
-            cpu: addr.clone().recipient(),
+            stats: addr.clone().recipient(),
             relay: addr.clone().recipient(),
         }
     }

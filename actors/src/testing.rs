@@ -96,6 +96,8 @@ pub fn describe(state: &State) -> String {
             application,
             services,
             proxy_secret,
+            usage,
+            usage_series,
         } = e.as_ref();
         let _ = writeln!(
             o,
@@ -108,6 +110,9 @@ pub fn describe(state: &State) -> String {
         );
         if proxy_secret.is_some() {
             let _ = writeln!(o, "  secret [set]");
+        }
+        if !usage.is_zero() || !usage_series.is_empty() {
+            let _ = writeln!(o, "  usage {usage:?} series of {} points", usage_series.points.len());
         }
         let Application { name, version, will_end, requires_binary, priority, services: descs } = application;
         let _ = writeln!(
@@ -159,6 +164,7 @@ pub fn describe(state: &State) -> String {
                 ports,
                 node,
                 retries,
+                cpu_ns,
             } = s;
             let _ = writeln!(
                 o,
@@ -168,6 +174,9 @@ pub fn describe(state: &State) -> String {
                 node.as_ref().map(|n| format!(" node={n}")).unwrap_or_default(),
                 if *retries > 0 { format!(" retries={retries}") } else { String::new() }
             );
+            if *cpu_ns > 0 {
+                let _ = writeln!(o, "    cpu_ns={cpu_ns}");
+            }
             for p in ports {
                 let ServicePort { name, protocol, port_number, path, is_main_endpoint, expose, host_endpoint } = p;
                 let _ = writeln!(

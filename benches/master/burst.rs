@@ -4,7 +4,7 @@ use super::*;
 
 /// Kills the master and removes the containers of a deployment when dropped, even when the
 /// benchmark fails half-way.
-pub struct BurstCleanup(String, MasterProcess);
+pub struct BurstCleanup(pub String, pub MasterProcess);
 
 impl Drop for BurstCleanup {
     fn drop(&mut self) {

@@ -29,6 +29,8 @@
 //!    round trips (`ZOE_BENCH_PROXY=small|large|websocket|jupyter` runs one part).
 //! 9. `zoe checkpoint diff` of two checkpoints of 20,000 executions that differ in 80,000 lines
 //!    (`ZOE_BENCH_DIFF_BEFORE=1` also times the diff as it was made before: Myers, no deadline).
+//! 10. `GET /api/0.6/usage` with 50,000 ended executions (`usage_report.rs`).
+//! 11. The master's CPU while it samples 200 running containers (`sampling.rs`; needs Docker).
 
 // A benchmark fails by panicking, as a test does.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -52,9 +54,11 @@ mod diff;
 mod logins;
 mod proxy;
 mod reads;
+mod sampling;
 mod startup;
 mod state;
 mod swarm;
+mod usage_report;
 mod writes;
 
 use process::{agent, MasterProcess, NO_USER_LIMITS};
@@ -64,9 +68,11 @@ use diff::*;
 use logins::*;
 use proxy::*;
 use reads::*;
+use sampling::*;
 use startup::*;
 use state::*;
 use swarm::*;
+use usage_report::*;
 use writes::*;
 
 const AUTH: &str = "Basic YWxpY2U6YWxpY2UtcHc="; // alice:alice-pw
@@ -153,6 +159,16 @@ fn main() {
     // 9. `zoe checkpoint diff` of two large checkpoints that differ everywhere.
     if only.is_empty() || only == "diff" {
         diff();
+    }
+
+    // 10. Usage reports with a long history.
+    if only.is_empty() || only == "usage" {
+        usage_report();
+    }
+
+    // 11. The sampler's cost with 200 running containers.
+    if only.is_empty() || only == "sampling" {
+        sampling();
     }
 
     // 7. Starting on a Swarm: Zoe against the manager's API directly.

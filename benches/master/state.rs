@@ -83,8 +83,11 @@ pub fn prepare_archived(tag: &str, n: usize) -> PathBuf {
                 ports: vec![],
                 node: None,
                 retries: 0,
+                cpu_ns: 0,
             }],
             proxy_secret: None,
+            usage: Default::default(),
+            usage_series: Default::default(),
         });
         if i < archived {
             batch.push(e);

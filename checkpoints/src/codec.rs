@@ -407,6 +407,20 @@ pub fn validate(state: &State) -> Result<(), Invalid> {
         if e.owner_id >= state.next_id {
             return Err(field("owner_id", format!("owner_id {} is not below next_id", e.owner_id)));
         }
+        if !e.usage.is_sound() {
+            return Err(field("usage", "its usage figures must be finite numbers, none negative".into()));
+        }
+        if e.usage_series.points.len() > crate::model::SERIES_POINTS
+            || e.usage_series.points.iter().any(|p| !p.cores().is_finite() || p.cores() < 0.0)
+        {
+            return Err(field(
+                "usage_series",
+                format!(
+                    "its usage series must have at most {} points, each with a finite CPU use, none negative",
+                    crate::model::SERIES_POINTS
+                ),
+            ));
+        }
         if e.status.is_active() {
             match state.users.get(&e.owner_id) {
                 Some(u) if u.name == e.owner => {}

@@ -68,6 +68,15 @@ pub fn run(options: &Options, command: ClientCommand) -> Result<(), CliError> {
         ClientCommand::ExecAppGet { name } => exec_app_get(&client()?, &name)?,
         ClientCommand::Terminate { id } => terminate(&client()?, json, id)?,
         ClientCommand::Logs { service_id, follow, tail, raw } => logs(&client()?, service_id, follow, tail, raw)?,
+        ClientCommand::Usage { since, until, by, csv } => {
+            let format = match (json, csv) {
+                (true, true) => return Err(CliError::Usage("--json and --csv: choose one".into())),
+                (true, false) => super::usage::Format::Json,
+                (false, true) => super::usage::Format::Csv,
+                (false, false) => super::usage::Format::Table,
+            };
+            super::usage::usage(&client()?, since.as_deref(), until.as_deref(), by, format)?
+        }
     };
     print(&out)
 }

@@ -20,12 +20,13 @@ pub mod client;
 pub mod commands;
 pub mod credentials;
 pub mod output;
+pub mod usage;
 
 pub use client::{CliError, Connection};
 
 /// Shown at the end of `zoe --help`.
 pub const AFTER_HELP: &str = "\
-Client commands (stats, user-*, app-validate, start, exec-*, terminate, logs) take the server
+Client commands (stats, user-*, app-validate, start, exec-*, terminate, logs, usage) take the server
 and credentials from --url/--user/--password, given before the command, or else from ZOE_URL,
 ZOE_USER and ZOE_PASS (e.g. ZOE_URL=http://127.0.0.1:4850). For an https:// master whose
 certificate is not from a public authority, --ca-file (or ZOE_CA_FILE) names a PEM file with
@@ -250,6 +251,24 @@ pub enum ClientCommand {
     Terminate {
         #[arg(value_name = "ID")]
         id: u64,
+    },
+
+    /// What users (administrators: every user; others: themselves) used and reserved over a
+    /// span of whole UTC days: CPU and memory, used against reserved (the efficiency). Times
+    /// are ages (30d, 12h, 2w), Unix times, dates (2026-12-01) or RFC 3339 times.
+    Usage {
+        /// The span's start [default: 30 days before --until].
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// The span's end [default: now].
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// One row per user or per execution.
+        #[arg(long, value_enum, default_value_t = usage::By::User)]
+        by: usage::By,
+        /// Print CSV (a header line, then one line per row).
+        #[arg(long)]
+        csv: bool,
     },
 
     /// Print the log of a service (a container), as it arrives.

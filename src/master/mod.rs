@@ -209,7 +209,8 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
     });
     crate::apps::spawn_sweeper(data.clone());
     if let Some(backend) = &data.backend {
-        crate::idle::spawn(
+        crate::sampler::spawn(
+            Duration::from_secs(config.usage_interval),
             config.idle_limits(),
             data.reader.clone(),
             backend.clone(),

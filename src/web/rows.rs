@@ -326,6 +326,7 @@ mod tests {
             services: vec![],
             queue_position: None,
             instances: Default::default(),
+            usage: Default::default(),
         });
         assert_eq!(e.status_class(), "st-cleaning-up");
         assert!(e.is_active() && e.is_moving() && !e.failed());

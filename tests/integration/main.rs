@@ -25,4 +25,5 @@ mod state_disk;
 mod swarm;
 mod tls;
 mod tokens;
+mod usage;
 mod web;

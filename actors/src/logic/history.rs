@@ -90,7 +90,7 @@ impl Found {
     /// The execution, read from the archive if it is there.
     pub fn load(&self, p: &Published) -> Result<Arc<Execution>, ZoeError> {
         match self {
-            Found::Hot(e) => Ok(e.clone()),
+            Found::Hot(e) => Ok(p.metered(e)),
             Found::Archived(a) => p.archive.read(a).map(Arc::new).map_err(|e| {
                 tracing::error!("cannot read archived execution {}: {e}", a.entry().id);
                 // The details (a path on the master) are for its log, not for the caller.
@@ -249,6 +249,8 @@ mod tests {
                     application: app.clone(),
                     services: vec![],
                     proxy_secret: None,
+                    usage: Default::default(),
+                    usage_series: Default::default(),
                 }),
             );
         };

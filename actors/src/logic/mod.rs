@@ -16,6 +16,7 @@
 //! - [`views`]: what the API and the web pages show of the state.
 //! - [`reader`]: the published state that reads are served from, without queuing behind changes.
 //! - [`simulator`]: `zoe simulate`, the scheduler on a trace of submissions.
+//! - [`usage`]: what a round of container samples adds to executions' usage.
 
 pub mod access;
 pub mod directory;
@@ -30,6 +31,7 @@ pub mod scheduler;
 pub mod simulator;
 pub mod tokens;
 pub mod transitions;
+pub mod usage;
 pub mod views;
 
 #[cfg(test)]

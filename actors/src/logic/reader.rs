@@ -128,9 +128,17 @@ pub struct Published {
     pub counters: Counters,
     /// Whether there is a back end at all (no: `--no-docker`).
     pub has_backend: bool,
+    /// Executions whose usage was measured since the newest checkpoint: each is the durable
+    /// execution with its newer `usage` and `usage_series` (nothing else of it is newer). The
+    /// one exception to "readers see only durable state": measurements are not changes anyone
+    /// waits for, and are written with the next checkpoint (see `state_actor::usage`).
+    pub metered: Metered,
     /// User ids by name.
     users_by_name: HashMap<String, u64>,
 }
+
+/// Executions with usage newer than the newest checkpoint's, by id.
+pub type Metered = Arc<HashMap<u64, Arc<Execution>>>;
 
 impl Published {
     pub fn new(
@@ -141,7 +149,18 @@ impl Published {
         has_backend: bool,
     ) -> Published {
         let users_by_name = state.users.values().map(|u| (u.name.clone(), u.id)).collect();
-        Published { state, archive, platform, counters, has_backend, users_by_name }
+        Published { state, archive, platform, counters, has_backend, metered: Metered::default(), users_by_name }
+    }
+
+    /// The execution `e` of the durable state with its newest measured usage.
+    pub fn metered(&self, e: &Arc<Execution>) -> Arc<Execution> {
+        self.metered.get(&e.id).cloned().unwrap_or_else(|| e.clone())
+    }
+
+    /// The same publication with these measurements.
+    pub(crate) fn with_metered(mut self, metered: Metered) -> Published {
+        self.metered = metered;
+        self
     }
 
     /// The id of the user with this name.
@@ -150,13 +169,14 @@ impl Published {
     }
 
     /// The same state with other figures (the users index is kept).
-    fn with(&self, platform: Platform, counters: Counters) -> Published {
+    fn with(&self, platform: Platform, counters: Counters, metered: Metered) -> Published {
         Published {
             state: self.state.clone(),
             archive: self.archive.clone(),
             platform,
             counters,
             has_backend: self.has_backend,
+            metered,
             users_by_name: self.users_by_name.clone(),
         }
     }
@@ -243,8 +263,8 @@ impl Reader {
     }
 
     /// Publishes new figures with the same durable state (the state actor only).
-    pub(crate) fn refresh(&self, platform: Platform, counters: Counters) {
-        let next = self.now().with(platform, counters);
+    pub(crate) fn refresh(&self, platform: Platform, counters: Counters, metered: Metered) {
+        let next = self.now().with(platform, counters, metered);
         self.publish(next);
     }
 }

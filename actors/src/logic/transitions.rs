@@ -171,6 +171,8 @@ pub fn submit_execution(
         application,
         services: Vec::new(),
         proxy_secret: None,
+        usage: Default::default(),
+        usage_series: Default::default(),
     };
     state.executions.insert(id, Arc::new(execution));
     Ok(id)
@@ -286,6 +288,8 @@ pub fn begin_grow(state: &mut State, id: u64, service_ids: &[u64]) -> Result<(),
         s.status = ServiceStatus::Pending;
         s.exit_code = None;
         s.oom_killed = false;
+        // A new container: its CPU counter starts again from 0.
+        s.cpu_ns = 0;
     }
     Ok(())
 }
@@ -335,6 +339,7 @@ pub fn begin_start_with(
             ports: d.ports.iter().map(ServicePort::of).collect(),
             node: None,
             retries: 0,
+            cpu_ns: 0,
         });
     }
     if let Some(e) = state.executions.get_mut(&id) {

@@ -202,6 +202,8 @@ impl StateActor {
         c.dirty = false;
         let mut snapshot = self.state.clone();
         snapshot.changes = std::mem::take(&mut c.log);
+        // The usage measured so far goes with it.
+        self.usage.since = None;
         let snapshot = Arc::new(snapshot);
         if writer.send(WriteJob::Checkpoint { seq, state: snapshot.clone() }).is_err() {
             tracing::error!("checkpoint writer thread is gone");
@@ -271,13 +273,11 @@ impl Handler<Written> for StateActor {
                 // Readers see the change before its requester hears that it is done, and the back
                 // end hears of it only now.
                 let has_backend = self.link.handle.is_some();
-                self.reader.publish(Published::new(
-                    state,
-                    archive,
-                    self.link.platform.clone(),
-                    self.counters.clone(),
-                    has_backend,
-                ));
+                let metered = self.metered();
+                self.reader.publish(
+                    Published::new(state, archive, self.link.platform.clone(), self.counters.clone(), has_backend)
+                        .with_metered(metered),
+                );
                 for effect in batch.effects {
                     self.link.send(effect);
                 }

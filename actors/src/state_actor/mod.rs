@@ -40,11 +40,13 @@ mod facts;
 mod link;
 mod requests;
 mod tokens;
+mod usage;
 mod writer;
 
 pub use directory::DirectorySignIn;
 pub use requests::{CreateUser, CullIdle, DeleteUser, Ping, SubmitExecution, TerminateExecution, UpdateUser};
 pub use tokens::{CreateToken, RevokeToken, TokenUsed};
+pub use usage::{RecordUsage, USAGE_PERSIST};
 
 use std::sync::Arc;
 
@@ -111,6 +113,8 @@ pub struct StateActor {
     /// Where the newest durable state is published for readers.
     reader: Reader,
     counters: Counters,
+    /// Measured usage not yet on disk.
+    usage: usage::Unsaved,
 }
 
 impl StateActor {
@@ -149,6 +153,7 @@ impl StateActor {
             link: Link::new(backend),
             reader,
             counters: Counters::default(),
+            usage: usage::Unsaved::default(),
         }
     }
 
@@ -190,8 +195,9 @@ impl StateActor {
     }
 
     /// Publishes new back-end figures and counters with the same durable state.
-    fn refresh(&self) {
-        self.reader.refresh(self.link.platform.clone(), self.counters.clone());
+    fn refresh(&mut self) {
+        let metered = self.metered();
+        self.reader.refresh(self.link.platform.clone(), self.counters.clone(), metered);
     }
 
     /// Records a change for the next checkpoint.
@@ -340,6 +346,7 @@ impl StateActor {
         }
         self.follow_up(f, ctx);
         self.archive_due(now);
+        self.persist_usage_due(ctx);
     }
 }
 

@@ -61,9 +61,9 @@ impl Handler<ServiceLogs> for Recorder {
     }
 }
 
-impl Handler<CpuUsage> for Recorder {
-    type Result = Vec<Option<u64>>;
-    fn handle(&mut self, m: CpuUsage, _: &mut Context<Self>) -> Self::Result {
+impl Handler<SampleContainers> for Recorder {
+    type Result = Vec<Option<crate::protocol::Stats>>;
+    fn handle(&mut self, m: SampleContainers, _: &mut Context<Self>) -> Self::Result {
         vec![None; m.containers.len()]
     }
 }

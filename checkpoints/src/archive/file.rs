@@ -17,17 +17,21 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use super::index::{SegmentIndex, Slot};
+use super::usage::SlotUsage;
 use super::{checksum, FileMeta};
+use crate::model::Usage;
 
 /// The index file's name in the archive directory.
 pub(super) const INDEX_FILE: &str = "index";
 const MAGIC: &[u8; 8] = b"ZOEAIDX\n";
 /// The format of the index file; another one is rebuilt.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 /// A record longer than this is damage, not a segment's index.
 const MAX_RECORD: usize = 1 << 30;
 /// Bytes of a slot on disk.
 const SLOT_BYTES: usize = 40;
+/// Bytes of a slot's usage on disk.
+const USAGE_BYTES: usize = 56;
 
 fn header(deployment: &str) -> Vec<u8> {
     let mut out = MAGIC.to_vec();
@@ -41,7 +45,10 @@ fn header(deployment: &str) -> Vec<u8> {
 pub(super) fn record(seg: &SegmentIndex) -> Vec<u8> {
     let names = seg.names.as_bytes();
     let mut body = Vec::with_capacity(
-        96 + seg.owners.len() * 80 + seg.slots.len() * SLOT_BYTES + seg.service_ids.len() * 12 + names.len(),
+        96 + seg.owners.len() * 80
+            + seg.slots.len() * (SLOT_BYTES + USAGE_BYTES)
+            + seg.service_ids.len() * 12
+            + names.len(),
     );
     let FileMeta { size, mtime_ns, ctime_ns, ino } = seg.file;
     body.extend_from_slice(&seg.number.to_le_bytes());
@@ -73,6 +80,18 @@ pub(super) fn record(seg: &SegmentIndex) -> Vec<u8> {
         body.extend_from_slice(&slot.to_le_bytes());
     }
     body.extend_from_slice(names);
+    for u in seg.usage.iter() {
+        body.extend_from_slice(&u.started.to_le_bytes());
+        body.extend_from_slice(&u.ended.to_le_bytes());
+        let x = &u.usage;
+        for f in [x.cpu_seconds, x.memory_byte_seconds] {
+            body.extend_from_slice(&f.to_le_bytes());
+        }
+        body.extend_from_slice(&x.memory_peak_bytes.to_le_bytes());
+        for f in [x.reserved_core_seconds, x.reserved_memory_byte_seconds] {
+            body.extend_from_slice(&f.to_le_bytes());
+        }
+    }
     let mut out = Vec::with_capacity(body.len() + 12);
     out.extend_from_slice(&(body.len() as u32).to_le_bytes());
     out.extend_from_slice(&body);
@@ -103,6 +122,10 @@ impl<'a> Cursor<'a> {
 
     fn i64(&mut self) -> Option<i64> {
         self.array().map(i64::from_le_bytes)
+    }
+
+    fn f64(&mut self) -> Option<f64> {
+        self.array().map(f64::from_le_bytes)
     }
 
     fn u32(&mut self) -> Option<u32> {
@@ -159,10 +182,26 @@ fn parse(body: &[u8]) -> Option<SegmentIndex> {
         .collect::<Option<Vec<_>>>()?;
     let services = (0..services).map(|_| Some((c.u64()?, c.u32()?))).collect::<Option<Vec<_>>>()?;
     let names = std::str::from_utf8(c.take(names_len)?).ok()?;
-    if !c.0.is_empty() {
+    if c.0.len() != slots.len() * USAGE_BYTES {
         return None;
     }
-    SegmentIndex::new(number, file, digest, slots, owners, names.into(), services).ok()
+    let usage = (0..slots.len())
+        .map(|_| {
+            let (started, ended) = (c.i64()?, c.i64()?);
+            let (cpu_seconds, memory_byte_seconds) = (c.f64()?, c.f64()?);
+            let memory_peak_bytes = c.u64()?;
+            let (reserved_core_seconds, reserved_memory_byte_seconds) = (c.f64()?, c.f64()?);
+            let usage = Usage {
+                cpu_seconds,
+                memory_byte_seconds,
+                memory_peak_bytes,
+                reserved_core_seconds,
+                reserved_memory_byte_seconds,
+            };
+            Some(SlotUsage { started, ended, usage })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    SegmentIndex::new(number, file, digest, slots, owners, names.into(), services, usage).ok()
 }
 
 /// What the index file holds: each segment's index by number, and whether the file was whole
@@ -271,7 +310,16 @@ mod tests {
         };
         let file = FileMeta { size: 100, mtime_ns: 1, ctime_ns: 2, ino: 3 };
         let owners = vec![(4, "bob".into()), (5, "alice".into())];
-        SegmentIndex::new(number, file, [7; 32], vec![slot], owners, "xab".into(), vec![(number * 10 + 1, 0)]).unwrap()
+        let usage = Usage {
+            cpu_seconds: 1.5,
+            memory_byte_seconds: 2e9,
+            memory_peak_bytes: 3 << 20,
+            reserved_core_seconds: 4.0,
+            reserved_memory_byte_seconds: 5e9,
+        };
+        let usage = vec![SlotUsage { started: 100, ended: 90_000, usage }];
+        SegmentIndex::new(number, file, [7; 32], vec![slot], owners, "xab".into(), vec![(number * 10 + 1, 0)], usage)
+            .unwrap()
     }
 
     #[test]

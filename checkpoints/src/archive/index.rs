@@ -15,9 +15,12 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
+use super::usage::{DayRow, SlotUsage};
 use super::{entry_digest, segment_path, FileMeta};
 use crate::codec::LoadError;
 use crate::model::{Execution, ExecutionStatus, Timestamp};
+
+mod report;
 
 /// A status as a small number: its place in [`ExecutionStatus::ALL`].
 pub(super) fn status_code(s: ExecutionStatus) -> u8 {
@@ -64,7 +67,7 @@ pub struct Entry<'a> {
 }
 
 /// The index of one segment.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SegmentIndex {
     pub number: u64,
     /// The segment file as it was when indexed: a file that looks otherwise is checked again.
@@ -80,6 +83,10 @@ pub struct SegmentIndex {
     /// Service ids in order, and the slot of the execution holding each.
     pub(super) service_ids: Box<[u64]>,
     pub(super) service_slots: Box<[u32]>,
+    /// By slot: its run and usage totals.
+    pub(super) usage: Box<[SlotUsage]>,
+    /// The daily roll-up of its usage per owner, derived from `usage`.
+    pub(super) days: Box<[DayRow]>,
     summary: Summary,
 }
 
@@ -105,9 +112,18 @@ impl SegmentIndex {
         owners: Vec<(u64, Box<str>)>,
         names: Box<str>,
         mut services: Vec<(u64, u32)>,
+        usage: Vec<SlotUsage>,
     ) -> Result<SegmentIndex, String> {
         if slots.is_empty() {
             return Err("a segment holds at least one execution".into());
+        }
+        if usage.len() != slots.len() {
+            return Err("the usage of some executions is missing".into());
+        }
+        if let Some((s, _)) =
+            slots.iter().zip(&usage).find(|(_, u)| !u.usage.is_sound() || (u.ran() && u.ended < u.started))
+        {
+            return Err(format!("execution {}: its usage is not sound", s.id));
         }
         if slots.windows(2).any(|w| w[0].id >= w[1].id) {
             return Err("executions are not in id order".into());
@@ -132,6 +148,8 @@ impl SegmentIndex {
             return Err("a service id is used twice or points nowhere".into());
         }
         let (service_ids, service_slots) = services.into_iter().unzip::<_, _, Vec<_>, Vec<_>>();
+        let owners_of: Vec<u16> = slots.iter().map(|s| s.owner).collect();
+        let days = super::usage::days(&owners_of, &usage, |_| false).into();
         Ok(SegmentIndex {
             number,
             file,
@@ -141,6 +159,8 @@ impl SegmentIndex {
             names,
             service_ids: service_ids.into(),
             service_slots: service_slots.into(),
+            usage: usage.into(),
+            days,
             summary,
         })
     }
@@ -159,7 +179,9 @@ impl SegmentIndex {
         let mut name_at: HashMap<&str, u32> = HashMap::new();
         let mut slots = Vec::new();
         let mut services = Vec::new();
+        let mut usage = Vec::new();
         for (e, offset, len, text_digest) in items {
+            usage.push(SlotUsage::of(e));
             let owner = match owner_at.get(&(e.owner_id, e.owner.as_str())) {
                 Some(i) => *i,
                 None => {
@@ -194,7 +216,7 @@ impl SegmentIndex {
                 owner,
             });
         }
-        SegmentIndex::new(number, file, digest, slots, owners, names.into(), services)
+        SegmentIndex::new(number, file, digest, slots, owners, names.into(), services, usage)
     }
 
     /// Executions it holds.
@@ -216,7 +238,7 @@ impl SegmentIndex {
         self.slots.get(i).map(|s| self.entry_of(s))
     }
 
-    fn entry_of(&self, s: &Slot) -> Entry<'_> {
+    pub(super) fn entry_of(&self, s: &Slot) -> Entry<'_> {
         let (owner_id, owner) = self.owners.get(s.owner as usize).map(|(id, n)| (*id, &**n)).unwrap_or((0, ""));
         Entry {
             id: s.id,
@@ -399,10 +421,10 @@ impl IdTable {
 pub struct ArchiveIndex {
     dir: PathBuf,
     /// In segment order.
-    segments: Vec<Arc<SegmentIndex>>,
+    pub(super) segments: Vec<Arc<SegmentIndex>>,
     ids: IdTable,
     /// By segment place: the ids a newer segment holds again (in order).
-    shadowed: Arc<HashMap<u32, Vec<u64>>>,
+    pub(super) shadowed: Arc<HashMap<u32, Vec<u64>>>,
     /// Executions by status code, not counting shadowed entries.
     by_status: [usize; 8],
     max_id: Option<u64>,

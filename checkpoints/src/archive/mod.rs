@@ -24,6 +24,7 @@
 
 mod file;
 mod index;
+pub mod usage;
 
 use std::collections::HashSet;
 use std::fs;
@@ -229,7 +230,16 @@ impl Archive {
         n: u64,
         executions: &[Arc<Execution>],
     ) -> Result<(Arc<SegmentIndex>, Option<String>), String> {
-        let mut sorted: Vec<&Execution> = executions.iter().map(|e| e.as_ref()).collect();
+        // The usage series stay behind: the archive keeps the totals (see `model::usage`).
+        let stripped: Vec<Execution> = executions
+            .iter()
+            .map(|e| {
+                let mut e = (**e).clone();
+                e.usage_series = Default::default();
+                e
+            })
+            .collect();
+        let mut sorted: Vec<&Execution> = stripped.iter().collect();
         sorted.sort_by_key(|e| e.id);
         let (text, places) = encode_segment(deployment, n, &sorted).map_err(|e| format!("cannot encode: {e}"))?;
         let path = self.path(n);
@@ -560,7 +570,7 @@ mod tests {
         crate::tempdir(&format!("archive-{tag}"))
     }
 
-    fn ended(id: u64, owner: &str, status: ExecutionStatus) -> Arc<Execution> {
+    pub(super) fn ended(id: u64, owner: &str, status: ExecutionStatus) -> Arc<Execution> {
         Arc::new(Execution {
             id,
             name: format!("run-{id}"),
@@ -607,8 +617,11 @@ mod tests {
                 ports: vec![],
                 node: None,
                 retries: 0,
+                cpu_ns: 0,
             }],
             proxy_secret: None,
+            usage: Default::default(),
+            usage_series: Default::default(),
         })
     }
 

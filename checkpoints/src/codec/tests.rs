@@ -88,8 +88,11 @@ pub(crate) fn sample_state() -> State {
             }],
             node: None,
             retries: 0,
+            cpu_ns: 0,
         }],
         proxy_secret: Some("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into()),
+        usage: Default::default(),
+        usage_series: Default::default(),
     };
     let mut done = running.clone();
     done.proxy_secret = None;
@@ -257,4 +260,33 @@ fn tokens_are_kept_as_hashes_and_checked_on_load() {
     assert!(e.reason.contains("hash is not 64 lowercase hex digits") && e.line > 0, "{e}");
     let bad = text.replace("name: \"ci\"", "name: \"Not A Label\"");
     assert!(err_of(&bad).reason.contains("lowercase DNS label"), "{}", err_of(&bad));
+}
+
+#[test]
+fn measured_usage_round_trips_one_point_a_line_and_is_checked_on_load() {
+    let plain = encode(&sample_state()).unwrap();
+    assert!(!plain.contains("usage"), "nothing measured, nothing written: format 7 as before");
+    let mut s = sample_state();
+    let e = Arc::make_mut(s.executions.get_mut(&3).unwrap());
+    e.usage = Usage {
+        cpu_seconds: 12.5,
+        memory_byte_seconds: 3e9,
+        memory_peak_bytes: 64 << 20,
+        reserved_core_seconds: 30.0,
+        reserved_memory_byte_seconds: 4e9,
+    };
+    e.usage_series =
+        UsageSeries { step: 15, memory_bytes: 1 << 20, points: vec![UsagePoint(1_795_000_015, 15, 0.5, 1 << 20)] };
+    e.services[0].cpu_ns = 12_500_000_000;
+    let text = encode(&s).unwrap();
+    assert!(text.contains("                (1795000015, 15, 0.5, 1048576),\n"), "{text}");
+    assert!(text.contains("cpu_ns: 12500000000,"), "{text}");
+    assert_eq!(decode(&text).unwrap(), s);
+    s.changes.clear();
+    assert_eq!(Encoder::default().encode(&s).unwrap(), serde_text(&s));
+    for (from, to) in [("cpu_seconds: 12.5,", "cpu_seconds: -1.0,"), ("(1795000015, 15, 0.5,", "(1795000015, 15, NaN,")]
+    {
+        let e = err_of(&text.replace(from, to));
+        assert!(e.reason.contains("usage"), "{e}");
+    }
 }

@@ -52,6 +52,8 @@ pub fn with_ended(
                 application: application.clone(),
                 services: vec![],
                 proxy_secret: None,
+                usage: Default::default(),
+                usage_series: Default::default(),
             }),
         );
     }

@@ -37,7 +37,7 @@ pub use super::config::DockerConfig;
 use super::logs::{self, KeptLogs};
 use super::shared::{label_filter, Outbox, Reconciler, Starts};
 use super::LABEL_DEPLOYMENT;
-use crate::protocol::{BackendEvent, CpuUsage, FindRelay, LogStream, ServiceLogs};
+use crate::protocol::{BackendEvent, FindRelay, LogStream, SampleContainers, ServiceLogs, Stats};
 use watch::watch_events;
 
 // ------------------------------------------------------------------------------------------------
@@ -94,12 +94,12 @@ impl Handler<FindRelay> for DockerActor {
     }
 }
 
-impl Handler<CpuUsage> for DockerActor {
-    type Result = ResponseFuture<Vec<Option<u64>>>;
+impl Handler<SampleContainers> for DockerActor {
+    type Result = ResponseFuture<Vec<Option<Stats>>>;
 
-    fn handle(&mut self, msg: CpuUsage, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: SampleContainers, _ctx: &mut Self::Context) -> Self::Result {
         let inner = self.inner.clone();
-        Box::pin(async move { inner.cpu_usage(msg).await })
+        Box::pin(async move { inner.sample(msg).await })
     }
 }
 
@@ -110,6 +110,10 @@ impl Handler<CpuUsage> for DockerActor {
 fn summary_name(c: &ContainerSummary) -> String {
     c.names.as_ref().and_then(|n| n.first()).map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default()
 }
+
+/// Containers sampled at once: the engine answers a few calls in parallel, and an old one
+/// stalls under a flood.
+const SAMPLES_AT_ONCE: usize = 4;
 
 /// Shared by the actor and all its tasks.
 struct Inner {
@@ -138,27 +142,37 @@ impl Inner {
         label_filter(&[(LABEL_DEPLOYMENT, self.config.deployment_name.clone())])
     }
 
-    // --------------------------------------------------------------------------------- cpu
+    // --------------------------------------------------------------------------------- stats
 
-    /// One stats sample per container (`one-shot`: no wait for a second sample), one after
-    /// another, each under the call timeout and the bound on calls.
-    async fn cpu_usage(&self, msg: CpuUsage) -> Vec<Option<u64>> {
+    /// One stats sample per container (`one-shot`: no wait for a second sample), at most
+    /// [`SAMPLES_AT_ONCE`] at a time, each under the call timeout and the bound on calls.
+    async fn sample(&self, msg: SampleContainers) -> Vec<Option<Stats>> {
         let Ok(docker) = self.client.ready().await else { return vec![None; msg.containers.len()] };
-        let mut out = Vec::with_capacity(msg.containers.len());
-        for name in &msg.containers {
-            let options = StatsOptions { stream: false, one_shot: true };
-            let sample = self
-                .client
-                .call(&format!("reading the CPU use of {name}"), self.config.call_timeout, async {
-                    docker.stats(name, Some(options)).next().await.transpose()
-                })
-                .await;
-            out.push(match sample {
-                Ok(Some(s)) => s.cpu_stats.and_then(|c| c.cpu_usage).and_then(|u| u.total_usage),
-                _ => None,
-            });
-        }
-        out
+        let docker = &docker;
+        futures_util::stream::iter(msg.containers.iter())
+            .map(|name| async move {
+                let options = StatsOptions { stream: false, one_shot: true };
+                let sample = self
+                    .client
+                    .call(&format!("sampling container {name}"), self.config.call_timeout, async {
+                        docker.stats(name, Some(options)).next().await.transpose()
+                    })
+                    .await;
+                let s = sample.ok().flatten()?;
+                let cpu_ns = s.cpu_stats.and_then(|c| c.cpu_usage).and_then(|u| u.total_usage)?;
+                let memory = s.memory_stats.and_then(|m| {
+                    // As `docker stats`: the page cache the kernel can drop is not in use.
+                    let cache = m
+                        .stats
+                        .as_ref()
+                        .and_then(|st| st.get("total_inactive_file").or_else(|| st.get("inactive_file")).copied());
+                    m.usage.map(|u| u.saturating_sub(cache.unwrap_or(0)))
+                });
+                Some(Stats { cpu_ns, memory })
+            })
+            .buffered(SAMPLES_AT_ONCE)
+            .collect()
+            .await
     }
 
     // --------------------------------------------------------------------------------- logs

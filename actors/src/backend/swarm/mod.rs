@@ -39,7 +39,7 @@ use super::config::{validate_config, DockerConfig};
 use super::logs::{self, KeptLogs};
 use super::shared::{Outbox, Reconciler, Starts};
 use super::LABEL_DEPLOYMENT;
-use crate::protocol::{BackendEvent, CpuUsage, FindRelay, LogStream, ServiceLogs};
+use crate::protocol::{BackendEvent, FindRelay, LogStream, SampleContainers, ServiceLogs, Stats};
 pub use constraints::Constraint;
 
 /// How often the tasks and nodes are polled.
@@ -100,13 +100,14 @@ impl Handler<FindRelay> for SwarmActor {
     }
 }
 
-impl Handler<CpuUsage> for SwarmActor {
-    type Result = Vec<Option<u64>>;
+impl Handler<SampleContainers> for SwarmActor {
+    type Result = Vec<Option<Stats>>;
 
-    /// Not known: a Swarm manager does not report the CPU use of containers on other nodes, and
-    /// Zoe reaches only the manager. Idle culling then never culls, since a busy computation
+    /// Not known: a Swarm manager does not report the CPU and memory use of containers (the
+    /// engine's stats are per node, and Zoe reaches only the manager). Usage accounting then
+    /// counts only what was reserved, and idle culling never culls, since a busy computation
     /// must not be taken for an idle one (see the README).
-    fn handle(&mut self, msg: CpuUsage, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: SampleContainers, _ctx: &mut Self::Context) -> Self::Result {
         vec![None; msg.containers.len()]
     }
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
-use zoe_checkpoints::{Application, Execution, ExecutionStatus, ServiceStatus, Timestamp};
+use zoe_checkpoints::{Application, Execution, ExecutionStatus, ServiceStatus, Timestamp, Usage};
 
 use super::{positions, service_view, to_json, visible_execution, ServiceView};
 use crate::error::ZoeError;
@@ -82,6 +82,10 @@ pub struct ExecutionView {
     /// Its essential and elastic instances: how many run, are being started, wait for room.
     #[serde(default)]
     pub instances: Instances,
+    /// What it used and reserved so far (measured every `usage-interval` while it runs; kept
+    /// after it ends).
+    #[serde(default)]
+    pub usage: Usage,
 }
 
 /// How many instances run, are being started, or wait (for room, or in the queue).
@@ -163,6 +167,7 @@ pub fn execution_view(e: &Execution, queue_position: Option<usize>) -> Execution
         services: if e.status.is_final() { Vec::new() } else { e.services.iter().map(|s| s.id).collect() },
         queue_position,
         instances: instances(e),
+        usage: e.usage,
     }
 }
 

@@ -25,6 +25,7 @@ mod proxy;
 mod query;
 mod service;
 mod stats;
+mod usage;
 mod user;
 
 pub use execution::*;
@@ -33,6 +34,7 @@ pub use proxy::*;
 pub use query::*;
 pub use service::*;
 pub use stats::*;
+pub use usage::*;
 pub use user::*;
 
 /// Queue positions (from 1) in the scheduler's order at `now`.

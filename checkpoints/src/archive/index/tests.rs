@@ -1,4 +1,6 @@
 use super::*;
+use crate::archive::usage::SlotUsage;
+use crate::model::Usage;
 
 fn seg(number: u64, ids: &[(u64, u8)]) -> SegmentIndex {
     let slots = ids
@@ -18,7 +20,8 @@ fn seg(number: u64, ids: &[(u64, u8)]) -> SegmentIndex {
     let owners = vec![(1, "alice".into()), (2, "bob".into())];
     let file = FileMeta { size: 10, ..FileMeta::default() };
     let services = ids.iter().enumerate().map(|(i, (id, _))| (id + 1, i as u32)).collect();
-    SegmentIndex::new(number, file, [0; 32], slots, owners, "x".into(), services).unwrap()
+    let usage = ids.iter().map(|_| SlotUsage { started: 0, ended: 10, usage: Default::default() }).collect();
+    SegmentIndex::new(number, file, [0; 32], slots, owners, "x".into(), services, usage).unwrap()
 }
 
 const FIN: u8 = 4;
@@ -82,8 +85,25 @@ fn unsound_parts_are_refused() {
     let slot =
         Slot { id: 1, scheduled: 0, offset: 0, len: 5, digest: 0, name_at: 0, name_len: 1, status: FIN, owner: 0 };
     let owners = || vec![(1, Box::<str>::from("alice"))];
-    let make = |slots: Vec<Slot>, services| SegmentIndex::new(1, file, [0; 32], slots, owners(), "x".into(), services);
+    let ran = SlotUsage { started: 0, ended: 10, usage: Default::default() };
+    let with_usage = |slots: Vec<Slot>, services, usage| {
+        SegmentIndex::new(1, file, [0; 32], slots, owners(), "x".into(), services, usage)
+    };
+    let make = |slots: Vec<Slot>, services| {
+        let usage = vec![ran; slots.len()];
+        with_usage(slots, services, usage)
+    };
     assert!(make(vec![slot], vec![]).is_ok());
+    let negative = Usage { cpu_seconds: -1.0, ..Usage::default() };
+    for bad in [
+        vec![],
+        vec![ran, ran],
+        vec![SlotUsage { usage: negative, ..ran }],
+        vec![SlotUsage { usage: Usage { reserved_core_seconds: f64::NAN, ..Usage::default() }, ..ran }],
+        vec![SlotUsage { started: 10, ended: 9, ..ran }],
+    ] {
+        assert!(with_usage(vec![slot], vec![], bad.clone()).is_err(), "{bad:?}");
+    }
     for bad in [
         Slot { len: 11, ..slot },
         Slot { name_len: 2, ..slot },
