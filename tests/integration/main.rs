@@ -26,4 +26,5 @@ mod swarm;
 mod tls;
 mod tokens;
 mod usage;
+mod usage_metrics;
 mod web;
