@@ -92,14 +92,17 @@ fn nice_step(max: f64) -> f64 {
     nice * power
 }
 
-/// A number without needless decimals: `2`, `0.5`, `0.25`, `1.2k` never (values stay small).
-fn number(v: f64) -> String {
-    let s = format!("{v:.2}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s == "-0" {
+/// A tick's value with as many decimals as its axis's `step` needs (`0.25`, `0.002`, `40`).
+fn number(v: f64, step: f64) -> String {
+    let decimals = (0..=6usize).find(|d| {
+        let scaled = step * 10f64.powi(*d as i32);
+        (scaled - scaled.round()).abs() < 1e-6 * scaled.max(1.0)
+    });
+    let s = format!("{:.*}", decimals.unwrap_or(6), v);
+    if s.trim_start_matches('-').trim_matches(|c| c == '0' || c == '.').is_empty() {
         "0".to_string()
     } else {
-        s.to_string()
+        s
     }
 }
 
@@ -174,7 +177,7 @@ pub fn svg(chart: &Chart) -> String {
             WIDTH - RIGHT,
             LEFT - 6.0,
             py + 4.0,
-            number(v)
+            number(v, step)
         );
     }
     let _ = write!(
@@ -230,7 +233,9 @@ pub fn svg(chart: &Chart) -> String {
             [] => {}
             [one] => {
                 let (cx, cy) = one.split_once(',').unwrap_or(("0", "0"));
-                let _ = write!(s, r#"<circle cx="{cx}" cy="{cy}" r="3" fill="{colour}"/>"#);
+                // A lone reserved point is a ring, a lone used one a dot.
+                let fill = if line.kind == Kind::Reserved { "none" } else { colour };
+                let _ = write!(s, r#"<circle cx="{cx}" cy="{cy}" r="3" fill="{fill}" stroke="{colour}"/>"#);
             }
             many => {
                 let _ = write!(
@@ -380,9 +385,13 @@ mod tests {
         assert_eq!(nice_step(1.0), 0.5);
         assert_eq!(nice_step(0.0), 1.0);
         assert_eq!(nice_step(f64::NAN), 1.0);
-        assert_eq!(number(0.5), "0.5");
-        assert_eq!(number(2.0), "2");
-        assert_eq!(number(0.25), "0.25");
+        assert_eq!(number(0.5, 0.5), "0.5");
+        assert_eq!(number(2.0, 1.0), "2");
+        assert_eq!(number(0.5, 0.25), "0.50");
+        assert_eq!(number(0.75, 0.25), "0.75");
+        assert_eq!(number(0.004, 0.002), "0.004");
+        assert_eq!(number(0.0, 0.002), "0");
+        assert_eq!(number(40.0, 10.0), "40");
         assert_eq!(scale(Unit::Bytes, 3.0 * 1024.0 * 1024.0 * 1024.0), (1024.0 * 1024.0 * 1024.0, "GiB"));
         assert_eq!(time_step(3600), 900);
         assert_eq!(time_step(7 * 86400), 2 * 86400);

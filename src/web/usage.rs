@@ -65,21 +65,30 @@ pub struct UserUsageRow {
     pub charts: Vec<String>,
 }
 
+/// Hours (core-hours, GiB-hours) for a table: two decimals, four under a hundredth.
+fn hours(v: f64) -> String {
+    if v > 0.0 && v < 0.01 {
+        format!("{v:.4}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
 impl UserUsageRow {
     pub fn cpu_text(&self) -> String {
-        format!("{:.2}", self.row.cpu_core_hours)
+        hours(self.row.cpu_core_hours)
     }
 
     pub fn reserved_cpu_text(&self) -> String {
-        format!("{:.2}", self.row.reserved_core_hours)
+        hours(self.row.reserved_core_hours)
     }
 
     pub fn memory_text(&self) -> String {
-        format!("{:.2}", self.row.memory_gib_hours)
+        hours(self.row.memory_gib_hours)
     }
 
     pub fn reserved_memory_text(&self) -> String {
-        format!("{:.2}", self.row.reserved_memory_gib_hours)
+        hours(self.row.reserved_memory_gib_hours)
     }
 
     /// What share of its reservation the user used: `12% · 40%` (CPU, memory); `-` for nothing
