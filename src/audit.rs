@@ -5,8 +5,9 @@
 //! It is kept in memory only, the newest `audit-keep` events (older ones make room), and lost at
 //! a restart; the log keeps the same lines (names quoted there, so a made-up one cannot forge
 //! a line). A sign-in is recorded when a password was really
-//! verified, not when the credential cache or a token let a request in, so a polling client
-//! does not flood it. Administrators read it at `GET /api/0.6/audit` and on `/admin/audit`.
+//! verified, not when the credential cache, a token or a web session let a request in, so a
+//! polling client does not flood it; every sign-in through the sign-in page is recorded (its
+//! detail says so). Administrators read it at `GET /api/0.6/audit` and on `/admin/audit`.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;

@@ -49,6 +49,7 @@ use crate::error::{ApiError, HttpCode};
 use crate::ldap::{Directory, Verdict};
 use crate::passwords::Passwords;
 pub use crate::passwords::{hash_password, MAX_PASSWORD_BYTES};
+use crate::web_sessions::{Session, WebSessions};
 use crate::AppData;
 
 /// The authenticator shared by all HTTP workers.
@@ -76,6 +77,8 @@ pub struct Auth {
     directory: Option<Directory>,
     /// Sign-ins, failures and token changes, for administrators ([`crate::audit`]).
     pub audit: Audit,
+    /// Browsers signed in at `/login` ([`crate::web_sessions`]).
+    pub sessions: WebSessions,
 }
 
 /// Entries of the credential cache and of each failure table. Failure tables are keyed by a
@@ -87,6 +90,9 @@ const MAX_ENTRIES: usize = 10_000;
 /// address) pair before it is refused for the window; an address that fails this many times
 /// more often has its logins take turns.
 const ADDRESS_FACTOR: u32 = 10;
+
+/// How long a web session lasts when `session-hours` is not set.
+pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 
 /// How long a login waits for its address's turn at most, before it is answered 503 `busy`.
 const ADDRESS_TURN_WAIT: Duration = Duration::from_secs(30);
@@ -145,7 +151,14 @@ impl Auth {
             dummy_hash: hash_password("zoe-dummy-password")?,
             directory: None,
             audit: Audit::new(crate::audit::DEFAULT_KEEP),
+            sessions: WebSessions::new(DEFAULT_SESSION_LIFETIME),
         })
+    }
+
+    /// The same authenticator, with web sessions that last `lifetime`.
+    pub fn with_session_lifetime(mut self, lifetime: Duration) -> Self {
+        self.sessions = WebSessions::new(lifetime);
+        self
     }
 
     /// The same authenticator, verifying the users of `directory` there.
@@ -302,8 +315,8 @@ impl Auth {
     }
 
     /// A verified sign-in: its user's failures from this address are forgotten.
-    fn clear_failures(&self, name: &str, ip: IpAddr) {
-        self.audit.record(Kind::SignIn, name, ip, "");
+    fn clear_failures(&self, name: &str, ip: IpAddr, how: Via) {
+        self.audit.record(Kind::SignIn, name, ip, how.detail());
         let key = self.name_key(name);
         if let Ok(mut f) = self.failures.lock() {
             f.by_user.remove(&(key, ip));
@@ -323,6 +336,20 @@ impl Auth {
             return authenticate_token(data, token);
         }
         let (name, password) = basic_credentials(req).ok_or_else(unauthorized)?;
+        self.verify(data, req, name, password, Via::Basic).await
+    }
+
+    /// Verifies a user name and password, from basic auth or the sign-in form (`how`): the
+    /// credential cache, the throttling, the directory, the audit record. A sign-in through the
+    /// form is recorded even when the cache knew the password.
+    pub async fn verify(
+        &self,
+        data: &AppData,
+        req: &HttpRequest,
+        name: String,
+        password: String,
+        how: Via,
+    ) -> Result<Caller, ApiError> {
         let key = self.digest(&name, &password);
         let published = data.reader.now();
         let user = credentials(&published, &name);
@@ -330,6 +357,10 @@ impl Auth {
         // ago against the same stored hash. (They are right, so there is nothing to throttle.)
         if let Some(u) = user {
             if self.cached(&key, &u.password_hash) {
+                if how == Via::Form {
+                    let ip = client_address(req, &data.config.trusted_proxy);
+                    self.audit.record(Kind::SignIn, &name, ip, how.detail());
+                }
                 return Ok(Caller { id: u.id, name: u.name.clone(), role: u.role });
             }
         }
@@ -342,7 +373,7 @@ impl Auth {
             None => self.directory.is_some() && zoe_checkpoints::is_dns_label(&name),
         };
         if of_directory {
-            return self.authenticate_with_directory(data, name, password, key, ip).await;
+            return self.authenticate_with_directory(data, (name, password), key, ip, how).await;
         }
         let (phc, caller) = match user {
             Some(u) => (u.password_hash.clone(), Some(Caller { id: u.id, name: u.name.clone(), role: u.role })),
@@ -366,7 +397,7 @@ impl Auth {
         match caller {
             Some(caller) if ok => {
                 self.remember(key, &phc);
-                self.clear_failures(&name, ip);
+                self.clear_failures(&name, ip, how);
                 Ok(caller)
             }
             _ => {
@@ -384,10 +415,10 @@ impl Auth {
     async fn authenticate_with_directory(
         &self,
         data: &AppData,
-        name: String,
-        password: String,
+        (name, password): (String, String),
         key: [u8; 32],
         ip: IpAddr,
+        how: Via,
     ) -> Result<Caller, ApiError> {
         // An empty password never reaches the directory: its bind would be anonymous, and
         // succeed.
@@ -408,7 +439,12 @@ impl Auth {
             .filter(|u| u.password_hash == DIRECTORY_PASSWORD_HASH && self.cached(&key, &u.password_hash))
             .map(|u| Caller { id: u.id, name: u.name.clone(), role: u.role });
         let verdict = match cached {
-            Some(caller) => Ok(caller),
+            Some(caller) => {
+                if how == Via::Form {
+                    self.audit.record(Kind::SignIn, &name, ip, how.detail());
+                }
+                Ok(caller)
+            }
             None => Err(directory.verify(&name, &password).await),
         };
         drop(turn);
@@ -440,9 +476,93 @@ impl Auth {
             }
         })?;
         self.remember(key, DIRECTORY_PASSWORD_HASH);
-        self.clear_failures(&name, ip);
+        self.clear_failures(&name, ip, how);
         Ok(Caller { id: user.id, name: user.name, role: user.role })
     }
+}
+
+/// How a user name and password came: basic auth (API clients, browsers that send it) or the
+/// sign-in page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    Basic,
+    Form,
+}
+
+impl Via {
+    /// What the audit record says of a sign-in.
+    fn detail(self) -> &'static str {
+        match self {
+            Via::Basic => "",
+            Via::Form => "sign-in page",
+        }
+    }
+}
+
+impl Auth {
+    /// The session values a request's cookies carry (the cookie of the scheme the client used).
+    fn session_cookies<'r>(data: &AppData, req: &'r HttpRequest) -> Vec<&'r str> {
+        let https =
+            crate::origin::request_scheme(req, &data.config.trusted_proxy, data.config.tls_cert.is_some()) == "https";
+        crate::origin::cookie_values(req, crate::web_sessions::cookie_name(https)).collect()
+    }
+
+    /// The caller a request's session cookie signs in, if it is a live session whose user is
+    /// still as they were when they signed in (not deleted, same role, same password). Several
+    /// session cookies (one of them tossed by a page of a sibling host for a parent domain, on
+    /// plain HTTP where the `__Host-` prefix cannot forbid it) sign nobody in.
+    pub fn session_caller(&self, data: &AppData, req: &HttpRequest) -> Option<Session> {
+        let cookies = Self::session_cookies(data, req);
+        if cookies.len() != 1 {
+            return None;
+        }
+        let published = data.reader.now();
+        self.sessions.find(cookies.into_iter(), std::time::Instant::now(), |s| {
+            credentials(&published, &s.caller.name)
+                .is_some_and(|u| s.still_valid(u.id, u.role, &u.password_hash, &self.sessions))
+        })
+    }
+
+    /// Starts a session for a caller just verified: the cookie's value.
+    pub fn begin_session(&self, data: &AppData, caller: Caller) -> String {
+        let published = data.reader.now();
+        // A directory user created a moment ago may not be published yet: their stored hash is
+        // the directory's marker.
+        let hash = credentials(&published, &caller.name)
+            .filter(|u| u.id == caller.id)
+            .map_or(DIRECTORY_PASSWORD_HASH.to_string(), |u| u.password_hash.clone());
+        self.sessions.begin(caller, &hash, std::time::Instant::now())
+    }
+
+    /// Ends the sessions of a request's cookies (signing out).
+    pub fn end_sessions(&self, data: &AppData, req: &HttpRequest) {
+        self.sessions.end(Self::session_cookies(data, req).into_iter());
+    }
+
+    /// Forgets expired sessions and those of users who changed (run now and then).
+    pub fn sweep_sessions(&self, data: &AppData) {
+        let published = data.reader.now();
+        self.sessions.sweep(std::time::Instant::now(), |s| {
+            credentials(&published, &s.caller.name)
+                .is_some_and(|u| s.still_valid(u.id, u.role, &u.password_hash, &self.sessions))
+        });
+    }
+}
+
+/// Whether a request carries an `Authorization` header (basic auth, a token). A page asked for
+/// without one, and without a live session, sends the browser to the sign-in page; with a wrong
+/// one, it is refused as the API refuses it (401 and the basic-auth prompt).
+pub fn has_authorization(req: &HttpRequest) -> bool {
+    req.headers().contains_key(header::AUTHORIZATION)
+}
+
+/// `/login?next=<this page>`.
+pub fn sign_in_path(req: &HttpRequest) -> String {
+    let here = match req.uri().query() {
+        Some(q) => format!("{}?{q}", req.uri().path()),
+        None => req.uri().path().to_string(),
+    };
+    format!("/login?next={}", crate::percent::encode_path(&here))
 }
 
 /// The caller a request's API token is, if it is a valid one. Its use is noted, coarsely
@@ -539,6 +659,12 @@ fn basic_credentials(req: &HttpRequest) -> Option<(String, String)> {
     Some((name.to_string(), password.to_string()))
 }
 
+/// The application's data, which every request of the server has.
+fn app_data(req: &HttpRequest) -> Result<web::Data<AppData>, ApiError> {
+    let data = req.app_data::<web::Data<AppData>>().cloned();
+    data.ok_or_else(|| ApiError::new(HttpCode::Internal, "application data missing"))
+}
+
 /// Extractor: the authenticated caller of a request.
 pub struct Authed(pub Caller);
 
@@ -549,11 +675,28 @@ impl FromRequest for Authed {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let data = req
-                .app_data::<web::Data<AppData>>()
-                .ok_or_else(|| ApiError::new(HttpCode::Internal, "application data missing"))?
-                .clone();
+            let data = app_data(&req)?;
             data.auth.authenticate(&data, &req).await.map(Authed)
+        })
+    }
+}
+
+/// Extractor for Zoe's pages and the `/proxy/` entry: the caller of a session cookie, or else
+/// of the API's credentials (basic auth, a token). The API itself never takes the cookie.
+pub struct Signed(pub Caller);
+
+impl FromRequest for Signed {
+    type Error = ApiError;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let data = app_data(&req)?;
+            if let Some(session) = data.auth.session_caller(&data, &req) {
+                return Ok(Signed(session.caller));
+            }
+            data.auth.authenticate(&data, &req).await.map(Signed)
         })
     }
 }

@@ -144,6 +144,12 @@ pub struct MasterConfig {
     #[arg(long, env = "ZOE_AUTH_CACHE_SECONDS", default_value_t = 60)]
     pub auth_cache_seconds: u64,
 
+    /// How long a web session (signed in at `/login`) lasts, in hours; fractions are allowed
+    /// (0.5: half an hour). It also ends at sign-out, when its user is deleted or their role or
+    /// password changes, and when the master restarts.
+    #[arg(long, env = "ZOE_SESSION_HOURS", default_value_t = 12.0)]
+    pub session_hours: f64,
+
     /// New passwords (of `user-new`, `user-set`, the API and the web page) must have at least
     /// this many characters; shorter ones are refused with 400 `password_too_short`. Existing
     /// passwords keep working.

@@ -43,6 +43,7 @@ pub mod simulate_cmd;
 pub mod tls;
 pub mod usage;
 pub mod web;
+pub mod web_sessions;
 pub mod workspaces;
 
 /// What every HTTP handler can reach.

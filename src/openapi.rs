@@ -105,24 +105,18 @@ impl Modify for BasicAuth {
             }
         }
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            BASIC_AUTH,
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Basic)
-                    .description(Some("The user's name and password (realm \"zoe\")"))
-                    .build(),
+        let schemes = [
+            (BASIC_AUTH, HttpAuthScheme::Basic, "The user's name and password (realm \"zoe\")"),
+            (
+                BEARER_TOKEN,
+                HttpAuthScheme::Bearer,
+                "An API token of `POST /api/0.6/token`, accepted wherever basic auth is",
             ),
-        );
-        components.add_security_scheme(
-            BEARER_TOKEN,
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("An API token of `POST /api/0.6/token`, accepted wherever basic auth is"))
-                    .build(),
-            ),
-        );
+        ];
+        for (name, scheme, description) in schemes {
+            let http = HttpBuilder::new().scheme(scheme).description(Some(description)).build();
+            components.add_security_scheme(name, SecurityScheme::Http(http));
+        }
     }
 }
 

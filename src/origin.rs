@@ -99,6 +99,16 @@ pub fn same_origin(req: &HttpRequest, trusted_proxies: &[IpAddr]) -> bool {
     matches!(scheme, "http" | "https") && authority.eq_ignore_ascii_case(&request_host(req, trusted_proxies))
 }
 
+/// The values of the cookies named `name` in a request's `Cookie` headers.
+pub fn cookie_values<'r>(req: &'r HttpRequest, name: &'r str) -> impl Iterator<Item = &'r str> {
+    req.headers().get_all(header::COOKIE).filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).filter_map(
+        move |pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k == name).then_some(v.trim())
+        },
+    )
+}
+
 /// Whether a content type is JSON: `application/json` or `application/<something>+json`, with
 /// any parameters.
 fn is_json(content_type: &str) -> bool {

@@ -184,47 +184,12 @@ fn ron_error(e: &ron::error::SpannedError) -> LoadError {
 /// validates it.
 pub fn decode(text: &str) -> Result<State, LoadError> {
     let probe: VersionProbe = ron::from_str(text).map_err(|e| ron_error(&e))?;
-    let state: State = match probe.format_version {
-        FORMAT_VERSION => ron::from_str(text).map_err(|e| ron_error(&e))?,
-        // Version 6 has no API tokens: the same model reads it.
-        6 => {
-            let mut s: State = ron::from_str(text).map_err(|e| ron_error(&e))?;
-            s.format_version = FORMAT_VERSION;
-            s
-        }
-        // Version 5 has no secrets (`proxy_secret`, `secret_header`): the same model reads it.
-        5 => {
-            let mut s: State = ron::from_str(text).map_err(|e| ron_error(&e))?;
-            s.format_version = FORMAT_VERSION;
-            s
-        }
-        // Version 4 has no waiting instances and no retries: the same model reads it.
-        4 => {
-            let mut s: State = ron::from_str(text).map_err(|e| ron_error(&e))?;
-            s.format_version = FORMAT_VERSION;
-            s
-        }
-        // Version 3 lacks `archived_segments` and `changes`: no archive, no record.
-        3 => {
-            let mut s: State = ron::from_str(text).map_err(|e| ron_error(&e))?;
-            s.format_version = FORMAT_VERSION;
-            s
-        }
-        // Version 1 lacks `Execution::ending`, which reads as `None`; versions 1 and 2 lack
-        // uids, which are given now, in id order. The same model parses them.
-        1 | 2 => {
-            let mut s: State = ron::from_str(text).map_err(|e| ron_error(&e))?;
-            s.format_version = FORMAT_VERSION;
-            s.next_uid = FIRST_UID;
-            let ids: Vec<u64> = s.users.keys().copied().collect();
-            for id in ids {
-                let uid = s.gen_uid();
-                if let Some(u) = s.users.get_mut(&id) {
-                    Arc::make_mut(u).uid = uid;
-                }
-            }
-            s
-        }
+    let mut state: State = match probe.format_version {
+        // Every known version is read by the current model: what an older one lacks reads as
+        // its default. Version 6 has no API tokens; 5 no secrets (`proxy_secret`,
+        // `secret_header`); 4 no waiting instances and no retries; 3 lacks `archived_segments`
+        // and `changes` (no archive, no record); 1 lacks `Execution::ending` (`None`).
+        1..=FORMAT_VERSION => ron::from_str(text).map_err(|e| ron_error(&e))?,
         v if v > FORMAT_VERSION => {
             return Err(LoadError::at(
                 locate(text, &["format_version:".into()]).0,
@@ -243,6 +208,18 @@ pub fn decode(text: &str) -> Result<State, LoadError> {
             ))
         }
     };
+    // Versions 1 and 2 lack uids, which are given now, in id order.
+    if probe.format_version <= 2 {
+        state.next_uid = FIRST_UID;
+        let ids: Vec<u64> = state.users.keys().copied().collect();
+        for id in ids {
+            let uid = state.gen_uid();
+            if let Some(u) = state.users.get_mut(&id) {
+                Arc::make_mut(u).uid = uid;
+            }
+        }
+    }
+    state.format_version = FORMAT_VERSION;
     validate(&state).map_err(|(needles, reason)| {
         let (line, column) = locate(text, &needles);
         LoadError::at(line, column, reason)

@@ -1,6 +1,6 @@
 //! The entry to an application: `/proxy/<execution-id>/<instance>/<port>/<rest>` on Zoe's origin
-//! is the link everyone uses (`proxy_url`, the web page, the CLI). It checks the caller (the same
-//! basic auth as the API; the owner and administrators, anyone else gets the 404 they get for the
+//! is the link everyone uses (`proxy_url`, the web page, the CLI). It checks the caller (the
+//! session cookie of Zoe's pages, or the same credentials as the API; the owner and administrators, anyone else gets the 404 they get for the
 //! execution), that the port is exposed and runs, and sends the browser, with a one-time ticket,
 //! to the port's own host, which signs it in and serves `/<rest>` (see [`super`]). Nothing
 //! proxied is ever served on Zoe's origin.
@@ -11,7 +11,7 @@ use zoe_actors::logic::views;
 use zoe_actors::Code;
 
 use super::sessions::Grant;
-use crate::auth::Authed;
+use crate::auth::{has_authorization, sign_in_path, Signed};
 use crate::error::{ApiError, HttpCode};
 use crate::AppData;
 
@@ -31,9 +31,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 async fn enter(
     req: HttpRequest,
     data: web::Data<AppData>,
-    Authed(caller): Authed,
+    signed: Result<Signed, ApiError>,
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, ApiError> {
+    let caller = match signed {
+        Ok(Signed(caller)) => caller,
+        // A browser without credentials (nor a live session) signs in on Zoe's page first.
+        Err(e) if e.is(Code::Unauthorized) && !has_authorization(&req) && *req.method() == Method::GET => {
+            let location = sign_in_path(&req);
+            return Ok(HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, location))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .finish());
+        }
+        Err(e) => return Err(e),
+    };
     if !crate::origin::same_origin(&req, &data.config.trusted_proxy) {
         return Err(ApiError::new(
             HttpCode::CrossSiteRequest,

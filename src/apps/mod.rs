@@ -178,16 +178,6 @@ pub fn is_https(req: &HttpRequest, data: &AppData) -> bool {
     crate::origin::request_scheme(req, &data.config.trusted_proxy, data.config.tls_cert.is_some()) == "https"
 }
 
-/// The values of the cookies named `name` in a request's `Cookie` headers.
-pub fn cookie_values<'r>(req: &'r HttpRequest, name: &'r str) -> impl Iterator<Item = &'r str> {
-    req.headers().get_all(header::COOKIE).filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).filter_map(
-        move |pair| {
-            let (k, v) = pair.trim().split_once('=')?;
-            (k == name).then_some(v.trim())
-        },
-    )
-}
-
 /// A request for an application host.
 async fn serve(req: &HttpRequest, payload: Payload, data: &AppData, label: &str) -> Result<HttpResponse, ApiError> {
     if crate::origin::service_worker_script(req) {
@@ -210,7 +200,7 @@ async fn serve(req: &HttpRequest, payload: Payload, data: &AppData, label: &str)
     let grant = data
         .apps
         .sessions
-        .session(cookie_values(req, name), label, Instant::now())
+        .session(crate::origin::cookie_values(req, name), label, Instant::now())
         .ok_or_else(|| sign_in_required(label))?;
     let target = views::proxy_target(&data.reader.now(), &grant.caller, grant.execution, &grant.instance, grant.port)
         .map_err(|e| match e.code {
@@ -280,6 +270,7 @@ pub fn spawn_sweeper(data: web::Data<AppData>) {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
         loop {
             tick.tick().await;
+            data.auth.sweep_sessions(&data);
             let p = data.reader.now();
             data.apps.sessions.sweep(Instant::now(), |g: &Grant| {
                 let running = p.state.executions.get(&g.execution).is_some_and(|e| e.status.is_active());
@@ -335,7 +326,7 @@ mod tests {
             .insert_header((header::COOKIE, "zoe-app=tossed; _xsrf=1"))
             .append_header((header::COOKIE, "zoe-app=mine"))
             .to_http_request();
-        assert_eq!(cookie_values(&req, "zoe-app").collect::<Vec<_>>(), ["tossed", "mine"]);
-        assert_eq!(cookie_values(&req, "__Host-zoe-app").count(), 0);
+        assert_eq!(crate::origin::cookie_values(&req, "zoe-app").collect::<Vec<_>>(), ["tossed", "mine"]);
+        assert_eq!(crate::origin::cookie_values(&req, "__Host-zoe-app").count(), 0);
     }
 }

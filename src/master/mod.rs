@@ -140,7 +140,8 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
     )
     .map_err(StartError)?
     .with_directory(crate::ldap::Directory::from_config(&config).map_err(StartError)?)
-    .with_audit_keep(config.audit_keep);
+    .with_audit_keep(config.audit_keep)
+    .with_session_lifetime(Duration::from_secs_f64(config.session_hours * 3600.0));
     let backend = if config.no_docker {
         tracing::warn!("running without Docker (--no-docker): executions wait in the queue");
         None
@@ -271,6 +272,12 @@ fn check_settings(config: &MasterConfig) -> Result<(), StartError> {
             config.default_cores
         )));
     }
+    if !(config.session_hours > 0.0 && config.session_hours <= MAX_SESSION_HOURS) {
+        return Err(StartError(format!(
+            "--session-hours must be more than 0 and at most {MAX_SESSION_HOURS} (a year), got {}",
+            config.session_hours
+        )));
+    }
     let quotas = config.workspace_quotas();
     for (what, quota) in std::iter::once(("workspace-quota", quotas.default)).chain(
         quotas
@@ -287,6 +294,9 @@ fn check_settings(config: &MasterConfig) -> Result<(), StartError> {
     }
     Ok(())
 }
+
+/// The longest web session allowed (`session-hours`): a year.
+const MAX_SESSION_HOURS: f64 = 24.0 * 366.0;
 
 /// Connections waiting to be accepted, at most (actix-web's default).
 const BACKLOG: u32 = 1024;

@@ -1,5 +1,7 @@
-//! The web interface: server-rendered HTML pages served by the master on the API's port, with
-//! the API's HTTP basic authentication. No JavaScript build step: every page and every action
+//! The web interface: server-rendered HTML pages served by the master on the API's port. A
+//! browser signs in at `/login` and gets a session cookie ([`crate::web_sessions`]); browsers that
+//! send the API's HTTP basic auth keep working, and a page asked for with neither sends the
+//! browser to `/login?next=<the page>`. No JavaScript build step: every page and every action
 //! works without JavaScript (forms, POST then a 303 redirect); a little plain JavaScript only
 //! fills the description box from a file or the catalogue and asks before destructive actions.
 //!
@@ -12,6 +14,7 @@
 //! | route | page |
 //! |---|---|
 //! | `GET /` | redirects to `/executions` |
+//! | `GET, POST /login`, `POST /logout` | signing in and out |
 //! | `GET /executions` | the caller's executions (all of them for an admin) |
 //! | `GET, POST /executions/new` | the form that starts an execution |
 //! | `GET /executions/<id>` | one execution, its services, endpoints and log links, its CPU and memory over time |
@@ -25,6 +28,7 @@
 mod admin;
 pub mod catalogue;
 pub mod chart;
+mod login;
 mod page;
 mod rows;
 mod tokens;
@@ -64,6 +68,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/executions/{id}/services/{sid}/log", web::get().to(service_log))
         .route("/usage", web::get().to(usage::usage_page))
         .configure(admin::configure)
+        .configure(login::configure)
         .configure(tokens::configure);
 }
 

@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 use zoe_actors::state_actor::StateActor;
 use zoe_actors::{Caller, Code, ZoeError};
 
-use crate::auth::Authed;
+use crate::auth::{has_authorization, sign_in_path, Signed};
 use crate::error::{ApiError, ErrorCode, HttpCode};
 use crate::AppData;
 
@@ -38,7 +38,7 @@ pub struct Layout {
 }
 
 impl Layout {
-    fn anonymous(deployment: String) -> Self {
+    pub fn anonymous(deployment: String) -> Self {
         Layout {
             user: String::new(),
             role: "",
@@ -72,11 +72,12 @@ impl FromRequest for WebUser {
     type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let authed = Authed::from_request(req, payload);
+        let signed = Signed::from_request(req, payload);
         let deployment = deployment_of(req);
+        let req = req.clone();
         Box::pin(async move {
-            match authed.await {
-                Ok(Authed(caller)) => {
+            match signed.await {
+                Ok(Signed(caller)) => {
                     let layout = Layout {
                         user: caller.name.clone(),
                         role: caller.role.as_str(),
@@ -88,7 +89,18 @@ impl FromRequest for WebUser {
                     };
                     Ok(WebUser { caller, layout })
                 }
-                Err(e) => Err(WebError::new(e, Layout::anonymous(deployment))),
+                Err(e) => {
+                    let mut refusal = WebError::new(e, Layout::anonymous(deployment));
+                    // Without credentials (none, or a session that ended), a page is a detour
+                    // by the sign-in page; a form is refused (what it held cannot follow).
+                    if refusal.status == StatusCode::UNAUTHORIZED && !has_authorization(&req) {
+                        refusal.prompt = false;
+                        if matches!(*req.method(), actix_web::http::Method::GET | actix_web::http::Method::HEAD) {
+                            refusal.location = Some(sign_in_path(&req));
+                        }
+                    }
+                    Err(refusal)
+                }
             }
         })
     }
@@ -135,6 +147,8 @@ impl WebUser {
             message: format!("{why} Go back, reload the page and try again."),
             layout: Box::new(self.layout.clone()),
             retry_after: None,
+            prompt: false,
+            location: None,
         };
         let trusted = req.app_data::<web::Data<AppData>>().map(|d| d.config.trusted_proxy.clone()).unwrap_or_default();
         if !crate::origin::same_origin(req, &trusted) {
@@ -260,16 +274,20 @@ pub struct WebError {
     pub layout: Box<Layout>,
     /// `Retry-After` seconds, when trying again later may work.
     pub retry_after: Option<u64>,
+    /// Whether a 401 asks the browser for basic-auth credentials (`WWW-Authenticate`): when it
+    /// sent wrong ones; without any, the way in is the sign-in page.
+    pub prompt: bool,
+    /// Where to send the browser instead of showing the page (303): the sign-in page.
+    pub location: Option<String>,
 }
 
 impl WebError {
     pub fn new(e: ApiError, layout: Layout) -> Self {
         let status = crate::error::status_of(e.code);
         let (title, message) = match e.code {
-            ErrorCode::Zoe(Code::Unauthorized) => (
-                "Please sign in",
-                "This page needs your Zoe user name and password. Reload the page to sign in again.".to_string(),
-            ),
+            ErrorCode::Zoe(Code::Unauthorized) => {
+                ("Please sign in", "This page needs your Zoe user name and password: sign in again.".to_string())
+            }
             ErrorCode::Zoe(Code::NoSuchExecution | Code::NoSuchService | Code::NoSuchUser)
             | ErrorCode::Http(HttpCode::NotFound) => ("Not found", e.message),
             ErrorCode::Http(HttpCode::TooManyFailedLogins) => ("Too many failed sign-ins", e.message),
@@ -286,6 +304,8 @@ impl WebError {
             message: sentence(&message),
             layout: Box::new(layout),
             retry_after: e.retry_after,
+            prompt: true,
+            location: None,
         }
     }
 }
@@ -322,10 +342,20 @@ struct ErrorPage<'a> {
 
 impl ResponseError for WebError {
     fn status_code(&self) -> StatusCode {
-        self.status
+        if self.location.is_some() {
+            StatusCode::SEE_OTHER
+        } else {
+            self.status
+        }
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let Some(location) = &self.location {
+            return HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, location.as_str()))
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .finish();
+        }
         let page = ErrorPage {
             layout: &self.layout,
             status: self.status.as_u16(),
@@ -334,7 +364,7 @@ impl ResponseError for WebError {
         };
         let mut resp = render(&page, self.status);
         let headers = resp.headers_mut();
-        if self.status == StatusCode::UNAUTHORIZED {
+        if self.status == StatusCode::UNAUTHORIZED && self.prompt {
             headers.insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static(crate::error::REALM));
         }
         if let Some(secs) = self.retry_after {

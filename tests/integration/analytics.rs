@@ -318,7 +318,8 @@ fn a_browser_opens_a_notebook_through_the_proxy_and_runs_a_cell() {
     // is after the browser asked; the page links the notebook through Zoe, which signs the
     // browser in to the notebook's own host and sends it there.
     let port = m.url.rsplit(':').next().unwrap().to_string();
-    b.goto(&format!("http://alice:pa@127.0.0.1:{port}/executions/{id}"));
+    b.sign_in_basic(&format!("http://127.0.0.1:{port}"), ("alice", "pa"));
+    b.goto(&format!("http://127.0.0.1:{port}/executions/{id}"));
     b.wait_element("a.endpoint");
     let link = b.property("a.endpoint", "href");
     let link = link.as_str().unwrap_or_default();

@@ -183,3 +183,37 @@ fn directory_settings_that_cannot_work_stop_the_master_at_start() {
     let no_base = ["--no-docker", "--ldap-url", "ldap://localhost"];
     assert!(Master::try_start_in(&temp_dir("ldap-config"), &no_base).is_err(), "no base DN: started");
 }
+
+#[test]
+fn directory_users_sign_in_on_the_sign_in_page_and_their_sessions_outlive_the_directory() {
+    use crate::web::request;
+    let mut dir = Slapd::start("form");
+    let m = master_of("ldap-form", &dir.url(), &[]);
+    let sign_in = |who: (&str, &str)| {
+        request(&m, "POST", "/login", None, Some(&[("username", who.0), ("password", who.1), ("next", "/")]), &[])
+    };
+    // The first sign-in creates the user, with the role of their groups.
+    let ok = sign_in(BOB);
+    assert_eq!(ok.status, 303, "{}\n{}", ok.body, m.log_text());
+    assert_eq!(user(&m, "bob")["role"], "guest");
+    let set = ok.header("set-cookie").unwrap();
+    let cookie = set.split(';').next().unwrap().to_string();
+    let page = request(&m, "GET", "/executions", None, None, &[("Cookie", &cookie)]);
+    assert_eq!(page.status, 200, "{}", page.body);
+    page.assert_contains("bob <span class=\"role\">guest</span>");
+    // Wrong and injected credentials: the form again, 401, the same words.
+    for who in [("bob", "wrong"), ("*", "bob-secret"), ("bob)(uid=*", "bob-secret"), ("bob", "")] {
+        let p = sign_in(who);
+        assert_eq!(p.status, 401, "{who:?}: {}", p.body);
+        assert!(p.header("set-cookie").is_none(), "{who:?}");
+    }
+    // The directory down: its users cannot sign in (503, said on the form), a session made
+    // before keeps working, the local administrator signs in.
+    dir.stop();
+    after_the_cache();
+    let down = sign_in(ALICE);
+    assert_eq!(down.status, 503, "{}", down.body);
+    down.assert_contains("not available right now");
+    assert_eq!(request(&m, "GET", "/executions", None, None, &[("Cookie", &cookie)]).status, 200);
+    assert_eq!(sign_in(ADMIN).status, 303);
+}

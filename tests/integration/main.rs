@@ -20,6 +20,7 @@ mod load;
 mod passwords;
 mod proxy;
 mod security;
+mod sessions;
 mod starts;
 mod state_disk;
 mod swarm;

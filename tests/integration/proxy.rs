@@ -184,13 +184,15 @@ fn applications_live_on_hosts_of_their_own_reached_through_zoe_for_their_owner_o
     assert_eq!(cookies, ["t=1; Path=/"], "{}", r.head);
 
     // Refusals on Zoe: another user and a guessed id get what they get for the execution (404),
-    // a wrong password and no password 401, another site 403, a port that is not exposed or an
-    // unknown instance 404, anything but opening the link 405.
+    // a wrong password 401, no credentials a detour by the sign-in page, another site 403, a
+    // port that is not exposed or an unknown instance 404, anything but opening the link 405.
     let r = enter(&m, Some(BOB), &format!("{base}index.html"), "");
     assert!(r.status == 404 && r.text().contains("no_such_execution"), "{}", r.text());
     assert_eq!(enter(&m, Some(ALICE), &format!("/proxy/{}/files/8080/", id + 100), "").status, 404);
     assert_eq!(enter(&m, Some(("alice", "wrong")), &base, "").status, 401);
-    assert_eq!(enter(&m, None, &base, "").status, 401);
+    let r = enter(&m, None, &base, "");
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location").unwrap(), format!("/login?next={base}"));
     let r = enter(&m, Some(ALICE), &base, "Origin: https://evil.example\r\n");
     assert!(r.status == 403 && r.text().contains("cross_site_request"), "{}", r.text());
     for path in

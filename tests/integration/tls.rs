@@ -174,6 +174,31 @@ fn applications_get_https_origins_and_secure_host_only_cookies() {
 }
 
 #[test]
+fn a_sign_in_over_https_sets_a_secure_session_cookie_for_this_host_only() {
+    let dir = temp_dir("tls-session");
+    let pki = make_pki(&dir);
+    let mut m = tls_master(&dir, &pki);
+    let login = format!("{}/login", m.url);
+    let (s, head, _) = curl(&pki.ca, &["-d", "username=zoeadmin&password=admin-secret&next=/admin/users", &login]);
+    assert_eq!(s, 303, "{head}");
+    assert_eq!(header(&head, "location"), "/admin/users");
+    let cookie = header(&head, "set-cookie");
+    let (pair, attributes) = cookie.split_once(';').unwrap();
+    assert!(pair.starts_with("__Host-zoe-session=") && pair.len() == "__Host-zoe-session=".len() + 43, "{cookie}");
+    assert_eq!(attributes, " Path=/; HttpOnly; SameSite=Lax; Secure", "host-only, over HTTPS only");
+    let page = format!("{}/admin/users", m.url);
+    let (s, _, body) = curl(&pki.ca, &["-H", &format!("Cookie: {pair}"), &page]);
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains("id=\"sign-out\""), "{body}");
+    // Without the prefix, the same value is no session over HTTPS.
+    let plain = pair.replacen("__Host-zoe-session=", "zoe-session=", 1);
+    let (s, head, _) = curl(&pki.ca, &["-H", &format!("Cookie: {plain}"), &page]);
+    assert_eq!(s, 303, "{head}");
+    assert_eq!(header(&head, "location"), "/login?next=/admin/users");
+    m.kill();
+}
+
+#[test]
 fn a_missing_or_lone_key_stops_the_master_with_one_line() {
     let dir = temp_dir("tls-bad");
     let pki = make_pki(&dir);

@@ -19,25 +19,25 @@ use crate::common::docker::docker_deployment;
 use crate::common::{app, headers_of, request_builder, temp_dir, wait_until, Master, ADMIN};
 
 const NO_DOCKER: &[&str] = &["--no-docker"];
-const ALICE: (&str, &str) = ("alice", "alice-pw");
-const BOB: (&str, &str) = ("bob", "bob-pw");
+pub(crate) const ALICE: (&str, &str) = ("alice", "alice-pw");
+pub(crate) const BOB: (&str, &str) = ("bob", "bob-pw");
 
 // ------------------------------------------------------------------------------------ helpers
 
 /// A web page as the server sent it.
-struct Page {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
+pub(crate) struct Page {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: String,
 }
 
 impl Page {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// The anti-CSRF token of the page's forms.
-    fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         let marker = "name=\"csrf\" value=\"";
         let start = self.body.find(marker).unwrap_or_else(|| panic!("no CSRF token in the page:\n{}", self.body))
             + marker.len();
@@ -45,12 +45,12 @@ impl Page {
     }
 
     #[track_caller]
-    fn assert_contains(&self, text: &str) {
+    pub(crate) fn assert_contains(&self, text: &str) {
         assert!(self.body.contains(text), "expected {text:?} in the page (HTTP {}):\n{}", self.status, self.body);
     }
 
     #[track_caller]
-    fn assert_lacks(&self, text: &str) {
+    pub(crate) fn assert_lacks(&self, text: &str) {
         assert!(!self.body.contains(text), "did not expect {text:?} in the page:\n{}", self.body);
     }
 }
@@ -61,7 +61,7 @@ fn form_encode(fields: &[(&str, &str)]) -> String {
 }
 
 /// Sends a request without following redirects.
-fn request(
+pub(crate) fn request(
     m: &Master,
     method: &str,
     path: &str,
@@ -92,8 +92,16 @@ fn request(
     Page { status, headers, body }
 }
 
-fn get(m: &Master, path: &str, auth: (&str, &str)) -> Page {
+pub(crate) fn get(m: &Master, path: &str, auth: (&str, &str)) -> Page {
     request(m, "GET", path, Some(auth), None, &[])
+}
+
+/// A page that must be served (200).
+#[track_caller]
+fn get_ok(m: &Master, path: &str, auth: (&str, &str)) -> Page {
+    let page = get(m, path, auth);
+    assert_eq!(page.status, 200, "GET {path}:\n{}", page.body);
+    page
 }
 
 fn post(m: &Master, path: &str, auth: (&str, &str), form: &[(&str, &str)]) -> Page {
@@ -101,13 +109,13 @@ fn post(m: &Master, path: &str, auth: (&str, &str), form: &[(&str, &str)]) -> Pa
 }
 
 #[track_caller]
-fn assert_redirect(p: &Page, to: &str) {
+pub(crate) fn assert_redirect(p: &Page, to: &str) {
     assert_eq!(p.status, 303, "expected a 303 to {to}, got {}:\n{}", p.status, p.body);
     assert_eq!(p.header("location"), Some(to));
 }
 
 /// A master without Docker, with alice (user) and bob (guest).
-fn master(tag: &str) -> Master {
+pub(crate) fn master(tag: &str) -> Master {
     let m = Master::start_in(&temp_dir(tag), NO_DOCKER);
     m.create_user(ALICE.0, "user", ALICE.1);
     m.create_user(BOB.0, "guest", BOB.1);
@@ -132,21 +140,31 @@ fn pages_need_credentials_and_answer_html_with_the_version() {
     let home = request(&m, "GET", "/", None, None, &[]);
     assert_redirect(&home, "/executions");
 
-    for path in ["/executions", "/executions/new", "/admin/users", "/executions/1"] {
+    // Without credentials, a page is a detour by the sign-in page, which comes back to it.
+    for (path, next) in [
+        ("/executions", "/executions"),
+        ("/executions/new?app=batch", "/executions/new%3Fapp%3Dbatch"),
+        ("/admin/users", "/admin/users"),
+        ("/executions/1", "/executions/1"),
+    ] {
         let p = request(&m, "GET", path, None, None, &[]);
-        assert_eq!(p.status, 401, "{path}: {}", p.body);
-        assert_eq!(p.header("www-authenticate"), Some("Basic realm=\"zoe\""), "{path}");
-        assert!(p.header("content-type").unwrap_or("").starts_with("text/html"), "{path}");
-        p.assert_contains("Please sign in");
+        assert_redirect(&p, &format!("/login?next={next}"));
+        assert!(p.header("www-authenticate").is_none(), "{path}: no browser prompt");
     }
+    // Wrong basic-auth credentials are refused as the API refuses them, with the prompt.
     let wrong = get(&m, "/executions", ("alice", "wrong"));
     assert_eq!(wrong.status, 401);
     assert_eq!(wrong.header("www-authenticate"), Some("Basic realm=\"zoe\""));
+    assert!(wrong.header("content-type").unwrap_or("").starts_with("text/html"));
+    wrong.assert_contains("Please sign in");
+    wrong.assert_contains("href=\"/login\"");
+    // A form without credentials cannot follow a detour: refused, with a way to sign in.
     let post = request(&m, "POST", "/executions/new", None, Some(&[("name", "x"), ("app", "batch")]), &[]);
     assert_eq!(post.status, 401);
+    assert!(post.header("www-authenticate").is_none());
+    post.assert_contains("href=\"/login\"");
 
-    let p = get(&m, "/executions", ALICE);
-    assert_eq!(p.status, 200);
+    let p = get_ok(&m, "/executions", ALICE);
     assert!(p.header("content-type").unwrap().starts_with("text/html"));
     assert_eq!(p.header("cache-control"), Some("no-store"));
     assert!(p.header("content-security-policy").unwrap().contains("frame-ancestors 'none'"));
@@ -178,8 +196,7 @@ fn users_see_their_own_executions_and_admins_see_all() {
     let a2 = m.submit(ALICE, "alice-two", &app("zoe-test-busybox:latest", None));
     let b = m.submit(BOB, "bob-job", &app("zoe-test-busybox:latest", None));
 
-    let list = get(&m, "/executions", ALICE);
-    assert_eq!(list.status, 200);
+    let list = get_ok(&m, "/executions", ALICE);
     list.assert_contains("alice-job");
     list.assert_contains(&format!("href=\"/executions/{a}\""));
     list.assert_lacks("bob-job");
@@ -197,8 +214,7 @@ fn users_see_their_own_executions_and_admins_see_all() {
     all.assert_contains("alice-job");
     all.assert_contains("bob-job");
 
-    let page = get(&m, &format!("/executions/{a}"), ALICE);
-    assert_eq!(page.status, 200);
+    let page = get_ok(&m, &format!("/executions/{a}"), ALICE);
     page.assert_contains("alice-job");
     page.assert_contains("Waiting in the queue");
     page.assert_contains("&#60;script&#62;");
@@ -255,8 +271,7 @@ fn admin_pages_are_for_admins_only() {
     assert_eq!(m.get("/api/0.6/user/zoeadmin", ADMIN).1["role"], "admin");
     assert_eq!(m.get("/api/0.6/user/alice", ADMIN).0, 200);
 
-    let platform = get(&m, "/admin/platform", ADMIN);
-    assert_eq!(platform.status, 200);
+    let platform = get_ok(&m, "/admin/platform", ADMIN);
     platform.assert_contains("Docker engine");
     platform.assert_contains("unreachable");
     platform.assert_contains("Memory reserved");
@@ -428,8 +443,7 @@ fn the_new_execution_form_shows_errors_next_to_their_field_and_keeps_the_input()
 #[test]
 fn admins_create_change_and_delete_users_through_forms() {
     let m = master("web-users");
-    let page = get(&m, "/admin/users", ADMIN);
-    assert_eq!(page.status, 200);
+    let page = get_ok(&m, "/admin/users", ADMIN);
     page.assert_contains("alice");
     page.assert_contains("bob");
     let token = page.csrf();
@@ -507,7 +521,12 @@ fn a_browser_runs_an_execution_from_the_catalogue_reads_its_log_and_terminates_i
     m.create_user(ALICE.0, "user", ALICE.1);
     m.create_user(BOB.0, "guest", BOB.1);
     let port = m.url.rsplit(':').next().unwrap().to_string();
-    let site = |who: (&str, &str), path: &str| format!("http://{}:{}@127.0.0.1:{port}{path}", who.0, who.1);
+    // Signed in with the browser's password prompt (basic auth), then at `path`; `sessions.rs`
+    // signs in with the form.
+    let open_as = |b: &Browser, who: (&str, &str), path: &str| {
+        b.sign_in_basic(&m.url, who);
+        b.goto(&format!("{}{path}", m.url));
+    };
 
     // Some history for the pages to show: a job that ends and a web server that keeps running.
     let batch: Value = serde_json::from_str(include_str!("../../src/web/catalogue/batch.json")).unwrap();
@@ -520,9 +539,9 @@ fn a_browser_runs_an_execution_from_the_catalogue_reads_its_log_and_terminates_i
     let driver = start_driver();
     let b = Browser::open(&driver, 1280, 860);
 
-    // Sign in with the credentials in the URL (basic auth), then start a sleeper from the
-    // catalogue: picking it fills the description box (JavaScript).
-    b.goto(&site(ALICE, "/executions"));
+    // Sign in with basic auth, then start a sleeper from the catalogue: picking it fills the
+    // description box (JavaScript).
+    open_as(&b, ALICE, "/executions");
     let list = b.wait_for("Your executions");
     assert!(list.contains("nightly") && list.contains("site"), "{list}");
     b.click("a.button.primary[href='/executions/new']");
@@ -601,16 +620,16 @@ fn a_browser_runs_an_execution_from_the_catalogue_reads_its_log_and_terminates_i
     b.resize(1280, 860);
 
     // The administrator's pages.
-    b.goto(&site(ADMIN, "/admin/users"));
+    open_as(&b, ADMIN, "/admin/users");
     b.wait_for("New user");
     b.screenshot("admin-users");
-    b.goto(&site(ADMIN, "/admin/platform"));
+    b.goto(&format!("{}/admin/platform", m.url));
     let platform = b.wait_for("Docker engine");
     assert!(platform.contains("healthy"), "{platform}");
     b.screenshot("admin-platform");
 
     // A guest cannot see alice's execution.
-    b.goto(&site(BOB, &format!("/executions/{id}")));
+    open_as(&b, BOB, &format!("/executions/{id}"));
     let refused = b.wait_for("Not found");
     assert!(refused.contains("HTTP 404") && !refused.contains("hello from"), "{refused}");
     b.screenshot("not-found");
@@ -628,8 +647,7 @@ fn a_browser_runs_an_execution_from_the_catalogue_reads_its_log_and_terminates_i
 #[test]
 fn users_make_and_revoke_api_tokens_on_their_tokens_page() {
     let m = master("web-tokens");
-    let page = get(&m, "/tokens", ALICE);
-    assert_eq!(page.status, 200);
+    let page = get_ok(&m, "/tokens", ALICE);
     page.assert_contains("You have no API tokens.");
     let csrf = page.csrf();
 

@@ -24,48 +24,28 @@
 /// `request_reconcile`, `service_logs`, and the method named for `RemoveContainers`), so that the
 /// actor itself never waits. Defined before the back ends' modules, which use it.
 macro_rules! command_handlers {
+    // A command that answers nothing: handed to `inner`'s method in a task of its own.
+    (@spawn $actor:ty, $message:ident => $method:ident) => {
+        impl actix::Handler<crate::protocol::$message> for $actor {
+            type Result = ();
+
+            fn handle(&mut self, msg: crate::protocol::$message, _ctx: &mut Self::Context) {
+                let inner = self.inner.clone();
+                actix::spawn(async move { inner.$method(msg).await });
+            }
+        }
+    };
     ($actor:ty, remove_containers: $remove_containers:ident) => {
-        impl actix::Handler<crate::protocol::StartExecution> for $actor {
-            type Result = ();
-
-            fn handle(&mut self, msg: crate::protocol::StartExecution, _ctx: &mut Self::Context) {
-                let inner = self.inner.clone();
-                actix::spawn(async move { inner.start_execution(msg).await });
-            }
-        }
-
-        impl actix::Handler<crate::protocol::RemoveExecution> for $actor {
-            type Result = ();
-
-            fn handle(&mut self, msg: crate::protocol::RemoveExecution, _ctx: &mut Self::Context) {
-                let inner = self.inner.clone();
-                actix::spawn(async move { inner.remove_execution(msg).await });
-            }
-        }
-
-        impl actix::Handler<crate::protocol::RemoveContainers> for $actor {
-            type Result = ();
-
-            fn handle(&mut self, msg: crate::protocol::RemoveContainers, _ctx: &mut Self::Context) {
-                let inner = self.inner.clone();
-                actix::spawn(async move { inner.$remove_containers(msg).await });
-            }
-        }
-
-        impl actix::Handler<crate::protocol::RemoveNetwork> for $actor {
-            type Result = ();
-
-            fn handle(&mut self, msg: crate::protocol::RemoveNetwork, _ctx: &mut Self::Context) {
-                let inner = self.inner.clone();
-                actix::spawn(async move { inner.remove_network(msg).await });
-            }
-        }
+        command_handlers!(@spawn $actor, StartExecution => start_execution);
+        command_handlers!(@spawn $actor, RemoveExecution => remove_execution);
+        command_handlers!(@spawn $actor, RemoveContainers => $remove_containers);
+        command_handlers!(@spawn $actor, RemoveNetwork => remove_network);
 
         impl actix::Handler<crate::protocol::Reconcile> for $actor {
             type Result = ();
 
             fn handle(&mut self, _msg: crate::protocol::Reconcile, _ctx: &mut Self::Context) {
-                self.inner.request_reconcile();
+                crate::backend::shared::Reconciles::request_reconcile(&self.inner);
             }
         }
 

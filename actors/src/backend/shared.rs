@@ -1,7 +1,9 @@
 //! What both back ends share beyond the connection: why a start failed, starts that a removal
-//! can cancel, the one-at-a-time inventory loop, label filters, and the users' networks.
+//! can cancel, removals a batch at a time, the one-at-a-time inventory loop, label filters, and
+//! the users' networks.
 
 use std::collections::HashMap;
+use std::fmt::Display;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,7 +14,8 @@ use bollard::query_parameters::InspectNetworkOptions;
 use bollard::Docker;
 
 use actix::Recipient;
-use tracing::{info, warn};
+use futures_util::StreamExt;
+use tracing::{debug, info, warn};
 
 use super::client::{lock, CallError, Client};
 use super::{LABEL_DEPLOYMENT, LABEL_OWNER};
@@ -163,6 +166,77 @@ impl Starts {
     }
 }
 
+/// Containers or services removed (stopped) at once by one removal or clean-up pass.
+const REMOVE_BATCH: usize = 8;
+
+/// Runs `each` on every target, `REMOVE_BATCH` at a time; their results, in the order they end.
+pub(crate) async fn in_batches<T, F: Future>(
+    targets: impl IntoIterator<Item = T>,
+    each: impl FnMut(T) -> F,
+) -> Vec<F::Output> {
+    futures_util::stream::iter(targets).map(each).buffer_unordered(REMOVE_BATCH).collect().await
+}
+
+/// Removes orphans, the containers or services Zoe does not know (`kind` says which, in the
+/// log), with `remove`, a batch at a time; each outcome is logged.
+pub(crate) async fn remove_orphans<F, E>(
+    client: &Client,
+    kind: &str,
+    names: Vec<String>,
+    remove: impl Fn(Docker, String) -> F,
+) where
+    F: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    let docker = match client.ready().await {
+        Ok(d) => d,
+        Err(e) => return warn!(error = %e, "cannot remove orphan {kind}s"),
+    };
+    let results = in_batches(names, |name| {
+        let removal = remove(docker.clone(), name.clone());
+        async move { (name, removal.await) }
+    })
+    .await;
+    for (name, result) in results {
+        match result {
+            Ok(()) => info!(name, "removed orphan {kind}"),
+            Err(e) => warn!(name, error = %e, "cannot remove orphan {kind}"),
+        }
+    }
+}
+
+/// How many times an inventory is taken again while starts and removals end meanwhile.
+const INVENTORY_ATTEMPTS: usize = 10;
+
+/// Takes an inventory with `take`, once Docker is reached, and takes it again while a start or
+/// removal reports its outcome meanwhile (an inventory must not be older than an outcome sent
+/// before it: a list taken while a start was creating containers, delivered after that start's
+/// outcome, would show as missing what exists), `INVENTORY_ATTEMPTS` times at the most. `None`
+/// when Docker or `take` failed, or outcomes kept coming (the next inventory will do).
+pub(crate) async fn consistent_inventory<T>(
+    client: &Client,
+    outbox: &Outbox,
+    mut take: impl AsyncFnMut(&Docker) -> Option<T>,
+) -> Option<(Docker, T)> {
+    let docker = match client.ready().await {
+        Ok(d) => d,
+        Err(e) => {
+            debug!(error = %e, "inventory skipped");
+            return None;
+        }
+    };
+    for _ in 0..INVENTORY_ATTEMPTS {
+        let completions = outbox.completions();
+        let inventory = take(&docker).await?;
+        if outbox.completions() == completions {
+            return Some((docker, inventory));
+        }
+        debug!("a start or removal ended while taking the inventory; taking it again");
+    }
+    debug!("inventory skipped: starts and removals kept ending meanwhile");
+    None
+}
+
 /// Flags of the one-at-a-time inventory loop.
 #[derive(Default)]
 pub(crate) struct Reconciler {
@@ -171,34 +245,34 @@ pub(crate) struct Reconciler {
 }
 
 /// A back end that takes inventories.
-pub(crate) trait Reconciles: 'static {
+pub(crate) trait Reconciles: Sized + 'static {
     fn reconciler(&self) -> &Reconciler;
     /// Takes one inventory and sends it.
     fn reconcile_once(self: Arc<Self>) -> impl Future<Output = ()>;
-}
 
-/// Runs a reconciliation, or makes the running one go around once more: never two at once.
-pub(crate) fn request_reconcile<T: Reconciles>(inner: &Arc<T>) {
-    let flags = inner.reconciler();
-    flags.again.store(true, Ordering::SeqCst);
-    if !flags.busy.swap(true, Ordering::SeqCst) {
-        let inner = inner.clone();
-        actix::spawn(async move {
-            loop {
-                inner.reconciler().again.store(false, Ordering::SeqCst);
-                inner.clone().reconcile_once().await;
-                let flags = inner.reconciler();
-                if flags.again.load(Ordering::SeqCst) {
-                    continue;
+    /// Runs a reconciliation, or makes the running one go around once more: never two at once.
+    fn request_reconcile(self: &Arc<Self>) {
+        let flags = self.reconciler();
+        flags.again.store(true, Ordering::SeqCst);
+        if !flags.busy.swap(true, Ordering::SeqCst) {
+            let inner = self.clone();
+            actix::spawn(async move {
+                loop {
+                    inner.reconciler().again.store(false, Ordering::SeqCst);
+                    inner.clone().reconcile_once().await;
+                    let flags = inner.reconciler();
+                    if flags.again.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    flags.busy.store(false, Ordering::SeqCst);
+                    // A request may have come between the check and the release.
+                    if flags.again.load(Ordering::SeqCst) && !flags.busy.swap(true, Ordering::SeqCst) {
+                        continue;
+                    }
+                    break;
                 }
-                flags.busy.store(false, Ordering::SeqCst);
-                // A request may have come between the check and the release.
-                if flags.again.load(Ordering::SeqCst) && !flags.busy.swap(true, Ordering::SeqCst) {
-                    continue;
-                }
-                break;
-            }
-        });
+            });
+        }
     }
 }
 

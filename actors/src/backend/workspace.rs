@@ -504,20 +504,39 @@ mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
 
-    fn tempdir(tag: &str) -> PathBuf {
-        crate::testing::tempdir(&format!("ws-{tag}"))
+    /// A fresh folder for one test, removed when the test ends (on a failure, as far as it can
+    /// be). These tests chown files, which needs root (as the master does); the suite runs as
+    /// root.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(tag: &str) -> Scratch {
+            let root = fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
+            assert!(root, "the workspace tests need root: they give directories to other uids");
+            Scratch(crate::testing::tempdir(&format!("ws-{tag}")))
+        }
     }
 
-    /// These tests chown files, which needs root (as the master does); the suite runs as root.
-    fn require_root() {
-        let root = fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
-        assert!(root, "the workspace tests need root: they give directories to other uids");
+    impl std::ops::Deref for Scratch {
+        type Target = Path;
+
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let removed = fs::remove_dir_all(&self.0);
+            if !std::thread::panicking() {
+                removed.unwrap();
+            }
+        }
     }
 
     #[test]
     fn a_new_workspace_is_private_to_its_uid() {
-        require_root();
-        let d = tempdir("new");
+        let d = Scratch::new("new");
         let ws = Workspace { host: d.join("dev/alice"), container: "/mnt/workspace".into(), uid: 200_001, quota: 0 };
         let bind = prepare_folder(&ws).unwrap();
         assert_eq!(bind, format!("{}:/mnt/workspace:rw", d.join("dev/alice").display()));
@@ -527,13 +546,11 @@ mod tests {
         fs::set_permissions(d.join("dev/alice"), fs::Permissions::from_mode(0o777)).unwrap();
         prepare_folder(&ws).unwrap();
         assert_eq!(fs::metadata(d.join("dev/alice")).unwrap().permissions().mode() & 0o7777, 0o700);
-        fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
     fn a_root_owned_workspace_is_adopted_without_following_links() {
-        require_root();
-        let d = tempdir("adopt");
+        let d = Scratch::new("adopt");
         let ws_dir = d.join("dev/bob");
         fs::create_dir_all(ws_dir.join("sub")).unwrap();
         let outside = d.join("outside");
@@ -553,13 +570,11 @@ mod tests {
         assert_eq!(fs::symlink_metadata(ws_dir.join("link")).unwrap().uid(), 200_002, "the link itself");
         assert_eq!(fs::metadata(&outside).unwrap().uid(), 0, "the link's target is untouched");
         assert!(!fifo.exists(), "special files are removed");
-        fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
     fn someone_elses_workspace_and_links_are_refused() {
-        require_root();
-        let d = tempdir("refuse");
+        let d = Scratch::new("refuse");
         let ws_dir = d.join("dev/carol");
         fs::create_dir_all(&ws_dir).unwrap();
         lchown(&ws_dir, Some(200_009), Some(200_009)).unwrap();
@@ -572,7 +587,6 @@ mod tests {
             .unwrap_err();
         assert!(e.contains("not a directory"), "{e}");
         assert_eq!(fs::metadata("/etc").unwrap().uid(), 0);
-        fs::remove_dir_all(&d).unwrap();
     }
 
     fn mounted_at(dir: &Path) -> usize {
@@ -589,8 +603,7 @@ mod tests {
 
     #[test]
     fn a_workspace_is_an_image_of_its_quota_mounted_once_remounted_and_grown() {
-        require_root();
-        let d = tempdir("image");
+        let d = Scratch::new("image");
         let host = d.join("dev/erin");
         // Files put there before the first start are moved into the image.
         fs::create_dir_all(host.join("in")).unwrap();
@@ -644,13 +657,11 @@ mod tests {
         unmount(&other);
         assert!(prepare(&Workspace { quota: 1 << 20, ..ws.clone() }).unwrap_err().contains("below the smallest"));
         unmount(&host);
-        fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
     fn a_folder_holding_more_than_the_quota_is_left_as_it_is() {
-        require_root();
-        let d = tempdir("toobig");
+        let d = Scratch::new("toobig");
         let host = d.join("dev/fred");
         fs::create_dir_all(&host).unwrap();
         fs::write(host.join("big"), vec![1u8; 40 << 20]).unwrap();
@@ -662,7 +673,6 @@ mod tests {
         assert!(!d.join("dev/fred.ext4").exists());
         let u = usage(&host, ws.quota).unwrap();
         assert!(u.over_quota() && u.used >= 40 << 20 && u.available == 0, "a plain folder is walked: {u:?}");
-        fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]

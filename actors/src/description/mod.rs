@@ -16,4 +16,6 @@ pub mod template;
 pub mod units;
 
 #[cfg(test)]
+mod fixtures;
+#[cfg(test)]
 mod pinned_errors;

@@ -6,99 +6,27 @@
 use serde_json::{json, Value};
 
 use super::app_description::{check_host_names, check_registries, parse_application};
+use super::fixtures::{self, at, PORT_FIELDS, RESOURCE_FIELDS, SERVICE_FIELDS, TOP_FIELDS};
 use super::strict_json;
 
-/// A valid description that has every field somewhere: a master, workers and a notebook.
+/// The Spark example with a secret header on the notebook's port: a valid description that has
+/// every field somewhere. (Its port names and command, shown in the answers, are those pinned.)
 fn spark() -> Value {
-    json!({
-        "name": "Spark + Jupyter",
-        "version": 2,
-        "will_end": false,
-        "requires_binary": false,
-        "priority": 512,
-        "services": [
-            {
-                "name": "spark-master",
-                "docker_image": "zoerepo/spark-master:2.1",
-                "monitor": false,
-                "total_count": 1,
-                "essential_count": 1,
-                "startup_order": 0,
-                "ports": [{
-                    "name": "Spark master web interface",
-                    "protocol": "http",
-                    "port_number": 8080,
-                    "is_main_endpoint": false
-                }],
-                "required_resources": {"memory": 536870912},
-                "environment": [],
-                "command": null,
-                "volumes": [],
-                "networks": []
-            },
-            {
-                "name": "spark-worker",
-                "docker_image": "zoerepo/spark-worker:2.1",
-                "monitor": false,
-                "total_count": 3,
-                "essential_count": 1,
-                "startup_order": 1,
-                "ports": [],
-                "required_resources": {"memory": 4294967296_u64, "cores": 2},
-                "environment": [
-                    ["SPARK_MASTER_IP", "spark-master-{execution_name}-{user_name}-{deployment_name}"],
-                    ["SPARK_WORKER_CORES", "2"]
-                ]
-            },
-            {
-                "name": "jupyter",
-                "docker_image": "zoerepo/spark-jupyter-notebook:2.1",
-                "monitor": true,
-                "total_count": 1,
-                "essential_count": 1,
-                "startup_order": 2,
-                "ports": [
-                    {"name": "Spark UI", "protocol": "http", "port_number": 4040, "is_main_endpoint": false},
-                    {
-                        "name": "Notebook", "protocol": "http", "port_number": 8888, "path": "/tree",
-                        "is_main_endpoint": true, "expose": true,
-                        "secret_header": "Authorization: token {secret}"
-                    }
-                ],
-                "required_resources": {"memory": 4294967296_u64, "cores": 0.5},
-                "environment": [["NB_USER", "{user_name}"]],
-                "command": "start-notebook.sh --NotebookApp.base_url=/{execution_id}"
-            }
-        ]
-    })
-}
-
-/// The value at a path of `/`-separated keys and indices (created if absent).
-fn at<'v>(v: &'v mut Value, path: &str) -> &'v mut Value {
-    let mut v = v;
-    for part in path.split('/') {
-        v = match part.parse::<usize>() {
-            Ok(i) => &mut v[i],
-            Err(_) => &mut v[part],
-        };
-    }
-    v
+    let mut doc = fixtures::spark();
+    let notebook = &mut doc["services"][2];
+    notebook["ports"][0]["name"] = json!("Spark UI");
+    notebook["ports"][1]["name"] = json!("Notebook");
+    notebook["ports"][1]["secret_header"] = json!("Authorization: token {secret}");
+    notebook["command"] = json!("start-notebook.sh --NotebookApp.base_url=/{execution_id}");
+    doc
 }
 
 fn with(path: &str, value: Value) -> Value {
-    let mut doc = spark();
-    *at(&mut doc, path) = value;
-    doc
+    fixtures::set(spark(), path, value)
 }
 
 fn without(path: &str) -> Value {
-    let mut doc = spark();
-    let (parent, key) = path.rsplit_once('/').unwrap_or(("", path));
-    let obj = if parent.is_empty() { &mut doc } else { at(&mut doc, parent) };
-    if let Some(map) = obj.as_object_mut() {
-        map.remove(key);
-    }
-    doc
+    fixtures::remove(spark(), path)
 }
 
 /// One line: what was done, and the answer.
@@ -140,35 +68,14 @@ const STRINGS: &[&str] = &[
 const ARRAYS: &[&str] =
     &["services", "services/0/ports", "services/0/environment", "services/0/volumes", "services/0/networks"];
 const OBJECTS: &[&str] = &["services/1", "services/2/ports/1", "services/0/required_resources"];
-const FIELDS: &[&str] = &[
-    "name",
-    "version",
-    "will_end",
-    "requires_binary",
-    "priority",
-    "services",
-    "services/1/name",
-    "services/1/docker_image",
-    "services/1/monitor",
-    "services/1/total_count",
-    "services/1/essential_count",
-    "services/1/startup_order",
-    "services/1/ports",
-    "services/1/required_resources",
-    "services/1/environment",
-    "services/1/command",
-    "services/1/volumes",
-    "services/1/networks",
-    "services/1/required_resources/memory",
-    "services/1/required_resources/cores",
-    "services/2/ports/1/name",
-    "services/2/ports/1/protocol",
-    "services/2/ports/1/port_number",
-    "services/2/ports/1/is_main_endpoint",
-    "services/2/ports/1/path",
-    "services/2/ports/1/expose",
-    "services/2/ports/1/secret_header",
-];
+/// Every field of the description, at its place in the example.
+fn fields() -> Vec<String> {
+    let top = TOP_FIELDS.iter().map(|f| f.to_string());
+    let service = SERVICE_FIELDS.iter().map(|f| format!("services/1/{f}"));
+    let resources = RESOURCE_FIELDS.iter().map(|f| format!("services/1/required_resources/{f}"));
+    let port = PORT_FIELDS.iter().map(|f| format!("services/2/ports/1/{f}"));
+    top.chain(service).chain(resources).chain(port).collect()
+}
 
 fn kinds() -> Vec<Value> {
     vec![
@@ -209,8 +116,8 @@ fn wrong_types_and_shapes() {
 #[test]
 fn missing_and_unknown_fields() {
     let mut out = Vec::new();
-    for p in FIELDS {
-        out.push(answer(&format!("without {p}"), &without(p)));
+    for p in fields() {
+        out.push(answer(&format!("without {p}"), &without(&p)));
     }
     for (parent, key) in [
         ("", "nme"),

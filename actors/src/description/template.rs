@@ -86,55 +86,45 @@ fn walk<'t>(text: &'t str, mut emit: impl FnMut(Piece<'t>)) -> Result<(), String
     let mut start = 0;
     let mut chars = text.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
-        match c {
-            '{' => {
-                emit(Piece::Text(&text[start..i]));
-                if chars.next_if(|&(_, c)| c == '{').is_some() {
-                    emit(Piece::Text("{"));
-                    start = i + 2;
-                    continue;
-                }
-                let rest = &text[i + 1..];
-                let Some(len) = rest.find('}') else {
-                    return Err(format!(
-                        "unclosed '{{' at character {}; write '{{{{' for a literal '{{'",
-                        position(text, i)
-                    ));
-                };
-                let name = &rest[..len];
-                if name.is_empty() {
-                    return Err(format!(
-                        "empty variable '{{}}' at character {}; use one of {}, or write \
-                         '{{{{}}}}' for literal braces",
-                        position(text, i),
-                        allowed()
-                    ));
-                }
-                if !VARIABLES.contains(&name) {
-                    return Err(format!(
-                        "unknown template variable {{{}}}; allowed: {} (write '{{{{' and \
-                         '}}}}' for literal braces)",
-                        quote(name),
-                        allowed()
-                    ));
-                }
-                emit(Piece::Var(name));
-                // Skip the name and the closing brace (all ASCII up to there).
-                let end = i + 1 + len + 1;
-                while chars.next_if(|&(j, _)| j < end).is_some() {}
-                start = end;
-            }
-            '}' => {
-                emit(Piece::Text(&text[start..i]));
-                if chars.next_if(|&(_, c)| c == '}').is_some() {
-                    emit(Piece::Text("}"));
-                    start = i + 2;
-                    continue;
-                }
-                return Err(format!("single '}}' at character {}; write '}}}}' for a literal '}}'", position(text, i)));
-            }
-            _ => {}
+        if c != '{' && c != '}' {
+            continue;
         }
+        emit(Piece::Text(&text[start..i]));
+        // A doubled brace is the brace itself.
+        if chars.next_if(|&(_, next)| next == c).is_some() {
+            emit(Piece::Text(&text[i..i + 1]));
+            start = i + 2;
+            continue;
+        }
+        if c == '}' {
+            return Err(format!("single '}}' at character {}; write '}}}}' for a literal '}}'", position(text, i)));
+        }
+        let rest = &text[i + 1..];
+        let Some(len) = rest.find('}') else {
+            return Err(format!("unclosed '{{' at character {}; write '{{{{' for a literal '{{'", position(text, i)));
+        };
+        let name = &rest[..len];
+        if name.is_empty() {
+            return Err(format!(
+                "empty variable '{{}}' at character {}; use one of {}, or write \
+                 '{{{{}}}}' for literal braces",
+                position(text, i),
+                allowed()
+            ));
+        }
+        if !VARIABLES.contains(&name) {
+            return Err(format!(
+                "unknown template variable {{{}}}; allowed: {} (write '{{{{' and \
+                 '}}}}' for literal braces)",
+                quote(name),
+                allowed()
+            ));
+        }
+        emit(Piece::Var(name));
+        // Skip the name and the closing brace (all ASCII up to there).
+        let end = i + 1 + len + 1;
+        while chars.next_if(|&(j, _)| j < end).is_some() {}
+        start = end;
     }
     emit(Piece::Text(&text[start..]));
     Ok(())

@@ -73,16 +73,23 @@ impl World {
     }
 }
 
-#[test]
-fn admitted_on_its_essential_instances_and_grown_when_another_execution_ends() {
+/// A world of 1024 MiB where `name`, an execution of `mib` MiB, runs from t+0, and `job` was
+/// submitted at t+1 and scheduled in that round: a monitor of 100 MiB and four workers of
+/// 100 MiB, one of them essential (500 MiB in all, 200 essential). Gives the round's decision.
+fn job_beside(name: &str, mib: u64) -> (World, u64, u64, Round) {
     let mut w = World::new(Policy::Fifo);
-    // 1024 MiB in all; a blocker holds 600.
-    let blocker = w.submit("alice", "blocker", app(600, None, 1), 0).unwrap();
+    let other = w.submit("alice", name, app(mib, None, 1), 0).unwrap();
     w.step(0);
-    // A monitor of 100 MiB and four workers of 100 MiB, one of them essential: 500 MiB in all,
-    // 200 essential. 424 MiB are free: it starts with its essentials and two elastic workers.
     let job = w.submit("alice", "job", spark(100, 100, 4, 1), 1).unwrap();
     let r = w.step(1);
+    (w, other, job, r)
+}
+
+#[test]
+fn admitted_on_its_essential_instances_and_grown_when_another_execution_ends() {
+    // A blocker holds 600 MiB; 424 MiB are free: the job starts with its essentials and two
+    // elastic workers.
+    let (mut w, blocker, job, r) = job_beside("blocker", 600);
     assert_eq!(r.start.len(), 1);
     assert_eq!(r.start[0].elastic_now, Some(vec![("worker".to_string(), 1), ("worker".to_string(), 2)]));
     assert_eq!(w.s.executions[&job].status, ExecutionStatus::Running);
@@ -103,13 +110,9 @@ fn admitted_on_its_essential_instances_and_grown_when_another_execution_ends() {
 
 #[test]
 fn the_queue_comes_before_growth() {
-    let mut w = World::new(Policy::Fifo);
     // A job running on its essentials with three workers waiting, and a queued execution that
     // does not fit: freed room goes to the queued one, not to the workers.
-    let hog = w.submit("alice", "hog", app(700, None, 1), 0).unwrap();
-    w.step(0);
-    let job = w.submit("alice", "job", spark(100, 100, 4, 1), 1).unwrap();
-    w.step(1);
+    let (mut w, hog, job, _) = job_beside("hog", 700);
     assert_eq!(w.status_of(job, "worker", 1), ServiceStatus::Running);
     assert_eq!(w.status_of(job, "worker", 2), ServiceStatus::Waiting);
     let big = w.submit("alice", "big", app(600, None, 1), 2).unwrap();

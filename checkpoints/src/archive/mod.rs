@@ -625,6 +625,14 @@ mod tests {
         })
     }
 
+    /// An archive in a fresh folder, with one segment: alice's execution 2, finished.
+    fn archive_of_one(tag: &str) -> (PathBuf, Archive) {
+        let d = tempdir(tag);
+        let a = Archive::open(&d).unwrap();
+        a.write("dev", 1, &[ended(2, "alice", ExecutionStatus::Finished)]).unwrap();
+        (d, a)
+    }
+
     fn index_of(a: &Archive) -> (ArchiveIndex, Vec<IndexNote>) {
         let mut notes = Vec::new();
         let upto = a.list().unwrap().len() as u64;
@@ -698,9 +706,7 @@ mod tests {
 
     #[test]
     fn damaged_or_foreign_segments_are_refused_with_a_reason() {
-        let d = tempdir("bad");
-        let a = Archive::open(&d).unwrap();
-        a.write("dev", 1, &[ended(2, "alice", ExecutionStatus::Finished)]).unwrap();
+        let (d, a) = archive_of_one("bad");
         let text = a.read(1).unwrap();
         assert!(decode_segment(&text, 1, "dev").is_ok());
         let refused = |t: &str, n: u64, dep: &str| decode_segment(t, n, dep).unwrap_err().reason;
@@ -716,9 +722,7 @@ mod tests {
 
     #[test]
     fn a_segment_edited_by_hand_is_caught_when_read_and_indexed_again_at_start() {
-        let d = tempdir("edit");
-        let a = Archive::open(&d).unwrap();
-        a.write("dev", 1, &[ended(2, "alice", ExecutionStatus::Finished)]).unwrap();
+        let (d, a) = archive_of_one("edit");
         let (index, _) = index_of(&a);
         let text = a.read(1).unwrap();
         // The same size, another name: a running master finds that the text is not the one it
@@ -766,9 +770,7 @@ mod tests {
         assert_eq!(check_numbers(&[1, 2, 5, 6], 2), Err(LayoutError::Stray { missing: 3, strays: vec![5, 6] }));
         assert_eq!(check_numbers(&[4], 0), Err(LayoutError::Stray { missing: 1, strays: vec![4] }));
 
-        let d = tempdir("stray");
-        let a = Archive::open(&d).unwrap();
-        a.write("dev", 1, &[ended(2, "alice", ExecutionStatus::Finished)]).unwrap();
+        let (d, a) = archive_of_one("stray");
         a.write("dev", 2, &[ended(4, "alice", ExecutionStatus::Finished), ended(8, "alice", ExecutionStatus::Error)])
             .unwrap();
         let (index, _) = index_of(&a);

@@ -120,6 +120,18 @@ impl Browser {
         self.cmd("POST", "/url", Some(json!({"url": url})));
     }
 
+    /// Signs the browser in to the master at `origin` (`http://127.0.0.1:<port>`) with basic
+    /// auth, as someone answering the browser's password prompt does: `/login?prompt=basic`
+    /// challenges, the credentials in the URL answer (Chromium offers those only when
+    /// challenged), and the browser sends them unasked with every later request to the origin,
+    /// whose pages then need no session. (The redirect that follows keeps the URL's credentials,
+    /// with which Chromium sends nothing unasked: the API page it goes to challenges again.)
+    pub fn sign_in_basic(&self, origin: &str, who: (&str, &str)) {
+        let (scheme, host) = origin.split_once("://").unwrap();
+        self.goto(&format!("{scheme}://{}:{}@{host}/login?prompt=basic&next=/api/0.6/info", who.0, who.1));
+        self.wait_for("api_version");
+    }
+
     pub fn find(&self, css: &str) -> String {
         let v = self.cmd("POST", "/element", Some(json!({"using": "css selector", "value": css})));
         v[ELEMENT].as_str().unwrap_or_else(|| panic!("no element {css}: {v}\n{}", self.source())).to_string()

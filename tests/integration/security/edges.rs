@@ -166,6 +166,7 @@ fn every_response_says_nosniff_errors_included() {
     m.create_user("alice", "user", ALICE.1);
     let id = m.submit(ALICE, "mine", &app("busybox:latest", None));
     let json = ("Content-Type", "application/json");
+    let form = ("Content-Type", "application/x-www-form-urlencoded");
     let exec = format!("/api/0.6/execution/{id}");
     let big = format!("{{\"x\": \"{}\"}}", "a".repeat(5000));
     let cases: Vec<Case> = vec![
@@ -199,7 +200,12 @@ fn every_response_says_nosniff_errors_included() {
         ("GET", "/".into(), Some(ALICE), vec![], String::new(), 303),
         ("GET", "/executions".into(), Some(ALICE), vec![], String::new(), 200),
         ("GET", format!("/executions/{id}"), Some(ALICE), vec![], String::new(), 200),
-        ("GET", "/executions".into(), None, vec![], String::new(), 401),
+        ("GET", "/executions".into(), None, vec![], String::new(), 303),
+        ("GET", "/executions".into(), Some(("alice", "wrong")), vec![], String::new(), 401),
+        ("GET", "/login".into(), None, vec![], String::new(), 200),
+        ("POST", "/login".into(), None, vec![form], "username=alice&password=wrong".into(), 401),
+        ("POST", "/login".into(), None, vec![form, ("Origin", "https://evil.example")], String::new(), 403),
+        ("POST", "/login".into(), None, vec![form], format!("username=alice&password={}", ALICE.1), 303),
         ("GET", format!("/proxy/{id}/main/80/"), Some(ALICE), vec![], String::new(), 404),
         ("GET", "/proxy/99999/main/80/".into(), Some(ALICE), vec![], String::new(), 404),
     ];

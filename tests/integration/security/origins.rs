@@ -172,7 +172,8 @@ fn attacks(driver: &Driver, domain: &str) {
     // The administrator, signed in to Zoe, uses Alice's application (her page posts to it, as
     // pages of their own application do), then opens Bob's page.
     let admin = Browser::open(driver, 1000, 700);
-    admin.goto(&format!("http://{}:{}@127.0.0.1:{port}/executions", ADMIN.0, ADMIN.1));
+    admin.sign_in_basic(&format!("http://127.0.0.1:{port}"), ADMIN);
+    admin.goto(&format!("http://127.0.0.1:{port}/executions"));
     admin.wait_for("Executions");
     admin.goto(&format!("{zoe}{alice_link}"));
     admin.wait_for("alice-secret-42");
@@ -222,7 +223,8 @@ fn attacks(driver: &Driver, domain: &str) {
     // Bob's own browser, with his cookie tossed to the parent domain, gets nothing of Alice's
     // host: a cookie is valid on its own host only.
     let bob_browser = Browser::open(driver, 1000, 700);
-    bob_browser.goto(&format!("http://{}:{}@127.0.0.1:{port}/executions", BOB.0, BOB.1));
+    bob_browser.sign_in_basic(&format!("http://127.0.0.1:{port}"), BOB);
+    bob_browser.goto(&format!("http://127.0.0.1:{port}/executions"));
     bob_browser.wait_for("Executions");
     bob_browser.goto(&format!("{zoe}{bob_link}evil.html"));
     let bob_out = bob_browser.wait_for("attacks-done");

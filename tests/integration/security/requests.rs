@@ -104,7 +104,8 @@ fn a_page_of_another_site_cannot_make_a_signed_in_browser_create_an_admin() {
     let driver = start_driver();
     let b = Browser::open(&driver, 1000, 700);
     // Signed in: the browser now sends zoeadmin's credentials to 127.0.0.1:<port>.
-    b.goto(&format!("http://{}:{}@127.0.0.1:{port}/executions", ADMIN.0, ADMIN.1));
+    b.sign_in_basic(&format!("http://127.0.0.1:{port}"), ADMIN);
+    b.goto(&format!("http://127.0.0.1:{port}/executions"));
     b.wait_for("Executions");
     b.goto(&format!("http://127.0.0.1:{port}/api/0.6/info"));
     b.wait_for("deployment_name");

@@ -27,15 +27,16 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use actix::{Actor, AsyncContext, Context, Handler, Recipient, ResponseFuture, WrapFuture};
-use bollard::models::ContainerSummary;
+use bollard::models::{ContainerInspectResponse, ContainerSummary};
 use bollard::query_parameters::{InspectContainerOptions, StatsOptions};
+use bollard::Docker;
 use futures_util::StreamExt;
 
-use super::client::Client;
+use super::client::{CallError, Client};
 use super::config::validate_config;
 pub use super::config::DockerConfig;
 use super::logs::{self, KeptLogs};
-use super::shared::{label_filter, Outbox, Reconciler, Starts};
+use super::shared::{label_filter, Outbox, Reconciler, Reconciles, Starts};
 use super::LABEL_DEPLOYMENT;
 use crate::protocol::{BackendEvent, FindRelay, LogStream, SampleContainers, ServiceLogs, Stats};
 use watch::watch_events;
@@ -179,16 +180,15 @@ impl Inner {
 
     async fn service_logs(&self, msg: ServiceLogs) -> Result<LogStream, String> {
         let docker = self.client.ready().await.map_err(|e| e.to_string())?;
+        let inspect = self.inspect_container(&docker, &msg.container).await;
         let limit = self.config.call_timeout;
-        let container = msg.container.clone();
-        let inspect = self
-            .client
-            .call(
-                &format!("inspecting container {container}"),
-                limit,
-                docker.inspect_container(&container, None::<InspectContainerOptions>),
-            )
-            .await;
         logs::read_service_log(msg, inspect, move |name, options| docker.logs(&name, Some(options)), limit)
+    }
+
+    /// Inspects a container (by id or name) under the call timeout.
+    async fn inspect_container(&self, docker: &Docker, container: &str) -> Result<ContainerInspectResponse, CallError> {
+        let what = format!("inspecting container {container}");
+        let inspecting = docker.inspect_container(container, None::<InspectContainerOptions>);
+        self.client.call(&what, self.config.call_timeout, inspecting).await
     }
 }

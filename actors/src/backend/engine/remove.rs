@@ -5,17 +5,13 @@ use std::sync::Arc;
 
 use bollard::query_parameters::StopContainerOptions;
 use bollard::Docker;
-use futures_util::StreamExt;
 use tracing::{debug, info, warn};
 
 use super::{summary_name, Inner};
 use crate::backend::client::CallError;
-use crate::backend::shared::label_u64;
+use crate::backend::shared::{in_batches, label_u64, remove_orphans};
 use crate::backend::{logs, LABEL_SERVICE_ID};
 use crate::protocol::{BackendEvent, RemoveContainers, RemoveExecution, RemoveNetwork};
-
-/// Containers removed (stopped) at once by one removal or clean-up pass.
-const REMOVE_BATCH: usize = 8;
 
 impl Inner {
     fn stop_options(&self) -> StopContainerOptions {
@@ -29,7 +25,7 @@ impl Inner {
         info!(execution_id, "removing execution");
         self.starts.cancel(execution_id).await;
         let error = match self.client.ready().await {
-            Ok(docker) => self.clone().remove_execution_containers(docker, &msg).await.err(),
+            Ok(docker) => self.remove_execution_containers(docker, &msg).await.err(),
             Err(e) => Some(e.to_string()),
         };
         if let Some(error) = &error {
@@ -38,7 +34,7 @@ impl Inner {
         self.outbox.send_outcome(BackendEvent::ExecutionRemoved { execution_id, error });
     }
 
-    async fn remove_execution_containers(self: Arc<Self>, docker: Docker, msg: &RemoveExecution) -> Result<(), String> {
+    async fn remove_execution_containers(&self, docker: Docker, msg: &RemoveExecution) -> Result<(), String> {
         let mut errors = Vec::new();
         let mut targets: Vec<(String, Option<u64>)> =
             msg.containers.iter().map(|(sid, name)| (name.clone(), Some(*sid))).collect();
@@ -56,15 +52,11 @@ impl Inner {
             }
             Err(e) => errors.push(format!("cannot list the containers of execution {}: {e}", msg.execution_id)),
         }
-        let results: Vec<Result<(), String>> = futures_util::stream::iter(targets)
-            .map(|(container, service_id)| {
-                let docker = docker.clone();
-                let inner = self.clone();
-                async move { inner.stop_and_remove(&docker, &container, service_id).await }
-            })
-            .buffer_unordered(REMOVE_BATCH)
-            .collect()
-            .await;
+        let results = in_batches(targets, |(container, service_id)| {
+            let docker = docker.clone();
+            async move { self.stop_and_remove(&docker, &container, service_id).await }
+        })
+        .await;
         errors.extend(results.into_iter().filter_map(Result::err));
         if errors.is_empty() {
             Ok(())
@@ -116,32 +108,11 @@ impl Inner {
     }
 
     /// Removes orphan containers, a batch at a time.
-    pub(super) async fn remove_containers(self: Arc<Self>, msg: RemoveContainers) {
-        let docker = match self.client.ready().await {
-            Ok(d) => d,
-            Err(e) => {
-                warn!(error = %e, "cannot remove orphan containers");
-                return;
-            }
-        };
-        let results: Vec<(String, Result<(), String>)> = futures_util::stream::iter(msg.names_or_ids)
-            .map(|container| {
-                let docker = docker.clone();
-                let inner = self.clone();
-                async move {
-                    let result = inner.stop_and_remove(&docker, &container, None).await;
-                    (container, result)
-                }
-            })
-            .buffer_unordered(REMOVE_BATCH)
-            .collect()
-            .await;
-        for (container, result) in results {
-            match result {
-                Ok(()) => info!(container, "removed orphan container"),
-                Err(e) => warn!(error = e, "cannot remove orphan container"),
-            }
-        }
+    pub(super) async fn remove_containers(&self, msg: RemoveContainers) {
+        let inner = self;
+        let remove =
+            |docker: Docker, container: String| async move { inner.stop_and_remove(&docker, &container, None).await };
+        remove_orphans(&self.client, "container", msg.names_or_ids, remove).await;
     }
 
     pub(super) async fn remove_network(&self, msg: RemoveNetwork) {

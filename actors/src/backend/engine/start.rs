@@ -283,15 +283,7 @@ impl Inner {
     /// The id of the container with this name if it carries this deployment's and this
     /// execution's labels.
     async fn belongs_to(&self, docker: &Docker, name: &str, execution_id: u64) -> Result<Option<String>, CallError> {
-        let inspect = self
-            .client
-            .call(
-                &format!("inspecting container {name}"),
-                self.config.call_timeout,
-                docker.inspect_container(name, None::<InspectContainerOptions>),
-            )
-            .await;
-        let info = match inspect {
+        let info = match self.inspect_container(docker, name).await {
             Ok(i) => i,
             Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(e),

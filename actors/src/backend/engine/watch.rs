@@ -7,62 +7,40 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::models::{ContainerSummaryStateEnum, EventMessage};
-use bollard::query_parameters::{EventsOptions, InspectContainerOptions, ListContainersOptions};
+use bollard::query_parameters::{EventsOptions, ListContainersOptions};
 use bollard::Docker;
 use futures_util::StreamExt;
 use tracing::{debug, info, warn};
 
 use super::{summary_name, Inner};
 use crate::backend::client::{classify, CallError};
-use crate::backend::shared::{label_u64, request_reconcile, Reconciler, Reconciles};
+use crate::backend::shared::{consistent_inventory, label_u64, Reconciler, Reconciles};
 use crate::backend::{LABEL_DEPLOYMENT, LABEL_EXECUTION_ID, LABEL_SERVICE_ID};
 use crate::backoff::Backoff;
 use crate::protocol::{BackendEvent, ContainerInfo, NodeInfo, PlatformInfo};
 
 /// Reconnections wait 0.5 s, doubling up to 10 s.
 const RECONNECT: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
-const INVENTORY_ATTEMPTS: usize = 10;
 
-impl Inner {
-    // ---------------------------------------------------------------------------- reconcile
+// ---------------------------------------------------------------------------- reconcile
 
-    /// Runs a reconciliation, or makes the running one go around once more.
-    pub(super) fn request_reconcile(self: &Arc<Self>) {
-        request_reconcile(self);
+impl Reconciles for Inner {
+    fn reconciler(&self) -> &Reconciler {
+        &self.reconciler
     }
 
-    /// Takes an inventory and sends it, then the engine's info.
-    ///
-    /// An inventory must not be older than an outcome sent before it: a list taken while a start
-    /// was creating containers, delivered after that start's `ExecutionStarted`, would show
-    /// containers as missing that exist. So when a start or removal reports its outcome while an
-    /// inventory is being taken, the inventory is taken again (and skipped after a few tries; the
-    /// next one will do).
+    async fn reconcile_once(self: Arc<Self>) {
+        self.take_inventory_and_info().await;
+    }
+}
+
+impl Inner {
+    /// Takes an inventory and sends it (not older than an outcome sent before it: see
+    /// [`consistent_inventory`]), then the engine's info.
     async fn take_inventory_and_info(&self) {
-        let docker = match self.client.ready().await {
-            Ok(d) => d,
-            Err(e) => {
-                debug!(error = %e, "inventory skipped");
-                return;
-            }
-        };
-        let mut sent = false;
-        for _ in 0..INVENTORY_ATTEMPTS {
-            let completions = self.outbox.completions();
-            let Some(containers) = self.take_inventory(&docker).await else {
-                return;
-            };
-            if self.outbox.completions() == completions {
-                self.outbox.send(BackendEvent::Inventory { containers });
-                sent = true;
-                break;
-            }
-            debug!("a start or removal ended while taking the inventory; taking it again");
-        }
-        if !sent {
-            debug!("inventory skipped: starts and removals kept ending meanwhile");
-            return;
-        }
+        let take = async |docker: &Docker| self.take_inventory(docker).await;
+        let Some((docker, containers)) = consistent_inventory(&self.client, &self.outbox, take).await else { return };
+        self.outbox.send(BackendEvent::Inventory { containers });
         let limit = self.config.call_timeout;
         match self.client.call("reading the engine's info", limit, docker.info()).await {
             Ok(info) => {
@@ -133,15 +111,7 @@ impl Inner {
             let never_ran = matches!(c.state, Some(ContainerSummaryStateEnum::CREATED));
             let (mut exit_code, mut oom_killed) = (None, false);
             if !running && !never_ran {
-                let inspect = self
-                    .client
-                    .call(
-                        &format!("inspecting container {docker_id}"),
-                        limit,
-                        docker.inspect_container(&docker_id, None::<InspectContainerOptions>),
-                    )
-                    .await;
-                match inspect {
+                match self.inspect_container(docker, &docker_id).await {
                     Ok(info) => {
                         if let Some(state) = info.state {
                             exit_code = state.exit_code;
@@ -304,15 +274,7 @@ impl Inner {
                     return;
                 };
                 let mut exit_code = attributes.get("exitCode").and_then(|c| c.parse::<i64>().ok());
-                let inspect = self
-                    .client
-                    .call(
-                        &format!("inspecting container {id}"),
-                        self.config.call_timeout,
-                        docker.inspect_container(&id, None::<InspectContainerOptions>),
-                    )
-                    .await;
-                match inspect {
+                match self.inspect_container(docker, &id).await {
                     Ok(info) => {
                         if let Some(state) = info.state {
                             oom_killed |= state.oom_killed.unwrap_or(false);
@@ -335,16 +297,6 @@ impl Inner {
             }
             _ => {}
         }
-    }
-}
-
-impl Reconciles for Inner {
-    fn reconciler(&self) -> &Reconciler {
-        &self.reconciler
-    }
-
-    async fn reconcile_once(self: Arc<Self>) {
-        self.take_inventory_and_info().await;
     }
 }
 

@@ -16,14 +16,13 @@ use tracing::{debug, info, warn};
 use super::constraints::{all_match, NodeFacts};
 use super::{Inner, NodeSeen, POLL};
 use crate::backend::client::lock;
-use crate::backend::shared::{label_u64, Reconciler, Reconciles};
+use crate::backend::shared::{consistent_inventory, label_u64, Reconciler, Reconciles};
 use crate::backend::{LABEL_EXECUTION_ID, LABEL_SERVICE_ID};
 use crate::backoff::Backoff;
 use crate::protocol::{BackendEvent, ContainerInfo, NodeInfo, PlatformInfo};
 
 /// Reconnections wait 0.5 s, doubling up to 10 s.
 const RECONNECT: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
-const INVENTORY_ATTEMPTS: usize = 10;
 
 /// The Zoe execution and service of a task, from its container's labels.
 fn task_ids(t: &Task) -> (Option<u64>, Option<u64>) {
@@ -269,31 +268,12 @@ impl Inner {
         Ok(())
     }
 
-    /// Takes an inventory of the deployment's services and sends it, then the platform.
-    ///
-    /// As on one engine, an inventory must not be older than an outcome sent before it: when a
-    /// start or removal reports its outcome meanwhile, it is taken again.
+    /// Takes an inventory of the deployment's services and sends it (not older than an outcome
+    /// sent before it: see [`consistent_inventory`]), then the platform.
     async fn take_inventory_and_platform(&self) {
-        let docker = match self.client.ready().await {
-            Ok(d) => d,
-            Err(e) => {
-                debug!(error = %e, "inventory skipped");
-                return;
-            }
-        };
-        let mut taken = None;
-        for _ in 0..INVENTORY_ATTEMPTS {
-            let completions = self.outbox.completions();
-            let inventory = self.inventory(&docker).await;
-            let Ok(inventory) = inventory.map_err(|e| warn!(error = e, "inventory failed")) else { return };
-            if self.outbox.completions() == completions {
-                taken = Some(inventory);
-                break;
-            }
-            debug!("a start or removal ended while taking the inventory; taking it again");
-        }
-        let Some((containers, tasks)) = taken else {
-            debug!("inventory skipped: starts and removals kept ending meanwhile");
+        let take =
+            async |docker: &Docker| self.inventory(docker).await.map_err(|e| warn!(error = e, "inventory failed")).ok();
+        let Some((docker, (containers, tasks))) = consistent_inventory(&self.client, &self.outbox, take).await else {
             return;
         };
         self.outbox.send(BackendEvent::Inventory { containers });

@@ -32,12 +32,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::{Actor, AsyncContext, Context, Handler, Recipient, WrapFuture};
-use bollard::models::{NetworkAttachmentConfig, TaskSpec, TaskSpecLogDriver, TaskSpecPlacement};
+use bollard::models::{
+    NetworkAttachmentConfig, TaskSpec, TaskSpecContainerSpec, TaskSpecContainerSpecPrivileges, TaskSpecLogDriver,
+    TaskSpecPlacement,
+};
 
 use super::client::Client;
 use super::config::{validate_config, DockerConfig};
 use super::logs::{self, KeptLogs};
-use super::shared::{Outbox, Reconciler, Starts};
+use super::shared::{Outbox, Reconciler, Reconciles, Starts};
 use super::LABEL_DEPLOYMENT;
 use crate::protocol::{BackendEvent, FindRelay, LogStream, SampleContainers, ServiceLogs, Stats};
 pub use constraints::Constraint;
@@ -176,12 +179,22 @@ impl Inner {
         }
     }
 
-    fn deployment_filter(&self) -> HashMap<String, Vec<String>> {
-        super::shared::label_filter(&[(LABEL_DEPLOYMENT, self.config.deployment_name.clone())])
+    /// `spec` locked down as every container Zoe runs on a Swarm is (an execution's service, a
+    /// relay): a read-only root, an init, no capabilities, no new privileges. The last is
+    /// honoured by managers of API 1.46 (Docker 27) and later; older ones ignore the field (see
+    /// "Several hosts" in the README).
+    fn locked_down(spec: TaskSpecContainerSpec) -> TaskSpecContainerSpec {
+        TaskSpecContainerSpec {
+            read_only: Some(true),
+            init: Some(true),
+            capability_drop: Some(vec!["ALL".to_string()]),
+            privileges: Some(TaskSpecContainerSpecPrivileges { no_new_privileges: Some(true), ..Default::default() }),
+            ..spec
+        }
     }
 
-    fn request_reconcile(self: &Arc<Self>) {
-        super::shared::request_reconcile(self);
+    fn deployment_filter(&self) -> HashMap<String, Vec<String>> {
+        super::shared::label_filter(&[(LABEL_DEPLOYMENT, self.config.deployment_name.clone())])
     }
 
     /// A service's log (its task's container, on whatever node it runs), live or from the start.

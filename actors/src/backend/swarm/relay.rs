@@ -14,8 +14,7 @@ use std::time::{Duration, Instant};
 use bollard::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum, EndpointSpec,
     EndpointSpecModeEnum, Limit, ResourceObject, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, TaskSpec,
-    TaskSpecContainerSpec, TaskSpecContainerSpecPrivileges, TaskSpecResources, TaskSpecRestartPolicy,
-    TaskSpecRestartPolicyConditionEnum, TaskState,
+    TaskSpecContainerSpec, TaskSpecResources, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum, TaskState,
 };
 use bollard::query_parameters::{InspectNetworkOptions, ListTasksOptions};
 use bollard::Docker;
@@ -119,7 +118,7 @@ impl Inner {
             name: Some(relay_name(network)),
             labels: Some(labels.clone()),
             task_template: Some(TaskSpec {
-                container_spec: Some(TaskSpecContainerSpec {
+                container_spec: Some(Inner::locked_down(TaskSpecContainerSpec {
                     image: Some(settings.image.clone()),
                     labels: Some(labels),
                     args: Some(vec!["--listen".into(), format!("0.0.0.0:{}", crate::relay::PORT)]),
@@ -129,16 +128,9 @@ impl Inner {
                         "ZOE_LOG=info".to_string(),
                     ]),
                     user: Some("65534:65534".to_string()),
-                    read_only: Some(true),
-                    init: Some(true),
-                    capability_drop: Some(vec!["ALL".to_string()]),
-                    privileges: Some(TaskSpecContainerSpecPrivileges {
-                        no_new_privileges: Some(true),
-                        ..Default::default()
-                    }),
                     stop_grace_period: Some(2_000_000_000),
                     ..Default::default()
-                }),
+                })),
                 resources: Some(TaskSpecResources {
                     limits: Some(Limit { nano_cpus: Some(500_000_000), memory_bytes: Some(64 << 20), pids: Some(256) }),
                     reservations: Some(ResourceObject::default()),

@@ -7,18 +7,15 @@ use std::time::{Duration, Instant};
 
 use bollard::query_parameters::{ListServicesOptions, ListTasksOptions};
 use bollard::Docker;
-use futures_util::StreamExt;
 use tracing::{debug, info, warn};
 
 use super::Inner;
 use crate::backend::client::CallError;
-use crate::backend::shared::{label_filter, label_u64};
+use crate::backend::shared::{in_batches, label_filter, label_u64, remove_orphans};
 use crate::backend::{logs, LABEL_DEPLOYMENT, LABEL_EXECUTION_ID, LABEL_OWNER, LABEL_SERVICE_ID};
 use crate::description::naming;
 use crate::protocol::{BackendEvent, RemoveContainers, RemoveExecution, RemoveNetwork};
 
-/// Services removed at once.
-const REMOVE_BATCH: usize = 8;
 /// How often the tasks of a removed execution are looked at until they are gone.
 const GONE_STEP: Duration = Duration::from_millis(300);
 
@@ -63,14 +60,11 @@ impl Inner {
             }
             Err(e) => errors.push(format!("cannot list the services of execution {execution_id}: {e}")),
         }
-        let results: Vec<Result<(), String>> = futures_util::stream::iter(targets)
-            .map(|(name, service_id)| {
-                let docker = docker.clone();
-                async move { self.save_and_delete(&docker, &name, service_id).await }
-            })
-            .buffer_unordered(REMOVE_BATCH)
-            .collect()
-            .await;
+        let results = in_batches(targets, |(name, service_id)| {
+            let docker = docker.clone();
+            async move { self.save_and_delete(&docker, &name, service_id).await }
+        })
+        .await;
         errors.extend(results.into_iter().filter_map(Result::err));
         if let Err(e) = self.wait_gone(&docker, execution_id).await {
             errors.push(e);
@@ -90,14 +84,11 @@ impl Inner {
     /// execution.
     pub(super) async fn remove_named_services(&self, names: &[String]) -> Result<(), String> {
         let docker = self.client.ready().await.map_err(|e| e.to_string())?;
-        let results: Vec<Result<(), CallError>> = futures_util::stream::iter(names)
-            .map(|name| {
-                let docker = docker.clone();
-                async move { self.delete_service(&docker, name).await }
-            })
-            .buffer_unordered(REMOVE_BATCH)
-            .collect()
-            .await;
+        let results = in_batches(names, |name| {
+            let docker = docker.clone();
+            async move { self.delete_service(&docker, name).await }
+        })
+        .await;
         let errors: Vec<String> = results.into_iter().filter_map(|r| r.err().map(|e| e.to_string())).collect();
         if errors.is_empty() {
             Ok(())
@@ -209,32 +200,10 @@ impl Inner {
     }
 
     /// Removes services Zoe does not know (orphans), a batch at a time.
-    pub(super) async fn remove_services(self: Arc<Self>, msg: RemoveContainers) {
-        let docker = match self.client.ready().await {
-            Ok(d) => d,
-            Err(e) => {
-                warn!(error = %e, "cannot remove orphan services");
-                return;
-            }
-        };
-        let results: Vec<(String, Result<(), CallError>)> = futures_util::stream::iter(msg.names_or_ids)
-            .map(|service| {
-                let docker = docker.clone();
-                let inner = self.clone();
-                async move {
-                    let result = inner.delete_service(&docker, &service).await;
-                    (service, result)
-                }
-            })
-            .buffer_unordered(REMOVE_BATCH)
-            .collect()
-            .await;
-        for (service, result) in results {
-            match result {
-                Ok(()) => info!(service, "removed orphan service"),
-                Err(e) => warn!(service, error = %e, "cannot remove orphan service"),
-            }
-        }
+    pub(super) async fn remove_services(&self, msg: RemoveContainers) {
+        let inner = self;
+        let remove = |docker: Docker, service: String| async move { inner.delete_service(&docker, &service).await };
+        remove_orphans(&self.client, "service", msg.names_or_ids, remove).await;
     }
 
     pub(super) async fn remove_network(&self, msg: RemoveNetwork) {

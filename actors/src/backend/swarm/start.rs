@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use bollard::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum, EndpointSpec,
     EndpointSpecModeEnum, Limit, Mount, MountTmpfsOptions, MountType, ResourceObject, ServiceSpec, ServiceSpecMode,
-    ServiceSpecModeReplicated, Task, TaskSpec, TaskSpecContainerSpec, TaskSpecContainerSpecPrivileges,
-    TaskSpecResources, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum, TaskState,
+    ServiceSpecModeReplicated, Task, TaskSpec, TaskSpecContainerSpec, TaskSpecResources, TaskSpecRestartPolicy,
+    TaskSpecRestartPolicyConditionEnum, TaskState,
 };
 use bollard::query_parameters::ListTasksOptions;
 use bollard::Docker;
@@ -136,7 +136,7 @@ impl Inner {
             name: Some(spec.name.clone()),
             labels: Some(labels.clone()),
             task_template: Some(TaskSpec {
-                container_spec: Some(TaskSpecContainerSpec {
+                container_spec: Some(Inner::locked_down(TaskSpecContainerSpec {
                     image: Some(spec.image.clone()),
                     labels: Some(labels),
                     args: spec.cmd.clone(),
@@ -144,18 +144,9 @@ impl Inner {
                     env: Some(spec.env.clone()),
                     user: Some(format!("{0}:{0}", spec.uid)),
                     mounts: Some(mounts),
-                    read_only: Some(true),
                     stop_grace_period: Some(grace),
-                    init: Some(true),
-                    capability_drop: Some(vec!["ALL".to_string()]),
-                    // Honoured by managers of API 1.46 (Docker 27) and later; older ones
-                    // ignore the field (see "Several hosts" in the README).
-                    privileges: Some(TaskSpecContainerSpecPrivileges {
-                        no_new_privileges: Some(true),
-                        ..Default::default()
-                    }),
                     ..Default::default()
-                }),
+                })),
                 resources: Some(TaskSpecResources {
                     limits: Some(Limit {
                         nano_cpus: Some(spec.nano_cpus),

@@ -1,9 +1,19 @@
 //! Hostile input: arbitrary JSON, and valid descriptions with parts replaced by arbitrary JSON,
 //! never panic, and every rejection carries one of the documented codes.
 
+use std::collections::BTreeSet;
+
 use super::{parse_application, CODES};
+use crate::description::fixtures::{PORT_FIELDS, RESOURCE_FIELDS, SERVICE_FIELDS, TOP_FIELDS};
 use proptest::prelude::*;
 use serde_json::{json, Value};
+
+/// The description's field names, and one that is none of them.
+fn keys() -> Vec<&'static str> {
+    let fields = TOP_FIELDS.iter().chain(SERVICE_FIELDS).chain(RESOURCE_FIELDS).chain(PORT_FIELDS);
+    let keys: BTreeSet<&str> = fields.chain(&["other"]).copied().collect();
+    keys.into_iter().collect()
+}
 
 fn any_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
@@ -19,40 +29,8 @@ fn any_json() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(4, 64, 8, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::btree_map(
-                prop::sample::select(vec![
-                    "name",
-                    "version",
-                    "will_end",
-                    "requires_binary",
-                    "priority",
-                    "services",
-                    "docker_image",
-                    "monitor",
-                    "total_count",
-                    "essential_count",
-                    "startup_order",
-                    "ports",
-                    "required_resources",
-                    "memory",
-                    "cores",
-                    "environment",
-                    "command",
-                    "volumes",
-                    "networks",
-                    "port_number",
-                    "protocol",
-                    "is_main_endpoint",
-                    "expose",
-                    "path",
-                    "secret_header",
-                    "other",
-                ])
-                .prop_map(str::to_string),
-                inner,
-                0..8,
-            )
-            .prop_map(|m| Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map(prop::sample::select(keys()).prop_map(str::to_string), inner, 0..8,)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }

@@ -9,21 +9,25 @@ fn one_node(memory: u64, cores: f64) -> [Node; 1] {
     [Node { name: "one".into(), capacity: Resources { memory, cores } }]
 }
 
+/// `jobs` replayed on one node of 1 GiB and 4 cores.
+fn on_one_gib(jobs: &[Job], policy: Policy, elastic: bool) -> Report {
+    simulate(jobs, &one_node(GIB, 4.0), policy, AGING, elastic)
+}
+
 #[test]
 fn a_tiny_trace_is_replayed_exactly() {
     let trace = "submit_s,memory_mib,cores,duration_s,priority\n0,1024,1,100,1\n1,1024,1,10,1\n2,512,1,10,1\n";
     let jobs = parse_trace(trace).unwrap();
-    let cap = one_node(GIB, 4.0);
     // fifo: A runs 0-100; B waits until 100; C waits behind B (strict order) until 110.
-    let r = simulate(&jobs, &cap, Policy::Fifo, AGING, false);
+    let r = on_one_gib(&jobs, Policy::Fifo, false);
     assert_eq!((r.mean_queue_s, r.makespan_s), ((0.0 + 99.0 + 108.0) / 3.0, 120.0));
     // size: C (smaller) passes B: C at 100-110, then B 110-120.
-    let r = simulate(&jobs, &cap, Policy::Size, AGING, false);
+    let r = on_one_gib(&jobs, Policy::Size, false);
     assert_eq!((r.mean_queue_s, r.makespan_s), ((0.0 + 109.0 + 98.0) / 3.0, 120.0));
     assert!((r.utilisation_memory - (100.0 + 10.0 * 0.5 + 10.0) / 120.0).abs() < 1e-9, "{r:?}");
     // One instance each: elastic is the same.
     for p in Policy::ALL {
-        let (rigid, elastic) = (simulate(&jobs, &cap, p, AGING, false), simulate(&jobs, &cap, p, AGING, true));
+        let (rigid, elastic) = (on_one_gib(&jobs, p, false), on_one_gib(&jobs, p, true));
         assert!(!rigid.elastic && elastic.elastic);
         assert_eq!(Report { elastic: false, ..elastic }, rigid);
     }
@@ -43,9 +47,8 @@ submit_s,memory_mib,cores,duration_s,priority,essential_instances,elastic_instan
 fn an_elastic_execution_starts_with_what_fits_and_speeds_up() {
     let jobs = parse_trace(ELASTIC_TRACE).unwrap();
     assert_eq!((jobs[1].essential, jobs[1].elastic, jobs[1].total().memory), (1, 3, GIB));
-    let cap = one_node(GIB, 4.0);
     // Rigid: B needs the whole node, so it waits for A (100-200) and C behind it (200-250).
-    let r = simulate(&jobs, &cap, Policy::Fifo, AGING, false);
+    let r = on_one_gib(&jobs, Policy::Fifo, false);
     assert_eq!(
         (r.mean_queue_s, r.mean_turnaround_s, r.median_turnaround_s, r.makespan_s),
         ((0.0 + 99.0 + 198.0) / 3.0, (100.0 + 199.0 + 248.0) / 3.0, 199.0, 250.0)
@@ -56,7 +59,7 @@ fn an_elastic_execution_starts_with_what_fits_and_speeds_up() {
     // node is full). At 100 A ends: C starts in its 512 MiB; nothing is left to grow B.
     // At 150 C ends and B grows to 4 of 4: it has done (150 - 1) / 2 = 74.5 s of work, so
     // 25.5 s are left at full rate: it ends at 175.5.
-    let r = simulate(&jobs, &cap, Policy::Fifo, AGING, true);
+    let r = on_one_gib(&jobs, Policy::Fifo, true);
     assert!(r.elastic);
     assert_eq!(
         (r.refused, r.mean_queue_s, r.mean_turnaround_s, r.median_turnaround_s, r.makespan_s),
@@ -75,11 +78,10 @@ fn while_an_execution_waits_for_room_nothing_grows() {
     // 10 s) at 10, on 1 GiB.
     let trace = "0,512,1,50,1\n0,256,0.25,100,1,1,3\n10,768,1,10,1\n";
     let jobs = parse_trace(trace).unwrap();
-    let cap = one_node(GIB, 4.0);
     // Elastic: at 0 A and B's essential instance start, and B grows by one (2 of 4, rate
     // 1/2, to end at 200). At 50 A ends, leaving 512 MiB free, but C (768 MiB) waits for
     // room, so B does not grow into it: B runs at 1/2 until 200, C runs 200-210.
-    let r = simulate(&jobs, &cap, Policy::Fifo, AGING, true);
+    let r = on_one_gib(&jobs, Policy::Fifo, true);
     assert_eq!(
         (r.mean_queue_s, r.mean_turnaround_s, r.makespan_s),
         ((0.0 + 0.0 + 190.0) / 3.0, (50.0 + 200.0 + 200.0) / 3.0, 210.0)
@@ -87,7 +89,7 @@ fn while_an_execution_waits_for_room_nothing_grows() {
     assert!((r.utilisation_memory - (50.0 + 150.0 * 0.5 + 10.0 * 0.75) / 210.0).abs() < 1e-9, "{r:?}");
     // Rigid: B waits for A (50-150), C for B (150-160). The same mean queue time here, and
     // a shorter turnaround: elastic is not always better.
-    let r = simulate(&jobs, &cap, Policy::Fifo, AGING, false);
+    let r = on_one_gib(&jobs, Policy::Fifo, false);
     assert_eq!(
         (r.mean_queue_s, r.mean_turnaround_s, r.makespan_s),
         ((0.0 + 50.0 + 140.0) / 3.0, (50.0 + 150.0 + 150.0) / 3.0, 160.0)
@@ -266,7 +268,7 @@ fn a_stream_stops_at_its_first_error_and_keeps_only_what_waits_or_runs() {
 fn refused_executions_are_counted_and_shown() {
     // One of 2 GiB on a node of 1 GiB: refused, the other runs.
     let jobs = parse_trace("0,2048,1,10,1\n0,512,1,10,1\n").unwrap();
-    let r = simulate(&jobs, &one_node(GIB, 4.0), Policy::Fifo, AGING, false);
+    let r = on_one_gib(&jobs, Policy::Fifo, false);
     assert_eq!((r.executions, r.refused, r.makespan_s), (2, 1, 10.0));
     let t = table(&[r]);
     let row = t.lines().nth(2).unwrap();
