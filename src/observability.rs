@@ -145,10 +145,13 @@ fn route_label(pattern: Option<String>) -> &'static str {
     leaked
 }
 
-/// API latency, recorded by a middleware for every request.
+/// API latency, recorded by a middleware for every request; and the highest CPU total written
+/// of each user.
 pub struct ApiMetrics {
     registry: Registry,
     latency: Family<ApiLabels, Histogram>,
+    /// `zoe_user_cpu_seconds_total` as last written, by name (one entry per user seen).
+    user_cpu: std::sync::Mutex<std::collections::HashMap<String, f64>>,
 }
 
 impl Default for ApiMetrics {
@@ -156,7 +159,7 @@ impl Default for ApiMetrics {
         let latency = Family::<ApiLabels, Histogram>::new_with_constructor(|| Histogram::new(BUCKETS.iter().copied()));
         let mut registry = Registry::default();
         registry.register("zoe_api_request_duration_seconds", "Time to answer API requests", latency.clone());
-        ApiMetrics { registry, latency }
+        ApiMetrics { registry, latency, user_cpu: Default::default() }
     }
 }
 
@@ -165,6 +168,22 @@ impl ApiMetrics {
     pub fn observe(&self, route: Option<String>, method: &actix_web::http::Method, status: u16, took: Duration) {
         let labels = ApiLabels { endpoint: route_label(route), method: MethodLabel::of(method), status };
         self.latency.get_or_create(&labels).observe(took.as_secs_f64());
+    }
+
+    /// Users' CPU totals that never go back while the master runs: a total is summed in another
+    /// order when an execution moves to the archive (and over its days there), which can differ
+    /// in the last bits; a counter a hair lower would read to Prometheus as a reset (a spike in
+    /// `rate()`), so the highest value written stands.
+    fn monotonic_users(&self, users: Vec<(String, f64)>) -> Vec<(String, f64)> {
+        let Ok(mut seen) = self.user_cpu.lock() else { return users };
+        users
+            .into_iter()
+            .map(|(name, v)| {
+                let high = seen.entry(name.clone()).or_insert(v);
+                *high = high.max(v);
+                (name, *high)
+            })
+            .collect()
     }
 }
 
@@ -387,12 +406,13 @@ async fn metrics(data: web::Data<AppData>, req: HttpRequest) -> Result<HttpRespo
             .inc_by(m.counters.start_failures);
         r.register("zoe_docker_errors", "Docker outages and failed starts", docker_errors);
         let published = data.reader.now();
-        let usage = zoe_actors::logic::views::usage_figures(
+        let mut usage = zoe_actors::logic::views::usage_figures(
             &published,
             &data.reader.scheduler,
             caller.as_ref(),
             time::OffsetDateTime::now_utc(),
         );
+        usage.users = data.metrics.monotonic_users(usage.users);
         register_usage(&mut r, &usage);
         let _ = encode_registry(&mut out, &r);
     }
@@ -405,6 +425,19 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use zoe_actors::logic::views::{ExecutionUsageFigures, UsageFigures};
+
+    #[test]
+    fn users_cpu_totals_never_go_back() {
+        let m = super::ApiMetrics::default();
+        let total = 0.1 + 0.2 + 0.3;
+        assert_eq!(m.monotonic_users(vec![("alice".into(), total)]), vec![("alice".into(), total)]);
+        // The same total summed in another order, a hair lower.
+        let again = 0.3 + 0.2 + 0.1;
+        assert!(again < total);
+        assert_eq!(m.monotonic_users(vec![("alice".into(), again)]), vec![("alice".into(), total)]);
+        assert_eq!(m.monotonic_users(vec![("alice".into(), 2.0), ("bob".into(), 1.0)]).len(), 2);
+        assert_eq!(m.monotonic_users(vec![("alice".into(), 1.5)]), vec![("alice".into(), 2.0)]);
+    }
 
     #[test]
     fn usage_series_escape_their_label_values() {
