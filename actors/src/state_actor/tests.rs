@@ -215,3 +215,57 @@ fn changes_are_refused_with_insufficient_storage_under_state_min_free_but_termin
     });
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn measured_usage_is_read_at_once_and_written_with_the_next_checkpoint_not_one_a_round() {
+    let (dir, store, durable, config) = on_disk("usage", 0);
+    actix::System::new().block_on(async move {
+        let recorder = Recorder::default();
+        let asked = recorder.asked.clone();
+        let backend = BackendHandle::of(&recorder.start());
+        let launched = StateActor::launch_with(admin_state(), durable, config, Some(backend), Context::new());
+        let (state, reader) = (launched.state, launched.reader);
+        state.send(BackendEvent::Platform(platform())).await.unwrap();
+        let id = state.send(submit("nb")).await.unwrap().unwrap();
+        until("the start", || asked.lock().unwrap().contains(&format!("start {id}"))).await;
+        let service_id = published(&reader).executions[&id].services[0].id;
+        let started = StartedContainer {
+            service_id,
+            docker_id: "c1".into(),
+            ip_address: BTreeMap::new(),
+            host_endpoints: BTreeMap::new(),
+            node: None,
+        };
+        state.send(BackendEvent::ExecutionStarted { execution_id: id, containers: vec![started] }).await.unwrap();
+        until("running", || published(&reader).executions[&id].status == ExecutionStatus::Running).await;
+        let written = store.newest().unwrap().unwrap();
+        let t0 = published(&reader).executions[&id].time_started.unwrap();
+        for round in 1..=3_i64 {
+            let stats = crate::protocol::Stats { cpu_ns: round as u64 * 1_000_000_000, memory: Some(1 << 20) };
+            let sample =
+                crate::logic::usage::ExecutionSample { execution_id: id, services: vec![(service_id, Some(stats))] };
+            let at = t0 + time::Duration::seconds(round * 10);
+            state.send(super::RecordUsage { at, step: 10, executions: vec![sample] }).await.unwrap();
+        }
+        // Readers see the newest round at once; the durable state has none of it, and no
+        // checkpoint was written for the rounds.
+        let p = reader.now();
+        let e = p.metered(&p.state.executions[&id]);
+        assert_eq!((e.usage.cpu_seconds, e.usage_series.points.len()), (3.0, 3));
+        assert_eq!(e.status, ExecutionStatus::Running);
+        assert!(p.state.executions[&id].usage.is_zero());
+        assert_eq!(store.newest().unwrap(), Some(written), "no checkpoint a round");
+        // The next checkpoint (any change) takes them to disk; readers then read them from it.
+        state.send(create_user("bob")).await.unwrap().unwrap();
+        let newest = store.newest().unwrap().unwrap();
+        assert!(newest > written);
+        let on_disk = store.load(newest).unwrap();
+        assert_eq!(on_disk.executions[&id].usage.cpu_seconds, 3.0);
+        assert_eq!(on_disk.executions[&id].services[0].cpu_ns, 3_000_000_000, "the counter, for a restart");
+        let p = reader.now();
+        assert!(p.metered.is_empty(), "nothing newer than the checkpoint");
+        assert_eq!(p.state.executions[&id].usage.cpu_seconds, 3.0);
+        System::current().stop();
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+}

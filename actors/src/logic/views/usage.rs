@@ -161,3 +161,108 @@ pub fn usage_report(p: &Published, caller: &Caller, q: &UsageQuery, now: Timesta
     }
     Ok(rows)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+    use zoe_checkpoints::{Role, State};
+
+    use super::*;
+    use crate::logic::reader::{Counters, Platform};
+    use crate::logic::scheduler::SchedulerConfig;
+    use crate::logic::transitions::{begin_start, create_user, submit_execution};
+    use crate::testing::{admin, admin_state, at};
+
+    fn caller(s: &State, name: &str) -> Caller {
+        let u = s.user_by_name(name).unwrap();
+        Caller { id: u.id, name: u.name.clone(), role: u.role }
+    }
+
+    /// alice's execution ran from `at(0)` for two days and used 48 CPU-seconds; bob's runs since
+    /// `at(0)` and has used 10 so far, measured after the last checkpoint.
+    fn published() -> (Published, Timestamp) {
+        let mut s = admin_state();
+        for n in ["alice", "bob"] {
+            create_user(&mut s, &admin(), n, Role::User, "$argon2id$".into(), at(0)).unwrap();
+        }
+        let app = crate::description::app_description::parse_application(&json!({
+            "name": "a", "version": 2, "will_end": false, "requires_binary": false, "priority": 1,
+            "services": [{"name": "main", "docker_image": "img", "monitor": true, "total_count": 1,
+                          "essential_count": 1, "startup_order": 0, "ports": [],
+                          "required_resources": {"memory": 33554432, "cores": 1.0}}]
+        }))
+        .unwrap();
+        let cfg = SchedulerConfig::default();
+        let mut ids = Vec::new();
+        for who in ["alice", "bob"] {
+            let c = caller(&s, who);
+            let id = submit_execution(&mut s, &c, "x", app.clone(), &cfg, None, at(0)).unwrap();
+            begin_start(&mut s, id, at(0)).unwrap();
+            crate::logic::outcomes::started(&mut s, id, &[], at(0));
+            ids.push(id);
+        }
+        let used = |cpu: f64| Usage { cpu_seconds: cpu, reserved_core_seconds: cpu * 2.0, ..Usage::default() };
+        let e = Arc::make_mut(s.executions.get_mut(&ids[0]).unwrap());
+        e.status = zoe_checkpoints::ExecutionStatus::Finished;
+        e.time_finished = Some(at(2 * DAY));
+        e.usage = used(48.0);
+        let now = at(3 * DAY);
+        let mut bob = (*s.executions[&ids[1]]).clone();
+        bob.usage = used(10.0);
+        let metered = Arc::new([(ids[1], Arc::new(bob))].into_iter().collect());
+        let p = Published::new(Arc::new(s), Arc::default(), Platform::default(), Counters::default(), true)
+            .with_metered(metered);
+        (p, now)
+    }
+
+    #[test]
+    fn queries_are_whole_days_and_bad_ones_are_refused_with_their_code() {
+        let now = at(0);
+        let q = UsageQuery::parse(Some("90000"), Some("172800"), Some("execution"), now).unwrap();
+        assert_eq!(q, UsageQuery { from: DAY, to: 2 * DAY, by: UsageBy::Execution }, "until on a midnight stays");
+        let q = UsageQuery::parse(None, Some("172801"), None, now).unwrap();
+        assert_eq!((q.from, q.to, q.by), (0, 3 * DAY, UsageBy::User), "30 days back, but not before 1970");
+        let q = UsageQuery::parse(None, None, None, now).unwrap();
+        assert_eq!(q.to - q.from, 31 * DAY, "the last 30 days, whole: 31 of them");
+        for (since, until, by, code) in [
+            (Some("x"), None, None, Code::InvalidPeriod),
+            (Some("-5"), None, None, Code::InvalidPeriod),
+            (Some("10"), Some("10"), None, Code::InvalidPeriod),
+            (None, Some("99999999999999"), None, Code::InvalidPeriod),
+            (None, None, Some("owner"), Code::InvalidGrouping),
+        ] {
+            assert_eq!(UsageQuery::parse(since, until, by, now).unwrap_err().code, code, "{since:?} {until:?} {by:?}");
+        }
+    }
+
+    #[test]
+    fn reports_count_the_span_s_share_with_live_usage_and_only_what_the_caller_may_see() {
+        let (p, now) = published();
+        let start = at(0).unix_timestamp();
+        let days = |from: i64, to: i64, by: UsageBy| UsageQuery { from: start + from * DAY, to: start + to * DAY, by };
+        // at(0) is not a midnight: the span is the caller's; the view takes it as given.
+        let all = usage_report(&p, &admin(), &days(0, 4, UsageBy::User), now).unwrap();
+        let names: Vec<&str> = all.iter().map(|r| r.user.as_str()).collect();
+        assert_eq!(names, ["alice", "bob"]);
+        assert!((all[0].cpu_core_hours - 48.0 / 3600.0).abs() < 1e-12, "{all:?}");
+        assert!((all[1].cpu_core_hours - 10.0 / 3600.0).abs() < 1e-12, "bob's newest measure: {all:?}");
+        assert!(all.iter().all(|r| r.reserved_core_hours >= r.cpu_core_hours && r.executions == 1));
+        // The second day holds half of alice's run, and a third of bob's (three days so far).
+        let day2 = usage_report(&p, &admin(), &days(1, 2, UsageBy::User), now).unwrap();
+        assert!((day2[0].cpu_core_hours * 3600.0 - 24.0).abs() < 1e-9, "{day2:?}");
+        assert!((day2[1].cpu_core_hours * 3600.0 - 10.0 / 3.0).abs() < 1e-9, "{day2:?}");
+        // Users see their own rows only, per user and per execution.
+        let bob = caller(&p.state, "bob");
+        let mine = usage_report(&p, &bob, &days(0, 4, UsageBy::Execution), now).unwrap();
+        assert_eq!(mine.len(), 1);
+        assert_eq!((mine[0].user.as_str(), mine[0].execution_name.as_deref()), ("bob", Some("x")));
+        assert_eq!(usage_report(&p, &bob, &days(0, 4, UsageBy::User), now).unwrap().len(), 1);
+        // Before anything ran: nothing.
+        assert!(usage_report(&p, &admin(), &days(-5, -1, UsageBy::User), now).unwrap().is_empty());
+        // A caller who no longer exists gets nothing.
+        let gone = Caller { id: 99, name: "eve".into(), role: Role::Admin };
+        assert_eq!(usage_report(&p, &gone, &days(0, 4, UsageBy::User), now).unwrap_err().code, Code::Unauthorized);
+    }
+}
