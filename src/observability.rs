@@ -1,14 +1,18 @@
 //! What operators watch: `/healthz` (the process answers), `/readyz` (the state actor answers),
 //! and `/metrics` in the Prometheus text format: API latency by endpoint and status, executions
 //! by status, queue length, reserved and total resources, checkpoint writes, Docker trouble.
-//! These three need no credentials and reveal no names. And the master's log itself: text or
+//! These three need no credentials and reveal no names. A caller who signs in to `/metrics`
+//! (basic auth or an API token) also gets the usage series, which name users and executions:
+//! an administrator everyone's, a user their own ([`zoe_actors::logic::views::usage_figures`]);
+//! wrong credentials are refused, never taken for nobody's. And the master's log itself: text or
 //! JSON lines on stderr, with the control characters of what they quote escaped.
 
 use std::collections::HashSet;
 use std::sync::{OnceLock, RwLock};
 use std::time::Duration;
 
-use actix_web::{web, HttpResponse};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 use prometheus_client::metrics::counter::Counter;
@@ -19,6 +23,7 @@ use prometheus_client::registry::Registry;
 use zoe_actors::state_actor::Ping;
 use zoe_checkpoints::ExecutionStatus;
 
+use crate::error::ApiError;
 use crate::AppData;
 
 /// The master's log: one line per event, as text or JSON, on `writer`, filtered by `filter`
@@ -140,10 +145,13 @@ fn route_label(pattern: Option<String>) -> &'static str {
     leaked
 }
 
-/// API latency, recorded by a middleware for every request.
+/// API latency, recorded by a middleware for every request; and the highest CPU total written
+/// of each user.
 pub struct ApiMetrics {
     registry: Registry,
     latency: Family<ApiLabels, Histogram>,
+    /// `zoe_user_cpu_seconds_total` as last written, by name (one entry per user seen).
+    user_cpu: std::sync::Mutex<std::collections::HashMap<String, f64>>,
 }
 
 impl Default for ApiMetrics {
@@ -151,7 +159,7 @@ impl Default for ApiMetrics {
         let latency = Family::<ApiLabels, Histogram>::new_with_constructor(|| Histogram::new(BUCKETS.iter().copied()));
         let mut registry = Registry::default();
         registry.register("zoe_api_request_duration_seconds", "Time to answer API requests", latency.clone());
-        ApiMetrics { registry, latency }
+        ApiMetrics { registry, latency, user_cpu: Default::default() }
     }
 }
 
@@ -160,6 +168,22 @@ impl ApiMetrics {
     pub fn observe(&self, route: Option<String>, method: &actix_web::http::Method, status: u16, took: Duration) {
         let labels = ApiLabels { endpoint: route_label(route), method: MethodLabel::of(method), status };
         self.latency.get_or_create(&labels).observe(took.as_secs_f64());
+    }
+
+    /// Users' CPU totals that never go back while the master runs: a total is summed in another
+    /// order when an execution moves to the archive (and over its days there), which can differ
+    /// in the last bits; a counter a hair lower would read to Prometheus as a reset (a spike in
+    /// `rate()`), so the highest value written stands.
+    fn monotonic_users(&self, users: Vec<(String, f64)>) -> Vec<(String, f64)> {
+        let Ok(mut seen) = self.user_cpu.lock() else { return users };
+        users
+            .into_iter()
+            .map(|(name, v)| {
+                let high = seen.entry(name.clone()).or_insert(v);
+                *high = high.max(v);
+                (name, *high)
+            })
+            .collect()
     }
 }
 
@@ -178,6 +202,67 @@ enum DockerErrorKind {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabel {
     kind: DockerErrorKind,
+}
+
+/// A label value written as the exposition format wants it: `\\`, `\"` and `\n` escaped
+/// (prometheus-client writes values as they are). Names are DNS labels Zoe validated, so this
+/// changes nothing today; it keeps a line of `/metrics` from ever being forged by a name.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct LabelText(String);
+
+impl EncodeLabelValue for LabelText {
+    fn encode(&self, encoder: &mut prometheus_client::encoding::LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write;
+        for c in self.0.chars() {
+            match c {
+                '\\' => encoder.write_str("\\\\")?,
+                '"' => encoder.write_str("\\\"")?,
+                '\n' => encoder.write_str("\\n")?,
+                c => encoder.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The labels of a running execution's usage: its owner's name and its id, both as Zoe
+/// validated them (a DNS label and a number).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ExecutionLabels {
+    owner: LabelText,
+    execution: LabelText,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OwnerLabel {
+    owner: LabelText,
+}
+
+/// The usage series `figures` hold, in `r`.
+fn register_usage(r: &mut Registry, figures: &zoe_actors::logic::views::UsageFigures) {
+    type F64Counter = Counter<f64, std::sync::atomic::AtomicU64>;
+    type F64Gauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+    let cpu = Family::<ExecutionLabels, F64Counter>::default();
+    let memory = Family::<ExecutionLabels, Gauge>::default();
+    let cores = Family::<ExecutionLabels, F64Gauge>::default();
+    let reserved = Family::<ExecutionLabels, Gauge>::default();
+    let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    for e in &figures.executions {
+        let labels = ExecutionLabels { owner: LabelText(e.owner.clone()), execution: LabelText(e.id.to_string()) };
+        cpu.get_or_create(&labels).inc_by(e.cpu_seconds);
+        memory.get_or_create(&labels).set(int(e.memory_bytes));
+        cores.get_or_create(&labels).set(e.cores_reserved);
+        reserved.get_or_create(&labels).set(int(e.memory_reserved));
+    }
+    let users = Family::<OwnerLabel, F64Counter>::default();
+    for (owner, seconds) in &figures.users {
+        users.get_or_create(&OwnerLabel { owner: LabelText(owner.clone()) }).inc_by(*seconds);
+    }
+    r.register("zoe_execution_cpu_seconds", "CPU time a running execution's containers used", cpu);
+    r.register("zoe_execution_memory_bytes", "Memory a running execution's containers use", memory);
+    r.register("zoe_execution_cores_reserved", "Cores a running execution reserves", cores);
+    r.register("zoe_execution_memory_reserved_bytes", "Memory a running execution reserves", reserved);
+    r.register("zoe_user_cpu_seconds", "CPU time a user's executions used, ended ones included", users);
 }
 
 /// Registers `/healthz`, `/readyz` and `/metrics`.
@@ -238,14 +323,22 @@ async fn readyz(data: web::Data<AppData>) -> HttpResponse {
 }
 
 /// Prometheus text format: API latency by route, method and status, executions, queue,
-/// reservations, Docker and checkpoint figures.
+/// reservations, Docker and checkpoint figures; with credentials, the usage of running
+/// executions and users the caller may see.
 #[utoipa::path(
     get,
     path = "/metrics",
     tag = "operations",
-    responses((status = 200, description = "OpenMetrics text format 1.0.0", content_type = "application/openmetrics-text", body = String)),
+    responses(
+        (status = 200, description = "OpenMetrics text format 1.0.0", content_type = "application/openmetrics-text", body = String),
+        (status = 401, description = "Wrong credentials (none are needed)", body = crate::error::ErrorBody),
+    ),
 )]
-async fn metrics(data: web::Data<AppData>) -> HttpResponse {
+async fn metrics(data: web::Data<AppData>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let caller = match req.headers().contains_key(header::AUTHORIZATION) {
+        true => Some(data.auth.authenticate(&data, &req).await?),
+        false => None,
+    };
     let mut out = String::new();
     let _ = encode_registry(&mut out, &data.metrics.registry);
     {
@@ -312,15 +405,65 @@ async fn metrics(data: web::Data<AppData>) -> HttpResponse {
             .get_or_create(&KindLabel { kind: DockerErrorKind::start_failed })
             .inc_by(m.counters.start_failures);
         r.register("zoe_docker_errors", "Docker outages and failed starts", docker_errors);
+        let published = data.reader.now();
+        let mut usage = zoe_actors::logic::views::usage_figures(
+            &published,
+            &data.reader.scheduler,
+            caller.as_ref(),
+            time::OffsetDateTime::now_utc(),
+        );
+        usage.users = data.metrics.monotonic_users(usage.users);
+        register_usage(&mut r, &usage);
         let _ = encode_registry(&mut out, &r);
     }
     let _ = encode_eof(&mut out);
-    HttpResponse::Ok().content_type("application/openmetrics-text; version=1.0.0; charset=utf-8").body(out)
+    Ok(HttpResponse::Ok().content_type("application/openmetrics-text; version=1.0.0; charset=utf-8").body(out))
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
+
+    use zoe_actors::logic::views::{ExecutionUsageFigures, UsageFigures};
+
+    #[test]
+    fn users_cpu_totals_never_go_back() {
+        let m = super::ApiMetrics::default();
+        let total = 0.1 + 0.2 + 0.3;
+        assert_eq!(m.monotonic_users(vec![("alice".into(), total)]), vec![("alice".into(), total)]);
+        // The same total summed in another order, a hair lower.
+        let again = 0.3 + 0.2 + 0.1;
+        assert!(again < total);
+        assert_eq!(m.monotonic_users(vec![("alice".into(), again)]), vec![("alice".into(), total)]);
+        assert_eq!(m.monotonic_users(vec![("alice".into(), 2.0), ("bob".into(), 1.0)]).len(), 2);
+        assert_eq!(m.monotonic_users(vec![("alice".into(), 1.5)]), vec![("alice".into(), 2.0)]);
+    }
+
+    #[test]
+    fn usage_series_escape_their_label_values() {
+        let e = |owner: &str, id| ExecutionUsageFigures {
+            owner: owner.into(),
+            id,
+            cpu_seconds: 1.5,
+            memory_bytes: 1024,
+            cores_reserved: 0.5,
+            memory_reserved: 4096,
+        };
+        let figures = UsageFigures {
+            executions: vec![e("alice", 7), e("x\"} 1\nzoe_forged 9\n\\", 8)],
+            users: vec![("alice".into(), 3.0)],
+        };
+        let mut r = super::Registry::default();
+        super::register_usage(&mut r, &figures);
+        let mut out = String::new();
+        super::encode_registry(&mut out, &r).unwrap();
+        assert!(out.contains("zoe_execution_cpu_seconds_total{owner=\"alice\",execution=\"7\"} 1.5\n"), "{out}");
+        assert!(out.contains("zoe_execution_memory_bytes{owner=\"alice\",execution=\"7\"} 1024\n"), "{out}");
+        assert!(out.contains("zoe_execution_cores_reserved{owner=\"alice\",execution=\"7\"} 0.5\n"), "{out}");
+        assert!(out.contains("zoe_user_cpu_seconds_total{owner=\"alice\"} 3.0\n"), "{out}");
+        assert!(out.contains(r#"owner="x\"} 1\nzoe_forged 9\n\\",execution="8""#), "{out}");
+        assert!(!out.lines().any(|l| l.starts_with("zoe_forged")), "{out}");
+    }
 
     /// What a subscriber wrote.
     #[derive(Clone, Default)]

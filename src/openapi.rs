@@ -85,25 +85,31 @@ pub const BEARER_TOKEN: &str = "bearer_token";
         (name = "services", description = "The containers of an execution"),
         (name = "platform", description = "Version, queries, statistics"),
         (name = "workspace", description = "The files of a user's workspace: bytes in and out (application/octet-stream), folders as JSON listings or tar archives"),
-        (name = "operations", description = "Health, readiness and metrics; no credentials"),
+        (name = "operations", description = "Health, readiness and metrics; no credentials (with them, /metrics adds the usage the caller may see)"),
     )
 )]
 pub struct ApiDoc;
 
 /// Adds the HTTP basic-auth and bearer-token security schemes, and requires one of them of every
-/// operation that can answer `401` (those that name [`crate::responses::AuthRefusals`]).
+/// operation that can answer `401` (those that name [`crate::responses::AuthRefusals`]); outside
+/// the API (`/metrics`) credentials are optional (an empty requirement among them).
 struct BasicAuth;
 
 impl Modify for BasicAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        for item in openapi.paths.paths.values_mut() {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let optional = !path.starts_with("/api/");
             let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete];
             for op in operations.into_iter().flatten() {
                 if op.responses.responses.contains_key("401") {
-                    op.security = Some(vec![
+                    let mut security = vec![
                         SecurityRequirement::new::<_, _, String>(BASIC_AUTH, []),
                         SecurityRequirement::new::<_, _, String>(BEARER_TOKEN, []),
-                    ]);
+                    ];
+                    if optional {
+                        security.insert(0, SecurityRequirement::default());
+                    }
+                    op.security = Some(security);
                 }
             }
         }
@@ -213,11 +219,14 @@ mod tests {
         let expected: BTreeSet<_> = ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
         assert_eq!(documented, expected);
         // The API operations need basic auth and document the error body; the operators'
-        // endpoints and the document itself do not.
+        // endpoints and the document itself do not (`/metrics` takes credentials optionally).
         assert!(doc["components"]["securitySchemes"][super::BASIC_AUTH]["scheme"] == "basic");
         for (method, path) in ROUTES {
             let op = &doc["paths"][path][method.to_lowercase()];
-            let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
+            let security = op["security"].as_array().cloned().unwrap_or_default();
+            let optional = security.first().is_some_and(|s| s == &serde_json::json!({}));
+            assert_eq!(optional, *path == "/metrics", "{method} {path}: security {}", op["security"]);
+            let secured = !security.is_empty() && !optional;
             let public = !path.starts_with("/api/") || path.ends_with("openapi.json");
             assert_eq!(secured, !public, "{method} {path}: security {}", op["security"]);
             if !public {

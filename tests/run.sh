@@ -31,6 +31,14 @@ if ! command -v slapd >/dev/null 2>&1 && ! [ -x /usr/sbin/slapd ] || ! command -
     apt-get update
     apt-get install -y --no-install-recommends slapd ldap-utils openssl
 fi
+# The usage metrics test (tests/integration/usage_metrics.rs) runs Debian's Prometheus, an
+# instance of its own on a free port with its own storage, scraping a real master.
+if ! command -v prometheus >/dev/null 2>&1; then
+    echo "run.sh: installing prometheus for the usage metrics test" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y --no-install-recommends prometheus
+fi
 
 # The fuzz test (tests/integration/fuzz.rs) runs schemathesis from a virtualenv under target/.
 if [ ! -x target/st-venv/bin/schemathesis ]; then

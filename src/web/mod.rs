@@ -18,9 +18,10 @@
 //! | `GET, POST /login`, `POST /logout` | signing in and out |
 //! | `GET /executions` | the caller's executions (all of them for an admin) |
 //! | `GET, POST /executions/new` | the form that starts an execution |
-//! | `GET /executions/<id>` | one execution, its services, endpoints and log links |
+//! | `GET /executions/<id>` | one execution, its services, endpoints and log links, its CPU and memory over time |
 //! | `POST /executions/<id>/terminate`, `/restart` | actions |
 //! | `GET /executions/<id>/services/<sid>/log` | the log of one service |
+//! | `GET /usage` | CPU and memory used against reserved, per user and day (`?days=N`) |
 //! | `GET, POST /admin/users`, `POST /admin/users/<name>/role`, `/delete` | users (admins) |
 //! | `GET /admin/platform` | capacity, use and the queue (admins) |
 //! | `GET /admin/audit` | sign-ins, failures, token creations and revocations (admins) |
@@ -29,12 +30,14 @@
 
 mod admin;
 pub mod catalogue;
+pub mod chart;
 mod login;
 mod multipart;
 mod page;
 mod rows;
 mod tokens;
 mod workspace;
+mod usage;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
@@ -68,6 +71,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/executions/{id}/terminate", web::post().to(terminate))
         .route("/executions/{id}/restart", web::post().to(restart))
         .route("/executions/{id}/services/{sid}/log", web::get().to(service_log))
+        .route("/usage", web::get().to(usage::usage_page))
         .configure(admin::configure)
         .configure(login::configure)
         .configure(tokens::configure)
@@ -99,11 +103,15 @@ fn parse_id(user: &WebUser, raw: &str) -> Result<u64, page::WebError> {
     raw.parse().map_err(|_| user.not_found("such page"))
 }
 
+/// The execution `id`, if the caller may see it.
+fn one_execution(user: &WebUser, data: &AppData, id: u64) -> Result<views::OneExecution, page::WebError> {
+    views::get_execution(&data.reader.now(), &data.reader.scheduler, &user.caller, id, now()).map_err(|e| user.error(e))
+}
+
 /// The execution `id` with every one of its services (the API lists only live ones), if the
 /// caller may see it.
 fn execution_rows(user: &WebUser, data: &AppData, id: u64) -> Result<(ExecutionRow, Vec<ServiceRow>), page::WebError> {
-    let one = views::get_execution(&data.reader.now(), &data.reader.scheduler, &user.caller, id, now())
-        .map_err(|e| user.error(e))?;
+    let one = one_execution(user, data, id)?;
     Ok((ExecutionRow(one.view()), one.services().into_iter().map(ServiceRow).collect()))
 }
 
@@ -166,13 +174,18 @@ struct ExecutionPage {
     services: Vec<ServiceRow>,
     /// While it runs under an idle limit: how long until it is terminated unless used.
     idle_left: String,
+    /// Its CPU and memory over time, as `<svg>` elements (escaped by [`chart`]).
+    charts: Vec<String>,
 }
 
 async fn execution(data: web::Data<AppData>, user: WebUser, id: web::Path<String>) -> PageResult {
     let id = parse_id(&user, &id)?;
-    let (e, services) = execution_rows(&user, &data, id)?;
+    let one = one_execution(&user, &data, id)?;
+    let charts = usage::execution_charts(&one.execution, now().unix_timestamp());
+    let (e, services) = (ExecutionRow(one.view()), one.services().into_iter().map(ServiceRow).collect());
     let idle_left = data.activity.left(id).map(|d| rows::duration_words(d.as_secs())).unwrap_or_default();
-    Ok(render(&ExecutionPage { layout: user.layout.at("executions"), e, services, idle_left }, StatusCode::OK))
+    let page = ExecutionPage { layout: user.layout.at("executions"), e, services, idle_left, charts };
+    Ok(render(&page, StatusCode::OK))
 }
 
 /// The form of a button that acts on an execution.

@@ -29,5 +29,6 @@ mod swarm;
 mod tls;
 mod tokens;
 mod usage;
+mod usage_metrics;
 mod web;
 mod workspace_clients;

@@ -7,6 +7,7 @@ pub mod docker;
 pub mod engine;
 pub mod pki;
 pub mod process;
+pub mod prometheus;
 pub mod proxy;
 pub mod slapd;
 pub mod states;

@@ -26,6 +26,7 @@ mod query;
 mod service;
 mod stats;
 mod usage;
+mod usage_days;
 mod user;
 
 pub use execution::*;
@@ -35,6 +36,7 @@ pub use query::*;
 pub use service::*;
 pub use stats::*;
 pub use usage::*;
+pub use usage_days::*;
 pub use user::*;
 
 /// Queue positions (from 1) in the scheduler's order at `now`.
