@@ -46,6 +46,7 @@ use zoe_checkpoints::DIRECTORY_PASSWORD_HASH;
 
 use crate::audit::{Audit, Kind};
 use crate::error::{ApiError, HttpCode};
+use crate::keyed;
 use crate::ldap::{Directory, Verdict};
 use crate::passwords::Passwords;
 pub use crate::passwords::{hash_password, MAX_PASSWORD_BYTES};
@@ -194,14 +195,7 @@ impl Auth {
 
     /// A short keyed digest of a user name, for the failure tables.
     fn name_key(&self, name: &str) -> [u8; 16] {
-        let mut h = Blake2s256::new();
-        h.update(self.secret);
-        h.update(b"zoe-login-failures");
-        h.update(name.as_bytes());
-        let full: [u8; 32] = h.finalize().into();
-        let mut key = [0u8; 16];
-        key.copy_from_slice(&full[..16]);
-        key
+        keyed::short_digest(&self.secret, b"zoe-login-failures", name)
     }
 
     fn cached(&self, key: &[u8; 32], phc: &str) -> bool {

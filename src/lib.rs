@@ -23,6 +23,7 @@ pub mod error;
 pub mod escape;
 pub mod headers;
 pub mod idle;
+pub mod keyed;
 pub mod ldap;
 pub mod limits;
 pub mod listing;
