@@ -70,19 +70,8 @@ pub fn prepare_archived(tag: &str, n: usize) -> PathBuf {
             time_finished: Some(scheduled + Duration::from_secs(30)),
             application: application.clone(),
             services: vec![Service {
-                id: service,
-                name: format!("main-{name}-alice-bench"),
-                service_name: "main".into(),
-                index: 0,
-                is_monitor: true,
-                status: ServiceStatus::Exited,
-                docker_id: None,
                 exit_code: Some(0),
-                oom_killed: false,
-                ip_address: Default::default(),
-                ports: vec![],
-                node: None,
-                retries: 0,
+                ..Service::new(service, format!("main-{name}-alice-bench"), "main", 0, true, ServiceStatus::Exited)
             }],
             proxy_secret: None,
         });
