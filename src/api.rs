@@ -24,6 +24,8 @@ use crate::requests::{strict_json_error, NewExecution, NewToken, NewUser, QueryR
 use crate::responses::{ChangeRefusals, GrowthRefusals, ReadRefusals, TooLarge};
 use crate::AppData;
 
+pub mod workspace;
+
 /// The API's base path.
 pub const BASE: &str = "/api/0.6";
 /// Zoe 0.9.7's API version, kept so its clients work.
@@ -122,6 +124,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .service(resource("/query", &[Method::POST]).route(web::post().to(query)))
             .service(resource("/audit", &[Method::GET]).route(web::get().to(audit)))
+            .configure(workspace::configure)
             .service(
                 web::scope("/token")
                     .service(

@@ -397,6 +397,15 @@ pub struct MasterConfig {
     #[serde(default)]
     pub allowed_registry: Vec<String>,
 
+    /// A data set that descriptions may name, `NAME=HOSTPATH` (repeat the flag; in the
+    /// environment, comma-separated; in the file, a list of strings): the folder HOSTPATH
+    /// (absolute and existing; on a Swarm, on every node: shared storage) is mounted read-only at
+    /// `/mnt/datasets/NAME` in the services whose `datasets` name it. NAME is a lowercase DNS
+    /// label. No other host path is ever mounted.
+    #[arg(long = "dataset", env = "ZOE_DATASETS", value_delimiter = ',', value_name = "NAME=HOSTPATH")]
+    #[serde(default)]
+    pub dataset: Vec<String>,
+
     /// Processes (and threads) each container may have.
     #[arg(long, env = "ZOE_PIDS_LIMIT", default_value_t = 1024)]
     pub pids_limit: i64,

@@ -58,6 +58,21 @@ pub enum HttpCode {
     AuthUnavailable,
     /// A proxied service could not be reached or did not answer.
     BadGateway,
+    /// A workspace path that is not a plain relative path (`..`, `.`, an encoded `/`, NUL).
+    InvalidPath,
+    /// A workspace path that leads out of the workspace (through a symbolic link).
+    OutsideWorkspace,
+    /// Nothing at this workspace path.
+    NoSuchFile,
+    /// A workspace path of the wrong kind (a folder to write over, a folder not empty, a link
+    /// to write through, a file to list).
+    PathConflict,
+    /// An upload that does not fit in the room left in the workspace.
+    WorkspaceFull,
+    /// A `Range` outside the file.
+    RangeNotSatisfiable,
+    /// An upload whose body was cut short.
+    UploadIncomplete,
     Internal,
 }
 
@@ -85,6 +100,13 @@ impl HttpCode {
             HttpCode::Busy => "busy",
             HttpCode::AuthUnavailable => "auth_unavailable",
             HttpCode::BadGateway => "bad_gateway",
+            HttpCode::InvalidPath => "invalid_path",
+            HttpCode::OutsideWorkspace => "outside_workspace",
+            HttpCode::NoSuchFile => "no_such_file",
+            HttpCode::PathConflict => "path_conflict",
+            HttpCode::WorkspaceFull => "workspace_full",
+            HttpCode::RangeNotSatisfiable => "range_not_satisfiable",
+            HttpCode::UploadIncomplete => "upload_incomplete",
             HttpCode::Internal => "internal",
         }
     }
@@ -197,7 +219,14 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
             | HttpCode::InvalidRole
             | HttpCode::PasswordTooShort
             | HttpCode::UnknownQuery
-            | HttpCode::InvalidFilters => StatusCode::BAD_REQUEST,
+            | HttpCode::InvalidFilters
+            | HttpCode::InvalidPath
+            | HttpCode::UploadIncomplete => StatusCode::BAD_REQUEST,
+            HttpCode::OutsideWorkspace => StatusCode::FORBIDDEN,
+            HttpCode::NoSuchFile => StatusCode::NOT_FOUND,
+            HttpCode::PathConflict => StatusCode::CONFLICT,
+            HttpCode::WorkspaceFull => StatusCode::INSUFFICIENT_STORAGE,
+            HttpCode::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
             HttpCode::CrossSiteRequest | HttpCode::ServiceWorkerRefused => StatusCode::FORBIDDEN,
             HttpCode::SignInRequired => StatusCode::UNAUTHORIZED,
             HttpCode::NotFound => StatusCode::NOT_FOUND,

@@ -18,9 +18,12 @@ pub mod checkpoint_cmd;
 pub mod checkpoint_diff;
 pub mod cli;
 pub mod config;
+pub mod datasets;
 pub mod dial;
 pub mod error;
 pub mod escape;
+pub mod file_answers;
+pub mod files;
 pub mod headers;
 pub mod idle;
 pub mod keyed;
@@ -67,4 +70,6 @@ pub struct AppData {
     pub dialer: Arc<dial::Dialer>,
     /// The application hosts: their domain, tickets and cookies.
     pub apps: Arc<apps::Apps>,
+    /// The administrator's data sets and their sizes.
+    pub datasets: Arc<datasets::Datasets>,
 }

@@ -1,8 +1,8 @@
 //! The OpenAPI 3 document of the REST API, served at `GET /api/0.6/openapi.json` without
 //! credentials. The operations come from the `#[utoipa::path]` attributes on the handlers in
-//! [`crate::api`] and [`crate::observability`]; every schema is derived from the type the code
-//! uses: the answers' from the typed views the API serializes (`zoe_actors::logic::views`,
-//! `crate::api`), the bodies' from the types the handlers read ([`crate::requests`]), the
+//! [`crate::api`], [`crate::datasets`] and [`crate::observability`]; every schema is derived
+//! from the type the code uses: the answers' from the typed views the API serializes
+//! (`zoe_actors::logic::views`, `crate::api`, `crate::datasets`), the bodies' from the types the handlers read ([`crate::requests`]), the
 //! application description's from the model the checkpoints keep
 //! (`zoe_checkpoints::Application`), and the errors' from [`crate::error::ErrorBody`].
 
@@ -23,7 +23,7 @@ pub const BEARER_TOKEN: &str = "bearer_token";
         title = "Zoe",
         description = "Zoe analytics-as-a-service scheduler: the REST API of Zoe 0.9.7 (base path \
                        /api/0.6) plus the operators' endpoints. Errors are {\"message\", \"code\"}; \
-                       match on `code`, it is stable. Bodies must be sent as application/json; requests a \
+                       match on `code`, it is stable. Bodies must be sent as application/json (file uploads as application/octet-stream); requests a \
                        browser marks as sent by another site are refused.",
         license(name = "Apache-2.0")
     ),
@@ -44,6 +44,10 @@ pub const BEARER_TOKEN: &str = "bearer_token";
         crate::api::list_tokens,
         crate::api::revoke_token,
         crate::api::audit,
+        crate::api::workspace::get,
+        crate::api::workspace::put,
+        crate::api::workspace::delete,
+        crate::datasets::list_datasets,
         openapi_json,
         crate::observability::healthz,
         crate::observability::readyz,
@@ -66,6 +70,10 @@ pub const BEARER_TOKEN: &str = "bearer_token";
         zoe_actors::logic::tokens::TokenView,
         crate::audit::Event,
         crate::audit::Kind,
+        crate::files::Entry,
+        crate::files::Kind,
+        crate::datasets::DatasetView,
+        crate::datasets::DatasetSize,
     )),
     modifiers(&BasicAuth),
     tags(
@@ -73,6 +81,7 @@ pub const BEARER_TOKEN: &str = "bearer_token";
         (name = "executions", description = "Submitting, watching and terminating applications"),
         (name = "services", description = "The containers of an execution"),
         (name = "platform", description = "Version, queries, statistics"),
+        (name = "workspace", description = "The files of a user's workspace: bytes in and out (application/octet-stream), folders as JSON listings or tar archives"),
         (name = "operations", description = "Health, readiness and metrics; no credentials"),
     )
 )]
@@ -170,6 +179,10 @@ mod tests {
         ("GET", "/api/0.6/token"),
         ("DELETE", "/api/0.6/token/{name}"),
         ("GET", "/api/0.6/audit"),
+        ("GET", "/api/0.6/workspace/{path}"),
+        ("PUT", "/api/0.6/workspace/{path}"),
+        ("DELETE", "/api/0.6/workspace/{path}"),
+        ("GET", "/api/0.6/datasets"),
         ("GET", "/api/0.6/openapi.json"),
         ("GET", "/healthz"),
         ("GET", "/readyz"),
@@ -223,7 +236,7 @@ mod tests {
         assert_eq!(schemas["NewExecution"]["properties"]["application"]["$ref"], "#/components/schemas/Application");
         let required = |name: &str| schemas[name]["required"].as_array().cloned().unwrap_or_default();
         for (schema, optional) in [
-            ("ServiceDescription", &["environment", "command", "volumes", "networks"][..]),
+            ("ServiceDescription", &["environment", "command", "volumes", "networks", "datasets"][..]),
             ("PortDescription", &["path", "expose", "secret_header"][..]),
             ("Resources", &["cores"][..]),
         ] {
@@ -245,10 +258,11 @@ mod tests {
             App::new()
                 .configure(crate::observability::configure)
                 .configure(super::configure)
+                .configure(crate::datasets::configure)
                 .configure(crate::api::configure),
         )
         .await;
-        let concrete = |p: &str| p.replace("{name}", "alice").replace("{id}", "1");
+        let concrete = |p: &str| p.replace("{name}", "alice").replace("{id}", "1").replace("{path}", "a/b.txt");
         for (method, path) in ROUTES {
             let req = web_test::TestRequest::default()
                 .method(Method::from_bytes(method.as_bytes()).unwrap())

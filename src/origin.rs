@@ -116,6 +116,20 @@ fn is_json(content_type: &str) -> bool {
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
+/// The API's routes whose uploads are files (`PUT`, `application/octet-stream`): a browser
+/// sends a `PUT` to another site only after a CORS preflight, which Zoe never grants, so bytes
+/// there are as safe as JSON elsewhere.
+pub const BYTE_UPLOADS: &str = "/api/0.6/workspace";
+
+fn takes_bytes(req: &HttpRequest) -> bool {
+    *req.method() == Method::PUT
+        && req.path().strip_prefix(BYTE_UPLOADS).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+fn is_octet_stream(content_type: &str) -> bool {
+    content_type.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/octet-stream")
+}
+
 /// Why an API request is refused before it reaches its handler, if it is.
 pub fn check_api_request(req: &HttpRequest, trusted_proxies: &[IpAddr]) -> Result<(), ApiError> {
     if !same_origin(req, trusted_proxies) {
@@ -127,7 +141,15 @@ pub fn check_api_request(req: &HttpRequest, trusted_proxies: &[IpAddr]) -> Resul
     let has_body = req.headers().get(header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0")
         || req.headers().contains_key(header::TRANSFER_ENCODING);
     let with_body = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
-    if with_body && has_body {
+    if with_body && takes_bytes(req) {
+        let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if !is_octet_stream(content_type) {
+            return Err(ApiError::new(
+                HttpCode::UnsupportedMediaType,
+                "a file is uploaded as its bytes, sent with Content-Type: application/octet-stream",
+            ));
+        }
+    } else if with_body && has_body {
         let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
         if !is_json(content_type) {
             let shown = if content_type.is_empty() {
@@ -195,6 +217,17 @@ mod tests {
         );
         assert_eq!(ok(TestRequest::get().insert_header(("sec-fetch-site", "same-origin"))), Ok(()));
         assert_eq!(ok(api().insert_header(json()).insert_header(body()).insert_header(same)), Ok(()));
+        // Files are uploaded as bytes, and only as bytes.
+        let put = |path: &str| TestRequest::put().uri(path).insert_header(body());
+        let bytes = || (header::CONTENT_TYPE, "application/octet-stream");
+        assert_eq!(ok(put("/api/0.6/workspace/a.csv").insert_header(bytes())), Ok(()));
+        assert_eq!(ok(put("/api/0.6/workspace/a.csv")), Err(HttpCode::UnsupportedMediaType.into()), "no type");
+        assert_eq!(
+            ok(put("/api/0.6/workspace/a.json").insert_header(json())),
+            Err(HttpCode::UnsupportedMediaType.into())
+        );
+        assert_eq!(ok(put("/api/0.6/user/bob").insert_header(bytes())), Err(HttpCode::UnsupportedMediaType.into()));
+        assert_eq!(ok(put("/api/0.6/workspaces").insert_header(bytes())), Err(HttpCode::UnsupportedMediaType.into()));
     }
 
     #[test]

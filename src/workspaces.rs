@@ -5,6 +5,10 @@
 //!
 //! The measuring itself is `zoe_actors::backend::workspace::usage`: a file system of its own (one
 //! engine's images, or a per-user volume of shared storage) is asked, a plain folder walked.
+//!
+//! The files API and the workspace page reach a workspace the same way ([`Workspaces::reach`]:
+//! who may, and as whom it is opened) and store an upload the same way ([`Workspaces::store`]:
+//! bounded by the room left in the quota, nothing kept of a refused one).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -13,9 +17,17 @@ use std::time::{Duration, Instant};
 
 use zoe_actors::backend::workspace::{self, Quotas, WorkspaceUse};
 use zoe_actors::description::units::show_bytes;
+use zoe_actors::protocol::Workspace as ProtocolWorkspace;
 use zoe_actors::Caller;
 use zoe_actors::{Code, ZoeError};
 use zoe_checkpoints::Role;
+
+use actix_web::web::Bytes;
+use futures_util::Stream;
+use zoe_actors::logic::reader::Reader;
+
+use crate::error::{ApiError, HttpCode};
+use crate::files::{stream, Entry, Workspace, WsPath};
 
 /// How long a slow measurement is reused.
 const FRESH: Duration = Duration::from_secs(5);
@@ -24,21 +36,32 @@ const SLOW: Duration = Duration::from_millis(20);
 /// How long a measurement may take before the answer goes without it.
 const MEASURE_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// A workspace reached by a caller: opened, and whose it is.
+pub struct Reached {
+    pub ws: Workspace,
+    pub owner: String,
+    pub role: Role,
+}
+
 /// The deployment's workspaces.
 pub struct Workspaces {
     /// `<workspace-base-path>/<deployment>`, absolute.
     base: PathBuf,
     quotas: Quotas,
+    /// Whether workspaces are file system images of their quota (one engine), as opposed to
+    /// folders (shared storage, or no Docker).
+    images: bool,
     measured: Mutex<HashMap<String, (Instant, WorkspaceUse)>>,
     /// Measurements under way at once.
     measuring: tokio::sync::Semaphore,
 }
 
 impl Workspaces {
-    pub fn new(base: PathBuf, deployment: &str, quotas: Quotas) -> Self {
+    pub fn new(base: PathBuf, deployment: &str, quotas: Quotas, images: bool) -> Self {
         Workspaces {
             base: base.join(deployment),
             quotas,
+            images,
             measured: Mutex::new(HashMap::new()),
             measuring: tokio::sync::Semaphore::new(2),
         }
@@ -99,6 +122,92 @@ impl Workspaces {
         self.usage(user, role).await.map(|u| u.available)
     }
 
+    /// Opens a user's workspace for the files API and pages, preparing it first as a start of
+    /// their containers would (made, given to their uid, its image mounted), so that what is
+    /// written there counts against the quota and is what the containers see.
+    pub async fn open(&self, user: &str, uid: u32, role: Role) -> Result<Workspace, ZoeError> {
+        let ws = ProtocolWorkspace {
+            host: self.folder(user),
+            container: zoe_actors::logic::plan::WORKSPACE_MOUNT.to_string(),
+            uid,
+            quota: self.quota(role),
+        };
+        let images = self.images;
+        let opened = actix_web::web::block(move || {
+            if images {
+                workspace::prepare(&ws)?;
+            } else {
+                workspace::prepare_folder(&ws)?;
+            }
+            Workspace::open(&ws.host, uid).map_err(|e| format!("cannot open {}: {e}", ws.host.display()))
+        })
+        .await;
+        match opened {
+            Ok(Ok(ws)) => Ok(ws),
+            Ok(Err(e)) => {
+                tracing::warn!(user, error = %e, "cannot prepare the workspace for its files");
+                Err(ZoeError::new(Code::Unavailable, format!("the workspace cannot be reached now: {e}")))
+            }
+            Err(e) => Err(ZoeError::new(Code::Internal, format!("the workspace could not be opened: {e}"))),
+        }
+    }
+
+    /// The workspace `caller` reaches: their own, or (administrators) `user`'s. Another user's
+    /// and an unknown user's are both `no_such_user`: existence is not revealed.
+    pub async fn reach(&self, reader: &Reader, caller: &Caller, user: Option<&str>) -> Result<Reached, ApiError> {
+        let (owner, uid, role) = {
+            let now = reader.now();
+            let name = user.unwrap_or(&caller.name);
+            let visible = name == caller.name || caller.is_admin();
+            let owner = now
+                .state
+                .user_by_name(name)
+                .filter(|_| visible)
+                .ok_or_else(|| ApiError::new(Code::NoSuchUser, format!("no such user: {name}")))?;
+            (owner.name.clone(), owner.uid, owner.role)
+        };
+        let ws = self.open(&owner, uid, role).await?;
+        Ok(Reached { ws, owner, role })
+    }
+
+    /// Stores `body` as the file `path` of a reached workspace (its folders made, a file there
+    /// replaced when complete), within the room left in its quota: refused at once
+    /// (`workspace_full`) when the length the client `declared` does not fit, midway when the
+    /// bytes do not; nothing is kept of a refused or cut upload. Gives back the workspace with
+    /// the file's entry.
+    pub async fn store<S, E>(
+        &self,
+        reached: Reached,
+        path: WsPath,
+        declared: Option<u64>,
+        body: S,
+    ) -> Result<(Entry, Reached), ApiError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        // What is left of the quota (unknown: the file system stops the writes itself).
+        let room = self.room_left(&reached.owner, reached.role).await.unwrap_or(u64::MAX);
+        if let Some(len) = declared.filter(|&len| len > room) {
+            return Err(ApiError::new(
+                HttpCode::WorkspaceFull,
+                format!(
+                    "the workspace is full: {path} ({len} bytes) does not fit in the {room} bytes left of its quota"
+                ),
+            ));
+        }
+        let turn = turn()?;
+        let Reached { ws, owner, role } = reached;
+        let creating = path.clone();
+        let (upload, ws) =
+            actix_web::web::block(move || ws.create(&creating, room).map(|u| (u, ws))).await.map_err(blocked)??;
+        let stored = stream::receive(turn, upload, body).await;
+        self.forget(&owner);
+        stored?;
+        let (entry, ws) = actix_web::web::block(move || (ws.stat(&path), ws)).await.map_err(blocked)?;
+        Ok((entry?, Reached { ws, owner, role }))
+    }
+
     /// Refuses a new execution of a user whose workspace is over its quota (where storage does
     /// not stop the writes itself: shared storage, or an image of a quota since lowered).
     pub async fn admit(&self, caller: &Caller) -> Result<(), ZoeError> {
@@ -116,7 +225,27 @@ impl Workspaces {
         }
     }
 
+    /// Forgets the last measurement of a user's workspace (its files just changed).
+    pub fn forget(&self, user: &str) {
+        self.lock().remove(user);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, WorkspaceUse)>> {
         self.measured.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// A place among the file transfers under way (the API's and the pages'), or `503 busy`.
+pub fn turn() -> Result<stream::Turn, ApiError> {
+    stream::Turn::take().ok_or_else(|| {
+        ApiError::new(
+            HttpCode::Busy,
+            format!("{} file transfers are under way, the most at once; try again shortly", stream::MAX_TRANSFERS),
+        )
+        .retry_after(5)
+    })
+}
+
+fn blocked(e: actix_web::error::BlockingError) -> ApiError {
+    ApiError::new(HttpCode::Internal, format!("a workspace operation failed: {e}"))
 }

@@ -52,8 +52,20 @@ pub struct ContainerSpec {
     pub exposed_ports: Vec<ExposedPort>,
     /// The owner's workspace, created (owned by `uid`, mode 0700) and bind-mounted read-write.
     pub workspace: Option<Workspace>,
+    /// Data sets bind-mounted read-only (and not recursively: nothing mounted beneath a data
+    /// set's folder on the host is seen).
+    pub datasets: Vec<DatasetMount>,
     /// Containers start in ascending `startup_order`.
     pub startup_order: u32,
+}
+
+/// A data set of the administrator's mounted read-only in a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatasetMount {
+    /// The folder on the host (on every node of a Swarm).
+    pub host: PathBuf,
+    /// Where it is seen: `/mnt/datasets/<name>`.
+    pub container: String,
 }
 
 /// Where a container may write besides its workspace: its root file system is read-only, and

@@ -128,11 +128,14 @@ pub fn describe(state: &State) -> String {
                 command,
                 volumes,
                 networks,
+                datasets,
             } = d;
             let Resources { memory, cores } = required_resources;
+            // Shown only when named, as checkpoints write them.
+            let datasets = if datasets.is_empty() { String::new() } else { format!(" datasets={datasets:?}") };
             let _ = writeln!(
                 o,
-                "  - {name} image={docker_image} monitor={monitor} count={total_count}/{essential_count} order={startup_order} mem={memory} cores={cores:?} env={environment:?} cmd={command:?} volumes={} networks={networks:?}",
+                "  - {name} image={docker_image} monitor={monitor} count={total_count}/{essential_count} order={startup_order} mem={memory} cores={cores:?} env={environment:?} cmd={command:?} volumes={} networks={networks:?}{datasets}",
                 volumes.len()
             );
             for p in ports {

@@ -29,6 +29,8 @@
 //!    round trips (`ZOE_BENCH_PROXY=small|large|websocket|jupyter` runs one part).
 //! 9. `zoe checkpoint diff` of two checkpoints of 20,000 executions that differ in 80,000 lines
 //!    (`ZOE_BENCH_DIFF_BEFORE=1` also times the diff as it was made before: Myers, no deadline).
+//! 10. Workspace files: upload and download of a 200 MiB file through the API with curl, against
+//!     `cp` of the same file between the same places, in turns (`ZOE_BENCH_ONLY=files`).
 
 // A benchmark fails by panicking, as a test does.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -49,6 +51,7 @@ mod states;
 
 mod burst;
 mod diff;
+mod files;
 mod logins;
 mod proxy;
 mod reads;
@@ -61,6 +64,7 @@ use process::{agent, MasterProcess, NO_USER_LIMITS};
 
 use burst::*;
 use diff::*;
+use files::*;
 use logins::*;
 use proxy::*;
 use reads::*;
@@ -153,6 +157,11 @@ fn main() {
     // 9. `zoe checkpoint diff` of two large checkpoints that differ everywhere.
     if only.is_empty() || only == "diff" {
         diff();
+    }
+
+    // 10. Workspace files through the API against cp.
+    if only.is_empty() || only == "files" {
+        files();
     }
 
     // 7. Starting on a Swarm: Zoe against the manager's API directly.

@@ -648,6 +648,13 @@ pub fn check_application(app: &Application) -> Result<(), Invalid> {
         if !d.volumes.is_empty() || !d.networks.is_empty() {
             return Err(field("volumes", "volumes and networks are not allowed in application descriptions".into()));
         }
+        let named = |i: usize, n: &String| is_dns_label(n) && !d.datasets[..i].contains(n);
+        if d.datasets.len() > limits::MAX_DATASETS || !d.datasets.iter().enumerate().all(|(i, n)| named(i, n)) {
+            return Err(field(
+                "datasets",
+                format!("datasets must be at most {} distinct data set names (DNS labels)", limits::MAX_DATASETS),
+            ));
+        }
     }
     let containers: u64 = app.services.iter().map(|d| u64::from(d.total_count)).sum();
     if containers > limits::MAX_CONTAINERS {

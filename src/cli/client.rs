@@ -9,7 +9,7 @@
 //! (exit code 5), so that no other host's answer is ever printed as Zoe's.
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine;
@@ -157,6 +157,21 @@ impl Method {
     }
 }
 
+/// What a request carries.
+#[derive(Clone, Copy)]
+enum Sent<'a> {
+    Nothing,
+    /// A JSON document.
+    Json(&'a [u8]),
+    /// The first `len` bytes of a file, read as they are sent (`Content-Length: len`); `sent`
+    /// is told how many bytes went so far.
+    File {
+        path: &'a Path,
+        len: u64,
+        sent: &'a dyn Fn(u64),
+    },
+}
+
 /// A client of one Zoe master.
 pub struct Client {
     conn: Connection,
@@ -218,7 +233,22 @@ impl Client {
 
     /// `DELETE <path>`; the answer has no body.
     pub fn delete(&self, path: &str) -> Result<(), CliError> {
-        self.send(Method::Delete, path, None, Some(REQUEST_TIMEOUT)).map(drop)
+        self.send(Method::Delete, path, Sent::Nothing, Some(REQUEST_TIMEOUT)).map(drop)
+    }
+
+    /// `GET <path>` of something that may be large (a workspace file): the answer, its body
+    /// not read yet. Only connecting and the answer's start are timed, not its transfer.
+    pub fn download(&self, path: &str) -> Result<ureq::http::Response<ureq::Body>, CliError> {
+        self.send(Method::Get, path, Sent::Nothing, None)
+    }
+
+    /// `PUT <path>` with the first `len` bytes of the file at `local`, streamed from disk with
+    /// `Content-Length: len` as `application/octet-stream`; `sent` is told the bytes sent so
+    /// far. A file that turns out shorter than `len` fails the request.
+    pub fn upload(&self, path: &str, local: &Path, len: u64, sent: &dyn Fn(u64)) -> Result<(), CliError> {
+        // Opened once here for a clear error; each attempt opens it again.
+        std::fs::File::open(local).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", local.display())))?;
+        self.send(Method::Put, path, Sent::File { path: local, len, sent }, None).map(drop)
     }
 
     /// `POST /query`: `what` with `filters`.
@@ -238,7 +268,7 @@ impl Client {
     /// is closed (a pipe into `head`).
     pub fn stream(&self, path: &str, endless: bool, escape: bool, out: &mut dyn Write) -> Result<(), CliError> {
         let timeout = if endless { None } else { Some(REQUEST_TIMEOUT) };
-        let resp = self.send(Method::Get, path, None, timeout)?;
+        let resp = self.send(Method::Get, path, Sent::Nothing, timeout)?;
         let mut reader = resp.into_body().into_reader();
         let mut buf = vec![0u8; 16 * 1024];
         let mut escaper = crate::escape::StreamEscaper::default();
@@ -274,7 +304,8 @@ impl Client {
 
     fn json(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, CliError> {
         let body = body.map(|b| b.to_string().into_bytes());
-        let mut resp = self.send(method, path, body, Some(REQUEST_TIMEOUT))?;
+        let sent = body.as_deref().map_or(Sent::Nothing, Sent::Json);
+        let mut resp = self.send(method, path, sent, Some(REQUEST_TIMEOUT))?;
         let text = read_text(&mut resp)
             .map_err(|e| CliError::Connection(format!("reading the answer of {}: {e}", self.conn.url)))?;
         serde_json::from_str(&text).map_err(|e| {
@@ -292,13 +323,13 @@ impl Client {
         &self,
         method: Method,
         path: &str,
-        body: Option<Vec<u8>>,
+        body: Sent,
         timeout: Option<Duration>,
     ) -> Result<ureq::http::Response<ureq::Body>, CliError> {
         let mut url = format!("{}{API}{path}", self.conn.url);
         let mut redirects = 0;
         let mut resp = loop {
-            let resp = self.send_once(method, &url, body.as_deref(), timeout)?;
+            let resp = self.send_once(method, &url, body, timeout)?;
             if !resp.status().is_redirection() {
                 break resp;
             }
@@ -350,7 +381,7 @@ impl Client {
         &self,
         method: Method,
         url: &str,
-        body: Option<&[u8]>,
+        body: Sent,
         timeout: Option<Duration>,
     ) -> Result<ureq::http::Response<ureq::Body>, CliError> {
         let mut pauses = RETRY_PAUSES.iter();
@@ -421,19 +452,37 @@ impl Client {
         &self,
         method: Method,
         url: &str,
-        body: Option<&[u8]>,
+        body: Sent,
         timeout: Option<Duration>,
     ) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
-        let mut req = ureq::http::Request::builder()
+        let req = ureq::http::Request::builder()
             .method(method.as_str())
             .uri(url)
             .header("Authorization", &self.authorization);
-        if body.is_some() {
-            req = req.header("Content-Type", "application/json");
+        // Without an overall limit (a transfer), the answer must still start in time.
+        let answer = timeout.map_or(Some(REQUEST_TIMEOUT), |_| None);
+        match body {
+            Sent::Nothing | Sent::Json(_) => {
+                let (req, bytes) = match body {
+                    Sent::Json(b) => (req.header("Content-Type", "application/json"), b.to_vec()),
+                    _ => (req, Vec::new()),
+                };
+                let req = req.body(bytes).map_err(ureq::Error::Http)?;
+                let req = self.agent.configure_request(req).timeout_global(timeout).timeout_recv_response(answer);
+                self.agent.run(req.build())
+            }
+            Sent::File { path, len, sent } => {
+                let file = std::fs::File::open(path)?;
+                let mut reader = Counted { inner: file.take(len), count: 0, len, sent };
+                let req = req
+                    .header("Content-Type", "application/octet-stream")
+                    .header("Content-Length", len.to_string())
+                    .body(ureq::SendBody::from_reader(&mut reader))
+                    .map_err(ureq::Error::Http)?;
+                let req = self.agent.configure_request(req).timeout_global(timeout).timeout_recv_response(answer);
+                self.agent.run(req.build())
+            }
         }
-        let req = req.body(body.unwrap_or_default().to_vec()).map_err(ureq::Error::Http)?;
-        let req = self.agent.configure_request(req).timeout_global(timeout).build();
-        self.agent.run(req)
     }
 
     fn transport_error(&self, e: &ureq::Error, attempts: u32) -> CliError {
@@ -467,6 +516,33 @@ impl Client {
             },
             other => CliError::Connection(format!("request to {url} failed: {other}{tries}")),
         }
+    }
+}
+
+/// A file being sent: counts its bytes for the progress, and fails when it ends before the
+/// length announced (a file truncated while it is sent).
+struct Counted<'a, R> {
+    inner: R,
+    count: u64,
+    len: u64,
+    sent: &'a dyn Fn(u64),
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() && self.count < self.len {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "the file ended after {} of its {} bytes (did it change while it was sent?)",
+                    self.count, self.len
+                ),
+            ));
+        }
+        self.count += n as u64;
+        (self.sent)(self.count);
+        Ok(n)
     }
 }
 

@@ -68,6 +68,7 @@ pub fn run(options: &Options, command: ClientCommand) -> Result<(), CliError> {
         ClientCommand::ExecAppGet { name } => exec_app_get(&client()?, &name)?,
         ClientCommand::Terminate { id } => terminate(&client()?, json, id)?,
         ClientCommand::Logs { service_id, follow, tail, raw } => logs(&client()?, service_id, follow, tail, raw)?,
+        ClientCommand::Ws(args) => super::workspace::run(&client()?, json, args)?,
     };
     print(&out)
 }

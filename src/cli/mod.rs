@@ -1,7 +1,7 @@
 //! The `zoe` command-line client: the subcommands of Zoe 0.9.7's `zoe.py` with the same names
 //! and arguments (`stats`, `user-new`, `user-get`, `user-rm`, `user-ls`, `app-validate`,
 //! `start`, `exec-ls`, `exec-get`, `exec-app-get`, `terminate`), plus `user-set`, `logs`,
-//! `start --wait` and `exec-ls --status`.
+//! `start --wait` and `exec-ls --status`, and `ws` for the files of one's workspace.
 //!
 //! Unlike 0.9.7 it exits non-zero on every failure, takes the server and credentials from flags
 //! as well as from `ZOE_URL`, `ZOE_USER` and `ZOE_PASS`, has a timeout on each request and
@@ -20,12 +20,14 @@ pub mod client;
 pub mod commands;
 pub mod credentials;
 pub mod output;
+pub mod progress;
+pub mod workspace;
 
 pub use client::{CliError, Connection};
 
 /// Shown at the end of `zoe --help`.
 pub const AFTER_HELP: &str = "\
-Client commands (stats, user-*, app-validate, start, exec-*, terminate, logs) take the server
+Client commands (stats, user-*, app-validate, start, exec-*, terminate, logs, ws) take the server
 and credentials from --url/--user/--password, given before the command, or else from ZOE_URL,
 ZOE_USER and ZOE_PASS (e.g. ZOE_URL=http://127.0.0.1:4850). For an https:// master whose
 certificate is not from a public authority, --ca-file (or ZOE_CA_FILE) names a PEM file with
@@ -37,10 +39,11 @@ characters escaped (`logs --raw` prints a log as it is).
 Exit codes of the client commands:
   0  success
   1  the server refused (its message and code are printed), the application description is
-     invalid, or `start --wait` saw the execution end before it ran
+     invalid, `start --wait` saw the execution end before it ran, or `ws get`/`put` left
+     something out (each named on stderr)
   2  usage error: bad arguments, no server or credentials given, unreadable file
   3  the server could not be reached (after 3 attempts, 0.5 s then 1 s apart) or did not
-     answer within 30 s
+     answer within 30 s, or a `ws` transfer broke off
   4  `start --wait --timeout` gave up waiting (the execution stays queued)
   5  the server redirected the request to another host, port or scheme, which the client
      does not follow (the message says where)";
@@ -269,6 +272,10 @@ pub enum ClientCommand {
         #[arg(long)]
         raw: bool,
     },
+
+    /// The files of your workspace: `ws ls [PATH]`, `ws get PATH [LOCAL]`, `ws put LOCAL
+    /// [PATH]`, `ws rm [-r] PATH` (`zoe ws --help`); folders are copied recursively.
+    Ws(workspace::WsArgs),
 }
 
 /// An execution status as written in the API; `cleaning-up` and `cleaning_up` are accepted

@@ -71,6 +71,10 @@ pub struct Running {
 pub fn start(config: MasterConfig) -> Result<Running, StartError> {
     check_settings(&config)?;
     let workspace_base = absolute(&config.workspace_base_path)?;
+    let datasets = crate::datasets::parse(&config.dataset).map_err(StartError)?;
+    let workspaces = workspace_base.join(&config.deployment_name);
+    let private = [("state directory", config.state_dir.as_path()), ("workspaces folder", workspaces.as_path())];
+    crate::datasets::check_apart(&datasets, &private).map_err(StartError)?;
     // TLS first: a bad certificate or key stops the master before it touches the state.
     let tls = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => {
@@ -123,6 +127,7 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
             default_cores: config.default_cores,
             publish_ports: config.publish_ports,
             workspace_quotas: config.workspace_quotas(),
+            datasets: datasets.clone(),
         },
         allowed_registries: config.allowed_registry.clone(),
         history: config.history(),
@@ -205,8 +210,10 @@ pub fn start(config: MasterConfig) -> Result<Running, StartError> {
             workspace_base,
             &config.deployment_name,
             config.workspace_quotas(),
+            !config.no_docker && matches!(config.backend, crate::config::Backend::Engine),
         )),
         apps: Arc::new(crate::apps::Apps::new(&config.apps_domain)),
+        datasets: Arc::new(crate::datasets::Datasets::new(datasets)),
     });
     crate::apps::spawn_sweeper(data.clone());
     if let Some(backend) = &data.backend {
@@ -364,6 +371,7 @@ pub fn create_app(
         .wrap(actix_web::middleware::from_fn(crate::headers::nosniff))
         .configure(crate::observability::configure)
         .configure(crate::openapi::configure)
+        .configure(crate::datasets::configure)
         .configure(crate::api::configure)
         .configure(crate::apps::entry::configure)
         .configure(crate::web::configure)

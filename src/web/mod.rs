@@ -3,7 +3,8 @@
 //! send the API's HTTP basic auth keep working, and a page asked for with neither sends the
 //! browser to `/login?next=<the page>`. No JavaScript build step: every page and every action
 //! works without JavaScript (forms, POST then a 303 redirect); a little plain JavaScript only
-//! fills the description box from a file or the catalogue and asks before destructive actions.
+//! fills the description box from a file or the catalogue, asks before destructive actions and
+//! shows an upload's progress.
 //!
 //! Each handler authenticates ([`page::WebUser`]), reads what it shows in one call to a view of the
 //! newest durable state (`zoe_actors::logic::views`, which decides what the caller may see) or
@@ -23,13 +24,17 @@
 //! | `GET, POST /admin/users`, `POST /admin/users/<name>/role`, `/delete` | users (admins) |
 //! | `GET /admin/platform` | capacity, use and the queue (admins) |
 //! | `GET /admin/audit` | sign-ins, failures, token creations and revocations (admins) |
+//! | `GET /workspace?path=`, `POST /workspace/upload` | a workspace folder; the upload (multipart) |
+//! | `GET, POST /workspace/delete?path=` | a deletion's confirmation, the deletion |
 
 mod admin;
 pub mod catalogue;
 mod login;
+mod multipart;
 mod page;
 mod rows;
 mod tokens;
+mod workspace;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
@@ -65,7 +70,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/executions/{id}/services/{sid}/log", web::get().to(service_log))
         .configure(admin::configure)
         .configure(login::configure)
-        .configure(tokens::configure);
+        .configure(tokens::configure)
+        .configure(workspace::configure);
 }
 
 async fn home() -> HttpResponse {

@@ -1,5 +1,6 @@
 //! The real applications of `apps/`, run by Zoe on the real Docker Engine with the images of
-//! `apps/build-images.sh` (`tests/run.sh` builds them, cached): the Spark word count gives the
+//! `apps/build-images.sh` (`tests/run.sh` builds them, cached): the Spark word count, its input
+//! put with `zoe ws put` and its output got with `zoe ws get` as the README shows, gives the
 //! count the test computes itself; a notebook of `spark-jupyter`, reached only through Zoe's
 //! proxy on its own host by a Jupyter client (`tests/clients/jupyter.py`: the sign-in, a kernel,
 //! its WebSocket), runs a job on the execution's Spark cluster, and refuses a direct connection
@@ -56,9 +57,19 @@ fn analytics_master(tag: &str) -> (Master, crate::common::docker::Cleanup, PathB
     (m, cleanup, ws, uid)
 }
 
-fn chown(path: &Path, uid: u32) {
-    let out = Command::new("chown").args(["-R", &format!("{uid}:{uid}")]).arg(path).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+/// Runs `zoe ws ARGS` as `who` on `m`, in the folder `cwd`, as the README's example does.
+fn zoe_ws(m: &Master, who: (&str, &str), cwd: &Path, args: &[&str]) {
+    let out = Command::new(crate::common::zoe_bin())
+        .arg("ws")
+        .args(args)
+        .current_dir(cwd)
+        .env("ZOE_URL", &m.url)
+        .env("ZOE_USER", who.0)
+        .env("ZOE_PASS", who.1)
+        .output()
+        .unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "zoe ws {args:?}: {said}");
 }
 
 /// A deterministic text of about `words` words: a skewed vocabulary with non-ASCII words, runs of
@@ -103,9 +114,10 @@ fn spark_wordcount_counts_the_words_of_its_input() {
     let app = app("spark-wordcount");
     let (m, _cleanup, ws, uid) = analytics_master("wordcount");
     let input = text(200_000);
-    std::fs::create_dir_all(ws.join("wordcount")).unwrap();
-    std::fs::write(ws.join("wordcount/input.txt"), &input).unwrap();
-    chown(&ws, uid);
+    // In and out with the client, as the README says, without a shell on the master's host.
+    let here = crate::common::temp_dir("wordcount-local");
+    std::fs::write(here.join("some.txt"), &input).unwrap();
+    zoe_ws(&m, ALICE, &here, &["put", "some.txt", "wordcount/input.txt"]);
 
     let started = Instant::now();
     let id = m.submit(ALICE, "wc", &app);
@@ -114,9 +126,10 @@ fn spark_wordcount_counts_the_words_of_its_input() {
     assert_eq!(e["error"], Value::Null, "the job's exit: {e}");
     eprintln!("spark-wordcount: finished {:.1} s after submission", started.elapsed().as_secs_f64());
 
+    zoe_ws(&m, ALICE, &here, &["get", "wordcount/output", "counts"]);
     let mut got = BTreeMap::new();
     let mut parts = 0;
-    for entry in std::fs::read_dir(ws.join("wordcount/output")).unwrap() {
+    for entry in std::fs::read_dir(here.join("counts")).unwrap() {
         let path = entry.unwrap().path();
         if !path.file_name().unwrap().to_string_lossy().starts_with("part-") {
             continue;

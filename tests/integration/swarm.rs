@@ -675,3 +675,34 @@ fn a_user_over_the_workspace_quota_starts_nothing_on_the_cluster() {
     assert_eq!(wait_status(&m, ALICE, id, &["finished", "error"], 120)["status"], "finished");
     let _ = std::fs::remove_dir_all(ws.parent().unwrap());
 }
+
+/// Issue 26 on a Swarm: a data set on shared storage (the same path on every node, as the README
+/// asks) is read in a container on whichever node runs it, and cannot be written there.
+#[test]
+fn a_dataset_on_shared_storage_is_read_only_on_the_cluster() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_one, c) = serial_cluster();
+    let shared = PathBuf::from(c.get("ZOE_CLUSTER_WORKSPACES")).join(format!("datasets-{}", std::process::id()));
+    let data = shared.join("corpus");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("hello.txt"), "hello from shared storage\n").unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let flag = format!("corpus={}", data.display());
+    let (m, _cleanup, _) = swarm_master_with(c, "dataset", None, &["--dataset", &flag]);
+    m.create_user("alice", "user", "pa");
+    let app = application(vec![json!({"name": "main", "docker_image": IMAGE, "monitor": true, "total_count": 1,
+        "essential_count": 1, "startup_order": 0, "ports": [], "required_resources": {"memory": 33554432},
+        "datasets": ["corpus"],
+        "command": "sh -c 'cat /mnt/datasets/corpus/hello.txt; if echo x > /mnt/datasets/corpus/new; then echo WROTE; \
+                    else echo REFUSED; fi; exec sleep 600'"})]);
+    let id = m.submit(ALICE, "ds", &app);
+    assert_eq!(wait_status(&m, ALICE, id, &["running", "error"], 120)["status"], "running");
+    let sid = services(&m, id)[0]["id"].as_u64().unwrap();
+    let log = crate::common::docker::log_with(&m, ALICE, sid, "REFUSED", 60);
+    assert!(log.contains("hello from shared storage") && log.contains("REFUSED"), "{log}");
+    assert!(log.contains("Read-only file system") && !log.contains("WROTE"), "{log}");
+    assert!(!data.join("new").exists());
+    assert_eq!(m.delete(&format!("/api/0.6/execution/{id}"), ALICE).0, 204);
+    wait_status(&m, ALICE, id, &["terminated"], 120);
+    let _ = std::fs::remove_dir_all(&shared);
+}

@@ -1,6 +1,6 @@
 //! What both back ends share beyond the connection: why a start failed, starts that a removal
-//! can cancel, removals a batch at a time, the one-at-a-time inventory loop, label filters, and
-//! the users' networks.
+//! can cancel, removals a batch at a time, the one-at-a-time inventory loop, label filters, the
+//! users' networks, and the read-only mounts of data sets.
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bollard::models::NetworkCreateRequest;
+use bollard::models::{Mount, MountBindOptions, MountType, NetworkCreateRequest};
 use bollard::query_parameters::InspectNetworkOptions;
 use bollard::Docker;
 
@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 
 use super::client::{lock, CallError, Client};
 use super::{LABEL_DEPLOYMENT, LABEL_OWNER};
-use crate::protocol::{BackendEvent, StartExecution, StartedContainer};
+use crate::protocol::{BackendEvent, DatasetMount, StartExecution, StartedContainer};
 
 /// Where a back end's events go. The outcomes of starts and removals are counted: an inventory
 /// taken while one was sent may contradict it, and is taken again.
@@ -345,4 +345,22 @@ pub(crate) async fn ensure_network(
         Err(e) if e.is_conflict() => Ok(()),
         Err(e) => Err(Failure::call(e, |e| format!("cannot create network {network}: {e}"))),
     }
+}
+
+/// The mounts of a container's data sets: bind mounts, read-only, and not recursive, so that a
+/// file system mounted somewhere beneath a data set's folder on the host (which Docker before 25
+/// would leave writable) is not seen at all. Docker refuses a source that does not exist, rather
+/// than making it.
+pub(crate) fn dataset_mounts(datasets: &[DatasetMount]) -> Vec<Mount> {
+    datasets
+        .iter()
+        .map(|d| Mount {
+            target: Some(d.container.clone()),
+            source: Some(d.host.to_string_lossy().into_owned()),
+            typ: Some(MountType::BIND),
+            read_only: Some(true),
+            bind_options: Some(MountBindOptions { non_recursive: Some(true), ..Default::default() }),
+            ..Default::default()
+        })
+        .collect()
 }

@@ -18,6 +18,7 @@ pub(crate) const SERVICE_FIELDS: &[&str] = &[
     "command",
     "volumes",
     "networks",
+    "datasets",
 ];
 pub(crate) const RESOURCE_FIELDS: &[&str] = &["memory", "cores"];
 pub(crate) const PORT_FIELDS: &[&str] =

@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use super::app_description::{check_host_names, check_registries, parse_application};
+use super::app_description::{check_datasets, check_host_names, check_registries, parse_application};
 use super::fixtures::{self, at, PORT_FIELDS, RESOURCE_FIELDS, SERVICE_FIELDS, TOP_FIELDS};
 use super::strict_json;
 
@@ -65,8 +65,14 @@ const STRINGS: &[&str] = &[
     "services/1/environment/0/0",
     "services/1/environment/0/1",
 ];
-const ARRAYS: &[&str] =
-    &["services", "services/0/ports", "services/0/environment", "services/0/volumes", "services/0/networks"];
+const ARRAYS: &[&str] = &[
+    "services",
+    "services/0/ports",
+    "services/0/environment",
+    "services/0/volumes",
+    "services/0/networks",
+    "services/0/datasets",
+];
 const OBJECTS: &[&str] = &["services/1", "services/2/ports/1", "services/0/required_resources"];
 /// Every field of the description, at its place in the example.
 fn fields() -> Vec<String> {
@@ -216,6 +222,11 @@ fn values_out_of_range_and_bad_names() {
         ("services/2/ports/0/secret_header", vec![json!("X-Token: {secret}")]),
         ("services/0/volumes", vec![json!([["/etc", "/mnt/etc", true]]), json!([1]), json!(["x"]), json!([{}])]),
         ("services/0/networks", vec![json!(["host"]), json!([1]), json!([null])]),
+        (
+            "services/0/datasets",
+            vec![json!(["corpus", "corpus"]), json!(["Corpus"]), json!(["../etc"]), json!(["/srv/data"]), json!([""])],
+        ),
+        ("services/0/datasets", vec![json!(vec!["a"; 17]), json!([1]), json!([["a"]]), json!(["a", "b"])]),
         ("services/2/monitor", vec![json!(false)]),
     ];
     let service = spark()["services"][2].clone();
@@ -286,6 +297,15 @@ fn host_names_registries_and_repeated_keys() {
             };
             out.push(format!("image {image} with registries {allowed:?}\n    => {answer}"));
         }
+    }
+    let named = with("services/2/datasets", json!(["imagenet", "corpus"]));
+    let app = parse_application(&named).unwrap_or_else(|e| panic!("{e}"));
+    for known in [&["imagenet", "corpus"][..], &["imagenet"], &[]] {
+        let answer = match check_datasets(&app, |n| known.contains(&n)) {
+            Ok(()) => "accepted".to_string(),
+            Err(e) => format!("{} | {} | {}", e.path, e.code, e.message),
+        };
+        out.push(format!("data sets [imagenet, corpus] with {known:?} configured\n    => {answer}"));
     }
     for text in [
         r#"{"name": "a", "name": "b"}"#,

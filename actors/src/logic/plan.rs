@@ -9,10 +9,15 @@ use zoe_checkpoints::{Execution, Service, ServiceStatus, State};
 
 use crate::description::naming;
 use crate::description::template::{self, Vars};
-use crate::protocol::{ContainerSpec, ExposedPort, RemoveExecution, StartExecution, Transport, Workspace};
+use crate::protocol::{
+    ContainerSpec, DatasetMount, ExposedPort, RemoveExecution, StartExecution, Transport, Workspace,
+};
 
 /// Where the workspace is mounted in every container.
 pub const WORKSPACE_MOUNT: &str = "/mnt/workspace";
+
+/// Under which the data sets a service names are mounted, read-only: `/mnt/datasets/<name>`.
+pub const DATASETS_MOUNT: &str = "/mnt/datasets";
 
 /// The Docker labels of a container, with the keys of Zoe 0.9.7.
 pub fn labels(
@@ -48,6 +53,9 @@ pub struct PlanSettings {
     pub publish_ports: bool,
     /// Each role's workspace quota.
     pub workspace_quotas: crate::protocol::Quotas,
+    /// The data sets the administrator configured: name to folder on the host (on every node
+    /// of a Swarm). Descriptions name them; no other host path is ever mounted.
+    pub datasets: BTreeMap<String, PathBuf>,
 }
 
 impl Default for PlanSettings {
@@ -57,6 +65,7 @@ impl Default for PlanSettings {
             default_cores: 1.0,
             publish_ports: true,
             workspace_quotas: crate::protocol::Quotas::default(),
+            datasets: BTreeMap::new(),
         }
     }
 }
@@ -134,6 +143,14 @@ fn plan(
                 Some(shell_words::split(&expanded).map_err(|err| format!("command of {}: {err}", d.name))?)
             }
         };
+        let datasets = d
+            .datasets
+            .iter()
+            .map(|name| match settings.datasets.get(name) {
+                Some(host) => Ok(DatasetMount { host: host.clone(), container: format!("{DATASETS_MOUNT}/{name}") }),
+                None => Err(format!("the data set \"{name}\" of service {} is no longer configured", d.name)),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         containers.push(ContainerSpec {
             service_id: s.id,
             name: s.name.clone(),
@@ -151,6 +168,7 @@ fn plan(
                 .map(|p| ExposedPort { port: p.port_number, transport: Transport::of_protocol(&p.protocol) })
                 .collect(),
             workspace: Some(workspace.clone()),
+            datasets,
             startup_order: d.startup_order,
         });
     }
@@ -191,6 +209,7 @@ mod tests {
             "services": [
                 {"name": "worker", "docker_image": "w:1", "monitor": false, "total_count": 2, "essential_count": 1,
                  "startup_order": 1, "ports": [], "required_resources": {"memory": 10485760, "cores": 1.5},
+                 "datasets": ["imagenet", "corpus"],
                  "environment": [["MASTER", "master-{execution_name}-{user_name}-{deployment_name}"], ["N", "{index}/{execution_id}"]]},
                 {"name": "master", "docker_image": "m:1", "monitor": true, "total_count": 1, "essential_count": 1,
                  "startup_order": 0, "required_resources": {"memory": 20971520},
@@ -215,6 +234,11 @@ mod tests {
             default_cores: 0.25,
             publish_ports: true,
             workspace_quotas: quotas,
+            datasets: BTreeMap::from([
+                ("corpus".to_string(), PathBuf::from("/srv/corpus")),
+                ("imagenet".to_string(), PathBuf::from("/srv/imagenet")),
+                ("unused".to_string(), PathBuf::from("/srv/unused")),
+            ]),
         };
         let plan = start_plan(&s, id, &settings).unwrap();
         assert_eq!(plan.network, "alice-dev");
@@ -260,6 +284,20 @@ mod tests {
             ["HOME=/mnt/workspace", "MASTER=master-wc1-alice-dev", &format!("N=1/{id}"), "ZOE_PROXY_SECRET=s3cr3t"]
         );
         assert_eq!(w1.nano_cpus, 1_500_000_000);
+        assert_eq!(
+            w1.datasets,
+            [
+                DatasetMount { host: PathBuf::from("/srv/imagenet"), container: "/mnt/datasets/imagenet".into() },
+                DatasetMount { host: PathBuf::from("/srv/corpus"), container: "/mnt/datasets/corpus".into() },
+            ],
+            "the data sets the service names, in its order, and no other"
+        );
+        assert!(m.datasets.is_empty());
+        // A data set configured at the submission but not since: the start fails, naming it.
+        let mut gone = settings.clone();
+        gone.datasets.remove("corpus");
+        let err = start_plan(&s, id, &gone).unwrap_err();
+        assert!(err.contains("\"corpus\"") && err.contains("no longer configured"), "{err}");
         let unpublished = PlanSettings { publish_ports: false, ..settings };
         let plan = start_plan(&s, id, &unpublished).unwrap();
         assert!(plan.containers[0].exposed_ports.is_empty(), "reached through the proxy only");

@@ -9,7 +9,7 @@ use zoe_checkpoints::{Action, Application, Change, ExecutionStatus, Role, State,
 
 use super::link::Effect;
 use super::StateActor;
-use crate::description::app_description::check_registries;
+use crate::description::app_description::{check_datasets, check_registries};
 use crate::error::ZoeError;
 use crate::logic::access::{check_caller, Caller};
 use crate::logic::plan;
@@ -147,6 +147,8 @@ impl Handler<SubmitExecution> for StateActor {
         let nodes = self.link.platform.nodes().map(<[_]>::to_vec);
         let result = self.check_storage().and_then(|()| check_caller(&self.state, &msg.caller)).and_then(|()| {
             check_registries(&msg.application, &self.config.allowed_registries).map_err(ZoeError::from)?;
+            check_datasets(&msg.application, |name| self.config.plan.datasets.contains_key(name))
+                .map_err(ZoeError::from)?;
             transitions::submit_execution(
                 &mut self.state,
                 &msg.caller,

@@ -590,6 +590,7 @@ mod tests {
                     command: None,
                     volumes: vec![],
                     networks: vec![],
+                    datasets: vec![],
                 }],
             },
             services: vec![Service {

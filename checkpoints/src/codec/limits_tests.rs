@@ -68,3 +68,23 @@ fn uids_skip_the_reserved_ones_and_run_out_at_the_limit() {
     s.gen_uid();
     assert!(!s.uids_left());
 }
+
+#[test]
+fn data_sets_are_kept_and_hand_edited_ones_held_to_the_submissions_rules() {
+    let mut s = sample_state();
+    std::sync::Arc::make_mut(s.executions.get_mut(&3).unwrap()).application.services[0].datasets =
+        vec!["corpus".into(), "imagenet".into()];
+    let text = encode(&s).unwrap();
+    let written = text.lines().skip_while(|l| !l.contains("datasets: [")).take(4).collect::<Vec<_>>().join("\n");
+    assert_eq!(written.split_whitespace().collect::<String>(), "datasets:[\"corpus\",\"imagenet\",],", "{text}");
+    assert_eq!(decode(&text).unwrap(), s);
+    // Without data sets nothing is written: older checkpoints and this format's are the same.
+    assert!(!encode(&sample_state()).unwrap().contains("datasets"));
+    let exec = "            id: 3,";
+    let many = format!("datasets: [{}]", vec!["\"a\""; 17].join(", "));
+    for to in ["datasets: [\"Corpus\"]", "datasets: [\"../etc\"]", "datasets: [\"a\", \"a\"]", many.as_str()] {
+        let edited = text.replacen(&written, &format!("{}{to},", " ".repeat(24)), 1);
+        assert_ne!(edited, text);
+        refused_at(&edited, exec, "datasets:", "datasets must be at most 16 distinct data set names");
+    }
+}

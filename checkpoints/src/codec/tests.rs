@@ -47,6 +47,7 @@ pub(crate) fn sample_state() -> State {
             command: Some("httpd -f -p 8888".into()),
             volumes: vec![],
             networks: vec![],
+            datasets: vec![],
         }],
     };
     let running = Execution {

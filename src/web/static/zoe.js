@@ -49,6 +49,54 @@ document.addEventListener("DOMContentLoaded", function () {
     });
   }
 
+  // Workspace: upload with a progress bar. The same form is sent as without JavaScript
+  // (multipart, to the same address); the page it leads to is then shown.
+  var upload = document.getElementById("upload");
+  var bar = document.getElementById("upload-progress");
+  var said = document.getElementById("upload-status");
+  if (upload && bar && said && window.FormData && window.XMLHttpRequest) {
+    upload.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var button = document.getElementById("upload-button");
+      var xhr = new XMLHttpRequest();
+      xhr.open("POST", upload.action);
+      xhr.upload.addEventListener("progress", function (e) {
+        if (e.lengthComputable && e.total > 0) {
+          bar.max = e.total;
+          bar.value = e.loaded;
+          said.textContent = Math.floor((100 * e.loaded) / e.total) + " % sent";
+        }
+      });
+      xhr.addEventListener("load", function () {
+        if (xhr.status < 400 && xhr.responseURL) {
+          window.location.assign(xhr.responseURL);
+          return;
+        }
+        // A refusal is an error page: its message is shown here.
+        var page = new DOMParser().parseFromString(xhr.responseText, "text/html");
+        var message = page.querySelector(".notice-page p:not(.status-code)");
+        said.textContent = "Not uploaded (HTTP " + xhr.status + "): " + (message ? message.textContent : xhr.statusText);
+        said.className = "upload-error";
+        if (button) {
+          button.disabled = false;
+        }
+      });
+      xhr.addEventListener("error", function () {
+        said.textContent = "Not uploaded: the connection was lost.";
+        said.className = "upload-error";
+        if (button) {
+          button.disabled = false;
+        }
+      });
+      if (button) {
+        button.disabled = true;
+      }
+      said.textContent = "Sending...";
+      said.className = "";
+      xhr.send(new FormData(upload));
+    });
+  }
+
   // Logs: show the newest lines.
   var log = document.getElementById("log");
   if (log) {

@@ -230,6 +230,7 @@ impl Harness {
             nano_cpus: 1_000_000_000,
             exposed_ports: Vec::new(),
             workspace: None,
+            datasets: Vec::new(),
             startup_order: 0,
         }
     }

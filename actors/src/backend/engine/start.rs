@@ -19,7 +19,9 @@ use tracing::{debug, info};
 
 use super::Inner;
 use crate::backend::client::{pull_reason, CallError};
-use crate::backend::shared::{ensure_network, label_filter, start_outcome, Failure, NetworkKind, StartControl};
+use crate::backend::shared::{
+    dataset_mounts, ensure_network, label_filter, start_outcome, Failure, NetworkKind, StartControl,
+};
 use crate::backend::{LABEL_DEPLOYMENT, LABEL_EXECUTION_ID};
 use crate::protocol::{scratch_options, ContainerSpec, StartExecution, StartedContainer, SCRATCH};
 
@@ -215,6 +217,7 @@ impl Inner {
             cap_drop: Some(vec!["ALL".to_string()]),
             security_opt: Some(vec!["no-new-privileges".to_string()]),
             binds: (!binds.is_empty()).then_some(binds),
+            mounts: (!spec.datasets.is_empty()).then(|| dataset_mounts(&spec.datasets)),
             port_bindings: (!bindings.is_empty()).then_some(bindings),
             log_config: Some(HostConfigLogConfig {
                 typ: Some("json-file".to_string()),

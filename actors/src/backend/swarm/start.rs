@@ -19,7 +19,7 @@ use tracing::{debug, info};
 use super::Inner;
 use crate::backend::client::CallError;
 use crate::backend::shared::{
-    ensure_network, label_filter, label_u64, start_outcome, Failure, NetworkKind, StartControl,
+    dataset_mounts, ensure_network, label_filter, label_u64, start_outcome, Failure, NetworkKind, StartControl,
 };
 use crate::backend::{LABEL_DEPLOYMENT, LABEL_EXECUTION_ID, LABEL_SERVICE_ID};
 use crate::protocol::{ContainerSpec, StartExecution, StartedContainer, Transport, SCRATCH};
@@ -118,6 +118,7 @@ impl Inner {
                 ..Default::default()
             });
         }
+        mounts.extend(dataset_mounts(&spec.datasets));
         let grace = i64::try_from(c.stop_grace.as_nanos()).unwrap_or(i64::MAX);
         let ports: Vec<EndpointPortConfig> = spec
             .exposed_ports

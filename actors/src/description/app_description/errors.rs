@@ -18,10 +18,12 @@ const MAX_QUOTED: usize = 64;
 /// - `wrong_type`: a value of the wrong JSON type (a string for an integer, a number with a
 ///   fraction for an integer, ...), or an environment entry that is not a `[name, value]` pair;
 /// - `out_of_range`: a number outside its range, or a list with too few or too many entries
-///   (no services, more than 64 services, 32 ports, 256 environment entries, 256 containers);
+///   (no services, more than 64 services, 32 ports, 256 environment entries, 16 data sets, 256
+///   containers);
 /// - `invalid_name`: a string whose form is not allowed: a service name that is not a lowercase
 ///   DNS label, an empty or non-printable display name, an image reference with whitespace, an
-///   environment variable name, a protocol, a URL path;
+///   environment variable name, a protocol, a URL path, a data set name that is not a lowercase
+///   DNS label;
 /// - `duplicate_service_name`: two services with the same name;
 /// - `no_monitor`: no service has `monitor: true`;
 /// - `unsupported_version`: `version` is not 2;
@@ -38,7 +40,10 @@ const MAX_QUOTED: usize = 64;
 ///   in the value, names a header the proxy must decide itself, or is on a port that is not
 ///   exposed;
 /// - `registry_not_allowed`: an image names a registry that is not on the master's allow-list
-///   ([`super::check_registries`]).
+///   ([`super::check_registries`]);
+/// - `duplicate_dataset`: a service names the same data set twice;
+/// - `unknown_dataset`: a service names a data set the master does not have
+///   ([`super::check_datasets`]).
 pub const CODES: &[&str] = &[
     "not_an_object",
     "missing_field",
@@ -58,6 +63,8 @@ pub const CODES: &[&str] = &[
     "invalid_secret_header",
     "control_character",
     "duplicate_key",
+    "duplicate_dataset",
+    "unknown_dataset",
 ];
 
 /// Why an application description was rejected.

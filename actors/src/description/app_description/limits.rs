@@ -6,8 +6,8 @@
 
 use serde_json::{Map, Number, Value};
 use zoe_checkpoints::model::limits::{
-    MAX_CORES, MAX_ENV_ENTRIES, MAX_MEMORY, MAX_PORTS, MAX_PRIORITY, MAX_SERVICES, MAX_STARTUP_ORDER, MAX_TOTAL_COUNT,
-    MIN_CORES, MIN_MEMORY, VERSION,
+    MAX_CORES, MAX_DATASETS, MAX_ENV_ENTRIES, MAX_MEMORY, MAX_PORTS, MAX_PRIORITY, MAX_SERVICES, MAX_STARTUP_ORDER,
+    MAX_TOTAL_COUNT, MIN_CORES, MIN_MEMORY, VERSION,
 };
 
 /// A refusal: its code and message (the reader gives it its path).
@@ -101,6 +101,7 @@ pub(super) fn list(field: &str, len: usize) -> Result<(), Refusal> {
         "services" => most(MAX_SERVICES, "services"),
         "ports" => most(MAX_PORTS, "ports"),
         "environment" => most(MAX_ENV_ENTRIES, "variables"),
+        "datasets" => most(MAX_DATASETS, "data sets"),
         "volumes" if len > 0 => Err((
             "volumes_not_allowed",
             "host path volumes are not allowed in application descriptions; use the workspace mounted at \

@@ -34,7 +34,7 @@ mod reader;
 mod validate;
 
 pub use errors::{DescriptionError, CODES};
-pub use validate::{check_host_names, check_registries, registry_of};
+pub use validate::{check_datasets, check_host_names, check_registries, registry_of};
 
 /// Parses and validates an application description.
 pub fn parse_application(v: &Value) -> Result<Application, DescriptionError> {

@@ -128,6 +128,21 @@ fn check_service(service: &ServiceDescription, path: &str, earlier: &[ServiceDes
         check_template(value, &value_path)?;
     }
 
+    let datasets_path = field_path(path, "datasets");
+    for (i, dataset) in service.datasets.iter().enumerate() {
+        let entry_path = index_path(&datasets_path, i);
+        if let Err(message) = naming::check_dns_label("data set name", dataset) {
+            return fail(&entry_path, "invalid_name", message);
+        }
+        if let Some(j) = service.datasets[..i].iter().position(|d| d == dataset) {
+            return fail(
+                &entry_path,
+                "duplicate_dataset",
+                format!("data set \"{dataset}\" is already named by {}; name each once", index_path(&datasets_path, j)),
+            );
+        }
+    }
+
     if let Some(command) = &service.command {
         let path = field_path(path, "command");
         check_length(command, &path, MAX_COMMAND)?;
@@ -324,6 +339,26 @@ pub fn check_registries(app: &Application, allowed: &[String]) -> Res<()> {
                     if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") }
                 ),
             );
+        }
+    }
+    Ok(())
+}
+
+/// Refuses data sets that the master does not have (`known` tells which it has): a service is
+/// given only what an administrator configured, never a host path of a user's choosing.
+pub fn check_datasets(app: &Application, known: impl Fn(&str) -> bool) -> Res<()> {
+    for (i, service) in app.services.iter().enumerate() {
+        for (j, dataset) in service.datasets.iter().enumerate() {
+            if !known(dataset) {
+                return fail(
+                    &index_path(&format!("{}.datasets", index_path("services", i)), j),
+                    "unknown_dataset",
+                    format!(
+                        "this Zoe has no data set \"{}\"; GET /api/0.6/datasets lists those it has",
+                        quote(dataset)
+                    ),
+                );
+            }
         }
     }
     Ok(())

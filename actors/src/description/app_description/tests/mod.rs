@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 use zoe_checkpoints::model::limits::{MAX_MEMORY, MIN_MEMORY};
 use zoe_checkpoints::model::{Application, PortDescription, Resources, ServiceDescription};
 
-use super::{check_host_names, check_registries, parse_application, registry_of, CODES};
+use super::{check_datasets, check_host_names, check_registries, parse_application, registry_of, CODES};
 use crate::description::fixtures::{at, spark, with, without, PORT_FIELDS, SERVICE_FIELDS, TOP_FIELDS};
 use crate::description::template;
 
@@ -43,6 +43,7 @@ fn expected_spark() -> Application {
                 command: None,
                 volumes: vec![],
                 networks: vec![],
+                datasets: vec![],
             },
             ServiceDescription {
                 name: "spark-worker".to_string(),
@@ -63,6 +64,7 @@ fn expected_spark() -> Application {
                 command: None,
                 volumes: vec![],
                 networks: vec![],
+                datasets: vec![],
             },
             ServiceDescription {
                 name: "jupyter".to_string(),
@@ -80,6 +82,7 @@ fn expected_spark() -> Application {
                 command: Some("start-notebook.sh --NotebookApp.base_url=/{execution_id}/{{x}}".to_string()),
                 volumes: vec![],
                 networks: vec![],
+                datasets: vec![],
             },
         ],
     }
@@ -177,6 +180,7 @@ fn optional_fields_may_be_absent() {
         "services/0/command",
         "services/0/volumes",
         "services/0/networks",
+        "services/0/datasets",
         "services/1/required_resources/cores",
         "services/2/ports/1/path",
         "services/2/ports/1/expose",
@@ -253,8 +257,14 @@ fn wrong_types_everywhere() {
         "services/1/environment/0/0",
         "services/1/environment/0/1",
     ];
-    let arrays =
-        ["services", "services/0/ports", "services/0/environment", "services/0/volumes", "services/0/networks"];
+    let arrays = [
+        "services",
+        "services/0/ports",
+        "services/0/environment",
+        "services/0/volumes",
+        "services/0/networks",
+        "services/0/datasets",
+    ];
     let to_path = |p: &str| {
         let mut out = String::new();
         for part in p.split('/') {

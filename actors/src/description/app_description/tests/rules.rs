@@ -275,9 +275,12 @@ fn every_code_is_produced() {
         error(&with("services/2/ports/1/secret_header", json!("Authorization token"))).1,
         error(&with("services/0/command", json!("echo \u{1b}[2J"))).1,
         error(&with("services/1/environment", json!([["A", "1"], ["A", "2"]]))).1,
+        error(&with("services/1/datasets", json!(["a", "a"]))).1,
     ];
     let remote = parse_application(&with("services/0/docker_image", json!("evil.example/x"))).unwrap();
     produced.push(check_registries(&remote, &[]).unwrap_err().code);
+    let named = parse_application(&with("services/0/datasets", json!(["corpus"]))).unwrap();
+    produced.push(check_datasets(&named, |_| false).unwrap_err().code);
     produced.sort_unstable();
     let mut codes = CODES.to_vec();
     codes.sort_unstable();
