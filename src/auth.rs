@@ -46,6 +46,7 @@ use zoe_checkpoints::DIRECTORY_PASSWORD_HASH;
 
 use crate::audit::{Audit, Kind};
 use crate::error::{ApiError, HttpCode};
+use crate::keyed;
 use crate::ldap::{Directory, Verdict};
 use crate::passwords::Passwords;
 pub use crate::passwords::{hash_password, MAX_PASSWORD_BYTES};
@@ -194,14 +195,7 @@ impl Auth {
 
     /// A short keyed digest of a user name, for the failure tables.
     fn name_key(&self, name: &str) -> [u8; 16] {
-        let mut h = Blake2s256::new();
-        h.update(self.secret);
-        h.update(b"zoe-login-failures");
-        h.update(name.as_bytes());
-        let full: [u8; 32] = h.finalize().into();
-        let mut key = [0u8; 16];
-        key.copy_from_slice(&full[..16]);
-        key
+        keyed::short_digest(&self.secret, b"zoe-login-failures", name)
     }
 
     fn cached(&self, key: &[u8; 32], phc: &str) -> bool {
@@ -665,40 +659,53 @@ fn app_data(req: &HttpRequest) -> Result<web::Data<AppData>, ApiError> {
     data.ok_or_else(|| ApiError::new(HttpCode::Internal, "application data missing"))
 }
 
-/// Extractor: the authenticated caller of a request.
-pub struct Authed(pub Caller);
+/// Defines an extractor of the request's caller, which takes a session cookie first when
+/// `cookie` is set (see [`extract`]).
+macro_rules! caller_extractor {
+    ($(#[$doc:meta])* $name:ident, cookie: $cookie:expr) => {
+        $(#[$doc])*
+        pub struct $name(pub Caller);
 
-impl FromRequest for Authed {
-    type Error = ApiError;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
+        impl FromRequest for $name {
+            type Error = ApiError;
+            type Future = CallerFuture<Self>;
 
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            let data = app_data(&req)?;
-            data.auth.authenticate(&data, &req).await.map(Authed)
-        })
-    }
+            fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+                extract(req, $cookie, $name)
+            }
+        }
+    };
 }
 
-/// Extractor for Zoe's pages and the `/proxy/` entry: the caller of a session cookie, or else
-/// of the API's credentials (basic auth, a token). The API itself never takes the cookie.
-pub struct Signed(pub Caller);
+caller_extractor!(
+    /// Extractor: the authenticated caller of a request.
+    Authed,
+    cookie: false
+);
 
-impl FromRequest for Signed {
-    type Error = ApiError;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
+caller_extractor!(
+    /// Extractor for Zoe's pages and the `/proxy/` entry: the caller of a session cookie, or else
+    /// of the API's credentials (basic auth, a token). The API itself never takes the cookie.
+    Signed,
+    cookie: true
+);
 
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            let data = app_data(&req)?;
+/// What the caller extractors give: the extractor, once the caller is known.
+type CallerFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, ApiError>>>>;
+
+/// The caller of a request, wrapped by `wrap`: of its session cookie first when `cookie` is
+/// set, else (or without a live session) of the API's credentials.
+fn extract<T: 'static>(req: &HttpRequest, cookie: bool, wrap: fn(Caller) -> T) -> CallerFuture<T> {
+    let req = req.clone();
+    Box::pin(async move {
+        let data = app_data(&req)?;
+        if cookie {
             if let Some(session) = data.auth.session_caller(&data, &req) {
-                return Ok(Signed(session.caller));
+                return Ok(wrap(session.caller));
             }
-            data.auth.authenticate(&data, &req).await.map(Signed)
-        })
-    }
+        }
+        data.auth.authenticate(&data, &req).await.map(wrap)
+    })
 }
 
 #[cfg(test)]

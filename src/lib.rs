@@ -26,6 +26,7 @@ pub mod file_answers;
 pub mod files;
 pub mod headers;
 pub mod idle;
+pub mod keyed;
 pub mod ldap;
 pub mod limits;
 pub mod listing;

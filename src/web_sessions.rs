@@ -21,9 +21,10 @@ use std::time::{Duration, Instant};
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use base64::Engine;
-use blake2::{Blake2s256, Digest};
 use zoe_actors::Caller;
 use zoe_checkpoints::Role;
+
+use crate::keyed;
 
 /// The sessions a user may have at once (browsers, devices): beyond, their oldest ends.
 pub const PER_USER: usize = 32;
@@ -105,22 +106,11 @@ impl WebSessions {
     }
 
     fn key(&self, cookie: &str) -> Key {
-        let mut h = Blake2s256::new();
-        h.update(self.secret);
-        h.update(b"zoe-web-session");
-        h.update(cookie.as_bytes());
-        h.finalize().into()
+        keyed::digest(&self.secret, b"zoe-web-session", cookie)
     }
 
     fn password_digest(&self, password_hash: &str) -> [u8; 16] {
-        let mut h = Blake2s256::new();
-        h.update(self.secret);
-        h.update(b"zoe-session-password");
-        h.update(password_hash.as_bytes());
-        let full: [u8; 32] = h.finalize().into();
-        let mut d = [0u8; 16];
-        d.copy_from_slice(&full[..16]);
-        d
+        keyed::short_digest(&self.secret, b"zoe-session-password", password_hash)
     }
 
     /// Starts a session for `caller`, whose stored password hash is `password_hash`: the value

@@ -108,19 +108,16 @@ pub fn startup(runs: usize) {
         runs,
         "create+start+inspect, Docker API directly",
         Duration::from_millis(1500),
-        |n, run| zoe_start(&agent, &addr, &format!("s{n}-{run}"), app_of(n)),
-        |n, run| {
-            let t = Instant::now();
-            let ids = system.block_on(direct_start(&docker, run, n, &workspace));
-            let d = t.elapsed().as_secs_f64();
+        zoe_starts(&agent, &addr, "s"),
+        |n, run| system.block_on(direct_start(&docker, run, n, &workspace)),
+        |ids| {
             system.block_on(async {
                 for id in ids {
                     let _ = docker
                         .remove_container(&id, Some(RemoveContainerOptions { force: true, ..Default::default() }))
                         .await;
                 }
-            });
-            d
+            })
         },
     );
     system.block_on(async {
@@ -128,6 +125,12 @@ pub fn startup(runs: usize) {
     });
     stop(master);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Zoe's path for [`compare`]: [`zoe_start`] of `n` containers ([`app_of`]) on the master at
+/// `addr`, as `<prefix><n>-<run>`.
+pub fn zoe_starts<'a>(agent: &'a ureq::Agent, addr: &'a str, prefix: &'a str) -> impl FnMut(u32, usize) -> f64 + 'a {
+    move |n, run| zoe_start(agent, addr, &format!("{prefix}{n}-{run}"), app_of(n))
 }
 
 /// Seconds from `POST /execution` of `app` as `name` to `running` on the master at `addr`; the
@@ -148,19 +151,27 @@ pub fn zoe_start(agent: &ureq::Agent, addr: &str, name: &str, app: serde_json::V
 /// The comparison table, headed `direct` for the direct path: for 3 and 10 containers, after a
 /// warm-up run (network creation, caches), `runs` runs of Zoe's path and the direct one in turns,
 /// `settle` after each; their medians.
-pub fn compare(
+pub fn compare<T>(
     runs: usize,
     direct_title: &str,
     settle: Duration,
     mut zoe: impl FnMut(u32, usize) -> f64,
-    mut direct: impl FnMut(u32, usize) -> f64,
+    mut direct: impl FnMut(u32, usize) -> T,
+    mut remove: impl FnMut(T),
 ) {
     println!("| containers | POST to running, Zoe (median of {runs}) | {direct_title} | Zoe's overhead |");
     println!("|---|---|---|---|");
     for n in [3u32, 10] {
         let (mut zs, mut ds) = (Vec::new(), Vec::new());
         for run in 0..=runs {
-            let (z, d) = in_turns(run, settle, || zoe(n, run), || direct(n, run));
+            let timed_direct = || {
+                let t = Instant::now();
+                let made = direct(n, run);
+                let d = t.elapsed().as_secs_f64();
+                remove(made);
+                d
+            };
+            let (z, d) = in_turns(run, settle, || zoe(n, run), timed_direct);
             if run > 0 {
                 zs.push(z);
                 ds.push(d);

@@ -168,22 +168,22 @@ pub fn swarm_startup(runs: usize) {
         runs,
         "the same services through the manager's API",
         Duration::from_millis(3000),
-        |n, run| zoe_start(&agent, &addr, &format!("w{n}-{run}"), app_of(n)),
+        zoe_starts(&agent, &addr, "w"),
         |n, run| {
             // The same two startup groups as the application: the monitor, then the workers.
             let names: Vec<String> = (0..n).map(|i| format!("direct-{run}-{i}-bench")).collect();
-            let t = Instant::now();
             system.block_on(async {
                 direct_group(&docker, &names[..1], network, &workspace).await;
                 direct_group(&docker, &names[1..], network, &workspace).await;
             });
-            let d = t.elapsed().as_secs_f64();
+            names
+        },
+        |names| {
             system.block_on(async {
                 for name in &names {
                     let _ = docker.delete_service(name).await;
                 }
-            });
-            d
+            })
         },
     );
     println!("\n(goal: Zoe within 10% of the direct path)\n");

@@ -7,6 +7,7 @@
 pub mod archive;
 pub mod codec;
 pub mod model;
+mod records;
 pub mod store;
 
 /// A fresh, empty folder for one test: `<temp>/zoe-<tag>-<pid>`, emptied first.

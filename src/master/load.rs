@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 use zoe_checkpoints::archive::{check_numbers, foreign_execution, IndexNote, LayoutError};
-use zoe_checkpoints::{encode, is_dns_label, Action, Archive, ArchiveIndex, Change, Role, State, Store, User};
+use zoe_checkpoints::{encode, is_dns_label, Action, Archive, ArchiveIndex, Change, Role, State, Store};
 
 use super::{StartError, ADMIN_NAME};
 use crate::auth::hash_password;
@@ -327,20 +327,7 @@ fn new_state(config: &MasterConfig) -> Result<State, StartError> {
         )));
     }
     let mut state = State::new(&config.deployment_name);
-    let id = state.gen_id();
-    let uid = state.gen_uid();
     let password_hash = hash_password(&config.admin_password).map_err(StartError)?;
-    state.users.insert(
-        id,
-        Arc::new(User {
-            id,
-            name: ADMIN_NAME.into(),
-            role: Role::Admin,
-            uid,
-            password_hash,
-            created_at: OffsetDateTime::now_utc(),
-            tokens: Vec::new(),
-        }),
-    );
+    state.add_user(ADMIN_NAME, Role::Admin, password_hash, OffsetDateTime::now_utc());
     Ok(state)
 }

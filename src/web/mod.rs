@@ -36,8 +36,8 @@ mod multipart;
 mod page;
 mod rows;
 mod tokens;
-mod workspace;
 mod usage;
+mod workspace;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};

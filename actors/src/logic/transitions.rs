@@ -59,17 +59,7 @@ pub fn add_user(
             ),
         ));
     }
-    let user = Arc::new(User {
-        id: state.gen_id(),
-        name: name.to_string(),
-        role,
-        uid: state.gen_uid(),
-        password_hash,
-        created_at: now,
-        tokens: Vec::new(),
-    });
-    state.users.insert(user.id, user.clone());
-    Ok(user)
+    Ok(state.add_user(name, role, password_hash, now))
 }
 
 /// Removes a user. Their past executions stay in the history, owned by their (never reused) id.
@@ -325,21 +315,11 @@ pub fn begin_start_with(
         }
     }
     for (d, index) in specs {
+        let name = naming::container_name(&d.name, index, d.total_count, &exec_name, &owner, &deployment);
+        let status = if start_now(&d.name, index) { ServiceStatus::Pending } else { ServiceStatus::Waiting };
         services.push(Service {
-            id: state.gen_id(),
-            name: naming::container_name(&d.name, index, d.total_count, &exec_name, &owner, &deployment),
-            service_name: d.name.clone(),
-            index,
-            is_monitor: d.monitor,
-            status: if start_now(&d.name, index) { ServiceStatus::Pending } else { ServiceStatus::Waiting },
-            docker_id: None,
-            exit_code: None,
-            oom_killed: false,
-            ip_address: Default::default(),
             ports: d.ports.iter().map(ServicePort::of).collect(),
-            node: None,
-            retries: 0,
-            cpu_ns: 0,
+            ..Service::new(state.gen_id(), name, &d.name, index, d.monitor, status)
         });
     }
     if let Some(e) = state.executions.get_mut(&id) {

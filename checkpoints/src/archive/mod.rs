@@ -563,7 +563,6 @@ fn check_segment(text: &str, segment: &Segment, n: u64, deployment: &str) -> Res
 mod tests {
     use super::*;
     use crate::model::*;
-    use std::collections::BTreeMap;
     use time::macros::datetime;
 
     fn tempdir(tag: &str) -> PathBuf {
@@ -605,20 +604,8 @@ mod tests {
                 }],
             },
             services: vec![Service {
-                id: id + 1,
-                name: format!("main-run-{id}-{owner}-dev"),
-                service_name: "main".into(),
-                index: 0,
-                is_monitor: true,
-                status: ServiceStatus::Exited,
-                docker_id: None,
                 exit_code: Some(0),
-                oom_killed: false,
-                ip_address: BTreeMap::new(),
-                ports: vec![],
-                node: None,
-                retries: 0,
-                cpu_ns: 0,
+                ..Service::new(id + 1, format!("main-run-{id}-{owner}-dev"), "main", 0, true, ServiceStatus::Exited)
             }],
             proxy_secret: None,
             usage: Default::default(),

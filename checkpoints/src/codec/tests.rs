@@ -8,28 +8,18 @@ use time::macros::datetime;
 /// services, ports and IPs, and a finished one.
 pub(crate) fn sample_state() -> State {
     let mut s = State::new("prod");
-    s.next_id = 9;
-    s.next_uid = FIRST_UID + 3;
     s.archived_segments = 2;
     s.changes = vec![
         Change::new("alice", Action::Submit, vec![3]),
         Change::new("zoe", Action::Start, vec![3]),
         Change::new("zoe", Action::Archive, vec![2]),
     ];
-    for (id, name, role) in [(0, "zoeadmin", Role::Admin), (1, "alice", Role::User), (2, "gina", Role::Guest)] {
-        s.users.insert(
-            id,
-            Arc::new(User {
-                id,
-                name: name.into(),
-                role,
-                uid: FIRST_UID + id as u32,
-                password_hash: format!("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ${name}"),
-                created_at: datetime!(2026-11-25 08:00:00 UTC),
-                tokens: Vec::new(),
-            }),
-        );
+    // Ids 0, 1 and 2, uids FIRST_UID to FIRST_UID + 2.
+    for (name, role) in [("zoeadmin", Role::Admin), ("alice", Role::User), ("gina", Role::Guest)] {
+        let hash = format!("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ${name}");
+        s.add_user(name, role, hash, datetime!(2026-11-25 08:00:00 UTC));
     }
+    s.next_id = 9;
     let application = Application {
         name: "notebook".into(),
         version: 2,
@@ -73,23 +63,13 @@ pub(crate) fn sample_state() -> State {
         time_finished: None,
         application: application.clone(),
         services: vec![Service {
-            id: 4,
-            name: "jupyter-nb-alice-prod".into(),
-            service_name: "jupyter".into(),
-            index: 0,
-            is_monitor: true,
-            status: ServiceStatus::Running,
             docker_id: Some("15ce0f0e3b6c".into()),
-            exit_code: None,
-            oom_killed: false,
             ip_address: BTreeMap::from([("alice-prod".into(), "172.18.0.2".into())]),
             ports: vec![ServicePort {
                 host_endpoint: Some("127.0.0.1:32768".into()),
                 ..ServicePort::of(&application.services[0].ports[0])
             }],
-            node: None,
-            retries: 0,
-            cpu_ns: 0,
+            ..Service::new(4, "jupyter-nb-alice-prod".into(), "jupyter", 0, true, ServiceStatus::Running)
         }],
         proxy_secret: Some("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef".into()),
         usage: Default::default(),

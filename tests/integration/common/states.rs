@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use zoe_checkpoints::{Execution, ExecutionStatus, Role, State, User};
+use zoe_checkpoints::{Execution, ExecutionStatus, Role, State};
 
 /// A state of `deployment` with zoeadmin and alice (both with `password`) and `n` executions of
 /// alice, `old-<i>`, of `application`, ended now with `status` (a finished one ran first).
@@ -18,20 +18,7 @@ pub fn with_ended(
     let mut s = State::new(deployment);
     let hash = zoe::auth::hash_password(password).unwrap();
     for (name, role) in [("zoeadmin", Role::Admin), ("alice", Role::User)] {
-        let id = s.gen_id();
-        let uid = s.gen_uid();
-        s.users.insert(
-            id,
-            Arc::new(User {
-                id,
-                name: name.into(),
-                role,
-                uid,
-                password_hash: hash.clone(),
-                created_at: now,
-                tokens: Vec::new(),
-            }),
-        );
+        s.add_user(name, role, hash.clone(), now);
     }
     let application = zoe_actors::description::app_description::parse_application(application).unwrap();
     for i in 0..n {
