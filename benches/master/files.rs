@@ -18,7 +18,10 @@ pub fn files() {
     );
     let url = format!("http://{addr}/api/0.6/workspace");
     // The workspace, made (and its image mounted) by a first listing.
-    assert!(run("curl", &["-sSf", "-u", "alice:alice-pw", &format!("{url}/")]), "cannot list the workspace");
+    assert!(
+        run("curl", &["-sSf", "-o", "/dev/null", "-u", "alice:alice-pw", &format!("{url}/")]),
+        "cannot list the workspace"
+    );
     let workspace = ws_base.join("bench/alice");
     let host = dir.join("host");
     std::fs::create_dir_all(&host).unwrap();

@@ -13,7 +13,7 @@ use actix_web::web::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use tokio::sync::mpsc;
 
-use super::{read_at, FileError, Upload};
+use super::{FileError, Upload};
 
 /// Bytes read from or written to the disk at once.
 pub const CHUNK: usize = 1 << 20;
@@ -118,7 +118,8 @@ impl Write for Sink {
     }
 }
 
-/// `len` bytes of `file` from `start`, as a response body.
+/// `len` bytes of `file` from `start`, as a response body (read in order, into buffers that are
+/// not zeroed first).
 pub fn file_body(
     turn: Turn,
     file: std::fs::File,
@@ -126,17 +127,18 @@ pub fn file_body(
     len: u64,
 ) -> impl Stream<Item = Result<Bytes, io::Error>> + 'static {
     produce(turn, move |sink| {
+        let mut file = file;
+        io::Seek::seek(&mut file, io::SeekFrom::Start(start))?;
         let mut done = 0u64;
         while done < len {
-            let want = usize::try_from((len - done).min(CHUNK as u64)).unwrap_or(CHUNK);
-            let mut batch = BytesMut::zeroed(want);
-            let got = read_at(&file, &mut batch, start + done)?;
-            if got == 0 {
+            let want = (len - done).min(CHUNK as u64);
+            let mut batch = Vec::with_capacity(usize::try_from(want).unwrap_or(CHUNK));
+            io::Read::read_to_end(&mut io::Read::take(&mut file, want), &mut batch)?;
+            if batch.is_empty() {
                 return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file shrank while it was sent"));
             }
-            batch.truncate(got);
-            done += got as u64;
-            sink.send(batch.freeze())?;
+            done += batch.len() as u64;
+            sink.send(Bytes::from(batch))?;
         }
         Ok(())
     })
