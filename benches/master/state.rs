@@ -45,7 +45,7 @@ pub const SEGMENT: usize = 250;
 /// Execution `i` (id `2 + 2i`, its service `3 + 2i`) is named `job-<i % 10,000>`, was submitted
 /// `n - i` minutes ago, ran 30 s and ended terminated, finished or in error in turn.
 pub fn prepare_archived(tag: &str, n: usize) -> PathBuf {
-    let mut state = state_with(0);
+    let state = state_with(0);
     let application = zoe_actors::description::app_description::parse_application(&app()).unwrap();
     let now = time::OffsetDateTime::now_utc();
     write_archived(tag, state, n, |state, i| {

@@ -12,7 +12,7 @@ const OWNERS: usize = 50;
 /// over the last 90 days, each with usage, as a master leaves them: the newest
 /// [`HISTORY_KEEP`] in the checkpoint, the others in archive segments of [`SEGMENT`].
 fn prepare_usage(n: usize) -> PathBuf {
-    let mut state = states::with_ended("bench", "admin-pw", 0, ExecutionStatus::Finished, &app());
+    let state = states::with_ended("bench", "admin-pw", 0, ExecutionStatus::Finished, &app());
     let application = zoe_actors::description::app_description::parse_application(&app()).unwrap();
     let now = time::OffsetDateTime::now_utc();
     let span = 90 * 86_400 / n.max(1) as u64;
