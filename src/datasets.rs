@@ -15,8 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_web::http::Method;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use zoe_actors::logic::access;
@@ -251,15 +250,7 @@ fn walk(root: &Path, deadline: Instant, left: &mut u64) -> (u64, u64, bool) {
 /// Registers `GET /api/0.6/datasets`, guarded as the API's routes are; before
 /// [`crate::api::configure`], whose scope would take the path otherwise.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    const ALLOWED: &[Method] = &[Method::GET];
-    cfg.service(
-        web::resource("/api/0.6/datasets")
-            .wrap(actix_web::middleware::from_fn(crate::origin::api_guard))
-            .route(web::get().to(list_datasets))
-            .default_service(web::to(
-                |req: HttpRequest| async move { crate::error::method_not_allowed(&req, ALLOWED) },
-            )),
-    );
+    crate::origin::get_only(cfg, "/api/0.6/datasets", web::get().to(list_datasets));
 }
 
 /// `GET /api/0.6/datasets`.

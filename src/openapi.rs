@@ -6,8 +6,7 @@
 //! application description's from the model the checkpoints keep
 //! (`zoe_checkpoints::Application`), and the errors' from [`crate::error::ErrorBody`].
 
-use actix_web::http::Method;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -137,15 +136,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
 /// Registers `GET /api/0.6/openapi.json`, guarded as the API's routes are; before
 /// [`crate::api::configure`], whose scope would take the path otherwise.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    const ALLOWED: &[Method] = &[Method::GET];
-    cfg.service(
-        web::resource("/api/0.6/openapi.json")
-            .wrap(actix_web::middleware::from_fn(crate::origin::api_guard))
-            .route(web::get().to(openapi_json))
-            .default_service(web::to(
-                |req: HttpRequest| async move { crate::error::method_not_allowed(&req, ALLOWED) },
-            )),
-    );
+    crate::origin::get_only(cfg, "/api/0.6/openapi.json", web::get().to(openapi_json));
 }
 
 /// `GET /api/0.6/openapi.json`: this document; no credentials needed.

@@ -179,6 +179,17 @@ pub async fn api_guard(
     Ok(next.call(req).await?.map_into_right_body())
 }
 
+/// Registers `route` for `GET path` outside the API's scope, guarded as the API's routes are;
+/// any other method is answered `method_not_allowed`.
+pub fn get_only(cfg: &mut web::ServiceConfig, path: &str, route: actix_web::Route) {
+    const ALLOWED: &[Method] = &[Method::GET];
+    cfg.service(
+        web::resource(path).wrap(actix_web::middleware::from_fn(api_guard)).route(route).default_service(web::to(
+            |req: HttpRequest| async move { crate::error::method_not_allowed(&req, ALLOWED) },
+        )),
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,31 +24,40 @@ impl Drop for BurstCleanup {
     }
 }
 
-pub fn burst(n: usize) {
-    let dir = std::env::temp_dir().join(format!("zoe-bench-{}-burst", std::process::id()));
+/// A master on Docker for the benchmarks that start containers, with `extra` arguments: its
+/// state in a fresh folder of the temporary directory named after `tag`, its deployment
+/// `<prefix><pid>`. The folder, the deployment, what kills it and removes its containers, and
+/// its address.
+pub fn docker_master(tag: &str, prefix: &str, extra: &[&str]) -> (PathBuf, String, BurstCleanup, String) {
+    let dir = std::env::temp_dir().join(format!("zoe-bench-{}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let deployment = format!("burst{}", std::process::id() % 100_000);
+    let deployment = format!("{prefix}{}", std::process::id() % 100_000);
     let ws = dir.join("ws");
-    let (child, addr) = master_process(
-        &dir,
-        &[
-            "--deployment-name",
-            &deployment,
-            "--max-memory",
-            "8GiB",
-            // Every container reserves what it may use: a hundredth of a core, Docker's
-            // smallest limit, so that 199 fit at once on two cores.
-            "--default-cores",
-            "0.01",
-            "--stop-grace",
-            "2",
-            "--workspace-base-path",
-            ws.to_str().unwrap_or("ws"),
-        ],
-    );
+    let mut args = vec![
+        "--deployment-name",
+        &deployment,
+        "--max-memory",
+        "8GiB",
+        // Every container reserves what it may use: a hundredth of a core, Docker's
+        // smallest limit, so that 199 fit at once on two cores.
+        "--default-cores",
+        "0.01",
+        "--stop-grace",
+        "2",
+        "--workspace-base-path",
+        ws.to_str().unwrap_or("ws"),
+    ];
+    args.extend_from_slice(extra);
+    let (child, addr) = master_process(&dir, &args);
     let cleanup = BurstCleanup(deployment.clone(), child);
+    (dir, deployment, cleanup, addr)
+}
+
+/// Calls the API of the master at `addr` as zoeadmin: `method path` with `body` as JSON; the
+/// answer's JSON (null when it has none).
+pub fn admin_caller(addr: &str) -> impl Fn(&str, &str, Option<serde_json::Value>) -> serde_json::Value + '_ {
     let agent = agent(Duration::from_secs(120));
-    let call = |method: &str, path: &str, body: Option<serde_json::Value>| {
+    move |method, path, body| {
         let req = ureq::http::Request::builder()
             .method(method)
             .uri(format!("http://{addr}{path}"))
@@ -58,7 +67,12 @@ pub fn burst(n: usize) {
             .unwrap();
         let mut resp = agent.run(req).unwrap();
         resp.body_mut().read_json::<serde_json::Value>().unwrap_or(serde_json::Value::Null)
-    };
+    }
+}
+
+pub fn burst(n: usize) {
+    let (dir, deployment, cleanup, addr) = docker_master("burst", "burst", &[]);
+    let call = admin_caller(&addr);
     let sleeper = |memory: u64| {
         json!({"name": "b", "version": 2, "will_end": false, "requires_binary": false, "priority": 1,
             "services": [{"name": "main", "docker_image": "zoe-test-busybox:latest", "monitor": true, "total_count": 1,

@@ -25,42 +25,10 @@ pub fn sampling() {
     let containers: usize = std::env::var("ZOE_BENCH_CONTAINERS").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
     let interval: u64 = std::env::var("ZOE_BENCH_USAGE_INTERVAL").ok().and_then(|s| s.parse().ok()).unwrap_or(15);
     let window: u64 = std::env::var("ZOE_BENCH_SAMPLING_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(120);
-    let dir = std::env::temp_dir().join(format!("zoe-bench-{}-sampling", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let deployment = format!("samp{}", std::process::id() % 100_000);
-    let ws = dir.join("ws");
     let interval_arg = interval.to_string();
-    let (child, addr) = master_process(
-        &dir,
-        &[
-            "--deployment-name",
-            &deployment,
-            "--max-memory",
-            "8GiB",
-            "--default-cores",
-            "0.01",
-            "--stop-grace",
-            "2",
-            "--usage-interval",
-            &interval_arg,
-            "--workspace-base-path",
-            ws.to_str().unwrap_or("ws"),
-        ],
-    );
-    let pid = child.child.id();
-    let cleanup = BurstCleanup(deployment.clone(), child);
-    let agent = agent(Duration::from_secs(120));
-    let call = |method: &str, path: &str, body: Option<serde_json::Value>| {
-        let req = ureq::http::Request::builder()
-            .method(method)
-            .uri(format!("http://{addr}{path}"))
-            .header("Authorization", "Basic em9lYWRtaW46YWRtaW4tcHc=") // zoeadmin:admin-pw
-            .header("Content-Type", "application/json")
-            .body(body.map(|b| b.to_string()).unwrap_or_default().into_bytes())
-            .unwrap();
-        let mut resp = agent.run(req).unwrap();
-        resp.body_mut().read_json::<serde_json::Value>().unwrap_or(serde_json::Value::Null)
-    };
+    let (dir, _, cleanup, addr) = docker_master("sampling", "samp", &["--usage-interval", &interval_arg]);
+    let pid = cleanup.1.child.id();
+    let call = admin_caller(&addr);
     let per = 50.min(containers);
     let executions = containers.div_ceil(per);
     let sleepers = |count: usize| {

@@ -45,19 +45,14 @@ pub const SEGMENT: usize = 250;
 /// Execution `i` (id `2 + 2i`, its service `3 + 2i`) is named `job-<i % 10,000>`, was submitted
 /// `n - i` minutes ago, ran 30 s and ended terminated, finished or in error in turn.
 pub fn prepare_archived(tag: &str, n: usize) -> PathBuf {
-    let mut state = state_with(0);
+    let state = state_with(0);
     let application = zoe_actors::description::app_description::parse_application(&app()).unwrap();
-    let dir = std::env::temp_dir().join(format!("zoe-bench-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let archive = Archive::open(&dir).unwrap();
-    let archived = n.saturating_sub(HISTORY_KEEP);
     let now = time::OffsetDateTime::now_utc();
-    let mut batch = Vec::with_capacity(SEGMENT);
-    for i in 0..n {
+    write_archived(tag, state, n, |state, i| {
         let (id, service) = (state.gen_id(), state.gen_id());
         let name = format!("job-{}", i % 10_000);
         let scheduled = now - Duration::from_secs(60 * (n - i) as u64);
-        let e = Arc::new(Execution {
+        Arc::new(Execution {
             id,
             name: name.clone(),
             owner: "alice".into(),
@@ -76,7 +71,26 @@ pub fn prepare_archived(tag: &str, n: usize) -> PathBuf {
             proxy_secret: None,
             usage: Default::default(),
             usage_series: Default::default(),
-        });
+        })
+    })
+}
+
+/// A state directory holding `state` and `n` more executions made by `make` (given the state to
+/// take ids from and the index): the newest [`HISTORY_KEEP`] in the checkpoint, the others in
+/// archive segments of [`SEGMENT`], written a segment at a time.
+pub fn write_archived(
+    tag: &str,
+    mut state: State,
+    n: usize,
+    mut make: impl FnMut(&mut State, usize) -> Arc<Execution>,
+) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("zoe-bench-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let archive = Archive::open(&dir).unwrap();
+    let archived = n.saturating_sub(HISTORY_KEEP);
+    let mut batch = Vec::with_capacity(SEGMENT);
+    for i in 0..n {
+        let e = make(&mut state, i);
         if i < archived {
             batch.push(e);
             if batch.len() == SEGMENT || i + 1 == archived {
@@ -85,12 +99,11 @@ pub fn prepare_archived(tag: &str, n: usize) -> PathBuf {
                 batch.clear();
             }
         } else {
-            state.executions.insert(id, e);
+            state.executions.insert(e.id, e);
         }
     }
     let store = Store::open(&dir).unwrap();
-    let text = encode(&state).unwrap();
-    store.write(1, &text).unwrap();
+    store.write(1, &encode(&state).unwrap()).unwrap();
     dir
 }
 

@@ -12,22 +12,17 @@ const OWNERS: usize = 50;
 /// over the last 90 days, each with usage, as a master leaves them: the newest
 /// [`HISTORY_KEEP`] in the checkpoint, the others in archive segments of [`SEGMENT`].
 fn prepare_usage(n: usize) -> PathBuf {
-    let mut state = states::with_ended("bench", "admin-pw", 0, ExecutionStatus::Finished, &app());
+    let state = states::with_ended("bench", "admin-pw", 0, ExecutionStatus::Finished, &app());
     let application = zoe_actors::description::app_description::parse_application(&app()).unwrap();
-    let dir = std::env::temp_dir().join(format!("zoe-bench-{}-usage", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let archive = Archive::open(&dir).unwrap();
-    let archived = n.saturating_sub(HISTORY_KEEP);
     let now = time::OffsetDateTime::now_utc();
     let span = 90 * 86_400 / n.max(1) as u64;
-    let mut batch = Vec::with_capacity(SEGMENT);
-    for i in 0..n {
+    write_archived("usage", state, n, |state, i| {
         let id = state.gen_id();
         let owner = i % OWNERS;
         let started = now - Duration::from_secs(span * (n - i) as u64);
         // From a minute to two days.
         let ran = 60 + (i as u64 * 7919) % (2 * 86_400);
-        let e = Arc::new(Execution {
+        Arc::new(Execution {
             id,
             name: format!("job-{}", i % 10_000),
             owner: format!("user{owner}"),
@@ -49,21 +44,8 @@ fn prepare_usage(n: usize) -> PathBuf {
                 reserved_memory_byte_seconds: ran as f64 * 6.7e7,
             },
             usage_series: Default::default(),
-        });
-        if i < archived {
-            batch.push(e);
-            if batch.len() == SEGMENT || i + 1 == archived {
-                state.archived_segments += 1;
-                archive.write("bench", state.archived_segments, &batch).unwrap();
-                batch.clear();
-            }
-        } else {
-            state.executions.insert(id, e);
-        }
-    }
-    let store = Store::open(&dir).unwrap();
-    store.write(1, &encode(&state).unwrap()).unwrap();
-    dir
+        })
+    })
 }
 
 pub fn usage_report() {

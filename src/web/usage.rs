@@ -27,31 +27,24 @@ pub fn execution_charts(e: &Execution, now: i64) -> Vec<String> {
     // A point is the mean over its span: drawn at the span's middle.
     let at = |p: &zoe_checkpoints::UsagePoint| p.end() - i64::from(p.seconds()) / 2;
     let flat = |v: f64| vec![(from, v), (to, v)];
-    let cpu = Chart {
-        title: format!("CPU of {} (cores)", e.name),
-        unit: Unit::Cores,
-        from,
-        to,
-        lines: vec![
-            Line { name: String::new(), kind: Kind::Used, points: points.iter().map(|p| (at(p), p.cores())).collect() },
-            Line { name: String::new(), kind: Kind::Reserved, points: flat(reserved.cores) },
-        ],
-    };
-    let memory = Chart {
-        title: format!("Memory of {}", e.name),
-        unit: Unit::Bytes,
-        from,
-        to,
-        lines: vec![
-            Line {
-                name: String::new(),
-                kind: Kind::Used,
-                points: points.iter().map(|p| (at(p), p.memory() as f64)).collect(),
-            },
-            Line { name: String::new(), kind: Kind::Reserved, points: flat(reserved.memory as f64) },
-        ],
-    };
-    vec![chart::svg(&cpu), chart::svg(&memory)]
+    let cpu = points.iter().map(|p| (at(p), p.cores())).collect();
+    let memory = points.iter().map(|p| (at(p), p.memory() as f64)).collect();
+    vec![
+        usage_chart(format!("CPU of {} (cores)", e.name), Unit::Cores, (from, to), cpu, flat(reserved.cores)),
+        usage_chart(format!("Memory of {}", e.name), Unit::Bytes, (from, to), memory, flat(reserved.memory as f64)),
+    ]
+}
+
+/// A chart of what was used against what was reserved, as an `<svg>` element.
+fn usage_chart(
+    title: String,
+    unit: Unit,
+    (from, to): (i64, i64),
+    used: Vec<(i64, f64)>,
+    reserved: Vec<(i64, f64)>,
+) -> String {
+    let line = |kind, points| Line { name: String::new(), kind, points };
+    chart::svg(&Chart { title, unit, from, to, lines: vec![line(Kind::Used, used), line(Kind::Reserved, reserved)] })
 }
 
 /// The period of `/usage` without `?days=`, and the longest one.
@@ -114,26 +107,19 @@ impl UserUsageRow {
 fn user_charts(u: &UserDays, from: i64, to: i64) -> Vec<String> {
     // A day's figures are drawn at its middle.
     let at = |day: i64| day * DAY + DAY / 2;
-    let line = |kind, f: fn(&UsageRow) -> f64| Line {
-        name: String::new(),
-        kind,
-        points: u.days.iter().map(|(d, row)| (at(*d), f(row))).collect(),
-    };
-    let cpu = Chart {
-        title: format!("{}: core-hours a day", u.total.user),
-        unit: Unit::CoreHours,
-        from,
-        to,
-        lines: vec![line(Kind::Used, |r| r.cpu_core_hours), line(Kind::Reserved, |r| r.reserved_core_hours)],
-    };
-    let memory = Chart {
-        title: format!("{}: GiB-hours a day", u.total.user),
-        unit: Unit::GibHours,
-        from,
-        to,
-        lines: vec![line(Kind::Used, |r| r.memory_gib_hours), line(Kind::Reserved, |r| r.reserved_memory_gib_hours)],
-    };
-    vec![chart::svg(&cpu), chart::svg(&memory)]
+    let points =
+        |f: fn(&UsageRow) -> f64| -> Vec<(i64, f64)> { u.days.iter().map(|(d, row)| (at(*d), f(row))).collect() };
+    let user = &u.total.user;
+    let chart = |title, unit, used, reserved| usage_chart(title, unit, (from, to), points(used), points(reserved));
+    vec![
+        chart(format!("{user}: core-hours a day"), Unit::CoreHours, |r| r.cpu_core_hours, |r| r.reserved_core_hours),
+        chart(
+            format!("{user}: GiB-hours a day"),
+            Unit::GibHours,
+            |r| r.memory_gib_hours,
+            |r| r.reserved_memory_gib_hours,
+        ),
+    ]
 }
 
 #[derive(Template)]

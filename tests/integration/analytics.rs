@@ -59,15 +59,7 @@ fn analytics_master(tag: &str) -> (Master, crate::common::docker::Cleanup, PathB
 
 /// Runs `zoe ws ARGS` as `who` on `m`, in the folder `cwd`, as the README's example does.
 fn zoe_ws(m: &Master, who: (&str, &str), cwd: &Path, args: &[&str]) {
-    let out = Command::new(crate::common::zoe_bin())
-        .arg("ws")
-        .args(args)
-        .current_dir(cwd)
-        .env("ZOE_URL", &m.url)
-        .env("ZOE_USER", who.0)
-        .env("ZOE_PASS", who.1)
-        .output()
-        .unwrap();
+    let out = m.client(who, &["ws"]).args(args).current_dir(cwd).output().unwrap();
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "zoe ws {args:?}: {said}");
 }
@@ -247,18 +239,24 @@ pub(crate) fn notebook_computes_on_its_spark_cluster(m: &Master, on_this_engine:
 }
 
 /// The notebook's port, reached past the proxy (at its container's address on this engine):
-/// Jupyter refuses a request without the execution's secret, or with a wrong one.
-fn direct_connections_need_the_secret(services: &[Value]) {
-    let name = services.iter().find(|s| s["service_name"] == "notebook").unwrap()["name"].as_str().unwrap().to_string();
-    let ip = docker_out(&["inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", &name]);
-    let direct = format!("http://{}:8888/api/status", ip.trim());
-    let status = |token: Option<&str>| {
-        let mut req = ureq::get(&direct).config().http_status_as_error(false).build();
+/// Asks the Jupyter server of container `name` directly, at its address on its network, for
+/// its status with `token` (or none): the status code, 0 when it does not answer.
+fn jupyter_status(name: &str) -> impl Fn(Option<&str>) -> u16 {
+    let ip = docker_out(&["inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name]);
+    let url = format!("http://{}:8888/api/status", ip.trim());
+    move |token| {
+        let mut req = ureq::get(&url).config().http_status_as_error(false).build();
         if let Some(t) = token {
             req = req.header("Authorization", format!("token {t}"));
         }
         req.call().map(|r| r.status().as_u16()).unwrap_or(0)
-    };
+    }
+}
+
+/// Jupyter refuses a request without the execution's secret, or with a wrong one.
+fn direct_connections_need_the_secret(services: &[Value]) {
+    let name = services.iter().find(|s| s["service_name"] == "notebook").unwrap()["name"].as_str().unwrap().to_string();
+    let status = jupyter_status(&name);
     assert_eq!(status(None), 403, "a direct connection without the secret");
     assert_eq!(status(Some("guessed")), 403, "a wrong secret");
     let secret = docker_out(&["exec", &name, "printenv", "ZOE_PROXY_SECRET"]);
@@ -379,16 +377,7 @@ fn the_notebook_image_alone_refuses_requests_without_a_token() {
         args.push(&image);
         let out = docker(&args);
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let ip =
-            docker_out(&["inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", &name]);
-        let url = format!("http://{}:8888/api/status", ip.trim());
-        let status = |token: Option<&str>| {
-            let mut req = ureq::get(&url).config().http_status_as_error(false).build();
-            if let Some(t) = token {
-                req = req.header("Authorization", format!("token {t}"));
-            }
-            req.call().map(|r| r.status().as_u16()).unwrap_or(0)
-        };
+        let status = jupyter_status(&name);
         let deadline = Instant::now() + Duration::from_secs(120);
         while status(None) == 0 {
             assert!(Instant::now() < deadline, "the notebook never listened: {}", docker_out(&["logs", &name]));

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::common::docker::{docker_deployment, IMAGE};
-use crate::common::{app, temp_dir, zoe_bin, Master, ADMIN};
+use crate::common::{app, outcome, temp_dir, zoe_bin, Master, ADMIN};
 
 /// What one run of the client did.
 #[derive(Debug)]
@@ -77,32 +77,9 @@ fn zoe(env: Option<Env>, args: &[&str], stdin: Option<&str>) -> Run {
     if let Some(text) = stdin {
         child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     }
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        out.read_to_string(&mut s).map(|_| s)
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        err.read_to_string(&mut s).map(|_| s)
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("zoe {args:?} did not end within a minute");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout: out.join().unwrap().unwrap(),
-        stderr: err.join().unwrap().unwrap(),
-    }
+    let (code, stdout, stderr) =
+        outcome(child, Duration::from_secs(60), &format!("zoe {args:?} did not end within a minute"));
+    Run { code, stdout, stderr }
 }
 
 /// Writes `value` as a JSON file in `dir`.

@@ -3,13 +3,12 @@
 //! JSON, in `GET /usage` per user and per execution (each user seeing only their own rows), and
 //! in `zoe usage` (table, JSON, CSV). Needs Docker and `zoe-test-busybox:latest`.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::common::docker::{docker_master_with, docker_out, wait_status, IMAGE};
-use crate::common::{app, assert_error, wait_execution, zoe_bin, Master, ADMIN};
+use crate::common::{app, assert_error, wait_execution, Master, ADMIN};
 
 const ALICE: (&str, &str) = ("alice", "alice-pw");
 const BOB: (&str, &str) = ("bob", "bob-pw");
@@ -51,14 +50,7 @@ fn report(m: &Master, auth: (&str, &str), query: &str) -> Vec<Value> {
 
 /// Runs `zoe usage` as `auth` with `args`; returns its stdout (it must succeed).
 fn cli(m: &Master, auth: (&str, &str), args: &[&str]) -> String {
-    let out = Command::new(zoe_bin())
-        .arg("usage")
-        .args(args)
-        .env("ZOE_URL", &m.url)
-        .env("ZOE_USER", auth.0)
-        .env("ZOE_PASS", auth.1)
-        .output()
-        .unwrap();
+    let out = m.client(auth, &["usage"]).args(args).output().unwrap();
     assert!(out.status.success(), "zoe usage {args:?}: {out:?}");
     String::from_utf8(out.stdout).unwrap()
 }

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use crate::common::browser::{screenshot_dir, start_driver, Browser};
 use crate::common::docker::docker_deployment;
-use crate::common::{app, headers_of, request_builder, temp_dir, wait_until, Master, ADMIN};
+use crate::common::{app, headers_of, request_builder, temp_dir, unfollowing_agent, wait_until, Master, ADMIN};
 
 const NO_DOCKER: &[&str] = &["--no-docker"];
 pub(crate) const ALICE: (&str, &str) = ("alice", "alice-pw");
@@ -69,12 +69,7 @@ pub(crate) fn request(
     form: Option<&[(&str, &str)]>,
     headers: &[(&str, &str)],
 ) -> Page {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into();
+    let agent = unfollowing_agent(Duration::from_secs(60));
     let url = format!("{}{path}", m.url);
     let mut req = request_builder(method, &url, auth);
     if form.is_some() {

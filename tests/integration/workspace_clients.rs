@@ -20,7 +20,7 @@ use blake2::{Blake2s256, Digest};
 use serde_json::{json, Value};
 
 use crate::common::browser::{start_driver, Browser};
-use crate::common::{request_builder, temp_dir, wait_until, zoe_bin, Master, ADMIN};
+use crate::common::{outcome, request_builder, temp_dir, unfollowing_agent, wait_until, zoe_bin, Master, ADMIN};
 
 const ALICE: (&str, &str) = ("alice", "alice-pw");
 const BOB: (&str, &str) = ("bob", "bob-pw");
@@ -118,44 +118,18 @@ impl Run {
 
 /// Runs `zoe` as `who` on `m`, in the folder `cwd`; fails the test after two minutes.
 fn zoe(m: &Master, who: (&str, &str), cwd: &Path, args: &[&str]) -> Run {
-    let mut child = Command::new(zoe_bin())
-        .args(args)
+    let child = m
+        .client(who, args)
         .current_dir(cwd)
-        .env("ZOE_URL", &m.url)
-        .env("ZOE_USER", who.0)
-        .env("ZOE_PASS", who.1)
         .env_remove("ZOE_CA_FILE")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        out.read_to_string(&mut s).map(|_| s)
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        err.read_to_string(&mut s).map(|_| s)
-    });
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("zoe {args:?} did not end within two minutes");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout: out.join().unwrap().unwrap(),
-        stderr: err.join().unwrap().unwrap(),
-    }
+    let (code, stdout, stderr) =
+        outcome(child, Duration::from_secs(120), &format!("zoe {args:?} did not end within two minutes"));
+    Run { code, stdout, stderr }
 }
 
 #[test]
@@ -301,12 +275,7 @@ fn send(
     body: Option<(&str, Vec<u8>)>,
     headers: &[(&str, &str)],
 ) -> Answer {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .timeout_global(Some(Duration::from_secs(120)))
-        .build()
-        .into();
+    let agent = unfollowing_agent(Duration::from_secs(120));
     let auth = Some(auth).filter(|(user, _)| !user.is_empty());
     let mut req = request_builder(method, &format!("{}{path}", m.url), auth);
     for (k, v) in headers {

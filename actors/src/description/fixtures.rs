@@ -24,6 +24,16 @@ pub(crate) const RESOURCE_FIELDS: &[&str] = &["memory", "cores"];
 pub(crate) const PORT_FIELDS: &[&str] =
     &["name", "protocol", "port_number", "is_main_endpoint", "path", "expose", "secret_header"];
 
+/// The paths of the Spark example that hold an array (`/`-separated, indices as numbers).
+pub(crate) const ARRAY_PATHS: &[&str] = &[
+    "services",
+    "services/0/ports",
+    "services/0/environment",
+    "services/0/volumes",
+    "services/0/networks",
+    "services/0/datasets",
+];
+
 /// The Spark example: a master, three workers and a Jupyter notebook as the monitor.
 pub(crate) fn spark() -> Value {
     json!({

@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 
 use super::app_description::{check_datasets, check_host_names, check_registries, parse_application};
-use super::fixtures::{self, at, PORT_FIELDS, RESOURCE_FIELDS, SERVICE_FIELDS, TOP_FIELDS};
+use super::fixtures::{self, at, ARRAY_PATHS, PORT_FIELDS, RESOURCE_FIELDS, SERVICE_FIELDS, TOP_FIELDS};
 use super::strict_json;
 
 /// The Spark example with a secret header on the notebook's port: a valid description that has
@@ -65,14 +65,6 @@ const STRINGS: &[&str] = &[
     "services/1/environment/0/0",
     "services/1/environment/0/1",
 ];
-const ARRAYS: &[&str] = &[
-    "services",
-    "services/0/ports",
-    "services/0/environment",
-    "services/0/volumes",
-    "services/0/networks",
-    "services/0/datasets",
-];
 const OBJECTS: &[&str] = &["services/1", "services/2/ports/1", "services/0/required_resources"];
 /// Every field of the description, at its place in the example.
 fn fields() -> Vec<String> {
@@ -106,7 +98,7 @@ fn wrong_types_and_shapes() {
     for doc in [json!(null), json!([]), json!("x"), json!(1), json!(1.5), json!(true), json!({})] {
         out.push(answer(&format!("the document = {doc}"), &doc));
     }
-    for p in BOOLS.iter().chain(INTS).chain(STRINGS).chain(ARRAYS).chain(OBJECTS) {
+    for p in BOOLS.iter().chain(INTS).chain(STRINGS).chain(ARRAY_PATHS).chain(OBJECTS) {
         for v in kinds() {
             out.push(answer(&format!("{p} = {v}"), &with(p, v)));
         }

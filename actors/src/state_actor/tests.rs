@@ -130,6 +130,21 @@ fn published(reader: &Reader) -> Arc<zoe_checkpoints::State> {
     reader.now().state.clone()
 }
 
+/// The back end's report that the first service of execution `id` runs, in container `c1`; that
+/// service's id.
+async fn report_started(state: &Addr<StateActor>, reader: &Reader, id: u64) -> u64 {
+    let service_id = published(reader).executions[&id].services[0].id;
+    let started = StartedContainer {
+        service_id,
+        docker_id: "c1".into(),
+        ip_address: BTreeMap::new(),
+        host_endpoints: BTreeMap::new(),
+        node: None,
+    };
+    state.send(BackendEvent::ExecutionStarted { execution_id: id, containers: vec![started] }).await.unwrap();
+    service_id
+}
+
 #[test]
 fn a_checkpoint_that_cannot_be_written_undoes_its_requests_keeps_the_facts_and_sends_nothing() {
     let (dir, store, durable, config) = on_disk("rollback", 0);
@@ -168,15 +183,7 @@ fn a_checkpoint_that_cannot_be_written_undoes_its_requests_keeps_the_facts_and_s
         // request made meanwhile is not.
         let next = store.newest().unwrap().unwrap() + 1;
         block(next);
-        let service_id = published(&reader).executions[&id].services[0].id;
-        let started = StartedContainer {
-            service_id,
-            docker_id: "c1".into(),
-            ip_address: BTreeMap::new(),
-            host_endpoints: BTreeMap::new(),
-            node: None,
-        };
-        state.send(BackendEvent::ExecutionStarted { execution_id: id, containers: vec![started] }).await.unwrap();
+        report_started(&state, &reader, id).await;
         let e = state.send(create_user("carol")).await.unwrap().unwrap_err();
         assert_eq!(e.code, Code::CheckpointFailed, "{e}");
         assert_eq!(published(&reader).executions[&id].status, ExecutionStatus::Starting, "not durable yet");
@@ -228,15 +235,7 @@ fn measured_usage_is_read_at_once_and_written_with_the_next_checkpoint_not_one_a
         state.send(BackendEvent::Platform(platform())).await.unwrap();
         let id = state.send(submit("nb")).await.unwrap().unwrap();
         until("the start", || asked.lock().unwrap().contains(&format!("start {id}"))).await;
-        let service_id = published(&reader).executions[&id].services[0].id;
-        let started = StartedContainer {
-            service_id,
-            docker_id: "c1".into(),
-            ip_address: BTreeMap::new(),
-            host_endpoints: BTreeMap::new(),
-            node: None,
-        };
-        state.send(BackendEvent::ExecutionStarted { execution_id: id, containers: vec![started] }).await.unwrap();
+        let service_id = report_started(&state, &reader, id).await;
         until("running", || published(&reader).executions[&id].status == ExecutionStatus::Running).await;
         let written = store.newest().unwrap().unwrap();
         let t0 = published(&reader).executions[&id].time_started.unwrap();

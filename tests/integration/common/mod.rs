@@ -12,8 +12,9 @@ pub mod proxy;
 pub mod slapd;
 pub mod states;
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -144,6 +145,14 @@ impl Master {
         self.process.log_text()
     }
 
+    /// The `zoe` client with `args`, signed in to this master as `who` (`ZOE_URL`, `ZOE_USER`,
+    /// `ZOE_PASS`).
+    pub fn client(&self, who: (&str, &str), args: &[&str]) -> Command {
+        let mut cmd = Command::new(zoe_bin());
+        cmd.args(args).env("ZOE_URL", &self.url).env("ZOE_USER", who.0).env("ZOE_PASS", who.1);
+        cmd
+    }
+
     /// Sends a request; returns the status and the body as JSON (Null when empty, a string
     /// when not JSON).
     pub fn call(&self, method: &str, path: &str, auth: Option<(&str, &str)>, body: Option<&str>) -> (u16, Value) {
@@ -218,6 +227,45 @@ pub fn poll<T, E>(within: Duration, every: Duration, mut check: impl FnMut() -> 
             Err(_) => std::thread::sleep(every),
         }
     }
+}
+
+/// An HTTP client as a test of pages wants it: statuses and redirects are answers (a redirect
+/// is not followed); nothing waits longer than `timeout`.
+pub fn unfollowing_agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(timeout))
+        .build()
+        .into()
+}
+
+/// Waits for `child`, spawned with its standard output and error piped, reading both as it runs;
+/// kills it and fails with `late` when it has not ended within `limit`. Its exit code (-1 when
+/// a signal ended it), standard output and standard error.
+pub fn outcome(mut child: Child, limit: Duration, late: &str) -> (i32, String, String) {
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        out.read_to_string(&mut s).map(|_| s)
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        err.read_to_string(&mut s).map(|_| s)
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{late}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status.code().unwrap_or(-1), out.join().unwrap().unwrap(), err.join().unwrap().unwrap())
 }
 
 /// Asks `done` every 100 ms until it holds, for at most `secs`; then fails with what `why` says.

@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use crate::common::{app, temp_dir, Master, ADMIN};
+use crate::common::{app, temp_dir, unfollowing_agent, Master, ADMIN};
 
 const ALICE: (&str, &str) = ("alice", "pa");
 
@@ -32,12 +32,7 @@ fn send(
         req = req.header(*k, *v);
     }
     // Redirects are answers too: not followed.
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .timeout_global(Some(std::time::Duration::from_secs(30)))
-        .build()
-        .into();
+    let agent = unfollowing_agent(std::time::Duration::from_secs(30));
     let mut resp = agent.run(req.body(body.as_bytes().to_vec()).unwrap()).unwrap();
     let status = resp.status().as_u16();
     let headers = resp.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string())).collect();

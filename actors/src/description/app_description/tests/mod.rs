@@ -5,7 +5,7 @@ use zoe_checkpoints::model::limits::{MAX_MEMORY, MIN_MEMORY};
 use zoe_checkpoints::model::{Application, PortDescription, Resources, ServiceDescription};
 
 use super::{check_datasets, check_host_names, check_registries, parse_application, registry_of, CODES};
-use crate::description::fixtures::{at, spark, with, without, PORT_FIELDS, SERVICE_FIELDS, TOP_FIELDS};
+use crate::description::fixtures::{at, spark, with, without, ARRAY_PATHS, PORT_FIELDS, SERVICE_FIELDS, TOP_FIELDS};
 use crate::description::template;
 
 mod rules;
@@ -257,14 +257,6 @@ fn wrong_types_everywhere() {
         "services/1/environment/0/0",
         "services/1/environment/0/1",
     ];
-    let arrays = [
-        "services",
-        "services/0/ports",
-        "services/0/environment",
-        "services/0/volumes",
-        "services/0/networks",
-        "services/0/datasets",
-    ];
     let to_path = |p: &str| {
         let mut out = String::new();
         for part in p.split('/') {
@@ -291,7 +283,7 @@ fn wrong_types_everywhere() {
     // `command` may be null; every other string may not.
     check(&strings, &[json!(1), json!(false), json!([]), json!({"a": 1})], "must be a string");
     check(&strings[..3], &[json!(null)], "must be a string");
-    check(&arrays, &[json!("x"), json!(1), json!({}), json!(null)], "must be an array");
+    check(ARRAY_PATHS, &[json!("x"), json!(1), json!({}), json!(null)], "must be an array");
     assert_eq!(message(&with("services/0/total_count", json!("1"))), "must be an integer, got a string");
     assert_eq!(message(&with("priority", json!(1.5))), "must be an integer, got a number with a fraction (1.5)");
     assert_eq!(
