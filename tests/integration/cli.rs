@@ -14,37 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::common::docker::{docker_deployment, IMAGE};
-use crate::common::{app, outcome, temp_dir, zoe_bin, Master, ADMIN};
-
-/// What one run of the client did.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    #[track_caller]
-    fn ok(&self) -> &str {
-        assert_eq!(self.code, 0, "expected success: {self:#?}");
-        &self.stdout
-    }
-
-    /// Asserts the exit code and a one-line error on stderr containing `text`.
-    #[track_caller]
-    fn fails(&self, code: i32, text: &str) {
-        assert_eq!(self.code, code, "expected exit {code}: {self:#?}");
-        assert!(self.stderr.contains(text), "expected {text:?} on stderr: {self:#?}");
-        let last = self.stderr.lines().last().unwrap_or("");
-        assert!(last.starts_with("zoe: ") || self.stderr.starts_with("error: "), "{self:#?}");
-    }
-
-    #[track_caller]
-    fn json(&self) -> Value {
-        serde_json::from_str(self.ok()).unwrap_or_else(|e| panic!("not JSON ({e}): {self:#?}"))
-    }
-}
+use crate::common::{app, outcome, temp_dir, zoe_bin, Master, Run, ADMIN};
 
 /// Where the client points and as whom, through the environment (as 0.9.7).
 #[derive(Clone, Copy)]
@@ -77,9 +47,7 @@ fn zoe(env: Option<Env>, args: &[&str], stdin: Option<&str>) -> Run {
     if let Some(text) = stdin {
         child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     }
-    let (code, stdout, stderr) =
-        outcome(child, Duration::from_secs(60), &format!("zoe {args:?} did not end within a minute"));
-    Run { code, stdout, stderr }
+    outcome(child, Duration::from_secs(60), &format!("zoe {args:?} did not end within a minute"))
 }
 
 /// Writes `value` as a JSON file in `dir`.
@@ -96,19 +64,19 @@ fn settings_errors_are_one_line_and_unreachable_servers_fail_fast() {
 
     // Each missing setting is named, on one line, with exit 2 and no request.
     let none = zoe(None, &["exec-ls"], None);
-    none.fails(2, "no server given: set ZOE_URL or pass --url");
+    none.fails_in_one_line(2, "no server given: set ZOE_URL or pass --url");
     assert_eq!(none.stderr.lines().count(), 1, "{none:#?}");
     let no_user = zoe(None, &["--url", "http://127.0.0.1:9", "exec-ls"], None);
-    no_user.fails(2, "no user name given: set ZOE_USER or pass --user");
+    no_user.fails_in_one_line(2, "no user name given: set ZOE_USER or pass --user");
     assert_eq!(no_user.stderr.lines().count(), 1);
     let no_pass = zoe(None, &["--url", "http://127.0.0.1:9", "--user", "u", "user-ls"], None);
-    no_pass.fails(2, "no password given: set ZOE_PASS or pass --password");
+    no_pass.fails_in_one_line(2, "no password given: set ZOE_PASS or pass --password");
     zoe(None, &["--url", "ftp://example.org", "--user", "u", "--password", "p", "stats"], None)
-        .fails(2, "use http:// or https://");
+        .fails_in_one_line(2, "use http:// or https://");
     // Usage errors from the argument parser also exit 2.
-    zoe(None, &["exec-get", "not-a-number"], None).fails(2, "invalid value");
-    zoe(None, &["user-set", "bob"], None).fails(2, "required arguments");
-    zoe(None, &["start", "x", &good, "--timeout", "3"], None).fails(2, "--wait");
+    zoe(None, &["exec-get", "not-a-number"], None).fails_in_one_line(2, "invalid value");
+    zoe(None, &["user-set", "bob"], None).fails_in_one_line(2, "required arguments");
+    zoe(None, &["start", "x", &good, "--timeout", "3"], None).fails_in_one_line(2, "--wait");
 
     // A closed port: exit 3 after the bounded retry (3 attempts, 1.5 s of pauses), quickly.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -116,7 +84,7 @@ fn settings_errors_are_one_line_and_unreachable_servers_fail_fast() {
     let started = Instant::now();
     let refused = zoe(Some(Env { url: &url, user: "u", pass: "p" }), &["exec-ls"], None);
     let took = started.elapsed();
-    refused.fails(3, &format!("cannot connect to http://127.0.0.1:{port}"));
+    refused.fails_in_one_line(3, &format!("cannot connect to http://127.0.0.1:{port}"));
     assert!(refused.stderr.contains("tried 3 times"), "{refused:#?}");
     assert!(took >= Duration::from_millis(1400) && took < Duration::from_secs(10), "took {took:?}");
 
@@ -126,11 +94,12 @@ fn settings_errors_are_one_line_and_unreachable_servers_fail_fast() {
     bad["services"][0]["ports"] = json!([{"name": "p", "protocol": "tcp", "port_number": "80"}]);
     let bad = json_file(&dir, "bad.json", &bad);
     zoe(None, &["app-validate", &bad], None)
-        .fails(1, "application.services[0].ports[0].port_number: must be an integer");
-    zoe(None, &["app-validate", &bad], None).fails(1, "(wrong_type)");
+        .fails_in_one_line(1, "application.services[0].ports[0].port_number: must be an integer");
+    zoe(None, &["app-validate", &bad], None).fails_in_one_line(1, "(wrong_type)");
     std::fs::write(dir.join("broken.json"), "{\"name\": ").unwrap();
-    zoe(None, &["app-validate", dir.join("broken.json").to_str().unwrap()], None).fails(1, "(invalid_json)");
-    zoe(None, &["app-validate", dir.join("missing.json").to_str().unwrap()], None).fails(2, "cannot read");
+    zoe(None, &["app-validate", dir.join("broken.json").to_str().unwrap()], None)
+        .fails_in_one_line(1, "(invalid_json)");
+    zoe(None, &["app-validate", dir.join("missing.json").to_str().unwrap()], None).fails_in_one_line(2, "cannot read");
     assert_eq!(zoe(None, &["--json", "app-validate", &good], None).json(), json!({"valid": true}));
 }
 
@@ -141,20 +110,26 @@ fn users_and_stats_through_the_client() {
 
     let out = admin.run(&["user-new", "--name", "alice", "--password", "pa", "--role", "user"]);
     assert!(out.ok().contains("User alice created"), "{out:#?}");
-    admin.run(&["user-new", "--name", "alice", "--password", "x", "--role", "user"]).fails(1, "(user_exists)");
-    admin.run(&["user-new", "--name", "bob", "--password", "x", "--role", "boss"]).fails(2, "invalid value 'boss'");
-    admin.run(&["user-new", "--name", "Bad Name", "--password", "x", "--role", "user"]).fails(1, "(invalid_name)");
+    admin
+        .run(&["user-new", "--name", "alice", "--password", "x", "--role", "user"])
+        .fails_in_one_line(1, "(user_exists)");
+    admin
+        .run(&["user-new", "--name", "bob", "--password", "x", "--role", "boss"])
+        .fails_in_one_line(2, "invalid value 'boss'");
+    admin
+        .run(&["user-new", "--name", "Bad Name", "--password", "x", "--role", "user"])
+        .fails_in_one_line(1, "(invalid_name)");
     // The password from standard input when not given (stdin is not a terminal here).
     let piped = zoe(Some(admin), &["user-new", "--name", "carol", "--role", "guest"], Some("cpass\n"));
     piped.ok();
     Env::of(&m, ("carol", "cpass")).run(&["user-get", "carol"]).ok();
-    admin.run(&["user-new", "--name", "dave", "--role", "user"]).fails(2, "standard input was empty");
+    admin.run(&["user-new", "--name", "dave", "--role", "user"]).fails_in_one_line(2, "standard input was empty");
 
     let alice = Env::of(&m, ("alice", "pa"));
     let got = alice.run(&["user-get", "alice"]);
     assert!(got.ok().contains("User: alice\nRole: user\n"), "{got:#?}");
-    admin.run(&["user-get", "nobody"]).fails(1, "(no_such_user)");
-    alice.run(&["user-new", "--name", "eve", "--password", "x", "--role", "user"]).fails(1, "(admin_only)");
+    admin.run(&["user-get", "nobody"]).fails_in_one_line(1, "(no_such_user)");
+    alice.run(&["user-new", "--name", "eve", "--password", "x", "--role", "user"]).fails_in_one_line(1, "(admin_only)");
 
     let ls = admin.run(&["user-ls"]);
     let lines: Vec<&str> = ls.ok().lines().collect();
@@ -164,7 +139,7 @@ fn users_and_stats_through_the_client() {
     assert_eq!(users.as_array().unwrap().len(), 3, "{users}");
 
     // Wrong password: the server's message and code, non-zero.
-    Env::of(&m, ("alice", "wrong")).run(&["exec-ls"]).fails(1, "(unauthorized)");
+    Env::of(&m, ("alice", "wrong")).run(&["exec-ls"]).fails_in_one_line(1, "(unauthorized)");
     // Flags win over the environment.
     zoe(Some(Env::of(&m, ("alice", "wrong"))), &["--password", "pa", "user-get", "alice"], None).ok();
 
@@ -172,13 +147,13 @@ fn users_and_stats_through_the_client() {
     let set = admin.run(&["user-set", "alice", "--role", "admin"]);
     assert!(set.ok().contains("Role: admin"), "{set:#?}");
     assert_eq!(admin.run(&["--json", "user-set", "alice", "--role", "user"]).json()["role"], "user");
-    alice.run(&["user-set", "alice", "--role", "admin"]).fails(1, "(admin_only)");
+    alice.run(&["user-set", "alice", "--role", "admin"]).fails_in_one_line(1, "(admin_only)");
     alice.run(&["user-set", "alice", "--password", "pb"]).ok();
     Env::of(&m, ("alice", "pb")).run(&["user-get", "alice"]).ok();
 
     // user-rm; then the user is gone.
     assert!(admin.run(&["user-rm", "carol"]).ok().contains("User carol deleted"));
-    admin.run(&["user-rm", "carol"]).fails(1, "(no_such_user)");
+    admin.run(&["user-rm", "carol"]).fails_in_one_line(1, "(no_such_user)");
 
     let stats = admin.run(&["stats"]);
     let text = stats.ok();
@@ -205,7 +180,7 @@ fn executions_through_the_client_without_docker() {
     // Checked locally first: nothing reaches the server.
     alice
         .run(&["start", "bad", &invalid])
-        .fails(1, "application.services[0].monitr: unknown field \"monitr\" (did you mean \"monitor\"?)");
+        .fails_in_one_line(1, "application.services[0].monitr: unknown field \"monitr\" (did you mean \"monitor\"?)");
     let started = alice.run(&["start", "wc1", &file]);
     let id1: u64 = started
         .ok()
@@ -213,7 +188,7 @@ fn executions_through_the_client_without_docker() {
         .and_then(|r| r.split(',').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{started:#?}"));
-    alice.run(&["start", "wc1", &file]).fails(1, "(execution_name_in_use)");
+    alice.run(&["start", "wc1", &file]).fails_in_one_line(1, "(execution_name_in_use)");
     let id2 = alice.run(&["--json", "start", "wc2", &file]).json()["execution_id"].as_u64().unwrap();
 
     let ls = alice.run(&["exec-ls"]);
@@ -227,7 +202,7 @@ fn executions_through_the_client_without_docker() {
     assert_eq!(alice.run(&["exec-ls", "--status", "running"]).ok().lines().count(), 1, "header only");
     let both = alice.run(&["--json", "exec-ls", "--status", "scheduled", "--status", "running"]).json();
     assert_eq!(both.as_array().unwrap().len(), 2, "{both}");
-    alice.run(&["exec-ls", "--status", "queued"]).fails(2, "not a status");
+    alice.run(&["exec-ls", "--status", "queued"]).fails_in_one_line(2, "not a status");
 
     let got = alice.run(&["exec-get", &id1.to_string()]);
     for line in ["Execution wc1 (ID: ", "Status: scheduled\n", "Queue position: 1\n", "Application name: test-app\n"] {
@@ -235,28 +210,28 @@ fn executions_through_the_client_without_docker() {
     }
     let got = alice.run(&["--json", "exec-get", &id1.to_string()]).json();
     assert_eq!((&got["execution"]["status"], &got["services"]), (&json!("scheduled"), &json!([])));
-    Env::of(&m, ADMIN).run(&["exec-get", "999"]).fails(1, "(no_such_execution)");
+    Env::of(&m, ADMIN).run(&["exec-get", "999"]).fails_in_one_line(1, "(no_such_execution)");
     let application: Value = serde_json::from_str(alice.run(&["exec-app-get", "wc1"]).ok()).unwrap();
     assert_eq!(application["services"][0]["command"], "sleep 60");
-    alice.run(&["exec-app-get", "nothing"]).fails(1, "(no_such_execution)");
+    alice.run(&["exec-app-get", "nothing"]).fails_in_one_line(1, "(no_such_execution)");
 
     // --wait is bounded by --timeout: progress on stderr, a clear message, exit 4.
     let t0 = Instant::now();
     let waited = alice.run(&["start", "wc3", &file, "--wait", "--timeout", "1"]);
-    waited.fails(4, "gave up waiting after 1.0 s");
+    waited.fails_in_one_line(4, "gave up waiting after 1.0 s");
     assert!(waited.stderr.contains("still scheduled, queue position 3"), "{waited:#?}");
     assert!(waited.stderr.contains("scheduled (queue position 3)"), "progress: {waited:#?}");
     assert!(t0.elapsed() < Duration::from_secs(10));
 
     let term = alice.run(&["terminate", &id2.to_string()]);
     assert!(term.ok().contains(&format!("Execution {id2} terminated")));
-    alice.run(&["terminate", "999"]).fails(1, "(no_such_execution)");
+    alice.run(&["terminate", "999"]).fails_in_one_line(1, "(no_such_execution)");
     let ended = alice.run(&["--json", "exec-ls", "--status", "terminated"]).json();
     assert_eq!(ended.as_array().unwrap().iter().map(|e| e["id"].as_u64().unwrap()).collect::<Vec<_>>(), [id2]);
     let active = alice.run(&["--json", "exec-ls", "--active"]).json();
     assert_eq!(active.as_array().unwrap().len(), 2, "{active}");
     // No container ever ran: no log.
-    alice.run(&["logs", "999"]).fails(1, "(no_such_service)");
+    alice.run(&["logs", "999"]).fails_in_one_line(1, "(no_such_service)");
 }
 
 #[test]
@@ -334,7 +309,7 @@ fn start_wait_shows_endpoints_and_logs_stream_on_docker() {
     // An execution that fails to start: --wait says so and exits 1.
     let broken = json_file(&dir, "broken.json", &app(IMAGE, Some("no-such-program-here")));
     let failed = admin.run(&["start", "broken", &broken, "--wait", "--timeout", "60"]);
-    failed.fails(1, "before running");
+    failed.fails_in_one_line(1, "before running");
 
     // A long one, terminated through the client.
     let long = json_file(&dir, "long.json", &app(IMAGE, Some("sh -c 'echo one; echo two; sleep 600'")));
@@ -494,10 +469,10 @@ fn the_client_does_not_follow_a_redirect_to_another_origin_and_says_where() {
     };
     let env = Env { url: &moved.url, user: "u", pass: "p" };
     let get = env.run(&["user-ls"]);
-    get.fails(5, &format!("was redirected (302) by {} to {target}, another host; not followed", moved.url));
+    get.fails_in_one_line(5, &format!("was redirected (302) by {} to {target}, another host; not followed", moved.url));
     assert!(get.stderr.contains("--url") && get.stdout.is_empty(), "{get:#?}");
     let post = env.run(&["user-new", "--name", "x", "--role", "user", "--password", "p"]);
-    post.fails(5, "POST /user was redirected (302)");
+    post.fails_in_one_line(5, "POST /user was redirected (302)");
     assert!(elsewhere.seen.lock().unwrap().is_empty(), "{:?}", elsewhere.seen.lock().unwrap());
 
     // The same host in https: another origin as well.
@@ -506,7 +481,9 @@ fn the_client_does_not_follow_a_redirect_to_another_origin_and_says_where() {
         let path = r.split(' ').nth(1).unwrap_or("/").to_string();
         response("301 Moved Permanently", &[("Location", &format!("https://127.0.0.1:{port}{path}"))], "")
     });
-    Env { url: &upgrade.url, user: "u", pass: "p" }.run(&["stats"]).fails(5, "another scheme or port of the same host");
+    Env { url: &upgrade.url, user: "u", pass: "p" }
+        .run(&["stats"])
+        .fails_in_one_line(5, "another scheme or port of the same host");
 
     // Within the server's origin a GET follows (a few times at most); a POST only with 307/308.
     let user = r#"{"id": 7, "name": "bob", "role": "user", "uid": 200001, "gateway_urls": [], "owner": "bob", "created_at": "2026-12-01T08:00:00Z"}"#;
@@ -518,8 +495,8 @@ fn the_client_does_not_follow_a_redirect_to_another_origin_and_says_where() {
     });
     let env = Env { url: &same.url, user: "u", pass: "p" };
     assert!(env.run(&["user-get", "alice"]).ok().starts_with("User: bob\n"));
-    env.run(&["user-get", "loop"]).fails(5, "more than 3 redirects");
-    env.run(&["user-rm", "carol"]).fails(5, "on the same server, which would change the request's method");
+    env.run(&["user-get", "loop"]).fails_in_one_line(5, "more than 3 redirects");
+    env.run(&["user-rm", "carol"]).fails_in_one_line(5, "on the same server, which would change the request's method");
     assert_eq!(same.seen.lock().unwrap().iter().filter(|r| r.as_str() == "GET /api/0.6/user/loop").count(), 4);
 }
 
@@ -575,6 +552,6 @@ fn what_the_server_sends_is_printed_with_its_control_characters_escaped() {
     assert_eq!(v["execution"]["application"]["name"], SPOOF);
     // A refusal quoting a tenant: one escaped line on stderr.
     let refused = env.run(&["exec-get", "2"]);
-    refused.fails(1, "zoe: \\u{1b}]0;PWNED\\u{7}");
+    refused.fails_in_one_line(1, "zoe: \\u{1b}]0;PWNED\\u{7}");
     assert!(!raw_controls(&refused.stderr) && refused.stderr.lines().count() == 1, "{refused:#?}");
 }

@@ -20,7 +20,7 @@ use blake2::{Blake2s256, Digest};
 use serde_json::{json, Value};
 
 use crate::common::browser::{start_driver, Browser};
-use crate::common::{outcome, request_builder, temp_dir, unfollowing_agent, wait_until, zoe_bin, Master, ADMIN};
+use crate::common::{outcome, request_builder, temp_dir, unfollowing_agent, wait_until, zoe_bin, Master, Run, ADMIN};
 
 const ALICE: (&str, &str) = ("alice", "alice-pw");
 const BOB: (&str, &str) = ("bob", "bob-pw");
@@ -94,28 +94,6 @@ fn digests(dir: &Path) -> Vec<(String, String)> {
 
 // ---------------------------------------------------------------------------------------- CLI
 
-/// What one run of `zoe` did.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    #[track_caller]
-    fn ok(&self) -> &str {
-        assert_eq!(self.code, 0, "expected success: {self:#?}");
-        &self.stdout
-    }
-
-    #[track_caller]
-    fn fails(&self, code: i32, text: &str) {
-        assert_eq!(self.code, code, "expected exit {code}: {self:#?}");
-        assert!(self.stderr.contains(text), "expected {text:?} on stderr: {self:#?}");
-    }
-}
-
 /// Runs `zoe` as `who` on `m`, in the folder `cwd`; fails the test after two minutes.
 fn zoe(m: &Master, who: (&str, &str), cwd: &Path, args: &[&str]) -> Run {
     let child = m
@@ -127,9 +105,7 @@ fn zoe(m: &Master, who: (&str, &str), cwd: &Path, args: &[&str]) -> Run {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (code, stdout, stderr) =
-        outcome(child, Duration::from_secs(120), &format!("zoe {args:?} did not end within two minutes"));
-    Run { code, stdout, stderr }
+    outcome(child, Duration::from_secs(120), &format!("zoe {args:?} did not end within two minutes"))
 }
 
 #[test]

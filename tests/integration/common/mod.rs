@@ -240,10 +240,49 @@ pub fn unfollowing_agent(timeout: Duration) -> ureq::Agent {
         .into()
 }
 
+/// What one run of a client (`zoe`) did: its exit code (-1 when a signal ended it), standard
+/// output and standard error.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Asserts success; its standard output.
+    #[track_caller]
+    pub fn ok(&self) -> &str {
+        assert_eq!(self.code, 0, "expected success: {self:#?}");
+        &self.stdout
+    }
+
+    /// Asserts the exit code and `text` on standard error.
+    #[track_caller]
+    pub fn fails(&self, code: i32, text: &str) {
+        assert_eq!(self.code, code, "expected exit {code}: {self:#?}");
+        assert!(self.stderr.contains(text), "expected {text:?} on stderr: {self:#?}");
+    }
+
+    /// As [`Run::fails`], and the error is one line of the client's (`zoe: ...`) or of its
+    /// argument parser (`error: ...`).
+    #[track_caller]
+    pub fn fails_in_one_line(&self, code: i32, text: &str) {
+        self.fails(code, text);
+        let last = self.stderr.lines().last().unwrap_or("");
+        assert!(last.starts_with("zoe: ") || self.stderr.starts_with("error: "), "{self:#?}");
+    }
+
+    /// Asserts success; its standard output read as JSON.
+    #[track_caller]
+    pub fn json(&self) -> Value {
+        serde_json::from_str(self.ok()).unwrap_or_else(|e| panic!("not JSON ({e}): {self:#?}"))
+    }
+}
+
 /// Waits for `child`, spawned with its standard output and error piped, reading both as it runs;
-/// kills it and fails with `late` when it has not ended within `limit`. Its exit code (-1 when
-/// a signal ended it), standard output and standard error.
-pub fn outcome(mut child: Child, limit: Duration, late: &str) -> (i32, String, String) {
+/// kills it and fails with `late` when it has not ended within `limit`.
+pub fn outcome(mut child: Child, limit: Duration, late: &str) -> Run {
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
     let out = std::thread::spawn(move || {
@@ -265,7 +304,11 @@ pub fn outcome(mut child: Child, limit: Duration, late: &str) -> (i32, String, S
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    (status.code().unwrap_or(-1), out.join().unwrap().unwrap(), err.join().unwrap().unwrap())
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: out.join().unwrap().unwrap(),
+        stderr: err.join().unwrap().unwrap(),
+    }
 }
 
 /// Asks `done` every 100 ms until it holds, for at most `secs`; then fails with what `why` says.
