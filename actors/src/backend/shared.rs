@@ -7,7 +7,6 @@ use std::fmt::Display;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bollard::models::{Mount, MountBindOptions, MountType, NetworkCreateRequest};
 use bollard::query_parameters::InspectNetworkOptions;
@@ -300,15 +299,13 @@ pub(crate) enum NetworkKind {
 pub(crate) async fn ensure_network(
     client: &Client,
     docker: &Docker,
-    limit: Duration,
     deployment: &str,
     (network, owner): (&str, &str),
     kind: NetworkKind,
 ) -> Result<(), Failure> {
     let inspect = client
-        .call(
+        .call_bounded(
             &format!("looking for network {network}"),
-            limit,
             docker.inspect_network(network, None::<InspectNetworkOptions>),
         )
         .await;
@@ -333,7 +330,7 @@ pub(crate) async fn ensure_network(
         ])),
         ..Default::default()
     };
-    match client.call(&format!("creating network {network}"), limit, docker.create_network(request)).await {
+    match client.call_bounded(&format!("creating network {network}"), docker.create_network(request)).await {
         Ok(_) => {
             if overlay {
                 info!(network, "created overlay network");

@@ -57,9 +57,9 @@ impl Inner {
     ) -> Result<Vec<StartedContainer>, Failure> {
         let docker = &self.client.ready().await.map_err(|e| Failure::call(e, |e| e.to_string()))?;
         let user = (msg.network.as_str(), msg.owner.as_str());
-        let (limit, deployment) = (self.config.call_timeout, &self.config.deployment_name);
+        let deployment = &self.config.deployment_name;
         let held = self.network_lock.lock().await;
-        ensure_network(&self.client, docker, limit, deployment, user, NetworkKind::Bridge).await?;
+        ensure_network(&self.client, docker, deployment, user, NetworkKind::Bridge).await?;
         drop(held);
         let mut images: BTreeMap<String, ImageInspect> = BTreeMap::new();
         for spec in &msg.containers {
@@ -93,9 +93,8 @@ impl Inner {
     }
 
     async fn ensure_image(&self, docker: &Docker, image: &str) -> Result<ImageInspect, Failure> {
-        let limit = self.config.call_timeout;
         let what = format!("inspecting image {image}");
-        match self.client.call(&what, limit, docker.inspect_image(image)).await {
+        match self.client.call_bounded(&what, docker.inspect_image(image)).await {
             Ok(i) => return Ok(i),
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(Failure::call(e, |e| format!("cannot inspect image \"{image}\": {e}"))),
@@ -106,7 +105,7 @@ impl Inner {
         };
         self.pull(docker, image).await.map_err(|e| Failure::call(e, |e| not_pulled(pull_reason(e))))?;
         self.client
-            .call(&what, limit, docker.inspect_image(image))
+            .call_bounded(&what, docker.inspect_image(image))
             .await
             .map_err(|e| Failure::call(e, |e| not_pulled(pull_reason(e))))
     }
@@ -140,7 +139,6 @@ impl Inner {
         created: &mut Created,
     ) -> Result<StartedContainer, Failure> {
         let name = &spec.name;
-        let limit = self.config.call_timeout;
         let mut binds = Vec::new();
         if let Some(ws) = spec.workspace.clone() {
             let bind = tokio::task::spawn_blocking(move || crate::backend::workspace::prepare(&ws))
@@ -161,18 +159,16 @@ impl Inner {
             self.check_command(docker, &id, spec, image).await?;
         }
         self.client
-            .call(
+            .call_bounded(
                 &format!("starting container {name}"),
-                limit,
                 docker.start_container(&id, None::<StartContainerOptions>),
             )
             .await
             .map_err(|e| Failure::call(e, |e| format!("cannot start container {name}: {e}")))?;
         let info = self
             .client
-            .call(
+            .call_bounded(
                 &format!("inspecting container {name}"),
-                limit,
                 docker.inspect_container(&id, None::<InspectContainerOptions>),
             )
             .await
@@ -251,11 +247,10 @@ impl Inner {
         body: ContainerCreateBody,
     ) -> Result<String, Failure> {
         let name = &spec.name;
-        let limit = self.config.call_timeout;
         let what = format!("creating container {name}");
         let options = || CreateContainerOptions { name: Some(name.clone()), ..Default::default() };
         let failed = |e: CallError| Failure::call(e, |e| format!("cannot create container {name}: {e}"));
-        match self.client.call(&what, limit, docker.create_container(Some(options()), body.clone())).await {
+        match self.client.call_bounded(&what, docker.create_container(Some(options()), body.clone())).await {
             Ok(r) => return Ok(r.id),
             Err(e) if e.is_conflict() => {}
             Err(e) => return Err(failed(e)),
@@ -277,7 +272,7 @@ impl Inner {
             Err(e) => return Err(failed(e)),
         }
         self.client
-            .call(&what, limit, docker.create_container(Some(options()), body))
+            .call_bounded(&what, docker.create_container(Some(options()), body))
             .await
             .map(|r| r.id)
             .map_err(failed)
@@ -393,9 +388,8 @@ impl Inner {
         ]);
         let options = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
         self.client
-            .call(
+            .call_bounded(
                 &format!("listing the containers of execution {execution_id}"),
-                self.config.call_timeout,
                 docker.list_containers(Some(options)),
             )
             .await
@@ -406,11 +400,7 @@ impl Inner {
         let options = RemoveContainerOptions { force: true, v: false, link: false };
         let result = self
             .client
-            .call(
-                &format!("removing container {container}"),
-                self.config.call_timeout,
-                docker.remove_container(container, Some(options)),
-            )
+            .call_bounded(&format!("removing container {container}"), docker.remove_container(container, Some(options)))
             .await;
         match result {
             Ok(()) => Ok(()),

@@ -60,8 +60,8 @@ impl Inner {
         // the owner's last execution cannot take the network away meanwhile.
         let mut network_guard = Some(self.network_lock.lock().await);
         let user = (msg.network.as_str(), msg.owner.as_str());
-        let (limit, deployment) = (self.config.call_timeout, &self.config.deployment_name);
-        ensure_network(&self.client, docker, limit, deployment, user, NetworkKind::Overlay).await?;
+        let deployment = &self.config.deployment_name;
+        ensure_network(&self.client, docker, deployment, user, NetworkKind::Overlay).await?;
         // The master reaches the services through it; an execution runs without it (the proxy
         // makes it again when it needs it).
         if let Err(e) = self.ensure_relay(docker, &msg.network, false).await {
@@ -199,16 +199,15 @@ impl Inner {
             None => None,
         };
         let body = self.service_spec(msg, spec, source);
-        let limit = self.config.call_timeout;
         let what = format!("creating service {name}");
         let failed = |e: CallError| Failure::call(e, |e| format!("cannot create service {name}: {e}"));
-        match self.client.call(&what, limit, docker.create_service(body.clone(), None)).await {
+        match self.client.call_bounded(&what, docker.create_service(body.clone(), None)).await {
             Ok(_) => return Ok(()),
             Err(e) if e.is_conflict() => {}
             Err(e) => return Err(failed(e)),
         }
         let inspect =
-            self.client.call(&format!("inspecting service {name}"), limit, docker.inspect_service(name, None)).await;
+            self.client.call_bounded(&format!("inspecting service {name}"), docker.inspect_service(name, None)).await;
         match inspect {
             Ok(s) => {
                 let labels = s.spec.as_ref().and_then(|sp| sp.labels.as_ref());
@@ -229,7 +228,7 @@ impl Inner {
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(failed(e)),
         }
-        self.client.call(&what, limit, docker.create_service(body, None)).await.map(|_| ()).map_err(failed)
+        self.client.call_bounded(&what, docker.create_service(body, None)).await.map(|_| ()).map_err(failed)
     }
 
     /// Waits until the task of every service of a group runs (or ran: a container may end at
@@ -254,7 +253,7 @@ impl Inner {
             let options = ListTasksOptions { filters: Some(filters.clone()) };
             let tasks = self
                 .client
-                .call("listing the execution's tasks", self.config.call_timeout, docker.list_tasks(Some(options)))
+                .call_bounded("listing the execution's tasks", docker.list_tasks(Some(options)))
                 .await
                 .map_err(|e| Failure::call(e, |e| format!("cannot follow the start: {e}")))?;
             let mut done = Vec::new();
