@@ -19,9 +19,7 @@ use tracing::{debug, info};
 
 use super::Inner;
 use crate::backend::client::{pull_reason, CallError};
-use crate::backend::shared::{
-    dataset_mounts, ensure_network, label_filter, start_outcome, Failure, NetworkKind, StartControl,
-};
+use crate::backend::shared::{dataset_mounts, ensure_network, label_filter, Failure, NetworkKind, StartControl};
 use crate::backend::{LABEL_DEPLOYMENT, LABEL_EXECUTION_ID};
 use crate::protocol::{scratch_options, ContainerSpec, StartExecution, StartedContainer, SCRATCH};
 
@@ -39,13 +37,11 @@ struct Created {
 
 impl Inner {
     pub(super) async fn start_execution(self: Arc<Self>, msg: StartExecution) {
-        let execution_id = msg.execution_id;
-        info!(execution_id, containers = msg.containers.len(), "starting execution");
-        let running = self.starts.begin(execution_id).await;
-        let mut created = Created::default();
-        let outcome = self.try_start(&msg, &running.control, &mut created).await;
-        let event = start_outcome(&msg, outcome, || self.cleanup_failed_start(&msg, &created)).await;
-        self.starts.finish(execution_id, running, &self.outbox, event);
+        info!(execution_id = msg.execution_id, containers = msg.containers.len(), "starting execution");
+        let try_start =
+            async |control: &StartControl, created: &mut Created| self.try_start(&msg, control, created).await;
+        let clean_up = async |created: &Created| self.cleanup_failed_start(&msg, created).await;
+        self.starts.run(&msg, &self.outbox, Created::default(), try_start, clean_up).await;
     }
 
     /// Starts what `msg` asks for, once the back end is reached; what it made is in `created`.

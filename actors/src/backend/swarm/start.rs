@@ -19,7 +19,7 @@ use tracing::{debug, info};
 use super::Inner;
 use crate::backend::client::CallError;
 use crate::backend::shared::{
-    dataset_mounts, ensure_network, label_filter, label_u64, start_outcome, Failure, NetworkKind, StartControl,
+    dataset_mounts, ensure_network, label_filter, label_u64, Failure, NetworkKind, StartControl,
 };
 use crate::backend::{LABEL_DEPLOYMENT, LABEL_EXECUTION_ID, LABEL_SERVICE_ID};
 use crate::protocol::{ContainerSpec, StartExecution, StartedContainer, Transport, SCRATCH};
@@ -31,21 +31,17 @@ const CREATE_CONCURRENCY: usize = 4;
 
 impl Inner {
     pub(super) async fn start_execution(self: Arc<Self>, msg: StartExecution) {
-        let execution_id = msg.execution_id;
-        info!(execution_id, containers = msg.containers.len(), "starting execution on the swarm");
-        let running = self.starts.begin(execution_id).await;
-        let mut created = Vec::new();
-        let outcome = self.try_start(&msg, &running.control, &mut created).await;
-        let grow = msg.grow;
-        let event = start_outcome(&msg, outcome, || async {
-            if grow {
-                self.remove_named_services(&created).await
+        info!(execution_id = msg.execution_id, containers = msg.containers.len(), "starting execution on the swarm");
+        let try_start =
+            async |control: &StartControl, created: &mut Vec<String>| self.try_start(&msg, control, created).await;
+        let clean_up = async |created: &Vec<String>| {
+            if msg.grow {
+                self.remove_named_services(created).await
             } else {
-                self.remove_execution_services(execution_id, &created).await
+                self.remove_execution_services(msg.execution_id, created).await
             }
-        })
-        .await;
-        self.starts.finish(execution_id, running, &self.outbox, event);
+        };
+        self.starts.run(&msg, &self.outbox, Vec::new(), try_start, clean_up).await;
     }
 
     /// Starts what `msg` asks for, once the back end is reached; what it made is in `created`.
