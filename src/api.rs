@@ -21,7 +21,7 @@ use crate::body::read_limited;
 use crate::error::{ApiError, ErrorBody, HttpCode};
 use crate::logs::{service_log, ServiceLog};
 use crate::requests::{strict_json_error, NewExecution, NewToken, NewUser, QueryRequest, UserUpdate};
-use crate::responses::{ChangeRefusals, GrowthRefusals, ReadRefusals, TooLarge};
+use crate::responses::{AdminOnly, ChangeRefusals, GrowthRefusals, NoSuchUser, ReadRefusals, TooLarge};
 use crate::AppData;
 
 pub mod workspace;
@@ -197,7 +197,7 @@ async fn info(data: web::Data<AppData>, _: Authed) -> ApiResult {
     responses(
         (status = 201, description = "Created", body = UserCreated),
         (status = 400, description = "`invalid_json`, `invalid_request`, `password_too_short`, `invalid_name`, `invalid_role`", body = ErrorBody),
-        (status = 403, description = "`admin_only`", body = ErrorBody),
+        AdminOnly,
         (status = 409, description = "`user_exists`, `no_uid_left`", body = ErrorBody),
         TooLarge,
         GrowthRefusals,
@@ -226,7 +226,7 @@ async fn create_user(data: web::Data<AppData>, Authed(caller): Authed, payload: 
         (status = 200, description = "The changed user", body = UserView),
         (status = 400, description = "`invalid_json`, `invalid_request`, `password_too_short`, `invalid_role`", body = ErrorBody),
         (status = 403, description = "`admin_only`: only administrators change roles and others' passwords", body = ErrorBody),
-        (status = 404, description = "`no_such_user`", body = ErrorBody),
+        NoSuchUser,
         (status = 409, description = "`last_admin`, `directory_user` (a password change for a user of the directory)", body = ErrorBody),
         TooLarge,
         GrowthRefusals,
@@ -278,7 +278,7 @@ async fn get_user(data: web::Data<AppData>, Authed(caller): Authed, name: web::P
     ),
     responses(
         (status = 204, description = "Deleted; their executions stay in the history"),
-        (status = 404, description = "`no_such_user`", body = ErrorBody),
+        NoSuchUser,
         (status = 409, description = "`user_has_active_executions`, `last_admin`", body = ErrorBody),
         GrowthRefusals,
     ),
@@ -299,9 +299,7 @@ async fn delete_user(data: web::Data<AppData>, Authed(caller): Authed, name: web
         (status = 400, description = "`invalid_token_name`, `invalid_expires_days`, `invalid_json`, `invalid_request`", body = crate::error::ErrorBody),
         (status = 404, description = "`no_such_user` (`?user=` of another user, for a non-administrator)", body = crate::error::ErrorBody),
         (status = 409, description = "`token_exists`, `too_many_tokens` (20 per user)", body = crate::error::ErrorBody),
-        (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::error::ErrorBody),
-        (status = 507, description = "`insufficient_storage`: the state disk is under `state-min-free`", body = crate::error::ErrorBody),
-        crate::responses::AuthRefusals,
+        GrowthRefusals,
     ),
 )]
 async fn create_token(
@@ -333,7 +331,7 @@ async fn create_token(
     params(TokenOwner),
     responses(
         (status = 200, description = "The tokens (never the tokens themselves, nor their hashes)", body = [TokenView]),
-        (status = 404, description = "`no_such_user`", body = crate::error::ErrorBody),
+        NoSuchUser,
         crate::responses::AuthRefusals,
     ),
 )]
@@ -352,8 +350,7 @@ async fn list_tokens(data: web::Data<AppData>, Authed(caller): Authed, owner: we
     responses(
         (status = 204, description = "Revoked: it is refused from now on"),
         (status = 404, description = "`no_such_token`, `no_such_user`", body = crate::error::ErrorBody),
-        (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::error::ErrorBody),
-        crate::responses::AuthRefusals,
+        ChangeRefusals,
     ),
 )]
 async fn revoke_token(
@@ -389,7 +386,7 @@ const MAX_AUDIT_LIMIT: usize = 10_000;
     responses(
         (status = 200, description = "The newest sign-ins, failed sign-ins, token creations and revocations, newest first (in memory only: lost at a restart)", body = [crate::audit::Event]),
         (status = 400, description = "`invalid_request`: bad limit", body = crate::error::ErrorBody),
-        (status = 403, description = "`admin_only`", body = crate::error::ErrorBody),
+        AdminOnly,
         crate::responses::AuthRefusals,
     ),
 )]

@@ -11,7 +11,7 @@ use crate::auth::Authed;
 use crate::error::{ApiError, ErrorBody, HttpCode};
 use crate::file_answers;
 use crate::files::{self, Entry, Opened, WsPath};
-use crate::responses::{AuthRefusals, ReadRefusals};
+use crate::responses::{AuthRefusals, NoSuchUser, OutsideWorkspace, ReadRefusals, WorkspaceBusy};
 use crate::AppData;
 
 use super::{resource, ApiResult, BASE};
@@ -60,11 +60,11 @@ fn ws_path(req: &HttpRequest) -> Result<WsPath, ApiError> {
         (status = 200, description = "A file's bytes (`application/octet-stream`, with `Content-Length`, `Last-Modified`, `Accept-Ranges: bytes`); a folder's entries (JSON); a folder as a tar archive with `format=tar` (`application/x-tar`)", body = [Entry]),
         (status = 206, description = "The range asked for with `Range: bytes=...` (one range)", content_type = "application/octet-stream", body = Vec<u8>),
         (status = 400, description = "`invalid_path` (`..`, `.`, an encoded `/` or NUL), `invalid_request`", body = ErrorBody),
-        (status = 403, description = "`outside_workspace`: the path leads out of the workspace (a symbolic link)", body = ErrorBody),
+        OutsideWorkspace,
         (status = 404, description = "`no_such_file`; `no_such_user` (`?user=` of a user that does not exist, or of another user for a non-administrator)", body = ErrorBody),
         (status = 409, description = "`path_conflict`: a pipe or socket; `format=tar` of a file", body = ErrorBody),
         (status = 416, description = "`range_not_satisfiable` (with `Content-Range: bytes */<size>`)", body = ErrorBody),
-        (status = 503, description = "`busy`: too many transfers at once (with `Retry-After`); `unavailable`: the workspace cannot be prepared", body = ErrorBody),
+        WorkspaceBusy,
         AuthRefusals,
     ),
 )]
@@ -121,11 +121,11 @@ pub async fn get(
     responses(
         (status = 201, description = "Stored (missing folders made; a file there replaced)", body = Entry),
         (status = 400, description = "`invalid_path`, `upload_incomplete` (the body was cut short)", body = ErrorBody),
-        (status = 403, description = "`outside_workspace`: the path leads out of the workspace (a symbolic link)", body = ErrorBody),
-        (status = 404, description = "`no_such_user`", body = ErrorBody),
+        OutsideWorkspace,
+        NoSuchUser,
         (status = 409, description = "`path_conflict`: the path is a folder or a link, or a name on the way is a file", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: the body must be `application/octet-stream`", body = ErrorBody),
-        (status = 503, description = "`busy`: too many transfers at once (with `Retry-After`); `unavailable`: the workspace cannot be prepared", body = ErrorBody),
+        WorkspaceBusy,
         (status = 507, description = "`workspace_full`: the file does not fit in the room left (nothing of it is left)", body = ErrorBody),
         AuthRefusals,
     ),
