@@ -74,6 +74,34 @@ pub struct TokenOwner {
     pub user: Option<String>,
 }
 
+/// `{name}` of `/user/{name}`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct UserName {
+    /// The user's name
+    pub name: String,
+}
+
+/// `{id}` of `/execution/{id}`, as the URL gives it: the handler parses it (`parse_id`), so
+/// that what is not a number is `no_such_execution`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ExecutionId {
+    /// The execution's id
+    #[param(value_type = u64)]
+    pub id: String,
+}
+
+/// `{id}` of `/service/{id}` and `/service/{id}/logs`, parsed as [`ExecutionId`] is
+/// (`no_such_service`).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ServiceId {
+    /// The service's id
+    #[param(value_type = u64)]
+    pub id: String,
+}
+
 /// `201` of `POST /execution`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ExecutionCreated {
@@ -218,9 +246,7 @@ async fn create_user(data: web::Data<AppData>, Authed(caller): Authed, payload: 
     put,
     path = "/api/0.6/user/{name}",
     tag = "users",
-    params(
-        ("name" = String, Path, description = "The user's name"),
-    ),
+    params(UserName),
     request_body = crate::requests::UserUpdate,
     responses(
         (status = 200, description = "The changed user", body = UserView),
@@ -235,7 +261,7 @@ async fn create_user(data: web::Data<AppData>, Authed(caller): Authed, payload: 
 async fn update_user(
     data: web::Data<AppData>,
     Authed(caller): Authed,
-    name: web::Path<String>,
+    name: web::Path<UserName>,
     payload: web::Payload,
 ) -> ApiResult {
     let UserUpdate { role, password } = UserUpdate::read(&json_body(&data, payload).await?)?;
@@ -246,7 +272,7 @@ async fn update_user(
         }
         None => None,
     };
-    let user = data.state.send(UpdateUser { caller, name: name.into_inner(), role, password_hash }).await??;
+    let user = data.state.send(UpdateUser { caller, name: name.into_inner().name, role, password_hash }).await??;
     Ok(HttpResponse::Ok().json(user))
 }
 
@@ -254,17 +280,15 @@ async fn update_user(
     get,
     path = "/api/0.6/user/{name}",
     tag = "users",
-    params(
-        ("name" = String, Path, description = "The user's name"),
-    ),
+    params(UserName),
     responses(
         (status = 200, description = "The user", body = UserView),
         (status = 404, description = "`no_such_user` (also for a user the caller may not see)", body = ErrorBody),
         ReadRefusals,
     ),
 )]
-async fn get_user(data: web::Data<AppData>, Authed(caller): Authed, name: web::Path<String>) -> ApiResult {
-    let mut user = views::get_user(&data.reader.now(), &caller, &name)?;
+async fn get_user(data: web::Data<AppData>, Authed(caller): Authed, name: web::Path<UserName>) -> ApiResult {
+    let mut user = views::get_user(&data.reader.now(), &caller, &name.name)?;
     user.workspace = data.workspaces.usage(&user.name, user.role).await;
     Ok(HttpResponse::Ok().json(user))
 }
@@ -273,9 +297,7 @@ async fn get_user(data: web::Data<AppData>, Authed(caller): Authed, name: web::P
     delete,
     path = "/api/0.6/user/{name}",
     tag = "users",
-    params(
-        ("name" = String, Path, description = "The user's name"),
-    ),
+    params(UserName),
     responses(
         (status = 204, description = "Deleted; their executions stay in the history"),
         NoSuchUser,
@@ -283,8 +305,8 @@ async fn get_user(data: web::Data<AppData>, Authed(caller): Authed, name: web::P
         GrowthRefusals,
     ),
 )]
-async fn delete_user(data: web::Data<AppData>, Authed(caller): Authed, name: web::Path<String>) -> ApiResult {
-    data.state.send(DeleteUser { caller, name: name.into_inner() }).await??;
+async fn delete_user(data: web::Data<AppData>, Authed(caller): Authed, name: web::Path<UserName>) -> ApiResult {
+    data.state.send(DeleteUser { caller, name: name.into_inner().name }).await??;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -452,17 +474,15 @@ async fn submit_execution(data: web::Data<AppData>, Authed(caller): Authed, payl
     get,
     path = "/api/0.6/execution/{id}",
     tag = "executions",
-    params(
-        ("id" = u64, Path, description = "The execution's id"),
-    ),
+    params(ExecutionId),
     responses(
         (status = 200, description = "The execution (with `queue_position` while waiting)", body = views::ExecutionView),
         (status = 404, description = "`no_such_execution` (also for one the caller may not see)", body = ErrorBody),
         ReadRefusals,
     ),
 )]
-async fn get_execution(data: web::Data<AppData>, Authed(caller): Authed, id: web::Path<String>) -> ApiResult {
-    let id = parse_id(&id, Code::NoSuchExecution)?;
+async fn get_execution(data: web::Data<AppData>, Authed(caller): Authed, id: web::Path<ExecutionId>) -> ApiResult {
+    let id = parse_id(&id.id, Code::NoSuchExecution)?;
     let r = &data.reader;
     let e = views::get_execution(&r.now(), &r.scheduler, &caller, id, now())?.json(&r.json)?;
     Ok(HttpResponse::Ok().content_type(ContentType::json()).body(web::Bytes::from_owner(e)))
@@ -472,9 +492,7 @@ async fn get_execution(data: web::Data<AppData>, Authed(caller): Authed, id: web
     delete,
     path = "/api/0.6/execution/{id}",
     tag = "executions",
-    params(
-        ("id" = u64, Path, description = "The execution's id"),
-    ),
+    params(ExecutionId),
     responses(
         (status = 204, description = "Terminated if it was active; the record is kept"),
         (status = 404, description = "`no_such_execution`", body = ErrorBody),
@@ -482,8 +500,12 @@ async fn get_execution(data: web::Data<AppData>, Authed(caller): Authed, id: web
         ChangeRefusals,
     ),
 )]
-async fn terminate_execution(data: web::Data<AppData>, Authed(caller): Authed, id: web::Path<String>) -> ApiResult {
-    let id = parse_id(&id, Code::NoSuchExecution)?;
+async fn terminate_execution(
+    data: web::Data<AppData>,
+    Authed(caller): Authed,
+    id: web::Path<ExecutionId>,
+) -> ApiResult {
+    let id = parse_id(&id.id, Code::NoSuchExecution)?;
     data.state.send(TerminateExecution { caller, id }).await??;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -492,17 +514,15 @@ async fn terminate_execution(data: web::Data<AppData>, Authed(caller): Authed, i
     get,
     path = "/api/0.6/service/{id}",
     tag = "services",
-    params(
-        ("id" = u64, Path, description = "The service's id"),
-    ),
+    params(ServiceId),
     responses(
         (status = 200, description = "The service", body = views::ServiceView),
         (status = 404, description = "`no_such_service`", body = ErrorBody),
         ReadRefusals,
     ),
 )]
-async fn get_service(data: web::Data<AppData>, Authed(caller): Authed, id: web::Path<String>) -> ApiResult {
-    let id = parse_id(&id, Code::NoSuchService)?;
+async fn get_service(data: web::Data<AppData>, Authed(caller): Authed, id: web::Path<ServiceId>) -> ApiResult {
+    let id = parse_id(&id.id, Code::NoSuchService)?;
     Ok(HttpResponse::Ok().json(views::get_service(&data.reader.now(), &caller, id)?))
 }
 
@@ -557,7 +577,7 @@ fn log_params(query: &str) -> Result<(bool, Option<u64>), ApiError> {
     path = "/api/0.6/service/{id}/logs",
     tag = "services",
     params(
-        ("id" = u64, Path, description = "The service's id"),
+        ServiceId,
         ("follow" = Option<bool>, Query, description = "Keep the response open and send new lines as they come"),
         ("tail" = Option<u64>, Query, description = "Only the last N lines"),
     ),
@@ -572,9 +592,9 @@ async fn service_logs(
     req: HttpRequest,
     data: web::Data<AppData>,
     Authed(caller): Authed,
-    id: web::Path<String>,
+    id: web::Path<ServiceId>,
 ) -> ApiResult {
-    let id = parse_id(&id, Code::NoSuchService)?;
+    let id = parse_id(&id.id, Code::NoSuchService)?;
     let (follow, tail) = log_params(req.query_string())?;
     Ok(log_response(service_log(&data, caller, id, follow, tail).await?))
 }
