@@ -21,7 +21,7 @@ use crate::body::read_limited;
 use crate::error::{ApiError, ErrorBody, HttpCode};
 use crate::logs::{service_log, ServiceLog};
 use crate::requests::{strict_json_error, NewExecution, NewToken, NewUser, QueryRequest, UserUpdate};
-use crate::responses::{ChangeRefusals, GrowthRefusals, ReadRefusals, TooLarge};
+use crate::responses::{AdminOnly, ChangeRefusals, GrowthRefusals, NoSuchUser, ReadRefusals, TooLarge};
 use crate::AppData;
 
 pub mod workspace;
@@ -72,6 +72,34 @@ pub struct TokenCreated {
 pub struct TokenOwner {
     /// Another user's tokens (administrators only; others get `no_such_user`).
     pub user: Option<String>,
+}
+
+/// `{name}` of `/user/{name}`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct UserName {
+    /// The user's name
+    pub name: String,
+}
+
+/// `{id}` of `/execution/{id}`, as the URL gives it: the handler parses it (`parse_id`), so
+/// that what is not a number is `no_such_execution`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ExecutionId {
+    /// The execution's id
+    #[param(value_type = u64)]
+    pub id: String,
+}
+
+/// `{id}` of `/service/{id}` and `/service/{id}/logs`, parsed as [`ExecutionId`] is
+/// (`no_such_service`).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ServiceId {
+    /// The service's id
+    #[param(value_type = u64)]
+    pub id: String,
 }
 
 /// `201` of `POST /execution`.
@@ -197,7 +225,7 @@ async fn info(data: web::Data<AppData>, _: Authed) -> ApiResult {
     responses(
         (status = 201, description = "Created", body = UserCreated),
         (status = 400, description = "`invalid_json`, `invalid_request`, `password_too_short`, `invalid_name`, `invalid_role`", body = ErrorBody),
-        (status = 403, description = "`admin_only`", body = ErrorBody),
+        AdminOnly,
         (status = 409, description = "`user_exists`, `no_uid_left`", body = ErrorBody),
         TooLarge,
         GrowthRefusals,
@@ -218,15 +246,13 @@ async fn create_user(data: web::Data<AppData>, Authed(caller): Authed, payload: 
     put,
     path = "/api/0.6/user/{name}",
     tag = "users",
-    params(
-        ("name" = String, Path, description = "The user's name"),
-    ),
+    params(UserName),
     request_body = crate::requests::UserUpdate,
     responses(
         (status = 200, description = "The changed user", body = UserView),
         (status = 400, description = "`invalid_json`, `invalid_request`, `password_too_short`, `invalid_role`", body = ErrorBody),
         (status = 403, description = "`admin_only`: only administrators change roles and others' passwords", body = ErrorBody),
-        (status = 404, description = "`no_such_user`", body = ErrorBody),
+        NoSuchUser,
         (status = 409, description = "`last_admin`, `directory_user` (a password change for a user of the directory)", body = ErrorBody),
         TooLarge,
         GrowthRefusals,
@@ -235,7 +261,7 @@ async fn create_user(data: web::Data<AppData>, Authed(caller): Authed, payload: 
 async fn update_user(
     data: web::Data<AppData>,
     Authed(caller): Authed,
-    name: web::Path<String>,
+    name: web::Path<UserName>,
     payload: web::Payload,
 ) -> ApiResult {
     let UserUpdate { role, password } = UserUpdate::read(&json_body(&data, payload).await?)?;
@@ -246,7 +272,7 @@ async fn update_user(
         }
         None => None,
     };
-    let user = data.state.send(UpdateUser { caller, name: name.into_inner(), role, password_hash }).await??;
+    let user = data.state.send(UpdateUser { caller, name: name.into_inner().name, role, password_hash }).await??;
     Ok(HttpResponse::Ok().json(user))
 }
 
@@ -254,17 +280,15 @@ async fn update_user(
     get,
     path = "/api/0.6/user/{name}",
     tag = "users",
-    params(
-        ("name" = String, Path, description = "The user's name"),
-    ),
+    params(UserName),
     responses(
         (status = 200, description = "The user", body = UserView),
         (status = 404, description = "`no_such_user` (also for a user the caller may not see)", body = ErrorBody),
         ReadRefusals,
     ),
 )]
-async fn get_user(data: web::Data<AppData>, Authed(caller): Authed, name: web::Path<String>) -> ApiResult {
-    let mut user = views::get_user(&data.reader.now(), &caller, &name)?;
+async fn get_user(data: web::Data<AppData>, Authed(caller): Authed, name: web::Path<UserName>) -> ApiResult {
+    let mut user = views::get_user(&data.reader.now(), &caller, &name.name)?;
     user.workspace = data.workspaces.usage(&user.name, user.role).await;
     Ok(HttpResponse::Ok().json(user))
 }
@@ -273,18 +297,16 @@ async fn get_user(data: web::Data<AppData>, Authed(caller): Authed, name: web::P
     delete,
     path = "/api/0.6/user/{name}",
     tag = "users",
-    params(
-        ("name" = String, Path, description = "The user's name"),
-    ),
+    params(UserName),
     responses(
         (status = 204, description = "Deleted; their executions stay in the history"),
-        (status = 404, description = "`no_such_user`", body = ErrorBody),
+        NoSuchUser,
         (status = 409, description = "`user_has_active_executions`, `last_admin`", body = ErrorBody),
         GrowthRefusals,
     ),
 )]
-async fn delete_user(data: web::Data<AppData>, Authed(caller): Authed, name: web::Path<String>) -> ApiResult {
-    data.state.send(DeleteUser { caller, name: name.into_inner() }).await??;
+async fn delete_user(data: web::Data<AppData>, Authed(caller): Authed, name: web::Path<UserName>) -> ApiResult {
+    data.state.send(DeleteUser { caller, name: name.into_inner().name }).await??;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -299,9 +321,7 @@ async fn delete_user(data: web::Data<AppData>, Authed(caller): Authed, name: web
         (status = 400, description = "`invalid_token_name`, `invalid_expires_days`, `invalid_json`, `invalid_request`", body = crate::error::ErrorBody),
         (status = 404, description = "`no_such_user` (`?user=` of another user, for a non-administrator)", body = crate::error::ErrorBody),
         (status = 409, description = "`token_exists`, `too_many_tokens` (20 per user)", body = crate::error::ErrorBody),
-        (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::error::ErrorBody),
-        (status = 507, description = "`insufficient_storage`: the state disk is under `state-min-free`", body = crate::error::ErrorBody),
-        crate::responses::AuthRefusals,
+        GrowthRefusals,
     ),
 )]
 async fn create_token(
@@ -333,7 +353,7 @@ async fn create_token(
     params(TokenOwner),
     responses(
         (status = 200, description = "The tokens (never the tokens themselves, nor their hashes)", body = [TokenView]),
-        (status = 404, description = "`no_such_user`", body = crate::error::ErrorBody),
+        NoSuchUser,
         crate::responses::AuthRefusals,
     ),
 )]
@@ -352,8 +372,7 @@ async fn list_tokens(data: web::Data<AppData>, Authed(caller): Authed, owner: we
     responses(
         (status = 204, description = "Revoked: it is refused from now on"),
         (status = 404, description = "`no_such_token`, `no_such_user`", body = crate::error::ErrorBody),
-        (status = 503, description = "`checkpoint_failed`, `unavailable`: the change was not saved", body = crate::error::ErrorBody),
-        crate::responses::AuthRefusals,
+        ChangeRefusals,
     ),
 )]
 async fn revoke_token(
@@ -389,7 +408,7 @@ const MAX_AUDIT_LIMIT: usize = 10_000;
     responses(
         (status = 200, description = "The newest sign-ins, failed sign-ins, token creations and revocations, newest first (in memory only: lost at a restart)", body = [crate::audit::Event]),
         (status = 400, description = "`invalid_request`: bad limit", body = crate::error::ErrorBody),
-        (status = 403, description = "`admin_only`", body = crate::error::ErrorBody),
+        AdminOnly,
         crate::responses::AuthRefusals,
     ),
 )]
@@ -455,17 +474,15 @@ async fn submit_execution(data: web::Data<AppData>, Authed(caller): Authed, payl
     get,
     path = "/api/0.6/execution/{id}",
     tag = "executions",
-    params(
-        ("id" = u64, Path, description = "The execution's id"),
-    ),
+    params(ExecutionId),
     responses(
         (status = 200, description = "The execution (with `queue_position` while waiting)", body = views::ExecutionView),
         (status = 404, description = "`no_such_execution` (also for one the caller may not see)", body = ErrorBody),
         ReadRefusals,
     ),
 )]
-async fn get_execution(data: web::Data<AppData>, Authed(caller): Authed, id: web::Path<String>) -> ApiResult {
-    let id = parse_id(&id, Code::NoSuchExecution)?;
+async fn get_execution(data: web::Data<AppData>, Authed(caller): Authed, id: web::Path<ExecutionId>) -> ApiResult {
+    let id = parse_id(&id.id, Code::NoSuchExecution)?;
     let r = &data.reader;
     let e = views::get_execution(&r.now(), &r.scheduler, &caller, id, now())?.json(&r.json)?;
     Ok(HttpResponse::Ok().content_type(ContentType::json()).body(web::Bytes::from_owner(e)))
@@ -475,9 +492,7 @@ async fn get_execution(data: web::Data<AppData>, Authed(caller): Authed, id: web
     delete,
     path = "/api/0.6/execution/{id}",
     tag = "executions",
-    params(
-        ("id" = u64, Path, description = "The execution's id"),
-    ),
+    params(ExecutionId),
     responses(
         (status = 204, description = "Terminated if it was active; the record is kept"),
         (status = 404, description = "`no_such_execution`", body = ErrorBody),
@@ -485,8 +500,12 @@ async fn get_execution(data: web::Data<AppData>, Authed(caller): Authed, id: web
         ChangeRefusals,
     ),
 )]
-async fn terminate_execution(data: web::Data<AppData>, Authed(caller): Authed, id: web::Path<String>) -> ApiResult {
-    let id = parse_id(&id, Code::NoSuchExecution)?;
+async fn terminate_execution(
+    data: web::Data<AppData>,
+    Authed(caller): Authed,
+    id: web::Path<ExecutionId>,
+) -> ApiResult {
+    let id = parse_id(&id.id, Code::NoSuchExecution)?;
     data.state.send(TerminateExecution { caller, id }).await??;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -495,17 +514,15 @@ async fn terminate_execution(data: web::Data<AppData>, Authed(caller): Authed, i
     get,
     path = "/api/0.6/service/{id}",
     tag = "services",
-    params(
-        ("id" = u64, Path, description = "The service's id"),
-    ),
+    params(ServiceId),
     responses(
         (status = 200, description = "The service", body = views::ServiceView),
         (status = 404, description = "`no_such_service`", body = ErrorBody),
         ReadRefusals,
     ),
 )]
-async fn get_service(data: web::Data<AppData>, Authed(caller): Authed, id: web::Path<String>) -> ApiResult {
-    let id = parse_id(&id, Code::NoSuchService)?;
+async fn get_service(data: web::Data<AppData>, Authed(caller): Authed, id: web::Path<ServiceId>) -> ApiResult {
+    let id = parse_id(&id.id, Code::NoSuchService)?;
     Ok(HttpResponse::Ok().json(views::get_service(&data.reader.now(), &caller, id)?))
 }
 
@@ -560,7 +577,7 @@ fn log_params(query: &str) -> Result<(bool, Option<u64>), ApiError> {
     path = "/api/0.6/service/{id}/logs",
     tag = "services",
     params(
-        ("id" = u64, Path, description = "The service's id"),
+        ServiceId,
         ("follow" = Option<bool>, Query, description = "Keep the response open and send new lines as they come"),
         ("tail" = Option<u64>, Query, description = "Only the last N lines"),
     ),
@@ -575,9 +592,9 @@ async fn service_logs(
     req: HttpRequest,
     data: web::Data<AppData>,
     Authed(caller): Authed,
-    id: web::Path<String>,
+    id: web::Path<ServiceId>,
 ) -> ApiResult {
-    let id = parse_id(&id, Code::NoSuchService)?;
+    let id = parse_id(&id.id, Code::NoSuchService)?;
     let (follow, tail) = log_params(req.query_string())?;
     Ok(log_response(service_log(&data, caller, id, follow, tail).await?))
 }

@@ -247,12 +247,6 @@ fn walk(root: &Path, deadline: Instant, left: &mut u64) -> (u64, u64, bool) {
     (bytes, files, complete)
 }
 
-/// Registers `GET /api/0.6/datasets`, guarded as the API's routes are; before
-/// [`crate::api::configure`], whose scope would take the path otherwise.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    crate::origin::get_only(cfg, "/api/0.6/datasets", web::get().to(list_datasets));
-}
-
 /// `GET /api/0.6/datasets`.
 #[utoipa::path(
     get,

@@ -267,12 +267,13 @@ mod tests {
 
     #[test]
     fn names_are_escaped_in_the_filter() {
-        assert_eq!(user_filter("(uid={username})", "alice"), "(uid=alice)");
-        assert_eq!(user_filter("(uid={username})", "*"), "(uid=\\2a)");
-        assert_eq!(user_filter("(uid={username})", "alice)(uid=*"), "(uid=alice\\29\\28uid=\\2a)");
-        assert_eq!(
-            user_filter("(&(objectClass=person)(uid={username}))", "a\\b\0"),
-            "(&(objectClass=person)(uid=a\\5cb\\00))"
-        );
+        for (template, name, filter) in [
+            ("(uid={username})", "alice", "(uid=alice)"),
+            ("(uid={username})", "*", "(uid=\\2a)"),
+            ("(uid={username})", "alice)(uid=*", "(uid=alice\\29\\28uid=\\2a)"),
+            ("(&(objectClass=person)(uid={username}))", "a\\b\0", "(&(objectClass=person)(uid=a\\5cb\\00))"),
+        ] {
+            assert_eq!(user_filter(template, name), filter, "{template} with {name:?}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The OpenAPI 3 document of the REST API, served at `GET /api/0.6/openapi.json` without
 //! credentials. The operations come from the `#[utoipa::path]` attributes on the handlers in
-//! [`crate::api`], [`crate::datasets`] and [`crate::observability`]; every schema is derived
+//! [`crate::api`], [`crate::datasets`] and [`crate::observability`], and utoipa collects the
+//! schemas from the types those name (each with the schemas it holds); every schema is derived
 //! from the type the code uses: the answers' from the typed views the API serializes
 //! (`zoe_actors::logic::views`, `crate::api`, `crate::datasets`), the bodies' from the types the handlers read ([`crate::requests`]), the
 //! application description's from the model the checkpoints keep
@@ -53,30 +54,6 @@ pub const BEARER_TOKEN: &str = "bearer_token";
         crate::observability::readyz,
         crate::observability::metrics,
     ),
-    components(schemas(
-        crate::error::ErrorBody,
-        crate::api::Info,
-        crate::requests::NewUser,
-        crate::requests::UserUpdate,
-        crate::requests::NewExecution,
-        zoe_checkpoints::Application,
-        zoe_checkpoints::model::ServiceDescription,
-        zoe_checkpoints::model::Resources,
-        zoe_checkpoints::model::PortDescription,
-        zoe_checkpoints::model::Volume,
-        crate::requests::QueryRequest,
-        crate::requests::NewToken,
-        crate::api::TokenCreated,
-        zoe_actors::logic::tokens::TokenView,
-        crate::audit::Event,
-        crate::audit::Kind,
-        zoe_actors::logic::views::UsageRow,
-        zoe_checkpoints::Usage,
-        crate::files::Entry,
-        crate::files::Kind,
-        crate::datasets::DatasetView,
-        crate::datasets::DatasetSize,
-    )),
     modifiers(&BasicAuth),
     tags(
         (name = "users", description = "Accounts and roles"),
@@ -133,10 +110,12 @@ pub fn document() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
-/// Registers `GET /api/0.6/openapi.json`, guarded as the API's routes are; before
-/// [`crate::api::configure`], whose scope would take the path otherwise.
+/// Registers the API's two resources outside its scope, `GET /api/0.6/openapi.json` (this
+/// document) and `GET /api/0.6/datasets`, guarded as the API's routes are; before
+/// [`crate::api::configure`], whose scope would take their paths otherwise.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     crate::origin::get_only(cfg, "/api/0.6/openapi.json", web::get().to(openapi_json));
+    crate::origin::get_only(cfg, "/api/0.6/datasets", web::get().to(crate::datasets::list_datasets));
 }
 
 /// `GET /api/0.6/openapi.json`: this document; no credentials needed.
@@ -262,7 +241,6 @@ mod tests {
             App::new()
                 .configure(crate::observability::configure)
                 .configure(super::configure)
-                .configure(crate::datasets::configure)
                 .configure(crate::api::configure),
         )
         .await;

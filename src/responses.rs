@@ -53,6 +53,38 @@ pub enum TooLarge {
     TooLarge(ErrorBody),
 }
 
+/// A user named in the path or in `?user=` that does not exist, or that the caller may not see.
+#[derive(IntoResponses)]
+pub enum NoSuchUser {
+    /// `no_such_user`
+    #[response(status = 404)]
+    NoSuchUser(ErrorBody),
+}
+
+/// What only administrators may do.
+#[derive(IntoResponses)]
+pub enum AdminOnly {
+    /// `admin_only`
+    #[response(status = 403)]
+    AdminOnly(ErrorBody),
+}
+
+/// A workspace path that a symbolic link leads out of the workspace.
+#[derive(IntoResponses)]
+pub enum OutsideWorkspace {
+    /// `outside_workspace`: the path leads out of the workspace (a symbolic link)
+    #[response(status = 403)]
+    OutsideWorkspace(ErrorBody),
+}
+
+/// A workspace transfer that cannot start now.
+#[derive(IntoResponses)]
+pub enum WorkspaceBusy {
+    /// `busy`: too many transfers at once (with `Retry-After`); `unavailable`: the workspace cannot be prepared
+    #[response(status = 503)]
+    WorkspaceBusy(ErrorBody),
+}
+
 /// A set of responses made of others, whose statuses do not overlap.
 macro_rules! response_set {
     ($(#[$doc:meta])* $name:ident = $($part:ty),+) => {

@@ -226,6 +226,21 @@ impl PinnedOrSigned {
     }
 }
 
+/// The handshake's signature checks of a [`ServerCertVerifier`], one per TLS version: each is
+/// rustls's own function of the same name, with the verifier's algorithms.
+macro_rules! signature_checks {
+    ($($check:ident),+) => {$(
+        fn $check(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::$check(message, cert, dss, &self.algorithms)
+        }
+    )+};
+}
+
 impl ServerCertVerifier for PinnedOrSigned {
     fn verify_server_cert(
         &self,
@@ -244,23 +259,7 @@ impl ServerCertVerifier for PinnedOrSigned {
         }
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
+    signature_checks!(verify_tls12_signature, verify_tls13_signature);
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()

@@ -372,7 +372,6 @@ pub fn create_app(
         .wrap(actix_web::middleware::from_fn(crate::headers::nosniff))
         .configure(crate::observability::configure)
         .configure(crate::openapi::configure)
-        .configure(crate::datasets::configure)
         .configure(crate::api::configure)
         .configure(crate::apps::entry::configure)
         .configure(crate::web::configure)

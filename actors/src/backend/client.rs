@@ -240,11 +240,6 @@ impl Client {
         }
     }
 
-    /// The bound on each call, as configured.
-    pub(crate) fn call_timeout(&self) -> Duration {
-        self.call_timeout
-    }
-
     /// How many outages there have been so far.
     pub(crate) fn outages(&self) -> u64 {
         self.outages.load(Ordering::SeqCst)
@@ -293,6 +288,16 @@ impl Client {
     ) -> Result<T, CallError> {
         let _turn = self.calls.acquire().await.map_err(|_| CallError::Other("the Docker actor is stopping".into()))?;
         self.timed(what, limit, fut).await
+    }
+
+    /// [`Client::call`] under the configured `call_timeout`: the bound of every call but a
+    /// pull, a stop and what follows a stream.
+    pub(crate) async fn call_bounded<T>(
+        &self,
+        what: &str,
+        fut: impl Future<Output = Result<T, BollardError>>,
+    ) -> Result<T, CallError> {
+        self.call(what, self.call_timeout, fut).await
     }
 
     /// Runs one Docker call under a time limit, without taking a turn (the caller has one).
@@ -345,8 +350,7 @@ impl Client {
     /// ("client version 1.53 is too new"); this one reads the engine's maximum from that refusal.
     async fn negotiate(&self, docker: Docker) -> Result<Docker, CallError> {
         let what = "asking Docker for its API version";
-        let limit = self.call_timeout;
-        match self.call(what, limit, docker.version()).await {
+        match self.call_bounded(what, docker.version()).await {
             Ok(v) => {
                 let server = v.api_version.as_deref().and_then(parse_api_version);
                 match server {
@@ -359,7 +363,7 @@ impl Client {
                 match server {
                     Some(server) => {
                         let docker = self.connect_with(&server)?;
-                        self.call(what, limit, docker.version()).await?;
+                        self.call_bounded(what, docker.version()).await?;
                         debug!(version = %server, "using an older Docker API version");
                         Ok(docker)
                     }

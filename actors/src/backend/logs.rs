@@ -58,7 +58,7 @@ where
         }
         Ok::<_, BollardError>((buf, newlines))
     };
-    client.call(what, client.call_timeout(), reading).await
+    client.call_bounded(what, reading).await
 }
 
 /// The log tails kept after containers are removed, `<dir>/<service_id>.log`: each at most

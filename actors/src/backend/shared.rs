@@ -7,7 +7,6 @@ use std::fmt::Display;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bollard::models::{Mount, MountBindOptions, MountType, NetworkCreateRequest};
 use bollard::query_parameters::InspectNetworkOptions;
@@ -74,7 +73,7 @@ impl From<String> for Failure {
 /// The outcome event of a start: `ExecutionStarted` (`InstancesStarted` for a grow), or, after
 /// `clean_up` removed what the start made, `ExecutionStartFailed` (`InstancesStartFailed`),
 /// saying so when cleaning up failed too.
-pub(crate) async fn start_outcome<F: Future<Output = Result<(), String>>>(
+async fn start_outcome<F: Future<Output = Result<(), String>>>(
     msg: &StartExecution,
     outcome: Result<Vec<StartedContainer>, Failure>,
     clean_up: impl FnOnce() -> F,
@@ -135,7 +134,25 @@ pub(crate) struct Running {
 }
 
 impl Starts {
-    pub(crate) async fn begin(&self, execution_id: u64) -> Running {
+    /// A start of `msg`, from beginning to end, as every back end makes it: registered (a removal
+    /// can cancel it, and waits for it), `try_start` starts its containers and notes what it made
+    /// in `made`; after a failure `clean_up` removes what was made; then it leaves the starts
+    /// under way, and its outcome (see [`start_outcome`]) is sent.
+    pub(crate) async fn run<M>(
+        &self,
+        msg: &StartExecution,
+        outbox: &Outbox,
+        mut made: M,
+        try_start: impl AsyncFnOnce(&StartControl, &mut M) -> Result<Vec<StartedContainer>, Failure>,
+        clean_up: impl AsyncFnOnce(&M) -> Result<(), String>,
+    ) {
+        let running = self.begin(msg.execution_id).await;
+        let outcome = try_start(&running.control, &mut made).await;
+        let event = start_outcome(msg, outcome, || clean_up(&made)).await;
+        self.finish(msg.execution_id, running, outbox, event);
+    }
+
+    async fn begin(&self, execution_id: u64) -> Running {
         let control = Arc::new(StartControl::default());
         let guard = control.running.clone().lock_owned().await;
         lock(&self.map).insert(execution_id, control.clone());
@@ -148,7 +165,7 @@ impl Starts {
 
     /// A start of `execution_id` is over, cleaned up after: it leaves the starts under way, a
     /// removal waiting for it goes on, and its outcome `event` is sent.
-    pub(crate) fn finish(&self, execution_id: u64, running: Running, outbox: &Outbox, event: BackendEvent) {
+    fn finish(&self, execution_id: u64, running: Running, outbox: &Outbox, event: BackendEvent) {
         self.end(execution_id);
         drop(running);
         outbox.send_outcome(event);
@@ -300,15 +317,13 @@ pub(crate) enum NetworkKind {
 pub(crate) async fn ensure_network(
     client: &Client,
     docker: &Docker,
-    limit: Duration,
     deployment: &str,
     (network, owner): (&str, &str),
     kind: NetworkKind,
 ) -> Result<(), Failure> {
     let inspect = client
-        .call(
+        .call_bounded(
             &format!("looking for network {network}"),
-            limit,
             docker.inspect_network(network, None::<InspectNetworkOptions>),
         )
         .await;
@@ -333,7 +348,7 @@ pub(crate) async fn ensure_network(
         ])),
         ..Default::default()
     };
-    match client.call(&format!("creating network {network}"), limit, docker.create_network(request)).await {
+    match client.call_bounded(&format!("creating network {network}"), docker.create_network(request)).await {
         Ok(_) => {
             if overlay {
                 info!(network, "created overlay network");

@@ -126,6 +126,18 @@ fn on_disk(tag: &str, state_min_free: u64) -> (PathBuf, Store, Durable, StateCon
     (dir, store, durable, config)
 }
 
+/// The actor over `durable`, with a back end that records what it is asked (the list it writes
+/// to) and has reported its platform.
+async fn launch_recorded(durable: Durable, config: StateConfig) -> (Addr<StateActor>, Reader, Arc<Mutex<Vec<String>>>) {
+    let recorder = Recorder::default();
+    let asked = recorder.asked.clone();
+    let backend = BackendHandle::of(&recorder.start());
+    let launched = StateActor::launch_with(admin_state(), durable, config, Some(backend), Context::new());
+    let (state, reader) = (launched.state, launched.reader);
+    state.send(BackendEvent::Platform(platform())).await.unwrap();
+    (state, reader, asked)
+}
+
 fn published(reader: &Reader) -> Arc<zoe_checkpoints::State> {
     reader.now().state.clone()
 }
@@ -151,12 +163,7 @@ fn a_checkpoint_that_cannot_be_written_undoes_its_requests_keeps_the_facts_and_s
     actix::System::new().block_on(async move {
         let block = |n: u64| std::fs::write(store.path(n), "in the way").unwrap();
         let unblock = |n: u64| std::fs::remove_file(store.path(n)).unwrap();
-        let recorder = Recorder::default();
-        let asked = recorder.asked.clone();
-        let backend = BackendHandle::of(&recorder.start());
-        let launched = StateActor::launch_with(admin_state(), durable, config, Some(backend), Context::new());
-        let (state, reader) = (launched.state, launched.reader);
-        state.send(BackendEvent::Platform(platform())).await.unwrap();
+        let (state, reader, asked) = launch_recorded(durable, config).await;
 
         // A refused submission: 503, not in memory (the same name is free), no container started.
         block(2);
@@ -227,12 +234,7 @@ fn changes_are_refused_with_insufficient_storage_under_state_min_free_but_termin
 fn measured_usage_is_read_at_once_and_written_with_the_next_checkpoint_not_one_a_round() {
     let (dir, store, durable, config) = on_disk("usage", 0);
     actix::System::new().block_on(async move {
-        let recorder = Recorder::default();
-        let asked = recorder.asked.clone();
-        let backend = BackendHandle::of(&recorder.start());
-        let launched = StateActor::launch_with(admin_state(), durable, config, Some(backend), Context::new());
-        let (state, reader) = (launched.state, launched.reader);
-        state.send(BackendEvent::Platform(platform())).await.unwrap();
+        let (state, reader, asked) = launch_recorded(durable, config).await;
         let id = state.send(submit("nb")).await.unwrap().unwrap();
         until("the start", || asked.lock().unwrap().contains(&format!("start {id}"))).await;
         let service_id = report_started(&state, &reader, id).await;

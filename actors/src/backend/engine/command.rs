@@ -117,9 +117,8 @@ impl Inner {
             let options = ContainerArchiveInfoOptions { path: path.clone() };
             let stat = self
                 .client
-                .call(
+                .call_bounded(
                     &format!("looking for {path} in the container"),
-                    self.config.call_timeout,
                     docker.get_container_archive_info(id, Some(options)),
                 )
                 .await;

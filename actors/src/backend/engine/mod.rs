@@ -155,7 +155,7 @@ impl Inner {
                 let options = StatsOptions { stream: false, one_shot: true };
                 let sample = self
                     .client
-                    .call(&format!("sampling container {name}"), self.config.call_timeout, async {
+                    .call_bounded(&format!("sampling container {name}"), async {
                         docker.stats(name, Some(options)).next().await.transpose()
                     })
                     .await;
@@ -189,6 +189,6 @@ impl Inner {
     async fn inspect_container(&self, docker: &Docker, container: &str) -> Result<ContainerInspectResponse, CallError> {
         let what = format!("inspecting container {container}");
         let inspecting = docker.inspect_container(container, None::<InspectContainerOptions>);
-        self.client.call(&what, self.config.call_timeout, inspecting).await
+        self.client.call_bounded(&what, inspecting).await
     }
 }

@@ -124,10 +124,8 @@ impl Inner {
                 return;
             }
         };
-        let result = self
-            .client
-            .call(&format!("removing network {network}"), self.config.call_timeout, docker.remove_network(&network))
-            .await;
+        let result =
+            self.client.call_bounded(&format!("removing network {network}"), docker.remove_network(&network)).await;
         match result {
             Ok(()) => info!(network, "removed network"),
             Err(e) if e.is_not_found() => {}

@@ -19,9 +19,7 @@ use tracing::{debug, info};
 
 use super::Inner;
 use crate::backend::client::{pull_reason, CallError};
-use crate::backend::shared::{
-    dataset_mounts, ensure_network, label_filter, start_outcome, Failure, NetworkKind, StartControl,
-};
+use crate::backend::shared::{dataset_mounts, ensure_network, label_filter, Failure, NetworkKind, StartControl};
 use crate::backend::{LABEL_DEPLOYMENT, LABEL_EXECUTION_ID};
 use crate::protocol::{scratch_options, ContainerSpec, StartExecution, StartedContainer, SCRATCH};
 
@@ -39,13 +37,11 @@ struct Created {
 
 impl Inner {
     pub(super) async fn start_execution(self: Arc<Self>, msg: StartExecution) {
-        let execution_id = msg.execution_id;
-        info!(execution_id, containers = msg.containers.len(), "starting execution");
-        let running = self.starts.begin(execution_id).await;
-        let mut created = Created::default();
-        let outcome = self.try_start(&msg, &running.control, &mut created).await;
-        let event = start_outcome(&msg, outcome, || self.cleanup_failed_start(&msg, &created)).await;
-        self.starts.finish(execution_id, running, &self.outbox, event);
+        info!(execution_id = msg.execution_id, containers = msg.containers.len(), "starting execution");
+        let try_start =
+            async |control: &StartControl, created: &mut Created| self.try_start(&msg, control, created).await;
+        let clean_up = async |created: &Created| self.cleanup_failed_start(&msg, created).await;
+        self.starts.run(&msg, &self.outbox, Created::default(), try_start, clean_up).await;
     }
 
     /// Starts what `msg` asks for, once the back end is reached; what it made is in `created`.
@@ -57,9 +53,9 @@ impl Inner {
     ) -> Result<Vec<StartedContainer>, Failure> {
         let docker = &self.client.ready().await.map_err(|e| Failure::call(e, |e| e.to_string()))?;
         let user = (msg.network.as_str(), msg.owner.as_str());
-        let (limit, deployment) = (self.config.call_timeout, &self.config.deployment_name);
+        let deployment = &self.config.deployment_name;
         let held = self.network_lock.lock().await;
-        ensure_network(&self.client, docker, limit, deployment, user, NetworkKind::Bridge).await?;
+        ensure_network(&self.client, docker, deployment, user, NetworkKind::Bridge).await?;
         drop(held);
         let mut images: BTreeMap<String, ImageInspect> = BTreeMap::new();
         for spec in &msg.containers {
@@ -93,9 +89,8 @@ impl Inner {
     }
 
     async fn ensure_image(&self, docker: &Docker, image: &str) -> Result<ImageInspect, Failure> {
-        let limit = self.config.call_timeout;
         let what = format!("inspecting image {image}");
-        match self.client.call(&what, limit, docker.inspect_image(image)).await {
+        match self.client.call_bounded(&what, docker.inspect_image(image)).await {
             Ok(i) => return Ok(i),
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(Failure::call(e, |e| format!("cannot inspect image \"{image}\": {e}"))),
@@ -106,7 +101,7 @@ impl Inner {
         };
         self.pull(docker, image).await.map_err(|e| Failure::call(e, |e| not_pulled(pull_reason(e))))?;
         self.client
-            .call(&what, limit, docker.inspect_image(image))
+            .call_bounded(&what, docker.inspect_image(image))
             .await
             .map_err(|e| Failure::call(e, |e| not_pulled(pull_reason(e))))
     }
@@ -140,7 +135,6 @@ impl Inner {
         created: &mut Created,
     ) -> Result<StartedContainer, Failure> {
         let name = &spec.name;
-        let limit = self.config.call_timeout;
         let mut binds = Vec::new();
         if let Some(ws) = spec.workspace.clone() {
             let bind = tokio::task::spawn_blocking(move || crate::backend::workspace::prepare(&ws))
@@ -161,18 +155,16 @@ impl Inner {
             self.check_command(docker, &id, spec, image).await?;
         }
         self.client
-            .call(
+            .call_bounded(
                 &format!("starting container {name}"),
-                limit,
                 docker.start_container(&id, None::<StartContainerOptions>),
             )
             .await
             .map_err(|e| Failure::call(e, |e| format!("cannot start container {name}: {e}")))?;
         let info = self
             .client
-            .call(
+            .call_bounded(
                 &format!("inspecting container {name}"),
-                limit,
                 docker.inspect_container(&id, None::<InspectContainerOptions>),
             )
             .await
@@ -251,11 +243,10 @@ impl Inner {
         body: ContainerCreateBody,
     ) -> Result<String, Failure> {
         let name = &spec.name;
-        let limit = self.config.call_timeout;
         let what = format!("creating container {name}");
         let options = || CreateContainerOptions { name: Some(name.clone()), ..Default::default() };
         let failed = |e: CallError| Failure::call(e, |e| format!("cannot create container {name}: {e}"));
-        match self.client.call(&what, limit, docker.create_container(Some(options()), body.clone())).await {
+        match self.client.call_bounded(&what, docker.create_container(Some(options()), body.clone())).await {
             Ok(r) => return Ok(r.id),
             Err(e) if e.is_conflict() => {}
             Err(e) => return Err(failed(e)),
@@ -277,7 +268,7 @@ impl Inner {
             Err(e) => return Err(failed(e)),
         }
         self.client
-            .call(&what, limit, docker.create_container(Some(options()), body))
+            .call_bounded(&what, docker.create_container(Some(options()), body))
             .await
             .map(|r| r.id)
             .map_err(failed)
@@ -393,9 +384,8 @@ impl Inner {
         ]);
         let options = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
         self.client
-            .call(
+            .call_bounded(
                 &format!("listing the containers of execution {execution_id}"),
-                self.config.call_timeout,
                 docker.list_containers(Some(options)),
             )
             .await
@@ -406,11 +396,7 @@ impl Inner {
         let options = RemoveContainerOptions { force: true, v: false, link: false };
         let result = self
             .client
-            .call(
-                &format!("removing container {container}"),
-                self.config.call_timeout,
-                docker.remove_container(container, Some(options)),
-            )
+            .call_bounded(&format!("removing container {container}"), docker.remove_container(container, Some(options)))
             .await;
         match result {
             Ok(()) => Ok(()),

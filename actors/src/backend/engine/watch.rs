@@ -41,8 +41,7 @@ impl Inner {
         let take = async |docker: &Docker| self.take_inventory(docker).await;
         let Some((docker, containers)) = consistent_inventory(&self.client, &self.outbox, take).await else { return };
         self.outbox.send(BackendEvent::Inventory { containers });
-        let limit = self.config.call_timeout;
-        match self.client.call("reading the engine's info", limit, docker.info()).await {
+        match self.client.call_bounded("reading the engine's info", docker.info()).await {
             Ok(info) => {
                 let count = |v: Option<i64>| u64::try_from(v.unwrap_or(0)).unwrap_or(0);
                 let cpus = u32::try_from(info.ncpu.unwrap_or(0)).unwrap_or(0);
@@ -82,10 +81,9 @@ impl Inner {
 
     /// Every container of the deployment; `None` when Docker could not list them.
     async fn take_inventory(&self, docker: &Docker) -> Option<Vec<ContainerInfo>> {
-        let limit = self.config.call_timeout;
         let options =
             ListContainersOptions { all: true, filters: Some(self.deployment_filter()), ..Default::default() };
-        let list = match self.client.call("listing containers", limit, docker.list_containers(Some(options))).await {
+        let list = match self.client.call_bounded("listing containers", docker.list_containers(Some(options))).await {
             Ok(l) => l,
             Err(e) => {
                 if let CallError::Timeout { .. } = e {
@@ -152,9 +150,8 @@ pub(super) async fn watch_events(inner: Arc<Inner>) {
     let mut recent: VecDeque<(i64, String, String)> = VecDeque::new();
     let mut oom_seen: HashSet<String> = HashSet::new();
     loop {
-        let limit = inner.config.call_timeout;
         let connected = match inner.client.ready().await {
-            Ok(docker) => inner.client.call("pinging Docker", limit, docker.ping()).await.map(|_| docker),
+            Ok(docker) => inner.client.call_bounded("pinging Docker", docker.ping()).await.map(|_| docker),
             Err(e) => Err(e),
         };
         let docker = match connected {
@@ -166,7 +163,7 @@ pub(super) async fn watch_events(inner: Arc<Inner>) {
             }
         };
         if since.is_none() {
-            match inner.client.call("reading the engine's clock", limit, docker.info()).await {
+            match inner.client.call_bounded("reading the engine's clock", docker.info()).await {
                 Ok(info) => since = info.system_time.as_deref().and_then(unix_timestamp),
                 Err(e) => debug!(error = %e, "cannot read the engine's clock"),
             }

@@ -167,10 +167,9 @@ pub(super) async fn watch_events(inner: Arc<Inner>) {
 
 impl Inner {
     async fn list_nodes(&self, docker: &Docker) -> Result<Vec<Node>, String> {
-        let limit = self.config.call_timeout;
         let nodes = self
             .client
-            .call("listing the swarm's nodes", limit, docker.list_nodes(None::<ListNodesOptions>))
+            .call_bounded("listing the swarm's nodes", docker.list_nodes(None::<ListNodesOptions>))
             .await
             .map_err(|e| e.to_string())?;
         let mut seen = lock(&self.seen);
@@ -187,7 +186,7 @@ impl Inner {
     async fn list_tasks(&self, docker: &Docker) -> Result<Vec<Task>, String> {
         let options = ListTasksOptions { filters: Some(self.deployment_filter()) };
         self.client
-            .call("listing the deployment's tasks", self.config.call_timeout, docker.list_tasks(Some(options)))
+            .call_bounded("listing the deployment's tasks", docker.list_tasks(Some(options)))
             .await
             .map_err(|e| e.to_string())
     }
@@ -323,11 +322,8 @@ impl Inner {
     /// and the manager's figures.
     async fn platform(&self, docker: &Docker, tasks: &[Task]) -> Result<PlatformInfo, String> {
         let nodes = self.list_nodes(docker).await?;
-        let info = self
-            .client
-            .call("reading the manager's info", self.config.call_timeout, docker.info())
-            .await
-            .map_err(|e| e.to_string())?;
+        let info =
+            self.client.call_bounded("reading the manager's info", docker.info()).await.map_err(|e| e.to_string())?;
         let mut running: BTreeMap<String, u64> = BTreeMap::new();
         for t in tasks.iter().filter(|t| t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING)) {
             *running.entry(t.node_id.clone().unwrap_or_default()).or_default() += 1;

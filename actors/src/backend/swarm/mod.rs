@@ -204,7 +204,7 @@ impl Inner {
         let service = msg.container.clone();
         let inspect = self
             .client
-            .call(&format!("inspecting service {service}"), limit, docker.inspect_service(&service, None))
+            .call_bounded(&format!("inspecting service {service}"), docker.inspect_service(&service, None))
             .await;
         logs::read_service_log(msg, inspect, move |name, options| docker.service_logs(&name, Some(options)), limit)
     }

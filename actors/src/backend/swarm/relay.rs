@@ -51,8 +51,7 @@ impl Inner {
             return Ok(());
         }
         let name = relay_name(network);
-        let limit = self.config.call_timeout;
-        match self.client.call(&format!("inspecting service {name}"), limit, docker.inspect_service(&name, None)).await
+        match self.client.call_bounded(&format!("inspecting service {name}"), docker.inspect_service(&name, None)).await
         {
             Ok(s) => {
                 let image =
@@ -70,7 +69,7 @@ impl Inner {
         }
         let subnets = self.subnets(docker, network).await?;
         let spec = self.relay_spec(settings, network, &subnets);
-        match self.client.call(&format!("creating service {name}"), limit, docker.create_service(spec, None)).await {
+        match self.client.call_bounded(&format!("creating service {name}"), docker.create_service(spec, None)).await {
             Ok(_) => {
                 info!(relay = name, subnets = subnets.join(","), "relay created");
                 lock(&self.relays_made).insert(network.to_string());
@@ -85,9 +84,8 @@ impl Inner {
     async fn subnets(&self, docker: &Docker, network: &str) -> Result<Vec<String>, String> {
         let inspect = self
             .client
-            .call(
+            .call_bounded(
                 &format!("inspecting network {network}"),
-                self.config.call_timeout,
                 docker.inspect_network(network, None::<InspectNetworkOptions>),
             )
             .await
@@ -177,9 +175,8 @@ impl Inner {
         ]);
         let tasks = self
             .client
-            .call(
+            .call_bounded(
                 &format!("listing the tasks of {name}"),
-                self.config.call_timeout,
                 docker.list_tasks(Some(ListTasksOptions { filters: Some(filters) })),
             )
             .await;
@@ -232,11 +229,7 @@ impl Inner {
         let filters = HashMap::from([("service".to_string(), vec![name.to_string()])]);
         while Instant::now() < deadline {
             let options = ListTasksOptions { filters: Some(filters.clone()) };
-            match self
-                .client
-                .call("listing a relay's tasks", self.config.call_timeout, docker.list_tasks(Some(options)))
-                .await
-            {
+            match self.client.call_bounded("listing a relay's tasks", docker.list_tasks(Some(options))).await {
                 Ok(tasks) if tasks.is_empty() => return,
                 Err(e) if e.is_not_found() => return,
                 _ => tokio::time::sleep(GONE_STEP).await,

@@ -115,10 +115,7 @@ impl Inner {
 
     /// Removes a service; a missing one is fine.
     pub(super) async fn delete_service(&self, docker: &Docker, name: &str) -> Result<(), CallError> {
-        let result = self
-            .client
-            .call(&format!("removing service {name}"), self.config.call_timeout, docker.delete_service(name))
-            .await;
+        let result = self.client.call_bounded(&format!("removing service {name}"), docker.delete_service(name)).await;
         match result {
             Ok(()) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
@@ -138,11 +135,7 @@ impl Inner {
             let options = ListTasksOptions { filters: Some(filters.clone()) };
             let left = self
                 .client
-                .call(
-                    "listing the tasks of a removed execution",
-                    self.config.call_timeout,
-                    docker.list_tasks(Some(options)),
-                )
+                .call_bounded("listing the tasks of a removed execution", docker.list_tasks(Some(options)))
                 .await
                 .map_err(|e| format!("cannot check that the execution's tasks are gone: {e}"))?;
             if left.is_empty() {
@@ -164,7 +157,7 @@ impl Inner {
         let mut pairs = vec![(LABEL_DEPLOYMENT, self.config.deployment_name.clone())];
         pairs.extend(labels.iter().cloned());
         let options = ListServicesOptions { filters: Some(label_filter(&pairs)), ..Default::default() };
-        self.client.call("listing services", self.config.call_timeout, docker.list_services(Some(options))).await
+        self.client.call_bounded("listing services", docker.list_services(Some(options))).await
     }
 
     /// Removes a user's overlay network when none of their services is left on it.
@@ -184,10 +177,8 @@ impl Inner {
     /// again a few times.
     async fn delete_network(&self, docker: &Docker, network: &str) {
         for attempt in 1..=10 {
-            let result = self
-                .client
-                .call(&format!("removing network {network}"), self.config.call_timeout, docker.remove_network(network))
-                .await;
+            let result =
+                self.client.call_bounded(&format!("removing network {network}"), docker.remove_network(network)).await;
             match result {
                 Ok(()) => return info!(network, "removed network"),
                 Err(e) if e.is_not_found() => return,

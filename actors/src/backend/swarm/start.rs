@@ -19,7 +19,7 @@ use tracing::{debug, info};
 use super::Inner;
 use crate::backend::client::CallError;
 use crate::backend::shared::{
-    dataset_mounts, ensure_network, label_filter, label_u64, start_outcome, Failure, NetworkKind, StartControl,
+    dataset_mounts, ensure_network, label_filter, label_u64, Failure, NetworkKind, StartControl,
 };
 use crate::backend::{LABEL_DEPLOYMENT, LABEL_EXECUTION_ID, LABEL_SERVICE_ID};
 use crate::protocol::{ContainerSpec, StartExecution, StartedContainer, Transport, SCRATCH};
@@ -31,21 +31,17 @@ const CREATE_CONCURRENCY: usize = 4;
 
 impl Inner {
     pub(super) async fn start_execution(self: Arc<Self>, msg: StartExecution) {
-        let execution_id = msg.execution_id;
-        info!(execution_id, containers = msg.containers.len(), "starting execution on the swarm");
-        let running = self.starts.begin(execution_id).await;
-        let mut created = Vec::new();
-        let outcome = self.try_start(&msg, &running.control, &mut created).await;
-        let grow = msg.grow;
-        let event = start_outcome(&msg, outcome, || async {
-            if grow {
-                self.remove_named_services(&created).await
+        info!(execution_id = msg.execution_id, containers = msg.containers.len(), "starting execution on the swarm");
+        let try_start =
+            async |control: &StartControl, created: &mut Vec<String>| self.try_start(&msg, control, created).await;
+        let clean_up = async |created: &Vec<String>| {
+            if msg.grow {
+                self.remove_named_services(created).await
             } else {
-                self.remove_execution_services(execution_id, &created).await
+                self.remove_execution_services(msg.execution_id, created).await
             }
-        })
-        .await;
-        self.starts.finish(execution_id, running, &self.outbox, event);
+        };
+        self.starts.run(&msg, &self.outbox, Vec::new(), try_start, clean_up).await;
     }
 
     /// Starts what `msg` asks for, once the back end is reached; what it made is in `created`.
@@ -60,8 +56,8 @@ impl Inner {
         // the owner's last execution cannot take the network away meanwhile.
         let mut network_guard = Some(self.network_lock.lock().await);
         let user = (msg.network.as_str(), msg.owner.as_str());
-        let (limit, deployment) = (self.config.call_timeout, &self.config.deployment_name);
-        ensure_network(&self.client, docker, limit, deployment, user, NetworkKind::Overlay).await?;
+        let deployment = &self.config.deployment_name;
+        ensure_network(&self.client, docker, deployment, user, NetworkKind::Overlay).await?;
         // The master reaches the services through it; an execution runs without it (the proxy
         // makes it again when it needs it).
         if let Err(e) = self.ensure_relay(docker, &msg.network, false).await {
@@ -199,16 +195,15 @@ impl Inner {
             None => None,
         };
         let body = self.service_spec(msg, spec, source);
-        let limit = self.config.call_timeout;
         let what = format!("creating service {name}");
         let failed = |e: CallError| Failure::call(e, |e| format!("cannot create service {name}: {e}"));
-        match self.client.call(&what, limit, docker.create_service(body.clone(), None)).await {
+        match self.client.call_bounded(&what, docker.create_service(body.clone(), None)).await {
             Ok(_) => return Ok(()),
             Err(e) if e.is_conflict() => {}
             Err(e) => return Err(failed(e)),
         }
         let inspect =
-            self.client.call(&format!("inspecting service {name}"), limit, docker.inspect_service(name, None)).await;
+            self.client.call_bounded(&format!("inspecting service {name}"), docker.inspect_service(name, None)).await;
         match inspect {
             Ok(s) => {
                 let labels = s.spec.as_ref().and_then(|sp| sp.labels.as_ref());
@@ -229,7 +224,7 @@ impl Inner {
             Err(e) if e.is_not_found() => {}
             Err(e) => return Err(failed(e)),
         }
-        self.client.call(&what, limit, docker.create_service(body, None)).await.map(|_| ()).map_err(failed)
+        self.client.call_bounded(&what, docker.create_service(body, None)).await.map(|_| ()).map_err(failed)
     }
 
     /// Waits until the task of every service of a group runs (or ran: a container may end at
@@ -254,7 +249,7 @@ impl Inner {
             let options = ListTasksOptions { filters: Some(filters.clone()) };
             let tasks = self
                 .client
-                .call("listing the execution's tasks", self.config.call_timeout, docker.list_tasks(Some(options)))
+                .call_bounded("listing the execution's tasks", docker.list_tasks(Some(options)))
                 .await
                 .map_err(|e| Failure::call(e, |e| format!("cannot follow the start: {e}")))?;
             let mut done = Vec::new();

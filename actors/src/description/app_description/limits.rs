@@ -43,6 +43,21 @@ fn between(
     }
 }
 
+/// An integral number: `2` or `2.0`. Values beyond the range of `i128` saturate, which is far
+/// outside every range checked.
+pub(super) fn integral(n: &Number) -> Option<i128> {
+    if let Some(i) = n.as_i64() {
+        return Some(i128::from(i));
+    }
+    if let Some(u) = n.as_u64() {
+        return Some(i128::from(u));
+    }
+    let f = n.as_f64()?;
+    // `as` saturates, and the values in question have no fraction, so nothing is lost that
+    // matters for a range check.
+    (f.is_finite() && f.fract() == 0.0).then_some(f as i128)
+}
+
 /// An integer field, `i` as read and `n` as written; `siblings` are the other fields of its object.
 pub(super) fn integer(field: &str, i: i128, n: &Number, siblings: Option<&Map<String, Value>>) -> Result<(), Refusal> {
     match field {
@@ -56,10 +71,7 @@ pub(super) fn integer(field: &str, i: i128, n: &Number, siblings: Option<&Map<St
         "port_number" => between(i, n, 1u16, u16::MAX),
         // `total_count` comes first in the format: when it is here, it has been read.
         "essential_count" => {
-            let total = siblings
-                .and_then(|m| m.get("total_count"))
-                .and_then(Value::as_number)
-                .and_then(super::reader::integral);
+            let total = siblings.and_then(|m| m.get("total_count")).and_then(Value::as_number).and_then(integral);
             match total {
                 Some(total) if i < 0 || i > total => {
                     Err(("out_of_range", format!("must be between 0 and total_count ({total}), got {n}")))

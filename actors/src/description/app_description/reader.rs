@@ -13,7 +13,7 @@ use std::fmt::Display;
 
 use serde::de::value::{MapDeserializer, SeqDeserializer};
 use serde::de::{self, IntoDeserializer, Visitor};
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Value};
 
 use super::errors::{field_path, index_path, kind, unknown_field, DescriptionError, ROOT};
 use super::limits;
@@ -68,7 +68,7 @@ impl<'a> Reader<'a> {
     /// The number, if it is one without a fraction (`2` or `2.0`), checked against its limits.
     fn integer(&self) -> Result<i128, Error> {
         let Value::Number(n) = self.value else { return Err(self.wrong_type("an integer")) };
-        let Some(i) = integral(n) else {
+        let Some(i) = limits::integral(n) else {
             return Err(self.fail("wrong_type", format!("must be an integer, got a number with a fraction ({n})")));
         };
         let siblings = self.field.map(|(_, m)| m);
@@ -116,21 +116,6 @@ impl de::Error for Error {
     fn missing_field(field: &'static str) -> Self {
         Error(None, Some(field))
     }
-}
-
-/// An integral number: `2` or `2.0`. Values beyond the range of `i128` saturate, which is far
-/// outside every range checked.
-pub(super) fn integral(n: &Number) -> Option<i128> {
-    if let Some(i) = n.as_i64() {
-        return Some(i128::from(i));
-    }
-    if let Some(u) = n.as_u64() {
-        return Some(i128::from(u));
-    }
-    let f = n.as_f64()?;
-    // `as` saturates, and the values in question have no fraction, so nothing is lost that
-    // matters for a range check.
-    (f.is_finite() && f.fract() == 0.0).then_some(f as i128)
 }
 
 impl<'de> IntoDeserializer<'de, Error> for Reader<'de> {
