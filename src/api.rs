@@ -68,6 +68,7 @@ pub struct TokenCreated {
 
 /// `?user=` of the token operations.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TokenOwner {
     /// Another user's tokens (administrators only; others get `no_such_user`).
@@ -392,6 +393,7 @@ async fn revoke_token(
 
 /// `?limit=` of `GET /audit`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// At most this many events (1 to 10000; default 100), the newest.

@@ -15,6 +15,7 @@ type ApiResult = Result<HttpResponse, crate::error::ApiError>;
 
 /// The parameters of `GET /usage`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UsageParams {
     /// The span's start, a Unix time in seconds (default: 30 days before `until`); the report

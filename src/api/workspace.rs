@@ -40,6 +40,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// `?user=`, `?format=`, `?recursive=`.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct WsQuery {
     /// Another user's workspace (administrators only; others get `no_such_user`).
