@@ -10,7 +10,6 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::http::{header, Method};
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
-use serde::Deserialize;
 use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::openapi::Required;
 use utoipa::{IntoParams, PartialSchema};
@@ -20,6 +19,7 @@ use crate::auth::Authed;
 use crate::error::{ApiError, ErrorBody, HttpCode};
 use crate::file_answers;
 use crate::files::{self, Entry, Opened, WsPath};
+use crate::requests::query_params;
 use crate::responses::{AuthRefusals, NoSuchUser, OutsideWorkspace, ReadRefusals, WorkspaceBusy};
 use crate::workspaces::Reached;
 use crate::AppData;
@@ -38,17 +38,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::scope(PREFIX).service(routes("")).service(routes("/{path:.*}")));
 }
 
-/// `?user=`, `?format=`, `?recursive=`.
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct WsQuery {
-    /// Another user's workspace (administrators only; others get `no_such_user`).
-    pub user: Option<String>,
-    /// `tar`: a folder as a tar archive (GET).
-    pub format: Option<String>,
-    /// `true`: remove a folder and everything in it (DELETE).
-    pub recursive: Option<bool>,
+query_params! {
+    /// `?user=`, `?format=`, `?recursive=`.
+    #[derive(Default)]
+    pub struct WsQuery {
+        /// Another user's workspace (administrators only; others get `no_such_user`).
+        pub user: Option<String>,
+        /// `tar`: a folder as a tar archive (GET).
+        pub format: Option<String>,
+        /// `true`: remove a folder and everything in it (DELETE).
+        pub recursive: Option<bool>,
+    }
 }
 
 /// The `{path}` parameter of the workspace operations, for the document: the same parameter
