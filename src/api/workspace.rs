@@ -38,6 +38,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::scope(PREFIX).service(routes("")).service(routes("/{path:.*}")));
 }
 
+/// The three operations in the document, each at `{path}` under [`BASE`]`/`[`PREFIX`] and tagged
+/// `workspace`: [`crate::openapi::ApiDoc`] nests them there, so the prefix and the tag are said
+/// once for all three.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(get, put, delete))]
+pub struct WorkspaceApi;
+
 query_params! {
     /// `?user=`, `?format=`, `?recursive=`.
     #[derive(Default)]
@@ -152,8 +159,7 @@ fn check_query(method: &Method, q: &WsQuery) -> Result<(), ApiError> {
 
 #[utoipa::path(
     get,
-    path = "/api/0.6/workspace/{path}",
-    tag = "workspace",
+    path = "/{path}",
     params(WsPathParam<AnyEntry>, WsQuery),
     responses(
         (status = 200, description = "A file's bytes (`application/octet-stream`, with `Content-Length`, `Last-Modified`, `Accept-Ranges: bytes`); a folder's entries (JSON); a folder as a tar archive with `format=tar` (`application/x-tar`)", body = [Entry]),
@@ -197,8 +203,7 @@ pub async fn get(target: WsTarget) -> ApiResult {
 
 #[utoipa::path(
     put,
-    path = "/api/0.6/workspace/{path}",
-    tag = "workspace",
+    path = "/{path}",
     params(WsPathParam<FileToWrite>, WsQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes; at most the room left in the workspace (its quota), whatever `max-body-bytes` says"),
     responses(
@@ -224,8 +229,7 @@ pub async fn put(target: WsTarget, payload: web::Payload) -> ApiResult {
 
 #[utoipa::path(
     delete,
-    path = "/api/0.6/workspace/{path}",
-    tag = "workspace",
+    path = "/{path}",
     params(WsPathParam<EntryToRemove>, WsQuery),
     responses(
         (status = 204, description = "Removed (a link itself, never what it points to)"),
