@@ -1,12 +1,12 @@
 //! Workspace files (10.): upload (`PUT /api/0.6/workspace/<path>`) and download (`GET`) of a
-//! 200 MiB file with curl against `cp` of the same file between the same places (the host's disk
+//! 200 MiB file with curl and with `zoe ws put`/`get` against `cp` of the same file between the same places (the host's disk
 //! and the workspace, a file system image of the quota mounted from the same disk), in turns, on
 //! one master with a workspace image (issue 26; goal: each at least half of `cp`'s rate).
 
 use super::*;
 
 const SIZE: usize = 200 << 20;
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 7;
 
 pub fn files() {
     let dir = prepare_dir("files", 0);
@@ -41,49 +41,65 @@ pub fn files() {
         workspace.join("copy.bin").to_str().unwrap().to_string(),
         host.join("back.bin").to_str().unwrap().to_string(),
     );
-    let (mut cp_in, mut put, mut cp_out, mut get) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let zoe = |args: &[&str]| {
+        std::process::Command::new("timeout")
+            .args(["-k", "5", "300", env!("CARGO_BIN_EXE_zoe"), "ws"])
+            .args(args)
+            .env("ZOE_URL", format!("http://{addr}"))
+            .env("ZOE_USER", "alice")
+            .env("ZOE_PASS", "alice-pw")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let curl_put = ["-sSf", "-o", "/dev/null", "-u", "alice:alice-pw", "-H", "Content-Type: application/octet-stream"];
+    let (mut cp_in, mut put, mut zoe_put) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut cp_out, mut get, mut zoe_get) = (Vec::new(), Vec::new(), Vec::new());
+    // Each step starts with the disk's dirty pages written out (`sync`), so that one does not
+    // pay for the writing of the one before, and (downloads) with the file to read in the page
+    // cache: a file of the workspace just written and synced is read through the loop device
+    // at first (a third of the speed here), which would fall on whichever reader comes first.
+    let fresh = |path: &str, warm: Option<&str>| {
+        let _ = std::fs::remove_file(path);
+        assert!(run("sync", &[]), "sync failed");
+        if let Some(warm) = warm {
+            // Read whole (`cp` to /dev/null reads nothing).
+            let mut file = std::fs::File::open(warm).unwrap();
+            std::io::copy(&mut file, &mut std::io::sink()).unwrap();
+        }
+    };
     for _ in 0..ROUNDS {
-        // Into the workspace: cp, then the API.
-        let _ = std::fs::remove_file(&in_ws);
+        // Into the workspace: cp, curl, then zoe's own client.
+        fresh(&in_ws, None);
         cp_in.push(timed(|| run("cp", &[&src, &in_ws])));
-        let _ = std::fs::remove_file(&in_ws);
-        put.push(timed(|| {
-            run(
-                "curl",
-                &[
-                    "-sSf",
-                    "-o",
-                    "/dev/null",
-                    "-u",
-                    "alice:alice-pw",
-                    "-H",
-                    "Content-Type: application/octet-stream",
-                    "-T",
-                    &src,
-                    &format!("{url}/copy.bin"),
-                ],
-            )
-        }));
+        fresh(&in_ws, None);
+        put.push(timed(|| run("curl", &[&curl_put[..], &["-T", &src, &format!("{url}/copy.bin")]].concat())));
+        fresh(&in_ws, None);
+        zoe_put.push(timed(|| zoe(&["put", &src, "copy.bin"])));
         assert_eq!(std::fs::metadata(&in_ws).map(|m| m.len()).unwrap_or(0), SIZE as u64, "the upload is whole");
-        // Out of it: cp, then the API.
-        let _ = std::fs::remove_file(&back);
+        // Out of it: cp, curl, zoe.
+        fresh(&back, Some(&in_ws));
         cp_out.push(timed(|| run("cp", &[&in_ws, &back])));
-        let _ = std::fs::remove_file(&back);
+        fresh(&back, Some(&in_ws));
         get.push(timed(|| run("curl", &["-sSf", "-u", "alice:alice-pw", "-o", &back, &format!("{url}/copy.bin")])));
+        fresh(&back, Some(&in_ws));
+        zoe_get.push(timed(|| zoe(&["get", "copy.bin", &back])));
         assert_eq!(std::fs::metadata(&back).map(|m| m.len()).unwrap_or(0), SIZE as u64, "the download is whole");
     }
     let mb = SIZE as f64 / (1 << 20) as f64;
     let rate = |v: &[f64]| mb / median(v.to_vec());
+    let line = |what: &str, client: &[f64], cp: &[f64]| {
+        format!("  {what:<14} {:>5.0} MiB/s: {:.2}x of cp", rate(client), rate(client) / rate(cp))
+    };
     println!(
-        "\nworkspace files, 200 MiB, median of {ROUNDS} (curl; cp between the same places, in turns):\n  \
-         upload   {:.0} MiB/s, cp into the workspace {:.0} MiB/s: {:.2}x of cp (goal: at least 0.5x)\n  \
-         download {:.0} MiB/s, cp out of the workspace {:.0} MiB/s: {:.2}x of cp (goal: at least 0.5x)",
-        rate(&put),
+        "\nworkspace files, 200 MiB, median of {ROUNDS} (cp between the same places; in turns; goal: each at least \
+         0.5x of cp):\n  cp into the workspace {:.0} MiB/s\n{}\n{}\n  cp out of the workspace {:.0} MiB/s\n{}\n{}",
         rate(&cp_in),
-        rate(&put) / rate(&cp_in),
-        rate(&get),
+        line("upload curl", &put, &cp_in),
+        line("upload zoe ws", &zoe_put, &cp_in),
         rate(&cp_out),
-        rate(&get) / rate(&cp_out),
+        line("download curl", &get, &cp_out),
+        line("download zoe ws", &zoe_get, &cp_out),
     );
     stop(master);
     unmount_workspaces();

@@ -1,5 +1,6 @@
 //! The async side of transfers: the disk is read and written by one blocking thread per
-//! transfer, in batches of [`CHUNK`], fed by (or feeding) a bounded channel, never by the async
+//! transfer, in batches of [`CHUNK`] (an upload's batch is the network's chunks as they came,
+//! written with one `writev`, never copied together), fed by (or feeding) a bounded channel, never by the async
 //! threads chunk by chunk (`tokio::fs` per network chunk reached a third of `cp`'s rate). At most
 //! [`DEPTH`] batches wait in a channel: a transfer holds a few MiB whatever its size. At most
 //! [`MAX_TRANSFERS`] run at once (each holds a thread), and a client that stops sending or reading
@@ -146,7 +147,8 @@ pub fn file_body(
 
 /// What the writing thread is told.
 enum Batch {
-    Bytes(Bytes),
+    /// The network's chunks as they came, about [`CHUNK`] of them together.
+    Bytes(Vec<Bytes>),
     /// The body ended: put the file in place.
     End,
 }
@@ -165,14 +167,17 @@ where
         let mut upload = upload;
         while let Some(batch) = rx.blocking_recv() {
             match batch {
-                Batch::Bytes(b) => upload.write(&b)?,
+                Batch::Bytes(parts) => {
+                    let mut slices: Vec<io::IoSlice<'_>> = parts.iter().map(|p| io::IoSlice::new(p)).collect();
+                    upload.write_parts(&mut slices)?
+                }
                 Batch::End => return upload.commit(),
             }
         }
         // The sender went without saying the end: the body was cut; the upload is dropped.
         Err(FileError::Io("the upload stopped".into()))
     });
-    let mut buf = BytesMut::new();
+    let (mut parts, mut pending) = (Vec::new(), 0usize);
     let mut cut = None;
     let mut sent_all = true;
     loop {
@@ -188,17 +193,18 @@ where
                 break;
             }
         };
-        if buf.capacity() == 0 {
-            buf.reserve(CHUNK);
-        }
-        buf.extend_from_slice(&chunk);
-        if buf.len() >= CHUNK && tx.send(Batch::Bytes(buf.split().freeze())).await.is_err() {
-            sent_all = false;
-            break;
+        pending += chunk.len();
+        parts.push(chunk);
+        if pending >= CHUNK {
+            pending = 0;
+            if tx.send(Batch::Bytes(std::mem::take(&mut parts))).await.is_err() {
+                sent_all = false;
+                break;
+            }
         }
     }
     if cut.is_none() && sent_all {
-        if !buf.is_empty() && tx.send(Batch::Bytes(buf.split().freeze())).await.is_err() {
+        if !parts.is_empty() && tx.send(Batch::Bytes(parts)).await.is_err() {
             sent_all = false;
         }
         if sent_all {

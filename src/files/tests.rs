@@ -191,3 +191,23 @@ fn tar_list(archive: &[u8]) -> Vec<String> {
     assert!(out.status.success());
     String::from_utf8(out.stdout).unwrap().lines().map(String::from).collect()
 }
+
+#[test]
+fn parts_are_written_in_order_as_one_file_and_count_against_the_limit_together() {
+    let (root, ws) = setup("parts");
+    // More parts than one `writev` takes (1,024), of sizes that do not line up.
+    let parts: Vec<Vec<u8>> = (0..1500u32).map(|i| vec![(i % 251) as u8; (i as usize * 37) % 5000]).collect();
+    let whole: Vec<u8> = parts.concat();
+    let mut up = ws.create(&p("parts.bin"), u64::MAX).unwrap();
+    let mut slices: Vec<io::IoSlice<'_>> = parts.iter().map(|x| io::IoSlice::new(x)).collect();
+    up.write_parts(&mut slices).unwrap();
+    assert_eq!(up.commit().unwrap(), whole.len() as u64);
+    assert!(fs::read(root.join("ws/parts.bin")).unwrap() == whole, "the parts, in order, and nothing else");
+    // The limit holds over the parts together: refused, nothing of it written.
+    let mut up = ws.create(&p("over.bin"), 10).unwrap();
+    let err = up.write_parts(&mut [io::IoSlice::new(b"123456"), io::IoSlice::new(b"78901")]);
+    assert!(matches!(err, Err(FileError::Full(_))), "{err:?}");
+    drop(up);
+    assert!(!root.join("ws/over.bin").exists());
+    let _ = fs::remove_dir_all(&root);
+}

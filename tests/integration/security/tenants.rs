@@ -16,7 +16,7 @@ use crate::common::docker::{
     application, containers_of, docker, docker_master, docker_master_with, inspect, log_with, service, wait_status,
     IMAGE,
 };
-use crate::common::{assert_error, ADMIN};
+use crate::common::{assert_error, poll, ADMIN};
 
 const ALICE: (&str, &str) = ("alice", "alice-pw");
 
@@ -296,11 +296,21 @@ fn a_workspace_holds_no_more_than_its_quota() {
     let ws = m.state_dir.join("ws").join(&dep).join("alice");
     let written = std::fs::metadata(ws.join("fill")).map(|m| m.len()).unwrap_or(0);
     assert!(written > 16 << 20 && written <= 32 << 20, "it filled the quota and no more: {written} bytes");
-    // Its use, for alice and the administrators; not for bob.
-    let shown = m.get("/api/0.6/user/alice", ALICE).1;
+    // Its use, for alice and the administrators; not for bob. A use measured before the writes
+    // (when the execution was admitted) is kept for up to 5 s.
+    let shown = poll(Duration::from_secs(10), Duration::from_millis(250), || {
+        let shown = m.get("/api/0.6/user/alice", ALICE).1;
+        let w = &shown["workspace"];
+        let full = w["used"].as_u64().unwrap_or(0) >= written && w["available"].as_u64().unwrap_or(u64::MAX) < 1 << 20;
+        if full {
+            Ok(shown)
+        } else {
+            Err(shown)
+        }
+    })
+    .unwrap_or_else(|shown| panic!("the workspace's use never showed it full: {shown}"));
     let w = &shown["workspace"];
     assert_eq!(w["quota"], 32 << 20, "{shown}");
-    assert!(w["used"].as_u64().unwrap() >= written && w["available"].as_u64().unwrap() < 1 << 20, "{shown}");
     assert_eq!(m.get("/api/0.6/user/alice", ADMIN).1["workspace"], *w);
     assert_eq!(m.get("/api/0.6/user/alice", ("bob", "bob-pw")).0, 404);
     let text = |path: &str, who| m.get(path, who).1.as_str().unwrap_or_default().to_string();
