@@ -20,7 +20,7 @@ use crate::auth::Authed;
 use crate::body::read_limited;
 use crate::error::{ApiError, ErrorBody, HttpCode};
 use crate::logs::{service_log, ServiceLog};
-use crate::requests::{strict_json_error, NewExecution, NewToken, NewUser, QueryRequest, UserUpdate};
+use crate::requests::{query_params, strict_json_error, NewExecution, NewToken, NewUser, QueryRequest, UserUpdate};
 use crate::responses::{AdminOnly, ChangeRefusals, GrowthRefusals, NoSuchUser, ReadRefusals, TooLarge};
 use crate::AppData;
 
@@ -66,12 +66,12 @@ pub struct TokenCreated {
     pub expires: zoe_checkpoints::Timestamp,
 }
 
-/// `?user=` of the token operations.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct TokenOwner {
-    /// Another user's tokens (administrators only; others get `no_such_user`).
-    pub user: Option<String>,
+query_params! {
+    /// `?user=` of the token operations.
+    pub struct TokenOwner {
+        /// Another user's tokens (administrators only; others get `no_such_user`).
+        pub user: Option<String>,
+    }
 }
 
 /// `{name}` of `/user/{name}`.
@@ -390,12 +390,12 @@ async fn revoke_token(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// `?limit=` of `GET /audit`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct AuditQuery {
-    /// At most this many events (1 to 10000; default 100), the newest.
-    pub limit: Option<usize>,
+query_params! {
+    /// `?limit=` of `GET /audit`.
+    pub struct AuditQuery {
+        /// At most this many events (1 to 10000; default 100), the newest.
+        pub limit: Option<usize>,
+    }
 }
 
 const MAX_AUDIT_LIMIT: usize = 10_000;

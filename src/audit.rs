@@ -23,6 +23,7 @@ pub const DEFAULT_KEEP: usize = 1000;
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = AuditKind)]
 pub enum Kind {
     SignIn,
     SignInFailed,

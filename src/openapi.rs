@@ -45,15 +45,17 @@ pub const BEARER_TOKEN: &str = "bearer_token";
         crate::api::revoke_token,
         crate::api::audit,
         crate::usage::report,
-        crate::api::workspace::get,
-        crate::api::workspace::put,
-        crate::api::workspace::delete,
         crate::datasets::list_datasets,
         openapi_json,
         crate::observability::healthz,
         crate::observability::readyz,
         crate::observability::metrics,
     ),
+    nest((
+        path = format!("{}{}", crate::api::BASE, crate::api::workspace::PREFIX),
+        api = crate::api::workspace::WorkspaceApi,
+        tags = ["workspace"]
+    )),
     modifiers(&BasicAuth),
     tags(
         (name = "users", description = "Accounts and roles"),

@@ -3,28 +3,28 @@
 //! request and writes the answer).
 
 use actix_web::{web, HttpResponse};
-use serde::Deserialize;
 use zoe_actors::logic::views::{self, UsageQuery};
 
 use crate::auth::Authed;
 use crate::error::ErrorBody;
+use crate::requests::query_params;
 use crate::responses::ReadRefusals;
 use crate::AppData;
 
 type ApiResult = Result<HttpResponse, crate::error::ApiError>;
 
-/// The parameters of `GET /usage`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct UsageParams {
-    /// The span's start, a Unix time in seconds (default: 30 days before `until`); the report
-    /// starts at the beginning of its UTC day.
-    pub since: Option<String>,
-    /// The span's end, a Unix time in seconds (default: now); the report ends at the end of its
-    /// UTC day.
-    pub until: Option<String>,
-    /// `user` (default): one row per user; `execution`: one row per execution.
-    pub by: Option<String>,
+query_params! {
+    /// The parameters of `GET /usage`.
+    pub struct UsageParams {
+        /// The span's start, a Unix time in seconds (default: 30 days before `until`); the report
+        /// starts at the beginning of its UTC day.
+        pub since: Option<String>,
+        /// The span's end, a Unix time in seconds (default: now); the report ends at the end of its
+        /// UTC day.
+        pub until: Option<String>,
+        /// `user` (default): one row per user; `execution`: one row per execution.
+        pub by: Option<String>,
+    }
 }
 
 #[utoipa::path(

@@ -10,7 +10,6 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::http::{header, Method};
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
-use serde::Deserialize;
 use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::openapi::Required;
 use utoipa::{IntoParams, PartialSchema};
@@ -20,6 +19,7 @@ use crate::auth::Authed;
 use crate::error::{ApiError, ErrorBody, HttpCode};
 use crate::file_answers;
 use crate::files::{self, Entry, Opened, WsPath};
+use crate::requests::query_params;
 use crate::responses::{AuthRefusals, NoSuchUser, OutsideWorkspace, ReadRefusals, WorkspaceBusy};
 use crate::workspaces::Reached;
 use crate::AppData;
@@ -38,16 +38,24 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::scope(PREFIX).service(routes("")).service(routes("/{path:.*}")));
 }
 
-/// `?user=`, `?format=`, `?recursive=`.
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct WsQuery {
-    /// Another user's workspace (administrators only; others get `no_such_user`).
-    pub user: Option<String>,
-    /// `tar`: a folder as a tar archive (GET).
-    pub format: Option<String>,
-    /// `true`: remove a folder and everything in it (DELETE).
-    pub recursive: Option<bool>,
+/// The three operations in the document, each at `{path}` under [`BASE`]`/`[`PREFIX`] and tagged
+/// `workspace`: [`crate::openapi::ApiDoc`] nests them there, so the prefix and the tag are said
+/// once for all three.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(get, put, delete))]
+pub struct WorkspaceApi;
+
+query_params! {
+    /// `?user=`, `?format=`, `?recursive=`.
+    #[derive(Default)]
+    pub struct WsQuery {
+        /// Another user's workspace (administrators only; others get `no_such_user`).
+        pub user: Option<String>,
+        /// `tar`: a folder as a tar archive (GET).
+        pub format: Option<String>,
+        /// `true`: remove a folder and everything in it (DELETE).
+        pub recursive: Option<bool>,
+    }
 }
 
 /// The `{path}` parameter of the workspace operations, for the document: the same parameter
@@ -151,8 +159,7 @@ fn check_query(method: &Method, q: &WsQuery) -> Result<(), ApiError> {
 
 #[utoipa::path(
     get,
-    path = "/api/0.6/workspace/{path}",
-    tag = "workspace",
+    path = "/{path}",
     params(WsPathParam<AnyEntry>, WsQuery),
     responses(
         (status = 200, description = "A file's bytes (`application/octet-stream`, with `Content-Length`, `Last-Modified`, `Accept-Ranges: bytes`); a folder's entries (JSON); a folder as a tar archive with `format=tar` (`application/x-tar`)", body = [Entry]),
@@ -196,8 +203,7 @@ pub async fn get(target: WsTarget) -> ApiResult {
 
 #[utoipa::path(
     put,
-    path = "/api/0.6/workspace/{path}",
-    tag = "workspace",
+    path = "/{path}",
     params(WsPathParam<FileToWrite>, WsQuery),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes; at most the room left in the workspace (its quota), whatever `max-body-bytes` says"),
     responses(
@@ -223,8 +229,7 @@ pub async fn put(target: WsTarget, payload: web::Payload) -> ApiResult {
 
 #[utoipa::path(
     delete,
-    path = "/api/0.6/workspace/{path}",
-    tag = "workspace",
+    path = "/{path}",
     params(WsPathParam<EntryToRemove>, WsQuery),
     responses(
         (status = 204, description = "Removed (a link itself, never what it points to)"),

@@ -101,8 +101,8 @@ pub fn endpoints(service: &ServiceView, master: &str) -> Vec<(String, String)> {
         .ports
         .iter()
         .map(|p| {
-            let (protocol, path, port) = (&p.protocol, &p.path, p.port_number);
-            let published = p.host_endpoint.as_ref().map(|host| format!("{protocol}://{host}{path}"));
+            let (protocol, path, port) = (&p.port.protocol, &p.port.path, p.port.port_number);
+            let published = p.port.host_endpoint.as_ref().map(|host| format!("{protocol}://{host}{path}"));
             let address = match (&p.proxy_url, published, first_ip) {
                 (Some(proxy), Some(published), _) => format!("{master}{proxy} (published: {published})"),
                 (Some(proxy), None, _) => format!("{master}{proxy}"),
@@ -110,7 +110,7 @@ pub fn endpoints(service: &ServiceView, master: &str) -> Vec<(String, String)> {
                 (None, None, Some(ip)) => format!("{protocol}://{ip}:{port}{path}"),
                 (None, None, None) => format!("{protocol}://(no address yet):{port}{path}"),
             };
-            (p.name.clone(), address)
+            (p.port.name.clone(), address)
         })
         .collect()
 }

@@ -126,6 +126,7 @@ impl From<BadPath> for FileError {
 /// The kind of an entry, as listings show it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = FileKind)]
 pub enum Kind {
     File,
     Dir,

@@ -177,7 +177,7 @@ impl PortRow<'_> {
 
     /// Where it was published on a host, if it was (for clients that reach the host).
     pub fn published(&self) -> String {
-        match &self.host_endpoint {
+        match &self.port.host_endpoint {
             Some(h) if self.1 => h.clone(),
             _ => String::new(),
         }
@@ -255,7 +255,7 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
     use zoe_actors::logic::views::Status;
-    use zoe_checkpoints::ServiceStatus;
+    use zoe_checkpoints::{ServicePort, ServiceStatus};
 
     fn at(secs: i64) -> Timestamp {
         time::OffsetDateTime::from_unix_timestamp(1_795_000_000 + secs).unwrap()
@@ -278,13 +278,15 @@ mod tests {
             ip_address: BTreeMap::new(),
             is_monitor: false,
             ports: vec![PortView {
-                name: "site".into(),
-                protocol: "http".into(),
-                port_number: 80,
-                path: "/a".into(),
-                is_main_endpoint: true,
-                expose: true,
-                host_endpoint: Some("127.0.0.1:3000".into()),
+                port: ServicePort {
+                    name: "site".into(),
+                    protocol: "http".into(),
+                    port_number: 80,
+                    path: "/a".into(),
+                    is_main_endpoint: true,
+                    expose: true,
+                    host_endpoint: Some("127.0.0.1:3000".into()),
+                },
                 proxy_url: Some("/proxy/3/web/80/a".into()),
             }],
             owner: "alice".into(),

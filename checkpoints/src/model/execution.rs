@@ -241,7 +241,7 @@ pub struct ServicePort {
     pub path: String,
     pub is_main_endpoint: bool,
     pub expose: bool,
-    /// `host:port` where an exposed port was published, once running.
+    /// `host:port` where an exposed port was published, once running (with `publish-ports`).
     pub host_endpoint: Option<String>,
 }
 

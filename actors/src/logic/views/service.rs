@@ -48,18 +48,12 @@ fn yes() -> bool {
     true
 }
 
-/// A port of a service: the description's port, where it was published, and where the master's
-/// proxy serves it.
+/// A port of a service: the description's port and where it was published (the port as the
+/// checkpoint keeps it, its fields inline), and where the master's proxy serves it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PortView {
-    pub name: String,
-    pub protocol: String,
-    pub port_number: u16,
-    pub path: String,
-    pub is_main_endpoint: bool,
-    pub expose: bool,
-    /// `host:port` where an exposed port was published, once running (with `publish-ports`).
-    pub host_endpoint: Option<String>,
+    #[serde(flatten)]
+    pub port: ServicePort,
     /// For an exposed port: the path on the master that forwards to it (the owner and
     /// administrators only), `/proxy/<execution-id>/<instance>/<port>/` followed by the port's
     /// `path`.
@@ -69,12 +63,10 @@ pub struct PortView {
 
 impl PortView {
     fn of(p: &ServicePort, execution_id: u64, instance: &str) -> PortView {
-        // Taken apart whole, so that a new field of the port is not forgotten here.
-        let ServicePort { name, protocol, port_number, path, is_main_endpoint, expose, host_endpoint } = p.clone();
-        let proxy_url = expose.then(|| {
-            format!("{}{}", naming::proxy_path(execution_id, instance, port_number), path.trim_start_matches('/'))
+        let proxy_url = p.expose.then(|| {
+            format!("{}{}", naming::proxy_path(execution_id, instance, p.port_number), p.path.trim_start_matches('/'))
         });
-        PortView { name, protocol, port_number, path, is_main_endpoint, expose, host_endpoint, proxy_url }
+        PortView { port: p.clone(), proxy_url }
     }
 }
 

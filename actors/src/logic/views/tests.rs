@@ -67,6 +67,11 @@ fn the_views_have_the_0_9_7_shapes_and_read_back() {
     assert_eq!(back, listing.views(&p).unwrap());
     let back: ServiceView = serde_json::from_value(answer["service"].clone()).unwrap();
     assert_eq!(back, service);
+    // A port as the API writes it, to the byte: the checkpoint's port inline, then `proxy_url`.
+    assert_eq!(
+        serde_json::to_string(&service.ports[0]).unwrap(),
+        r#"{"name":"ui","protocol":"http","port_number":80,"path":"","is_main_endpoint":true,"expose":true,"host_endpoint":null,"proxy_url":"/proxy/3/main/80/"}"#
+    );
     let back: QueryAnswer = serde_json::from_value(answer["stats_swarm (an admin)"].clone()).unwrap();
     assert!(matches!(back, QueryAnswer::Platform(s) if s.stats.nodes.len() == 1));
 }
