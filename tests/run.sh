@@ -56,7 +56,26 @@ leftover_mounts() {
     { awk '{print $5}' /proc/self/mountinfo | grep -E "^(${TMPDIR:-/tmp}/zoe-it-|$PWD/)" | sort -r || true; } |
         while read -r m; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
 }
-trap '{ leftover_mounts || true; }; bash tests/cluster/cluster.sh down >/dev/null 2>&1 || echo "run.sh: the test cluster could not be torn down; run tests/cluster/cluster.sh down" >&2' EXIT
+# The folders tests and benchmarks made under the temporary directory (`zoe-it-<pid>-<tag>-<n>`,
+# `zoe-<tag>-<pid>`, `zoe-bench-<pid>-<tag>`), once the process that made them is gone and
+# nothing is mounted in them: those of earlier runs before the tests, this run's after them when
+# it passed (a failed run's stay for a look, until the next run).
+stale_dirs() {
+    local tmp="${TMPDIR:-/tmp}" d name pid mounts
+    mounts=$'\n'$(awk '{print $5}' /proc/self/mountinfo)$'\n'
+    for d in "$tmp"/zoe-*; do
+        [ -d "$d" ] || continue
+        name=${d##*/}
+        if [[ $name =~ ^zoe-(it|bench)-([0-9]+)- ]]; then pid=${BASH_REMATCH[2]}
+        elif [[ $name =~ ^zoe-.*-([0-9]+)$ ]]; then pid=${BASH_REMATCH[1]}
+        else continue; fi
+        [ -e "/proc/$pid" ] && continue
+        case $mounts in *$'\n'"$d"$'\n'* | *$'\n'"$d"/*) continue ;; esac
+        rm -rf --one-file-system "$d" || true
+    done
+}
+stale_dirs
+trap 'status=$?; { leftover_mounts || true; }; [ "$status" -ne 0 ] || stale_dirs || true; bash tests/cluster/cluster.sh down >/dev/null 2>&1 || echo "run.sh: the test cluster could not be torn down; run tests/cluster/cluster.sh down" >&2' EXIT
 bash tests/cluster/cluster.sh up >/dev/null
 bash tests/cluster/cluster.sh load zoe-test-busybox:latest
 
