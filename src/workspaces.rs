@@ -208,6 +208,15 @@ impl Workspaces {
         Ok((entry?, Reached { ws, owner, role }))
     }
 
+    /// Removes `path` (a folder only when empty, or with `recursive`) from a reached workspace,
+    /// whose measured use is then forgotten.
+    pub async fn remove(&self, reached: Reached, path: WsPath, recursive: bool) -> Result<(), ApiError> {
+        let Reached { ws, owner, .. } = reached;
+        let removed = actix_web::web::block(move || ws.remove(&path, recursive)).await;
+        self.forget(&owner);
+        Ok(removed.map_err(blocked)??)
+    }
+
     /// Refuses a new execution of a user whose workspace is over its quota (where storage does
     /// not stop the writes itself: shared storage, or an image of a quota since lowered).
     pub async fn admit(&self, caller: &Caller) -> Result<(), ZoeError> {
@@ -246,6 +255,7 @@ pub fn turn() -> Result<stream::Turn, ApiError> {
     })
 }
 
-fn blocked(e: actix_web::error::BlockingError) -> ApiError {
+/// The blocking thread of a workspace operation failed.
+pub fn blocked(e: actix_web::error::BlockingError) -> ApiError {
     ApiError::new(HttpCode::Internal, format!("a workspace operation failed: {e}"))
 }

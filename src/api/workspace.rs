@@ -21,7 +21,7 @@ use crate::file_answers;
 use crate::files::{self, Entry, Opened, WsPath};
 use crate::requests::query_params;
 use crate::responses::{AuthRefusals, NoSuchUser, OutsideWorkspace, ReadRefusals, WorkspaceBusy};
-use crate::workspaces::Reached;
+use crate::workspaces::{blocked, Reached};
 use crate::AppData;
 
 use super::{resource, ApiResult, BASE};
@@ -184,14 +184,14 @@ pub async fn get(target: WsTarget) -> ApiResult {
         (ws, opened)
     })
     .await
-    .map_err(internal)?;
+    .map_err(blocked)?;
     match opened? {
         Opened::Dir(fd) if tar => {
             drop(fd);
             file_answers::tar(ws, path)
         }
         Opened::Dir(_) => {
-            let listing = web::block(move || ws.list(&path)).await.map_err(internal)??;
+            let listing = web::block(move || ws.list(&path)).await.map_err(blocked)??;
             Ok(HttpResponse::Ok().json(listing))
         }
         Opened::File { .. } if tar => {
@@ -243,16 +243,8 @@ pub async fn put(target: WsTarget, payload: web::Payload) -> ApiResult {
 pub async fn delete(target: WsTarget) -> ApiResult {
     let reached = target.reach().await?;
     let WsTarget { data, path, query, .. } = target;
-    let recursive = query.recursive.unwrap_or(false);
-    let ws = reached.ws;
-    let removed = web::block(move || ws.remove(&path, recursive)).await;
-    data.workspaces.forget(&reached.owner);
-    removed.map_err(internal)??;
+    data.workspaces.remove(reached, path, query.recursive.unwrap_or(false)).await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-fn internal(e: actix_web::error::BlockingError) -> ApiError {
-    ApiError::new(HttpCode::Internal, format!("a workspace operation failed: {e}"))
 }
 
 #[cfg(test)]

@@ -352,12 +352,7 @@ async fn delete(
     let path = WsPath::parse(&form.path).map_err(|e| bad_path(&user, e))?;
     let owner = q.user.as_deref();
     let reached = data.workspaces.reach(&data.reader, &user.caller, owner).await.map_err(|e| user.error(e))?;
-    let (removing, whose) = (path.clone(), reached.owner.clone());
-    let removed = web::block(move || reached.ws.remove(&removing, form.recursive)).await;
-    data.workspaces.forget(&whose);
-    removed
-        .map_err(|e| user.error(ApiError::new(HttpCode::Internal, format!("the deletion failed: {e}"))))?
-        .map_err(|e| user.error(ApiError::from(e)))?;
+    data.workspaces.remove(reached, path.clone(), form.recursive).await.map_err(|e| user.error(e))?;
     let folder_page = folder_href(&path.parent(), owner);
     let sep = if folder_page.contains('?') { '&' } else { '?' };
     Ok(see_other(&format!("{folder_page}{sep}deleted={}", encode(path.name().unwrap_or("")))))
