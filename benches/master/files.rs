@@ -1,7 +1,8 @@
 //! Workspace files (10.): upload (`PUT /api/0.6/workspace/<path>`) and download (`GET`) of a
-//! 200 MiB file with curl and with `zoe ws put`/`get` against `cp` of the same file between the same places (the host's disk
-//! and the workspace, a file system image of the quota mounted from the same disk), in turns, on
-//! one master with a workspace image (issue 26; goal: each at least half of `cp`'s rate).
+//! 200 MiB file with curl and with `zoe ws put`/`get` against `cp` of the same file between the
+//! same places (the host's disk and the workspace, a file system image of the quota mounted from
+//! the same disk), in turns, on one master with a workspace image (issue 26; goal: each at least
+//! half of `cp`'s rate).
 
 use super::*;
 
