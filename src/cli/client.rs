@@ -17,6 +17,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use zoe_actors::logic::views::QueryWhat;
 
+use super::bulk;
+
 /// Base path of the REST API.
 const API: &str = "/api/0.6";
 /// Time allowed for a whole request (not for `logs --follow`).
@@ -29,6 +31,10 @@ const RETRY_PAUSES: [Duration; 2] = [Duration::from_millis(500), Duration::from_
 const MAX_BODY: u64 = 256 * 1024 * 1024;
 /// Redirects within the server's origin followed at most, per request.
 const MAX_REDIRECTS: u32 = 3;
+/// A transfer of a workspace file that makes no progress for this long fails: the master's own
+/// limit for a stalled transfer.
+use crate::files::stream::STALL;
+const USER_AGENT: &str = concat!("zoe-cli/", env!("CARGO_PKG_VERSION"));
 
 /// Exit codes, documented in `zoe --help`.
 pub mod exit {
@@ -177,6 +183,8 @@ pub struct Client {
     conn: Connection,
     authorization: String,
     agent: ureq::Agent,
+    /// The master over plain HTTP without a proxy: workspace files are moved by the kernel.
+    plain: Option<bulk::Plain>,
 }
 
 impl Client {
@@ -191,7 +199,7 @@ impl Client {
             .http_status_as_error(false)
             .max_redirects(0)
             .timeout_connect(Some(CONNECT_TIMEOUT))
-            .user_agent(concat!("zoe-cli/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
             .tls_config(tls.build())
             .build();
         let agent = match &conn.ca_file {
@@ -208,7 +216,8 @@ impl Client {
             Some(bearer) => format!("Bearer {bearer}"),
             None => format!("Basic {token}"),
         };
-        Ok(Client { conn, authorization, agent })
+        let plain = bulk::Plain::of(&conn.url, agent.config().proxy().is_some());
+        Ok(Client { conn, authorization, agent, plain })
     }
 
     /// `GET <path>`: the JSON answer.
@@ -237,9 +246,16 @@ impl Client {
     }
 
     /// `GET <path>` of something that may be large (a workspace file): the answer, its body
-    /// not read yet. Only connecting and the answer's start are timed, not its transfer.
-    pub fn download(&self, path: &str) -> Result<ureq::http::Response<ureq::Body>, CliError> {
-        self.send(Method::Get, path, Sent::Nothing, None)
+    /// not read yet. Only connecting and the answer's start are timed, not its transfer (which
+    /// fails when it stalls, see [`Download::copy_to`]).
+    pub fn download(&self, path: &str) -> Result<Download, CliError> {
+        if let Some(plain) = &self.plain {
+            let target = format!("{API}{path}");
+            if let bulk::Outcome::Done(body) = bulk::get(plain, &target, &self.headers(), REQUEST_TIMEOUT) {
+                return Ok(Download::Plain(body));
+            }
+        }
+        self.send(Method::Get, path, Sent::Nothing, None).map(Download::General)
     }
 
     /// `PUT <path>` with the first `len` bytes of the file at `local`, streamed from disk with
@@ -247,8 +263,28 @@ impl Client {
     /// far. A file that turns out shorter than `len` fails the request.
     pub fn upload(&self, path: &str, local: &Path, len: u64, sent: &dyn Fn(u64)) -> Result<(), CliError> {
         // Opened once here for a clear error; each attempt opens it again.
-        std::fs::File::open(local).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", local.display())))?;
+        let file =
+            std::fs::File::open(local).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", local.display())))?;
+        if let Some(plain) = &self.plain {
+            let target = format!("{API}{path}");
+            match bulk::put(plain, &target, &self.headers(), &file, len, STALL, sent) {
+                Ok(bulk::Outcome::Declined) => {}
+                Ok(bulk::Outcome::Done(a)) if (200..300).contains(&a.status) => return Ok(()),
+                Ok(bulk::Outcome::Done(a)) => return Err(self.refusal(Method::Put, path, a.status, &a.text)),
+                Err(bulk::Broke::Disk(e)) => {
+                    return Err(CliError::Failed(format!("cannot read {}: {e}", local.display())))
+                }
+                Err(bulk::Broke::Network(e)) => {
+                    return Err(CliError::Connection(format!("the upload to {} broke off: {e}", self.conn.url)))
+                }
+            }
+        }
         self.send(Method::Put, path, Sent::File { path: local, len, sent }, None).map(drop)
+    }
+
+    /// The headers of every request but its body's.
+    fn headers(&self) -> [(&str, &str); 2] {
+        [("Authorization", &self.authorization), ("User-Agent", USER_AGENT)]
     }
 
     /// `POST /query`: `what` with `filters`.
@@ -355,25 +391,31 @@ impl Client {
         if resp.status().is_success() {
             return Ok(resp);
         }
-        let status = resp.status();
         let text = read_text(&mut resp).unwrap_or_default();
-        let parsed: Option<Value> = serde_json::from_str(&text).ok();
+        Err(self.refusal(method, path, resp.status().as_u16(), &text))
+    }
+
+    /// The failure of a request answered `status` with the body `text`: the server's refusal
+    /// with its message and code, or an answer that is not Zoe's.
+    fn refusal(&self, method: Method, path: &str, status: u16, text: &str) -> CliError {
+        let parsed: Option<Value> = serde_json::from_str(text).ok();
         let field = |k: &str| parsed.as_ref().and_then(|v| v.get(k)).and_then(Value::as_str);
-        Err(match (field("message"), field("code")) {
+        let shown = ureq::http::StatusCode::from_u16(status).map_or_else(|_| status.to_string(), |s| s.to_string());
+        match (field("message"), field("code")) {
             (Some(message), code) => CliError::Refused {
-                code: code.map(str::to_string).unwrap_or_else(|| format!("http_{}", status.as_u16())),
+                code: code.map(str::to_string).unwrap_or_else(|| format!("http_{status}")),
                 message: message.to_string(),
             },
             (None, _) => CliError::Refused {
-                code: format!("http_{}", status.as_u16()),
+                code: format!("http_{status}"),
                 message: format!(
-                    "{} {path} answered {status} without a Zoe error (is {} a Zoe master?): {}",
+                    "{} {path} answered {shown} without a Zoe error (is {} a Zoe master?): {}",
                     method.as_str(),
                     self.conn.url,
-                    excerpt(&text)
+                    excerpt(text)
                 ),
             },
-        })
+        }
     }
 
     /// Sends one request to `url`, retrying only when it could not reach the server.
@@ -515,6 +557,50 @@ impl Client {
                 None => CliError::Connection(format!("cannot reach {url}: {io}{tries}")),
             },
             other => CliError::Connection(format!("request to {url} failed: {other}{tries}")),
+        }
+    }
+}
+
+/// A download's answer, its body not read yet.
+pub enum Download {
+    /// Over plain HTTP, moved by the kernel.
+    Plain(bulk::Body),
+    /// Through ureq (TLS, a proxy).
+    General(ureq::http::Response<ureq::Body>),
+}
+
+impl Download {
+    /// The body's length, when the answer says it.
+    pub fn length(&self) -> Option<u64> {
+        match self {
+            Download::Plain(body) => Some(body.length),
+            Download::General(resp) => {
+                resp.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+            }
+        }
+    }
+
+    /// Writes the body into `file` as it arrives, `got` told the bytes so far; fails when no
+    /// byte came for [`STALL`] (plain HTTP). Returns the bytes written: fewer than
+    /// [`Download::length`] when the connection ended early.
+    pub fn copy_to(self, file: &mut std::fs::File, got: &dyn Fn(u64)) -> Result<u64, bulk::Broke> {
+        let resp = match self {
+            Download::Plain(body) => return body.copy_to(file, STALL, got),
+            Download::General(resp) => resp,
+        };
+        let mut reader = resp.into_body().into_reader();
+        let mut buf = vec![0u8; bulk::PIECE];
+        let mut done = 0u64;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => return Ok(done),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(bulk::Broke::Network(e)),
+            };
+            file.write_all(&buf[..n]).map_err(bulk::Broke::Disk)?;
+            done += n as u64;
+            got(done);
         }
     }
 }

@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use clap::{ArgGroup, Args, Subcommand};
 use zoe_checkpoints::ExecutionStatus;
 
+pub mod bulk;
 pub mod client;
 pub mod commands;
 pub mod credentials;

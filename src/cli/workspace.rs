@@ -10,7 +10,6 @@
 //! fresh temporary name (`O_EXCL`, so never through an existing link) and then renamed into
 //! place, so an interrupted download leaves no half file under the real name.
 
-use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
 use std::time::Instant;
 
@@ -19,6 +18,7 @@ use serde::Serialize;
 use serde_json::json;
 use zoe_actors::description::units::show_bytes;
 
+use super::bulk::Broke;
 use super::client::{CliError, Client};
 use super::output::{show, table};
 use super::progress::Progress;
@@ -28,8 +28,6 @@ use crate::percent::encode;
 
 /// Deepest folder nesting `get` follows (a server answering an endless tree is cut off).
 const MAX_DEPTH: usize = 64;
-/// Bytes copied at a time between the network and the disk.
-const BUFFER: usize = 1 << 20;
 
 /// `zoe ws`: the workspace's files.
 #[derive(Args, Clone, Debug)]
@@ -277,32 +275,19 @@ fn local_folder(dir: &Path) -> Result<(), CliError> {
 /// Downloads the file `path` (listed with `size` bytes) as the local file `target`: into a new
 /// temporary file beside it, then renamed into place.
 fn get_file(ws: &Remote, path: &str, target: &Path, size: u64, moved: &mut Moved) -> Result<(), CliError> {
-    let resp = ws.c.download(&ws.url(path, false))?;
-    let length = resp.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let download = ws.c.download(&ws.url(path, false))?;
+    let length = download.length();
     let progress = Progress::new(path, length.unwrap_or(size));
     let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let temp = dir.join(format!(".{name}.zoe-part-{}", std::process::id()));
+    let cannot_write = |e: std::io::Error| CliError::Failed(format!("cannot write {}: {e}", temp.display()));
     let wrote = (|| -> Result<u64, CliError> {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .map_err(|e| CliError::Failed(format!("cannot write {}: {e}", temp.display())))?;
-        let mut reader = resp.into_body().into_reader();
-        let mut buf = vec![0u8; BUFFER];
-        let mut done = 0u64;
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(CliError::Connection(format!("the download of {} broke off: {e}", show(path)))),
-            };
-            file.write_all(&buf[..n]).map_err(|e| CliError::Failed(format!("cannot write {}: {e}", temp.display())))?;
-            done += n as u64;
-            progress.update(done);
-        }
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&temp).map_err(cannot_write)?;
+        let done = download.copy_to(&mut file, &|done| progress.update(done)).map_err(|e| match e {
+            Broke::Network(e) => CliError::Connection(format!("the download of {} broke off: {e}", show(path))),
+            Broke::Disk(e) => cannot_write(e),
+        })?;
         progress.finish(done);
         if length.is_some_and(|l| l != done) {
             return Err(CliError::Connection(format!("the download of {} ended early", show(path))));

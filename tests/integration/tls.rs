@@ -78,6 +78,16 @@ fn https_with_the_ca_trusted_works_and_plain_http_or_untrusted_does_not() {
     let (code, out, err) = cli(&m.url, Some(&pki.ca), &["user-ls"]);
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
     assert!(out.contains("zoeadmin"), "{out}");
+    // Workspace files go through TLS too (not the plain-HTTP way of src/cli/bulk.rs), whole.
+    let data: Vec<u8> = (0..5_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(dir.join("up.bin"), &data).unwrap();
+    let up = dir.join("up.bin");
+    let (code, out, err) = cli(&m.url, Some(&pki.ca), &["ws", "put", up.to_str().unwrap(), "over-tls.bin"]);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    let back = dir.join("back.bin");
+    let (code, out, err) = cli(&m.url, Some(&pki.ca), &["ws", "get", "over-tls.bin", back.to_str().unwrap()]);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert!(std::fs::read(&back).unwrap() == data, "the file came back as it went");
     let (code, _, err) = cli(&m.url, None, &["user-ls"]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("certificate is not trusted") && err.contains("--ca-file"), "{err}");

@@ -1,7 +1,7 @@
 //! `zoe ws` against a fake, hostile server: what it lists never makes `get` write outside the
 //! folder it was given; and what `put` sends.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
