@@ -86,6 +86,19 @@ pub fn files() {
         fresh(&back, Some(&in_ws));
         zoe_get.push(timed(|| zoe(&["get", "copy.bin", &back])));
         assert_eq!(std::fs::metadata(&back).map(|m| m.len()).unwrap_or(0), SIZE as u64, "the download is whole");
+        // Each round's seconds: a moment of the disk (a `discard` after a removal) shows as one
+        // slow step, which the median leaves out.
+        let last = |v: &[f64]| v.last().copied().unwrap_or(0.0);
+        eprintln!(
+            "  round {}: in cp {:.3} s, curl {:.3}, zoe {:.3}; out cp {:.3}, curl {:.3}, zoe {:.3}",
+            cp_in.len(),
+            last(&cp_in),
+            last(&put),
+            last(&zoe_put),
+            last(&cp_out),
+            last(&get),
+            last(&zoe_get)
+        );
     }
     let mb = SIZE as f64 / (1 << 20) as f64;
     let rate = |v: &[f64]| mb / median(v.to_vec());

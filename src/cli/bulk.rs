@@ -1,8 +1,11 @@
-//! Workspace files moved by the kernel over plain HTTP: a download is spliced from the socket
-//! into the file through a pipe (`splice`), an upload is sent from the file by `sendfile`, so
-//! that no byte of the file passes through the client's memory. Through ureq each byte is
-//! copied twice more (into its buffer and out of it, then into the kernel again), which made
-//! the client, not the master, the slow end of a transfer (README, "Workspace files").
+//! Workspace files over plain HTTP without an HTTP library in the way: the body goes between
+//! the socket and the file in pieces of up to [`PIECE`], through one buffer, each byte copied
+//! once into it and once out. Through ureq it was copied twice more (into ureq's buffer and out
+//! of it, in pieces of its buffer's size), which made the client, not the master, the slow end
+//! of a download (README, "Workspace files"). Two ways with fewer copies were measured and
+//! left: `splice` from the socket into the file through a pipe was no faster here, and an
+//! upload sent by `sendfile` made the master's receiving cost twice the CPU (200 to 240 ms per
+//! 200 MiB against 90 to 110), the master being the slow end of an upload.
 //!
 //! Only the plain case goes this way: an `http://` master without a proxy, and a download
 //! answered `200` with a `Content-Length`. Anything else (TLS, a proxy, a redirect, a refusal
@@ -15,9 +18,7 @@ use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use rustix::pipe::{fcntl_setpipe_size, pipe_with, splice, PipeFlags, SpliceFlags};
-
-/// Bytes moved by one system call (and the pipe's size).
+/// Bytes read or written by one system call.
 pub const PIECE: usize = 1 << 20;
 /// Largest answer head read; a longer one is declined.
 const MAX_HEAD: usize = 16 * 1024;
@@ -122,34 +123,25 @@ pub fn get(plain: &Plain, target: &str, headers: &[(&str, &str)], answer: Durati
 }
 
 impl Body {
-    /// Moves the body into `file` (at its current position), `got` told the bytes so far;
+    /// Writes the body into `file` (at its current position), `got` told the bytes so far;
     /// without a byte for `stall`, it fails. Returns the bytes moved: fewer than the length
     /// when the server closed early.
     pub fn copy_to(self, file: &mut File, stall: Duration, got: &dyn Fn(u64)) -> Result<u64, Broke> {
-        let Body { stream, start, length } = self;
+        let Body { mut stream, start, length } = self;
         file.write_all(&start).map_err(Broke::Disk)?;
         let mut done = start.len() as u64;
         got(done);
         stream.set_read_timeout(Some(stall)).map_err(Broke::Network)?;
-        let (from_pipe, into_pipe) = pipe_with(PipeFlags::CLOEXEC).map_err(|e| Broke::Disk(e.into()))?;
-        // A larger pipe moves more per call; the default (64 KiB) still works.
-        let _ = fcntl_setpipe_size(&into_pipe, PIECE);
+        let mut buf = vec![0u8; PIECE.min(usize::try_from(length - done).unwrap_or(PIECE))];
         while done < length {
-            let want = usize::try_from(length - done).unwrap_or(usize::MAX).min(PIECE);
-            let n = splice(&stream, None, &into_pipe, None, want, SpliceFlags::MOVE)
-                .map_err(|e| Broke::Network(stalled(e.into())))?;
-            if n == 0 {
-                break;
-            }
-            let mut left = n;
-            while left > 0 {
-                let written = splice(&from_pipe, None, &*file, None, left, SpliceFlags::MOVE)
-                    .map_err(|e| Broke::Disk(e.into()))?;
-                if written == 0 {
-                    return Err(Broke::Disk(io::ErrorKind::WriteZero.into()));
-                }
-                left -= written;
-            }
+            let want = usize::try_from(length - done).unwrap_or(usize::MAX).min(buf.len());
+            let n = match stream.read(&mut buf[..want]) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Broke::Network(stalled(e))),
+            };
+            file.write_all(&buf[..n]).map_err(Broke::Disk)?;
             done += n as u64;
             got(done);
         }
@@ -164,7 +156,7 @@ pub struct Answer {
     pub text: String,
 }
 
-/// `PUT target` with the first `len` bytes of `file` as the body, sent by the kernel; `sent`
+/// `PUT target` with the first `len` bytes of `file` as the body; `sent`
 /// is told the bytes sent so far; without progress for `stall`, it fails. Returns the answer
 /// (also a refusal sent before the whole body was, which ends the sending); declined when the
 /// master cannot be reached or redirects.
@@ -184,24 +176,25 @@ pub fn put(
     if ready.and_then(|()| stream.write_all(plain.head("PUT", target, &headers).as_bytes())).is_err() {
         return Ok(Outcome::Declined);
     }
+    let mut buf = vec![0u8; PIECE.min(usize::try_from(len).unwrap_or(PIECE))];
     let mut offset = 0u64;
     let mut failed = None;
     while offset < len {
-        let want = usize::try_from(len - offset).unwrap_or(usize::MAX).min(PIECE);
-        match rustix::fs::sendfile(&stream, file, Some(&mut offset), want) {
-            Ok(0) => {
-                return Err(Broke::Disk(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("the file ended after {offset} of its {len} bytes (did it change while it was sent?)"),
-                )))
-            }
-            Ok(_) => sent(offset),
-            // The master stopped reading: its answer (a refusal) says why.
-            Err(e) => {
-                failed = Some(stalled(e.into()));
-                break;
-            }
+        let want = usize::try_from(len - offset).unwrap_or(usize::MAX).min(buf.len());
+        let n = std::os::unix::fs::FileExt::read_at(file, &mut buf[..want], offset).map_err(Broke::Disk)?;
+        if n == 0 {
+            return Err(Broke::Disk(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("the file ended after {offset} of its {len} bytes (did it change while it was sent?)"),
+            )));
         }
+        // When the master stops reading, its answer (a refusal) says why.
+        if let Err(e) = stream.write_all(&buf[..n]) {
+            failed = Some(stalled(e));
+            break;
+        }
+        offset += n as u64;
+        sent(offset);
     }
     let Some((head, mut text)) = read_head(&mut stream) else {
         return Err(Broke::Network(

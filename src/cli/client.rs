@@ -183,7 +183,7 @@ pub struct Client {
     conn: Connection,
     authorization: String,
     agent: ureq::Agent,
-    /// The master over plain HTTP without a proxy: workspace files are moved by the kernel.
+    /// The master over plain HTTP without a proxy: workspace files go without ureq ([`bulk`]).
     plain: Option<bulk::Plain>,
 }
 
@@ -563,7 +563,7 @@ impl Client {
 
 /// A download's answer, its body not read yet.
 pub enum Download {
-    /// Over plain HTTP, moved by the kernel.
+    /// Over plain HTTP, without ureq ([`bulk`]).
     Plain(bulk::Body),
     /// Through ureq (TLS, a proxy).
     General(ureq::http::Response<ureq::Body>),
