@@ -1,6 +1,6 @@
 //! Workspace files over plain HTTP without an HTTP library in the way: the body goes between
-//! the socket and the file in pieces of up to [`PIECE`], through one buffer, each byte copied
-//! once into it and once out. Through ureq it was copied twice more (into ureq's buffer and out
+//! the socket and the file through one buffer ([`PIECE`] for an upload, [`INTO_FILE`] for a
+//! download), each byte copied once into it and once out. Through ureq it was copied twice more (into ureq's buffer and out
 //! of it, in pieces of its buffer's size), which made the client, not the master, the slow end
 //! of a download (README, "Workspace files"). Two ways with fewer copies were measured and
 //! left: `splice` from the socket into the file through a pipe was no faster here, and an
@@ -18,8 +18,15 @@ use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-/// Bytes read or written by one system call.
+/// Bytes of an upload read from the file and written to the socket at once.
 pub const PIECE: usize = 1 << 20;
+/// Bytes of a download read from the socket and written to the file at once. Larger writes
+/// were as fast most of the time but not always: with writes of 1 MiB, 0 to 4 downloads of 7
+/// took 3 to 6 times as long, all of it in writing the file (strace), never with writes of 128
+/// or 256 KiB in 56 rounds of `benches/master/files.rs`. The likely cause is this virtual
+/// machine's free page reporting (memory given back to its host is slow to touch again), which
+/// the large page-cache folios of large writes meet more often; it was not proven.
+pub const INTO_FILE: usize = 256 << 10;
 /// Largest answer head read; a longer one is declined.
 const MAX_HEAD: usize = 16 * 1024;
 /// Largest answer body read after an upload (a JSON document or a refusal).
@@ -132,7 +139,7 @@ impl Body {
         let mut done = start.len() as u64;
         got(done);
         stream.set_read_timeout(Some(stall)).map_err(Broke::Network)?;
-        let mut buf = vec![0u8; PIECE.min(usize::try_from(length - done).unwrap_or(PIECE))];
+        let mut buf = vec![0u8; INTO_FILE.min(usize::try_from(length - done).unwrap_or(INTO_FILE))];
         while done < length {
             let want = usize::try_from(length - done).unwrap_or(usize::MAX).min(buf.len());
             let n = match stream.read(&mut buf[..want]) {

@@ -589,7 +589,7 @@ impl Download {
             Download::General(resp) => resp,
         };
         let mut reader = resp.into_body().into_reader();
-        let mut buf = vec![0u8; bulk::PIECE];
+        let mut buf = vec![0u8; bulk::INTO_FILE];
         let mut done = 0u64;
         loop {
             let n = match reader.read(&mut buf) {
