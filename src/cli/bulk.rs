@@ -35,8 +35,10 @@ const MAX_ANSWER: u64 = 1 << 20;
 /// A master reached over plain HTTP, without a proxy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plain {
-    /// `host:port`, as connected to and sent as `Host`.
-    authority: String,
+    /// `host[:port]` as the URL has it: the `Host` header.
+    host: String,
+    /// `host:port`: where to connect.
+    addr: String,
     /// The path the master's URL has before the API's (empty for most).
     prefix: String,
 }
@@ -46,27 +48,27 @@ impl Plain {
     /// information in it, or is reached through a proxy.
     pub fn of(url: &str, proxied: bool) -> Option<Plain> {
         let rest = url.strip_prefix("http://")?;
-        let (authority, prefix) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        if proxied || authority.is_empty() || authority.contains(['@', '?', '#']) {
+        let (host, prefix) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        if proxied || host.is_empty() || host.contains(['@', '?', '#']) {
             return None;
         }
-        let has_port = match authority.rfind(']') {
-            Some(end) => authority[end..].contains(':'),
-            None => authority.contains(':'),
+        let has_port = match host.rfind(']') {
+            Some(end) => host[end..].contains(':'),
+            None => host.contains(':'),
         };
-        let authority = if has_port { authority.to_string() } else { format!("{authority}:80") };
-        Some(Plain { authority, prefix: prefix.to_string() })
+        let addr = if has_port { host.to_string() } else { format!("{host}:80") };
+        Some(Plain { host: host.to_string(), addr, prefix: prefix.to_string() })
     }
 
     fn connect(&self, timeout: Duration) -> Option<TcpStream> {
-        let addrs = self.authority.to_socket_addrs().ok()?;
+        let addrs = self.addr.to_socket_addrs().ok()?;
         addrs.into_iter().find_map(|a| TcpStream::connect_timeout(&a, timeout).ok())
     }
 
     /// The head of a request for the API path `target` (`/api/0.6/...`).
     fn head(&self, method: &str, target: &str, headers: &[(&str, &str)]) -> String {
         let mut head =
-            format!("{method} {}{target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.prefix, self.authority);
+            format!("{method} {}{target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.prefix, self.host);
         for (name, value) in headers {
             head.push_str(&format!("{name}: {value}\r\n"));
         }
@@ -280,11 +282,13 @@ mod tests {
 
     #[test]
     fn only_plain_http_without_a_proxy_goes_straight() {
-        let plain = |authority: &str, prefix: &str| Some(Plain { authority: authority.into(), prefix: prefix.into() });
-        assert_eq!(Plain::of("http://127.0.0.1:4850", false), plain("127.0.0.1:4850", ""));
-        assert_eq!(Plain::of("http://zoe.example", false), plain("zoe.example:80", ""));
-        assert_eq!(Plain::of("http://[::1]:4850/zoe", false), plain("[::1]:4850", "/zoe"));
-        assert_eq!(Plain::of("http://[::1]", false), plain("[::1]:80", ""));
+        let plain = |host: &str, addr: &str, prefix: &str| {
+            Some(Plain { host: host.into(), addr: addr.into(), prefix: prefix.into() })
+        };
+        assert_eq!(Plain::of("http://127.0.0.1:4850", false), plain("127.0.0.1:4850", "127.0.0.1:4850", ""));
+        assert_eq!(Plain::of("http://zoe.example", false), plain("zoe.example", "zoe.example:80", ""));
+        assert_eq!(Plain::of("http://[::1]:4850/zoe", false), plain("[::1]:4850", "[::1]:4850", "/zoe"));
+        assert_eq!(Plain::of("http://[::1]", false), plain("[::1]", "[::1]:80", ""));
         assert_eq!(Plain::of("https://zoe.example", false), None);
         assert_eq!(Plain::of("http://zoe.example", true), None);
         assert_eq!(Plain::of("http://u:p@zoe.example", false), None);
