@@ -148,7 +148,7 @@ impl Body {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Broke::Network(stalled(e))),
+                Err(e) => return Err(Broke::Network(stalled(e, stall))),
             };
             file.write_all(&buf[..n]).map_err(Broke::Disk)?;
             done += n as u64;
@@ -199,7 +199,7 @@ pub fn put(
         }
         // When the master stops reading, its answer (a refusal) says why.
         if let Err(e) = stream.write_all(&buf[..n]) {
-            failed = Some(stalled(e));
+            failed = Some(stalled(e, stall));
             break;
         }
         offset += n as u64;
@@ -267,10 +267,12 @@ fn parse_head(bytes: &[u8]) -> Option<Option<(Head, usize)>> {
     Some(Some((Head { status: answer.code?, length, chunked }, used)))
 }
 
-/// A socket's timeout (`EAGAIN` on a blocking socket) said as one.
-fn stalled(e: io::Error) -> io::Error {
+/// A socket's timeout (`EAGAIN` on a blocking socket, or a timeout) said as a stall of `stall`.
+pub fn stalled(e: io::Error, stall: Duration) -> io::Error {
     match e.kind() {
-        io::ErrorKind::WouldBlock => io::Error::new(io::ErrorKind::TimedOut, "no progress in time"),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+            io::Error::new(io::ErrorKind::TimedOut, format!("nothing moved for {stall:?}"))
+        }
         _ => e,
     }
 }

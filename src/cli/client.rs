@@ -163,6 +163,18 @@ impl Method {
     }
 }
 
+/// How long a request may take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Limit {
+    /// All of it within [`REQUEST_TIMEOUT`].
+    Whole,
+    /// A transfer of a workspace file: the answer starts within [`REQUEST_TIMEOUT`], then it
+    /// takes as long as it takes, but fails when no byte moves for [`STALL`].
+    Transfer,
+    /// An endless stream (`logs --follow`): only the answer's start is timed.
+    Endless,
+}
+
 /// What a request carries.
 #[derive(Clone, Copy)]
 enum Sent<'a> {
@@ -185,6 +197,8 @@ pub struct Client {
     agent: ureq::Agent,
     /// The master over plain HTTP without a proxy: workspace files go without ureq ([`bulk`]).
     plain: Option<bulk::Plain>,
+    /// A transfer that moves nothing for this long fails ([`STALL`]).
+    stall: Duration,
 }
 
 impl Client {
@@ -217,15 +231,15 @@ impl Client {
             None => format!("Basic {token}"),
         };
         let plain = bulk::Plain::of(&conn.url, agent.config().proxy().is_some());
-        Ok(Client { conn, authorization, agent, plain })
+        Ok(Client { conn, authorization, agent, plain, stall: STALL })
     }
 
-    /// `GET <path>`: the JSON answer.
     /// The master's URL (`https://host:port`), for links through its proxy.
     pub fn master_url(&self) -> &str {
         &self.conn.url
     }
 
+    /// `GET <path>`: the JSON answer.
     pub fn get(&self, path: &str) -> Result<Value, CliError> {
         self.json(Method::Get, path, None)
     }
@@ -242,20 +256,22 @@ impl Client {
 
     /// `DELETE <path>`; the answer has no body.
     pub fn delete(&self, path: &str) -> Result<(), CliError> {
-        self.send(Method::Delete, path, Sent::Nothing, Some(REQUEST_TIMEOUT)).map(drop)
+        self.send(Method::Delete, path, Sent::Nothing, Limit::Whole).map(drop)
     }
 
     /// `GET <path>` of something that may be large (a workspace file): the answer, its body
-    /// not read yet. Only connecting and the answer's start are timed, not its transfer (which
-    /// fails when it stalls, see [`Download::copy_to`]).
+    /// not read yet. Its transfer is not timed as a whole, but fails when it stalls (see
+    /// [`Limit::Transfer`]).
     pub fn download(&self, path: &str) -> Result<Download, CliError> {
+        let stall = self.stall;
         if let Some(plain) = &self.plain {
             let target = format!("{API}{path}");
             if let bulk::Outcome::Done(body) = bulk::get(plain, &target, &self.headers(), REQUEST_TIMEOUT) {
-                return Ok(Download::Plain(body));
+                return Ok(Download { body: Received::Plain(body), stall });
             }
         }
-        self.send(Method::Get, path, Sent::Nothing, None).map(Download::General)
+        let resp = self.send(Method::Get, path, Sent::Nothing, Limit::Transfer)?;
+        Ok(Download { body: Received::General(resp), stall })
     }
 
     /// `PUT <path>` with the first `len` bytes of the file at `local`, streamed from disk with
@@ -267,7 +283,7 @@ impl Client {
             std::fs::File::open(local).map_err(|e| CliError::Usage(format!("cannot read {}: {e}", local.display())))?;
         if let Some(plain) = &self.plain {
             let target = format!("{API}{path}");
-            match bulk::put(plain, &target, &self.headers(), &file, len, STALL, sent) {
+            match bulk::put(plain, &target, &self.headers(), &file, len, self.stall, sent) {
                 Ok(bulk::Outcome::Declined) => {}
                 Ok(bulk::Outcome::Done(a)) if (200..300).contains(&a.status) => return Ok(()),
                 Ok(bulk::Outcome::Done(a)) => return Err(self.refusal(Method::Put, path, a.status, &a.text)),
@@ -279,7 +295,7 @@ impl Client {
                 }
             }
         }
-        self.send(Method::Put, path, Sent::File { path: local, len, sent }, None).map(drop)
+        self.send(Method::Put, path, Sent::File { path: local, len, sent }, Limit::Transfer).map(drop)
     }
 
     /// The headers of every request but its body's.
@@ -303,8 +319,8 @@ impl Client {
     /// `endless` there is no overall time limit (for a followed log). Stops quietly when `out`
     /// is closed (a pipe into `head`).
     pub fn stream(&self, path: &str, endless: bool, escape: bool, out: &mut dyn Write) -> Result<(), CliError> {
-        let timeout = if endless { None } else { Some(REQUEST_TIMEOUT) };
-        let resp = self.send(Method::Get, path, Sent::Nothing, timeout)?;
+        let limit = if endless { Limit::Endless } else { Limit::Whole };
+        let resp = self.send(Method::Get, path, Sent::Nothing, limit)?;
         let mut reader = resp.into_body().into_reader();
         let mut buf = vec![0u8; 16 * 1024];
         let mut escaper = crate::escape::StreamEscaper::default();
@@ -341,7 +357,7 @@ impl Client {
     fn json(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, CliError> {
         let body = body.map(|b| b.to_string().into_bytes());
         let sent = body.as_deref().map_or(Sent::Nothing, Sent::Json);
-        let mut resp = self.send(method, path, sent, Some(REQUEST_TIMEOUT))?;
+        let mut resp = self.send(method, path, sent, Limit::Whole)?;
         let text = read_text(&mut resp)
             .map_err(|e| CliError::Connection(format!("reading the answer of {}: {e}", self.conn.url)))?;
         serde_json::from_str(&text).map_err(|e| {
@@ -360,12 +376,12 @@ impl Client {
         method: Method,
         path: &str,
         body: Sent,
-        timeout: Option<Duration>,
+        limit: Limit,
     ) -> Result<ureq::http::Response<ureq::Body>, CliError> {
         let mut url = format!("{}{API}{path}", self.conn.url);
         let mut redirects = 0;
         let mut resp = loop {
-            let resp = self.send_once(method, &url, body, timeout)?;
+            let resp = self.send_once(method, &url, body, limit)?;
             if !resp.status().is_redirection() {
                 break resp;
             }
@@ -424,12 +440,12 @@ impl Client {
         method: Method,
         url: &str,
         body: Sent,
-        timeout: Option<Duration>,
+        limit: Limit,
     ) -> Result<ureq::http::Response<ureq::Body>, CliError> {
         let mut pauses = RETRY_PAUSES.iter();
         let mut attempts = 1;
         loop {
-            match self.attempt(method, url, body, timeout) {
+            match self.attempt(method, url, body, limit) {
                 Ok(resp) => return Ok(resp),
                 Err(e) => match (retryable(method, &e), pauses.next()) {
                     (true, Some(pause)) => {
@@ -495,14 +511,18 @@ impl Client {
         method: Method,
         url: &str,
         body: Sent,
-        timeout: Option<Duration>,
+        limit: Limit,
     ) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
         let req = ureq::http::Request::builder()
             .method(method.as_str())
             .uri(url)
             .header("Authorization", &self.authorization);
-        // Without an overall limit (a transfer), the answer must still start in time.
-        let answer = timeout.map_or(Some(REQUEST_TIMEOUT), |_| None);
+        let (global, answer) = match limit {
+            Limit::Whole => (Some(REQUEST_TIMEOUT), None),
+            // Without an overall limit, the answer must still start in time.
+            Limit::Transfer | Limit::Endless => (None, Some(REQUEST_TIMEOUT)),
+        };
+        let stall = matches!(limit, Limit::Transfer).then_some(self.stall);
         match body {
             Sent::Nothing | Sent::Json(_) => {
                 let (req, bytes) = match body {
@@ -510,7 +530,8 @@ impl Client {
                     _ => (req, Vec::new()),
                 };
                 let req = req.body(bytes).map_err(ureq::Error::Http)?;
-                let req = self.agent.configure_request(req).timeout_global(timeout).timeout_recv_response(answer);
+                let req = self.agent.configure_request(req).timeout_global(global).timeout_recv_response(answer);
+                let req = req.timeout_per_read(stall).timeout_per_write(stall);
                 self.agent.run(req.build())
             }
             Sent::File { path, len, sent } => {
@@ -521,7 +542,8 @@ impl Client {
                     .header("Content-Length", len.to_string())
                     .body(ureq::SendBody::from_reader(&mut reader))
                     .map_err(ureq::Error::Http)?;
-                let req = self.agent.configure_request(req).timeout_global(timeout).timeout_recv_response(answer);
+                let req = self.agent.configure_request(req).timeout_global(global).timeout_recv_response(answer);
+                let req = req.timeout_per_read(stall).timeout_per_write(stall);
                 self.agent.run(req.build())
             }
         }
@@ -534,6 +556,9 @@ impl Client {
             ureq::Error::BadUri(m) => CliError::Usage(format!("bad server URL {url}: {m}")),
             ureq::Error::Timeout(ureq::Timeout::Connect | ureq::Timeout::Resolve) => {
                 CliError::Connection(format!("cannot connect to {url}: timed out{tries}"))
+            }
+            ureq::Error::Timeout(ureq::Timeout::PerRead | ureq::Timeout::PerWrite) => {
+                CliError::Connection(format!("the transfer with {url} stalled: nothing moved for {:?}", self.stall))
             }
             ureq::Error::Timeout(_) => {
                 CliError::Connection(format!("no answer from {url} within {} s", REQUEST_TIMEOUT.as_secs()))
@@ -562,31 +587,36 @@ impl Client {
 }
 
 /// A download's answer, its body not read yet.
-pub enum Download {
+pub struct Download {
+    body: Received,
+    stall: Duration,
+}
+
+enum Received {
     /// Over plain HTTP, without ureq ([`bulk`]).
     Plain(bulk::Body),
-    /// Through ureq (TLS, a proxy).
+    /// Through ureq (TLS, a proxy), which fails a read that waits longer than the stall limit.
     General(ureq::http::Response<ureq::Body>),
 }
 
 impl Download {
     /// The body's length, when the answer says it.
     pub fn length(&self) -> Option<u64> {
-        match self {
-            Download::Plain(body) => Some(body.length),
-            Download::General(resp) => {
+        match &self.body {
+            Received::Plain(body) => Some(body.length),
+            Received::General(resp) => {
                 resp.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
             }
         }
     }
 
     /// Writes the body into `file` as it arrives, `got` told the bytes so far; fails when no
-    /// byte came for [`STALL`] (plain HTTP). Returns the bytes written: fewer than
-    /// [`Download::length`] when the connection ended early.
+    /// byte came for [`STALL`]. Returns the bytes written: fewer than [`Download::length`] when
+    /// the connection ended early.
     pub fn copy_to(self, file: &mut std::fs::File, got: &dyn Fn(u64)) -> Result<u64, bulk::Broke> {
-        let resp = match self {
-            Download::Plain(body) => return body.copy_to(file, STALL, got),
-            Download::General(resp) => resp,
+        let resp = match self.body {
+            Received::Plain(body) => return body.copy_to(file, self.stall, got),
+            Received::General(resp) => resp,
         };
         let mut reader = resp.into_body().into_reader();
         let mut buf = vec![0u8; bulk::INTO_FILE];
@@ -596,7 +626,17 @@ impl Download {
                 Ok(0) => return Ok(done),
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(bulk::Broke::Network(e)),
+                Err(e) => {
+                    // ureq's reader says a timeout as another error that holds ureq's.
+                    let ureq_timeout = e.get_ref().and_then(|inner| inner.downcast_ref::<ureq::Error>());
+                    let e = match ureq_timeout {
+                        Some(ureq::Error::Timeout(_)) => {
+                            std::io::Error::new(std::io::ErrorKind::TimedOut, e.to_string())
+                        }
+                        _ => e,
+                    };
+                    return Err(bulk::Broke::Network(bulk::stalled(e, self.stall)));
+                }
             };
             file.write_all(&buf[..n]).map_err(bulk::Broke::Disk)?;
             done += n as u64;
@@ -734,5 +774,75 @@ mod tests {
         let e = e.as_ref().map(|e| (e.to_string(), e.exit_code()));
         let want = "no password given: set ZOE_PASS or pass --password".to_string();
         assert_eq!(e, Some((want, exit::USAGE)));
+    }
+
+    /// A server that takes one connection after another: reads each request's head, answers
+    /// it with `head` and then stays silent without reading, the connection open until the
+    /// test ends.
+    fn silent_after(head: &'static str) -> String {
+        use std::io::BufRead;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                    line.clear();
+                }
+                let _ = conn.write_all(head.as_bytes());
+                held.push(conn);
+            }
+        });
+        url
+    }
+
+    fn stalling_client(url: &str, plain: bool) -> Client {
+        let conn = Connection { url: url.into(), user: "u".into(), password: "p".into(), token: None, ca_file: None };
+        let mut c = Client::new(conn).unwrap();
+        assert!(c.plain.is_some(), "a plain http:// URL without a proxy goes the plain way");
+        if !plain {
+            c.plain = None;
+        }
+        c.stall = Duration::from_millis(300);
+        c
+    }
+
+    #[test]
+    fn a_stalled_download_fails_whichever_way_it_goes() {
+        let url = silent_after("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nabc");
+        for plain in [true, false] {
+            let c = stalling_client(&url, plain);
+            let path = std::env::temp_dir().join(format!("zoe-client-stall-{}-{plain}", std::process::id()));
+            let mut file = std::fs::File::create(&path).unwrap();
+            let started = std::time::Instant::now();
+            let download = c.download("/workspace/f").unwrap();
+            assert_eq!(download.length(), Some(1000));
+            let copied = download.copy_to(&mut file, &|_| {});
+            let Err(bulk::Broke::Network(e)) = copied else { panic!("plain {plain}: {copied:?}") };
+            assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "plain {plain}: {e}");
+            assert!(started.elapsed() < Duration::from_secs(10), "plain {plain}: {:?}", started.elapsed());
+            assert_eq!(std::fs::read(&path).unwrap(), b"abc", "plain {plain}");
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    #[test]
+    fn a_stalled_upload_fails_whichever_way_it_goes() {
+        // The server never reads the body: once the sockets' buffers are full, nothing moves.
+        let url = silent_after("");
+        let path = std::env::temp_dir().join(format!("zoe-client-stall-up-{}", std::process::id()));
+        std::fs::write(&path, vec![0u8; 64 << 20]).unwrap();
+        for plain in [true, false] {
+            let c = stalling_client(&url, plain);
+            let started = std::time::Instant::now();
+            let sent = c.upload("/workspace/f", &path, 64 << 20, &|_| {});
+            let Err(CliError::Connection(message)) = &sent else { panic!("plain {plain}: {sent:?}") };
+            assert!(message.contains("nothing moved for 300ms"), "plain {plain}: {message}");
+            assert!(started.elapsed() < Duration::from_secs(10), "plain {plain}: {:?}", started.elapsed());
+        }
+        let _ = std::fs::remove_file(path);
     }
 }
