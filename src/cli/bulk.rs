@@ -1,17 +1,18 @@
 //! Workspace files over plain HTTP without an HTTP library in the way: the body goes between
 //! the socket and the file through one buffer ([`PIECE`] for an upload, [`INTO_FILE`] for a
-//! download), each byte copied once into it and once out. Through ureq it was copied twice more (into ureq's buffer and out
-//! of it, in pieces of its buffer's size), which made the client, not the master, the slow end
-//! of a download (README, "Workspace files"). Two ways with fewer copies were measured and
-//! left: `splice` from the socket into the file through a pipe was no faster here, and an
-//! upload sent by `sendfile` made the master's receiving cost twice the CPU (200 to 240 ms per
-//! 200 MiB against 90 to 110), the master being the slow end of an upload.
+//! download), each byte copied once into it and once out. Through ureq it was copied twice
+//! more (into ureq's buffer and out of it, in pieces of its buffer's size), which made the
+//! client, not the master, the slow end of a download (README, "Workspace files"). Two ways
+//! with fewer copies were measured and left: `splice` from the socket into the file through a
+//! pipe was no faster here, and an upload sent by `sendfile` made the master's receiving cost
+//! twice the CPU (200 to 240 ms per 200 MiB against 90 to 110), the master being the slow end
+//! of an upload.
 //!
 //! Only the plain case goes this way: an `http://` master without a proxy, and a download
 //! answered `200` with a `Content-Length`. Anything else (TLS, a proxy, a redirect, a refusal
 //! of a download, a server that cannot be reached) is [`Outcome::Declined`] before any byte of
-//! the body moved, and [`super::client::Client`] asks again its general way, which gives every
-//! answer its usual meaning (retries, redirects, error codes).
+//! the body moved, and the client asks again its general way (ureq), which gives every answer
+//! its usual meaning (retries, redirects, error codes).
 
 use std::fs::File;
 use std::io::{self, Read, Write};
