@@ -815,7 +815,7 @@ mod tests {
         let url = silent_after("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nabc");
         for plain in [true, false] {
             let c = stalling_client(&url, plain);
-            let path = std::env::temp_dir().join(format!("zoe-client-stall-{}-{plain}", std::process::id()));
+            let path = std::env::temp_dir().join(format!("zoe-client-stall-{plain}-{}", std::process::id()));
             let mut file = std::fs::File::create(&path).unwrap();
             let started = std::time::Instant::now();
             let download = c.download("/workspace/f").unwrap();
