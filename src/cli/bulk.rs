@@ -86,16 +86,6 @@ pub enum Outcome<T> {
     Done(T),
 }
 
-impl<T> Outcome<T> {
-    /// What was done; `None` when declined.
-    pub fn done(self) -> Option<T> {
-        match self {
-            Outcome::Declined => None,
-            Outcome::Done(t) => Some(t),
-        }
-    }
-}
-
 /// A failure once the body started moving.
 #[derive(Debug)]
 pub enum Broke {
@@ -139,24 +129,33 @@ impl Body {
     pub fn copy_to(self, file: &mut File, stall: Duration, got: &dyn Fn(u64)) -> Result<u64, Broke> {
         let Body { mut stream, start, length } = self;
         file.write_all(&start).map_err(Broke::Disk)?;
-        let mut done = start.len() as u64;
-        got(done);
+        got(start.len() as u64);
         stream.set_read_timeout(Some(stall)).map_err(Broke::Network)?;
-        let mut buf = vec![0u8; INTO_FILE.min(usize::try_from(length - done).unwrap_or(INTO_FILE))];
-        while done < length {
-            let want = usize::try_from(length - done).unwrap_or(usize::MAX).min(buf.len());
-            let n = match stream.read(&mut buf[..want]) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Broke::Network(stalled(e, stall))),
-            };
-            file.write_all(&buf[..n]).map_err(Broke::Disk)?;
-            done += n as u64;
-            got(done);
-        }
-        Ok(done)
+        pour(&mut stream, file, start.len() as u64, length, got).map_err(|e| match e {
+            Broke::Network(e) => Broke::Network(stalled(e, stall)),
+            disk => disk,
+        })
     }
+}
+
+/// Copies what `from` gives into `file` through one buffer of [`INTO_FILE`], until it ends or
+/// the count, starting at `done`, reaches `until`; `got` is told the count after each piece.
+/// Returns the count; a read error is [`Broke::Network`] as it came.
+pub fn pour(from: &mut dyn Read, file: &mut File, mut done: u64, until: u64, got: &dyn Fn(u64)) -> Result<u64, Broke> {
+    let mut buf = vec![0u8; INTO_FILE.min(usize::try_from(until.saturating_sub(done)).unwrap_or(INTO_FILE))];
+    while done < until {
+        let want = usize::try_from(until - done).unwrap_or(usize::MAX).min(buf.len());
+        let n = match from.read(&mut buf[..want]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Broke::Network(e)),
+        };
+        file.write_all(&buf[..n]).map_err(Broke::Disk)?;
+        done += n as u64;
+        got(done);
+    }
+    Ok(done)
 }
 
 /// What an upload was answered.
@@ -282,6 +281,16 @@ pub fn stalled(e: io::Error, stall: Duration) -> io::Error {
 #[allow(clippy::unwrap_used)] // a test fails by panicking
 mod tests {
     use super::*;
+
+    impl<T> Outcome<T> {
+        /// What was done; `None` when declined.
+        fn done(self) -> Option<T> {
+            match self {
+                Outcome::Declined => None,
+                Outcome::Done(t) => Some(t),
+            }
+        }
+    }
 
     #[test]
     fn only_plain_http_without_a_proxy_goes_straight() {

@@ -517,12 +517,6 @@ impl Client {
             .method(method.as_str())
             .uri(url)
             .header("Authorization", &self.authorization);
-        let (global, answer) = match limit {
-            Limit::Whole => (Some(REQUEST_TIMEOUT), None),
-            // Without an overall limit, the answer must still start in time.
-            Limit::Transfer | Limit::Endless => (None, Some(REQUEST_TIMEOUT)),
-        };
-        let stall = matches!(limit, Limit::Transfer).then_some(self.stall);
         match body {
             Sent::Nothing | Sent::Json(_) => {
                 let (req, bytes) = match body {
@@ -530,9 +524,7 @@ impl Client {
                     _ => (req, Vec::new()),
                 };
                 let req = req.body(bytes).map_err(ureq::Error::Http)?;
-                let req = self.agent.configure_request(req).timeout_global(global).timeout_recv_response(answer);
-                let req = req.timeout_per_read(stall).timeout_per_write(stall);
-                self.agent.run(req.build())
+                self.agent.run(self.limited(req, limit))
             }
             Sent::File { path, len, sent } => {
                 let file = std::fs::File::open(path)?;
@@ -542,11 +534,21 @@ impl Client {
                     .header("Content-Length", len.to_string())
                     .body(ureq::SendBody::from_reader(&mut reader))
                     .map_err(ureq::Error::Http)?;
-                let req = self.agent.configure_request(req).timeout_global(global).timeout_recv_response(answer);
-                let req = req.timeout_per_read(stall).timeout_per_write(stall);
-                self.agent.run(req.build())
+                self.agent.run(self.limited(req, limit))
             }
         }
+    }
+
+    /// `req` with the time limits of `limit`.
+    fn limited<S: ureq::AsSendBody>(&self, req: ureq::http::Request<S>, limit: Limit) -> ureq::http::Request<S> {
+        let (global, answer) = match limit {
+            Limit::Whole => (Some(REQUEST_TIMEOUT), None),
+            // Without an overall limit, the answer must still start in time.
+            Limit::Transfer | Limit::Endless => (None, Some(REQUEST_TIMEOUT)),
+        };
+        let stall = matches!(limit, Limit::Transfer).then_some(self.stall);
+        let req = self.agent.configure_request(req).timeout_global(global).timeout_recv_response(answer);
+        req.timeout_per_read(stall).timeout_per_write(stall).build()
     }
 
     fn transport_error(&self, e: &ureq::Error, attempts: u32) -> CliError {
@@ -619,29 +621,18 @@ impl Download {
             Received::General(resp) => resp,
         };
         let mut reader = resp.into_body().into_reader();
-        let mut buf = vec![0u8; bulk::INTO_FILE];
-        let mut done = 0u64;
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => return Ok(done),
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // ureq's reader says a timeout as another error that holds ureq's.
-                    let ureq_timeout = e.get_ref().and_then(|inner| inner.downcast_ref::<ureq::Error>());
-                    let e = match ureq_timeout {
-                        Some(ureq::Error::Timeout(_)) => {
-                            std::io::Error::new(std::io::ErrorKind::TimedOut, e.to_string())
-                        }
-                        _ => e,
-                    };
-                    return Err(bulk::Broke::Network(bulk::stalled(e, self.stall)));
-                }
-            };
-            file.write_all(&buf[..n]).map_err(bulk::Broke::Disk)?;
-            done += n as u64;
-            got(done);
-        }
+        bulk::pour(&mut reader, file, 0, u64::MAX, got).map_err(|e| match e {
+            bulk::Broke::Network(e) => {
+                // ureq's reader says a timeout as another error that holds ureq's.
+                let ureq_timeout = e.get_ref().and_then(|inner| inner.downcast_ref::<ureq::Error>());
+                let e = match ureq_timeout {
+                    Some(ureq::Error::Timeout(_)) => std::io::Error::from(std::io::ErrorKind::TimedOut),
+                    _ => e,
+                };
+                bulk::Broke::Network(bulk::stalled(e, self.stall))
+            }
+            disk => disk,
+        })
     }
 }
 
